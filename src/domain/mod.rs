@@ -1,0 +1,9 @@
+//! Pure domain logic: no pgrx here, so all of it is tested with plain `cargo test`.
+
+pub mod component_type;
+pub mod error;
+pub mod normalize;
+pub mod progress;
+pub mod sequence;
+pub mod template;
+pub mod work_date;
