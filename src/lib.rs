@@ -4,4 +4,38 @@
 pub mod domain;
 pub mod pg;
 
-::pgrx::pg_module_magic!();
+::pgrx::pg_module_magic!(name, version);
+
+// The schema, in order; `requires` names the Rust functions each file uses.
+::pgrx::extension_sql_file!("../sql/01_bootstrap.sql", name = "bootstrap", bootstrap);
+::pgrx::extension_sql_file!(
+    "../sql/02_tables.sql",
+    name = "tables",
+    requires = ["bootstrap", normalize_drawing_key, parse_component_type, template_problem]
+);
+::pgrx::extension_sql_file!("../sql/03_identity.sql", name = "identity", requires = ["tables"]);
+::pgrx::extension_sql_file!("../sql/04_integrity.sql", name = "integrity", requires = ["identity"]);
+::pgrx::extension_sql_file!(
+    "../sql/05_tenancy.sql",
+    name = "tenancy",
+    requires = ["integrity", default_milestones]
+);
+::pgrx::extension_sql_file!(
+    "../sql/06_project_data.sql",
+    name = "project_data",
+    requires = [
+        "tenancy",
+        milestone_earned,
+        normalize_commodity_code,
+        normalize_size,
+        accepted_component_types
+    ]
+);
+::pgrx::extension_sql_file!(
+    "../sql/07_milestones.sql",
+    name = "milestones",
+    requires = ["project_data", plan_milestone_update, work_date_problem, normalize_stencil]
+);
+::pgrx::extension_sql_file!("../sql/08_views.sql", name = "views", requires = ["milestones"]);
+::pgrx::extension_sql_file!("../sql/09_api.sql", name = "api", requires = ["views"]);
+::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

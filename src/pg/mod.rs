@@ -1,1 +1,5 @@
-pub mod functions;
+//! Thin pgrx glue: SQL-callable wrappers over `crate::domain`. They return results as data (an
+//! error key, never a raised error); `sql/` turns a key into the catalogued SQLSTATE.
+
+pub mod milestones;
+pub mod normalize;

@@ -1,0 +1,75 @@
+-- Bootstrap: the API schema and the one catalog of error keys every raised error comes from.
+-- The extension's own schema, `pipetrak`, is created from the control file and never exposed.
+
+-- The only schema PostgREST exposes: security_invoker views for reads, functions for writes.
+create schema pipetrak_api;
+comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
+
+-- Every error the extension raises: a stable key, the SQLSTATE PostgREST turns into an HTTP status
+-- (PTxxx = HTTP xxx), a message and a hint. Static catalog shipped with the extension (not user data).
+create table pipetrak.error_codes (
+    code     text primary key check (code ~ '^[a-z][a-z0-9_]*$'),
+    sqlstate text not null check (sqlstate ~ '^[0-9A-Z]{5}$'),
+    message  text not null,
+    hint     text not null
+);
+
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('not_authenticated',        'PT401', 'No signed-in user in this request', 'Send a JWT whose "sub" claim is the user''s uuid (request.jwt.claims).'),
+    ('permission_denied',        '42501', 'Your role does not allow this', 'Ask an owner or admin of the organization for a role that allows it.'),
+    ('cannot_change_own_role',   'PT403', 'Nobody can change their own role or membership this way', 'Ask another owner or admin to do it.'),
+    ('owner_only',               'PT403', 'Only an owner can manage owners', 'Ask an owner of the organization.'),
+    ('work_week_locked',         'PT403', 'That work date is in a locked week', 'Weeks lock on Tuesday 09:00 project time after they end; ask an owner or admin to record it.'),
+    ('audit_log_immutable',      'PT403', 'Milestone events can''t be changed or deleted', 'Record a new update instead; the log is append-only.'),
+    ('organization_not_found',   'PT404', 'Organization not found', 'Check the id; you only see organizations you belong to.'),
+    ('project_not_found',        'PT404', 'Project not found', 'Check the id; you only see projects of your organizations.'),
+    ('member_not_found',         'PT404', 'That user is not a member of the organization', 'List the organization''s memberships to find the user id.'),
+    ('reference_not_found',      'PT404', 'Area, system or test package not found in this project', 'Use an id from the project''s areas, systems or test_packages.'),
+    ('drawing_not_found',        'PT404', 'Drawing not found in this project', 'Use an id from pipetrak_api.drawings of the same project.'),
+    ('component_not_found',      'PT404', 'Component not found', 'Check the id; you only see components of your organizations'' projects.'),
+    ('review_item_not_found',    'PT404', 'Review item not found', 'Use an id from pipetrak_api.review_items.'),
+    ('version_conflict',         'PT409', 'The component changed since you read it', 'Reload the component (its current state is in the detail) and apply your change again.'),
+    ('component_retired',        'PT409', 'The component is retired', 'Retired components keep their history but take no more updates.'),
+    ('project_archived',         'PT409', 'The project is archived', 'Archived projects are read-only.'),
+    ('out_of_sequence',          'PT409', 'The update breaks the milestone sequence', 'Complete the milestones it requires first (listed in the detail), or ask for the project''s sequence mode to be "flag".'),
+    ('last_owner',               'PT409', 'An organization must keep at least one owner', 'Make another member an owner first.'),
+    ('already_member',           'PT409', 'That user is already a member', 'Use change_member_role to change their role.'),
+    ('name_taken',               'PT409', 'That name is already used in this project', 'Choose another name, or use the existing one.'),
+    ('job_number_taken',         'PT409', 'That job number is already used in this organization', 'Choose another job number.'),
+    ('drawing_exists',           'PT409', 'A drawing with that number already exists in this project', 'Drawing numbers compare after normalization (case, spaces, sheet suffix); use the existing drawing.'),
+    ('duplicate_component',      'PT409', 'A component with that identity already exists', 'Spool ids and weld numbers are unique in a project; use the existing component.'),
+    ('reference_in_use',         'PT409', 'Drawings or components are still assigned to it', 'Assign them elsewhere first.'),
+    ('template_in_use',          'PT409', 'Components of this type already have progress', 'Pass recompute => true so their % complete follows the new weights.'),
+    ('invalid_argument',         'PT400', 'An argument is missing or malformed', 'See the detail for the argument and what it accepts.'),
+    ('unknown_component_type',   'PT422', 'Unknown component type', 'Use one of the accepted names listed in the detail.'),
+    ('unknown_milestone',        'PT422', 'That milestone is not in the component''s template', 'Use a milestone name listed in the detail.'),
+    ('invalid_milestone_value',  'PT422', 'A milestone value is a number from 0 to 100 with at most two decimals', 'Send e.g. 0, 50, 33.33 or 100.'),
+    ('discrete_milestone_value', 'PT422', 'This milestone is done or not done: its value must be 0 or 100', 'Send 0 or 100.'),
+    ('work_date_in_future',      'PT422', 'The work date is in the future', 'Use today''s date (project time) or an earlier one.'),
+    ('invalid_template',         'PT422', 'The template is not valid', 'Give every milestone of the template an integer weight; the weights must sum to 100.'),
+    ('invalid_role',             'PT422', 'Unknown role', 'Use owner, admin, project_manager, foreman, qc_inspector, welder or viewer.'),
+    ('invalid_time_zone',        'PT422', 'Unknown time zone', 'Use an IANA name such as America/Chicago (see pg_timezone_names).'),
+    ('invalid_stencil',          'PT422', 'A welder stencil is 2 to 12 letters, digits or dashes', 'Send e.g. K-12 or WLD001.'),
+    ('not_a_field_weld',         'PT422', 'The component is not a field weld', 'Welders are assigned to field_weld components only.');
+
+-- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
+-- become an internal error that still reveals nothing but the key.
+create function pipetrak.raise_error(p_code text, p_context jsonb default '{}', p_message text default null)
+returns void
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    v_error pipetrak.error_codes;
+begin
+    select * into v_error from pipetrak.error_codes where code = p_code;
+    if not found then
+        v_error := row(p_code, 'XX000', 'internal error', 'Report this to your administrator.');
+    end if;
+    raise exception using
+        errcode = v_error.sqlstate,
+        message = coalesce(p_message, v_error.message),
+        detail = (jsonb_build_object('code', p_code) || coalesce(p_context, '{}'))::text,
+        hint = v_error.hint;
+end
+$$;

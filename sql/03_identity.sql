@@ -1,0 +1,190 @@
+-- Identity and membership helpers. Policies call them as `(select …)` / `in (select …)` so each is
+-- evaluated once per statement, not once per row.
+
+-- The claims PostgREST (or the SQL client) put into the request; {} when there are none.
+create function pipetrak.current_claims()
+returns jsonb
+language sql stable parallel safe
+as $$
+    select coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+$$;
+
+-- The caller's user id: the JWT "sub" claim when it is a uuid, else NULL (anonymous).
+create function pipetrak.current_user_id()
+returns uuid
+language sql stable parallel safe
+as $$
+    select case when sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then sub::uuid end
+    from (select pipetrak.current_claims() ->> 'sub' as sub) as claims
+$$;
+
+-- What each role may do (the permission matrix of spec §2).
+create function pipetrak.role_can(p_role text, p_permission text)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select case p_permission
+        when 'read' then p_role is not null
+        when 'update_milestones' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder')
+        when 'manage_welds' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector')
+        when 'quality_control' then p_role in ('owner', 'admin', 'project_manager', 'qc_inspector')
+        when 'manage_project_data' then p_role in ('owner', 'admin', 'project_manager')
+        when 'manage_projects' then p_role in ('owner', 'admin')
+        when 'manage_members' then p_role in ('owner', 'admin')
+        when 'manage_owners' then p_role = 'owner'
+        else false
+    end
+$$;
+
+-- Organizations where the caller's role grants `p_permission`.
+create function pipetrak.my_organization_ids(p_permission text default 'read')
+returns setof bigint
+language sql stable security definer parallel safe
+set search_path = ''
+as $$
+    select m.organization_id
+    from pipetrak.memberships m
+    where m.user_id = pipetrak.current_user_id()
+      and pipetrak.role_can(m.role, p_permission)
+$$;
+
+-- Projects where the caller's role grants `p_permission`.
+create function pipetrak.my_project_ids(p_permission text default 'read')
+returns setof bigint
+language sql stable security definer parallel safe
+set search_path = ''
+as $$
+    select p.id
+    from pipetrak.projects p
+    where p.organization_id in (select pipetrak.my_organization_ids(p_permission))
+$$;
+
+-- The caller's id, or the not_authenticated error.
+create function pipetrak.require_user()
+returns uuid
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    v_user uuid := pipetrak.current_user_id();
+begin
+    if v_user is null then
+        perform pipetrak.raise_error('not_authenticated');
+    end if;
+    return v_user;
+end
+$$;
+
+-- The caller's role in an organization, after checking it grants `p_permission`. Someone outside
+-- the organization learns nothing (not found); a member without the right is refused.
+create function pipetrak.require_organization_role(p_organization_id bigint, p_permission text)
+returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    v_role text;
+begin
+    select m.role into v_role
+    from pipetrak.memberships m
+    where m.organization_id = p_organization_id and m.user_id = pipetrak.require_user();
+    if v_role is null then
+        perform pipetrak.raise_error('organization_not_found', jsonb_build_object('organization_id', p_organization_id));
+    elsif not pipetrak.role_can(v_role, p_permission) then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_role, 'needs', p_permission));
+    end if;
+    return v_role;
+end
+$$;
+
+-- The caller's role in a project's organization, after checking it grants `p_permission`; writes
+-- to an archived project are refused.
+create function pipetrak.require_project_role(p_project_id bigint, p_permission text)
+returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    v_role text;
+    v_archived timestamptz;
+begin
+    select m.role, p.archived_at into v_role, v_archived
+    from pipetrak.projects p
+    join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.require_user()
+    where p.id = p_project_id;
+    if v_role is null then
+        perform pipetrak.raise_error('project_not_found', jsonb_build_object('project_id', p_project_id));
+    elsif not pipetrak.role_can(v_role, p_permission) then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_role, 'needs', p_permission));
+    elsif v_archived is not null and p_permission <> 'read' then
+        perform pipetrak.raise_error('project_archived', jsonb_build_object('project_id', p_project_id));
+    end if;
+    return v_role;
+end
+$$;
+
+-- Row-level security: every table on; reads by membership; no write policies, because writes go
+-- only through the API's functions (and no role but the owner holds write privileges).
+alter table pipetrak.error_codes enable row level security;
+alter table pipetrak.user_profiles enable row level security;
+alter table pipetrak.organizations enable row level security;
+alter table pipetrak.memberships enable row level security;
+alter table pipetrak.projects enable row level security;
+alter table pipetrak.areas enable row level security;
+alter table pipetrak.systems enable row level security;
+alter table pipetrak.test_packages enable row level security;
+alter table pipetrak.drawings enable row level security;
+alter table pipetrak.milestone_templates enable row level security;
+alter table pipetrak.welders enable row level security;
+alter table pipetrak.components enable row level security;
+alter table pipetrak.field_welds enable row level security;
+alter table pipetrak.milestone_events enable row level security;
+alter table pipetrak.review_items enable row level security;
+alter table pipetrak.client_requests enable row level security;
+alter table pipetrak.progress_parts enable row level security;
+
+-- The error catalog is public reference data for signed-in users.
+create policy error_codes_select_authenticated on pipetrak.error_codes for select to authenticated
+    using (true);
+
+-- Your own profile, and the profiles of people who share an organization with you.
+create policy user_profiles_select_member on pipetrak.user_profiles for select to authenticated
+    using (user_id = (select pipetrak.current_user_id())
+           or user_id in (select m.user_id from pipetrak.memberships m
+                          where m.organization_id in (select pipetrak.my_organization_ids())));
+
+create policy organizations_select_member on pipetrak.organizations for select to authenticated
+    using (id in (select pipetrak.my_organization_ids()));
+
+create policy memberships_select_member on pipetrak.memberships for select to authenticated
+    using (organization_id in (select pipetrak.my_organization_ids()));
+
+create policy projects_select_member on pipetrak.projects for select to authenticated
+    using (organization_id in (select pipetrak.my_organization_ids()));
+
+create policy areas_select_member on pipetrak.areas for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy systems_select_member on pipetrak.systems for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy test_packages_select_member on pipetrak.test_packages for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy drawings_select_member on pipetrak.drawings for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy milestone_templates_select_member on pipetrak.milestone_templates for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy welders_select_member on pipetrak.welders for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy components_select_member on pipetrak.components for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy field_welds_select_member on pipetrak.field_welds for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy milestone_events_select_member on pipetrak.milestone_events for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy review_items_select_member on pipetrak.review_items for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy progress_parts_select_member on pipetrak.progress_parts for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- Replay records are private to the user who sent them.
+create policy client_requests_select_own on pipetrak.client_requests for select to authenticated
+    using (user_id = (select pipetrak.current_user_id()));

@@ -1,0 +1,97 @@
+-- Triggers that keep derived data current and protect invariants whoever writes.
+
+-- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
+-- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
+create function pipetrak.progress_parts_apply()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op in ('UPDATE', 'DELETE') then
+        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
+        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               -count(*), -count(*) filter (where earned_total = 1000000), -sum(earned_total), -sum(earned_receive),
+               -sum(earned_install), -sum(earned_punch), -sum(earned_test), -sum(earned_restore)
+        from old_rows where retired_at is null
+        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        on conflict on constraint progress_parts_key do update set
+            component_count = p.component_count + excluded.component_count,
+            completed_count = p.completed_count + excluded.completed_count,
+            earned_total = p.earned_total + excluded.earned_total,
+            earned_receive = p.earned_receive + excluded.earned_receive,
+            earned_install = p.earned_install + excluded.earned_install,
+            earned_punch = p.earned_punch + excluded.earned_punch,
+            earned_test = p.earned_test + excluded.earned_test,
+            earned_restore = p.earned_restore + excluded.earned_restore;
+    end if;
+    if tg_op in ('UPDATE', 'INSERT') then
+        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
+        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               count(*), count(*) filter (where earned_total = 1000000), sum(earned_total), sum(earned_receive),
+               sum(earned_install), sum(earned_punch), sum(earned_test), sum(earned_restore)
+        from new_rows where retired_at is null
+        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        on conflict on constraint progress_parts_key do update set
+            component_count = p.component_count + excluded.component_count,
+            completed_count = p.completed_count + excluded.completed_count,
+            earned_total = p.earned_total + excluded.earned_total,
+            earned_receive = p.earned_receive + excluded.earned_receive,
+            earned_install = p.earned_install + excluded.earned_install,
+            earned_punch = p.earned_punch + excluded.earned_punch,
+            earned_test = p.earned_test + excluded.earned_test,
+            earned_restore = p.earned_restore + excluded.earned_restore;
+    end if;
+    return null;
+end
+$$;
+
+create trigger components_progress_insert after insert on pipetrak.components
+    referencing new table as new_rows
+    for each statement execute function pipetrak.progress_parts_apply();
+create trigger components_progress_update after update on pipetrak.components
+    referencing old table as old_rows new table as new_rows
+    for each statement execute function pipetrak.progress_parts_apply();
+create trigger components_progress_delete after delete on pipetrak.components
+    referencing old table as old_rows
+    for each statement execute function pipetrak.progress_parts_apply();
+
+-- The audit log is append-only for everyone, the extension's own functions included.
+create function pipetrak.milestone_events_immutable()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform pipetrak.raise_error('audit_log_immutable', jsonb_build_object('operation', lower(tg_op)));
+    return null;
+end
+$$;
+
+create trigger milestone_events_no_update before update or delete on pipetrak.milestone_events
+    for each row execute function pipetrak.milestone_events_immutable();
+create trigger milestone_events_no_truncate before truncate on pipetrak.milestone_events
+    for each statement execute function pipetrak.milestone_events_immutable();
+
+-- An organization never loses its last owner, however its memberships change (checked at commit,
+-- so an owner can be swapped inside one transaction).
+create function pipetrak.memberships_keep_an_owner()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if old.role = 'owner'
+       and exists (select from pipetrak.organizations o where o.id = old.organization_id)
+       and not exists (select from pipetrak.memberships m where m.organization_id = old.organization_id and m.role = 'owner') then
+        perform pipetrak.raise_error('last_owner', jsonb_build_object('organization_id', old.organization_id));
+    end if;
+    return null;
+end
+$$;
+
+create constraint trigger memberships_last_owner after update or delete on pipetrak.memberships
+    deferrable initially deferred
+    for each row execute function pipetrak.memberships_keep_an_owner();

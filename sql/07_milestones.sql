@@ -1,0 +1,207 @@
+-- The milestone engine: one update = one component row, one event, one progress part; the
+-- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
+
+-- A component's state as the API returns it.
+create function pipetrak.component_state(p_component pipetrak.components, p_out_of_sequence boolean, p_violations text[])
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'component_id', p_component.id,
+        'milestones', (select jsonb_object_agg(n, v) from unnest(t.names, p_component.milestone_values) as u(n, v)),
+        'percent_complete', p_component.percent_complete,
+        'version', p_component.version,
+        'out_of_sequence', coalesce(p_out_of_sequence, false),
+        'violations', to_jsonb(coalesce(p_violations, '{}'::text[])))
+    from pipetrak.milestone_templates t
+    where t.project_id = p_component.project_id and t.component_type = p_component.component_type
+$$;
+
+-- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
+create function pipetrak.update_milestone(p_component_id bigint, p_milestone text, p_value numeric, p_work_date date,
+                                          p_note text, p_client_request_id text, p_expected_version integer)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_user uuid := pipetrak.require_user();
+    v_component pipetrak.components;
+    v_project pipetrak.projects;
+    v_template pipetrak.milestone_templates;
+    v_role text;
+    v_local_now timestamp;
+    v_work_date date;
+    v_problem text;
+    v_plan record;
+    v_event_id bigint;
+    v_result jsonb;
+begin
+    if p_client_request_id is not null then
+        select result into v_result from pipetrak.client_requests
+        where user_id = v_user and client_request_id = p_client_request_id;
+        if found then
+            return v_result;
+        end if;
+    end if;
+    if p_milestone is null or p_value is null then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "milestone, value", "expected": "a milestone name and a value"}');
+    end if;
+
+    v_component := pipetrak.lock_component(p_component_id, 'update_milestones');
+    select * into v_project from pipetrak.projects where id = v_component.project_id;
+    select m.role into v_role from pipetrak.memberships m where m.organization_id = v_project.organization_id and m.user_id = v_user;
+    if p_expected_version is not null and p_expected_version <> v_component.version then
+        perform pipetrak.raise_error('version_conflict',
+            jsonb_build_object('expected_version', p_expected_version, 'current', pipetrak.component_state(v_component, null, null)));
+    end if;
+
+    v_local_now := now() at time zone v_project.time_zone;
+    v_work_date := coalesce(p_work_date, v_local_now::date);
+    v_problem := pipetrak.work_date_problem(v_work_date - date '1970-01-01', extract(epoch from v_local_now)::bigint,
+                                            v_project.week_lock, v_role in ('owner', 'admin'));
+    if v_problem is not null then
+        perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_project.time_zone));
+    end if;
+
+    select * into v_template from pipetrak.milestone_templates
+    where project_id = v_component.project_id and component_type = v_component.component_type;
+    select * into v_plan from pipetrak.plan_milestone_update(
+        v_template.names, v_template.weights, v_template.is_partial, v_template.categories,
+        array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
+        p_milestone, p_value::text,
+        v_component.component_type = 'field_weld'
+            and exists (select from pipetrak.field_welds w where w.component_id = v_component.id and w.welder_id is not null),
+        v_project.sequence_mode);
+    if v_plan.error_code is not null then
+        perform pipetrak.raise_error(v_plan.error_code, jsonb_build_object(
+            'milestone', p_milestone, 'value', p_value, 'milestones', to_jsonb(v_template.names),
+            'violations', to_jsonb(v_plan.violations)));
+    end if;
+
+    update pipetrak.components set
+        milestone_values = array(select v / 100.0 from unnest(v_plan.new_values) v),
+        earned_total = v_plan.earned[1], earned_receive = v_plan.earned[2], earned_install = v_plan.earned[3],
+        earned_punch = v_plan.earned[4], earned_test = v_plan.earned[5], earned_restore = v_plan.earned[6],
+        version = version + 1, updated_at = now()
+    where id = v_component.id
+    returning * into v_component;
+
+    insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
+                                           note, out_of_sequence, violations, client_request_id)
+    values (v_component.project_id, v_component.id, v_template.names[v_plan.milestone_index], v_plan.old_value / 100.0,
+            v_plan.new_values[v_plan.milestone_index] / 100.0, v_work_date, v_user, p_note,
+            cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id)
+    returning id into v_event_id;
+
+    if cardinality(v_plan.violations) > 0 then
+        insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+        values (v_component.project_id, v_component.id, v_event_id, 'out_of_sequence',
+                jsonb_build_object('milestone', v_template.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)));
+    end if;
+
+    v_result := pipetrak.component_state(v_component, cardinality(v_plan.violations) > 0, v_plan.violations)
+                || jsonb_build_object('event_id', v_event_id);
+    if p_client_request_id is not null then
+        insert into pipetrak.client_requests (user_id, client_request_id, project_id, result)
+        values (v_user, p_client_request_id, v_component.project_id, v_result);
+    end if;
+    return v_result;
+end
+$$;
+
+-- Applies many updates all-or-nothing; an error names the item (its 0-based index) that failed.
+create function pipetrak.update_milestones(p_updates jsonb)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_results jsonb := '[]';
+    v_item jsonb;
+    v_index integer := 0;
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+begin
+    if jsonb_typeof(p_updates) is distinct from 'array' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
+    end if;
+    -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
+    begin
+        for v_item in select value from jsonb_array_elements(p_updates) loop
+            if jsonb_typeof(v_item) is distinct from 'object' or jsonb_typeof(v_item -> 'component_id') is distinct from 'number'
+               or jsonb_typeof(v_item -> 'value') is distinct from 'number' or jsonb_typeof(v_item -> 'milestone') is distinct from 'string' then
+                perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'updates',
+                    'expected', '{component_id: number, milestone: string, value: number, work_date?: date, note?: string}'));
+            end if;
+            v_results := v_results || jsonb_build_array(pipetrak.update_milestone(
+                (v_item ->> 'component_id')::bigint, v_item ->> 'milestone', (v_item ->> 'value')::numeric,
+                (v_item ->> 'work_date')::date, v_item ->> 'note', v_item ->> 'client_request_id', null));
+            v_index := v_index + 1;
+        end loop;
+    exception when others then
+        -- Re-raised with the same SQLSTATE and the failing item's index added to the detail.
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail, v_hint = pg_exception_hint;
+        raise exception using errcode = v_state, message = format('update %s: %s', v_index, v_message),
+            detail = (case when v_detail ~ '^\{' then v_detail::jsonb else jsonb_build_object('code', 'invalid_argument', 'error', v_message) end
+                      || jsonb_build_object('index', v_index))::text,
+            hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
+    end;
+    return v_results;
+end
+$$;
+
+-- Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld, which
+-- completes its Weld Complete milestone on the date welded (spec §7).
+create function pipetrak.assign_welder(p_component_id bigint, p_stencil text, p_date_welded date, p_note text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_welds');
+    v_stencil text := pipetrak.normalize_stencil(coalesce(p_stencil, ''));
+    v_welder_id bigint;
+    v_result jsonb;
+begin
+    if v_component.component_type <> 'field_weld' then
+        perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
+    end if;
+    if v_stencil is null then
+        perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
+    end if;
+    insert into pipetrak.welders (project_id, stencil) values (v_component.project_id, v_stencil)
+    on conflict (project_id, stencil) do update set stencil = excluded.stencil
+    returning id into v_welder_id;
+    update pipetrak.field_welds set welder_id = v_welder_id, date_welded = p_date_welded, updated_at = now()
+    where component_id = p_component_id;
+    v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, p_date_welded, p_note, null, null);
+    insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+    values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_complete',
+            jsonb_build_object('welder', v_stencil, 'date_welded', p_date_welded));
+    return v_result;
+end
+$$;
+
+-- Resolves a review item with a note (QC: owner, admin, project manager, QC inspector).
+create function pipetrak.resolve_review_item(p_review_item_id bigint, p_note text)
+returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_project_id bigint;
+begin
+    select project_id into v_project_id from pipetrak.review_items
+    where id = p_review_item_id and project_id in (select pipetrak.my_project_ids());
+    if v_project_id is null then
+        perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
+    end if;
+    perform pipetrak.require_project_role(v_project_id, 'quality_control');
+    update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note
+    where id = p_review_item_id and resolved_at is null;
+end
+$$;

@@ -1,0 +1,188 @@
+//! The milestone engine's calculations, called by `pipetrak.update_milestone` and friends.
+//! Templates arrive as parallel arrays (one row of `pipetrak.milestone_templates`), values in
+//! hundredths of a percent.
+
+use crate::domain::component_type::ComponentType;
+use crate::domain::error::DomainError;
+use crate::domain::progress::{self, Earned};
+use crate::domain::sequence::{self, SequenceMode};
+use crate::domain::template::{self, Category, Milestone};
+use crate::domain::work_date;
+use pgrx::prelude::*;
+
+/// The system default templates of every component type (spec §5).
+#[pg_extern(immutable, parallel_safe)]
+pub fn default_milestones() -> TableIterator<
+    'static,
+    (
+        name!(component_type, &'static str),
+        name!(position, i32),
+        name!(name, String),
+        name!(weight, i32),
+        name!(is_partial, bool),
+        name!(category, &'static str),
+    ),
+> {
+    let rows: Vec<_> = ComponentType::ALL
+        .iter()
+        .flat_map(|&t| {
+            template::default_template(t).into_iter().enumerate().map(move |(i, m)| {
+                (t.as_str(), i as i32 + 1, m.name, m.weight as i32, m.partial, m.category.as_str())
+            })
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Rebuilds a template from its stored arrays; `None` when they disagree in length or content.
+fn template_of(
+    names: &[Option<String>],
+    weights: &[Option<i32>],
+    partial: &[Option<bool>],
+    categories: &[Option<String>],
+) -> Option<Vec<Milestone>> {
+    if weights.len() != names.len() || partial.len() != names.len() || categories.len() != names.len() {
+        return None;
+    }
+    names
+        .iter()
+        .zip(weights)
+        .zip(partial)
+        .zip(categories)
+        .map(|(((name, weight), partial), category)| {
+            Some(Milestone {
+                name: name.clone()?,
+                weight: u32::try_from((*weight)?).ok()?,
+                partial: (*partial)?,
+                category: Category::parse(category.as_deref()?)?,
+            })
+        })
+        .collect()
+}
+
+fn values_of(values: &[Option<i32>], len: usize) -> Vec<u32> {
+    (0..len)
+        .map(|i| values.get(i).copied().flatten().and_then(|v| u32::try_from(v).ok()).unwrap_or(0))
+        .collect()
+}
+
+/// Earned credit as `{total, receive, install, punch, test, restore}` in ten-thousandths of a percent.
+fn earned_array(earned: Earned) -> Vec<i32> {
+    std::iter::once(earned.total).chain(earned.by_category).map(|v| v as i32).collect()
+}
+
+/// The key of the first template problem, for the re-weight API; NULL when the template is valid.
+#[pg_extern(immutable, parallel_safe)]
+pub fn template_problem(
+    names: Vec<Option<String>>,
+    weights: Vec<Option<i32>>,
+    partial: Vec<Option<bool>>,
+    categories: Vec<Option<String>>,
+) -> Option<String> {
+    match template_of(&names, &weights, &partial, &categories) {
+        None => Some("the milestone arrays disagree".into()),
+        Some(t) => template::validate(&t).err().map(|e| e.to_string()),
+    }
+}
+
+/// Earned credit of a component: `[total, receive, install, punch, test, restore]`, in
+/// ten-thousandths of a percent (1_000_000 = 100 %).
+#[pg_extern(immutable, parallel_safe)]
+pub fn milestone_earned(
+    weights: Vec<Option<i32>>,
+    categories: Vec<Option<String>>,
+    values: Vec<Option<i32>>,
+) -> Vec<i32> {
+    let template: Vec<Milestone> = weights
+        .iter()
+        .zip(&categories)
+        .map(|(w, c)| Milestone {
+            name: String::new(),
+            weight: w.and_then(|w| u32::try_from(w).ok()).unwrap_or(0),
+            partial: true,
+            category: c.as_deref().and_then(Category::parse).unwrap_or(Category::Install),
+        })
+        .collect();
+    earned_array(progress::earned(&template, &values_of(&values, template.len())))
+}
+
+/// Plans one milestone update: validates the value, applies it, computes the new % complete and
+/// checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising.
+#[pg_extern(immutable, parallel_safe)]
+#[allow(clippy::too_many_arguments)]
+pub fn plan_milestone_update(
+    names: Vec<Option<String>>,
+    weights: Vec<Option<i32>>,
+    partial: Vec<Option<bool>>,
+    categories: Vec<Option<String>>,
+    current_values: Vec<Option<i32>>,
+    milestone: &str,
+    value: &str,
+    has_welder: bool,
+    sequence_mode: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(error_code, Option<String>),
+        name!(milestone_index, i32),
+        name!(old_value, i32),
+        name!(new_values, Vec<i32>),
+        name!(earned, Vec<i32>),
+        name!(violations, Vec<String>),
+    ),
+> {
+    let planned = template_of(&names, &weights, &partial, &categories)
+        .ok_or_else(|| DomainError::InvalidTemplate("the milestone arrays disagree".into()))
+        .and_then(|t| plan(&t, &current_values, milestone, value, has_welder, sequence_mode));
+    TableIterator::once(match planned {
+        Ok(p) => {
+            // Under `enforce` a broken sequence refuses the update; the violations go with the key.
+            let refused = !p.violations.is_empty() && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
+            let code = refused.then(|| DomainError::OutOfSequence.code().to_string());
+            (code, p.index as i32 + 1, p.old_value as i32, p.values.iter().map(|&v| v as i32).collect(), earned_array(p.earned), p.violations)
+        }
+        Err(e) => (Some(e.code().to_string()), 0, 0, Vec::new(), Vec::new(), Vec::new()),
+    })
+}
+
+struct Plan {
+    index: usize,
+    old_value: u32,
+    values: Vec<u32>,
+    earned: Earned,
+    violations: Vec<String>,
+}
+
+fn plan(
+    template: &[Milestone],
+    current: &[Option<i32>],
+    milestone: &str,
+    value: &str,
+    has_welder: bool,
+    sequence_mode: &str,
+) -> Result<Plan, DomainError> {
+    let index = template
+        .iter()
+        .position(|m| m.name.eq_ignore_ascii_case(milestone.trim()))
+        .ok_or_else(|| DomainError::UnknownMilestone(milestone.to_string()))?;
+    let new_value = progress::parse_value(&template[index], value)?;
+    let mut values = values_of(current, template.len());
+    let old_value = values[index];
+    values[index] = new_value;
+    let violations = match SequenceMode::parse(sequence_mode) {
+        Some(SequenceMode::Off) => Vec::new(),
+        _ => sequence::violations(template, &values, index, old_value, has_welder)
+            .iter()
+            .map(sequence::Violation::describe)
+            .collect(),
+    };
+    let earned = progress::earned(template, &values);
+    Ok(Plan { index, old_value, values, earned, violations })
+}
+
+/// NULL when a work date is acceptable, else the error key. Dates are days since 1970-01-01,
+/// `local_now` seconds since 1970-01-01 on the project's local clock.
+#[pg_extern(immutable, parallel_safe)]
+pub fn work_date_problem(work_date: i32, local_now: i64, week_lock: bool, exempt: bool) -> Option<&'static str> {
+    work_date::check(i64::from(work_date), local_now, week_lock, exempt).err().map(|e| e.code())
+}
