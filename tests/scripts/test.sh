@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test: Rust domain tests (cargo test), pgTAP suites, and the client/concurrency tests
+# against a throwaway database in the project's own cluster. Prints "N passed, N failed" last and
+# exits non-zero on any failure.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bash "$here/setup.sh" || { echo "0 passed, 1 failed"; exit 1; }
+source "$here/cluster.sh"
+cd "$PIPETRAK_ROOT"
+
+passed=0
+failed=0
+log=$(mktemp -d)
+
+# Adds the "N passed; N failed" counts of cargo's result lines.
+count_cargo() {
+  local p f
+  p=$(grep -Eo '[0-9]+ passed' "$1" | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+echo "== cargo test (domain)"
+if ! cargo test --lib --tests 2>&1 | tee "$log/cargo.txt" | grep -E '^test result|FAILED|panicked'; then :; fi
+grep -q '^test result' "$log/cargo.txt" || failed=$((failed + 1))
+count_cargo "$log/cargo.txt"
+
+echo "== build and install the extension"
+if ! { cluster_start && extension_install; } >"$log/install.txt" 2>&1; then
+  cat "$log/install.txt"; echo "$passed passed, $((failed + 1)) failed"; exit 1
+fi
+
+echo "== pgTAP"
+database_create pipetrak_test with-pgtap
+for suite in pgtap/*.sql; do
+  pg_prove -v -d pipetrak_test "$suite" >"$log/tap.txt" 2>&1
+  p=$(grep -cE '^ok [0-9]+' "$log/tap.txt")
+  f=$(grep -cE '^not ok [0-9]+' "$log/tap.txt")
+  if ! grep -q 'Result: PASS' "$log/tap.txt"; then
+    grep -E '^not ok|^#|ERROR|Parse errors|Bad plan' "$log/tap.txt" | head -40
+    [ "$f" -eq 0 ] && f=1
+  fi
+  echo "$suite: $p passed, $f failed"
+  passed=$((passed + p)); failed=$((failed + f))
+done
+
+echo "== client and concurrency tests (live server)"
+database_create pipetrak_client
+PIPETRAK_TEST_URL=$(database_url pipetrak_client) cargo test --test client -- --ignored --test-threads 1 >"$log/client.txt" 2>&1
+grep -E '^test |panicked|^test result' "$log/client.txt"
+grep -q '^test result' "$log/client.txt" || failed=$((failed + 1))
+count_cargo "$log/client.txt"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
