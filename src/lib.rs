@@ -11,10 +11,23 @@ pub mod pg;
 ::pgrx::extension_sql_file!(
     "../sql/02_tables.sql",
     name = "tables",
-    requires = ["bootstrap", normalize_drawing_key, parse_component_type, template_problem]
+    requires = [
+        "bootstrap",
+        normalize_drawing_key,
+        parse_component_type,
+        template_problem
+    ]
 );
-::pgrx::extension_sql_file!("../sql/03_identity.sql", name = "identity", requires = ["tables"]);
-::pgrx::extension_sql_file!("../sql/04_integrity.sql", name = "integrity", requires = ["identity"]);
+::pgrx::extension_sql_file!(
+    "../sql/03_identity.sql",
+    name = "identity",
+    requires = ["tables"]
+);
+::pgrx::extension_sql_file!(
+    "../sql/04_integrity.sql",
+    name = "integrity",
+    requires = ["identity"]
+);
 ::pgrx::extension_sql_file!(
     "../sql/05_tenancy.sql",
     name = "tenancy",
@@ -34,8 +47,17 @@ pub mod pg;
 ::pgrx::extension_sql_file!(
     "../sql/07_milestones.sql",
     name = "milestones",
-    requires = ["project_data", plan_milestone_update, work_date_problem, normalize_stencil]
+    requires = [
+        "project_data",
+        plan_milestone_update,
+        work_date_problem,
+        normalize_stencil
+    ]
 );
-::pgrx::extension_sql_file!("../sql/08_views.sql", name = "views", requires = ["milestones"]);
+::pgrx::extension_sql_file!(
+    "../sql/08_views.sql",
+    name = "views",
+    requires = ["milestones"]
+);
 ::pgrx::extension_sql_file!("../sql/09_api.sql", name = "api", requires = ["views"]);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

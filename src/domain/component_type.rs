@@ -114,7 +114,11 @@ impl ComponentType {
 
     /// The list an error message shows when a name is not recognised.
     pub fn accepted_names() -> String {
-        Self::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+        Self::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -161,7 +165,10 @@ mod tests {
         assert_eq!(ComponentType::Spool.identity(), Identity::ById);
         assert_eq!(ComponentType::FieldWeld.identity(), Identity::ById);
         assert_eq!(ComponentType::Pipe.identity(), Identity::LinearAggregate);
-        assert_eq!(ComponentType::ThreadedPipe.identity(), Identity::LinearAggregate);
+        assert_eq!(
+            ComponentType::ThreadedPipe.identity(),
+            Identity::LinearAggregate
+        );
         assert_eq!(ComponentType::Instrument.identity(), Identity::Single);
         assert_eq!(ComponentType::Gasket.identity(), Identity::PerSeq);
     }

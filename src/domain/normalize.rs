@@ -52,15 +52,24 @@ pub fn size(raw: &str) -> Size {
         .collect();
     let text = text.replace("''", "");
     if text.trim().is_empty() {
-        return Size { value: NO_SIZE.to_string(), parsed: true };
+        return Size {
+            value: NO_SIZE.to_string(),
+            parsed: true,
+        };
     }
     let parts: Option<Vec<String>> = text
         .split(['X', '×'])
         .map(|part| inches(part.trim()).map(format_inches))
         .collect();
     match parts {
-        Some(parts) if !parts.is_empty() => Size { value: parts.join("X"), parsed: true },
-        _ => Size { value: collapse_upper(&text).replace(' ', ""), parsed: false },
+        Some(parts) if !parts.is_empty() => Size {
+            value: parts.join("X"),
+            parsed: true,
+        },
+        _ => Size {
+            value: collapse_upper(&text).replace(' ', ""),
+            parsed: false,
+        },
     }
 }
 
@@ -92,7 +101,11 @@ fn decimal(text: &str) -> Option<u64> {
     {
         return None;
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let frac_digits = format!("{frac:0<4}");
     Some(whole * 10_000 + frac_digits.parse::<u64>().ok()?)
 }
@@ -167,7 +180,14 @@ mod tests {
             ("12''", "12"),
             ("6 in", "6"),
         ] {
-            assert_eq!(size(raw), Size { value: expected.into(), parsed: true }, "{raw}");
+            assert_eq!(
+                size(raw),
+                Size {
+                    value: expected.into(),
+                    parsed: true
+                },
+                "{raw}"
+            );
         }
     }
 
@@ -176,7 +196,13 @@ mod tests {
         assert_eq!(size("  ").value, NO_SIZE);
         assert!(size("").parsed);
         let odd = size("dn 50");
-        assert_eq!(odd, Size { value: "DN50".into(), parsed: false });
+        assert_eq!(
+            odd,
+            Size {
+                value: "DN50".into(),
+                parsed: false
+            }
+        );
         assert!(!size("1/0").parsed);
         assert!(!size("4'").parsed);
         assert!(!size("X").parsed);

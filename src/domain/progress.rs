@@ -27,7 +27,11 @@ pub fn parse_value(milestone: &Milestone, text: &str) -> Result<u32, DomainError
         return Err(invalid());
     }
     let whole: u32 = whole.parse().map_err(|_| invalid())?;
-    let frac: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| invalid())? };
+    let frac: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().map_err(|_| invalid())?
+    };
     let value = whole * 100 + frac;
     if value > FULL {
         return Err(invalid());
@@ -64,7 +68,11 @@ pub fn earned(template: &[Milestone], values: &[u32]) -> Earned {
 
 /// Sum of the template's weights in one category (the credit available there).
 pub fn category_weight(template: &[Milestone], category: Category) -> u32 {
-    template.iter().filter(|m| m.category == category).map(|m| m.weight).sum()
+    template
+        .iter()
+        .filter(|m| m.category == category)
+        .map(|m| m.weight)
+        .sum()
 }
 
 #[cfg(test)]
@@ -83,8 +91,14 @@ mod tests {
         assert_eq!(parse_value(erect, "33.33"), Ok(3_333));
         assert_eq!(parse_value(erect, "0.5"), Ok(50));
         assert_eq!(parse_value(erect, " 7.10 "), Ok(710));
-        for bad in ["", "-1", "100.01", "101", "33.333", "1e2", "abc", ".5", "1000"] {
-            assert_eq!(parse_value(erect, bad).map_err(|e| e.code()), Err("invalid_milestone_value"), "{bad}");
+        for bad in [
+            "", "-1", "100.01", "101", "33.333", "1e2", "abc", ".5", "1000",
+        ] {
+            assert_eq!(
+                parse_value(erect, bad).map_err(|e| e.code()),
+                Err("invalid_milestone_value"),
+                "{bad}"
+            );
         }
     }
 
@@ -93,7 +107,10 @@ mod tests {
         let valve = default_template(ComponentType::Valve);
         assert_eq!(parse_value(&valve[0], "100"), Ok(FULL));
         assert_eq!(parse_value(&valve[0], "0.00"), Ok(0));
-        assert_eq!(parse_value(&valve[0], "50").map_err(|e| e.code()), Err("discrete_milestone_value"));
+        assert_eq!(
+            parse_value(&valve[0], "50").map_err(|e| e.code()),
+            Err("discrete_milestone_value")
+        );
     }
 
     #[test]

@@ -82,7 +82,12 @@ fn requirements(template: &[Milestone], index: usize) -> Vec<(usize, Threshold)>
         None => Vec::new(),
     };
     if milestone.name == WELD_COMPLETE {
-        needs.extend(template.iter().position(|m| m.name == FIT_UP).map(|i| (i, Threshold::Complete)));
+        needs.extend(
+            template
+                .iter()
+                .position(|m| m.name == FIT_UP)
+                .map(|i| (i, Threshold::Complete)),
+        );
     }
     needs
 }
@@ -102,11 +107,17 @@ pub fn violations(
     if value_of(changed) > 0 {
         for (i, threshold) in requirements(template, changed) {
             if !threshold.met(value_of(i)) {
-                found.push(Violation { milestone: template[changed].name.clone(), requires: template[i].name.clone() });
+                found.push(Violation {
+                    milestone: template[changed].name.clone(),
+                    requires: template[i].name.clone(),
+                });
             }
         }
         if template[changed].name == WELD_COMPLETE && !has_welder {
-            found.push(Violation { milestone: WELD_COMPLETE.into(), requires: WELDER.into() });
+            found.push(Violation {
+                milestone: WELD_COMPLETE.into(),
+                requires: WELDER.into(),
+            });
         }
     }
     if value_of(changed) < old_value {
@@ -116,7 +127,10 @@ pub fn violations(
             }
             for (i, threshold) in requirements(template, dependent) {
                 if i == changed && !threshold.met(value_of(i)) {
-                    found.push(Violation { milestone: m.name.clone(), requires: template[i].name.clone() });
+                    found.push(Violation {
+                        milestone: m.name.clone(),
+                        requires: template[i].name.clone(),
+                    });
                 }
             }
         }
@@ -141,7 +155,10 @@ mod tests {
         for i in 0..5 {
             let old = values[i];
             values[i] = FULL;
-            assert!(violations(&t, &values, i, old, false).is_empty(), "step {i}");
+            assert!(
+                violations(&t, &values, i, old, false).is_empty(),
+                "step {i}"
+            );
         }
     }
 
@@ -149,7 +166,10 @@ mod tests {
     fn install_before_receive_is_out_of_sequence() {
         let t = default_template(ComponentType::Valve);
         let values = [0, FULL, 0, 0, 0];
-        assert_eq!(names(&violations(&t, &values, 1, 0, false)), ["Install requires Receive"]);
+        assert_eq!(
+            names(&violations(&t, &values, 1, 0, false)),
+            ["Install requires Receive"]
+        );
     }
 
     #[test]
@@ -157,7 +177,10 @@ mod tests {
         let t = default_template(ComponentType::Pipe);
         // Receive 50 %, Erect 100 %, Connect 100 %, Support 60 %: Punch is early.
         let values = [5_000, FULL, FULL, 6_000, FULL, 0, 0];
-        assert_eq!(names(&violations(&t, &values, 4, 0, false)), ["Punch requires Support"]);
+        assert_eq!(
+            names(&violations(&t, &values, 4, 0, false)),
+            ["Punch requires Support"]
+        );
     }
 
     #[test]
@@ -171,9 +194,15 @@ mod tests {
     fn test_needs_punch_and_restore_needs_test() {
         let t = default_template(ComponentType::Spool);
         let values = [FULL, FULL, FULL, 0, 0, FULL];
-        assert_eq!(names(&violations(&t, &values, 5, 0, false)), ["Restore requires Test"]);
+        assert_eq!(
+            names(&violations(&t, &values, 5, 0, false)),
+            ["Restore requires Test"]
+        );
         let values = [FULL, FULL, FULL, 0, FULL, 0];
-        assert_eq!(names(&violations(&t, &values, 4, 0, false)), ["Test requires Punch"]);
+        assert_eq!(
+            names(&violations(&t, &values, 4, 0, false)),
+            ["Test requires Punch"]
+        );
     }
 
     #[test]
@@ -182,7 +211,10 @@ mod tests {
         let values = [0, FULL, 0, 0, 0];
         assert_eq!(
             names(&violations(&t, &values, 1, 0, false)),
-            ["Weld Complete requires Fit-up", "Weld Complete requires an assigned welder"]
+            [
+                "Weld Complete requires Fit-up",
+                "Weld Complete requires an assigned welder"
+            ]
         );
         let values = [FULL, FULL, 0, 0, 0];
         assert!(violations(&t, &values, 1, 0, true).is_empty());
@@ -193,7 +225,10 @@ mod tests {
         let t = default_template(ComponentType::Valve);
         // Receive goes back to 0 while Install is done.
         let values = [0, FULL, 0, 0, 0];
-        assert_eq!(names(&violations(&t, &values, 0, FULL, false)), ["Install requires Receive"]);
+        assert_eq!(
+            names(&violations(&t, &values, 0, FULL, false)),
+            ["Install requires Receive"]
+        );
         // Un-completing Restore breaks nothing.
         let values = [FULL; 4].into_iter().chain([0]).collect::<Vec<_>>();
         assert!(violations(&t, &values, 4, FULL, false).is_empty());
@@ -203,7 +238,10 @@ mod tests {
     fn lowering_a_partial_install_milestone_breaks_punch() {
         let t = default_template(ComponentType::Pipe);
         let values = [FULL, FULL, 9_000, FULL, FULL, 0, 0];
-        assert_eq!(names(&violations(&t, &values, 2, FULL, false)), ["Punch requires Connect"]);
+        assert_eq!(
+            names(&violations(&t, &values, 2, FULL, false)),
+            ["Punch requires Connect"]
+        );
     }
 
     #[test]

@@ -14,8 +14,13 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 5] =
-        [Category::Receive, Category::Install, Category::Punch, Category::Test, Category::Restore];
+    pub const ALL: [Category; 5] = [
+        Category::Receive,
+        Category::Install,
+        Category::Punch,
+        Category::Test,
+        Category::Restore,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,11 +125,16 @@ pub fn validate(template: &[Milestone]) -> Result<(), DomainError> {
     }
     let total: u32 = template.iter().map(|m| m.weight).sum();
     if total != 100 {
-        return Err(DomainError::InvalidTemplate(format!("the weights sum to {total}, not 100")));
+        return Err(DomainError::InvalidTemplate(format!(
+            "the weights sum to {total}, not 100"
+        )));
     }
     for (i, m) in template.iter().enumerate() {
         if template[..i].iter().any(|o| o.name == m.name) {
-            return Err(DomainError::InvalidTemplate(format!("{:?} appears twice", m.name)));
+            return Err(DomainError::InvalidTemplate(format!(
+                "{:?} appears twice",
+                m.name
+            )));
         }
     }
     Ok(())

@@ -22,7 +22,12 @@ pub fn lock_moment(work_date: i64) -> i64 {
 
 /// Refuses a future work date, and a date in a locked week unless the caller is exempt
 /// (owners and admins) or the project has no week lock.
-pub fn check(work_date: i64, local_now: i64, week_lock: bool, exempt: bool) -> Result<(), DomainError> {
+pub fn check(
+    work_date: i64,
+    local_now: i64,
+    week_lock: bool,
+    exempt: bool,
+) -> Result<(), DomainError> {
     let today = local_now.div_euclid(DAY);
     if work_date > today {
         return Err(DomainError::WorkDateInFuture);
@@ -56,14 +61,20 @@ mod tests {
     fn the_week_locks_at_tuesday_nine() {
         let last_week_friday = MON - 3;
         // This week's Tuesday 08:59:59: last week is still open.
-        assert_eq!(check(last_week_friday, at(MON + 1, 8, 59, 59), true, false), Ok(()));
+        assert_eq!(
+            check(last_week_friday, at(MON + 1, 8, 59, 59), true, false),
+            Ok(())
+        );
         // 09:00:00 sharp: locked.
         assert_eq!(
             check(last_week_friday, at(MON + 1, 9, 0, 0), true, false),
             Err(DomainError::WorkWeekLocked)
         );
         // Sunday is the last day of its week, Monday the first of the next.
-        assert_eq!(check(MON - 1, at(MON + 1, 9, 0, 0), true, false), Err(DomainError::WorkWeekLocked));
+        assert_eq!(
+            check(MON - 1, at(MON + 1, 9, 0, 0), true, false),
+            Err(DomainError::WorkWeekLocked)
+        );
         assert_eq!(check(MON, at(MON + 1, 9, 0, 0), true, false), Ok(()));
     }
 
@@ -73,14 +84,20 @@ mod tests {
         let now = at(MON + 2, 12, 0, 0);
         assert_eq!(check(old, now, true, true), Ok(()));
         assert_eq!(check(old, now, false, false), Ok(()));
-        assert_eq!(check(old, now, true, false), Err(DomainError::WorkWeekLocked));
+        assert_eq!(
+            check(old, now, true, false),
+            Err(DomainError::WorkWeekLocked)
+        );
     }
 
     #[test]
     fn future_dates_are_refused_even_for_the_exempt() {
         let now = at(MON, 23, 59, 59);
         assert_eq!(check(MON, now, true, false), Ok(()));
-        assert_eq!(check(MON + 1, now, true, true), Err(DomainError::WorkDateInFuture));
+        assert_eq!(
+            check(MON + 1, now, true, true),
+            Err(DomainError::WorkDateInFuture)
+        );
         assert_eq!(check(MON + 1, at(MON + 1, 0, 0, 0), true, false), Ok(()));
     }
 }

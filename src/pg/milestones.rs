@@ -26,9 +26,19 @@ pub fn default_milestones() -> TableIterator<
     let rows: Vec<_> = ComponentType::ALL
         .iter()
         .flat_map(|&t| {
-            template::default_template(t).into_iter().enumerate().map(move |(i, m)| {
-                (t.as_str(), i as i32 + 1, m.name, m.weight as i32, m.partial, m.category.as_str())
-            })
+            template::default_template(t)
+                .into_iter()
+                .enumerate()
+                .map(move |(i, m)| {
+                    (
+                        t.as_str(),
+                        i as i32 + 1,
+                        m.name,
+                        m.weight as i32,
+                        m.partial,
+                        m.category.as_str(),
+                    )
+                })
         })
         .collect();
     TableIterator::new(rows)
@@ -41,7 +51,10 @@ fn template_of(
     partial: &[Option<bool>],
     categories: &[Option<String>],
 ) -> Option<Vec<Milestone>> {
-    if weights.len() != names.len() || partial.len() != names.len() || categories.len() != names.len() {
+    if weights.len() != names.len()
+        || partial.len() != names.len()
+        || categories.len() != names.len()
+    {
         return None;
     }
     names
@@ -62,13 +75,23 @@ fn template_of(
 
 fn values_of(values: &[Option<i32>], len: usize) -> Vec<u32> {
     (0..len)
-        .map(|i| values.get(i).copied().flatten().and_then(|v| u32::try_from(v).ok()).unwrap_or(0))
+        .map(|i| {
+            values
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        })
         .collect()
 }
 
 /// Earned credit as `{total, receive, install, punch, test, restore}` in ten-thousandths of a percent.
 fn earned_array(earned: Earned) -> Vec<i32> {
-    std::iter::once(earned.total).chain(earned.by_category).map(|v| v as i32).collect()
+    std::iter::once(earned.total)
+        .chain(earned.by_category)
+        .map(|v| v as i32)
+        .collect()
 }
 
 /// The key of the first template problem, for the re-weight API; NULL when the template is valid.
@@ -100,10 +123,16 @@ pub fn milestone_earned(
             name: String::new(),
             weight: w.and_then(|w| u32::try_from(w).ok()).unwrap_or(0),
             partial: true,
-            category: c.as_deref().and_then(Category::parse).unwrap_or(Category::Install),
+            category: c
+                .as_deref()
+                .and_then(Category::parse)
+                .unwrap_or(Category::Install),
         })
         .collect();
-    earned_array(progress::earned(&template, &values_of(&values, template.len())))
+    earned_array(progress::earned(
+        &template,
+        &values_of(&values, template.len()),
+    ))
 }
 
 /// Plans one milestone update: validates the value, applies it, computes the new % complete and
@@ -133,15 +162,39 @@ pub fn plan_milestone_update(
 > {
     let planned = template_of(&names, &weights, &partial, &categories)
         .ok_or_else(|| DomainError::InvalidTemplate("the milestone arrays disagree".into()))
-        .and_then(|t| plan(&t, &current_values, milestone, value, has_welder, sequence_mode));
+        .and_then(|t| {
+            plan(
+                &t,
+                &current_values,
+                milestone,
+                value,
+                has_welder,
+                sequence_mode,
+            )
+        });
     TableIterator::once(match planned {
         Ok(p) => {
             // Under `enforce` a broken sequence refuses the update; the violations go with the key.
-            let refused = !p.violations.is_empty() && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
+            let refused = !p.violations.is_empty()
+                && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
             let code = refused.then(|| DomainError::OutOfSequence.code().to_string());
-            (code, p.index as i32 + 1, p.old_value as i32, p.values.iter().map(|&v| v as i32).collect(), earned_array(p.earned), p.violations)
+            (
+                code,
+                p.index as i32 + 1,
+                p.old_value as i32,
+                p.values.iter().map(|&v| v as i32).collect(),
+                earned_array(p.earned),
+                p.violations,
+            )
         }
-        Err(e) => (Some(e.code().to_string()), 0, 0, Vec::new(), Vec::new(), Vec::new()),
+        Err(e) => (
+            Some(e.code().to_string()),
+            0,
+            0,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ),
     })
 }
 
@@ -177,12 +230,25 @@ fn plan(
             .collect(),
     };
     let earned = progress::earned(template, &values);
-    Ok(Plan { index, old_value, values, earned, violations })
+    Ok(Plan {
+        index,
+        old_value,
+        values,
+        earned,
+        violations,
+    })
 }
 
 /// NULL when a work date is acceptable, else the error key. Dates are days since 1970-01-01,
 /// `local_now` seconds since 1970-01-01 on the project's local clock.
 #[pg_extern(immutable, parallel_safe)]
-pub fn work_date_problem(work_date: i32, local_now: i64, week_lock: bool, exempt: bool) -> Option<&'static str> {
-    work_date::check(i64::from(work_date), local_now, week_lock, exempt).err().map(|e| e.code())
+pub fn work_date_problem(
+    work_date: i32,
+    local_now: i64,
+    week_lock: bool,
+    exempt: bool,
+) -> Option<&'static str> {
+    work_date::check(i64::from(work_date), local_now, week_lock, exempt)
+        .err()
+        .map(|e| e.code())
 }

@@ -9,7 +9,7 @@ PIPETRAK_HOME=${PIPETRAK_HOME:-/var/tmp/pipetrak}
 PIPETRAK_SOCKET=$PIPETRAK_HOME/socket
 PIPETRAK_PGDATA=$PIPETRAK_HOME/pgdata
 PG_BIN=/usr/lib/postgresql/15/bin
-export PGHOST=$PIPETRAK_SOCKET PGPORT=$PIPETRAK_PORT PGUSER=postgres
+export PGHOST=$PIPETRAK_SOCKET PGPORT=$PIPETRAK_PORT PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
 
 as_postgres() { sudo -u postgres "$@"; }
 

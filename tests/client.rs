@@ -1,0 +1,308 @@
+//! Client tests against a live server with the extension installed, calling the API the way
+//! PostgREST does: one transaction per request, `set local role authenticated`, the JWT claims in
+//! `request.jwt.claims`. Run by `tests/scripts/test.sh`, which creates a throwaway database and sets
+//! PIPETRAK_TEST_URL; plain `cargo test` skips them (they are `#[ignore]`).
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+use std::thread;
+
+fn connect() -> Client {
+    let url =
+        std::env::var("PIPETRAK_TEST_URL").expect("PIPETRAK_TEST_URL names the test database");
+    Client::connect(&url, NoTls).expect("connect to the test database")
+}
+
+/// One HTTP request's worth of work: a transaction as `user`, returning the first column as JSON text.
+fn request(client: &mut Client, user: &str, sql: &str) -> Result<Value, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute("set local role authenticated")?;
+    let claims = serde_json::json!({"sub": user, "role": "authenticated", "email": format!("{user}@example.com")});
+    tx.execute(
+        "select set_config('request.jwt.claims', $1, true)",
+        &[&claims.to_string()],
+    )?;
+    let row = tx.query_one(&format!("select to_jsonb(r)::text from ({sql}) r"), &[])?;
+    tx.commit()?;
+    let text: String = row.get(0);
+    let value: Value = serde_json::from_str(&text).expect("json");
+    // A one-column row comes back as {"column": value}: unwrap it.
+    Ok(match value {
+        Value::Object(map) if map.len() == 1 => map
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null),
+        other => other,
+    })
+}
+
+fn ok(client: &mut Client, user: &str, sql: &str) -> Value {
+    request(client, user, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+}
+
+fn id(v: &Value) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .expect("an id")
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("a number: {v}"))
+}
+
+/// A fresh organization and project owned by `owner`, with a foreman and a viewer; unique per call.
+struct Site {
+    project: i64,
+    owner: String,
+    foreman: String,
+    viewer: String,
+}
+
+fn user(tag: &str, n: u32) -> String {
+    let pid = std::process::id();
+    format!(
+        "{:08x}-0000-4000-8000-{:06x}{:06x}",
+        pid,
+        tag.len() as u32 * 1000 + n,
+        n
+    )
+}
+
+fn site(client: &mut Client, name: &str, n: u32) -> Site {
+    let owner = user("owner", n);
+    let foreman = user("foreman", n);
+    let viewer = user("viewer", n);
+    let org = id(&ok(
+        client,
+        &owner,
+        &format!("select pipetrak_api.create_organization(name => '{name}')"),
+    ));
+    for (u, role) in [(&foreman, "foreman"), (&viewer, "viewer")] {
+        ok(client, &owner, &format!("select pipetrak_api.add_member(organization_id => {org}, user_id => '{u}', role => '{role}')"));
+    }
+    let project = id(&ok(
+        client,
+        &owner,
+        &format!("select pipetrak_api.create_project(organization_id => {org}, name => '{name}', job_number => 'J-{n}', time_zone => 'America/Chicago')"),
+    ));
+    Site {
+        project,
+        owner,
+        foreman,
+        viewer,
+    }
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_foremans_day_rolls_up_everywhere() {
+    let mut c = connect();
+    let s = site(&mut c, "Day", 1);
+    let p = s.project;
+    let pm = &s.owner;
+    let area = id(&ok(
+        &mut c,
+        pm,
+        &format!("select pipetrak_api.create_area(project_id => {p}, name => 'Unit 1')"),
+    ));
+    let system = id(&ok(
+        &mut c,
+        pm,
+        &format!("select pipetrak_api.create_system(project_id => {p}, name => 'Steam')"),
+    ));
+    let package = id(&ok(
+        &mut c,
+        pm,
+        &format!("select pipetrak_api.create_test_package(project_id => {p}, name => 'TP-1')"),
+    ));
+    let d1 = id(&ok(&mut c, pm, &format!(
+        "select pipetrak_api.create_drawing(project_id => {p}, drawing_no => 'P-1 01of02', area_id => {area}, system_id => {system}, test_package_id => {package})")));
+    let d2 = id(&ok(
+        &mut c,
+        pm,
+        &format!("select pipetrak_api.create_drawing(project_id => {p}, drawing_no => 'P-2')"),
+    ));
+    // Drawing 1: 2 valves and one spool. Drawing 2: 100 ft of pipe.
+    let valves = ok(&mut c, pm, &format!(
+        "select pipetrak_api.create_component(project_id => {p}, drawing_id => {d1}, component_type => 'Valves', tag => 'gv-1', size => '2\"', quantity => 2)"));
+    let valves: Vec<i64> = valves["created"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(valves.len(), 2, "quantity 2 makes two valves");
+    let spool = id(&ok(&mut c, pm, &format!(
+        "select pipetrak_api.create_component(project_id => {p}, drawing_id => {d1}, component_type => 'spool', tag => 'SP-1') -> 'created' -> 0")));
+    let pipe = id(&ok(&mut c, pm, &format!(
+        "select pipetrak_api.create_component(project_id => {p}, drawing_id => {d2}, component_type => 'pipe', tag => 'CS-1', size => '6', quantity => 100) -> 'created' -> 0")));
+
+    // The viewer can't work.
+    let refused = request(&mut c, &s.viewer, &format!(
+        "select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", valves[0]));
+    assert_eq!(
+        refused.unwrap_err().code().map(|s| s.code().to_string()),
+        Some("42501".into())
+    );
+
+    // The foreman's day, one request per tap.
+    let f = &s.foreman;
+    for (component, milestone, value) in [
+        (valves[0], "Receive", 100.0),
+        (valves[0], "Install", 100.0),
+        (valves[1], "Receive", 100.0),
+        (spool, "Receive", 100.0),
+        (spool, "Erect", 100.0),
+        (pipe, "Receive", 100.0),
+        (pipe, "Erect", 37.5),
+    ] {
+        ok(&mut c, f, &format!("select pipetrak_api.update_milestone(component_id => {component}, milestone => '{milestone}', value => {value})"));
+    }
+    let pct = |c: &mut Client, component: i64| {
+        num(&ok(
+            c,
+            f,
+            &format!("select percent_complete from pipetrak_api.components where id = {component}"),
+        ))
+    };
+    assert_eq!(pct(&mut c, valves[0]), 70.0);
+    assert_eq!(pct(&mut c, valves[1]), 10.0);
+    assert_eq!(pct(&mut c, spool), 45.0);
+    assert_eq!(pct(&mut c, pipe), 16.25); // 5 + 30 × 0.375
+
+    // Drawing 1: (70 + 10 + 45) / 3 = 41.67; received: (10 + 10 + 5) / 25 = 100 %.
+    let d = ok(
+        &mut c,
+        f,
+        &format!("select r from pipetrak_api.drawing_progress r where drawing_id = {d1}"),
+    );
+    assert_eq!(id(&d["component_count"]), 3);
+    assert_eq!(num(&d["percent_complete"]), 41.67);
+    assert_eq!(num(&d["received_percent"]), 100.0);
+    // Installed: valve 60 of 120 possible (2 × 60) + spool 40 of 80 → 100 / 200 = 50 %.
+    assert_eq!(num(&d["installed_percent"]), 50.0);
+    for view in ["area_progress", "system_progress", "test_package_progress"] {
+        let key = match view {
+            "area_progress" => area,
+            "system_progress" => system,
+            _ => package,
+        };
+        let column = view.trim_end_matches("_progress");
+        let r = ok(&mut c, f, &format!("select r from pipetrak_api.{view} r where project_id = {p} and {column}_id = {key}"));
+        assert_eq!(num(&r["percent_complete"]), 41.67, "{view}");
+    }
+    // Project: (70 + 10 + 45 + 16.25) / 4 = 35.31.
+    let r = ok(
+        &mut c,
+        f,
+        &format!("select r from pipetrak_api.project_progress r where project_id = {p}"),
+    );
+    assert_eq!(id(&r["component_count"]), 4);
+    assert_eq!(num(&r["percent_complete"]), 35.31);
+    // Unassigned drawing 2 shows up under area NULL.
+    let r = ok(
+        &mut c,
+        f,
+        &format!(
+            "select r from pipetrak_api.area_progress r where project_id = {p} and area_id is null"
+        ),
+    );
+    assert_eq!(num(&r["percent_complete"]), 16.25);
+    // The day's events are all there, attributed to the foreman.
+    let n = ok(&mut c, f, &format!("select count(*) from pipetrak_api.milestone_events where project_id = {p} and user_id = '{f}'"));
+    assert_eq!(id(&n), 7);
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn concurrent_foremen_lose_no_update() {
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 40;
+    let mut c = connect();
+    let s = site(&mut c, "Busy", 2);
+    let p = s.project;
+    let drawing = id(&ok(
+        &mut c,
+        &s.owner,
+        &format!("select pipetrak_api.create_drawing(project_id => {p}, drawing_no => 'HOT-1')"),
+    ));
+    let created = ok(&mut c, &s.owner, &format!(
+        "select pipetrak_api.create_component(project_id => {p}, drawing_id => {drawing}, component_type => 'support', tag => 'S', quantity => {})",
+        WRITERS * PER_WRITER));
+    let ids: Vec<i64> = created["created"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(id)
+        .collect();
+    let shared = ids[0];
+
+    // Every writer receives its own components and also hammers one shared component.
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let mine: Vec<i64> = ids[w * PER_WRITER..(w + 1) * PER_WRITER].to_vec();
+            let foreman = s.foreman.clone();
+            thread::spawn(move || {
+                let mut c = connect();
+                for (i, component) in mine.iter().enumerate() {
+                    ok(&mut c, &foreman, &format!("select pipetrak_api.update_milestone(component_id => {component}, milestone => 'Receive', value => 100)"));
+                    let value = if i % 2 == 0 { 100 } else { 0 };
+                    ok(&mut c, &foreman, &format!("select pipetrak_api.update_milestone(component_id => {shared}, milestone => 'Install', value => {value}, note => 'w{w}')"));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("writer thread");
+    }
+
+    let f = &s.foreman;
+    let received = ok(&mut c, f, &format!("select count(*) from pipetrak_api.components where project_id = {p} and milestones ->> 'Receive' = '100.00'"));
+    assert_eq!(
+        id(&received),
+        (WRITERS * PER_WRITER) as i64,
+        "every receive landed"
+    );
+    let events = ok(&mut c, f, &format!("select count(*) from pipetrak_api.milestone_events where component_id = {shared} and milestone = 'Install'"));
+    assert_eq!(
+        id(&events),
+        (WRITERS * PER_WRITER) as i64,
+        "every update of the shared component is in the log"
+    );
+    let version = ok(
+        &mut c,
+        f,
+        &format!("select version from pipetrak_api.components where id = {shared}"),
+    );
+    assert_eq!(
+        id(&version),
+        1 + 1 + (WRITERS * PER_WRITER) as i64,
+        "versions count every write"
+    );
+
+    // The maintained rollup equals a recomputation from the components.
+    let maintained = ok(
+        &mut c,
+        f,
+        &format!("select r from pipetrak_api.project_progress r where project_id = {p}"),
+    );
+    let recomputed = ok(&mut c, f, &format!(
+        "select jsonb_build_object('n', count(*), 'pct', round(avg(percent_complete), 2), 'done', count(*) filter (where percent_complete = 100))
+         from pipetrak_api.components where project_id = {p} and retired_at is null"));
+    assert_eq!(id(&maintained["component_count"]), id(&recomputed["n"]));
+    assert_eq!(
+        num(&maintained["percent_complete"]),
+        num(&recomputed["pct"])
+    );
+    assert_eq!(id(&maintained["completed_count"]), id(&recomputed["done"]));
+    let parts = ok(&mut c, f, &format!(
+        "select (select sum(earned_total) from pipetrak.progress_parts where project_id = {p}) = (select sum(earned_total) from pipetrak.components where project_id = {p})"));
+    assert_eq!(
+        parts,
+        Value::Bool(true),
+        "earned credit in the parts equals the components'"
+    );
+}
