@@ -2,55 +2,47 @@
 
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
--- Adds p_added components to their progress parts and takes p_removed ones away, netted per part.
-create function pipetrak.progress_parts_add(p_added pipetrak.components[], p_removed pipetrak.components[])
-returns void
-language sql
-set search_path = ''
-as $$
-    insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-           component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
-    select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
-           sum(c.sign), coalesce(sum(c.sign) filter (where c.earned_total = 1000000), 0), sum(c.sign * c.earned_total),
-           sum(c.sign * c.earned_receive), sum(c.sign * c.earned_install), sum(c.sign * c.earned_punch),
-           sum(c.sign * c.earned_test), sum(c.sign * c.earned_restore)
-    from (select a.*, 1 as sign from unnest(p_added) a
-          union all
-          select r.*, -1 from unnest(p_removed) r) c
-    group by 1, 2, 3, 4, 5, 6
-    having sum(c.sign) <> 0 or sum(c.sign * c.earned_total) <> 0
-        or sum(c.sign * c.earned_receive) <> 0 or sum(c.sign * c.earned_install) <> 0 or sum(c.sign * c.earned_punch) <> 0
-        or sum(c.sign * c.earned_test) <> 0 or sum(c.sign * c.earned_restore) <> 0
-        or coalesce(sum(c.sign) filter (where c.earned_total = 1000000), 0) <> 0
-    order by 1, 2, 3, 4, 5, 6
-    on conflict on constraint progress_parts_key do update set
-        component_count = p.component_count + excluded.component_count,
-        completed_count = p.completed_count + excluded.completed_count,
-        earned_total = p.earned_total + excluded.earned_total,
-        earned_receive = p.earned_receive + excluded.earned_receive,
-        earned_install = p.earned_install + excluded.earned_install,
-        earned_punch = p.earned_punch + excluded.earned_punch,
-        earned_test = p.earned_test + excluded.earned_test,
-        earned_restore = p.earned_restore + excluded.earned_restore
-$$;
-
--- Adds the live rows of the statement's transition tables to the progress parts (new rows count +1,
--- old rows -1), one upsert per part whose totals change, in key order so concurrent writers lock
--- alike. An UPDATE nets old against new first: a milestone update writes one part row, and an
--- update that changes no credit or assignment writes none.
 create function pipetrak.progress_parts_apply()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-    if tg_op = 'INSERT' then
-        perform pipetrak.progress_parts_add(array(select n::pipetrak.components from new_rows n where n.retired_at is null), '{}'::pipetrak.components[]);
-    elsif tg_op = 'DELETE' then
-        perform pipetrak.progress_parts_add('{}'::pipetrak.components[], array(select o::pipetrak.components from old_rows o where o.retired_at is null));
-    else
-        perform pipetrak.progress_parts_add(array(select n::pipetrak.components from new_rows n where n.retired_at is null),
-                                            array(select o::pipetrak.components from old_rows o where o.retired_at is null));
+    if tg_op in ('UPDATE', 'DELETE') then
+        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
+        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               -count(*), -count(*) filter (where earned_total = 1000000), -sum(earned_total), -sum(earned_receive),
+               -sum(earned_install), -sum(earned_punch), -sum(earned_test), -sum(earned_restore)
+        from old_rows where retired_at is null
+        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        on conflict on constraint progress_parts_key do update set
+            component_count = p.component_count + excluded.component_count,
+            completed_count = p.completed_count + excluded.completed_count,
+            earned_total = p.earned_total + excluded.earned_total,
+            earned_receive = p.earned_receive + excluded.earned_receive,
+            earned_install = p.earned_install + excluded.earned_install,
+            earned_punch = p.earned_punch + excluded.earned_punch,
+            earned_test = p.earned_test + excluded.earned_test,
+            earned_restore = p.earned_restore + excluded.earned_restore;
+    end if;
+    if tg_op in ('UPDATE', 'INSERT') then
+        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
+        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+               count(*), count(*) filter (where earned_total = 1000000), sum(earned_total), sum(earned_receive),
+               sum(earned_install), sum(earned_punch), sum(earned_test), sum(earned_restore)
+        from new_rows where retired_at is null
+        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        on conflict on constraint progress_parts_key do update set
+            component_count = p.component_count + excluded.component_count,
+            completed_count = p.completed_count + excluded.completed_count,
+            earned_total = p.earned_total + excluded.earned_total,
+            earned_receive = p.earned_receive + excluded.earned_receive,
+            earned_install = p.earned_install + excluded.earned_install,
+            earned_punch = p.earned_punch + excluded.earned_punch,
+            earned_test = p.earned_test + excluded.earned_test,
+            earned_restore = p.earned_restore + excluded.earned_restore;
     end if;
     return null;
 end

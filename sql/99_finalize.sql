@@ -20,7 +20,7 @@ begin
         grant execute on all functions in schema pipetrak to authenticated;
         grant execute on all functions in schema pipetrak_api to authenticated;
         -- Trigger functions are never called directly.
-        revoke execute on function pipetrak.progress_parts_apply(), pipetrak.progress_parts_add(pipetrak.components[], pipetrak.components[]), pipetrak.milestone_events_immutable(),
+        revoke execute on function pipetrak.progress_parts_apply(), pipetrak.milestone_events_immutable(),
             pipetrak.memberships_keep_an_owner() from authenticated;
     end if;
     if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
