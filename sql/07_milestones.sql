@@ -1,21 +1,20 @@
 -- The milestone engine: one update = one component row, one event, one progress part; the
 -- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
 
--- A component's state as the API returns it.
-create function pipetrak.component_state(p_component pipetrak.components, p_out_of_sequence boolean, p_violations text[])
+-- A component's state as the API returns it; `p_names` are its template's milestone names.
+create function pipetrak.component_state(p_component pipetrak.components, p_names text[], p_out_of_sequence boolean,
+                                         p_violations text[])
 returns jsonb
-language sql stable
+language sql immutable
 set search_path = ''
 as $$
     select jsonb_build_object(
         'component_id', p_component.id,
-        'milestones', (select jsonb_object_agg(n, v) from unnest(t.names, p_component.milestone_values) as u(n, v)),
+        'milestones', (select jsonb_object_agg(n, v) from unnest(p_names, p_component.milestone_values) as u(n, v)),
         'percent_complete', p_component.percent_complete,
         'version', p_component.version,
         'out_of_sequence', coalesce(p_out_of_sequence, false),
         'violations', to_jsonb(coalesce(p_violations, '{}'::text[])))
-    from pipetrak.milestone_templates t
-    where t.project_id = p_component.project_id and t.component_type = p_component.component_type
 $$;
 
 -- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
@@ -28,9 +27,7 @@ as $$
 declare
     v_user uuid := pipetrak.require_user();
     v_component pipetrak.components;
-    v_project pipetrak.projects;
-    v_template pipetrak.milestone_templates;
-    v_role text;
+    v_ctx record;
     v_local_now timestamp;
     v_work_date date;
     v_problem text;
@@ -49,34 +46,50 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "milestone, value", "expected": "a milestone name and a value"}');
     end if;
 
-    v_component := pipetrak.lock_component(p_component_id, 'update_milestones');
-    select * into v_project from pipetrak.projects where id = v_component.project_id;
-    select m.role into v_role from pipetrak.memberships m where m.organization_id = v_project.organization_id and m.user_id = v_user;
+    -- One locked read for the component, its project, the caller's role and the template: this is
+    -- the hot path, so it does not go through lock_component + require_project_role.
+    select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
+           t.names, t.weights, t.is_partial, t.categories
+    into v_ctx
+    from pipetrak.components c
+    join pipetrak.projects p on p.id = c.project_id
+    join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = v_user
+    join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+    where c.id = p_component_id
+    for update of c;
+    v_component := v_ctx.component;
+    if v_ctx.role is null then
+        perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));
+    elsif not pipetrak.role_can(v_ctx.role, 'update_milestones') then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_ctx.role, 'needs', 'update_milestones'));
+    elsif v_ctx.archived_at is not null then
+        perform pipetrak.raise_error('project_archived', jsonb_build_object('project_id', v_component.project_id));
+    elsif v_component.retired_at is not null then
+        perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
+    end if;
     if p_expected_version is not null and p_expected_version <> v_component.version then
         perform pipetrak.raise_error('version_conflict',
-            jsonb_build_object('expected_version', p_expected_version, 'current', pipetrak.component_state(v_component, null, null)));
+            jsonb_build_object('expected_version', p_expected_version, 'current', pipetrak.component_state(v_component, v_ctx.names, null, null)));
     end if;
 
-    v_local_now := now() at time zone v_project.time_zone;
+    v_local_now := now() at time zone v_ctx.time_zone;
     v_work_date := coalesce(p_work_date, v_local_now::date);
     v_problem := pipetrak.work_date_problem(v_work_date - date '1970-01-01', extract(epoch from v_local_now)::bigint,
-                                            v_project.week_lock, v_role in ('owner', 'admin'));
+                                            v_ctx.week_lock, v_ctx.role in ('owner', 'admin'));
     if v_problem is not null then
-        perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_project.time_zone));
+        perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_ctx.time_zone));
     end if;
 
-    select * into v_template from pipetrak.milestone_templates
-    where project_id = v_component.project_id and component_type = v_component.component_type;
     select * into v_plan from pipetrak.plan_milestone_update(
-        v_template.names, v_template.weights, v_template.is_partial, v_template.categories,
+        v_ctx.names, v_ctx.weights, v_ctx.is_partial, v_ctx.categories,
         array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
         p_milestone, p_value::text,
         v_component.component_type = 'field_weld'
             and exists (select from pipetrak.field_welds w where w.component_id = v_component.id and w.welder_id is not null),
-        v_project.sequence_mode);
+        v_ctx.sequence_mode);
     if v_plan.error_code is not null then
         perform pipetrak.raise_error(v_plan.error_code, jsonb_build_object(
-            'milestone', p_milestone, 'value', p_value, 'milestones', to_jsonb(v_template.names),
+            'milestone', p_milestone, 'value', p_value, 'milestones', to_jsonb(v_ctx.names),
             'violations', to_jsonb(v_plan.violations)));
     end if;
 
@@ -90,7 +103,7 @@ begin
 
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
                                            note, out_of_sequence, violations, client_request_id)
-    values (v_component.project_id, v_component.id, v_template.names[v_plan.milestone_index], v_plan.old_value / 100.0,
+    values (v_component.project_id, v_component.id, v_ctx.names[v_plan.milestone_index], v_plan.old_value / 100.0,
             v_plan.new_values[v_plan.milestone_index] / 100.0, v_work_date, v_user, p_note,
             cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id)
     returning id into v_event_id;
@@ -98,10 +111,10 @@ begin
     if cardinality(v_plan.violations) > 0 then
         insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
         values (v_component.project_id, v_component.id, v_event_id, 'out_of_sequence',
-                jsonb_build_object('milestone', v_template.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)));
+                jsonb_build_object('milestone', v_ctx.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)));
     end if;
 
-    v_result := pipetrak.component_state(v_component, cardinality(v_plan.violations) > 0, v_plan.violations)
+    v_result := pipetrak.component_state(v_component, v_ctx.names, cardinality(v_plan.violations) > 0, v_plan.violations)
                 || jsonb_build_object('event_id', v_event_id);
     if p_client_request_id is not null then
         insert into pipetrak.client_requests (user_id, client_request_id, project_id, result)
