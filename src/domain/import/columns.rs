@@ -1,0 +1,193 @@
+//! Header matching (spec §6): drop a trailing `*`, `!` or `#` marker, then compare ignoring case
+//! and every character that is not a letter or digit, against each field's accepted names.
+
+use super::Kind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Drawing,
+    Type,
+    CmdtyCode,
+    Qty,
+    Size,
+    Spec,
+    Description,
+    Comments,
+    Area,
+    System,
+    TestPackage,
+    WeldId,
+    WeldType,
+    WeldSize,
+    Schedule,
+    BaseMetal,
+    XrayPercent,
+    Pwht,
+    NdeTypes,
+    Stencil,
+    DateWelded,
+    NdeResult,
+    /// The issues column of our own remediation CSV: read back as nothing.
+    RemediationNotes,
+}
+
+/// The header of the issues column the remediation CSV adds.
+pub const REMEDIATION_HEADER: &str = "PIPETRAK ISSUES";
+
+impl Field {
+    /// The name reports use for the column.
+    pub fn label(self) -> &'static str {
+        self.names()[0]
+    }
+
+    /// Accepted header spellings; the first is the canonical one.
+    pub fn names(self) -> &'static [&'static str] {
+        use Field::*;
+        match self {
+            Drawing => &[
+                "DRAWING", "DRAWINGS", "DRAWING NUMBER", "DRAWING NO", "DRAWING ID", "DWG", "DWG NO", "ISO",
+                "DRAWING / ISOMETRIC NUMBER",
+            ],
+            Type => &["TYPE", "COMPONENT TYPE", "ITEM TYPE", "CATEGORY"],
+            CmdtyCode => &["CMDTY CODE", "COMMODITY CODE", "CMDTY", "COMMODITY", "PART NO", "COMPONENT ID", "TAG"],
+            Qty => &["QTY", "QUANTITY", "COUNT"],
+            Size => &["SIZE", "NOM SIZE", "NOMINAL SIZE", "NPS", "DIA"],
+            Spec => &["SPEC", "SPECIFICATION"],
+            Description => &["DESCRIPTION", "DESC"],
+            Comments => &["COMMENTS", "COMMENT", "NOTES", "REMARKS"],
+            Area => &["AREA"],
+            System => &["SYSTEM"],
+            TestPackage => &["TEST PACKAGE", "TEST_PACKAGE", "TEST PKG", "PACKAGE"],
+            WeldId => &["WELD ID", "WELD NUMBER", "WELD NO", "WELD #", "WELD ID NUMBER"],
+            WeldType => &["WELD TYPE", "WELD TYPE CODE", "JOINT TYPE"],
+            WeldSize => &["WELD SIZE", "SIZE"],
+            Schedule => &["SCHEDULE", "SCH"],
+            BaseMetal => &["BASE METAL"],
+            XrayPercent => &["X-RAY %", "X-RAY PERCENT", "RT %", "XRAY %"],
+            Pwht => &["PWHT REQUIRED", "PWHT"],
+            NdeTypes => &["NDE TYPES", "NDE TYPE", "NDE"],
+            Stencil => &["WELDER STENCIL", "STENCIL", "WELDER ID"],
+            DateWelded => &["DATE WELDED", "WELD DATE"],
+            NdeResult => &["NDE RESULT"],
+            RemediationNotes => &[REMEDIATION_HEADER],
+        }
+    }
+
+    /// The fields a file of this kind can hold, in matching order.
+    pub fn of_kind(kind: Kind) -> &'static [Field] {
+        use Field::*;
+        match kind {
+            Kind::Takeoff => &[
+                Drawing, Type, CmdtyCode, Qty, Size, Spec, Description, Comments, Area, System, TestPackage,
+                RemediationNotes,
+            ],
+            Kind::FieldWelds => &[
+                WeldId, Drawing, Type, WeldType, WeldSize, Schedule, BaseMetal, Spec, XrayPercent, Pwht, NdeTypes,
+                Stencil, DateWelded, NdeResult, Area, System, TestPackage, Comments, Description, RemediationNotes,
+            ],
+        }
+    }
+
+    pub fn required(kind: Kind) -> &'static [Field] {
+        match kind {
+            Kind::Takeoff => &[Field::Drawing, Field::Type, Field::CmdtyCode],
+            Kind::FieldWelds => &[Field::WeldId, Field::Drawing],
+        }
+    }
+}
+
+/// `Drawing ID`, `drawingId`, `DRAWING_ID` and `DRAWING ID*` all become `drawingid`.
+pub fn header_key(header: &str) -> String {
+    header
+        .trim()
+        .trim_end_matches(['*', '!', '#'])
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn field_for(kind: Kind, key: &str) -> Option<Field> {
+    Field::of_kind(kind)
+        .iter()
+        .copied()
+        .find(|f| f.names().iter().any(|n| header_key(n) == key))
+}
+
+/// Where each field is in a header row, the columns kept as attributes, and the duplicates.
+#[derive(Debug, Clone, Default)]
+pub struct Mapping {
+    pub fields: Vec<(Field, usize)>,
+    /// (column index, header text) of columns that map to no field.
+    pub extra: Vec<(usize, String)>,
+    /// (column index, header text) of a second column for an already mapped field.
+    pub duplicates: Vec<(usize, String)>,
+}
+
+impl Mapping {
+    pub fn of(kind: Kind, header: &[String]) -> Mapping {
+        let mut mapping = Mapping::default();
+        for (index, text) in header.iter().enumerate() {
+            let key = header_key(text);
+            if key.is_empty() {
+                continue;
+            }
+            match field_for(kind, &key) {
+                Some(f) if mapping.index(f).is_some() => mapping.duplicates.push((index, text.trim().to_string())),
+                Some(f) => mapping.fields.push((f, index)),
+                None => mapping.extra.push((index, text.trim().to_string())),
+            }
+        }
+        mapping
+    }
+
+    pub fn index(&self, field: Field) -> Option<usize> {
+        self.fields.iter().find(|(f, _)| *f == field).map(|&(_, i)| i)
+    }
+
+    pub fn missing_required(&self, kind: Kind) -> Vec<Field> {
+        Field::required(kind)
+            .iter()
+            .copied()
+            .filter(|f| self.index(*f).is_none())
+            .collect()
+    }
+
+    /// How well a row works as this kind's header (used to pick the header row).
+    pub fn score(&self, kind: Kind) -> usize {
+        let required = Field::required(kind).len() - self.missing_required(kind).len();
+        required * 100 + self.fields.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn spellings_match_after_dropping_markers_case_and_punctuation() {
+        for h in ["Drawing ID", "drawingId", "DRAWING_ID", "DRAWING*", "dwg no", "ISO"] {
+            let m = Mapping::of(Kind::Takeoff, &header(&[h]));
+            assert_eq!(m.index(Field::Drawing), Some(0), "{h}");
+        }
+        let m = Mapping::of(Kind::FieldWelds, &header(&["Weld #", "X-ray Percent", "RT %", "Weld Type Code"]));
+        assert_eq!(m.index(Field::WeldId), Some(0));
+        assert_eq!(m.index(Field::XrayPercent), Some(1));
+        assert_eq!(m.duplicates, vec![(2, "RT %".to_string())]);
+        assert_eq!(m.index(Field::WeldType), Some(3));
+    }
+
+    #[test]
+    fn unknown_columns_are_kept_and_required_ones_reported() {
+        let m = Mapping::of(Kind::Takeoff, &header(&["componentId", "type", "material", "", "drawingId"]));
+        assert_eq!(m.index(Field::CmdtyCode), Some(0));
+        assert_eq!(m.extra, vec![(2, "material".to_string())]);
+        assert!(m.missing_required(Kind::Takeoff).is_empty());
+        let m = Mapping::of(Kind::Takeoff, &header(&["DRAWING", "QTY"]));
+        assert_eq!(m.missing_required(Kind::Takeoff), vec![Field::Type, Field::CmdtyCode]);
+    }
+}

@@ -1,0 +1,222 @@
+//! What validation found: one issue per (row, column, problem), with a stable code.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// Every issue an import can report. The snake_case key is the stable code clients match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueCode {
+    // The file as a whole.
+    UnsupportedFile,
+    EmptyFile,
+    HeaderNotFound,
+    MissingRequiredColumn,
+    QuantityColumnMissing,
+    DuplicateColumn,
+    UnmappedColumn,
+    DecodedWindows1252,
+    // One row.
+    MissingValue,
+    ValueTooLong,
+    CellError,
+    UnknownComponentType,
+    InvalidQuantity,
+    QuantityTooLarge,
+    ZeroQuantity,
+    QuantityDefaulted,
+    QuantityIgnored,
+    UnparsedSize,
+    DuplicateId,
+    IdenticalRows,
+    RowsMerged,
+    NotAFieldWeld,
+    InvalidWeldType,
+    InvalidXrayPercent,
+    InvalidBoolean,
+    InvalidNdeType,
+    InvalidStencil,
+    InvalidDate,
+    FutureDate,
+    InvalidNdeResult,
+    // Found by comparing with the project (added in SQL).
+    SimilarDrawingExists,
+    QuantityBelowExisting,
+}
+
+impl IssueCode {
+    pub const ALL: &'static [IssueCode] = &[
+        IssueCode::UnsupportedFile,
+        IssueCode::EmptyFile,
+        IssueCode::HeaderNotFound,
+        IssueCode::MissingRequiredColumn,
+        IssueCode::QuantityColumnMissing,
+        IssueCode::DuplicateColumn,
+        IssueCode::UnmappedColumn,
+        IssueCode::DecodedWindows1252,
+        IssueCode::MissingValue,
+        IssueCode::ValueTooLong,
+        IssueCode::CellError,
+        IssueCode::UnknownComponentType,
+        IssueCode::InvalidQuantity,
+        IssueCode::QuantityTooLarge,
+        IssueCode::ZeroQuantity,
+        IssueCode::QuantityDefaulted,
+        IssueCode::QuantityIgnored,
+        IssueCode::UnparsedSize,
+        IssueCode::DuplicateId,
+        IssueCode::IdenticalRows,
+        IssueCode::RowsMerged,
+        IssueCode::NotAFieldWeld,
+        IssueCode::InvalidWeldType,
+        IssueCode::InvalidXrayPercent,
+        IssueCode::InvalidBoolean,
+        IssueCode::InvalidNdeType,
+        IssueCode::InvalidStencil,
+        IssueCode::InvalidDate,
+        IssueCode::FutureDate,
+        IssueCode::InvalidNdeResult,
+        IssueCode::SimilarDrawingExists,
+        IssueCode::QuantityBelowExisting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        use IssueCode::*;
+        match self {
+            UnsupportedFile => "unsupported_file",
+            EmptyFile => "empty_file",
+            HeaderNotFound => "header_not_found",
+            MissingRequiredColumn => "missing_required_column",
+            QuantityColumnMissing => "quantity_column_missing",
+            DuplicateColumn => "duplicate_column",
+            UnmappedColumn => "unmapped_column",
+            DecodedWindows1252 => "decoded_windows_1252",
+            MissingValue => "missing_value",
+            ValueTooLong => "value_too_long",
+            CellError => "cell_error",
+            UnknownComponentType => "unknown_component_type",
+            InvalidQuantity => "invalid_quantity",
+            QuantityTooLarge => "quantity_too_large",
+            ZeroQuantity => "zero_quantity",
+            QuantityDefaulted => "quantity_defaulted",
+            QuantityIgnored => "quantity_ignored",
+            UnparsedSize => "unparsed_size",
+            DuplicateId => "duplicate_id",
+            IdenticalRows => "identical_rows",
+            RowsMerged => "rows_merged",
+            NotAFieldWeld => "not_a_field_weld",
+            InvalidWeldType => "invalid_weld_type",
+            InvalidXrayPercent => "invalid_xray_percent",
+            InvalidBoolean => "invalid_boolean",
+            InvalidNdeType => "invalid_nde_type",
+            InvalidStencil => "invalid_stencil",
+            InvalidDate => "invalid_date",
+            FutureDate => "future_date",
+            InvalidNdeResult => "invalid_nde_result",
+            SimilarDrawingExists => "similar_drawing_exists",
+            QuantityBelowExisting => "quantity_below_existing",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        use IssueCode::*;
+        match self {
+            QuantityColumnMissing | DuplicateColumn | ZeroQuantity | QuantityDefaulted | QuantityIgnored
+            | UnparsedSize | IdenticalRows | SimilarDrawingExists | QuantityBelowExisting => Severity::Warning,
+            UnmappedColumn | DecodedWindows1252 | RowsMerged => Severity::Info,
+            _ => Severity::Error,
+        }
+    }
+
+    /// What to do about it: shown beside the message in the report and the remediation CSV.
+    pub fn hint(self) -> &'static str {
+        use IssueCode::*;
+        match self {
+            UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel .xlsx workbook.",
+            EmptyFile => "The file has no rows; export the sheet again.",
+            HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
+            MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",
+            QuantityColumnMissing => "Every row counts as quantity 1; add a QTY column to import more.",
+            DuplicateColumn => "Rename or delete the second column; only the first one is read.",
+            UnmappedColumn => "Nothing to do: the column is kept in each component's attributes.",
+            DecodedWindows1252 => "Nothing to do; save as CSV UTF-8 to avoid surprises with special characters.",
+            MissingValue => "Fill in the cell.",
+            ValueTooLong => "Shorten the value to at most 200 characters.",
+            CellError => "Fix the formula in the workbook so the cell shows a value.",
+            UnknownComponentType => "Use one of the accepted component type names listed in the message.",
+            InvalidQuantity => "Use a whole number for counted items, or decimal feet for pipe.",
+            QuantityTooLarge => "Split the row or check the quantity; at most 10,000 items per row.",
+            ZeroQuantity => "Nothing is created for this row; delete it or give a quantity.",
+            QuantityDefaulted => "Quantity 1 is used; fill in QTY to import more.",
+            QuantityIgnored => "Exactly one is created; list others on their own rows with their own ids.",
+            UnparsedSize => "Write the size in inches, e.g. 2, 1 1/2, 3/4 or 2X1 for a reducer.",
+            DuplicateId => "Spool ids and weld numbers must be unique in a file; fix or delete the repeated row.",
+            IdenticalRows => "If these are really separate items, nothing to do; otherwise delete the repeat.",
+            RowsMerged => "Nothing to do: the quantities add up into one numbered range.",
+            NotAFieldWeld => "A field-weld log holds only field welds; import other components as a takeoff.",
+            InvalidWeldType => "Use BW, SW, FW, TW or CW.",
+            InvalidXrayPercent => "Use 0, 5, 10 or 100 (written 5, 5% or 0.05).",
+            InvalidBoolean => "Use TRUE/FALSE, YES/NO, 1/0 or X for yes.",
+            InvalidNdeType => "List NDE types from RT, UT, PT, MT, VT, separated by commas.",
+            InvalidStencil => "A stencil is 2 to 12 letters, digits or dashes, e.g. K-12 or WLD001.",
+            InvalidDate => "Use a date such as 2025-01-15 (or an Excel date cell).",
+            FutureDate => "Use today's date or an earlier one.",
+            InvalidNdeResult => "Use PASS, FAIL or PENDING.",
+            SimilarDrawingExists => "A new drawing will be created; if you meant an existing one, correct the number.",
+            QuantityBelowExisting => "Nothing is deleted; retire the surplus components if they are really gone.",
+        }
+    }
+}
+
+/// One finding. `line` is the row as Excel shows it (header = its own row number; 0 = the file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    pub line: u32,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub severity: Severity,
+    pub code: IssueCode,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+impl Issue {
+    pub fn new(line: u32, code: IssueCode, message: impl Into<String>) -> Issue {
+        Issue {
+            line,
+            column: None,
+            value: None,
+            severity: code.severity(),
+            code,
+            message: message.into(),
+            hint: code.hint(),
+        }
+    }
+
+    pub fn at(mut self, column: &str, value: &str) -> Issue {
+        self.column = Some(column.to_string());
+        self.value = Some(value.to_string());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}

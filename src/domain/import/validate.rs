@@ -1,0 +1,499 @@
+//! Every row normalized and checked (spec §4, §6, §7), never stopping at the first problem. The
+//! validator carries what rows need from each other: repeated spool ids and weld numbers, seq
+//! ranges of rows that add up, and rows repeated word for word.
+
+use super::cell::{self, Cell};
+use super::columns::Field;
+use super::issue::{Issue, IssueCode, Severity};
+use super::source::{self, Layout};
+use super::{Kind, CHUNK_ROWS};
+use crate::domain::component_type::{ComponentType, Identity};
+use crate::domain::normalize;
+use chrono::NaiveDate;
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// Longest text accepted for a drawing number, id, tag or reference name.
+pub const MAX_TEXT: usize = 200;
+/// Most items one row may create.
+pub const MAX_ROW_QUANTITY: f64 = 10_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowStatus {
+    #[default]
+    Valid,
+    /// Has at least one error: not committed (or skipped when asked to).
+    Invalid,
+    /// Quantity 0: nothing to create.
+    Skipped,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Valid => "valid",
+            RowStatus::Invalid => "invalid",
+            RowStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Weld facts from a field-weld log row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WeldFacts {
+    pub weld_type: Option<String>,
+    pub weld_size: Option<String>,
+    pub schedule: Option<String>,
+    pub base_metal: Option<String>,
+    pub xray_percent: Option<i32>,
+    pub pwht_required: Option<bool>,
+    pub nde_types: Vec<String>,
+    pub stencil: Option<String>,
+    pub date_welded: Option<NaiveDate>,
+    pub nde_result: Option<String>,
+}
+
+/// One data row, normalized, with its issues and its original cells (for the remediation CSV).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportRow {
+    pub line: u32,
+    pub chunk: u32,
+    pub status: RowStatus,
+    pub drawing_no: String,
+    pub drawing_key: String,
+    pub component_type: Option<ComponentType>,
+    pub tag: String,
+    pub size: String,
+    /// Linear feet for pipe, 1 for single items, the count for per-seq items.
+    pub quantity: f64,
+    pub seq_from: u32,
+    pub seq_to: u32,
+    pub area: Option<String>,
+    pub system: Option<String>,
+    pub test_package: Option<String>,
+    pub description: Option<String>,
+    pub spec: Option<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub weld: Option<WeldFacts>,
+    pub issues: Vec<Issue>,
+    pub cells: Vec<String>,
+}
+
+/// Counts over the rows (the project comparison is added in SQL).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    pub rows_read: u32,
+    pub valid: u32,
+    pub invalid: u32,
+    pub skipped: u32,
+    pub errors: u32,
+    pub warnings: u32,
+    pub infos: u32,
+}
+
+pub struct Validator {
+    kind: Kind,
+    today: NaiveDate,
+    /// Spool id / weld number → the row that had it first.
+    ids: HashMap<String, u32>,
+    /// (type, drawing key, tag, size) → (next seq, the row that started the group).
+    groups: HashMap<(ComponentType, String, String, String), (u32, u32)>,
+    /// Hash of a row's cells → the row that had them first.
+    rows_seen: HashMap<u64, u32>,
+    pub counts: Counts,
+}
+
+impl Validator {
+    pub fn new(kind: Kind, today: NaiveDate) -> Validator {
+        Validator {
+            kind,
+            today,
+            ids: HashMap::new(),
+            groups: HashMap::new(),
+            rows_seen: HashMap::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Checks one data row; `None` for a blank row (not counted).
+    pub fn row(&mut self, layout: &Layout, line: u32, cells: &[Cell]) -> Option<ImportRow> {
+        if cells.iter().all(Cell::is_blank) {
+            return None;
+        }
+        let mut row = ImportRow {
+            line,
+            chunk: self.counts.rows_read / CHUNK_ROWS,
+            cells: cells.iter().map(Cell::text).collect(),
+            ..ImportRow::default()
+        };
+        self.counts.rows_read += 1;
+        let read = Reader { layout, cells, line };
+        for (field, index) in &layout.mapping.fields {
+            if let Some(Cell::Error(e)) = cells.get(*index) {
+                row.issues.push(read.issue(*field, IssueCode::CellError, format!("The cell shows the formula error {e}")));
+            }
+        }
+        match self.kind {
+            Kind::Takeoff => self.takeoff(&read, &mut row),
+            Kind::FieldWelds => self.field_weld(&read, &mut row),
+        }
+        row.attributes.extend(read.attributes());
+        if row.issues.iter().any(Issue::is_error) {
+            row.status = RowStatus::Invalid;
+        }
+        if row.status == RowStatus::Valid {
+            self.register(&mut row);
+        }
+        match row.status {
+            RowStatus::Valid => self.counts.valid += 1,
+            RowStatus::Invalid => self.counts.invalid += 1,
+            RowStatus::Skipped => self.counts.skipped += 1,
+        }
+        for issue in &row.issues {
+            match issue.severity {
+                Severity::Error => self.counts.errors += 1,
+                Severity::Warning => self.counts.warnings += 1,
+                Severity::Info => self.counts.infos += 1,
+            }
+        }
+        Some(row)
+    }
+
+    fn takeoff(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
+        self.drawing(read, row);
+        let type_text = read.text(Field::Type);
+        row.component_type = ComponentType::parse(&type_text);
+        if type_text.is_empty() {
+            row.issues.push(read.issue(Field::Type, IssueCode::MissingValue, "The component type is empty"));
+        } else if row.component_type.is_none() {
+            row.issues.push(read.issue(
+                Field::Type,
+                IssueCode::UnknownComponentType,
+                format!("{type_text:?} is not a component type; accepted: {}", ComponentType::accepted_names()),
+            ));
+        }
+        row.tag = normalize::commodity_code(&read.text(Field::CmdtyCode));
+        read.required_text(Field::CmdtyCode, &row.tag, "The commodity code / id is empty", &mut row.issues);
+        self.size(read, Field::Size, row);
+        self.quantity(read, row);
+        self.references(read, row);
+        row.description = read.optional(Field::Description);
+        row.spec = read.optional(Field::Spec);
+    }
+
+    fn field_weld(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
+        self.drawing(read, row);
+        row.component_type = Some(ComponentType::FieldWeld);
+        let type_text = read.text(Field::Type);
+        if !type_text.is_empty() && ComponentType::parse(&type_text) != Some(ComponentType::FieldWeld) {
+            row.issues.push(read.issue(Field::Type, IssueCode::NotAFieldWeld, format!("{type_text:?} is not a field weld")));
+        }
+        row.tag = normalize::commodity_code(&read.text(Field::WeldId));
+        read.required_text(Field::WeldId, &row.tag, "The weld number is empty", &mut row.issues);
+        self.size(read, Field::WeldSize, row);
+        row.quantity = 1.0;
+        (row.seq_from, row.seq_to) = (1, 1);
+        self.references(read, row);
+        row.description = read.optional(Field::Description);
+        row.spec = read.optional(Field::Spec);
+
+        let mut weld = WeldFacts {
+            weld_size: read.optional(Field::WeldSize),
+            schedule: read.optional(Field::Schedule),
+            base_metal: read.optional(Field::BaseMetal),
+            ..WeldFacts::default()
+        };
+        let issues = &mut row.issues;
+        if let Some(t) = read.optional(Field::WeldType) {
+            let t = t.to_uppercase();
+            if ["BW", "SW", "FW", "TW", "CW"].contains(&t.as_str()) {
+                weld.weld_type = Some(t);
+            } else {
+                issues.push(read.issue(Field::WeldType, IssueCode::InvalidWeldType, format!("{t:?} is not a weld type")));
+            }
+        }
+        if let Some(text) = read.optional(Field::XrayPercent) {
+            weld.xray_percent = xray_percent(read.cell(Field::XrayPercent), &text);
+            if weld.xray_percent.is_none() {
+                issues.push(read.issue(Field::XrayPercent, IssueCode::InvalidXrayPercent, format!("{text:?} is not an x-ray tier (0, 5, 10 or 100 %)")));
+            }
+        }
+        if let Some(text) = read.optional(Field::Pwht) {
+            weld.pwht_required = boolean(read.cell(Field::Pwht));
+            if weld.pwht_required.is_none() {
+                issues.push(read.issue(Field::Pwht, IssueCode::InvalidBoolean, format!("{text:?} is not yes or no")));
+            }
+        }
+        if let Some(text) = read.optional(Field::NdeTypes) {
+            for part in text.split([',', ';', '/', '+', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+                let part = part.to_uppercase();
+                if !["RT", "UT", "PT", "MT", "VT"].contains(&part.as_str()) {
+                    issues.push(read.issue(Field::NdeTypes, IssueCode::InvalidNdeType, format!("{part:?} is not an NDE type")));
+                } else if !weld.nde_types.contains(&part) {
+                    weld.nde_types.push(part);
+                }
+            }
+        }
+        if let Some(text) = read.optional(Field::Stencil) {
+            weld.stencil = normalize::stencil(&text);
+            if weld.stencil.is_none() {
+                issues.push(read.issue(Field::Stencil, IssueCode::InvalidStencil, format!("{text:?} is not a welder stencil")));
+            }
+        }
+        if let Some(text) = read.optional(Field::DateWelded) {
+            match cell::date(read.cell(Field::DateWelded)) {
+                None => issues.push(read.issue(Field::DateWelded, IssueCode::InvalidDate, format!("{text:?} is not a date"))),
+                Some(d) if d > self.today => {
+                    issues.push(read.issue(Field::DateWelded, IssueCode::FutureDate, format!("{d} is in the future")))
+                }
+                Some(d) => weld.date_welded = Some(d),
+            }
+        }
+        if let Some(text) = read.optional(Field::NdeResult) {
+            weld.nde_result = match text.to_uppercase().as_str() {
+                "PASS" | "PASSED" | "ACC" | "ACCEPT" | "ACCEPTED" => Some("PASS".into()),
+                "FAIL" | "FAILED" | "REJ" | "REJECT" | "REJECTED" => Some("FAIL".into()),
+                "PENDING" => Some("PENDING".into()),
+                _ => {
+                    issues.push(read.issue(Field::NdeResult, IssueCode::InvalidNdeResult, format!("{text:?} is not an NDE result")));
+                    None
+                }
+            };
+        }
+        row.weld = Some(weld);
+    }
+
+    fn drawing(&self, read: &Reader<'_>, row: &mut ImportRow) {
+        row.drawing_no = read.text(Field::Drawing);
+        row.drawing_key = normalize::drawing_key(&row.drawing_no);
+        read.required_text(Field::Drawing, &row.drawing_no, "The drawing number is empty", &mut row.issues);
+    }
+
+    fn size(&self, read: &Reader<'_>, field: Field, row: &mut ImportRow) {
+        let text = read.text(field);
+        let size = normalize::size(&text);
+        if !size.parsed {
+            row.issues.push(read.issue(field, IssueCode::UnparsedSize, format!("{text:?} is not a size in inches; kept as {}", size.value)));
+        }
+        row.size = size.value;
+    }
+
+    fn quantity(&self, read: &Reader<'_>, row: &mut ImportRow) {
+        let identity = row.component_type.map(ComponentType::identity);
+        let text = read.text(Field::Qty);
+        let parsed = if read.layout.mapping.index(Field::Qty).is_none() {
+            Some(1.0)
+        } else if text.is_empty() {
+            row.issues.push(read.issue(Field::Qty, IssueCode::QuantityDefaulted, "The quantity is empty; 1 is used"));
+            Some(1.0)
+        } else {
+            let trimmed = text.trim_end_matches(['\'', '’']).trim();
+            let trimmed = ["LF", "FT", "FEET"]
+                .iter()
+                .find_map(|u| trimmed.to_uppercase().strip_suffix(u).map(|s| s.trim().to_string()))
+                .unwrap_or_else(|| trimmed.to_string());
+            match read.cell(Field::Qty) {
+                Cell::Number(n) => Some(*n),
+                _ => Cell::Text(trimmed).number(),
+            }
+        };
+        let linear = identity == Some(Identity::LinearAggregate);
+        let quantity = match parsed {
+            Some(n) if n < 0.0 || (!linear && n.fract() != 0.0) => None,
+            other => other,
+        };
+        match quantity {
+            None => {
+                let expected = if linear { "decimal feet" } else { "a whole number" };
+                row.issues.push(read.issue(Field::Qty, IssueCode::InvalidQuantity, format!("{text:?} is not a quantity ({expected})")));
+            }
+            Some(n) if n == 0.0 => {
+                row.issues.push(read.issue(Field::Qty, IssueCode::ZeroQuantity, "Quantity 0: the row is skipped"));
+                row.status = RowStatus::Skipped;
+            }
+            Some(n) if !linear && n > MAX_ROW_QUANTITY => {
+                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityTooLarge, format!("{text} items in one row is more than {MAX_ROW_QUANTITY}")));
+            }
+            Some(n) if n > 1.0 && matches!(identity, Some(Identity::ById | Identity::Single)) => {
+                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityIgnored, format!("Quantity {text}: one is created for this id")));
+                row.quantity = 1.0;
+            }
+            Some(n) if linear => row.quantity = (n * 100.0).round() / 100.0,
+            Some(n) => row.quantity = n,
+        }
+    }
+
+    fn references(&self, read: &Reader<'_>, row: &mut ImportRow) {
+        for (field, target) in [(Field::Area, &mut row.area), (Field::System, &mut row.system), (Field::TestPackage, &mut row.test_package)] {
+            *target = read.optional(field).map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
+            if target.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+                row.issues.push(read.issue(field, IssueCode::ValueTooLong, format!("The name is longer than {MAX_TEXT} characters")));
+            }
+        }
+    }
+
+    /// Cross-row rules, for a row that is valid on its own: ids unique in the file, quantities of
+    /// the same item adding up into one seq range, rows repeated word for word.
+    fn register(&mut self, row: &mut ImportRow) {
+        let Some(component_type) = row.component_type else { return };
+        let mut hasher = DefaultHasher::new();
+        row.cells.hash(&mut hasher);
+        match self.rows_seen.entry(hasher.finish()) {
+            Entry::Occupied(first) => row.issues.push(
+                Issue::new(row.line, IssueCode::IdenticalRows, format!("Row {} has exactly the same cells", first.get())),
+            ),
+            Entry::Vacant(v) => {
+                v.insert(row.line);
+            }
+        }
+        match component_type.identity() {
+            Identity::ById => match self.ids.entry(row.tag.clone()) {
+                Entry::Occupied(first) => {
+                    let column = if self.kind == Kind::Takeoff { Field::CmdtyCode } else { Field::WeldId };
+                    row.issues.push(
+                        Issue::new(row.line, IssueCode::DuplicateId, format!("{} is already on row {}", row.tag, first.get()))
+                            .at(column.label(), &row.tag),
+                    );
+                    row.status = RowStatus::Invalid;
+                }
+                Entry::Vacant(v) => {
+                    v.insert(row.line);
+                    (row.seq_from, row.seq_to) = (1, 1);
+                }
+            },
+            identity => {
+                let key = (component_type, row.drawing_key.clone(), row.tag.clone(), row.size.clone());
+                let per_seq = identity == Identity::PerSeq;
+                let count = if per_seq { row.quantity as u32 } else { 1 };
+                let (from, first_line) = match self.groups.entry(key) {
+                    Entry::Occupied(mut group) => {
+                        let (next, first_line) = *group.get();
+                        if per_seq {
+                            group.insert((next + count, first_line));
+                        }
+                        (if per_seq { next } else { 1 }, Some(first_line))
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert((1 + count, row.line));
+                        (1, None)
+                    }
+                };
+                (row.seq_from, row.seq_to) = (from, from + count - 1);
+                if let Some(first_line) = first_line {
+                    let what = match identity {
+                        Identity::PerSeq => format!("adds seqs {}..{} to the same item as row {first_line}", row.seq_from, row.seq_to),
+                        Identity::LinearAggregate => format!("adds its footage to the same pipe as row {first_line}"),
+                        _ => format!("is the same instrument as row {first_line}"),
+                    };
+                    row.issues.push(Issue::new(row.line, IssueCode::RowsMerged, format!("This row {what}")));
+                }
+            }
+        }
+    }
+}
+
+/// Cell access for one row through the layout's mapping.
+struct Reader<'a> {
+    layout: &'a Layout,
+    cells: &'a [Cell],
+    line: u32,
+}
+
+impl Reader<'_> {
+    fn cell(&self, field: Field) -> &Cell {
+        self.layout.mapping.index(field).and_then(|i| self.cells.get(i)).unwrap_or(&Cell::Empty)
+    }
+
+    fn text(&self, field: Field) -> String {
+        match self.cell(field) {
+            Cell::Error(_) => String::new(),
+            cell => cell.text(),
+        }
+    }
+
+    fn optional(&self, field: Field) -> Option<String> {
+        Some(self.text(field)).filter(|t| !t.is_empty())
+    }
+
+    fn header(&self, field: Field) -> String {
+        self.layout
+            .mapping
+            .index(field)
+            .and_then(|i| self.layout.header.get(i))
+            .map_or_else(|| field.label().to_string(), |h| h.trim().to_string())
+    }
+
+    fn issue(&self, field: Field, code: IssueCode, message: impl Into<String>) -> Issue {
+        Issue::new(self.line, code, message).at(&self.header(field), &self.cell(field).text())
+    }
+
+    fn required_text(&self, field: Field, value: &str, empty_message: &str, issues: &mut Vec<Issue>) {
+        if value.is_empty() {
+            issues.push(self.issue(field, IssueCode::MissingValue, empty_message));
+        } else if value.chars().count() > MAX_TEXT {
+            issues.push(self.issue(field, IssueCode::ValueTooLong, format!("The value is longer than {MAX_TEXT} characters")));
+        }
+    }
+
+    /// Unmapped columns by their header, and COMMENTS, kept as the component's attributes.
+    fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut attributes = serde_json::Map::new();
+        if let Some(comments) = self.optional(Field::Comments) {
+            attributes.insert("comments".into(), comments.into());
+        }
+        for (index, header) in &self.layout.mapping.extra {
+            let text = self.cells.get(*index).map(Cell::text).unwrap_or_default();
+            if !text.is_empty() {
+                attributes.insert(header.clone(), text.into());
+            }
+        }
+        attributes
+    }
+}
+
+/// `5%`, `5` and `0.05` all mean 5; the tiers are 0, 5, 10 and 100.
+fn xray_percent(cell: &Cell, text: &str) -> Option<i32> {
+    let percent_sign = text.trim_end().ends_with('%');
+    let n = Cell::Text(text.trim().trim_end_matches('%').to_string()).number().or_else(|| cell.number())?;
+    let percent = if !percent_sign && n > 0.0 && n <= 1.0 { n * 100.0 } else { n };
+    let rounded = percent.round();
+    ((percent - rounded).abs() < 1e-6 && [0.0, 5.0, 10.0, 100.0].contains(&rounded)).then_some(rounded as i32)
+}
+
+fn boolean(cell: &Cell) -> Option<bool> {
+    match cell {
+        Cell::Bool(b) => Some(*b),
+        Cell::Number(n) if *n == 1.0 => Some(true),
+        Cell::Number(n) if *n == 0.0 => Some(false),
+        _ => match cell.text().to_uppercase().as_str() {
+            "TRUE" | "YES" | "Y" | "1" | "X" => Some(true),
+            "FALSE" | "NO" | "N" | "0" => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// The outcome of reading a whole file: its layout (or why it has none) and the row counts.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    pub layout: Result<Layout, Issue>,
+    pub counts: Counts,
+}
+
+/// Reads and validates a whole file, handing every non-blank row to `on_row` as it goes.
+pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
+    let mut validator = Validator::new(kind, today);
+    let layout = source::read(bytes, kind, &mut |layout, (line, cells)| {
+        if let Some(row) = validator.row(layout, line, &cells) {
+            on_row(row);
+        }
+    });
+    if let Ok(layout) = &layout {
+        validator.counts.warnings += layout.notes.iter().filter(|n| n.severity == Severity::Warning).count() as u32;
+        validator.counts.infos += layout.notes.iter().filter(|n| n.severity == Severity::Info).count() as u32;
+    } else {
+        validator.counts.errors += 1;
+    }
+    FileOutcome { layout, counts: validator.counts }
+}

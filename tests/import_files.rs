@@ -1,0 +1,456 @@
+//! The importer on the real files in ../shared/data (as they are) and on hand-made fixtures for
+//! each CSV/Excel quirk and each validation code.
+
+use chrono::NaiveDate;
+use pipetrak::domain::component_type::ComponentType;
+use pipetrak::domain::import::cell::Cell;
+use pipetrak::domain::import::source::{self, Format};
+use proptest::prelude::*;
+use rust_xlsxwriter::{Format as XlsxFormat, Formula, Workbook};
+use pipetrak::domain::import::validate::{validate_file, FileOutcome, ImportRow, RowStatus};
+use pipetrak::domain::import::{IssueCode, Kind};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date")
+}
+
+fn shared(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn run(bytes: &[u8], kind: Kind) -> (FileOutcome, Vec<ImportRow>) {
+    let mut rows = Vec::new();
+    let outcome = validate_file(bytes, kind, today(), &mut |row| rows.push(row));
+    (outcome, rows)
+}
+
+fn codes(rows: &[ImportRow]) -> Vec<(u32, IssueCode)> {
+    rows.iter().flat_map(|r| r.issues.iter().map(|i| (i.line, i.code))).collect()
+}
+
+/// Components a commit would create from valid rows (seq ranges counted out).
+fn component_count(rows: &[ImportRow]) -> u32 {
+    rows.iter().filter(|r| r.status == RowStatus::Valid).map(|r| r.seq_to - r.seq_from + 1).sum()
+}
+
+
+fn drawings(rows: &[ImportRow]) -> BTreeSet<String> {
+    rows.iter().map(|r| r.drawing_key.clone()).collect()
+}
+
+fn has(rows: &[ImportRow], line: u32, code: IssueCode) -> bool {
+    codes(rows).contains(&(line, code))
+}
+
+// ---- the real files, as they are ----
+
+#[test]
+fn quantity_instances_explode_into_15_components() {
+    let (outcome, rows) = run(&shared("quantity-instances.csv"), Kind::Takeoff);
+    assert_eq!(outcome.counts.rows_read, 5);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(component_count(&rows), 15);
+    let support = rows.iter().find(|r| r.tag == "SUPPORT001").expect("support row");
+    assert_eq!((support.component_type, support.seq_from, support.seq_to), (Some(ComponentType::Support), 1, 5));
+}
+
+#[test]
+fn field_weld_log_has_664_welds_on_110_drawings() {
+    let (outcome, rows) = run(&shared("field-weld-log-664.xlsx"), Kind::FieldWelds);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.sheet.as_deref(), Some("Field Welds"));
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(rows.len(), 664);
+    assert!(rows.iter().all(|r| r.status == RowStatus::Valid));
+    // Weld ids are Excel integers: 1, not 1.0; the double-spaced sheet suffixes normalize.
+    assert_eq!(rows[0].tag, "1");
+    assert_eq!(drawings(&rows).len(), 110);
+    assert!(rows.iter().any(|r| r.drawing_no.contains("  ") && r.drawing_key.ends_with(" OF 28")));
+    // PWHT is a real boolean, sizes carry inch marks.
+    assert!(rows.iter().all(|r| r.weld.as_ref().is_some_and(|w| w.pwht_required.is_some())));
+    assert_eq!(rows[0].size, "1");
+}
+
+#[test]
+fn takeoff_template_reads_its_takeoff_sheet() {
+    let (outcome, rows) = run(&shared("takeoff-template.xlsx"), Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.sheet.as_deref(), Some("Material Takeoff"));
+    assert_eq!(layout.header[0], "DRAWING*");
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].size, "0.75");
+    assert_eq!(component_count(&rows), 1 + 4);
+}
+
+#[test]
+fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
+    let (outcome, rows) = run(&shared("import.csv"), Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert!(layout.notes.iter().any(|n| n.code == IssueCode::QuantityColumnMissing));
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(component_count(&rows), 5);
+    // Unquoted inch marks: 2" reads as 2.
+    assert_eq!(rows[0].size, "2");
+    assert_eq!(rows[0].attributes["material"], "Carbon Steel");
+    assert_eq!(rows[0].area.as_deref(), Some("Area A"));
+
+    let (outcome, rows) = run(&shared("excel-types.csv"), Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(component_count(&rows), rows.len() as u32);
+    assert_eq!(rows[0].attributes["totalQuantity"], "1");
+}
+
+#[test]
+fn repeated_ids_add_instances_but_repeated_spools_are_duplicates() {
+    let (outcome, rows) = run(&shared("instance-creation.csv"), Kind::Takeoff);
+    assert_eq!(outcome.counts.rows_read, 10);
+    let valves: Vec<_> = rows.iter().filter(|r| r.tag == "VALVE001").map(|r| (r.seq_from, r.seq_to)).collect();
+    assert_eq!(valves, vec![(1, 1), (2, 2), (3, 3)]);
+    assert!(has(&rows, 3, IssueCode::IdenticalRows) && has(&rows, 3, IssueCode::RowsMerged));
+    // PIPE001 is a spool id: rows 8..10 repeat row 7.
+    for line in 8..=10 {
+        assert!(has(&rows, line, IssueCode::DuplicateId), "row {line}");
+    }
+    assert_eq!(outcome.counts.invalid, 3);
+    assert_eq!(component_count(&rows), 3 + 2 + 1 + 1);
+}
+
+#[test]
+fn milestone_types_file_covers_every_identity_rule() {
+    let (outcome, rows) = run(&shared("milestone-types.csv"), Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(component_count(&rows), 8);
+    let weld = rows.iter().find(|r| r.component_type == Some(ComponentType::FieldWeld)).expect("weld row");
+    assert!(has(&rows, weld.line, IssueCode::UnparsedSize), "N/A is kept with a warning");
+}
+
+#[test]
+fn small_weld_logs_report_off_tier_xray_and_read_nde_lists() {
+    let (outcome, rows) = run(&shared("field-welds.csv"), Kind::FieldWelds);
+    assert_eq!(outcome.counts.rows_read, 3);
+    assert!(has(&rows, 3, IssueCode::InvalidXrayPercent) && has(&rows, 4, IssueCode::InvalidXrayPercent));
+    let first = rows[0].weld.as_ref().expect("weld facts");
+    assert_eq!(first.nde_types, vec!["RT", "PT"]);
+    assert_eq!(first.schedule.as_deref(), Some("Sch 40"));
+    assert_eq!(first.date_welded, NaiveDate::from_ymd_opt(2025, 1, 15));
+
+    let (outcome, rows) = run(&shared("field-welds-complete.csv"), Kind::FieldWelds);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(rows.iter().filter_map(|r| r.weld.as_ref()?.stencil.clone()).collect::<BTreeSet<_>>().len(), 2);
+}
+
+// ---- CSV quirks ----
+
+const TAKEOFF: &str = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,COMMENTS\n";
+
+#[test]
+fn csv_delimiters_bom_and_encodings() {
+    let comma = format!("{TAKEOFF}P-1,Valve,2,V1,2,ok\n");
+    for text in [comma.clone(), comma.replace(',', ";"), comma.replace(',', "\t")] {
+        let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+        assert_eq!(outcome.counts.errors, 0, "{text:?}");
+        assert_eq!(component_count(&rows), 2);
+    }
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(comma.as_bytes());
+    let (outcome, rows) = run(&bom, Kind::Takeoff);
+    assert_eq!(outcome.layout.expect("header").header[0], "DRAWING");
+    assert_eq!(rows.len(), 1);
+
+    // Windows-1252: 0xB0 is the degree sign, 0xE9 an é.
+    let mut latin = TAKEOFF.as_bytes().to_vec();
+    latin.extend_from_slice(b"P-1,Valve,1,V1,2,90\xB0 elbow caf\xE9\n");
+    let (outcome, rows) = run(&latin, Kind::Takeoff);
+    assert!(outcome.layout.expect("header").notes.iter().any(|n| n.code == IssueCode::DecodedWindows1252));
+    assert_eq!(rows[0].attributes["comments"], "90° elbow café");
+
+    // UTF-16 with a BOM, as Excel's "Unicode text" writes it.
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in comma.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let (outcome, rows) = run(&utf16, Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(rows[0].tag, "V1");
+}
+
+#[test]
+fn csv_multiline_cells_inch_marks_and_excel_row_numbers() {
+    let text = format!("{TAKEOFF}P-1,Valve,1,V1,2\",\"two\nlines\"\n\nP-1,Valve,1,V2,1 1/2\",x\nP-1,Gasket,1,G1,3/4,\"quoted, comma\"\n");
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0);
+    assert_eq!(rows[0].attributes["comments"], "two\nlines");
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 4, 5], "blank row 3 counts, the line break inside a cell does not");
+    assert_eq!((rows[1].size.as_str(), rows[2].size.as_str()), ("1.5", "0.75"));
+}
+
+#[test]
+fn header_is_found_below_title_rows_and_blank_rows_are_skipped() {
+    let text = format!("Material takeoff - Unit 12\nIssued 2025-01-01\n\n{TAKEOFF},,,,,\nP-1,Valve,1,V1,2,\n");
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.layout.expect("header").header_line, 4);
+    assert_eq!(outcome.counts.rows_read, 1);
+    assert_eq!(rows[0].line, 6);
+
+    let late = format!("{}{TAKEOFF}P-1,Valve,1,V1,2,\n", "title\n".repeat(20));
+    let (outcome, _) = run(late.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.layout.expect_err("no header in rows 1..20").code, IssueCode::HeaderNotFound);
+
+    let (outcome, _) = run(b"DRAWING,QTY\nP-1,2\n", Kind::Takeoff);
+    let issue = outcome.layout.expect_err("missing columns");
+    assert_eq!(issue.code, IssueCode::MissingRequiredColumn);
+    assert!(issue.message.contains("TYPE") && issue.message.contains("CMDTY CODE"));
+}
+
+#[test]
+fn unreadable_files_are_one_clear_issue() {
+    assert_eq!(source::sniff(b"PK\x03\x04rest"), Some(Format::Xlsx));
+    assert_eq!(source::sniff(b"\x00\x01\x02binary"), None);
+    let (outcome, _) = run(b"\x00\x01\x02binary", Kind::Takeoff);
+    assert_eq!(outcome.layout.expect_err("binary").code, IssueCode::UnsupportedFile);
+    let (outcome, _) = run(b"PK\x03\x04not really a zip", Kind::Takeoff);
+    assert_eq!(outcome.layout.expect_err("broken zip").code, IssueCode::UnsupportedFile);
+    let (outcome, _) = run(b"  \n\n", Kind::Takeoff);
+    assert_eq!(outcome.layout.expect_err("empty").code, IssueCode::EmptyFile);
+}
+
+// ---- each takeoff validation code ----
+
+#[test]
+fn takeoff_validation_codes() {
+    let text = format!(
+        "{TAKEOFF}\
+         ,Valve,1,V1,2,\n\
+         P-1,Widget,1,W1,2,\n\
+         P-1,Valve,1,,2,\n\
+         P-1,Valve,two,V2,2,\n\
+         P-1,Valve,1.5,V3,2,\n\
+         P-1,Valve,0,V4,2,\n\
+         P-1,Valve,,V5,2,\n\
+         P-1,Spool,3,SP-1,,\n\
+         P-1,Spool,1,SP-1,,\n\
+         P-1,Valve,1,V6,two inch,\n\
+         P-1,Valve,20000,V7,2,\n\
+         P-1,Pipe,12.5',PIPE-CS,2,\n\
+         P-1,Pipe,7.25,PIPE-CS,2,\n\
+         P-1,Instrument,2,FT-100,1,\n\
+         P-1,Valve,-1,V8,2,\n\
+         {long},Valve,1,V9,2,\n",
+        long = "D".repeat(201)
+    );
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    let expect = [
+        (2, IssueCode::MissingValue),
+        (3, IssueCode::UnknownComponentType),
+        (4, IssueCode::MissingValue),
+        (5, IssueCode::InvalidQuantity),
+        (6, IssueCode::InvalidQuantity),
+        (7, IssueCode::ZeroQuantity),
+        (8, IssueCode::QuantityDefaulted),
+        (9, IssueCode::QuantityIgnored),
+        (10, IssueCode::DuplicateId),
+        (11, IssueCode::UnparsedSize),
+        (12, IssueCode::QuantityTooLarge),
+        (14, IssueCode::RowsMerged),
+        (15, IssueCode::QuantityIgnored),
+        (16, IssueCode::InvalidQuantity),
+        (17, IssueCode::ValueTooLong),
+    ];
+    for (line, code) in expect {
+        assert!(has(&rows, line, code), "row {line} should have {code:?}: {:?}", codes(&rows));
+    }
+    let unknown = rows.iter().find(|r| r.line == 3).expect("row 3");
+    assert!(unknown.issues[0].message.contains("misc_component"), "lists the accepted names");
+    assert_eq!(rows.iter().find(|r| r.line == 7).map(|r| r.status), Some(RowStatus::Skipped));
+    // Pipe footage: both rows of one aggregate keep their own footage (summed on commit).
+    let pipe: Vec<f64> = rows.iter().filter(|r| r.tag == "PIPE-CS").map(|r| r.quantity).collect();
+    assert_eq!(pipe, vec![12.5, 7.25]);
+    // Every issue names its column as the header shows it, and the value.
+    let issue = &rows.iter().find(|r| r.line == 5).expect("row 5").issues[0];
+    assert_eq!((issue.column.as_deref(), issue.value.as_deref()), (Some("QTY"), Some("two")));
+    assert_eq!(outcome.counts.rows_read, 16);
+}
+
+// ---- each weld-log validation code ----
+
+#[test]
+fn weld_log_validation_codes() {
+    let text = "WELD #,DRAWING,TYPE,WELD TYPE,X-RAY %,PWHT,NDE TYPES,STENCIL,WELD DATE,NDE RESULT\n\
+        W-1,P-1,Field Weld,BW,5%,yes,RT,K-12,2025-01-15,ACC\n\
+        W-2,P-1,Valve,XX,50,maybe,RT;ZZ,K,not a date,MAYBE\n\
+        W-3,P-1,,sw,0.1,X,pt / mt,wld001,2099-01-01,pending\n\
+        W-1,P-1,,BW,10,0,,,45672,FAIL\n";
+    let (_, rows) = run(text.as_bytes(), Kind::FieldWelds);
+    let w1 = rows[0].weld.as_ref().expect("facts");
+    assert_eq!((w1.weld_type.as_deref(), w1.xray_percent, w1.pwht_required, w1.nde_result.as_deref()), (Some("BW"), Some(5), Some(true), Some("PASS")));
+    for code in [
+        IssueCode::NotAFieldWeld,
+        IssueCode::InvalidWeldType,
+        IssueCode::InvalidXrayPercent,
+        IssueCode::InvalidBoolean,
+        IssueCode::InvalidNdeType,
+        IssueCode::InvalidStencil,
+        IssueCode::InvalidDate,
+        IssueCode::InvalidNdeResult,
+    ] {
+        assert!(has(&rows, 3, code), "{code:?}: {:?}", codes(&rows));
+    }
+    let w3 = rows[2].weld.as_ref().expect("facts");
+    assert_eq!((w3.weld_type.as_deref(), w3.xray_percent, w3.pwht_required), (Some("SW"), Some(10), Some(true)));
+    assert_eq!(w3.nde_types, vec!["PT", "MT"]);
+    assert_eq!(w3.stencil.as_deref(), Some("WLD001"));
+    assert!(has(&rows, 4, IssueCode::FutureDate));
+    assert!(has(&rows, 5, IssueCode::DuplicateId));
+    assert_eq!(rows[3].weld.as_ref().and_then(|w| w.date_welded), NaiveDate::from_ymd_opt(2025, 1, 15), "serial date");
+}
+
+// ---- Excel quirks ----
+
+fn workbook(build: impl FnOnce(&mut Workbook) -> Result<(), rust_xlsxwriter::XlsxError>) -> Vec<u8> {
+    let mut book = Workbook::new();
+    build(&mut book).expect("workbook");
+    book.save_to_buffer().expect("xlsx bytes")
+}
+
+#[test]
+fn xlsx_numbers_booleans_dates_formulas_blank_rows_and_pivot_sheets() {
+    let bytes = workbook(|book| {
+        let pivot = book.add_worksheet().set_name("Pivot")?;
+        pivot.write(0, 0, "Sum of QTY")?;
+        pivot.write(1, 0, 42)?;
+        let log = book.add_worksheet().set_name("Welds")?;
+        log.write(0, 0, "Weld log, unit 12")?;
+        for (col, h) in ["Weld ID", "Drawing ID", "PWHT Required", "Date Welded", "X-ray Percent", "Weld Size"].iter().enumerate() {
+            log.write(2, col as u16, *h)?;
+        }
+        let date = XlsxFormat::new().set_num_format("yyyy-mm-dd");
+        log.write(3, 0, 1)?;
+        log.write(3, 1, "P-94011_3  01of28")?;
+        log.write_boolean(3, 2, true)?;
+        log.write_number_with_format(3, 3, 45672.0, &date)?;
+        log.write(3, 4, 0.05)?;
+        log.write(3, 5, "1 1/2\"")?;
+        // Row 5 is blank; row 6 has a formula whose cached value is the weld id.
+        log.write_formula(5, 0, Formula::new("=1+1").set_result("2"))?;
+        log.write(5, 1, "P-94011_3 1OF28")?;
+        log.write(5, 2, "NO")?;
+        log.write(5, 3, "2025-01-16")?;
+        log.write(5, 4, 10)?;
+        Ok(())
+    });
+    let (outcome, rows) = run(&bytes, Kind::FieldWelds);
+    let layout = outcome.layout.expect("header");
+    assert_eq!((layout.sheet.as_deref(), layout.header_line), (Some("Welds"), 3));
+    assert_eq!(outcome.counts.errors, 0, "{:?}", codes(&rows));
+    assert_eq!(rows.iter().map(|r| (r.line, r.tag.as_str())).collect::<Vec<_>>(), vec![(4, "1"), (6, "2")]);
+    assert_eq!(drawings(&rows).len(), 1);
+    let first = rows[0].weld.as_ref().expect("facts");
+    assert_eq!((first.pwht_required, first.date_welded, first.xray_percent), (Some(true), NaiveDate::from_ymd_opt(2025, 1, 15), Some(5)));
+    assert_eq!(rows[0].size, "1.5");
+}
+
+#[test]
+fn xlsx_1904_date_system() {
+    // rust_xlsxwriter writes the 1900 system; flip the workbook flag to get a 1904 workbook.
+    let bytes = workbook(|book| {
+        let sheet = book.add_worksheet();
+        for (col, h) in ["WELD ID", "DRAWING", "DATE WELDED"].iter().enumerate() {
+            sheet.write(0, col as u16, *h)?;
+        }
+        sheet.write(1, 0, "W-1")?;
+        sheet.write(1, 1, "P-1")?;
+        sheet.write_number_with_format(1, 2, 44210.0, &XlsxFormat::new().set_num_format("yyyy-mm-dd"))?;
+        Ok(())
+    });
+    let bytes = with_1904_dates(&bytes);
+    let (_, rows) = run(&bytes, Kind::FieldWelds);
+    // 44210 days after 1904-01-01 is 2025-01-15 (in the 1900 system it would be 2021-01-14).
+    assert_eq!(rows[0].weld.as_ref().and_then(|w| w.date_welded), NaiveDate::from_ymd_opt(2025, 1, 15));
+}
+
+fn with_1904_dates(xlsx: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(xlsx)).expect("zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).expect("entry");
+        let name = file.name().expect("entry name").to_string();
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).expect("read");
+        if name == "xl/workbook.xml" {
+            let text = String::from_utf8(content).expect("xml");
+            content = text.replacen("<workbookPr", "<workbookPr date1904=\"1\"", 1).into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default()).expect("start");
+        out.write_all(&content).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+// ---- the remediation CSV reads back ----
+
+#[test]
+fn remediation_csv_round_trips() {
+    use pipetrak::domain::import::report::{remediation_csv, ReportRow};
+    let text = format!("{TAKEOFF}P-1,Widget,1,W1,2,\"a, b\"\n");
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    let layout = outcome.layout.expect("header");
+    let report: Vec<ReportRow> = rows
+        .iter()
+        .map(|r| ReportRow { cells: r.cells.clone(), notes: r.issues.iter().map(|i| format!("{}: {}", i.code.as_str(), i.message)).collect::<Vec<_>>().join("; ") })
+        .collect();
+    let csv = remediation_csv(&layout.header, &report).expect("csv");
+    let fixed = String::from_utf8(csv).expect("utf-8").replace("Widget", "Valve");
+    let (outcome, rows) = run(fixed.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0, "{:?}", codes(&rows));
+    assert!(outcome.layout.expect("header").notes.iter().all(|n| n.code != IssueCode::UnmappedColumn), "the issues column is not an attribute");
+    assert_eq!(rows[0].attributes["comments"], "a, b");
+}
+
+// ---- property tests: anything in, a report out, no panic ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_always_yield_a_report(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        for kind in [Kind::Takeoff, Kind::FieldWelds] {
+            let (outcome, rows) = run(&bytes, kind);
+            prop_assert_eq!(outcome.counts.rows_read as usize, rows.len());
+        }
+    }
+
+    #[test]
+    fn arbitrary_cells_always_validate(cells in proptest::collection::vec(proptest::collection::vec("[ -~\\n\"']{0,12}|[0-9]{1,6}(\\.[0-9]{1,3})?", 6), 1..40)) {
+        let mut text = String::from(TAKEOFF);
+        let mut weld = String::from("WELD ID,DRAWING,X-RAY %,PWHT,DATE WELDED,NDE TYPES\n");
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        for row in &cells {
+            writer.write_record(row).expect("record");
+        }
+        let body = String::from_utf8(writer.into_inner().expect("flush")).expect("utf-8");
+        text.push_str(&body);
+        weld.push_str(&body);
+        let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+        prop_assert!(outcome.layout.is_ok());
+        for row in &rows {
+            prop_assert_eq!(row.status == RowStatus::Invalid, row.issues.iter().any(|i| i.is_error()));
+            if row.status == RowStatus::Valid {
+                prop_assert!(row.seq_from >= 1 && row.seq_to >= row.seq_from);
+            }
+        }
+        let (outcome, _) = run(weld.as_bytes(), Kind::FieldWelds);
+        prop_assert!(outcome.layout.is_ok());
+    }
+
+    #[test]
+    fn arbitrary_cell_values_render_and_parse(n in any::<f64>(), t in ".{0,20}") {
+        let _ = Cell::Number(n).text();
+        let _ = pipetrak::domain::import::cell::date(&Cell::Number(n));
+        let _ = pipetrak::domain::import::cell::date(&Cell::Text(t));
+    }
+}
