@@ -50,7 +50,13 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('invalid_role',             'PT422', 'Unknown role', 'Use owner, admin, project_manager, foreman, qc_inspector, welder or viewer.'),
     ('invalid_time_zone',        'PT422', 'Unknown time zone', 'Use an IANA name such as America/Chicago (see pg_timezone_names).'),
     ('invalid_stencil',          'PT422', 'A welder stencil is 2 to 12 letters, digits or dashes', 'Send e.g. K-12 or WLD001.'),
-    ('not_a_field_weld',         'PT422', 'The component is not a field weld', 'Welders are assigned to field_weld components only.');
+    ('not_a_field_weld',         'PT422', 'The component is not a field weld', 'Welders are assigned to field_weld components only.'),
+    ('import_not_found',         'PT404', 'Import not found', 'Check the id; you only see imports of projects you may import into.'),
+    ('import_not_validated',     'PT409', 'The import has not been validated', 'Call import_validate first and look at its report.'),
+    ('import_already_committed', 'PT409', 'The import is committing or committed', 'Upload the file again to start a new import; commit resumes with import_commit.'),
+    ('import_has_errors',        'PT422', 'Rows of the import have errors', 'Fix them (see import_issues or import_report_csv) and upload again, or commit with skip_invalid_rows => true.'),
+    ('file_too_large',           'PT413', 'The file is larger than 50 MB', 'Split the file, or remove pivot sheets and pictures from the workbook.'),
+    ('unsupported_file',         'PT415', 'The file is neither CSV nor an .xlsx workbook', 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated).');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

@@ -156,6 +156,20 @@ create table pipetrak.welders (
     unique (project_id, stencil)
 );
 
+-- What makes a component unique among the live components of its project (spec §4); imports
+-- compute the same key for rows they compare with the project.
+create function pipetrak.identity_key(p_type text, p_drawing_id bigint, p_tag text, p_size text, p_seq integer)
+returns text
+language sql immutable parallel safe
+as $$
+    select case
+        when p_type in ('spool', 'field_weld') then p_type || '|' || p_tag
+        when p_type in ('pipe', 'threaded_pipe') then p_type || '|' || p_drawing_id || '|' || p_size || '|' || p_tag
+        when p_type = 'instrument' then p_type || '|' || p_drawing_id || '|' || p_tag || '|' || p_size
+        else p_type || '|' || p_drawing_id || '|' || p_tag || '|' || p_size || '|' || p_seq
+    end
+$$;
+
 -- The tracked things. Milestone values (0–100, two decimals) line up with the project template of
 -- the component's type; earned credit is kept in ten-thousandths of a percent (1_000_000 = 100 %).
 create table pipetrak.components (
@@ -193,12 +207,7 @@ create table pipetrak.components (
     retired_at           timestamptz,
     -- What makes the component unique among the live components of its project (spec §4).
     identity_key         text not null generated always as (
-        case
-            when component_type in ('spool', 'field_weld') then component_type || '|' || tag
-            when component_type in ('pipe', 'threaded_pipe') then component_type || '|' || drawing_id || '|' || size || '|' || tag
-            when component_type = 'instrument' then component_type || '|' || drawing_id || '|' || tag || '|' || size
-            else component_type || '|' || drawing_id || '|' || tag || '|' || size || '|' || seq
-        end) stored,
+        pipetrak.identity_key(component_type, drawing_id, tag, size, seq)) stored,
     unique (project_id, id),
     check (earned_total = earned_receive + earned_install + earned_punch + earned_test + earned_restore),
     foreign key (project_id, drawing_id) references pipetrak.drawings (project_id, id),

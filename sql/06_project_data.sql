@@ -309,7 +309,7 @@ begin
     if v_type in ('pipe', 'threaded_pipe') then
         update pipetrak.components set quantity = v_quantity, updated_at = now()
         where project_id = p_project_id and retired_at is null
-          and identity_key = v_type || '|' || p_drawing_id || '|' || v_size || '|' || v_tag
+          and identity_key = pipetrak.identity_key(v_type, p_drawing_id, v_tag, v_size, 1)
         returning array[id] into v_existing;
     end if;
     if v_existing is null then

@@ -60,4 +60,9 @@ pub mod pg;
     requires = ["milestones"]
 );
 ::pgrx::extension_sql_file!("../sql/09_api.sql", name = "api", requires = ["views"]);
+::pgrx::extension_sql_file!(
+    "../sql/10_imports.sql",
+    name = "imports",
+    requires = ["api", import_stage, import_sniff, render_remediation_csv]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

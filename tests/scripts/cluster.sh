@@ -53,7 +53,7 @@ where not exists (select from pg_roles where rolname = r) \gexec
 select 'create role authenticator login noinherit' where not exists (select from pg_roles where rolname = 'authenticator') \gexec
 grant anon, authenticated, service_role to authenticator;
 SQL
-  psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "create extension pipetrak" >/dev/null
+  psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "create extension pipetrak cascade" >/dev/null
   if [ "${2:-}" = with-pgtap ]; then
     psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "create extension pgtap" >/dev/null
   fi

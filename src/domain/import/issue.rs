@@ -162,7 +162,7 @@ impl IssueCode {
             CellError => "Fix the formula in the workbook so the cell shows a value.",
             UnknownComponentType => "Use one of the accepted component type names listed in the message.",
             InvalidQuantity => "Use a whole number for counted items, or decimal feet for pipe.",
-            QuantityTooLarge => "Split the row or check the quantity; at most 10,000 items per row.",
+            QuantityTooLarge => "Split the row or check the quantity; at most 10,000 items (or 1,000,000 feet of pipe) per row.",
             ZeroQuantity => "Nothing is created for this row; delete it or give a quantity.",
             QuantityDefaulted => "Quantity 1 is used; fill in QTY to import more.",
             QuantityIgnored => "Exactly one is created; list others on their own rows with their own ids.",

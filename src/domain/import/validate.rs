@@ -18,6 +18,8 @@ use std::hash::{Hash, Hasher};
 pub const MAX_TEXT: usize = 200;
 /// Most items one row may create.
 pub const MAX_ROW_QUANTITY: f64 = 10_000.0;
+/// Most feet of pipe one row may hold.
+pub const MAX_ROW_FEET: f64 = 1_000_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RowStatus {
@@ -308,12 +310,15 @@ impl Validator {
                 let expected = if linear { "decimal feet" } else { "a whole number" };
                 row.issues.push(read.issue(Field::Qty, IssueCode::InvalidQuantity, format!("{text:?} is not a quantity ({expected})")));
             }
-            Some(n) if n == 0.0 => {
+            Some(0.0) => {
                 row.issues.push(read.issue(Field::Qty, IssueCode::ZeroQuantity, "Quantity 0: the row is skipped"));
                 row.status = RowStatus::Skipped;
             }
             Some(n) if !linear && n > MAX_ROW_QUANTITY => {
                 row.issues.push(read.issue(Field::Qty, IssueCode::QuantityTooLarge, format!("{text} items in one row is more than {MAX_ROW_QUANTITY}")));
+            }
+            Some(n) if linear && n > MAX_ROW_FEET => {
+                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityTooLarge, format!("{text} feet in one row is more than {MAX_ROW_FEET}")));
             }
             Some(n) if n > 1.0 && matches!(identity, Some(Identity::ById | Identity::Single)) => {
                 row.issues.push(read.issue(Field::Qty, IssueCode::QuantityIgnored, format!("Quantity {text}: one is created for this id")));

@@ -1,0 +1,621 @@
+-- Imports (spec §6): a job owns the uploaded file; validation (Rust, pipetrak.import_stage) stages
+-- every row with its issues in import_rows, then SQL compares them with the project; commit
+-- writes them in chunks of 5,000 rows, each chunk recorded on the job so a crash resumes.
+
+-- An import job: uploaded → validated → committing → committed (or failed: the file can't be read).
+create table pipetrak.import_jobs (
+    id                bigserial primary key,
+    project_id        bigint not null references pipetrak.projects,
+    kind              text not null check (kind in ('takeoff', 'field_welds')),
+    filename          text not null check (btrim(filename) <> '' and length(filename) <= 255),
+    format            text not null check (format in ('csv', 'xlsx')),
+    content           bytea not null check (length(content) <= 50 * 1024 * 1024),
+    status            text not null default 'uploaded'
+                      check (status in ('uploaded', 'validated', 'committing', 'committed', 'failed')),
+    -- What validation found: file facts, file-level issues, row counts, what a commit would do.
+    summary           jsonb,
+    skip_invalid_rows boolean,
+    chunks_total      integer,
+    chunks_done       integer not null default 0,
+    -- What the commit wrote so far (summed over chunks).
+    result            jsonb not null default '{}',
+    created_by        uuid not null,
+    created_at        timestamptz not null default now(),
+    validated_at      timestamptz,
+    committed_at      timestamptz,
+    updated_at        timestamptz not null default now(),
+    check (chunks_total is null or chunks_done between 0 and chunks_total)
+);
+create index import_jobs_project_id_idx on pipetrak.import_jobs (project_id, id);
+
+-- Each row of a validated file, normalized, with its issues (and its original cells when it has
+-- any, for the remediation CSV). `chunk` numbers rows in commit order, 5,000 to a chunk.
+create table pipetrak.import_rows (
+    import_id      bigint not null references pipetrak.import_jobs on delete cascade,
+    line           integer not null,
+    chunk          integer not null,
+    status         text not null check (status in ('valid', 'invalid', 'skipped')),
+    drawing_no     text not null,
+    drawing_key    text not null,
+    component_type text,
+    tag            text not null,
+    size           text not null,
+    quantity       numeric not null,
+    seq_from       integer not null,
+    seq_to         integer not null,
+    area           text,
+    system         text,
+    test_package   text,
+    description    text,
+    spec           text,
+    attributes     jsonb not null,
+    weld_type      text,
+    weld_size      text,
+    schedule       text,
+    base_metal     text,
+    xray_percent   integer,
+    pwht_required  boolean,
+    nde_types      text[],
+    stencil        text,
+    date_welded    date,
+    nde_result     text,
+    -- Pipe footage of every valid row of the same aggregate (pipe aggregates take the file's sum).
+    group_quantity numeric,
+    issues         jsonb not null,
+    cells          jsonb,
+    primary key (import_id, line)
+);
+create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
+
+alter table pipetrak.import_jobs enable row level security;
+alter table pipetrak.import_rows enable row level security;
+-- Jobs, files and reports are seen by those who may import into the project (owner, admin, PM).
+create policy import_jobs_select_importer on pipetrak.import_jobs for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids('manage_project_data')));
+create policy import_rows_select_importer on pipetrak.import_rows for select to authenticated
+    using (import_id in (select j.id from pipetrak.import_jobs j
+                         where j.project_id in (select pipetrak.my_project_ids('manage_project_data'))));
+
+-- The job, locked, after checking the caller may import into its project.
+create function pipetrak.lock_import(p_import_id bigint)
+returns pipetrak.import_jobs
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_job pipetrak.import_jobs;
+begin
+    select * into v_job from pipetrak.import_jobs
+    where id = p_import_id and project_id in (select pipetrak.my_project_ids())
+    for update;
+    if v_job.id is null then
+        perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
+    end if;
+    perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
+    return v_job;
+end
+$$;
+
+-- Stores an uploaded file as a new job (spec §9). The type is sniffed from the content.
+create function pipetrak.import_upload(p_project_id bigint, p_kind text, p_filename text, p_content bytea)
+returns bigint
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_format text := pipetrak.import_sniff(coalesce(p_content, ''));
+    v_id bigint;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    if p_kind is null or p_kind not in ('takeoff', 'field_welds') then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "kind", "expected": "takeoff or field_welds"}');
+    end if;
+    if p_filename is null or btrim(p_filename) = '' or length(p_filename) > 255 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "filename", "expected": "the file''s name, 1 to 255 characters"}');
+    end if;
+    if p_content is null or length(p_content) = 0 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "content", "expected": "the file''s bytes"}');
+    end if;
+    if length(p_content) > 50 * 1024 * 1024 then
+        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', length(p_content), 'limit', 50 * 1024 * 1024));
+    end if;
+    if v_format is null then
+        perform pipetrak.raise_error('unsupported_file', jsonb_build_object('filename', p_filename));
+    end if;
+    insert into pipetrak.import_jobs (project_id, kind, filename, format, content, created_by)
+    values (p_project_id, p_kind, btrim(p_filename), v_format, p_content, pipetrak.require_user())
+    returning id into v_id;
+    return v_id;
+end
+$$;
+
+-- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
+-- `p_chunk` is null), each beside the live component of the project with the same identity.
+create function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
+               quantity numeric, existing_id bigint, existing_quantity numeric)
+language sql stable
+set search_path = ''
+as $$
+    select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
+           c.id, c.quantity
+    from pipetrak.import_rows r
+    cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
+    left join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+    left join pipetrak.components c on c.project_id = p_project_id and c.retired_at is null
+        and c.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
+    where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
+$$;
+
+-- Existing drawings whose keys look like `p_key` (pg_trgm similarity, best first), for hints on
+-- drawings an import would create. pg_trgm may live in any schema: the function and its index are
+-- written against the schema it was installed in.
+do $$
+declare
+    v_schema text;
+begin
+    select n.nspname into v_schema
+    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+    where e.extname = 'pg_trgm';
+    execute format('create index drawings_key_trgm_idx on pipetrak.drawings using gin (drawing_key %I.gin_trgm_ops) where retired_at is null', v_schema);
+    execute format($f$
+        create function pipetrak.similar_drawings(p_project_id bigint, p_key text)
+        returns table (drawing_no text, score real)
+        language sql stable
+        set search_path = ''
+        as 'select d.drawing_no, %1$I.similarity(d.drawing_key, p_key)
+            from pipetrak.drawings d
+            where d.project_id = p_project_id and d.retired_at is null and d.drawing_key operator(%1$I.%%) p_key
+            order by 2 desc limit 3'$f$, v_schema);
+end
+$$;
+
+-- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
+-- project and stores the summary. Writes nothing else.
+create function pipetrak.import_validate(p_import_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_project pipetrak.projects;
+    v_file jsonb;
+    v_would jsonb;
+    v_summary jsonb;
+begin
+    if v_job.status in ('committing', 'committed') then
+        perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    select * into v_project from pipetrak.projects where id = v_job.project_id;
+    delete from pipetrak.import_rows where import_id = p_import_id;
+    v_file := pipetrak.import_stage(p_import_id, v_job.content, v_job.kind, (now() at time zone v_project.time_zone)::date);
+
+    update pipetrak.import_rows r set group_quantity = g.total
+    from (select x.line, sum(x.quantity) over (partition by x.component_type, x.drawing_key, x.tag, x.size) as total
+          from pipetrak.import_rows x
+          where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')) g
+    where r.import_id = p_import_id and r.line = g.line;
+
+    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+    update pipetrak.import_rows r
+    set issues = r.issues || jsonb_build_array(jsonb_build_object(
+        'line', r.line, 'column', 'DRAWING', 'value', r.drawing_no, 'severity', 'warning', 'code', 'similar_drawing_exists',
+        'message', format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar),
+        'hint', 'A new drawing will be created; if you meant an existing one, correct the number.'))
+    from (
+        select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+        from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.status = 'valid'
+                and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                and d.drawing_key = x.drawing_key and d.retired_at is null)
+              group by x.drawing_key) n
+        cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+        group by n.drawing_key
+    ) s
+    where r.import_id = p_import_id and r.line = s.line;
+
+    -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+    update pipetrak.import_rows r
+    set issues = r.issues || jsonb_build_array(jsonb_build_object(
+        'line', r.line, 'column', 'QTY', 'value', s.planned, 'severity', 'warning', 'code', 'quantity_below_existing',
+        'message', format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                          s.planned + s.surplus_count, s.planned, s.surplus_ids),
+        'hint', 'Nothing is deleted; retire the surplus components if they are really gone.'))
+    from (
+        select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+        from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.status = 'valid'
+                and x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+              group by 1, 2, 3, 4) g
+        join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+        join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+            and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+        group by g.last_line, g.planned
+    ) s
+    where r.import_id = p_import_id and r.line = s.last_line;
+
+    -- What a commit would create, update and leave alone.
+    with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null)),
+    distinct_plan as (
+        select distinct on (component_type, drawing_key, tag, size, seq) *
+        from plan order by component_type, drawing_key, tag, size, seq, line),
+    valid as (select * from pipetrak.import_rows where import_id = p_import_id and status = 'valid'),
+    drawing_keys as (select distinct drawing_key from valid),
+    names as (
+        select distinct 'areas' as kind, lower(area) as name from valid where area is not null
+        union select distinct 'systems', lower(system) from valid where system is not null
+        union select distinct 'test_packages', lower(test_package) from valid where test_package is not null),
+    welds as (
+        select v.*, w.component_id is not null as exists_now,
+               w.component_id is not null and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent,
+                   v.pwht_required, coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
+                   is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result) as changed
+        from valid v
+        left join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
+            and c.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
+        left join pipetrak.field_welds w on w.component_id = c.id
+        left join pipetrak.welders wd on wd.id = w.welder_id
+        where v.component_type = 'field_weld' and v_job.kind = 'field_welds')
+    select jsonb_build_object(
+        'components', jsonb_build_object(
+            'create', (select count(*) from distinct_plan where existing_id is null),
+            'update', (select count(*) from distinct_plan where existing_id is not null and quantity is distinct from existing_quantity
+                                                              and component_type in ('pipe', 'threaded_pipe'))
+                      + (select count(*) from welds where changed),
+            'unchanged', (select count(*) from distinct_plan where existing_id is not null
+                                 and not (quantity is distinct from existing_quantity and component_type in ('pipe', 'threaded_pipe')))
+                         - (select count(*) from welds where changed)),
+        'drawings', jsonb_build_object(
+            'create', (select count(*) from drawing_keys k where not exists (select from pipetrak.drawings d
+                       where d.project_id = v_job.project_id and d.drawing_key = k.drawing_key and d.retired_at is null)),
+            'unchanged', (select count(*) from drawing_keys k where exists (select from pipetrak.drawings d
+                          where d.project_id = v_job.project_id and d.drawing_key = k.drawing_key and d.retired_at is null))),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas', array(select name from names where kind = 'areas')),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems', array(select name from names where kind = 'systems')),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages', array(select name from names where kind = 'test_packages')),
+        'welders', jsonb_build_object(
+            'create', (select count(distinct stencil) from valid s where s.stencil is not null and not exists (
+                       select from pipetrak.welders w where w.project_id = v_job.project_id and w.stencil = s.stencil)),
+            'unchanged', (select count(distinct stencil) from valid s where exists (
+                          select from pipetrak.welders w where w.project_id = v_job.project_id and w.stencil = s.stencil))))
+    into v_would;
+
+    v_summary := jsonb_build_object(
+        'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+        'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        'issues', (select jsonb_build_object(
+                       'error', count(*) filter (where i ->> 'severity' = 'error'),
+                       'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                       'info', count(*) filter (where i ->> 'severity' = 'info'))
+                   from (select jsonb_array_elements(issues) as i from pipetrak.import_rows where import_id = p_import_id
+                         union all select jsonb_array_elements(v_file -> 'file_issues')) all_issues),
+        'file_issues', coalesce(v_file -> 'file_issues', '[]'),
+        'would', v_would);
+    update pipetrak.import_jobs set
+        status = case when v_file ? 'header' then 'validated' else 'failed' end,
+        summary = v_summary, validated_at = now(), updated_at = now(),
+        chunks_total = null, chunks_done = 0, result = '{}'
+    where id = p_import_id;
+    return v_summary || jsonb_build_object('status', case when v_file ? 'header' then 'validated' else 'failed' end);
+end
+$$;
+
+-- {create, unchanged} for the distinct lowercased names of areas, systems or test packages.
+create function pipetrak.import_name_counts(p_project_id bigint, p_table text, p_names text[])
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+    v_existing integer;
+begin
+    execute format('select count(*) from pipetrak.%I t where t.project_id = $1 and t.retired_at is null and lower(t.name) = any ($2)', p_table)
+    into v_existing using p_project_id, p_names;
+    return jsonb_build_object('create', cardinality(p_names) - v_existing, 'unchanged', v_existing);
+end
+$$;
+
+-- Creates the areas, systems and test packages one chunk's rows name and the project lacks.
+create function pipetrak.import_references(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns integer
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+    v_table text;
+    v_column text;
+    v_count integer;
+    v_total integer := 0;
+begin
+    foreach v_table in array array['areas', 'systems', 'test_packages'] loop
+        v_column := case v_table when 'areas' then 'area' when 'systems' then 'system' else 'test_package' end;
+        execute format($q$
+            insert into pipetrak.%I (project_id, name)
+            select distinct on (lower(r.%I)) $1, r.%I
+            from pipetrak.import_rows r
+            where r.import_id = $2 and r.chunk = $3 and r.status = 'valid' and r.%I is not null
+            order by lower(r.%I), r.line
+            on conflict (project_id, lower(name)) where retired_at is null do nothing$q$,
+            v_table, v_column, v_column, v_column, v_column)
+        using p_project_id, p_import_id, p_chunk;
+        get diagnostics v_count = row_count;
+        v_total := v_total + v_count;
+    end loop;
+    return v_total;
+end
+$$;
+
+-- Commits the next chunk of a validated job (spec §6.4) and returns the job's state. Each chunk
+-- is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk
+-- in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).
+create function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_chunk integer;
+    v_references integer;
+    v_drawings integer;
+    v_welders integer;
+    v_created integer;
+    v_updated integer;
+    v_welds integer;
+    v_result jsonb;
+begin
+    if v_job.status in ('uploaded', 'failed') then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    if v_job.status = 'validated' then
+        if (v_job.summary -> 'rows' ->> 'with_errors')::integer > 0 and not coalesce(p_skip_invalid_rows, false) then
+            perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
+                'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
+        end if;
+        update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_done = 0, result = '{}', updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+    end if;
+
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+        v_chunk := v_job.chunks_done;
+        v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
+
+        -- Drawings on first sight take the area, system and test package of their first row.
+        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+        select distinct on (r.drawing_key) v_job.project_id, r.drawing_no, a.id, s.id, t.id
+        from pipetrak.import_rows r
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+        order by r.drawing_key, r.line
+        on conflict (project_id, drawing_key) where retired_at is null do nothing;
+        get diagnostics v_drawings = row_count;
+
+        insert into pipetrak.welders (project_id, stencil)
+        select distinct v_job.project_id, r.stencil
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+        on conflict (project_id, stencil) do nothing;
+        get diagnostics v_welders = row_count;
+
+        -- Components: a row's own area/system/package pins it when it differs from its drawing's.
+        insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec,
+                                         attributes, area_id, system_id, test_package_id, area_pinned, system_pinned,
+                                         test_package_pinned, milestone_values)
+        select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, r.description, r.spec,
+               r.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+               a.id is distinct from null and a.id is distinct from d.area_id,
+               s.id is distinct from null and s.id is distinct from d.system_id,
+               t.id is distinct from null and t.id is distinct from d.test_package_id,
+               array_fill(0::numeric, array[cardinality(m.names)])
+        from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
+        join pipetrak.import_rows r on r.import_id = p_import_id and r.line = p.line
+        join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = p.drawing_key and d.retired_at is null
+        join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        where p.existing_id is null
+        on conflict (project_id, identity_key) where retired_at is null do nothing;
+        get diagnostics v_created = row_count;
+
+        -- Pipe aggregates take the file's footage.
+        update pipetrak.components c set quantity = p.quantity, updated_at = now()
+        from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
+        where p.existing_id = c.id and p.component_type in ('pipe', 'threaded_pipe')
+          and c.quantity is distinct from p.quantity;
+        get diagnostics v_updated = row_count;
+
+        -- Weld facts: created with the weld, updated on re-import.
+        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+        from pipetrak.import_rows r
+        join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
+            and c.identity_key = pipetrak.identity_key('field_weld', null, r.tag, r.size, 1)
+        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+        on conflict (component_id) do update set
+            weld_type = excluded.weld_type, weld_size = excluded.weld_size, schedule = excluded.schedule,
+            base_metal = excluded.base_metal, spec = excluded.spec, xray_percent = excluded.xray_percent,
+            pwht_required = excluded.pwht_required, nde_types = excluded.nde_types, welder_id = excluded.welder_id,
+            date_welded = excluded.date_welded, nde_result = excluded.nde_result, updated_at = now()
+        where v_job.kind = 'field_welds'
+          and (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types,
+               w.welder_id, w.date_welded, w.nde_result)
+              is distinct from (excluded.weld_type, excluded.weld_size, excluded.schedule, excluded.base_metal, excluded.spec,
+               excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
+               excluded.nde_result);
+        get diagnostics v_welds = row_count;
+
+        update pipetrak.import_jobs set
+            chunks_done = chunks_done + 1,
+            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
+            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
+            result = jsonb_build_object(
+                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders),
+            updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        -- Ids and counts only: LISTEN ignores row-level security.
+        perform pg_notify('pipetrak_project_' || v_job.project_id, jsonb_build_object(
+            'event', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', v_created)::text);
+    elsif v_job.status = 'committing' then
+        -- A job with no rows to write.
+        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now()
+        where id = p_import_id returning * into v_job;
+    end if;
+    v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
+                                   'chunks_total', v_job.chunks_total) || v_job.result;
+    return v_result;
+end
+$$;
+
+-- Commits in one call: every remaining chunk, or at most `p_max_chunks` of them (one request per
+-- chunk through PostgREST). Calling it again resumes where the last call stopped.
+create function pipetrak.import_commit(p_import_id bigint, p_skip_invalid_rows boolean, p_max_chunks integer)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_state jsonb;
+    v_done integer := 0;
+begin
+    if p_max_chunks is not null and p_max_chunks < 1 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "max_chunks", "expected": "a positive number of chunks, or null for all"}');
+    end if;
+    loop
+        v_state := pipetrak.import_commit_chunk(p_import_id, p_skip_invalid_rows);
+        v_done := v_done + 1;
+        exit when v_state ->> 'status' = 'committed' or v_done >= coalesce(p_max_chunks, 2147483647);
+    end loop;
+    return v_state;
+end
+$$;
+
+-- The remediation CSV (spec §6.3): rows with errors or warnings in their original columns plus
+-- the issues column; rows of the same counted item come along so re-imported quantities add up.
+create function pipetrak.import_report_csv(p_import_id bigint)
+returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+    v_job pipetrak.import_jobs;
+    v_csv text;
+begin
+    select * into v_job from pipetrak.import_jobs
+    where id = p_import_id and project_id in (select pipetrak.my_project_ids('manage_project_data'));
+    if v_job.id is null then
+        perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
+    end if;
+    if v_job.summary is null or v_job.summary -> 'header' is null or jsonb_typeof(v_job.summary -> 'header') <> 'array' then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    with flagged as (
+        select r.* from pipetrak.import_rows r
+        where r.import_id = p_import_id and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
+    report as (
+        select f.line, f.cells, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
+                                 from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
+        from flagged f
+        union
+        select r.line, to_jsonb(array(select jsonb_array_elements_text(coalesce(r.cells, '[]')))),
+               'included so the quantities of this item add up; already valid'
+        from pipetrak.import_rows r
+        join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
+        where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
+          and r.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+          and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
+    select pipetrak.render_remediation_csv(
+        array(select jsonb_array_elements_text(v_job.summary -> 'header')),
+        array_agg(cells order by line), array_agg(notes order by line))
+    into v_csv
+    from report;
+    return coalesce(v_csv, pipetrak.render_remediation_csv(array(select jsonb_array_elements_text(v_job.summary -> 'header')), '{}', '{}'));
+end
+$$;
+
+-- ---- API ----
+
+-- Jobs of your projects (without the file's bytes).
+create view pipetrak_api.imports with (security_invoker = true) as
+select id, project_id, kind, filename, format, length(content) as size_bytes, status, summary, skip_invalid_rows,
+       chunks_total, chunks_done, result, created_by, created_at, validated_at, committed_at, updated_at
+from pipetrak.import_jobs;
+comment on view pipetrak_api.imports is 'Import jobs of the projects you may import into: status, validation summary, commit progress and result.';
+
+-- Every issue of every validated job: file-level ones (row 0 or the header row) and per row.
+create view pipetrak_api.import_issues with (security_invoker = true) as
+select j.id as import_id, j.project_id, (i ->> 'line')::integer as row, i ->> 'column' as column, i ->> 'value' as value,
+       i ->> 'severity' as severity, i ->> 'code' as code, i ->> 'message' as message, i ->> 'hint' as hint
+from pipetrak.import_jobs j
+cross join lateral jsonb_array_elements(coalesce(j.summary -> 'file_issues', '[]')) as i
+union all
+select r.import_id, j.project_id, (i ->> 'line')::integer, i ->> 'column', i ->> 'value', i ->> 'severity', i ->> 'code',
+       i ->> 'message', i ->> 'hint'
+from pipetrak.import_rows r
+join pipetrak.import_jobs j on j.id = r.import_id
+cross join lateral jsonb_array_elements(r.issues) as i;
+comment on view pipetrak_api.import_issues is 'Validation issues of import jobs: row (as Excel shows it), column, value, severity, stable code, message and hint.';
+
+create function pipetrak_api.import_upload(project_id bigint, kind text, filename text, content bytea)
+returns bigint
+language sql volatile security invoker
+as $$ select pipetrak.import_upload(project_id, kind, filename, content) $$;
+comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
+    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV or .xlsx (at most 50 MB); returns the import id. Owner, admin or project manager.';
+
+create function pipetrak_api.import_validate(import_id bigint)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.import_validate(import_id) $$;
+comment on function pipetrak_api.import_validate(bigint) is
+    'Dry run: reads and checks every row, compares with the project; returns the summary (rows, issues, what a commit would create/update/leave alone). Writes only the report.';
+
+create function pipetrak_api.import_report_csv(import_id bigint)
+returns text
+language sql stable security invoker
+as $$ select pipetrak.import_report_csv(import_id) $$;
+comment on function pipetrak_api.import_report_csv(bigint) is
+    'The remediation CSV: rows with errors or warnings in their original columns plus a PIPETRAK ISSUES column. Fix it and import it again.';
+
+create function pipetrak_api.import_commit(import_id bigint, skip_invalid_rows boolean default false, max_chunks integer default null)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.import_commit(import_id, skip_invalid_rows, max_chunks) $$;
+comment on function pipetrak_api.import_commit(bigint, boolean, integer) is
+    'Commits a validated import in chunks of 5,000 rows: all of them, or max_chunks per call (call again to resume). Rows with errors block it unless skip_invalid_rows.';
+
+-- From SQL: each chunk commits on its own (no SET clause, invoker: both are required for COMMIT).
+create procedure pipetrak_api.import_commit_chunked(import_id bigint, skip_invalid_rows boolean default false)
+language plpgsql
+as $$
+declare
+    v_state jsonb;
+begin
+    loop
+        v_state := pipetrak.import_commit_chunk(import_id, skip_invalid_rows);
+        commit;
+        exit when v_state ->> 'status' = 'committed';
+    end loop;
+end
+$$;
+comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
+    'CALL it outside a transaction: commits an import chunk by chunk, each in its own transaction with a NOTIFY on pipetrak_project_<id>; resumes after a crash.';

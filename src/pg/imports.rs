@@ -1,0 +1,206 @@
+//! Import glue: reads an uploaded file with `crate::domain::import` and stages its rows in
+//! `pipetrak.import_rows` through SPI, a batch at a time, so memory stays flat in the number of
+//! rows. Everything set-based after that (comparison with the project, commit) is SQL.
+
+use crate::domain::import::issue::Issue;
+use crate::domain::import::report::{remediation_csv, ReportRow};
+use crate::domain::import::validate::{self, ImportRow};
+use crate::domain::import::{IssueCode, Kind};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::json;
+
+/// Rows sent to the database per insert.
+const STAGE_BATCH: usize = 5_000;
+
+const STAGE_INSERT: &str = "
+    insert into pipetrak.import_rows (import_id, line, chunk, status, drawing_no, drawing_key, component_type, tag, size,
+        quantity, seq_from, seq_to, area, system, test_package, description, spec, attributes, weld_type, weld_size,
+        schedule, base_metal, xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells)
+    select $1, u.line, u.chunk, u.status, u.drawing_no, u.drawing_key, u.component_type, u.tag, u.size,
+        u.quantity, u.seq_from, u.seq_to, u.area, u.system, u.test_package, u.description, u.spec, u.attributes::jsonb,
+        u.weld_type, u.weld_size, u.schedule, u.base_metal, u.xray_percent, u.pwht_required,
+        case when u.weld then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
+        u.issues::jsonb, u.cells::jsonb
+    from unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::numeric[], $11::int[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+                $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::bool[], $25::text[],
+                $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::bool[])
+        as u(line, chunk, status, drawing_no, drawing_key, component_type, tag, size, quantity, seq_from, seq_to, area,
+             system, test_package, description, spec, attributes, weld_type, weld_size, schedule, base_metal,
+             xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells, weld)";
+
+/// Column-wise buffers for one batch of staged rows.
+#[derive(Default)]
+struct Batch {
+    line: Vec<i32>,
+    chunk: Vec<i32>,
+    status: Vec<&'static str>,
+    drawing_no: Vec<String>,
+    drawing_key: Vec<String>,
+    component_type: Vec<Option<&'static str>>,
+    tag: Vec<String>,
+    size: Vec<String>,
+    quantity: Vec<f64>,
+    seq_from: Vec<i32>,
+    seq_to: Vec<i32>,
+    area: Vec<Option<String>>,
+    system: Vec<Option<String>>,
+    test_package: Vec<Option<String>>,
+    description: Vec<Option<String>>,
+    spec: Vec<Option<String>>,
+    attributes: Vec<String>,
+    weld_type: Vec<Option<String>>,
+    weld_size: Vec<Option<String>>,
+    schedule: Vec<Option<String>>,
+    base_metal: Vec<Option<String>>,
+    xray_percent: Vec<Option<i32>>,
+    pwht_required: Vec<Option<bool>>,
+    nde_types: Vec<String>,
+    stencil: Vec<Option<String>>,
+    date_welded: Vec<Option<String>>,
+    nde_result: Vec<Option<String>>,
+    issues: Vec<String>,
+    cells: Vec<String>,
+    weld: Vec<bool>,
+}
+
+impl Batch {
+    fn push(&mut self, row: ImportRow) {
+        let weld = row.weld.unwrap_or_default();
+        self.line.push(row.line as i32);
+        self.chunk.push(row.chunk as i32);
+        self.status.push(row.status.as_str());
+        self.drawing_no.push(row.drawing_no);
+        self.drawing_key.push(row.drawing_key);
+        self.component_type.push(row.component_type.map(|t| t.as_str()));
+        self.tag.push(row.tag);
+        self.size.push(row.size);
+        self.quantity.push(row.quantity);
+        self.seq_from.push(row.seq_from as i32);
+        self.seq_to.push(row.seq_to as i32);
+        self.area.push(row.area);
+        self.system.push(row.system);
+        self.test_package.push(row.test_package);
+        self.description.push(row.description);
+        self.spec.push(row.spec);
+        self.attributes.push(serde_json::Value::Object(row.attributes).to_string());
+        self.weld_type.push(weld.weld_type);
+        self.weld_size.push(weld.weld_size);
+        self.schedule.push(weld.schedule);
+        self.base_metal.push(weld.base_metal);
+        self.xray_percent.push(weld.xray_percent);
+        self.pwht_required.push(weld.pwht_required);
+        self.nde_types.push(weld.nde_types.join(","));
+        self.stencil.push(weld.stencil);
+        self.date_welded.push(weld.date_welded.map(|d| d.format("%Y-%m-%d").to_string()));
+        self.nde_result.push(weld.nde_result);
+        self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
+        self.cells.push(serde_json::to_string(&row.cells).unwrap_or_else(|_| "[]".into()));
+        self.weld.push(row.component_type.is_some_and(|t| t.as_str() == "field_weld"));
+    }
+
+    fn flush(&mut self, import_id: i64) {
+        if self.line.is_empty() {
+            return;
+        }
+        let b = std::mem::take(self);
+        let args: Vec<DatumWithOid> = vec![
+            import_id.into(),
+            b.line.into(),
+            b.chunk.into(),
+            b.status.into(),
+            b.drawing_no.into(),
+            b.drawing_key.into(),
+            b.component_type.into(),
+            b.tag.into(),
+            b.size.into(),
+            b.quantity.into(),
+            b.seq_from.into(),
+            b.seq_to.into(),
+            b.area.into(),
+            b.system.into(),
+            b.test_package.into(),
+            b.description.into(),
+            b.spec.into(),
+            b.attributes.into(),
+            b.weld_type.into(),
+            b.weld_size.into(),
+            b.schedule.into(),
+            b.base_metal.into(),
+            b.xray_percent.into(),
+            b.pwht_required.into(),
+            b.nde_types.into(),
+            b.stencil.into(),
+            b.date_welded.into(),
+            b.nde_result.into(),
+            b.issues.into(),
+            b.cells.into(),
+            b.weld.into(),
+        ];
+        // A failure here is an internal error (the rows were built to fit the table), not user input.
+        if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {
+            pgrx::error!("pipetrak: staging import rows failed: {e}");
+        }
+    }
+}
+
+/// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
+/// found about the file: format, sheet, header, file-level issues and the row counts.
+#[pg_extern(volatile)]
+pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::datum::Date) -> JsonB {
+    let Some(kind) = Kind::parse(kind) else {
+        return JsonB(json!({"file_issues": [Issue::new(0, IssueCode::UnsupportedFile, format!("unknown import kind {kind:?}"))]}));
+    };
+    let today = chrono::NaiveDate::from_ymd_opt(today.year(), u32::from(today.month()), u32::from(today.day()))
+        .unwrap_or(chrono::NaiveDate::MAX);
+    let mut batch = Batch::default();
+    let outcome = validate::validate_file(content, kind, today, &mut |row| {
+        batch.push(row);
+        if batch.line.len() >= STAGE_BATCH {
+            batch.flush(import_id);
+        }
+    });
+    batch.flush(import_id);
+    let counts = &outcome.counts;
+    let counts = json!({
+        "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
+        "errors": counts.errors, "warnings": counts.warnings, "infos": counts.infos,
+    });
+    JsonB(match outcome.layout {
+        Ok(layout) => json!({
+            "format": layout.format.as_str(), "sheet": layout.sheet, "header_line": layout.header_line,
+            "header": layout.header, "file_issues": layout.notes, "rows": counts,
+        }),
+        Err(issue) => json!({"file_issues": [issue], "rows": counts}),
+    })
+}
+
+/// The file type sniffed from content: 'csv', 'xlsx', or null when it is neither.
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_sniff(content: &[u8]) -> Option<&'static str> {
+    crate::domain::import::source::sniff(content).map(|f| f.as_str())
+}
+
+/// The remediation CSV: `header`, then each row's `cells` (a JSON array of strings) and `notes`.
+#[pg_extern(immutable, parallel_safe)]
+pub fn render_remediation_csv(header: Vec<Option<String>>, cells: Vec<Option<JsonB>>, notes: Vec<Option<String>>) -> Option<String> {
+    let header: Vec<String> = header.into_iter().map(Option::unwrap_or_default).collect();
+    let rows: Vec<ReportRow> = cells
+        .into_iter()
+        .zip(notes)
+        .map(|(cells, notes)| ReportRow {
+            cells: cells.and_then(|c| serde_json::from_value(c.0).ok()).unwrap_or_default(),
+            notes: notes.unwrap_or_default(),
+        })
+        .collect();
+    let bytes = remediation_csv(&header, &rows).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The catalog of import issue codes (for the README and clients): code, severity, hint.
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_issue_codes() -> TableIterator<'static, (name!(code, &'static str), name!(severity, &'static str), name!(hint, &'static str))> {
+    TableIterator::new(IssueCode::ALL.iter().map(|c| (c.as_str(), c.severity().as_str(), c.hint())))
+}
