@@ -131,19 +131,25 @@ $$;
 
 -- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
 -- `p_chunk` is null), each beside the live component of the project with the same identity.
+-- No SET clause, so the planner inlines it into the statements that use it.
 create function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer)
 returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
-               quantity numeric, existing_id bigint, existing_quantity numeric)
+               quantity numeric, description text, spec text, attributes jsonb, area text, system text,
+               test_package text, existing_id bigint, existing_quantity numeric)
 language sql stable
-set search_path = ''
 as $$
     select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
-           c.id, c.quantity
+           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
     left join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
-    left join pipetrak.components c on c.project_id = p_project_id and c.retired_at is null
-        and c.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
+    -- A lateral probe of the identity index per row: the plan stays right even when the
+    -- statistics of components are stale (a big import in progress).
+    left join lateral (
+        select x.id, x.quantity from pipetrak.components x
+        where x.project_id = p_project_id and x.retired_at is null
+          and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
+        limit 1) c on true
     where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
 $$;
 
@@ -176,6 +182,8 @@ create function pipetrak.import_validate(p_import_id bigint)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+set jit = off
 as $$
 declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
@@ -196,6 +204,8 @@ begin
           from pipetrak.import_rows x
           where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')) g
     where r.import_id = p_import_id and r.line = g.line;
+    -- Fresh statistics, so the comparison and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows;
 
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
     update pipetrak.import_rows r
@@ -356,6 +366,8 @@ create function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_
 returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+set jit = off
 as $$
 declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
@@ -410,19 +422,18 @@ begin
         insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec,
                                          attributes, area_id, system_id, test_package_id, area_pinned, system_pinned,
                                          test_package_pinned, milestone_values)
-        select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, r.description, r.spec,
-               r.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+        select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
+               p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
                a.id is distinct from null and a.id is distinct from d.area_id,
                s.id is distinct from null and s.id is distinct from d.system_id,
                t.id is distinct from null and t.id is distinct from d.test_package_id,
                array_fill(0::numeric, array[cardinality(m.names)])
         from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
-        join pipetrak.import_rows r on r.import_id = p_import_id and r.line = p.line
         join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = p.drawing_key and d.retired_at is null
         join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
-        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
-        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
-        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
         where p.existing_id is null
         on conflict (project_id, identity_key) where retired_at is null do nothing;
         get diagnostics v_created = row_count;
@@ -515,6 +526,8 @@ create function pipetrak.import_report_csv(p_import_id bigint)
 returns text
 language plpgsql stable security definer
 set search_path = ''
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+set jit = off
 as $$
 declare
     v_job pipetrak.import_jobs;

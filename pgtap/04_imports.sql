@@ -1,0 +1,123 @@
+-- Imports (spec §6): dry run, commit, idempotent re-import, remediation round trip, chunked
+-- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
+begin;
+\ir fixtures/actors.sql
+select plan(31);
+
+\set takeoff `xxd -p ../shared/data/quantity-instances.csv | tr -d '\n'`
+\set weld_log `xxd -p ../shared/data/field-weld-log-664.xlsx | tr -d '\n'`
+
+-- What the project holds, to compare before and after.
+create function pg_temp.holdings(p_project bigint) returns jsonb language sql as $$
+    select jsonb_build_object(
+        'components', (select count(*) from pipetrak.components where project_id = p_project and retired_at is null),
+        'drawings', (select count(*) from pipetrak.drawings where project_id = p_project),
+        'areas', (select count(*) from pipetrak.areas where project_id = p_project),
+        'welders', (select count(*) from pipetrak.welders where project_id = p_project),
+        'welds', (select count(*) from pipetrak.field_welds where project_id = p_project),
+        'events', (select count(*) from pipetrak.milestone_events where project_id = p_project))
+$$;
+-- A CSV takeoff from text, uploaded by the current actor into project_a.
+create function pg_temp.upload(p_project bigint, p_kind text, p_text text) returns bigint language sql as $$
+    select pipetrak_api.import_upload(project_id => p_project, kind => p_kind, filename => 'test.csv',
+                                      content => convert_to(p_text, 'UTF8'))
+$$;
+
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+
+-- ---- dry run, commit, re-import on the real takeoff ----
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'quantity-instances.csv',
+                                  content => decode(:'takeoff', 'hex')) as takeoff_1 \gset
+select pg_temp.holdings(:project_a) as before_validate \gset
+select pipetrak_api.import_validate(:takeoff_1) as summary \gset
+select is(pg_temp.holdings(:project_a), :'before_validate'::jsonb, 'a dry run writes nothing to the project');
+select is((:'summary'::jsonb -> 'would' -> 'components' ->> 'create')::int, 15, 'the dry run promises 15 components (QTY 3+2+1+5+4)');
+select is(:'summary'::jsonb ->> 'status', 'validated', 'the job is validated');
+select pipetrak_api.import_commit(import_id => :takeoff_1) as result \gset
+select is((:'result'::jsonb ->> 'components_created')::int, 15, 'the commit creates exactly what the dry run promised');
+select is((pg_temp.holdings(:project_a) ->> 'components')::int - (:'before_validate'::jsonb ->> 'components')::int, 15,
+    'and the project holds 15 more components');
+select is((:'result'::jsonb ->> 'drawings_created')::int, (:'summary'::jsonb -> 'would' -> 'drawings' ->> 'create')::int,
+    'drawings created on first sight, as promised');
+select is((select array_agg(seq order by seq) from pipetrak.components where project_id = :project_a and tag = 'SUPPORT001'),
+    array[1, 2, 3, 4, 5], 'QTY 5 explodes into seqs 1..5');
+select ok((select bool_and(percent_complete = 0) from pipetrak_api.components where project_id = :project_a and tag = 'SUPPORT001')
+    and (select component_count from pipetrak_api.project_progress where project_id = :project_a) >= 15,
+    'new components start at 0 % and count in the project rollup');
+
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'again.csv',
+                                  content => decode(:'takeoff', 'hex')) as takeoff_2 \gset
+select pg_temp.holdings(:project_a) as before_reimport \gset
+select is(pipetrak_api.import_validate(:takeoff_2) -> 'would' -> 'components',
+    '{"create": 0, "update": 0, "unchanged": 15}'::jsonb, 'validating the same file again promises nothing new');
+select pipetrak_api.import_commit(import_id => :takeoff_2) \gset
+select is(pg_temp.holdings(:project_a), :'before_reimport'::jsonb, 're-importing the same file creates nothing');
+select is(pipetrak_api.import_commit(import_id => :takeoff_2) ->> 'status', 'committed',
+    'committing a committed job again (a retried request) returns its result');
+select is(pg_temp.holdings(:project_a), :'before_reimport'::jsonb, 'and writes nothing');
+select throws_ok(format('select pipetrak_api.import_validate(%s)', :takeoff_2), 'PT409', null,
+    'a committed job can''t be validated again');
+
+-- ---- quantities up and down ----
+select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-91010_1,Support,7,SUPPORT001,3\n') as more \gset
+select pipetrak_api.import_validate(:more) \gset
+select is((pipetrak_api.import_commit(import_id => :more) ->> 'components_created')::int, 2, 'a higher QTY adds only the missing seqs');
+select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-91010_1,Support,4,SUPPORT001,3\n') as fewer \gset
+select pipetrak_api.import_validate(:fewer) \gset
+select is((select code || ' ' || severity from pipetrak_api.import_issues where import_id = :fewer and code = 'quantity_below_existing'),
+    'quantity_below_existing warning', 'a lower QTY is a warning naming the surplus components');
+select is((pipetrak_api.import_commit(import_id => :fewer) ->> 'components_created')::int, 0, 'and deletes nothing');
+
+-- ---- errors block the commit; the remediation CSV round-trips ----
+select pg_temp.upload(:project_a, 'takeoff',
+    E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE,COMMENTS\nP-300,Valve,1,V-300,2,ok\nP-300,Widget,2,W-300,2,"needs, a type"\nP-300,Gasket,1,G-300,2,\n') as bad \gset
+select pipetrak_api.import_validate(:bad) \gset
+select is((select array_agg(row || ':' || code) from pipetrak_api.import_issues where import_id = :bad and severity = 'error'),
+    array['3:unknown_component_type'], 'each issue names its row as Excel shows it and a stable code');
+select throws_ok(format('select pipetrak_api.import_commit(import_id => %s)', :bad), 'PT422', null,
+    'rows with errors block the commit');
+select is((pipetrak_api.import_commit(import_id => :bad, skip_invalid_rows => true) ->> 'components_created')::int, 2,
+    'skip_invalid_rows commits the valid rows');
+select pipetrak_api.import_report_csv(:bad) as report \gset
+select ok(:'report' like '%Widget%unknown_component_type%' and :'report' not like '%V-300%',
+    'the remediation CSV holds the rows with issues and their codes');
+select pg_temp.upload(:project_a, 'takeoff', replace(:'report', 'Widget', 'Valve')) as fixed \gset
+select is((pipetrak_api.import_validate(:fixed) -> 'rows' ->> 'with_errors')::int, 0, 'the fixed remediation file validates clean');
+select is((pipetrak_api.import_commit(import_id => :fixed) ->> 'components_created')::int, 2, 'and imports the rows that were missing');
+
+-- ---- the real weld log; re-importing a weld updates it ----
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'field-weld-log-664.xlsx',
+                                  content => decode(:'weld_log', 'hex')) as welds \gset
+select pipetrak_api.import_validate(:welds) as weld_summary \gset
+select is((:'weld_summary'::jsonb -> 'rows' ->> 'valid')::int, 664, 'the weld log validates 664 welds with no errors');
+select is((pipetrak_api.import_commit(import_id => :welds) ->> 'welds_written')::int, 664, 'and commits 664 welds with their facts');
+select pg_temp.upload(:project_a, 'field_welds', E'WELD ID,DRAWING ID,WELD TYPE,WELDER STENCIL,DATE WELDED\n1,P-26B07,BW,K-12,2025-01-15\n') as weld_fix \gset
+select is(pipetrak_api.import_validate(:weld_fix) -> 'would' -> 'components' ->> 'update', '1', 'a changed weld is promised as an update');
+select pipetrak_api.import_commit(import_id => :weld_fix) \gset
+select is((select w.weld_type || ' ' || wd.stencil || ' ' || wd.verified from pipetrak.field_welds w
+           join pipetrak.components c on c.id = w.component_id join pipetrak.welders wd on wd.id = w.welder_id
+           where c.project_id = :project_a and c.tag = '1'), 'BW K-12 false',
+    're-importing a weld updates it; an unknown stencil creates an unverified welder');
+
+-- ---- chunks: one call per chunk resumes where the last stopped ----
+select pg_temp.upload(:project_a, 'takeoff', 'DRAWING,TYPE,QTY,CMDTY CODE,SIZE' || E'\n' ||
+    (select string_agg(format('BIG-%s,Support,1,S-%s,2', i % 50, i), E'\n') from generate_series(1, 12000) i)) as big \gset
+select pipetrak_api.import_validate(:big) \gset
+select is(pipetrak_api.import_commit(import_id => :big, max_chunks => 1) - 'import_id' - 'welds_written' - 'welders_created'
+    - 'references_created' - 'components_updated',
+    '{"status": "committing", "chunks_done": 1, "chunks_total": 3, "components_created": 5000, "drawings_created": 50}'::jsonb,
+    'max_chunks => 1 commits one chunk of 5,000 rows');
+select is((pipetrak_api.import_commit(import_id => :big) ->> 'components_created')::int, 12000, 'the next call finishes the job');
+
+-- ---- who may import, and who sees a job ----
+select is(pg_temp.matrix(format('select pg_temp.upload(%s, ''takeoff'', ''DRAWING,TYPE,CMDTY CODE%sP-1,Valve,V-1'') is not null', :project_a, E'\n')),
+    array['true', 'true', 'true', '42501', '42501', '42501', '42501', 'PT404', '42501'],
+    'only owner, admin and project manager upload; an outsider does not even find the project; anon is refused');
+select is(pg_temp.matrix(format('select count(*) from pipetrak_api.imports where id = %s', :takeoff_1)),
+    array['1', '1', '1', '0', '0', '0', '0', '0', '42501'], 'jobs are visible to importers of the project only');
+select is(pg_temp.matrix(format('select pipetrak_api.import_report_csv(%s) is not null', :bad)),
+    array['true', 'true', 'true', 'PT404', 'PT404', 'PT404', 'PT404', 'PT404', '42501'],
+    'nobody else reads a job''s report (not found, like any row they can''t see)');
+
+select * from finish();
+rollback;
