@@ -306,3 +306,108 @@ fn concurrent_foremen_lose_no_update() {
         "earned credit in the parts equals the components'"
     );
 }
+
+/// A generated takeoff: `rows` supports, 1,000 rows to a drawing (so each chunk has its own drawings).
+fn big_takeoff(rows: u32) -> String {
+    let mut text = String::from("DRAWING,TYPE,QTY,CMDTY CODE,SIZE\n");
+    for i in 0..rows {
+        text.push_str(&format!("BIG-{},Support,1,S-{i},2\n", i / 1000));
+    }
+    text
+}
+
+/// Uploads and validates `text` as a takeoff into `project`; returns the import id.
+fn upload_validated(c: &mut Client, owner: &str, project: i64, text: &str) -> i64 {
+    let import = id(&ok(c, owner, &format!(
+        "select pipetrak_api.import_upload(project_id => {project}, kind => 'takeoff', filename => 'big.csv', content => convert_to($csv${text}$csv$, 'UTF8'))")));
+    ok(c, owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+    import
+}
+
+/// What an import left in a project: every live component's identity, and the rollup count.
+fn project_state(c: &mut Client, project: i64) -> (Vec<String>, i64) {
+    let rows = c
+        .query(
+            "select d.drawing_key || '|' || c.tag || '|' || c.size || '|' || c.seq from pipetrak.components c
+             join pipetrak.drawings d on d.id = c.drawing_id where c.project_id = $1 and c.retired_at is null order by 1",
+            &[&project],
+        )
+        .expect("components");
+    let rollup: i64 = c
+        .query_one("select coalesce(sum(component_count), 0)::bigint from pipetrak.progress_parts where project_id = $1", &[&project])
+        .expect("rollup")
+        .get(0);
+    (rows.iter().map(|r| r.get(0)).collect(), rollup)
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_killed_commit_resumes_to_the_same_end_state() {
+    let mut c = connect();
+    let text = big_takeoff(12_000);
+
+    // Uninterrupted, through CALL: one transaction per chunk.
+    let calm = site(&mut c, "Calm", 20);
+    let calm_import = upload_validated(&mut c, &calm.owner, calm.project, &text);
+    let mut worker = connect();
+    worker.batch_execute("set role authenticated").expect("role");
+    let claims = serde_json::json!({"sub": calm.owner, "role": "authenticated"}).to_string();
+    worker.execute("select set_config('request.jwt.claims', $1, false)", &[&claims]).expect("claims");
+    worker.batch_execute(&format!("call pipetrak_api.import_commit_chunked(import_id => {calm_import})")).expect("call");
+
+    // Interrupted: chunk 1 commits; chunk 2 is killed while it waits on a drawing it needs (BIG-7,
+    // which another transaction is inserting); then the commit is called again.
+    let storm = site(&mut c, "Storm", 21);
+    let storm_import = upload_validated(&mut c, &storm.owner, storm.project, &text);
+    ok(&mut c, &storm.owner, &format!("select pipetrak_api.import_commit(import_id => {storm_import}, max_chunks => 1)"));
+    let mut blocker = connect();
+    let mut hold = blocker.transaction().expect("transaction");
+    hold.execute("insert into pipetrak.drawings (project_id, drawing_no) values ($1, 'BIG-7')", &[&storm.project])
+        .expect("hold BIG-7");
+
+    let owner = storm.owner.clone();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let victim = thread::spawn(move || {
+        let mut w = connect();
+        let pid: i32 = w.query_one("select pg_backend_pid()", &[]).expect("pid").get(0);
+        pid_tx.send(pid).expect("send pid");
+        w.batch_execute("set role authenticated").expect("role");
+        let claims = serde_json::json!({"sub": owner, "role": "authenticated"}).to_string();
+        w.execute("select set_config('request.jwt.claims', $1, false)", &[&claims]).expect("claims");
+        w.batch_execute(&format!("call pipetrak_api.import_commit_chunked(import_id => {storm_import})"))
+    });
+    let pid = pid_rx.recv().expect("victim pid");
+    // Wait until the victim is stuck inside chunk 2, then kill its backend.
+    let mut waited = 0;
+    loop {
+        let waiting: bool = c
+            .query_one("select coalesce((select wait_event_type = 'Lock' from pg_stat_activity where pid = $1), false)", &[&pid])
+            .expect("activity")
+            .get(0);
+        if waiting {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 3000, "the victim never reached chunk 2");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let killed: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
+    assert!(killed);
+    assert!(victim.join().expect("victim thread").is_err(), "the killed CALL fails");
+    hold.rollback().expect("release BIG-7");
+
+    let job: (String, i32) = {
+        let r = c.query_one("select status, chunks_done from pipetrak.import_jobs where id = $1", &[&storm_import]).expect("job");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(job, ("committing".to_string(), 1), "the killed chunk left no trace; chunk 1 stays committed");
+    let result = ok(&mut c, &storm.owner, &format!("select pipetrak_api.import_commit(import_id => {storm_import})"));
+    assert_eq!(result["status"], "committed");
+    assert_eq!(result["components_created"], 12_000);
+
+    let (calm_state, calm_rollup) = project_state(&mut c, calm.project);
+    let (storm_state, storm_rollup) = project_state(&mut c, storm.project);
+    assert_eq!(calm_state.len(), 12_000);
+    assert_eq!(storm_state, calm_state, "same components, no duplicates, none lost");
+    assert_eq!((storm_rollup, calm_rollup), (12_000, 12_000), "rollups count every component once");
+}
