@@ -4,8 +4,8 @@ begin;
 \ir fixtures/actors.sql
 select plan(31);
 
-\set takeoff `xxd -p ../shared/data/quantity-instances.csv | tr -d '\n'`
-\set weld_log `xxd -p ../shared/data/field-weld-log-664.xlsx | tr -d '\n'`
+\set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
+\set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
 
 -- What the project holds, to compare before and after.
 create function pg_temp.holdings(p_project bigint) returns jsonb language sql as $$
@@ -27,7 +27,7 @@ select pg_temp.act_as(pg_temp.uid('project_manager'));
 
 -- ---- dry run, commit, re-import on the real takeoff ----
 select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'quantity-instances.csv',
-                                  content => decode(:'takeoff', 'hex')) as takeoff_1 \gset
+                                  content => decode(:'takeoff', 'base64')) as takeoff_1 \gset
 select pg_temp.holdings(:project_a) as before_validate \gset
 select pipetrak_api.import_validate(:takeoff_1) as summary \gset
 select is(pg_temp.holdings(:project_a), :'before_validate'::jsonb, 'a dry run writes nothing to the project');
@@ -46,7 +46,7 @@ select ok((select bool_and(percent_complete = 0) from pipetrak_api.components wh
     'new components start at 0 % and count in the project rollup');
 
 select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'again.csv',
-                                  content => decode(:'takeoff', 'hex')) as takeoff_2 \gset
+                                  content => decode(:'takeoff', 'base64')) as takeoff_2 \gset
 select pg_temp.holdings(:project_a) as before_reimport \gset
 select is(pipetrak_api.import_validate(:takeoff_2) -> 'would' -> 'components',
     '{"create": 0, "update": 0, "unchanged": 15}'::jsonb, 'validating the same file again promises nothing new');
@@ -87,7 +87,7 @@ select is((pipetrak_api.import_commit(import_id => :fixed) ->> 'components_creat
 
 -- ---- the real weld log; re-importing a weld updates it ----
 select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'field-weld-log-664.xlsx',
-                                  content => decode(:'weld_log', 'hex')) as welds \gset
+                                  content => decode(:'weld_log', 'base64')) as welds \gset
 select pipetrak_api.import_validate(:welds) as weld_summary \gset
 select is((:'weld_summary'::jsonb -> 'rows' ->> 'valid')::int, 664, 'the weld log validates 664 welds with no errors');
 select is((pipetrak_api.import_commit(import_id => :welds) ->> 'welds_written')::int, 664, 'and commits 664 welds with their facts');
