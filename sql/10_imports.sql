@@ -142,7 +142,10 @@ as $$
            r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
-    left join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+    left join lateral (
+        select x.id from pipetrak.drawings x
+        where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+        limit 1) d on true
     -- A lateral probe of the identity index per row: the plan stays right even when the
     -- statistics of components are stale (a big import in progress).
     left join lateral (
@@ -182,8 +185,10 @@ create function pipetrak.import_validate(p_import_id bigint)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
--- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
+set enable_seqscan = off
 as $$
 declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
@@ -198,14 +203,14 @@ begin
     select * into v_project from pipetrak.projects where id = v_job.project_id;
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.content, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows;
 
     update pipetrak.import_rows r set group_quantity = g.total
     from (select x.line, sum(x.quantity) over (partition by x.component_type, x.drawing_key, x.tag, x.size) as total
           from pipetrak.import_rows x
           where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')) g
     where r.import_id = p_import_id and r.line = g.line;
-    -- Fresh statistics, so the comparison and the commit plan for the real number of rows.
-    analyze pipetrak.import_rows;
 
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
     update pipetrak.import_rows r
@@ -366,8 +371,10 @@ create function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_
 returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
--- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
+set enable_seqscan = off
 as $$
 declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
@@ -429,7 +436,11 @@ begin
                t.id is distinct from null and t.id is distinct from d.test_package_id,
                array_fill(0::numeric, array[cardinality(m.names)])
         from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
-        join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = p.drawing_key and d.retired_at is null
+        -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
+        cross join lateral (
+            select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
+            where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+            limit 1) d
         join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
         left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
         left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
@@ -526,8 +537,10 @@ create function pipetrak.import_report_csv(p_import_id bigint)
 returns text
 language plpgsql stable security definer
 set search_path = ''
--- Set-based statements over staged rows: JIT compilation costs more than it saves here.
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
+set enable_seqscan = off
 as $$
 declare
     v_job pipetrak.import_jobs;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Import benchmark (not a timed test): a generated takeoff of N rows (default 100,000) as CSV and
+# .xlsx, uploaded and validated and committed through the API as a project manager, beside a
+# baseline measured in the same run: COPY of the same final rows (drawings, areas, systems,
+# components, progress parts) into copies of those tables with the same indexes and constraints,
+# no RLS and no triggers. Peak backend memory is the highest private RSS (RssAnon) of the backend
+# sampled while it works; validation is also measured at N/10 rows to show memory does not grow
+# with the number of rows. Writes tests/bench/imports-results.md.
+# Usage: bash tests/bench/imports.sh [ROWS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+rows=${1:-100000}
+small=$((rows / 10))
+bash "$here/../scripts/setup.sh" >/dev/null
+source "$here/../scripts/cluster.sh"
+cluster_start
+extension_install >/dev/null 2>&1
+cd "$PIPETRAK_ROOT"
+work=$(mktemp -d)
+chmod 755 "$work"
+cargo run -q --release --example generate_takeoff -- "$rows" "$work" >/dev/null
+cargo run -q --release --example generate_takeoff -- "$small" "$work" >/dev/null
+database_create pipetrak_bench_import >/dev/null
+db=pipetrak_bench_import
+q() { psql -qXAt -d "$db" -v ON_ERROR_STOP=1 "$@"; }
+
+# Runs SQL as the project manager in a fresh session; prints "<ms> <peak RssAnon kB>".
+pm_sql() {
+  local sql=$1 out pid peak=0 kb
+  out=$(mktemp)
+  psql -qXAt -d "$db" -v ON_ERROR_STOP=1 >"$out" <<SQL &
+select pg_backend_pid();
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false) \gset
+select extract(epoch from clock_timestamp()) as t0 \gset
+$sql
+select round((extract(epoch from clock_timestamp()) - :t0) * 1000, 1);
+SQL
+  local job=$!
+  until [ -s "$out" ] || ! kill -0 "$job" 2>/dev/null; do sleep 0.01; done
+  pid=$(head -1 "$out")
+  while kill -0 "$job" 2>/dev/null; do
+    kb=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${kb:-0}" -gt "$peak" ] && peak=$kb
+    sleep 0.02
+  done
+  wait "$job"
+  echo "$(tail -1 "$out") $peak"
+}
+
+# One project per measured import, so every commit starts from an empty project.
+new_project() {
+  q <<SQL | tail -1
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false);
+select pipetrak_api.create_project(organization_id => (select id from pipetrak_api.organizations limit 1),
+                                   name => 'bench $1', job_number => 'B-$1');
+SQL
+}
+q >/dev/null <<SQL
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false);
+select pipetrak_api.create_organization(name => 'Bench');
+SQL
+
+upload() { # project file -> import id (the file is read by psql, as a client would send it)
+  local b64
+  b64=$(base64 -w0 "$2")
+  q <<SQL | tail -1
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false);
+select pipetrak_api.import_upload(project_id => $1, kind => 'takeoff', filename => '$(basename "$2")', content => decode('$b64', 'base64'));
+SQL
+}
+
+echo "== validate and commit"
+declare -A ms mem
+for fmt in csv xlsx; do
+  for n in "$small" "$rows"; do
+    project=$(new_project "$fmt-$n")
+    import=$(upload "$project" "$work/takeoff-$n.$fmt")
+    read -r ms["validate-$fmt-$n"] mem["validate-$fmt-$n"] < <(pm_sql "select pipetrak_api.import_validate(import_id => $import) is not null;")
+    if [ "$n" = "$rows" ]; then
+      read -r ms["commit-$fmt"] mem["commit-$fmt"] < <(pm_sql "select pipetrak_api.import_commit(import_id => $import) is not null;")
+      [ "$fmt" = csv ] && committed_project=$project
+    fi
+    echo "$fmt $n rows: validate ${ms["validate-$fmt-$n"]} ms"
+  done
+done
+components=$(q -c "select count(*) from pipetrak.components where project_id = $committed_project")
+
+echo "== COPY baseline"
+q <<SQL
+drop schema if exists bench cascade;
+create schema bench;
+-- Same columns, defaults, checks, generated columns and indexes; keys and foreign keys as in the product.
+create table bench.areas (like pipetrak.areas including all);
+create table bench.systems (like pipetrak.systems including all);
+create table bench.drawings (like pipetrak.drawings including all);
+create table bench.components (like pipetrak.components including all);
+create table bench.progress_parts (like pipetrak.progress_parts including all);
+alter table bench.components add foreign key (project_id, drawing_id) references bench.drawings (project_id, id),
+    add foreign key (project_id, area_id) references bench.areas (project_id, id),
+    add foreign key (project_id, system_id) references bench.systems (project_id, id),
+    add foreign key (project_id, component_type) references pipetrak.milestone_templates (project_id, component_type);
+alter table bench.drawings add foreign key (project_id, area_id) references bench.areas (project_id, id);
+\copy (select id, project_id, name, created_at, retired_at from pipetrak.areas where project_id = $committed_project) to '$work/areas.copy'
+\copy (select id, project_id, name, created_at, retired_at from pipetrak.systems where project_id = $committed_project) to '$work/systems.copy'
+\copy (select id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at from pipetrak.drawings where project_id = $committed_project) to '$work/drawings.copy'
+\copy (select id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at from pipetrak.components where project_id = $committed_project) to '$work/components.copy'
+\copy (select * from pipetrak.progress_parts where project_id = $committed_project) to '$work/parts.copy'
+SQL
+q -c "select column_name from information_schema.columns where table_schema = 'pipetrak' and table_name = 'areas' order by ordinal_position" | tr '\n' ' ' >/dev/null
+copy_ms=()
+for attempt in 1 2 3; do
+  q -c "truncate bench.components, bench.drawings, bench.areas, bench.systems, bench.progress_parts" >/dev/null
+  t=$(q <<SQL | tail -1
+select extract(epoch from clock_timestamp()) as t0 \gset
+begin;
+\copy bench.areas (id, project_id, name, created_at, retired_at) from '$work/areas.copy'
+\copy bench.systems (id, project_id, name, created_at, retired_at) from '$work/systems.copy'
+\copy bench.drawings (id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at) from '$work/drawings.copy'
+\copy bench.components (id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at) from '$work/components.copy'
+\copy bench.progress_parts from '$work/parts.copy'
+commit;
+select round((extract(epoch from clock_timestamp()) - :t0) * 1000, 1);
+SQL
+)
+  copy_ms+=("$t")
+done
+copy=$(printf '%s\n' "${copy_ms[@]}" | sort -n | sed -n 2p)
+csv_bytes=$(stat -c %s "$work/takeoff-$rows.csv")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+
+results="$here/imports-results.md"
+{
+  echo "| measurement ($rows-row takeoff → $components components) | pipetrak | baseline | ratio |"
+  echo "|---|---|---|---|"
+  echo "| validate CSV ($((csv_bytes / 1024)) kB): time | ${ms["validate-csv-$rows"]} ms | target 1000 ms | $(ratio "${ms["validate-csv-$rows"]}" 1000) |"
+  echo "| validate xlsx: time | ${ms["validate-xlsx-$rows"]} ms | | |"
+  echo "| commit (one call, 5,000-row chunks): time | ${ms["commit-csv"]} ms | ${copy} ms (COPY of the final rows, median of 3) | $(ratio "${ms["commit-csv"]}" "$copy") |"
+  echo "| commit from xlsx: time | ${ms["commit-xlsx"]} ms | ${copy} ms | $(ratio "${ms["commit-xlsx"]}" "$copy") |"
+  echo "| peak backend memory, validate CSV: $small → $rows rows | ${mem["validate-csv-$small"]} → ${mem["validate-csv-$rows"]} kB | | $(ratio "${mem["validate-csv-$rows"]}" "${mem["validate-csv-$small"]}") |"
+  echo "| peak backend memory, validate xlsx: $small → $rows rows | ${mem["validate-xlsx-$small"]} → ${mem["validate-xlsx-$rows"]} kB | | $(ratio "${mem["validate-xlsx-$rows"]}" "${mem["validate-xlsx-$small"]}") |"
+  echo "| peak backend memory, commit CSV | ${mem["commit-csv"]} kB | | |"
+} >"$results"
+cat "$results"
+rm -rf "$work"
