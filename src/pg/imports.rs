@@ -8,6 +8,7 @@ use crate::domain::import::validate::{self, ImportRow};
 use crate::domain::import::{IssueCode, Kind};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
+use pgrx::PgMemoryContexts;
 use pgrx::JsonB;
 use serde_json::json;
 
@@ -144,6 +145,15 @@ impl Batch {
             pgrx::error!("pipetrak: staging import rows failed: {e}");
         }
     }
+
+    /// Flushes inside a memory context of its own, freed afterwards: the arrays built for one
+    /// batch would otherwise live until the end of the call, and memory would grow with the rows.
+    fn flush_scoped(&mut self, import_id: i64) {
+        let mut batch_context = PgMemoryContexts::new("pipetrak import batch");
+        // SAFETY: nothing allocated in the batch context outlives this call; it is dropped (and
+        // its memory freed) right after.
+        unsafe { batch_context.switch_to(|_| self.flush(import_id)) };
+    }
 }
 
 /// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
@@ -159,10 +169,10 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
     let outcome = validate::validate_file(content, kind, today, &mut |row| {
         batch.push(row);
         if batch.line.len() >= STAGE_BATCH {
-            batch.flush(import_id);
+            batch.flush_scoped(import_id);
         }
     });
-    batch.flush(import_id);
+    batch.flush_scoped(import_id);
     let counts = &outcome.counts;
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
