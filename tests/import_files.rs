@@ -207,6 +207,21 @@ fn header_is_found_below_title_rows_and_blank_rows_are_skipped() {
 }
 
 #[test]
+fn nul_bytes_past_the_sniffed_head_never_reach_a_value() {
+    let mut bytes = TAKEOFF.as_bytes().to_vec();
+    for i in 0..400 {
+        bytes.extend_from_slice(format!("P-1,Valve,1,V{i},2,padding padding\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"P-\x002,Valve,1,V\x00X,2,c\x00\n");
+    assert_eq!(source::sniff(&bytes), Some(Format::Csv), "the NUL is beyond the first 8 KB");
+    let (outcome, rows) = run(&bytes, Kind::Takeoff);
+    assert_eq!(outcome.counts.errors, 0);
+    let last = rows.last().expect("rows");
+    assert_eq!((last.drawing_no.as_str(), last.tag.as_str()), ("P-2", "VX"));
+    assert!(rows.iter().all(|r| r.cells.iter().all(|c| !c.contains('\0'))));
+}
+
+#[test]
 fn unreadable_files_are_one_clear_issue() {
     assert_eq!(source::sniff(b"PK\x03\x04rest"), Some(Format::Xlsx));
     assert_eq!(source::sniff(b"\x00\x01\x02binary"), None);

@@ -14,6 +14,16 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// A text cell as read from a file. PostgreSQL text can't hold NUL, so NUL characters (a
+    /// stray byte in a CSV, `_x0000_` in a workbook) are dropped here, before any use.
+    pub fn from_text(text: &str) -> Cell {
+        if text.contains('\0') {
+            Cell::Text(text.replace('\0', ""))
+        } else {
+            Cell::Text(text.to_string())
+        }
+    }
+
     pub fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
@@ -94,6 +104,11 @@ mod tests {
         assert_eq!(Cell::Number(0.05).text(), "0.05");
         assert_eq!(Cell::Bool(true).text(), "TRUE");
         assert_eq!(Cell::Text(" P-1 ".into()).text(), "P-1");
+    }
+
+    #[test]
+    fn text_cells_never_hold_nul() {
+        assert_eq!(Cell::from_text("P-\01"), Cell::Text("P-1".into()));
     }
 
     #[test]

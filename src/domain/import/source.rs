@@ -119,7 +119,7 @@ impl Iterator for CsvRows<'_> {
         });
         let row = (line + blank_lines).saturating_sub(self.embedded_newlines);
         self.embedded_newlines += record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
-        let cells = record.iter().map(|f| Cell::Text(f.to_string())).collect();
+        let cells = record.iter().map(Cell::from_text).collect();
         Some(Ok((u32::try_from(row).unwrap_or(u32::MAX), cells)))
     }
 }
@@ -207,15 +207,15 @@ fn cell_of(value: &DataRef<'_>) -> Cell {
         DataRef::Int(i) => Cell::Number(*i as f64),
         DataRef::Float(f) => Cell::Number(*f),
         DataRef::Bool(b) => Cell::Bool(*b),
-        DataRef::String(s) => Cell::Text(s.clone()),
-        DataRef::SharedString(s) => Cell::Text((*s).to_string()),
+        DataRef::String(s) => Cell::from_text(s),
+        DataRef::SharedString(s) => Cell::from_text(s),
         DataRef::DateTime(dt) if dt.is_datetime() => {
             let (y, m, d, ..) = dt.to_ymd_hms_milli();
             chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
                 .map_or(Cell::Number(dt.as_f64()), Cell::Date)
         }
         DataRef::DateTime(dt) => Cell::Number(dt.as_f64()),
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s.clone()),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::from_text(s),
         DataRef::Error(e) => Cell::Error(e.to_string()),
     }
 }
