@@ -22,15 +22,15 @@ const STAGE_INSERT: &str = "
     select $1, u.line, u.chunk, u.status, u.drawing_no, u.drawing_key, u.component_type, u.tag, u.size,
         u.quantity, u.seq_from, u.seq_to, u.area, u.system, u.test_package, u.description, u.spec, u.attributes::jsonb,
         u.weld_type, u.weld_size, u.schedule, u.base_metal, u.xray_percent, u.pwht_required,
-        case when u.weld then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
+        case when u.component_type = 'field_weld' then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
         u.issues::jsonb, u.cells::jsonb
     from unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                 $10::numeric[], $11::int[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
                 $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::bool[], $25::text[],
-                $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::bool[])
+                $26::text[], $27::text[], $28::text[], $29::text[], $30::text[])
         as u(line, chunk, status, drawing_no, drawing_key, component_type, tag, size, quantity, seq_from, seq_to, area,
              system, test_package, description, spec, attributes, weld_type, weld_size, schedule, base_metal,
-             xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells, weld)";
+             xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells)";
 
 /// Column-wise buffers for one batch of staged rows.
 #[derive(Default)]
@@ -64,7 +64,6 @@ struct Batch {
     nde_result: Vec<Option<String>>,
     issues: Vec<String>,
     cells: Vec<String>,
-    weld: Vec<bool>,
 }
 
 impl Batch {
@@ -99,7 +98,6 @@ impl Batch {
         self.nde_result.push(weld.nde_result);
         self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
         self.cells.push(serde_json::to_string(&row.cells).unwrap_or_else(|_| "[]".into()));
-        self.weld.push(row.component_type.is_some_and(|t| t.as_str() == "field_weld"));
     }
 
     fn flush(&mut self, import_id: i64) {
@@ -138,7 +136,6 @@ impl Batch {
             b.nde_result.into(),
             b.issues.into(),
             b.cells.into(),
-            b.weld.into(),
         ];
         // A failure here is an internal error (the rows were built to fit the table), not user input.
         if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {
