@@ -245,11 +245,14 @@ create table pipetrak.field_welds (
 create index field_welds_project_id_idx on pipetrak.field_welds (project_id);
 create index field_welds_welder_id_idx on pipetrak.field_welds (welder_id) where welder_id is not null;
 
--- The append-only audit log: one row per milestone change (see 04_progress.sql for the guard).
+-- The append-only audit log: one row per milestone change (see 04_integrity.sql for the guard).
+-- One foreign key to (project, component) rather than one to each: the component row is already
+-- locked by the update, while a key-share lock on the project row would be taken by every writer
+-- of the project at once (multixacts on one hot row).
 create table pipetrak.milestone_events (
     id                bigserial primary key,
-    project_id        bigint not null references pipetrak.projects,
-    component_id      bigint not null references pipetrak.components,
+    project_id        bigint not null,
+    component_id      bigint not null,
     milestone         text not null,
     old_value         numeric(5, 2) not null,
     new_value         numeric(5, 2) not null,
@@ -259,7 +262,8 @@ create table pipetrak.milestone_events (
     note              text check (length(note) <= 2000),
     out_of_sequence   boolean not null default false,
     violations        text[] not null default '{}',
-    client_request_id text
+    client_request_id text,
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index milestone_events_component_idx on pipetrak.milestone_events (component_id, id);
 create index milestone_events_project_idx on pipetrak.milestone_events (project_id, id);
@@ -267,8 +271,8 @@ create index milestone_events_project_idx on pipetrak.milestone_events (project_
 -- Things QC must look at: out-of-sequence updates, completed welds.
 create table pipetrak.review_items (
     id              bigserial primary key,
-    project_id      bigint not null references pipetrak.projects,
-    component_id    bigint not null references pipetrak.components,
+    project_id      bigint not null,
+    component_id    bigint not null,
     event_id        bigint references pipetrak.milestone_events,
     kind            text not null check (kind in ('out_of_sequence', 'weld_complete')),
     details         jsonb not null default '{}',
@@ -276,7 +280,8 @@ create table pipetrak.review_items (
     resolved_at     timestamptz,
     resolved_by     uuid,
     resolution_note text,
-    check ((resolved_at is null) = (resolved_by is null))
+    check ((resolved_at is null) = (resolved_by is null)),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index review_items_open_idx on pipetrak.review_items (project_id, id) where resolved_at is null;
 create index review_items_component_idx on pipetrak.review_items (component_id);

@@ -14,8 +14,10 @@ create function pipetrak.current_user_id()
 returns uuid
 language sql stable parallel safe
 as $$
-    select case when sub ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then sub::uuid end
-    from (select pipetrak.current_claims() ->> 'sub' as sub) as claims
+    -- No FROM clause, so the planner inlines it: a SQL function it can't inline is parsed and
+    -- planned again in every transaction.
+    select case when pipetrak.current_claims() ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                then (pipetrak.current_claims() ->> 'sub')::uuid end
 $$;
 
 -- What each role may do (the permission matrix of spec §2).

@@ -2,19 +2,23 @@
 -- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
 
 -- A component's state as the API returns it; `p_names` are its template's milestone names.
+-- PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be
+-- parsed and planned again in every transaction; PL/pgSQL keeps its plan for the session.
 create function pipetrak.component_state(p_component pipetrak.components, p_names text[], p_out_of_sequence boolean,
                                          p_violations text[])
 returns jsonb
-language sql immutable
+language plpgsql immutable
 set search_path = ''
 as $$
-    select jsonb_build_object(
+begin
+    return jsonb_build_object(
         'component_id', p_component.id,
         'milestones', (select jsonb_object_agg(n, v) from unnest(p_names, p_component.milestone_values) as u(n, v)),
         'percent_complete', p_component.percent_complete,
         'version', p_component.version,
         'out_of_sequence', coalesce(p_out_of_sequence, false),
-        'violations', to_jsonb(coalesce(p_violations, '{}'::text[])))
+        'violations', to_jsonb(coalesce(p_violations, '{}'::text[])));
+end
 $$;
 
 -- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
