@@ -2,7 +2,7 @@
 -- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(31);
+select plan(32);
 
 \set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
 \set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
@@ -118,6 +118,12 @@ select is(pg_temp.matrix(format('select count(*) from pipetrak_api.imports where
 select is(pg_temp.matrix(format('select pipetrak_api.import_report_csv(%s) is not null', :bad)),
     array['true', 'true', 'true', 'PT404', 'PT404', 'PT404', 'PT404', 'PT404', '42501'],
     'nobody else reads a job''s report (not found, like any row they can''t see)');
+
+-- ---- housekeeping a DBA relies on ----
+reset role;
+delete from pipetrak.import_jobs where id = :big;
+select is((select count(*) from pipetrak.import_rows where import_id = :big), 0::bigint,
+    'deleting a job deletes its staged rows');
 
 select * from finish();
 rollback;

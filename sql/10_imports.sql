@@ -28,10 +28,11 @@ create table pipetrak.import_jobs (
 );
 create index import_jobs_project_id_idx on pipetrak.import_jobs (project_id, id);
 
--- Each row of a validated file, normalized, with its issues (and its original cells when it has
--- any, for the remediation CSV). `chunk` numbers rows in commit order, 5,000 to a chunk.
+-- Each row of a validated file, normalized, with its issues. `chunk` numbers rows in commit order,
+-- 5,000 to a chunk. Only import_validate writes them, for a job it holds locked: no foreign key,
+-- whose per-row check would cost more than staging the row.
 create table pipetrak.import_rows (
-    import_id      bigint not null references pipetrak.import_jobs on delete cascade,
+    import_id      bigint not null,
     line           integer not null,
     chunk          integer not null,
     status         text not null check (status in ('valid', 'invalid', 'skipped')),
@@ -62,10 +63,23 @@ create table pipetrak.import_rows (
     -- Pipe footage of every valid row of the same aggregate (pipe aggregates take the file's sum).
     group_quantity numeric,
     issues         jsonb not null,
-    cells          jsonb,
     primary key (import_id, line)
 );
 create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
+
+-- What the missing foreign key would do on delete: a deleted job takes its staged rows along.
+create function pipetrak.import_jobs_delete_rows()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    delete from pipetrak.import_rows r using deleted_jobs d where r.import_id = d.id;
+    return null;
+end
+$$;
+create trigger import_jobs_delete_rows after delete on pipetrak.import_jobs
+    referencing old table as deleted_jobs for each statement execute function pipetrak.import_jobs_delete_rows();
 
 alter table pipetrak.import_jobs enable row level security;
 alter table pipetrak.import_rows enable row level security;
@@ -147,10 +161,12 @@ as $$
         where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
         limit 1) d on true
     -- A lateral probe of the identity index per row: the plan stays right even when the
-    -- statistics of components are stale (a big import in progress).
+    -- statistics of components are stale (a big import in progress). Only spools and welds are
+    -- identified without their drawing, so a new drawing's rows probe nothing.
     left join lateral (
         select x.id, x.quantity from pipetrak.components x
-        where x.project_id = p_project_id and x.retired_at is null
+        where (d.id is not null or r.component_type in ('spool', 'field_weld'))
+          and x.project_id = p_project_id and x.retired_at is null
           and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
         limit 1) c on true
     where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
@@ -196,6 +212,9 @@ declare
     v_file jsonb;
     v_would jsonb;
     v_summary jsonb;
+    v_has_drawings boolean;
+    v_flagged integer;
+    v_warnings_added integer := 0;
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -206,50 +225,63 @@ begin
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
     analyze pipetrak.import_rows;
 
+    -- Staging set each pipe row's own footage; rows of one aggregate spread over lines take their sum.
     update pipetrak.import_rows r set group_quantity = g.total
-    from (select x.line, sum(x.quantity) over (partition by x.component_type, x.drawing_key, x.tag, x.size) as total
+    from (select x.component_type, x.drawing_key, x.tag, x.size, sum(x.quantity) as total
           from pipetrak.import_rows x
-          where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')) g
-    where r.import_id = p_import_id and r.line = g.line;
+          where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')
+          group by 1, 2, 3, 4
+          having count(*) > 1) g
+    where r.import_id = p_import_id and r.status = 'valid' and r.component_type = g.component_type
+      and r.drawing_key = g.drawing_key and r.tag = g.tag and r.size = g.size;
+
+    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
 
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
-    update pipetrak.import_rows r
-    set issues = r.issues || jsonb_build_array(jsonb_build_object(
-        'line', r.line, 'column', 'DRAWING', 'value', r.drawing_no, 'severity', 'warning', 'code', 'similar_drawing_exists',
-        'message', format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar),
-        'hint', 'A new drawing will be created; if you meant an existing one, correct the number.'))
-    from (
-        select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
-        from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.status = 'valid'
-                and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                and d.drawing_key = x.drawing_key and d.retired_at is null)
-              group by x.drawing_key) n
-        cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
-        group by n.drawing_key
-    ) s
-    where r.import_id = p_import_id and r.line = s.line;
+    if v_has_drawings then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(jsonb_build_object(
+            'line', r.line, 'column', 'DRAWING', 'value', r.drawing_no, 'severity', 'warning', 'code', 'similar_drawing_exists',
+            'message', format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar),
+            'hint', 'A new drawing will be created; if you meant an existing one, correct the number.'))
+        from (
+            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
+                  group by x.drawing_key) n
+            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+            group by n.drawing_key
+        ) s
+        where r.import_id = p_import_id and r.line = s.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
 
-    -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
-    update pipetrak.import_rows r
-    set issues = r.issues || jsonb_build_array(jsonb_build_object(
-        'line', r.line, 'column', 'QTY', 'value', s.planned, 'severity', 'warning', 'code', 'quantity_below_existing',
-        'message', format('The project holds %s of this item, the file %s; surplus component ids: %s',
-                          s.planned + s.surplus_count, s.planned, s.surplus_ids),
-        'hint', 'Nothing is deleted; retire the surplus components if they are really gone.'))
-    from (
-        select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
-        from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
-              from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.status = 'valid'
-                and x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
-              group by 1, 2, 3, 4) g
-        join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
-        join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
-            and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
-        group by g.last_line, g.planned
-    ) s
-    where r.import_id = p_import_id and r.line = s.last_line;
+        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(jsonb_build_object(
+            'line', r.line, 'column', 'QTY', 'value', s.planned, 'severity', 'warning', 'code', 'quantity_below_existing',
+            'message', format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                              s.planned + s.surplus_count, s.planned, s.surplus_ids),
+            'hint', 'Nothing is deleted; retire the surplus components if they are really gone.'))
+        from (
+            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+                  group by 1, 2, 3, 4) g
+            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+            group by g.last_line, g.planned
+        ) s
+        where r.import_id = p_import_id and r.line = s.last_line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
 
     -- What a commit would create, update and leave alone.
     with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null)),
@@ -302,12 +334,11 @@ begin
         'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
         'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
         'header', v_file -> 'header', 'rows', v_file -> 'rows',
-        'issues', (select jsonb_build_object(
-                       'error', count(*) filter (where i ->> 'severity' = 'error'),
-                       'warning', count(*) filter (where i ->> 'severity' = 'warning'),
-                       'info', count(*) filter (where i ->> 'severity' = 'info'))
-                   from (select jsonb_array_elements(issues) as i from pipetrak.import_rows where import_id = p_import_id
-                         union all select jsonb_array_elements(v_file -> 'file_issues')) all_issues),
+        -- Counted while reading, plus the warnings added above by comparing with the project.
+        'issues', jsonb_build_object(
+            'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
+            'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0)),
         'file_issues', coalesce(v_file -> 'file_issues', '[]'),
         'would', v_would);
     update pipetrak.import_jobs set
@@ -558,12 +589,11 @@ begin
         select r.* from pipetrak.import_rows r
         where r.import_id = p_import_id and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
     report as (
-        select f.line, f.cells, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
-                                 from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
+        select f.line, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
+                        from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
         from flagged f
         union
-        select r.line, to_jsonb(array(select jsonb_array_elements_text(coalesce(r.cells, '[]')))),
-               'included so the quantities of this item add up; already valid'
+        select r.line, 'included so the quantities of this item add up; already valid'
         from pipetrak.import_rows r
         join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
         where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
@@ -571,9 +601,10 @@ begin
           and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
     select pipetrak.render_remediation_csv(
         array(select jsonb_array_elements_text(v_job.summary -> 'header')),
-        array_agg(cells order by line), array_agg(notes order by line))
+        array_agg(to_jsonb(c.cells) order by r.line), array_agg(r.notes order by r.line))
     into v_csv
-    from report;
+    from report r
+    join pipetrak.import_file_cells(v_job.content, v_job.kind, array(select line from report)) c on c.line = r.line;
     return coalesce(v_csv, pipetrak.render_remediation_csv(array(select jsonb_array_elements_text(v_job.summary -> 'header')), '{}', '{}'));
 end
 $$;

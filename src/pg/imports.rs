@@ -1,9 +1,10 @@
 //! Import glue: reads an uploaded file with `crate::domain::import` and stages its rows in
 //! `pipetrak.import_rows` through SPI, a batch at a time, so memory stays flat in the number of
-//! rows. Everything set-based after that (comparison with the project, commit) is SQL.
+//! rows. Everything set-based after that (comparison with the project, commit) is SQL. Original
+//! cells are not staged: the remediation report reads the few rows it needs again from the file.
 
 use crate::domain::import::issue::Issue;
-use crate::domain::import::report::{remediation_csv, ReportRow};
+use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
 use crate::domain::import::validate::{self, ImportRow};
 use crate::domain::import::{IssueCode, Kind};
 use pgrx::datum::DatumWithOid;
@@ -18,19 +19,21 @@ const STAGE_BATCH: usize = 5_000;
 const STAGE_INSERT: &str = "
     insert into pipetrak.import_rows (import_id, line, chunk, status, drawing_no, drawing_key, component_type, tag, size,
         quantity, seq_from, seq_to, area, system, test_package, description, spec, attributes, weld_type, weld_size,
-        schedule, base_metal, xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells)
+        schedule, base_metal, xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues,
+        group_quantity)
     select $1, u.line, u.chunk, u.status, u.drawing_no, u.drawing_key, u.component_type, u.tag, u.size,
         u.quantity, u.seq_from, u.seq_to, u.area, u.system, u.test_package, u.description, u.spec, u.attributes::jsonb,
         u.weld_type, u.weld_size, u.schedule, u.base_metal, u.xray_percent, u.pwht_required,
         case when u.component_type = 'field_weld' then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
-        u.issues::jsonb, u.cells::jsonb
+        u.issues::jsonb,
+        case when u.status = 'valid' and u.component_type in ('pipe', 'threaded_pipe') then u.quantity end
     from unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                 $10::numeric[], $11::int[], $12::int[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
                 $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::bool[], $25::text[],
-                $26::text[], $27::text[], $28::text[], $29::text[], $30::text[])
+                $26::text[], $27::text[], $28::text[], $29::text[])
         as u(line, chunk, status, drawing_no, drawing_key, component_type, tag, size, quantity, seq_from, seq_to, area,
              system, test_package, description, spec, attributes, weld_type, weld_size, schedule, base_metal,
-             xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues, cells)";
+             xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues)";
 
 /// Column-wise buffers for one batch of staged rows.
 #[derive(Default)]
@@ -63,7 +66,6 @@ struct Batch {
     date_welded: Vec<Option<String>>,
     nde_result: Vec<Option<String>>,
     issues: Vec<String>,
-    cells: Vec<String>,
 }
 
 impl Batch {
@@ -97,7 +99,6 @@ impl Batch {
         self.date_welded.push(weld.date_welded.map(|d| d.format("%Y-%m-%d").to_string()));
         self.nde_result.push(weld.nde_result);
         self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
-        self.cells.push(serde_json::to_string(&row.cells).unwrap_or_else(|_| "[]".into()));
     }
 
     fn flush(&mut self, import_id: i64) {
@@ -135,7 +136,6 @@ impl Batch {
             b.date_welded.into(),
             b.nde_result.into(),
             b.issues.into(),
-            b.cells.into(),
         ];
         // A failure here is an internal error (the rows were built to fit the table), not user input.
         if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {
@@ -188,6 +188,21 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
 #[pg_extern(immutable, parallel_safe)]
 pub fn import_sniff(content: &[u8]) -> Option<&'static str> {
     crate::domain::import::source::sniff(content).map(|f| f.as_str())
+}
+
+/// The original cells of rows `lines` of an uploaded file, for the remediation CSV.
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_file_cells(
+    content: &[u8],
+    kind: &str,
+    lines: Vec<Option<i32>>,
+) -> TableIterator<'static, (name!(line, i32), name!(cells, Vec<String>))> {
+    let wanted = lines.into_iter().flatten().filter_map(|l| u32::try_from(l).ok()).collect();
+    let found = match Kind::parse(kind) {
+        Some(kind) => original_cells(content, kind, &wanted),
+        None => Vec::new(),
+    };
+    TableIterator::new(found.into_iter().map(|(line, cells)| (line as i32, cells)))
 }
 
 /// The remediation CSV: `header`, then each row's `cells` (a JSON array of strings) and `notes`.

@@ -2,12 +2,28 @@
 //! with their codes and messages. It reads back as a file of the same kind: the issues column is
 //! recognised and ignored.
 
+use super::cell::Cell;
 use super::columns::REMEDIATION_HEADER;
+use super::{source, Kind};
+use std::collections::BTreeSet;
 
 /// One row of the report: its original cells and what is wrong with it.
 pub struct ReportRow {
     pub cells: Vec<String>,
     pub notes: String,
+}
+
+/// The original cells of the given rows (numbered as Excel numbers them), read again from the
+/// file: validation keeps only the normalized rows, so a report re-reads the few it needs.
+pub fn original_cells(bytes: &[u8], kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u32, Vec<String>)> {
+    let mut found = Vec::with_capacity(lines.len());
+    // A file that no longer reads has no rows to report; the caller reports none.
+    let _ = source::read(bytes, kind, &mut |_, (line, cells)| {
+        if lines.contains(&line) {
+            found.push((line, cells.iter().map(Cell::text).collect()));
+        }
+    });
+    found
 }
 
 /// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly.
