@@ -2,7 +2,7 @@
 -- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(32);
+select plan(35);
 
 \set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
 \set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
@@ -57,6 +57,20 @@ select is(pipetrak_api.import_commit(import_id => :takeoff_2) ->> 'status', 'com
 select is(pg_temp.holdings(:project_a), :'before_reimport'::jsonb, 'and writes nothing');
 select throws_ok(format('select pipetrak_api.import_validate(%s)', :takeoff_2), 'PT409', null,
     'a committed job can''t be validated again');
+
+-- ---- a first import into a project without components ----
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_project(organization_id => :org_a, name => 'Empty', job_number => 'E-1') as project_e \gset
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select pipetrak_api.import_upload(project_id => :project_e, kind => 'takeoff', filename => 'quantity-instances.csv',
+                                  content => decode(:'takeoff', 'base64')) as first_import \gset
+select pipetrak_api.import_validate(:first_import) -> 'would' as first_would \gset
+select is(:'first_would'::jsonb -> 'components', '{"create": 15, "update": 0, "unchanged": 0}'::jsonb,
+    'into an empty project every component is promised as new');
+select is(:'first_would'::jsonb -> 'drawings', :'summary'::jsonb -> 'would' -> 'drawings',
+    'and the same drawings as into a project that had none of them');
+select is(pipetrak_api.import_commit(import_id => :first_import) -> 'components_created', '15',
+    'the commit creates exactly those');
 
 -- ---- quantities up and down ----
 select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-91010_1,Support,7,SUPPORT001,3\n') as more \gset

@@ -210,6 +210,7 @@ declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
     v_project pipetrak.projects;
     v_file jsonb;
+    v_components jsonb;
     v_would jsonb;
     v_summary jsonb;
     v_has_drawings boolean;
@@ -223,7 +224,7 @@ begin
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.content, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
-    analyze pipetrak.import_rows;
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key);
 
     -- Staging set each pipe row's own footage; rows of one aggregate spread over lines take their sum.
     update pipetrak.import_rows r set group_quantity = g.total
@@ -283,51 +284,55 @@ begin
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
 
-    -- What a commit would create, update and leave alone.
-    with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null)),
-    distinct_plan as (
-        select distinct on (component_type, drawing_key, tag, size, seq) *
-        from plan order by component_type, drawing_key, tag, size, seq, line),
-    valid as (select * from pipetrak.import_rows where import_id = p_import_id and status = 'valid'),
-    drawing_keys as (select distinct drawing_key from valid),
-    names as (
-        select distinct 'areas' as kind, lower(area) as name from valid where area is not null
-        union select distinct 'systems', lower(system) from valid where system is not null
-        union select distinct 'test_packages', lower(test_package) from valid where test_package is not null),
-    welds as (
-        select v.*, w.component_id is not null as exists_now,
-               w.component_id is not null and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent,
-                   v.pwht_required, coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
-                   is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result) as changed
-        from valid v
-        left join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
-            and c.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
-        left join pipetrak.field_welds w on w.component_id = c.id
-        left join pipetrak.welders wd on wd.id = w.welder_id
-        where v.component_type = 'field_weld' and v_job.kind = 'field_welds')
-    select jsonb_build_object(
-        'components', jsonb_build_object(
+    -- What a commit would create, update and leave alone. Into a project without components, all
+    -- the file's components are new: the reader counted them; otherwise each is compared.
+    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                           'update', 0, 'unchanged', 0);
+    else
+        with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null)),
+        -- Byte order (collation "C") is all a distinct needs, and sorts many times faster.
+        distinct_plan as (
+            select distinct on (component_type collate "C", drawing_key collate "C", tag collate "C", size collate "C", seq) *
+            from plan order by component_type collate "C", drawing_key collate "C", tag collate "C", size collate "C", seq, line),
+        welds as (
+            select w.component_id is not null and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent,
+                       v.pwht_required, coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
+                       is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+                       w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result) as changed
+            from pipetrak.import_rows v
+            left join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
+                and c.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
+            left join pipetrak.field_welds w on w.component_id = c.id
+            left join pipetrak.welders wd on wd.id = w.welder_id
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds')
+        select jsonb_build_object(
             'create', (select count(*) from distinct_plan where existing_id is null),
             'update', (select count(*) from distinct_plan where existing_id is not null and quantity is distinct from existing_quantity
                                                               and component_type in ('pipe', 'threaded_pipe'))
                       + (select count(*) from welds where changed),
             'unchanged', (select count(*) from distinct_plan where existing_id is not null
                                  and not (quantity is distinct from existing_quantity and component_type in ('pipe', 'threaded_pipe')))
-                         - (select count(*) from welds where changed)),
-        'drawings', jsonb_build_object(
-            'create', (select count(*) from drawing_keys k where not exists (select from pipetrak.drawings d
-                       where d.project_id = v_job.project_id and d.drawing_key = k.drawing_key and d.retired_at is null)),
-            'unchanged', (select count(*) from drawing_keys k where exists (select from pipetrak.drawings d
-                          where d.project_id = v_job.project_id and d.drawing_key = k.drawing_key and d.retired_at is null))),
-        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas', array(select name from names where kind = 'areas')),
-        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems', array(select name from names where kind = 'systems')),
-        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages', array(select name from names where kind = 'test_packages')),
-        'welders', jsonb_build_object(
-            'create', (select count(distinct stencil) from valid s where s.stencil is not null and not exists (
-                       select from pipetrak.welders w where w.project_id = v_job.project_id and w.stencil = s.stencil)),
-            'unchanged', (select count(distinct stencil) from valid s where exists (
-                          select from pipetrak.welders w where w.project_id = v_job.project_id and w.stencil = s.stencil))))
+                         - (select count(*) from welds where changed))
+        into v_components;
+    end if;
+    -- Drawings, reference names and stencils: the distinct values the reader found, each looked up.
+    select jsonb_build_object(
+        'components', v_components,
+        'drawings', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                     from jsonb_array_elements_text(v_file -> 'found' -> 'drawing_keys') k(key)
+                     cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                                        and d.drawing_key = k.key and d.retired_at is null) as found) e),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                       and w.stencil = s.stencil) as found) e))
     into v_would;
 
     v_summary := jsonb_build_object(

@@ -37,6 +37,16 @@ fn component_count(rows: &[ImportRow]) -> u32 {
 }
 
 
+/// The distinct components the valid rows stand for, counted independently of the validator.
+fn distinct_components(rows: &[ImportRow]) -> u64 {
+    let identities: BTreeSet<_> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Valid)
+        .flat_map(|r| (r.seq_from..=r.seq_to).map(move |seq| (r.component_type.map(|t| t.as_str()), &r.drawing_key, &r.tag, &r.size, seq)))
+        .collect();
+    identities.len() as u64
+}
+
 fn drawings(rows: &[ImportRow]) -> BTreeSet<String> {
     rows.iter().map(|r| r.drawing_key.clone()).collect()
 }
@@ -53,6 +63,9 @@ fn quantity_instances_explode_into_15_components() {
     assert_eq!(outcome.counts.rows_read, 5);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), 15);
+    // What a dry run promises a project without components comes from these counts.
+    assert_eq!(outcome.found.components, 15);
+    assert_eq!(outcome.found.drawing_keys, drawings(&rows));
     let support = rows.iter().find(|r| r.tag == "SUPPORT001").expect("support row");
     assert_eq!((support.component_type, support.seq_from, support.seq_to), (Some(ComponentType::Support), 1, 5));
 }
@@ -68,6 +81,8 @@ fn field_weld_log_has_664_welds_on_110_drawings() {
     // Weld ids are Excel integers: 1, not 1.0; the double-spaced sheet suffixes normalize.
     assert_eq!(rows[0].tag, "1");
     assert_eq!(drawings(&rows).len(), 110);
+    assert_eq!(outcome.found.drawing_keys.len(), 110);
+    assert_eq!(outcome.found.components, 664);
     assert!(rows.iter().any(|r| r.drawing_no.contains("  ") && r.drawing_key.ends_with(" OF 28")));
     // PWHT is a real boolean, sizes carry inch marks.
     assert!(rows.iter().all(|r| r.weld.as_ref().is_some_and(|w| w.pwht_required.is_some())));
@@ -288,6 +303,9 @@ fn takeoff_validation_codes() {
     let issue = &rows.iter().find(|r| r.line == 5).expect("row 5").issues[0];
     assert_eq!((issue.column.as_deref(), issue.value.as_deref()), (Some("QTY"), Some("two")));
     assert_eq!(outcome.counts.rows_read, 16);
+    // Merged pipe and instrument rows count once, the duplicate spool and invalid rows not at all.
+    assert_eq!(outcome.found.components, distinct_components(&rows));
+    assert!(outcome.found.components > 0);
 }
 
 // ---- each weld-log validation code ----

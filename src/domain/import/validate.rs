@@ -11,7 +11,7 @@ use crate::domain::component_type::{ComponentType, Identity};
 use crate::domain::normalize;
 use chrono::NaiveDate;
 use std::collections::hash_map::{DefaultHasher, Entry};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
 /// Longest text accepted for a drawing number, id, tag or reference name.
@@ -94,6 +94,40 @@ pub struct Counts {
     pub infos: u32,
 }
 
+/// What the valid rows name, distinct: enough to compare a file with a project that holds no
+/// components yet without reading the staged rows again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    /// Distinct components the valid rows stand for (seqs counted out, merged rows once).
+    pub components: u64,
+    pub drawing_keys: BTreeSet<String>,
+    pub areas: BTreeSet<String>,
+    pub systems: BTreeSet<String>,
+    pub test_packages: BTreeSet<String>,
+    pub stencils: BTreeSet<String>,
+}
+
+impl Found {
+    fn note(&mut self, row: &ImportRow) {
+        fn add(set: &mut BTreeSet<String>, value: &Option<String>) {
+            if let Some(value) = value {
+                if !set.contains(value) {
+                    set.insert(value.clone());
+                }
+            }
+        }
+        if !self.drawing_keys.contains(&row.drawing_key) {
+            self.drawing_keys.insert(row.drawing_key.clone());
+        }
+        add(&mut self.areas, &row.area);
+        add(&mut self.systems, &row.system);
+        add(&mut self.test_packages, &row.test_package);
+        if let Some(weld) = &row.weld {
+            add(&mut self.stencils, &weld.stencil);
+        }
+    }
+}
+
 pub struct Validator {
     kind: Kind,
     today: NaiveDate,
@@ -104,6 +138,7 @@ pub struct Validator {
     /// Hash of a row's cells → the row that had them first.
     rows_seen: HashMap<u64, u32>,
     pub counts: Counts,
+    found: Found,
 }
 
 impl Validator {
@@ -115,7 +150,21 @@ impl Validator {
             groups: HashMap::new(),
             rows_seen: HashMap::new(),
             counts: Counts::default(),
+            found: Found::default(),
         }
+    }
+
+    /// What the valid rows seen so far name.
+    pub fn found(&self) -> Found {
+        let seqs: u64 = self
+            .groups
+            .iter()
+            .map(|((component_type, ..), (next, _))| match component_type.identity() {
+                Identity::PerSeq => u64::from(next.saturating_sub(1)),
+                _ => 1,
+            })
+            .sum();
+        Found { components: self.ids.len() as u64 + seqs, ..self.found.clone() }
     }
 
     /// Checks one data row; `None` for a blank row (not counted).
@@ -146,6 +195,9 @@ impl Validator {
         }
         if row.status == RowStatus::Valid {
             self.register(&mut row);
+        }
+        if row.status == RowStatus::Valid {
+            self.found.note(&row);
         }
         match row.status {
             RowStatus::Valid => self.counts.valid += 1,
@@ -484,6 +536,7 @@ fn boolean(cell: &Cell) -> Option<bool> {
 pub struct FileOutcome {
     pub layout: Result<Layout, Issue>,
     pub counts: Counts,
+    pub found: Found,
 }
 
 /// Reads and validates a whole file, handing every non-blank row to `on_row` as it goes.
@@ -500,5 +553,5 @@ pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dy
     } else {
         validator.counts.errors += 1;
     }
-    FileOutcome { layout, counts: validator.counts }
+    FileOutcome { layout, found: validator.found(), counts: validator.counts }
 }
