@@ -1,7 +1,9 @@
 //! Import glue: reads an uploaded file with `crate::domain::import` and stages its rows in
 //! `pipetrak.import_rows` through SPI, a batch at a time, so memory stays flat in the number of
-//! rows. Everything set-based after that (comparison with the project, commit) is SQL. Original
-//! cells are not staged: the remediation report reads the few rows it needs again from the file.
+//! rows. Reading runs on a thread of its own (pure Rust, no Postgres call) while this backend's
+//! thread inserts the batch before, so the two halves overlap. Everything set-based after that
+//! (comparison with the project, commit) is SQL. Original cells are not staged: the remediation
+//! report reads the few rows it needs again from the file.
 
 use crate::domain::import::issue::Issue;
 use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
@@ -169,14 +171,36 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
     };
     let today = chrono::NaiveDate::from_ymd_opt(today.year(), u32::from(today.month()), u32::from(today.day()))
         .unwrap_or(chrono::NaiveDate::MAX);
-    let mut batch = Batch::default();
-    let outcome = validate::validate_file(content, kind, today, &mut |row| {
-        batch.push(row);
-        if batch.line.len() >= STAGE_BATCH {
+    // One batch in the channel and one being filled: memory stays flat in the number of rows.
+    let (batches, staged) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let outcome = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            block_signals();
+            let mut batch = Batch::default();
+            let mut receiving = true;
+            let outcome = validate::validate_file(content, kind, today, &mut |row| {
+                if !receiving {
+                    return;
+                }
+                batch.push(row);
+                if batch.line.len() >= STAGE_BATCH {
+                    // An error while staging ends the receiving side; the rest is not kept.
+                    receiving = batches.send(std::mem::take(&mut batch)).is_ok();
+                }
+            });
+            if receiving {
+                let _ = batches.send(batch);
+            }
+            outcome
+        });
+        for mut batch in staged {
             batch.flush_scoped(import_id);
         }
+        reader.join()
     });
-    batch.flush_scoped(import_id);
+    let Ok(outcome) = outcome else {
+        pgrx::error!("pipetrak: reading import {import_id} failed unexpectedly");
+    };
     let counts = &outcome.counts;
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
@@ -194,6 +218,18 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
         }),
         Err(issue) => json!({"file_issues": [issue], "rows": counts}),
     })
+}
+
+/// Signals sent to this backend (cancel, terminate) must reach the thread that runs Postgres, not
+/// the reading thread.
+fn block_signals() {
+    // SAFETY: plain libc calls on a signal set owned by this stack frame; they affect only the
+    // calling thread's mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
 }
 
 /// The file type sniffed from content: 'csv', 'xlsx', or null when it is neither.
