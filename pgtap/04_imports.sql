@@ -2,7 +2,7 @@
 -- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(35);
+select plan(40);
 
 \set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
 \set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
@@ -81,6 +81,21 @@ select pipetrak_api.import_validate(:fewer) \gset
 select is((select code || ' ' || severity from pipetrak_api.import_issues where import_id = :fewer and code = 'quantity_below_existing'),
     'quantity_below_existing warning', 'a lower QTY is a warning naming the surplus components');
 select is((pipetrak_api.import_commit(import_id => :fewer) ->> 'components_created')::int, 0, 'and deletes nothing');
+
+-- ---- pipe footage adds up; a later file's footage updates the aggregate ----
+select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nISO-PIPE-0007,Pipe,12.5,PIPE-CS,2\nISO-PIPE-0007,Pipe,7.25,PIPE-CS,2\nISO-PIPE-0007,Instrument,1,FT-700,1\nISO-PIPE-0007,Instrument,1,FT-700,1\n') as pipe_1 \gset
+select is(pipetrak_api.import_validate(:pipe_1) -> 'would' -> 'components' -> 'create', '2', 'two rows of one pipe and of one instrument promise one component each');
+select is(pipetrak_api.import_commit(import_id => :pipe_1) -> 'components_created', '2', 'and the commit creates one of each');
+select is((select quantity from pipetrak.components where project_id = :project_a and tag = 'PIPE-CS'), 19.75::numeric,
+    'the pipe aggregate holds the footage of both rows');
+select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nISO-PIPE-0007,Pipe,30,PIPE-CS,2\nISO-PIPE-0007,Instrument,1,FT-700,1\n') as pipe_2 \gset
+select is(pipetrak_api.import_validate(:pipe_2) -> 'would' -> 'components', '{"create": 0, "update": 1, "unchanged": 1}'::jsonb,
+    'new footage for an existing aggregate is promised as an update');
+select pipetrak_api.import_commit(import_id => :pipe_2) as pipe_result \gset
+select is((:'pipe_result'::jsonb - 'import_id' - 'chunks_done' - 'chunks_total' - 'status' - 'welds_written' - 'welders_created'
+           - 'references_created' - 'drawings_created')
+          || jsonb_build_object('quantity', (select quantity from pipetrak.components where project_id = :project_a and tag = 'PIPE-CS')),
+    '{"components_created": 0, "components_updated": 1, "quantity": 30}'::jsonb, 'and the commit updates it, creating nothing');
 
 -- ---- errors block the commit; the remediation CSV round-trips ----
 select pg_temp.upload(:project_a, 'takeoff',

@@ -144,28 +144,29 @@ end
 $$;
 
 -- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
--- `p_chunk` is null), each beside the live component of the project with the same identity.
+-- `p_chunk` is null), each beside the live component of the project with the same identity
+-- when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index).
 -- No SET clause, so the planner inlines it into the statements that use it.
-create function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer)
+create function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer, p_compare boolean)
 returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
                quantity numeric, description text, spec text, attributes jsonb, area text, system text,
-               test_package text, existing_id bigint, existing_quantity numeric)
+               test_package text, existing_id bigint, existing_quantity numeric, merged boolean)
 language sql stable
 as $$
     select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
-           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity
+           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity,
+           r.component_type in ('pipe', 'threaded_pipe', 'instrument') and r.issues @> '[{"code": "rows_merged"}]'
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
     left join lateral (
         select x.id from pipetrak.drawings x
-        where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+        where p_compare and x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
         limit 1) d on true
-    -- A lateral probe of the identity index per row: the plan stays right even when the
-    -- statistics of components are stale (a big import in progress). Only spools and welds are
-    -- identified without their drawing, so a new drawing's rows probe nothing.
+    -- A lateral probe per row. Only spools and welds are identified without their drawing, so a
+    -- new drawing's rows probe nothing.
     left join lateral (
         select x.id, x.quantity from pipetrak.components x
-        where (d.id is not null or r.component_type in ('spool', 'field_weld'))
+        where p_compare and (d.id is not null or r.component_type in ('spool', 'field_weld'))
           and x.project_id = p_project_id and x.retired_at is null
           and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
         limit 1) c on true
@@ -290,7 +291,7 @@ begin
         v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
                                            'update', 0, 'unchanged', 0);
     else
-        with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null)),
+        with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null, true)),
         -- Byte order (collation "C") is all a distinct needs, and sorts many times faster.
         distinct_plan as (
             select distinct on (component_type collate "C", drawing_key collate "C", tag collate "C", size collate "C", seq) *
@@ -444,13 +445,14 @@ begin
 
         -- Drawings on first sight take the area, system and test package of their first row.
         insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
-        select distinct on (r.drawing_key) v_job.project_id, r.drawing_no, a.id, s.id, t.id
-        from pipetrak.import_rows r
+        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
+              order by x.drawing_key collate "C", x.line) r
         left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
         left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
         left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
-        order by r.drawing_key, r.line
         on conflict (project_id, drawing_key) where retired_at is null do nothing;
         get diagnostics v_drawings = row_count;
 
@@ -462,35 +464,37 @@ begin
         get diagnostics v_welders = row_count;
 
         -- Components: a row's own area/system/package pins it when it differs from its drawing's.
-        insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec,
-                                         attributes, area_id, system_id, test_package_id, area_pinned, system_pinned,
-                                         test_package_pinned, milestone_values)
-        select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
-               p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
-               a.id is distinct from null and a.id is distinct from d.area_id,
-               s.id is distinct from null and s.id is distinct from d.system_id,
-               t.id is distinct from null and t.id is distinct from d.test_package_id,
-               array_fill(0::numeric, array[cardinality(m.names)])
-        from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
-        -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
-        cross join lateral (
-            select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
-            where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
-            limit 1) d
-        join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
-        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
-        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
-        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
-        where p.existing_id is null
-        on conflict (project_id, identity_key) where retired_at is null do nothing;
-        get diagnostics v_created = row_count;
-
-        -- Pipe aggregates take the file's footage.
-        update pipetrak.components c set quantity = p.quantity, updated_at = now()
-        from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk) p
-        where p.existing_id = c.id and p.component_type in ('pipe', 'threaded_pipe')
-          and c.quantity is distinct from p.quantity;
-        get diagnostics v_updated = row_count;
+        -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
+        -- a pipe or instrument stand for that row's component: they write nothing themselves.
+        with written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
+                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+                   a.id is distinct from null and a.id is distinct from d.area_id,
+                   s.id is distinct from null and s.id is distinct from d.system_id,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id,
+                   array_fill(0::numeric, array[cardinality(m.names)])
+            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+            -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
+            cross join lateral (
+                select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
+                where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                limit 1) d
+            join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
+            where not p.merged
+            on conflict (project_id, identity_key) where retired_at is null do update
+                set quantity = excluded.quantity, updated_at = now()
+                where c.component_type in ('pipe', 'threaded_pipe') and c.quantity is distinct from excluded.quantity
+            -- xmax is 0 on a row this statement inserted, set on one it updated.
+            returning c.xmax = 0 as inserted)
+        select count(*) filter (where inserted), count(*) filter (where not inserted)
+        into v_created, v_updated
+        from written;
 
         -- Weld facts: created with the weld, updated on re-import.
         insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
@@ -498,8 +502,12 @@ begin
         select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
                r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
         from pipetrak.import_rows r
-        join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
-            and c.identity_key = pipetrak.identity_key('field_weld', null, r.tag, r.size, 1)
+        -- A probe per weld, never a scan of the project's components.
+        cross join lateral (
+            select x.id from pipetrak.components x
+            where x.project_id = v_job.project_id and x.retired_at is null
+              and x.identity_key = pipetrak.identity_key('field_weld', null, r.tag, r.size, 1)
+            limit 1) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
         on conflict (component_id) do update set
