@@ -132,11 +132,11 @@ pub struct Validator {
     kind: Kind,
     today: NaiveDate,
     /// Spool id / weld number → the row that had it first.
-    ids: HashMap<String, u32>,
+    ids: HashMap<Fingerprint, u32>,
     /// (type, drawing key, tag, size) → (next seq, the row that started the group).
-    groups: HashMap<(ComponentType, String, String, String), (u32, u32)>,
+    groups: HashMap<Fingerprint, (u32, u32)>,
     /// Hash of a row's cells → the row that had them first.
-    rows_seen: HashMap<u64, u32>,
+    rows_seen: HashMap<Fingerprint, u32>,
     pub counts: Counts,
     found: Found,
 }
@@ -154,18 +154,6 @@ impl Validator {
         }
     }
 
-    /// What the valid rows seen so far name.
-    pub fn found(&self) -> Found {
-        let seqs: u64 = self
-            .groups
-            .iter()
-            .map(|((component_type, ..), (next, _))| match component_type.identity() {
-                Identity::PerSeq => u64::from(next.saturating_sub(1)),
-                _ => 1,
-            })
-            .sum();
-        Found { components: self.ids.len() as u64 + seqs, ..self.found.clone() }
-    }
 
     /// Checks one data row; `None` for a blank row (not counted).
     pub fn row(&mut self, layout: &Layout, line: u32, cells: &[Cell]) -> Option<ImportRow> {
@@ -394,9 +382,7 @@ impl Validator {
     /// the same item adding up into one seq range, rows repeated word for word.
     fn register(&mut self, row: &mut ImportRow) {
         let Some(component_type) = row.component_type else { return };
-        let mut hasher = DefaultHasher::new();
-        row.cells.hash(&mut hasher);
-        match self.rows_seen.entry(hasher.finish()) {
+        match self.rows_seen.entry(fingerprint(&row.cells)) {
             Entry::Occupied(first) => row.issues.push(
                 Issue::new(row.line, IssueCode::IdenticalRows, format!("Row {} has exactly the same cells", first.get())),
             ),
@@ -405,7 +391,7 @@ impl Validator {
             }
         }
         match component_type.identity() {
-            Identity::ById => match self.ids.entry(row.tag.clone()) {
+            Identity::ById => match self.ids.entry(fingerprint(&row.tag)) {
                 Entry::Occupied(first) => {
                     let column = if self.kind == Kind::Takeoff { Field::CmdtyCode } else { Field::WeldId };
                     row.issues.push(
@@ -417,10 +403,11 @@ impl Validator {
                 Entry::Vacant(v) => {
                     v.insert(row.line);
                     (row.seq_from, row.seq_to) = (1, 1);
+                    self.found.components += 1;
                 }
             },
             identity => {
-                let key = (component_type, row.drawing_key.clone(), row.tag.clone(), row.size.clone());
+                let key = fingerprint(&(component_type, &row.drawing_key, &row.tag, &row.size));
                 let per_seq = identity == Identity::PerSeq;
                 let count = if per_seq { row.quantity as u32 } else { 1 };
                 let (from, first_line) = match self.groups.entry(key) {
@@ -428,11 +415,13 @@ impl Validator {
                         let (next, first_line) = *group.get();
                         if per_seq {
                             group.insert((next + count, first_line));
+                            self.found.components += u64::from(count);
                         }
                         (if per_seq { next } else { 1 }, Some(first_line))
                     }
                     Entry::Vacant(v) => {
                         v.insert((1 + count, row.line));
+                        self.found.components += u64::from(count);
                         (1, None)
                     }
                 };
@@ -448,6 +437,20 @@ impl Validator {
             }
         }
     }
+}
+
+/// A 128-bit fingerprint of a key (two independent 64-bit hashes). Cross-row state keeps these
+/// instead of the key's strings, so it costs a few dozen bytes per distinct item; two different
+/// keys share one with a probability far below that of a disk error.
+type Fingerprint = u128;
+
+fn fingerprint(key: &impl Hash) -> Fingerprint {
+    let mut first = DefaultHasher::new();
+    key.hash(&mut first);
+    let mut second = DefaultHasher::new();
+    "pipetrak".hash(&mut second);
+    key.hash(&mut second);
+    (u128::from(first.finish()) << 64) | u128::from(second.finish())
 }
 
 /// Cell access for one row through the layout's mapping.
@@ -553,5 +556,5 @@ pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dy
     } else {
         validator.counts.errors += 1;
     }
-    FileOutcome { layout, found: validator.found(), counts: validator.counts }
+    FileOutcome { layout, found: validator.found, counts: validator.counts }
 }
