@@ -233,7 +233,10 @@ fn nul_bytes_past_the_sniffed_head_never_reach_a_value() {
     assert_eq!(outcome.counts.errors, 0);
     let last = rows.last().expect("rows");
     assert_eq!((last.drawing_no.as_str(), last.tag.as_str()), ("P-2", "VX"));
-    assert!(rows.iter().all(|r| r.cells.iter().all(|c| !c.contains('\0'))));
+    let lines = rows.iter().map(|r| r.line).collect();
+    let cells = pipetrak::domain::import::report::original_cells(&bytes, Kind::Takeoff, &lines);
+    assert_eq!(cells.len(), rows.len());
+    assert!(cells.iter().all(|(_, cells)| cells.iter().all(|c| !c.contains('\0'))));
 }
 
 #[test]
@@ -428,13 +431,15 @@ fn with_1904_dates(xlsx: &[u8]) -> Vec<u8> {
 
 #[test]
 fn remediation_csv_round_trips() {
-    use pipetrak::domain::import::report::{remediation_csv, ReportRow};
+    use pipetrak::domain::import::report::{original_cells, remediation_csv, ReportRow};
     let text = format!("{TAKEOFF}P-1,Widget,1,W1,2,\"a, b\"\n");
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     let layout = outcome.layout.expect("header");
+    let cells = original_cells(text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
     let report: Vec<ReportRow> = rows
         .iter()
-        .map(|r| ReportRow { cells: r.cells.clone(), notes: r.issues.iter().map(|i| format!("{}: {}", i.code.as_str(), i.message)).collect::<Vec<_>>().join("; ") })
+        .zip(cells)
+        .map(|(r, (_, cells))| ReportRow { cells, notes: r.issues.iter().map(|i| format!("{}: {}", i.code.as_str(), i.message)).collect::<Vec<_>>().join("; ") })
         .collect();
     let csv = remediation_csv(&layout.header, &report).expect("csv");
     let fixed = String::from_utf8(csv).expect("utf-8").replace("Widget", "Valve");

@@ -56,7 +56,7 @@ pub struct WeldFacts {
     pub nde_result: Option<String>,
 }
 
-/// One data row, normalized, with its issues and its original cells (for the remediation CSV).
+/// One data row, normalized, with its issues (the remediation CSV reads its original cells again).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportRow {
     pub line: u32,
@@ -79,7 +79,6 @@ pub struct ImportRow {
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub weld: Option<WeldFacts>,
     pub issues: Vec<Issue>,
-    pub cells: Vec<String>,
 }
 
 /// Counts over the rows (the project comparison is added in SQL).
@@ -163,7 +162,6 @@ impl Validator {
         let mut row = ImportRow {
             line,
             chunk: self.counts.rows_read / CHUNK_ROWS,
-            cells: cells.iter().map(Cell::text).collect(),
             ..ImportRow::default()
         };
         self.counts.rows_read += 1;
@@ -182,7 +180,7 @@ impl Validator {
             row.status = RowStatus::Invalid;
         }
         if row.status == RowStatus::Valid {
-            self.register(&mut row);
+            self.register(&mut row, cells);
         }
         if row.status == RowStatus::Valid {
             self.found.note(&row);
@@ -380,9 +378,9 @@ impl Validator {
 
     /// Cross-row rules, for a row that is valid on its own: ids unique in the file, quantities of
     /// the same item adding up into one seq range, rows repeated word for word.
-    fn register(&mut self, row: &mut ImportRow) {
+    fn register(&mut self, row: &mut ImportRow, cells: &[Cell]) {
         let Some(component_type) = row.component_type else { return };
-        match self.rows_seen.entry(fingerprint(&row.cells)) {
+        match self.rows_seen.entry(fingerprint(&AsShown(cells))) {
             Entry::Occupied(first) => row.issues.push(
                 Issue::new(row.line, IssueCode::IdenticalRows, format!("Row {} has exactly the same cells", first.get())),
             ),
@@ -443,6 +441,21 @@ impl Validator {
 /// instead of the key's strings, so it costs a few dozen bytes per distinct item; two different
 /// keys share one with a probability far below that of a disk error.
 type Fingerprint = u128;
+
+/// A row's cells hashed as the user sees them (what `Cell::text` prints), without building strings.
+struct AsShown<'a>(&'a [Cell]);
+
+impl Hash for AsShown<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for cell in self.0 {
+            match cell {
+                Cell::Text(text) => text.trim().hash(state),
+                other => other.text().hash(state),
+            }
+        }
+    }
+}
 
 fn fingerprint(key: &impl Hash) -> Fingerprint {
     let mut first = DefaultHasher::new();
