@@ -411,3 +411,41 @@ fn a_killed_commit_resumes_to_the_same_end_state() {
     assert_eq!(storm_state, calm_state, "same components, no duplicates, none lost");
     assert_eq!((storm_rollup, calm_rollup), (12_000, 12_000), "rollups count every component once");
 }
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_cancelled_validation_leaves_the_job_as_it_was() {
+    let mut c = connect();
+    let site = site(&mut c, "Cancel", 22);
+    let import = upload_validated(&mut c, &site.owner, site.project, &big_takeoff(60_000));
+    let state = |c: &mut Client| -> (String, i64) {
+        let r = c
+            .query_one(
+                "select summary::text, (select count(*) from pipetrak.import_rows where import_id = $1) from pipetrak.import_jobs where id = $1",
+                &[&import],
+            )
+            .expect("job");
+        (r.get(0), r.get(1))
+    };
+    let before = state(&mut c);
+    assert_eq!(before.1, 60_000);
+
+    // Validating again, cancelled by a statement timeout while the file is being read and staged
+    // (reading runs on a second thread; the cancel must still reach the backend and stop both).
+    let cancelled = {
+        let mut tx = c.transaction().expect("transaction");
+        tx.batch_execute("set local role authenticated; set local statement_timeout = '150ms'").expect("settings");
+        let claims = serde_json::json!({"sub": site.owner, "role": "authenticated"}).to_string();
+        tx.execute("select set_config('request.jwt.claims', $1, true)", &[&claims]).expect("claims");
+        let outcome = tx.batch_execute(&format!("select pipetrak_api.import_validate(import_id => {import})"));
+        let _ = tx.rollback();
+        outcome
+    };
+    let code = cancelled.expect_err("the timeout cancels the validation").code().cloned();
+    assert_eq!(code, Some(postgres::error::SqlState::QUERY_CANCELED));
+    assert_eq!(state(&mut c), before, "the job keeps its report and its staged rows");
+
+    // The same connection validates it again to the same report.
+    ok(&mut c, &site.owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+    assert_eq!(state(&mut c), before);
+}
