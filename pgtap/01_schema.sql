@@ -1,6 +1,6 @@
 -- Schema shape and hardening: RLS everywhere, fixed search_path, nothing public, pg_dump coverage.
 begin;
-select plan(10);
+select plan(11);
 
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
@@ -29,6 +29,12 @@ select is(
      where p.pronamespace in ('pipetrak'::regnamespace, 'pipetrak_api'::regnamespace)
        and (has_function_privilege('public', p.oid, 'execute') or has_function_privilege('anon', p.oid, 'execute'))),
     null, 'no function of the extension is executable by public or anon');
+
+select is(
+    (select array_agg(p.oid::regprocedure::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and p.prorettype = 'trigger'::regtype
+       and has_function_privilege('authenticated', p.oid, 'execute')),
+    null, 'no trigger function is executable by authenticated');
 
 select ok(not has_schema_privilege('anon', 'pipetrak', 'usage') and not has_schema_privilege('anon', 'pipetrak_api', 'usage'),
     'anon has no usage on either schema');

@@ -22,7 +22,7 @@ begin
         grant execute on all functions in schema pipetrak_api to authenticated;
         -- Trigger functions are never called directly.
         revoke execute on function pipetrak.progress_parts_apply(), pipetrak.milestone_events_immutable(),
-            pipetrak.memberships_keep_an_owner() from authenticated;
+            pipetrak.memberships_keep_an_owner(), pipetrak.import_jobs_delete_rows() from authenticated;
         -- Staging writes import rows as its caller; only import_validate calls it.
         revoke execute on function pipetrak.import_stage(bigint, bytea, text, date) from authenticated;
         grant execute on procedure pipetrak_api.import_commit_chunked(bigint, boolean) to authenticated;
