@@ -157,16 +157,18 @@ create table pipetrak.welders (
 );
 
 -- What makes a component unique among the live components of its project (spec §4); imports
--- compute the same key for rows they compare with the project.
+-- compute the same key for rows they compare with the project. Numbers are cast to text
+-- explicitly: `text || bigint` is only stable, and an immutable SQL function whose body isn't
+-- immutable is never inlined — it would run as a function call per row (~10 µs each).
 create function pipetrak.identity_key(p_type text, p_drawing_id bigint, p_tag text, p_size text, p_seq integer)
 returns text
 language sql immutable parallel safe
 as $$
     select case
         when p_type in ('spool', 'field_weld') then p_type || '|' || p_tag
-        when p_type in ('pipe', 'threaded_pipe') then p_type || '|' || p_drawing_id || '|' || p_size || '|' || p_tag
-        when p_type = 'instrument' then p_type || '|' || p_drawing_id || '|' || p_tag || '|' || p_size
-        else p_type || '|' || p_drawing_id || '|' || p_tag || '|' || p_size || '|' || p_seq
+        when p_type in ('pipe', 'threaded_pipe') then p_type || '|' || p_drawing_id::text || '|' || p_size || '|' || p_tag
+        when p_type = 'instrument' then p_type || '|' || p_drawing_id::text || '|' || p_tag || '|' || p_size
+        else p_type || '|' || p_drawing_id::text || '|' || p_tag || '|' || p_size || '|' || p_seq::text
     end
 $$;
 

@@ -291,30 +291,36 @@ begin
         v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
                                            'update', 0, 'unchanged', 0);
     else
-        with plan as (select * from pipetrak.import_plan(p_import_id, v_job.project_id, null, true)),
-        -- Byte order (collation "C") is all a distinct needs, and sorts many times faster.
-        distinct_plan as (
-            select distinct on (component_type collate "C", drawing_key collate "C", tag collate "C", size collate "C", seq) *
-            from plan order by component_type collate "C", drawing_key collate "C", tag collate "C", size collate "C", seq, line),
-        welds as (
-            select w.component_id is not null and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent,
-                       v.pwht_required, coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
-                       is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-                       w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result) as changed
+        -- One pass over the planned components. Only a row merged into an earlier pipe or
+        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+        -- errors), so leaving those out counts each component once.
+        with planned as (
+            select count(*) filter (where p.existing_id is null) as created,
+                   count(*) filter (where p.existing_id is not null) as existing,
+                   count(*) filter (where p.existing_id is not null and p.component_type in ('pipe', 'threaded_pipe')
+                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
+            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            where not p.merged),
+        changed_welds as (
+            select count(*) as changed
             from pipetrak.import_rows v
-            left join pipetrak.components c on c.project_id = v_job.project_id and c.retired_at is null
-                and c.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
-            left join pipetrak.field_welds w on w.component_id = c.id
+            cross join lateral (
+                select x.id from pipetrak.components x
+                where x.project_id = v_job.project_id and x.retired_at is null
+                  and x.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
+                limit 1) c
+            join pipetrak.field_welds w on w.component_id = c.id
             left join pipetrak.welders wd on wd.id = w.welder_id
-            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds')
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent, v.pwht_required,
+                   coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
+                  is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result))
         select jsonb_build_object(
-            'create', (select count(*) from distinct_plan where existing_id is null),
-            'update', (select count(*) from distinct_plan where existing_id is not null and quantity is distinct from existing_quantity
-                                                              and component_type in ('pipe', 'threaded_pipe'))
-                      + (select count(*) from welds where changed),
-            'unchanged', (select count(*) from distinct_plan where existing_id is not null
-                                 and not (quantity is distinct from existing_quantity and component_type in ('pipe', 'threaded_pipe')))
-                         - (select count(*) from welds where changed))
+            'create', p.created,
+            'update', p.footage_changed + w.changed,
+            'unchanged', p.existing - p.footage_changed - w.changed)
+        from planned p, changed_welds w
         into v_components;
     end if;
     -- Drawings, reference names and stencils: the distinct values the reader found, each looked up.
