@@ -449,3 +449,53 @@ fn a_cancelled_validation_leaves_the_job_as_it_was() {
     ok(&mut c, &site.owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
     assert_eq!(state(&mut c), before);
 }
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_terminated_validation_disturbs_no_one_else() {
+    let mut c = connect();
+    let site = site(&mut c, "Terminate", 23);
+    let import = upload_validated(&mut c, &site.owner, site.project, &big_takeoff(60_000));
+    let before: String = c
+        .query_one("select summary::text from pipetrak.import_jobs where id = $1", &[&import])
+        .expect("job")
+        .get(0);
+
+    // Validate again on another connection and terminate its backend while the file is being read
+    // (on the second thread): the backend exits mid-read.
+    let owner = site.owner.clone();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let victim = thread::spawn(move || {
+        let mut w = connect();
+        let pid: i32 = w.query_one("select pg_backend_pid()", &[]).expect("pid").get(0);
+        pid_tx.send(pid).expect("send pid");
+        request(&mut w, &owner, &format!("select pipetrak_api.import_validate(import_id => {import})"))
+    });
+    let pid = pid_rx.recv().expect("victim pid");
+    let mut waited = 0;
+    loop {
+        let staging: bool = c
+            .query_one("select coalesce((select query like '%import_validate%' from pg_stat_activity where pid = $1), false)", &[&pid])
+            .expect("activity")
+            .get(0);
+        if staging {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 3000, "the validation never started");
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    thread::sleep(std::time::Duration::from_millis(50));
+    let terminated: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
+    assert!(terminated);
+    assert!(victim.join().expect("victim thread").is_err(), "the terminated request fails");
+
+    // This connection survived (a crashing backend would have made the server drop every session),
+    // and the job is as it was.
+    let after: String = c
+        .query_one("select summary::text from pipetrak.import_jobs where id = $1", &[&import])
+        .expect("the other session is still connected")
+        .get(0);
+    assert_eq!(after, before);
+    ok(&mut c, &site.owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+}

@@ -171,6 +171,10 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
     };
     let today = chrono::NaiveDate::from_ymd_opt(today.year(), u32::from(today.month()), u32::from(today.day()))
         .unwrap_or(chrono::NaiveDate::MAX);
+    // The reading thread works on a copy it owns. A terminated backend (pg_terminate_backend)
+    // exits without unwinding this call and frees Postgres memory on its way out, while the thread
+    // may still be reading: it must never read memory Postgres owns.
+    let content = content.to_vec();
     // One batch in the channel and one being filled: memory stays flat in the number of rows.
     let (batches, staged) = std::sync::mpsc::sync_channel::<Batch>(1);
     let outcome = std::thread::scope(|scope| {
@@ -178,7 +182,7 @@ pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::dat
             block_signals();
             let mut batch = Batch::default();
             let mut receiving = true;
-            let outcome = validate::validate_file(content, kind, today, &mut |row| {
+            let outcome = validate::validate_file(&content, kind, today, &mut |row| {
                 if !receiving {
                     return;
                 }
