@@ -108,22 +108,17 @@ pub struct Found {
 
 impl Found {
     fn note(&mut self, row: &ImportRow) {
-        fn add(set: &mut BTreeSet<String>, value: &Option<String>) {
-            if let Some(value) = value {
-                if !set.contains(value) {
-                    set.insert(value.clone());
-                }
+        // Cloned only when new: most rows repeat a drawing and names already seen.
+        fn add(set: &mut BTreeSet<String>, value: Option<&String>) {
+            if let Some(value) = value.filter(|v| !set.contains(*v)) {
+                set.insert(value.clone());
             }
         }
-        if !self.drawing_keys.contains(&row.drawing_key) {
-            self.drawing_keys.insert(row.drawing_key.clone());
-        }
-        add(&mut self.areas, &row.area);
-        add(&mut self.systems, &row.system);
-        add(&mut self.test_packages, &row.test_package);
-        if let Some(weld) = &row.weld {
-            add(&mut self.stencils, &weld.stencil);
-        }
+        add(&mut self.drawing_keys, Some(&row.drawing_key));
+        add(&mut self.areas, row.area.as_ref());
+        add(&mut self.systems, row.system.as_ref());
+        add(&mut self.test_packages, row.test_package.as_ref());
+        add(&mut self.stencils, row.weld.as_ref().and_then(|w| w.stencil.as_ref()));
     }
 }
 
