@@ -7,6 +7,7 @@
 # sampled while it works; validation is also measured at N/10 rows to show how memory follows the
 # number of rows, and once more into the project the commit filled (every component compared).
 # Writes tests/bench/imports-results.md.
+# Each import is measured 3 times (fresh project each run) and reported as medians.
 # Usage: bash tests/bench/imports.sh [ROWS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,15 +26,12 @@ database_create pipetrak_bench_import >/dev/null
 db=pipetrak_bench_import
 q() { psql -qXAt -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 
-# Runs SQL as the project manager in a fresh session; prints "<ms> <peak RssAnon kB>".
-pm_sql() {
+# Runs SQL in a fresh session; prints "<ms> <peak RssAnon kB>" (the SQL's time, the backend's peak).
+sampled_sql() {
   local sql=$1 out pid peak=0 kb
   out=$(mktemp)
   psql -qXAt -d "$db" -v ON_ERROR_STOP=1 >"$out" <<SQL &
 select pg_backend_pid();
-set role authenticated;
-select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false) \gset
-select extract(epoch from clock_timestamp()) as t0 \gset
 $sql
 select round((extract(epoch from clock_timestamp()) - :t0) * 1000, 1);
 SQL
@@ -49,6 +47,14 @@ SQL
   echo "$(tail -1 "$out") $peak"
 }
 
+# Runs SQL as the project manager; prints "<ms> <peak RssAnon kB>".
+pm_sql() {
+  sampled_sql "set role authenticated;
+select set_config('request.jwt.claims', '{\"sub\": \"be0c0000-0000-4000-8000-000000000001\"}', false) \\gset
+select extract(epoch from clock_timestamp()) as t0 \\gset
+$1"
+}
+
 # One project per measured import, so every commit starts from an empty project.
 new_project() {
   q <<SQL | tail -1
@@ -58,11 +64,27 @@ select pipetrak_api.create_project(organization_id => (select id from pipetrak_a
                                    name => 'bench $1', job_number => 'B-$1');
 SQL
 }
-q >/dev/null <<SQL
+# Every measured run starts from the same state: a new database holding one organization, so no
+# run pays for the rows of the one before (the COPY baseline writes into empty tables too).
+fresh_database() {
+  database_create "$db" >/dev/null
+  q >/dev/null <<SQL
 set role authenticated;
 select set_config('request.jwt.claims', '{"sub": "be0c0000-0000-4000-8000-000000000001"}', false);
 select pipetrak_api.create_organization(name => 'Bench');
 SQL
+}
+
+# The final rows of a committed project, for the COPY baseline.
+export_final_rows() {
+  q <<SQL
+\copy (select id, project_id, name, created_at, retired_at from pipetrak.areas where project_id = $1) to '$work/areas.copy'
+\copy (select id, project_id, name, created_at, retired_at from pipetrak.systems where project_id = $1) to '$work/systems.copy'
+\copy (select id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at from pipetrak.drawings where project_id = $1) to '$work/drawings.copy'
+\copy (select id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at from pipetrak.components where project_id = $1) to '$work/components.copy'
+\copy (select * from pipetrak.progress_parts where project_id = $1) to '$work/parts.copy'
+SQL
+}
 
 upload() { # project file -> import id (the file is read by psql, as a client would send it)
   local b64
@@ -74,26 +96,41 @@ select pipetrak_api.import_upload(project_id => $1, kind => 'takeoff', filename 
 SQL
 }
 
-echo "== validate and commit"
+echo "== validate and commit (3 runs each, each in a fresh database; medians reported)"
 declare -A ms mem
+runs=3
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 for fmt in csv xlsx; do
   for n in "$small" "$rows"; do
-    project=$(new_project "$fmt-$n")
-    import=$(upload "$project" "$work/takeoff-$n.$fmt")
-    read -r ms["validate-$fmt-$n"] mem["validate-$fmt-$n"] < <(pm_sql "select pipetrak_api.import_validate(import_id => $import) is not null;")
-    if [ "$n" = "$rows" ]; then
-      read -r ms["commit-$fmt"] mem["commit-$fmt"] < <(pm_sql "select pipetrak_api.import_commit(import_id => $import) is not null;")
-      if [ "$fmt" = csv ]; then
-        committed_project=$project
-        # The same file again into the project that now holds it: every component is compared.
-        again=$(upload "$project" "$work/takeoff-$n.$fmt")
-        read -r ms["revalidate"] mem["revalidate"] < <(pm_sql "select pipetrak_api.import_validate(import_id => $again) is not null;")
+    v_ms=(); v_mem=(); c_ms=(); c_mem=()
+    for run in $(seq "$runs"); do
+      fresh_database
+      project=$(new_project "$fmt-$n-$run")
+      import=$(upload "$project" "$work/takeoff-$n.$fmt")
+      read -r t m < <(pm_sql "select pipetrak_api.import_validate(import_id => $import) is not null;")
+      v_ms+=("$t"); v_mem+=("$m")
+      if [ "$n" = "$rows" ]; then
+        read -r t m < <(pm_sql "select pipetrak_api.import_commit(import_id => $import) is not null;")
+        c_ms+=("$t"); c_mem+=("$m")
+        if [ "$fmt" = csv ] && [ "$run" = 1 ]; then
+          components=$(q -c "select count(*) from pipetrak.components where project_id = $project")
+          export_final_rows "$project"
+          # The same file again into the project that now holds it: every component is compared.
+          again=$(upload "$project" "$work/takeoff-$n.$fmt")
+          read -r ms["revalidate"] mem["revalidate"] < <(pm_sql "select pipetrak_api.import_validate(import_id => $again) is not null;")
+        fi
       fi
+    done
+    ms["validate-$fmt-$n"]=$(median "${v_ms[@]}"); mem["validate-$fmt-$n"]=$(median "${v_mem[@]}")
+    if [ "$n" = "$rows" ]; then
+      ms["commit-$fmt"]=$(median "${c_ms[@]}"); mem["commit-$fmt"]=$(median "${c_mem[@]}")
     fi
-    echo "$fmt $n rows: validate ${ms["validate-$fmt-$n"]} ms"
+    echo "$fmt $n rows: validate ${v_ms[*]} ms${c_ms:+; commit ${c_ms[*]} ms}"
   done
 done
-components=$(q -c "select count(*) from pipetrak.components where project_id = $committed_project")
+# The COPY's rows reference their project's milestone templates: the last run's database holds the
+# same project id (each fresh database numbers from 1) with the same default templates.
+[ "$(q -c "select count(*) from pipetrak.milestone_templates where project_id = (select min(project_id) from pipetrak.milestone_templates)")" -gt 0 ]
 
 echo "== COPY baseline"
 q <<SQL
@@ -110,31 +147,22 @@ alter table bench.components add foreign key (project_id, drawing_id) references
     add foreign key (project_id, system_id) references bench.systems (project_id, id),
     add foreign key (project_id, component_type) references pipetrak.milestone_templates (project_id, component_type);
 alter table bench.drawings add foreign key (project_id, area_id) references bench.areas (project_id, id);
-\copy (select id, project_id, name, created_at, retired_at from pipetrak.areas where project_id = $committed_project) to '$work/areas.copy'
-\copy (select id, project_id, name, created_at, retired_at from pipetrak.systems where project_id = $committed_project) to '$work/systems.copy'
-\copy (select id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at from pipetrak.drawings where project_id = $committed_project) to '$work/drawings.copy'
-\copy (select id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at from pipetrak.components where project_id = $committed_project) to '$work/components.copy'
-\copy (select * from pipetrak.progress_parts where project_id = $committed_project) to '$work/parts.copy'
 SQL
-q -c "select column_name from information_schema.columns where table_schema = 'pipetrak' and table_name = 'areas' order by ordinal_position" | tr '\n' ' ' >/dev/null
-copy_ms=()
+copy_ms=(); copy_mem=()
 for attempt in 1 2 3; do
   q -c "truncate bench.components, bench.drawings, bench.areas, bench.systems, bench.progress_parts" >/dev/null
-  t=$(q <<SQL | tail -1
-select extract(epoch from clock_timestamp()) as t0 \gset
+  read -r t m < <(sampled_sql "select extract(epoch from clock_timestamp()) as t0 \\gset
 begin;
-\copy bench.areas (id, project_id, name, created_at, retired_at) from '$work/areas.copy'
-\copy bench.systems (id, project_id, name, created_at, retired_at) from '$work/systems.copy'
-\copy bench.drawings (id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at) from '$work/drawings.copy'
-\copy bench.components (id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at) from '$work/components.copy'
-\copy bench.progress_parts from '$work/parts.copy'
-commit;
-select round((extract(epoch from clock_timestamp()) - :t0) * 1000, 1);
-SQL
-)
-  copy_ms+=("$t")
+\\copy bench.areas (id, project_id, name, created_at, retired_at) from '$work/areas.copy'
+\\copy bench.systems (id, project_id, name, created_at, retired_at) from '$work/systems.copy'
+\\copy bench.drawings (id, project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id, retired_at, created_at, updated_at) from '$work/drawings.copy'
+\\copy bench.components (id, project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec, attributes, area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned, milestone_values, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore, version, created_at, updated_at, retired_at) from '$work/components.copy'
+\\copy bench.progress_parts from '$work/parts.copy'
+commit;")
+  copy_ms+=("$t"); copy_mem+=("$m")
 done
-copy=$(printf '%s\n' "${copy_ms[@]}" | sort -n | sed -n 2p)
+copy=$(median "${copy_ms[@]}")
+copy_peak=$(median "${copy_mem[@]}")
 csv_bytes=$(stat -c %s "$work/takeoff-$rows.csv")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
@@ -142,14 +170,14 @@ results="$here/imports-results.md"
 {
   echo "| measurement ($rows-row takeoff → $components components) | pipetrak | baseline | ratio |"
   echo "|---|---|---|---|"
-  echo "| validate CSV ($((csv_bytes / 1024)) kB): time | ${ms["validate-csv-$rows"]} ms | target 1000 ms | $(ratio "${ms["validate-csv-$rows"]}" 1000) |"
-  echo "| validate xlsx: time | ${ms["validate-xlsx-$rows"]} ms | | |"
+  echo "| validate CSV ($((csv_bytes / 1024)) kB): median time | ${ms["validate-csv-$rows"]} ms | target 1000 ms | $(ratio "${ms["validate-csv-$rows"]}" 1000) |"
+  echo "| validate xlsx: median time | ${ms["validate-xlsx-$rows"]} ms | | |"
   echo "| validate CSV again, into the project holding its $components components: time | ${ms["revalidate"]} ms | | |"
-  echo "| commit (one call, 5,000-row chunks): time | ${ms["commit-csv"]} ms | ${copy} ms (COPY of the final rows, median of 3) | $(ratio "${ms["commit-csv"]}" "$copy") |"
-  echo "| commit from xlsx: time | ${ms["commit-xlsx"]} ms | ${copy} ms | $(ratio "${ms["commit-xlsx"]}" "$copy") |"
-  echo "| peak backend memory, validate CSV: $small → $rows rows | ${mem["validate-csv-$small"]} → ${mem["validate-csv-$rows"]} kB | | $(ratio "${mem["validate-csv-$rows"]}" "${mem["validate-csv-$small"]}") |"
-  echo "| peak backend memory, validate xlsx: $small → $rows rows | ${mem["validate-xlsx-$small"]} → ${mem["validate-xlsx-$rows"]} kB | | $(ratio "${mem["validate-xlsx-$rows"]}" "${mem["validate-xlsx-$small"]}") |"
-  echo "| peak backend memory, commit CSV | ${mem["commit-csv"]} kB | | |"
+  echo "| commit (one call, 5,000-row chunks): median time | ${ms["commit-csv"]} ms | ${copy} ms (COPY of the final rows, median of 3) | $(ratio "${ms["commit-csv"]}" "$copy") |"
+  echo "| commit from xlsx: median time | ${ms["commit-xlsx"]} ms | ${copy} ms | $(ratio "${ms["commit-xlsx"]}" "$copy") |"
+  echo "| peak backend memory (median), validate CSV: $small → $rows rows | ${mem["validate-csv-$small"]} → ${mem["validate-csv-$rows"]} kB | | $(ratio "${mem["validate-csv-$rows"]}" "${mem["validate-csv-$small"]}") |"
+  echo "| peak backend memory (median), validate xlsx: $small → $rows rows | ${mem["validate-xlsx-$small"]} → ${mem["validate-xlsx-$rows"]} kB | | $(ratio "${mem["validate-xlsx-$rows"]}" "${mem["validate-xlsx-$small"]}") |"
+  echo "| peak backend memory (median), commit CSV | ${mem["commit-csv"]} kB | ${copy_peak} kB (the COPY's backend) | $(ratio "${mem["commit-csv"]}" "$copy_peak") |"
 } >"$results"
 cat "$results"
 rm -rf "$work"
