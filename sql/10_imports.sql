@@ -173,6 +173,18 @@ as $$
     where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
 $$;
 
+-- The project's live field weld with this number, as a lateral probe of the identity index (a
+-- join could scan every component of the project). No SET clause, so the planner inlines it.
+create function pipetrak.live_weld(p_project_id bigint, p_tag text, p_size text)
+returns table (id bigint)
+language sql stable
+as $$
+    select x.id from pipetrak.components x
+    where x.project_id = p_project_id and x.retired_at is null
+      and x.identity_key = pipetrak.identity_key('field_weld', null, p_tag, p_size, 1)
+    limit 1
+$$;
+
 -- Existing drawings whose keys look like `p_key` (pg_trgm similarity, best first), for hints on
 -- drawings an import would create. pg_trgm may live in any schema: the function and its index are
 -- written against the schema it was installed in.
@@ -304,11 +316,7 @@ begin
         changed_welds as (
             select count(*) as changed
             from pipetrak.import_rows v
-            cross join lateral (
-                select x.id from pipetrak.components x
-                where x.project_id = v_job.project_id and x.retired_at is null
-                  and x.identity_key = pipetrak.identity_key('field_weld', null, v.tag, v.size, 1)
-                limit 1) c
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.tag, v.size) c
             join pipetrak.field_welds w on w.component_id = c.id
             left join pipetrak.welders wd on wd.id = w.welder_id
             where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
@@ -508,12 +516,7 @@ begin
         select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
                r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
         from pipetrak.import_rows r
-        -- A probe per weld, never a scan of the project's components.
-        cross join lateral (
-            select x.id from pipetrak.components x
-            where x.project_id = v_job.project_id and x.retired_at is null
-              and x.identity_key = pipetrak.identity_key('field_weld', null, r.tag, r.size, 1)
-            limit 1) c
+        cross join lateral pipetrak.live_weld(v_job.project_id, r.tag, r.size) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
         on conflict (component_id) do update set
