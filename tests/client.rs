@@ -324,6 +324,20 @@ fn upload_validated(c: &mut Client, owner: &str, project: i64, text: &str) -> i6
     import
 }
 
+/// Polls until backend `pid` satisfies `condition` (over its `pg_stat_activity` row), for at most
+/// 15 s.
+fn wait_for_backend(c: &mut Client, pid: i32, condition: &str, never: &str) {
+    let sql = format!("select coalesce((select {condition} from pg_stat_activity where pid = $1), false)");
+    for _ in 0..3000 {
+        let ready: bool = c.query_one(sql.as_str(), &[&pid]).expect("activity").get(0);
+        if ready {
+            return;
+        }
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("{never}");
+}
+
 /// What an import left in a project: every live component's identity, and the rollup count.
 fn project_state(c: &mut Client, project: i64) -> (Vec<String>, i64) {
     let rows = c
@@ -378,19 +392,7 @@ fn a_killed_commit_resumes_to_the_same_end_state() {
     });
     let pid = pid_rx.recv().expect("victim pid");
     // Wait until the victim is stuck inside chunk 2, then kill its backend.
-    let mut waited = 0;
-    loop {
-        let waiting: bool = c
-            .query_one("select coalesce((select wait_event_type = 'Lock' from pg_stat_activity where pid = $1), false)", &[&pid])
-            .expect("activity")
-            .get(0);
-        if waiting {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 3000, "the victim never reached chunk 2");
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_for_backend(&mut c, pid, "wait_event_type = 'Lock'", "the victim never reached chunk 2");
     let killed: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
     assert!(killed);
     assert!(victim.join().expect("victim thread").is_err(), "the killed CALL fails");
@@ -472,19 +474,7 @@ fn a_terminated_validation_disturbs_no_one_else() {
         request(&mut w, &owner, &format!("select pipetrak_api.import_validate(import_id => {import})"))
     });
     let pid = pid_rx.recv().expect("victim pid");
-    let mut waited = 0;
-    loop {
-        let staging: bool = c
-            .query_one("select coalesce((select query like '%import_validate%' from pg_stat_activity where pid = $1), false)", &[&pid])
-            .expect("activity")
-            .get(0);
-        if staging {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 3000, "the validation never started");
-        thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_backend(&mut c, pid, "query like '%import_validate%'", "the validation never started");
     thread::sleep(std::time::Duration::from_millis(50));
     let terminated: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
     assert!(terminated);
