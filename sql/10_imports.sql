@@ -27,6 +27,9 @@ create table pipetrak.import_jobs (
     check (chunks_total is null or chunks_done between 0 and chunks_total)
 );
 create index import_jobs_project_id_idx on pipetrak.import_jobs (project_id, id);
+-- Files are kept uncompressed, so validation can read one slice at a time without
+-- decompressing from the start (xlsx is a zip already; a CSV costs its size).
+alter table pipetrak.import_jobs alter column content set storage external;
 
 -- Each row of a validated file, normalized, with its issues. `chunk` numbers rows in commit order,
 -- 5,000 to a chunk. Only import_validate writes them, for a job it holds locked: no foreign key,
@@ -90,7 +93,8 @@ create policy import_rows_select_importer on pipetrak.import_rows for select to 
     using (import_id in (select j.id from pipetrak.import_jobs j
                          where j.project_id in (select pipetrak.my_project_ids('manage_project_data'))));
 
--- The job, locked, after checking the caller may import into its project.
+-- The job, locked, after checking the caller may import into its project. Without its file:
+-- returning the row would copy the whole file into the caller's memory.
 create function pipetrak.lock_import(p_import_id bigint)
 returns pipetrak.import_jobs
 language plpgsql volatile security definer
@@ -106,6 +110,7 @@ begin
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
+    v_job.content := null;
     return v_job;
 end
 $$;
@@ -235,7 +240,7 @@ begin
     end if;
     select * into v_project from pipetrak.projects where id = v_job.project_id;
     delete from pipetrak.import_rows where import_id = p_import_id;
-    v_file := pipetrak.import_stage(p_import_id, v_job.content, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
     analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key);
 

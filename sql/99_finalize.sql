@@ -24,7 +24,7 @@ begin
         revoke execute on function pipetrak.progress_parts_apply(), pipetrak.milestone_events_immutable(),
             pipetrak.memberships_keep_an_owner(), pipetrak.import_jobs_delete_rows() from authenticated;
         -- Staging writes import rows as its caller; only import_validate calls it.
-        revoke execute on function pipetrak.import_stage(bigint, bytea, text, date) from authenticated;
+        revoke execute on function pipetrak.import_stage(bigint, text, date) from authenticated;
         grant execute on procedure pipetrak_api.import_commit_chunked(bigint, boolean) to authenticated;
     end if;
     if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then

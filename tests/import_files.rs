@@ -4,10 +4,11 @@
 use chrono::NaiveDate;
 use pipetrak::domain::component_type::ComponentType;
 use pipetrak::domain::import::cell::Cell;
+use pipetrak::domain::import::file::FileSource;
 use pipetrak::domain::import::source::{self, Format};
 use proptest::prelude::*;
 use rust_xlsxwriter::{Format as XlsxFormat, Formula, Workbook};
-use pipetrak::domain::import::validate::{validate_file, FileOutcome, ImportRow, RowStatus};
+use pipetrak::domain::import::validate::{validate_file, validate_source, FileOutcome, ImportRow, RowStatus};
 use pipetrak::domain::import::{IssueCode, Kind};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -201,6 +202,84 @@ fn csv_multiline_cells_inch_marks_and_excel_row_numbers() {
     assert_eq!(rows[0].attributes["comments"], "two\nlines");
     assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 4, 5], "blank row 3 counts, the line break inside a cell does not");
     assert_eq!((rows[1].size.as_str(), rows[2].size.as_str()), ("1.5", "0.75"));
+}
+
+/// A file served a few bytes per read, as no real source would: every block boundary falls inside
+/// a character, a line break or a quoted cell somewhere.
+struct Dribble<'a>(&'a [u8], usize);
+
+impl FileSource for Dribble<'_> {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1);
+        let mut rest = &self.0[(offset as usize).min(self.0.len())..];
+        rest = &rest[..rest.len().min(n)];
+        buf[..rest.len()].copy_from_slice(rest);
+        Ok(rest.len())
+    }
+}
+
+fn run_dribbled(bytes: &[u8], kind: Kind, bytes_per_read: usize) -> (FileOutcome, Vec<ImportRow>) {
+    let mut rows = Vec::new();
+    let outcome = validate_source(&mut Dribble(bytes, bytes_per_read), kind, today(), &mut |row| rows.push(row));
+    (outcome, rows)
+}
+
+#[test]
+fn files_read_in_pieces_give_the_same_rows_and_row_numbers() {
+    // CRLF and LF line ends, blank lines, a cell spanning lines, Windows-1252 text whose only
+    // non-ASCII byte comes after the first 64 KB, and UTF-16: long enough that the file, the text
+    // decoder and the CSV reader all refill their buffers many times.
+    let mut text = String::from(TAKEOFF);
+    for i in 0..6_000 {
+        let end = if i % 2 == 0 { "\r\n" } else { "\n" };
+        text.push_str(&format!("P-{},Valve,1,V{i},2,\"note {i}\"{end}", i / 10));
+        if i % 1_000 == 999 {
+            text.push_str("\r\n\n");
+        }
+        if i == 4_321 {
+            text.push_str("P-9,Gasket,1,G1,2,\"two\r\nlines\"\r\n");
+        }
+    }
+    let utf8 = text.as_bytes().to_vec();
+    let mut latin = utf8.clone();
+    latin.extend_from_slice(b"P-9,Valve,1,VX,2,caf\xE9\n");
+    let mut utf16 = vec![0xFE, 0xFF];
+    for unit in text.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_be_bytes());
+    }
+    for bytes in [&utf8, &latin, &utf16] {
+        let (whole, whole_rows) = run(bytes, Kind::Takeoff);
+        let (pieces, piece_rows) = run_dribbled(bytes, Kind::Takeoff, 7);
+        assert_eq!(whole.counts, pieces.counts);
+        assert_eq!(whole.counts.rows_read, 6_001 + u32::from(bytes == &latin));
+        assert_eq!(
+            whole_rows.iter().map(|r| (r.line, &r.tag, &r.attributes)).collect::<Vec<_>>(),
+            piece_rows.iter().map(|r| (r.line, &r.tag, &r.attributes)).collect::<Vec<_>>()
+        );
+        let line_of = |tag: &str| whole_rows.iter().find(|r| r.tag == tag).map(|r| r.line);
+        // Header on row 1, one row per line, two blank lines after every 1,000 rows, and the
+        // two-line cell counting as one row.
+        assert_eq!(line_of("V0"), Some(2));
+        assert_eq!(line_of("V999"), Some(1_001));
+        assert_eq!(line_of("V1000"), Some(1_004));
+        assert_eq!(line_of("V4321"), Some(4_331));
+        assert_eq!(line_of("G1"), Some(4_332));
+        assert_eq!(line_of("V4322"), Some(4_333));
+        assert_eq!(line_of("V5999"), Some(6_012));
+    }
+    let (latin_outcome, latin_rows) = run_dribbled(&latin, Kind::Takeoff, 5);
+    assert!(latin_outcome.layout.expect("header").notes.iter().any(|n| n.code == IssueCode::DecodedWindows1252));
+    assert_eq!(latin_rows.last().map(|r| r.attributes["comments"].clone()), Some("café".into()));
+
+    // A workbook read in pieces through the same reader.
+    let xlsx = shared("field-weld-log-664.xlsx");
+    let (whole, _) = run(&xlsx, Kind::FieldWelds);
+    let (pieces, _) = run_dribbled(&xlsx, Kind::FieldWelds, 1_000);
+    assert_eq!((whole.counts, whole.found), (pieces.counts, pieces.found));
 }
 
 #[test]

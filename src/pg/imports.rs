@@ -1,10 +1,12 @@
 //! Import glue: reads an uploaded file with `crate::domain::import` and stages its rows in
-//! `pipetrak.import_rows` through SPI, a batch at a time, so memory stays flat in the number of
-//! rows. Reading runs on a thread of its own (pure Rust, no Postgres call) while this backend's
-//! thread inserts the batch before, so the two halves overlap. Everything set-based after that
-//! (comparison with the project, commit) is SQL. Original cells are not staged: the remediation
-//! report reads the few rows it needs again from the file.
+//! `pipetrak.import_rows` through SPI, a batch at a time. Reading runs on a thread of its own
+//! (pure Rust, no Postgres call): it asks this backend's thread for the file a slice at a time
+//! and hands it batches of rows, which the backend inserts while the reader goes on. Neither the
+//! whole file nor all its rows are ever in memory. Everything set-based after that (comparison
+//! with the project, commit) is SQL. Original cells are not staged: the remediation report reads
+//! the few rows it needs again from the file.
 
+use crate::domain::import::file::FileSource;
 use crate::domain::import::issue::Issue;
 use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
 use crate::domain::import::validate::{self, ImportRow};
@@ -109,11 +111,11 @@ impl Batch {
         self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
     }
 
-    fn flush(&mut self, import_id: i64) {
+    fn flush(self, import_id: i64) {
         if self.line.is_empty() {
             return;
         }
-        let b = std::mem::take(self);
+        let b = self;
         let args: Vec<DatumWithOid> = vec![
             import_id.into(),
             b.line.into(),
@@ -150,55 +152,111 @@ impl Batch {
             pgrx::error!("pipetrak: staging import rows failed: {e}");
         }
     }
+}
 
-    /// Flushes inside a memory context of its own, freed afterwards: the arrays built for one
-    /// batch would otherwise live until the end of the call, and memory would grow with the rows.
-    fn flush_scoped(&mut self, import_id: i64) {
-        let mut batch_context = PgMemoryContexts::new("pipetrak import batch");
-        // SAFETY: nothing allocated in the batch context outlives this call; it is dropped (and
-        // its memory freed) right after.
-        unsafe { batch_context.switch_to(|_| self.flush(import_id)) };
+/// What the reading thread asks of the backend's thread.
+enum Request {
+    /// `len` bytes of the file from `offset`.
+    Slice { offset: u64, len: usize },
+    /// Rows to stage.
+    Rows(Batch),
+}
+
+/// The uploaded file as the reading thread sees it: slices it asks the backend's thread for. The
+/// thread owns every byte it reads; it never touches memory Postgres owns, which a terminated
+/// backend frees on its way out without unwinding this call.
+struct UploadedFile {
+    len: u64,
+    requests: std::sync::mpsc::SyncSender<Request>,
+    slices: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl FileSource for UploadedFile {
+    fn len(&self) -> u64 {
+        self.len
     }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let stopped = || std::io::Error::other("the import stopped");
+        self.requests.send(Request::Slice { offset, len: buf.len() }).map_err(|_| stopped())?;
+        let slice = self.slices.recv().map_err(|_| stopped())?;
+        let n = slice.len().min(buf.len());
+        buf[..n].copy_from_slice(&slice[..n]);
+        Ok(n)
+    }
+}
+
+/// `len` bytes from `offset` of the job's file. The file is stored uncompressed (storage
+/// external), so Postgres fetches just the TOAST chunks of the slice.
+fn file_slice(import_id: i64, offset: u64, len: usize) -> Vec<u8> {
+    let query = "select substring(content from $2::integer for $3) from pipetrak.import_jobs where id = $1";
+    let args = [import_id.into(), (offset as i64 + 1).into(), (len.min(i32::MAX as usize) as i32).into()];
+    match in_own_context("pipetrak import slice", || Spi::get_one_with_args::<Vec<u8>>(query, &args)) {
+        Ok(slice) => slice.unwrap_or_default(),
+        // The job is locked by the caller: failing to read it is an internal error.
+        Err(e) => pgrx::error!("pipetrak: reading import {import_id} failed: {e}"),
+    }
+}
+
+/// Runs `f` in a memory context of its own, freed afterwards: what one batch or one slice
+/// allocates would otherwise live until the end of the call, and memory would grow with the file.
+fn in_own_context<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let mut context = PgMemoryContexts::new(name);
+    // SAFETY: `f` returns only Rust-owned values; nothing allocated in the context outlives this
+    // call, and the context is dropped (its memory freed) right after.
+    unsafe { context.switch_to(|_| f()) }
 }
 
 /// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
 /// found about the file: format, sheet, header, file-level issues, the row counts, and what the
 /// valid rows name (`found`: distinct components, drawing keys, reference names, stencils).
 #[pg_extern(volatile)]
-pub fn import_stage(import_id: i64, content: &[u8], kind: &str, today: pgrx::datum::Date) -> JsonB {
+pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
     let Some(kind) = Kind::parse(kind) else {
         return JsonB(json!({"file_issues": [Issue::new(0, IssueCode::UnsupportedFile, format!("unknown import kind {kind:?}"))]}));
     };
     let today = chrono::NaiveDate::from_ymd_opt(today.year(), u32::from(today.month()), u32::from(today.day()))
         .unwrap_or(chrono::NaiveDate::MAX);
-    // The reading thread works on a copy it owns. A terminated backend (pg_terminate_backend)
-    // exits without unwinding this call and frees Postgres memory on its way out, while the thread
-    // may still be reading: it must never read memory Postgres owns.
-    let content = content.to_vec();
-    // One batch in the channel and one being filled: memory stays flat in the number of rows.
-    let (batches, staged) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let len = Spi::get_one_with_args::<i64>("select length(content)::bigint from pipetrak.import_jobs where id = $1", &[import_id.into()]);
+    let Ok(Some(len)) = len else {
+        pgrx::error!("pipetrak: import {import_id} has no file");
+    };
     let outcome = std::thread::scope(|scope| {
+        // One request waiting and one batch being filled: memory stays flat in the number of
+        // rows. The channels belong to this closure, so an error here (cancel, timeout) drops
+        // them while unwinding and the reader, waiting on one, stops before the scope joins it.
+        let (requests, received) = std::sync::mpsc::sync_channel::<Request>(1);
+        let (slices, slice_received) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let rows = requests.clone();
+        let mut file = UploadedFile { len: len as u64, requests, slices: slice_received };
         let reader = scope.spawn(move || {
             block_signals();
             let mut batch = Batch::default();
             let mut receiving = true;
-            let outcome = validate::validate_file(&content, kind, today, &mut |row| {
+            let outcome = validate::validate_source(&mut file, kind, today, &mut |row| {
                 if !receiving {
                     return;
                 }
                 batch.push(row);
                 if batch.line.len() >= STAGE_BATCH {
                     // An error while staging ends the receiving side; the rest is not kept.
-                    receiving = batches.send(std::mem::take(&mut batch)).is_ok();
+                    receiving = rows.send(Request::Rows(std::mem::take(&mut batch))).is_ok();
                 }
             });
             if receiving {
-                let _ = batches.send(batch);
+                let _ = rows.send(Request::Rows(batch));
             }
             outcome
         });
-        for mut batch in staged {
-            batch.flush_scoped(import_id);
+        for request in received {
+            match request {
+                Request::Slice { offset, len } => {
+                    if slices.send(file_slice(import_id, offset, len)).is_err() {
+                        break;
+                    }
+                }
+                Request::Rows(batch) => in_own_context("pipetrak import batch", || batch.flush(import_id)),
+            }
         }
         reader.join()
     });

@@ -1,9 +1,10 @@
-//! Imports (spec §6): a file's bytes → rows of cells (`source`), a header mapped to fields
+//! Imports (spec §6): a file's bytes (`file`) → rows of cells (`source`), a header mapped to fields
 //! (`columns`), every row normalized and checked (`validate`), and the remediation CSV (`report`).
 //! Validation results are data — a list of issues per row — never a stop at the first problem.
 
 pub mod cell;
 pub mod columns;
+pub mod file;
 pub mod issue;
 pub mod report;
 pub mod source;

@@ -18,7 +18,8 @@ pub struct ReportRow {
 pub fn original_cells(bytes: &[u8], kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::with_capacity(lines.len());
     // A file that no longer reads has no rows to report; the caller reports none.
-    let _ = source::read(bytes, kind, &mut |_, (line, cells)| {
+    let mut file = bytes;
+    let _ = source::read(&mut file, kind, &mut |_, (line, cells)| {
         if lines.contains(&line) {
             found.push((line, cells.iter().map(Cell::text).collect()));
         }

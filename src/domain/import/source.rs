@@ -1,19 +1,26 @@
 //! From a file's bytes to rows of cells: CSV (any delimiter Excel writes, UTF-8 with or without a
 //! BOM, UTF-16 with a BOM, or Windows-1252) through the `csv` crate, `.xlsx` through calamine's
 //! streaming cell reader. The header row is looked for within the first 20 rows; in a workbook,
-//! the first sheet that has one is read. Rows stream to a callback, so memory does not grow with
-//! the number of rows.
+//! the first sheet that has one is read. The file is read a block at a time (`file`) and rows
+//! stream to a callback, so memory does not grow with the number of rows.
 
 use super::cell::Cell;
 use super::columns::{Field, Mapping};
+use super::file::{self, FileReader, FileSource, TextReader};
 use super::issue::{Issue, IssueCode};
 use super::Kind;
 use calamine::{DataRef, Reader, Xlsx};
-use std::borrow::Cow;
-use std::io::Cursor;
+use std::io::Read;
 
 /// The header row is looked for within this many rows.
 pub const HEADER_SEARCH_ROWS: usize = 20;
+
+/// Bytes of a file's start that decide its type.
+const SNIFF_BYTES: usize = 8192;
+
+/// Text of a CSV file's start in which the delimiter is chosen: more than the header search needs
+/// in any real file.
+const HEAD_TEXT_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -39,7 +46,7 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     if encoding_rs::Encoding::for_bom(bytes).is_some() {
         return Some(Format::Csv);
     }
-    let head = &bytes[..bytes.len().min(8192)];
+    let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
     (!head.contains(&0)).then_some(Format::Csv)
 }
 
@@ -60,94 +67,140 @@ pub type Row = (u32, Vec<Cell>);
 
 /// Reads the file and calls `on_row` for every row after the header (blank rows included, so
 /// callers can count them out). A file that can't be read at all is an `Err` issue.
-pub fn read(bytes: &[u8], kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
-    match sniff(bytes) {
-        Some(Format::Xlsx) => read_xlsx(bytes, kind, on_row),
-        Some(Format::Csv) => read_csv(bytes, kind, on_row),
+pub fn read(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+    let mut head = vec![0u8; SNIFF_BYTES];
+    let n = source.read_at(0, &mut head).map_err(|e| unreadable("file", &e))?;
+    head.truncate(n);
+    match sniff(&head) {
+        Some(Format::Xlsx) => read_xlsx(source, kind, on_row),
+        Some(Format::Csv) => read_csv(source, kind, on_row),
         None => Err(Issue::new(0, IssueCode::UnsupportedFile, "The file is neither CSV text nor an .xlsx workbook")),
     }
 }
 
-/// Text from CSV bytes: a BOM names the encoding; otherwise UTF-8 if it is valid, else Windows-1252.
-fn decode(bytes: &[u8]) -> (Cow<'_, str>, Option<Issue>) {
-    if let Some((encoding, bom_length)) = encoding_rs::Encoding::for_bom(bytes) {
-        let (text, _) = encoding.decode_without_bom_handling(&bytes[bom_length..]);
-        return (text, None);
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (Cow::Borrowed(text), None),
-        Err(_) => {
-            let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
-            let note = Issue::new(0, IssueCode::DecodedWindows1252, "The file is not UTF-8; it was read as Windows-1252");
-            (text, Some(note))
-        }
-    }
+fn unreadable(what: &str, e: &dyn std::fmt::Display) -> Issue {
+    Issue::new(0, IssueCode::UnsupportedFile, format!("The {what} can't be read: {e}"))
 }
 
 /// CSV records as rows numbered the way Excel numbers them: blank lines count, a quoted cell that
 /// spans several lines does not.
-struct CsvRows<'a> {
-    text: &'a str,
-    records: csv::StringRecordsIntoIter<&'a [u8]>,
+struct CsvRows<R: Read> {
+    records: csv::Reader<RecentBytes<R>>,
+    record: csv::StringRecord,
     /// Line breaks inside the cells read so far (csv counts them as lines, Excel does not).
     embedded_newlines: u64,
 }
 
-impl<'a> CsvRows<'a> {
-    fn new(text: &'a str, delimiter: u8) -> CsvRows<'a> {
-        let reader = csv::ReaderBuilder::new()
+impl<R: Read> CsvRows<R> {
+    fn new(text: R, delimiter: u8) -> CsvRows<R> {
+        let records = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(text.as_bytes());
-        CsvRows { text, records: reader.into_records(), embedded_newlines: 0 }
+            .from_reader(RecentBytes::new(text));
+        CsvRows { records, record: csv::StringRecord::new(), embedded_newlines: 0 }
     }
 }
 
-impl Iterator for CsvRows<'_> {
+impl<R: Read> Iterator for CsvRows<R> {
     type Item = Result<Row, Issue>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let record = match self.records.next()? {
-            Ok(record) => record,
-            Err(e) => return Some(Err(Issue::new(0, IssueCode::UnsupportedFile, format!("The CSV can't be read: {e}")))),
-        };
-        // A record's position is where its reading started, before the blank lines it skipped.
-        let (line, byte) = record.position().map_or((1, 0), |p| (p.line(), p.byte() as usize));
-        let blank_lines = self.text.get(byte..).map_or(0, |rest| {
-            rest.chars().take_while(|c| matches!(c, '\n' | '\r')).filter(|c| *c == '\n').count() as u64
-        });
-        let row = (line + blank_lines).saturating_sub(self.embedded_newlines);
-        self.embedded_newlines += record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
-        let cells = record.iter().map(Cell::from_text).collect();
+        match self.records.read_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(unreadable("CSV", &e))),
+        }
+        // csv counts the blank lines it skipped before a record into the record's start, so the
+        // line is counted back from where the record ended: minus the breaks inside its cells,
+        // minus its own line break when reading it took the '\n' (a "\r\n" ends at the '\r').
+        let end = self.records.position();
+        let inside = self.record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
+        let took_newline = end.byte().checked_sub(1).and_then(|b| self.records.get_ref().byte_at(b)) == Some(b'\n');
+        let line = end.line().saturating_sub(inside + u64::from(took_newline));
+        let row = line.saturating_sub(self.embedded_newlines);
+        self.embedded_newlines += inside;
+        let cells = self.record.iter().map(Cell::from_text).collect();
         Some(Ok((u32::try_from(row).unwrap_or(u32::MAX), cells)))
     }
 }
 
-fn read_csv(bytes: &[u8], kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
-    let (text, encoding_note) = decode(bytes);
-    if text.trim().is_empty() {
+/// A reader that remembers the last bytes it passed on, by their offset in the stream: enough to
+/// look behind the csv reader, whose buffer runs at most 8 KB ahead of the records it returns.
+struct RecentBytes<R> {
+    inner: R,
+    kept: Vec<u8>,
+    kept_from: u64,
+}
+
+const RECENT_BYTES: usize = 64 * 1024;
+
+impl<R: Read> RecentBytes<R> {
+    fn new(inner: R) -> RecentBytes<R> {
+        RecentBytes { inner, kept: Vec::with_capacity(2 * RECENT_BYTES), kept_from: 0 }
+    }
+
+    fn byte_at(&self, offset: u64) -> Option<u8> {
+        let index = usize::try_from(offset.checked_sub(self.kept_from)?).ok()?;
+        self.kept.get(index).copied()
+    }
+}
+
+impl<R: Read> Read for RecentBytes<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.kept.extend_from_slice(&out[..n]);
+        if self.kept.len() > 2 * RECENT_BYTES {
+            let dropped = self.kept.len() - RECENT_BYTES;
+            self.kept.drain(..dropped);
+            self.kept_from += dropped as u64;
+        }
+        Ok(n)
+    }
+}
+
+fn read_csv(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+    let text = file::detect_encoding(source).map_err(|e| unreadable("CSV", &e))?;
+    let (head, whole) = head_text(source, &text).map_err(|e| unreadable("CSV", &e))?;
+    if whole && head.trim().is_empty() {
         return Err(Issue::new(0, IssueCode::EmptyFile, "The file is empty"));
     }
     // The delimiter whose reading gives the best header wins; ties go to the more common one.
     let mut delimiter = b',';
     let mut best_score = 0;
     for candidate in [b',', b';', b'\t', b'|'] {
-        let head: Vec<Row> = CsvRows::new(&text, candidate).take(HEADER_SEARCH_ROWS).filter_map(Result::ok).collect();
+        let head: Vec<Row> = CsvRows::new(head.as_bytes(), candidate).take(HEADER_SEARCH_ROWS).filter_map(Result::ok).collect();
         let score = find_header(kind, &head).map_or_else(|best| best.map_or(0, |m| m.score(kind)), |(_, m)| m.score(kind));
         if score > best_score {
             (delimiter, best_score) = (candidate, score);
         }
     }
-    let mut layout = scan(Format::Csv, None, kind, CsvRows::new(&text, delimiter), on_row)?
-        .map_err(|best| missing_columns(kind, best))?;
-    layout.notes.extend(encoding_note);
+    let rows = CsvRows::new(TextReader::new(FileReader::new(source), text.encoding), delimiter);
+    let mut layout = scan(Format::Csv, None, kind, rows, on_row)?.map_err(|best| missing_columns(kind, best))?;
+    if text.guessed_windows_1252 {
+        layout.notes.push(Issue::new(0, IssueCode::DecodedWindows1252, "The file is not UTF-8; it was read as Windows-1252"));
+    }
     Ok(layout)
+}
+
+/// The first `HEAD_TEXT_BYTES` of the file's text, and whether that is the whole file.
+fn head_text(source: &mut dyn FileSource, text: &file::TextEncoding) -> std::io::Result<(String, bool)> {
+    let mut reader = TextReader::new(FileReader::new(source), text.encoding);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    while head.len() < HEAD_TEXT_BYTES {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok((String::from_utf8_lossy(&head).into_owned(), true));
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok((String::from_utf8_lossy(&head).into_owned(), false))
 }
 
 /// Cells of one worksheet grouped into rows, in sheet order.
 struct XlsxRows<'a, 'b> {
-    cells: calamine::XlsxCellReader<'a, Cursor<&'b [u8]>>,
+    cells: calamine::XlsxCellReader<'a, FileReader<'b>>,
     pending: Option<(u32, u32, Cell)>,
     done: bool,
 }
@@ -220,11 +273,9 @@ fn cell_of(value: &DataRef<'_>) -> Cell {
     }
 }
 
-fn read_xlsx(bytes: &[u8], kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        Issue::new(0, IssueCode::UnsupportedFile, format!("The workbook can't be read: {e}"))
-    };
-    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(&e))?;
+fn read_xlsx(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+    let unreadable = |e: &dyn std::fmt::Display| unreadable("workbook", e);
+    let mut book: Xlsx<_> = Xlsx::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
     let mut best: Option<Mapping> = None;
     for sheet in book.sheet_names() {
         let cells = book.worksheet_cells_reader(&sheet).map_err(|e| unreadable(&e))?;

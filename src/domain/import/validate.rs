@@ -5,6 +5,7 @@
 use super::cell::{self, Cell};
 use super::columns::Field;
 use super::issue::{Issue, IssueCode, Severity};
+use super::file::FileSource;
 use super::source::{self, Layout};
 use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
@@ -550,10 +551,16 @@ pub struct FileOutcome {
     pub found: Found,
 }
 
-/// Reads and validates a whole file, handing every non-blank row to `on_row` as it goes.
+/// Reads and validates a whole file in memory, handing every non-blank row to `on_row` as it goes.
 pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
+    let mut file = bytes;
+    validate_source(&mut file, kind, today, on_row)
+}
+
+/// Reads and validates a whole file, a block at a time, handing every non-blank row to `on_row`.
+pub fn validate_source(file: &mut dyn FileSource, kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
     let mut validator = Validator::new(kind, today);
-    let layout = source::read(bytes, kind, &mut |layout, (line, cells)| {
+    let layout = source::read(file, kind, &mut |layout, (line, cells)| {
         if let Some(row) = validator.row(layout, line, &cells) {
             on_row(row);
         }
