@@ -2,10 +2,11 @@
 -- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(40);
+select plan(47);
 
 \set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
 \set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
+\set instances `base64 -w0 ../shared/data/instance-creation.csv`
 
 -- What the project holds, to compare before and after.
 create function pg_temp.holdings(p_project bigint) returns jsonb language sql as $$
@@ -96,6 +97,38 @@ select is((:'pipe_result'::jsonb - 'import_id' - 'chunks_done' - 'chunks_total' 
            - 'references_created' - 'drawings_created')
           || jsonb_build_object('quantity', (select quantity from pipetrak.components where project_id = :project_a and tag = 'PIPE-CS')),
     '{"components_created": 0, "components_updated": 1, "quantity": 30}'::jsonb, 'and the commit updates it, creating nothing');
+
+-- ---- rules across rows: repeated items number on, repeated ids are errors, repeated rows warn ----
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'instance-creation.csv',
+                                  content => decode(:'instances', 'base64')) as instances \gset
+select pipetrak_api.import_validate(:instances) as instances_summary \gset
+select is((select array_agg(r.seq_from || '..' || r.seq_to order by r.line) from pipetrak.import_rows r
+           where r.import_id = :instances and r.tag in ('VALVE001', 'GASKET001')),
+    array['1..1', '2..2', '3..3', '1..1', '2..2'], 'rows of one valve or gasket number on: seqs 1, 2, 3');
+select is((select array_agg(i.row || ':' || i.code order by i.row, i.code) from pipetrak_api.import_issues i
+           where i.import_id = :instances and i.row > 1),
+    array['3:identical_rows', '3:rows_merged', '4:identical_rows', '4:rows_merged', '6:identical_rows', '6:rows_merged',
+          '8:duplicate_id', '8:identical_rows', '9:duplicate_id', '9:identical_rows', '10:duplicate_id', '10:identical_rows'],
+    'a repeated spool id is an error on each repeat; repeated rows warn; merged rows are noted');
+select is(jsonb_build_object('rows', :'instances_summary'::jsonb -> 'rows', 'issues', :'instances_summary'::jsonb -> 'issues',
+                             'components', :'instances_summary'::jsonb -> 'would' -> 'components' -> 'create'),
+    '{"rows": {"rows_read": 10, "valid": 7, "with_errors": 3, "skipped": 0, "errors": 3, "warnings": 7, "infos": 5},
+      "issues": {"error": 3, "warning": 7, "info": 5}, "components": 7}'::jsonb,
+    'the summary counts them (and the file''s notes): 3 valves, 2 gaskets, 1 spool, 1 fitting');
+select is((pipetrak_api.import_commit(import_id => :instances, skip_invalid_rows => true) ->> 'components_created')::int, 7,
+    'and the commit creates exactly those');
+select pg_temp.upload(:project_a, 'takeoff', E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE,AREA\nP-400,Spool,1,SP-400,2,Area 400\nP-401,Spool,1,SP-400,2,Area 401\n') as dup_spool \gset
+select is((pipetrak_api.import_validate(:dup_spool) -> 'would') - 'welders' - 'systems' - 'test_packages',
+    '{"components": {"create": 1, "update": 0, "unchanged": 0}, "drawings": {"create": 1, "unchanged": 0},
+      "areas": {"create": 1, "unchanged": 0}}'::jsonb,
+    'a drawing or area only a repeated (invalid) row names is not promised');
+select pg_temp.upload(:project_a, 'field_welds', E'WELD ID,DRAWING ID,WELD TYPE\nW-1,P-500,BW\nW-2,P-500,BW\nW-1,P-500,SW\n') as dup_weld \gset
+select pipetrak_api.import_validate(:dup_weld) \gset
+select is((select jsonb_agg(jsonb_build_object('row', i.row, 'code', i.code, 'column', i."column", 'value', i.value))
+           from pipetrak_api.import_issues i where i.import_id = :dup_weld),
+    '[{"row": 4, "code": "duplicate_id", "column": "WELD ID", "value": "W-1"}]'::jsonb,
+    'a weld number repeated in a log is an error naming its column and value');
+select is((select status from pipetrak.import_rows where import_id = :dup_weld and line = 4), 'invalid', 'and its row is invalid');
 
 -- ---- errors block the commit; the remediation CSV round-trips ----
 select pg_temp.upload(:project_a, 'takeoff',

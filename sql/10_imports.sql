@@ -66,9 +66,21 @@ create table pipetrak.import_rows (
     -- Pipe footage of every valid row of the same aggregate (pipe aggregates take the file's sum).
     group_quantity numeric,
     issues         jsonb not null,
+    -- Set by the reader on a valid row that may repeat an earlier one (see import_resolve_repeats).
+    maybe_repeated boolean not null default false,
+    -- A hash of the row's cells as shown (valid rows), for finding rows repeated cell for cell.
+    cells_hash     bigint,
     primary key (import_id, line)
 );
 create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
+-- The few rows the reader flagged (partial: the other rows cost nothing to index).
+create index import_rows_maybe_repeated_idx on pipetrak.import_rows (import_id) where maybe_repeated;
+-- Validation analyzes the staged rows: a sample of 3,000 rows (not 30,000) plans the statements
+-- over these few-valued or unique columns as well, and keeps analyze's memory the same for any file.
+alter table pipetrak.import_rows
+    alter column import_id set statistics 10, alter column chunk set statistics 10, alter column line set statistics 10,
+    alter column status set statistics 10, alter column component_type set statistics 10,
+    alter column drawing_key set statistics 10, alter column maybe_repeated set statistics 10;
 
 -- What the missing foreign key would do on delete: a deleted job takes its staged rows along.
 create function pipetrak.import_jobs_delete_rows()
@@ -228,6 +240,8 @@ declare
     v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
     v_project pipetrak.projects;
     v_file jsonb;
+    v_repeats jsonb;
+    v_duplicates integer;
     v_components jsonb;
     v_would jsonb;
     v_summary jsonb;
@@ -242,7 +256,31 @@ begin
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
-    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key);
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
+    -- counts and what it found are corrected by what they changed.
+    if coalesce((v_file -> 'rows' ->> 'maybe_repeated')::integer, 0) > 0 then
+        v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
+        v_duplicates := (v_repeats ->> 'duplicates')::integer;
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - v_duplicates,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + v_duplicates,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + v_duplicates,
+            'warnings', (v_file -> 'rows' ->> 'warnings')::integer + (v_repeats ->> 'identical')::integer,
+            'infos', (v_file -> 'rows' ->> 'infos')::integer + (v_repeats ->> 'merged')::integer));
+        v_file := jsonb_set(v_file, '{found,components}',
+            to_jsonb((v_file -> 'found' ->> 'components')::bigint - (v_repeats ->> 'not_components')::bigint));
+        -- What only the rows now invalid named is no longer found.
+        if v_duplicates > 0 then
+            v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
+                'drawing_keys', pipetrak.import_still_named(p_import_id, 'drawing_key', v_file -> 'found' -> 'drawing_keys'),
+                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+        end if;
+    end if;
 
     -- Staging set each pipe row's own footage; rows of one aggregate spread over lines take their sum.
     update pipetrak.import_rows r set group_quantity = g.total
@@ -260,10 +298,8 @@ begin
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
     if v_has_drawings then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(jsonb_build_object(
-            'line', r.line, 'column', 'DRAWING', 'value', r.drawing_no, 'severity', 'warning', 'code', 'similar_drawing_exists',
-            'message', format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar),
-            'hint', 'A new drawing will be created; if you meant an existing one, correct the number.'))
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
+            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
         from (
             select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
             from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
@@ -280,11 +316,9 @@ begin
 
         -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(jsonb_build_object(
-            'line', r.line, 'column', 'QTY', 'value', s.planned, 'severity', 'warning', 'code', 'quantity_below_existing',
-            'message', format('The project holds %s of this item, the file %s; surplus component ids: %s',
-                              s.planned + s.surplus_count, s.planned, s.surplus_ids),
-            'hint', 'Nothing is deleted; retire the surplus components if they are really gone.'))
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
+            format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
         from (
             select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
             from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
@@ -358,7 +392,7 @@ begin
     v_summary := jsonb_build_object(
         'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
         'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
-        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        'header', v_file -> 'header', 'rows', (v_file -> 'rows') - 'maybe_repeated',
         -- Counted while reading, plus the warnings added above by comparing with the project.
         'issues', jsonb_build_object(
             'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
@@ -387,6 +421,112 @@ begin
     execute format('select count(*) from pipetrak.%I t where t.project_id = $1 and t.retired_at is null and lower(t.name) = any ($2)', p_table)
     into v_existing using p_project_id, p_names;
     return jsonb_build_object('create', cardinality(p_names) - v_existing, 'unchanged', v_existing);
+end
+$$;
+
+-- An issue as the reader writes them, with its severity and hint from the one catalog of codes.
+create function pipetrak.import_issue(p_line integer, p_code text, p_message text, p_column text default null,
+                                      p_value text default null)
+returns jsonb
+language sql stable
+set search_path = ''
+as $$
+    select jsonb_build_object('line', p_line, 'column', p_column, 'value', p_value, 'severity', c.severity,
+                              'code', c.code, 'message', p_message, 'hint', c.hint)
+    from pipetrak.import_issue_codes() c
+    where c.code = p_code
+$$;
+
+-- Rules across rows (spec §6), over the staged rows valid on their own: spool ids and weld numbers
+-- are unique in a file (a repeat is an error), rows of one item merge (per-seq quantities number
+-- on into one range; a pipe's footage or an instrument is one component), rows repeated cell for
+-- cell get a warning. The reader flags every row that may repeat an earlier one; only rows sharing
+-- a key with a flagged row are looked at, since any other key is unique in the file. Returns what
+-- changed, to correct the reader's counts.
+create function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
+returns jsonb
+language sql volatile
+set search_path = ''
+-- Scans of the staged rows, whatever the caller set.
+set enable_seqscan = on
+as $$
+    with flagged as materialized (
+        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
+    related as (
+        select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
+               r.component_type in ('spool', 'field_weld') as by_id
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid'
+          and (r.cells_hash in (select f.cells_hash from flagged f)
+               or (r.component_type in ('spool', 'field_weld')
+                   and r.tag in (select f.tag from flagged f where f.component_type in ('spool', 'field_weld')))
+               or (r.component_type, r.drawing_key, r.tag, r.size) in
+                  (select f.component_type, f.drawing_key, f.tag, f.size from flagged f))),
+    judged as (
+        select x.line, x.tag, x.count, x.component_type,
+               nullif(min(x.line) over (partition by x.cells_hash), x.line) as same_cells_as,
+               case when x.by_id then nullif(min(x.line) over (partition by x.by_id, x.tag), x.line) end as same_id_as,
+               case when not x.by_id
+                    then nullif(min(x.line) over (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size), x.line)
+               end as same_item_as,
+               case when x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+                    then 1 + coalesce(sum(x.count) over (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size
+                                                         order by x.line rows between unbounded preceding and 1 preceding), 0)
+                    else 1
+               end as seq_from
+        from related x),
+    verdicts as (
+        select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.same_cells_as is not null as identical,
+               j.same_id_as is not null as duplicate, j.same_item_as is not null as merged,
+               j.component_type in ('pipe', 'threaded_pipe', 'instrument') as merged_into_one,
+               jsonb_path_query_array(jsonb_build_array(
+                   case when j.same_cells_as is not null then pipetrak.import_issue(j.line, 'identical_rows',
+                       format('Row %s has exactly the same cells', j.same_cells_as)) end,
+                   case when j.same_id_as is not null then pipetrak.import_issue(j.line, 'duplicate_id',
+                       format('%s is already on row %s', j.tag, j.same_id_as),
+                       case p_kind when 'takeoff' then 'CMDTY CODE' else 'WELD ID' end, j.tag) end,
+                   case when j.same_item_as is not null then pipetrak.import_issue(j.line, 'rows_merged',
+                       format('This row %s', case
+                           when j.component_type in ('pipe', 'threaded_pipe') then format('adds its footage to the same pipe as row %s', j.same_item_as)
+                           when j.component_type = 'instrument' then format('is the same instrument as row %s', j.same_item_as)
+                           else format('adds seqs %s..%s to the same item as row %s', j.seq_from, j.seq_from + j.count - 1, j.same_item_as)
+                       end)) end), '$[*] ? (@ != null)') as issues
+        from judged j
+        where j.same_cells_as is not null or j.same_id_as is not null or j.same_item_as is not null),
+    changed as (
+        update pipetrak.import_rows r set
+            status = case when v.duplicate then 'invalid' else r.status end,
+            seq_from = v.seq_from, seq_to = v.seq_to,
+            issues = r.issues || v.issues
+        from verdicts v
+        where r.import_id = p_import_id and r.line = v.line
+        returning v.identical, v.duplicate, v.merged, v.merged_into_one)
+    select jsonb_build_object(
+        'identical', count(*) filter (where c.identical),
+        'duplicates', count(*) filter (where c.duplicate),
+        'merged', count(*) filter (where c.merged),
+        -- Rows the reader counted as components of their own.
+        'not_components', count(*) filter (where c.duplicate or (c.merged and c.merged_into_one)))
+    from changed c
+$$;
+
+-- The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.
+create function pipetrak.import_still_named(p_import_id bigint, p_column text, p_values jsonb)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+set enable_seqscan = on
+as $$
+declare
+    v_named jsonb;
+begin
+    execute format('select coalesce(jsonb_agg(v.value), ''[]'') from jsonb_array_elements_text($2) v
+                    where v.value in (select r.%I from pipetrak.import_rows r where r.import_id = $1 and r.status = ''valid'')',
+                   p_column)
+    into v_named using p_import_id, p_values;
+    return v_named;
 end
 $$;
 

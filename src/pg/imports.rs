@@ -24,13 +24,14 @@ const STAGE_INSERT: &str = "
     insert into pipetrak.import_rows (import_id, line, chunk, status, drawing_no, drawing_key, component_type, tag, size,
         quantity, seq_from, seq_to, area, system, test_package, description, spec, attributes, weld_type, weld_size,
         schedule, base_metal, xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues,
-        group_quantity)
+        group_quantity, maybe_repeated, cells_hash)
     select $1, u.line, u.chunk, u.status, u.drawing_no, u.drawing_key, u.component_type, u.tag, u.size,
         u.quantity, u.seq_from, u.seq_to, u.area, u.system, u.test_package, u.description, u.spec, u.attributes::jsonb,
         u.weld_type, u.weld_size, u.schedule, u.base_metal, u.xray_percent, u.pwht_required,
         case when u.component_type = 'field_weld' then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
         u.issues::jsonb,
-        case when u.status = 'valid' and u.component_type in ('pipe', 'threaded_pipe') then u.quantity end
+        case when u.status = 'valid' and u.component_type in ('pipe', 'threaded_pipe') then u.quantity end,
+        u.maybe_repeated, case when u.status = 'valid' then u.cells_hash end
     -- Unnested in the select list (one ProjectSet), not in FROM, where each array would be
     -- materialized on its own first: half the cost per batch.
     from (select
@@ -43,7 +44,7 @@ const STAGE_INSERT: &str = "
           unnest($20::text[]) as weld_size, unnest($21::text[]) as schedule, unnest($22::text[]) as base_metal,
           unnest($23::int[]) as xray_percent, unnest($24::bool[]) as pwht_required, unnest($25::text[]) as nde_types,
           unnest($26::text[]) as stencil, unnest($27::text[]) as date_welded, unnest($28::text[]) as nde_result,
-          unnest($29::text[]) as issues) u";
+          unnest($29::text[]) as issues, unnest($30::bool[]) as maybe_repeated, unnest($31::bigint[]) as cells_hash) u";
 
 /// Column-wise buffers for one batch of staged rows.
 #[derive(Default)]
@@ -76,6 +77,8 @@ struct Batch {
     date_welded: Vec<Option<String>>,
     nde_result: Vec<Option<String>>,
     issues: Vec<String>,
+    maybe_repeated: Vec<bool>,
+    cells_hash: Vec<i64>,
 }
 
 impl Batch {
@@ -109,6 +112,8 @@ impl Batch {
         self.date_welded.push(weld.date_welded.map(|d| d.format("%Y-%m-%d").to_string()));
         self.nde_result.push(weld.nde_result);
         self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
+        self.maybe_repeated.push(row.maybe_repeated);
+        self.cells_hash.push(row.cells_hash);
     }
 
     fn flush(self, import_id: i64) {
@@ -146,6 +151,8 @@ impl Batch {
             b.date_welded.into(),
             b.nde_result.into(),
             b.issues.into(),
+            b.maybe_repeated.into(),
+            b.cells_hash.into(),
         ];
         // A failure here is an internal error (the rows were built to fit the table), not user input.
         if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {
@@ -169,6 +176,22 @@ struct UploadedFile {
     len: u64,
     requests: std::sync::mpsc::SyncSender<Request>,
     slices: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// The slice asked for ahead, (offset, len), whose answer is on its way.
+    ahead: Option<(u64, usize)>,
+}
+
+impl UploadedFile {
+    fn ask(&mut self, offset: u64, len: usize) -> std::io::Result<()> {
+        self.requests.send(Request::Slice { offset, len }).map_err(|_| stopped())
+    }
+
+    fn answer(&mut self) -> std::io::Result<Vec<u8>> {
+        self.slices.recv().map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> std::io::Error {
+    std::io::Error::other("the import stopped")
 }
 
 impl FileSource for UploadedFile {
@@ -176,12 +199,29 @@ impl FileSource for UploadedFile {
         self.len
     }
 
+    /// Answers from the slice asked for ahead when it is the one wanted, and asks for the next
+    /// one at once: the backend serves it between two batches of rows, so the reader rarely waits
+    /// for a batch to be written before it can read on.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let stopped = || std::io::Error::other("the import stopped");
-        self.requests.send(Request::Slice { offset, len: buf.len() }).map_err(|_| stopped())?;
-        let slice = self.slices.recv().map_err(|_| stopped())?;
+        let slice = match self.ahead.take() {
+            Some(ahead) if ahead == (offset, buf.len()) => self.answer()?,
+            Some(_) => {
+                self.answer()?;
+                self.ask(offset, buf.len())?;
+                self.answer()?
+            }
+            None => {
+                self.ask(offset, buf.len())?;
+                self.answer()?
+            }
+        };
         let n = slice.len().min(buf.len());
         buf[..n].copy_from_slice(&slice[..n]);
+        let next = offset + n as u64;
+        if n == buf.len() && next < self.len {
+            self.ask(next, buf.len())?;
+            self.ahead = Some((next, buf.len()));
+        }
         Ok(n)
     }
 }
@@ -228,7 +268,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         let (requests, received) = std::sync::mpsc::sync_channel::<Request>(1);
         let (slices, slice_received) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let rows = requests.clone();
-        let mut file = UploadedFile { len: len as u64, requests, slices: slice_received };
+        let mut file = UploadedFile { len: len as u64, requests, slices: slice_received, ahead: None };
         let reader = scope.spawn(move || {
             block_signals();
             let mut batch = Batch::default();
@@ -250,10 +290,9 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         });
         for request in received {
             match request {
+                // A reader that has finished no longer wants the slice it asked for ahead.
                 Request::Slice { offset, len } => {
-                    if slices.send(file_slice(import_id, offset, len)).is_err() {
-                        break;
-                    }
+                    let _ = slices.send(file_slice(import_id, offset, len));
                 }
                 Request::Rows(batch) => in_own_context("pipetrak import batch", || batch.flush(import_id)),
             }
@@ -267,6 +306,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
         "errors": counts.errors, "warnings": counts.warnings, "infos": counts.infos,
+        "maybe_repeated": counts.maybe_repeated,
     });
     let found = &outcome.found;
     let found = json!({
