@@ -425,16 +425,16 @@ end
 $$;
 
 -- An issue as the reader writes them, with its severity and hint from the one catalog of codes.
+-- No SET clause, so it is inlined, and with a constant code its catalog lookups are folded when
+-- the statement is planned.
 create function pipetrak.import_issue(p_line integer, p_code text, p_message text, p_column text default null,
                                       p_value text default null)
 returns jsonb
-language sql stable
-set search_path = ''
+language sql stable parallel safe
 as $$
-    select jsonb_build_object('line', p_line, 'column', p_column, 'value', p_value, 'severity', c.severity,
-                              'code', c.code, 'message', p_message, 'hint', c.hint)
-    from pipetrak.import_issue_codes() c
-    where c.code = p_code
+    select pg_catalog.jsonb_build_object('line', p_line, 'column', p_column, 'value', p_value,
+        'severity', pipetrak.import_issue_severity(p_code), 'code', p_code, 'message', p_message,
+        'hint', pipetrak.import_issue_hint(p_code))
 $$;
 
 -- Rules across rows (spec §6), over the staged rows valid on their own: spool ids and weld numbers

@@ -68,6 +68,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/10_imports.sql",
     name = "imports",
-    requires = ["api", import_stage, import_sniff, render_remediation_csv, import_issue_codes]
+    requires = ["api", import_stage, import_sniff, render_remediation_csv, import_issue_severity, import_issue_hint]
 );
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

@@ -371,6 +371,19 @@ pub fn render_remediation_csv(header: Vec<Option<String>>, cells: Vec<Option<Jso
     String::from_utf8(bytes).ok()
 }
 
+/// The severity of an import issue code (null for an unknown code). Immutable, so SQL that builds
+/// an issue with a constant code pays for it once, when planning.
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_issue_severity(code: &str) -> Option<&'static str> {
+    IssueCode::parse(code).map(|c| c.severity().as_str())
+}
+
+/// The hint of an import issue code (null for an unknown code).
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_issue_hint(code: &str) -> Option<&'static str> {
+    IssueCode::parse(code).map(IssueCode::hint)
+}
+
 /// The catalog of import issue codes (for the README and clients): code, severity, hint.
 #[pg_extern(immutable, parallel_safe)]
 pub fn import_issue_codes() -> TableIterator<'static, (name!(code, &'static str), name!(severity, &'static str), name!(hint, &'static str))> {

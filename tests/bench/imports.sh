@@ -5,7 +5,8 @@
 # components, progress parts) into copies of those tables with the same indexes and constraints,
 # no RLS and no triggers. Peak backend memory is the highest private RSS (RssAnon) of the backend
 # sampled while it works; validation is also measured at N/10 rows to show how memory follows the
-# number of rows, and once more into the project the commit filled (every component compared).
+# number of rows, once more into the project the commit filled (every component compared), and on
+# a copy of the file where every tenth row repeats the one before (the rules across rows at work).
 # Writes tests/bench/imports-results.md.
 # Each import is measured 3 times (fresh project each run) and reported as medians.
 # Usage: bash tests/bench/imports.sh [ROWS]
@@ -128,6 +129,19 @@ for fmt in csv xlsx; do
     echo "$fmt $n rows: validate ${v_ms[*]} ms${c_ms:+; commit ${c_ms[*]} ms}"
   done
 done
+# A file where every tenth row repeats the row before it: 10% of the rows repeat cells and item,
+# and the rules across rows run in SQL on the rows the reader flags.
+awk 'NR > 1 && NR % 10 == 0 { print previous; next } { print; previous = $0 }' "$work/takeoff-$rows.csv" >"$work/repeats-$rows.csv"
+r_ms=(); r_mem=()
+for run in $(seq "$runs"); do
+  fresh_database
+  project=$(new_project "repeats-$run")
+  import=$(upload "$project" "$work/repeats-$rows.csv")
+  read -r t m < <(pm_sql "select pipetrak_api.import_validate(import_id => $import) is not null;")
+  r_ms+=("$t"); r_mem+=("$m")
+done
+ms["validate-repeats"]=$(median "${r_ms[@]}"); mem["validate-repeats"]=$(median "${r_mem[@]}")
+echo "csv $rows rows, every tenth repeating: validate ${r_ms[*]} ms"
 # The COPY's rows reference their project's milestone templates: the last run's database holds the
 # same project id (each fresh database numbers from 1) with the same default templates.
 [ "$(q -c "select count(*) from pipetrak.milestone_templates where project_id = (select min(project_id) from pipetrak.milestone_templates)")" -gt 0 ]
@@ -173,10 +187,12 @@ results="$here/imports-results.md"
   echo "| validate CSV ($((csv_bytes / 1024)) kB): median time | ${ms["validate-csv-$rows"]} ms | target 1000 ms | $(ratio "${ms["validate-csv-$rows"]}" 1000) |"
   echo "| validate xlsx: median time | ${ms["validate-xlsx-$rows"]} ms | | |"
   echo "| validate CSV again, into the project holding its $components components: time | ${ms["revalidate"]} ms | | |"
+  echo "| validate CSV where every tenth row repeats the one before: median time | ${ms["validate-repeats"]} ms | | |"
   echo "| commit (one call, 5,000-row chunks): median time | ${ms["commit-csv"]} ms | ${copy} ms (COPY of the final rows, median of 3) | $(ratio "${ms["commit-csv"]}" "$copy") |"
   echo "| commit from xlsx: median time | ${ms["commit-xlsx"]} ms | ${copy} ms | $(ratio "${ms["commit-xlsx"]}" "$copy") |"
   echo "| peak backend memory (median), validate CSV: $small → $rows rows | ${mem["validate-csv-$small"]} → ${mem["validate-csv-$rows"]} kB | | $(ratio "${mem["validate-csv-$rows"]}" "${mem["validate-csv-$small"]}") |"
   echo "| peak backend memory (median), validate xlsx: $small → $rows rows | ${mem["validate-xlsx-$small"]} → ${mem["validate-xlsx-$rows"]} kB | | $(ratio "${mem["validate-xlsx-$rows"]}" "${mem["validate-xlsx-$small"]}") |"
+  echo "| peak backend memory (median), validate CSV where every tenth row repeats | ${mem["validate-repeats"]} kB | | |"
   echo "| peak backend memory (median), commit CSV | ${mem["commit-csv"]} kB | ${copy_peak} kB (the COPY's backend) | $(ratio "${mem["commit-csv"]}" "$copy_peak") |"
 } >"$results"
 cat "$results"

@@ -135,6 +135,10 @@ impl IssueCode {
         }
     }
 
+    pub fn parse(code: &str) -> Option<IssueCode> {
+        IssueCode::ALL.iter().copied().find(|c| c.as_str() == code)
+    }
+
     pub fn severity(self) -> Severity {
         use IssueCode::*;
         match self {
