@@ -274,23 +274,12 @@ begin
         -- What only the rows now invalid named is no longer found.
         if v_duplicates > 0 then
             v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
-                'drawing_keys', pipetrak.import_still_named(p_import_id, 'drawing_key', v_file -> 'found' -> 'drawing_keys'),
                 'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
                 'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
                 'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
                 'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
         end if;
     end if;
-
-    -- Staging set each pipe row's own footage; rows of one aggregate spread over lines take their sum.
-    update pipetrak.import_rows r set group_quantity = g.total
-    from (select x.component_type, x.drawing_key, x.tag, x.size, sum(x.quantity) as total
-          from pipetrak.import_rows x
-          where x.import_id = p_import_id and x.status = 'valid' and x.component_type in ('pipe', 'threaded_pipe')
-          group by 1, 2, 3, 4
-          having count(*) > 1) g
-    where r.import_id = p_import_id and r.status = 'valid' and r.component_type = g.component_type
-      and r.drawing_key = g.drawing_key and r.tag = g.tag and r.size = g.size;
 
     -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
     v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
@@ -370,13 +359,11 @@ begin
         from planned p, changed_welds w
         into v_components;
     end if;
-    -- Drawings, reference names and stencils: the distinct values the reader found, each looked up.
+    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+    -- values the reader found. Each looked up.
     select jsonb_build_object(
         'components', v_components,
-        'drawings', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-                     from jsonb_array_elements_text(v_file -> 'found' -> 'drawing_keys') k(key)
-                     cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                                        and d.drawing_key = k.key and d.retired_at is null) as found) e),
+        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
         'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
                      array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
         'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
@@ -440,9 +427,10 @@ $$;
 -- Rules across rows (spec §6), over the staged rows valid on their own: spool ids and weld numbers
 -- are unique in a file (a repeat is an error), rows of one item merge (per-seq quantities number
 -- on into one range; a pipe's footage or an instrument is one component), rows repeated cell for
--- cell get a warning. The reader flags every row that may repeat an earlier one; only rows sharing
--- a key with a flagged row are looked at, since any other key is unique in the file. Returns what
--- changed, to correct the reader's counts.
+-- cell get a warning. Every row of a pipe spread over several rows takes the pipe's total footage
+-- (staging gave each its own). The reader flags every row that may repeat an earlier one; only rows
+-- sharing a key with a flagged row are looked at, since any other key is unique in the file.
+-- Returns what changed, to correct the reader's counts.
 create function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
 returns jsonb
 language sql volatile
@@ -456,7 +444,7 @@ as $$
         where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
     related as (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
-               r.component_type in ('spool', 'field_weld') as by_id
+               r.quantity, r.component_type in ('spool', 'field_weld') as by_id
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.status = 'valid'
           and (r.cells_hash in (select f.cells_hash from flagged f)
@@ -469,16 +457,19 @@ as $$
                nullif(min(x.line) over (partition by x.cells_hash), x.line) as same_cells_as,
                case when x.by_id then nullif(min(x.line) over (partition by x.by_id, x.tag), x.line) end as same_id_as,
                case when not x.by_id
-                    then nullif(min(x.line) over (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size), x.line)
+                    then nullif(min(x.line) over item, x.line)
                end as same_item_as,
                case when x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
-                    then 1 + coalesce(sum(x.count) over (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size
-                                                         order by x.line rows between unbounded preceding and 1 preceding), 0)
+                    then 1 + coalesce(sum(x.count) over (item order by x.line rows between unbounded preceding and 1 preceding), 0)
                     else 1
-               end as seq_from
-        from related x),
+               end as seq_from,
+               case when x.component_type in ('pipe', 'threaded_pipe') and count(*) over item > 1
+                    then sum(x.quantity) over item
+               end as pipe_footage
+        from related x
+        window item as (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size)),
     verdicts as (
-        select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.same_cells_as is not null as identical,
+        select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.pipe_footage, j.same_cells_as is not null as identical,
                j.same_id_as is not null as duplicate, j.same_item_as is not null as merged,
                j.component_type in ('pipe', 'threaded_pipe', 'instrument') as merged_into_one,
                jsonb_path_query_array(jsonb_build_array(
@@ -494,11 +485,13 @@ as $$
                            else format('adds seqs %s..%s to the same item as row %s', j.seq_from, j.seq_from + j.count - 1, j.same_item_as)
                        end)) end), '$[*] ? (@ != null)') as issues
         from judged j
-        where j.same_cells_as is not null or j.same_id_as is not null or j.same_item_as is not null),
+        where j.same_cells_as is not null or j.same_id_as is not null or j.same_item_as is not null
+           or j.pipe_footage is not null),
     changed as (
         update pipetrak.import_rows r set
             status = case when v.duplicate then 'invalid' else r.status end,
             seq_from = v.seq_from, seq_to = v.seq_to,
+            group_quantity = coalesce(v.pipe_footage, r.group_quantity),
             issues = r.issues || v.issues
         from verdicts v
         where r.import_id = p_import_id and r.line = v.line
@@ -510,6 +503,21 @@ as $$
         -- Rows the reader counted as components of their own.
         'not_components', count(*) filter (where c.duplicate or (c.merged and c.merged_into_one)))
     from changed c
+$$;
+
+-- {create, unchanged} for the distinct drawings the valid staged rows name.
+create function pipetrak.import_drawing_counts(p_import_id bigint, p_project_id bigint)
+returns jsonb
+language sql stable
+set search_path = ''
+-- One scan of the staged rows, whatever the caller set.
+set enable_seqscan = on
+as $$
+    select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+    from (select r.drawing_key from pipetrak.import_rows r
+          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+    cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
+                                       and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e
 $$;
 
 -- The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.

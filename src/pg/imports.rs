@@ -249,7 +249,7 @@ fn in_own_context<T>(name: &str, f: impl FnOnce() -> T) -> T {
 
 /// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
 /// found about the file: format, sheet, header, file-level issues, the row counts, and what the
-/// valid rows name (`found`: distinct components, drawing keys, reference names, stencils).
+/// valid rows name (`found`: components, reference names, stencils).
 #[pg_extern(volatile)]
 pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
     let Some(kind) = Kind::parse(kind) else {
@@ -310,7 +310,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     });
     let found = &outcome.found;
     let found = json!({
-        "components": found.components, "drawing_keys": found.drawing_keys, "areas": found.areas,
+        "components": found.components, "areas": found.areas,
         "systems": found.systems, "test_packages": found.test_packages, "stencils": found.stencils,
     });
     JsonB(match outcome.layout {

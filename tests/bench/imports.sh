@@ -4,7 +4,7 @@
 # baseline measured in the same run: COPY of the same final rows (drawings, areas, systems,
 # components, progress parts) into copies of those tables with the same indexes and constraints,
 # no RLS and no triggers. Peak backend memory is the highest private RSS (RssAnon) of the backend
-# sampled while it works; validation is also measured at N/10 rows to show how memory follows the
+# sampled while it works; validation is also measured at N/10, N/2 and 2N rows to show how memory follows the
 # number of rows, once more into the project the commit filled (every component compared), and on
 # a copy of the file where every tenth row repeats the one before (the rules across rows at work).
 # Writes tests/bench/imports-results.md.
@@ -14,6 +14,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rows=${1:-100000}
 small=$((rows / 10))
+half=$((rows / 2))
+double=$((rows * 2))
 bash "$here/../scripts/setup.sh" >/dev/null
 source "$here/../scripts/cluster.sh"
 cluster_start
@@ -22,7 +24,9 @@ cd "$PIPETRAK_ROOT"
 work=$(mktemp -d)
 chmod 755 "$work"
 cargo run -q --release --example generate_takeoff -- "$rows" "$work" >/dev/null
-cargo run -q --release --example generate_takeoff -- "$small" "$work" >/dev/null
+for n in "$small" "$half" "$double"; do
+  cargo run -q --release --example generate_takeoff -- "$n" "$work" >/dev/null
+done
 database_create pipetrak_bench_import >/dev/null
 db=pipetrak_bench_import
 q() { psql -qXAt -d "$db" -v ON_ERROR_STOP=1 "$@"; }
@@ -102,7 +106,10 @@ declare -A ms mem
 runs=3
 median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 for fmt in csv xlsx; do
-  for n in "$small" "$rows"; do
+  # Memory against the number of rows: CSV validation at four sizes, .xlsx at two.
+  sizes=("$small" "$rows")
+  [ "$fmt" = csv ] && sizes=("$small" "$half" "$rows" "$double")
+  for n in "${sizes[@]}"; do
     v_ms=(); v_mem=(); c_ms=(); c_mem=()
     for run in $(seq "$runs"); do
       fresh_database
@@ -191,6 +198,7 @@ results="$here/imports-results.md"
   echo "| commit (one call, 5,000-row chunks): median time | ${ms["commit-csv"]} ms | ${copy} ms (COPY of the final rows, median of 3) | $(ratio "${ms["commit-csv"]}" "$copy") |"
   echo "| commit from xlsx: median time | ${ms["commit-xlsx"]} ms | ${copy} ms | $(ratio "${ms["commit-xlsx"]}" "$copy") |"
   echo "| peak backend memory (median), validate CSV: $small → $rows rows | ${mem["validate-csv-$small"]} → ${mem["validate-csv-$rows"]} kB | | $(ratio "${mem["validate-csv-$rows"]}" "${mem["validate-csv-$small"]}") |"
+  echo "| peak backend memory (median), validate CSV: $small / $half / $rows / $double rows | ${mem["validate-csv-$small"]} / ${mem["validate-csv-$half"]} / ${mem["validate-csv-$rows"]} / ${mem["validate-csv-$double"]} kB | | $(ratio "${mem["validate-csv-$double"]}" "${mem["validate-csv-$rows"]}") ($rows → $double) |"
   echo "| peak backend memory (median), validate xlsx: $small → $rows rows | ${mem["validate-xlsx-$small"]} → ${mem["validate-xlsx-$rows"]} kB | | $(ratio "${mem["validate-xlsx-$rows"]}" "${mem["validate-xlsx-$small"]}") |"
   echo "| peak backend memory (median), validate CSV where every tenth row repeats | ${mem["validate-repeats"]} kB | | |"
   echo "| peak backend memory (median), commit CSV | ${mem["commit-csv"]} kB | ${copy_peak} kB (the COPY's backend) | $(ratio "${mem["commit-csv"]}" "$copy_peak") |"

@@ -104,14 +104,14 @@ pub struct Counts {
     pub maybe_repeated: u32,
 }
 
-/// What the valid rows name, distinct: enough to compare a file with a project that holds no
-/// components yet without reading the staged rows again. Names are tens of bytes per drawing.
+/// What the valid rows name: enough to compare a file with a project that holds no components yet
+/// without reading the staged rows again. Areas, systems, test packages and welders are few per
+/// project; drawings, which grow with the file, are counted in SQL over the staged rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Found {
     /// Components the valid rows stand for (seqs counted out), each row counted as the first of
     /// its item: SQL subtracts the rows it finds repeating an id, a pipe or an instrument.
     pub components: u64,
-    pub drawing_keys: BTreeSet<String>,
     pub areas: BTreeSet<String>,
     pub systems: BTreeSet<String>,
     pub test_packages: BTreeSet<String>,
@@ -126,7 +126,6 @@ impl Found {
                 set.insert(value.clone());
             }
         }
-        add(&mut self.drawing_keys, Some(&row.drawing_key));
         add(&mut self.areas, row.area.as_ref());
         add(&mut self.systems, row.system.as_ref());
         add(&mut self.test_packages, row.test_package.as_ref());
