@@ -74,7 +74,7 @@ impl Seek for FileReader<'_> {
     }
 }
 
-/// How a CSV file's text is encoded, and whether it has any text at all.
+/// How a CSV file's text is encoded.
 pub struct TextEncoding {
     pub encoding: &'static Encoding,
     /// Neither a byte-order mark nor valid UTF-8: read as Windows-1252.

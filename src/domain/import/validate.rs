@@ -90,7 +90,8 @@ pub struct ImportRow {
     pub issues: Vec<Issue>,
 }
 
-/// Counts over the rows (the project comparison is added in SQL).
+/// Counts over the rows as the reader sees them (SQL adds what the rules across rows and the
+/// comparison with the project find).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
     pub rows_read: u32,
