@@ -31,7 +31,7 @@ fn row(i: u64) -> [String; 10] {
         size,
         format!("HC-{:02}", i % 7),
         format!("{kind} item {i}"),
-        if i % 3 == 0 { format!("height {} mm", i % 900) } else { String::new() },
+        if i.is_multiple_of(3) { format!("height {} mm", i % 900) } else { String::new() },
         format!("Area {}", i % 12),
         format!("System {}", i % 25),
     ]

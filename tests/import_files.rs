@@ -202,7 +202,7 @@ fn csv_multiline_cells_inch_marks_and_excel_row_numbers() {
 struct Dribble<'a>(&'a [u8], usize);
 
 impl FileSource for Dribble<'_> {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.0.len() as u64
     }
 

@@ -166,7 +166,7 @@ enum Request {
     /// `len` bytes of the file from `offset`.
     Slice { offset: u64, len: usize },
     /// Rows to stage.
-    Rows(Batch),
+    Rows(Box<Batch>),
 }
 
 /// The uploaded file as the reading thread sees it: slices it asks the backend's thread for. The
@@ -195,7 +195,7 @@ fn stopped() -> std::io::Error {
 }
 
 impl FileSource for UploadedFile {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
 
@@ -280,11 +280,11 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
                 batch.push(row);
                 if batch.line.len() >= STAGE_BATCH {
                     // An error while staging ends the receiving side; the rest is not kept.
-                    receiving = rows.send(Request::Rows(std::mem::take(&mut batch))).is_ok();
+                    receiving = rows.send(Request::Rows(Box::new(std::mem::take(&mut batch)))).is_ok();
                 }
             });
             if receiving {
-                let _ = rows.send(Request::Rows(batch));
+                let _ = rows.send(Request::Rows(Box::new(batch)));
             }
             outcome
         });

@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn text_cells_never_hold_nul() {
-        assert_eq!(Cell::from_text("P-\01"), Cell::Text("P-1".into()));
+        assert_eq!(Cell::from_text("P-\u{0}1"), Cell::Text("P-1".into()));
     }
 
     #[test]

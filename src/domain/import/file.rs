@@ -8,20 +8,20 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 /// A file read by position.
 pub trait FileSource {
-    /// The file's length in bytes.
-    fn len(&self) -> u64;
+    /// The file's size in bytes.
+    fn size(&self) -> u64;
     /// Fills `buf` with the bytes at `offset`; fewer only at the end of the file.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
 }
 
 impl FileSource for &[u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
-        let end = start.saturating_add(buf.len()).min(<[u8]>::len(self));
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(end - start)
     }
@@ -48,7 +48,7 @@ impl Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let block_end = self.block_start + self.block.len() as u64;
         if self.position < self.block_start || self.position >= block_end {
-            let wanted = self.source.len().saturating_sub(self.position).min(BLOCK_BYTES as u64) as usize;
+            let wanted = self.source.size().saturating_sub(self.position).min(BLOCK_BYTES as u64) as usize;
             self.block.resize(wanted, 0);
             let got = self.source.read_at(self.position, &mut self.block)?;
             self.block.truncate(got);
@@ -66,7 +66,7 @@ impl Seek for FileReader<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::End(delta) => self.source.len().checked_add_signed(delta),
+            SeekFrom::End(delta) => self.source.size().checked_add_signed(delta),
             SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
         };
         self.position = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file"))?;
