@@ -2,7 +2,7 @@
 -- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(47);
+select plan(48);
 
 \set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
 \set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
@@ -129,6 +129,8 @@ select is((select jsonb_agg(jsonb_build_object('row', i.row, 'code', i.code, 'co
     '[{"row": 4, "code": "duplicate_id", "column": "WELD ID", "value": "W-1"}]'::jsonb,
     'a weld number repeated in a log is an error naming its column and value');
 select is((select status from pipetrak.import_rows where import_id = :dup_weld and line = 4), 'invalid', 'and its row is invalid');
+select throws_ok(format('select pipetrak.import_resolve_repeats(%s, ''field_welds'')', :dup_weld), '42501', null,
+    'an importer can''t run the rules across rows by hand: only import_validate does');
 
 -- ---- errors block the commit; the remediation CSV round-trips ----
 select pg_temp.upload(:project_a, 'takeoff',

@@ -23,8 +23,9 @@ begin
         -- Trigger functions are never called directly.
         revoke execute on function pipetrak.progress_parts_apply(), pipetrak.milestone_events_immutable(),
             pipetrak.memberships_keep_an_owner(), pipetrak.import_jobs_delete_rows() from authenticated;
-        -- Staging writes import rows as its caller; only import_validate calls it.
-        revoke execute on function pipetrak.import_stage(bigint, text, date) from authenticated;
+        -- Staging and the rules across rows write import rows as their caller; only import_validate calls them.
+        revoke execute on function pipetrak.import_stage(bigint, text, date),
+            pipetrak.import_resolve_repeats(bigint, text) from authenticated;
         grant execute on procedure pipetrak_api.import_commit_chunked(bigint, boolean) to authenticated;
     end if;
     if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
