@@ -558,6 +558,24 @@ proptest! {
     }
 
     #[test]
+    fn any_text_read_in_pieces_reads_as_read_whole(
+        body in "([a-c1-3,;\"' é°]|\r\n|\n|\r){0,400}",
+        windows_1252 in any::<bool>(),
+        bytes_per_read in 1usize..40,
+    ) {
+        let text = format!("{TAKEOFF}{body}");
+        let bytes = if windows_1252 { encoding_rs::WINDOWS_1252.encode(&text).0.into_owned() } else { text.into_bytes() };
+        let (whole, whole_rows) = run(&bytes, Kind::Takeoff);
+        let (pieces, piece_rows) = run_dribbled(&bytes, Kind::Takeoff, bytes_per_read);
+        prop_assert_eq!(whole.counts, pieces.counts);
+        prop_assert_eq!(whole.layout.map(|l| (l.header_line, l.notes.len())).ok(), pieces.layout.map(|l| (l.header_line, l.notes.len())).ok());
+        prop_assert_eq!(
+            whole_rows.iter().map(|r| (r.line, r.status, r.issues.len(), r.maybe_repeated)).collect::<Vec<_>>(),
+            piece_rows.iter().map(|r| (r.line, r.status, r.issues.len(), r.maybe_repeated)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn arbitrary_cell_values_render_and_parse(n in any::<f64>(), t in ".{0,20}") {
         let _ = Cell::Number(n).text();
         let _ = pipetrak::domain::import::cell::date(&Cell::Number(n));
