@@ -260,7 +260,7 @@ begin
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
-    if coalesce((v_file -> 'rows' ->> 'maybe_repeated')::integer, 0) > 0 then
+    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
         v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
         v_duplicates := (v_repeats ->> 'duplicates')::integer;
         v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
@@ -379,7 +379,7 @@ begin
     v_summary := jsonb_build_object(
         'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
         'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
-        'header', v_file -> 'header', 'rows', (v_file -> 'rows') - 'maybe_repeated',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
         -- Counted while reading, plus the warnings added above by comparing with the project.
         'issues', jsonb_build_object(
             'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),

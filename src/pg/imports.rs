@@ -173,7 +173,7 @@ enum Request {
 /// thread owns every byte it reads; it never touches memory Postgres owns, which a terminated
 /// backend frees on its way out without unwinding this call.
 struct UploadedFile {
-    len: u64,
+    size: u64,
     requests: std::sync::mpsc::SyncSender<Request>,
     slices: std::sync::mpsc::Receiver<Vec<u8>>,
     /// The slice asked for ahead, (offset, len), whose answer is on its way.
@@ -196,7 +196,7 @@ fn stopped() -> std::io::Error {
 
 impl FileSource for UploadedFile {
     fn size(&self) -> u64 {
-        self.len
+        self.size
     }
 
     /// Answers from the slice asked for ahead when it is the one wanted, and asks for the next
@@ -218,7 +218,7 @@ impl FileSource for UploadedFile {
         let n = slice.len().min(buf.len());
         buf[..n].copy_from_slice(&slice[..n]);
         let next = offset + n as u64;
-        if n == buf.len() && next < self.len {
+        if n == buf.len() && next < self.size {
             self.ask(next, buf.len())?;
             self.ahead = Some((next, buf.len()));
         }
@@ -248,8 +248,9 @@ fn in_own_context<T>(name: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
-/// found about the file: format, sheet, header, file-level issues, the row counts, and what the
-/// valid rows name (`found`: components, reference names, stencils).
+/// found about the file: format, sheet, header, file-level issues, the row counts, what the valid
+/// rows name (`found`: components, reference names, stencils), and how many rows the reader
+/// flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).
 #[pg_extern(volatile)]
 pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
     let Some(kind) = Kind::parse(kind) else {
@@ -268,7 +269,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         let (requests, received) = std::sync::mpsc::sync_channel::<Request>(1);
         let (slices, slice_received) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let rows = requests.clone();
-        let mut file = UploadedFile { len: len as u64, requests, slices: slice_received, ahead: None };
+        let mut file = UploadedFile { size: len as u64, requests, slices: slice_received, ahead: None };
         let reader = scope.spawn(move || {
             block_signals();
             let mut batch = Batch::default();
@@ -306,7 +307,6 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
         "errors": counts.errors, "warnings": counts.warnings, "infos": counts.infos,
-        "maybe_repeated": counts.maybe_repeated,
     });
     let found = &outcome.found;
     let found = json!({
@@ -317,6 +317,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         Ok(layout) => json!({
             "format": layout.format.as_str(), "sheet": layout.sheet, "header_line": layout.header_line,
             "header": layout.header, "file_issues": layout.notes, "rows": counts, "found": found,
+            "maybe_repeated": outcome.counts.maybe_repeated,
         }),
         Err(issue) => json!({"file_issues": [issue], "rows": counts}),
     })

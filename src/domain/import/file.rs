@@ -81,12 +81,11 @@ pub struct TextEncoding {
     pub guessed_windows_1252: bool,
 }
 
-/// A byte-order mark names the encoding; otherwise the file is UTF-8 if every byte of it is, else
-/// Windows-1252. Reads the file once, a block at a time.
-pub fn detect_encoding(source: &mut dyn FileSource) -> io::Result<TextEncoding> {
-    let mut head = [0u8; 3];
-    let n = source.read_at(0, &mut head)?;
-    if let Some((encoding, _)) = Encoding::for_bom(&head[..n]) {
+/// A byte-order mark at the start of the file (`head`, its first bytes, already read) names the
+/// encoding; otherwise the file is UTF-8 if every byte of it is, else Windows-1252. Reads the file
+/// once, a block at a time.
+pub fn detect_encoding(source: &mut dyn FileSource, head: &[u8]) -> io::Result<TextEncoding> {
+    if let Some((encoding, _)) = Encoding::for_bom(head) {
         return Ok(TextEncoding { encoding, guessed_windows_1252: false });
     }
     let mut reader = FileReader::new(source);

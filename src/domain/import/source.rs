@@ -73,7 +73,7 @@ pub fn read(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Lay
     head.truncate(n);
     match sniff(&head) {
         Some(Format::Xlsx) => read_xlsx(source, kind, on_row),
-        Some(Format::Csv) => read_csv(source, kind, on_row),
+        Some(Format::Csv) => read_csv(source, &head, kind, on_row),
         None => Err(Issue::new(0, IssueCode::UnsupportedFile, "The file is neither CSV text nor an .xlsx workbook")),
     }
 }
@@ -159,8 +159,9 @@ impl<R: Read> Read for RecentBytes<R> {
     }
 }
 
-fn read_csv(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
-    let text = file::detect_encoding(source).map_err(|e| unreadable("CSV", &e))?;
+/// `head`: the file's first bytes, as sniffed.
+fn read_csv(source: &mut dyn FileSource, head: &[u8], kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+    let text = file::detect_encoding(source, head).map_err(|e| unreadable("CSV", &e))?;
     let (head, whole) = head_text(source, &text).map_err(|e| unreadable("CSV", &e))?;
     if whole && head.trim().is_empty() {
         return Err(Issue::new(0, IssueCode::EmptyFile, "The file is empty"));
