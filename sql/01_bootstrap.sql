@@ -56,14 +56,18 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('import_already_committed', 'PT409', 'The import is committing or committed', 'Upload the file again to start a new import; commit resumes with import_commit.'),
     ('import_has_errors',        'PT422', 'Rows of the import have errors', 'Fix them (see import_issues or import_report_csv) and upload again, or commit with skip_invalid_rows => true.'),
     ('file_too_large',           'PT413', 'The file is larger than 50 MB', 'Split the file, or remove pivot sheets and pictures from the workbook.'),
-    ('unsupported_file',         'PT415', 'The file is neither CSV nor an .xlsx workbook', 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated).');
+    ('unsupported_file',         'PT415', 'The file is neither CSV nor an .xlsx workbook', 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated).'),
+    ('text_too_long',            'PT422', 'A text is longer than allowed', 'Shorten it: the detail names the argument and its maximum length in characters.'),
+    ('invalid_date',             'PT422', 'That is not a calendar date', 'Send a finite date such as 2025-03-04 (not infinity or -infinity).'),
+    ('user_not_found',           'PT404', 'No such user among the people you work with', 'Only people who already share an organization with you can be added by id; ask the person to share their user id from an organization you both belong to.'),
+    ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.
 create function pipetrak.raise_error(p_code text, p_context jsonb default '{}', p_message text default null)
 returns void
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_error pipetrak.error_codes;
@@ -77,5 +81,32 @@ begin
         message = coalesce(p_message, v_error.message),
         detail = (jsonb_build_object('code', p_code) || coalesce(p_context, '{}'))::text,
         hint = v_error.hint;
+end
+$$;
+
+-- Refuses a text longer than `p_max` characters with a catalogued error naming the argument (the
+-- table's check constraint would say only 23514).
+create function pipetrak.check_text_length(p_argument text, p_value text, p_max integer)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if length(p_value) > p_max then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', p_max, 'length', length(p_value)));
+    end if;
+end
+$$;
+
+-- Refuses infinity and -infinity, which date arithmetic can't use (it would say only 22008).
+create function pipetrak.check_date(p_argument text, p_value date)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if not isfinite(p_value) then
+        perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', p_argument, 'value', p_value::text));
+    end if;
 end
 $$;

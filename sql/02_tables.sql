@@ -47,6 +47,18 @@ create table pipetrak.projects (
 );
 create index projects_organization_id_idx on pipetrak.projects (organization_id);
 
+-- A project's event keys (spec: realtime). LISTEN ignores privileges and row-level security, so
+-- the channel's name is the secret: derived from `channel_key`, handed out only to members, and
+-- rotated when someone leaves the organization. `signing_key` signs every payload, so a listener
+-- can tell the extension's events from ones anybody who knows the channel sends. No role reads
+-- this table.
+create table pipetrak.project_secrets (
+    project_id  bigint primary key references pipetrak.projects on delete cascade,
+    channel_key bytea not null check (length(channel_key) = 32),
+    signing_key bytea not null check (length(signing_key) = 32),
+    rotated_at  timestamptz not null default now()
+);
+
 -- Areas of a plant; names unique (case-insensitive) among live areas of a project.
 create table pipetrak.areas (
     id          bigserial primary key,
@@ -166,9 +178,9 @@ language sql immutable parallel safe
 as $$
     select case
         when p_type in ('spool', 'field_weld') then p_type || '|' || p_tag
-        when p_type in ('pipe', 'threaded_pipe') then p_type || '|' || p_drawing_id::text || '|' || p_size || '|' || p_tag
-        when p_type = 'instrument' then p_type || '|' || p_drawing_id::text || '|' || p_tag || '|' || p_size
-        else p_type || '|' || p_drawing_id::text || '|' || p_tag || '|' || p_size || '|' || p_seq::text
+        when p_type in ('pipe', 'threaded_pipe') then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_size || '|' || p_tag
+        when p_type = 'instrument' then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size
+        else p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size || '|' || p_seq::pg_catalog.text
     end
 $$;
 

@@ -6,7 +6,7 @@ create function pipetrak.current_claims()
 returns jsonb
 language sql stable parallel safe
 as $$
-    select coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+    select coalesce(nullif(current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb, '{}'::pg_catalog.jsonb)
 $$;
 
 -- The caller's user id: the JWT "sub" claim when it is a uuid, else NULL (anonymous).
@@ -17,7 +17,7 @@ as $$
     -- No FROM clause, so the planner inlines it: a SQL function it can't inline is parsed and
     -- planned again in every transaction.
     select case when pipetrak.current_claims() ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                then (pipetrak.current_claims() ->> 'sub')::uuid end
+                then (pipetrak.current_claims() ->> 'sub')::pg_catalog.uuid end
 $$;
 
 -- What each role may do (the permission matrix of spec §2).
@@ -42,7 +42,7 @@ $$;
 create function pipetrak.my_organization_ids(p_permission text default 'read')
 returns setof bigint
 language sql stable security definer parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
     select m.organization_id
     from pipetrak.memberships m
@@ -54,7 +54,7 @@ $$;
 create function pipetrak.my_project_ids(p_permission text default 'read')
 returns setof bigint
 language sql stable security definer parallel safe
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
     select p.id
     from pipetrak.projects p
@@ -65,7 +65,7 @@ $$;
 create function pipetrak.require_user()
 returns uuid
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_user uuid := pipetrak.current_user_id();
@@ -82,7 +82,7 @@ $$;
 create function pipetrak.require_organization_role(p_organization_id bigint, p_permission text)
 returns text
 language plpgsql stable security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_role text;
@@ -104,7 +104,7 @@ $$;
 create function pipetrak.require_project_role(p_project_id bigint, p_permission text)
 returns text
 language plpgsql stable security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_role text;

@@ -5,7 +5,7 @@
 create function pipetrak.progress_parts_apply()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if tg_op in ('UPDATE', 'DELETE') then
@@ -62,7 +62,7 @@ create trigger components_progress_delete after delete on pipetrak.components
 create function pipetrak.milestone_events_immutable()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.raise_error('audit_log_immutable', jsonb_build_object('operation', lower(tg_op)));
@@ -80,9 +80,12 @@ create trigger milestone_events_no_truncate before truncate on pipetrak.mileston
 create function pipetrak.memberships_keep_an_owner()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- Take the organization's turn first (see change_member_role): this check then sees every
+    -- membership change committed before it.
+    perform from pipetrak.organizations o where o.id = old.organization_id for no key update;
     if old.role = 'owner'
        and exists (select from pipetrak.organizations o where o.id = old.organization_id)
        and not exists (select from pipetrak.memberships m where m.organization_id = old.organization_id and m.role = 'owner') then

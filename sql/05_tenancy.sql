@@ -5,7 +5,7 @@
 create function pipetrak.sync_profile()
 returns pipetrak.user_profiles
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_claims jsonb := pipetrak.current_claims();
@@ -27,7 +27,7 @@ $$;
 create function pipetrak.create_organization(p_name text)
 returns bigint
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_user uuid := (pipetrak.sync_profile()).user_id;
@@ -36,6 +36,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), 200);
     insert into pipetrak.organizations (name, created_by) values (btrim(p_name), v_user) returning id into v_id;
     insert into pipetrak.memberships (organization_id, user_id, role, created_by) values (v_id, v_user, 'owner', v_user);
     return v_id;
@@ -47,7 +48,7 @@ $$;
 create function pipetrak.check_member_change(p_caller_role text, p_user_id uuid, p_role text)
 returns void
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_user_id is null then
@@ -65,7 +66,7 @@ $$;
 create function pipetrak.check_role_name(p_role text)
 returns void
 language plpgsql immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_role is null or p_role not in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer') then
@@ -78,13 +79,21 @@ $$;
 create function pipetrak.add_member(p_organization_id bigint, p_user_id uuid, p_role text)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
 begin
     perform pipetrak.check_role_name(p_role);
     perform pipetrak.check_member_change(v_caller_role, p_user_id, p_role);
+    -- Without invitations, membership needs some consent: only people who already share an
+    -- organization with the caller can be added. Anyone else is "not found", so an owner can't
+    -- pull a stranger in and read their email from the member list.
+    if not exists (select from pipetrak.memberships mine
+                   join pipetrak.memberships theirs on theirs.organization_id = mine.organization_id
+                   where mine.user_id = pipetrak.current_user_id() and theirs.user_id = p_user_id) then
+        perform pipetrak.raise_error('user_not_found', jsonb_build_object('user_id', p_user_id));
+    end if;
     insert into pipetrak.memberships (organization_id, user_id, role, created_by)
     values (p_organization_id, p_user_id, p_role, pipetrak.current_user_id())
     on conflict do nothing;
@@ -98,12 +107,17 @@ $$;
 create function pipetrak.change_member_role(p_organization_id bigint, p_user_id uuid, p_role text)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
     v_current text;
 begin
+    -- Membership changes of one organization take turns (the row lock), and the caller's role is
+    -- read again after the lock: two owners demoting each other at once can't both pass the
+    -- last-owner rule, each having seen the other still an owner.
+    perform from pipetrak.organizations where id = p_organization_id for no key update;
+    v_caller_role := pipetrak.require_organization_role(p_organization_id, 'manage_members');
     perform pipetrak.check_role_name(p_role);
     perform pipetrak.check_member_change(v_caller_role, p_user_id, p_role);
     select role into v_current from pipetrak.memberships
@@ -121,12 +135,17 @@ $$;
 create function pipetrak.remove_member(p_organization_id bigint, p_user_id uuid)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
     v_current text;
 begin
+    -- Membership changes of one organization take turns (the row lock), and the caller's role is
+    -- read again after the lock: two owners demoting each other at once can't both pass the
+    -- last-owner rule, each having seen the other still an owner.
+    perform from pipetrak.organizations where id = p_organization_id for no key update;
+    v_caller_role := pipetrak.require_organization_role(p_organization_id, 'manage_members');
     select role into v_current from pipetrak.memberships
     where organization_id = p_organization_id and user_id = p_user_id for update;
     if v_current is null then
@@ -134,13 +153,15 @@ begin
     end if;
     perform pipetrak.check_member_change(v_caller_role, p_user_id, v_current);
     delete from pipetrak.memberships where organization_id = p_organization_id and user_id = p_user_id;
+    -- They knew the channels of the organization's projects: new ones from now on.
+    perform pipetrak.rotate_project_secrets(p_organization_id);
 end
 $$;
 
 create function pipetrak.check_project_settings(p_time_zone text, p_sequence_mode text)
 returns void
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_time_zone is not null and not exists (select from pg_catalog.pg_timezone_names where name = p_time_zone) then
@@ -157,7 +178,7 @@ create function pipetrak.create_project(p_organization_id bigint, p_name text, p
                                         p_time_zone text, p_sequence_mode text, p_week_lock boolean)
 returns bigint
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_id bigint;
@@ -167,6 +188,8 @@ begin
     if p_name is null or btrim(p_name) = '' or p_job_number is null or btrim(p_job_number) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name, job_number", "expected": "non-empty text"}');
     end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('job_number', btrim(p_job_number), 100);
     if exists (select from pipetrak.projects where organization_id = p_organization_id and job_number = btrim(p_job_number)) then
         perform pipetrak.raise_error('job_number_taken', jsonb_build_object('job_number', btrim(p_job_number)));
     end if;
@@ -174,6 +197,8 @@ begin
     values (p_organization_id, btrim(p_name), btrim(p_job_number), coalesce(p_time_zone, 'UTC'),
             coalesce(p_sequence_mode, 'flag'), coalesce(p_week_lock, true), pipetrak.current_user_id())
     returning id into v_id;
+    insert into pipetrak.project_secrets (project_id, channel_key, signing_key)
+    values (v_id, pipetrak.random_key(), pipetrak.random_key());
     insert into pipetrak.milestone_templates (project_id, component_type, names, weights, is_partial, categories)
     select v_id, d.component_type, array_agg(d.name order by d.position), array_agg(d.weight order by d.position),
            array_agg(d.is_partial order by d.position), array_agg(d.category order by d.position)
@@ -187,7 +212,7 @@ $$;
 create function pipetrak.update_project_settings(p_project_id bigint, p_time_zone text, p_sequence_mode text, p_week_lock boolean)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_projects');
@@ -204,7 +229,7 @@ $$;
 create function pipetrak.archive_project(p_project_id bigint)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_projects');

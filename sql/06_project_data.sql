@@ -12,7 +12,7 @@ $$;
 create function pipetrak.reference_project(p_kind text, p_id bigint)
 returns bigint
 language plpgsql stable security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
@@ -30,7 +30,7 @@ $$;
 create function pipetrak.check_reference_name(p_kind text, p_project_id bigint, p_name text, p_except_id bigint)
 returns text
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_taken boolean;
@@ -38,6 +38,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), 200);
     execute format('select exists (select from pipetrak.%I where project_id = $1 and lower(name) = lower($2) and retired_at is null and id is distinct from $3)',
                    pipetrak.reference_table(p_kind))
         into v_taken using p_project_id, btrim(p_name), p_except_id;
@@ -52,7 +53,7 @@ $$;
 create function pipetrak.create_reference(p_kind text, p_project_id bigint, p_name text, p_description text)
 returns bigint
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_id bigint;
@@ -67,7 +68,7 @@ $$;
 create function pipetrak.rename_reference(p_kind text, p_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint := pipetrak.reference_project(p_kind, p_id);
@@ -81,7 +82,7 @@ $$;
 create function pipetrak.retire_reference(p_kind text, p_id bigint)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_in_use bigint;
@@ -103,7 +104,7 @@ create function pipetrak.update_test_package(p_test_package_id bigint, p_test_ty
                                              p_requires_coating boolean, p_requires_insulation boolean)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.reference_project('test_package', p_test_package_id);
@@ -111,9 +112,10 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "test_type", "expected": "Hydrostatic, Pneumatic, Sensitive Leak, Alternative Leak, In-service or Other"}');
     end if;
     if (p_test_pressure is null) <> (p_test_pressure_unit is null) or p_test_pressure < 0
-       or p_test_pressure_unit not in ('psig', 'barg', 'kPa', 'MPa') then
+       or p_test_pressure >= 10000000000 or p_test_pressure_unit not in ('psig', 'barg', 'kPa', 'MPa') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "test_pressure, test_pressure_unit", "expected": "a pressure >= 0 with a unit (psig, barg, kPa, MPa), or neither"}');
     end if;
+    perform pipetrak.check_date('target_date', p_target_date);
     update pipetrak.test_packages set
         test_type = p_test_type, test_pressure = p_test_pressure, test_pressure_unit = p_test_pressure_unit,
         target_date = p_target_date, requires_coating = coalesce(p_requires_coating, false),
@@ -126,7 +128,7 @@ $$;
 create function pipetrak.check_assignment(p_project_id bigint, p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
 returns void
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if (p_area_id is not null and not exists (select from pipetrak.areas where id = p_area_id and project_id = p_project_id and retired_at is null))
@@ -142,7 +144,7 @@ $$;
 create function pipetrak.drawing_project(p_drawing_id bigint, p_permission text)
 returns bigint
 language plpgsql stable security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
@@ -162,7 +164,7 @@ create function pipetrak.create_drawing(p_project_id bigint, p_drawing_no text, 
                                         p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
 returns bigint
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_id bigint;
@@ -171,6 +173,7 @@ begin
     if p_drawing_no is null or btrim(p_drawing_no) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "drawing_no", "expected": "a drawing number"}');
     end if;
+    perform pipetrak.check_text_length('drawing_no', btrim(p_drawing_no), 200);
     perform pipetrak.check_assignment(p_project_id, p_area_id, p_system_id, p_test_package_id);
     select id into v_id from pipetrak.drawings
     where project_id = p_project_id and drawing_key = pipetrak.normalize_drawing_key(p_drawing_no) and retired_at is null;
@@ -188,7 +191,7 @@ $$;
 create function pipetrak.revise_drawing(p_drawing_id bigint, p_revision text, p_title text)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
@@ -202,7 +205,7 @@ $$;
 create function pipetrak.assign_drawing(p_drawing_id bigint, p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
 returns integer
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
@@ -229,7 +232,7 @@ $$;
 create function pipetrak.retire_drawing(p_drawing_id bigint)
 returns integer
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_retired integer;
@@ -248,7 +251,7 @@ $$;
 create function pipetrak.lock_component(p_component_id bigint, p_permission text)
 returns pipetrak.components
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_component pipetrak.components;
@@ -273,7 +276,7 @@ create function pipetrak.create_component(p_project_id bigint, p_drawing_id bigi
                                           p_size text, p_quantity numeric, p_description text, p_spec text, p_attributes jsonb)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_type text := pipetrak.parse_component_type(coalesce(p_component_type, ''));
@@ -294,6 +297,7 @@ begin
     if v_tag = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
     end if;
+    perform pipetrak.check_text_length('tag', v_tag, 200);
     if v_quantity <= 0 or (v_type not in ('pipe', 'threaded_pipe') and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'quantity',
             'expected', 'a whole number from 1 (linear feet > 0 for pipe)'));
@@ -348,7 +352,7 @@ create function pipetrak.assign_component(p_component_id bigint, p_area_id bigin
                                           p_test_package_id bigint, p_follow_drawing boolean)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
@@ -377,7 +381,7 @@ $$;
 create function pipetrak.retire_component(p_component_id bigint)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.lock_component(p_component_id, 'manage_project_data');
@@ -389,7 +393,7 @@ $$;
 create function pipetrak.recompute_components(p_project_id bigint, p_component_type text)
 returns integer
 language plpgsql volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_count integer;
@@ -419,7 +423,7 @@ $$;
 create function pipetrak.reweight_template(p_project_id bigint, p_component_type text, p_weights jsonb, p_recompute boolean)
 returns integer
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_type text := pipetrak.parse_component_type(coalesce(p_component_type, ''));

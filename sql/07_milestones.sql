@@ -8,7 +8,7 @@ create function pipetrak.component_state(p_component pipetrak.components, p_name
                                          p_violations text[])
 returns jsonb
 language plpgsql immutable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     return jsonb_build_object(
@@ -26,7 +26,7 @@ create function pipetrak.update_milestone(p_component_id bigint, p_milestone tex
                                           p_note text, p_client_request_id text, p_expected_version integer)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_user uuid := pipetrak.require_user();
@@ -48,6 +48,15 @@ begin
     end if;
     if p_milestone is null or p_value is null then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "milestone, value", "expected": "a milestone name and a value"}');
+    end if;
+    -- Inline rather than through check_text_length/check_date: this is the hot path.
+    if length(p_note) > 2000 then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'note', 'max_length', 2000, 'length', length(p_note)));
+    elsif length(p_client_request_id) > 200 then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'client_request_id', 'max_length', 200,
+                                                                         'length', length(p_client_request_id)));
+    elsif not isfinite(p_work_date) then
+        perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
     -- One locked read for the component, its project, the caller's role and the template: this is
@@ -132,10 +141,12 @@ $$;
 create function pipetrak.update_milestones(p_updates jsonb)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_results jsonb := '[]';
+    -- Results collected in an array (appended in place) and turned into JSON once: appending to a
+    -- jsonb value copies it, which made a batch quadratic in its size.
+    v_results jsonb[] := '{}';
     v_item jsonb;
     v_index integer := 0;
     v_state text;
@@ -146,6 +157,9 @@ begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
     end if;
+    if jsonb_array_length(p_updates) > 10000 then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', 10000));
+    end if;
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -154,7 +168,7 @@ begin
                 perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'updates',
                     'expected', '{component_id: number, milestone: string, value: number, work_date?: date, note?: string}'));
             end if;
-            v_results := v_results || jsonb_build_array(pipetrak.update_milestone(
+            v_results := array_append(v_results, pipetrak.update_milestone(
                 (v_item ->> 'component_id')::bigint, v_item ->> 'milestone', (v_item ->> 'value')::numeric,
                 (v_item ->> 'work_date')::date, v_item ->> 'note', v_item ->> 'client_request_id', null));
             v_index := v_index + 1;
@@ -167,7 +181,7 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
-    return v_results;
+    return to_jsonb(v_results);
 end
 $$;
 
@@ -176,7 +190,7 @@ $$;
 create function pipetrak.assign_welder(p_component_id bigint, p_stencil text, p_date_welded date, p_note text)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_welds');
@@ -190,6 +204,7 @@ begin
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
     end if;
+    perform pipetrak.check_date('date_welded', p_date_welded);
     insert into pipetrak.welders (project_id, stencil) values (v_component.project_id, v_stencil)
     on conflict (project_id, stencil) do update set stencil = excluded.stencil
     returning id into v_welder_id;
@@ -207,7 +222,7 @@ $$;
 create function pipetrak.resolve_review_item(p_review_item_id bigint, p_note text)
 returns void
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
@@ -218,6 +233,7 @@ begin
         perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
     end if;
     perform pipetrak.require_project_role(v_project_id, 'quality_control');
+    perform pipetrak.check_text_length('note', p_note, 2000);
     update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note
     where id = p_review_item_id and resolved_at is null;
 end

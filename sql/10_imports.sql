@@ -86,7 +86,7 @@ alter table pipetrak.import_rows
 create function pipetrak.import_jobs_delete_rows()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     delete from pipetrak.import_rows r using deleted_jobs d where r.import_id = d.id;
@@ -110,7 +110,7 @@ create policy import_rows_select_importer on pipetrak.import_rows for select to 
 create function pipetrak.lock_import(p_import_id bigint)
 returns pipetrak.import_jobs
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_job pipetrak.import_jobs;
@@ -131,7 +131,7 @@ $$;
 create function pipetrak.import_upload(p_project_id bigint, p_kind text, p_filename text, p_content bytea)
 returns bigint
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_format text := pipetrak.import_sniff(coalesce(p_content, ''));
@@ -217,7 +217,7 @@ begin
         create function pipetrak.similar_drawings(p_project_id bigint, p_key text)
         returns table (drawing_no text, score real)
         language sql stable
-        set search_path = ''
+        set search_path = pg_catalog, pg_temp
         as 'select d.drawing_no, %1$I.similarity(d.drawing_key, p_key)
             from pipetrak.drawings d
             where d.project_id = p_project_id and d.retired_at is null and d.drawing_key operator(%1$I.%%) p_key
@@ -230,7 +230,7 @@ $$;
 create function pipetrak.import_validate(p_import_id bigint)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
 -- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
@@ -400,7 +400,7 @@ $$;
 create function pipetrak.import_name_counts(p_project_id bigint, p_table text, p_names text[])
 returns jsonb
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_existing integer;
@@ -434,7 +434,7 @@ $$;
 create function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
 returns jsonb
 language sql volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- Scans of the staged rows, whatever the caller set.
 set enable_seqscan = on
 as $$
@@ -509,7 +509,7 @@ $$;
 create function pipetrak.import_drawing_counts(p_import_id bigint, p_project_id bigint)
 returns jsonb
 language sql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- One scan of the staged rows, whatever the caller set.
 set enable_seqscan = on
 as $$
@@ -524,7 +524,7 @@ $$;
 create function pipetrak.import_still_named(p_import_id bigint, p_column text, p_values jsonb)
 returns jsonb
 language plpgsql stable
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 set enable_seqscan = on
 as $$
 declare
@@ -542,7 +542,7 @@ $$;
 create function pipetrak.import_references(p_import_id bigint, p_project_id bigint, p_chunk integer)
 returns integer
 language plpgsql volatile
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_table text;
@@ -574,7 +574,7 @@ $$;
 create function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
 -- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
@@ -699,10 +699,10 @@ begin
             updated_at = now()
         where id = p_import_id
         returning * into v_job;
-        -- Ids and counts only: LISTEN ignores row-level security.
-        perform pg_notify('pipetrak_project_' || v_job.project_id, jsonb_build_object(
-            'event', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
-            'status', v_job.status, 'components_created', v_created)::text);
+        -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', v_created));
     elsif v_job.status = 'committing' then
         -- A job with no rows to write.
         update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now()
@@ -719,7 +719,7 @@ $$;
 create function pipetrak.import_commit(p_import_id bigint, p_skip_invalid_rows boolean, p_max_chunks integer)
 returns jsonb
 language plpgsql volatile security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_state jsonb;
@@ -742,7 +742,7 @@ $$;
 create function pipetrak.import_report_csv(p_import_id bigint)
 returns text
 language plpgsql stable security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 -- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
 -- index probes stay right even while a big import leaves the statistics of components stale.
 set jit = off
@@ -850,4 +850,4 @@ begin
 end
 $$;
 comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
-    'CALL it outside a transaction: commits an import chunk by chunk, each in its own transaction with a NOTIFY on pipetrak_project_<id>; resumes after a crash.';
+    'CALL it outside a transaction: commits an import chunk by chunk, each in its own transaction with a signed NOTIFY on the project''s channel (project_channel); resumes after a crash.';

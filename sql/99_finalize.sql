@@ -1,53 +1,75 @@
--- Privileges and pg_dump registration, run last.
+-- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
+-- run them again at its end: a table or function an upgrade adds gets the same treatment.
 
--- Nothing is public: revoke, then grant explicitly.
-revoke all on schema pipetrak, pipetrak_api from public;
-revoke all on all tables in schema pipetrak from public;
-revoke all on all tables in schema pipetrak_api from public;
-revoke all on all sequences in schema pipetrak from public;
-revoke all on all functions in schema pipetrak from public;
-revoke all on all functions in schema pipetrak_api from public;
-revoke all on all procedures in schema pipetrak_api from public;
-
--- The PostgREST/Supabase roles come from the environment; grant to those that exist. `anon` gets
--- nothing at all. `authenticated` reads through RLS and writes only through functions.
--- `service_role` (BYPASSRLS) is the back office: it reads everything.
-do $$
+-- Privileges from an allow-list. Nothing is public; `anon` gets nothing at all; `authenticated`
+-- reads tables through RLS, runs the API, and runs only the few internal functions named here: the
+-- helpers its views and policies call, and the security-definer functions the API's SQL wrappers
+-- hand off to (each checks the caller's role first). Every other internal function stays private,
+-- so a new one can never slip out. `service_role` (BYPASSRLS) is the back office: it reads everything
+-- and runs the API. Roles come from the environment; grants go to those that exist.
+create function pipetrak.grant_privileges()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_role text;
+    v_function text;
 begin
-    if exists (select from pg_catalog.pg_roles where rolname = 'authenticated') then
-        grant usage on schema pipetrak, pipetrak_api to authenticated;
-        grant select on all tables in schema pipetrak to authenticated;
-        grant select on all tables in schema pipetrak_api to authenticated;
-        grant execute on all functions in schema pipetrak to authenticated;
-        grant execute on all functions in schema pipetrak_api to authenticated;
-        -- Trigger functions are never called directly.
-        revoke execute on function pipetrak.progress_parts_apply(), pipetrak.milestone_events_immutable(),
-            pipetrak.memberships_keep_an_owner(), pipetrak.import_jobs_delete_rows() from authenticated;
-        -- Staging and the rules across rows write import rows as their caller; only import_validate calls them.
-        revoke execute on function pipetrak.import_stage(bigint, text, date),
-            pipetrak.import_resolve_repeats(bigint, text) from authenticated;
-        grant execute on procedure pipetrak_api.import_commit_chunked(bigint, boolean) to authenticated;
-    end if;
-    if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
-        grant usage on schema pipetrak, pipetrak_api to service_role;
-        grant select on all tables in schema pipetrak to service_role;
-        grant select on all tables in schema pipetrak_api to service_role;
-        grant execute on all functions in schema pipetrak to service_role;
-        grant execute on all functions in schema pipetrak_api to service_role;
-        grant execute on procedure pipetrak_api.import_commit_chunked(bigint, boolean) to service_role;
-    end if;
+    revoke all on schema pipetrak, pipetrak_api from public;
+    revoke all on all tables in schema pipetrak from public;
+    revoke all on all tables in schema pipetrak_api from public;
+    revoke all on all sequences in schema pipetrak from public;
+    revoke all on all functions in schema pipetrak from public;
+    revoke all on all functions in schema pipetrak_api from public;
+    revoke all on all procedures in schema pipetrak_api from public;
+    foreach v_role in array array['authenticated', 'service_role'] loop
+        continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
+        execute format('revoke all on all functions in schema pipetrak from %I', v_role);
+        execute format('grant usage on schema pipetrak, pipetrak_api to %I', v_role);
+        execute format('grant select on all tables in schema pipetrak, pipetrak_api to %I', v_role);
+        execute format('grant execute on all functions in schema pipetrak_api to %I', v_role);
+        execute format('grant execute on all procedures in schema pipetrak_api to %I', v_role);
+        for v_function in
+            select p.oid::regprocedure::text
+            from pg_catalog.pg_proc p
+            where p.pronamespace = 'pipetrak'::regnamespace
+              and p.proname = any (array[
+                  -- called by views and policies as the reader
+                  'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
+                  'progress_rollup', 'percent_of',
+                  -- security-definer targets of pipetrak_api's wrappers
+                  'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
+                  'create_project', 'update_project_settings', 'archive_project', 'project_channel',
+                  'event_is_genuine', 'create_reference', 'rename_reference', 'retire_reference',
+                  'update_test_package', 'create_drawing', 'revise_drawing', 'assign_drawing', 'retire_drawing',
+                  'create_component', 'assign_component', 'retire_component', 'reweight_template',
+                  'update_milestone', 'update_milestones', 'assign_welder', 'resolve_review_item',
+                  'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk'])
+        loop
+            execute format('grant execute on function %s to %I', v_function, v_role);
+        end loop;
+    end loop;
+    -- Tables no reader needs at all: secrets.
+    revoke all on table pipetrak.project_secrets from authenticated, service_role;
 end
 $$;
 
+select pipetrak.grant_privileges();
+
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- One call per command: each call rewrites the extension's catalog row.
-do $$
+-- One call per relation: each call rewrites the extension's catalog row.
+create function pipetrak.register_dump_tables()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
 declare
     v_relation text;
 begin
     foreach v_relation in array array[
         'user_profiles', 'organizations', 'organizations_id_seq', 'memberships', 'projects', 'projects_id_seq',
-        'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
+        'project_secrets', 'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
         'review_items_id_seq', 'client_requests', 'progress_parts', 'import_jobs', 'import_jobs_id_seq', 'import_rows']
@@ -56,3 +78,5 @@ begin
     end loop;
 end
 $$;
+
+select pipetrak.register_dump_tables();

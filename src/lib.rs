@@ -70,4 +70,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "imports",
     requires = ["api", import_stage, import_sniff, render_remediation_csv, import_issue_severity, import_issue_hint]
 );
+::pgrx::extension_sql_file!(
+    "../sql/11_events.sql",
+    name = "events",
+    requires = ["imports", event_signature]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

@@ -306,7 +306,7 @@ fn nul_bytes_past_the_sniffed_head_never_reach_a_value() {
     let last = rows.last().expect("rows");
     assert_eq!((last.drawing_no.as_str(), last.tag.as_str()), ("P-2", "VX"));
     let lines = rows.iter().map(|r| r.line).collect();
-    let cells = pipetrak::domain::import::report::original_cells(&bytes, Kind::Takeoff, &lines);
+    let cells = pipetrak::domain::import::report::original_cells(&mut bytes.as_slice(), Kind::Takeoff, &lines);
     assert_eq!(cells.len(), rows.len());
     assert!(cells.iter().all(|(_, cells)| cells.iter().all(|c| !c.contains('\0'))));
 }
@@ -507,7 +507,7 @@ fn remediation_csv_round_trips() {
     let text = format!("{TAKEOFF}P-1,Widget,1,W1,2,\"a, b\"\n");
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     let layout = outcome.layout.expect("header");
-    let cells = original_cells(text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
+    let cells = original_cells(&mut text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
     let report: Vec<ReportRow> = rows
         .iter()
         .zip(cells)
@@ -519,6 +519,34 @@ fn remediation_csv_round_trips() {
     assert_eq!(outcome.counts.errors, 0, "{:?}", codes(&rows));
     assert!(outcome.layout.expect("header").notes.iter().all(|n| n.code != IssueCode::UnmappedColumn), "the issues column is not an attribute");
     assert_eq!(rows[0].attributes["comments"], "a, b");
+}
+
+#[test]
+fn remediation_csv_neutralizes_formulas_and_reads_them_back_exactly() {
+    use pipetrak::domain::import::report::{original_cells, remediation_csv, ReportRow};
+    // A description and a comment that Excel would run; a quantity of 0 makes the row reported.
+    let text = format!("{TAKEOFF}P-1,Valve,0,V1,2,\"=HYPERLINK(\"\"http://x\"\")\"\nP-1,Valve,0,V2,2,@SUM(A1)\nP-1,Valve,0,V3,2,'=kept\n");
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    let layout = outcome.layout.expect("header");
+    let cells = original_cells(&mut text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
+    let originals: Vec<Vec<String>> = cells.iter().map(|(_, c)| c.clone()).collect();
+    let report: Vec<ReportRow> = cells.into_iter().map(|(_, cells)| ReportRow { cells, notes: "-1 is not a quantity".into() }).collect();
+    let csv = String::from_utf8(remediation_csv(&layout.header, &report).expect("csv")).expect("utf-8");
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    for record in reader.records() {
+        for cell in record.expect("record").iter() {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a cell Excel would run: {cell:?}");
+        }
+    }
+    // Read back in: every cell exactly as it was in the original file.
+    let back = original_cells(&mut csv.as_bytes(), Kind::Takeoff, &[2, 3, 4].into_iter().collect());
+    let back: Vec<Vec<String>> = back.into_iter().map(|(_, mut c)| {
+        c.truncate(originals[0].len());
+        c
+    }).collect();
+    assert_eq!(back, originals);
+    assert_eq!(back[0][5], "=HYPERLINK(\"http://x\")");
+    assert_eq!(back[2][5], "'=kept");
 }
 
 // ---- property tests: anything in, a report out, no panic ----

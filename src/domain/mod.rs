@@ -3,6 +3,7 @@
 pub mod component_type;
 pub mod import;
 pub mod error;
+pub mod event;
 pub mod normalize;
 pub mod progress;
 pub mod sequence;

@@ -16,6 +16,8 @@ use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 use pgrx::JsonB;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 
 /// Rows sent to the database per insert.
 const STAGE_BATCH: usize = 5_000;
@@ -161,6 +163,15 @@ impl Batch {
     }
 }
 
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What the reading thread asks of the backend's thread.
 enum Request {
     /// `len` bytes of the file from `offset`.
@@ -172,15 +183,17 @@ enum Request {
 /// The uploaded file as the reading thread sees it: slices it asks the backend's thread for. The
 /// thread owns every byte it reads; it never touches memory Postgres owns, which a terminated
 /// backend frees on its way out without unwinding this call.
-struct UploadedFile {
+struct UploadedFile<'a> {
     size: u64,
     requests: std::sync::mpsc::SyncSender<Request>,
     slices: std::sync::mpsc::Receiver<Vec<u8>>,
     /// The slice asked for ahead, (offset, len), whose answer is on its way.
     ahead: Option<(u64, usize)>,
+    /// Set when the backend's side has gone (an error, cancel or timeout unwinding it).
+    gone: &'a AtomicBool,
 }
 
-impl UploadedFile {
+impl UploadedFile<'_> {
     fn ask(&mut self, offset: u64, len: usize) -> std::io::Result<()> {
         self.requests.send(Request::Slice { offset, len }).map_err(|_| stopped())
     }
@@ -194,9 +207,13 @@ fn stopped() -> std::io::Error {
     std::io::Error::other("the import stopped")
 }
 
-impl FileSource for UploadedFile {
+impl FileSource for UploadedFile<'_> {
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn stopped(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
     }
 
     /// Answers from the slice asked for ahead when it is the one wanted, and asks for the next
@@ -262,47 +279,61 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     let Ok(Some(len)) = len else {
         pgrx::error!("pipetrak: import {import_id} has no file");
     };
+    let gone = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
+        // Dropped when this closure ends, normally or unwinding: the reader then stops at its
+        // next read instead of unpacking on while the scope waits for it.
+        let _gone_on_exit = SetOnDrop(&gone);
         // One request waiting and one batch being filled: memory stays flat in the number of
         // rows. The channels belong to this closure, so an error here (cancel, timeout) drops
         // them while unwinding and the reader, waiting on one, stops before the scope joins it.
         let (requests, received) = std::sync::mpsc::sync_channel::<Request>(1);
         let (slices, slice_received) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let rows = requests.clone();
-        let mut file = UploadedFile { size: len as u64, requests, slices: slice_received, ahead: None };
+        let mut file = UploadedFile { size: len as u64, requests, slices: slice_received, ahead: None, gone: &gone };
         let reader = scope.spawn(move || {
             block_signals();
             let mut batch = Batch::default();
             let mut receiving = true;
-            let outcome = validate::validate_source(&mut file, kind, today, &mut |row| {
-                if !receiving {
-                    return;
-                }
-                batch.push(row);
-                if batch.line.len() >= STAGE_BATCH {
-                    // An error while staging ends the receiving side; the rest is not kept.
-                    receiving = rows.send(Request::Rows(Box::new(std::mem::take(&mut batch)))).is_ok();
-                }
-            });
+            // A panic anywhere in reading (a bug, or a file no limit foresaw) ends this thread
+            // with a file issue, never with an abort of the backend.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                validate::validate_source(&mut file, kind, today, &mut |row| {
+                    if !receiving {
+                        return;
+                    }
+                    batch.push(row);
+                    if batch.line.len() >= STAGE_BATCH {
+                        // An error while staging ends the receiving side; the rest is not kept.
+                        receiving = rows.send(Request::Rows(Box::new(std::mem::take(&mut batch)))).is_ok();
+                    }
+                })
+            }));
+            let outcome = read.unwrap_or_else(|_| validate::FileOutcome::unreadable("the importer could not read it"));
             if receiving {
                 let _ = rows.send(Request::Rows(Box::new(batch)));
             }
             outcome
         });
-        for request in received {
-            match request {
+        // Waits for the reader a little at a time, answering cancel and statement_timeout
+        // between waits even while the reader sends nothing for a while.
+        loop {
+            match received.recv_timeout(std::time::Duration::from_millis(20)) {
                 // A reader that has finished no longer wants the slice it asked for ahead.
-                Request::Slice { offset, len } => {
+                Ok(Request::Slice { offset, len }) => {
                     let _ = slices.send(file_slice(import_id, offset, len));
                 }
-                Request::Rows(batch) => in_own_context("pipetrak import batch", || batch.flush(import_id)),
+                Ok(Request::Rows(batch)) => in_own_context("pipetrak import batch", || batch.flush(import_id)),
+                Err(RecvTimeoutError::Timeout) => {
+                    pgrx::check_for_interrupts!();
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         reader.join()
     });
-    let Ok(outcome) = outcome else {
-        pgrx::error!("pipetrak: reading import {import_id} failed unexpectedly");
-    };
+    // The reader catches its own panics; a join error would mean it could not even do that.
+    let outcome = outcome.unwrap_or_else(|_| validate::FileOutcome::unreadable("the importer could not read it"));
     let counts = &outcome.counts;
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
@@ -341,6 +372,25 @@ pub fn import_sniff(content: &[u8]) -> Option<&'static str> {
     crate::domain::import::source::sniff(content).map(|f| f.as_str())
 }
 
+/// A file read on the backend's own thread, which answers cancel and statement_timeout between
+/// two reads (the report reads the whole file again).
+struct Interruptible<'a>(&'a [u8]);
+
+impl FileSource for Interruptible<'_> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read_at(offset, buf)
+    }
+
+    fn stopped(&self) -> bool {
+        pgrx::check_for_interrupts!();
+        false
+    }
+}
+
 /// The original cells of rows `lines` of an uploaded file, for the remediation CSV.
 #[pg_extern(immutable, parallel_safe)]
 pub fn import_file_cells(
@@ -350,7 +400,7 @@ pub fn import_file_cells(
 ) -> TableIterator<'static, (name!(line, i32), name!(cells, Vec<String>))> {
     let wanted = lines.into_iter().flatten().filter_map(|l| u32::try_from(l).ok()).collect();
     let found = match Kind::parse(kind) {
-        Some(kind) => original_cells(content, kind, &wanted),
+        Some(kind) => original_cells(&mut Interruptible(content), kind, &wanted),
         None => Vec::new(),
     };
     TableIterator::new(found.into_iter().map(|(line, cells)| (line as i32, cells)))

@@ -12,6 +12,11 @@ pub trait FileSource {
     fn size(&self) -> u64;
     /// Fills `buf` with the bytes at `offset`; fewer only at the end of the file.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// True once whoever wants the file's rows has gone: every read fails from then on, so that a
+    /// reader unpacking a block it already holds stops too.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 impl FileSource for &[u8] {
@@ -46,6 +51,9 @@ impl<'a> FileReader<'a> {
 
 impl Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.source.stopped() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "reading the file was stopped"));
+        }
         let block_end = self.block_start + self.block.len() as u64;
         if self.position < self.block_start || self.position >= block_end {
             let wanted = self.source.size().saturating_sub(self.position).min(BLOCK_BYTES as u64) as usize;

@@ -26,6 +26,7 @@ impl Severity {
 pub enum IssueCode {
     // The file as a whole.
     UnsupportedFile,
+    FileOverLimits,
     EmptyFile,
     HeaderNotFound,
     MissingRequiredColumn,
@@ -64,6 +65,7 @@ pub enum IssueCode {
 impl IssueCode {
     pub const ALL: &'static [IssueCode] = &[
         IssueCode::UnsupportedFile,
+        IssueCode::FileOverLimits,
         IssueCode::EmptyFile,
         IssueCode::HeaderNotFound,
         IssueCode::MissingRequiredColumn,
@@ -101,6 +103,7 @@ impl IssueCode {
         use IssueCode::*;
         match self {
             UnsupportedFile => "unsupported_file",
+            FileOverLimits => "file_over_limits",
             EmptyFile => "empty_file",
             HeaderNotFound => "header_not_found",
             MissingRequiredColumn => "missing_required_column",
@@ -154,6 +157,7 @@ impl IssueCode {
         use IssueCode::*;
         match self {
             UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel .xlsx workbook.",
+            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, and workbooks that unpack to under 1 GB without unpacking 200 times their size; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
             HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",

@@ -6,6 +6,7 @@ pub mod cell;
 pub mod columns;
 pub mod file;
 pub mod issue;
+pub mod limits;
 pub mod report;
 pub mod source;
 pub mod validate;

@@ -4,6 +4,7 @@
 
 use super::cell::Cell;
 use super::columns::REMEDIATION_HEADER;
+use super::file::FileSource;
 use super::{source, Kind};
 use std::collections::BTreeSet;
 
@@ -15,11 +16,10 @@ pub struct ReportRow {
 
 /// The original cells of the given rows (numbered as Excel numbers them), read again from the
 /// file: validation keeps only the normalized rows, so a report re-reads the few it needs.
-pub fn original_cells(bytes: &[u8], kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u32, Vec<String>)> {
+pub fn original_cells(file: &mut dyn FileSource, kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::with_capacity(lines.len());
     // A file that no longer reads has no rows to report; the caller reports none.
-    let mut file = bytes;
-    let _ = source::read(&mut file, kind, &mut |_, (line, cells)| {
+    let _ = source::read(file, kind, &mut |_, (line, cells)| {
         if lines.contains(&line) {
             found.push((line, cells.iter().map(Cell::text).collect()));
         }
@@ -27,7 +27,36 @@ pub fn original_cells(bytes: &[u8], kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u
     found
 }
 
-/// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly.
+/// What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+fn starts_a_formula(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A cell as the report writes it: one that Excel would run as a formula gets a leading `'`, and
+/// so does one that already starts with `'` before such a character or another `'`, so that
+/// `restore_formula` gives every cell back exactly.
+pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    let mut chars = cell.chars();
+    let escape = match chars.next() {
+        Some(c) if starts_a_formula(c) => true,
+        Some('\'') => chars.next().is_some_and(|c| c == '\'' || starts_a_formula(c)),
+        _ => false,
+    };
+    if escape {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The cell `neutralize_formula` was given (applied to cells of a report read back in).
+pub fn restore_formula(cell: &str) -> Option<&str> {
+    let rest = cell.strip_prefix('\'')?;
+    rest.chars().next().filter(|&c| c == '\'' || starts_a_formula(c)).map(|_| rest)
+}
+
+/// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly. Cells
+/// that would run as formulas are neutralized (see `neutralize_formula`).
 pub fn remediation_csv(header: &[String], rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
     let mut out = b"\xEF\xBB\xBF".to_vec();
     {
@@ -37,12 +66,28 @@ pub fn remediation_csv(header: &[String], rows: &[ReportRow]) -> Result<Vec<u8>,
         record.push(REMEDIATION_HEADER);
         writer.write_record(&record)?;
         for row in rows {
-            let mut record: Vec<&str> = row.cells.iter().take(width).map(String::as_str).collect();
-            record.resize(width, "");
-            record.push(&row.notes);
+            let mut record: Vec<std::borrow::Cow<'_, str>> = row.cells.iter().take(width).map(|c| neutralize_formula(c)).collect();
+            record.resize(width, "".into());
+            record.push(neutralize_formula(&row.notes));
+            let record: Vec<&str> = record.iter().map(|c| c.as_ref()).collect();
             writer.write_record(&record)?;
         }
         writer.flush()?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_neutralized_cell_never_starts_a_formula_and_restores_exactly(cell in "['=+@\t\r-]{0,3}[ -~]{0,6}") {
+            let written = neutralize_formula(&cell);
+            prop_assert!(!written.starts_with(['=', '+', '-', '@', '\t', '\r']));
+            prop_assert_eq!(restore_formula(&written).unwrap_or(&written), cell.as_str());
+        }
+    }
 }

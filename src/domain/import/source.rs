@@ -8,6 +8,8 @@ use super::cell::Cell;
 use super::columns::{Field, Mapping};
 use super::file::{self, FileReader, FileSource, TextReader};
 use super::issue::{Issue, IssueCode};
+use super::limits;
+use super::report;
 use super::Kind;
 use calamine::{DataRef, Reader, Xlsx};
 use std::io::Read;
@@ -97,7 +99,7 @@ impl<R: Read> CsvRows<R> {
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .from_reader(RecentBytes::new(text));
+            .from_reader(RecentBytes::new(text, delimiter));
         CsvRows { records, record: csv::StringRecord::new(), embedded_newlines: 0 }
     }
 }
@@ -109,7 +111,14 @@ impl<R: Read> Iterator for CsvRows<R> {
         match self.records.read_record(&mut self.record) {
             Ok(true) => {}
             Ok(false) => return None,
-            Err(e) => return Some(Err(unreadable("CSV", &e))),
+            Err(e) => {
+                let over = match e.kind() {
+                    csv::ErrorKind::Io(io) => limits::OverLimit::carried_by(io),
+                    _ => None,
+                };
+                let line = u32::try_from(self.records.position().line()).unwrap_or(u32::MAX);
+                return Some(Err(over.map_or_else(|| unreadable("CSV", &e), |over| over.issue(line))));
+            }
         }
         // csv counts the blank lines it skipped before a record into the record's start, so the
         // line is counted back from where the record ended: minus the breaks inside its cells,
@@ -126,18 +135,20 @@ impl<R: Read> Iterator for CsvRows<R> {
 }
 
 /// A reader that remembers the last bytes it passed on, by their offset in the stream: enough to
-/// look behind the csv reader, whose buffer runs at most 8 KB ahead of the records it returns.
+/// look behind the csv reader, whose buffer runs at most 8 KB ahead of the records it returns. It
+/// also holds every record to the limits before csv buffers it.
 struct RecentBytes<R> {
     inner: R,
     kept: Vec<u8>,
     kept_from: u64,
+    guard: limits::RecordGuard,
 }
 
 const RECENT_BYTES: usize = 64 * 1024;
 
 impl<R: Read> RecentBytes<R> {
-    fn new(inner: R) -> RecentBytes<R> {
-        RecentBytes { inner, kept: Vec::with_capacity(2 * RECENT_BYTES), kept_from: 0 }
+    fn new(inner: R, delimiter: u8) -> RecentBytes<R> {
+        RecentBytes { inner, kept: Vec::with_capacity(2 * RECENT_BYTES), kept_from: 0, guard: limits::RecordGuard::new(delimiter) }
     }
 
     fn byte_at(&self, offset: u64) -> Option<u8> {
@@ -149,6 +160,7 @@ impl<R: Read> RecentBytes<R> {
 impl<R: Read> Read for RecentBytes<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(out)?;
+        self.guard.feed(&out[..n])?;
         self.kept.extend_from_slice(&out[..n]);
         if self.kept.len() > 2 * RECENT_BYTES {
             let dropped = self.kept.len() - RECENT_BYTES;
@@ -218,6 +230,11 @@ impl Iterator for XlsxRows<'_, '_> {
                 None => match self.cells.next_cell() {
                     Ok(Some(c)) => {
                         let (r, col) = c.get_position();
+                        if col as usize >= limits::MAX_COLUMNS {
+                            self.done = true;
+                            let over = limits::OverLimit(format!("a cell lies beyond column {}", limits::MAX_COLUMNS));
+                            return Some(Err(over.issue(r.saturating_add(1))));
+                        }
                         Some((r, col, cell_of(c.get_value())))
                     }
                     Ok(None) => {
@@ -226,20 +243,20 @@ impl Iterator for XlsxRows<'_, '_> {
                     }
                     Err(e) => {
                         self.done = true;
-                        let line = row.as_ref().map_or(0, |r| r.0 + 1);
+                        let line = row.as_ref().map_or(0, |r| r.0.saturating_add(1));
                         return Some(Err(Issue::new(line, IssueCode::UnsupportedFile, format!("The worksheet can't be read: {e}"))));
                     }
                 },
             };
             match (next, &mut row) {
-                (None, _) => return row.map(|(r, cells)| Ok((r + 1, cells))),
+                (None, _) => return row.map(|(r, cells)| Ok((r.saturating_add(1), cells))),
                 (Some((r, col, cell)), None) => row = Some((r, place(Vec::new(), col, cell))),
                 (Some((r, col, cell)), Some((current, cells))) if r == *current => {
                     *cells = place(std::mem::take(cells), col, cell)
                 }
                 (Some(next), Some(_)) => {
                     self.pending = Some(next);
-                    return row.map(|(r, cells)| Ok((r + 1, cells)));
+                    return row.map(|(r, cells)| Ok((r.saturating_add(1), cells)));
                 }
             }
         }
@@ -276,6 +293,8 @@ fn cell_of(value: &DataRef<'_>) -> Cell {
 
 fn read_xlsx(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
     let unreadable = |e: &dyn std::fmt::Display| unreadable("workbook", e);
+    // Held to the limits first: calamine sizes memory by what the workbook declares.
+    limits::check_workbook(FileReader::new(source))?;
     let mut book: Xlsx<_> = Xlsx::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
     let mut best: Option<Mapping> = None;
     for sheet in book.sheet_names() {
@@ -328,12 +347,13 @@ fn scan(
                 Err(best) => return Ok(Err(best)),
             };
             let mut layout = layout_of(format, sheet, kind, &head[index], mapping);
+            let restore = is_report(&layout);
             for early in head.drain(index + 1..) {
-                on_row(&layout, early);
+                on_row(&layout, restored(restore, early));
             }
-            on_row(&layout, row);
+            on_row(&layout, restored(restore, row));
             for row in rows.by_ref() {
-                on_row(&layout, row?);
+                on_row(&layout, restored(restore, row?));
             }
             layout.notes.sort_by_key(|n| n.severity);
             return Ok(Ok(layout));
@@ -343,13 +363,33 @@ fn scan(
     match find_header(kind, &head) {
         Ok((index, mapping)) => {
             let layout = layout_of(format, sheet, kind, &head[index], mapping);
+            let restore = is_report(&layout);
             for row in head.drain(index + 1..) {
-                on_row(&layout, row);
+                on_row(&layout, restored(restore, row));
             }
             Ok(Ok(layout))
         }
         Err(best) => Ok(Err(best)),
     }
+}
+
+/// A remediation report read back in: its cells were neutralized against formulas.
+fn is_report(layout: &Layout) -> bool {
+    layout.mapping.index(Field::RemediationNotes).is_some()
+}
+
+/// The row with its cells as they were before the report neutralized them (when `restore`).
+fn restored(restore: bool, (line, mut cells): Row) -> Row {
+    if restore {
+        for cell in &mut cells {
+            if let Cell::Text(text) = cell {
+                if let Some(original) = report::restore_formula(text) {
+                    *text = original.to_string();
+                }
+            }
+        }
+    }
+    (line, cells)
 }
 
 fn layout_of(format: Format, sheet: Option<String>, kind: Kind, header_row: &Row, mapping: Mapping) -> Layout {

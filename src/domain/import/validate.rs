@@ -537,6 +537,17 @@ pub struct FileOutcome {
 }
 
 /// Reads and validates a whole file in memory, handing every non-blank row to `on_row` as it goes.
+impl FileOutcome {
+    /// A file the reader had to give up on, with why.
+    pub fn unreadable(why: &str) -> FileOutcome {
+        FileOutcome {
+            layout: Err(Issue::new(0, IssueCode::UnsupportedFile, format!("The file can't be read: {why}"))),
+            counts: Counts::default(),
+            found: Found::default(),
+        }
+    }
+}
+
 pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
     let mut file = bytes;
     validate_source(&mut file, kind, today, on_row)
