@@ -55,7 +55,6 @@ begin
 end
 $$;
 
-select pipetrak.grant_privileges();
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
 -- One call per relation: each call rewrites the extension's catalog row.
@@ -80,3 +79,4 @@ end
 $$;
 
 select pipetrak.register_dump_tables();
+select pipetrak.grant_privileges();

@@ -80,8 +80,12 @@ fn site(client: &mut Client, name: &str, n: u32) -> Site {
         &owner,
         &format!("select pipetrak_api.create_organization(name => '{name}')"),
     ));
+    // Seated directly, as if they had accepted invitations (add_member only adds people who
+    // already share an organization with the one adding them).
     for (u, role) in [(&foreman, "foreman"), (&viewer, "viewer")] {
-        ok(client, &owner, &format!("select pipetrak_api.add_member(organization_id => {org}, user_id => '{u}', role => '{role}')"));
+        client
+            .execute(&format!("insert into pipetrak.memberships (organization_id, user_id, role, created_by) values ({org}, '{u}', '{role}', '{owner}')"), &[])
+            .expect("seat a member");
     }
     let project = id(&ok(
         client,

@@ -21,7 +21,7 @@ echo "== generating 5 projects x 200,000 components (2,000 drawings each)"
 psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
 select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
 select pipetrak.create_organization('Bench') as org \gset
-select pipetrak.add_member(:org, '$foreman', 'foreman');
+insert into pipetrak.memberships (organization_id, user_id, role, created_by) values (:org, '$foreman', 'foreman', '$owner');
 select count(pipetrak.create_project(:org, 'Bench ' || n, 'B-' || n, 'America/Chicago', 'flag', true)) from generate_series(1, 5) n;
 insert into pipetrak.areas (project_id, name) select p.id, 'Area ' || a from pipetrak.projects p, generate_series(1, 20) a;
 insert into pipetrak.systems (project_id, name) select p.id, 'System ' || s from pipetrak.projects p, generate_series(1, 50) s;

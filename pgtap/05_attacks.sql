@@ -1,0 +1,214 @@
+-- Attacks of a signed-in user with plain SQL access: temporary objects that hijack definer
+-- functions, internal functions, event channels, membership without consent, hostile arguments.
+begin;
+\ir fixtures/actors.sql
+select plan(32);
+
+-- Temporary types can't hijack a definer function ---------------------------------------------------
+select is(
+    (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
+     where p.pronamespace in ('pipetrak'::regnamespace, 'pipetrak_api'::regnamespace)
+       and exists (select from unnest(p.proconfig) s where s like 'search_path=%')
+       and not exists (select from unnest(p.proconfig) s where s ~ '^search_path=pg_catalog, *pg_temp$')),
+    null, 'every function with a search_path puts pg_catalog first and pg_temp last');
+
+select is(
+    (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
+     where p.pronamespace in ('pipetrak'::regnamespace, 'pipetrak_api'::regnamespace) and p.prosecdef
+       and not exists (select from unnest(p.proconfig) s where s ~ '^search_path=pg_catalog, *pg_temp$')),
+    null, 'every security definer function searches pg_temp last');
+
+-- The attacker defines a temporary domain for every type name a body may use unqualified, each
+-- with a check that records who ran it, then calls every API function (with ids that reach deep
+-- into the code, then with nulls). Nothing may run as anyone but the attacker.
+-- Counted with sequences, which the rollback that undoes the attack's writes leaves as they are.
+create temporary sequence own_hits;
+create temporary sequence definer_hits;
+grant all on own_hits, definer_hits to public;
+create function pg_temp.attack(p_actor text, p_ids jsonb) returns void language plpgsql as $$
+declare
+    v_type text;
+    v_call text;
+    v_fn record;
+begin
+    perform pg_temp.act_as(pg_temp.uid(p_actor));
+    create function pg_temp.pwned() returns boolean language plpgsql as $f$
+    begin
+        perform pg_catalog.nextval(case when current_user = 'authenticated' then 'pg_temp.own_hits' else 'pg_temp.definer_hits' end);
+        return true;
+    end $f$;
+    foreach v_type in array array['text', 'uuid', 'jsonb', 'json', 'date', 'bytea', 'timestamptz', 'int4', 'int8',
+                                  'int2', 'bool', 'float8', 'name', 'oid', 'regclass', 'interval', 'varchar'] loop
+        execute format('create domain pg_temp.%I as pg_catalog.%I check (pg_temp.pwned())', v_type, v_type);
+    end loop;
+    for v_fn in
+        select p.proname, array_agg(a.name order by a.n) as names, array_agg(a.type order by a.n) as types
+        from pg_catalog.pg_proc p
+        cross join lateral unnest(p.proargnames, p.proargtypes::pg_catalog.oid[]) with ordinality as a(name, type, n)
+        where p.pronamespace = 'pipetrak_api'::pg_catalog.regnamespace and p.prokind = 'f'
+        group by p.proname
+    loop
+        foreach v_call in array array[
+            format('select pipetrak_api.%I(%s)', v_fn.proname, (
+                select pg_catalog.string_agg(format('%I => %s', n, case
+                    when p_ids ? n then (p_ids ->> n) || '::bigint'
+                    when t = 'pg_catalog.uuid'::pg_catalog.regtype then quote_literal(pg_temp.uid('viewer')) || '::pg_catalog.uuid'
+                    when t = 'pg_catalog.jsonb'::pg_catalog.regtype then '''[{"component_id": ' || (p_ids ->> 'component_id') || ', "milestone": "Receive", "value": 100}]''::pg_catalog.jsonb'
+                    when t = 'pg_catalog.numeric'::pg_catalog.regtype then '50'
+                    when t = 'pg_catalog.date'::pg_catalog.regtype then 'pg_catalog.current_date'
+                    when t = 'pg_catalog.bool'::pg_catalog.regtype then 'true'
+                    when t = 'pg_catalog.int4'::pg_catalog.regtype then '1'
+                    when t = 'pg_catalog.int8'::pg_catalog.regtype then '1'
+                    when t = 'pg_catalog.bytea'::pg_catalog.regtype then '''DRAWING,TYPE,QTY\nP-1,Valve,1''::pg_catalog.bytea'
+                    when n = 'role' then '''viewer'''
+                    when n = 'kind' then '''takeoff'''
+                    else '''x'''
+                end), ', ')
+                from unnest(v_fn.names, v_fn.types) as u(n, t))),
+            format('select pipetrak_api.%I(%s)', v_fn.proname, (
+                select pg_catalog.string_agg(format('%I => null', n), ', ') from unnest(v_fn.names) as u(n)))]
+        loop
+            begin
+                execute v_call;
+            exception when others then
+                null;
+            end;
+        end loop;
+    end loop;
+    -- Undoes everything the calls did (and the domains), keeping the fixture as it was.
+    raise exception using errcode = 'P0001', message = 'undo the attack';
+exception when sqlstate 'P0001' then
+    null;
+end $$;
+grant execute on all functions in schema pg_temp to public;
+
+select pg_temp.attack('owner', jsonb_build_object('project_id', :project_a, 'organization_id', :org_a, 'component_id', :weld_a,
+    'drawing_id', :drawing_a, 'area_id', :area_a, 'system_id', :system_a, 'test_package_id', :package_a));
+select pg_temp.attack('outsider', jsonb_build_object('project_id', :project_a, 'organization_id', :org_a, 'component_id', :valve_a,
+    'drawing_id', :drawing_a, 'area_id', :area_a, 'system_id', :system_a, 'test_package_id', :package_a));
+select ok((select last_value from own_hits) > 1,
+    'the probe works: the attacker''s domains ran in their own code');
+select is((select is_called from definer_hits), false,
+    'no temporary type ran inside a pipetrak function with its owner''s rights');
+
+-- Internal functions are private -----------------------------------------------------------------------
+select is(
+    (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
+    array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder', 'change_member_role',
+          'create_component', 'create_drawing', 'create_organization', 'create_project', 'create_reference',
+          'current_claims', 'current_user_id', 'event_is_genuine', 'import_commit', 'import_commit_chunk',
+          'import_report_csv', 'import_upload', 'import_validate', 'my_organization_ids', 'my_project_ids',
+          'percent_of', 'progress_rollup', 'project_channel', 'remove_member', 'rename_reference', 'resolve_review_item',
+          'retire_component', 'retire_drawing', 'retire_reference', 'revise_drawing', 'reweight_template',
+          'sync_profile', 'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package'],
+    'authenticated runs exactly the allow-listed internal functions');
+
+select is(
+    (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and p.prosecdef and has_function_privilege('authenticated', p.oid, 'execute')
+       and p.proname not in ('my_organization_ids', 'my_project_ids')
+       and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component)|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
+    null, 'every definer function authenticated may run checks the caller first');
+
+select is(
+    (select array_agg(c.relname::text order by c.relname::text) from pg_class c
+     where c.relnamespace in ('pipetrak'::regnamespace, 'pipetrak_api'::regnamespace) and c.relkind in ('r', 'v', 'S')
+       and has_table_privilege('authenticated', c.oid, 'select')
+       and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
+           'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
+           'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows')
+       and c.relnamespace = 'pipetrak'::regnamespace),
+    null, 'authenticated reads exactly the allow-listed tables (through RLS)');
+
+select ok(not has_table_privilege('authenticated', 'pipetrak.project_secrets', 'select')
+          and not has_table_privilege('service_role', 'pipetrak.project_secrets', 'select'),
+    'nobody reads the event keys');
+
+select is(pg_temp.matrix(format('select pipetrak.lock_component(%s, ''read'')', :valve_a)),
+    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'],
+    'nobody takes row locks through lock_component by hand');
+
+select is(pg_temp.matrix('select count(*) from pipetrak.import_file_cells(''a,b''::bytea, ''takeoff'', array[1])'),
+    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'],
+    'nobody runs the file reader by hand');
+
+select is(pg_temp.matrix('select pipetrak.import_stage(1, ''takeoff'', current_date)'),
+    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'],
+    'nobody stages rows by hand');
+
+-- Events: secret channels, signed payloads ---------------------------------------------------------------
+select is(pg_temp.matrix(format('select pipetrak_api.project_channel(%s) ~ ''^pipetrak_[0-9a-f]{40}$''', :project_a)),
+    array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
+    'members get the project''s channel; the outsider and anon don''t');
+
+select isnt(pg_temp.try_as('owner', format('select pipetrak_api.project_channel(%s)', :project_a)),
+            pg_temp.try_as('outsider', format('select pipetrak_api.project_channel(%s)', :project_b)),
+    'each project has a channel of its own');
+
+select ok(position(:project_a::text in pg_temp.try_as('owner', format('select pipetrak_api.project_channel(%s)', :project_a))) = 0
+          and pg_temp.try_as('owner', format('select pipetrak_api.project_channel(%s)', :project_a)) <> 'pipetrak_project_' || :project_a,
+    'a channel name can''t be guessed from the project id');
+
+-- A genuine event, signed the way notify_project signs it, and forgeries of it.
+select jsonb_build_object('kind', 'import_progress', 'import_id', 7, 'project_id', :project_a) as event \gset
+select jsonb_build_object('event', :'event'::jsonb, 'sig', pipetrak.event_signature(s.signing_key, (:'event'::jsonb)::text))::text as genuine
+from pipetrak.project_secrets s where s.project_id = :project_a \gset
+select jsonb_build_object('event', :'event'::jsonb, 'sig', pipetrak.event_signature(s.signing_key, (:'event'::jsonb)::text))::text as signed_by_b
+from pipetrak.project_secrets s where s.project_id = :project_b \gset
+
+select is(pg_temp.matrix(format('select pipetrak_api.event_is_genuine(%s, %L)', :project_a, :'genuine')),
+    array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
+    'a member can check an event is genuine');
+select is(pg_temp.try_as('viewer', format('select pipetrak_api.event_is_genuine(%s, %L)', :project_a,
+        replace(:'genuine', '"import_id": 7', '"import_id": 8'))),
+    'false', 'an event changed in transit is not genuine');
+select is(pg_temp.try_as('viewer', format('select pipetrak_api.event_is_genuine(%s, %L)', :project_a, :'signed_by_b')),
+    'false', 'an event signed with another project''s key is not genuine');
+select is(pg_temp.try_as('viewer', format('select pipetrak_api.event_is_genuine(%s, %L)', :project_a,
+        '{"event": {"kind": "import_progress", "project_id": ' || :project_a || '}, "sig": "00"}')),
+    'false', 'a forged event is not genuine');
+select is(pg_temp.try_as('viewer', format('select pipetrak_api.event_is_genuine(%s, ''not json'')', :project_a)),
+    'false', 'garbage is not genuine, and no error');
+
+select pg_temp.try_as('owner', format('select pipetrak_api.project_channel(%s)', :project_a)) as channel_before \gset
+select is(pg_temp.try_as('owner', format('select pipetrak_api.remove_member(%s, %L)', :org_a, pg_temp.uid('welder'))), 'ok',
+    'an owner removes the welder');
+select isnt(pg_temp.try_as('owner', format('select pipetrak_api.project_channel(%s)', :project_a)), :'channel_before',
+    'the channel changes when someone leaves: the old name they knew is dead');
+select is(pg_temp.try_as('viewer', format('select pipetrak_api.event_is_genuine(%s, %L)', :project_a, :'genuine')),
+    'false', 'and so does the signing key');
+
+-- Membership needs consent -------------------------------------------------------------------------------
+select is(pg_temp.try_as('outsider', format('select pipetrak_api.add_member(organization_id => %s, user_id => %L, role => ''viewer'')',
+        :org_b, pg_temp.uid('foreman'))),
+    'PT404', 'the owner of B can''t pull A''s foreman into B');
+select is(pg_temp.try_as('outsider', format('select count(*) from pipetrak_api.memberships where user_id = %L', pg_temp.uid('foreman'))),
+    '0', 'so B''s member list never shows the foreman''s email');
+select is(pg_temp.try_as('outsider', format('select count(*) from pipetrak.user_profiles where user_id = %L', pg_temp.uid('foreman'))),
+    '0', 'nor does the profiles table');
+
+reset role;
+insert into pipetrak.memberships (organization_id, user_id, role, created_by)
+values (:org_b, pg_temp.uid('owner'), 'viewer', pg_temp.uid('outsider'));
+select is(pg_temp.try_as('outsider', format('select pipetrak_api.add_member(organization_id => %s, user_id => %L, role => ''viewer'')',
+        :org_b, pg_temp.uid('viewer'))),
+    'PT404', 'sharing an organization with the owner of A doesn''t make A''s viewer reachable from B');
+select is(pg_temp.try_as('owner', format('select pipetrak_api.add_member(organization_id => %s, user_id => %L, role => ''viewer'')',
+        :org_a, pg_temp.uid('outsider'))),
+    'ok', 'an owner adds someone they already share an organization with');
+
+-- Hostile arguments get catalogued errors -----------------------------------------------------------------
+select is(pg_temp.try_as('owner', format('select pipetrak_api.create_area(project_id => %s, name => %L)', :project_a, repeat('x', 201))),
+    'PT422', 'an over-long name is text_too_long (not 23514)');
+select is(pg_temp.try_as('owner', format('select pipetrak_api.create_organization(name => %L)', repeat('é', 201))),
+    'PT422', 'an over-long organization name too');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(component_id => %s, milestone => ''Receive'', value => 100, work_date => ''infinity'')', :valve_a)),
+    'PT422', 'an infinite work date is invalid_date (not 22008)');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(component_id => %s, milestone => ''Receive'', value => 100, note => %L)', :valve_a, repeat('n', 2001))),
+    'PT422', 'an over-long note is text_too_long');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestones(updates => (select jsonb_agg(jsonb_build_object(''component_id'', %s, ''milestone'', ''Receive'', ''value'', 100)) from generate_series(1, 10001)))', :valve_a)),
+    'PT413', 'a batch of more than 10,000 updates is batch_too_large');
+
+select * from finish();
+rollback;
