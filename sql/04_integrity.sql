@@ -77,9 +77,11 @@ create trigger milestone_events_no_truncate before truncate on pipetrak.mileston
 
 -- An organization never loses its last owner, however its memberships change (checked at commit,
 -- so an owner can be swapped inside one transaction).
+-- Security definer: the check runs at commit, outside the API function that made the change, as
+-- the caller, who may neither lock the organization's row nor see every membership.
 create function pipetrak.memberships_keep_an_owner()
 returns trigger
-language plpgsql
+language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin

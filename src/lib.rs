@@ -68,7 +68,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/10_imports.sql",
     name = "imports",
-    requires = ["api", import_stage, import_sniff, render_remediation_csv, import_issue_severity, import_issue_hint]
+    requires = [
+        "api",
+        import_stage,
+        import_sniff,
+        render_remediation_csv,
+        import_issue_severity,
+        import_issue_hint
+    ]
 );
 ::pgrx::extension_sql_file!(
     "../sql/11_events.sql",

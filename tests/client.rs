@@ -3,9 +3,11 @@
 //! `request.jwt.claims`. Run by `tests/scripts/test.sh`, which creates a throwaway database and sets
 //! PIPETRAK_TEST_URL; plain `cargo test` skips them (they are `#[ignore]`).
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use serde_json::Value;
 use std::thread;
+use std::time::Duration;
 
 fn connect() -> Client {
     let url =
@@ -324,14 +326,20 @@ fn big_takeoff(rows: u32) -> String {
 fn upload_validated(c: &mut Client, owner: &str, project: i64, text: &str) -> i64 {
     let import = id(&ok(c, owner, &format!(
         "select pipetrak_api.import_upload(project_id => {project}, kind => 'takeoff', filename => 'big.csv', content => convert_to($csv${text}$csv$, 'UTF8'))")));
-    ok(c, owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+    ok(
+        c,
+        owner,
+        &format!("select pipetrak_api.import_validate(import_id => {import})"),
+    );
     import
 }
 
 /// Polls until backend `pid` satisfies `condition` (over its `pg_stat_activity` row), for at most
 /// 15 s.
 fn wait_for_backend(c: &mut Client, pid: i32, condition: &str, never: &str) {
-    let sql = format!("select coalesce((select {condition} from pg_stat_activity where pid = $1), false)");
+    let sql = format!(
+        "select coalesce((select {condition} from pg_stat_activity where pid = $1), false)"
+    );
     for _ in 0..3000 {
         let ready: bool = c.query_one(sql.as_str(), &[&pid]).expect("activity").get(0);
         if ready {
@@ -368,54 +376,112 @@ fn a_killed_commit_resumes_to_the_same_end_state() {
     let calm = site(&mut c, "Calm", 20);
     let calm_import = upload_validated(&mut c, &calm.owner, calm.project, &text);
     let mut worker = connect();
-    worker.batch_execute("set role authenticated").expect("role");
+    worker
+        .batch_execute("set role authenticated")
+        .expect("role");
     let claims = serde_json::json!({"sub": calm.owner, "role": "authenticated"}).to_string();
-    worker.execute("select set_config('request.jwt.claims', $1, false)", &[&claims]).expect("claims");
-    worker.batch_execute(&format!("call pipetrak_api.import_commit_chunked(import_id => {calm_import})")).expect("call");
+    worker
+        .execute(
+            "select set_config('request.jwt.claims', $1, false)",
+            &[&claims],
+        )
+        .expect("claims");
+    worker
+        .batch_execute(&format!(
+            "call pipetrak_api.import_commit_chunked(import_id => {calm_import})"
+        ))
+        .expect("call");
 
     // Interrupted: chunk 1 commits; chunk 2 is killed while it waits on a drawing it needs (BIG-7,
     // which another transaction is inserting); then the commit is called again.
     let storm = site(&mut c, "Storm", 21);
     let storm_import = upload_validated(&mut c, &storm.owner, storm.project, &text);
-    ok(&mut c, &storm.owner, &format!("select pipetrak_api.import_commit(import_id => {storm_import}, max_chunks => 1)"));
+    ok(
+        &mut c,
+        &storm.owner,
+        &format!("select pipetrak_api.import_commit(import_id => {storm_import}, max_chunks => 1)"),
+    );
     let mut blocker = connect();
     let mut hold = blocker.transaction().expect("transaction");
-    hold.execute("insert into pipetrak.drawings (project_id, drawing_no) values ($1, 'BIG-7')", &[&storm.project])
-        .expect("hold BIG-7");
+    hold.execute(
+        "insert into pipetrak.drawings (project_id, drawing_no) values ($1, 'BIG-7')",
+        &[&storm.project],
+    )
+    .expect("hold BIG-7");
 
     let owner = storm.owner.clone();
     let (pid_tx, pid_rx) = std::sync::mpsc::channel();
     let victim = thread::spawn(move || {
         let mut w = connect();
-        let pid: i32 = w.query_one("select pg_backend_pid()", &[]).expect("pid").get(0);
+        let pid: i32 = w
+            .query_one("select pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0);
         pid_tx.send(pid).expect("send pid");
         w.batch_execute("set role authenticated").expect("role");
         let claims = serde_json::json!({"sub": owner, "role": "authenticated"}).to_string();
-        w.execute("select set_config('request.jwt.claims', $1, false)", &[&claims]).expect("claims");
-        w.batch_execute(&format!("call pipetrak_api.import_commit_chunked(import_id => {storm_import})"))
+        w.execute(
+            "select set_config('request.jwt.claims', $1, false)",
+            &[&claims],
+        )
+        .expect("claims");
+        w.batch_execute(&format!(
+            "call pipetrak_api.import_commit_chunked(import_id => {storm_import})"
+        ))
     });
     let pid = pid_rx.recv().expect("victim pid");
     // Wait until the victim is stuck inside chunk 2, then kill its backend.
-    wait_for_backend(&mut c, pid, "wait_event_type = 'Lock'", "the victim never reached chunk 2");
-    let killed: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
+    wait_for_backend(
+        &mut c,
+        pid,
+        "wait_event_type = 'Lock'",
+        "the victim never reached chunk 2",
+    );
+    let killed: bool = c
+        .query_one("select pg_terminate_backend($1)", &[&pid])
+        .expect("terminate")
+        .get(0);
     assert!(killed);
-    assert!(victim.join().expect("victim thread").is_err(), "the killed CALL fails");
+    assert!(
+        victim.join().expect("victim thread").is_err(),
+        "the killed CALL fails"
+    );
     hold.rollback().expect("release BIG-7");
 
     let job: (String, i32) = {
-        let r = c.query_one("select status, chunks_done from pipetrak.import_jobs where id = $1", &[&storm_import]).expect("job");
+        let r = c
+            .query_one(
+                "select status, chunks_done from pipetrak.import_jobs where id = $1",
+                &[&storm_import],
+            )
+            .expect("job");
         (r.get(0), r.get(1))
     };
-    assert_eq!(job, ("committing".to_string(), 1), "the killed chunk left no trace; chunk 1 stays committed");
-    let result = ok(&mut c, &storm.owner, &format!("select pipetrak_api.import_commit(import_id => {storm_import})"));
+    assert_eq!(
+        job,
+        ("committing".to_string(), 1),
+        "the killed chunk left no trace; chunk 1 stays committed"
+    );
+    let result = ok(
+        &mut c,
+        &storm.owner,
+        &format!("select pipetrak_api.import_commit(import_id => {storm_import})"),
+    );
     assert_eq!(result["status"], "committed");
     assert_eq!(result["components_created"], 12_000);
 
     let (calm_state, calm_rollup) = project_state(&mut c, calm.project);
     let (storm_state, storm_rollup) = project_state(&mut c, storm.project);
     assert_eq!(calm_state.len(), 12_000);
-    assert_eq!(storm_state, calm_state, "same components, no duplicates, none lost");
-    assert_eq!((storm_rollup, calm_rollup), (12_000, 12_000), "rollups count every component once");
+    assert_eq!(
+        storm_state, calm_state,
+        "same components, no duplicates, none lost"
+    );
+    assert_eq!(
+        (storm_rollup, calm_rollup),
+        (12_000, 12_000),
+        "rollups count every component once"
+    );
 }
 
 #[test]
@@ -440,19 +506,37 @@ fn a_cancelled_validation_leaves_the_job_as_it_was() {
     // (reading runs on a second thread; the cancel must still reach the backend and stop both).
     let cancelled = {
         let mut tx = c.transaction().expect("transaction");
-        tx.batch_execute("set local role authenticated; set local statement_timeout = '150ms'").expect("settings");
+        tx.batch_execute("set local role authenticated; set local statement_timeout = '150ms'")
+            .expect("settings");
         let claims = serde_json::json!({"sub": site.owner, "role": "authenticated"}).to_string();
-        tx.execute("select set_config('request.jwt.claims', $1, true)", &[&claims]).expect("claims");
-        let outcome = tx.batch_execute(&format!("select pipetrak_api.import_validate(import_id => {import})"));
+        tx.execute(
+            "select set_config('request.jwt.claims', $1, true)",
+            &[&claims],
+        )
+        .expect("claims");
+        let outcome = tx.batch_execute(&format!(
+            "select pipetrak_api.import_validate(import_id => {import})"
+        ));
         let _ = tx.rollback();
         outcome
     };
-    let code = cancelled.expect_err("the timeout cancels the validation").code().cloned();
+    let code = cancelled
+        .expect_err("the timeout cancels the validation")
+        .code()
+        .cloned();
     assert_eq!(code, Some(postgres::error::SqlState::QUERY_CANCELED));
-    assert_eq!(state(&mut c), before, "the job keeps its report and its staged rows");
+    assert_eq!(
+        state(&mut c),
+        before,
+        "the job keeps its report and its staged rows"
+    );
 
     // The same connection validates it again to the same report.
-    ok(&mut c, &site.owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+    ok(
+        &mut c,
+        &site.owner,
+        &format!("select pipetrak_api.import_validate(import_id => {import})"),
+    );
     assert_eq!(state(&mut c), before);
 }
 
@@ -463,7 +547,10 @@ fn a_terminated_validation_disturbs_no_one_else() {
     let site = site(&mut c, "Terminate", 23);
     let import = upload_validated(&mut c, &site.owner, site.project, &big_takeoff(60_000));
     let before: String = c
-        .query_one("select summary::text from pipetrak.import_jobs where id = $1", &[&import])
+        .query_one(
+            "select summary::text from pipetrak.import_jobs where id = $1",
+            &[&import],
+        )
         .expect("job")
         .get(0);
 
@@ -473,23 +560,230 @@ fn a_terminated_validation_disturbs_no_one_else() {
     let (pid_tx, pid_rx) = std::sync::mpsc::channel();
     let victim = thread::spawn(move || {
         let mut w = connect();
-        let pid: i32 = w.query_one("select pg_backend_pid()", &[]).expect("pid").get(0);
+        let pid: i32 = w
+            .query_one("select pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0);
         pid_tx.send(pid).expect("send pid");
-        request(&mut w, &owner, &format!("select pipetrak_api.import_validate(import_id => {import})"))
+        request(
+            &mut w,
+            &owner,
+            &format!("select pipetrak_api.import_validate(import_id => {import})"),
+        )
     });
     let pid = pid_rx.recv().expect("victim pid");
-    wait_for_backend(&mut c, pid, "query like '%import_validate%'", "the validation never started");
+    wait_for_backend(
+        &mut c,
+        pid,
+        "query like '%import_validate%'",
+        "the validation never started",
+    );
     thread::sleep(std::time::Duration::from_millis(50));
-    let terminated: bool = c.query_one("select pg_terminate_backend($1)", &[&pid]).expect("terminate").get(0);
+    let terminated: bool = c
+        .query_one("select pg_terminate_backend($1)", &[&pid])
+        .expect("terminate")
+        .get(0);
     assert!(terminated);
-    assert!(victim.join().expect("victim thread").is_err(), "the terminated request fails");
+    assert!(
+        victim.join().expect("victim thread").is_err(),
+        "the terminated request fails"
+    );
 
     // This connection survived (a crashing backend would have made the server drop every session),
     // and the job is as it was.
     let after: String = c
-        .query_one("select summary::text from pipetrak.import_jobs where id = $1", &[&import])
+        .query_one(
+            "select summary::text from pipetrak.import_jobs where id = $1",
+            &[&import],
+        )
         .expect("the other session is still connected")
         .get(0);
     assert_eq!(after, before);
-    ok(&mut c, &site.owner, &format!("select pipetrak_api.import_validate(import_id => {import})"));
+    ok(
+        &mut c,
+        &site.owner,
+        &format!("select pipetrak_api.import_validate(import_id => {import})"),
+    );
+}
+
+/// Starts a request as `user` and leaves its transaction open: the caller commits it.
+fn begin_as<'a>(client: &'a mut Client, user: &str) -> postgres::Transaction<'a> {
+    let mut tx = client.transaction().expect("transaction");
+    tx.batch_execute("set local role authenticated")
+        .expect("role");
+    let claims = serde_json::json!({"sub": user, "role": "authenticated"}).to_string();
+    tx.execute(
+        "select set_config('request.jwt.claims', $1, true)",
+        &[&claims],
+    )
+    .expect("claims");
+    tx
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn two_owners_demoting_each_other_at_once_leave_an_owner() {
+    let mut c = connect();
+    for round in 0..5 {
+        let site = site(&mut c, "Owners", 40 + round);
+        let org = id(&ok(
+            &mut c,
+            &site.owner,
+            &format!(
+                "select organization_id from pipetrak_api.projects where id = {}",
+                site.project
+            ),
+        ));
+        let second = user("second_owner", 40 + round);
+        c.execute(&format!("insert into pipetrak.memberships (organization_id, user_id, role, created_by) values ({org}, '{second}', 'owner', '{}')", site.owner), &[])
+            .expect("seat a second owner");
+
+        // Each owner demotes the other in a request of their own; both try to commit together.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let demote = |me: String, other: String, barrier: std::sync::Arc<std::sync::Barrier>| {
+            thread::spawn(move || {
+                let mut client = connect();
+                let mut tx = begin_as(&mut client, &me);
+                barrier.wait();
+                let outcome = tx
+                    .batch_execute(&format!("select pipetrak_api.change_member_role(organization_id => {org}, user_id => '{other}', role => 'admin')"))
+                    .and_then(|()| tx.commit());
+                outcome.map_err(|e| e.code().map(|c| c.code().to_string()))
+            })
+        };
+        let first = demote(site.owner.clone(), second.clone(), barrier.clone());
+        let other = demote(second.clone(), site.owner.clone(), barrier);
+        let outcomes = [first.join().expect("first"), other.join().expect("second")];
+        let owners: i64 = c
+            .query_one("select count(*) from pipetrak.memberships where organization_id = $1 and role = 'owner'", &[&org])
+            .expect("owners")
+            .get(0);
+        assert_eq!(owners, 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "round {round}: exactly one demotion wins: {outcomes:?}"
+        );
+        for failed in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            assert!(
+                matches!(failed.as_deref(), Some("PT403" | "PT409")),
+                "a catalogued refusal: {failed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn events_reach_members_only_and_forgeries_are_told_apart() {
+    let mut c = connect();
+    let site = site(&mut c, "Events", 50);
+    let channel = ok(
+        &mut c,
+        &site.viewer,
+        &format!(
+            "select pipetrak_api.project_channel(project_id => {})",
+            site.project
+        ),
+    );
+    let channel = channel.as_str().expect("a channel name").to_string();
+
+    // A member listens on the channel; an outsider listens where the old channel was.
+    let mut member = connect();
+    member
+        .batch_execute(&format!("listen {channel}"))
+        .expect("listen");
+    let mut outsider = connect();
+    outsider
+        .batch_execute(&format!("listen pipetrak_project_{}", site.project))
+        .expect("listen");
+
+    let import = upload_validated(&mut c, &site.owner, site.project, &big_takeoff(10));
+    ok(
+        &mut c,
+        &site.owner,
+        &format!("select pipetrak_api.import_commit(import_id => {import})"),
+    );
+    // Anyone who learns the channel can send into it.
+    c.execute("select pg_notify($1, $2)", &[&channel, &format!(r#"{{"event": {{"kind": "import_progress", "project_id": {}, "import_id": 1}}, "sig": "00"}}"#, site.project)])
+        .expect("forge");
+
+    let received: Vec<String> = member
+        .notifications()
+        .timeout_iter(Duration::from_secs(2))
+        .iterator()
+        .filter_map(Result::ok)
+        .map(|n| n.payload().to_string())
+        .collect();
+    assert_eq!(received.len(), 2, "{received:?}");
+    let genuine: Vec<bool> = received
+        .iter()
+        .map(|payload| {
+            let query = format!(
+                "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
+                site.project,
+                literal(payload)
+            );
+            ok(&mut c, &site.viewer, &query)
+                .as_bool()
+                .expect("a boolean")
+        })
+        .collect();
+    assert_eq!(
+        genuine,
+        [true, false],
+        "the import's event is genuine, the forgery is not"
+    );
+    let event: Value = serde_json::from_str(&received[0]).expect("json");
+    assert_eq!(event["event"]["import_id"], import);
+    assert!(
+        event["event"].get("drawing_no").is_none() && !received[0].contains("BIG-"),
+        "ids and counts only, never row data"
+    );
+
+    let overheard = outsider
+        .notifications()
+        .timeout_iter(Duration::from_millis(300))
+        .iterator()
+        .count();
+    assert_eq!(overheard, 0, "nothing on the channel an outsider can guess");
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_report_answers_statement_timeout() {
+    let mut c = connect();
+    let site = site(&mut c, "Report", 60);
+    // Every row has a warning (QTY 0), so the report reads the whole file again.
+    let mut text = String::from("DRAWING,TYPE,QTY,CMDTY CODE,SIZE\n");
+    for i in 0..150_000 {
+        text.push_str(&format!("R-{},Support,0,S-{i},2\n", i / 1000));
+    }
+    let import = upload_validated(&mut c, &site.owner, site.project, &text);
+    let clock = std::time::Instant::now();
+    let outcome = {
+        let mut tx = begin_as(&mut c, &site.owner);
+        tx.batch_execute("set local statement_timeout = '100ms'")
+            .expect("timeout");
+        let outcome = tx.batch_execute(&format!(
+            "select pipetrak_api.import_report_csv(import_id => {import})"
+        ));
+        let _ = tx.rollback();
+        outcome
+    };
+    let code = outcome
+        .expect_err("the timeout stops the report")
+        .code()
+        .cloned();
+    assert_eq!(code, Some(postgres::error::SqlState::QUERY_CANCELED));
+    assert!(
+        clock.elapsed() < Duration::from_secs(3),
+        "stopped while reading, not after: {:?}",
+        clock.elapsed()
+    );
+}
+
+/// `text` as a SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }

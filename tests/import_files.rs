@@ -6,10 +6,12 @@ use pipetrak::domain::component_type::ComponentType;
 use pipetrak::domain::import::cell::Cell;
 use pipetrak::domain::import::file::FileSource;
 use pipetrak::domain::import::source::{self, Format};
+use pipetrak::domain::import::validate::{
+    validate_file, validate_source, FileOutcome, ImportRow, RowStatus,
+};
+use pipetrak::domain::import::{IssueCode, Kind};
 use proptest::prelude::*;
 use rust_xlsxwriter::{Format as XlsxFormat, Formula, Workbook};
-use pipetrak::domain::import::validate::{validate_file, validate_source, FileOutcome, ImportRow, RowStatus};
-use pipetrak::domain::import::{IssueCode, Kind};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -18,7 +20,9 @@ fn today() -> NaiveDate {
 }
 
 fn shared(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -29,14 +33,18 @@ fn run(bytes: &[u8], kind: Kind) -> (FileOutcome, Vec<ImportRow>) {
 }
 
 fn codes(rows: &[ImportRow]) -> Vec<(u32, IssueCode)> {
-    rows.iter().flat_map(|r| r.issues.iter().map(|i| (i.line, i.code))).collect()
+    rows.iter()
+        .flat_map(|r| r.issues.iter().map(|i| (i.line, i.code)))
+        .collect()
 }
 
 /// Components a commit would create from valid rows (seq ranges counted out).
 fn component_count(rows: &[ImportRow]) -> u32 {
-    rows.iter().filter(|r| r.status == RowStatus::Valid).map(|r| r.seq_to - r.seq_from + 1).sum()
+    rows.iter()
+        .filter(|r| r.status == RowStatus::Valid)
+        .map(|r| r.seq_to - r.seq_from + 1)
+        .sum()
 }
-
 
 fn drawings(rows: &[ImportRow]) -> BTreeSet<String> {
     rows.iter().map(|r| r.drawing_key.clone()).collect()
@@ -56,8 +64,14 @@ fn quantity_instances_explode_into_15_components() {
     assert_eq!(component_count(&rows), 15);
     // What a dry run promises a project without components comes from these counts.
     assert_eq!(outcome.found.components, 15);
-    let support = rows.iter().find(|r| r.tag == "SUPPORT001").expect("support row");
-    assert_eq!((support.component_type, support.seq_from, support.seq_to), (Some(ComponentType::Support), 1, 5));
+    let support = rows
+        .iter()
+        .find(|r| r.tag == "SUPPORT001")
+        .expect("support row");
+    assert_eq!(
+        (support.component_type, support.seq_from, support.seq_to),
+        (Some(ComponentType::Support), 1, 5)
+    );
 }
 
 #[test]
@@ -72,9 +86,13 @@ fn field_weld_log_has_664_welds_on_110_drawings() {
     assert_eq!(rows[0].tag, "1");
     assert_eq!(drawings(&rows).len(), 110);
     assert_eq!(outcome.found.components, 664);
-    assert!(rows.iter().any(|r| r.drawing_no.contains("  ") && r.drawing_key.ends_with(" OF 28")));
+    assert!(rows
+        .iter()
+        .any(|r| r.drawing_no.contains("  ") && r.drawing_key.ends_with(" OF 28")));
     // PWHT is a real boolean, sizes carry inch marks.
-    assert!(rows.iter().all(|r| r.weld.as_ref().is_some_and(|w| w.pwht_required.is_some())));
+    assert!(rows
+        .iter()
+        .all(|r| r.weld.as_ref().is_some_and(|w| w.pwht_required.is_some())));
     assert_eq!(rows[0].size, "1");
 }
 
@@ -94,7 +112,10 @@ fn takeoff_template_reads_its_takeoff_sheet() {
 fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
     let (outcome, rows) = run(&shared("import.csv"), Kind::Takeoff);
     let layout = outcome.layout.expect("a header");
-    assert!(layout.notes.iter().any(|n| n.code == IssueCode::QuantityColumnMissing));
+    assert!(layout
+        .notes
+        .iter()
+        .any(|n| n.code == IssueCode::QuantityColumnMissing));
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), 5);
     // Unquoted inch marks: 2" reads as 2.
@@ -110,7 +131,10 @@ fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
 
 /// Lines of the rows flagged as maybe repeating an earlier one.
 fn flagged(rows: &[ImportRow]) -> Vec<u32> {
-    rows.iter().filter(|r| r.maybe_repeated).map(|r| r.line).collect()
+    rows.iter()
+        .filter(|r| r.maybe_repeated)
+        .map(|r| r.line)
+        .collect()
 }
 
 #[test]
@@ -122,7 +146,10 @@ fn rows_repeating_an_item_an_id_or_cells_are_flagged() {
     // VALVE001 on rows 2..4, GASKET001 on 5..6, spool PIPE001 on 7..10.
     assert_eq!(flagged(&rows), vec![3, 4, 6, 8, 9, 10]);
     assert_eq!(outcome.counts.maybe_repeated, 6);
-    assert!(rows.iter().all(|r| (r.seq_from, r.seq_to) == (1, 1)), "numbered as the first row of their item");
+    assert!(
+        rows.iter().all(|r| (r.seq_from, r.seq_to) == (1, 1)),
+        "numbered as the first row of their item"
+    );
     assert_eq!(outcome.counts.invalid, 0);
     assert_eq!(rows[1].cells_hash, rows[2].cells_hash);
     assert_ne!(rows[3].cells_hash, rows[2].cells_hash);
@@ -133,15 +160,24 @@ fn milestone_types_file_covers_every_identity_rule() {
     let (outcome, rows) = run(&shared("milestone-types.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), 8);
-    let weld = rows.iter().find(|r| r.component_type == Some(ComponentType::FieldWeld)).expect("weld row");
-    assert!(has(&rows, weld.line, IssueCode::UnparsedSize), "N/A is kept with a warning");
+    let weld = rows
+        .iter()
+        .find(|r| r.component_type == Some(ComponentType::FieldWeld))
+        .expect("weld row");
+    assert!(
+        has(&rows, weld.line, IssueCode::UnparsedSize),
+        "N/A is kept with a warning"
+    );
 }
 
 #[test]
 fn small_weld_logs_report_off_tier_xray_and_read_nde_lists() {
     let (outcome, rows) = run(&shared("field-welds.csv"), Kind::FieldWelds);
     assert_eq!(outcome.counts.rows_read, 3);
-    assert!(has(&rows, 3, IssueCode::InvalidXrayPercent) && has(&rows, 4, IssueCode::InvalidXrayPercent));
+    assert!(
+        has(&rows, 3, IssueCode::InvalidXrayPercent)
+            && has(&rows, 4, IssueCode::InvalidXrayPercent)
+    );
     let first = rows[0].weld.as_ref().expect("weld facts");
     assert_eq!(first.nde_types, vec!["RT", "PT"]);
     assert_eq!(first.schedule.as_deref(), Some("Sch 40"));
@@ -149,7 +185,13 @@ fn small_weld_logs_report_off_tier_xray_and_read_nde_lists() {
 
     let (outcome, rows) = run(&shared("field-welds-complete.csv"), Kind::FieldWelds);
     assert_eq!(outcome.counts.errors, 0);
-    assert_eq!(rows.iter().filter_map(|r| r.weld.as_ref()?.stencil.clone()).collect::<BTreeSet<_>>().len(), 2);
+    assert_eq!(
+        rows.iter()
+            .filter_map(|r| r.weld.as_ref()?.stencil.clone())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        2
+    );
 }
 
 // ---- CSV quirks ----
@@ -159,7 +201,11 @@ const TAKEOFF: &str = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,COMMENTS\n";
 #[test]
 fn csv_delimiters_bom_and_encodings() {
     let comma = format!("{TAKEOFF}P-1,Valve,2,V1,2,ok\n");
-    for text in [comma.clone(), comma.replace(',', ";"), comma.replace(',', "\t")] {
+    for text in [
+        comma.clone(),
+        comma.replace(',', ";"),
+        comma.replace(',', "\t"),
+    ] {
         let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
         assert_eq!(outcome.counts.errors, 0, "{text:?}");
         assert_eq!(component_count(&rows), 2);
@@ -174,7 +220,12 @@ fn csv_delimiters_bom_and_encodings() {
     let mut latin = TAKEOFF.as_bytes().to_vec();
     latin.extend_from_slice(b"P-1,Valve,1,V1,2,90\xB0 elbow caf\xE9\n");
     let (outcome, rows) = run(&latin, Kind::Takeoff);
-    assert!(outcome.layout.expect("header").notes.iter().any(|n| n.code == IssueCode::DecodedWindows1252));
+    assert!(outcome
+        .layout
+        .expect("header")
+        .notes
+        .iter()
+        .any(|n| n.code == IssueCode::DecodedWindows1252));
     assert_eq!(rows[0].attributes["comments"], "90° elbow café");
 
     // UTF-16 with a BOM, as Excel's "Unicode text" writes it.
@@ -193,8 +244,15 @@ fn csv_multiline_cells_inch_marks_and_excel_row_numbers() {
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(rows[0].attributes["comments"], "two\nlines");
-    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 4, 5], "blank row 3 counts, the line break inside a cell does not");
-    assert_eq!((rows[1].size.as_str(), rows[2].size.as_str()), ("1.5", "0.75"));
+    assert_eq!(
+        rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![2, 4, 5],
+        "blank row 3 counts, the line break inside a cell does not"
+    );
+    assert_eq!(
+        (rows[1].size.as_str(), rows[2].size.as_str()),
+        ("1.5", "0.75")
+    );
 }
 
 /// A file served a few bytes per read, as no real source would: every block boundary falls inside
@@ -217,7 +275,12 @@ impl FileSource for Dribble<'_> {
 
 fn run_dribbled(bytes: &[u8], kind: Kind, bytes_per_read: usize) -> (FileOutcome, Vec<ImportRow>) {
     let mut rows = Vec::new();
-    let outcome = validate_source(&mut Dribble(bytes, bytes_per_read), kind, today(), &mut |row| rows.push(row));
+    let outcome = validate_source(
+        &mut Dribble(bytes, bytes_per_read),
+        kind,
+        today(),
+        &mut |row| rows.push(row),
+    );
     (outcome, rows)
 }
 
@@ -250,8 +313,14 @@ fn files_read_in_pieces_give_the_same_rows_and_row_numbers() {
         assert_eq!(whole.counts, pieces.counts);
         assert_eq!(whole.counts.rows_read, 6_001 + u32::from(bytes == &latin));
         assert_eq!(
-            whole_rows.iter().map(|r| (r.line, &r.tag, &r.attributes)).collect::<Vec<_>>(),
-            piece_rows.iter().map(|r| (r.line, &r.tag, &r.attributes)).collect::<Vec<_>>()
+            whole_rows
+                .iter()
+                .map(|r| (r.line, &r.tag, &r.attributes))
+                .collect::<Vec<_>>(),
+            piece_rows
+                .iter()
+                .map(|r| (r.line, &r.tag, &r.attributes))
+                .collect::<Vec<_>>()
         );
         let line_of = |tag: &str| whole_rows.iter().find(|r| r.tag == tag).map(|r| r.line);
         // Header on row 1, one row per line, two blank lines after every 1,000 rows, and the
@@ -265,8 +334,16 @@ fn files_read_in_pieces_give_the_same_rows_and_row_numbers() {
         assert_eq!(line_of("V5999"), Some(6_012));
     }
     let (latin_outcome, latin_rows) = run_dribbled(&latin, Kind::Takeoff, 5);
-    assert!(latin_outcome.layout.expect("header").notes.iter().any(|n| n.code == IssueCode::DecodedWindows1252));
-    assert_eq!(latin_rows.last().map(|r| r.attributes["comments"].clone()), Some("café".into()));
+    assert!(latin_outcome
+        .layout
+        .expect("header")
+        .notes
+        .iter()
+        .any(|n| n.code == IssueCode::DecodedWindows1252));
+    assert_eq!(
+        latin_rows.last().map(|r| r.attributes["comments"].clone()),
+        Some("café".into())
+    );
 
     // A workbook read in pieces through the same reader.
     let xlsx = shared("field-weld-log-664.xlsx");
@@ -277,7 +354,9 @@ fn files_read_in_pieces_give_the_same_rows_and_row_numbers() {
 
 #[test]
 fn header_is_found_below_title_rows_and_blank_rows_are_skipped() {
-    let text = format!("Material takeoff - Unit 12\nIssued 2025-01-01\n\n{TAKEOFF},,,,,\nP-1,Valve,1,V1,2,\n");
+    let text = format!(
+        "Material takeoff - Unit 12\nIssued 2025-01-01\n\n{TAKEOFF},,,,,\nP-1,Valve,1,V1,2,\n"
+    );
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     assert_eq!(outcome.layout.expect("header").header_line, 4);
     assert_eq!(outcome.counts.rows_read, 1);
@@ -285,7 +364,10 @@ fn header_is_found_below_title_rows_and_blank_rows_are_skipped() {
 
     let late = format!("{}{TAKEOFF}P-1,Valve,1,V1,2,\n", "title\n".repeat(20));
     let (outcome, _) = run(late.as_bytes(), Kind::Takeoff);
-    assert_eq!(outcome.layout.expect_err("no header in rows 1..20").code, IssueCode::HeaderNotFound);
+    assert_eq!(
+        outcome.layout.expect_err("no header in rows 1..20").code,
+        IssueCode::HeaderNotFound
+    );
 
     let (outcome, _) = run(b"DRAWING,QTY\nP-1,2\n", Kind::Takeoff);
     let issue = outcome.layout.expect_err("missing columns");
@@ -300,15 +382,25 @@ fn nul_bytes_past_the_sniffed_head_never_reach_a_value() {
         bytes.extend_from_slice(format!("P-1,Valve,1,V{i},2,padding padding\n").as_bytes());
     }
     bytes.extend_from_slice(b"P-\x002,Valve,1,V\x00X,2,c\x00\n");
-    assert_eq!(source::sniff(&bytes), Some(Format::Csv), "the NUL is beyond the first 8 KB");
+    assert_eq!(
+        source::sniff(&bytes),
+        Some(Format::Csv),
+        "the NUL is beyond the first 8 KB"
+    );
     let (outcome, rows) = run(&bytes, Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     let last = rows.last().expect("rows");
     assert_eq!((last.drawing_no.as_str(), last.tag.as_str()), ("P-2", "VX"));
     let lines = rows.iter().map(|r| r.line).collect();
-    let cells = pipetrak::domain::import::report::original_cells(&mut bytes.as_slice(), Kind::Takeoff, &lines);
+    let cells = pipetrak::domain::import::report::original_cells(
+        &mut bytes.as_slice(),
+        Kind::Takeoff,
+        &lines,
+    );
     assert_eq!(cells.len(), rows.len());
-    assert!(cells.iter().all(|(_, cells)| cells.iter().all(|c| !c.contains('\0'))));
+    assert!(cells
+        .iter()
+        .all(|(_, cells)| cells.iter().all(|c| !c.contains('\0'))));
 }
 
 #[test]
@@ -316,11 +408,20 @@ fn unreadable_files_are_one_clear_issue() {
     assert_eq!(source::sniff(b"PK\x03\x04rest"), Some(Format::Xlsx));
     assert_eq!(source::sniff(b"\x00\x01\x02binary"), None);
     let (outcome, _) = run(b"\x00\x01\x02binary", Kind::Takeoff);
-    assert_eq!(outcome.layout.expect_err("binary").code, IssueCode::UnsupportedFile);
+    assert_eq!(
+        outcome.layout.expect_err("binary").code,
+        IssueCode::UnsupportedFile
+    );
     let (outcome, _) = run(b"PK\x03\x04not really a zip", Kind::Takeoff);
-    assert_eq!(outcome.layout.expect_err("broken zip").code, IssueCode::UnsupportedFile);
+    assert_eq!(
+        outcome.layout.expect_err("broken zip").code,
+        IssueCode::UnsupportedFile
+    );
     let (outcome, _) = run(b"  \n\n", Kind::Takeoff);
-    assert_eq!(outcome.layout.expect_err("empty").code, IssueCode::EmptyFile);
+    assert_eq!(
+        outcome.layout.expect_err("empty").code,
+        IssueCode::EmptyFile
+    );
 }
 
 // ---- each takeoff validation code ----
@@ -364,17 +465,34 @@ fn takeoff_validation_codes() {
         (17, IssueCode::ValueTooLong),
     ];
     for (line, code) in expect {
-        assert!(has(&rows, line, code), "row {line} should have {code:?}: {:?}", codes(&rows));
+        assert!(
+            has(&rows, line, code),
+            "row {line} should have {code:?}: {:?}",
+            codes(&rows)
+        );
     }
     let unknown = rows.iter().find(|r| r.line == 3).expect("row 3");
-    assert!(unknown.issues[0].message.contains("misc_component"), "lists the accepted names");
-    assert_eq!(rows.iter().find(|r| r.line == 7).map(|r| r.status), Some(RowStatus::Skipped));
+    assert!(
+        unknown.issues[0].message.contains("misc_component"),
+        "lists the accepted names"
+    );
+    assert_eq!(
+        rows.iter().find(|r| r.line == 7).map(|r| r.status),
+        Some(RowStatus::Skipped)
+    );
     // Pipe footage: both rows of one aggregate keep their own footage (summed on commit).
-    let pipe: Vec<f64> = rows.iter().filter(|r| r.tag == "PIPE-CS").map(|r| r.quantity).collect();
+    let pipe: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.tag == "PIPE-CS")
+        .map(|r| r.quantity)
+        .collect();
     assert_eq!(pipe, vec![12.5, 7.25]);
     // Every issue names its column as the header shows it, and the value.
     let issue = &rows.iter().find(|r| r.line == 5).expect("row 5").issues[0];
-    assert_eq!((issue.column.as_deref(), issue.value.as_deref()), (Some("QTY"), Some("two")));
+    assert_eq!(
+        (issue.column.as_deref(), issue.value.as_deref()),
+        (Some("QTY"), Some("two"))
+    );
     assert_eq!(outcome.counts.rows_read, 16);
     // The second SP-1 and the second PIPE-CS row are flagged for the rules across rows (their
     // outcome, a duplicate id and a merged pipe, is checked in pgTAP 04_imports on this text).
@@ -387,14 +505,23 @@ fn takeoff_validation_codes() {
 
 #[test]
 fn weld_log_validation_codes() {
-    let text = "WELD #,DRAWING,TYPE,WELD TYPE,X-RAY %,PWHT,NDE TYPES,STENCIL,WELD DATE,NDE RESULT\n\
+    let text =
+        "WELD #,DRAWING,TYPE,WELD TYPE,X-RAY %,PWHT,NDE TYPES,STENCIL,WELD DATE,NDE RESULT\n\
         W-1,P-1,Field Weld,BW,5%,yes,RT,K-12,2025-01-15,ACC\n\
         W-2,P-1,Valve,XX,50,maybe,RT;ZZ,K,not a date,MAYBE\n\
         W-3,P-1,,sw,0.1,X,pt / mt,wld001,2099-01-01,pending\n\
         W-1,P-1,,BW,10,0,,,45672,FAIL\n";
     let (_, rows) = run(text.as_bytes(), Kind::FieldWelds);
     let w1 = rows[0].weld.as_ref().expect("facts");
-    assert_eq!((w1.weld_type.as_deref(), w1.xray_percent, w1.pwht_required, w1.nde_result.as_deref()), (Some("BW"), Some(5), Some(true), Some("PASS")));
+    assert_eq!(
+        (
+            w1.weld_type.as_deref(),
+            w1.xray_percent,
+            w1.pwht_required,
+            w1.nde_result.as_deref()
+        ),
+        (Some("BW"), Some(5), Some(true), Some("PASS"))
+    );
     for code in [
         IssueCode::NotAFieldWeld,
         IssueCode::InvalidWeldType,
@@ -408,17 +535,30 @@ fn weld_log_validation_codes() {
         assert!(has(&rows, 3, code), "{code:?}: {:?}", codes(&rows));
     }
     let w3 = rows[2].weld.as_ref().expect("facts");
-    assert_eq!((w3.weld_type.as_deref(), w3.xray_percent, w3.pwht_required), (Some("SW"), Some(10), Some(true)));
+    assert_eq!(
+        (w3.weld_type.as_deref(), w3.xray_percent, w3.pwht_required),
+        (Some("SW"), Some(10), Some(true))
+    );
     assert_eq!(w3.nde_types, vec!["PT", "MT"]);
     assert_eq!(w3.stencil.as_deref(), Some("WLD001"));
     assert!(has(&rows, 4, IssueCode::FutureDate));
-    assert_eq!(flagged(&rows), vec![5], "W-1 again: its outcome, a duplicate id, is checked in pgTAP");
-    assert_eq!(rows[3].weld.as_ref().and_then(|w| w.date_welded), NaiveDate::from_ymd_opt(2025, 1, 15), "serial date");
+    assert_eq!(
+        flagged(&rows),
+        vec![5],
+        "W-1 again: its outcome, a duplicate id, is checked in pgTAP"
+    );
+    assert_eq!(
+        rows[3].weld.as_ref().and_then(|w| w.date_welded),
+        NaiveDate::from_ymd_opt(2025, 1, 15),
+        "serial date"
+    );
 }
 
 // ---- Excel quirks ----
 
-fn workbook(build: impl FnOnce(&mut Workbook) -> Result<(), rust_xlsxwriter::XlsxError>) -> Vec<u8> {
+fn workbook(
+    build: impl FnOnce(&mut Workbook) -> Result<(), rust_xlsxwriter::XlsxError>,
+) -> Vec<u8> {
     let mut book = Workbook::new();
     build(&mut book).expect("workbook");
     book.save_to_buffer().expect("xlsx bytes")
@@ -432,7 +572,17 @@ fn xlsx_numbers_booleans_dates_formulas_blank_rows_and_pivot_sheets() {
         pivot.write(1, 0, 42)?;
         let log = book.add_worksheet().set_name("Welds")?;
         log.write(0, 0, "Weld log, unit 12")?;
-        for (col, h) in ["Weld ID", "Drawing ID", "PWHT Required", "Date Welded", "X-ray Percent", "Weld Size"].iter().enumerate() {
+        for (col, h) in [
+            "Weld ID",
+            "Drawing ID",
+            "PWHT Required",
+            "Date Welded",
+            "X-ray Percent",
+            "Weld Size",
+        ]
+        .iter()
+        .enumerate()
+        {
             log.write(2, col as u16, *h)?;
         }
         let date = XlsxFormat::new().set_num_format("yyyy-mm-dd");
@@ -452,12 +602,23 @@ fn xlsx_numbers_booleans_dates_formulas_blank_rows_and_pivot_sheets() {
     });
     let (outcome, rows) = run(&bytes, Kind::FieldWelds);
     let layout = outcome.layout.expect("header");
-    assert_eq!((layout.sheet.as_deref(), layout.header_line), (Some("Welds"), 3));
+    assert_eq!(
+        (layout.sheet.as_deref(), layout.header_line),
+        (Some("Welds"), 3)
+    );
     assert_eq!(outcome.counts.errors, 0, "{:?}", codes(&rows));
-    assert_eq!(rows.iter().map(|r| (r.line, r.tag.as_str())).collect::<Vec<_>>(), vec![(4, "1"), (6, "2")]);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.line, r.tag.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(4, "1"), (6, "2")]
+    );
     assert_eq!(drawings(&rows).len(), 1);
     let first = rows[0].weld.as_ref().expect("facts");
-    assert_eq!((first.pwht_required, first.date_welded, first.xray_percent), (Some(true), NaiveDate::from_ymd_opt(2025, 1, 15), Some(5)));
+    assert_eq!(
+        (first.pwht_required, first.date_welded, first.xray_percent),
+        (Some(true), NaiveDate::from_ymd_opt(2025, 1, 15), Some(5))
+    );
     assert_eq!(rows[0].size, "1.5");
 }
 
@@ -471,13 +632,21 @@ fn xlsx_1904_date_system() {
         }
         sheet.write(1, 0, "W-1")?;
         sheet.write(1, 1, "P-1")?;
-        sheet.write_number_with_format(1, 2, 44210.0, &XlsxFormat::new().set_num_format("yyyy-mm-dd"))?;
+        sheet.write_number_with_format(
+            1,
+            2,
+            44210.0,
+            &XlsxFormat::new().set_num_format("yyyy-mm-dd"),
+        )?;
         Ok(())
     });
     let bytes = with_1904_dates(&bytes);
     let (_, rows) = run(&bytes, Kind::FieldWelds);
     // 44210 days after 1904-01-01 is 2025-01-15 (in the 1900 system it would be 2021-01-14).
-    assert_eq!(rows[0].weld.as_ref().and_then(|w| w.date_welded), NaiveDate::from_ymd_opt(2025, 1, 15));
+    assert_eq!(
+        rows[0].weld.as_ref().and_then(|w| w.date_welded),
+        NaiveDate::from_ymd_opt(2025, 1, 15)
+    );
 }
 
 fn with_1904_dates(xlsx: &[u8]) -> Vec<u8> {
@@ -491,9 +660,12 @@ fn with_1904_dates(xlsx: &[u8]) -> Vec<u8> {
         file.read_to_end(&mut content).expect("read");
         if name == "xl/workbook.xml" {
             let text = String::from_utf8(content).expect("xml");
-            content = text.replacen("<workbookPr", "<workbookPr date1904=\"1\"", 1).into_bytes();
+            content = text
+                .replacen("<workbookPr", "<workbookPr date1904=\"1\"", 1)
+                .into_bytes();
         }
-        out.start_file(name, zip::write::SimpleFileOptions::default()).expect("start");
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
         out.write_all(&content).expect("write");
     }
     out.finish().expect("finish").into_inner()
@@ -507,17 +679,39 @@ fn remediation_csv_round_trips() {
     let text = format!("{TAKEOFF}P-1,Widget,1,W1,2,\"a, b\"\n");
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     let layout = outcome.layout.expect("header");
-    let cells = original_cells(&mut text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
+    let cells = original_cells(
+        &mut text.as_bytes(),
+        Kind::Takeoff,
+        &rows.iter().map(|r| r.line).collect(),
+    );
     let report: Vec<ReportRow> = rows
         .iter()
         .zip(cells)
-        .map(|(r, (_, cells))| ReportRow { cells, notes: r.issues.iter().map(|i| format!("{}: {}", i.code.as_str(), i.message)).collect::<Vec<_>>().join("; ") })
+        .map(|(r, (_, cells))| ReportRow {
+            cells,
+            notes: r
+                .issues
+                .iter()
+                .map(|i| format!("{}: {}", i.code.as_str(), i.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
         .collect();
     let csv = remediation_csv(&layout.header, &report).expect("csv");
-    let fixed = String::from_utf8(csv).expect("utf-8").replace("Widget", "Valve");
+    let fixed = String::from_utf8(csv)
+        .expect("utf-8")
+        .replace("Widget", "Valve");
     let (outcome, rows) = run(fixed.as_bytes(), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0, "{:?}", codes(&rows));
-    assert!(outcome.layout.expect("header").notes.iter().all(|n| n.code != IssueCode::UnmappedColumn), "the issues column is not an attribute");
+    assert!(
+        outcome
+            .layout
+            .expect("header")
+            .notes
+            .iter()
+            .all(|n| n.code != IssueCode::UnmappedColumn),
+        "the issues column is not an attribute"
+    );
     assert_eq!(rows[0].attributes["comments"], "a, b");
 }
 
@@ -528,22 +722,45 @@ fn remediation_csv_neutralizes_formulas_and_reads_them_back_exactly() {
     let text = format!("{TAKEOFF}P-1,Valve,0,V1,2,\"=HYPERLINK(\"\"http://x\"\")\"\nP-1,Valve,0,V2,2,@SUM(A1)\nP-1,Valve,0,V3,2,'=kept\n");
     let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
     let layout = outcome.layout.expect("header");
-    let cells = original_cells(&mut text.as_bytes(), Kind::Takeoff, &rows.iter().map(|r| r.line).collect());
+    let cells = original_cells(
+        &mut text.as_bytes(),
+        Kind::Takeoff,
+        &rows.iter().map(|r| r.line).collect(),
+    );
     let originals: Vec<Vec<String>> = cells.iter().map(|(_, c)| c.clone()).collect();
-    let report: Vec<ReportRow> = cells.into_iter().map(|(_, cells)| ReportRow { cells, notes: "-1 is not a quantity".into() }).collect();
-    let csv = String::from_utf8(remediation_csv(&layout.header, &report).expect("csv")).expect("utf-8");
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let report: Vec<ReportRow> = cells
+        .into_iter()
+        .map(|(_, cells)| ReportRow {
+            cells,
+            notes: "-1 is not a quantity".into(),
+        })
+        .collect();
+    let csv =
+        String::from_utf8(remediation_csv(&layout.header, &report).expect("csv")).expect("utf-8");
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
     for record in reader.records() {
         for cell in record.expect("record").iter() {
-            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "a cell Excel would run: {cell:?}");
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a cell Excel would run: {cell:?}"
+            );
         }
     }
     // Read back in: every cell exactly as it was in the original file.
-    let back = original_cells(&mut csv.as_bytes(), Kind::Takeoff, &[2, 3, 4].into_iter().collect());
-    let back: Vec<Vec<String>> = back.into_iter().map(|(_, mut c)| {
-        c.truncate(originals[0].len());
-        c
-    }).collect();
+    let back = original_cells(
+        &mut csv.as_bytes(),
+        Kind::Takeoff,
+        &[2, 3, 4].into_iter().collect(),
+    );
+    let back: Vec<Vec<String>> = back
+        .into_iter()
+        .map(|(_, mut c)| {
+            c.truncate(originals[0].len());
+            c
+        })
+        .collect();
     assert_eq!(back, originals);
     assert_eq!(back[0][5], "=HYPERLINK(\"http://x\")");
     assert_eq!(back[2][5], "'=kept");

@@ -12,7 +12,11 @@ pub fn signature(key: &[u8], body: &str) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -31,8 +35,14 @@ mod tests {
     #[test]
     fn another_key_or_body_gives_another_signature() {
         let genuine = signature(&[7; 32], r#"{"kind": "import_progress"}"#);
-        assert_ne!(genuine, signature(&[8; 32], r#"{"kind": "import_progress"}"#));
-        assert_ne!(genuine, signature(&[7; 32], r#"{"kind": "import_progress "}"#));
+        assert_ne!(
+            genuine,
+            signature(&[8; 32], r#"{"kind": "import_progress"}"#)
+        );
+        assert_ne!(
+            genuine,
+            signature(&[7; 32], r#"{"kind": "import_progress "}"#)
+        );
         assert_eq!(genuine.len(), 64);
     }
 }

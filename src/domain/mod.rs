@@ -1,9 +1,9 @@
 //! Pure domain logic: no pgrx here, so all of it is tested with plain `cargo test`.
 
 pub mod component_type;
-pub mod import;
 pub mod error;
 pub mod event;
+pub mod import;
 pub mod normalize;
 pub mod progress;
 pub mod sequence;

@@ -13,8 +13,8 @@ use crate::domain::import::validate::{self, ImportRow};
 use crate::domain::import::{IssueCode, Kind};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::PgMemoryContexts;
 use pgrx::JsonB;
+use pgrx::PgMemoryContexts;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -91,7 +91,8 @@ impl Batch {
         self.status.push(row.status.as_str());
         self.drawing_no.push(row.drawing_no);
         self.drawing_key.push(row.drawing_key);
-        self.component_type.push(row.component_type.map(|t| t.as_str()));
+        self.component_type
+            .push(row.component_type.map(|t| t.as_str()));
         self.tag.push(row.tag);
         self.size.push(row.size);
         self.quantity.push(row.quantity);
@@ -102,7 +103,8 @@ impl Batch {
         self.test_package.push(row.test_package);
         self.description.push(row.description);
         self.spec.push(row.spec);
-        self.attributes.push(serde_json::Value::Object(row.attributes).to_string());
+        self.attributes
+            .push(serde_json::Value::Object(row.attributes).to_string());
         self.weld_type.push(weld.weld_type);
         self.weld_size.push(weld.weld_size);
         self.schedule.push(weld.schedule);
@@ -111,9 +113,11 @@ impl Batch {
         self.pwht_required.push(weld.pwht_required);
         self.nde_types.push(weld.nde_types.join(","));
         self.stencil.push(weld.stencil);
-        self.date_welded.push(weld.date_welded.map(|d| d.format("%Y-%m-%d").to_string()));
+        self.date_welded
+            .push(weld.date_welded.map(|d| d.format("%Y-%m-%d").to_string()));
         self.nde_result.push(weld.nde_result);
-        self.issues.push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
+        self.issues
+            .push(serde_json::to_string(&row.issues).unwrap_or_else(|_| "[]".into()));
         self.maybe_repeated.push(row.maybe_repeated);
         self.cells_hash.push(row.cells_hash);
     }
@@ -195,7 +199,9 @@ struct UploadedFile<'a> {
 
 impl UploadedFile<'_> {
     fn ask(&mut self, offset: u64, len: usize) -> std::io::Result<()> {
-        self.requests.send(Request::Slice { offset, len }).map_err(|_| stopped())
+        self.requests
+            .send(Request::Slice { offset, len })
+            .map_err(|_| stopped())
     }
 
     fn answer(&mut self) -> std::io::Result<Vec<u8>> {
@@ -246,9 +252,16 @@ impl FileSource for UploadedFile<'_> {
 /// `len` bytes from `offset` of the job's file. The file is stored uncompressed (storage
 /// external), so Postgres fetches just the TOAST chunks of the slice.
 fn file_slice(import_id: i64, offset: u64, len: usize) -> Vec<u8> {
-    let query = "select substring(content from $2::integer for $3) from pipetrak.import_jobs where id = $1";
-    let args = [import_id.into(), (offset as i64 + 1).into(), (len.min(i32::MAX as usize) as i32).into()];
-    match in_own_context("pipetrak import slice", || Spi::get_one_with_args::<Vec<u8>>(query, &args)) {
+    let query =
+        "select substring(content from $2::integer for $3) from pipetrak.import_jobs where id = $1";
+    let args = [
+        import_id.into(),
+        (offset as i64 + 1).into(),
+        (len.min(i32::MAX as usize) as i32).into(),
+    ];
+    match in_own_context("pipetrak import slice", || {
+        Spi::get_one_with_args::<Vec<u8>>(query, &args)
+    }) {
         Ok(slice) => slice.unwrap_or_default(),
         // The job is locked by the caller: failing to read it is an internal error.
         Err(e) => pgrx::error!("pipetrak: reading import {import_id} failed: {e}"),
@@ -271,11 +284,20 @@ fn in_own_context<T>(name: &str, f: impl FnOnce() -> T) -> T {
 #[pg_extern(volatile)]
 pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
     let Some(kind) = Kind::parse(kind) else {
-        return JsonB(json!({"file_issues": [Issue::new(0, IssueCode::UnsupportedFile, format!("unknown import kind {kind:?}"))]}));
+        return JsonB(
+            json!({"file_issues": [Issue::new(0, IssueCode::UnsupportedFile, format!("unknown import kind {kind:?}"))]}),
+        );
     };
-    let today = chrono::NaiveDate::from_ymd_opt(today.year(), u32::from(today.month()), u32::from(today.day()))
-        .unwrap_or(chrono::NaiveDate::MAX);
-    let len = Spi::get_one_with_args::<i64>("select length(content)::bigint from pipetrak.import_jobs where id = $1", &[import_id.into()]);
+    let today = chrono::NaiveDate::from_ymd_opt(
+        today.year(),
+        u32::from(today.month()),
+        u32::from(today.day()),
+    )
+    .unwrap_or(chrono::NaiveDate::MAX);
+    let len = Spi::get_one_with_args::<i64>(
+        "select length(content)::bigint from pipetrak.import_jobs where id = $1",
+        &[import_id.into()],
+    );
     let Ok(Some(len)) = len else {
         pgrx::error!("pipetrak: import {import_id} has no file");
     };
@@ -290,7 +312,13 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         let (requests, received) = std::sync::mpsc::sync_channel::<Request>(1);
         let (slices, slice_received) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
         let rows = requests.clone();
-        let mut file = UploadedFile { size: len as u64, requests, slices: slice_received, ahead: None, gone: &gone };
+        let mut file = UploadedFile {
+            size: len as u64,
+            requests,
+            slices: slice_received,
+            ahead: None,
+            gone: &gone,
+        };
         let reader = scope.spawn(move || {
             block_signals();
             let mut batch = Batch::default();
@@ -305,11 +333,15 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
                     batch.push(row);
                     if batch.line.len() >= STAGE_BATCH {
                         // An error while staging ends the receiving side; the rest is not kept.
-                        receiving = rows.send(Request::Rows(Box::new(std::mem::take(&mut batch)))).is_ok();
+                        receiving = rows
+                            .send(Request::Rows(Box::new(std::mem::take(&mut batch))))
+                            .is_ok();
                     }
                 })
             }));
-            let outcome = read.unwrap_or_else(|_| validate::FileOutcome::unreadable("the importer could not read it"));
+            let outcome = read.unwrap_or_else(|_| {
+                validate::FileOutcome::unreadable("the importer could not read it")
+            });
             if receiving {
                 let _ = rows.send(Request::Rows(Box::new(batch)));
             }
@@ -323,7 +355,9 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
                 Ok(Request::Slice { offset, len }) => {
                     let _ = slices.send(file_slice(import_id, offset, len));
                 }
-                Ok(Request::Rows(batch)) => in_own_context("pipetrak import batch", || batch.flush(import_id)),
+                Ok(Request::Rows(batch)) => {
+                    in_own_context("pipetrak import batch", || batch.flush(import_id))
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     pgrx::check_for_interrupts!();
                 }
@@ -333,7 +367,8 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
         reader.join()
     });
     // The reader catches its own panics; a join error would mean it could not even do that.
-    let outcome = outcome.unwrap_or_else(|_| validate::FileOutcome::unreadable("the importer could not read it"));
+    let outcome = outcome
+        .unwrap_or_else(|_| validate::FileOutcome::unreadable("the importer could not read it"));
     let counts = &outcome.counts;
     let counts = json!({
         "rows_read": counts.rows_read, "valid": counts.valid, "with_errors": counts.invalid, "skipped": counts.skipped,
@@ -398,7 +433,11 @@ pub fn import_file_cells(
     kind: &str,
     lines: Vec<Option<i32>>,
 ) -> TableIterator<'static, (name!(line, i32), name!(cells, Vec<String>))> {
-    let wanted = lines.into_iter().flatten().filter_map(|l| u32::try_from(l).ok()).collect();
+    let wanted = lines
+        .into_iter()
+        .flatten()
+        .filter_map(|l| u32::try_from(l).ok())
+        .collect();
     let found = match Kind::parse(kind) {
         Some(kind) => original_cells(&mut Interruptible(content), kind, &wanted),
         None => Vec::new(),
@@ -408,13 +447,19 @@ pub fn import_file_cells(
 
 /// The remediation CSV: `header`, then each row's `cells` (a JSON array of strings) and `notes`.
 #[pg_extern(immutable, parallel_safe)]
-pub fn render_remediation_csv(header: Vec<Option<String>>, cells: Vec<Option<JsonB>>, notes: Vec<Option<String>>) -> Option<String> {
+pub fn render_remediation_csv(
+    header: Vec<Option<String>>,
+    cells: Vec<Option<JsonB>>,
+    notes: Vec<Option<String>>,
+) -> Option<String> {
     let header: Vec<String> = header.into_iter().map(Option::unwrap_or_default).collect();
     let rows: Vec<ReportRow> = cells
         .into_iter()
         .zip(notes)
         .map(|(cells, notes)| ReportRow {
-            cells: cells.and_then(|c| serde_json::from_value(c.0).ok()).unwrap_or_default(),
+            cells: cells
+                .and_then(|c| serde_json::from_value(c.0).ok())
+                .unwrap_or_default(),
             notes: notes.unwrap_or_default(),
         })
         .collect();
@@ -437,6 +482,17 @@ pub fn import_issue_hint(code: &str) -> Option<&'static str> {
 
 /// The catalog of import issue codes (for the README and clients): code, severity, hint.
 #[pg_extern(immutable, parallel_safe)]
-pub fn import_issue_codes() -> TableIterator<'static, (name!(code, &'static str), name!(severity, &'static str), name!(hint, &'static str))> {
-    TableIterator::new(IssueCode::ALL.iter().map(|c| (c.as_str(), c.severity().as_str(), c.hint())))
+pub fn import_issue_codes() -> TableIterator<
+    'static,
+    (
+        name!(code, &'static str),
+        name!(severity, &'static str),
+        name!(hint, &'static str),
+    ),
+> {
+    TableIterator::new(
+        IssueCode::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.severity().as_str(), c.hint())),
+    )
 }

@@ -138,7 +138,7 @@ pub fn milestone_earned(
 /// Plans one milestone update: validates the value, applies it, computes the new % complete and
 /// checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising.
 #[pg_extern(immutable, parallel_safe)]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn plan_milestone_update(
     names: Vec<Option<String>>,
     weights: Vec<Option<i32>>,

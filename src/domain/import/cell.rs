@@ -49,7 +49,12 @@ impl Cell {
     pub fn number(&self) -> Option<f64> {
         match self {
             Cell::Number(n) if n.is_finite() => Some(*n),
-            Cell::Text(t) => t.trim().replace(',', "").parse::<f64>().ok().filter(|n| n.is_finite()),
+            Cell::Text(t) => t
+                .trim()
+                .replace(',', "")
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite()),
             _ => None,
         }
     }
@@ -113,7 +118,10 @@ mod tests {
 
     #[test]
     fn serial_dates_follow_the_1900_system() {
-        assert_eq!(excel_serial_date(45672.0), NaiveDate::from_ymd_opt(2025, 1, 15));
+        assert_eq!(
+            excel_serial_date(45672.0),
+            NaiveDate::from_ymd_opt(2025, 1, 15)
+        );
         assert_eq!(excel_serial_date(1.0), NaiveDate::from_ymd_opt(1900, 1, 1));
         assert_eq!(excel_serial_date(61.0), NaiveDate::from_ymd_opt(1900, 3, 1));
         assert_eq!(excel_serial_date(-3.0), None);
@@ -122,7 +130,14 @@ mod tests {
     #[test]
     fn text_dates_in_common_forms() {
         let d = NaiveDate::from_ymd_opt(2025, 1, 15);
-        for t in ["2025-01-15", "2025/01/15", "1/15/2025", "15-Jan-2025", "2025-01-15T00:00:00", "45672"] {
+        for t in [
+            "2025-01-15",
+            "2025/01/15",
+            "1/15/2025",
+            "15-Jan-2025",
+            "2025-01-15T00:00:00",
+            "45672",
+        ] {
             assert_eq!(date(&Cell::Text(t.into())), d, "{t}");
         }
         assert_eq!(date(&Cell::Text("yesterday".into())), None);

@@ -45,11 +45,26 @@ impl Field {
         use Field::*;
         match self {
             Drawing => &[
-                "DRAWING", "DRAWINGS", "DRAWING NUMBER", "DRAWING NO", "DRAWING ID", "DWG", "DWG NO", "ISO",
+                "DRAWING",
+                "DRAWINGS",
+                "DRAWING NUMBER",
+                "DRAWING NO",
+                "DRAWING ID",
+                "DWG",
+                "DWG NO",
+                "ISO",
                 "DRAWING / ISOMETRIC NUMBER",
             ],
             Type => &["TYPE", "COMPONENT TYPE", "ITEM TYPE", "CATEGORY"],
-            CmdtyCode => &["CMDTY CODE", "COMMODITY CODE", "CMDTY", "COMMODITY", "PART NO", "COMPONENT ID", "TAG"],
+            CmdtyCode => &[
+                "CMDTY CODE",
+                "COMMODITY CODE",
+                "CMDTY",
+                "COMMODITY",
+                "PART NO",
+                "COMPONENT ID",
+                "TAG",
+            ],
             Qty => &["QTY", "QUANTITY", "COUNT"],
             Size => &["SIZE", "NOM SIZE", "NOMINAL SIZE", "NPS", "DIA"],
             Spec => &["SPEC", "SPECIFICATION"],
@@ -58,7 +73,13 @@ impl Field {
             Area => &["AREA"],
             System => &["SYSTEM"],
             TestPackage => &["TEST PACKAGE", "TEST_PACKAGE", "TEST PKG", "PACKAGE"],
-            WeldId => &["WELD ID", "WELD NUMBER", "WELD NO", "WELD #", "WELD ID NUMBER"],
+            WeldId => &[
+                "WELD ID",
+                "WELD NUMBER",
+                "WELD NO",
+                "WELD #",
+                "WELD ID NUMBER",
+            ],
             WeldType => &["WELD TYPE", "WELD TYPE CODE", "JOINT TYPE"],
             WeldSize => &["WELD SIZE", "SIZE"],
             Schedule => &["SCHEDULE", "SCH"],
@@ -78,12 +99,40 @@ impl Field {
         use Field::*;
         match kind {
             Kind::Takeoff => &[
-                Drawing, Type, CmdtyCode, Qty, Size, Spec, Description, Comments, Area, System, TestPackage,
+                Drawing,
+                Type,
+                CmdtyCode,
+                Qty,
+                Size,
+                Spec,
+                Description,
+                Comments,
+                Area,
+                System,
+                TestPackage,
                 RemediationNotes,
             ],
             Kind::FieldWelds => &[
-                WeldId, Drawing, Type, WeldType, WeldSize, Schedule, BaseMetal, Spec, XrayPercent, Pwht, NdeTypes,
-                Stencil, DateWelded, NdeResult, Area, System, TestPackage, Comments, Description, RemediationNotes,
+                WeldId,
+                Drawing,
+                Type,
+                WeldType,
+                WeldSize,
+                Schedule,
+                BaseMetal,
+                Spec,
+                XrayPercent,
+                Pwht,
+                NdeTypes,
+                Stencil,
+                DateWelded,
+                NdeResult,
+                Area,
+                System,
+                TestPackage,
+                Comments,
+                Description,
+                RemediationNotes,
             ],
         }
     }
@@ -133,7 +182,9 @@ impl Mapping {
                 continue;
             }
             match field_for(kind, &key) {
-                Some(f) if mapping.index(f).is_some() => mapping.duplicates.push((index, text.trim().to_string())),
+                Some(f) if mapping.index(f).is_some() => {
+                    mapping.duplicates.push((index, text.trim().to_string()))
+                }
                 Some(f) => mapping.fields.push((f, index)),
                 None => mapping.extra.push((index, text.trim().to_string())),
             }
@@ -142,7 +193,10 @@ impl Mapping {
     }
 
     pub fn index(&self, field: Field) -> Option<usize> {
-        self.fields.iter().find(|(f, _)| *f == field).map(|&(_, i)| i)
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|&(_, i)| i)
     }
 
     pub fn missing_required(&self, kind: Kind) -> Vec<Field> {
@@ -170,11 +224,21 @@ mod tests {
 
     #[test]
     fn spellings_match_after_dropping_markers_case_and_punctuation() {
-        for h in ["Drawing ID", "drawingId", "DRAWING_ID", "DRAWING*", "dwg no", "ISO"] {
+        for h in [
+            "Drawing ID",
+            "drawingId",
+            "DRAWING_ID",
+            "DRAWING*",
+            "dwg no",
+            "ISO",
+        ] {
             let m = Mapping::of(Kind::Takeoff, &header(&[h]));
             assert_eq!(m.index(Field::Drawing), Some(0), "{h}");
         }
-        let m = Mapping::of(Kind::FieldWelds, &header(&["Weld #", "X-ray Percent", "RT %", "Weld Type Code"]));
+        let m = Mapping::of(
+            Kind::FieldWelds,
+            &header(&["Weld #", "X-ray Percent", "RT %", "Weld Type Code"]),
+        );
         assert_eq!(m.index(Field::WeldId), Some(0));
         assert_eq!(m.index(Field::XrayPercent), Some(1));
         assert_eq!(m.duplicates, vec![(2, "RT %".to_string())]);
@@ -183,11 +247,17 @@ mod tests {
 
     #[test]
     fn unknown_columns_are_kept_and_required_ones_reported() {
-        let m = Mapping::of(Kind::Takeoff, &header(&["componentId", "type", "material", "", "drawingId"]));
+        let m = Mapping::of(
+            Kind::Takeoff,
+            &header(&["componentId", "type", "material", "", "drawingId"]),
+        );
         assert_eq!(m.index(Field::CmdtyCode), Some(0));
         assert_eq!(m.extra, vec![(2, "material".to_string())]);
         assert!(m.missing_required(Kind::Takeoff).is_empty());
         let m = Mapping::of(Kind::Takeoff, &header(&["DRAWING", "QTY"]));
-        assert_eq!(m.missing_required(Kind::Takeoff), vec![Field::Type, Field::CmdtyCode]);
+        assert_eq!(
+            m.missing_required(Kind::Takeoff),
+            vec![Field::Type, Field::CmdtyCode]
+        );
     }
 }

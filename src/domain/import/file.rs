@@ -25,7 +25,9 @@ impl FileSource for &[u8] {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(end - start)
@@ -45,18 +47,28 @@ pub struct FileReader<'a> {
 
 impl<'a> FileReader<'a> {
     pub fn new(source: &'a mut dyn FileSource) -> FileReader<'a> {
-        FileReader { source, position: 0, block: Vec::new(), block_start: 0 }
+        FileReader {
+            source,
+            position: 0,
+            block: Vec::new(),
+            block_start: 0,
+        }
     }
 }
 
 impl Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.source.stopped() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "reading the file was stopped"));
+            // Not ErrorKind::Interrupted, which readers retry forever.
+            return Err(io::Error::other("reading the file was stopped"));
         }
         let block_end = self.block_start + self.block.len() as u64;
         if self.position < self.block_start || self.position >= block_end {
-            let wanted = self.source.size().saturating_sub(self.position).min(BLOCK_BYTES as u64) as usize;
+            let wanted = self
+                .source
+                .size()
+                .saturating_sub(self.position)
+                .min(BLOCK_BYTES as u64) as usize;
             self.block.resize(wanted, 0);
             let got = self.source.read_at(self.position, &mut self.block)?;
             self.block.truncate(got);
@@ -77,7 +89,12 @@ impl Seek for FileReader<'_> {
             SeekFrom::End(delta) => self.source.size().checked_add_signed(delta),
             SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
         };
-        self.position = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file"))?;
+        self.position = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
+        })?;
         Ok(self.position)
     }
 }
@@ -94,7 +111,10 @@ pub struct TextEncoding {
 /// once, a block at a time.
 pub fn detect_encoding(source: &mut dyn FileSource, head: &[u8]) -> io::Result<TextEncoding> {
     if let Some((encoding, _)) = Encoding::for_bom(head) {
-        return Ok(TextEncoding { encoding, guessed_windows_1252: false });
+        return Ok(TextEncoding {
+            encoding,
+            guessed_windows_1252: false,
+        });
     }
     let mut reader = FileReader::new(source);
     let mut buf = vec![0u8; 64 * 1024];
@@ -104,7 +124,10 @@ pub fn detect_encoding(source: &mut dyn FileSource, head: &[u8]) -> io::Result<T
         let n = reader.read(&mut buf[carried..])?;
         if n == 0 {
             let valid = carried == 0;
-            return Ok(TextEncoding { encoding: if valid { UTF_8 } else { WINDOWS_1252 }, guessed_windows_1252: !valid });
+            return Ok(TextEncoding {
+                encoding: if valid { UTF_8 } else { WINDOWS_1252 },
+                guessed_windows_1252: !valid,
+            });
         }
         let filled = carried + n;
         match std::str::from_utf8(&buf[..filled]) {
@@ -115,7 +138,12 @@ pub fn detect_encoding(source: &mut dyn FileSource, head: &[u8]) -> io::Result<T
                 buf.copy_within(cut..filled, 0);
                 carried = filled - cut;
             }
-            Err(_) => return Ok(TextEncoding { encoding: WINDOWS_1252, guessed_windows_1252: true }),
+            Err(_) => {
+                return Ok(TextEncoding {
+                    encoding: WINDOWS_1252,
+                    guessed_windows_1252: true,
+                })
+            }
         }
     }
 }
@@ -157,7 +185,9 @@ impl<R: Read> Read for TextReader<R> {
                 self.start = 0;
                 self.at_end = self.end == 0;
             }
-            let (result, read, written, _) = self.decoder.decode_to_utf8(&self.input[self.start..self.end], out, self.at_end);
+            let (result, read, written, _) =
+                self.decoder
+                    .decode_to_utf8(&self.input[self.start..self.end], out, self.at_end);
             self.start += read;
             if self.at_end && self.start == self.end && result == CoderResult::InputEmpty {
                 self.finished = true;
@@ -167,7 +197,10 @@ impl<R: Read> Read for TextReader<R> {
                 return Ok(written);
             }
             if result == CoderResult::OutputFull {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "a read buffer too small for one character"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a read buffer too small for one character",
+                ));
             }
         }
     }

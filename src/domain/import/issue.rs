@@ -145,8 +145,15 @@ impl IssueCode {
     pub fn severity(self) -> Severity {
         use IssueCode::*;
         match self {
-            QuantityColumnMissing | DuplicateColumn | ZeroQuantity | QuantityDefaulted | QuantityIgnored
-            | UnparsedSize | IdenticalRows | SimilarDrawingExists | QuantityBelowExisting => Severity::Warning,
+            QuantityColumnMissing
+            | DuplicateColumn
+            | ZeroQuantity
+            | QuantityDefaulted
+            | QuantityIgnored
+            | UnparsedSize
+            | IdenticalRows
+            | SimilarDrawingExists
+            | QuantityBelowExisting => Severity::Warning,
             UnmappedColumn | DecodedWindows1252 | RowsMerged => Severity::Info,
             _ => Severity::Error,
         }
@@ -157,7 +164,7 @@ impl IssueCode {
         use IssueCode::*;
         match self {
             UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel .xlsx workbook.",
-            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, and workbooks that unpack to under 1 GB without unpacking 200 times their size; save the takeoff sheet alone as CSV or split it.",
+            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, and workbooks that unpack to under 1 GB without unpacking 100 times their size; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
             HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",

@@ -19,7 +19,7 @@ pub const MAX_SHARED_STRINGS_BYTES: u64 = 64 << 20;
 /// Unpacked bytes of all the XML parts of a workbook.
 pub const MAX_UNPACKED_BYTES: u64 = 1 << 30;
 /// How many times its packed size a part may unpack to, once it is larger than `RATIO_FREE_BYTES`.
-pub const MAX_UNPACK_RATIO: u64 = 200;
+pub const MAX_UNPACK_RATIO: u64 = 100;
 const RATIO_FREE_BYTES: u64 = 16 << 20;
 
 /// A file beyond the limits above: the error csv or the zip reader passes on from a guard.
@@ -29,12 +29,18 @@ pub struct OverLimit(pub String);
 
 impl OverLimit {
     pub fn issue(&self, line: u32) -> Issue {
-        Issue::new(line, IssueCode::FileOverLimits, format!("The file goes beyond what an import reads: {}", self.0))
+        Issue::new(
+            line,
+            IssueCode::FileOverLimits,
+            format!("The file goes beyond what an import reads: {}", self.0),
+        )
     }
 
     /// The `OverLimit` an I/O error carries, if it carries one.
     pub fn carried_by(error: &std::io::Error) -> Option<&OverLimit> {
-        error.get_ref().and_then(|inner| inner.downcast_ref::<OverLimit>())
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<OverLimit>())
     }
 
     fn into_io(self) -> std::io::Error {
@@ -53,7 +59,12 @@ pub struct RecordGuard {
 
 impl RecordGuard {
     pub fn new(delimiter: u8) -> RecordGuard {
-        RecordGuard { delimiter, quoted: false, fields: 1, bytes: 0 }
+        RecordGuard {
+            delimiter,
+            quoted: false,
+            fields: 1,
+            bytes: 0,
+        }
     }
 
     pub fn feed(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -67,12 +78,16 @@ impl RecordGuard {
             } else if !self.quoted && b == self.delimiter {
                 self.fields += 1;
                 if self.fields > MAX_COLUMNS {
-                    return Err(OverLimit(format!("a row has more than {MAX_COLUMNS} columns")).into_io());
+                    return Err(
+                        OverLimit(format!("a row has more than {MAX_COLUMNS} columns")).into_io(),
+                    );
                 }
             }
             self.bytes += 1;
             if self.bytes > MAX_ROW_BYTES {
-                return Err(OverLimit(format!("a row is longer than {} MB", MAX_ROW_BYTES >> 20)).into_io());
+                return Err(
+                    OverLimit(format!("a row is longer than {} MB", MAX_ROW_BYTES >> 20)).into_io(),
+                );
             }
         }
         Ok(())
@@ -85,14 +100,21 @@ impl RecordGuard {
 /// Reading ends early when the file's source says it has stopped (see `FileSource::stopped`).
 pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
     let unreadable = |e: &dyn std::fmt::Display| {
-        Issue::new(0, IssueCode::UnsupportedFile, format!("The workbook can't be read: {e}"))
+        Issue::new(
+            0,
+            IssueCode::UnsupportedFile,
+            format!("The workbook can't be read: {e}"),
+        )
     };
     let mut archive = zip::ZipArchive::new(reader).map_err(|e| unreadable(&e))?;
     let mut total: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
     for index in 0..archive.len() {
         let mut part = archive.by_index(index).map_err(|e| unreadable(&e))?;
-        let name = part.name().map_err(|e| unreadable(&e))?.to_ascii_lowercase();
+        let name = part
+            .name()
+            .map_err(|e| unreadable(&e))?
+            .to_ascii_lowercase();
         if !(name.ends_with(".xml") || name.ends_with(".rels")) {
             continue;
         }
@@ -101,10 +123,12 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
         let mut unpacked: u64 = 0;
         let mut scan = XmlScan::default();
         loop {
-            let n = part.read(&mut buf).map_err(|e| match OverLimit::carried_by(&e) {
-                Some(over) => over.issue(0),
-                None => unreadable(&e),
-            })?;
+            let n = part
+                .read(&mut buf)
+                .map_err(|e| match OverLimit::carried_by(&e) {
+                    Some(over) => over.issue(0),
+                    None => unreadable(&e),
+                })?;
             if n == 0 {
                 break;
             }
@@ -112,15 +136,25 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
             total += n as u64;
             let over = |what: String| Err(OverLimit(what).issue(0));
             if total > MAX_UNPACKED_BYTES {
-                return over(format!("the workbook unpacks to more than {} MB", MAX_UNPACKED_BYTES >> 20));
+                return over(format!(
+                    "the workbook unpacks to more than {} MB",
+                    MAX_UNPACKED_BYTES >> 20
+                ));
             }
             if unpacked > RATIO_FREE_BYTES && unpacked > packed.saturating_mul(MAX_UNPACK_RATIO) {
-                return over(format!("{name} unpacks to more than {MAX_UNPACK_RATIO} times its size"));
+                return over(format!(
+                    "{name} unpacks to more than {MAX_UNPACK_RATIO} times its size"
+                ));
             }
             if shared_strings && unpacked > MAX_SHARED_STRINGS_BYTES {
-                return over(format!("its distinct texts take more than {} MB", MAX_SHARED_STRINGS_BYTES >> 20));
+                return over(format!(
+                    "its distinct texts take more than {} MB",
+                    MAX_SHARED_STRINGS_BYTES >> 20
+                ));
             }
-            scan.feed(&buf[..n]).and_then(|()| check_items(&scan)).map_err(|e| e.issue(0))?;
+            scan.feed(&buf[..n])
+                .and_then(|()| check_items(&scan))
+                .map_err(|e| e.issue(0))?;
         }
     }
     Ok(())
@@ -176,7 +210,10 @@ impl XmlScan {
             self.run += 1;
             if self.run > MAX_XML_RUN_BYTES {
                 let what = if self.in_tag { "an XML tag" } else { "a text" };
-                return Err(OverLimit(format!("{what} is longer than {} MB", MAX_XML_RUN_BYTES >> 20)));
+                return Err(OverLimit(format!(
+                    "{what} is longer than {} MB",
+                    MAX_XML_RUN_BYTES >> 20
+                )));
             }
         }
         Ok(())
@@ -205,9 +242,13 @@ fn check_declared_count(attributes: &[u8]) -> Result<(), OverLimit> {
         let declared = digits
             .bytes()
             .take_while(u8::is_ascii_digit)
-            .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')));
+            .fold(0u64, |n, d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            });
         if declared > MAX_SHARED_STRINGS {
-            return Err(OverLimit(format!("it declares {declared} distinct texts (at most {MAX_SHARED_STRINGS})")));
+            return Err(OverLimit(format!(
+                "it declares {declared} distinct texts (at most {MAX_SHARED_STRINGS})"
+            )));
         }
     }
     Ok(())
@@ -216,7 +257,9 @@ fn check_declared_count(attributes: &[u8]) -> Result<(), OverLimit> {
 /// Shared-string items counted while checking: refused past `MAX_SHARED_STRINGS`.
 fn check_items(scan: &XmlScan) -> Result<(), OverLimit> {
     if scan.items > MAX_SHARED_STRINGS {
-        return Err(OverLimit(format!("it holds more than {MAX_SHARED_STRINGS} distinct texts")));
+        return Err(OverLimit(format!(
+            "it holds more than {MAX_SHARED_STRINGS} distinct texts"
+        )));
     }
     Ok(())
 }
@@ -236,7 +279,9 @@ mod tests {
         // A new record starts the count again.
         let mut guard = RecordGuard::new(b';');
         for _ in 0..10 {
-            assert!(guard.feed(format!("{}\r\n", ";".repeat(MAX_COLUMNS - 1)).as_bytes()).is_ok());
+            assert!(guard
+                .feed(format!("{}\r\n", ";".repeat(MAX_COLUMNS - 1)).as_bytes())
+                .is_ok());
         }
     }
 
@@ -262,9 +307,13 @@ mod tests {
     #[test]
     fn the_scan_refuses_a_declared_count_beyond_the_limit() {
         let mut scan = XmlScan::default();
-        assert!(scan.feed(b"<sst xmlns=\"x\" uniqueCount=\"1000000000000000\" count=\"1\">").is_err());
+        assert!(scan
+            .feed(b"<sst xmlns=\"x\" uniqueCount=\"1000000000000000\" count=\"1\">")
+            .is_err());
         let mut scan = XmlScan::default();
-        assert!(scan.feed(b"<sst uniqueCount=\"99999999999999999999999999999999\">").is_err());
+        assert!(scan
+            .feed(b"<sst uniqueCount=\"99999999999999999999999999999999\">")
+            .is_err());
         let mut scan = XmlScan::default();
         assert!(scan.feed(b"<sst uniqueCount=\"1000\">").is_ok());
     }

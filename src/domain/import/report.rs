@@ -16,7 +16,11 @@ pub struct ReportRow {
 
 /// The original cells of the given rows (numbered as Excel numbers them), read again from the
 /// file: validation keeps only the normalized rows, so a report re-reads the few it needs.
-pub fn original_cells(file: &mut dyn FileSource, kind: Kind, lines: &BTreeSet<u32>) -> Vec<(u32, Vec<String>)> {
+pub fn original_cells(
+    file: &mut dyn FileSource,
+    kind: Kind,
+    lines: &BTreeSet<u32>,
+) -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::with_capacity(lines.len());
     // A file that no longer reads has no rows to report; the caller reports none.
     let _ = source::read(file, kind, &mut |_, (line, cells)| {
@@ -39,7 +43,9 @@ pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
     let mut chars = cell.chars();
     let escape = match chars.next() {
         Some(c) if starts_a_formula(c) => true,
-        Some('\'') => chars.next().is_some_and(|c| c == '\'' || starts_a_formula(c)),
+        Some('\'') => chars
+            .next()
+            .is_some_and(|c| c == '\'' || starts_a_formula(c)),
         _ => false,
     };
     if escape {
@@ -52,7 +58,10 @@ pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
 /// The cell `neutralize_formula` was given (applied to cells of a report read back in).
 pub fn restore_formula(cell: &str) -> Option<&str> {
     let rest = cell.strip_prefix('\'')?;
-    rest.chars().next().filter(|&c| c == '\'' || starts_a_formula(c)).map(|_| rest)
+    rest.chars()
+        .next()
+        .filter(|&c| c == '\'' || starts_a_formula(c))
+        .map(|_| rest)
 }
 
 /// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly. Cells
@@ -60,13 +69,20 @@ pub fn restore_formula(cell: &str) -> Option<&str> {
 pub fn remediation_csv(header: &[String], rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
     let mut out = b"\xEF\xBB\xBF".to_vec();
     {
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(&mut out);
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(&mut out);
         let width = header.len();
         let mut record: Vec<&str> = header.iter().map(String::as_str).collect();
         record.push(REMEDIATION_HEADER);
         writer.write_record(&record)?;
         for row in rows {
-            let mut record: Vec<std::borrow::Cow<'_, str>> = row.cells.iter().take(width).map(|c| neutralize_formula(c)).collect();
+            let mut record: Vec<std::borrow::Cow<'_, str>> = row
+                .cells
+                .iter()
+                .take(width)
+                .map(|c| neutralize_formula(c))
+                .collect();
             record.resize(width, "".into());
             record.push(neutralize_formula(&row.notes));
             let record: Vec<&str> = record.iter().map(|c| c.as_ref()).collect();

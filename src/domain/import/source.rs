@@ -69,19 +69,33 @@ pub type Row = (u32, Vec<Cell>);
 
 /// Reads the file and calls `on_row` for every row after the header (blank rows included, so
 /// callers can count them out). A file that can't be read at all is an `Err` issue.
-pub fn read(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+pub fn read(
+    source: &mut dyn FileSource,
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
     let mut head = vec![0u8; SNIFF_BYTES];
-    let n = source.read_at(0, &mut head).map_err(|e| unreadable("file", &e))?;
+    let n = source
+        .read_at(0, &mut head)
+        .map_err(|e| unreadable("file", &e))?;
     head.truncate(n);
     match sniff(&head) {
         Some(Format::Xlsx) => read_xlsx(source, kind, on_row),
         Some(Format::Csv) => read_csv(source, &head, kind, on_row),
-        None => Err(Issue::new(0, IssueCode::UnsupportedFile, "The file is neither CSV text nor an .xlsx workbook")),
+        None => Err(Issue::new(
+            0,
+            IssueCode::UnsupportedFile,
+            "The file is neither CSV text nor an .xlsx workbook",
+        )),
     }
 }
 
 fn unreadable(what: &str, e: &dyn std::fmt::Display) -> Issue {
-    Issue::new(0, IssueCode::UnsupportedFile, format!("The {what} can't be read: {e}"))
+    Issue::new(
+        0,
+        IssueCode::UnsupportedFile,
+        format!("The {what} can't be read: {e}"),
+    )
 }
 
 /// CSV records as rows numbered the way Excel numbers them: blank lines count, a quoted cell that
@@ -100,7 +114,11 @@ impl<R: Read> CsvRows<R> {
             .has_headers(false)
             .flexible(true)
             .from_reader(RecentBytes::new(text, delimiter));
-        CsvRows { records, record: csv::StringRecord::new(), embedded_newlines: 0 }
+        CsvRows {
+            records,
+            record: csv::StringRecord::new(),
+            embedded_newlines: 0,
+        }
     }
 }
 
@@ -117,15 +135,25 @@ impl<R: Read> Iterator for CsvRows<R> {
                     _ => None,
                 };
                 let line = u32::try_from(self.records.position().line()).unwrap_or(u32::MAX);
-                return Some(Err(over.map_or_else(|| unreadable("CSV", &e), |over| over.issue(line))));
+                return Some(Err(
+                    over.map_or_else(|| unreadable("CSV", &e), |over| over.issue(line))
+                ));
             }
         }
         // csv counts the blank lines it skipped before a record into the record's start, so the
         // line is counted back from where the record ended: minus the breaks inside its cells,
         // minus its own line break when reading it took the '\n' (a "\r\n" ends at the '\r').
         let end = self.records.position();
-        let inside = self.record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
-        let took_newline = end.byte().checked_sub(1).and_then(|b| self.records.get_ref().byte_at(b)) == Some(b'\n');
+        let inside = self
+            .record
+            .iter()
+            .map(|f| f.matches('\n').count() as u64)
+            .sum::<u64>();
+        let took_newline = end
+            .byte()
+            .checked_sub(1)
+            .and_then(|b| self.records.get_ref().byte_at(b))
+            == Some(b'\n');
         let line = end.line().saturating_sub(inside + u64::from(took_newline));
         let row = line.saturating_sub(self.embedded_newlines);
         self.embedded_newlines += inside;
@@ -148,7 +176,12 @@ const RECENT_BYTES: usize = 64 * 1024;
 
 impl<R: Read> RecentBytes<R> {
     fn new(inner: R, delimiter: u8) -> RecentBytes<R> {
-        RecentBytes { inner, kept: Vec::with_capacity(2 * RECENT_BYTES), kept_from: 0, guard: limits::RecordGuard::new(delimiter) }
+        RecentBytes {
+            inner,
+            kept: Vec::with_capacity(2 * RECENT_BYTES),
+            kept_from: 0,
+            guard: limits::RecordGuard::new(delimiter),
+        }
     }
 
     fn byte_at(&self, offset: u64) -> Option<u8> {
@@ -172,7 +205,12 @@ impl<R: Read> Read for RecentBytes<R> {
 }
 
 /// `head`: the file's first bytes, as sniffed.
-fn read_csv(source: &mut dyn FileSource, head: &[u8], kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+fn read_csv(
+    source: &mut dyn FileSource,
+    head: &[u8],
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
     let text = file::detect_encoding(source, head).map_err(|e| unreadable("CSV", &e))?;
     let (head, whole) = head_text(source, &text).map_err(|e| unreadable("CSV", &e))?;
     if whole && head.trim().is_empty() {
@@ -182,22 +220,39 @@ fn read_csv(source: &mut dyn FileSource, head: &[u8], kind: Kind, on_row: &mut d
     let mut delimiter = b',';
     let mut best_score = 0;
     for candidate in [b',', b';', b'\t', b'|'] {
-        let head: Vec<Row> = CsvRows::new(head.as_bytes(), candidate).take(HEADER_SEARCH_ROWS).filter_map(Result::ok).collect();
-        let score = find_header(kind, &head).map_or_else(|best| best.map_or(0, |m| m.score(kind)), |(_, m)| m.score(kind));
+        let head: Vec<Row> = CsvRows::new(head.as_bytes(), candidate)
+            .take(HEADER_SEARCH_ROWS)
+            .filter_map(Result::ok)
+            .collect();
+        let score = find_header(kind, &head).map_or_else(
+            |best| best.map_or(0, |m| m.score(kind)),
+            |(_, m)| m.score(kind),
+        );
         if score > best_score {
             (delimiter, best_score) = (candidate, score);
         }
     }
-    let rows = CsvRows::new(TextReader::new(FileReader::new(source), text.encoding), delimiter);
-    let mut layout = scan(Format::Csv, None, kind, rows, on_row)?.map_err(|best| missing_columns(kind, best))?;
+    let rows = CsvRows::new(
+        TextReader::new(FileReader::new(source), text.encoding),
+        delimiter,
+    );
+    let mut layout =
+        scan(Format::Csv, None, kind, rows, on_row)?.map_err(|best| missing_columns(kind, best))?;
     if text.guessed_windows_1252 {
-        layout.notes.push(Issue::new(0, IssueCode::DecodedWindows1252, "The file is not UTF-8; it was read as Windows-1252"));
+        layout.notes.push(Issue::new(
+            0,
+            IssueCode::DecodedWindows1252,
+            "The file is not UTF-8; it was read as Windows-1252",
+        ));
     }
     Ok(layout)
 }
 
 /// The first `HEAD_TEXT_BYTES` of the file's text, and whether that is the whole file.
-fn head_text(source: &mut dyn FileSource, text: &file::TextEncoding) -> std::io::Result<(String, bool)> {
+fn head_text(
+    source: &mut dyn FileSource,
+    text: &file::TextEncoding,
+) -> std::io::Result<(String, bool)> {
     let mut reader = TextReader::new(FileReader::new(source), text.encoding);
     let mut head = Vec::new();
     let mut buf = [0u8; 8192];
@@ -232,7 +287,10 @@ impl Iterator for XlsxRows<'_, '_> {
                         let (r, col) = c.get_position();
                         if col as usize >= limits::MAX_COLUMNS {
                             self.done = true;
-                            let over = limits::OverLimit(format!("a cell lies beyond column {}", limits::MAX_COLUMNS));
+                            let over = limits::OverLimit(format!(
+                                "a cell lies beyond column {}",
+                                limits::MAX_COLUMNS
+                            ));
                             return Some(Err(over.issue(r.saturating_add(1))));
                         }
                         Some((r, col, cell_of(c.get_value())))
@@ -244,7 +302,11 @@ impl Iterator for XlsxRows<'_, '_> {
                     Err(e) => {
                         self.done = true;
                         let line = row.as_ref().map_or(0, |r| r.0.saturating_add(1));
-                        return Some(Err(Issue::new(line, IssueCode::UnsupportedFile, format!("The worksheet can't be read: {e}"))));
+                        return Some(Err(Issue::new(
+                            line,
+                            IssueCode::UnsupportedFile,
+                            format!("The worksheet can't be read: {e}"),
+                        )));
                     }
                 },
             };
@@ -291,19 +353,31 @@ fn cell_of(value: &DataRef<'_>) -> Cell {
     }
 }
 
-fn read_xlsx(source: &mut dyn FileSource, kind: Kind, on_row: &mut dyn FnMut(&Layout, Row)) -> Result<Layout, Issue> {
+fn read_xlsx(
+    source: &mut dyn FileSource,
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
     let unreadable = |e: &dyn std::fmt::Display| unreadable("workbook", e);
     // Held to the limits first: calamine sizes memory by what the workbook declares.
     limits::check_workbook(FileReader::new(source))?;
     let mut book: Xlsx<_> = Xlsx::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
     let mut best: Option<Mapping> = None;
     for sheet in book.sheet_names() {
-        let cells = book.worksheet_cells_reader(&sheet).map_err(|e| unreadable(&e))?;
-        let rows = XlsxRows { cells, pending: None, done: false };
+        let cells = book
+            .worksheet_cells_reader(&sheet)
+            .map_err(|e| unreadable(&e))?;
+        let rows = XlsxRows {
+            cells,
+            pending: None,
+            done: false,
+        };
         match scan(Format::Xlsx, Some(sheet.clone()), kind, rows, on_row)? {
             Ok(layout) => return Ok(layout),
             Err(partial) => {
-                if partial.as_ref().map_or(0, |m| m.score(kind)) > best.as_ref().map_or(0, |m| m.score(kind)) {
+                if partial.as_ref().map_or(0, |m| m.score(kind))
+                    > best.as_ref().map_or(0, |m| m.score(kind))
+                {
                     best = partial;
                 }
             }
@@ -321,7 +395,9 @@ fn find_header(kind: Kind, head: &[Row]) -> Result<(usize, Mapping), Option<Mapp
         if mapping.missing_required(kind).is_empty() {
             return Ok((index, mapping));
         }
-        if mapping.score(kind) > best.as_ref().map_or(0, |m| m.score(kind)) && !mapping.fields.is_empty() {
+        if mapping.score(kind) > best.as_ref().map_or(0, |m| m.score(kind))
+            && !mapping.fields.is_empty()
+        {
             best = Some(mapping);
         }
     }
@@ -392,20 +468,51 @@ fn restored(restore: bool, (line, mut cells): Row) -> Row {
     (line, cells)
 }
 
-fn layout_of(format: Format, sheet: Option<String>, kind: Kind, header_row: &Row, mapping: Mapping) -> Layout {
+fn layout_of(
+    format: Format,
+    sheet: Option<String>,
+    kind: Kind,
+    header_row: &Row,
+    mapping: Mapping,
+) -> Layout {
     let header: Vec<String> = header_row.1.iter().map(Cell::text).collect();
     let line = header_row.0;
     let mut notes = Vec::new();
     if kind == Kind::Takeoff && mapping.index(Field::Qty).is_none() {
-        notes.push(Issue::new(line, IssueCode::QuantityColumnMissing, "There is no QTY column: every row counts as 1"));
+        notes.push(Issue::new(
+            line,
+            IssueCode::QuantityColumnMissing,
+            "There is no QTY column: every row counts as 1",
+        ));
     }
     for (_, text) in &mapping.duplicates {
-        notes.push(Issue::new(line, IssueCode::DuplicateColumn, format!("Column {text:?} repeats a column already read")).at(text, text));
+        notes.push(
+            Issue::new(
+                line,
+                IssueCode::DuplicateColumn,
+                format!("Column {text:?} repeats a column already read"),
+            )
+            .at(text, text),
+        );
     }
     for (_, text) in &mapping.extra {
-        notes.push(Issue::new(line, IssueCode::UnmappedColumn, format!("Column {text:?} is kept as an attribute")).at(text, text));
+        notes.push(
+            Issue::new(
+                line,
+                IssueCode::UnmappedColumn,
+                format!("Column {text:?} is kept as an attribute"),
+            )
+            .at(text, text),
+        );
     }
-    Layout { format, sheet, header_line: line, header, mapping, notes }
+    Layout {
+        format,
+        sheet,
+        header_line: line,
+        header,
+        mapping,
+        notes,
+    }
 }
 
 fn missing_columns(kind: Kind, best: Option<Mapping>) -> Issue {
@@ -413,7 +520,10 @@ fn missing_columns(kind: Kind, best: Option<Mapping>) -> Issue {
         None => Issue::new(
             0,
             IssueCode::HeaderNotFound,
-            format!("No {} header row was found within the first {HEADER_SEARCH_ROWS} rows", kind.as_str()),
+            format!(
+                "No {} header row was found within the first {HEADER_SEARCH_ROWS} rows",
+                kind.as_str()
+            ),
         ),
         Some(mapping) => {
             let missing: Vec<String> = mapping
@@ -421,7 +531,11 @@ fn missing_columns(kind: Kind, best: Option<Mapping>) -> Issue {
                 .iter()
                 .map(|f| format!("{} (or {})", f.label(), f.names()[1..].join(", ")))
                 .collect();
-            Issue::new(0, IssueCode::MissingRequiredColumn, format!("Required columns are missing: {}", missing.join("; ")))
+            Issue::new(
+                0,
+                IssueCode::MissingRequiredColumn,
+                format!("Required columns are missing: {}", missing.join("; ")),
+            )
         }
     }
 }

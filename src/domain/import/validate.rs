@@ -6,8 +6,8 @@
 
 use super::cell::{self, Cell};
 use super::columns::Field;
-use super::issue::{Issue, IssueCode, Severity};
 use super::file::FileSource;
+use super::issue::{Issue, IssueCode, Severity};
 use super::source::{self, Layout};
 use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
@@ -130,7 +130,10 @@ impl Found {
         add(&mut self.areas, row.area.as_ref());
         add(&mut self.systems, row.system.as_ref());
         add(&mut self.test_packages, row.test_package.as_ref());
-        add(&mut self.stencils, row.weld.as_ref().and_then(|w| w.stencil.as_ref()));
+        add(
+            &mut self.stencils,
+            row.weld.as_ref().and_then(|w| w.stencil.as_ref()),
+        );
     }
 }
 
@@ -145,9 +148,14 @@ pub struct Validator {
 
 impl Validator {
     pub fn new(kind: Kind, today: NaiveDate) -> Validator {
-        Validator { kind, today, seen: SeenFilter::new(), counts: Counts::default(), found: Found::default() }
+        Validator {
+            kind,
+            today,
+            seen: SeenFilter::new(),
+            counts: Counts::default(),
+            found: Found::default(),
+        }
     }
-
 
     /// Checks one data row; `None` for a blank row (not counted).
     pub fn row(&mut self, layout: &Layout, line: u32, cells: &[Cell]) -> Option<ImportRow> {
@@ -160,10 +168,18 @@ impl Validator {
             ..ImportRow::default()
         };
         self.counts.rows_read += 1;
-        let read = Reader { layout, cells, line };
+        let read = Reader {
+            layout,
+            cells,
+            line,
+        };
         for (field, index) in &layout.mapping.fields {
             if let Some(Cell::Error(e)) = cells.get(*index) {
-                row.issues.push(read.issue(*field, IssueCode::CellError, format!("The cell shows the formula error {e}")));
+                row.issues.push(read.issue(
+                    *field,
+                    IssueCode::CellError,
+                    format!("The cell shows the formula error {e}"),
+                ));
             }
         }
         match self.kind {
@@ -198,16 +214,28 @@ impl Validator {
         let type_text = read.text(Field::Type);
         row.component_type = ComponentType::parse(&type_text);
         if type_text.is_empty() {
-            row.issues.push(read.issue(Field::Type, IssueCode::MissingValue, "The component type is empty"));
+            row.issues.push(read.issue(
+                Field::Type,
+                IssueCode::MissingValue,
+                "The component type is empty",
+            ));
         } else if row.component_type.is_none() {
             row.issues.push(read.issue(
                 Field::Type,
                 IssueCode::UnknownComponentType,
-                format!("{type_text:?} is not a component type; accepted: {}", ComponentType::accepted_names()),
+                format!(
+                    "{type_text:?} is not a component type; accepted: {}",
+                    ComponentType::accepted_names()
+                ),
             ));
         }
         row.tag = normalize::commodity_code(&read.text(Field::CmdtyCode));
-        read.required_text(Field::CmdtyCode, &row.tag, "The commodity code / id is empty", &mut row.issues);
+        read.required_text(
+            Field::CmdtyCode,
+            &row.tag,
+            "The commodity code / id is empty",
+            &mut row.issues,
+        );
         self.size(read, Field::Size, row);
         self.quantity(read, row);
         self.references(read, row);
@@ -219,11 +247,22 @@ impl Validator {
         self.drawing(read, row);
         row.component_type = Some(ComponentType::FieldWeld);
         let type_text = read.text(Field::Type);
-        if !type_text.is_empty() && ComponentType::parse(&type_text) != Some(ComponentType::FieldWeld) {
-            row.issues.push(read.issue(Field::Type, IssueCode::NotAFieldWeld, format!("{type_text:?} is not a field weld")));
+        if !type_text.is_empty()
+            && ComponentType::parse(&type_text) != Some(ComponentType::FieldWeld)
+        {
+            row.issues.push(read.issue(
+                Field::Type,
+                IssueCode::NotAFieldWeld,
+                format!("{type_text:?} is not a field weld"),
+            ));
         }
         row.tag = normalize::commodity_code(&read.text(Field::WeldId));
-        read.required_text(Field::WeldId, &row.tag, "The weld number is empty", &mut row.issues);
+        read.required_text(
+            Field::WeldId,
+            &row.tag,
+            "The weld number is empty",
+            &mut row.issues,
+        );
         self.size(read, Field::WeldSize, row);
         row.quantity = 1.0;
         (row.seq_from, row.seq_to) = (1, 1);
@@ -243,26 +282,46 @@ impl Validator {
             if ["BW", "SW", "FW", "TW", "CW"].contains(&t.as_str()) {
                 weld.weld_type = Some(t);
             } else {
-                issues.push(read.issue(Field::WeldType, IssueCode::InvalidWeldType, format!("{t:?} is not a weld type")));
+                issues.push(read.issue(
+                    Field::WeldType,
+                    IssueCode::InvalidWeldType,
+                    format!("{t:?} is not a weld type"),
+                ));
             }
         }
         if let Some(text) = read.optional(Field::XrayPercent) {
             weld.xray_percent = xray_percent(read.cell(Field::XrayPercent), &text);
             if weld.xray_percent.is_none() {
-                issues.push(read.issue(Field::XrayPercent, IssueCode::InvalidXrayPercent, format!("{text:?} is not an x-ray tier (0, 5, 10 or 100 %)")));
+                issues.push(read.issue(
+                    Field::XrayPercent,
+                    IssueCode::InvalidXrayPercent,
+                    format!("{text:?} is not an x-ray tier (0, 5, 10 or 100 %)"),
+                ));
             }
         }
         if let Some(text) = read.optional(Field::Pwht) {
             weld.pwht_required = boolean(read.cell(Field::Pwht));
             if weld.pwht_required.is_none() {
-                issues.push(read.issue(Field::Pwht, IssueCode::InvalidBoolean, format!("{text:?} is not yes or no")));
+                issues.push(read.issue(
+                    Field::Pwht,
+                    IssueCode::InvalidBoolean,
+                    format!("{text:?} is not yes or no"),
+                ));
             }
         }
         if let Some(text) = read.optional(Field::NdeTypes) {
-            for part in text.split([',', ';', '/', '+', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+            for part in text
+                .split([',', ';', '/', '+', ' '])
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
                 let part = part.to_uppercase();
                 if !["RT", "UT", "PT", "MT", "VT"].contains(&part.as_str()) {
-                    issues.push(read.issue(Field::NdeTypes, IssueCode::InvalidNdeType, format!("{part:?} is not an NDE type")));
+                    issues.push(read.issue(
+                        Field::NdeTypes,
+                        IssueCode::InvalidNdeType,
+                        format!("{part:?} is not an NDE type"),
+                    ));
                 } else if !weld.nde_types.contains(&part) {
                     weld.nde_types.push(part);
                 }
@@ -271,15 +330,25 @@ impl Validator {
         if let Some(text) = read.optional(Field::Stencil) {
             weld.stencil = normalize::stencil(&text);
             if weld.stencil.is_none() {
-                issues.push(read.issue(Field::Stencil, IssueCode::InvalidStencil, format!("{text:?} is not a welder stencil")));
+                issues.push(read.issue(
+                    Field::Stencil,
+                    IssueCode::InvalidStencil,
+                    format!("{text:?} is not a welder stencil"),
+                ));
             }
         }
         if let Some(text) = read.optional(Field::DateWelded) {
             match cell::date(read.cell(Field::DateWelded)) {
-                None => issues.push(read.issue(Field::DateWelded, IssueCode::InvalidDate, format!("{text:?} is not a date"))),
-                Some(d) if d > self.today => {
-                    issues.push(read.issue(Field::DateWelded, IssueCode::FutureDate, format!("{d} is in the future")))
-                }
+                None => issues.push(read.issue(
+                    Field::DateWelded,
+                    IssueCode::InvalidDate,
+                    format!("{text:?} is not a date"),
+                )),
+                Some(d) if d > self.today => issues.push(read.issue(
+                    Field::DateWelded,
+                    IssueCode::FutureDate,
+                    format!("{d} is in the future"),
+                )),
                 Some(d) => weld.date_welded = Some(d),
             }
         }
@@ -289,7 +358,11 @@ impl Validator {
                 "FAIL" | "FAILED" | "REJ" | "REJECT" | "REJECTED" => Some("FAIL".into()),
                 "PENDING" => Some("PENDING".into()),
                 _ => {
-                    issues.push(read.issue(Field::NdeResult, IssueCode::InvalidNdeResult, format!("{text:?} is not an NDE result")));
+                    issues.push(read.issue(
+                        Field::NdeResult,
+                        IssueCode::InvalidNdeResult,
+                        format!("{text:?} is not an NDE result"),
+                    ));
                     None
                 }
             };
@@ -300,14 +373,23 @@ impl Validator {
     fn drawing(&self, read: &Reader<'_>, row: &mut ImportRow) {
         row.drawing_no = read.text(Field::Drawing);
         row.drawing_key = normalize::drawing_key(&row.drawing_no);
-        read.required_text(Field::Drawing, &row.drawing_no, "The drawing number is empty", &mut row.issues);
+        read.required_text(
+            Field::Drawing,
+            &row.drawing_no,
+            "The drawing number is empty",
+            &mut row.issues,
+        );
     }
 
     fn size(&self, read: &Reader<'_>, field: Field, row: &mut ImportRow) {
         let text = read.text(field);
         let size = normalize::size(&text);
         if !size.parsed {
-            row.issues.push(read.issue(field, IssueCode::UnparsedSize, format!("{text:?} is not a size in inches; kept as {}", size.value)));
+            row.issues.push(read.issue(
+                field,
+                IssueCode::UnparsedSize,
+                format!("{text:?} is not a size in inches; kept as {}", size.value),
+            ));
         }
         row.size = size.value;
     }
@@ -318,13 +400,22 @@ impl Validator {
         let parsed = if read.layout.mapping.index(Field::Qty).is_none() {
             Some(1.0)
         } else if text.is_empty() {
-            row.issues.push(read.issue(Field::Qty, IssueCode::QuantityDefaulted, "The quantity is empty; 1 is used"));
+            row.issues.push(read.issue(
+                Field::Qty,
+                IssueCode::QuantityDefaulted,
+                "The quantity is empty; 1 is used",
+            ));
             Some(1.0)
         } else {
             let trimmed = text.trim_end_matches(['\'', '’']).trim();
             let trimmed = ["LF", "FT", "FEET"]
                 .iter()
-                .find_map(|u| trimmed.to_uppercase().strip_suffix(u).map(|s| s.trim().to_string()))
+                .find_map(|u| {
+                    trimmed
+                        .to_uppercase()
+                        .strip_suffix(u)
+                        .map(|s| s.trim().to_string())
+                })
                 .unwrap_or_else(|| trimmed.to_string());
             match read.cell(Field::Qty) {
                 Cell::Number(n) => Some(*n),
@@ -338,21 +429,45 @@ impl Validator {
         };
         match quantity {
             None => {
-                let expected = if linear { "decimal feet" } else { "a whole number" };
-                row.issues.push(read.issue(Field::Qty, IssueCode::InvalidQuantity, format!("{text:?} is not a quantity ({expected})")));
+                let expected = if linear {
+                    "decimal feet"
+                } else {
+                    "a whole number"
+                };
+                row.issues.push(read.issue(
+                    Field::Qty,
+                    IssueCode::InvalidQuantity,
+                    format!("{text:?} is not a quantity ({expected})"),
+                ));
             }
             Some(0.0) => {
-                row.issues.push(read.issue(Field::Qty, IssueCode::ZeroQuantity, "Quantity 0: the row is skipped"));
+                row.issues.push(read.issue(
+                    Field::Qty,
+                    IssueCode::ZeroQuantity,
+                    "Quantity 0: the row is skipped",
+                ));
                 row.status = RowStatus::Skipped;
             }
             Some(n) if !linear && n > MAX_ROW_QUANTITY => {
-                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityTooLarge, format!("{text} items in one row is more than {MAX_ROW_QUANTITY}")));
+                row.issues.push(read.issue(
+                    Field::Qty,
+                    IssueCode::QuantityTooLarge,
+                    format!("{text} items in one row is more than {MAX_ROW_QUANTITY}"),
+                ));
             }
             Some(n) if linear && n > MAX_ROW_FEET => {
-                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityTooLarge, format!("{text} feet in one row is more than {MAX_ROW_FEET}")));
+                row.issues.push(read.issue(
+                    Field::Qty,
+                    IssueCode::QuantityTooLarge,
+                    format!("{text} feet in one row is more than {MAX_ROW_FEET}"),
+                ));
             }
             Some(n) if n > 1.0 && matches!(identity, Some(Identity::ById | Identity::Single)) => {
-                row.issues.push(read.issue(Field::Qty, IssueCode::QuantityIgnored, format!("Quantity {text}: one is created for this id")));
+                row.issues.push(read.issue(
+                    Field::Qty,
+                    IssueCode::QuantityIgnored,
+                    format!("Quantity {text}: one is created for this id"),
+                ));
                 row.quantity = 1.0;
             }
             Some(n) if linear => row.quantity = (n * 100.0).round() / 100.0,
@@ -361,10 +476,23 @@ impl Validator {
     }
 
     fn references(&self, read: &Reader<'_>, row: &mut ImportRow) {
-        for (field, target) in [(Field::Area, &mut row.area), (Field::System, &mut row.system), (Field::TestPackage, &mut row.test_package)] {
-            *target = read.optional(field).map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
-            if target.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
-                row.issues.push(read.issue(field, IssueCode::ValueTooLong, format!("The name is longer than {MAX_TEXT} characters")));
+        for (field, target) in [
+            (Field::Area, &mut row.area),
+            (Field::System, &mut row.system),
+            (Field::TestPackage, &mut row.test_package),
+        ] {
+            *target = read
+                .optional(field)
+                .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
+            if target
+                .as_ref()
+                .is_some_and(|t| t.chars().count() > MAX_TEXT)
+            {
+                row.issues.push(read.issue(
+                    field,
+                    IssueCode::ValueTooLong,
+                    format!("The name is longer than {MAX_TEXT} characters"),
+                ));
             }
         }
     }
@@ -372,7 +500,9 @@ impl Validator {
     /// Notes a row that is valid on its own in the filter and flags it when its cells, its id or
     /// its item may have been seen before. Its seqs are numbered as the first of its item.
     fn register(&mut self, row: &mut ImportRow, cells: &[Cell]) {
-        let Some(component_type) = row.component_type else { return };
+        let Some(component_type) = row.component_type else {
+            return;
+        };
         let cells_hash = hash_of(&AsShown(cells));
         row.cells_hash = cells_hash as i64;
         let mut seen_before = self.seen.insert(cells_hash);
@@ -382,8 +512,18 @@ impl Validator {
                 1
             }
             identity => {
-                seen_before |= self.seen.insert(hash_of(&("item", component_type, &row.drawing_key, &row.tag, &row.size)));
-                if identity == Identity::PerSeq { row.quantity as u32 } else { 1 }
+                seen_before |= self.seen.insert(hash_of(&(
+                    "item",
+                    component_type,
+                    &row.drawing_key,
+                    &row.tag,
+                    &row.size,
+                )));
+                if identity == Identity::PerSeq {
+                    row.quantity as u32
+                } else {
+                    1
+                }
             }
         };
         (row.seq_from, row.seq_to) = (1, count);
@@ -405,7 +545,9 @@ const SEEN_FILTER_BLOCKS: u64 = 1 << 15;
 
 impl SeenFilter {
     fn new() -> SeenFilter {
-        SeenFilter { blocks: vec![[0; 8]; SEEN_FILTER_BLOCKS as usize] }
+        SeenFilter {
+            blocks: vec![[0; 8]; SEEN_FILTER_BLOCKS as usize],
+        }
     }
 
     /// Sets the hash's bits; true when all were already set.
@@ -416,7 +558,9 @@ impl SeenFilter {
         let mut state = hash;
         let mut all_set = true;
         for _ in 0..8 {
-            state = state.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x632B_E59B_D9B4_E019);
+            state = state
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(0x632B_E59B_D9B4_E019);
             let bit = state >> 55;
             let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
             all_set &= block[word] & mask != 0;
@@ -456,7 +600,11 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn cell(&self, field: Field) -> &Cell {
-        self.layout.mapping.index(field).and_then(|i| self.cells.get(i)).unwrap_or(&Cell::Empty)
+        self.layout
+            .mapping
+            .index(field)
+            .and_then(|i| self.cells.get(i))
+            .unwrap_or(&Cell::Empty)
     }
 
     fn text(&self, field: Field) -> String {
@@ -482,11 +630,21 @@ impl Reader<'_> {
         Issue::new(self.line, code, message).at(&self.header(field), &self.cell(field).text())
     }
 
-    fn required_text(&self, field: Field, value: &str, empty_message: &str, issues: &mut Vec<Issue>) {
+    fn required_text(
+        &self,
+        field: Field,
+        value: &str,
+        empty_message: &str,
+        issues: &mut Vec<Issue>,
+    ) {
         if value.is_empty() {
             issues.push(self.issue(field, IssueCode::MissingValue, empty_message));
         } else if value.chars().count() > MAX_TEXT {
-            issues.push(self.issue(field, IssueCode::ValueTooLong, format!("The value is longer than {MAX_TEXT} characters")));
+            issues.push(self.issue(
+                field,
+                IssueCode::ValueTooLong,
+                format!("The value is longer than {MAX_TEXT} characters"),
+            ));
         }
     }
 
@@ -509,10 +667,17 @@ impl Reader<'_> {
 /// `5%`, `5` and `0.05` all mean 5; the tiers are 0, 5, 10 and 100.
 fn xray_percent(cell: &Cell, text: &str) -> Option<i32> {
     let percent_sign = text.trim_end().ends_with('%');
-    let n = Cell::Text(text.trim().trim_end_matches('%').to_string()).number().or_else(|| cell.number())?;
-    let percent = if !percent_sign && n > 0.0 && n <= 1.0 { n * 100.0 } else { n };
+    let n = Cell::Text(text.trim().trim_end_matches('%').to_string())
+        .number()
+        .or_else(|| cell.number())?;
+    let percent = if !percent_sign && n > 0.0 && n <= 1.0 {
+        n * 100.0
+    } else {
+        n
+    };
     let rounded = percent.round();
-    ((percent - rounded).abs() < 1e-6 && [0.0, 5.0, 10.0, 100.0].contains(&rounded)).then_some(rounded as i32)
+    ((percent - rounded).abs() < 1e-6 && [0.0, 5.0, 10.0, 100.0].contains(&rounded))
+        .then_some(rounded as i32)
 }
 
 fn boolean(cell: &Cell) -> Option<bool> {
@@ -541,20 +706,34 @@ impl FileOutcome {
     /// A file the reader had to give up on, with why.
     pub fn unreadable(why: &str) -> FileOutcome {
         FileOutcome {
-            layout: Err(Issue::new(0, IssueCode::UnsupportedFile, format!("The file can't be read: {why}"))),
+            layout: Err(Issue::new(
+                0,
+                IssueCode::UnsupportedFile,
+                format!("The file can't be read: {why}"),
+            )),
             counts: Counts::default(),
             found: Found::default(),
         }
     }
 }
 
-pub fn validate_file(bytes: &[u8], kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
+pub fn validate_file(
+    bytes: &[u8],
+    kind: Kind,
+    today: NaiveDate,
+    on_row: &mut dyn FnMut(ImportRow),
+) -> FileOutcome {
     let mut file = bytes;
     validate_source(&mut file, kind, today, on_row)
 }
 
 /// Reads and validates a whole file, a block at a time, handing every non-blank row to `on_row`.
-pub fn validate_source(file: &mut dyn FileSource, kind: Kind, today: NaiveDate, on_row: &mut dyn FnMut(ImportRow)) -> FileOutcome {
+pub fn validate_source(
+    file: &mut dyn FileSource,
+    kind: Kind,
+    today: NaiveDate,
+    on_row: &mut dyn FnMut(ImportRow),
+) -> FileOutcome {
     let mut validator = Validator::new(kind, today);
     let layout = source::read(file, kind, &mut |layout, (line, cells)| {
         if let Some(row) = validator.row(layout, line, &cells) {
@@ -562,12 +741,24 @@ pub fn validate_source(file: &mut dyn FileSource, kind: Kind, today: NaiveDate, 
         }
     });
     if let Ok(layout) = &layout {
-        validator.counts.warnings += layout.notes.iter().filter(|n| n.severity == Severity::Warning).count() as u32;
-        validator.counts.infos += layout.notes.iter().filter(|n| n.severity == Severity::Info).count() as u32;
+        validator.counts.warnings += layout
+            .notes
+            .iter()
+            .filter(|n| n.severity == Severity::Warning)
+            .count() as u32;
+        validator.counts.infos += layout
+            .notes
+            .iter()
+            .filter(|n| n.severity == Severity::Info)
+            .count() as u32;
     } else {
         validator.counts.errors += 1;
     }
-    FileOutcome { layout, found: validator.found, counts: validator.counts }
+    FileOutcome {
+        layout,
+        found: validator.found,
+        counts: validator.counts,
+    }
 }
 
 #[cfg(test)]
@@ -578,7 +769,9 @@ mod tests {
     fn the_seen_filter_never_misses_a_repeat_and_rarely_flags_a_new_key() {
         let mut seen = SeenFilter::new();
         // Two keys per row of a 100,000-row file, all distinct: next to no wrong flags.
-        let wrong = (0..200_000u32).filter(|i| seen.insert(hash_of(&("key", i)))).count();
+        let wrong = (0..200_000u32)
+            .filter(|i| seen.insert(hash_of(&("key", i))))
+            .count();
         assert!(wrong <= 2, "{wrong} new keys flagged as seen");
         // Every key inserted again is flagged.
         assert!((0..200_000u32).all(|i| seen.insert(hash_of(&("key", i)))));
