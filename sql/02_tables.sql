@@ -332,5 +332,13 @@ create table pipetrak.progress_parts (
     constraint progress_parts_key unique nulls not distinct (project_id, drawing_id, area_id, system_id, test_package_id, component_type)
 );
 create index progress_parts_area_idx on pipetrak.progress_parts (project_id, area_id);
+-- Transactions that maintain progress_parts themselves for a while (a bulk milestone update): the
+-- progress trigger skips their statements. Only the extension's own functions write it, so a
+-- user who sets pipetrak.progress_deferred can't make the trigger skip anything.
+create table pipetrak.progress_deferrals (
+    backend_pid integer not null,
+    xact        xid8 not null,
+    primary key (backend_pid, xact)
+);
 create index progress_parts_system_idx on pipetrak.progress_parts (project_id, system_id);
 create index progress_parts_test_package_idx on pipetrak.progress_parts (project_id, test_package_id);

@@ -146,6 +146,7 @@ alter table pipetrak.client_requests enable row level security;
 alter table pipetrak.progress_parts enable row level security;
 -- No policy: nobody but the extension's own functions reads a project's event keys.
 alter table pipetrak.project_secrets enable row level security;
+alter table pipetrak.progress_deferrals enable row level security;
 
 -- The error catalog is public reference data for signed-in users.
 create policy error_codes_select_authenticated on pipetrak.error_codes for select to authenticated

@@ -8,6 +8,13 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- A bulk milestone update nets its changes into the parts once, at its end (see
+    -- update_milestones): thousands of upserts of one part row in one transaction would each walk
+    -- the row's growing chain of versions.
+    if current_setting('pipetrak.progress_deferred', true) = 'on'
+       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id()) then
+        return null;
+    end if;
     if tg_op in ('UPDATE', 'DELETE') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
                component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
@@ -46,6 +53,32 @@ begin
     end if;
     return null;
 end
+$$;
+
+-- Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress
+-- parts, as the trigger does for a statement's rows.
+create function pipetrak.progress_parts_add(p_sign integer, p_component_ids bigint[])
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+           component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
+    select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+           p_sign * count(*), p_sign * count(*) filter (where earned_total = 1000000), p_sign * sum(earned_total),
+           p_sign * sum(earned_receive), p_sign * sum(earned_install), p_sign * sum(earned_punch), p_sign * sum(earned_test),
+           p_sign * sum(earned_restore)
+    from pipetrak.components where id = any (p_component_ids) and retired_at is null
+    group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+    on conflict on constraint progress_parts_key do update set
+        component_count = p.component_count + excluded.component_count,
+        completed_count = p.completed_count + excluded.completed_count,
+        earned_total = p.earned_total + excluded.earned_total,
+        earned_receive = p.earned_receive + excluded.earned_receive,
+        earned_install = p.earned_install + excluded.earned_install,
+        earned_punch = p.earned_punch + excluded.earned_punch,
+        earned_test = p.earned_test + excluded.earned_test,
+        earned_restore = p.earned_restore + excluded.earned_restore
 $$;
 
 create trigger components_progress_insert after insert on pipetrak.components

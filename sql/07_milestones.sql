@@ -147,6 +147,7 @@ declare
     -- Results collected in an array (appended in place) and turned into JSON once: appending to a
     -- jsonb value copies it, which made a batch quadratic in its size.
     v_results jsonb[] := '{}';
+    v_ids bigint[];
     v_item jsonb;
     v_index integer := 0;
     v_state text;
@@ -160,6 +161,16 @@ begin
     if jsonb_array_length(p_updates) > 10000 then
         perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', 10000));
     end if;
+    -- The batch's components leave the progress parts now and come back once at the end, instead
+    -- of one upsert per item (only components the caller may update; any other fails its item).
+    v_ids := array(select distinct c.id from pipetrak.components c
+                   where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                  where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                     and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+                   order by c.id);
+    perform pipetrak.progress_parts_add(-1, v_ids);
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
+    perform set_config('pipetrak.progress_deferred', 'on', true);
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -181,6 +192,9 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_parts_add(1, v_ids);
     return to_jsonb(v_results);
 end
 $$;

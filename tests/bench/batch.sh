@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): update_milestones with 1,000 and 10,000 items (the largest batch it
+# takes), as an authenticated foreman through RLS, in the same run; a batch must cost time linear
+# in its items (10,000 items within 10x the time of 1,000). Five runs of each size, alternating,
+# each its own transaction; medians. Usage: bash tests/bench/batch.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bash "$here/../scripts/setup.sh"
+source "$here/../scripts/cluster.sh"
+db=pipetrak_bench_batch
+owner=c0000000-0000-4000-8000-000000000001
+foreman=c0000000-0000-4000-8000-000000000004
+
+cluster_start
+extension_install >/dev/null 2>&1
+database_create "$db"
+psql -qX -d "$db" -v ON_ERROR_STOP=1 >/dev/null <<SQL
+select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
+select pipetrak.create_organization('Batch') as org \gset
+insert into pipetrak.memberships (organization_id, user_id, role, created_by) values (:org, '$foreman', 'foreman', '$owner');
+select pipetrak.create_project(:org, 'Batch', 'B-1', 'UTC', 'flag', true) as project \gset
+select pipetrak.create_drawing(:project, 'B-1', null, null, null, null, null, null) as drawing \gset
+select pipetrak.create_component(:project, :drawing, 'valve', 'V-1', '2', 10000, null, null, null);
+SQL
+
+# Milliseconds one update_milestones call of $1 items (Receive = $2) takes, as the foreman.
+timed_batch() {
+  psql -qAtX -d "$db" -v ON_ERROR_STOP=1 <<SQL | tail -1
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true) \g /dev/null
+select jsonb_agg(jsonb_build_object('component_id', id, 'milestone', 'Receive', 'value', $2)) as updates
+from (select id from pipetrak.components order by id limit $1) c \gset
+select clock_timestamp() as started \gset
+select jsonb_array_length(pipetrak_api.update_milestones(updates => :'updates')) \g /dev/null
+select round(extract(epoch from clock_timestamp() - :'started'::timestamptz) * 1000, 1);
+commit;
+SQL
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+small=() large=()
+for run in 1 2 3 4 5; do
+  small+=("$(timed_batch 1000 $((run % 2 * 100)))")
+  large+=("$(timed_batch 10000 $(((run + 1) % 2 * 100)))")
+done
+s=$(printf '%s\n' "${small[@]}" | median)
+l=$(printf '%s\n' "${large[@]}" | median)
+ratio=$(awk -v a="$l" -v b="$s" 'BEGIN {printf "%.2f", a / b}')
+
+report=$(cat <<TXT
+| measurement (one call, as a foreman through RLS; median of 5) | time | ratio to 1,000 items |
+|---|---|---|
+| update_milestones, 1,000 items | $s ms | 1.00x |
+| update_milestones, 10,000 items | $l ms | ${ratio}x (linear: 10x; target ≤ 10x) |
+TXT
+)
+echo "$report" | tee "$here/batch-results.md"
