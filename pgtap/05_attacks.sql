@@ -2,7 +2,7 @@
 -- functions, internal functions, event channels, membership without consent, hostile arguments.
 begin;
 \ir fixtures/actors.sql
-select plan(36);
+select plan(40);
 
 -- Temporary types can't hijack a definer function ---------------------------------------------------
 select is(
@@ -219,6 +219,27 @@ select is(pg_temp.try_as('outsider', format('select pipetrak_api.add_member(orga
 select is(pg_temp.try_as('owner', format('select pipetrak_api.add_member(organization_id => %s, user_id => %L, role => ''viewer'')',
         :org_a, pg_temp.uid('outsider'))),
     'ok', 'an owner adds someone they already share an organization with');
+
+-- Staged rows don't stay forever ------------------------------------------------------------------------
+select pg_temp.try_as('project_manager', format($q$select pipetrak_api.import_upload(project_id => %s, kind => 'takeoff',
+    filename => 'old.csv', content => convert_to(E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-7,Valve,1,V-7,2\n', 'UTF8'))$q$, :project_a)) as old_import \gset
+select pg_temp.try_as('outsider', format($q$select pipetrak_api.import_upload(project_id => %s, kind => 'takeoff',
+    filename => 'b.csv', content => convert_to(E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nB-7,Valve,1,V-7,2\n', 'UTF8'))$q$, :project_b)) as b_import \gset
+select pg_temp.try_as('project_manager', format('select pipetrak_api.import_validate(import_id => %s) is not null', :old_import));
+select pg_temp.try_as('outsider', format('select pipetrak_api.import_validate(import_id => %s) is not null', :b_import));
+-- A week passes for both jobs.
+update pipetrak.import_jobs set staged_until = now() - interval '1 second' where id in (:old_import, :b_import);
+select pg_temp.try_as('project_manager', format($q$select pipetrak_api.import_validate(import_id => pipetrak_api.import_upload(
+    project_id => %s, kind => 'takeoff', filename => 'new.csv', content => convert_to(E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-8,Valve,1,V-8,2\n', 'UTF8'))) is not null$q$,
+    :project_a));
+select is((select count(*) from pipetrak.import_rows where import_id = :old_import), 0::bigint,
+    'a validation clears its organization''s staged rows kept past their time');
+select is((select status from pipetrak.import_jobs where id = :old_import), 'uploaded',
+    'and the job must be validated again before it commits');
+select is(pg_temp.try_as('project_manager', format('select pipetrak_api.import_commit(import_id => %s)', :old_import)), 'PT409',
+    'committing it is import_not_validated, not an empty commit');
+select is((select count(*) from pipetrak.import_rows where import_id = :b_import), 1::bigint,
+    'another organization''s rows are its own to clear (nobody pays for another tenant)');
 
 -- Hostile arguments get catalogued errors -----------------------------------------------------------------
 select is(pg_temp.try_as('owner', format('select pipetrak_api.create_area(project_id => %s, name => %L)', :project_a, repeat('x', 201))),

@@ -24,9 +24,12 @@ create table pipetrak.import_jobs (
     validated_at      timestamptz,
     committed_at      timestamptz,
     updated_at        timestamptz not null default now(),
+    -- Staged rows are kept until then (see purge_staged_rows); null once removed or never staged.
+    staged_until      timestamptz,
     check (chunks_total is null or chunks_done between 0 and chunks_total)
 );
 create index import_jobs_project_id_idx on pipetrak.import_jobs (project_id, id);
+create index import_jobs_staged_until_idx on pipetrak.import_jobs (staged_until) where staged_until is not null;
 -- Files are kept uncompressed, so validation can read one slice at a time without
 -- decompressing from the start (xlsx is a zip already; a CSV costs its size).
 alter table pipetrak.import_jobs alter column content set storage external;
@@ -236,6 +239,34 @@ begin
 end
 $$;
 
+-- Removes the staged rows of jobs kept past their time: a committed job's a day after its commit,
+-- an uncommitted one's a week after its validation (it must be validated again to be committed).
+-- Of one organization's projects, or of all when `p_organization_id` is null (for a DBA's
+-- scheduled job). Files stay with their jobs. Returns how many jobs it cleared.
+create function pipetrak.purge_staged_rows(p_organization_id bigint default null)
+returns integer
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_jobs bigint[];
+begin
+    select array_agg(j.id) into v_jobs
+    from pipetrak.import_jobs j
+    join pipetrak.projects p on p.id = j.project_id
+    where j.staged_until < now() and j.status <> 'committing'
+      and (p_organization_id is null or p.organization_id = p_organization_id);
+    if v_jobs is null then
+        return 0;
+    end if;
+    delete from pipetrak.import_rows where import_id = any (v_jobs);
+    update pipetrak.import_jobs
+    set staged_until = null, status = case when status = 'committed' then status else 'uploaded' end, updated_at = now()
+    where id = any (v_jobs);
+    return cardinality(v_jobs);
+end
+$$;
+
 -- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
 -- project and stores the summary. Writes nothing else.
 create function pipetrak.import_validate(p_import_id bigint)
@@ -264,6 +295,8 @@ begin
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
     select * into v_project from pipetrak.projects where id = v_job.project_id;
+    -- The organization's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(v_project.organization_id);
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
@@ -400,7 +433,7 @@ begin
         'would', v_would);
     update pipetrak.import_jobs set
         status = case when v_file ? 'header' then 'validated' else 'failed' end,
-        summary = v_summary, validated_at = now(), updated_at = now(),
+        summary = v_summary, validated_at = now(), updated_at = now(), staged_until = now() + interval '7 days',
         chunks_total = null, chunks_done = 0, result = '{}'
     where id = p_import_id;
     return v_summary || jsonb_build_object('status', case when v_file ? 'header' then 'validated' else 'failed' end);
@@ -442,27 +475,34 @@ $$;
 -- (staging gave each its own). The reader flags every row that may repeat an earlier one; only rows
 -- sharing a key with a flagged row are looked at, since any other key is unique in the file.
 -- Returns what changed, to correct the reader's counts.
+-- The staged rows are read through their (import_id, …) indexes only (the caller turns seq scans
+-- off): other jobs' rows, of any tenant, are never scanned, and each way a row can relate to a
+-- flagged one is a join of its own (an OR of IN lists can't be one, and became a comparison of
+-- every row with every flagged row once the flags outgrew work_mem).
 create function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
 returns jsonb
 language sql volatile
 set search_path = pg_catalog, pg_temp
--- Scans of the staged rows, whatever the caller set.
-set enable_seqscan = on
 as $$
-    with flagged as materialized (
-        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size
-        from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
-    related as (
+    with staged as not materialized (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
                r.quantity, r.component_type in ('spool', 'field_weld') as by_id
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid'
-          and (r.cells_hash in (select f.cells_hash from flagged f)
-               or (r.component_type in ('spool', 'field_weld')
-                   and r.tag in (select f.tag from flagged f where f.component_type in ('spool', 'field_weld')))
-               or (r.component_type, r.drawing_key, r.tag, r.size) in
-                  (select f.component_type, f.drawing_key, f.tag, f.size from flagged f))),
+        where r.import_id = p_import_id and r.status = 'valid'),
+    flagged as materialized (
+        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.component_type in ('spool', 'field_weld') as by_id
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
+    related_lines as (
+        select s.line from staged s join (select distinct f.cells_hash from flagged f) f on f.cells_hash = s.cells_hash
+        union
+        select s.line from staged s join (select distinct f.tag from flagged f where f.by_id) f on f.tag = s.tag where s.by_id
+        union
+        select s.line from staged s
+        join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f) f
+          on (f.component_type, f.drawing_key, f.tag, f.size) = (s.component_type, s.drawing_key, s.tag, s.size)),
+    related as (
+        select s.* from staged s join related_lines l on l.line = s.line),
     judged as (
         select x.line, x.tag, x.count, x.component_type,
                nullif(min(x.line) over (partition by x.cells_hash), x.line) as same_cells_as,
@@ -521,8 +561,6 @@ create function pipetrak.import_drawing_counts(p_import_id bigint, p_project_id 
 returns jsonb
 language sql stable
 set search_path = pg_catalog, pg_temp
--- One scan of the staged rows, whatever the caller set.
-set enable_seqscan = on
 as $$
     select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
     from (select r.drawing_key from pipetrak.import_rows r
@@ -700,6 +738,7 @@ begin
             chunks_done = chunks_done + 1,
             status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
             committed_at = case when chunks_done + 1 >= chunks_total then now() end,
+            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
             result = jsonb_build_object(
                 'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
                 'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
@@ -716,7 +755,8 @@ begin
             'status', v_job.status, 'components_created', v_created));
     elsif v_job.status = 'committing' then
         -- A job with no rows to write.
-        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now()
+        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
+            staged_until = now() + interval '1 day'
         where id = p_import_id returning * into v_job;
     end if;
     v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
