@@ -1,12 +1,12 @@
 -- Imports (spec §6): dry run, commit, idempotent re-import, remediation round trip, chunked
--- commit, and who may do what. Files are real ones from ../shared/data (read by psql) or built here.
+-- commit, and who may do what. Files are real ones from tests/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
 select plan(48);
 
-\set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
-\set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
-\set instances `base64 -w0 ../shared/data/instance-creation.csv`
+\set takeoff `base64 -w0 tests/data/quantity-instances.csv`
+\set weld_log `base64 -w0 tests/data/field-weld-log-664.xlsx`
+\set instances `base64 -w0 tests/data/instance-creation.csv`
 
 -- What the project holds, to compare before and after.
 create function pg_temp.holdings(p_project bigint) returns jsonb language sql as $$

@@ -1,4 +1,4 @@
-//! The importer on the real files in ../shared/data (as they are) and on hand-made fixtures for
+//! The importer on the real files in tests/data (copied unchanged from a real deployment) and on hand-made fixtures for
 //! each CSV/Excel quirk and each validation code.
 
 use chrono::NaiveDate;
@@ -19,9 +19,9 @@ fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date")
 }
 
-fn shared(name: &str) -> Vec<u8> {
+fn sample(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -58,7 +58,7 @@ fn has(rows: &[ImportRow], line: u32, code: IssueCode) -> bool {
 
 #[test]
 fn quantity_instances_explode_into_15_components() {
-    let (outcome, rows) = run(&shared("quantity-instances.csv"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("quantity-instances.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.rows_read, 5);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), 15);
@@ -76,7 +76,7 @@ fn quantity_instances_explode_into_15_components() {
 
 #[test]
 fn field_weld_log_has_664_welds_on_110_drawings() {
-    let (outcome, rows) = run(&shared("field-weld-log-664.xlsx"), Kind::FieldWelds);
+    let (outcome, rows) = run(&sample("field-weld-log-664.xlsx"), Kind::FieldWelds);
     let layout = outcome.layout.expect("a header");
     assert_eq!(layout.sheet.as_deref(), Some("Field Welds"));
     assert_eq!(outcome.counts.errors, 0);
@@ -98,7 +98,7 @@ fn field_weld_log_has_664_welds_on_110_drawings() {
 
 #[test]
 fn takeoff_template_reads_its_takeoff_sheet() {
-    let (outcome, rows) = run(&shared("takeoff-template.xlsx"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("takeoff-template.xlsx"), Kind::Takeoff);
     let layout = outcome.layout.expect("a header");
     assert_eq!(layout.sheet.as_deref(), Some("Material Takeoff"));
     assert_eq!(layout.header[0], "DRAWING*");
@@ -110,7 +110,7 @@ fn takeoff_template_reads_its_takeoff_sheet() {
 
 #[test]
 fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
-    let (outcome, rows) = run(&shared("import.csv"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("import.csv"), Kind::Takeoff);
     let layout = outcome.layout.expect("a header");
     assert!(layout
         .notes
@@ -123,7 +123,7 @@ fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
     assert_eq!(rows[0].attributes["material"], "Carbon Steel");
     assert_eq!(rows[0].area.as_deref(), Some("Area A"));
 
-    let (outcome, rows) = run(&shared("excel-types.csv"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("excel-types.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), rows.len() as u32);
     assert_eq!(rows[0].attributes["totalQuantity"], "1");
@@ -141,7 +141,7 @@ fn flagged(rows: &[ImportRow]) -> Vec<u32> {
 fn rows_repeating_an_item_an_id_or_cells_are_flagged() {
     // The rules across rows run in SQL on these flags (pgTAP 04_imports checks their outcome on
     // this file: valve seqs 1..3, rows 8..10 duplicate spool ids, 7 components).
-    let (outcome, rows) = run(&shared("instance-creation.csv"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("instance-creation.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.rows_read, 10);
     // VALVE001 on rows 2..4, GASKET001 on 5..6, spool PIPE001 on 7..10.
     assert_eq!(flagged(&rows), vec![3, 4, 6, 8, 9, 10]);
@@ -157,7 +157,7 @@ fn rows_repeating_an_item_an_id_or_cells_are_flagged() {
 
 #[test]
 fn milestone_types_file_covers_every_identity_rule() {
-    let (outcome, rows) = run(&shared("milestone-types.csv"), Kind::Takeoff);
+    let (outcome, rows) = run(&sample("milestone-types.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), 8);
     let weld = rows
@@ -172,7 +172,7 @@ fn milestone_types_file_covers_every_identity_rule() {
 
 #[test]
 fn small_weld_logs_report_off_tier_xray_and_read_nde_lists() {
-    let (outcome, rows) = run(&shared("field-welds.csv"), Kind::FieldWelds);
+    let (outcome, rows) = run(&sample("field-welds.csv"), Kind::FieldWelds);
     assert_eq!(outcome.counts.rows_read, 3);
     assert!(
         has(&rows, 3, IssueCode::InvalidXrayPercent)
@@ -183,7 +183,7 @@ fn small_weld_logs_report_off_tier_xray_and_read_nde_lists() {
     assert_eq!(first.schedule.as_deref(), Some("Sch 40"));
     assert_eq!(first.date_welded, NaiveDate::from_ymd_opt(2025, 1, 15));
 
-    let (outcome, rows) = run(&shared("field-welds-complete.csv"), Kind::FieldWelds);
+    let (outcome, rows) = run(&sample("field-welds-complete.csv"), Kind::FieldWelds);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(
         rows.iter()
@@ -346,7 +346,7 @@ fn files_read_in_pieces_give_the_same_rows_and_row_numbers() {
     );
 
     // A workbook read in pieces through the same reader.
-    let xlsx = shared("field-weld-log-664.xlsx");
+    let xlsx = sample("field-weld-log-664.xlsx");
     let (whole, _) = run(&xlsx, Kind::FieldWelds);
     let (pieces, _) = run_dribbled(&xlsx, Kind::FieldWelds, 1_000);
     assert_eq!((whole.counts, whole.found), (pieces.counts, pieces.found));

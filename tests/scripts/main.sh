@@ -13,7 +13,7 @@ extension_install
 as_postgres dropdb --if-exists -h "$PIPETRAK_SOCKET" -p "$PIPETRAK_PORT" pipetrak
 database_create pipetrak
 psql -X -d pipetrak -c "select extname, extversion from pg_extension where extname in ('pipetrak', 'pg_trgm')"
-# The end-to-end run: real files from ../shared/data imported through the API, then the progress.
+# The end-to-end run: real files from tests/data imported through the API, then the progress.
 (cd "$PIPETRAK_ROOT" && psql -X -d pipetrak -f tests/scripts/main_import.sql)
 echo "PostgreSQL is running: $(database_url pipetrak)"
 echo "PostgREST: db-uri = postgres://authenticator@localhost:$PIPETRAK_PORT/pipetrak, db-schemas = pipetrak_api, db-anon-role = anon"

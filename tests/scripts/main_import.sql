@@ -1,9 +1,9 @@
 -- The main job's end-to-end run: a project manager creates a project and imports real files from
--- ../shared/data through the API (upload → validate → commit), then reads the progress it produced.
+-- tests/data through the API (upload → validate → commit), then reads the progress it produced.
 \set ON_ERROR_STOP on
-\set takeoff `base64 -w0 ../shared/data/quantity-instances.csv`
-\set more `base64 -w0 ../shared/data/milestone-types.csv`
-\set weld_log `base64 -w0 ../shared/data/field-weld-log-664.xlsx`
+\set takeoff `base64 -w0 tests/data/quantity-instances.csv`
+\set more `base64 -w0 tests/data/milestone-types.csv`
+\set weld_log `base64 -w0 tests/data/field-weld-log-664.xlsx`
 
 -- Act as a signed-in user the way PostgREST does.
 set role authenticated;
