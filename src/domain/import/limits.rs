@@ -16,7 +16,7 @@ pub const MAX_XML_RUN_BYTES: usize = 1 << 20;
 pub const MAX_SHARED_STRINGS: u64 = 1_000_000;
 /// Unpacked bytes of a workbook's shared-strings part (held in memory too).
 pub const MAX_SHARED_STRINGS_BYTES: u64 = 64 << 20;
-/// Unpacked bytes of all the XML parts of a workbook.
+/// Unpacked bytes of all the parts of a workbook.
 pub const MAX_UNPACKED_BYTES: u64 = 1 << 30;
 /// How many times its packed size a part may unpack to, once it is larger than `RATIO_FREE_BYTES`.
 pub const MAX_UNPACK_RATIO: u64 = 100;
@@ -94,7 +94,7 @@ impl RecordGuard {
     }
 }
 
-/// Unpacks every XML part of a workbook once, a block at a time, and refuses it when it unpacks to
+/// Unpacks every part of a workbook once, a block at a time, and refuses it when it unpacks to
 /// too much in total or too many times its packed size, holds a text or tag longer than
 /// `MAX_XML_RUN_BYTES`, or declares or holds more shared strings than `MAX_SHARED_STRINGS`.
 /// Reading ends early when the file's source says it has stopped (see `FileSource::stopped`).
@@ -115,9 +115,8 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
             .name()
             .map_err(|e| unreadable(&e))?
             .to_ascii_lowercase();
-        if !(name.ends_with(".xml") || name.ends_with(".rels")) {
-            continue;
-        }
+        // Every part, whatever its name: a workbook's relationships may point calamine at any of
+        // them. Pictures pass (compressed data has a '<' and a '>' every few hundred bytes).
         let shared_strings = name.ends_with("sharedstrings.xml");
         let packed = part.compressed_size();
         let mut unpacked: u64 = 0;
@@ -316,6 +315,40 @@ mod tests {
             .is_err());
         let mut scan = XmlScan::default();
         assert!(scan.feed(b"<sst uniqueCount=\"1000\">").is_ok());
+    }
+
+    /// A zip of the given parts, deflated.
+    fn zip_of(parts: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, content) in parts {
+            out.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("part");
+            out.write_all(content).expect("write");
+        }
+        out.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn a_picture_passes_and_a_long_run_in_any_part_does_not() {
+        // Compressed picture data: pseudo-random bytes.
+        let mut state: u32 = 7;
+        let picture: Vec<u8> = (0..3_000_000)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 24) as u8
+            })
+            .collect();
+        let book = zip_of(&[
+            ("xl/workbook.xml", b"<workbook/>"),
+            ("xl/media/image1.png", &picture),
+        ]);
+        assert!(check_workbook(std::io::Cursor::new(book)).is_ok());
+        // A sheet the relationships name without .xml is checked all the same.
+        let spaces = vec![b' '; MAX_XML_RUN_BYTES + 10];
+        let book = zip_of(&[("xl/worksheets/sheet1", &spaces)]);
+        let refused = check_workbook(std::io::Cursor::new(book)).unwrap_err();
+        assert_eq!(refused.code, IssueCode::FileOverLimits);
     }
 
     #[test]
