@@ -2,7 +2,7 @@
 -- functions, internal functions, event channels, membership without consent, hostile arguments.
 begin;
 \ir fixtures/actors.sql
-select plan(40);
+select plan(41);
 
 -- Temporary types can't hijack a definer function ---------------------------------------------------
 select is(
@@ -120,6 +120,13 @@ select is(
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
+
+-- A function added later (as an upgrade would add it) stays private when the grants run again.
+create function pipetrak.added_by_a_later_version() returns integer language sql as 'select 1';
+select pipetrak.grant_privileges();
+select ok(not has_function_privilege('authenticated', 'pipetrak.added_by_a_later_version()', 'execute')
+          and not has_function_privilege('anon', 'pipetrak.added_by_a_later_version()', 'execute'),
+    'a new internal function is private after the grants run again');
 
 select ok(not has_table_privilege('authenticated', 'pipetrak.project_secrets', 'select')
           and not has_table_privilege('service_role', 'pipetrak.project_secrets', 'select')

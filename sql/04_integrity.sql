@@ -81,6 +81,21 @@ as $$
         earned_restore = p.earned_restore + excluded.earned_restore
 $$;
 
+-- Rebuilds every progress part from the components (for a DBA: after a data-only restore with
+-- triggers disabled, or to check the parts against a recount). Returns the number of parts.
+create function pipetrak.rebuild_progress_parts()
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    lock table pipetrak.progress_parts in exclusive mode;
+    delete from pipetrak.progress_parts;
+    perform pipetrak.progress_parts_add(1, array(select c.id from pipetrak.components c where c.retired_at is null));
+    return (select count(*) from pipetrak.progress_parts);
+end
+$$;
+
 create trigger components_progress_insert after insert on pipetrak.components
     referencing new table as new_rows
     for each statement execute function pipetrak.progress_parts_apply();

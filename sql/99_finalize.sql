@@ -60,7 +60,9 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- One call per relation: each call rewrites the extension's catalog row.
+-- Not progress_parts: restoring the components rebuilds it (their COPY fires the progress trigger),
+-- so dumping it too would count every component twice. Not progress_deferrals: it only holds rows
+-- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
 language plpgsql volatile
@@ -74,7 +76,7 @@ begin
         'project_secrets', 'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
-        'review_items_id_seq', 'client_requests', 'progress_parts', 'progress_deferrals', 'import_jobs', 'import_jobs_id_seq', 'import_rows']
+        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

@@ -51,5 +51,13 @@ grep -E '^test |panicked|^test result' "$log/client.txt"
 grep -q '^test result' "$log/client.txt" || failed=$((failed + 1))
 count_cargo "$log/client.txt"
 
+echo "== releases: upgrade from every released version, dump and restore"
+bash "$here/release_test.sh" >"$log/release.txt" 2>&1
+grep -E '^(not )?ok - |^#' "$log/release.txt"
+p=$(grep -c '^ok - ' "$log/release.txt")
+f=$(grep -c '^not ok - ' "$log/release.txt")
+[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && { tail -20 "$log/release.txt"; f=1; }
+passed=$((passed + p)); failed=$((failed + f))
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

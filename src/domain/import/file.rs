@@ -41,7 +41,9 @@ const BLOCK_BYTES: usize = 512 * 1024;
 pub struct FileReader<'a> {
     source: &'a mut dyn FileSource,
     position: u64,
+    /// Allocated (and zeroed) once; `filled` bytes of it hold the file from `block_start`.
     block: Vec<u8>,
+    filled: usize,
     block_start: u64,
 }
 
@@ -51,6 +53,7 @@ impl<'a> FileReader<'a> {
             source,
             position: 0,
             block: Vec::new(),
+            filled: 0,
             block_start: 0,
         }
     }
@@ -62,20 +65,25 @@ impl Read for FileReader<'_> {
             // Not ErrorKind::Interrupted, which readers retry forever.
             return Err(io::Error::other("reading the file was stopped"));
         }
-        let block_end = self.block_start + self.block.len() as u64;
+        let block_end = self.block_start + self.filled as u64;
         if self.position < self.block_start || self.position >= block_end {
             let wanted = self
                 .source
                 .size()
                 .saturating_sub(self.position)
                 .min(BLOCK_BYTES as u64) as usize;
-            self.block.resize(wanted, 0);
-            let got = self.source.read_at(self.position, &mut self.block)?;
-            self.block.truncate(got);
+            // Grown (and zeroed) only when a larger block is wanted: zeroing 512 KB on every
+            // refill made a source that answers a few bytes at a time quadratic.
+            if self.block.len() < wanted {
+                self.block.resize(wanted, 0);
+            }
+            self.filled = self
+                .source
+                .read_at(self.position, &mut self.block[..wanted])?;
             self.block_start = self.position;
         }
         let from = (self.position - self.block_start) as usize;
-        let n = out.len().min(self.block.len().saturating_sub(from));
+        let n = out.len().min(self.filled.saturating_sub(from));
         out[..n].copy_from_slice(&self.block[from..from + n]);
         self.position += n as u64;
         Ok(n)

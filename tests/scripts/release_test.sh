@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The release checks, run by test.sh after the extension is installed into the project's cluster:
+# 1. released install and upgrade scripts are unchanged (sql/releases/SHA256SUMS);
+# 2. for every released version: a database created at that version and filled with realistic data
+#    (the real sample files imported, milestones updated, review items raised), then
+#    `ALTER EXTENSION pipetrak UPDATE`, has the schema of a fresh install (pg_dump of every member
+#    object, with privileges and policies, normalized; extension membership; pg_dump registration),
+#    the same data (a checksum per table), and passes the pgTAP suites;
+# 3. that database dumped with pg_dump and restored into a new one holds the same data and keeps
+#    working: new ids come after the restored ones, an import and a milestone update succeed, the
+#    audit log stays immutable.
+# Prints one "ok - …" or "not ok - …" line per check.
+set -uo pipefail
+source "$(dirname "$0")/cluster.sh"
+cd "$PIPETRAK_ROOT"
+work=$(mktemp -d)
+current=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+check() { # name, then a command that succeeds when the check holds
+  local name=$1
+  shift
+  if "$@" >"$work/check.txt" 2>&1; then
+    echo "ok - $name"
+  else
+    echo "not ok - $name"
+    head -30 "$work/check.txt" | sed 's/^/#   /'
+  fi
+}
+
+# Every object of the extension as pg_dump writes it for a binary upgrade (members listed one by
+# one, with their privileges and policies), without what differs between any two databases: OIDs,
+# transaction ids, the dump's own session lines, where sequences stand (data_of compares those).
+schema_of() {
+  pg_dump --schema-only --binary-upgrade --no-owner -d "$1" \
+    | grep -v -e '^--' -e '^$' -e '^\\restrict' -e '^\\unrestrict' -e 'binary_upgrade_set_' -e 'relfrozenxid' -e "^WHERE oid = " \
+      -e '^SELECT pg_catalog.setval' \
+    | sed -E "s/(binary_upgrade_create_empty_extension\('pipetrak', 'pipetrak', false, )'[^']*', '[^']*', '[^']*'/\1<version>, <config>, <conditions>/"
+  psql -qXAt -d "$1" -c "select 'config: ' || string_agg(c::regclass::text || ' ' || coalesce(f, ''), ', ' order by c::regclass::text)
+                          from pg_extension e, unnest(e.extconfig, e.extcondition) as u(c, f) where e.extname = 'pipetrak'"
+  psql -qXAt -d "$1" -c "select 'member: ' || pg_describe_object(classid, objid, 0) from pg_depend
+                          where refclassid = 'pg_extension'::regclass and deptype = 'e'
+                            and refobjid = (select oid from pg_extension where extname = 'pipetrak') order by 1"
+}
+
+# One line per table of the extension (its name, row count and a checksum of its rows) and per
+# sequence (where it stands).
+data_of() {
+  psql -qXAt -d "$1" <<'SQL'
+select case c.relkind
+    when 'r' then format('select %L || '' '' || count(*) || '' '' || coalesce(md5(string_agg(t::text, ''|'' order by t::text)), ''-'') from %s t',
+                         c.oid::regclass::text, c.oid::regclass)
+    else format('select %L || '' '' || last_value || '' '' || is_called from %s', c.oid::regclass::text, c.oid::regclass)
+end
+from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S') order by c.relname \gexec
+SQL
+}
+
+fill() { # database: the main job's imports and updates, and review items of both kinds
+  psql -qX -d "$1" -v ON_ERROR_STOP=1 -f tests/scripts/main_import.sql >/dev/null &&
+    psql -qX -d "$1" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "5a1e0000-0000-4000-8000-000000000001", "role": "authenticated"}', false);
+-- Install before Receive: out of sequence, a review item.
+select pipetrak_api.update_milestone(component_id => (select min(id) from pipetrak_api.components where component_type = 'gasket'),
+                                     milestone => 'Install', value => 100);
+-- A welder on a weld: Weld Complete and a QC review item.
+select pipetrak_api.assign_welder(component_id => (select max(id) from pipetrak_api.components where component_type = 'field_weld'),
+                                  stencil => 'K-12');
+select count(*) from pipetrak.review_items having count(*) >= 2;
+SQL
+}
+
+pgtap_passes() { # database
+  psql -qX -d "$1" -c "create extension if not exists pgtap" >/dev/null || return 1
+  local suite status=0
+  for suite in pgtap/*.sql; do
+    pg_prove -d "$1" "$suite" >"$work/prove.txt" 2>&1 || { cat "$work/prove.txt"; status=1; }
+  done
+  return $status
+}
+
+same_file() { diff -u "$1" "$2"; }
+
+check "released install and upgrade scripts are unchanged" bash -c "cd sql/releases && sha256sum --quiet -c SHA256SUMS"
+
+database_create pipetrak_fresh >/dev/null
+schema_of pipetrak_fresh >"$work/fresh.schema"
+
+for script in sql/releases/pipetrak--*.sql; do
+  version=$(basename "$script" .sql | sed -n 's/^pipetrak--\([0-9.]*\)$/\1/p')
+  [ -n "$version" ] || continue
+  db=pipetrak_upgrade
+  database_create "$db" "" "$version" >/dev/null
+  check "$version: filled with real imports, updates and review items" fill "$db"
+  data_of "$db" >"$work/before.data"
+  check "$version → $current: ALTER EXTENSION pipetrak UPDATE" psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "alter extension pipetrak update"
+  schema_of "$db" >"$work/upgraded.schema"
+  check "$version → $current: the schema equals a fresh install's" same_file "$work/fresh.schema" "$work/upgraded.schema"
+  data_of "$db" >"$work/after.data"
+  check "$version → $current: every table's data is intact" same_file "$work/before.data" "$work/after.data"
+  check "$version → $current: the pgTAP suites pass on the upgraded database" pgtap_passes "$db"
+done
+
+# Dump and restore, the way a DBA moves a database (the last upgraded one, filled).
+restored=pipetrak_restored
+check "pg_dump of a populated database" pg_dump -Fc -d pipetrak_upgrade -f "$work/dump"
+database_create "$restored" without-extension >/dev/null
+check "pg_restore into a new database" pg_restore -d "$restored" --exit-on-error "$work/dump"
+data_of pipetrak_upgrade >"$work/dumped.data"
+data_of "$restored" >"$work/restored.data"
+check "the restored database holds the same data" same_file "$work/dumped.data" "$work/restored.data"
+check "the restored database keeps working: new ids after the restored ones, an import, a milestone update" \
+  psql -qX -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
+\set log `base64 -w0 tests/data/instance-creation.csv`
+select max(id) as last_component from pipetrak.components \gset
+select max(id) as last_event from pipetrak.milestone_events \gset
+set role authenticated;
+select set_config('request.jwt.claims', '{"sub": "5a1e0000-0000-4000-8000-000000000001", "role": "authenticated"}', false);
+select id as project from pipetrak_api.projects limit 1 \gset
+select pipetrak_api.import_upload(project_id => :project, kind => 'takeoff', filename => 'more.csv',
+                                  content => decode(:'log', 'base64')) as import \gset
+select pipetrak_api.import_validate(import_id => :import) is not null;
+select pipetrak_api.import_commit(import_id => :import, skip_invalid_rows => true) is not null;
+select 1 / (min(id) > :last_component)::int from pipetrak.components where id > :last_component;
+select pipetrak_api.update_milestone(component_id => (select max(id) from pipetrak_api.components where component_type = 'valve'),
+                                     milestone => 'Receive', value => 0) is not null;
+select 1 / (max(id) > :last_event)::int from pipetrak.milestone_events;
+select 1 / (select count(*) from pipetrak_api.project_progress where project_id = :project)::int;
+SQL
+check "the restored audit log stays immutable" psql -qX -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
+do $$
+begin
+    update pipetrak.milestone_events set new_value = 0;
+    raise exception 'an audit event was changed';
+exception when sqlstate 'PT403' then
+    null;
+end
+$$;
+SQL
+check "the restored rollups equal a recount of the components" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
+select 1 / (count(*) = 0)::int from (
+    select drawing_id, component_type, sum(component_count) as n, sum(earned_total) as e from pipetrak.progress_parts group by 1, 2
+    except
+    select drawing_id, component_type, count(*), sum(earned_total) from pipetrak.components where retired_at is null group by 1, 2) d;
+SQL
+rm -rf "$work"
