@@ -1,4 +1,4 @@
-//! The domain's error keys. Each key is a row of `sql/02_errors.sql`, which gives it its SQLSTATE,
+//! The domain's error keys. Each key is a row of `sql/01_bootstrap.sql`, which gives it its SQLSTATE,
 //! message and hint; the SQL layer raises it (custom SQLSTATEs cannot be raised from Rust).
 
 use thiserror::Error;

@@ -20,6 +20,22 @@ count_cargo() {
   passed=$((passed + p)); failed=$((failed + f))
 }
 
+# A named check that passes when its command succeeds.
+check() {
+  local name=$1
+  shift
+  if "$@" >"$log/check.txt" 2>&1; then
+    echo "ok - $name"; passed=$((passed + 1))
+  else
+    echo "not ok - $name"; head -20 "$log/check.txt"; failed=$((failed + 1))
+  fi
+}
+
+echo "== code checks"
+check "cargo fmt --check" cargo fmt --check
+check "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+check "src/domain uses no pgrx" bash -c '! grep -rnE "(use|extern crate) pgrx|pgrx::" src/domain'
+
 echo "== cargo test (domain)"
 if ! cargo test --lib --tests 2>&1 | tee "$log/cargo.txt" | grep -E '^test result|FAILED|panicked'; then :; fi
 grep -q '^test result' "$log/cargo.txt" || failed=$((failed + 1))
