@@ -1,5 +1,22 @@
 -- Identity and membership helpers. Policies call them as `(select …)` / `in (select …)` so each is
 -- evaluated once per statement, not once per row.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Writes only through functions. `pipetrak_api` holds only `security_invoker` views and
+--   functions, as the spec asks. Each API function hands its named arguments to a `security
+--   definer` function in `pipetrak` (`search_path = pg_catalog, pg_temp`, qualified names) that checks the
+--   caller's role from `request.jwt.claims` first. `authenticated` holds `select` on tables
+--   (filtered by RLS) and no insert/update/delete anywhere, so a foreman cannot bypass the sequence
+--   rules or the audit log by writing a table, and a viewer cannot change progress at all (pgTAP
+--   `02_security`).
+-- - RLS: enabled on every table; read policies are set-based (`project_id in (select
+--   pipetrak.my_project_ids())`), helpers are `security definer`, every filtered column indexed.
+--   There are deliberately no write policies: without a write privilege they would never be
+--   reached.
+-- - Not found vs forbidden: someone outside an organization gets `PT404` for its ids (existence is
+--   not revealed); a member whose role lacks the right gets `42501`.
+-- - Roles are never created by the extension; grants go to `authenticated`/`service_role` if they
+--   exist at `CREATE EXTENSION` (create them first, as Supabase does). `anon` gets nothing.
 
 -- The claims PostgREST (or the SQL client) put into the request; {} when there are none.
 create function pipetrak.current_claims()

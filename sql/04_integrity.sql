@@ -1,4 +1,14 @@
 -- Triggers that keep derived data current and protect invariants whoever writes.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Rollups: `progress_parts` holds one row per (drawing, area, system, test package, type) with
+--   counts and earned sums, maintained by statement-level triggers on `components` (transition
+--   tables, one upsert per touched part, key order). A milestone update touches one part row of its
+--   drawing — never a row shared by the whole project — and the rollup views sum a few thousand
+--   rows instead of scanning components. Category % = earned credit ÷ available credit in that
+--   category (weighted).
+-- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
+--   and truncate even for the table owner.
 
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.

@@ -1,4 +1,12 @@
 -- Reference data, drawings, components and templates: project managers and up.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Re-weighting always keeps % exact: existing components are recomputed in the same transaction;
+--   `recompute => false` is accepted only while no component of that type has progress.
+-- - Drawings are retired, never deleted; retiring one retires its live components (they keep their
+--   history and leave the rollups). Areas/systems/test packages can be retired only when unused.
+-- - Assignment: `assign_drawing` sets all three (omitted = none); components follow unless pinned
+--   by `assign_component`; `assign_component(..., follow_drawing => true)` unpins.
 
 -- The table behind a reference kind ('area', 'system', 'test_package').
 create function pipetrak.reference_table(p_kind text)

@@ -1,5 +1,27 @@
 -- The milestone engine: one update = one component row, one event, one progress part; the
 -- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
+--
+-- Design notes (decisions where the spec was silent):
+-- - Milestone values live on the component as `numeric(5,2)[]` in template order; earned credit is
+--   stored as integers in ten-thousandths of a percent (`weight × value` is exact, 100 % =
+--   1,000,000), per category too, and `percent_complete` is a generated column — so % is exact and
+--   always consistent in the same transaction.
+-- - Sequence: install milestones need Receive *started* (> 0, so partially received pipe can be
+--   erected); Punch needs every install milestone at 100; Test needs Punch; Restore needs Test;
+--   Weld Complete needs Fit-up and an assigned welder. Lowering a milestone that a later one with
+--   progress depends on is checked by the same mode (`flag` default, `enforce`, `off`).
+-- - Work dates: default today in the project's time zone; never in the future; a week (Mon–Sun)
+--   locks at Tuesday 09:00 project time after it ends; owners and admins are exempt from the lock
+--   (not from the future rule). The database converts `now()` into the project zone; Rust does the
+--   rest.
+-- - Offline replays: the first result of each `(user, client_request_id)` is stored and returned on
+--   replay; `expected_version` mismatches are `PT409` with the current state in the detail.
+-- - Bulk updates run in one exception block (one subtransaction per call, not per item) so a
+--   failure names its item's index and keeps its SQLSTATE. The batch's components leave the
+--   progress parts once at its start and come back once at its end (the progress trigger skips the
+--   statements of a transaction registered in `progress_deferrals`, which only the extension
+--   writes): a thousand upserts of one part row in one transaction would each walk the row's
+--   growing version chain.
 
 -- A component's state as the API returns it; `p_names` are its template's milestone names.
 -- PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be

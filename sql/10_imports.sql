@@ -1,6 +1,65 @@
 -- Imports (spec §6): a job owns the uploaded file; validation (Rust, pipetrak.import_stage) stages
 -- every row with its issues in import_rows, then SQL compares them with the project; commit
 -- writes them in chunks of 5,000 rows, each chunk recorded on the job so a crash resumes.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Imports — the job. `import_upload` keeps the file in `import_jobs` (50 MB limit, type sniffed:
+--   zip = .xlsx, text = CSV, anything else `PT415`). `import_validate` (re-runnable until commit)
+--   reads the file in Rust and streams every non-blank row, normalized and with its issues, into
+--   `import_rows` in batches of 5,000 (that table *is* the per-row report), then compares with the
+--   project in SQL. It writes nothing else. `import_issues` is a view over file- and row-level
+--   issues; `import_report_csv` renders the remediation CSV in Rust, reading the original cells of
+--   the few rows it reports again from the stored file (staging every row's cells cost more than
+--   all the rest of staging).
+-- - Imports — rules across rows are SQL. Repeated spool ids and weld numbers (an error on each
+--   repeat), rows of one item adding up (per-seq quantities number on into one seq range; a pipe's
+--   footage or an instrument's rows are one component) and rows repeated cell for cell (a warning)
+--   are decided by `import_resolve_repeats`, window functions over the staged rows (which also give
+--   every row of a pipe spread over several rows the pipe's total footage). The reader only flags
+--   rows that *may* repeat an earlier one's cells, id or item, with a Bloom filter of fixed size (2
+--   MB, 8 bits within one 64-byte block per key): it never misses a repeat, flags no new key among
+--   the 200,000 keys of a 100,000-row file and about 1 in 10,000 of a million; a wrong flag costs a
+--   little SQL time and changes no result. A file with no flag costs nothing more; otherwise only
+--   rows sharing a key with a flagged row are read (a key no flagged row has is unique in the
+--   file). The reader numbers every row as the first of its item and counts components that way;
+--   the summary's counts and promised components are corrected by what SQL changed, and a drawing,
+--   area, system or stencil that only a now-invalid row named is no longer promised. Row cells are
+--   compared by a 64-bit hash of the cells as shown (a false "identical rows" warning needs a hash
+--   collision within one file: ~3·10⁻¹⁰ at 100,000 rows).
+-- - Imports — compared with the project. New drawings that look like existing ones (pg_trgm, GIN
+--   index) get a `similar_drawing_exists` warning listing up to three; a per-seq item whose file
+--   total is below what the project holds gets `quantity_below_existing` listing the surplus
+--   component ids (nothing is deleted). The summary's `would` counts create/update/unchanged for
+--   components (pipe footage changes and changed weld facts are updates), drawings, areas, systems,
+--   test packages, welders. The reader reports what the valid rows name (the components they stand
+--   for, area/system/package names, stencils) and SQL finds the distinct drawing keys of the staged
+--   rows, so drawings, names and welders are looked up once per distinct value, and a file going
+--   into a project without live components (the first import) needs no row-by-row comparison at
+--   all: every component it names is new. Otherwise each planned component probes the identity
+--   index.
+-- - Imports — commit. Chunks of 5,000 rows in file order. Each chunk, in one transaction: areas /
+--   systems / test packages by name (case-insensitive), drawings on first sight (taking their first
+--   row's area/system/package), welders (unverified), components in one `insert … on conflict` on
+--   the identity index (so redoing a chunk creates nothing twice; an existing pipe aggregate takes
+--   the file's footage in the same statement — the sum of its rows; rows merged into an earlier
+--   pipe or instrument row write nothing), weld facts upserted; then the job records the chunk and
+--   a signed `NOTIFY` on the project's channel sends ids and counts (see Security). A row's own
+--   area/system/package pins the component when it differs from its drawing's; existing drawings
+--   are never re-assigned by an import (use `assign_drawing`). From SQL, `CALL
+--   pipetrak_api.import_commit_chunked(id)` commits chunk by chunk; over HTTP `import_commit(id)`
+--   does all chunks in one request or `max_chunks => 1` per request. A killed backend loses only
+--   its chunk; the next call resumes. Committing a committed job returns its result (a retried
+--   request is harmless).
+-- - Imports — the remediation CSV holds rows with errors or warnings plus the other rows of the
+--   same counted item (so re-imported quantities add up to the same seqs); fixing it and importing
+--   it again creates exactly the missing components.
+-- - Imports — not done by an import: milestones. A weld log records welder and date as weld facts
+--   but does not mark Weld Complete (that goes through `assign_welder`, which writes the event and
+--   QC review item); existing components' descriptions/attributes are not overwritten by a re-
+--   import.
+-- - Imports — who: owner, admin and project manager upload, validate, commit and see jobs, issues
+--   and reports; everyone else gets `42501`, and a member of another organization `PT404` (jobs are
+--   invisible to them).
 
 -- An import job: uploaded → validated → committing → committed (or failed: the file can't be read).
 create table pipetrak.import_jobs (

@@ -1,5 +1,13 @@
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
+--
+-- Design notes (decisions where the spec was silent):
+-- - pg_dump: ids are `bigserial` so their sequences can be registered with
+--   `pg_extension_config_dump` along with every data table (checked by pgTAP). `error_codes` is a
+--   static catalog recreated by `CREATE EXTENSION`; `progress_parts` is not dumped — restoring the
+--   components rebuilds it (their `COPY` fires the progress trigger), where dumping it too would
+--   count every component twice. After a data-only restore with triggers disabled, `select
+--   pipetrak.rebuild_progress_parts()` rebuilds it.
 
 -- Privileges from an allow-list. Nothing is public; `anon` gets nothing at all; `authenticated`
 -- reads tables through RLS, runs the API, and runs only the few internal functions named here: the

@@ -5,6 +5,26 @@
 //! whole file nor all its rows are ever in memory. Everything set-based after that (comparison
 //! with the project, commit) is SQL. Original cells are not staged: the remediation report reads
 //! the few rows it needs again from the file.
+//!
+//! Design notes (decisions where the spec was silent):
+//! - Imports — staging speed and memory. The file is read and validated on a thread of its own
+//!   (pure Rust: no Postgres call, all signals blocked so cancel/terminate reach the backend's
+//!   thread) while the backend inserts the previous batch; a bounded channel (one batch) keeps
+//!   memory flat. That thread never holds the file: it asks the backend's thread for 512 KB slices
+//!   (`substring` of the stored file, kept uncompressed — `storage external` — so Postgres fetches
+//!   only that slice's TOAST chunks) and asks for the next slice ahead, which the backend serves
+//!   between two batches. It owns every byte it reads (a terminated backend frees Postgres memory
+//!   on its way out without unwinding). CSV is decoded to UTF-8 as it streams (`encoding_rs`'s
+//!   streaming decoder; a first pass decides UTF-8 or Windows-1252), and row numbers are counted
+//!   back from where csv ends each record. `lock_import` returns the job without its file, which
+//!   would otherwise be copied into every caller's memory. The insert unnests its column arrays in
+//!   the select list (one ProjectSet) rather than in `FROM`, which materializes each array first.
+//!   `import_rows` has no foreign key to its job (its per-row check cost more than the row): only
+//!   `import_validate` writes rows, for a job it holds locked, and a statement trigger deletes a
+//!   deleted job's rows. `analyze` of the staged rows samples 3,000 rows (statistics target 10: the
+//!   columns are few-valued or unique), so its memory is the same for any file. The summary counts
+//!   drawings over the staged rows (one hash aggregate); the reader keeps only the area, system,
+//!   test package and stencil names, which are few per project.
 
 use crate::domain::import::file::FileSource;
 use crate::domain::import::issue::Issue;

@@ -60,6 +60,13 @@ for suite in pgtap/*.sql; do
   passed=$((passed + p)); failed=$((failed + f))
 done
 
+# The README's API reference is what the catalog says (blank lines at its ends aside).
+api_reference_current() {
+  diff <(psql -qXAt -d pipetrak_test -f tests/scripts/api_reference.sql | sed '/./,$!d') \
+       <(sed -n '/<!-- api-reference:begin -->/,/<!-- api-reference:end -->/p' README.md | sed '1d;$d' | sed '/./,$!d')
+}
+check "the README's API reference is current" api_reference_current
+
 echo "== client and concurrency tests (live server)"
 database_create pipetrak_client
 PIPETRAK_TEST_URL=$(database_url pipetrak_client) cargo test --no-fail-fast --test client --test hostile_files -- --ignored --test-threads 1 >"$log/client.txt" 2>&1

@@ -1,0 +1,30 @@
+-- The README's API reference, generated from the catalog: every pipetrak_api function and view,
+-- grouped by workflow, with its arguments and its `comment on`. test.sh checks that the README's
+-- copy (between the api-reference markers) is what this prints.
+with objects as (
+    select p.proname::text as name, format('`%s(%s)`', p.proname, pg_get_function_arguments(p.oid)) as signature,
+           obj_description(p.oid, 'pg_proc') as comment, false as is_view
+    from pg_proc p where p.pronamespace = 'pipetrak_api'::regnamespace
+    union all
+    select c.relname::text, format('`%s` (view)', c.relname), obj_description(c.oid, 'pg_class'), true
+    from pg_class c where c.relnamespace = 'pipetrak_api'::regnamespace and c.relkind = 'v'),
+grouped as (
+    select o.*, case
+        when o.name in ('sync_profile', 'my_profile', 'create_organization', 'organizations', 'add_member',
+                        'change_member_role', 'remove_member', 'memberships') then '1 Organizations and members'
+        when o.name in ('create_project', 'update_project_settings', 'archive_project', 'projects', 'milestone_templates',
+                        'reweight_template') then '2 Projects and templates'
+        when o.name ~ '(area|system|test_package)s?$' and o.name !~ 'progress|readiness' then '3 Areas, systems, test packages'
+        when o.name ~ 'drawing|component' and o.name !~ 'progress' then '4 Drawings and components'
+        when o.name ~ 'milestone|weld|review' then '5 Field progress and QC'
+        when o.name ~ 'import' then '6 Imports'
+        when o.name ~ 'progress|readiness' then '7 Progress and rollups'
+        when o.name in ('project_channel', 'event_is_genuine') then '8 Realtime events'
+        else '9 Other'
+    end as workflow
+    from objects o)
+select string_agg(line, E'\n' order by workflow, ord, name)
+from (
+    select workflow, 0 as ord, '' as name, E'\n**' || substr(workflow, 3) || '**' || E'\n' as line from grouped group by workflow
+    union all
+    select workflow, 1, name, format('- %s — %s', signature, coalesce(comment, '(no comment)')) from grouped) lines;
