@@ -1,6 +1,7 @@
 //! The fourteen component types, the names imports accept for them, and how each is identified.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum ComponentType {
     Spool,
     FieldWeld,
@@ -32,40 +33,11 @@ pub enum Identity {
 }
 
 impl ComponentType {
-    pub const ALL: [ComponentType; 14] = [
-        ComponentType::Spool,
-        ComponentType::FieldWeld,
-        ComponentType::Pipe,
-        ComponentType::ThreadedPipe,
-        ComponentType::Valve,
-        ComponentType::Fitting,
-        ComponentType::Flange,
-        ComponentType::Gasket,
-        ComponentType::Bolt,
-        ComponentType::Support,
-        ComponentType::Instrument,
-        ComponentType::Tubing,
-        ComponentType::Hose,
-        ComponentType::MiscComponent,
-    ];
+    pub const ALL: &'static [ComponentType] = <ComponentType as strum::VariantArray>::VARIANTS;
 
+    /// The canonical name (snake_case of the variant). `parse` reads the spellings people use.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ComponentType::Spool => "spool",
-            ComponentType::FieldWeld => "field_weld",
-            ComponentType::Pipe => "pipe",
-            ComponentType::ThreadedPipe => "threaded_pipe",
-            ComponentType::Valve => "valve",
-            ComponentType::Fitting => "fitting",
-            ComponentType::Flange => "flange",
-            ComponentType::Gasket => "gasket",
-            ComponentType::Bolt => "bolt",
-            ComponentType::Support => "support",
-            ComponentType::Instrument => "instrument",
-            ComponentType::Tubing => "tubing",
-            ComponentType::Hose => "hose",
-            ComponentType::MiscComponent => "misc_component",
-        }
+        self.into()
     }
 
     pub fn identity(self) -> Identity {
@@ -154,7 +126,7 @@ mod tests {
 
     #[test]
     fn every_canonical_name_round_trips() {
-        for t in ComponentType::ALL {
+        for &t in ComponentType::ALL {
             assert_eq!(ComponentType::parse(t.as_str()), Some(t));
         }
         assert_eq!(ComponentType::accepted_names().split(", ").count(), 14);

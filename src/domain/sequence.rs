@@ -4,7 +4,8 @@
 use super::progress::FULL;
 use super::template::{Category, Milestone};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum SequenceMode {
     /// Accept, mark the event out of sequence and open a review item.
     Flag,
@@ -16,12 +17,7 @@ pub enum SequenceMode {
 
 impl SequenceMode {
     pub fn parse(text: &str) -> Option<SequenceMode> {
-        match text {
-            "flag" => Some(SequenceMode::Flag),
-            "enforce" => Some(SequenceMode::Enforce),
-            "off" => Some(SequenceMode::Off),
-            _ => None,
-        }
+        text.parse().ok()
     }
 }
 

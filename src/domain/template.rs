@@ -4,7 +4,10 @@ use super::component_type::ComponentType;
 use super::error::DomainError;
 
 /// The report category a milestone counts toward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Category {
     Receive,
     Install,
@@ -14,26 +17,14 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 5] = [
-        Category::Receive,
-        Category::Install,
-        Category::Punch,
-        Category::Test,
-        Category::Restore,
-    ];
+    pub const ALL: &'static [Category] = <Category as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Receive => "receive",
-            Category::Install => "install",
-            Category::Punch => "punch",
-            Category::Test => "test",
-            Category::Restore => "restore",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Category> {
-        Category::ALL.into_iter().find(|c| c.as_str() == text)
+        text.parse().ok()
     }
 
     pub fn index(self) -> usize {
@@ -146,7 +137,7 @@ mod tests {
 
     #[test]
     fn every_default_template_is_valid() {
-        for t in ComponentType::ALL {
+        for &t in ComponentType::ALL {
             let template = default_template(t);
             assert_eq!(validate(&template), Ok(()), "{t:?}");
         }

@@ -21,8 +21,10 @@ impl Severity {
 }
 
 /// Every issue an import can report. The snake_case key is the stable code clients match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum IssueCode {
     // The file as a whole.
     UnsupportedFile,
@@ -33,6 +35,7 @@ pub enum IssueCode {
     QuantityColumnMissing,
     DuplicateColumn,
     UnmappedColumn,
+    #[strum(serialize = "decoded_windows_1252")]
     DecodedWindows1252,
     // One row.
     MissingValue,
@@ -63,83 +66,14 @@ pub enum IssueCode {
 }
 
 impl IssueCode {
-    pub const ALL: &'static [IssueCode] = &[
-        IssueCode::UnsupportedFile,
-        IssueCode::FileOverLimits,
-        IssueCode::EmptyFile,
-        IssueCode::HeaderNotFound,
-        IssueCode::MissingRequiredColumn,
-        IssueCode::QuantityColumnMissing,
-        IssueCode::DuplicateColumn,
-        IssueCode::UnmappedColumn,
-        IssueCode::DecodedWindows1252,
-        IssueCode::MissingValue,
-        IssueCode::ValueTooLong,
-        IssueCode::CellError,
-        IssueCode::UnknownComponentType,
-        IssueCode::InvalidQuantity,
-        IssueCode::QuantityTooLarge,
-        IssueCode::ZeroQuantity,
-        IssueCode::QuantityDefaulted,
-        IssueCode::QuantityIgnored,
-        IssueCode::UnparsedSize,
-        IssueCode::DuplicateId,
-        IssueCode::IdenticalRows,
-        IssueCode::RowsMerged,
-        IssueCode::NotAFieldWeld,
-        IssueCode::InvalidWeldType,
-        IssueCode::InvalidXrayPercent,
-        IssueCode::InvalidBoolean,
-        IssueCode::InvalidNdeType,
-        IssueCode::InvalidStencil,
-        IssueCode::InvalidDate,
-        IssueCode::FutureDate,
-        IssueCode::InvalidNdeResult,
-        IssueCode::SimilarDrawingExists,
-        IssueCode::QuantityBelowExisting,
-    ];
+    pub const ALL: &'static [IssueCode] = <IssueCode as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        use IssueCode::*;
-        match self {
-            UnsupportedFile => "unsupported_file",
-            FileOverLimits => "file_over_limits",
-            EmptyFile => "empty_file",
-            HeaderNotFound => "header_not_found",
-            MissingRequiredColumn => "missing_required_column",
-            QuantityColumnMissing => "quantity_column_missing",
-            DuplicateColumn => "duplicate_column",
-            UnmappedColumn => "unmapped_column",
-            DecodedWindows1252 => "decoded_windows_1252",
-            MissingValue => "missing_value",
-            ValueTooLong => "value_too_long",
-            CellError => "cell_error",
-            UnknownComponentType => "unknown_component_type",
-            InvalidQuantity => "invalid_quantity",
-            QuantityTooLarge => "quantity_too_large",
-            ZeroQuantity => "zero_quantity",
-            QuantityDefaulted => "quantity_defaulted",
-            QuantityIgnored => "quantity_ignored",
-            UnparsedSize => "unparsed_size",
-            DuplicateId => "duplicate_id",
-            IdenticalRows => "identical_rows",
-            RowsMerged => "rows_merged",
-            NotAFieldWeld => "not_a_field_weld",
-            InvalidWeldType => "invalid_weld_type",
-            InvalidXrayPercent => "invalid_xray_percent",
-            InvalidBoolean => "invalid_boolean",
-            InvalidNdeType => "invalid_nde_type",
-            InvalidStencil => "invalid_stencil",
-            InvalidDate => "invalid_date",
-            FutureDate => "future_date",
-            InvalidNdeResult => "invalid_nde_result",
-            SimilarDrawingExists => "similar_drawing_exists",
-            QuantityBelowExisting => "quantity_below_existing",
-        }
+        self.into()
     }
 
     pub fn parse(code: &str) -> Option<IssueCode> {
-        IssueCode::ALL.iter().copied().find(|c| c.as_str() == code)
+        code.parse().ok()
     }
 
     pub fn severity(self) -> Severity {
@@ -200,6 +134,13 @@ impl IssueCode {
     }
 }
 
+/// A code serializes as its key, the one the catalog and the hints use.
+impl Serialize for IssueCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One finding. `line` is the row as Excel shows it (header = its own row number; 0 = the file).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Issue {
@@ -233,5 +174,23 @@ impl Issue {
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_as_its_catalog_key_and_parses_back() {
+        for &code in IssueCode::ALL {
+            let json = serde_json::to_value(code).expect("json");
+            assert_eq!(json, code.as_str(), "{code:?}");
+            assert_eq!(IssueCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(
+            IssueCode::DecodedWindows1252.as_str(),
+            "decoded_windows_1252"
+        );
     }
 }

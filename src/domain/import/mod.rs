@@ -31,7 +31,8 @@ pub mod validate;
 pub use issue::{Issue, IssueCode, Severity};
 
 /// What a file holds: a material takeoff (components) or a field-weld log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum Kind {
     Takeoff,
     FieldWelds,
@@ -39,18 +40,11 @@ pub enum Kind {
 
 impl Kind {
     pub fn parse(text: &str) -> Option<Kind> {
-        match text {
-            "takeoff" => Some(Kind::Takeoff),
-            "field_welds" => Some(Kind::FieldWelds),
-            _ => None,
-        }
+        text.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Takeoff => "takeoff",
-            Kind::FieldWelds => "field_welds",
-        }
+        self.into()
     }
 }
 

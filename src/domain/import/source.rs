@@ -24,7 +24,8 @@ const SNIFF_BYTES: usize = 8192;
 /// in any real file.
 const HEAD_TEXT_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Format {
     Csv,
     Xlsx,
@@ -32,10 +33,7 @@ pub enum Format {
 
 impl Format {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Xlsx => "xlsx",
-        }
+        self.into()
     }
 }
 

@@ -24,7 +24,8 @@ pub const MAX_ROW_QUANTITY: f64 = 10_000.0;
 /// Most feet of pipe one row may hold.
 pub const MAX_ROW_FEET: f64 = 1_000_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RowStatus {
     #[default]
     Valid,
@@ -36,11 +37,7 @@ pub enum RowStatus {
 
 impl RowStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RowStatus::Valid => "valid",
-            RowStatus::Invalid => "invalid",
-            RowStatus::Skipped => "skipped",
-        }
+        self.into()
     }
 }
 
