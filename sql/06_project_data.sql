@@ -409,17 +409,20 @@ begin
     with template as (
         select weights, categories from pipetrak.milestone_templates where project_id = p_project_id and component_type = p_component_type
     ), credit as (
-        select c.id, pipetrak.milestone_earned(t.weights, t.categories,
-                   array(select (v * 100)::integer from unnest(c.milestone_values) v)) as e
-        from pipetrak.components c, template t
+        select c.id, e.*
+        from pipetrak.components c
+        cross join template t
+        cross join lateral pipetrak.milestone_credit(t.weights, t.categories,
+                   array(select (v * 100)::integer from unnest(c.milestone_values) v)) e
         where c.project_id = p_project_id and c.component_type = p_component_type
     )
-    update pipetrak.components c set earned_total = e[1], earned_receive = e[2], earned_install = e[3],
-        earned_punch = e[4], earned_test = e[5], earned_restore = e[6], version = version + 1, updated_at = now()
-    from credit
-    where credit.id = c.id
+    update pipetrak.components c set earned_total = e.earned_total, earned_receive = e.earned_receive,
+        earned_install = e.earned_install, earned_punch = e.earned_punch, earned_test = e.earned_test,
+        earned_restore = e.earned_restore, version = version + 1, updated_at = now()
+    from credit e
+    where e.id = c.id
       and (c.earned_total, c.earned_receive, c.earned_install, c.earned_punch, c.earned_test, c.earned_restore)
-          is distinct from (e[1], e[2], e[3], e[4], e[5], e[6]);
+          is distinct from (e.earned_total, e.earned_receive, e.earned_install, e.earned_punch, e.earned_test, e.earned_restore);
     get diagnostics v_count = row_count;
     return v_count;
 end

@@ -115,7 +115,7 @@ begin
         perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_ctx.time_zone));
     end if;
 
-    select * into v_plan from pipetrak.plan_milestone_update(
+    select * into v_plan from pipetrak.plan_milestone(
         v_ctx.names, v_ctx.weights, v_ctx.is_partial, v_ctx.categories,
         array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
         p_milestone, p_value::text,
@@ -130,8 +130,8 @@ begin
 
     update pipetrak.components set
         milestone_values = array(select v / 100.0 from unnest(v_plan.new_values) v),
-        earned_total = v_plan.earned[1], earned_receive = v_plan.earned[2], earned_install = v_plan.earned[3],
-        earned_punch = v_plan.earned[4], earned_test = v_plan.earned[5], earned_restore = v_plan.earned[6],
+        earned_total = v_plan.earned_total, earned_receive = v_plan.earned_receive, earned_install = v_plan.earned_install,
+        earned_punch = v_plan.earned_punch, earned_test = v_plan.earned_test, earned_restore = v_plan.earned_restore,
         version = version + 1, updated_at = now()
     where id = v_component.id
     returning * into v_component;

@@ -50,7 +50,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "project_data",
     requires = [
         "tenancy",
-        milestone_earned,
+        milestone_credit,
         normalize_commodity_code,
         normalize_size,
         accepted_component_types
@@ -61,7 +61,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "milestones",
     requires = [
         "project_data",
-        plan_milestone_update,
+        plan_milestone,
         work_date_problem,
         normalize_stencil
     ]

@@ -86,14 +86,6 @@ fn values_of(values: &[Option<i32>], len: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Earned credit as `{total, receive, install, punch, test, restore}` in ten-thousandths of a percent.
-fn earned_array(earned: Earned) -> Vec<i32> {
-    std::iter::once(earned.total)
-        .chain(earned.by_category)
-        .map(|v| v as i32)
-        .collect()
-}
-
 /// The key of the first template problem, for the re-weight API; NULL when the template is valid.
 #[pg_extern(immutable, parallel_safe)]
 pub fn template_problem(
@@ -108,17 +100,22 @@ pub fn template_problem(
     }
 }
 
-/// Earned credit of a component: `[total, receive, install, punch, test, restore]`, in
-/// ten-thousandths of a percent (1_000_000 = 100 %).
-#[pg_extern(immutable, parallel_safe)]
-pub fn milestone_earned(
-    weights: Vec<Option<i32>>,
-    categories: Vec<Option<String>>,
-    values: Vec<Option<i32>>,
-) -> Vec<i32> {
+/// Earned credit `[total, receive, install, punch, test, restore]`, in ten-thousandths of a
+/// percent (1_000_000 = 100 %).
+fn credit_of(earned: &Earned) -> [i32; 6] {
+    let [receive, install, punch, test, restore] = earned.by_category.map(|v| v as i32);
+    [earned.total as i32, receive, install, punch, test, restore]
+}
+
+/// The credit a template's weights and categories earn for `values`.
+fn earned_for(
+    weights: &[Option<i32>],
+    categories: &[Option<String>],
+    values: &[Option<i32>],
+) -> Earned {
     let template: Vec<Milestone> = weights
         .iter()
-        .zip(&categories)
+        .zip(categories)
         .map(|(w, c)| Milestone {
             name: String::new(),
             weight: w.and_then(|w| u32::try_from(w).ok()).unwrap_or(0),
@@ -129,15 +126,146 @@ pub fn milestone_earned(
                 .unwrap_or(Category::Install),
         })
         .collect();
-    earned_array(progress::earned(
-        &template,
-        &values_of(&values, template.len()),
-    ))
+    progress::earned(&template, &values_of(values, template.len()))
+}
+
+/// Earned credit of a component, one row with a column per category.
+#[pg_extern(immutable, parallel_safe)]
+pub fn milestone_credit(
+    weights: Vec<Option<i32>>,
+    categories: Vec<Option<String>>,
+    values: Vec<Option<i32>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(earned_total, i32),
+        name!(earned_receive, i32),
+        name!(earned_install, i32),
+        name!(earned_punch, i32),
+        name!(earned_test, i32),
+        name!(earned_restore, i32),
+    ),
+> {
+    let [total, receive, install, punch, test, restore] =
+        credit_of(&earned_for(&weights, &categories, &values));
+    TableIterator::once((total, receive, install, punch, test, restore))
+}
+
+/// 0.1.0's positional form of `milestone_credit` (`[total, receive, install, punch, test,
+/// restore]`). No SQL: it serves databases still at 0.1.0 until `ALTER EXTENSION pipetrak UPDATE`.
+#[pg_extern(immutable, parallel_safe, sql = false)]
+pub fn milestone_earned(
+    weights: Vec<Option<i32>>,
+    categories: Vec<Option<String>>,
+    values: Vec<Option<i32>>,
+) -> Vec<i32> {
+    credit_of(&earned_for(&weights, &categories, &values)).to_vec()
+}
+
+/// A planned update, or the key of why it can't be made.
+#[allow(clippy::too_many_arguments)]
+fn planned(
+    names: &[Option<String>],
+    weights: &[Option<i32>],
+    partial: &[Option<bool>],
+    categories: &[Option<String>],
+    current_values: &[Option<i32>],
+    milestone: &str,
+    value: &str,
+    has_welder: bool,
+    sequence_mode: &str,
+) -> Result<Plan, String> {
+    let plan = template_of(names, weights, partial, categories)
+        .ok_or_else(|| DomainError::InvalidTemplate("the milestone arrays disagree".into()))
+        .and_then(|t| {
+            plan(
+                &t,
+                current_values,
+                milestone,
+                value,
+                has_welder,
+                sequence_mode,
+            )
+        })
+        .map_err(|e| e.code().to_string())?;
+    Ok(plan)
+}
+
+/// Under `enforce` a broken sequence refuses the update; the violations go with the key.
+fn refusal(plan: &Plan, sequence_mode: &str) -> Option<String> {
+    let refused = !plan.violations.is_empty()
+        && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
+    refused.then(|| DomainError::OutOfSequence.code().to_string())
 }
 
 /// Plans one milestone update: validates the value, applies it, computes the new % complete and
-/// checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising.
+/// checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising,
+/// and the new credit with a column per category.
 #[pg_extern(immutable, parallel_safe)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn plan_milestone(
+    names: Vec<Option<String>>,
+    weights: Vec<Option<i32>>,
+    partial: Vec<Option<bool>>,
+    categories: Vec<Option<String>>,
+    current_values: Vec<Option<i32>>,
+    milestone: &str,
+    value: &str,
+    has_welder: bool,
+    sequence_mode: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(error_code, Option<String>),
+        name!(milestone_index, i32),
+        name!(old_value, i32),
+        name!(new_values, Vec<i32>),
+        name!(earned_total, i32),
+        name!(earned_receive, i32),
+        name!(earned_install, i32),
+        name!(earned_punch, i32),
+        name!(earned_test, i32),
+        name!(earned_restore, i32),
+        name!(violations, Vec<String>),
+    ),
+> {
+    TableIterator::once(
+        match planned(
+            &names,
+            &weights,
+            &partial,
+            &categories,
+            &current_values,
+            milestone,
+            value,
+            has_welder,
+            sequence_mode,
+        ) {
+            Ok(p) => {
+                let [total, receive, install, punch, test, restore] = credit_of(&p.earned);
+                let values = p.values.iter().map(|&v| v as i32).collect();
+                (
+                    refusal(&p, sequence_mode),
+                    p.index as i32 + 1,
+                    p.old_value as i32,
+                    values,
+                    total,
+                    receive,
+                    install,
+                    punch,
+                    test,
+                    restore,
+                    p.violations,
+                )
+            }
+            Err(code) => (Some(code), 0, 0, Vec::new(), 0, 0, 0, 0, 0, 0, Vec::new()),
+        },
+    )
+}
+
+/// 0.1.0's form of `plan_milestone`, with the credit as one positional array. No SQL: it serves
+/// databases still at 0.1.0 until `ALTER EXTENSION pipetrak UPDATE`.
+#[pg_extern(immutable, parallel_safe, sql = false)]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn plan_milestone_update(
     names: Vec<Option<String>>,
@@ -160,42 +288,32 @@ pub fn plan_milestone_update(
         name!(violations, Vec<String>),
     ),
 > {
-    let planned = template_of(&names, &weights, &partial, &categories)
-        .ok_or_else(|| DomainError::InvalidTemplate("the milestone arrays disagree".into()))
-        .and_then(|t| {
-            plan(
-                &t,
-                &current_values,
-                milestone,
-                value,
-                has_welder,
-                sequence_mode,
-            )
-        });
-    TableIterator::once(match planned {
-        Ok(p) => {
-            // Under `enforce` a broken sequence refuses the update; the violations go with the key.
-            let refused = !p.violations.is_empty()
-                && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
-            let code = refused.then(|| DomainError::OutOfSequence.code().to_string());
-            (
-                code,
-                p.index as i32 + 1,
-                p.old_value as i32,
-                p.values.iter().map(|&v| v as i32).collect(),
-                earned_array(p.earned),
-                p.violations,
-            )
-        }
-        Err(e) => (
-            Some(e.code().to_string()),
-            0,
-            0,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        ),
-    })
+    TableIterator::once(
+        match planned(
+            &names,
+            &weights,
+            &partial,
+            &categories,
+            &current_values,
+            milestone,
+            value,
+            has_welder,
+            sequence_mode,
+        ) {
+            Ok(p) => {
+                let values = p.values.iter().map(|&v| v as i32).collect();
+                (
+                    refusal(&p, sequence_mode),
+                    p.index as i32 + 1,
+                    p.old_value as i32,
+                    values,
+                    credit_of(&p.earned).to_vec(),
+                    p.violations,
+                )
+            }
+            Err(code) => (Some(code), 0, 0, Vec::new(), Vec::new(), Vec::new()),
+        },
+    )
 }
 
 struct Plan {
