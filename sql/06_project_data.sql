@@ -306,7 +306,7 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
     end if;
     perform pipetrak.check_text_length('tag', v_tag, 200);
-    if v_quantity <= 0 or (v_type not in ('pipe', 'threaded_pipe') and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
+    if v_quantity <= 0 or (v_type <> all (pipetrak.component_types('linear_aggregate')) and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'quantity',
             'expected', 'a whole number from 1 (linear feet > 0 for pipe)'));
     end if;
@@ -316,9 +316,9 @@ begin
     end if;
     select * into v_template from pipetrak.milestone_templates where project_id = p_project_id and component_type = v_type;
     -- How many components the row stands for: seqs for per-seq types, one otherwise.
-    v_count := case when v_type in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument') then 1 else v_quantity::integer end;
+    v_count := case when v_type <> all (pipetrak.component_types('per_seq')) then 1 else v_quantity::integer end;
 
-    if v_type in ('pipe', 'threaded_pipe') then
+    if v_type = any (pipetrak.component_types('linear_aggregate')) then
         update pipetrak.components set quantity = v_quantity, updated_at = now()
         where project_id = p_project_id and retired_at is null
           and identity_key = pipetrak.identity_key(v_type, p_drawing_id, v_tag, v_size, 1)
@@ -327,9 +327,9 @@ begin
     if v_existing is null then
         select array_agg(c.id order by c.seq) into v_existing from pipetrak.components c
         where c.project_id = p_project_id and c.retired_at is null and c.component_type = v_type and c.tag = v_tag
-          and (v_type in ('spool', 'field_weld') or (c.drawing_id = p_drawing_id and c.size = v_size and c.seq <= v_count));
+          and (v_type = any (pipetrak.component_types('by_id')) or (c.drawing_id = p_drawing_id and c.size = v_size and c.seq <= v_count));
     end if;
-    if v_type in ('spool', 'field_weld') and v_existing is not null then
+    if v_type = any (pipetrak.component_types('by_id')) and v_existing is not null then
         perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_type, 'tag', v_tag, 'component_id', v_existing[1]));
     end if;
 
@@ -337,7 +337,7 @@ begin
         insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec,
                                          attributes, area_id, system_id, test_package_id, milestone_values)
         select p_project_id, p_drawing_id, v_type, v_tag, v_size, s.seq,
-               case when v_type in ('pipe', 'threaded_pipe') then v_quantity else 1 end,
+               case when v_type = any (pipetrak.component_types('linear_aggregate')) then v_quantity else 1 end,
                p_description, p_spec, coalesce(p_attributes, '{}'),
                v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
                array_fill(0::numeric, array[cardinality(v_template.names)])

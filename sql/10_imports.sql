@@ -245,7 +245,7 @@ language sql stable
 as $$
     select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
            r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity,
-           r.component_type in ('pipe', 'threaded_pipe', 'instrument') and r.issues @> '[{"code": "rows_merged"}]'
+           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) and r.issues @> '[{"code": "rows_merged"}]'
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
     left join lateral (
@@ -256,7 +256,7 @@ as $$
     -- new drawing's rows probe nothing.
     left join lateral (
         select x.id, x.quantity from pipetrak.components x
-        where p_compare and (d.id is not null or r.component_type in ('spool', 'field_weld'))
+        where p_compare and (d.id is not null or r.component_type = any (pipetrak.component_types('by_id')))
           and x.project_id = p_project_id and x.retired_at is null
           and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
         limit 1) c on true
@@ -416,7 +416,7 @@ begin
             from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
                   from pipetrak.import_rows x
                   where x.import_id = p_import_id and x.status = 'valid'
-                    and x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+                    and x.component_type = any (pipetrak.component_types('per_seq'))
                   group by 1, 2, 3, 4) g
             join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
             join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
@@ -440,7 +440,7 @@ begin
         with planned as (
             select count(*) filter (where p.existing_id is null) as created,
                    count(*) filter (where p.existing_id is not null) as existing,
-                   count(*) filter (where p.existing_id is not null and p.component_type in ('pipe', 'threaded_pipe')
+                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
                                       and p.quantity is distinct from p.existing_quantity) as footage_changed
             from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
             where not p.merged),
@@ -545,11 +545,11 @@ set search_path = pg_catalog, pg_temp
 as $$
     with staged as not materialized (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
-               r.quantity, r.component_type in ('spool', 'field_weld') as by_id
+               r.quantity, r.component_type = any (pipetrak.component_types('by_id')) as by_id
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.status = 'valid'),
     flagged as materialized (
-        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.component_type in ('spool', 'field_weld') as by_id
+        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.component_type = any (pipetrak.component_types('by_id')) as by_id
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
     related_lines as (
@@ -569,11 +569,11 @@ as $$
                case when not x.by_id
                     then nullif(min(x.line) over item, x.line)
                end as same_item_as,
-               case when x.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+               case when x.component_type = any (pipetrak.component_types('per_seq'))
                     then 1 + coalesce(sum(x.count) over (item order by x.line rows between unbounded preceding and 1 preceding), 0)
                     else 1
                end as seq_from,
-               case when x.component_type in ('pipe', 'threaded_pipe') and count(*) over item > 1
+               case when x.component_type = any (pipetrak.component_types('linear_aggregate')) and count(*) over item > 1
                     then sum(x.quantity) over item
                end as pipe_footage
         from related x
@@ -581,7 +581,7 @@ as $$
     verdicts as (
         select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.pipe_footage, j.same_cells_as is not null as identical,
                j.same_id_as is not null as duplicate, j.same_item_as is not null as merged,
-               j.component_type in ('pipe', 'threaded_pipe', 'instrument') as merged_into_one,
+               j.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) as merged_into_one,
                jsonb_path_query_array(jsonb_build_array(
                    case when j.same_cells_as is not null then pipetrak.import_issue(j.line, 'identical_rows',
                        format('Row %s has exactly the same cells', j.same_cells_as)) end,
@@ -590,8 +590,8 @@ as $$
                        case p_kind when 'takeoff' then 'CMDTY CODE' else 'WELD ID' end, j.tag) end,
                    case when j.same_item_as is not null then pipetrak.import_issue(j.line, 'rows_merged',
                        format('This row %s', case
-                           when j.component_type in ('pipe', 'threaded_pipe') then format('adds its footage to the same pipe as row %s', j.same_item_as)
-                           when j.component_type = 'instrument' then format('is the same instrument as row %s', j.same_item_as)
+                           when j.component_type = any (pipetrak.component_types('linear_aggregate')) then format('adds its footage to the same pipe as row %s', j.same_item_as)
+                           when j.component_type = any (pipetrak.component_types('single')) then format('is the same instrument as row %s', j.same_item_as)
                            else format('adds seqs %s..%s to the same item as row %s', j.seq_from, j.seq_from + j.count - 1, j.same_item_as)
                        end)) end), '$[*] ? (@ != null)') as issues
         from judged j
@@ -764,7 +764,7 @@ begin
             where not p.merged
             on conflict (project_id, identity_key) where retired_at is null do update
                 set quantity = excluded.quantity, updated_at = now()
-                where c.component_type in ('pipe', 'threaded_pipe') and c.quantity is distinct from excluded.quantity
+                where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
             -- xmax is 0 on a row this statement inserted, set on one it updated.
             returning c.xmax = 0 as inserted)
         select count(*) filter (where inserted), count(*) filter (where not inserted)
@@ -882,7 +882,7 @@ begin
         from pipetrak.import_rows r
         join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
         where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
-          and r.component_type not in ('spool', 'field_weld', 'pipe', 'threaded_pipe', 'instrument')
+          and r.component_type = any (pipetrak.component_types('per_seq'))
           and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
     select pipetrak.render_remediation_csv(
         array(select jsonb_array_elements_text(v_job.summary -> 'header')),

@@ -27,6 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         "bootstrap",
         normalize_drawing_key,
         parse_component_type,
+        component_types,
         template_problem
     ]
 );

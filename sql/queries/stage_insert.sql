@@ -1,5 +1,6 @@
 -- One batch of validated rows into import_rows (pipetrak.import_stage sends it through SPI):
--- $1 is the import, $2.. are the rows' columns as arrays, one element per row.
+-- $1 is the import, $2.. are the rows' columns as arrays, one element per row. The Rust library
+-- serves every installed version, so this SQL uses only what 0.1.0's schema already has.
 insert into pipetrak.import_rows (import_id, line, chunk, status, drawing_no, drawing_key, component_type, tag, size,
     quantity, seq_from, seq_to, area, system, test_package, description, spec, attributes, weld_type, weld_size,
     schedule, base_metal, xray_percent, pwht_required, nde_types, stencil, date_welded, nde_result, issues,
@@ -9,7 +10,7 @@ select $1, u.line, u.chunk, u.status, u.drawing_no, u.drawing_key, u.component_t
     u.weld_type, u.weld_size, u.schedule, u.base_metal, u.xray_percent, u.pwht_required,
     case when u.component_type = 'field_weld' then string_to_array(u.nde_types, ',') end, u.stencil, u.date_welded::date, u.nde_result,
     u.issues::jsonb,
-    case when u.status = 'valid' and u.component_type in ('pipe', 'threaded_pipe') then u.quantity end,
+    case when u.status = 'valid' and u.by_footage then u.quantity end,
     u.maybe_repeated, case when u.status = 'valid' then u.cells_hash end
 -- Unnested in the select list (one ProjectSet), not in FROM, where each array would be
 -- materialized on its own first: half the cost per batch.
@@ -23,4 +24,4 @@ from (select
       unnest($20::text[]) as weld_size, unnest($21::text[]) as schedule, unnest($22::text[]) as base_metal,
       unnest($23::int[]) as xray_percent, unnest($24::bool[]) as pwht_required, unnest($25::text[]) as nde_types,
       unnest($26::text[]) as stencil, unnest($27::text[]) as date_welded, unnest($28::text[]) as nde_result,
-      unnest($29::text[]) as issues, unnest($30::bool[]) as maybe_repeated, unnest($31::bigint[]) as cells_hash) u
+      unnest($29::text[]) as issues, unnest($30::bool[]) as maybe_repeated, unnest($31::bigint[]) as cells_hash, unnest($32::bool[]) as by_footage) u

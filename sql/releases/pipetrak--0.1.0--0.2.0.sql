@@ -196,6 +196,594 @@ begin
 end
 $$;
 
+-- Which component types are identified by id, by footage, one per tag or per seq is decided once,
+-- in Rust (component_types); the SQL that listed type names asks it instead.
+create function pipetrak.component_types(
+	"identity" TEXT
+) RETURNS TEXT[]
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'component_types_wrapper';
+
+-- What makes a component unique among the live components of its project (spec §4); imports
+-- compute the same key for rows they compare with the project. Numbers are cast to text
+-- explicitly: `text || bigint` is only stable, and an immutable SQL function whose body isn't
+-- immutable is never inlined — it would run as a function call per row (~10 µs each).
+create or replace function pipetrak.identity_key(p_type text, p_drawing_id bigint, p_tag text, p_size text, p_seq integer)
+returns text
+language sql immutable parallel safe
+as $$
+    select case
+        when p_type = any (pipetrak.component_types('by_id')) then p_type || '|' || p_tag
+        when p_type = any (pipetrak.component_types('linear_aggregate')) then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_size || '|' || p_tag
+        when p_type = any (pipetrak.component_types('single')) then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size
+        else p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size || '|' || p_seq::pg_catalog.text
+    end
+$$;
+
+-- Creates a component, exploding a quantity into seqs 1..n for per-seq types (only the missing
+-- seqs are created). Pipe aggregates take the given footage. Returns {"created": [ids], "existing": [ids]}.
+create or replace function pipetrak.create_component(p_project_id bigint, p_drawing_id bigint, p_component_type text, p_tag text,
+                                          p_size text, p_quantity numeric, p_description text, p_spec text, p_attributes jsonb)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_type text := pipetrak.parse_component_type(coalesce(p_component_type, ''));
+    v_tag text := pipetrak.normalize_commodity_code(coalesce(p_tag, ''));
+    v_size text := pipetrak.normalize_size(coalesce(p_size, ''));
+    v_quantity numeric := coalesce(p_quantity, 1);
+    v_drawing pipetrak.drawings;
+    v_template pipetrak.milestone_templates;
+    v_count integer;
+    v_created bigint[];
+    v_existing bigint[];
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    if v_type is null then
+        perform pipetrak.raise_error('unknown_component_type',
+            jsonb_build_object('component_type', p_component_type, 'accepted', pipetrak.accepted_component_types()));
+    end if;
+    if v_tag = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
+    end if;
+    perform pipetrak.check_text_length('tag', v_tag, 200);
+    if v_quantity <= 0 or (v_type <> all (pipetrak.component_types('linear_aggregate')) and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'quantity',
+            'expected', 'a whole number from 1 (linear feet > 0 for pipe)'));
+    end if;
+    select * into v_drawing from pipetrak.drawings where id = p_drawing_id and project_id = p_project_id and retired_at is null;
+    if v_drawing.id is null then
+        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
+    end if;
+    select * into v_template from pipetrak.milestone_templates where project_id = p_project_id and component_type = v_type;
+    -- How many components the row stands for: seqs for per-seq types, one otherwise.
+    v_count := case when v_type <> all (pipetrak.component_types('per_seq')) then 1 else v_quantity::integer end;
+
+    if v_type = any (pipetrak.component_types('linear_aggregate')) then
+        update pipetrak.components set quantity = v_quantity, updated_at = now()
+        where project_id = p_project_id and retired_at is null
+          and identity_key = pipetrak.identity_key(v_type, p_drawing_id, v_tag, v_size, 1)
+        returning array[id] into v_existing;
+    end if;
+    if v_existing is null then
+        select array_agg(c.id order by c.seq) into v_existing from pipetrak.components c
+        where c.project_id = p_project_id and c.retired_at is null and c.component_type = v_type and c.tag = v_tag
+          and (v_type = any (pipetrak.component_types('by_id')) or (c.drawing_id = p_drawing_id and c.size = v_size and c.seq <= v_count));
+    end if;
+    if v_type = any (pipetrak.component_types('by_id')) and v_existing is not null then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_type, 'tag', v_tag, 'component_id', v_existing[1]));
+    end if;
+
+    with inserted as (
+        insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description, spec,
+                                         attributes, area_id, system_id, test_package_id, milestone_values)
+        select p_project_id, p_drawing_id, v_type, v_tag, v_size, s.seq,
+               case when v_type = any (pipetrak.component_types('linear_aggregate')) then v_quantity else 1 end,
+               p_description, p_spec, coalesce(p_attributes, '{}'),
+               v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+               array_fill(0::numeric, array[cardinality(v_template.names)])
+        from generate_series(1, v_count) as s(seq)
+        where coalesce(cardinality(v_existing), 0) < v_count
+        on conflict do nothing
+        returning id
+    )
+    select array_agg(id order by id) into v_created from inserted;
+    if v_type = 'field_weld' and v_created is not null then
+        insert into pipetrak.field_welds (component_id, project_id) values (v_created[1], p_project_id);
+    end if;
+    return jsonb_build_object('created', coalesce(to_jsonb(v_created), '[]'), 'existing', coalesce(to_jsonb(v_existing), '[]'));
+end
+$$;
+
+-- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
+-- `p_chunk` is null), each beside the live component of the project with the same identity
+-- when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index).
+-- No SET clause, so the planner inlines it into the statements that use it.
+create or replace function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer, p_compare boolean)
+returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
+               quantity numeric, description text, spec text, attributes jsonb, area text, system text,
+               test_package text, existing_id bigint, existing_quantity numeric, merged boolean)
+language sql stable
+as $$
+    select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
+           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity,
+           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) and r.issues @> '[{"code": "rows_merged"}]'
+    from pipetrak.import_rows r
+    cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
+    left join lateral (
+        select x.id from pipetrak.drawings x
+        where p_compare and x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+        limit 1) d on true
+    -- A lateral probe per row. Only spools and welds are identified without their drawing, so a
+    -- new drawing's rows probe nothing.
+    left join lateral (
+        select x.id, x.quantity from pipetrak.components x
+        where p_compare and (d.id is not null or r.component_type = any (pipetrak.component_types('by_id')))
+          and x.project_id = p_project_id and x.retired_at is null
+          and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
+        limit 1) c on true
+    where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
+$$;
+
+-- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
+-- project and stores the summary. Writes nothing else.
+create or replace function pipetrak.import_validate(p_import_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_project pipetrak.projects;
+    v_file jsonb;
+    v_repeats jsonb;
+    v_duplicates integer;
+    v_components jsonb;
+    v_would jsonb;
+    v_summary jsonb;
+    v_has_drawings boolean;
+    v_flagged integer;
+    v_warnings_added integer := 0;
+begin
+    if v_job.status in ('committing', 'committed') then
+        perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    select * into v_project from pipetrak.projects where id = v_job.project_id;
+    -- The organization's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(v_project.organization_id);
+    delete from pipetrak.import_rows where import_id = p_import_id;
+    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
+    -- counts and what it found are corrected by what they changed.
+    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+        v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
+        v_duplicates := (v_repeats ->> 'duplicates')::integer;
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - v_duplicates,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + v_duplicates,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + v_duplicates,
+            'warnings', (v_file -> 'rows' ->> 'warnings')::integer + (v_repeats ->> 'identical')::integer,
+            'infos', (v_file -> 'rows' ->> 'infos')::integer + (v_repeats ->> 'merged')::integer));
+        v_file := jsonb_set(v_file, '{found,components}',
+            to_jsonb((v_file -> 'found' ->> 'components')::bigint - (v_repeats ->> 'not_components')::bigint));
+        -- What only the rows now invalid named is no longer found.
+        if v_duplicates > 0 then
+            v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
+                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+        end if;
+    end if;
+
+    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
+
+    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+    if v_has_drawings then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
+            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        from (
+            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
+                  group by x.drawing_key) n
+            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+            group by n.drawing_key
+        ) s
+        where r.import_id = p_import_id and r.line = s.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+
+        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
+            format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        from (
+            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and x.component_type = any (pipetrak.component_types('per_seq'))
+                  group by 1, 2, 3, 4) g
+            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+            group by g.last_line, g.planned
+        ) s
+        where r.import_id = p_import_id and r.line = s.last_line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- What a commit would create, update and leave alone. Into a project without components, all
+    -- the file's components are new: the reader counted them; otherwise each is compared.
+    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                           'update', 0, 'unchanged', 0);
+    else
+        -- One pass over the planned components. Only a row merged into an earlier pipe or
+        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+        -- errors), so leaving those out counts each component once.
+        with planned as (
+            select count(*) filter (where p.existing_id is null) as created,
+                   count(*) filter (where p.existing_id is not null) as existing,
+                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
+            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            where not p.merged),
+        changed_welds as (
+            select count(*) as changed
+            from pipetrak.import_rows v
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.tag, v.size) c
+            join pipetrak.field_welds w on w.component_id = c.id
+            left join pipetrak.welders wd on wd.id = w.welder_id
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent, v.pwht_required,
+                   coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
+                  is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result))
+        select jsonb_build_object(
+            'create', p.created,
+            'update', p.footage_changed + w.changed,
+            'unchanged', p.existing - p.footage_changed - w.changed)
+        from planned p, changed_welds w
+        into v_components;
+    end if;
+    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+    -- values the reader found. Each looked up.
+    select jsonb_build_object(
+        'components', v_components,
+        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                       and w.stencil = s.stencil) as found) e))
+    into v_would;
+
+    v_summary := jsonb_build_object(
+        'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+        'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        -- Counted while reading, plus the warnings added above by comparing with the project.
+        'issues', jsonb_build_object(
+            'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
+            'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0)),
+        'file_issues', coalesce(v_file -> 'file_issues', '[]'),
+        'would', v_would);
+    update pipetrak.import_jobs set
+        status = case when v_file ? 'header' then 'validated' else 'failed' end,
+        summary = v_summary, validated_at = now(), updated_at = now(), staged_until = now() + interval '7 days',
+        chunks_total = null, chunks_done = 0, result = '{}'
+    where id = p_import_id;
+    return v_summary || jsonb_build_object('status', case when v_file ? 'header' then 'validated' else 'failed' end);
+end
+$$;
+
+-- Rules across rows (spec §6), over the staged rows valid on their own: spool ids and weld numbers
+-- are unique in a file (a repeat is an error), rows of one item merge (per-seq quantities number
+-- on into one range; a pipe's footage or an instrument is one component), rows repeated cell for
+-- cell get a warning. Every row of a pipe spread over several rows takes the pipe's total footage
+-- (staging gave each its own). The reader flags every row that may repeat an earlier one; only rows
+-- sharing a key with a flagged row are looked at, since any other key is unique in the file.
+-- Returns what changed, to correct the reader's counts.
+-- The staged rows are read through their (import_id, …) indexes only (the caller turns seq scans
+-- off): other jobs' rows, of any tenant, are never scanned, and each way a row can relate to a
+-- flagged one is a join of its own (an OR of IN lists can't be one, and became a comparison of
+-- every row with every flagged row once the flags outgrew work_mem).
+create or replace function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
+returns jsonb
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with staged as not materialized (
+        select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
+               r.quantity, r.component_type = any (pipetrak.component_types('by_id')) as by_id
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid'),
+    flagged as materialized (
+        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.component_type = any (pipetrak.component_types('by_id')) as by_id
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
+    related_lines as (
+        select s.line from staged s join (select distinct f.cells_hash from flagged f) f on f.cells_hash = s.cells_hash
+        union
+        select s.line from staged s join (select distinct f.tag from flagged f where f.by_id) f on f.tag = s.tag where s.by_id
+        union
+        select s.line from staged s
+        join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f) f
+          on (f.component_type, f.drawing_key, f.tag, f.size) = (s.component_type, s.drawing_key, s.tag, s.size)),
+    related as (
+        select s.* from staged s join related_lines l on l.line = s.line),
+    judged as (
+        select x.line, x.tag, x.count, x.component_type,
+               nullif(min(x.line) over (partition by x.cells_hash), x.line) as same_cells_as,
+               case when x.by_id then nullif(min(x.line) over (partition by x.by_id, x.tag), x.line) end as same_id_as,
+               case when not x.by_id
+                    then nullif(min(x.line) over item, x.line)
+               end as same_item_as,
+               case when x.component_type = any (pipetrak.component_types('per_seq'))
+                    then 1 + coalesce(sum(x.count) over (item order by x.line rows between unbounded preceding and 1 preceding), 0)
+                    else 1
+               end as seq_from,
+               case when x.component_type = any (pipetrak.component_types('linear_aggregate')) and count(*) over item > 1
+                    then sum(x.quantity) over item
+               end as pipe_footage
+        from related x
+        window item as (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size)),
+    verdicts as (
+        select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.pipe_footage, j.same_cells_as is not null as identical,
+               j.same_id_as is not null as duplicate, j.same_item_as is not null as merged,
+               j.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) as merged_into_one,
+               jsonb_path_query_array(jsonb_build_array(
+                   case when j.same_cells_as is not null then pipetrak.import_issue(j.line, 'identical_rows',
+                       format('Row %s has exactly the same cells', j.same_cells_as)) end,
+                   case when j.same_id_as is not null then pipetrak.import_issue(j.line, 'duplicate_id',
+                       format('%s is already on row %s', j.tag, j.same_id_as),
+                       case p_kind when 'takeoff' then 'CMDTY CODE' else 'WELD ID' end, j.tag) end,
+                   case when j.same_item_as is not null then pipetrak.import_issue(j.line, 'rows_merged',
+                       format('This row %s', case
+                           when j.component_type = any (pipetrak.component_types('linear_aggregate')) then format('adds its footage to the same pipe as row %s', j.same_item_as)
+                           when j.component_type = any (pipetrak.component_types('single')) then format('is the same instrument as row %s', j.same_item_as)
+                           else format('adds seqs %s..%s to the same item as row %s', j.seq_from, j.seq_from + j.count - 1, j.same_item_as)
+                       end)) end), '$[*] ? (@ != null)') as issues
+        from judged j
+        where j.same_cells_as is not null or j.same_id_as is not null or j.same_item_as is not null
+           or j.pipe_footage is not null),
+    changed as (
+        update pipetrak.import_rows r set
+            status = case when v.duplicate then 'invalid' else r.status end,
+            seq_from = v.seq_from, seq_to = v.seq_to,
+            group_quantity = coalesce(v.pipe_footage, r.group_quantity),
+            issues = r.issues || v.issues
+        from verdicts v
+        where r.import_id = p_import_id and r.line = v.line
+        returning v.identical, v.duplicate, v.merged, v.merged_into_one)
+    select jsonb_build_object(
+        'identical', count(*) filter (where c.identical),
+        'duplicates', count(*) filter (where c.duplicate),
+        'merged', count(*) filter (where c.merged),
+        -- Rows the reader counted as components of their own.
+        'not_components', count(*) filter (where c.duplicate or (c.merged and c.merged_into_one)))
+    from changed c
+$$;
+
+-- Commits the next chunk of a validated job (spec §6.4) and returns the job's state. Each chunk
+-- is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk
+-- in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).
+create or replace function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_chunk integer;
+    v_references integer;
+    v_drawings integer;
+    v_welders integer;
+    v_created integer;
+    v_updated integer;
+    v_welds integer;
+    v_result jsonb;
+begin
+    if v_job.status in ('uploaded', 'failed') then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    if v_job.status = 'validated' then
+        if (v_job.summary -> 'rows' ->> 'with_errors')::integer > 0 and not coalesce(p_skip_invalid_rows, false) then
+            perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
+                'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
+        end if;
+        update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_done = 0, result = '{}', updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+    end if;
+
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+        v_chunk := v_job.chunks_done;
+        v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
+
+        -- Drawings on first sight take the area, system and test package of their first row.
+        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
+              order by x.drawing_key collate "C", x.line) r
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        on conflict (project_id, drawing_key) where retired_at is null do nothing;
+        get diagnostics v_drawings = row_count;
+
+        insert into pipetrak.welders (project_id, stencil)
+        select distinct v_job.project_id, r.stencil
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+        on conflict (project_id, stencil) do nothing;
+        get diagnostics v_welders = row_count;
+
+        -- Components: a row's own area/system/package pins it when it differs from its drawing's.
+        -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
+        -- a pipe or instrument stand for that row's component: they write nothing themselves.
+        with written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
+                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+                   a.id is distinct from null and a.id is distinct from d.area_id,
+                   s.id is distinct from null and s.id is distinct from d.system_id,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id,
+                   array_fill(0::numeric, array[cardinality(m.names)])
+            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+            -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
+            cross join lateral (
+                select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
+                where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                limit 1) d
+            join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
+            where not p.merged
+            on conflict (project_id, identity_key) where retired_at is null do update
+                set quantity = excluded.quantity, updated_at = now()
+                where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
+            -- xmax is 0 on a row this statement inserted, set on one it updated.
+            returning c.xmax = 0 as inserted)
+        select count(*) filter (where inserted), count(*) filter (where not inserted)
+        into v_created, v_updated
+        from written;
+
+        -- Weld facts: created with the weld, updated on re-import.
+        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+        from pipetrak.import_rows r
+        cross join lateral pipetrak.live_weld(v_job.project_id, r.tag, r.size) c
+        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+        on conflict (component_id) do update set
+            weld_type = excluded.weld_type, weld_size = excluded.weld_size, schedule = excluded.schedule,
+            base_metal = excluded.base_metal, spec = excluded.spec, xray_percent = excluded.xray_percent,
+            pwht_required = excluded.pwht_required, nde_types = excluded.nde_types, welder_id = excluded.welder_id,
+            date_welded = excluded.date_welded, nde_result = excluded.nde_result, updated_at = now()
+        where v_job.kind = 'field_welds'
+          and (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types,
+               w.welder_id, w.date_welded, w.nde_result)
+              is distinct from (excluded.weld_type, excluded.weld_size, excluded.schedule, excluded.base_metal, excluded.spec,
+               excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
+               excluded.nde_result);
+        get diagnostics v_welds = row_count;
+
+        update pipetrak.import_jobs set
+            chunks_done = chunks_done + 1,
+            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
+            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
+            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
+            result = jsonb_build_object(
+                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders),
+            updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', v_created));
+    elsif v_job.status = 'committing' then
+        -- A job with no rows to write.
+        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
+            staged_until = now() + interval '1 day'
+        where id = p_import_id returning * into v_job;
+    end if;
+    v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
+                                   'chunks_total', v_job.chunks_total) || v_job.result;
+    return v_result;
+end
+$$;
+
+-- The remediation CSV (spec §6.3): rows with errors or warnings in their original columns plus
+-- the issues column; rows of the same counted item come along so re-imported quantities add up.
+create or replace function pipetrak.import_report_csv(p_import_id bigint)
+returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs;
+    v_csv text;
+begin
+    select * into v_job from pipetrak.import_jobs
+    where id = p_import_id and project_id in (select pipetrak.my_project_ids('manage_project_data'));
+    if v_job.id is null then
+        perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
+    end if;
+    if v_job.summary is null or v_job.summary -> 'header' is null or jsonb_typeof(v_job.summary -> 'header') <> 'array' then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    with flagged as (
+        select r.* from pipetrak.import_rows r
+        where r.import_id = p_import_id and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
+    report as (
+        select f.line, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
+                        from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
+        from flagged f
+        union
+        select r.line, 'included so the quantities of this item add up; already valid'
+        from pipetrak.import_rows r
+        join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
+        where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
+          and r.component_type = any (pipetrak.component_types('per_seq'))
+          and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
+    select pipetrak.render_remediation_csv(
+        array(select jsonb_array_elements_text(v_job.summary -> 'header')),
+        array_agg(to_jsonb(c.cells) order by r.line), array_agg(r.notes order by r.line))
+    into v_csv
+    from report r
+    join pipetrak.import_file_cells(v_job.content, v_job.kind, array(select line from report)) c on c.line = r.line;
+    return coalesce(v_csv, pipetrak.render_remediation_csv(array(select jsonb_array_elements_text(v_job.summary -> 'header')), '{}', '{}'));
+end
+$$;
+
+
 drop function pipetrak.milestone_earned(integer[], text[], integer[]);
 drop function pipetrak.plan_milestone_update(text[], integer[], boolean[], text[], integer[], text, text, boolean, text);
 

@@ -20,7 +20,8 @@ pub enum ComponentType {
 }
 
 /// What makes a component unique among the live components of a project (spec §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum Identity {
     /// One per id in the project: spool id, weld number.
     ById,
@@ -38,6 +39,15 @@ impl ComponentType {
     /// The canonical name (snake_case of the variant). `parse` reads the spellings people use.
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+
+    /// The canonical names of the types identified by `identity`, for SQL that needs the rule.
+    pub fn identified_by(identity: Identity) -> Vec<&'static str> {
+        ComponentType::ALL
+            .iter()
+            .filter(|t| t.identity() == identity)
+            .map(|t| t.as_str())
+            .collect()
     }
 
     pub fn identity(self) -> Identity {
@@ -143,5 +153,18 @@ mod tests {
         );
         assert_eq!(ComponentType::Instrument.identity(), Identity::Single);
         assert_eq!(ComponentType::Gasket.identity(), Identity::PerSeq);
+    }
+
+    #[test]
+    fn every_type_has_exactly_one_identity_rule() {
+        let groups = ["by_id", "linear_aggregate", "single", "per_seq"]
+            .map(|name| ComponentType::identified_by(name.parse().expect("an identity")));
+        assert_eq!(groups[0], ["spool", "field_weld"]);
+        assert_eq!(groups[1], ["pipe", "threaded_pipe"]);
+        assert_eq!(groups[2], ["instrument"]);
+        assert_eq!(
+            groups.iter().map(Vec::len).sum::<usize>(),
+            ComponentType::ALL.len()
+        );
     }
 }

@@ -26,6 +26,7 @@
 //!   drawings over the staged rows (one hash aggregate); the reader keeps only the area, system,
 //!   test package and stencil names, which are few per project.
 
+use crate::domain::component_type::Identity;
 use crate::domain::import::file::FileSource;
 use crate::domain::import::issue::Issue;
 use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
@@ -52,6 +53,8 @@ struct Batch {
     drawing_no: Vec<String>,
     drawing_key: Vec<String>,
     component_type: Vec<Option<&'static str>>,
+    /// The row's type is counted in feet (its rows add up to one pipe's footage).
+    by_footage: Vec<bool>,
     tag: Vec<String>,
     size: Vec<String>,
     quantity: Vec<f64>,
@@ -88,6 +91,10 @@ impl Batch {
         self.drawing_key.push(row.drawing_key);
         self.component_type
             .push(row.component_type.map(|t| t.as_str()));
+        self.by_footage.push(
+            row.component_type
+                .is_some_and(|t| t.identity() == Identity::LinearAggregate),
+        );
         self.tag.push(row.tag);
         self.size.push(row.size);
         self.quantity.push(row.quantity);
@@ -154,6 +161,7 @@ impl Batch {
             b.issues.into(),
             b.maybe_repeated.into(),
             b.cells_hash.into(),
+            b.by_footage.into(),
         ];
         // A failure here is an internal error (the rows were built to fit the table), not user input.
         if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {

@@ -1,6 +1,7 @@
 //! Normalization functions, immutable so that generated columns and indexes can use them.
 
-use crate::domain::{component_type::ComponentType, normalize};
+use crate::domain::component_type::{ComponentType, Identity};
+use crate::domain::normalize;
 use pgrx::prelude::*;
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -33,4 +34,16 @@ pub fn parse_component_type(raw: &str) -> Option<&'static str> {
 #[pg_extern(immutable, parallel_safe)]
 pub fn accepted_component_types() -> String {
     ComponentType::accepted_names()
+}
+
+/// The canonical names of the component types identified by `identity` (by_id, linear_aggregate,
+/// single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of
+/// listing type names. Immutable, so with a constant argument it is folded when a statement is
+/// planned.
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn component_types(identity: &str) -> Vec<&'static str> {
+    identity
+        .parse::<Identity>()
+        .map(ComponentType::identified_by)
+        .unwrap_or_default()
 }
