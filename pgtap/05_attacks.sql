@@ -2,7 +2,7 @@
 -- functions, internal functions, event channels, membership without consent, hostile arguments.
 begin;
 \ir fixtures/actors.sql
-select plan(41);
+select plan(42);
 
 -- Temporary types can't hijack a definer function ---------------------------------------------------
 select is(
@@ -103,6 +103,13 @@ select is(
           'retire_component', 'retire_drawing', 'retire_reference', 'revise_drawing', 'reweight_template',
           'sync_profile', 'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package'],
     'authenticated runs exactly the allow-listed internal functions');
+
+select is(
+    (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('service_role', p.oid, 'execute')),
+    (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
+    'service_role runs the same allow-listed internal functions (it bypasses RLS, not the checks)');
 
 select is(
     (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
