@@ -65,3 +65,16 @@ SQL
 }
 
 database_url() { echo "postgresql://postgres@localhost:$PIPETRAK_PORT/$1?host=$PIPETRAK_SOCKET"; }
+
+# A named check: runs the command after the name and prints "ok - name", or "not ok - name" with
+# the start of its output; returns the command's success.
+check() {
+  local name=$1 out
+  shift
+  out=$(mktemp)
+  if "$@" >"$out" 2>&1; then
+    echo "ok - $name"; rm -f "$out"
+  else
+    echo "not ok - $name"; head -30 "$out" | sed 's/^/#   /'; rm -f "$out"; return 1
+  fi
+}

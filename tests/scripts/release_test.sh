@@ -16,17 +16,6 @@ cd "$PIPETRAK_ROOT"
 work=$(mktemp -d)
 current=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-check() { # name, then a command that succeeds when the check holds
-  local name=$1
-  shift
-  if "$@" >"$work/check.txt" 2>&1; then
-    echo "ok - $name"
-  else
-    echo "not ok - $name"
-    head -30 "$work/check.txt" | sed 's/^/#   /'
-  fi
-}
-
 # Every object of the extension as pg_dump writes it for a binary upgrade (members listed one by
 # one, with their privileges and policies), without what differs between any two databases: OIDs,
 # transaction ids, the dump's own session lines, where sequences stand (data_of compares those).

@@ -20,21 +20,15 @@ count_cargo() {
   passed=$((passed + p)); failed=$((failed + f))
 }
 
-# A named check that passes when its command succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@" >"$log/check.txt" 2>&1; then
-    echo "ok - $name"; passed=$((passed + 1))
-  else
-    echo "not ok - $name"; head -20 "$log/check.txt"; failed=$((failed + 1))
-  fi
+# A check (cluster.sh) counted into the totals.
+counted() {
+  if check "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
 echo "== code checks"
-check "cargo fmt --check" cargo fmt --check
-check "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
-check "src/domain uses no pgrx" bash -c '! grep -rnE "(use|extern crate) pgrx|pgrx::" src/domain'
+counted "cargo fmt --check" cargo fmt --check
+counted "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+counted "src/domain uses no pgrx" bash -c '! grep -rnE "(use|extern crate) pgrx|pgrx::" src/domain'
 
 echo "== cargo test (domain)"
 if ! cargo test --lib --tests 2>&1 | tee "$log/cargo.txt" | grep -E '^test result|FAILED|panicked'; then :; fi
@@ -65,7 +59,7 @@ api_reference_current() {
   diff <(psql -qXAt -d pipetrak_test -f tests/scripts/api_reference.sql | sed '/./,$!d') \
        <(sed -n '/<!-- api-reference:begin -->/,/<!-- api-reference:end -->/p' README.md | sed '1d;$d' | sed '/./,$!d')
 }
-check "the README's API reference is current" api_reference_current
+counted "the README's API reference is current" api_reference_current
 
 echo "== client and concurrency tests (live server)"
 database_create pipetrak_client
