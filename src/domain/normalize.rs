@@ -18,18 +18,49 @@ pub fn commodity_code(raw: &str) -> String {
 
 fn sheet_suffix() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    // A trailing "NN OF MM" sheet suffix, separated from the number by whitespace.
-    RE.get_or_init(|| Regex::new(r"^(.*\S)\s+0*(\d+)\s*OF\s*0*(\d+)$").expect("static regex"))
+    // A trailing sheet suffix: `01of28`, `1 OF 28`, `SH 1 OF 2`, `SHT. 1 OF 2`, `SHEET 1 OF 2` or
+    // `(01of02)`, set off from the number by whitespace or an opening parenthesis.
+    RE.get_or_init(|| {
+        Regex::new(r"^(.*?\S)(?:\s+|\s*\(\s*)(?:SH(?:EET|T)?\.?\s*)?0*(\d+)\s*OF\s*0*(\d+)\s*\)?$")
+            .expect("static regex")
+    })
 }
 
-/// The key two spellings of one drawing share: `P-94011_3  01of28` and `P-94011_3 1OF28`
-/// both become `P-94011_3 1 OF 28`.
+/// The text with the look-alikes spreadsheets and keyboards produce folded to plain ASCII:
+/// Unicode dashes and minus signs to `-`, full-width forms to ASCII, and every kind of space
+/// (non-breaking, ideographic, …) to a plain space.
+pub fn fold_lookalikes(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' => '-',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c if c.is_whitespace() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn spaced_hyphen() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\s*-\s*").expect("static regex"))
+}
+
+/// The key two spellings of one drawing share: look-alike characters folded, case and runs of
+/// spaces ignored, no spaces around a hyphen, and the sheet suffix in one form — `P-94011_3
+/// 01of28`, `p‐94011_3 SH 1 OF 28` and `P - 94011_3 (1of28)` all become `P-94011_3 1 OF 28`.
 pub fn drawing_key(raw: &str) -> String {
-    let collapsed = collapse_upper(raw);
+    let collapsed = collapse_upper(&fold_lookalikes(raw));
+    let collapsed = spaced_hyphen().replace_all(&collapsed, "-");
     match sheet_suffix().captures(&collapsed) {
         Some(c) => format!("{} {} OF {}", &c[1], &c[2], &c[3]),
-        None => collapsed,
+        None => collapsed.into_owned(),
     }
+}
+
+/// What is left of a drawing key when every character but letters and digits is dropped: two
+/// different keys that share it look alike (`P-26B07` and `P26B07`).
+pub fn drawing_lookalike(key: &str) -> String {
+    key.chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
 /// A normalized size: `parsed` is false when the text was kept as it was (uppercased), which
@@ -42,14 +73,25 @@ pub struct Size {
 
 pub const NO_SIZE: &str = "NOSIZE";
 
-/// `1 1/2"` → `1.5`, `3/4` → `0.75`, `2"` → `2`, `1 1/2"X1"` → `1.5X1`, empty → `NOSIZE`.
+/// `1 1/2"` → `1.5`, `3/4` → `0.75`, `1½` → `1.5`, `NPS 2` / `2 in` → `2`, `1 1/2"X1"` → `1.5X1`,
+/// metric `DN50` / `50mm` → `2` (through the standard DN → NPS table; in a reducer written with
+/// one metric part, the others are metric too), empty → `NOSIZE`.
 pub fn size(raw: &str) -> Size {
-    let text: String = raw
-        .trim()
-        .to_uppercase()
-        .chars()
-        .filter(|c| !matches!(c, '"' | '”' | '″' | '“'))
-        .collect();
+    let mut text = String::with_capacity(raw.len());
+    for c in fold_lookalikes(raw).trim().to_uppercase().chars() {
+        match c {
+            '"' | '”' | '″' | '“' => {}
+            // Vulgar fractions, set off as a word so `1½` reads as `1 1/2`.
+            '½' => text.push_str(" 1/2"),
+            '¼' => text.push_str(" 1/4"),
+            '¾' => text.push_str(" 3/4"),
+            '⅛' => text.push_str(" 1/8"),
+            '⅜' => text.push_str(" 3/8"),
+            '⅝' => text.push_str(" 5/8"),
+            '⅞' => text.push_str(" 7/8"),
+            c => text.push(c),
+        }
+    }
     let text = text.replace("''", "");
     if text.trim().is_empty() {
         return Size {
@@ -57,9 +99,24 @@ pub fn size(raw: &str) -> Size {
             parsed: true,
         };
     }
-    let parts: Option<Vec<String>> = text
-        .split(['X', '×'])
-        .map(|part| inches(part.trim()).map(format_inches))
+    let words: Vec<&str> = text.split(['X', '×']).map(str::trim).collect();
+    let metric = words.iter().any(|w| metric_millimetres(w).is_some());
+    let parts: Option<Vec<String>> = words
+        .iter()
+        .map(|part| {
+            if metric {
+                metric_millimetres(part)
+                    .or_else(|| {
+                        decimal(part)
+                            .filter(|n| n % 10_000 == 0)
+                            .map(|n| n / 10_000)
+                    })
+                    .and_then(nps_of_dn)
+            } else {
+                inches(part)
+            }
+            .map(format_inches)
+        })
         .collect();
     match parts {
         Some(parts) if !parts.is_empty() => Size {
@@ -73,10 +130,68 @@ pub fn size(raw: &str) -> Size {
     }
 }
 
-/// Reads `2`, `2.5`, `.75`, `3/4`, `1 1/2` or `1-1/2` as inches in ten-thousandths
-/// (exact for every fraction down to sixteenths).
+/// `DN50`, `DN 50`, `50MM` or `50 MM`: the nominal diameter in millimetres.
+fn metric_millimetres(word: &str) -> Option<u64> {
+    let number = word
+        .strip_prefix("DN")
+        .or_else(|| word.strip_suffix("MM"))?
+        .trim();
+    number.parse().ok()
+}
+
+/// The NPS (in ten-thousandths of an inch) of a DN, from the standard table (ISO 6708 / ASME
+/// B36.10 nominal sizes); `None` for a DN that has no NPS.
+fn nps_of_dn(dn: u64) -> Option<u64> {
+    const TABLE: &[(u64, u64)] = &[
+        (6, 1_250),
+        (8, 2_500),
+        (10, 3_750),
+        (15, 5_000),
+        (20, 7_500),
+        (25, 10_000),
+        (32, 12_500),
+        (40, 15_000),
+        (50, 20_000),
+        (65, 25_000),
+        (80, 30_000),
+        (90, 35_000),
+        (100, 40_000),
+        (125, 50_000),
+        (150, 60_000),
+        (200, 80_000),
+        (250, 100_000),
+        (300, 120_000),
+        (350, 140_000),
+        (400, 160_000),
+        (450, 180_000),
+        (500, 200_000),
+        (550, 220_000),
+        (600, 240_000),
+        (650, 260_000),
+        (700, 280_000),
+        (750, 300_000),
+        (800, 320_000),
+        (850, 340_000),
+        (900, 360_000),
+        (950, 380_000),
+        (1000, 400_000),
+        (1050, 420_000),
+        (1100, 440_000),
+        (1150, 460_000),
+        (1200, 480_000),
+    ];
+    TABLE.iter().find(|(d, _)| *d == dn).map(|&(_, nps)| nps)
+}
+
+/// Reads `2`, `2.5`, `.75`, `3/4`, `1 1/2`, `1-1/2`, `NPS 2` or `2 in` as inches in
+/// ten-thousandths (exact for every fraction down to sixteenths).
 fn inches(text: &str) -> Option<u64> {
-    let text = text.trim_end_matches("IN").trim();
+    let text = text.strip_prefix("NPS").unwrap_or(text).trim();
+    let text = ["INCHES", "INCH", "IN.", "IN"]
+        .iter()
+        .find_map(|unit| text.strip_suffix(unit))
+        .unwrap_or(text)
+        .trim();
     if text.is_empty() {
         return None;
     }
@@ -156,6 +271,34 @@ mod tests {
     }
 
     #[test]
+    fn drawing_keys_fold_lookalikes_spaced_hyphens_and_sheet_spellings() {
+        for raw in [
+            "P-26B07",
+            "P\u{2010}26B07",
+            "P\u{2013}26B07",
+            "P \u{2212} 26B07",
+            "Ｐ－２６Ｂ０７",
+            "P - 26B07",
+            "p-26b07",
+            "P-26B07\u{a0}",
+        ] {
+            assert_eq!(drawing_key(raw), "P-26B07", "{raw:?}");
+        }
+        for raw in [
+            "P-100 Sh 1 of 2",
+            "P-100 SHT. 1 OF 2",
+            "P-100 SHEET 01 OF 02",
+            "P-100 (01of02)",
+            "P-100(1 of 2)",
+            "P-100\u{a0}1of2",
+        ] {
+            assert_eq!(drawing_key(raw), "P-100 1 OF 2", "{raw:?}");
+        }
+        assert_eq!(drawing_lookalike("P-26B07"), drawing_lookalike("P26B07"));
+        assert_ne!(drawing_key("P-26B07"), drawing_key("P26B07"));
+    }
+
+    #[test]
     fn drawing_keys_trim_uppercase_and_collapse() {
         assert_eq!(drawing_key("  dwg   001\t a "), "DWG 001 A");
         assert_eq!(drawing_key("P-26B07"), "P-26B07");
@@ -179,6 +322,19 @@ mod tests {
             ("1/16", "0.0625"),
             ("12''", "12"),
             ("6 in", "6"),
+            ("½", "0.5"),
+            ("¾\"", "0.75"),
+            ("1½", "1.5"),
+            ("1 ¼", "1.25"),
+            ("NPS 2", "2"),
+            ("2 in", "2"),
+            ("2 inch", "2"),
+            ("DN50", "2"),
+            ("dn 15", "0.5"),
+            ("50mm", "2"),
+            ("150 MM", "6"),
+            ("DN50 x 25", "2X1"),
+            ("２\"", "2"),
         ] {
             assert_eq!(
                 size(raw),
@@ -195,11 +351,11 @@ mod tests {
     fn empty_size_is_nosize_and_garbage_is_kept_with_a_flag() {
         assert_eq!(size("  ").value, NO_SIZE);
         assert!(size("").parsed);
-        let odd = size("dn 50");
+        let odd = size("dn 55");
         assert_eq!(
             odd,
             Size {
-                value: "DN50".into(),
+                value: "DN55".into(),
                 parsed: false
             }
         );

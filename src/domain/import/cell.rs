@@ -81,22 +81,101 @@ pub fn excel_serial_date(serial: f64) -> Option<NaiveDate> {
     epoch.checked_add_signed(chrono::Duration::days(days))
 }
 
-/// A date from a cell: an Excel date, a serial number, or text in ISO (2025-01-15), US
-/// (1/15/2025) or day-month-name (15-Jan-2025) form.
-pub fn date(cell: &Cell) -> Option<NaiveDate> {
+/// Which comes first in a numeric date: `03/04/2025` is March 4 month-first, April 3 day-first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOrder {
+    MonthFirst,
+    DayFirst,
+}
+
+/// How a cell reads as a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateReading {
+    Exact(NaiveDate),
+    /// Day and month could be either way round and the file has not shown which: `used` is
+    /// month-first.
+    Ambiguous {
+        used: NaiveDate,
+        other: NaiveDate,
+    },
+}
+
+impl DateReading {
+    pub fn value(self) -> NaiveDate {
+        match self {
+            DateReading::Exact(d) | DateReading::Ambiguous { used: d, .. } => d,
+        }
+    }
+}
+
+/// `d/m/y`, `d.m.y` or `d-m-y` with one- or two-digit day and month: (first, second, year).
+fn numeric_date(text: &str) -> Option<(u32, u32, i32)> {
+    let parts: Vec<&str> = text.split(['/', '.', '-']).collect();
+    let [first, second, year] = parts.as_slice() else {
+        return None;
+    };
+    let small = |p: &str| (1..=2).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit());
+    if !small(first) || !small(second) || !year.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = match year.len() {
+        4 => year.parse().ok()?,
+        // Two-digit years are this century's, as Excel reads them up to 29.
+        2 => 2000 + year.parse::<i32>().ok()?,
+        _ => return None,
+    };
+    Some((first.parse().ok()?, second.parse().ok()?, year))
+}
+
+/// The order a date written as text shows, when only one reading is a real date (`13/04/2025`
+/// is day-first, `04/13/2025` month-first).
+pub fn date_order_shown(text: &str) -> Option<DateOrder> {
+    let (first, second, year) = numeric_date(text.trim().split(['T', ' ']).next()?)?;
+    let month_first = NaiveDate::from_ymd_opt(year, first, second).is_some();
+    let day_first = NaiveDate::from_ymd_opt(year, second, first).is_some();
+    match (month_first, day_first) {
+        (true, false) => Some(DateOrder::MonthFirst),
+        (false, true) => Some(DateOrder::DayFirst),
+        _ => None,
+    }
+}
+
+/// A date from a cell: an Excel date, a serial number, or text in ISO (2025-01-15), numeric
+/// (1/15/2025, 15.01.2025: read in `order`, ambiguous when it is `None` and both readings are
+/// dates) or day-month-name (15-Jan-2025) form.
+pub fn read_date(cell: &Cell, order: Option<DateOrder>) -> Option<DateReading> {
     match cell {
-        Cell::Date(d) => Some(*d),
-        Cell::Number(n) => excel_serial_date(*n),
+        Cell::Date(d) => Some(DateReading::Exact(*d)),
+        Cell::Number(n) => excel_serial_date(*n).map(DateReading::Exact),
         Cell::Text(t) => {
             let t = t.trim();
             let date_part = t.split(['T', ' ']).next().unwrap_or(t);
-            ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d-%b-%Y", "%d-%b-%y"]
+            if let Some((first, second, year)) = numeric_date(date_part) {
+                let month_first = NaiveDate::from_ymd_opt(year, first, second);
+                let day_first = NaiveDate::from_ymd_opt(year, second, first);
+                return match (month_first, day_first, order) {
+                    (Some(m), Some(d), _) if m == d => Some(DateReading::Exact(m)),
+                    (Some(m), Some(_), Some(DateOrder::MonthFirst)) => Some(DateReading::Exact(m)),
+                    (Some(_), Some(d), Some(DateOrder::DayFirst)) => Some(DateReading::Exact(d)),
+                    (Some(m), Some(d), None) => Some(DateReading::Ambiguous { used: m, other: d }),
+                    (Some(m), None, _) => Some(DateReading::Exact(m)),
+                    (None, Some(d), _) => Some(DateReading::Exact(d)),
+                    (None, None, _) => None,
+                };
+            }
+            ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%d-%b-%y"]
                 .iter()
                 .find_map(|f| NaiveDate::parse_from_str(date_part, f).ok())
                 .or_else(|| t.parse::<f64>().ok().and_then(excel_serial_date))
+                .map(DateReading::Exact)
         }
         _ => None,
     }
+}
+
+/// A date from a cell, numeric forms read month-first (see `read_date`).
+pub fn date(cell: &Cell) -> Option<NaiveDate> {
+    read_date(cell, Some(DateOrder::MonthFirst)).map(DateReading::value)
 }
 
 #[cfg(test)]
@@ -142,5 +221,34 @@ mod tests {
         }
         assert_eq!(date(&Cell::Text("yesterday".into())), None);
         assert_eq!(date(&Cell::Text("2025-02-30".into())), None);
+    }
+
+    #[test]
+    fn day_first_dates_are_read_by_the_files_order_or_reported() {
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        let text = |t: &str| Cell::Text(t.into());
+        assert_eq!(
+            read_date(&text("03/04/2025"), None),
+            Some(DateReading::Ambiguous {
+                used: ymd(2025, 3, 4),
+                other: ymd(2025, 4, 3)
+            })
+        );
+        assert_eq!(
+            read_date(&text("03/04/2025"), Some(DateOrder::DayFirst)),
+            Some(DateReading::Exact(ymd(2025, 4, 3)))
+        );
+        assert_eq!(
+            read_date(&text("13.04.2025"), None),
+            Some(DateReading::Exact(ymd(2025, 4, 13)))
+        );
+        assert_eq!(
+            read_date(&text("04/04/25"), None),
+            Some(DateReading::Exact(ymd(2025, 4, 4)))
+        );
+        assert_eq!(date_order_shown("13/04/2025"), Some(DateOrder::DayFirst));
+        assert_eq!(date_order_shown("04/13/2025"), Some(DateOrder::MonthFirst));
+        assert_eq!(date_order_shown("03/04/2025"), None);
+        assert_eq!(read_date(&text("13/13/2025"), None), None);
     }
 }

@@ -2,6 +2,7 @@
 //! and every character that is not a letter or digit, against each field's accepted names.
 
 use super::Kind;
+use std::ops::Range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -205,6 +206,55 @@ impl Mapping {
             .copied()
             .filter(|f| self.index(*f).is_none())
             .collect()
+    }
+
+    /// The mapping of the table the header row starts: its contiguous non-empty header cells
+    /// (from the run that holds the first required column to the run that holds the last one).
+    /// Columns beyond, after an empty header cell, belong to something else (a welder list beside
+    /// a weld log) and are not read. Returns the mapping, the table's columns and the headers of
+    /// the columns left out.
+    pub fn within_table(
+        &self,
+        header: &[String],
+        kind: Kind,
+    ) -> (Mapping, Range<usize>, Vec<String>) {
+        let filled = |i: usize| header.get(i).is_some_and(|h| !h.trim().is_empty());
+        let required: Vec<usize> = Field::required(kind)
+            .iter()
+            .filter_map(|f| self.index(*f))
+            .collect();
+        let (Some(&first), Some(&last)) = (required.iter().min(), required.iter().max()) else {
+            return (self.clone(), 0..header.len(), Vec::new());
+        };
+        let mut start = first;
+        while start > 0 && filled(start - 1) {
+            start -= 1;
+        }
+        let mut end = last + 1;
+        while filled(end) {
+            end += 1;
+        }
+        let beside: Vec<String> = header
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !(start..end).contains(i) && !h.trim().is_empty())
+            .map(|(_, h)| h.trim().to_string())
+            .collect();
+        if beside.is_empty() {
+            return (self.clone(), start..end.max(header.len()), beside);
+        }
+        let masked: Vec<String> = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if (start..end).contains(&i) {
+                    h.clone()
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        (Mapping::of(kind, &masked), start..end, beside)
     }
 
     /// How well a row works as this kind's header (used to pick the header row).

@@ -4,7 +4,10 @@
 //! into UTF-8 as they stream.
 
 use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, WINDOWS_1252};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 /// A file read by position.
 pub trait FileSource {
@@ -110,49 +113,247 @@ impl Seek for FileReader<'_> {
 /// How a CSV file's text is encoded.
 pub struct TextEncoding {
     pub encoding: &'static Encoding,
-    /// Neither a byte-order mark nor valid UTF-8: read as Windows-1252.
+    /// Neither a byte-order mark nor valid UTF-8 anywhere: read as Windows-1252.
     pub guessed_windows_1252: bool,
+    /// UTF-8 with some lines that are not: each line is read as UTF-8 when it is, else as
+    /// Windows-1252 (see `LineDecoder`).
+    pub mixed: bool,
+}
+
+/// Classifies a file's lines as they stream: ASCII, UTF-8 with other characters, or not UTF-8.
+#[derive(Default)]
+struct LineScan {
+    /// The current line's bytes not yet checked (a character cut by the end of a read).
+    pending: Vec<u8>,
+    line_invalid: bool,
+    line_non_ascii: bool,
+    invalid_lines: u64,
+    utf8_lines: u64,
+}
+
+impl LineScan {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            self.piece(&rest[..at], true);
+            rest = &rest[at + 1..];
+        }
+        self.piece(rest, false);
+    }
+
+    fn piece(&mut self, bytes: &[u8], ends_line: bool) {
+        if !self.line_invalid {
+            self.pending.extend_from_slice(bytes);
+            match std::str::from_utf8(&self.pending) {
+                Ok(text) => {
+                    self.line_non_ascii |= !text.is_ascii();
+                    self.pending.clear();
+                }
+                Err(e) if e.error_len().is_none() && !ends_line => {
+                    let valid = e.valid_up_to();
+                    self.line_non_ascii |= !self.pending[..valid].is_ascii();
+                    self.pending.drain(..valid);
+                }
+                Err(_) => {
+                    self.line_invalid = true;
+                    self.pending.clear();
+                }
+            }
+        }
+        if ends_line {
+            self.end_line();
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.line_invalid || !self.pending.is_empty() {
+            self.invalid_lines += 1;
+        } else if self.line_non_ascii {
+            self.utf8_lines += 1;
+        }
+        self.pending.clear();
+        self.line_invalid = false;
+        self.line_non_ascii = false;
+    }
 }
 
 /// A byte-order mark at the start of the file (`head`, its first bytes, already read) names the
-/// encoding; otherwise the file is UTF-8 if every byte of it is, else Windows-1252. Reads the file
-/// once, a block at a time.
+/// encoding. Otherwise each line is looked at: all UTF-8 → UTF-8; none that is UTF-8 beyond ASCII
+/// and some that are not UTF-8 → Windows-1252 (an old export); both → UTF-8 with stray lines,
+/// read line by line. Reads the file once, a block at a time.
 pub fn detect_encoding(source: &mut dyn FileSource, head: &[u8]) -> io::Result<TextEncoding> {
     if let Some((encoding, _)) = Encoding::for_bom(head) {
         return Ok(TextEncoding {
             encoding,
             guessed_windows_1252: false,
+            mixed: false,
         });
     }
     let mut reader = FileReader::new(source);
     let mut buf = vec![0u8; 64 * 1024];
-    // Bytes of a character cut by the end of the previous read.
-    let mut carried = 0;
+    let mut scan = LineScan::default();
     loop {
-        let n = reader.read(&mut buf[carried..])?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
-            let valid = carried == 0;
-            return Ok(TextEncoding {
-                encoding: if valid { UTF_8 } else { WINDOWS_1252 },
-                guessed_windows_1252: !valid,
-            });
+            break;
         }
-        let filled = carried + n;
-        match std::str::from_utf8(&buf[..filled]) {
-            Ok(_) => carried = 0,
-            // Incomplete at the end: keep the partial character for the next read.
-            Err(e) if e.error_len().is_none() => {
-                let cut = e.valid_up_to();
-                buf.copy_within(cut..filled, 0);
-                carried = filled - cut;
-            }
+        scan.feed(&buf[..n]);
+    }
+    scan.end_line();
+    Ok(match (scan.invalid_lines, scan.utf8_lines) {
+        (0, _) => TextEncoding {
+            encoding: UTF_8,
+            guessed_windows_1252: false,
+            mixed: false,
+        },
+        (_, 0) => TextEncoding {
+            encoding: WINDOWS_1252,
+            guessed_windows_1252: true,
+            mixed: false,
+        },
+        _ => TextEncoding {
+            encoding: UTF_8,
+            guessed_windows_1252: false,
+            mixed: true,
+        },
+    })
+}
+
+/// Where, in the decoded text, the lines read as Windows-1252 start: the decoder adds them as it
+/// goes, the CSV reader takes those that fall before the end of each record it reads.
+#[derive(Clone, Default)]
+pub struct StrayLines(Rc<RefCell<VecDeque<u64>>>);
+
+impl StrayLines {
+    pub fn new() -> StrayLines {
+        StrayLines::default()
+    }
+
+    /// For a reading whose stray lines nobody asks about.
+    pub fn none() -> StrayLines {
+        StrayLines::default()
+    }
+
+    fn push(&self, offset: u64) {
+        self.0.borrow_mut().push_back(offset);
+    }
+
+    /// True when a stray line starts before `end`; forgets those lines.
+    pub fn any_before(&self, end: u64) -> bool {
+        let mut lines = self.0.borrow_mut();
+        let mut any = false;
+        while lines.front().is_some_and(|&start| start < end) {
+            lines.pop_front();
+            any = true;
+        }
+        any
+    }
+}
+
+/// The file's text as UTF-8, decoded as it streams.
+pub fn text_reader<'a>(
+    source: &'a mut dyn FileSource,
+    text: &TextEncoding,
+    stray: &StrayLines,
+) -> Box<dyn Read + 'a> {
+    if text.mixed {
+        Box::new(LineDecoder::new(FileReader::new(source), stray.clone()))
+    } else {
+        Box::new(TextReader::new(FileReader::new(source), text.encoding))
+    }
+}
+
+/// Lines longer than this are passed on as they are: a record that long is refused anyway.
+const MAX_LINE_BYTES: usize = super::limits::MAX_ROW_BYTES + 16;
+
+/// UTF-8 text out of a file whose lines are UTF-8 or Windows-1252, decided line by line. Where
+/// each Windows-1252 line starts in the text goes to `stray`.
+pub struct LineDecoder<R> {
+    inner: R,
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    at_end: bool,
+    line: Vec<u8>,
+    output: Vec<u8>,
+    given: usize,
+    /// Bytes of text produced before `output`.
+    produced: u64,
+    stray: StrayLines,
+}
+
+impl<R: Read> LineDecoder<R> {
+    pub fn new(inner: R, stray: StrayLines) -> LineDecoder<R> {
+        LineDecoder {
+            inner,
+            input: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            at_end: false,
+            line: Vec::new(),
+            output: Vec::new(),
+            given: 0,
+            produced: 0,
+            stray,
+        }
+    }
+
+    /// Decodes the line collected so far onto `output`.
+    fn flush_line(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        match std::str::from_utf8(&self.line) {
+            Ok(_) => self.output.extend_from_slice(&self.line),
             Err(_) => {
-                return Ok(TextEncoding {
-                    encoding: WINDOWS_1252,
-                    guessed_windows_1252: true,
-                })
+                self.stray.push(self.produced + self.output.len() as u64);
+                let (text, _) = WINDOWS_1252.decode_without_bom_handling(&self.line);
+                self.output.extend_from_slice(text.as_bytes());
             }
         }
+        self.line.clear();
+    }
+}
+
+impl<R: Read> Read for LineDecoder<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.given == self.output.len() {
+            self.produced += self.output.len() as u64;
+            self.output.clear();
+            self.given = 0;
+            if self.start == self.end {
+                if self.at_end {
+                    self.flush_line();
+                    if self.output.is_empty() {
+                        return Ok(0);
+                    }
+                    break;
+                }
+                self.end = self.inner.read(&mut self.input)?;
+                self.start = 0;
+                self.at_end = self.end == 0;
+                continue;
+            }
+            let chunk = &self.input[self.start..self.end];
+            match chunk.iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    self.line.extend_from_slice(&chunk[..=at]);
+                    self.start += at + 1;
+                    self.flush_line();
+                }
+                None => {
+                    self.line.extend_from_slice(chunk);
+                    self.start = self.end;
+                    if self.line.len() > MAX_LINE_BYTES {
+                        self.flush_line();
+                    }
+                }
+            }
+        }
+        let n = out.len().min(self.output.len() - self.given);
+        out[..n].copy_from_slice(&self.output[self.given..self.given + n]);
+        self.given += n;
+        Ok(n)
     }
 }
 

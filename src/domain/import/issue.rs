@@ -37,7 +37,14 @@ pub enum IssueCode {
     UnmappedColumn,
     #[strum(serialize = "decoded_windows_1252")]
     DecodedWindows1252,
+    NoDataRows,
+    PlaceholderRows,
+    ColumnsBesideTable,
     // One row.
+    #[strum(serialize = "line_not_utf8")]
+    LineNotUtf8,
+    AmbiguousNumber,
+    AmbiguousDate,
     MissingValue,
     ValueTooLong,
     CellError,
@@ -60,7 +67,8 @@ pub enum IssueCode {
     InvalidDate,
     FutureDate,
     InvalidNdeResult,
-    // Found by comparing with the project (added in SQL).
+    // Found by comparing with the rest of the file or with the project (added in SQL).
+    SimilarDrawingInFile,
     SimilarDrawingExists,
     QuantityBelowExisting,
 }
@@ -86,9 +94,14 @@ impl IssueCode {
             | QuantityIgnored
             | UnparsedSize
             | IdenticalRows
+            | LineNotUtf8
+            | AmbiguousNumber
+            | AmbiguousDate
+            | SimilarDrawingInFile
             | SimilarDrawingExists
             | QuantityBelowExisting => Severity::Warning,
-            UnmappedColumn | DecodedWindows1252 | RowsMerged => Severity::Info,
+            UnmappedColumn | DecodedWindows1252 | RowsMerged | PlaceholderRows
+            | ColumnsBesideTable => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -97,8 +110,8 @@ impl IssueCode {
     pub fn hint(self) -> &'static str {
         use IssueCode::*;
         match self {
-            UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel .xlsx workbook.",
-            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, and workbooks that unpack to under 1 GB without unpacking 100 times their size; save the takeoff sheet alone as CSV or split it.",
+            UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel workbook (.xlsx, or .xls from Excel 97–2003).",
+            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, workbooks that unpack to under 1 GB without unpacking 100 times their size, and .xls sheets of at most 2,000,000 cells; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
             HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",
@@ -106,8 +119,14 @@ impl IssueCode {
             DuplicateColumn => "Rename or delete the second column; only the first one is read.",
             UnmappedColumn => "Nothing to do: the column is kept in each component's attributes.",
             DecodedWindows1252 => "Nothing to do; save as CSV UTF-8 to avoid surprises with special characters.",
+            NoDataRows => "The file has a header but no rows to import; fill in the rows below the header.",
+            PlaceholderRows => "Nothing to do: rows that hold only an id (numbers waiting to be filled in) are not imported.",
+            ColumnsBesideTable => "Nothing to do: only the table under the header is read; move columns next to it if they belong to it.",
+            LineNotUtf8 => "Check the special characters of this row; save the file as CSV UTF-8 to avoid it.",
+            AmbiguousNumber => "Write the number without a thousands separator (e.g. 1250 or 1.25) so it reads one way.",
+            AmbiguousDate => "Write the date as 2025-04-03, or with a day above 12 somewhere in the file so its order is clear.",
             MissingValue => "Fill in the cell.",
-            ValueTooLong => "Shorten the value to at most 200 characters.",
+            ValueTooLong => "Shorten the value: names, ids and numbers take at most 200 characters, any other cell 10,000.",
             CellError => "Fix the formula in the workbook so the cell shows a value.",
             UnknownComponentType => "Use one of the accepted component type names listed in the message.",
             InvalidQuantity => "Use a whole number for counted items, or decimal feet for pipe.",
@@ -128,6 +147,7 @@ impl IssueCode {
             InvalidDate => "Use a date such as 2025-01-15 (or an Excel date cell).",
             FutureDate => "Use today's date or an earlier one.",
             InvalidNdeResult => "Use PASS, FAIL or PENDING.",
+            SimilarDrawingInFile => "Two spellings become two drawings; write the number the same way on every row if they are one.",
             SimilarDrawingExists => "A new drawing will be created; if you meant an existing one, correct the number.",
             QuantityBelowExisting => "Nothing is deleted; retire the surplus components if they are really gone.",
         }

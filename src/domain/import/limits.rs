@@ -159,6 +159,119 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
     Ok(())
 }
 
+/// Cells a legacy `.xls` worksheet may span (rows × columns from its first to its last cell, and
+/// as its DIMENSIONS record declares them): calamine reads a whole `.xls` into memory and sizes a
+/// sheet by that span. 2,000,000 cells is 65,536 rows (the format's limit) by 30 columns.
+pub const MAX_XLS_SHEET_CELLS: u64 = 2_000_000;
+
+/// Records of the BIFF stream that hold a cell, with its row and column in their first 4 bytes.
+fn is_cell_record(kind: u16) -> bool {
+    matches!(
+        kind,
+        0x0006 | 0x0201 | 0x0203 | 0x0204 | 0x0205 | 0x027E | 0x00D6 | 0x00FD | 0x00BD | 0x00BE
+    )
+}
+
+/// Opens a legacy `.xls` (a compound file holding a BIFF `Workbook` stream, through the `cfb`
+/// crate, which checks the container's structure) and reads its records once, a block at a time:
+/// refused when a sheet spans or declares more than `MAX_XLS_SHEET_CELLS` cells or a cell lies
+/// beyond column `MAX_COLUMNS`, before calamine sizes anything from them.
+pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Issue::new(
+            0,
+            IssueCode::UnsupportedFile,
+            format!("The .xls workbook can't be read: {e}"),
+        )
+    };
+    let mut file = cfb::CompoundFile::open(reader).map_err(|e| unreadable(&e))?;
+    let name = ["/Workbook", "/Book"]
+        .into_iter()
+        .find(|n| file.is_stream(n))
+        .ok_or_else(|| unreadable(&"it holds no workbook"))?;
+    let stream = file.open_stream(name).map_err(|e| unreadable(&e))?;
+    let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
+    let over = |what: String| Err(OverLimit(what).issue(0));
+    let mut header = [0u8; 4];
+    let mut body = vec![0u8; 0x1_0000];
+    // The span of the cells of the current substream (a worksheet between BOF and EOF).
+    let mut span: Option<(u32, u32, u32, u32)> = None;
+    loop {
+        match stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(unreadable(&e)),
+        }
+        let kind = u16::from_le_bytes([header[0], header[1]]);
+        let len = usize::from(u16::from_le_bytes([header[2], header[3]]));
+        let data = &mut body[..len];
+        if stream.read_exact(data).is_err() {
+            // A truncated last record: calamine reports it.
+            return Ok(());
+        }
+        let u16_at = |at: usize| {
+            data.get(at..at + 2)
+                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
+        };
+        let u32_at = |at: usize| {
+            data.get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match kind {
+            // BOF: a new substream.
+            0x0809 => span = None,
+            // DIMENSIONS, read as calamine reads it (which reserves room for all of it).
+            0x0200 => {
+                let (first_row, last_row, first_col, last_col) = match len {
+                    10 => (u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
+                    _ => (u32_at(0), u32_at(4), u16_at(8), u16_at(10)),
+                };
+                let (Some(fr), Some(lr), Some(fc), Some(lc)) =
+                    (first_row, last_row, first_col, last_col)
+                else {
+                    continue;
+                };
+                let fc = if fc > 0xFF || lc < fc { 0 } else { fc };
+                if lr >= 1 && lc >= 1 {
+                    if lr - 1 < fr {
+                        return over("a sheet declares its last row before its first".into());
+                    }
+                    let cells = u64::from(lr - fr) * u64::from(lc.saturating_sub(fc).max(1));
+                    if cells > MAX_XLS_SHEET_CELLS {
+                        return over(format!(
+                            "a sheet declares more than {MAX_XLS_SHEET_CELLS} cells"
+                        ));
+                    }
+                }
+            }
+            kind if is_cell_record(kind) => {
+                let (Some(row), Some(col)) = (u16_at(0), u16_at(2)) else {
+                    continue;
+                };
+                // MULRK and MULBLANK hold a run of cells; their last column ends the record.
+                let last_col = if matches!(kind, 0x00BD | 0x00BE) {
+                    len.checked_sub(2).and_then(u16_at).unwrap_or(col).max(col)
+                } else {
+                    col
+                };
+                if last_col as usize >= MAX_COLUMNS {
+                    return over(format!("a cell lies beyond column {MAX_COLUMNS}"));
+                }
+                let (r0, r1, c0, c1) = span.unwrap_or((row, row, col, last_col));
+                let next = (r0.min(row), r1.max(row), c0.min(col), c1.max(last_col));
+                let cells = u64::from(next.1 - next.0 + 1) * u64::from(next.3 - next.2 + 1);
+                if cells > MAX_XLS_SHEET_CELLS {
+                    return over(format!(
+                        "a sheet spans more than {MAX_XLS_SHEET_CELLS} cells"
+                    ));
+                }
+                span = Some(next);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Tags and text runs of an XML part, measured as they stream; shared-string items counted and the
 /// count the part declares (`<sst uniqueCount=…>`, which calamine reserves room for) read.
 #[derive(Default)]

@@ -24,6 +24,7 @@ pub mod columns;
 pub mod file;
 pub mod issue;
 pub mod limits;
+pub mod number;
 pub mod report;
 pub mod source;
 pub mod validate;

@@ -23,9 +23,9 @@ pub fn original_cells(
 ) -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::with_capacity(lines.len());
     // A file that no longer reads has no rows to report; the caller reports none.
-    let _ = source::read(file, kind, &mut |_, (line, cells)| {
-        if lines.contains(&line) {
-            found.push((line, cells.iter().map(Cell::text).collect()));
+    let _ = source::read(file, kind, &mut |_, row| {
+        if lines.contains(&row.line) {
+            found.push((row.line, row.cells.iter().map(Cell::text).collect()));
         }
     });
     found

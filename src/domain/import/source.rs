@@ -1,18 +1,24 @@
-//! From a file's bytes to rows of cells: CSV (any delimiter Excel writes, UTF-8 with or without a
-//! BOM, UTF-16 with a BOM, or Windows-1252) through the `csv` crate, `.xlsx` through calamine's
-//! streaming cell reader. The header row is looked for within the first 20 rows; in a workbook,
-//! the first sheet that has one is read. The file is read a block at a time (`file`) and rows
-//! stream to a callback, so memory does not grow with the number of rows.
+//! From a file's bytes to rows of cells: CSV (any delimiter Excel writes; UTF-8 with or without a
+//! BOM, UTF-16 with a BOM, Windows-1252, or UTF-8 with stray Windows-1252 lines) through the `csv`
+//! crate, `.xlsx` through calamine's streaming cell reader, legacy `.xls` (BIFF8, Excel 97–2003)
+//! through calamine's reader once its limits are checked. The header row is looked for within the
+//! first 20 rows; in a workbook, the first sheet that has one is read. The table is the header's
+//! contiguous columns: a second table beside it, after an empty column, is not read. CSV and
+//! `.xlsx` are read a block at a time (`file`) and rows stream to a callback, so memory does not
+//! grow with the number of rows; an `.xls` (at most 65,536 rows) is read whole, held to
+//! `limits::MAX_XLS_SHEET_CELLS`.
 
-use super::cell::Cell;
+use super::cell::{self, Cell, DateOrder};
 use super::columns::{Field, Mapping};
-use super::file::{self, FileReader, FileSource, TextReader};
+use super::file::{self, FileReader, FileSource, StrayLines};
 use super::issue::{Issue, IssueCode};
 use super::limits;
+use super::number::{self, DecimalMark};
 use super::report;
 use super::Kind;
-use calamine::{DataRef, Reader, Xlsx};
+use calamine::{Data, DataRef, Reader, Xls, Xlsx};
 use std::io::Read;
+use std::ops::Range;
 
 /// The header row is looked for within this many rows.
 pub const HEADER_SEARCH_ROWS: usize = 20;
@@ -29,6 +35,7 @@ const HEAD_TEXT_BYTES: usize = 64 * 1024;
 pub enum Format {
     Csv,
     Xlsx,
+    Xls,
 }
 
 impl Format {
@@ -37,17 +44,43 @@ impl Format {
     }
 }
 
-/// The file type from its content: a zip container is a workbook; text is CSV; anything else
-/// (NUL bytes in text without a UTF-16 BOM) is not importable.
+/// The signature of a compound file (the container of a legacy `.xls`, but also of `.doc`).
+const COMPOUND_FILE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+/// The file type from its first bytes: a zip container is an `.xlsx`, a compound file an `.xls`;
+/// text is CSV; anything else (NUL bytes in text without a UTF-16 BOM) is not importable.
 pub fn sniff(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(b"PK\x03\x04") {
         return Some(Format::Xlsx);
+    }
+    if bytes.starts_with(COMPOUND_FILE) {
+        return Some(Format::Xls);
     }
     if encoding_rs::Encoding::for_bom(bytes).is_some() {
         return Some(Format::Csv);
     }
     let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
     (!head.contains(&0)).then_some(Format::Csv)
+}
+
+/// The file type of a whole upload: as `sniff`, and a container must hold a workbook — a zip an
+/// `xl/workbook.xml` (not an `.ods`, `.docx` or `.xlsb`), a compound file a `Workbook` stream
+/// (not a `.doc`). Reads only the container's directory.
+pub fn sniff_upload(bytes: &[u8]) -> Option<Format> {
+    match sniff(bytes)? {
+        Format::Xlsx => {
+            let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+            let has_workbook = archive
+                .file_names()
+                .any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case("xl/workbook.xml")));
+            has_workbook.then_some(Format::Xlsx)
+        }
+        Format::Xls => {
+            let file = cfb::CompoundFile::open(std::io::Cursor::new(bytes)).ok()?;
+            (file.is_stream("/Workbook") || file.is_stream("/Book")).then_some(Format::Xls)
+        }
+        Format::Csv => Some(Format::Csv),
+    }
 }
 
 /// What was found about the file before its rows: where the header is and what it maps to.
@@ -58,12 +91,35 @@ pub struct Layout {
     pub header_line: u32,
     pub header: Vec<String>,
     pub mapping: Mapping,
+    /// The columns of the table (the header's contiguous columns): cells beyond are not read.
+    pub table: Range<usize>,
+    /// The decimal mark of numbers written as text, when the file decides it (see `number`).
+    pub decimal: Option<DecimalMark>,
+    /// The order of day and month in dates written as text, when the file's first rows show it.
+    pub date_order: Option<DateOrder>,
     /// File-level warnings and notes (encoding, unmapped or repeated columns, no QTY column).
     pub notes: Vec<Issue>,
 }
 
 /// A data row: its number as Excel shows it, and its cells by column.
-pub type Row = (u32, Vec<Cell>);
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub line: u32,
+    pub cells: Vec<Cell>,
+    /// In a UTF-8 file, the row's line (or one of its lines) was not UTF-8 and was read as
+    /// Windows-1252.
+    pub read_as_windows_1252: bool,
+}
+
+impl Row {
+    fn new(line: u32, cells: Vec<Cell>) -> Row {
+        Row {
+            line,
+            cells,
+            read_as_windows_1252: false,
+        }
+    }
+}
 
 /// Reads the file and calls `on_row` for every row after the header (blank rows included, so
 /// callers can count them out). A file that can't be read at all is an `Err` issue.
@@ -79,11 +135,12 @@ pub fn read(
     head.truncate(n);
     match sniff(&head) {
         Some(Format::Xlsx) => read_xlsx(source, kind, on_row),
+        Some(Format::Xls) => read_xls(source, kind, on_row),
         Some(Format::Csv) => read_csv(source, &head, kind, on_row),
         None => Err(Issue::new(
             0,
             IssueCode::UnsupportedFile,
-            "The file is neither CSV text nor an .xlsx workbook",
+            "The file is neither CSV text nor an Excel workbook",
         )),
     }
 }
@@ -103,10 +160,12 @@ struct CsvRows<R: Read> {
     record: csv::StringRecord,
     /// Line breaks inside the cells read so far (csv counts them as lines, Excel does not).
     embedded_newlines: u64,
+    /// Where the lines read as Windows-1252 start in the text, to flag their rows.
+    stray: StrayLines,
 }
 
 impl<R: Read> CsvRows<R> {
-    fn new(text: R, delimiter: u8) -> CsvRows<R> {
+    fn new(text: R, delimiter: u8, stray: StrayLines) -> CsvRows<R> {
         let records = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
@@ -116,6 +175,7 @@ impl<R: Read> CsvRows<R> {
             records,
             record: csv::StringRecord::new(),
             embedded_newlines: 0,
+            stray,
         }
     }
 }
@@ -156,7 +216,9 @@ impl<R: Read> Iterator for CsvRows<R> {
         let row = line.saturating_sub(self.embedded_newlines);
         self.embedded_newlines += inside;
         let cells = self.record.iter().map(Cell::from_text).collect();
-        Some(Ok((u32::try_from(row).unwrap_or(u32::MAX), cells)))
+        let mut row = Row::new(u32::try_from(row).unwrap_or(u32::MAX), cells);
+        row.read_as_windows_1252 = self.stray.any_before(end.byte());
+        Some(Ok(row))
     }
 }
 
@@ -218,11 +280,11 @@ fn read_csv(
     let mut delimiter = b',';
     let mut best_score = 0;
     for candidate in [b',', b';', b'\t', b'|'] {
-        let head: Vec<Row> = CsvRows::new(head.as_bytes(), candidate)
+        let rows: Vec<Row> = CsvRows::new(head.as_bytes(), candidate, StrayLines::none())
             .take(HEADER_SEARCH_ROWS)
             .filter_map(Result::ok)
             .collect();
-        let score = find_header(kind, &head).map_or_else(
+        let score = find_header(kind, &rows).map_or_else(
             |best| best.map_or(0, |m| m.score(kind)),
             |(_, m)| m.score(kind),
         );
@@ -230,12 +292,24 @@ fn read_csv(
             (delimiter, best_score) = (candidate, score);
         }
     }
+    let head_rows: Vec<Row> = CsvRows::new(head.as_bytes(), delimiter, StrayLines::none())
+        .filter_map(Result::ok)
+        .collect();
+    let mut shown = Shown::of(&head_rows);
+    // Excel writes `;` where the comma is the decimal mark and `,` where the point is.
+    shown.decimal = match delimiter {
+        b';' => Some(DecimalMark::Comma),
+        b',' => Some(DecimalMark::Point),
+        _ => shown.decimal,
+    };
+    let stray = StrayLines::new();
     let rows = CsvRows::new(
-        TextReader::new(FileReader::new(source), text.encoding),
+        file::text_reader(source, &text, &stray),
         delimiter,
+        stray.clone(),
     );
-    let mut layout =
-        scan(Format::Csv, None, kind, rows, on_row)?.map_err(|best| missing_columns(kind, best))?;
+    let mut layout = scan(Format::Csv, None, kind, shown, rows, on_row)?
+        .map_err(|best| missing_columns(kind, best))?;
     if text.guessed_windows_1252 {
         layout.notes.push(Issue::new(
             0,
@@ -246,12 +320,44 @@ fn read_csv(
     Ok(layout)
 }
 
+/// What the numbers and dates of a file's first rows show about how it writes them: a decimal
+/// mark or an order of day and month, when every number or date that can be read only one way
+/// agrees.
+#[derive(Debug, Default, Clone, Copy)]
+struct Shown {
+    decimal: Option<DecimalMark>,
+    date_order: Option<DateOrder>,
+}
+
+impl Shown {
+    fn of(rows: &[Row]) -> Shown {
+        let mut marks = Vec::new();
+        let mut orders = Vec::new();
+        for row in rows {
+            for cell in &row.cells {
+                if let Cell::Text(text) = cell {
+                    marks.extend(number::decimal_mark_shown(text));
+                    orders.extend(cell::date_order_shown(text));
+                }
+            }
+        }
+        fn agreed<T: PartialEq + Copy>(seen: &[T]) -> Option<T> {
+            let first = *seen.first()?;
+            seen.iter().all(|s| *s == first).then_some(first)
+        }
+        Shown {
+            decimal: agreed(&marks),
+            date_order: agreed(&orders),
+        }
+    }
+}
+
 /// The first `HEAD_TEXT_BYTES` of the file's text, and whether that is the whole file.
 fn head_text(
     source: &mut dyn FileSource,
     text: &file::TextEncoding,
 ) -> std::io::Result<(String, bool)> {
-    let mut reader = TextReader::new(FileReader::new(source), text.encoding);
+    let mut reader = file::text_reader(source, text, &StrayLines::none());
     let mut head = Vec::new();
     let mut buf = [0u8; 8192];
     while head.len() < HEAD_TEXT_BYTES {
@@ -276,6 +382,7 @@ impl Iterator for XlsxRows<'_, '_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut row: Option<(u32, Vec<Cell>)> = None;
+        let finish = |(r, cells): (u32, Vec<Cell>)| Row::new(r.saturating_add(1), cells);
         loop {
             let next = match self.pending.take() {
                 Some(cell) => Some(cell),
@@ -309,14 +416,14 @@ impl Iterator for XlsxRows<'_, '_> {
                 },
             };
             match (next, &mut row) {
-                (None, _) => return row.map(|(r, cells)| Ok((r.saturating_add(1), cells))),
+                (None, _) => return row.map(|r| Ok(finish(r))),
                 (Some((r, col, cell)), None) => row = Some((r, place(Vec::new(), col, cell))),
                 (Some((r, col, cell)), Some((current, cells))) if r == *current => {
                     *cells = place(std::mem::take(cells), col, cell)
                 }
                 (Some(next), Some(_)) => {
                     self.pending = Some(next);
-                    return row.map(|(r, cells)| Ok((r.saturating_add(1), cells)));
+                    return row.map(|r| Ok(finish(r)));
                 }
             }
         }
@@ -370,7 +477,75 @@ fn read_xlsx(
             pending: None,
             done: false,
         };
-        match scan(Format::Xlsx, Some(sheet.clone()), kind, rows, on_row)? {
+        match scan(
+            Format::Xlsx,
+            Some(sheet.clone()),
+            kind,
+            Shown::default(),
+            rows,
+            on_row,
+        )? {
+            Ok(layout) => return Ok(layout),
+            Err(partial) => {
+                if partial.as_ref().map_or(0, |m| m.score(kind))
+                    > best.as_ref().map_or(0, |m| m.score(kind))
+                {
+                    best = partial;
+                }
+            }
+        }
+    }
+    Err(missing_columns(kind, best))
+}
+
+/// A cell of an `.xls` sheet, as `cell_of` reads an `.xlsx` one.
+fn cell_of_data(value: &Data) -> Cell {
+    match value {
+        Data::Empty => Cell::Empty,
+        Data::Int(i) => Cell::Number(*i as f64),
+        Data::Float(f) => Cell::Number(*f),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::String(s) => Cell::from_text(s),
+        Data::DateTime(dt) if dt.is_datetime() => {
+            let (y, m, d, ..) = dt.to_ymd_hms_milli();
+            chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                .map_or(Cell::Number(dt.as_f64()), Cell::Date)
+        }
+        Data::DateTime(dt) => Cell::Number(dt.as_f64()),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::from_text(s),
+        Data::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+fn read_xls(
+    source: &mut dyn FileSource,
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
+    let unreadable = |e: &dyn std::fmt::Display| unreadable(".xls workbook", e);
+    // Held to the limits first: calamine sizes each sheet by the span of its cells.
+    limits::check_xls(FileReader::new(source))?;
+    let mut book: Xls<_> = Xls::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
+    let mut best: Option<Mapping> = None;
+    for sheet in book.sheet_names() {
+        let range = book.worksheet_range(&sheet).map_err(|e| unreadable(&e))?;
+        let (first_row, first_col) = range.start().unwrap_or((0, 0));
+        let rows = range.rows().enumerate().map(|(i, cells)| {
+            let mut row = vec![Cell::Empty; first_col as usize];
+            row.extend(cells.iter().map(cell_of_data));
+            Ok(Row::new(
+                first_row.saturating_add(i as u32).saturating_add(1),
+                row,
+            ))
+        });
+        match scan(
+            Format::Xls,
+            Some(sheet.clone()),
+            kind,
+            Shown::default(),
+            rows,
+            on_row,
+        )? {
             Ok(layout) => return Ok(layout),
             Err(partial) => {
                 if partial.as_ref().map_or(0, |m| m.score(kind))
@@ -387,8 +562,8 @@ fn read_xlsx(
 /// The first row of `head` that maps every required field; else the best partial mapping.
 fn find_header(kind: Kind, head: &[Row]) -> Result<(usize, Mapping), Option<Mapping>> {
     let mut best: Option<Mapping> = None;
-    for (index, (_, cells)) in head.iter().enumerate() {
-        let texts: Vec<String> = cells.iter().map(Cell::text).collect();
+    for (index, row) in head.iter().enumerate() {
+        let texts: Vec<String> = row.cells.iter().map(Cell::text).collect();
         let mapping = Mapping::of(kind, &texts);
         if mapping.missing_required(kind).is_empty() {
             return Ok((index, mapping));
@@ -408,6 +583,7 @@ fn scan(
     format: Format,
     sheet: Option<String>,
     kind: Kind,
+    shown: Shown,
     mut rows: impl Iterator<Item = Result<Row, Issue>>,
     on_row: &mut dyn FnMut(&Layout, Row),
 ) -> Result<Result<Layout, Option<Mapping>>, Issue> {
@@ -415,12 +591,20 @@ fn scan(
     for row in rows.by_ref() {
         let row = row?;
         // The search window is counted in Excel rows: rows 1..=20.
-        if row.0 as usize > HEADER_SEARCH_ROWS {
+        if row.line as usize > HEADER_SEARCH_ROWS {
             let (index, mapping) = match find_header(kind, &head) {
                 Ok(found) => found,
                 Err(best) => return Ok(Err(best)),
             };
-            let mut layout = layout_of(format, sheet, kind, &head[index], mapping);
+            let mut layout = layout_of(
+                format,
+                sheet,
+                kind,
+                shown,
+                &head[..index],
+                &head[index],
+                mapping,
+            );
             let restore = is_report(&layout);
             for early in head.drain(index + 1..) {
                 on_row(&layout, restored(restore, early));
@@ -436,7 +620,15 @@ fn scan(
     }
     match find_header(kind, &head) {
         Ok((index, mapping)) => {
-            let layout = layout_of(format, sheet, kind, &head[index], mapping);
+            let layout = layout_of(
+                format,
+                sheet,
+                kind,
+                shown,
+                &head[..index],
+                &head[index],
+                mapping,
+            );
             let restore = is_report(&layout);
             for row in head.drain(index + 1..) {
                 on_row(&layout, restored(restore, row));
@@ -453,9 +645,9 @@ fn is_report(layout: &Layout) -> bool {
 }
 
 /// The row with its cells as they were before the report neutralized them (when `restore`).
-fn restored(restore: bool, (line, mut cells): Row) -> Row {
+fn restored(restore: bool, mut row: Row) -> Row {
     if restore {
-        for cell in &mut cells {
+        for cell in &mut row.cells {
             if let Cell::Text(text) = cell {
                 if let Some(original) = report::restore_formula(text) {
                     *text = original.to_string();
@@ -463,19 +655,39 @@ fn restored(restore: bool, (line, mut cells): Row) -> Row {
             }
         }
     }
-    (line, cells)
+    row
 }
 
 fn layout_of(
     format: Format,
     sheet: Option<String>,
     kind: Kind,
+    shown: Shown,
+    above_header: &[Row],
     header_row: &Row,
     mapping: Mapping,
 ) -> Layout {
-    let header: Vec<String> = header_row.1.iter().map(Cell::text).collect();
-    let line = header_row.0;
+    let header: Vec<String> = header_row.cells.iter().map(Cell::text).collect();
+    let line = header_row.line;
+    let (mapping, table, beside) = mapping.within_table(&header, kind);
     let mut notes = Vec::new();
+    if header_row.read_as_windows_1252 || above_header.iter().any(|r| r.read_as_windows_1252) {
+        notes.push(Issue::new(
+            line,
+            IssueCode::LineNotUtf8,
+            "A line at or above the header is not UTF-8; it was read as Windows-1252",
+        ));
+    }
+    if !beside.is_empty() {
+        notes.push(Issue::new(
+            line,
+            IssueCode::ColumnsBesideTable,
+            format!(
+                "Columns beside the table, after an empty column, are not read: {}",
+                beside.join(", ")
+            ),
+        ));
+    }
     if kind == Kind::Takeoff && mapping.index(Field::Qty).is_none() {
         notes.push(Issue::new(
             line,
@@ -509,6 +721,9 @@ fn layout_of(
         header_line: line,
         header,
         mapping,
+        table,
+        decimal: shown.decimal,
+        date_order: shown.date_order,
         notes,
     }
 }

@@ -4,11 +4,12 @@
 //! rows that may repeat an earlier one, with a filter of fixed size, so its memory does not grow
 //! with the file and a file without repeats costs nothing more.
 
-use super::cell::{self, Cell};
+use super::cell::{self, Cell, DateOrder, DateReading};
 use super::columns::Field;
 use super::file::FileSource;
 use super::issue::{Issue, IssueCode, Severity};
-use super::source::{self, Layout};
+use super::number::{self, DecimalMark, Reading};
+use super::source::{self, Layout, Row};
 use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
 use crate::domain::normalize;
@@ -19,6 +20,8 @@ use std::hash::{Hash, Hasher};
 
 /// Longest text accepted for a drawing number, id, tag or reference name.
 pub const MAX_TEXT: usize = 200;
+/// Longest text accepted in any other cell (a description, a comment, a kept attribute).
+pub const MAX_CELL_TEXT: usize = 10_000;
 /// Most items one row may create.
 pub const MAX_ROW_QUANTITY: f64 = 10_000.0;
 /// Most feet of pipe one row may hold.
@@ -137,6 +140,11 @@ impl Found {
 pub struct Validator {
     kind: Kind,
     today: NaiveDate,
+    /// The order of day and month in text dates: the file's, or learned from its first date that
+    /// reads only one way.
+    date_order: Option<DateOrder>,
+    /// Rows that hold nothing but an id: how many, and the first one's row.
+    placeholders: (u32, u32),
     /// Cells, ids and items of the rows so far.
     seen: SeenFilter,
     pub counts: Counts,
@@ -148,16 +156,40 @@ impl Validator {
         Validator {
             kind,
             today,
+            date_order: None,
+            placeholders: (0, 0),
             seen: SeenFilter::new(),
             counts: Counts::default(),
             found: Found::default(),
         }
     }
 
-    /// Checks one data row; `None` for a blank row (not counted).
-    pub fn row(&mut self, layout: &Layout, line: u32, cells: &[Cell]) -> Option<ImportRow> {
-        if cells.iter().all(Cell::is_blank) {
+    /// Checks one data row; `None` for a blank row or a placeholder (not counted as rows).
+    pub fn row(&mut self, layout: &Layout, source_row: &Row) -> Option<ImportRow> {
+        let line = source_row.line;
+        // Only the table's columns: cells beside it belong to another table.
+        let cells = &source_row.cells[..source_row.cells.len().min(layout.table.end)];
+        let in_table = |i: &usize| layout.table.contains(i);
+        let filled: Vec<usize> = (0..cells.len())
+            .filter(in_table)
+            .filter(|&i| !cells[i].is_blank())
+            .collect();
+        if filled.is_empty() {
             return None;
+        }
+        let id_field = match self.kind {
+            Kind::Takeoff => Field::CmdtyCode,
+            Kind::FieldWelds => Field::WeldId,
+        };
+        if filled.len() == 1 && layout.mapping.index(id_field) == Some(filled[0]) {
+            if self.placeholders.0 == 0 {
+                self.placeholders.1 = line;
+            }
+            self.placeholders.0 += 1;
+            return None;
+        }
+        if self.date_order.is_none() {
+            self.date_order = layout.date_order;
         }
         let mut row = ImportRow {
             line,
@@ -170,6 +202,33 @@ impl Validator {
             cells,
             line,
         };
+        if source_row.read_as_windows_1252 {
+            row.issues.push(Issue::new(
+                line,
+                IssueCode::LineNotUtf8,
+                "This row is not UTF-8 like the rest of the file; it was read as Windows-1252",
+            ));
+        }
+        let mut too_long = false;
+        for &index in &filled {
+            if let Cell::Text(text) = &cells[index] {
+                if text.len() > MAX_CELL_TEXT && text.chars().count() > MAX_CELL_TEXT {
+                    too_long = true;
+                    let header = layout.header.get(index).map_or("", |h| h.trim());
+                    let mut issue = Issue::new(
+                        line,
+                        IssueCode::ValueTooLong,
+                        format!(
+                            "The cell holds {} characters, more than {MAX_CELL_TEXT}",
+                            text.chars().count()
+                        ),
+                    );
+                    issue.column = Some(header.to_string());
+                    issue.value = Some(text.chars().take(50).chain("…".chars()).collect());
+                    row.issues.push(issue);
+                }
+            }
+        }
         for (field, index) in &layout.mapping.fields {
             if let Some(Cell::Error(e)) = cells.get(*index) {
                 row.issues.push(read.issue(
@@ -184,6 +243,16 @@ impl Validator {
             Kind::FieldWelds => self.field_weld(&read, &mut row),
         }
         row.attributes.extend(read.attributes());
+        if too_long {
+            // Not staged: the row is invalid and the report reads its cells from the file.
+            let long = |t: &String| t.chars().count() > MAX_CELL_TEXT;
+            row.description = row.description.filter(|t| !long(t));
+            row.spec = row.spec.filter(|t| !long(t));
+            row.attributes.retain(|_, v| {
+                !v.as_str()
+                    .is_some_and(|t| t.chars().count() > MAX_CELL_TEXT)
+            });
+        }
         if row.issues.iter().any(Issue::is_error) {
             row.status = RowStatus::Invalid;
         }
@@ -287,7 +356,8 @@ impl Validator {
             }
         }
         if let Some(text) = read.optional(Field::XrayPercent) {
-            weld.xray_percent = xray_percent(read.cell(Field::XrayPercent), &text);
+            weld.xray_percent =
+                xray_percent(read.cell(Field::XrayPercent), &text, read.layout.decimal);
             if weld.xray_percent.is_none() {
                 issues.push(read.issue(
                     Field::XrayPercent,
@@ -335,7 +405,21 @@ impl Validator {
             }
         }
         if let Some(text) = read.optional(Field::DateWelded) {
-            match cell::date(read.cell(Field::DateWelded)) {
+            let cell = read.cell(Field::DateWelded);
+            if let (None, Cell::Text(t)) = (self.date_order, cell) {
+                self.date_order = cell::date_order_shown(t);
+            }
+            let reading = cell::read_date(cell, self.date_order);
+            if let Some(DateReading::Ambiguous { used, other }) = reading {
+                issues.push(read.issue(
+                    Field::DateWelded,
+                    IssueCode::AmbiguousDate,
+                    format!(
+                        "{text:?} reads as {used} (month first) or {other} (day first); {used} is used"
+                    ),
+                ));
+            }
+            match reading.map(DateReading::value) {
                 None => issues.push(read.issue(
                     Field::DateWelded,
                     IssueCode::InvalidDate,
@@ -380,7 +464,12 @@ impl Validator {
 
     fn size(&self, read: &Reader<'_>, field: Field, row: &mut ImportRow) {
         let text = read.text(field);
-        let size = normalize::size(&text);
+        // `1,5` is 1.5 inches where the comma is the decimal mark.
+        let size = if read.layout.decimal == Some(DecimalMark::Comma) {
+            normalize::size(&text.replace(',', "."))
+        } else {
+            normalize::size(&text)
+        };
         if !size.parsed {
             row.issues.push(read.issue(
                 field,
@@ -416,7 +505,22 @@ impl Validator {
                 .unwrap_or_else(|| trimmed.to_string());
             match read.cell(Field::Qty) {
                 Cell::Number(n) => Some(*n),
-                _ => Cell::Text(trimmed).number(),
+                _ => match number::read(&trimmed, read.layout.decimal) {
+                    Some(Reading::Ambiguous { used, other }) => {
+                        row.issues.push(read.issue(
+                            Field::Qty,
+                            IssueCode::AmbiguousNumber,
+                            format!(
+                                "{trimmed:?} reads as {} or {}; {} is used",
+                                cell::number_text(used),
+                                cell::number_text(other),
+                                cell::number_text(used)
+                            ),
+                        ));
+                        Some(used)
+                    }
+                    reading => reading.map(Reading::value),
+                },
             }
         };
         let linear = identity == Some(Identity::LinearAggregate);
@@ -662,10 +766,12 @@ impl Reader<'_> {
 }
 
 /// `5%`, `5` and `0.05` all mean 5; the tiers are 0, 5, 10 and 100.
-fn xray_percent(cell: &Cell, text: &str) -> Option<i32> {
+fn xray_percent(cell: &Cell, text: &str, decimal: Option<DecimalMark>) -> Option<i32> {
     let percent_sign = text.trim_end().ends_with('%');
-    let n = Cell::Text(text.trim().trim_end_matches('%').to_string())
-        .number()
+    // Every reading of an ambiguous text is far from a tier but one: `0,050` and `0.050` are
+    // not ambiguous (a leading 0 never groups thousands).
+    let n = number::read(text.trim().trim_end_matches('%'), decimal)
+        .map(Reading::value)
         .or_else(|| cell.number())?;
     let percent = if !percent_sign && n > 0.0 && n <= 1.0 {
         n * 100.0
@@ -732,12 +838,32 @@ pub fn validate_source(
     on_row: &mut dyn FnMut(ImportRow),
 ) -> FileOutcome {
     let mut validator = Validator::new(kind, today);
-    let layout = source::read(file, kind, &mut |layout, (line, cells)| {
-        if let Some(row) = validator.row(layout, line, &cells) {
+    let mut layout = source::read(file, kind, &mut |layout, row| {
+        if let Some(row) = validator.row(layout, &row) {
             on_row(row);
         }
     });
-    if let Ok(layout) = &layout {
+    if let Ok(layout) = &mut layout {
+        let (placeholders, first) = validator.placeholders;
+        if placeholders > 0 {
+            let id = match kind {
+                Kind::Takeoff => "a commodity code",
+                Kind::FieldWelds => "a weld number",
+            };
+            layout.notes.push(Issue::new(
+                first,
+                IssueCode::PlaceholderRows,
+                format!("{placeholders} rows hold only {id} and were not imported (the first is row {first})"),
+            ));
+        }
+        if validator.counts.rows_read == 0 {
+            layout.notes.push(Issue::new(
+                layout.header_line,
+                IssueCode::NoDataRows,
+                "The file has a header but no rows to import",
+            ));
+        }
+        validator.counts.errors += layout.notes.iter().filter(|n| n.is_error()).count() as u32;
         validator.counts.warnings += layout
             .notes
             .iter()
