@@ -249,8 +249,8 @@ impl Validator {
             row.description = row.description.filter(|t| !long(t));
             row.spec = row.spec.filter(|t| !long(t));
             row.attributes.retain(|_, v| {
-                !v.as_str()
-                    .is_some_and(|t| t.chars().count() > MAX_CELL_TEXT)
+                v.as_str()
+                    .is_none_or(|t| t.chars().count() <= MAX_CELL_TEXT)
             });
         }
         if row.issues.iter().any(Issue::is_error) {
