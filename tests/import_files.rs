@@ -13,6 +13,7 @@ use pipetrak::domain::import::{IssueCode, Kind};
 use proptest::prelude::*;
 use rust_xlsxwriter::{Format as XlsxFormat, Formula, Workbook};
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::PathBuf;
 
 fn today() -> NaiveDate {
@@ -126,7 +127,15 @@ fn older_camel_case_layouts_map_and_keep_the_rest_as_attributes() {
     let (outcome, rows) = run(&sample("excel-types.csv"), Kind::Takeoff);
     assert_eq!(outcome.counts.errors, 0);
     assert_eq!(component_count(&rows), rows.len() as u32);
-    assert_eq!(rows[0].attributes["totalQuantity"], "1");
+    // `totalQuantity` is the QTY column.
+    assert!(!outcome
+        .layout
+        .expect("header")
+        .notes
+        .iter()
+        .any(|n| n.code == IssueCode::QuantityColumnMissing));
+    assert!(rows[0].attributes.get("totalQuantity").is_none());
+    assert_eq!(rows[0].quantity, 1.0);
 }
 
 /// Lines of the rows flagged as maybe repeating an earlier one.
@@ -825,5 +834,388 @@ proptest! {
         let _ = Cell::Number(n).text();
         let _ = pipetrak::domain::import::cell::date(&Cell::Number(n));
         let _ = pipetrak::domain::import::cell::date(&Cell::Text(t));
+    }
+}
+
+// ---- files from the field ----
+
+fn rows_by_line(rows: &[ImportRow]) -> std::collections::BTreeMap<u32, &ImportRow> {
+    rows.iter().map(|r| (r.line, r)).collect()
+}
+
+fn file_codes(outcome: &FileOutcome) -> Vec<IssueCode> {
+    outcome
+        .layout
+        .as_ref()
+        .map(|l| l.notes.iter().map(|n| n.code).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_legacy_xls_weld_log_with_placeholder_rows_and_a_welder_list_beside_it() {
+    let bytes = sample("legacy-weld-log.xls");
+    assert_eq!(source::sniff(&bytes), Some(Format::Xls));
+    assert_eq!(source::sniff_upload(&bytes), Some(Format::Xls));
+    let (outcome, rows) = run(&bytes, Kind::FieldWelds);
+    let layout = outcome.layout.as_ref().expect("a header");
+    assert_eq!(
+        (layout.format, layout.sheet.as_deref(), layout.header_line),
+        (Format::Xls, Some("Weld Log"), 3)
+    );
+    // Six welds; the 1,500 pre-numbered rows are one note, the welder list another.
+    assert_eq!(
+        rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+        (4..=9).collect::<Vec<_>>()
+    );
+    assert_eq!(outcome.counts.rows_read, 6);
+    let placeholder = layout
+        .notes
+        .iter()
+        .find(|n| n.code == IssueCode::PlaceholderRows)
+        .expect("placeholder note");
+    assert_eq!(placeholder.line, 10);
+    assert!(
+        placeholder
+            .message
+            .starts_with("1500 rows hold only a weld number"),
+        "{}",
+        placeholder.message
+    );
+    let beside = layout
+        .notes
+        .iter()
+        .find(|n| n.code == IssueCode::ColumnsBesideTable)
+        .expect("beside note");
+    assert!(
+        beside.message.ends_with("Stencil, Welder Name"),
+        "{}",
+        beside.message
+    );
+    assert!(
+        rows.iter().all(|r| r.attributes.is_empty()),
+        "the welder list is not read into welds"
+    );
+
+    let by_line = rows_by_line(&rows);
+    let weld = |line: u32| by_line[&line].weld.clone().expect("weld facts");
+    let ymd = |m, d| NaiveDate::from_ymd_opt(2025, m, d);
+    assert_eq!(
+        (
+            by_line[&4].tag.as_str(),
+            by_line[&4].drawing_key.as_str(),
+            by_line[&4].size.as_str()
+        ),
+        ("1", "P-26B07 1 OF 2", "2")
+    );
+    assert_eq!(
+        (
+            weld(4).stencil.as_deref(),
+            weld(4).date_welded,
+            weld(4).xray_percent,
+            weld(4).nde_result.as_deref()
+        ),
+        (Some("W-01"), ymd(3, 4), Some(5), Some("PASS"))
+    );
+    assert_eq!(
+        (
+            weld(5).nde_result.as_deref(),
+            weld(6).xray_percent,
+            by_line[&6].size.as_str()
+        ),
+        (Some("FAIL"), Some(10), "0.75")
+    );
+    assert_eq!(
+        (by_line[&7].tag.as_str(), weld(7).xray_percent),
+        ("4A", Some(100))
+    );
+    assert_eq!(codes(&rows), vec![(8, IssueCode::InvalidWeldType)]);
+    assert_eq!(by_line[&9].size, "1.5", "1½ reads as 1.5");
+    assert_eq!(outcome.counts.valid, 5);
+}
+
+#[test]
+fn legacy_xls_files_beyond_the_limits_are_refused_before_calamine_sizes_them() {
+    let bytes = sample("legacy-weld-log.xls");
+    // DIMENSIONS (type 0x0200, 14 bytes): first row u32, last row + 1 u32, first col, last col + 1.
+    let dimensions = bytes
+        .windows(4)
+        .position(|w| w == [0x00, 0x02, 0x0E, 0x00])
+        .expect("a DIMENSIONS record");
+    let mut huge = bytes.clone();
+    huge[dimensions + 8..dimensions + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut backwards = bytes.clone();
+    backwards[dimensions + 4..dimensions + 8].copy_from_slice(&60_000u32.to_le_bytes());
+    // A LABELSST cell (type 0x00FD, 10 bytes: row, column, format, string) moved to column 60,000.
+    let number = bytes
+        .windows(4)
+        .position(|w| w == [0xFD, 0x00, 0x0A, 0x00])
+        .expect("a LABELSST record");
+    let mut far = bytes.clone();
+    far[number + 6..number + 8].copy_from_slice(&60_000u16.to_le_bytes());
+    for (name, file) in [
+        ("4 billion rows declared", huge),
+        ("last row before the first", backwards),
+        ("a cell at column 60,000", far),
+    ] {
+        let (outcome, rows) = run(&file, Kind::FieldWelds);
+        assert_eq!(
+            outcome.layout.expect_err(name).code,
+            IssueCode::FileOverLimits,
+            "{name}"
+        );
+        assert!(rows.is_empty(), "{name}");
+    }
+    // A compound file that is not a workbook (a .doc) is not an upload.
+    let mut doc = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).expect("cfb");
+    doc.create_stream("/WordDocument")
+        .expect("stream")
+        .write_all(b"text")
+        .expect("write");
+    let doc = doc.into_inner().into_inner();
+    assert_eq!(source::sniff(&doc), Some(Format::Xls));
+    assert_eq!(source::sniff_upload(&doc), None);
+    assert_eq!(
+        run(&doc, Kind::Takeoff).0.layout.expect_err("doc").code,
+        IssueCode::UnsupportedFile
+    );
+}
+
+#[test]
+fn zip_files_that_are_not_workbooks_are_not_uploads() {
+    let zip_of = |name: &str| {
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("part");
+        out.write_all(b"<x/>").expect("write");
+        out.finish().expect("finish").into_inner()
+    };
+    for name in ["content.xml", "word/document.xml", "xl/workbook.bin"] {
+        assert_eq!(source::sniff_upload(&zip_of(name)), None, "{name}");
+    }
+    assert_eq!(
+        source::sniff_upload(&sample("takeoff-template.xlsx")),
+        Some(Format::Xlsx)
+    );
+    assert_eq!(source::sniff_upload(b"DRAWING,TYPE\n"), Some(Format::Csv));
+}
+
+#[test]
+fn a_semicolon_csv_reads_decimal_commas_and_both_thousands_forms() {
+    let text = "DRAWING;TYPE;QTY;CMDTY CODE;SIZE\n\
+                P-1;Pipe;12,5;PIPE-A;2\n\
+                P-1;Pipe;0,75;PIPE-B;2\n\
+                P-1;Pipe;1.250,5;PIPE-C;1,5\n\
+                P-1;Pipe;1,250.5;PIPE-D;2\n\
+                P-1;Pipe;1.250;PIPE-E;2\n\
+                P-1;Valve;1.250,5;V-1;2\n";
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(
+        outcome.layout.as_ref().expect("header").decimal,
+        Some(pipetrak::domain::import::number::DecimalMark::Comma)
+    );
+    let quantities: Vec<(&str, f64)> = rows.iter().map(|r| (r.tag.as_str(), r.quantity)).collect();
+    assert_eq!(
+        quantities[..5],
+        [
+            ("PIPE-A", 12.5),
+            ("PIPE-B", 0.75),
+            ("PIPE-C", 1250.5),
+            ("PIPE-D", 1250.5),
+            ("PIPE-E", 1250.0)
+        ]
+    );
+    assert_eq!(rows[2].size, "1.5");
+    assert_eq!(
+        codes(&rows),
+        vec![(7, IssueCode::InvalidQuantity)],
+        "a valve count is whole"
+    );
+}
+
+#[test]
+fn an_ambiguous_number_in_a_file_without_a_decimal_mark_is_a_warning_naming_both_readings() {
+    // Tab-separated, and no number that reads only one way: `1,250` could be either.
+    let text = "DRAWING\tTYPE\tQTY\tCMDTY CODE\nP-1\tPipe\t1,250\tPIPE-A\nP-1\tPipe\t7\tPIPE-B\n";
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.layout.as_ref().expect("header").decimal, None);
+    assert_eq!(codes(&rows), vec![(2, IssueCode::AmbiguousNumber)]);
+    assert_eq!(
+        rows[0].issues[0].message,
+        "\"1,250\" reads as 1250 or 1.25; 1250 is used"
+    );
+    assert_eq!(rows[0].quantity, 1250.0);
+    // The same file with a number that shows the decimal comma reads it without a warning.
+    let shown = text.replace("\t7\t", "\t7,5\t");
+    let (_, rows) = run(shown.as_bytes(), Kind::Takeoff);
+    assert_eq!(codes(&rows), vec![]);
+    assert_eq!((rows[0].quantity, rows[1].quantity), (1.25, 7.5));
+}
+
+#[test]
+fn a_utf8_file_keeps_its_utf8_lines_when_one_line_is_windows_1252() {
+    let mut bytes = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,COMMENTS\nP-1,Valve,1,V1,2,Straße ½ café\n"
+        .as_bytes()
+        .to_vec();
+    bytes.extend_from_slice(b"P-1,Valve,1,V2,2,90\xB0 elbow\n");
+    bytes.extend_from_slice(
+        "P-1,Valve,1,V3,2,\"naïve\nzweite Zeile\"\nP-1,Valve,1,V4,2,Ørsted\n".as_bytes(),
+    );
+    let (outcome, rows) = run(&bytes, Kind::Takeoff);
+    assert!(!file_codes(&outcome).contains(&IssueCode::DecodedWindows1252));
+    let comments: Vec<&str> = rows
+        .iter()
+        .map(|r| r.attributes["comments"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        comments,
+        [
+            "Straße ½ café",
+            "90° elbow",
+            "naïve\nzweite Zeile",
+            "Ørsted"
+        ]
+    );
+    assert_eq!(codes(&rows), vec![(3, IssueCode::LineNotUtf8)]);
+    assert_eq!(rows[1].status, RowStatus::Valid, "a warning, not an error");
+}
+
+#[test]
+fn header_only_files_have_no_data_rows_and_empty_files_are_empty() {
+    let (outcome, rows) = run(b"DRAWING,TYPE,QTY,CMDTY CODE\n\n,,,\n", Kind::Takeoff);
+    assert!(rows.is_empty());
+    assert_eq!(file_codes(&outcome), vec![IssueCode::NoDataRows]);
+    assert_eq!(outcome.counts.errors, 1);
+    let (outcome, _) = run(b"", Kind::Takeoff);
+    assert_eq!(
+        outcome.layout.expect_err("empty").code,
+        IssueCode::EmptyFile
+    );
+}
+
+#[test]
+fn cells_longer_than_10000_characters_make_the_row_invalid_and_are_not_kept() {
+    let long = "x".repeat(10_001);
+    let text = format!(
+        "{TAKEOFF}P-1,Valve,1,V1,2,{long}\nP-1,Valve,1,V2,2,{}\n",
+        "y".repeat(10_000)
+    );
+    let (_, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(codes(&rows), vec![(2, IssueCode::ValueTooLong)]);
+    assert_eq!(rows[0].issues[0].column.as_deref(), Some("COMMENTS"));
+    assert!(
+        rows[0].attributes.get("comments").is_none(),
+        "the long text is not staged"
+    );
+    assert_eq!(rows[1].status, RowStatus::Valid);
+}
+
+#[test]
+fn day_first_dates_are_read_by_the_files_own_order() {
+    let header = "WELD ID,DRAWING,DATE WELDED\n";
+    // 13/04/2025 shows day first: 03/04/2025 is then April 3.
+    let (_, rows) = run(
+        format!("{header}1,P-1,13/04/2025\n2,P-1,03/04/2025\n").as_bytes(),
+        Kind::FieldWelds,
+    );
+    let dates: Vec<_> = rows
+        .iter()
+        .map(|r| r.weld.as_ref().and_then(|w| w.date_welded))
+        .collect();
+    assert_eq!(
+        dates,
+        [
+            NaiveDate::from_ymd_opt(2025, 4, 13),
+            NaiveDate::from_ymd_opt(2025, 4, 3)
+        ]
+    );
+    assert_eq!(codes(&rows), vec![]);
+    // Nothing shows the order: a warning naming both readings.
+    let (_, rows) = run(
+        format!("{header}1,P-1,03/04/2025\n").as_bytes(),
+        Kind::FieldWelds,
+    );
+    assert_eq!(codes(&rows), vec![(2, IssueCode::AmbiguousDate)]);
+    assert_eq!(rows[0].issues[0].message, "\"03/04/2025\" reads as 2025-03-04 (month first) or 2025-04-03 (day first); 2025-03-04 is used");
+}
+
+#[test]
+fn drawing_numbers_and_sizes_as_the_field_writes_them() {
+    let text = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE\n\
+                P\u{2013}26B07,Valve,1,V1,½\n\
+                Ｐ－２６Ｂ０７,Valve,1,V2,¾\n\
+                P - 26B07,Valve,1,V3,NPS 2\n\
+                P-100 Sh 1 of 2,Valve,1,V4,2 in\n\
+                P-100 (01of02),Valve,1,V5,DN50\n\
+                P-100 SHT 1 OF 2,Valve,1,V6,50mm\n";
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert_eq!(outcome.counts.warnings, 0);
+    assert_eq!(
+        drawings(&rows),
+        BTreeSet::from(["P-26B07".to_string(), "P-100 1 OF 2".to_string()])
+    );
+    let sizes: Vec<&str> = rows.iter().map(|r| r.size.as_str()).collect();
+    assert_eq!(sizes, ["0.5", "0.75", "2", "2", "2", "2"]);
+}
+
+#[test]
+fn common_header_spellings_from_real_files_map() {
+    let text = "Line Number,Item Type,totalQuantity,Item Code,Nominal Size,Item Description\nP-1,Valve,3,V1,2,Gate valve\n";
+    let (outcome, rows) = run(text.as_bytes(), Kind::Takeoff);
+    assert!(
+        file_codes(&outcome).is_empty(),
+        "{:?}",
+        file_codes(&outcome)
+    );
+    assert_eq!(
+        (rows[0].quantity, rows[0].description.as_deref()),
+        (3.0, Some("Gate valve"))
+    );
+    let text =
+        "Weld No.,ISO Number,Welder,Weld Date,Joint Type,Qty Total\n7,P-1,W-01,2025-01-02,BW,1\n";
+    let (outcome, rows) = run(text.as_bytes(), Kind::FieldWelds);
+    let layout = outcome.layout.expect("header");
+    assert_eq!(
+        rows[0].weld.as_ref().and_then(|w| w.stencil.as_deref()),
+        Some("W-01")
+    );
+    assert_eq!(
+        layout.mapping.extra.len(),
+        1,
+        "only Qty Total is kept as an attribute"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// However a UTF-8 file with stray Windows-1252 lines is cut into reads, it reads the same.
+    #[test]
+    fn any_split_of_a_mixed_encoding_file_reads_the_same(
+        lines in proptest::collection::vec((any::<bool>(), "[a-c é°ß½]{0,12}"), 1..60),
+        bytes_per_read in 1usize..48,
+    ) {
+        let mut bytes = TAKEOFF.as_bytes().to_vec();
+        for (i, (stray, comment)) in lines.iter().enumerate() {
+            let line = format!("P-1,Valve,1,V{i},2,\"{comment}\"\n");
+            if *stray {
+                bytes.extend_from_slice(&encoding_rs::WINDOWS_1252.encode(&line).0);
+            } else {
+                bytes.extend_from_slice(line.as_bytes());
+            }
+        }
+        let (whole, whole_rows) = run(&bytes, Kind::Takeoff);
+        let (pieces, piece_rows) = run_dribbled(&bytes, Kind::Takeoff, bytes_per_read);
+        prop_assert_eq!(&whole.counts, &pieces.counts);
+        prop_assert_eq!(&whole_rows, &piece_rows);
+        // Each line reads back as written, whichever encoding it was in (unless its Windows-1252
+        // bytes happen to be UTF-8 too, like `é½` = E9 BD: then they are UTF-8).
+        for (row, (stray, comment)) in whole_rows.iter().zip(&lines) {
+            let encoded = encoding_rs::WINDOWS_1252.encode(comment).0;
+            let expected = match std::str::from_utf8(&encoded) {
+                Ok(text) if *stray => text.to_string(),
+                _ => comment.clone(),
+            };
+            prop_assert_eq!(row.attributes.get("comments").and_then(|c| c.as_str()).unwrap_or(""), expected.trim());
+        }
     }
 }
