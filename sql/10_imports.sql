@@ -4,7 +4,11 @@
 --
 -- Design notes (decisions where the spec was silent):
 -- - Imports — the job. `import_upload` keeps the file in `import_jobs` (50 MB limit, type sniffed:
---   zip = .xlsx, text = CSV, anything else `PT415`). `import_validate` (re-runnable until commit)
+--   a zip holding `xl/workbook.xml` = .xlsx, a compound file holding a `Workbook` stream = .xls,
+--   text = CSV, anything else — .ods, .docx, .xlsb, .doc, binary — `PT415`; an empty file
+--   `empty_file`). A file that can't be read, or holds a header and no rows (`no_data_rows`),
+--   leaves the job `failed` with its reason in the summary and no staged rows; committing it is
+--   `import_failed` with that reason. `import_validate` (re-runnable until commit)
 --   reads the file in Rust and streams every non-blank row, normalized and with its issues, into
 --   `import_rows` in batches of 5,000 (that table *is* the per-row report), then compares with the
 --   project in SQL. It writes nothing else. `import_issues` is a view over file- and row-level
@@ -50,9 +54,17 @@
 --   does all chunks in one request or `max_chunks => 1` per request. A killed backend loses only
 --   its chunk; the next call resumes. Committing a committed job returns its result (a retried
 --   request is harmless).
--- - Imports — the remediation CSV holds rows with errors or warnings plus the other rows of the
---   same counted item (so re-imported quantities add up to the same seqs); fixing it and importing
---   it again creates exactly the missing components.
+-- - Imports — the remediation round trip. The CSV holds the rows with errors or warnings plus the
+--   other rows of the same counted item or pipe, each with PIPETRAK ROW (its row in the original
+--   file) and PIPETRAK REF (`<import id>:<row>`). The commit records, in `component_sources`, what
+--   each reported row made (and a pipe's feet per row). A fixed row read back corrects what its
+--   original row made (a warning row fixed from `2 SCH` to `2` changes that component's size; a
+--   pipe's feet move with the row) instead of adding beside it; a row whose original made nothing
+--   makes it, counted items on the next free seqs; and committing the original after its fixed
+--   rows skips the rows they already brought in. Either order ends where importing the corrected
+--   original would have, component by component. A PIPETRAK REF that names no import of the
+--   project is ignored with `unknown_reference`. Similar drawings within one file (the same
+--   letters and digits, `P-26B07` / `P26B07`) get `similar_drawing_in_file`.
 -- - Imports — not done by an import: milestones. A weld log records welder and date as weld facts
 --   but does not mark Weld Complete (that goes through `assign_welder`, which writes the event and
 --   QC review item); existing components' descriptions/attributes are not overwritten by a re-
@@ -67,7 +79,7 @@ create table pipetrak.import_jobs (
     project_id        bigint not null references pipetrak.projects,
     kind              text not null check (kind in ('takeoff', 'field_welds')),
     filename          text not null check (btrim(filename) <> '' and length(filename) <= 255),
-    format            text not null check (format in ('csv', 'xlsx')),
+    format            text not null check (format in ('csv', 'xlsx', 'xls')),
     content           bytea not null check (length(content) <= 50 * 1024 * 1024),
     status            text not null default 'uploaded'
                       check (status in ('uploaded', 'validated', 'committing', 'committed', 'failed')),
@@ -132,6 +144,12 @@ create table pipetrak.import_rows (
     maybe_repeated boolean not null default false,
     -- A hash of the row's cells as shown (valid rows), for finding rows repeated cell for cell.
     cells_hash     bigint,
+    -- A row of a remediation CSV: the original row it stands for (PIPETRAK REF).
+    origin_import_id bigint,
+    origin_line    integer,
+    -- In the remediation CSV (it has errors or warnings, or shares a counted item or a pipe with
+    -- such a row): the commit records what it creates, for the fixed row to correct.
+    reported       boolean not null default false,
     primary key (import_id, line)
 );
 create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
@@ -143,6 +161,22 @@ alter table pipetrak.import_rows
     alter column import_id set statistics 10, alter column chunk set statistics 10, alter column line set statistics 10,
     alter column status set statistics 10, alter column component_type set statistics 10,
     alter column drawing_key set statistics 10, alter column maybe_repeated set statistics 10;
+
+-- What an imported row made: the components a reported row (see import_rows.reported) or a
+-- remediation row created or corrected, with the feet it gave a pipe. A fixed row of the
+-- remediation CSV finds here what its original row made (by PIPETRAK REF) and corrects it, and an
+-- original whose row a remediation import already brought in skips that row: either order ends
+-- in the same project. A pipe whose footage came from several such rows is the sum of them.
+create table pipetrak.component_sources (
+    component_id bigint not null references pipetrak.components,
+    -- The original row: its import and its row in that file.
+    import_id    bigint not null,
+    line         integer not null,
+    footage      numeric(14, 2),
+    primary key (import_id, line, component_id)
+);
+create index component_sources_component_idx on pipetrak.component_sources (component_id);
+alter table pipetrak.component_sources enable row level security;
 
 -- What the missing foreign key would do on delete: a deleted job takes its staged rows along.
 create function pipetrak.import_jobs_delete_rows()
@@ -204,8 +238,11 @@ begin
     if p_filename is null or btrim(p_filename) = '' or length(p_filename) > 255 then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "filename", "expected": "the file''s name, 1 to 255 characters"}');
     end if;
-    if p_size is null or p_size = 0 then
+    if p_size is null then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "content", "expected": "the file''s bytes"}');
+    end if;
+    if p_size = 0 then
+        perform pipetrak.raise_error('empty_file', jsonb_build_object('filename', p_filename));
     end if;
     if p_size > 50 * 1024 * 1024 then
         perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', 50 * 1024 * 1024));
@@ -349,6 +386,7 @@ declare
     v_has_drawings boolean;
     v_flagged integer;
     v_warnings_added integer := 0;
+    v_failed boolean;
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -358,8 +396,55 @@ begin
     perform pipetrak.purge_staged_rows(v_project.organization_id);
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
+    -- rows: none of them may look valid.
+    v_failed := not (v_file ? 'header')
+        or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
+    if v_failed then
+        delete from pipetrak.import_rows where import_id = p_import_id;
+        v_summary := jsonb_build_object(
+            'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+            'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+            'header', v_file -> 'header',
+            'rows', jsonb_build_object('rows_read', 0, 'valid', 0, 'with_errors', 0, 'skipped', 0),
+            'issues', (select jsonb_build_object(
+                           'error', count(*) filter (where i ->> 'severity' = 'error'),
+                           'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                           'info', count(*) filter (where i ->> 'severity' = 'info'))
+                       from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i),
+            'file_issues', coalesce(v_file -> 'file_issues', '[]'));
+        update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
+            staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
+        where id = p_import_id;
+        return v_summary || jsonb_build_object('status', 'failed');
+    end if;
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
     analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
+    -- original row it stands for, which must be a row of an import of this project.
+    if exists (select from jsonb_array_elements_text(v_file -> 'header') h where upper(btrim(h)) = 'PIPETRAK REF') then
+        with refs as (
+            select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
+                   split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+        judged as (
+            select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
+                                and o.id <> p_import_id) as known
+            from refs x)
+        update pipetrak.import_rows r set
+            attributes = r.attributes - 'pipetrak_ref',
+            origin_import_id = case when j.known then j.import_id end,
+            origin_line = case when j.known then j.origin_line end,
+            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
+                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
+                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+        from judged j
+        where r.import_id = p_import_id and r.line = j.line;
+        v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+    end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -383,6 +468,24 @@ begin
                 'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
         end if;
     end if;
+
+    -- Two spellings of a drawing number in this file that stay different but look alike (the same
+    -- letters and digits): a warning on the first row of each spelling after the first.
+    update pipetrak.import_rows r
+    set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+        format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+    from (
+        select k.line, first_value(k.line) over w as first_line
+        from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.status = 'valid'
+              group by x.drawing_key) k
+        window w as (partition by k.lookalike order by k.line)
+    ) s
+    join pipetrak.import_rows f on f.import_id = p_import_id and f.line = s.first_line
+    where r.import_id = p_import_id and r.line = s.line and s.line <> s.first_line;
+    get diagnostics v_flagged = row_count;
+    v_warnings_added := v_warnings_added + v_flagged;
 
     -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
     v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
@@ -490,13 +593,37 @@ begin
             'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0)),
         'file_issues', coalesce(v_file -> 'file_issues', '[]'),
         'would', v_would);
+    if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
+        perform pipetrak.import_mark_reported(p_import_id);
+    end if;
     update pipetrak.import_jobs set
-        status = case when v_file ? 'header' then 'validated' else 'failed' end,
-        summary = v_summary, validated_at = now(), updated_at = now(), staged_until = now() + interval '7 days',
-        chunks_total = null, chunks_done = 0, result = '{}'
+        status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
+        staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
     where id = p_import_id;
-    return v_summary || jsonb_build_object('status', case when v_file ? 'header' then 'validated' else 'failed' end);
+    return v_summary || jsonb_build_object('status', 'validated');
 end
+$$;
+
+-- Marks the rows the remediation CSV holds: rows with errors or warnings, and the other rows of
+-- the same counted item or pipe (so that re-imported quantities and footage add up).
+create function pipetrak.import_mark_reported(p_import_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with flagged as (
+        select r.line, r.component_type, r.drawing_key, r.tag, r.size
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id
+          and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
+    mates as (
+        select r.line from pipetrak.import_rows r
+        join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f
+              where f.component_type = any (pipetrak.component_types('per_seq') || pipetrak.component_types('linear_aggregate'))) f
+          on (f.component_type, f.drawing_key, f.tag, f.size) = (r.component_type, r.drawing_key, r.tag, r.size)
+        where r.import_id = p_import_id and r.status = 'valid')
+    update pipetrak.import_rows r set reported = true
+    where r.import_id = p_import_id and r.line in (select line from flagged union select line from mates)
 $$;
 
 -- {create, unchanged} for the distinct lowercased names of areas, systems or test packages.
@@ -698,8 +825,17 @@ declare
     v_updated integer;
     v_welds integer;
     v_result jsonb;
+    -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
+    -- rows a remediation import already brought in.
+    v_apart integer[];
+    v_corrected jsonb;
 begin
-    if v_job.status in ('uploaded', 'failed') then
+    if v_job.status = 'failed' then
+        perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
+            'reasons', (select coalesce(jsonb_agg(i ->> 'message'), '[]') from jsonb_array_elements(coalesce(v_job.summary -> 'file_issues', '[]')) i
+                        where i ->> 'severity' = 'error')));
+    end if;
+    if v_job.status = 'uploaded' then
         perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
     if v_job.status = 'validated' then
@@ -738,6 +874,13 @@ begin
         on conflict (project_id, stencil) do nothing;
         get diagnostics v_welders = row_count;
 
+        v_apart := array(
+            select r.line from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+              and (r.origin_import_id is not null
+                   or (r.reported and exists (select from pipetrak.component_sources s
+                                              where s.import_id = p_import_id and s.line = r.line))));
+
         -- Components: a row's own area/system/package pins it when it differs from its drawing's.
         -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
         -- a pipe or instrument stand for that row's component: they write nothing themselves.
@@ -761,7 +904,7 @@ begin
             left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
             left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
             left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
-            where not p.merged
+            where not p.merged and p.line <> all (v_apart)
             on conflict (project_id, identity_key) where retired_at is null do update
                 set quantity = excluded.quantity, updated_at = now()
                 where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
@@ -770,6 +913,14 @@ begin
         select count(*) filter (where inserted), count(*) filter (where not inserted)
         into v_created, v_updated
         from written;
+
+        -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
+        -- sum of its rows' feet.
+        perform pipetrak.import_record_sources(p_import_id, v_job.project_id, v_chunk, v_apart);
+        -- Remediation rows, in file order: each corrects what its original row made, or makes it.
+        v_corrected := pipetrak.import_apply_remediation(p_import_id, v_job.project_id, v_chunk);
+        v_created := v_created + (v_corrected ->> 'created')::integer;
+        v_updated := v_updated + (v_corrected ->> 'updated')::integer;
 
         -- Weld facts: created with the weld, updated on re-import.
         insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
@@ -824,6 +975,203 @@ begin
 end
 $$;
 
+-- Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`).
+-- Pipes are the file's truth: footage recorded from other imports' rows is dropped, and a pipe
+-- whose rows are recorded is the sum of their feet.
+create function pipetrak.import_record_sources(p_import_id bigint, p_project_id bigint, p_chunk integer, p_apart integer[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    v_pipes bigint[];
+begin
+    with made as (
+        insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
+        select c.id, p_import_id, r.line,
+               case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
+        from pipetrak.import_rows r
+        cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
+        join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+        join pipetrak.components c on c.project_id = p_project_id and c.retired_at is null
+             and c.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
+        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid' and r.reported
+          and r.line <> all (p_apart)
+        on conflict (import_id, line, component_id) do update set footage = excluded.footage
+        returning s.component_id, s.footage)
+    select array_agg(distinct m.component_id) filter (where m.footage is not null) into v_pipes from made m;
+    if v_pipes is null then
+        return;
+    end if;
+    delete from pipetrak.component_sources s
+    where s.component_id = any (v_pipes) and s.import_id <> p_import_id
+      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id = s.import_id);
+    perform pipetrak.import_sum_footage(v_pipes);
+end
+$$;
+
+-- Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no
+-- recorded rows and no progress is retired (a fixed row moved its footage to another pipe).
+create function pipetrak.import_sum_footage(p_pipes bigint[])
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with sums as (
+        select c.id, (select sum(s.footage) from pipetrak.component_sources s where s.component_id = c.id) as footage,
+               exists (select from pipetrak.component_sources s where s.component_id = c.id) as recorded, c.earned_total
+        from pipetrak.components c
+        where c.id = any (p_pipes) and c.retired_at is null)
+    update pipetrak.components c set
+        quantity = case when x.footage > 0 then x.footage else c.quantity end,
+        retired_at = case when not x.recorded and x.earned_total = 0 then now() end,
+        updated_at = now(), version = c.version + 1
+    from sums x
+    where c.id = x.id
+      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0))
+$$;
+
+-- Remediation rows of one chunk, in file order. A row whose original row made components
+-- corrects them: a pipe's feet move to the pipe the row names; counted items keep their seq while
+-- their item stays the same, else take the next free seqs of their new item; an id or instrument
+-- whose new identity another live component holds is left as it was; a type changed on a
+-- component without progress retires it for a new one (with progress it is left alone). A row
+-- whose original made nothing yet makes it (counted items on the next free seqs, so they add to
+-- what the original's other rows made). Returns {created, updated, left}.
+create function pipetrak.import_apply_remediation(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    r pipetrak.import_rows;
+    v_drawing pipetrak.drawings;
+    v_linked bigint[];
+    v_component pipetrak.components;
+    v_target bigint;
+    v_count integer;
+    v_seq integer;
+    v_per_seq boolean;
+    v_created integer := 0;
+    v_updated integer := 0;
+    v_left integer := 0;
+    v_names text[];
+begin
+    for r in
+        select * from pipetrak.import_rows x
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
+        order by x.line
+    loop
+        select * into v_drawing from pipetrak.drawings d
+        where d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null;
+        select m.names into v_names from pipetrak.milestone_templates m
+        where m.project_id = p_project_id and m.component_type = r.component_type;
+        v_linked := array(
+            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and c.retired_at is null
+            order by c.seq, c.id);
+        v_per_seq := r.component_type = any (pipetrak.component_types('per_seq'));
+
+        if r.component_type = any (pipetrak.component_types('linear_aggregate')) then
+            select c.id into v_target from pipetrak.components c
+            where c.project_id = p_project_id and c.retired_at is null
+              and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, 1);
+            if v_target is null then
+                insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                                 spec, attributes, area_id, system_id, test_package_id, milestone_values)
+                values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, 1, r.quantity, r.description, r.spec,
+                        r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                        array_fill(0::numeric, array[cardinality(v_names)]))
+                returning id into v_target;
+                v_created := v_created + 1;
+            elsif v_linked is not null and v_target = any (v_linked) then
+                v_updated := v_updated + 1;
+            end if;
+            delete from pipetrak.component_sources s
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
+            insert into pipetrak.component_sources (component_id, import_id, line, footage)
+            values (v_target, r.origin_import_id, r.origin_line, r.quantity)
+            on conflict (import_id, line, component_id) do update set footage = excluded.footage;
+            perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
+            continue;
+        end if;
+
+        v_count := r.seq_to - r.seq_from + 1;
+        for i in 1 .. greatest(v_count, cardinality(v_linked)) loop
+            exit when i > v_count;
+            if i <= cardinality(v_linked) then
+                select * into v_component from pipetrak.components where id = v_linked[i];
+                if v_component.component_type <> r.component_type then
+                    if v_component.earned_total > 0 then
+                        v_left := v_left + 1;
+                        continue;
+                    end if;
+                    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
+                    where id = v_component.id;
+                    delete from pipetrak.component_sources s
+                    where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id = v_component.id;
+                elsif (v_component.drawing_id, v_component.tag, v_component.size) = (v_drawing.id, r.tag, r.size) then
+                    update pipetrak.components set description = r.description, spec = r.spec,
+                        attributes = attributes || r.attributes, updated_at = now(), version = version + 1
+                    where id = v_component.id
+                      and (description, spec, attributes) is distinct from (r.description, r.spec, attributes || r.attributes);
+                    if found then
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                else
+                    v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+                    if exists (select from pipetrak.components c where c.project_id = p_project_id and c.retired_at is null
+                               and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq)) then
+                        v_left := v_left + 1;
+                    else
+                        update pipetrak.components set drawing_id = v_drawing.id, tag = r.tag, size = r.size, seq = v_seq,
+                            description = r.description, spec = r.spec, attributes = attributes || r.attributes,
+                            updated_at = now(), version = version + 1
+                        where id = v_component.id;
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                end if;
+            end if;
+            -- Nothing made yet for this seq of the row: make it.
+            v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+            insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                             spec, attributes, area_id, system_id, test_package_id, milestone_values)
+            values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, v_seq, 1, r.description, r.spec,
+                    r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                    array_fill(0::numeric, array[cardinality(v_names)]))
+            on conflict (project_id, identity_key) where retired_at is null do nothing
+            returning id into v_target;
+            if v_target is null then
+                select c.id into v_target from pipetrak.components c
+                where c.project_id = p_project_id and c.retired_at is null
+                  and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq);
+            else
+                v_created := v_created + 1;
+            end if;
+            insert into pipetrak.component_sources (component_id, import_id, line)
+            values (v_target, r.origin_import_id, r.origin_line)
+            on conflict do nothing;
+        end loop;
+    end loop;
+    return jsonb_build_object('created', v_created, 'updated', v_updated, 'left', v_left);
+end
+$$;
+
+-- The next seq of a counted item: one past the highest its live components hold.
+create function pipetrak.import_next_seq(p_project_id bigint, p_drawing_id bigint, p_type text, p_tag text, p_size text)
+returns integer
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
+    where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
+      and c.tag = p_tag and c.size = p_size and c.retired_at is null
+$$;
+
 -- Commits in one call: every remaining chunk, or at most `p_max_chunks` of them (one request per
 -- chunk through PostgREST). Calling it again resumes where the last call stopped.
 create function pipetrak.import_commit(p_import_id bigint, p_skip_invalid_rows boolean, p_max_chunks integer)
@@ -847,8 +1195,9 @@ begin
 end
 $$;
 
--- The remediation CSV (spec §6.3): rows with errors or warnings in their original columns plus
--- the issues column; rows of the same counted item come along so re-imported quantities add up.
+-- The remediation CSV (spec §6.3): the reported rows (see import_mark_reported) in their original
+-- columns, then the row in the original file, the reference to it (`<import id>:<row>`) and the
+-- issues. A row of a remediation import points at its original row still.
 create function pipetrak.import_report_csv(p_import_id bigint)
 returns text
 language plpgsql stable security definer
@@ -860,6 +1209,7 @@ set enable_seqscan = off
 as $$
 declare
     v_job pipetrak.import_jobs;
+    v_header text[];
     v_csv text;
 begin
     select * into v_job from pipetrak.import_jobs
@@ -870,27 +1220,23 @@ begin
     if v_job.summary is null or v_job.summary -> 'header' is null or jsonb_typeof(v_job.summary -> 'header') <> 'array' then
         perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
-    with flagged as (
-        select r.* from pipetrak.import_rows r
-        where r.import_id = p_import_id and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
-    report as (
-        select f.line, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
-                        from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
-        from flagged f
-        union
-        select r.line, 'included so the quantities of this item add up; already valid'
+    v_header := array(select jsonb_array_elements_text(v_job.summary -> 'header'));
+    with report as (
+        select r.line, coalesce(r.origin_line, r.line) as original_line,
+               format('%s:%s', coalesce(r.origin_import_id, p_import_id), coalesce(r.origin_line, r.line)) as reference,
+               coalesce((select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
+                         from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'),
+                        case when r.component_type = any (pipetrak.component_types('linear_aggregate'))
+                             then 'included so the footage of this pipe adds up; already valid'
+                             else 'included so the quantities of this item add up; already valid' end) as notes
         from pipetrak.import_rows r
-        join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
-        where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
-          and r.component_type = any (pipetrak.component_types('per_seq'))
-          and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
-    select pipetrak.render_remediation_csv(
-        array(select jsonb_array_elements_text(v_job.summary -> 'header')),
-        array_agg(to_jsonb(c.cells) order by r.line), array_agg(r.notes order by r.line))
+        where r.import_id = p_import_id and r.reported)
+    select pipetrak.render_report_csv(v_header, array_agg(to_jsonb(c.cells) order by r.line),
+               array_agg(r.original_line order by r.line), array_agg(r.reference order by r.line), array_agg(r.notes order by r.line))
     into v_csv
     from report r
     join pipetrak.import_file_cells(v_job.content, v_job.kind, array(select line from report)) c on c.line = r.line;
-    return coalesce(v_csv, pipetrak.render_remediation_csv(array(select jsonb_array_elements_text(v_job.summary -> 'header')), '{}', '{}'));
+    return coalesce(v_csv, pipetrak.render_report_csv(v_header, '{}', '{}', '{}', '{}'));
 end
 $$;
 
@@ -925,7 +1271,7 @@ language sql volatile security invoker
 set search_path = pg_catalog, pg_temp
 as $$ select pipetrak.import_upload(project_id, kind, filename, content) $$;
 comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
-    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV or .xlsx (at most 50 MB); returns the import id. Owner, admin or project manager.';
+    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
 
 create function pipetrak_api.import_validate(import_id bigint)
 returns jsonb
@@ -939,7 +1285,7 @@ returns text
 language sql stable security invoker
 as $$ select pipetrak.import_report_csv(import_id) $$;
 comment on function pipetrak_api.import_report_csv(bigint) is
-    'The remediation CSV: rows with errors or warnings in their original columns plus a PIPETRAK ISSUES column. Fix it and import it again.';
+    'The remediation CSV: rows with errors or warnings (and the other rows of their item or pipe) in their original columns, plus PIPETRAK ROW, PIPETRAK REF and PIPETRAK ISSUES. Fix it and import it again: fixed rows correct what their original rows made.';
 
 create function pipetrak_api.import_commit(import_id bigint, skip_invalid_rows boolean default false, max_chunks integer default null)
 returns jsonb

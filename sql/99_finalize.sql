@@ -61,7 +61,7 @@ begin
     -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
-        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals from %I', v_role);
+        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources from %I', v_role);
     end loop;
 end
 $$;
@@ -84,7 +84,7 @@ begin
         'project_secrets', 'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
-        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows']
+        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

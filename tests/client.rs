@@ -787,3 +787,392 @@ fn a_report_answers_statement_timeout() {
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
+
+// ---- imports from the field ----
+
+/// Uploads `bytes` as the owner, as PostgREST would send a file; the import id, or the SQLSTATE
+/// and message the upload failed with.
+fn upload_file(
+    c: &mut Client,
+    owner: &str,
+    project: i64,
+    kind: &str,
+    bytes: &[u8],
+) -> Result<i64, (String, String)> {
+    let mut tx = c.transaction().expect("transaction");
+    tx.batch_execute("set local role authenticated")
+        .expect("role");
+    let claims = serde_json::json!({"sub": owner, "role": "authenticated"});
+    tx.execute(
+        "select set_config('request.jwt.claims', $1, true)",
+        &[&claims.to_string()],
+    )
+    .expect("claims");
+    let result = tx.query_one(
+        &format!("select pipetrak_api.import_upload(project_id => {project}, kind => '{kind}', filename => 'field file', content => $1)"),
+        &[&bytes],
+    );
+    match result {
+        Ok(row) => {
+            tx.commit().expect("commit");
+            Ok(row.get(0))
+        }
+        Err(e) => Err(sql_error(&e)),
+    }
+}
+
+/// The SQLSTATE and message of a failed statement.
+fn sql_error(e: &postgres::Error) -> (String, String) {
+    let db = e.as_db_error().expect("a database error");
+    (db.code().code().to_string(), db.message().to_string())
+}
+
+fn validate(c: &mut Client, owner: &str, import: i64) -> Value {
+    ok(
+        c,
+        owner,
+        &format!("select pipetrak_api.import_validate(import_id => {import})"),
+    )
+}
+
+fn commit(
+    c: &mut Client,
+    owner: &str,
+    import: i64,
+    skip_invalid: bool,
+) -> Result<Value, (String, String)> {
+    request(c, owner, &format!("select pipetrak_api.import_commit(import_id => {import}, skip_invalid_rows => {skip_invalid})"))
+        .map_err(|e| sql_error(&e))
+}
+
+/// Every live component of a project as (drawing, type, id, size, seq, quantity), sorted.
+fn components(c: &mut Client, project: i64) -> Vec<String> {
+    c.query(
+        "select format('%s|%s|%s|%s|%s|%s', d.drawing_key, c.component_type, c.tag, c.size, c.seq, c.quantity)
+         from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+         where c.project_id = $1 and c.retired_at is null order by 1",
+        &[&project],
+    )
+    .expect("components")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+const FIELD_TAKEOFF: &str = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,DESCRIPTION\n\
+D-1,Pipe,10,PIPE-A,2,carbon pipe\n\
+D-1,Pipe,16.4x,PIPE-A,2,carbon pipe\n\
+D-1,Valve,1,V-1,2 SCH,gate valve\n\
+D-1,Gasket,2,G-1,2,gasket\n\
+D-1,Gasket,two,G-1,2,gasket\n\
+D-1,Gasket,1,G-1,2,gasket\n\
+,Spool,1,SP-9,2,spool\n\
+D-2,Support,3,S-1,2,support\n\
+D-2,Pipe,5,PIPE-B,3,clean pipe\n";
+
+/// What a user fixes: the footage, the size kept with a warning, a count and a missing drawing.
+fn fixed(text: &str) -> String {
+    text.replace("16.4x", "16.4")
+        .replace("2 SCH", "2")
+        .replace(",two,", ",1,")
+        .replace("\n,Spool", "\nD-2,Spool")
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_fixed_remediation_csv_ends_where_the_corrected_original_would_in_either_order() {
+    let mut c = connect();
+    let corrected = site(&mut c, "Corrected original", 61);
+    let import = upload_file(
+        &mut c,
+        &corrected.owner,
+        corrected.project,
+        "takeoff",
+        fixed(FIELD_TAKEOFF).as_bytes(),
+    )
+    .expect("upload");
+    validate(&mut c, &corrected.owner, import);
+    commit(&mut c, &corrected.owner, import, false).expect("the corrected original commits");
+    let expected = components(&mut c, corrected.project);
+    assert!(
+        expected.contains(&"D-1|pipe|PIPE-A|2|1|26.40".to_string()),
+        "{expected:#?}"
+    );
+    assert!(
+        expected.contains(&"D-1|valve|V-1|2|1|1.00".to_string()),
+        "{expected:#?}"
+    );
+    assert_eq!(expected.iter().filter(|c| c.contains("|G-1|")).count(), 4);
+
+    for commit_original_first in [true, false] {
+        let s = site(
+            &mut c,
+            "Round trip",
+            if commit_original_first { 62 } else { 63 },
+        );
+        let original = upload_file(
+            &mut c,
+            &s.owner,
+            s.project,
+            "takeoff",
+            FIELD_TAKEOFF.as_bytes(),
+        )
+        .expect("upload");
+        let summary = validate(&mut c, &s.owner, original);
+        assert_eq!(summary["rows"]["with_errors"], 3, "{summary}");
+        if commit_original_first {
+            commit(&mut c, &s.owner, original, true).expect("the valid rows commit");
+        }
+        let report = ok(
+            &mut c,
+            &s.owner,
+            &format!("select pipetrak_api.import_report_csv(import_id => {original})"),
+        );
+        let report = report.as_str().expect("csv").to_string();
+        let header = report
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .next()
+            .expect("header")
+            .to_string();
+        assert_eq!(header, "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,DESCRIPTION,PIPETRAK ROW,PIPETRAK REF,PIPETRAK ISSUES");
+        // The error and warning rows, and the other rows of their pipe and their gasket item.
+        let reported: Vec<String> = report
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(6).unwrap_or("").to_string())
+            .collect();
+        assert_eq!(reported, ["2", "3", "4", "5", "6", "7", "8"]);
+        assert!(
+            report.contains(&format!(",3,{original}:3,\"invalid_quantity:")),
+            "{report}"
+        );
+
+        let fix = upload_file(
+            &mut c,
+            &s.owner,
+            s.project,
+            "takeoff",
+            fixed(&report).as_bytes(),
+        )
+        .expect("upload the fix");
+        let summary = validate(&mut c, &s.owner, fix);
+        assert_eq!(
+            (
+                summary["rows"]["valid"].as_i64(),
+                summary["rows"]["with_errors"].as_i64()
+            ),
+            (Some(7), Some(0)),
+            "{summary}"
+        );
+        commit(&mut c, &s.owner, fix, false).expect("the fix commits");
+        if !commit_original_first {
+            commit(&mut c, &s.owner, original, true)
+                .expect("the original commits after its fixed rows");
+        }
+        assert_eq!(
+            components(&mut c, s.project),
+            expected,
+            "original committed first: {commit_original_first}"
+        );
+
+        // The same fix imported again changes nothing.
+        let again = upload_file(
+            &mut c,
+            &s.owner,
+            s.project,
+            "takeoff",
+            fixed(&report).as_bytes(),
+        )
+        .expect("upload");
+        validate(&mut c, &s.owner, again);
+        commit(&mut c, &s.owner, again, false).expect("commits");
+        assert_eq!(components(&mut c, s.project), expected);
+    }
+
+    // A reference to another project's import is not followed.
+    let other = site(&mut c, "Other project", 64);
+    let stranger = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,PIPETRAK REF\nD-9,Valve,1,V-9,2,1:2\n";
+    let import = upload_file(
+        &mut c,
+        &other.owner,
+        other.project,
+        "takeoff",
+        stranger.as_bytes(),
+    )
+    .expect("upload");
+    let issues = ok(&mut c, &other.owner, &format!("select jsonb_agg(code) from pipetrak_api.import_issues where import_id = {import} and row > 0"));
+    assert_eq!(issues, Value::Null, "issues only after validation");
+    validate(&mut c, &other.owner, import);
+    let issues = ok(&mut c, &other.owner, &format!("select jsonb_agg(code order by code) from pipetrak_api.import_issues where import_id = {import}"));
+    assert_eq!(issues, serde_json::json!(["unknown_reference"]));
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_legacy_xls_weld_log_imports_its_welds_and_nothing_beside_them() {
+    let mut c = connect();
+    let s = site(&mut c, "Legacy log", 65);
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/legacy-weld-log.xls"
+    ))
+    .expect("fixture");
+    let import = upload_file(&mut c, &s.owner, s.project, "field_welds", &bytes).expect("upload");
+    let summary = validate(&mut c, &s.owner, import);
+    assert_eq!(summary["format"], "xls");
+    assert_eq!(
+        (
+            summary["rows"]["rows_read"].as_i64(),
+            summary["rows"]["valid"].as_i64()
+        ),
+        (Some(6), Some(5))
+    );
+    let codes = ok(&mut c, &s.owner, &format!("select jsonb_agg(code order by row, code) from pipetrak_api.import_issues where import_id = {import}"));
+    assert_eq!(
+        codes,
+        serde_json::json!([
+            "columns_beside_table",
+            "invalid_weld_type",
+            "placeholder_rows"
+        ])
+    );
+    commit(&mut c, &s.owner, import, true).expect("commits");
+    let welders = ok(&mut c, &s.owner, &format!("select jsonb_agg(stencil order by stencil) from pipetrak_api.welders where project_id = {}", s.project));
+    assert_eq!(
+        welders,
+        serde_json::json!(["W-01", "W-02", "W-03"]),
+        "the welder list beside the log is not read"
+    );
+    let welds = ok(&mut c, &s.owner, &format!("select count(*) from pipetrak.components where project_id = {} and component_type = 'field_weld'", s.project));
+    assert_eq!(welds, 5);
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn empty_damaged_and_foreign_files_fail_with_their_reason_and_keep_nothing() {
+    let mut c = connect();
+    let s = site(&mut c, "Bad files", 66);
+    let (code, message) =
+        upload_file(&mut c, &s.owner, s.project, "takeoff", b"").expect_err("empty");
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("PT422", "The file is empty")
+    );
+    for name in ["content.xml", "word/document.xml"] {
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("part");
+        std::io::Write::write_all(&mut out, b"<x/>").expect("write");
+        let bytes = out.finish().expect("zip").into_inner();
+        let (code, _) =
+            upload_file(&mut c, &s.owner, s.project, "takeoff", &bytes).expect_err(name);
+        assert_eq!(code, "PT415", "{name} is refused at upload");
+    }
+
+    // A workbook whose sheet breaks off after two rows: failed, with the reader's reason, no rows.
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, content) in [
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+        ),
+        (
+            "xl/workbook.xml",
+            r#"<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Takeoff" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>DRAWING</t></is></c><c r="B1" t="inlineStr"><is><t>TYPE</t></is></c><c r="C1" t="inlineStr"><is><t>CMDTY CODE</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>P-1</t></is></c><c r="B2" t="inlineStr"><is><t>Valve</t></is></c><c r="C2" t="inlineStr"><is><t>V-1</t></is></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>P-1</t></is></c><c r="B3" t="inlineStr"><is><t>Valve</t></is></c><c r="C3" t="inlineStr"><is><t>V-2</t></is></c></row><row r="4"><c r="A4" t="inlineStr"><is><t>P-1</is></c></row></sheetData></worksheet>"#,
+        ),
+    ] {
+        out.start_file(name, options).expect("part");
+        std::io::Write::write_all(&mut out, content.as_bytes()).expect("write");
+    }
+    let damaged = out.finish().expect("zip").into_inner();
+    let header_only = b"DRAWING,TYPE,QTY,CMDTY CODE\n\n".to_vec();
+    for (what, bytes, reason) in [
+        ("damaged", damaged, "unsupported_file"),
+        ("header only", header_only, "no_data_rows"),
+    ] {
+        let import = upload_file(&mut c, &s.owner, s.project, "takeoff", &bytes).expect("upload");
+        let summary = validate(&mut c, &s.owner, import);
+        assert_eq!(summary["status"], "failed", "{what}: {summary}");
+        assert_eq!(summary["rows"]["valid"], 0, "{what}");
+        let codes = ok(&mut c, &s.owner, &format!("select jsonb_agg(code) from pipetrak_api.import_issues where import_id = {import} and severity = 'error'"));
+        assert_eq!(codes, serde_json::json!([reason]), "{what}");
+        let staged = ok(
+            &mut c,
+            &s.owner,
+            &format!("select count(*) from pipetrak.import_rows where import_id = {import}"),
+        );
+        assert_eq!(staged, 0, "{what}: no row is kept");
+        let (code, message) = commit(&mut c, &s.owner, import, true).expect_err(what);
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("PT422", "The import's file could not be read"),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn summary_counts_agree_with_the_issues_list() {
+    let mut c = connect();
+    let s = site(&mut c, "Counts", 67);
+    // A drawing the project has (similar_drawing_exists), two spellings in the file
+    // (similar_drawing_in_file), repeats, an unmapped column, errors, warnings and notes.
+    ok(
+        &mut c,
+        &s.owner,
+        &format!(
+            "select pipetrak_api.create_drawing(project_id => {}, drawing_no => 'P-26B07-A')",
+            s.project
+        ),
+    );
+    let text = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,COLOR\n\
+                P-26B07,Valve,1,V-1,2,red\n\
+                P26B07,Valve,1,V-2,2 SCH,red\n\
+                P-26B07,Valve,1,V-1,2,red\n\
+                P-26B07,Spool,1,SP-1,2,\n\
+                P-26B07,Spool,1,SP-1,2,\n\
+                P-26B07,Valve,0,V-3,2,\n\
+                P-26B07,Widget,1,W-1,2,\n\
+                P-26B07,Gasket,,G-1,1,\n";
+    let import =
+        upload_file(&mut c, &s.owner, s.project, "takeoff", text.as_bytes()).expect("upload");
+    let summary = validate(&mut c, &s.owner, import);
+    let listed = ok(&mut c, &s.owner, &format!(
+        "select jsonb_build_object('error', count(*) filter (where severity = 'error'), 'warning', count(*) filter (where severity = 'warning'), 'info', count(*) filter (where severity = 'info')) from pipetrak_api.import_issues where import_id = {import}"));
+    assert_eq!(summary["issues"], listed, "{summary}");
+    let codes = ok(&mut c, &s.owner, &format!("select jsonb_agg(distinct code) from pipetrak_api.import_issues where import_id = {import}"));
+    for code in [
+        "similar_drawing_in_file",
+        "similar_drawing_exists",
+        "identical_rows",
+        "duplicate_id",
+        "unparsed_size",
+        "zero_quantity",
+        "unknown_component_type",
+        "quantity_defaulted",
+        "unmapped_column",
+    ] {
+        assert!(
+            codes
+                .as_array()
+                .expect("codes")
+                .contains(&Value::from(code)),
+            "{code} in {codes}"
+        );
+    }
+}

@@ -698,6 +698,8 @@ fn remediation_csv_round_trips() {
         .zip(cells)
         .map(|(r, (_, cells))| ReportRow {
             cells,
+            row: r.line,
+            reference: format!("7:{}", r.line),
             notes: r
                 .issues
                 .iter()
@@ -722,6 +724,38 @@ fn remediation_csv_round_trips() {
         "the issues column is not an attribute"
     );
     assert_eq!(rows[0].attributes["comments"], "a, b");
+    assert_eq!(
+        rows[0].attributes["pipetrak_ref"], "7:2",
+        "the reference to the original row"
+    );
+    // A report of the report has the added columns once, still pointing at the first file.
+    let header = outcome_header(&fixed);
+    assert_eq!(
+        header[header.len() - 3..],
+        ["PIPETRAK ROW", "PIPETRAK REF", "PIPETRAK ISSUES"]
+    );
+    let again = remediation_csv(
+        &header,
+        &[ReportRow {
+            cells: header.clone(),
+            row: 2,
+            reference: "7:2".into(),
+            notes: String::new(),
+        }],
+    )
+    .expect("csv");
+    assert_eq!(
+        outcome_header(&String::from_utf8(again).expect("utf-8")),
+        header
+    );
+}
+
+fn outcome_header(text: &str) -> Vec<String> {
+    run(text.as_bytes(), Kind::Takeoff)
+        .0
+        .layout
+        .expect("header")
+        .header
 }
 
 #[test]
@@ -739,8 +773,10 @@ fn remediation_csv_neutralizes_formulas_and_reads_them_back_exactly() {
     let originals: Vec<Vec<String>> = cells.iter().map(|(_, c)| c.clone()).collect();
     let report: Vec<ReportRow> = cells
         .into_iter()
-        .map(|(_, cells)| ReportRow {
+        .map(|(line, cells)| ReportRow {
             cells,
+            row: line,
+            reference: format!("7:{line}"),
             notes: "-1 is not a quantity".into(),
         })
         .collect();

@@ -404,10 +404,11 @@ fn block_signals() {
     }
 }
 
-/// The file type sniffed from content: 'csv', 'xlsx', or null when it is neither.
+/// The file type of an upload: 'csv', 'xlsx' or 'xls', or null when it is none of them (a zip or
+/// compound file that holds no workbook, like an .ods, .docx or .doc, is none).
 #[pg_extern(immutable, parallel_safe)]
 pub fn import_sniff(content: &[u8]) -> Option<&'static str> {
-    crate::domain::import::source::sniff(content).map(|f| f.as_str())
+    crate::domain::import::source::sniff_upload(content).map(|f| f.as_str())
 }
 
 /// A file read on the backend's own thread, which answers cancel and statement_timeout between
@@ -448,21 +449,40 @@ pub fn import_file_cells(
     TableIterator::new(found.into_iter().map(|(line, cells)| (line as i32, cells)))
 }
 
-/// The remediation CSV: `header`, then each row's `cells` (a JSON array of strings) and `notes`.
-#[pg_extern(immutable, parallel_safe)]
+/// The remediation CSV of 0.1.0 (its SQL calls it; 0.2.0 calls `render_report_csv`).
+#[pg_extern(immutable, parallel_safe, sql = false)]
 pub fn render_remediation_csv(
     header: Vec<Option<String>>,
     cells: Vec<Option<JsonB>>,
     notes: Vec<Option<String>>,
 ) -> Option<String> {
+    let rows = vec![None; notes.len()];
+    let references = vec![None; notes.len()];
+    render_report_csv(header, cells, rows, references, notes)
+}
+
+/// The remediation CSV: `header`, then for each row its `cells` (a JSON array of strings), its
+/// row in the original file, the reference to that row (`<import id>:<row>`) and its `notes`.
+#[pg_extern(immutable, parallel_safe)]
+pub fn render_report_csv(
+    header: Vec<Option<String>>,
+    cells: Vec<Option<JsonB>>,
+    rows: Vec<Option<i32>>,
+    references: Vec<Option<String>>,
+    notes: Vec<Option<String>>,
+) -> Option<String> {
     let header: Vec<String> = header.into_iter().map(Option::unwrap_or_default).collect();
     let rows: Vec<ReportRow> = cells
         .into_iter()
+        .zip(rows)
+        .zip(references)
         .zip(notes)
-        .map(|(cells, notes)| ReportRow {
+        .map(|(((cells, row), reference), notes)| ReportRow {
             cells: cells
                 .and_then(|c| serde_json::from_value(c.0).ok())
                 .unwrap_or_default(),
+            row: row.and_then(|r| u32::try_from(r).ok()).unwrap_or_default(),
+            reference: reference.unwrap_or_default(),
             notes: notes.unwrap_or_default(),
         })
         .collect();

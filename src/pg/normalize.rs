@@ -9,6 +9,12 @@ pub fn normalize_drawing_key(raw: &str) -> String {
     normalize::drawing_key(raw)
 }
 
+/// The letters and digits of a drawing key: two keys that share it look alike.
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn drawing_lookalike(key: &str) -> String {
+    normalize::drawing_lookalike(key)
+}
+
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn normalize_size(raw: &str) -> String {
     normalize::size(raw).value

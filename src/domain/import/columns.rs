@@ -30,10 +30,19 @@ pub enum Field {
     NdeResult,
     /// The issues column of our own remediation CSV: read back as nothing.
     RemediationNotes,
+    /// The remediation CSV's row number in the original file: shown to the user, read as nothing.
+    RemediationRow,
+    /// The remediation CSV's reference to the original row (`<import id>:<row>`), which ties a
+    /// fixed row to what the original row created.
+    RemediationRef,
 }
 
 /// The header of the issues column the remediation CSV adds.
 pub const REMEDIATION_HEADER: &str = "PIPETRAK ISSUES";
+/// The header of the original row number the remediation CSV adds.
+pub const REMEDIATION_ROW_HEADER: &str = "PIPETRAK ROW";
+/// The header of the reference to the original row the remediation CSV adds.
+pub const REMEDIATION_REF_HEADER: &str = "PIPETRAK REF";
 
 impl Field {
     /// The name reports use for the column.
@@ -149,6 +158,8 @@ impl Field {
             DateWelded => &["DATE WELDED", "WELD DATE", "WELDED ON"],
             NdeResult => &["NDE RESULT", "NDE STATUS", "RT RESULT"],
             RemediationNotes => &[REMEDIATION_HEADER],
+            RemediationRow => &[REMEDIATION_ROW_HEADER],
+            RemediationRef => &[REMEDIATION_REF_HEADER],
         }
     }
 
@@ -169,6 +180,8 @@ impl Field {
                 System,
                 TestPackage,
                 RemediationNotes,
+                RemediationRow,
+                RemediationRef,
             ],
             Kind::FieldWelds => &[
                 WeldId,
@@ -191,6 +204,8 @@ impl Field {
                 Comments,
                 Description,
                 RemediationNotes,
+                RemediationRow,
+                RemediationRef,
             ],
         }
     }

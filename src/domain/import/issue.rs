@@ -67,10 +67,12 @@ pub enum IssueCode {
     InvalidDate,
     FutureDate,
     InvalidNdeResult,
+    InvalidReference,
     // Found by comparing with the rest of the file or with the project (added in SQL).
     SimilarDrawingInFile,
     SimilarDrawingExists,
     QuantityBelowExisting,
+    UnknownReference,
 }
 
 impl IssueCode {
@@ -98,6 +100,8 @@ impl IssueCode {
             | AmbiguousNumber
             | AmbiguousDate
             | SimilarDrawingInFile
+            | InvalidReference
+            | UnknownReference
             | SimilarDrawingExists
             | QuantityBelowExisting => Severity::Warning,
             UnmappedColumn | DecodedWindows1252 | RowsMerged | PlaceholderRows
@@ -147,6 +151,8 @@ impl IssueCode {
             InvalidDate => "Use a date such as 2025-01-15 (or an Excel date cell).",
             FutureDate => "Use today's date or an earlier one.",
             InvalidNdeResult => "Use PASS, FAIL or PENDING.",
+            InvalidReference => "Leave PIPETRAK REF as the report wrote it (import:row), or empty it to import the row as new.",
+            UnknownReference => "The row is imported as new; PIPETRAK REF must name a row of an import of this project.",
             SimilarDrawingInFile => "Two spellings become two drawings; write the number the same way on every row if they are one.",
             SimilarDrawingExists => "A new drawing will be created; if you meant an existing one, correct the number.",
             QuantityBelowExisting => "Nothing is deleted; retire the surplus components if they are really gone.",

@@ -1,16 +1,25 @@
-//! The remediation CSV (spec §6): the rows with issues in their original columns, plus one column
-//! with their codes and messages. It reads back as a file of the same kind: the issues column is
-//! recognised and ignored.
+//! The remediation CSV (spec §6): the rows with issues in their original columns, plus the row
+//! number in the original file, a reference to that row (`<import id>:<row>`), and their codes and
+//! messages. It reads back as a file of the same kind: the row and issues columns are read as
+//! nothing, and the reference ties each fixed row to what its original row created (see the
+//! commit), so a fixed row corrects instead of adding. A report of a report keeps pointing at the
+//! first file's rows.
 
 use super::cell::Cell;
-use super::columns::REMEDIATION_HEADER;
+use super::columns::{
+    header_key, REMEDIATION_HEADER, REMEDIATION_REF_HEADER, REMEDIATION_ROW_HEADER,
+};
 use super::file::FileSource;
 use super::{source, Kind};
 use std::collections::BTreeSet;
 
-/// One row of the report: its original cells and what is wrong with it.
+/// One row of the report: its original cells, the row it stands for and what is wrong with it.
 pub struct ReportRow {
     pub cells: Vec<String>,
+    /// The row in the original file.
+    pub row: u32,
+    /// `<import id>:<row>` of the original row.
+    pub reference: String,
     pub notes: String,
 }
 
@@ -65,25 +74,43 @@ pub fn restore_formula(cell: &str) -> Option<&str> {
 }
 
 /// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly. Cells
-/// that would run as formulas are neutralized (see `neutralize_formula`).
+/// that would run as formulas are neutralized (see `neutralize_formula`). The columns a report
+/// adds are written last, once: those of a report read back in are left out first.
 pub fn remediation_csv(header: &[String], rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
+    let own: Vec<String> = [
+        REMEDIATION_ROW_HEADER,
+        REMEDIATION_REF_HEADER,
+        REMEDIATION_HEADER,
+    ]
+    .iter()
+    .map(|h| header_key(h))
+    .collect();
+    let kept: Vec<usize> = (0..header.len())
+        .filter(|&i| !own.contains(&header_key(&header[i])))
+        .collect();
     let mut out = b"\xEF\xBB\xBF".to_vec();
     {
         let mut writer = csv::WriterBuilder::new()
             .flexible(true)
             .from_writer(&mut out);
-        let width = header.len();
-        let mut record: Vec<&str> = header.iter().map(String::as_str).collect();
-        record.push(REMEDIATION_HEADER);
+        let mut record: Vec<&str> = kept.iter().map(|&i| header[i].as_str()).collect();
+        record.extend([
+            REMEDIATION_ROW_HEADER,
+            REMEDIATION_REF_HEADER,
+            REMEDIATION_HEADER,
+        ]);
         writer.write_record(&record)?;
         for row in rows {
-            let mut record: Vec<std::borrow::Cow<'_, str>> = row
-                .cells
+            let mut record: Vec<std::borrow::Cow<'_, str>> = kept
                 .iter()
-                .take(width)
-                .map(|c| neutralize_formula(c))
+                .map(|&i| {
+                    row.cells
+                        .get(i)
+                        .map_or("".into(), |c| neutralize_formula(c))
+                })
                 .collect();
-            record.resize(width, "".into());
+            record.push(row.row.to_string().into());
+            record.push(row.reference.as_str().into());
             record.push(neutralize_formula(&row.notes));
             let record: Vec<&str> = record.iter().map(|c| c.as_ref()).collect();
             writer.write_record(&record)?;

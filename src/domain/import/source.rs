@@ -641,7 +641,9 @@ fn scan(
 
 /// A remediation report read back in: its cells were neutralized against formulas.
 fn is_report(layout: &Layout) -> bool {
-    layout.mapping.index(Field::RemediationNotes).is_some()
+    [Field::RemediationNotes, Field::RemediationRef]
+        .iter()
+        .any(|f| layout.mapping.index(*f).is_some())
 }
 
 /// The row with its cells as they were before the report neutralized them (when `restore`).

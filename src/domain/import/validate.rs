@@ -242,6 +242,15 @@ impl Validator {
             Kind::Takeoff => self.takeoff(&read, &mut row),
             Kind::FieldWelds => self.field_weld(&read, &mut row),
         }
+        if let Some(text) = read.optional(Field::RemediationRef) {
+            if reference(&text).is_none() {
+                row.issues.push(read.issue(
+                    Field::RemediationRef,
+                    IssueCode::InvalidReference,
+                    format!("{text:?} is not a reference to an imported row"),
+                ));
+            }
+        }
         row.attributes.extend(read.attributes());
         if too_long {
             // Not staged: the row is invalid and the report reads its cells from the file.
@@ -749,9 +758,18 @@ impl Reader<'_> {
         }
     }
 
-    /// Unmapped columns by their header, and COMMENTS, kept as the component's attributes.
+    /// Unmapped columns by their header, and COMMENTS, kept as the component's attributes; the
+    /// remediation CSV's reference to the original row as `pipetrak_ref` (SQL takes it out: the
+    /// staging statement serves every installed version, so it has no column of its own).
     fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut attributes = serde_json::Map::new();
+        if let Some(reference) = self
+            .optional(Field::RemediationRef)
+            .as_deref()
+            .and_then(reference)
+        {
+            attributes.insert(ORIGIN_KEY.into(), reference.into());
+        }
         if let Some(comments) = self.optional(Field::Comments) {
             attributes.insert("comments".into(), comments.into());
         }
@@ -763,6 +781,18 @@ impl Reader<'_> {
         }
         attributes
     }
+}
+
+/// The attribute that carries a remediation row's reference to its original row to SQL.
+pub const ORIGIN_KEY: &str = "pipetrak_ref";
+
+/// `<import id>:<row>`, as the remediation CSV writes it.
+fn reference(text: &str) -> Option<String> {
+    let (import, line) = text.trim().split_once(':')?;
+    let import: u64 = import.trim().parse().ok()?;
+    let line: u32 = line.trim().parse().ok()?;
+    (import > 0 && line > 0 && import <= i64::MAX as u64 && line <= i32::MAX as u32)
+        .then(|| format!("{import}:{line}"))
 }
 
 /// `5%`, `5` and `0.05` all mean 5; the tiers are 0, 5, 10 and 100.
