@@ -350,6 +350,7 @@ declare
     v_has_drawings boolean;
     v_flagged integer;
     v_warnings_added integer := 0;
+    v_failed boolean;
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -359,8 +360,55 @@ begin
     perform pipetrak.purge_staged_rows(v_project.organization_id);
     delete from pipetrak.import_rows where import_id = p_import_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
+    -- rows: none of them may look valid.
+    v_failed := not (v_file ? 'header')
+        or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
+    if v_failed then
+        delete from pipetrak.import_rows where import_id = p_import_id;
+        v_summary := jsonb_build_object(
+            'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+            'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+            'header', v_file -> 'header',
+            'rows', jsonb_build_object('rows_read', 0, 'valid', 0, 'with_errors', 0, 'skipped', 0),
+            'issues', (select jsonb_build_object(
+                           'error', count(*) filter (where i ->> 'severity' = 'error'),
+                           'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                           'info', count(*) filter (where i ->> 'severity' = 'info'))
+                       from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i),
+            'file_issues', coalesce(v_file -> 'file_issues', '[]'));
+        update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
+            staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
+        where id = p_import_id;
+        return v_summary || jsonb_build_object('status', 'failed');
+    end if;
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
     analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
+    -- original row it stands for, which must be a row of an import of this project.
+    if exists (select from jsonb_array_elements_text(v_file -> 'header') h where upper(btrim(h)) = 'PIPETRAK REF') then
+        with refs as (
+            select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
+                   split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+        judged as (
+            select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
+                                and o.id <> p_import_id) as known
+            from refs x)
+        update pipetrak.import_rows r set
+            attributes = r.attributes - 'pipetrak_ref',
+            origin_import_id = case when j.known then j.import_id end,
+            origin_line = case when j.known then j.origin_line end,
+            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
+                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
+                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+        from judged j
+        where r.import_id = p_import_id and r.line = j.line;
+        v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+    end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -384,6 +432,24 @@ begin
                 'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
         end if;
     end if;
+
+    -- Two spellings of a drawing number in this file that stay different but look alike (the same
+    -- letters and digits): a warning on the first row of each spelling after the first.
+    update pipetrak.import_rows r
+    set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+        format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+    from (
+        select k.line, first_value(k.line) over w as first_line
+        from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.status = 'valid'
+              group by x.drawing_key) k
+        window w as (partition by k.lookalike order by k.line)
+    ) s
+    join pipetrak.import_rows f on f.import_id = p_import_id and f.line = s.first_line
+    where r.import_id = p_import_id and r.line = s.line and s.line <> s.first_line;
+    get diagnostics v_flagged = row_count;
+    v_warnings_added := v_warnings_added + v_flagged;
 
     -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
     v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
@@ -491,12 +557,14 @@ begin
             'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0)),
         'file_issues', coalesce(v_file -> 'file_issues', '[]'),
         'would', v_would);
+    if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
+        perform pipetrak.import_mark_reported(p_import_id);
+    end if;
     update pipetrak.import_jobs set
-        status = case when v_file ? 'header' then 'validated' else 'failed' end,
-        summary = v_summary, validated_at = now(), updated_at = now(), staged_until = now() + interval '7 days',
-        chunks_total = null, chunks_done = 0, result = '{}'
+        status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
+        staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
     where id = p_import_id;
-    return v_summary || jsonb_build_object('status', case when v_file ? 'header' then 'validated' else 'failed' end);
+    return v_summary || jsonb_build_object('status', 'validated');
 end
 $$;
 
@@ -610,8 +678,17 @@ declare
     v_updated integer;
     v_welds integer;
     v_result jsonb;
+    -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
+    -- rows a remediation import already brought in.
+    v_apart integer[];
+    v_corrected jsonb;
 begin
-    if v_job.status in ('uploaded', 'failed') then
+    if v_job.status = 'failed' then
+        perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
+            'reasons', (select coalesce(jsonb_agg(i ->> 'message'), '[]') from jsonb_array_elements(coalesce(v_job.summary -> 'file_issues', '[]')) i
+                        where i ->> 'severity' = 'error')));
+    end if;
+    if v_job.status = 'uploaded' then
         perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
     if v_job.status = 'validated' then
@@ -650,6 +727,13 @@ begin
         on conflict (project_id, stencil) do nothing;
         get diagnostics v_welders = row_count;
 
+        v_apart := array(
+            select r.line from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+              and (r.origin_import_id is not null
+                   or (r.reported and exists (select from pipetrak.component_sources s
+                                              where s.import_id = p_import_id and s.line = r.line))));
+
         -- Components: a row's own area/system/package pins it when it differs from its drawing's.
         -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
         -- a pipe or instrument stand for that row's component: they write nothing themselves.
@@ -673,7 +757,7 @@ begin
             left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
             left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
             left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
-            where not p.merged
+            where not p.merged and p.line <> all (v_apart)
             on conflict (project_id, identity_key) where retired_at is null do update
                 set quantity = excluded.quantity, updated_at = now()
                 where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
@@ -682,6 +766,14 @@ begin
         select count(*) filter (where inserted), count(*) filter (where not inserted)
         into v_created, v_updated
         from written;
+
+        -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
+        -- sum of its rows' feet.
+        perform pipetrak.import_record_sources(p_import_id, v_job.project_id, v_chunk, v_apart);
+        -- Remediation rows, in file order: each corrects what its original row made, or makes it.
+        v_corrected := pipetrak.import_apply_remediation(p_import_id, v_job.project_id, v_chunk);
+        v_created := v_created + (v_corrected ->> 'created')::integer;
+        v_updated := v_updated + (v_corrected ->> 'updated')::integer;
 
         -- Weld facts: created with the weld, updated on re-import.
         insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
@@ -736,8 +828,9 @@ begin
 end
 $$;
 
--- The remediation CSV (spec §6.3): rows with errors or warnings in their original columns plus
--- the issues column; rows of the same counted item come along so re-imported quantities add up.
+-- The remediation CSV (spec §6.3): the reported rows (see import_mark_reported) in their original
+-- columns, then the row in the original file, the reference to it (`<import id>:<row>`) and the
+-- issues. A row of a remediation import points at its original row still.
 create or replace function pipetrak.import_report_csv(p_import_id bigint)
 returns text
 language plpgsql stable security definer
@@ -749,6 +842,7 @@ set enable_seqscan = off
 as $$
 declare
     v_job pipetrak.import_jobs;
+    v_header text[];
     v_csv text;
 begin
     select * into v_job from pipetrak.import_jobs
@@ -759,30 +853,438 @@ begin
     if v_job.summary is null or v_job.summary -> 'header' is null or jsonb_typeof(v_job.summary -> 'header') <> 'array' then
         perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
-    with flagged as (
-        select r.* from pipetrak.import_rows r
-        where r.import_id = p_import_id and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
-    report as (
-        select f.line, (select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
-                        from jsonb_array_elements(f.issues) i where i ->> 'severity' <> 'info') as notes
-        from flagged f
-        union
-        select r.line, 'included so the quantities of this item add up; already valid'
+    v_header := array(select jsonb_array_elements_text(v_job.summary -> 'header'));
+    with report as (
+        select r.line, coalesce(r.origin_line, r.line) as original_line,
+               format('%s:%s', coalesce(r.origin_import_id, p_import_id), coalesce(r.origin_line, r.line)) as reference,
+               coalesce((select string_agg(format('%s: %s', i ->> 'code', i ->> 'message'), '; ')
+                         from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'),
+                        case when r.component_type = any (pipetrak.component_types('linear_aggregate'))
+                             then 'included so the footage of this pipe adds up; already valid'
+                             else 'included so the quantities of this item add up; already valid' end) as notes
         from pipetrak.import_rows r
-        join flagged f on f.component_type = r.component_type and f.drawing_key = r.drawing_key and f.tag = r.tag and f.size = r.size
-        where r.import_id = p_import_id and r.line <> f.line and r.status = 'valid'
-          and r.component_type = any (pipetrak.component_types('per_seq'))
-          and not exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info'))
-    select pipetrak.render_remediation_csv(
-        array(select jsonb_array_elements_text(v_job.summary -> 'header')),
-        array_agg(to_jsonb(c.cells) order by r.line), array_agg(r.notes order by r.line))
+        where r.import_id = p_import_id and r.reported)
+    select pipetrak.render_report_csv(v_header, array_agg(to_jsonb(c.cells) order by r.line),
+               array_agg(r.original_line order by r.line), array_agg(r.reference order by r.line), array_agg(r.notes order by r.line))
     into v_csv
     from report r
     join pipetrak.import_file_cells(v_job.content, v_job.kind, array(select line from report)) c on c.line = r.line;
-    return coalesce(v_csv, pipetrak.render_remediation_csv(array(select jsonb_array_elements_text(v_job.summary -> 'header')), '{}', '{}'));
+    return coalesce(v_csv, pipetrak.render_report_csv(v_header, '{}', '{}', '{}', '{}'));
 end
 $$;
 
+
+-- ---- Imports from the field ----
+-- Legacy .xls, an empty upload and a file that failed to read get their own catalogued errors.
+update pipetrak.error_codes set message = 'The file is neither CSV nor an Excel workbook (.xlsx, .xls)',
+    hint = 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated); .ods, .xlsb and Word files are not read.'
+where code = 'unsupported_file';
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('empty_file',               'PT422', 'The file is empty', 'Export the sheet again: the upload has no bytes.'),
+    ('import_failed',            'PT422', 'The import''s file could not be read', 'See the reasons in the detail (and the job''s file_issues); fix the file and upload it again.');
+
+-- Drawing keys now fold look-alike dashes, full-width letters, spaces around hyphens and more
+-- sheet spellings. Live drawings that the new key makes one are reported, not merged: the upgrade
+-- stops so that someone who knows the job decides which one stays.
+do $$
+declare
+    v_clashes text;
+begin
+    select string_agg(format('project %s: %s', x.project_id, x.numbers), '; ') into v_clashes
+    from (select d.project_id, string_agg(d.drawing_no, ' = ' order by d.id) as numbers
+          from pipetrak.drawings d where d.retired_at is null
+          group by d.project_id, pipetrak.normalize_drawing_key(d.drawing_no) having count(*) > 1) x;
+    if v_clashes is not null then
+        raise exception 'pipetrak 0.2.0 reads these drawing numbers as one drawing: %', v_clashes
+            using hint = 'Retire one of each group (pipetrak_api.retire_drawing) or correct its number, then run ALTER EXTENSION pipetrak UPDATE again.';
+    end if;
+end
+$$;
+update pipetrak.drawings set drawing_no = drawing_no where drawing_key <> pipetrak.normalize_drawing_key(drawing_no);
+
+alter table pipetrak.import_jobs drop constraint import_jobs_format_check;
+alter table pipetrak.import_jobs add constraint import_jobs_format_check check (format in ('csv', 'xlsx', 'xls'));
+alter table pipetrak.import_rows
+    add column origin_import_id bigint,
+    add column origin_line integer,
+    add column reported boolean not null default false;
+
+-- What an imported row made: the components a reported row (see import_rows.reported) or a
+-- remediation row created or corrected, with the feet it gave a pipe. A fixed row of the
+-- remediation CSV finds here what its original row made (by PIPETRAK REF) and corrects it, and an
+-- original whose row a remediation import already brought in skips that row: either order ends
+-- in the same project. A pipe whose footage came from several such rows is the sum of them.
+create table pipetrak.component_sources (
+    component_id bigint not null references pipetrak.components,
+    -- The original row: its import and its row in that file.
+    import_id    bigint not null,
+    line         integer not null,
+    footage      numeric(14, 2),
+    primary key (import_id, line, component_id)
+);
+create index component_sources_component_idx on pipetrak.component_sources (component_id);
+alter table pipetrak.component_sources enable row level security;
+
+
+-- pipetrak::pg::normalize::drawing_lookalike
+CREATE FUNCTION pipetrak."drawing_lookalike"(
+	"key" TEXT /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'drawing_lookalike_wrapper';
+
+-- pipetrak::pg::imports::render_report_csv (replaces render_remediation_csv, whose symbol stays in
+-- the library for databases still at 0.1.0)
+CREATE FUNCTION pipetrak."render_report_csv"(
+	"header" TEXT[], /* Vec < Option < String > > */
+	"cells" jsonb[], /* Vec < Option < JsonB > > */
+	"rows" INT[], /* Vec < Option < i32 > > */
+	"references" TEXT[], /* Vec < Option < String > > */
+	"notes" TEXT[] /* Vec < Option < String > > */
+) RETURNS TEXT /* Option < String > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'render_report_csv_wrapper';
+
+-- Checks an upload (the caller's role, the arguments, the size and sniffed `p_format`) and
+-- returns the format. It is given the file's size, never the file: see import_upload.
+create or replace function pipetrak.check_import_upload(p_project_id bigint, p_kind text, p_filename text, p_size integer, p_format text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    if p_kind is null or p_kind not in ('takeoff', 'field_welds') then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "kind", "expected": "takeoff or field_welds"}');
+    end if;
+    if p_filename is null or btrim(p_filename) = '' or length(p_filename) > 255 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "filename", "expected": "the file''s name, 1 to 255 characters"}');
+    end if;
+    if p_size is null then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "content", "expected": "the file''s bytes"}');
+    end if;
+    if p_size = 0 then
+        perform pipetrak.raise_error('empty_file', jsonb_build_object('filename', p_filename));
+    end if;
+    if p_size > 50 * 1024 * 1024 then
+        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', 50 * 1024 * 1024));
+    end if;
+    if p_format is null then
+        perform pipetrak.raise_error('unsupported_file', jsonb_build_object('filename', p_filename));
+    end if;
+    return p_format;
+end
+$$;
+
+-- Marks the rows the remediation CSV holds: rows with errors or warnings, and the other rows of
+-- the same counted item or pipe (so that re-imported quantities and footage add up).
+create function pipetrak.import_mark_reported(p_import_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with flagged as (
+        select r.line, r.component_type, r.drawing_key, r.tag, r.size
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id
+          and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
+    mates as (
+        select r.line from pipetrak.import_rows r
+        join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f
+              where f.component_type = any (pipetrak.component_types('per_seq') || pipetrak.component_types('linear_aggregate'))) f
+          on (f.component_type, f.drawing_key, f.tag, f.size) = (r.component_type, r.drawing_key, r.tag, r.size)
+        where r.import_id = p_import_id and r.status = 'valid')
+    update pipetrak.import_rows r set reported = true
+    where r.import_id = p_import_id and r.line in (select line from flagged union select line from mates)
+$$;
+
+-- Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`).
+-- Pipes are the file's truth: footage recorded from other imports' rows is dropped, and a pipe
+-- whose rows are recorded is the sum of their feet.
+create function pipetrak.import_record_sources(p_import_id bigint, p_project_id bigint, p_chunk integer, p_apart integer[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    v_pipes bigint[];
+begin
+    with made as (
+        insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
+        select c.id, p_import_id, r.line,
+               case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
+        from pipetrak.import_rows r
+        cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
+        join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+        join pipetrak.components c on c.project_id = p_project_id and c.retired_at is null
+             and c.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
+        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid' and r.reported
+          and r.line <> all (p_apart)
+        on conflict (import_id, line, component_id) do update set footage = excluded.footage
+        returning s.component_id, s.footage)
+    select array_agg(distinct m.component_id) filter (where m.footage is not null) into v_pipes from made m;
+    if v_pipes is null then
+        return;
+    end if;
+    delete from pipetrak.component_sources s
+    where s.component_id = any (v_pipes) and s.import_id <> p_import_id
+      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id = s.import_id);
+    perform pipetrak.import_sum_footage(v_pipes);
+end
+$$;
+
+-- Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no
+-- recorded rows and no progress is retired (a fixed row moved its footage to another pipe).
+create function pipetrak.import_sum_footage(p_pipes bigint[])
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with sums as (
+        select c.id, (select sum(s.footage) from pipetrak.component_sources s where s.component_id = c.id) as footage,
+               exists (select from pipetrak.component_sources s where s.component_id = c.id) as recorded, c.earned_total
+        from pipetrak.components c
+        where c.id = any (p_pipes) and c.retired_at is null)
+    update pipetrak.components c set
+        quantity = case when x.footage > 0 then x.footage else c.quantity end,
+        retired_at = case when not x.recorded and x.earned_total = 0 then now() end,
+        updated_at = now(), version = c.version + 1
+    from sums x
+    where c.id = x.id
+      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0))
+$$;
+
+-- Remediation rows of one chunk, in file order. A row whose original row made components
+-- corrects them: a pipe's feet move to the pipe the row names; counted items keep their seq while
+-- their item stays the same, else take the next free seqs of their new item; an id or instrument
+-- whose new identity another live component holds is left as it was; a type changed on a
+-- component without progress retires it for a new one (with progress it is left alone). A row
+-- whose original made nothing yet makes it (counted items on the next free seqs, so they add to
+-- what the original's other rows made). Returns {created, updated, left}.
+create function pipetrak.import_apply_remediation(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    r pipetrak.import_rows;
+    v_drawing pipetrak.drawings;
+    v_linked bigint[];
+    v_component pipetrak.components;
+    v_target bigint;
+    v_count integer;
+    v_seq integer;
+    v_per_seq boolean;
+    v_created integer := 0;
+    v_updated integer := 0;
+    v_left integer := 0;
+    v_names text[];
+begin
+    for r in
+        select * from pipetrak.import_rows x
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
+        order by x.line
+    loop
+        select * into v_drawing from pipetrak.drawings d
+        where d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null;
+        select m.names into v_names from pipetrak.milestone_templates m
+        where m.project_id = p_project_id and m.component_type = r.component_type;
+        v_linked := array(
+            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and c.retired_at is null
+            order by c.seq, c.id);
+        v_per_seq := r.component_type = any (pipetrak.component_types('per_seq'));
+
+        if r.component_type = any (pipetrak.component_types('linear_aggregate')) then
+            select c.id into v_target from pipetrak.components c
+            where c.project_id = p_project_id and c.retired_at is null
+              and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, 1);
+            if v_target is null then
+                insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                                 spec, attributes, area_id, system_id, test_package_id, milestone_values)
+                values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, 1, r.quantity, r.description, r.spec,
+                        r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                        array_fill(0::numeric, array[cardinality(v_names)]))
+                returning id into v_target;
+                v_created := v_created + 1;
+            elsif v_linked is not null and v_target = any (v_linked) then
+                v_updated := v_updated + 1;
+            end if;
+            delete from pipetrak.component_sources s
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
+            insert into pipetrak.component_sources (component_id, import_id, line, footage)
+            values (v_target, r.origin_import_id, r.origin_line, r.quantity)
+            on conflict (import_id, line, component_id) do update set footage = excluded.footage;
+            perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
+            continue;
+        end if;
+
+        v_count := r.seq_to - r.seq_from + 1;
+        for i in 1 .. greatest(v_count, cardinality(v_linked)) loop
+            exit when i > v_count;
+            if i <= cardinality(v_linked) then
+                select * into v_component from pipetrak.components where id = v_linked[i];
+                if v_component.component_type <> r.component_type then
+                    if v_component.earned_total > 0 then
+                        v_left := v_left + 1;
+                        continue;
+                    end if;
+                    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
+                    where id = v_component.id;
+                    delete from pipetrak.component_sources s
+                    where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id = v_component.id;
+                elsif (v_component.drawing_id, v_component.tag, v_component.size) = (v_drawing.id, r.tag, r.size) then
+                    update pipetrak.components set description = r.description, spec = r.spec,
+                        attributes = attributes || r.attributes, updated_at = now(), version = version + 1
+                    where id = v_component.id
+                      and (description, spec, attributes) is distinct from (r.description, r.spec, attributes || r.attributes);
+                    if found then
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                else
+                    v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+                    if exists (select from pipetrak.components c where c.project_id = p_project_id and c.retired_at is null
+                               and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq)) then
+                        v_left := v_left + 1;
+                    else
+                        update pipetrak.components set drawing_id = v_drawing.id, tag = r.tag, size = r.size, seq = v_seq,
+                            description = r.description, spec = r.spec, attributes = attributes || r.attributes,
+                            updated_at = now(), version = version + 1
+                        where id = v_component.id;
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                end if;
+            end if;
+            -- Nothing made yet for this seq of the row: make it.
+            v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+            insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                             spec, attributes, area_id, system_id, test_package_id, milestone_values)
+            values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, v_seq, 1, r.description, r.spec,
+                    r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                    array_fill(0::numeric, array[cardinality(v_names)]))
+            on conflict (project_id, identity_key) where retired_at is null do nothing
+            returning id into v_target;
+            if v_target is null then
+                select c.id into v_target from pipetrak.components c
+                where c.project_id = p_project_id and c.retired_at is null
+                  and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq);
+            else
+                v_created := v_created + 1;
+            end if;
+            insert into pipetrak.component_sources (component_id, import_id, line)
+            values (v_target, r.origin_import_id, r.origin_line)
+            on conflict do nothing;
+        end loop;
+    end loop;
+    return jsonb_build_object('created', v_created, 'updated', v_updated, 'left', v_left);
+end
+$$;
+
+-- The next seq of a counted item: one past the highest its live components hold.
+create function pipetrak.import_next_seq(p_project_id bigint, p_drawing_id bigint, p_type text, p_tag text, p_size text)
+returns integer
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
+    where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
+      and c.tag = p_tag and c.size = p_size and c.retired_at is null
+$$;
+
+-- Privileges from an allow-list. Nothing is public; `anon` gets nothing at all; `authenticated`
+-- reads tables through RLS, runs the API, and runs only the few internal functions named here: the
+-- helpers its views and policies call, and the security-definer functions the API's SQL wrappers
+-- hand off to (each checks the caller's role first). Every other internal function stays private,
+-- so a new one can never slip out. `service_role` (BYPASSRLS) is the back office: it reads everything
+-- and runs the API. Roles come from the environment; grants go to those that exist.
+create or replace function pipetrak.grant_privileges()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_role text;
+    v_function text;
+begin
+    revoke all on schema pipetrak, pipetrak_api from public;
+    revoke all on all tables in schema pipetrak from public;
+    revoke all on all tables in schema pipetrak_api from public;
+    revoke all on all sequences in schema pipetrak from public;
+    revoke all on all functions in schema pipetrak from public;
+    revoke all on all functions in schema pipetrak_api from public;
+    revoke all on all procedures in schema pipetrak_api from public;
+    foreach v_role in array array['authenticated', 'service_role'] loop
+        continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
+        execute format('revoke all on all functions in schema pipetrak from %I', v_role);
+        execute format('grant usage on schema pipetrak, pipetrak_api to %I', v_role);
+        execute format('grant select on all tables in schema pipetrak, pipetrak_api to %I', v_role);
+        execute format('grant execute on all functions in schema pipetrak_api to %I', v_role);
+        execute format('grant execute on all procedures in schema pipetrak_api to %I', v_role);
+        for v_function in
+            select p.oid::regprocedure::text
+            from pg_catalog.pg_proc p
+            where p.pronamespace = 'pipetrak'::regnamespace
+              and p.proname = any (array[
+                  -- called by views and policies as the reader
+                  'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
+                  'progress_rollup', 'percent_of',
+                  -- security-definer targets of pipetrak_api's wrappers
+                  'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
+                  'create_project', 'update_project_settings', 'archive_project', 'project_channel',
+                  'event_is_genuine', 'create_reference', 'rename_reference', 'retire_reference',
+                  'update_test_package', 'create_drawing', 'revise_drawing', 'assign_drawing', 'retire_drawing',
+                  'create_component', 'assign_component', 'retire_component', 'reweight_template',
+                  'update_milestone', 'update_milestones', 'assign_welder', 'resolve_review_item',
+                  'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk'])
+        loop
+            execute format('grant execute on function %s to %I', v_function, v_role);
+        end loop;
+    end loop;
+    -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
+    foreach v_role in array array['authenticated', 'service_role'] loop
+        continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
+        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources from %I', v_role);
+    end loop;
+end
+$$;
+
+-- pg_dump skips extension tables unless they are registered: every data table and its sequence.
+-- Not progress_parts: restoring the components rebuilds it (their COPY fires the progress trigger),
+-- so dumping it too would count every component twice. Not progress_deferrals: it only holds rows
+-- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
+create or replace function pipetrak.register_dump_tables()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_relation text;
+begin
+    foreach v_relation in array array[
+        'user_profiles', 'organizations', 'organizations_id_seq', 'memberships', 'projects', 'projects_id_seq',
+        'project_secrets', 'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
+        'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
+        'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
+        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources']
+    loop
+        perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
+    end loop;
+end
+$$;
+
+comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
+    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
+
+comment on function pipetrak_api.import_report_csv(bigint) is
+    'The remediation CSV: rows with errors or warnings (and the other rows of their item or pipe) in their original columns, plus PIPETRAK ROW, PIPETRAK REF and PIPETRAK ISSUES. Fix it and import it again: fixed rows correct what their original rows made.';
+
+drop function pipetrak.render_remediation_csv(text[], jsonb[], text[]);
 
 drop function pipetrak.milestone_earned(integer[], text[], integer[]);
 drop function pipetrak.plan_milestone_update(text[], integer[], boolean[], text[], integer[], text, text, boolean, text);
