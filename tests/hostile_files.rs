@@ -148,6 +148,94 @@ fn repeat(out: &mut dyn Write, chunk: &[u8], times: usize) {
 }
 
 /// Every hostile file: its name, and the file issue (or SQLSTATE) it must end in.
+fn biff_record(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    out.extend_from_slice(data);
+}
+
+/// A LABEL cell: row, column, format 0, then the text as 8-bit characters.
+fn biff_label(out: &mut Vec<u8>, row: u16, col: u16, text: &str) {
+    let mut data = Vec::with_capacity(9 + text.len());
+    for n in [row, col, 0, text.len() as u16] {
+        data.extend_from_slice(&n.to_le_bytes());
+    }
+    data.push(0);
+    data.extend_from_slice(text.as_bytes());
+    biff_record(out, 0x0204, &data);
+}
+
+/// A legacy .xls (a BIFF8 workbook stream in a compound file) written record by record: one sheet
+/// with a takeoff header and `rows` rows of `columns` cells (`cells` places extra ones anywhere),
+/// DIMENSIONS declaring `declared` (last row + 1, last column + 1) or the real extent.
+fn legacy_workbook(
+    rows: u16,
+    columns: u16,
+    cells: &[(u16, u16)],
+    declared: Option<(u32, u16)>,
+) -> Vec<u8> {
+    let bof = |kind: u16| {
+        let mut data = Vec::new();
+        for n in [0x0600u16, kind, 0x0DBB, 0x07CC] {
+            data.extend_from_slice(&n.to_le_bytes());
+        }
+        data.extend_from_slice(&[0, 0, 0, 0, 6, 0, 0, 0]);
+        data
+    };
+    let mut globals = Vec::new();
+    biff_record(&mut globals, 0x0809, &bof(0x0005));
+    // BOUNDSHEET: where the sheet's BOF is, visible worksheet, its name; then EOF.
+    let sheet_at = (globals.len() + 4 + 14 + 4) as u32;
+    let mut bound = sheet_at.to_le_bytes().to_vec();
+    bound.extend_from_slice(&[0, 0, 6, 0]);
+    bound.extend_from_slice(b"Sheet1");
+    biff_record(&mut globals, 0x0085, &bound);
+    biff_record(&mut globals, 0x000A, &[]);
+    assert_eq!(globals.len() as u32, sheet_at);
+    let mut sheet = Vec::new();
+    biff_record(&mut sheet, 0x0809, &bof(0x0010));
+    let (last_row, last_col) = declared.unwrap_or((u32::from(rows) + 1, columns.max(4)));
+    let mut dimensions = 0u32.to_le_bytes().to_vec();
+    dimensions.extend_from_slice(&last_row.to_le_bytes());
+    dimensions.extend_from_slice(&0u16.to_le_bytes());
+    dimensions.extend_from_slice(&last_col.to_le_bytes());
+    dimensions.extend_from_slice(&0u16.to_le_bytes());
+    biff_record(&mut sheet, 0x0200, &dimensions);
+    for (col, text) in ["DRAWING", "TYPE", "QTY", "CMDTY CODE"].iter().enumerate() {
+        biff_label(&mut sheet, 0, col as u16, text);
+    }
+    for col in 4..columns {
+        biff_label(&mut sheet, 0, col, &format!("EXTRA {col}"));
+    }
+    for row in 1..=rows {
+        for col in 0..columns {
+            let text = match col {
+                0 => format!("P-{}", row / 100),
+                1 => "Support".to_string(),
+                2 => "1".to_string(),
+                3 => format!("S-{row}"),
+                _ => format!("x{col}"),
+            };
+            biff_label(&mut sheet, row, col, &text);
+        }
+    }
+    for &(row, col) in cells {
+        biff_label(&mut sheet, row, col, "far");
+    }
+    biff_record(&mut sheet, 0x000A, &[]);
+    globals.extend_from_slice(&sheet);
+    // Version 3 (512-byte sectors), as Excel writes them.
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, std::io::Cursor::new(Vec::new()))
+            .expect("compound file");
+    file.create_stream("/Workbook")
+        .expect("stream")
+        .write_all(&globals)
+        .expect("write");
+    file.flush().expect("flush");
+    file.into_inner().into_inner()
+}
+
 fn hostile_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let takeoff_header = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE";
     let mut files: Vec<(&'static str, Vec<u8>, &'static str)> = vec![
@@ -255,14 +343,57 @@ fn hostile_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
                     .expect("write");
                 out.finish().expect("finish").into_inner()
             },
-            "unsupported_file",
+            "PT415",
+        ),
+        (
+            "a .docx (a zip, not a workbook)",
+            {
+                let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+                out.start_file(
+                    "word/document.xml",
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .expect("part");
+                out.write_all(b"<w:document/>").expect("write");
+                out.finish().expect("finish").into_inner()
+            },
+            "PT415",
+        ),
+        (
+            "a .doc (a compound file, not a workbook)",
+            {
+                let mut file =
+                    cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).expect("cfb");
+                file.create_stream("/WordDocument")
+                    .expect("stream")
+                    .write_all(b"text")
+                    .expect("write");
+                file.flush().expect("flush");
+                file.into_inner().into_inner()
+            },
+            "PT415",
+        ),
+        (
+            "an .xls at its limit: 31,249 rows of 16 cells (xls)",
+            legacy_workbook(31_249, 16, &[], None),
+            "valid",
+        ),
+        (
+            "an .xls declaring 4 billion rows (xls)",
+            legacy_workbook(3, 4, &[], Some((u32::MAX, 4))),
+            "file_over_limits",
+        ),
+        (
+            "an .xls with cells at A1 and IV65536 (xls)",
+            legacy_workbook(3, 4, &[(65_535, 255)], None),
+            "file_over_limits",
         ),
     ];
     let whole = workbook(&header_strings("5"), &mut one_row);
     files.push((
         "a workbook cut in half",
         whole[..whole.len() / 2].to_vec(),
-        "unsupported_file",
+        "PT415",
     ));
     let mut lying = whole.clone();
     // The end-of-central-directory record says 65,535 entries in a directory 4 GB long.
@@ -275,7 +406,7 @@ fn hostile_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     files.push((
         "a zip directory declaring 65,535 entries and 4 GB",
         lying,
-        "unsupported_file",
+        "PT415",
     ));
     files
 }

@@ -115,7 +115,7 @@ impl IssueCode {
         use IssueCode::*;
         match self {
             UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel workbook (.xlsx, or .xls from Excel 97–2003).",
-            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, workbooks that unpack to under 1 GB without unpacking 100 times their size, and .xls sheets of at most 2,000,000 cells; save the takeoff sheet alone as CSV or split it.",
+            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, workbooks that unpack to under 1 GB without unpacking 100 times their size, and .xls workbooks under 16 MB whose sheets span at most 500,000 cells; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
             HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",

@@ -159,10 +159,14 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
     Ok(())
 }
 
-/// Cells a legacy `.xls` worksheet may span (rows × columns from its first to its last cell, and
-/// as its DIMENSIONS record declares them): calamine reads a whole `.xls` into memory and sizes a
-/// sheet by that span. 2,000,000 cells is 65,536 rows (the format's limit) by 30 columns.
-pub const MAX_XLS_SHEET_CELLS: u64 = 2_000_000;
+/// Cells the sheets of a legacy `.xls` may span in all (each sheet's rows × columns from its first
+/// to its last cell, or as its DIMENSIONS record declares them): calamine reads a whole `.xls` into
+/// memory, every sheet at once, and sizes each sheet by that span. 500,000 cells is 20,000 rows by
+/// 25 columns (a weld log of a few thousand welds spans a tenth of it); at the limit, reading and
+/// reporting on an `.xls` peak at about 150 MB of the backend's memory.
+pub const MAX_XLS_CELLS: u64 = 500_000;
+/// Bytes of an `.xls`'s workbook stream, which calamine holds twice while it reads.
+pub const MAX_XLS_STREAM_BYTES: u64 = 16 << 20;
 
 /// Records of the BIFF stream that hold a cell, with its row and column in their first 4 bytes.
 fn is_cell_record(kind: u16) -> bool {
@@ -174,8 +178,9 @@ fn is_cell_record(kind: u16) -> bool {
 
 /// Opens a legacy `.xls` (a compound file holding a BIFF `Workbook` stream, through the `cfb`
 /// crate, which checks the container's structure) and reads its records once, a block at a time:
-/// refused when a sheet spans or declares more than `MAX_XLS_SHEET_CELLS` cells or a cell lies
-/// beyond column `MAX_COLUMNS`, before calamine sizes anything from them.
+/// refused when the stream is over `MAX_XLS_STREAM_BYTES`, the sheets span or a sheet declares more
+/// than `MAX_XLS_CELLS` cells, or a cell lies beyond column `MAX_COLUMNS`, before calamine sizes
+/// anything from them.
 pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
     let unreadable = |e: &dyn std::fmt::Display| {
         Issue::new(
@@ -190,12 +195,23 @@ pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
         .find(|n| file.is_stream(n))
         .ok_or_else(|| unreadable(&"it holds no workbook"))?;
     let stream = file.open_stream(name).map_err(|e| unreadable(&e))?;
+    if stream.len() > MAX_XLS_STREAM_BYTES {
+        return Err(OverLimit(format!(
+            "the .xls workbook holds more than {} MB",
+            MAX_XLS_STREAM_BYTES >> 20
+        ))
+        .issue(0));
+    }
     let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
     let over = |what: String| Err(OverLimit(what).issue(0));
     let mut header = [0u8; 4];
     let mut body = vec![0u8; 0x1_0000];
-    // The span of the cells of the current substream (a worksheet between BOF and EOF).
+    // The span of the cells of the current substream (a worksheet between BOF and EOF), and the
+    // cells the substreams before it span.
     let mut span: Option<(u32, u32, u32, u32)> = None;
+    let mut before: u64 = 0;
+    let cells_of =
+        |(r0, r1, c0, c1): (u32, u32, u32, u32)| u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
     loop {
         match stream.read_exact(&mut header) {
             Ok(()) => {}
@@ -219,7 +235,7 @@ pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
         };
         match kind {
             // BOF: a new substream.
-            0x0809 => span = None,
+            0x0809 => before += span.take().map_or(0, cells_of),
             // DIMENSIONS, read as calamine reads it (which reserves room for all of it).
             0x0200 => {
                 let (first_row, last_row, first_col, last_col) = match len {
@@ -237,10 +253,8 @@ pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
                         return over("a sheet declares its last row before its first".into());
                     }
                     let cells = u64::from(lr - fr) * u64::from(lc.saturating_sub(fc).max(1));
-                    if cells > MAX_XLS_SHEET_CELLS {
-                        return over(format!(
-                            "a sheet declares more than {MAX_XLS_SHEET_CELLS} cells"
-                        ));
+                    if cells > MAX_XLS_CELLS {
+                        return over(format!("a sheet declares more than {MAX_XLS_CELLS} cells"));
                     }
                 }
             }
@@ -259,11 +273,8 @@ pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
                 }
                 let (r0, r1, c0, c1) = span.unwrap_or((row, row, col, last_col));
                 let next = (r0.min(row), r1.max(row), c0.min(col), c1.max(last_col));
-                let cells = u64::from(next.1 - next.0 + 1) * u64::from(next.3 - next.2 + 1);
-                if cells > MAX_XLS_SHEET_CELLS {
-                    return over(format!(
-                        "a sheet spans more than {MAX_XLS_SHEET_CELLS} cells"
-                    ));
+                if before + cells_of(next) > MAX_XLS_CELLS {
+                    return over(format!("its sheets span more than {MAX_XLS_CELLS} cells"));
                 }
                 span = Some(next);
             }

@@ -6,7 +6,7 @@
 //! contiguous columns: a second table beside it, after an empty column, is not read. CSV and
 //! `.xlsx` are read a block at a time (`file`) and rows stream to a callback, so memory does not
 //! grow with the number of rows; an `.xls` (at most 65,536 rows) is read whole, held to
-//! `limits::MAX_XLS_SHEET_CELLS`.
+//! `limits::MAX_XLS_CELLS`.
 
 use super::cell::{self, Cell, DateOrder};
 use super::columns::{Field, Mapping};
