@@ -1015,7 +1015,7 @@ fn a_legacy_xls_weld_log_imports_its_welds_and_nothing_beside_them() {
     let s = site(&mut c, "Legacy log", 65);
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/legacy-weld-log.xls"
+        "/tests/fixtures/legacy-weld-log.xls"
     ))
     .expect("fixture");
     let import = upload_file(&mut c, &s.owner, s.project, "field_welds", &bytes).expect("upload");

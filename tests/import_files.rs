@@ -27,6 +27,14 @@ fn sample(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A fixture of our own (the files of `tests/data` are a deployment's, unchanged).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn run(bytes: &[u8], kind: Kind) -> (FileOutcome, Vec<ImportRow>) {
     let mut rows = Vec::new();
     let outcome = validate_file(bytes, kind, today(), &mut |row| rows.push(row));
@@ -889,7 +897,7 @@ fn file_codes(outcome: &FileOutcome) -> Vec<IssueCode> {
 
 #[test]
 fn a_legacy_xls_weld_log_with_placeholder_rows_and_a_welder_list_beside_it() {
-    let bytes = sample("legacy-weld-log.xls");
+    let bytes = fixture("legacy-weld-log.xls");
     assert_eq!(source::sniff(&bytes), Some(Format::Xls));
     assert_eq!(source::sniff_upload(&bytes), Some(Format::Xls));
     let (outcome, rows) = run(&bytes, Kind::FieldWelds);
@@ -971,7 +979,7 @@ fn a_legacy_xls_weld_log_with_placeholder_rows_and_a_welder_list_beside_it() {
 
 #[test]
 fn legacy_xls_files_beyond_the_limits_are_refused_before_calamine_sizes_them() {
-    let bytes = sample("legacy-weld-log.xls");
+    let bytes = fixture("legacy-weld-log.xls");
     // DIMENSIONS (type 0x0200, 14 bytes): first row u32, last row + 1 u32, first col, last col + 1.
     let dimensions = bytes
         .windows(4)
