@@ -1,6 +1,7 @@
 //! Normalization of drawing numbers, sizes, commodity codes and welder stencils (spec §3, §4, §7).
 
 use regex::Regex;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// Trim, uppercase and collapse every run of whitespace to one space.
@@ -29,7 +30,11 @@ fn sheet_suffix() -> &'static Regex {
 /// The text with the look-alikes spreadsheets and keyboards produce folded to plain ASCII:
 /// Unicode dashes and minus signs to `-`, full-width forms to ASCII, and every kind of space
 /// (non-breaking, ideographic, …) to a plain space.
-pub fn fold_lookalikes(raw: &str) -> String {
+pub fn fold_lookalikes(raw: &str) -> Cow<'_, str> {
+    // Plain ASCII without tabs or line breaks, as most cells are, has nothing to fold.
+    if raw.is_ascii() && !raw.bytes().any(|b| b.is_ascii_whitespace() && b != b' ') {
+        return Cow::Borrowed(raw);
+    }
     raw.chars()
         .map(|c| match c {
             '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' => '-',
@@ -37,7 +42,8 @@ pub fn fold_lookalikes(raw: &str) -> String {
             c if c.is_whitespace() => ' ',
             c => c,
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 fn spaced_hyphen() -> &'static Regex {
@@ -50,10 +56,14 @@ fn spaced_hyphen() -> &'static Regex {
 /// 01of28`, `p‐94011_3 SH 1 OF 28` and `P - 94011_3 (1of28)` all become `P-94011_3 1 OF 28`.
 pub fn drawing_key(raw: &str) -> String {
     let collapsed = collapse_upper(&fold_lookalikes(raw));
-    let collapsed = spaced_hyphen().replace_all(&collapsed, "-");
+    let collapsed = if collapsed.contains(" -") || collapsed.contains("- ") {
+        spaced_hyphen().replace_all(&collapsed, "-").into_owned()
+    } else {
+        collapsed
+    };
     match sheet_suffix().captures(&collapsed) {
         Some(c) => format!("{} {} OF {}", &c[1], &c[2], &c[3]),
-        None => collapsed.into_owned(),
+        None => collapsed,
     }
 }
 

@@ -133,6 +133,14 @@ struct LineScan {
 
 impl LineScan {
     fn feed(&mut self, bytes: &[u8]) {
+        // Most files are ASCII: a block of it ends the current line at its first line break, and
+        // every line after that is ASCII too.
+        if self.pending.is_empty() && bytes.is_ascii() {
+            if bytes.contains(&b'\n') {
+                self.end_line();
+            }
+            return;
+        }
         let mut rest = bytes;
         while let Some(at) = rest.iter().position(|&b| b == b'\n') {
             self.piece(&rest[..at], true);

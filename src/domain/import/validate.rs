@@ -145,6 +145,8 @@ pub struct Validator {
     date_order: Option<DateOrder>,
     /// Rows that hold nothing but an id: how many, and the first one's row.
     placeholders: (u32, u32),
+    /// The last drawing number read and its key: rows of one drawing mostly follow each other.
+    last_drawing: (String, String),
     /// Cells, ids and items of the rows so far.
     seen: SeenFilter,
     pub counts: Counts,
@@ -158,6 +160,7 @@ impl Validator {
             today,
             date_order: None,
             placeholders: (0, 0),
+            last_drawing: (String::new(), String::new()),
             seen: SeenFilter::new(),
             counts: Counts::default(),
             found: Found::default(),
@@ -169,19 +172,13 @@ impl Validator {
         let line = source_row.line;
         // Only the table's columns: cells beside it belong to another table.
         let cells = &source_row.cells[..source_row.cells.len().min(layout.table.end)];
-        let in_table = |i: &usize| layout.table.contains(i);
-        let filled: Vec<usize> = (0..cells.len())
-            .filter(in_table)
-            .filter(|&i| !cells[i].is_blank())
-            .collect();
-        if filled.is_empty() {
-            return None;
-        }
+        let filled = || (layout.table.start..cells.len()).filter(|&i| !cells[i].is_blank());
+        let first_filled = filled().next()?;
         let id_field = match self.kind {
             Kind::Takeoff => Field::CmdtyCode,
             Kind::FieldWelds => Field::WeldId,
         };
-        if filled.len() == 1 && layout.mapping.index(id_field) == Some(filled[0]) {
+        if layout.mapping.index(id_field) == Some(first_filled) && filled().nth(1).is_none() {
             if self.placeholders.0 == 0 {
                 self.placeholders.1 = line;
             }
@@ -210,7 +207,7 @@ impl Validator {
             ));
         }
         let mut too_long = false;
-        for &index in &filled {
+        for index in filled() {
             if let Cell::Text(text) = &cells[index] {
                 if text.len() > MAX_CELL_TEXT && text.chars().count() > MAX_CELL_TEXT {
                     too_long = true;
@@ -460,9 +457,15 @@ impl Validator {
         row.weld = Some(weld);
     }
 
-    fn drawing(&self, read: &Reader<'_>, row: &mut ImportRow) {
+    fn drawing(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
         row.drawing_no = read.text(Field::Drawing);
-        row.drawing_key = normalize::drawing_key(&row.drawing_no);
+        if self.last_drawing.0 != row.drawing_no {
+            self.last_drawing = (
+                row.drawing_no.clone(),
+                normalize::drawing_key(&row.drawing_no),
+            );
+        }
+        row.drawing_key = self.last_drawing.1.clone();
         read.required_text(
             Field::Drawing,
             &row.drawing_no,
