@@ -351,6 +351,7 @@ declare
     v_flagged integer;
     v_warnings_added integer := 0;
     v_failed boolean;
+    v_similar jsonb;
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -434,22 +435,24 @@ begin
     end if;
 
     -- Two spellings of a drawing number in this file that stay different but look alike (the same
-    -- letters and digits): a warning on the first row of each spelling after the first.
-    update pipetrak.import_rows r
-    set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
-        format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
-    from (
-        select k.line, first_value(k.line) over w as first_line
-        from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
-              from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.status = 'valid'
-              group by x.drawing_key) k
-        window w as (partition by k.lookalike order by k.line)
-    ) s
-    join pipetrak.import_rows f on f.import_id = p_import_id and f.line = s.first_line
-    where r.import_id = p_import_id and r.line = s.line and s.line <> s.first_line;
-    get diagnostics v_flagged = row_count;
-    v_warnings_added := v_warnings_added + v_flagged;
+    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+    -- are found over the distinct keys; only their few rows are then read and written.
+    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from pipetrak.import_rows x
+                where x.import_id = p_import_id and x.status = 'valid'
+                group by x.drawing_key) k) s
+    where s.line <> s.first_line;
+    if jsonb_array_length(v_similar) > 0 then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        from jsonb_array_elements(v_similar) p(pair)
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
+    end if;
 
     -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
     v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
