@@ -1021,9 +1021,17 @@ begin
                case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
         from pipetrak.import_rows r
         cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
-        join pipetrak.drawings d on d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null
-        join pipetrak.components c on c.project_id = p_project_id and c.retired_at is null
-             and c.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
+        -- Lateral probes of the drawing and identity indexes, one per component: a join could
+        -- hash the project's components (their statistics are stale while an import writes them).
+        cross join lateral (
+            select x.id from pipetrak.drawings x
+            where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+            limit 1) d
+        cross join lateral (
+            select x.id from pipetrak.components x
+            where x.project_id = p_project_id and x.retired_at is null
+              and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
+            limit 1) c
         where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid' and r.reported
           and r.line <> all (p_apart)
         on conflict (import_id, line, component_id) do update set footage = excluded.footage
