@@ -17,7 +17,7 @@ impl Cell {
     /// A text cell as read from a file. PostgreSQL text can't hold NUL, so NUL characters (a
     /// stray byte in a CSV, `_x0000_` in a workbook) are dropped here, before any use.
     pub fn from_text(text: &str) -> Cell {
-        if text.contains('\0') {
+        if text.as_bytes().contains(&0) {
             Cell::Text(text.replace('\0', ""))
         } else {
             Cell::Text(text.to_string())

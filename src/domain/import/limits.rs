@@ -299,47 +299,70 @@ struct XmlScan {
 
 impl XmlScan {
     fn feed(&mut self, bytes: &[u8]) -> Result<(), OverLimit> {
-        for &b in bytes {
-            if self.in_tag {
-                if b == b'>' {
-                    if self.naming {
-                        self.end_name();
-                    }
-                    if let Some(attributes) = self.sst.take() {
-                        check_declared_count(&attributes)?;
-                    }
-                    self.in_tag = false;
-                    self.run = 0;
-                    continue;
+        let mut i = 0;
+        while i < bytes.len() {
+            // Between the marks that matter, whole runs are skipped at once (memchr): a byte at a
+            // time, this scan cost as much as calamine's own parse.
+            if !self.naming && self.sst.is_none() {
+                let mark = if self.in_tag { b'>' } else { b'<' };
+                let skipped = memchr::memchr(mark, &bytes[i..]).unwrap_or(bytes.len() - i);
+                self.run += skipped;
+                self.check_run()?;
+                i += skipped;
+                if i == bytes.len() {
+                    break;
                 }
-                if self.naming {
-                    if b.is_ascii_whitespace() || b == b'/' && !self.name.is_empty() {
-                        self.end_name();
-                    } else if self.name.len() < 16 {
-                        self.name.push(b);
-                    }
-                } else if let Some(attributes) = self.sst.as_mut() {
-                    if attributes.len() < 512 {
-                        attributes.push(b);
-                    }
-                }
-            } else if b == b'<' {
-                self.in_tag = true;
-                self.naming = true;
-                self.name.clear();
-                self.run = 0;
-                continue;
             }
-            self.run += 1;
-            if self.run > MAX_XML_RUN_BYTES {
-                let what = if self.in_tag { "an XML tag" } else { "a text" };
-                return Err(OverLimit(format!(
-                    "{what} is longer than {} MB",
-                    MAX_XML_RUN_BYTES >> 20
-                )));
-            }
+            self.byte(bytes[i])?;
+            i += 1;
         }
         Ok(())
+    }
+
+    fn check_run(&self) -> Result<(), OverLimit> {
+        if self.run > MAX_XML_RUN_BYTES {
+            let what = if self.in_tag { "an XML tag" } else { "a text" };
+            return Err(OverLimit(format!(
+                "{what} is longer than {} MB",
+                MAX_XML_RUN_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self, b: u8) -> Result<(), OverLimit> {
+        if self.in_tag {
+            if b == b'>' {
+                if self.naming {
+                    self.end_name();
+                }
+                if let Some(attributes) = self.sst.take() {
+                    check_declared_count(&attributes)?;
+                }
+                self.in_tag = false;
+                self.run = 0;
+                return Ok(());
+            }
+            if self.naming {
+                if b.is_ascii_whitespace() || b == b'/' && !self.name.is_empty() {
+                    self.end_name();
+                } else if self.name.len() < 16 {
+                    self.name.push(b);
+                }
+            } else if let Some(attributes) = self.sst.as_mut() {
+                if attributes.len() < 512 {
+                    attributes.push(b);
+                }
+            }
+        } else if b == b'<' {
+            self.in_tag = true;
+            self.naming = true;
+            self.name.clear();
+            self.run = 0;
+            return Ok(());
+        }
+        self.run += 1;
+        self.check_run()
     }
 
     fn end_name(&mut self) {

@@ -375,6 +375,8 @@ struct XlsxRows<'a, 'b> {
     cells: calamine::XlsxCellReader<'a, FileReader<'b>>,
     pending: Option<(u32, u32, Cell)>,
     done: bool,
+    /// Cells in the last row read.
+    width: usize,
 }
 
 impl Iterator for XlsxRows<'_, '_> {
@@ -417,11 +419,16 @@ impl Iterator for XlsxRows<'_, '_> {
             };
             match (next, &mut row) {
                 (None, _) => return row.map(|r| Ok(finish(r))),
-                (Some((r, col, cell)), None) => row = Some((r, place(Vec::new(), col, cell))),
+                (Some((r, col, cell)), None) => {
+                    // As wide as the row before: rows of a table mostly are.
+                    let cells = Vec::with_capacity(self.width);
+                    row = Some((r, place(cells, col, cell)))
+                }
                 (Some((r, col, cell)), Some((current, cells))) if r == *current => {
                     *cells = place(std::mem::take(cells), col, cell)
                 }
-                (Some(next), Some(_)) => {
+                (Some(next), Some((_, cells))) => {
+                    self.width = cells.len();
                     self.pending = Some(next);
                     return row.map(|r| Ok(finish(r)));
                 }
@@ -476,6 +483,7 @@ fn read_xlsx(
             cells,
             pending: None,
             done: false,
+            width: 0,
         };
         match scan(
             Format::Xlsx,
