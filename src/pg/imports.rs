@@ -40,6 +40,10 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 
+/// Files up to this size are fetched whole before reading (one request instead of one per 512 KB
+/// block and per seek); larger ones stream in slices, so memory stays bounded for any upload.
+const WHOLE_FILE_BYTES: u64 = 8 << 20;
+
 /// Rows sent to the database per insert.
 const STAGE_BATCH: usize = 5_000;
 
@@ -198,6 +202,9 @@ struct UploadedFile<'a> {
     ahead: Option<(u64, usize)>,
     /// Set when the backend's side has gone (an error, cancel or timeout unwinding it).
     gone: &'a AtomicBool,
+    /// A small file, fetched whole before reading starts: served without asking (a workbook's
+    /// reader seeks between its parts, and each slice asked for waits for a batch to be written).
+    whole: Option<Vec<u8>>,
 }
 
 impl UploadedFile<'_> {
@@ -229,6 +236,9 @@ impl FileSource for UploadedFile<'_> {
     /// one at once: the backend serves it between two batches of rows, so the reader rarely waits
     /// for a batch to be written before it can read on.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(whole) = &self.whole {
+            return whole.as_slice().read_at(offset, buf);
+        }
         let slice = match self.ahead.take() {
             Some(ahead) if ahead == (offset, buf.len()) => self.answer()?,
             Some(_) => {
@@ -321,6 +331,11 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
             slices: slice_received,
             ahead: None,
             gone: &gone,
+            whole: (len as u64 <= WHOLE_FILE_BYTES).then(|| {
+                in_own_context("pipetrak import file", || {
+                    file_slice(import_id, 0, len as usize)
+                })
+            }),
         };
         let reader = scope.spawn(move || {
             block_signals();

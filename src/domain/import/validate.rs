@@ -857,77 +857,24 @@ pub fn validate_file(
     bytes: &[u8],
     kind: Kind,
     today: NaiveDate,
-    on_row: &mut (dyn FnMut(ImportRow) + Send),
+    on_row: &mut dyn FnMut(ImportRow),
 ) -> FileOutcome {
     let mut file = bytes;
     validate_source(&mut file, kind, today, on_row)
 }
 
-/// What the reading side hands the validating side.
-enum ToValidate {
-    Layout(Box<Layout>),
-    Rows(Vec<Row>),
-}
-
-/// Rows handed from the reader to the validator at a time.
-const ROWS_PER_HANDOFF: usize = 256;
-
 /// Reads and validates a whole file, a block at a time, handing every non-blank row to `on_row`.
-/// Reading (parsing CSV or XML) and validating run on two threads, a few hundred rows apart: each
-/// is about half the work, so a file is read in little more than the time of the slower half.
-/// `on_row` is called on the validating thread.
 pub fn validate_source(
     file: &mut dyn FileSource,
     kind: Kind,
     today: NaiveDate,
-    on_row: &mut (dyn FnMut(ImportRow) + Send),
+    on_row: &mut dyn FnMut(ImportRow),
 ) -> FileOutcome {
-    let (handoff, received) = std::sync::mpsc::sync_channel::<ToValidate>(4);
-    let (mut layout, mut validator) = std::thread::scope(|scope| {
-        let validating = scope.spawn(move || {
-            let mut validator = Validator::new(kind, today);
-            let mut current: Option<Box<Layout>> = None;
-            for message in received {
-                match message {
-                    ToValidate::Layout(layout) => current = Some(layout),
-                    ToValidate::Rows(rows) => {
-                        let Some(layout) = current.as_deref() else {
-                            continue;
-                        };
-                        for row in rows {
-                            if let Some(row) = validator.row(layout, &row) {
-                                on_row(row);
-                            }
-                        }
-                    }
-                }
-            }
-            validator
-        });
-        let mut pending: Vec<Row> = Vec::with_capacity(ROWS_PER_HANDOFF);
-        let mut sent_layout = false;
-        // A send fails only once the validating side has gone (it panicked): reading stops
-        // mattering, and joining it below passes its panic on.
-        let layout = source::read(file, kind, &mut |layout, row| {
-            if !sent_layout {
-                sent_layout = true;
-                let _ = handoff.send(ToValidate::Layout(Box::new(layout.clone())));
-            }
-            pending.push(row);
-            if pending.len() >= ROWS_PER_HANDOFF {
-                let rows = std::mem::replace(&mut pending, Vec::with_capacity(ROWS_PER_HANDOFF));
-                let _ = handoff.send(ToValidate::Rows(rows));
-            }
-        });
-        if !pending.is_empty() {
-            let _ = handoff.send(ToValidate::Rows(pending));
+    let mut validator = Validator::new(kind, today);
+    let mut layout = source::read(file, kind, &mut |layout, row| {
+        if let Some(row) = validator.row(layout, &row) {
+            on_row(row);
         }
-        drop(handoff);
-        let validator = match validating.join() {
-            Ok(validator) => validator,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        (layout, validator)
     });
     if let Ok(layout) = &mut layout {
         let (placeholders, first) = validator.placeholders;
