@@ -163,7 +163,7 @@ pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
 /// to its last cell, or as its DIMENSIONS record declares them): calamine reads a whole `.xls` into
 /// memory, every sheet at once, and sizes each sheet by that span. 500,000 cells is 20,000 rows by
 /// 25 columns (a weld log of a few thousand welds spans a tenth of it); at the limit, reading and
-/// reporting on an `.xls` peak at about 150 MB of the backend's memory.
+/// reporting on an `.xls` peak at about 125 MB of the backend's memory.
 pub const MAX_XLS_CELLS: u64 = 500_000;
 /// Bytes of an `.xls`'s workbook stream, which calamine holds twice while it reads.
 pub const MAX_XLS_STREAM_BYTES: u64 = 16 << 20;
