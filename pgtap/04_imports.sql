@@ -2,7 +2,7 @@
 -- commit, and who may do what. Files are real ones from tests/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(48);
+select plan(52);
 
 \set takeoff `base64 -w0 tests/data/quantity-instances.csv`
 \set weld_log `base64 -w0 tests/data/field-weld-log-664.xlsx`
@@ -122,13 +122,33 @@ select is((pipetrak_api.import_validate(:dup_spool) -> 'would') - 'welders' - 's
     '{"components": {"create": 1, "update": 0, "unchanged": 0}, "drawings": {"create": 1, "unchanged": 0},
       "areas": {"create": 1, "unchanged": 0}}'::jsonb,
     'a drawing or area only a repeated (invalid) row names is not promised');
-select pg_temp.upload(:project_a, 'field_welds', E'WELD ID,DRAWING ID,WELD TYPE\nW-1,P-500,BW\nW-2,P-500,BW\nW-1,P-500,SW\n') as dup_weld \gset
+-- A weld is its drawing and number (spec §4): W-1 again on ISO-9000-A is a repeat, W-1 on ISO-9000-B is
+-- another weld. The project already holds a W-1 (on another drawing): each new W-1 gets a note.
+select pg_temp.upload(:project_a, 'field_welds', E'WELD ID,DRAWING ID,WELD TYPE\nW-1,ISO-9000-A,BW\nW-2,ISO-9000-A,BW\nW-1,ISO-9000-A,SW\nW-1,ISO-9000-B,BW\n') as dup_weld \gset
 select pipetrak_api.import_validate(:dup_weld) \gset
-select is((select jsonb_agg(jsonb_build_object('row', i.row, 'code', i.code, 'column', i."column", 'value', i.value))
+select is((select jsonb_agg(jsonb_build_object('row', i.row, 'code', i.code, 'column', i."column", 'value', i.value) order by i.row)
            from pipetrak_api.import_issues i where i.import_id = :dup_weld),
-    '[{"row": 4, "code": "duplicate_id", "column": "WELD ID", "value": "W-1"}]'::jsonb,
-    'a weld number repeated in a log is an error naming its column and value');
+    '[{"row": 2, "code": "weld_number_elsewhere", "column": "WELD ID", "value": "W-1"},
+      {"row": 4, "code": "duplicate_id", "column": "WELD ID", "value": "W-1"},
+      {"row": 5, "code": "weld_number_elsewhere", "column": "WELD ID", "value": "W-1"}]'::jsonb,
+    'a weld number repeated on one drawing is an error naming its column and value; on another drawing a note');
 select is((select status from pipetrak.import_rows where import_id = :dup_weld and line = 4), 'invalid', 'and its row is invalid');
+select is((pipetrak_api.import_commit(import_id => :dup_weld, skip_invalid_rows => true) ->> 'components_created')::int, 3,
+    'the commit makes W-1 and W-2 on ISO-9000-A and another W-1 on ISO-9000-B');
+select is((select array_agg(d.drawing_no order by d.drawing_no) from pipetrak.components c
+           join pipetrak.drawings d on d.id = c.drawing_id
+           where c.project_id = :project_a and c.component_type = 'field_weld' and c.tag = 'W-1' and d.drawing_no like 'ISO-9000-_'),
+    array['ISO-9000-A', 'ISO-9000-B'], 'two welds numbered W-1, one per drawing');
+-- The same rule through the API: a weld number is free on another drawing, taken on its own.
+select is(jsonb_array_length(pipetrak_api.create_component(project_id => :project_a,
+              drawing_id => (select min(d.id) from pipetrak.drawings d where d.project_id = :project_a and d.retired_at is null
+                             and not exists (select from pipetrak.components c where c.drawing_id = d.id and c.tag = 'W-1')),
+              component_type => 'field_weld', tag => 'W-1') -> 'created'), 1,
+    'create_component makes weld W-1 on a drawing without one');
+select throws_ok(format('select pipetrak_api.create_component(project_id => %s, drawing_id => %s, component_type => %L, tag => %L)',
+                        :project_a, (select id from pipetrak.drawings where project_id = :project_a and drawing_no = 'ISO-9000-A'),
+                        'field_weld', 'w-1'),
+    'PT409', null, 'and refuses a second W-1 on a drawing that has one (duplicate_component)');
 select throws_ok(format('select pipetrak.import_resolve_repeats(%s, ''field_welds'')', :dup_weld), '42501', null,
     'an importer can''t run the rules across rows by hand: only import_validate does');
 

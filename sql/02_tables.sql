@@ -178,6 +178,7 @@ language sql immutable parallel safe
 as $$
     select case
         when p_type = any (pipetrak.component_types('by_id')) then p_type || '|' || p_tag
+        when p_type = any (pipetrak.component_types('per_drawing')) then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag
         when p_type = any (pipetrak.component_types('linear_aggregate')) then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_size || '|' || p_tag
         when p_type = any (pipetrak.component_types('single')) then p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size
         else p_type || '|' || p_drawing_id::pg_catalog.text || '|' || p_tag || '|' || p_size || '|' || p_seq::pg_catalog.text

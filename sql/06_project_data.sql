@@ -327,9 +327,11 @@ begin
     if v_existing is null then
         select array_agg(c.id order by c.seq) into v_existing from pipetrak.components c
         where c.project_id = p_project_id and c.retired_at is null and c.component_type = v_type and c.tag = v_tag
-          and (v_type = any (pipetrak.component_types('by_id')) or (c.drawing_id = p_drawing_id and c.size = v_size and c.seq <= v_count));
+          and (v_type = any (pipetrak.component_types('by_id'))
+               or (v_type = any (pipetrak.component_types('per_drawing')) and c.drawing_id = p_drawing_id)
+               or (c.drawing_id = p_drawing_id and c.size = v_size and c.seq <= v_count));
     end if;
-    if v_type = any (pipetrak.component_types('by_id')) and v_existing is not null then
+    if v_type = any (pipetrak.component_types('by_id') || pipetrak.component_types('per_drawing')) and v_existing is not null then
         perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_type, 'tag', v_tag, 'component_id', v_existing[1]));
     end if;
 

@@ -289,8 +289,8 @@ as $$
         select x.id from pipetrak.drawings x
         where p_compare and x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
         limit 1) d on true
-    -- A lateral probe per row. Only spools and welds are identified without their drawing, so a
-    -- new drawing's rows probe nothing.
+    -- A lateral probe per row. Only spools are identified without their drawing, so a new
+    -- drawing's rows probe nothing.
     left join lateral (
         select x.id, x.quantity from pipetrak.components x
         where p_compare and (d.id is not null or r.component_type = any (pipetrak.component_types('by_id')))
@@ -300,17 +300,27 @@ as $$
     where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
 $$;
 
--- The project's live field weld with this number, as a lateral probe of the identity index (a
--- join could scan every component of the project). No SET clause, so the planner inlines it.
-create function pipetrak.live_weld(p_project_id bigint, p_tag text, p_size text)
+-- The project's live field weld with this number on this drawing (a weld is its drawing and
+-- number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every
+-- component of the project). No SET clause, so the planner inlines it.
+create function pipetrak.live_weld(p_project_id bigint, p_drawing_key text, p_tag text)
 returns table (id bigint)
 language sql stable
 as $$
-    select x.id from pipetrak.components x
-    where x.project_id = p_project_id and x.retired_at is null
-      and x.identity_key = pipetrak.identity_key('field_weld', null, p_tag, p_size, 1)
+    select x.id
+    from pipetrak.drawings d
+    cross join lateral (
+        select c.id from pipetrak.components c
+        where c.project_id = p_project_id and c.retired_at is null
+          and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
+        limit 1) x
+    where d.project_id = p_project_id and d.drawing_key = p_drawing_key and d.retired_at is null
     limit 1
 $$;
+
+-- Live field welds by number, for the dry run's note that a number also exists on another drawing.
+create index components_weld_number_idx on pipetrak.components (project_id, tag)
+    where component_type = 'field_weld' and retired_at is null;
 
 -- Existing drawings whose keys look like `p_key` (pg_trgm similarity, best first), for hints on
 -- drawings an import would create. pg_trgm may live in any schema: the function and its index are
@@ -386,6 +396,7 @@ declare
     v_has_drawings boolean;
     v_flagged integer;
     v_warnings_added integer := 0;
+    v_infos_added integer := 0;
     v_failed boolean;
     v_similar jsonb;
 begin
@@ -534,6 +545,27 @@ begin
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
 
+    -- A weld number the project holds on another drawing but not on this one makes a new weld
+    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+               and c.retired_at is null) then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
+            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
+            'WELD ID', r.tag))
+        from (select v.line,
+                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                      order by d.drawing_no limit 1) as other
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
+        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+        get diagnostics v_flagged = row_count;
+        v_infos_added := v_infos_added + v_flagged;
+    end if;
+
     -- What a commit would create, update and leave alone. Into a project without components, all
     -- the file's components are new: the reader counted them; otherwise each is compared.
     if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
@@ -553,7 +585,7 @@ begin
         changed_welds as (
             select count(*) as changed
             from pipetrak.import_rows v
-            cross join lateral pipetrak.live_weld(v_job.project_id, v.tag, v.size) c
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
             join pipetrak.field_welds w on w.component_id = c.id
             left join pipetrak.welders wd on wd.id = w.welder_id
             where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
@@ -593,7 +625,7 @@ begin
         'issues', jsonb_build_object(
             'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
             'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
-            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0)),
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0) + v_infos_added),
         'file_issues', coalesce(v_file -> 'file_issues', '[]'),
         'would', v_would);
     if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
@@ -657,8 +689,18 @@ as $$
         'hint', pipetrak.import_issue_hint(p_code))
 $$;
 
--- Rules across rows (spec §6), over the staged rows valid on their own: spool ids and weld numbers
--- are unique in a file (a repeat is an error), rows of one item merge (per-seq quantities number
+-- Where an id must be unique in a file: '' (the whole file) for spool ids, the drawing for weld
+-- numbers (spec §4), null for types identified otherwise. No SET clause, so it is inlined.
+create function pipetrak.import_id_scope(p_type text, p_drawing_key text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case when p_type = any (pipetrak.component_types('by_id')) then ''
+                when p_type = any (pipetrak.component_types('per_drawing')) then p_drawing_key end
+$$;
+
+-- Rules across rows (spec §6), over the staged rows valid on their own: spool ids (in the file) and
+-- weld numbers (on a drawing) are unique (a repeat is an error), rows of one item merge (per-seq quantities number
 -- on into one range; a pipe's footage or an instrument is one component), rows repeated cell for
 -- cell get a warning. Every row of a pipe spread over several rows takes the pipe's total footage
 -- (staging gave each its own). The reader flags every row that may repeat an earlier one; only rows
@@ -675,17 +717,19 @@ set search_path = pg_catalog, pg_temp
 as $$
     with staged as not materialized (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
-               r.quantity, r.component_type = any (pipetrak.component_types('by_id')) as by_id
+               r.quantity, pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.status = 'valid'),
     flagged as materialized (
-        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.component_type = any (pipetrak.component_types('by_id')) as by_id
+        select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size,
+               pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
     related_lines as (
         select s.line from staged s join (select distinct f.cells_hash from flagged f) f on f.cells_hash = s.cells_hash
         union
-        select s.line from staged s join (select distinct f.tag from flagged f where f.by_id) f on f.tag = s.tag where s.by_id
+        select s.line from staged s
+        join (select distinct f.id_scope, f.tag from flagged f where f.id_scope is not null) f on (f.id_scope, f.tag) = (s.id_scope, s.tag)
         union
         select s.line from staged s
         join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f) f
@@ -695,8 +739,8 @@ as $$
     judged as (
         select x.line, x.tag, x.count, x.component_type,
                nullif(min(x.line) over (partition by x.cells_hash), x.line) as same_cells_as,
-               case when x.by_id then nullif(min(x.line) over (partition by x.by_id, x.tag), x.line) end as same_id_as,
-               case when not x.by_id
+               case when x.id_scope is not null then nullif(min(x.line) over (partition by x.id_scope, x.tag), x.line) end as same_id_as,
+               case when x.id_scope is null
                     then nullif(min(x.line) over item, x.line)
                end as same_item_as,
                case when x.component_type = any (pipetrak.component_types('per_seq'))
@@ -707,7 +751,7 @@ as $$
                     then sum(x.quantity) over item
                end as pipe_footage
         from related x
-        window item as (partition by x.by_id, x.component_type, x.drawing_key, x.tag, x.size)),
+        window item as (partition by x.id_scope, x.component_type, x.drawing_key, x.tag, x.size)),
     verdicts as (
         select j.line, j.seq_from, j.seq_from + j.count - 1 as seq_to, j.pipe_footage, j.same_cells_as is not null as identical,
                j.same_id_as is not null as duplicate, j.same_item_as is not null as merged,
@@ -716,7 +760,8 @@ as $$
                    case when j.same_cells_as is not null then pipetrak.import_issue(j.line, 'identical_rows',
                        format('Row %s has exactly the same cells', j.same_cells_as)) end,
                    case when j.same_id_as is not null then pipetrak.import_issue(j.line, 'duplicate_id',
-                       format('%s is already on row %s', j.tag, j.same_id_as),
+                       format('%s is already on row %s%s', j.tag, j.same_id_as,
+                              case when j.component_type = 'field_weld' then ' (same drawing)' else '' end),
                        case p_kind when 'takeoff' then 'CMDTY CODE' else 'WELD ID' end, j.tag) end,
                    case when j.same_item_as is not null then pipetrak.import_issue(j.line, 'rows_merged',
                        format('This row %s', case
@@ -931,7 +976,7 @@ begin
         select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
                r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
         from pipetrak.import_rows r
-        cross join lateral pipetrak.live_weld(v_job.project_id, r.tag, r.size) c
+        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
         on conflict (component_id) do update set

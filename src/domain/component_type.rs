@@ -23,8 +23,10 @@ pub enum ComponentType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum Identity {
-    /// One per id in the project: spool id, weld number.
+    /// One per id in the project: spool id.
     ById,
+    /// One per (drawing, number): field welds, whose numbers restart in each weld log of a job.
+    PerDrawing,
     /// One aggregate per (drawing, size, commodity code); quantity is linear feet.
     LinearAggregate,
     /// One per (drawing, tag, size); a quantity above one is a warning.
@@ -52,7 +54,8 @@ impl ComponentType {
 
     pub fn identity(self) -> Identity {
         match self {
-            ComponentType::Spool | ComponentType::FieldWeld => Identity::ById,
+            ComponentType::Spool => Identity::ById,
+            ComponentType::FieldWeld => Identity::PerDrawing,
             ComponentType::Pipe | ComponentType::ThreadedPipe => Identity::LinearAggregate,
             ComponentType::Instrument => Identity::Single,
             _ => Identity::PerSeq,
@@ -145,7 +148,7 @@ mod tests {
     #[test]
     fn identity_follows_the_spec_table() {
         assert_eq!(ComponentType::Spool.identity(), Identity::ById);
-        assert_eq!(ComponentType::FieldWeld.identity(), Identity::ById);
+        assert_eq!(ComponentType::FieldWeld.identity(), Identity::PerDrawing);
         assert_eq!(ComponentType::Pipe.identity(), Identity::LinearAggregate);
         assert_eq!(
             ComponentType::ThreadedPipe.identity(),
@@ -157,11 +160,18 @@ mod tests {
 
     #[test]
     fn every_type_has_exactly_one_identity_rule() {
-        let groups = ["by_id", "linear_aggregate", "single", "per_seq"]
-            .map(|name| ComponentType::identified_by(name.parse().expect("an identity")));
-        assert_eq!(groups[0], ["spool", "field_weld"]);
-        assert_eq!(groups[1], ["pipe", "threaded_pipe"]);
-        assert_eq!(groups[2], ["instrument"]);
+        let groups = [
+            "by_id",
+            "per_drawing",
+            "linear_aggregate",
+            "single",
+            "per_seq",
+        ]
+        .map(|name| ComponentType::identified_by(name.parse().expect("an identity")));
+        assert_eq!(groups[0], ["spool"]);
+        assert_eq!(groups[1], ["field_weld"]);
+        assert_eq!(groups[2], ["pipe", "threaded_pipe"]);
+        assert_eq!(groups[3], ["instrument"]);
         assert_eq!(
             groups.iter().map(Vec::len).sum::<usize>(),
             ComponentType::ALL.len()

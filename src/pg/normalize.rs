@@ -42,8 +42,8 @@ pub fn accepted_component_types() -> String {
     ComponentType::accepted_names()
 }
 
-/// The canonical names of the component types identified by `identity` (by_id, linear_aggregate,
-/// single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of
+/// The canonical names of the component types identified by `identity` (by_id, per_drawing,
+/// linear_aggregate, single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of
 /// listing type names. Immutable, so with a constant argument it is folded when a statement is
 /// planned.
 #[pg_extern(immutable, strict, parallel_safe)]

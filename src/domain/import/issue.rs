@@ -73,6 +73,7 @@ pub enum IssueCode {
     SimilarDrawingExists,
     QuantityBelowExisting,
     UnknownReference,
+    WeldNumberElsewhere,
 }
 
 impl IssueCode {
@@ -105,7 +106,7 @@ impl IssueCode {
             | SimilarDrawingExists
             | QuantityBelowExisting => Severity::Warning,
             UnmappedColumn | DecodedWindows1252 | RowsMerged | PlaceholderRows
-            | ColumnsBesideTable => Severity::Info,
+            | ColumnsBesideTable | WeldNumberElsewhere => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -152,6 +153,7 @@ impl IssueCode {
             FutureDate => "Use today's date or an earlier one.",
             InvalidNdeResult => "Use PASS, FAIL or PENDING.",
             InvalidReference => "Leave PIPETRAK REF as the report wrote it (import:row), or empty it to import the row as new.",
+            WeldNumberElsewhere => "Nothing to do if this is another joint: welds are identified by drawing and number; correct the drawing if it is the same weld.",
             UnknownReference => "The row is imported as new; PIPETRAK REF must name a row of an import of this project.",
             SimilarDrawingInFile => "Two spellings become two drawings; write the number the same way on every row if they are one.",
             SimilarDrawingExists => "A new drawing will be created; if you meant an existing one, correct the number.",

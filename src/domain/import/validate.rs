@@ -575,7 +575,13 @@ impl Validator {
                     format!("{text} feet in one row is more than {MAX_ROW_FEET}"),
                 ));
             }
-            Some(n) if n > 1.0 && matches!(identity, Some(Identity::ById | Identity::Single)) => {
+            Some(n)
+                if n > 1.0
+                    && matches!(
+                        identity,
+                        Some(Identity::ById | Identity::PerDrawing | Identity::Single)
+                    ) =>
+            {
                 row.issues.push(read.issue(
                     Field::Qty,
                     IssueCode::QuantityIgnored,
@@ -622,6 +628,12 @@ impl Validator {
         let count = match component_type.identity() {
             Identity::ById => {
                 seen_before |= self.seen.insert(hash_of(&("id", &row.tag)));
+                1
+            }
+            Identity::PerDrawing => {
+                seen_before |= self
+                    .seen
+                    .insert(hash_of(&("id", &row.drawing_key, &row.tag)));
                 1
             }
             identity => {
