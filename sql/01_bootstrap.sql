@@ -62,7 +62,14 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('text_too_long',            'PT422', 'A text is longer than allowed', 'Shorten it: the detail names the argument and its maximum length in characters.'),
     ('invalid_date',             'PT422', 'That is not a calendar date', 'Send a finite date such as 2025-03-04 (not infinity or -infinity).'),
     ('user_not_found',           'PT404', 'No such user among the people you work with', 'Only people who already share an organization with you can be added by id; ask the person to share their user id from an organization you both belong to.'),
-    ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.');
+    ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.'),
+    ('weld_not_welded',          'PT409', 'The weld has no welder and date welded yet', 'Assign the welder and date welded (assign_welder) before recording NDE.'),
+    ('reason_required',          'PT422', 'A reason is required', 'Say why (at least 3 characters): it is kept in the weld''s history.'),
+    ('invalid_nde',              'PT422', 'Not an NDE method or result', 'Use a method of RT, UT, PT, MT, VT and a result of PASS, FAIL or PENDING.'),
+    ('nde_not_recorded',         'PT409', 'The weld has no current result for that method', 'Nothing to clear; see pipetrak_api.nde_results.'),
+    ('welder_not_found',         'PT404', 'Welder not found', 'Use an id from pipetrak_api.welders of a project you belong to.'),
+    ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
+    ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

@@ -254,6 +254,8 @@ create table pipetrak.field_welds (
     nde_result    text check (nde_result in ('PASS', 'FAIL', 'PENDING')),
     nde_date      date,
     updated_at    timestamptz not null default now(),
+    -- QC status from the current NDE results (pipetrak.weld_status; see 12_welds.sql).
+    status        text not null default 'active' check (status in ('active', 'accepted', 'rejected')),
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );

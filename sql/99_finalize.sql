@@ -53,7 +53,8 @@ begin
                   'update_test_package', 'create_drawing', 'revise_drawing', 'assign_drawing', 'retire_drawing',
                   'create_component', 'assign_component', 'retire_component', 'reweight_template',
                   'update_milestone', 'update_milestones', 'assign_welder', 'resolve_review_item',
-                  'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk'])
+                  'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk',
+                  'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -84,7 +85,8 @@ begin
         'project_secrets', 'areas', 'areas_id_seq', 'systems', 'systems_id_seq', 'test_packages', 'test_packages_id_seq',
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
-        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources']
+        'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
+        'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

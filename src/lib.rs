@@ -80,7 +80,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         "api",
         import_stage,
         import_sniff,
-        render_remediation_csv,
+        render_report_csv,
         import_issue_severity,
         import_issue_hint
     ]
@@ -89,5 +89,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     "../sql/11_events.sql",
     name = "events",
     requires = ["imports", event_signature]
+);
+::pgrx::extension_sql_file!(
+    "../sql/12_welds.sql",
+    name = "welds",
+    requires = ["events", weld_status]
 );
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

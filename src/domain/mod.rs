@@ -8,4 +8,5 @@ pub mod normalize;
 pub mod progress;
 pub mod sequence;
 pub mod template;
+pub mod weld;
 pub mod work_date;

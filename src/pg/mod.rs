@@ -5,3 +5,4 @@ pub mod events;
 pub mod imports;
 pub mod milestones;
 pub mod normalize;
+pub mod welds;

@@ -31,11 +31,12 @@ schema_of() {
                             and refobjid = (select oid from pg_extension where extname = 'pipetrak') order by 1"
 }
 
-# The tables of the extension and their columns, as a SQL VALUES list of (table, column).
+# The tables of the extension and their columns, and its sequences, as a SQL VALUES list of
+# (relation, column).
 columns_of() {
-  psql -qXAt -d "$1" -c "select string_agg(format('(%L, %L)', c.relname, a.attname), ', ')
-      from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind = 'r'"
+  psql -qXAt -d "$1" -c "select string_agg(format('(%L, %L)', c.relname, coalesce(a.attname, '')), ', ')
+      from pg_class c left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and c.relkind = 'r'
+      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S')"
 }
 
 # One line per table of the extension (its name, row count and a checksum of its rows) and per
@@ -56,7 +57,7 @@ select case c.relkind
     else format('select %L || '' '' || last_value || '' '' || is_called from %s', c.oid::regclass::text, c.oid::regclass)
 end
 from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S') and c.relname <> 'error_codes'
-  and (c.relkind = 'S' or c.relname::text in (select x.t from (values $columns) x(t, a))) order by c.relname \gexec
+  and c.relname::text in (select x.t from (values $columns) x(t, a)) order by c.relname \gexec
 SQL
 }
 

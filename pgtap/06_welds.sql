@@ -1,0 +1,122 @@
+-- Field welds and QC (spec §7): NDE results and the weld's status, the weld's history, welders,
+-- and who may do what (per role, anon, and a member of another organization).
+begin;
+\ir fixtures/actors.sql
+select plan(33);
+
+-- Errors by SQLSTATE and catalog key (the detail's "code").
+create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
+declare
+    v_state text;
+    v_detail text;
+begin
+    perform pg_temp.act_as(pg_temp.uid(p_actor));
+    begin
+        execute p_sql;
+        v_state := 'ok';
+    exception when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
+        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
+    end;
+    perform set_config('role', 'postgres', true);
+    return v_state;
+end $$;
+grant execute on all functions in schema pg_temp to public;
+
+-- ---- NDE on a weld, its status and its history ----
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'')', :weld_a)),
+    'PT409 weld_not_welded', 'NDE on a weld without welder and date welded is refused');
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 2) is not null as welded;
+select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_complete' and resolved_at is null), 1,
+    'welding raised a review item');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'')', :weld_a)),
+    '42501 permission_denied', 'a foreman does not record NDE');
+
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'rt', result => 'pass', report_number => 'RT-001') ->> 'status',
+    'accepted', 'with no method required, a PASS accepts the weld (method and result in any case)');
+select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_complete' and resolved_at is null), 0,
+    'recording NDE resolves the weld''s review item');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''FAIL'')', :weld_a)),
+    'PT422 reason_required', 'superseding a result needs a reason');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'RT', result => 'FAIL', reason => 'film re-read: porosity') ->> 'status',
+    'rejected', 'a current FAIL rejects the weld');
+select is((select array_agg(result || ':' || is_current order by id) from pipetrak_api.nde_results where component_id = :weld_a),
+    array['PASS:false', 'FAIL:true'], 'the PASS stays in the record, superseded');
+select is((select supersedes from pipetrak.nde_results where component_id = :weld_a order by id desc limit 1),
+    (select min(id) from pipetrak.nde_results where component_id = :weld_a), 'the new record names the one it supersedes');
+
+-- Required methods: the listed ones, and RT for an x-ray tier above 0.
+reset role;
+update pipetrak.field_welds set nde_types = '{PT}', xray_percent = 5 where component_id = :weld_a;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'RT', result => 'PASS', reason => 'repaired in place, re-shot') ->> 'status',
+    'active', 'RT passed but PT (required) has no result: active');
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'PT', result => 'PENDING') ->> 'status',
+    'active', 'a PENDING required method keeps it active');
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'PT', result => 'PASS', reason => 'developer read') ->> 'status',
+    'accepted', 'every required method passed: accepted');
+select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'UT', result => 'FAIL') ->> 'status',
+    'rejected', 'a FAIL of a method nobody asked for still rejects');
+select is(pipetrak_api.clear_nde(component_id => :weld_a, method => 'UT', reason => 'wrong weld scanned') ->> 'status',
+    'accepted', 'clearing that result (with a reason) accepts it again');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.clear_nde(component_id => %s, method => ''PT'', reason => '''')', :weld_a)),
+    'PT422 reason_required', 'clearing needs a reason');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.clear_nde(component_id => %s, method => ''MT'', reason => ''never shot'')', :weld_a)),
+    'PT409 nde_not_recorded', 'nothing to clear for a method never recorded');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.clear_nde(component_id => %s, method => ''UT'', reason => ''again'')', :weld_a)),
+    'PT409 nde_not_recorded', 'nor for one already cleared');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''XR'', result => ''PASS'')', :weld_a)),
+    'PT422 invalid_nde', 'an unknown method is refused');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''VT'', result => ''OK'')', :weld_a)),
+    'PT422 invalid_nde', 'an unknown result is refused');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''VT'', result => ''PASS'', examined_on => current_date + 30)', :weld_a)),
+    'PT422 work_date_in_future', 'an examination can''t be dated in the future');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''VT'', result => ''PASS'')', :valve_a)),
+    'PT422 not_a_field_weld', 'NDE is for field welds only');
+
+select is((select array_agg(action || ':' || coalesce(after ->> 'status', '') order by id) from pipetrak_api.weld_events where component_id = :weld_a),
+    array['nde_recorded:accepted', 'nde_recorded:rejected', 'nde_recorded:active', 'nde_recorded:active',
+          'nde_recorded:accepted', 'nde_recorded:rejected', 'nde_cleared:accepted'],
+    'every NDE change is in the weld''s history with the status it left');
+select is((select status from pipetrak.field_welds where component_id = :weld_a), 'accepted', 'the weld row keeps the status');
+reset role;
+select throws_ok(format('update pipetrak.nde_results set result = ''PASS'' where component_id = %s', :weld_a), 'PT403', null,
+    'NDE results can''t be changed, even by the table''s owner');
+select throws_ok(format('delete from pipetrak.weld_events where component_id = %s', :weld_a), 'PT403', null,
+    'nor weld events deleted');
+
+-- ---- who may do what ----
+select is(pg_temp.matrix(format('select pipetrak_api.record_nde(component_id => %s, method => ''VT'', result => ''PASS'', reason => ''seen by %%1$s'') ->> ''status''', :weld_a)),
+    array['accepted', 'accepted', 'accepted', '42501', 'accepted', '42501', '42501', 'PT404', '42501'],
+    'record_nde: owner, admin, project manager, QC; the outsider can''t find the weld');
+select is(pg_temp.matrix(format('select pipetrak_api.clear_nde(component_id => %s, method => ''VT'', reason => ''cleared by %%1$s'') ->> ''method''', :weld_a)),
+    array['VT', 'PT409', 'PT409', '42501', 'PT409', '42501', '42501', 'PT404', '42501'],
+    'clear_nde: the same roles (after the owner cleared VT, nothing is left to clear)');
+select is(pg_temp.matrix(format('select pipetrak_api.create_welder(project_id => %s, stencil => left(md5(''%%1$s''), 8), name => ''%%1$s'') > 0', :project_a)),
+    array['true', 'true', 'true', 'true', 'true', '42501', '42501', 'PT404', '42501'],
+    'create_welder: foreman and up, QC too');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select (select id from pipetrak_api.welders where project_id = :project_a and stencil = 'K-12') as welder_a \gset
+select pg_temp.act_as(pg_temp.uid('outsider'));
+select pipetrak_api.create_welder(project_id => :project_b, stencil => 'B-1') as welder_b \gset
+reset role;
+select is(pg_temp.matrix(format('select pipetrak_api.rename_welder(welder_id => %s, name => ''Name by %%1$s'')', :welder_a)),
+    array['ok', 'ok', 'ok', '42501', 'ok', '42501', '42501', 'PT404', '42501'],
+    'rename_welder: owner, admin, project manager, QC');
+select is(pg_temp.matrix(format('select pipetrak_api.verify_welder(welder_id => %s)', :welder_a)),
+    array['ok', 'ok', 'ok', '42501', 'ok', '42501', '42501', 'PT404', '42501'],
+    'verify_welder: the same');
+select is(pg_temp.matrix(format('select pipetrak_api.verify_welder(welder_id => %s)', :welder_b)),
+    array['PT404', 'PT404', 'PT404', 'PT404', 'PT404', 'PT404', 'PT404', 'ok', '42501'],
+    'another organization''s welder is not found by anyone of A');
+select is(pg_temp.error_of('owner', 'select pipetrak_api.create_welder(project_id => ' || :project_a || ', stencil => ''k-12'')'),
+    'PT409 stencil_taken', 'stencils are unique in a project (compared uppercase)');
+select is(pg_temp.matrix(format('select count(*) from pipetrak_api.nde_results where component_id = %s', :weld_a)),
+    array['12', '12', '12', '12', '12', '12', '12', '0', '42501'],
+    'members read the NDE records; the outsider sees none; anon is refused');
+
+select * from finish();
+rollback;
