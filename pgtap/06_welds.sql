@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(33);
+select plan(49);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -117,6 +117,53 @@ select is(pg_temp.error_of('owner', 'select pipetrak_api.create_welder(project_i
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.nde_results where component_id = %s', :weld_a)),
     array['12', '12', '12', '12', '12', '12', '12', '0', '42501'],
     'members read the NDE records; the outsider sees none; anon is refused');
+
+-- ---- welder and date, un-welding, retiring and moving ----
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'P-200') as drawing_2 \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld', tag => 'W-2') -> 'created' ->> 0)::bigint as weld_2 \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld', tag => 'W-3') -> 'created' ->> 0)::bigint as weld_3 \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_2, component_type => 'field_weld', tag => 'W-3') -> 'created' ->> 0)::bigint as weld_3b \gset
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :weld_2, stencil => 'K-12', date_welded => current_date - 3) is not null as welded;
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.edit_welder(component_id => %s, reason => '''', stencil => ''K-14'')', :weld_2)),
+    'PT422 reason_required', 'editing the welder needs a reason');
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select is(pipetrak_api.edit_welder(component_id => :weld_2, reason => 'wrong stencil on the sheet', stencil => 'k-14', date_welded => current_date - 4) ->> 'date_welded',
+    (current_date - 4)::text, 'a foreman changes the welder and date with a reason');
+select is((select w.stencil from pipetrak.field_welds f join pipetrak.welders w on w.id = f.welder_id where f.component_id = :weld_2), 'K-14',
+    'the weld has the new welder (created unverified)');
+select ok((select percent_complete > 0 from pipetrak_api.components where id = :weld_2), 'and keeps its milestones');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.clear_welder(component_id => %s, reason => ''not welded after all'')', :weld_a)),
+    'PT409 weld_has_nde', 'un-welding is refused while the weld has an NDE result');
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select is((pipetrak_api.clear_welder(component_id => :weld_2, reason => 'joint cut out') ->> 'component_id')::bigint, :weld_2::bigint,
+    'a weld without NDE is un-welded with a reason');
+select ok((select welder_id is null and date_welded is null from pipetrak.field_welds where component_id = :weld_2),
+    'its welder and date are cleared');
+select is((select c.milestone_values[array_position(t.names, 'Weld Complete')] from pipetrak.components c
+           join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type where c.id = :weld_2),
+    0::numeric, 'and Weld Complete is back to 0');
+select is((select array_agg(action order by id) from pipetrak_api.weld_events where component_id = :weld_2),
+    array['welder_edited', 'welder_cleared'], 'both changes are in the weld''s history');
+
+select is(pg_temp.error_of('owner', format('select pipetrak_api.move_weld(component_id => %s, drawing_id => %s)', :weld_a, :drawing_2)),
+    'PT409 weld_already_welded', 'a welded weld does not move');
+select is(pg_temp.error_of('owner', format('select pipetrak_api.move_weld(component_id => %s, drawing_id => %s)', :weld_3, :drawing_2)),
+    'PT409 duplicate_component', 'nor onto a drawing that has a weld of its number');
+select is(pg_temp.error_of('owner', format('select pipetrak_api.move_weld(component_id => %s, drawing_id => %s)', :weld_3, :drawing_b)),
+    'PT404 drawing_not_found', 'nor onto another organization''s drawing');
+select is(pg_temp.matrix(format('select pipetrak_api.move_weld(component_id => %s, drawing_id => %s, reason => ''by %%1$s'')', :weld_2, :drawing_2)),
+    array['ok', 'PT409', 'PT409', '42501', '42501', '42501', '42501', 'PT404', '42501'],
+    'move_weld: owner, admin, project manager (once on P-200, it can''t move there again)');
+select is(pg_temp.error_of('owner', format('select pipetrak_api.retire_weld(component_id => %s, reason => ''dup'')', :weld_3)),
+    'PT422 reason_required', 'retiring a weld needs a reason of 10 characters');
+select is(pg_temp.matrix(format('select pipetrak_api.retire_weld(component_id => %s, reason => ''duplicate of W-3 on P-200'')', :weld_3)),
+    array['ok', 'PT409', 'PT409', '42501', '42501', '42501', '42501', 'PT404', '42501'],
+    'retire_weld: owner, admin, project manager (once retired, it takes no more changes)');
+select is(pg_temp.matrix(format('select pipetrak_api.edit_welder(component_id => %s, reason => ''by %%1$s'', date_welded => current_date - 5) ->> ''component_id''', :weld_a)),
+    array[:'weld_a', :'weld_a', :'weld_a', :'weld_a', :'weld_a', '42501', '42501', 'PT404', '42501'],
+    'edit_welder: foreman and up, QC too');
 
 select * from finish();
 rollback;

@@ -69,7 +69,9 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('nde_not_recorded',         'PT409', 'The weld has no current result for that method', 'Nothing to clear; see pipetrak_api.nde_results.'),
     ('welder_not_found',         'PT404', 'Welder not found', 'Use an id from pipetrak_api.welders of a project you belong to.'),
     ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
-    ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.');
+    ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.'),
+    ('weld_has_nde',             'PT409', 'The weld has an NDE result', 'Clear its NDE results first (clear_nde, with a reason), or edit the welder instead (edit_welder).'),
+    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

@@ -17,6 +17,14 @@
 -- - Welders. Foreman and up create welders (unverified, like an import's unknown stencils); QC
 --   inspector and up rename and verify them. Stencils are normalized and unique per project.
 -- - Who records NDE: QC inspector, project manager, admin, owner (`quality_control`).
+-- - Welds — welder and date. Editing the welder or date of a welded weld keeps its milestones and
+--   logs the change with a reason; clearing them (un-welding) needs a reason, lowers Weld Complete
+--   to 0 through the milestone engine, and is refused while the weld has a current NDE result.
+--   Foreman and up (`manage_welds`).
+-- - Welds — retire and move. Retiring a weld needs a reason of at least 10 characters; moving one
+--   to another live drawing of its project is refused once it is welded and when that drawing has
+--   a weld of the same number. Owner, admin, project manager (`manage_project_data`), like
+--   retiring any component.
 
 create table pipetrak.nde_results (
     id            bigserial primary key,
@@ -206,6 +214,158 @@ begin
 end
 $$;
 
+-- True when the weld has a current NDE result for any method.
+create function pipetrak.weld_has_nde(p_component_id bigint)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select exists (
+        select from (select distinct on (n.method) n.result from pipetrak.nde_results n
+                     where n.component_id = p_component_id order by n.method, n.id desc) c
+        where c.result is not null)
+$$;
+
+-- A reason given for a change to a weld: at least `p_min` characters.
+create function pipetrak.check_reason(p_reason text, p_min integer, p_why text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if length(btrim(coalesce(p_reason, ''))) < p_min then
+        perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'reason', 'why', p_why, 'min_length', p_min));
+    end if;
+    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    return btrim(p_reason);
+end
+$$;
+
+-- Changes the welder and/or date welded of a welded weld, keeping its milestones.
+create function pipetrak.edit_welder(p_component_id bigint, p_stencil text, p_date_welded date, p_reason text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason text := pipetrak.check_reason(p_reason, 3, 'changing the welder or date of a welded weld');
+    v_stencil text;
+    v_welder_id bigint := v_weld.welder_id;
+    v_today date;
+begin
+    if v_weld.welder_id is null or v_weld.date_welded is null then
+        perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
+    end if;
+    if p_stencil is not null then
+        v_stencil := pipetrak.normalize_stencil(p_stencil);
+        if v_stencil is null then
+            perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
+        end if;
+        insert into pipetrak.welders (project_id, stencil) values (v_weld.project_id, v_stencil)
+        on conflict (project_id, stencil) do update set stencil = excluded.stencil
+        returning id into v_welder_id;
+    end if;
+    perform pipetrak.check_date('date_welded', p_date_welded);
+    select (now() at time zone p.time_zone)::date into v_today from pipetrak.projects p where p.id = v_weld.project_id;
+    if p_date_welded > v_today then
+        perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('date_welded', p_date_welded, 'today', v_today));
+    end if;
+    update pipetrak.field_welds
+    set welder_id = v_welder_id, date_welded = coalesce(p_date_welded, date_welded), updated_at = now()
+    where component_id = p_component_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, 'welder_edited',
+            jsonb_build_object('welder', (select stencil from pipetrak.welders where id = v_weld.welder_id), 'date_welded', v_weld.date_welded),
+            jsonb_build_object('welder', (select stencil from pipetrak.welders where id = v_welder_id),
+                               'date_welded', coalesce(p_date_welded, v_weld.date_welded)),
+            v_reason, pipetrak.current_user_id());
+    return jsonb_build_object('component_id', p_component_id, 'welder_id', v_welder_id,
+                              'date_welded', coalesce(p_date_welded, v_weld.date_welded));
+end
+$$;
+
+-- Un-welds a weld: clears its welder and date and lowers Weld Complete to 0 (refused while it
+-- has a current NDE result).
+create function pipetrak.clear_welder(p_component_id bigint, p_reason text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason text := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
+    v_result jsonb;
+begin
+    if v_weld.welder_id is null and v_weld.date_welded is null then
+        perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
+    end if;
+    if pipetrak.weld_has_nde(p_component_id) then
+        perform pipetrak.raise_error('weld_has_nde', jsonb_build_object('component_id', p_component_id));
+    end if;
+    v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 0, null, v_reason, null, null);
+    update pipetrak.field_welds set welder_id = null, date_welded = null, updated_at = now() where component_id = p_component_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, 'welder_cleared',
+            jsonb_build_object('welder', (select stencil from pipetrak.welders where id = v_weld.welder_id), 'date_welded', v_weld.date_welded),
+            '{}', v_reason, pipetrak.current_user_id());
+    return v_result;
+end
+$$;
+
+-- Retires a weld with a reason (at least 10 characters).
+create function pipetrak.retire_weld(p_component_id bigint, p_reason text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
+begin
+    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, 'retired', '{}', '{}', v_reason, pipetrak.current_user_id());
+end
+$$;
+
+-- Moves a weld not yet welded to another live drawing of its project that has no weld of its number.
+create function pipetrak.move_weld(p_component_id bigint, p_drawing_id bigint, p_reason text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_component pipetrak.components;
+    v_drawing pipetrak.drawings;
+begin
+    select * into v_component from pipetrak.components where id = p_component_id;
+    select * into v_drawing from pipetrak.drawings
+    where id = p_drawing_id and project_id = v_component.project_id and retired_at is null;
+    if v_drawing.id is null then
+        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
+    end if;
+    if v_weld.welder_id is not null or v_weld.date_welded is not null then
+        perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
+    end if;
+    if exists (select from pipetrak.components c where c.project_id = v_component.project_id and c.retired_at is null
+               and c.identity_key = pipetrak.identity_key('field_weld', p_drawing_id, v_component.tag, null, 1)) then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
+            'tag', v_component.tag, 'drawing_id', p_drawing_id));
+    end if;
+    update pipetrak.components set drawing_id = v_drawing.id,
+        area_id = case when area_pinned then area_id else v_drawing.area_id end,
+        system_id = case when system_pinned then system_id else v_drawing.system_id end,
+        test_package_id = case when test_package_pinned then test_package_id else v_drawing.test_package_id end,
+        updated_at = now(), version = version + 1
+    where id = p_component_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, 'moved', jsonb_build_object('drawing_id', v_component.drawing_id),
+            jsonb_build_object('drawing_id', v_drawing.id), nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
+end
+$$;
+
 -- ---- Welders ----
 
 -- A welder of the caller's project, locked after checking the caller's permission on it.
@@ -307,6 +467,34 @@ language sql volatile security invoker
 as $$ select pipetrak.clear_nde(component_id, method, reason) $$;
 comment on function pipetrak_api.clear_nde(bigint, text, text) is
     'Clears a weld''s current result for one NDE method with a reason (a superseding record without a result). QC inspector and up.';
+
+create function pipetrak_api.edit_welder(component_id bigint, reason text, stencil text default null, date_welded date default null)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.edit_welder(component_id, stencil, date_welded, reason) $$;
+comment on function pipetrak_api.edit_welder(bigint, text, text, date) is
+    'Changes the welder (by stencil) and/or date welded of a welded weld, with a reason; its milestones stay. Foreman and up.';
+
+create function pipetrak_api.clear_welder(component_id bigint, reason text)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.clear_welder(component_id, reason) $$;
+comment on function pipetrak_api.clear_welder(bigint, text) is
+    'Un-welds a weld with a reason: clears welder and date and lowers Weld Complete to 0. Refused while the weld has an NDE result. Foreman and up.';
+
+create function pipetrak_api.retire_weld(component_id bigint, reason text)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.retire_weld(component_id, reason) $$;
+comment on function pipetrak_api.retire_weld(bigint, text) is
+    'Retires a weld with a reason of at least 10 characters (its history stays). Owner, admin, project manager.';
+
+create function pipetrak_api.move_weld(component_id bigint, drawing_id bigint, reason text default null)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.move_weld(component_id, drawing_id, reason) $$;
+comment on function pipetrak_api.move_weld(bigint, bigint, text) is
+    'Moves a weld not yet welded to another drawing of its project that has no weld of its number. Owner, admin, project manager.';
 
 create function pipetrak_api.create_welder(project_id bigint, stencil text, name text default null)
 returns bigint
