@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(49);
+select plan(64);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -164,6 +164,61 @@ select is(pg_temp.matrix(format('select pipetrak_api.retire_weld(component_id =>
 select is(pg_temp.matrix(format('select pipetrak_api.edit_welder(component_id => %s, reason => ''by %%1$s'', date_welded => current_date - 5) ->> ''component_id''', :weld_a)),
     array[:'weld_a', :'weld_a', :'weld_a', :'weld_a', :'weld_a', '42501', '42501', 'PT404', '42501'],
     'edit_welder: foreman and up, QC too');
+
+-- ---- unplanned welds and repairs ----
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.create_unplanned_weld(project_id => %s, drawing_id => %s, weld_number => ''U-1'', weld_type => ''BW'', size => ''2'', spec => ''A1'', note => '''')', :project_a, :drawing_a)),
+    'PT422 reason_required', 'an unplanned weld needs a note');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.create_unplanned_weld(project_id => %s, drawing_id => %s, weld_number => ''U-1'', weld_type => ''ZZ'', size => ''2'', spec => ''A1'', note => ''tie-in added'')', :project_a, :drawing_a)),
+    'PT400 invalid_argument', 'and a weld type');
+select is(pg_temp.matrix(format('select pipetrak_api.create_unplanned_weld(project_id => %s, drawing_id => %s, weld_number => ''U-%%1$s'', weld_type => ''BW'', size => ''2'', spec => ''A1'', note => ''tie-in added'') > 0', :project_a, :drawing_a)),
+    array['true', 'true', 'true', 'true', 'true', '42501', '42501', 'PT404', '42501'],
+    'create_unplanned_weld: foreman and up, QC too');
+select is((select (f.unplanned, f.xray_percent, f.weld_type, c.size) from pipetrak.components c join pipetrak.field_welds f on f.component_id = c.id
+           where c.project_id = :project_a and c.tag = 'U-FOREMAN')::text,
+    '(t,5,BW,2)', 'it is flagged unplanned, at 5 % unless given');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.create_unplanned_weld(project_id => %s, drawing_id => %s, weld_number => ''u-foreman'', weld_type => ''BW'', size => ''2'', spec => ''A1'', note => ''again'')', :project_a, :drawing_a)),
+    'PT409 duplicate_component', 'a number the drawing already has is refused');
+
+select (select id from pipetrak.components where project_id = :project_a and tag = 'U-QC_INSPECTOR') as weld_r \gset
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.create_repair(component_id => %s)', :weld_r)),
+    'PT409 weld_not_rejected', 'only a rejected weld is repaired');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.assign_welder(component_id => :weld_r, stencil => 'K-12', date_welded => current_date - 2) is not null as welded;
+select pipetrak_api.record_nde(component_id => :weld_r, method => 'RT', result => 'FAIL') ->> 'status' as rejected;
+select is(pg_temp.matrix(format('select pipetrak_api.create_repair(component_id => %s, note => ''by %%1$s'') ->> ''weld_number''', :weld_r)),
+    array['U-QC_INSPECTOR.1', 'PT409', 'PT409', 'PT409', 'PT409', '42501', '42501', 'PT404', '42501'],
+    'create_repair: foreman and up; once repaired, the weld takes no second repair (weld_has_repair)');
+select (select id from pipetrak.components where project_id = :project_a and tag = 'U-QC_INSPECTOR.1') as repair_1 \gset
+select ok((select retired_at is not null from pipetrak.components where id = :weld_r)
+          and (select retired_at is null and percent_complete > 0 from pipetrak_api.components where id = :repair_1)
+          and (select repair_of from pipetrak.field_welds where component_id = :repair_1) = :weld_r,
+    'the repair is live with Fit-up done and names the weld it repairs; the rejected weld left the rollups');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'', reason => ''re-read'')', :weld_r)),
+    'PT409 weld_has_repair', 'the FAIL of a repaired weld can''t be superseded');
+select is(pg_temp.error_of('owner', format('select pipetrak_api.retire_weld(component_id => %s, reason => ''no longer needed at all'')', :weld_r)),
+    'PT409 weld_has_repair', 'nor the repaired weld retired');
+select is((select sum(p.component_count)::int from pipetrak.progress_parts p where p.drawing_id = :drawing_a and p.component_type = 'field_weld'),
+    (select count(*)::int from pipetrak.components c where c.drawing_id = :drawing_a and c.component_type = 'field_weld' and c.retired_at is null),
+    'the rollups count the repaired joint once');
+
+-- A chain of repairs: each repair of a repair numbers on from the original; the 11th is refused.
+create function pg_temp.reject_and_repair(p_weld bigint) returns bigint language plpgsql as $$
+begin
+    perform pg_temp.act_as(pg_temp.uid('qc_inspector'));
+    perform pipetrak_api.assign_welder(component_id => p_weld, stencil => 'K-12', date_welded => current_date - 1);
+    perform pipetrak_api.record_nde(component_id => p_weld, method => 'RT', result => 'FAIL');
+    return (pipetrak_api.create_repair(component_id => p_weld) ->> 'repair_id')::bigint;
+end $$;
+grant execute on all functions in schema pg_temp to public;
+select pg_temp.reject_and_repair(:repair_1) as repair_2 \gset
+select is((select tag from pipetrak.components where id = :repair_2), 'U-QC_INSPECTOR.2', 'the repair of .1 is .2');
+select pg_temp.reject_and_repair(pg_temp.reject_and_repair(pg_temp.reject_and_repair(pg_temp.reject_and_repair(
+       pg_temp.reject_and_repair(pg_temp.reject_and_repair(pg_temp.reject_and_repair(pg_temp.reject_and_repair(:repair_2)))))))) as repair_10 \gset
+select is((select tag from pipetrak.components where id = :repair_10), 'U-QC_INSPECTOR.10', 'ten repairs number .1 to .10');
+select is(pg_temp.error_of('qc_inspector', format('select pg_temp.reject_and_repair(%s)', :repair_10)),
+    'PT409 repair_limit', 'the 11th repair is refused: engineering review required');
+select is((select count(*)::int from pipetrak.components where project_id = :project_a and tag like 'U-QC_INSPECTOR%' and retired_at is null), 1,
+    'of the whole chain, one weld counts: the last repair');
 
 select * from finish();
 rollback;

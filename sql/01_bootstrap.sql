@@ -71,7 +71,10 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
     ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.'),
     ('weld_has_nde',             'PT409', 'The weld has an NDE result', 'Clear its NDE results first (clear_nde, with a reason), or edit the welder instead (edit_welder).'),
-    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.');
+    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.'),
+    ('weld_not_rejected',        'PT409', 'Only a rejected weld is repaired', 'Record the failing NDE result first; see the weld''s status.'),
+    ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
+    ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

@@ -256,6 +256,11 @@ create table pipetrak.field_welds (
     updated_at    timestamptz not null default now(),
     -- QC status from the current NDE results (pipetrak.weld_status; see 12_welds.sql).
     status        text not null default 'active' check (status in ('active', 'accepted', 'rejected')),
+    -- The rejected weld this one repairs (see create_repair in 12_welds.sql).
+    repair_of     bigint,
+    -- Added in the field, not in the weld log (a note says why).
+    unplanned     boolean not null default false,
+    unplanned_note text,
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );

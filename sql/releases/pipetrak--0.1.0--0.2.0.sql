@@ -1292,7 +1292,7 @@ begin
                   'update_milestone', 'update_milestones', 'assign_welder', 'resolve_review_item',
                   'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk',
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
-                  'clear_welder', 'retire_weld', 'move_weld'])
+                  'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -1374,11 +1374,17 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
     ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.'),
     ('weld_has_nde',             'PT409', 'The weld has an NDE result', 'Clear its NDE results first (clear_nde, with a reason), or edit the welder instead (edit_welder).'),
-    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.');
+    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.'),
+    ('weld_not_rejected',        'PT409', 'Only a rejected weld is repaired', 'Record the failing NDE result first; see the weld''s status.'),
+    ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
+    ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.');
 
 -- QC status from the current NDE results (pipetrak.weld_status).
 alter table pipetrak.field_welds
-    add column status text not null default 'active' check (status in ('active', 'accepted', 'rejected'));
+    add column status text not null default 'active' check (status in ('active', 'accepted', 'rejected')),
+    add column repair_of bigint,
+    add column unplanned boolean not null default false,
+    add column unplanned_note text;
 
 -- pipetrak::pg::welds::weld_status
 CREATE FUNCTION pipetrak."weld_status"(
@@ -1473,16 +1479,24 @@ as $$
     group by w.nde_types, w.xray_percent
 $$;
 
--- The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld.
+-- The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld,
+-- and a weld that has a repair (it takes no more changes).
 create function pipetrak.lock_weld(p_component_id bigint, p_permission text)
 returns pipetrak.field_welds
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components := pipetrak.lock_component(p_component_id, p_permission);
+    v_component pipetrak.components;
     v_weld pipetrak.field_welds;
 begin
+    if exists (select from pipetrak.field_welds r
+               where r.repair_of = p_component_id and r.project_id in (select pipetrak.my_project_ids())) then
+        perform pipetrak.require_project_role((select project_id from pipetrak.components where id = p_component_id), p_permission);
+        perform pipetrak.raise_error('weld_has_repair', jsonb_build_object('component_id', p_component_id,
+            'repair_id', (select max(r.component_id) from pipetrak.field_welds r where r.repair_of = p_component_id)));
+    end if;
+    v_component := pipetrak.lock_component(p_component_id, p_permission);
     select * into v_weld from pipetrak.field_welds where component_id = v_component.id;
     if v_component.component_type <> 'field_weld' or v_weld.component_id is null then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
@@ -1731,6 +1745,146 @@ begin
 end
 $$;
 
+-- Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a
+-- note required; x-ray tier 5 % unless given.
+create function pipetrak.create_unplanned_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_weld_type text,
+                                               p_size text, p_spec text, p_note text, p_xray_percent integer)
+returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_note text;
+    v_type text := upper(btrim(coalesce(p_weld_type, '')));
+    v_id bigint;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_welds');
+    v_note := pipetrak.check_reason(p_note, 3, 'adding an unplanned weld');
+    if v_type <> all (array['BW', 'SW', 'FW', 'TW', 'CW']) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'BW, SW, FW, TW or CW'));
+    end if;
+    if btrim(coalesce(p_size, '')) = '' or btrim(coalesce(p_spec, '')) = '' then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', case when btrim(coalesce(p_size, '')) = '' then 'size' else 'spec' end,
+            'expected', 'the weld''s size and spec'));
+    end if;
+    if coalesce(p_xray_percent, 5) not in (0, 5, 10, 100) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'xray_percent', 'expected', '0, 5, 10 or 100'));
+    end if;
+    perform pipetrak.check_text_length('spec', p_spec, 200);
+    -- As someone allowed to add welds (foreman and up) rather than components (project manager and up).
+    v_id := (pipetrak.insert_weld(p_project_id, p_drawing_id, p_weld_number, p_size, p_spec) ->> 'id')::bigint;
+    update pipetrak.field_welds
+    set weld_type = v_type, weld_size = btrim(p_size), spec = btrim(p_spec), xray_percent = coalesce(p_xray_percent, 5),
+        unplanned = true, unplanned_note = v_note, updated_at = now()
+    where component_id = v_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (p_project_id, v_id, 'created_unplanned', '{}',
+            jsonb_build_object('weld_number', (select tag from pipetrak.components where id = v_id), 'drawing_id', p_drawing_id),
+            v_note, pipetrak.current_user_id());
+    return v_id;
+end
+$$;
+
+-- A new weld component with its facts row, on a live drawing of the project, refusing a number the
+-- drawing already has. Returns {"id"}.
+create function pipetrak.insert_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_size text, p_spec text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_drawing pipetrak.drawings;
+    v_tag text := pipetrak.normalize_commodity_code(coalesce(p_weld_number, ''));
+    v_names text[];
+    v_id bigint;
+begin
+    if v_tag = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "weld_number", "expected": "the weld number"}');
+    end if;
+    perform pipetrak.check_text_length('weld_number', v_tag, 200);
+    select * into v_drawing from pipetrak.drawings where id = p_drawing_id and project_id = p_project_id and retired_at is null;
+    if v_drawing.id is null then
+        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
+    end if;
+    select m.names into v_names from pipetrak.milestone_templates m where m.project_id = p_project_id and m.component_type = 'field_weld';
+    insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, spec, area_id, system_id,
+                                     test_package_id, milestone_values)
+    values (p_project_id, p_drawing_id, 'field_weld', v_tag, pipetrak.normalize_size(coalesce(p_size, '')), nullif(btrim(coalesce(p_spec, '')), ''),
+            v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id, array_fill(0::numeric, array[cardinality(v_names)]))
+    on conflict do nothing
+    returning id into v_id;
+    if v_id is null then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld', 'tag', v_tag,
+            'drawing_id', p_drawing_id));
+    end if;
+    insert into pipetrak.field_welds (component_id, project_id) values (v_id, p_project_id);
+    return jsonb_build_object('id', v_id);
+end
+$$;
+
+-- Repairs a rejected weld: a new weld `<original>.<k>` on the same drawing and assignments with
+-- the rejected weld's facts, Fit-up at 100; the rejected weld leaves the rollups (see the notes).
+create function pipetrak.create_repair(p_component_id bigint, p_note text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_component pipetrak.components;
+    v_root bigint := p_component_id;
+    v_chain integer := 0;
+    v_root_tag text;
+    v_repair bigint;
+    v_result jsonb;
+begin
+    if v_weld.status <> 'rejected' then
+        perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
+    end if;
+    perform pipetrak.check_text_length('note', p_note, 2000);
+    -- The original weld of the chain, and how many repairs the chain holds.
+    with recursive chain(id, repair_of, depth) as (
+        select w.component_id, w.repair_of, 0 from pipetrak.field_welds w where w.component_id = p_component_id
+        union all
+        select w.component_id, w.repair_of, c.depth + 1 from pipetrak.field_welds w join chain c on w.component_id = c.repair_of
+        where c.depth < 20)
+    select id, depth into v_root, v_chain from chain order by depth desc limit 1;
+    if v_chain >= 10 then
+        perform pipetrak.raise_error('repair_limit', jsonb_build_object('component_id', p_component_id, 'repairs', v_chain));
+    end if;
+    select * into v_component from pipetrak.components where id = p_component_id;
+    select tag into v_root_tag from pipetrak.components where id = v_root;
+    insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, spec, description, attributes,
+                                     area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned,
+                                     milestone_values)
+    select c.project_id, c.drawing_id, 'field_weld', v_root_tag || '.' || (v_chain + 1), c.size, c.spec, c.description, c.attributes,
+           c.area_id, c.system_id, c.test_package_id, c.area_pinned, c.system_pinned, c.test_package_pinned,
+           array_fill(0::numeric, array[cardinality(c.milestone_values)])
+    from pipetrak.components c where c.id = p_component_id
+    on conflict do nothing
+    returning id into v_repair;
+    if v_repair is null then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
+            'tag', v_root_tag || '.' || (v_chain + 1), 'drawing_id', v_component.drawing_id));
+    end if;
+    insert into pipetrak.field_welds (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec, xray_percent,
+                                      pwht_required, nde_types, repair_of)
+    select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+           w.pwht_required, w.nde_types, p_component_id
+    from pipetrak.field_welds w where w.component_id = p_component_id;
+    v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
+    -- The joint now counts once, as the repair.
+    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_component.project_id, p_component_id, 'repaired', '{}',
+            jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
+            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id()),
+           (v_component.project_id, v_repair, 'created_repair', '{}', jsonb_build_object('repair_of', p_component_id),
+            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id());
+    return jsonb_build_object('repair_id', v_repair, 'weld_number', v_root_tag || '.' || (v_chain + 1), 'repair_of', p_component_id);
+end
+$$;
+
 -- ---- Welders ----
 
 -- A welder of the caller's project, locked after checking the caller's permission on it.
@@ -1860,6 +2014,21 @@ language sql volatile security invoker
 as $$ select pipetrak.move_weld(component_id, drawing_id, reason) $$;
 comment on function pipetrak_api.move_weld(bigint, bigint, text) is
     'Moves a weld not yet welded to another drawing of its project that has no weld of its number. Owner, admin, project manager.';
+
+create function pipetrak_api.create_unplanned_weld(project_id bigint, drawing_id bigint, weld_number text, weld_type text,
+                                                   size text, spec text, note text, xray_percent integer default null)
+returns bigint
+language sql volatile security invoker
+as $$ select pipetrak.create_unplanned_weld(project_id, drawing_id, weld_number, weld_type, size, spec, note, xray_percent) $$;
+comment on function pipetrak_api.create_unplanned_weld(bigint, bigint, text, text, text, text, text, integer) is
+    'Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a note are required; x-ray tier 5 % unless given. Foreman and up.';
+
+create function pipetrak_api.create_repair(component_id bigint, note text default null)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.create_repair(component_id, note) $$;
+comment on function pipetrak_api.create_repair(bigint, text) is
+    'Repairs a rejected weld: creates <number>.<n> on the same drawing with its facts and Fit-up at 100; the rejected weld leaves the rollups. At most 10 repairs per chain. Foreman and up.';
 
 create function pipetrak_api.create_welder(project_id bigint, stencil text, name text default null)
 returns bigint
