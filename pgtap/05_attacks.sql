@@ -97,7 +97,7 @@ select is(
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
     array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder', 'change_member_role',
           'clear_nde', 'clear_welder', 'create_component', 'create_drawing', 'create_organization', 'create_project',
-          'create_reference', 'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id', 'edit_welder', 'event_is_genuine',
+          'create_reference', 'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id', 'dismiss_review_item', 'edit_welder', 'event_is_genuine',
           'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate',
           'move_weld', 'my_organization_ids', 'my_project_ids', 'percent_of', 'progress_rollup', 'project_channel',
           'record_nde', 'remove_member', 'rename_reference', 'rename_welder', 'resolve_review_item', 'retire_component',

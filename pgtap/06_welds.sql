@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(64);
+select plan(71);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -219,6 +219,32 @@ select is(pg_temp.error_of('qc_inspector', format('select pg_temp.reject_and_rep
     'PT409 repair_limit', 'the 11th repair is refused: engineering review required');
 select is((select count(*)::int from pipetrak.components where project_id = :project_a and tag like 'U-QC_INSPECTOR%' and retired_at is null), 1,
     'of the whole chain, one weld counts: the last repair');
+
+-- ---- the QC queue ----
+select pg_temp.act_as(pg_temp.uid('owner'));
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld', tag => 'Q-1') -> 'created' ->> 0)::bigint as weld_q \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld', tag => 'Q-2') -> 'created' ->> 0)::bigint as weld_q2 \gset
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :weld_q, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
+select pipetrak_api.assign_welder(component_id => :weld_q2, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
+select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q and kind = 'weld_complete') as item_q \gset
+select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q2 and kind = 'weld_complete') as item_q2 \gset
+select is((select drawing_no || ' ' || tag || ' ' || welder || ' ' || weld_status from pipetrak_api.qc_queue where review_item_id = :item_q),
+    'P-100 01of02 Q-1 K-12 active', 'the queue shows the joint: drawing, weld, welder, status');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.dismiss_review_item(review_item_id => %s, note => '''')', :item_q)),
+    'PT422 reason_required', 'dismissing needs a note');
+select is(pg_temp.matrix(format('select pipetrak_api.dismiss_review_item(review_item_id => %s, note => ''by %%1$s'')', :item_q)),
+    array['ok', 'ok', 'ok', '42501', 'ok', '42501', '42501', 'PT404', '42501'],
+    'dismiss_review_item: owner, admin, project manager, QC; the outsider can''t find the item');
+select is((select status || ': ' || resolution_note from pipetrak_api.review_items where id = :item_q), 'dismissed: by owner',
+    'the first dismissal stands, with its note');
+select ok(not exists (select from pipetrak_api.qc_queue where review_item_id = :item_q), 'and the item leaves the queue');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.retire_weld(component_id => :weld_q2, reason => 'duplicate of weld Q-1') is null as retired;
+select is((select status || ': ' || resolution_note from pipetrak_api.review_items where id = :item_q2), 'resolved: weld retired',
+    'retiring a weld resolves its items');
+select is((select array_agg(distinct status order by status) from pipetrak_api.review_items where project_id = :project_a and resolved_at is null),
+    array['open'], 'every unresolved item is open, and only those');
 
 select * from finish();
 rollback;

@@ -302,7 +302,10 @@ create table pipetrak.review_items (
     resolved_at     timestamptz,
     resolved_by     uuid,
     resolution_note text,
+    -- open, resolved (what it asked for happened, or QC says so) or dismissed (QC, with a note).
+    status          text not null default 'open' check (status in ('open', 'resolved', 'dismissed')),
     check ((resolved_at is null) = (resolved_by is null)),
+    check ((status = 'open') = (resolved_at is null)),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index review_items_open_idx on pipetrak.review_items (project_id, id) where resolved_at is null;

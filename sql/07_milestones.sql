@@ -270,7 +270,8 @@ begin
     end if;
     perform pipetrak.require_project_role(v_project_id, 'quality_control');
     perform pipetrak.check_text_length('note', p_note, 2000);
-    update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note
+    update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note,
+        status = 'resolved'
     where id = p_review_item_id and resolved_at is null;
 end
 $$;

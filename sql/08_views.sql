@@ -165,9 +165,9 @@ from pipetrak.milestone_events;
 comment on view pipetrak_api.milestone_events is 'The append-only audit log of milestone changes.';
 
 create view pipetrak_api.review_items with (security_invoker = true) as
-select id, project_id, component_id, event_id, kind, details, created_at, resolved_at, resolved_by, resolution_note
+select id, project_id, component_id, event_id, kind, details, created_at, resolved_at, resolved_by, resolution_note, status
 from pipetrak.review_items;
-comment on view pipetrak_api.review_items is 'Items for QC: out-of-sequence updates and completed welds.';
+comment on view pipetrak_api.review_items is 'Items for QC: out-of-sequence updates and completed welds; status open, resolved or dismissed.';
 
 create view pipetrak_api.welders with (security_invoker = true) as
 select id, project_id, stencil, name, verified, created_at from pipetrak.welders;

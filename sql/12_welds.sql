@@ -17,6 +17,10 @@
 -- - Welders. Foreman and up create welders (unverified, like an import's unknown stencils); QC
 --   inspector and up rename and verify them. Stencils are normalized and unique per project.
 -- - Who records NDE: QC inspector, project manager, admin, owner (`quality_control`).
+-- - QC queue. Review items are open, resolved or dismissed (QC and up; dismissing needs a note).
+--   They resolve themselves when what they ask for happens: recording NDE resolves the weld's
+--   "weld completed" item, and retiring a component (a weld repaired, too) resolves all of its
+--   items. `qc_queue` lists the open items of your projects with what QC needs to find the joint.
 -- - Welds — unplanned and repairs. A foreman and up add an unplanned weld (number, drawing, type,
 --   size, spec and a note; x-ray tier 5 % unless given). A rejected weld gets a repair `<n>.<k>`
 --   (k counts the whole chain from the original number: the repair of `W-12.1` is `W-12.2`), on
@@ -96,6 +100,18 @@ create trigger weld_events_no_update before update or delete on pipetrak.weld_ev
     for each row execute function pipetrak.weld_record_immutable();
 create trigger weld_events_no_truncate before truncate on pipetrak.weld_events
     for each statement execute function pipetrak.weld_record_immutable();
+
+-- Resolves a component's open review items (of one kind, or all when `p_kind` is null): what they
+-- asked for happened.
+create function pipetrak.resolve_items_of(p_component_id bigint, p_kind text, p_note text)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+        resolution_note = p_note
+    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
+$$;
 
 -- The weld's status from its current results (see the design notes).
 create function pipetrak.weld_current_status(p_component_id bigint)
@@ -196,9 +212,7 @@ begin
             jsonb_build_object('method', v_method, 'result', v_result, 'status', v_status, 'nde_result_id', v_record_id),
             nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
     if v_result is not null then
-        update pipetrak.review_items
-        set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = format('NDE recorded: %s %s', v_method, v_result)
-        where component_id = p_component_id and kind = 'weld_complete' and resolved_at is null;
+        perform pipetrak.resolve_items_of(p_component_id, 'weld_complete', format('NDE recorded: %s %s', v_method, v_result));
     end if;
     return jsonb_build_object('component_id', p_component_id, 'method', v_method, 'result', v_result,
                               'status', v_status, 'nde_result_id', v_record_id);
@@ -339,6 +353,7 @@ declare
     v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
 begin
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, 'retired', '{}', '{}', v_reason, pipetrak.current_user_id());
 end
@@ -511,6 +526,7 @@ begin
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
     -- The joint now counts once, as the repair.
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    perform pipetrak.resolve_items_of(p_component_id, null, format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_component.project_id, p_component_id, 'repaired', '{}',
             jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
@@ -594,6 +610,32 @@ begin
 end
 $$;
 
+-- ---- QC queue ----
+
+-- Dismisses an open review item with a note (QC inspector and up).
+create function pipetrak.dismiss_review_item(p_review_item_id bigint, p_note text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_item pipetrak.review_items;
+    v_note text;
+begin
+    select * into v_item from pipetrak.review_items
+    where id = p_review_item_id and project_id in (select pipetrak.my_project_ids())
+    for update;
+    if v_item.id is null then
+        perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
+    end if;
+    perform pipetrak.require_project_role(v_item.project_id, 'quality_control');
+    v_note := pipetrak.check_reason(p_note, 3, 'dismissing a review item');
+    update pipetrak.review_items set status = 'dismissed', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+        resolution_note = v_note
+    where id = p_review_item_id and status = 'open';
+end
+$$;
+
 -- ---- API ----
 
 create view pipetrak_api.nde_results with (security_invoker = true) as
@@ -607,6 +649,24 @@ comment on view pipetrak_api.nde_results is 'NDE records of your projects'' weld
 create view pipetrak_api.weld_events with (security_invoker = true) as
 select id, project_id, component_id, action, before, after, reason, actor, created_at from pipetrak.weld_events;
 comment on view pipetrak_api.weld_events is 'The history of your projects'' welds (NDE recorded or cleared, …): who, when, before, after, reason. Append-only.';
+
+create view pipetrak_api.qc_queue with (security_invoker = true) as
+select r.id as review_item_id, r.project_id, r.kind, r.details, r.created_at, r.component_id, c.component_type,
+       c.tag, c.size, d.id as drawing_id, d.drawing_no, w.stencil as welder, f.date_welded, f.status as weld_status
+from pipetrak.review_items r
+join pipetrak.components c on c.id = r.component_id
+join pipetrak.drawings d on d.id = c.drawing_id
+left join pipetrak.field_welds f on f.component_id = c.id
+left join pipetrak.welders w on w.id = f.welder_id
+where r.status = 'open';
+comment on view pipetrak_api.qc_queue is 'Open review items of your projects, oldest first by id, with the component, drawing, welder and weld status QC needs.';
+
+create function pipetrak_api.dismiss_review_item(review_item_id bigint, note text)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.dismiss_review_item(review_item_id, note) $$;
+comment on function pipetrak_api.dismiss_review_item(bigint, text) is
+    'Dismisses an open review item with a note (it stays in the record as dismissed). QC inspector and up.';
 
 create function pipetrak_api.record_nde(component_id bigint, method text, result text, examined_on date default null,
                                         report_number text default null, notes text default null, reason text default null)

@@ -1292,7 +1292,8 @@ begin
                   'update_milestone', 'update_milestones', 'assign_welder', 'resolve_review_item',
                   'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk',
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
-                  'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair'])
+                  'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
+                  'dismiss_review_item'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -1379,6 +1380,53 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
     ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.');
 
+-- Review items are open, resolved or dismissed (QC queue).
+alter table pipetrak.review_items add column status text not null default 'open' check (status in ('open', 'resolved', 'dismissed'));
+update pipetrak.review_items set status = 'resolved' where resolved_at is not null;
+alter table pipetrak.review_items add check ((status = 'open') = (resolved_at is null));
+create or replace view pipetrak_api.review_items with (security_invoker = true) as
+select id, project_id, component_id, event_id, kind, details, created_at, resolved_at, resolved_by, resolution_note, status
+from pipetrak.review_items;
+comment on view pipetrak_api.review_items is 'Items for QC: out-of-sequence updates and completed welds; status open, resolved or dismissed.';
+
+-- Resolves a review item with a note (QC: owner, admin, project manager, QC inspector).
+create or replace function pipetrak.resolve_review_item(p_review_item_id bigint, p_note text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project_id bigint;
+begin
+    select project_id into v_project_id from pipetrak.review_items
+    where id = p_review_item_id and project_id in (select pipetrak.my_project_ids());
+    if v_project_id is null then
+        perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
+    end if;
+    perform pipetrak.require_project_role(v_project_id, 'quality_control');
+    perform pipetrak.check_text_length('note', p_note, 2000);
+    update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note,
+        status = 'resolved'
+    where id = p_review_item_id and resolved_at is null;
+end
+$$;
+
+-- Retires a component: it keeps its history and leaves the rollups.
+create or replace function pipetrak.retire_component(p_component_id bigint)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.lock_component(p_component_id, 'manage_project_data');
+    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    -- Nothing is left to review on a retired component.
+    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+        resolution_note = 'component retired'
+    where component_id = p_component_id and status = 'open';
+end
+$$;
+
 -- QC status from the current NDE results (pipetrak.weld_status).
 alter table pipetrak.field_welds
     add column status text not null default 'active' check (status in ('active', 'accepted', 'rejected')),
@@ -1460,6 +1508,18 @@ create trigger weld_events_no_update before update or delete on pipetrak.weld_ev
     for each row execute function pipetrak.weld_record_immutable();
 create trigger weld_events_no_truncate before truncate on pipetrak.weld_events
     for each statement execute function pipetrak.weld_record_immutable();
+
+-- Resolves a component's open review items (of one kind, or all when `p_kind` is null): what they
+-- asked for happened.
+create function pipetrak.resolve_items_of(p_component_id bigint, p_kind text, p_note text)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+        resolution_note = p_note
+    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
+$$;
 
 -- The weld's status from its current results (see the design notes).
 create function pipetrak.weld_current_status(p_component_id bigint)
@@ -1560,9 +1620,7 @@ begin
             jsonb_build_object('method', v_method, 'result', v_result, 'status', v_status, 'nde_result_id', v_record_id),
             nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
     if v_result is not null then
-        update pipetrak.review_items
-        set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = format('NDE recorded: %s %s', v_method, v_result)
-        where component_id = p_component_id and kind = 'weld_complete' and resolved_at is null;
+        perform pipetrak.resolve_items_of(p_component_id, 'weld_complete', format('NDE recorded: %s %s', v_method, v_result));
     end if;
     return jsonb_build_object('component_id', p_component_id, 'method', v_method, 'result', v_result,
                               'status', v_status, 'nde_result_id', v_record_id);
@@ -1703,6 +1761,7 @@ declare
     v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
 begin
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, 'retired', '{}', '{}', v_reason, pipetrak.current_user_id());
 end
@@ -1875,6 +1934,7 @@ begin
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
     -- The joint now counts once, as the repair.
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    perform pipetrak.resolve_items_of(p_component_id, null, format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_component.project_id, p_component_id, 'repaired', '{}',
             jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
@@ -1958,6 +2018,32 @@ begin
 end
 $$;
 
+-- ---- QC queue ----
+
+-- Dismisses an open review item with a note (QC inspector and up).
+create function pipetrak.dismiss_review_item(p_review_item_id bigint, p_note text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_item pipetrak.review_items;
+    v_note text;
+begin
+    select * into v_item from pipetrak.review_items
+    where id = p_review_item_id and project_id in (select pipetrak.my_project_ids())
+    for update;
+    if v_item.id is null then
+        perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
+    end if;
+    perform pipetrak.require_project_role(v_item.project_id, 'quality_control');
+    v_note := pipetrak.check_reason(p_note, 3, 'dismissing a review item');
+    update pipetrak.review_items set status = 'dismissed', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+        resolution_note = v_note
+    where id = p_review_item_id and status = 'open';
+end
+$$;
+
 -- ---- API ----
 
 create view pipetrak_api.nde_results with (security_invoker = true) as
@@ -1971,6 +2057,24 @@ comment on view pipetrak_api.nde_results is 'NDE records of your projects'' weld
 create view pipetrak_api.weld_events with (security_invoker = true) as
 select id, project_id, component_id, action, before, after, reason, actor, created_at from pipetrak.weld_events;
 comment on view pipetrak_api.weld_events is 'The history of your projects'' welds (NDE recorded or cleared, …): who, when, before, after, reason. Append-only.';
+
+create view pipetrak_api.qc_queue with (security_invoker = true) as
+select r.id as review_item_id, r.project_id, r.kind, r.details, r.created_at, r.component_id, c.component_type,
+       c.tag, c.size, d.id as drawing_id, d.drawing_no, w.stencil as welder, f.date_welded, f.status as weld_status
+from pipetrak.review_items r
+join pipetrak.components c on c.id = r.component_id
+join pipetrak.drawings d on d.id = c.drawing_id
+left join pipetrak.field_welds f on f.component_id = c.id
+left join pipetrak.welders w on w.id = f.welder_id
+where r.status = 'open';
+comment on view pipetrak_api.qc_queue is 'Open review items of your projects, oldest first by id, with the component, drawing, welder and weld status QC needs.';
+
+create function pipetrak_api.dismiss_review_item(review_item_id bigint, note text)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.dismiss_review_item(review_item_id, note) $$;
+comment on function pipetrak_api.dismiss_review_item(bigint, text) is
+    'Dismisses an open review item with a note (it stays in the record as dismissed). QC inspector and up.';
 
 create function pipetrak_api.record_nde(component_id bigint, method text, result text, examined_on date default null,
                                         report_number text default null, notes text default null, reason text default null)
