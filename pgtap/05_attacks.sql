@@ -102,7 +102,8 @@ select is(
           'move_weld', 'my_organization_ids', 'my_project_ids', 'percent_of', 'progress_rollup', 'project_channel',
           'record_nde', 'remove_member', 'rename_reference', 'rename_welder', 'resolve_review_item', 'retire_component',
           'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing', 'reweight_template', 'sync_profile',
-          'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package', 'verify_welder'],
+          'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package', 'verify_welder',
+          'weld_nde_summary', 'weld_progress', 'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(

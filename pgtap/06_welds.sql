@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(71);
+select plan(79);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -245,6 +245,49 @@ select is((select status || ': ' || resolution_note from pipetrak_api.review_ite
     'retiring a weld resolves its items');
 select is((select array_agg(distinct status order by status) from pipetrak_api.review_items where project_id = :project_a and resolved_at is null),
     array['open'], 'every unresolved item is open, and only those');
+
+-- ---- weld reports on a hand-built set ----
+-- Area "Unit R", drawing R-1: R1 passes RT, R2 fails and is repaired as R2.1, R3 is welded without
+-- NDE, R4 is not welded. Welders W-R1 (R1, R2) and W-R2 (R3), all welded three days ago,
+-- examined yesterday.
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_area(project_id => :project_a, name => 'Unit R') as area_r \gset
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'R-1', area_id => :area_r) as drawing_r \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_r, component_type => 'field_weld', tag => t) -> 'created' ->> 0)::bigint
+from unnest(array['R1', 'R2', 'R3', 'R4']) t;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.assign_welder(component_id => c.id, stencil => case when c.tag = 'R3' then 'W-R2' else 'W-R1' end, date_welded => current_date - 3)
+from pipetrak.components c where c.drawing_id = :drawing_r and c.tag in ('R1', 'R2', 'R3');
+select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R1'), method => 'RT', result => 'PASS', examined_on => current_date - 1);
+select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'), method => 'RT', result => 'FAIL', examined_on => current_date - 1);
+select pipetrak_api.create_repair(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'));
+select is((select to_jsonb(p) - 'group_id' from pipetrak_api.weld_progress(project_id => :project_a, group_by => 'area') p where p.group_id = :area_r),
+    '{"group_name": "Unit R", "total": 4, "fitted_up": 1, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 0,
+      "nde_pass": 1, "nde_fail": 1, "nde_pending": 0, "pass_rate": 0.5000, "repairs": 1, "repair_rate": 0.5000,
+      "first_pass_accepted": 1, "mean_days_to_nde": 2.0}'::jsonb,
+    'weld progress by area: the joint of R2 counts once (as R2.1), its FAIL still in the quality figures');
+select is((select jsonb_agg(jsonb_build_array(welder, welded, examined, rejects, reject_rate, examined_percent) order by welder)
+           from pipetrak_api.welder_summary(project_id => :project_a, date_from => current_date - 7, date_to => current_date) s
+           where welder in ('W-R1', 'W-R2')),
+    '[["W-R1", 2, 2, 1, 0.5000, 100.0000], ["W-R2", 1, 0, 0, null, 0.0000]]'::jsonb,
+    'welder summary: welded, examined by RT, rejects, reject rate and examined % per welder');
+select is((select count(*)::int from pipetrak_api.welder_summary(project_id => :project_a, date_from => current_date - 1, date_to => current_date) s
+           where welder in ('W-R1', 'W-R2')), 0, 'the date window counts welds welded in it only');
+select is((select jsonb_agg(weld_number || ' ' || coalesce(welder, '-') || ' ' || status || ' ' || coalesce(current_nde ->> 'RT', '-')
+                            || case when retired_at is null then '' else ' retired' end order by weld_number)
+           from pipetrak_api.weld_log where drawing_id = :drawing_r),
+    '["R1 W-R1 accepted PASS", "R2 W-R1 rejected FAIL retired", "R2.1 - active -", "R3 W-R2 active -", "R4 - active -"]'::jsonb,
+    'the weld log: one row per weld with welder, status and current NDE');
+select is((select array_agg(weld_number order by weld_number) from pipetrak_api.weld_log where search_text like '%r-1%w-r2%'),
+    array['R3'], 'search_text finds a weld by drawing and stencil');
+select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.weld_progress(project_id => %s, group_by => ''welder'')', :project_a)),
+    array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
+    'weld_progress: every member; the outsider can''t find the project; anon is refused');
+select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.welder_summary(project_id => %s)', :project_a)),
+    array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
+    'welder_summary: the same');
+select is(pg_temp.error_of('viewer', format('select pipetrak_api.weld_progress(project_id => %s, group_by => ''drawing'')', :project_a)),
+    'PT400 invalid_argument', 'weld progress groups by area, system, test package or welder');
 
 select * from finish();
 rollback;

@@ -744,3 +744,152 @@ returns void
 language sql volatile security invoker
 as $$ select pipetrak.verify_welder(welder_id, verified) $$;
 comment on function pipetrak_api.verify_welder(bigint, boolean) is 'Marks a welder verified (or not). QC inspector and up.';
+
+-- ---- Weld reports (spec §7) ----
+-- Design notes: the weld log is a view read through RLS; the grouped reports are functions of one
+-- project that check the caller is a member first (others: project_not_found) and then read its
+-- rows. All are computed on read from the weld rows and their current NDE records (indexed per
+-- weld and method). A weld that left the rollups
+-- because it was repaired still counts in the quality figures of its group (its FAIL is the reject
+-- the repair answers); welds retired for any other reason do not.
+
+-- Each weld's current result per method ({"RT": "PASS", …}) and the date of its first examination.
+create function pipetrak.weld_nde_summary(p_component_id bigint)
+returns table (current_nde jsonb, first_examined_on date, last_examined_on date)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select (select jsonb_object_agg(x.method, x.result)
+            from (select distinct on (n.method) n.method, n.result from pipetrak.nde_results n
+                  where n.component_id = p_component_id order by n.method, n.id desc) x
+            where x.result is not null),
+           (select min(n.examined_on) from pipetrak.nde_results n where n.component_id = p_component_id and n.result is not null),
+           (select max(n.examined_on) from pipetrak.nde_results n where n.component_id = p_component_id and n.result is not null)
+$$;
+
+create view pipetrak_api.weld_log with (security_invoker = true) as
+select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
+       f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
+       w.name as welder_name, f.date_welded, f.status, f.repair_of, r.tag as repair_of_number, f.unplanned,
+       c.percent_complete, c.area_id, a.name as area, c.system_id, s.name as system, c.test_package_id,
+       t.name as test_package, n.current_nde, n.last_examined_on, c.retired_at,
+       lower(c.tag || ' ' || d.drawing_no || ' ' || coalesce(w.stencil, '')) as search_text
+from pipetrak.components c
+join pipetrak.field_welds f on f.component_id = c.id
+join pipetrak.drawings d on d.id = c.drawing_id
+left join pipetrak.welders w on w.id = f.welder_id
+left join pipetrak.components r on r.id = f.repair_of
+left join pipetrak.areas a on a.id = c.area_id
+left join pipetrak.systems s on s.id = c.system_id
+left join pipetrak.test_packages t on t.id = c.test_package_id
+cross join lateral pipetrak.weld_nde_summary(c.id) n
+where c.component_type = 'field_weld';
+comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
+
+-- Weld progress of a project grouped by area, system, test package or welder.
+create function pipetrak.weld_progress(p_project_id bigint, p_group_by text)
+returns table (group_id bigint, group_name text, total bigint, fitted_up bigint, welded bigint, accepted bigint,
+               rejected bigint, nde_required bigint, nde_pass bigint, nde_fail bigint, nde_pending bigint,
+               pass_rate numeric, repairs bigint, repair_rate numeric, first_pass_accepted bigint, mean_days_to_nde numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    if p_group_by is null or p_group_by not in ('area', 'system', 'test_package', 'welder') then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "group_by", "expected": "area, system, test_package or welder"}');
+    end if;
+    return query
+    with welds as (
+        select c.id, c.retired_at is null as live, f.repair_of is not null as is_repair, f.status, f.date_welded, f.nde_types,
+               f.xray_percent,
+               coalesce(c.milestone_values[array_position(m.names, 'Fit-up')], 0) > 0 as fitted,
+               case p_group_by when 'area' then c.area_id when 'system' then c.system_id
+                               when 'test_package' then c.test_package_id else f.welder_id end as key,
+               n.current_nde, n.first_examined_on
+        from pipetrak.components c
+        join pipetrak.field_welds f on f.component_id = c.id
+        join pipetrak.milestone_templates m on m.project_id = c.project_id and m.component_type = c.component_type
+        cross join lateral pipetrak.weld_nde_summary(c.id) n
+        where c.project_id = p_project_id and c.component_type = 'field_weld'
+          and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))),
+    results as (
+        select w.key, r.value as result from welds w cross join lateral jsonb_each_text(coalesce(w.current_nde, '{}')) r)
+    select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil),
+           count(*) filter (where g.live), count(*) filter (where g.live and g.fitted),
+           count(*) filter (where g.live and g.date_welded is not null),
+           count(*) filter (where g.live and g.status = 'accepted'), count(*) filter (where g.status = 'rejected'),
+           count(*) filter (where g.live and (cardinality(g.nde_types) > 0 or g.xray_percent > 0)),
+           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'PASS'),
+           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'FAIL'),
+           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'PENDING'),
+           pipetrak.ratio((select count(*) from results x where x.key is not distinct from g.key and x.result = 'PASS'),
+                          (select count(*) from results x where x.key is not distinct from g.key and x.result in ('PASS', 'FAIL'))),
+           count(*) filter (where g.live and g.is_repair),
+           pipetrak.ratio(count(*) filter (where g.live and g.is_repair), count(*) filter (where g.live and g.date_welded is not null)),
+           count(*) filter (where g.live and not g.is_repair and g.status = 'accepted'),
+           round(avg(g.first_examined_on - g.date_welded) filter (where g.first_examined_on is not null), 1)
+    from welds g
+    left join pipetrak.areas ar on p_group_by = 'area' and ar.id = g.key
+    left join pipetrak.systems sy on p_group_by = 'system' and sy.id = g.key
+    left join pipetrak.test_packages tp on p_group_by = 'test_package' and tp.id = g.key
+    left join pipetrak.welders wd on p_group_by = 'welder' and wd.id = g.key
+    group by g.key, ar.name, sy.name, tp.name, wd.stencil
+    order by 2 nulls last;
+end
+$$;
+
+-- a ÷ b to four decimals; null when b is 0.
+create function pipetrak.ratio(p_part bigint, p_whole bigint)
+returns numeric
+language sql immutable parallel safe
+as $$ select case when p_whole > 0 then round(p_part::numeric / p_whole, 4) end $$;
+
+-- Per welder × weld type × x-ray tier, for welds welded in [p_from, p_to]: welded, examined by RT
+-- (a current RT PASS or FAIL), rejects, reject rate and examined %.
+create function pipetrak.welder_summary(p_project_id bigint, p_from date, p_to date, p_weld_type text, p_xray_percent integer)
+returns table (welder_id bigint, welder text, welder_name text, weld_type text, xray_percent integer, welded bigint,
+               examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_date('from', p_from);
+    perform pipetrak.check_date('to', p_to);
+    return query
+    select w.id, w.stencil, w.name, f.weld_type, f.xray_percent, count(*),
+           count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL')),
+           count(*) filter (where n.current_nde ->> 'RT' = 'FAIL'),
+           pipetrak.ratio(count(*) filter (where n.current_nde ->> 'RT' = 'FAIL'),
+                          count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL'))),
+           pipetrak.ratio(count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL')), count(*)) * 100
+    from pipetrak.field_welds f
+    join pipetrak.components c on c.id = f.component_id
+    join pipetrak.welders w on w.id = f.welder_id
+    cross join lateral pipetrak.weld_nde_summary(c.id) n
+    where f.project_id = p_project_id and f.date_welded between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
+      and (p_weld_type is null or f.weld_type = upper(p_weld_type)) and (p_xray_percent is null or f.xray_percent = p_xray_percent)
+      and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))
+    group by w.id, w.stencil, w.name, f.weld_type, f.xray_percent
+    order by w.stencil, f.weld_type, f.xray_percent;
+end
+$$;
+
+create function pipetrak_api.weld_progress(project_id bigint, group_by text)
+returns table (group_id bigint, group_name text, total bigint, fitted_up bigint, welded bigint, accepted bigint,
+               rejected bigint, nde_required bigint, nde_pass bigint, nde_fail bigint, nde_pending bigint,
+               pass_rate numeric, repairs bigint, repair_rate numeric, first_pass_accepted bigint, mean_days_to_nde numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.weld_progress(project_id, group_by) $$;
+comment on function pipetrak_api.weld_progress(bigint, text) is
+    'Weld progress of a project by area, system, test_package or welder: total, fitted up, welded, accepted, rejected, NDE required/pass/fail/pending, pass rate, repairs and repair rate, first-pass acceptance, mean days welded to NDE.';
+
+create function pipetrak_api.welder_summary(project_id bigint, date_from date default null, date_to date default null,
+                                            weld_type text default null, xray_percent integer default null)
+returns table (welder_id bigint, welder text, welder_name text, weld_type text, xray_percent integer, welded bigint,
+               examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) $$;
+comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
+    'Per welder, weld type and x-ray tier for welds welded in a date window: welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';

@@ -56,7 +56,9 @@ begin
                   'import_upload', 'import_validate', 'import_report_csv', 'import_commit', 'import_commit_chunk',
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
-                  'dismiss_review_item'])
+                  'dismiss_review_item', 'weld_progress', 'welder_summary',
+                  -- called by the weld log view as the reader
+                  'weld_nde_summary'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
