@@ -95,15 +95,17 @@ select is((select is_called from definer_hits), false,
 select is(
     (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
-    array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder', 'change_member_role',
-          'clear_nde', 'clear_welder', 'create_component', 'create_drawing', 'create_organization', 'create_project',
-          'create_reference', 'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id', 'dismiss_review_item', 'edit_welder', 'event_is_genuine',
-          'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate',
-          'move_weld', 'my_organization_ids', 'my_project_ids', 'percent_of', 'progress_rollup', 'project_channel',
-          'record_nde', 'remove_member', 'rename_reference', 'rename_welder', 'resolve_review_item', 'retire_component',
-          'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing', 'reweight_template', 'sync_profile',
+    array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder',
+          'change_member_role', 'clear_nde', 'clear_welder', 'create_component', 'create_drawing',
+          'create_organization', 'create_project', 'create_reference', 'create_repair', 'create_unplanned_weld',
+          'create_welder', 'current_claims', 'current_user_id', 'dismiss_review_item', 'edit_welder',
+          'event_is_genuine', 'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload',
+          'import_validate', 'move_weld', 'my_organization_ids', 'my_project_ids', 'percent_of', 'progress_rollup',
+          'project_channel', 'record_nde', 'remove_member', 'rename_reference', 'rename_welder',
+          'repick_examination', 'resolve_review_item', 'retire_component', 'retire_drawing', 'retire_reference',
+          'retire_weld', 'revise_drawing', 'reweight_template', 'sampling_required', 'sync_profile',
           'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package', 'verify_welder',
-          'weld_nde_summary', 'weld_progress', 'welder_summary'],
+          'weld_nde_summary', 'weld_progress', 'weld_rt', 'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(
@@ -127,7 +129,7 @@ select is(
        and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows',
-           'nde_results', 'weld_events')
+           'nde_results', 'weld_events', 'examination_calls')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

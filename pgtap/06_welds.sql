@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(79);
+select plan(91);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -288,6 +288,90 @@ select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.welder_su
     'welder_summary: the same');
 select is(pg_temp.error_of('viewer', format('select pipetrak_api.weld_progress(project_id => %s, group_by => ''drawing'')', :project_a)),
     'PT400 invalid_argument', 'weld progress groups by area, system, test package or welder');
+
+-- ---- x-ray sampling and progressive examination (§7), written by hand ----
+-- Welder S-1: 40 BW welds at 5 % on drawing S-1 → 2 examinations required. One examined and
+-- rejected → 2 tracers; one tracer fails → 4 more; one of those fails → every weld of the lot.
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'S-1') as drawing_s \gset
+select count(pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_s, component_type => 'field_weld', tag => 'S1-' || n))
+from generate_series(1, 40) n;
+select count(pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_s, component_type => 'field_weld', tag => 'S2-' || n))
+from generate_series(1, 40) n;
+reset role;
+update pipetrak.field_welds f set weld_type = 'BW', xray_percent = 5
+from pipetrak.components c where c.id = f.component_id and c.drawing_id = :drawing_s;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select count(pipetrak_api.assign_welder(component_id => c.id, stencil => case when c.tag like 'S1-%' then 'S-1' else 'S-2' end,
+                                        date_welded => current_date - 2))
+from pipetrak.components c where c.drawing_id = :drawing_s;
+create function pg_temp.lot(p_welder text) returns jsonb language sql as $$
+    select to_jsonb(l) - 'project_id' - 'welder_id' - 'called_for' || jsonb_build_object('called', cardinality(l.called_for))
+    from pipetrak_api.sampling_lots l where l.welder = p_welder
+$$;
+create function pg_temp.weld(p_tag text) returns bigint language sql as $$
+    select id from pipetrak.components where tag = p_tag and retired_at is null
+$$;
+create function pg_temp.called(p_stage integer, p_welder text) returns bigint[] language sql as $$
+    select array_agg(e.component_id order by e.component_id) from pipetrak.examination_calls e
+    join pipetrak.field_welds f on f.component_id = e.component_id join pipetrak.welders w on w.id = f.welder_id
+    where e.stage = p_stage and w.stencil = p_welder
+$$;
+grant execute on all functions in schema pg_temp to public;
+select is(pg_temp.lot('S-1'),
+    '{"welder": "S-1", "weld_type": "BW", "xray_percent": 5, "welded": 40, "examined": 0, "required": 2, "shortfall": 2,
+      "stage": 0, "state": "sampling", "called": 0}'::jsonb,
+    'a lot of 40 welds at 5 % needs 2 examinations');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => pg_temp.weld('S1-7'), method => 'RT', result => 'FAIL') ->> 'status' as rejected;
+select is(pg_temp.lot('S-1') - 'welder' - 'weld_type' - 'xray_percent',
+    '{"welded": 40, "examined": 1, "required": 2, "shortfall": 1, "stage": 1, "state": "progressive", "called": 2}'::jsonb,
+    'a reject calls two tracers: stage 1');
+select is((select jsonb_array_length(details -> 'welds') from pipetrak_api.review_items
+           where component_id = pg_temp.weld('S1-7') and kind = 'examination_called' and status = 'open'), 2,
+    'and opens a review item naming them');
+select pg_temp.called(1, 'S-1') as tracers \gset
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => (:'tracers'::bigint[])[1], method => 'RT', result => 'FAIL') ->> 'status' as tracer_failed;
+select is(cardinality(pg_temp.called(2, 'S-1')), 4, 'one tracer fails: four more are called (two per failed weld)');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => (:'tracers'::bigint[])[2], method => 'RT', result => 'PASS') ->> 'status' as tracer_passed;
+select is((select status from pipetrak_api.review_items where component_id = pg_temp.weld('S1-7') and kind = 'examination_called'),
+    'resolved', 'once both tracers are examined, their call resolves itself');
+select pipetrak_api.record_nde(component_id => (pg_temp.called(2, 'S-1'))[3], method => 'RT', result => 'FAIL') ->> 'status' as second_round_failed;
+select is(pg_temp.lot('S-1') ->> 'state', 'full_examination', 'a failed second round calls for every weld of the lot');
+select is((select count(*)::int from pipetrak.examination_calls e join pipetrak.field_welds f on f.component_id = e.component_id
+           join pipetrak.welders w on w.id = f.welder_id where w.stencil = 'S-1'), 39,
+    'every weld of the lot but the first reject is called');
+
+-- Welder S-2: the same start, both tracers pass → accepted once the reject is repaired.
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => pg_temp.weld('S2-3'), method => 'RT', result => 'FAIL') ->> 'status' as rejected;
+select pg_temp.called(1, 'S-2') as tracers_2 \gset
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.repick_examination(component_id => %s, replacement_id => %s)',
+                                                  (:'tracers_2'::bigint[])[1], pg_temp.weld('S1-1'))),
+    'PT400 invalid_argument', 'QC''s pick must come from the same lot');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.repick_examination(component_id => (:'tracers_2'::bigint[])[1],
+    replacement_id => (select min(c.id) from pipetrak.components c where c.tag like 'S2-%' and c.id <> all (:'tracers_2'::bigint[])
+                       and c.id <> pg_temp.weld('S2-3'))) is null as repicked;
+select is((select chosen_by from pipetrak.examination_calls e where e.component_id = (select min(c.id) from pipetrak.components c
+           where c.tag like 'S2-%' and c.id <> all (:'tracers_2'::bigint[]) and c.id <> pg_temp.weld('S2-3'))), 'qc',
+    'QC picks a weld of the lot instead of a random one');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select count(pipetrak_api.record_nde(component_id => e.component_id, method => 'RT', result => 'PASS'))
+from pipetrak.examination_calls e join pipetrak.field_welds f on f.component_id = e.component_id
+join pipetrak.welders w on w.id = f.welder_id where w.stencil = 'S-2';
+select is(pg_temp.lot('S-2') ->> 'state', 'progressive', 'both tracers passed, but the reject is not repaired yet');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.create_repair(component_id => pg_temp.weld('S2-3')) ->> 'weld_number' as repaired;
+select is(pg_temp.lot('S-2') - 'welder' - 'weld_type' - 'xray_percent',
+    '{"welded": 40, "examined": 3, "required": 2, "shortfall": 0, "stage": 1, "state": "accepted", "called": 0}'::jsonb,
+    'repaired: the lot is accepted');
+select is(pg_temp.matrix(format('select pipetrak_api.repick_examination(component_id => %s, replacement_id => %s)',
+                                (pg_temp.called(2, 'S-1'))[3], pg_temp.weld('S1-1'))),
+    array['PT400', 'PT400', 'PT400', '42501', 'PT400', '42501', '42501', 'PT404', '42501'],
+    'repick_examination: owner, admin, project manager, QC may (an examined weld is not swapped); others are refused');
 
 select * from finish();
 rollback;

@@ -57,8 +57,9 @@ begin
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
-                  -- called by the weld log view as the reader
-                  'weld_nde_summary'])
+                  'repick_examination',
+                  -- called by the weld log and sampling views as the reader
+                  'weld_nde_summary', 'weld_rt', 'sampling_required'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -90,7 +91,8 @@ begin
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
         'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
-        'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq']
+        'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
+        'examination_calls_id_seq']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

@@ -93,6 +93,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/12_welds.sql",
     name = "welds",
-    requires = ["events", weld_status]
+    requires = [
+        "events",
+        weld_status,
+        sampling_required,
+        sampling_call_after_failure
+    ]
 );
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

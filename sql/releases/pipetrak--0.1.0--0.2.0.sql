@@ -1294,8 +1294,9 @@ begin
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
-                  -- called by the weld log view as the reader
-                  'weld_nde_summary'])
+                  'repick_examination',
+                  -- called by the weld log and sampling views as the reader
+                  'weld_nde_summary', 'weld_rt', 'sampling_required'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -1326,7 +1327,8 @@ begin
         'drawings', 'drawings_id_seq', 'milestone_templates', 'welders', 'welders_id_seq', 'components',
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
         'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
-        'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq']
+        'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
+        'examination_calls_id_seq']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;
@@ -1435,6 +1437,32 @@ alter table pipetrak.field_welds
     add column repair_of bigint,
     add column unplanned boolean not null default false,
     add column unplanned_note text;
+
+-- X-ray sampling calls for examinations through review items of their own kind.
+alter table pipetrak.review_items drop constraint review_items_kind_check;
+alter table pipetrak.review_items add constraint review_items_kind_check
+    check (kind in ('out_of_sequence', 'weld_complete', 'examination_called'));
+
+-- pipetrak::pg::welds::sampling_required
+CREATE FUNCTION pipetrak."sampling_required"(
+	"welded" INT, /* i32 */
+	"tier" INT /* i32 */
+) RETURNS INT /* i32 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sampling_required_wrapper';
+
+-- pipetrak::pg::welds::sampling_call_after_failure
+CREATE FUNCTION pipetrak."sampling_call_after_failure"(
+	"stage" INT, /* i32 */
+	"failed" INT /* i32 */
+) RETURNS TABLE (
+	"stage" INT,  /* i32 */
+	"count" INT  /* Option < i32 > */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'sampling_call_after_failure_wrapper';
 
 -- pipetrak::pg::welds::weld_status
 CREATE FUNCTION pipetrak."weld_status"(
@@ -1623,6 +1651,13 @@ begin
             nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
     if v_result is not null then
         perform pipetrak.resolve_items_of(p_component_id, 'weld_complete', format('NDE recorded: %s %s', v_method, v_result));
+    end if;
+    -- X-ray sampling: a FAIL calls for tracers; an examination may complete a call.
+    if v_method = 'RT' and v_result in ('PASS', 'FAIL') then
+        if v_result = 'FAIL' then
+            perform pipetrak.call_examinations(p_component_id);
+        end if;
+        perform pipetrak.resolve_examination_calls(p_component_id);
     end if;
     return jsonb_build_object('component_id', p_component_id, 'method', v_method, 'result', v_result,
                               'status', v_status, 'nde_result_id', v_record_id);
@@ -2303,6 +2338,193 @@ language sql stable security invoker
 as $$ select * from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) $$;
 comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
     'Per welder, weld type and x-ray tier for welds welded in a date window: welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
+
+-- ---- X-ray sampling and progressive examination (spec §7) ----
+-- Design notes: a lot is one welder's welded welds of one weld type at a tier of 5 or 10 %
+-- (a repaired weld stays in its lot: its FAIL is part of the lot's record). A weld is examined when
+-- it has a current RT PASS or FAIL. A FAIL in a lot calls for tracers (rules in `domain::sampling`:
+-- two; after a failed tracer two more per failed weld of the progression; after a failed second
+-- round the whole lot), chosen at random among the lot's welded welds not yet examined or called;
+-- QC may swap a called weld for another of the lot (`repick_examination`). Each call opens an
+-- `examination_called` review item naming the welds, which resolves itself once they are all
+-- examined. A lot in progression is accepted once every called weld is examined and every reject is
+-- repaired. A FAIL calls only once (superseding it with another FAIL calls nothing more).
+
+create table pipetrak.examination_calls (
+    id           bigserial primary key,
+    project_id   bigint not null,
+    -- The weld called for, and the failed weld whose examination called it.
+    component_id bigint not null unique,
+    failed_weld  bigint not null,
+    stage        integer not null check (stage between 1 and 3),
+    chosen_by    text not null check (chosen_by in ('random', 'qc')),
+    called_by    uuid not null,
+    called_at    timestamptz not null default now(),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+);
+create index examination_calls_project_idx on pipetrak.examination_calls (project_id, id);
+alter table pipetrak.examination_calls enable row level security;
+create policy examination_calls_select_member on pipetrak.examination_calls for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- The weld's current RT result, when it has one.
+create function pipetrak.weld_rt(p_component_id bigint)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select x.result from (select n.result from pipetrak.nde_results n
+                          where n.component_id = p_component_id and n.method = 'RT' order by n.id desc limit 1) x
+$$;
+
+-- The welds of a weld's lot (welded; live, or repaired), the weld itself included.
+create function pipetrak.lot_welds(p_component_id bigint)
+returns table (component_id bigint, tag text, rt text, called boolean, stage integer, repaired boolean)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select c.id, c.tag, pipetrak.weld_rt(c.id), e.id is not null, e.stage,
+           exists (select from pipetrak.field_welds x where x.repair_of = c.id)
+    from pipetrak.field_welds me
+    join pipetrak.field_welds f on f.project_id = me.project_id and f.welder_id = me.welder_id
+         and f.weld_type is not distinct from me.weld_type and f.xray_percent = me.xray_percent and f.date_welded is not null
+    join pipetrak.components c on c.id = f.component_id
+    left join pipetrak.examination_calls e on e.component_id = c.id
+    where me.component_id = p_component_id and me.welder_id is not null and me.xray_percent in (5, 10)
+      and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))
+$$;
+
+-- Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.
+create function pipetrak.call_examinations(p_failed bigint)
+returns bigint[]
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project_id bigint := (select project_id from pipetrak.components where id = p_failed);
+    v_stage integer;
+    v_failed integer;
+    v_call record;
+    v_called bigint[];
+begin
+    if exists (select from pipetrak.review_items r where r.component_id = p_failed and r.kind = 'examination_called')
+       or not exists (select from pipetrak.lot_welds(p_failed)) then
+        return '{}';
+    end if;
+    v_stage := coalesce((select e.stage from pipetrak.examination_calls e where e.component_id = p_failed), 0);
+    -- The failed welds of the lot's progression: this one, the rejects that called tracers, and each
+    -- failed called weld.
+    v_failed := (select count(*) from pipetrak.lot_welds(p_failed) l
+                 where l.rt = 'FAIL' and (l.called or l.component_id = p_failed
+                                          or exists (select from pipetrak.examination_calls e where e.failed_weld = l.component_id)));
+    select * into v_call from pipetrak.sampling_call_after_failure(v_stage, v_failed);
+    if v_call.stage is null or exists (select from pipetrak.lot_welds(p_failed) l where l.stage = 3) then
+        return '{}';
+    end if;
+    with picked as (
+        select l.component_id from pipetrak.lot_welds(p_failed) l
+        join pipetrak.components c on c.id = l.component_id and c.retired_at is null
+        where not l.called and l.rt is distinct from 'PASS' and l.rt is distinct from 'FAIL' and l.component_id <> p_failed
+        order by random()
+        limit coalesce(v_call.count, 2147483647)),
+    inserted as (
+        insert into pipetrak.examination_calls (project_id, component_id, failed_weld, stage, chosen_by, called_by)
+        select v_project_id, p.component_id, p_failed, v_call.stage, 'random', pipetrak.current_user_id() from picked p
+        returning component_id)
+    select coalesce(array_agg(component_id order by component_id), '{}') into v_called from inserted;
+    insert into pipetrak.review_items (project_id, component_id, kind, details)
+    values (v_project_id, p_failed, 'examination_called', jsonb_build_object('stage', v_call.stage, 'welds', to_jsonb(v_called),
+            'weld_numbers', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c where c.id = any (v_called))));
+    return v_called;
+end
+$$;
+
+-- Resolves the open examination calls that `p_component_id` completes (every weld they name examined).
+create function pipetrak.resolve_examination_calls(p_component_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    update pipetrak.review_items r
+    set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = 'called welds examined'
+    where r.project_id = (select project_id from pipetrak.components where id = p_component_id)
+      and r.kind = 'examination_called' and r.status = 'open' and r.details -> 'welds' @> to_jsonb(p_component_id)
+      and not exists (select from jsonb_array_elements_text(r.details -> 'welds') w(id)
+                      where pipetrak.weld_rt(w.id::bigint) is distinct from 'PASS' and pipetrak.weld_rt(w.id::bigint) is distinct from 'FAIL')
+$$;
+
+-- QC swaps a called weld not yet examined for another welded weld of its lot, not yet examined or called.
+create function pipetrak.repick_examination(p_component_id bigint, p_replacement_id bigint)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
+    v_call pipetrak.examination_calls;
+begin
+    select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
+    if v_call.id is null or pipetrak.weld_rt(p_component_id) in ('PASS', 'FAIL') then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',
+            'expected', 'a weld called for examination and not yet examined'));
+    end if;
+    if not exists (select from pipetrak.lot_welds(p_component_id) l
+                   join pipetrak.components c on c.id = l.component_id and c.retired_at is null
+                   where l.component_id = p_replacement_id and not l.called
+                     and l.rt is distinct from 'PASS' and l.rt is distinct from 'FAIL') then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'replacement_id',
+            'expected', 'a welded weld of the same lot, not yet examined or called'));
+    end if;
+    update pipetrak.examination_calls set component_id = p_replacement_id, chosen_by = 'qc' where id = v_call.id;
+    update pipetrak.review_items
+    set details = jsonb_set(jsonb_set(details, '{welds}',
+            (select jsonb_agg(case when w.value::bigint = p_component_id then p_replacement_id else w.value::bigint end)
+             from jsonb_array_elements_text(details -> 'welds') w)),
+        '{weld_numbers}', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c
+                           where c.id in (select case when w.value::bigint = p_component_id then p_replacement_id else w.value::bigint end
+                                          from jsonb_array_elements_text(details -> 'welds') w)))
+    where component_id = v_call.failed_weld and kind = 'examination_called' and status = 'open'
+      and details -> 'welds' @> to_jsonb(p_component_id);
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, 'examination_repicked', jsonb_build_object('called', p_component_id),
+            jsonb_build_object('called', p_replacement_id), null, pipetrak.current_user_id());
+end
+$$;
+
+create view pipetrak_api.sampling_lots with (security_invoker = true) as
+select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_percent, l.welded, l.examined,
+       pipetrak.sampling_required(l.welded::integer, l.xray_percent) as required,
+       greatest(pipetrak.sampling_required(l.welded::integer, l.xray_percent) - l.examined, 0) as shortfall,
+       l.stage, l.called_for,
+       case when l.stage = 3 then 'full_examination'
+            when l.stage > 0 and (cardinality(l.called_for) > 0 or l.unrepaired_rejects > 0) then 'progressive'
+            when l.stage > 0 then 'accepted'
+            when pipetrak.sampling_required(l.welded::integer, l.xray_percent) > l.examined then 'sampling'
+            else 'sampled' end as state
+from (
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as welded,
+           count(*) filter (where x.rt in ('PASS', 'FAIL')) as examined,
+           coalesce(max(e.stage), 0) as stage,
+           coalesce(array_agg(c.tag order by c.tag) filter (where e.id is not null and x.rt is distinct from 'PASS'
+                                                             and x.rt is distinct from 'FAIL'), '{}') as called_for,
+           count(*) filter (where x.rt = 'FAIL' and not x.repaired) as unrepaired_rejects
+    from pipetrak.field_welds f
+    join pipetrak.components c on c.id = f.component_id
+    left join pipetrak.examination_calls e on e.component_id = c.id
+    cross join lateral (select pipetrak.weld_rt(c.id) as rt,
+                               exists (select from pipetrak.field_welds r where r.repair_of = c.id) as repaired) x
+    where f.welder_id is not null and f.date_welded is not null and f.xray_percent in (5, 10)
+      and (c.retired_at is null or x.repaired)
+    group by f.project_id, f.welder_id, f.weld_type, f.xray_percent) l
+join pipetrak.welders w on w.id = l.welder_id;
+comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, and state (sampling, sampled, progressive, accepted, full_examination).';
+
+create function pipetrak_api.repick_examination(component_id bigint, replacement_id bigint)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.repick_examination(component_id, replacement_id) $$;
+comment on function pipetrak_api.repick_examination(bigint, bigint) is
+    'Swaps a weld called for examination (not yet examined) for another welded weld of its lot: QC''s pick instead of the random one. QC inspector and up.';
 
 drop function pipetrak.render_remediation_csv(text[], jsonb[], text[]);
 

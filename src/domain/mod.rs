@@ -6,6 +6,7 @@ pub mod event;
 pub mod import;
 pub mod normalize;
 pub mod progress;
+pub mod sampling;
 pub mod sequence;
 pub mod template;
 pub mod weld;

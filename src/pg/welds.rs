@@ -20,3 +20,31 @@ pub fn weld_status(
         .collect();
     weld::status(&weld::required_methods(&listed, xray_percent), &current).as_str()
 }
+
+/// Examinations a lot of `welded` welds needs at `tier` percent (rounded up).
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn sampling_required(welded: i32, tier: i32) -> i32 {
+    let welded = u32::try_from(welded).unwrap_or(0);
+    let tier = u32::try_from(tier).unwrap_or(0).min(100);
+    i32::try_from(crate::domain::sampling::required(welded, tier)).unwrap_or(i32::MAX)
+}
+
+/// What a FAIL of a weld called at `stage` (0: examined for the sample) calls for, `failed` being
+/// the failed welds of the lot's progression so far: the next stage and how many welds (null: the
+/// whole lot); no row once the whole lot is called for.
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn sampling_call_after_failure(
+    stage: i32,
+    failed: i32,
+) -> TableIterator<'static, (name!(stage, i32), name!(count, Option<i32>))> {
+    let failed = u32::try_from(failed).unwrap_or(0);
+    let call = u8::try_from(stage)
+        .ok()
+        .and_then(|stage| crate::domain::sampling::after_failure(stage, failed));
+    TableIterator::new(call.into_iter().map(|c| {
+        (
+            i32::from(c.stage),
+            c.count.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        )
+    }))
+}
