@@ -2,11 +2,12 @@
 -- commit, and who may do what. Files are real ones from tests/data (read by psql) or built here.
 begin;
 \ir fixtures/actors.sql
-select plan(52);
+select plan(59);
 
 \set takeoff `base64 -w0 tests/data/quantity-instances.csv`
 \set weld_log `base64 -w0 tests/data/field-weld-log-664.xlsx`
 \set instances `base64 -w0 tests/data/instance-creation.csv`
+\set legacy_log `base64 -w0 tests/fixtures/legacy-weld-log.xls`
 
 -- What the project holds, to compare before and after.
 create function pg_temp.holdings(p_project bigint) returns jsonb language sql as $$
@@ -208,6 +209,48 @@ reset role;
 delete from pipetrak.import_jobs where id = :big;
 select is((select count(*) from pipetrak.import_rows where import_id = :big), 0::bigint,
     'deleting a job deletes its staged rows');
+
+-- ---- a weld log marks its welds welded and records their NDE ----
+-- The legacy log (tests/fixtures): welds 1, 2, 3 and 4A have a welder and a date (in weeks long
+-- locked), 1 and 2 an RT result at 5 % (ACC, REJ), 4A a PASS at 100 %. Imported by a project
+-- manager, whom a locked week would refuse for a milestone update by hand.
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'legacy.xls',
+                                  content => decode(:'legacy_log', 'base64')) as legacy \gset
+select pipetrak_api.import_validate(:legacy) is not null as validated;
+reset role;
+select count(*) filter (where stencil is not null and date_welded is not null) as log_welded,
+       count(distinct stencil) as log_welders,
+       count(*) filter (where nde_result is not null) as log_nde
+from pipetrak.import_rows where import_id = :legacy and status = 'valid' \gset
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select pipetrak_api.import_commit(import_id => :legacy, skip_invalid_rows => true) as legacy_result \gset
+select is(jsonb_build_array(:'legacy_result'::jsonb -> 'welds_welded', :'legacy_result'::jsonb -> 'nde_recorded'),
+    jsonb_build_array(:log_welded, :log_nde), 'every welded row of the log is welded and every result recorded (counted over the file)');
+select is((select count(*)::int from pipetrak.review_items r join pipetrak.components c on c.id = r.component_id
+           join pipetrak.drawings d on d.id = c.drawing_id
+           where r.project_id = :project_a and r.kind = 'weld_complete' and d.drawing_no in ('P-26B07 01of02', 'P-26B07 02of02', 'P-26B08')),
+    :log_welded, 'one "weld completed" review item per welded weld');
+select is((select count(distinct f.welder_id)::int from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id
+           join pipetrak.drawings d on d.id = c.drawing_id
+           where d.project_id = :project_a and d.drawing_no in ('P-26B07 01of02', 'P-26B07 02of02', 'P-26B08') and f.date_welded is not null),
+    :log_welders, 'the welders are the log''s');
+select is((select jsonb_object_agg(c.tag, f.status order by c.tag) from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id
+           join pipetrak.drawings d on d.id = c.drawing_id
+           where d.project_id = :project_a and d.drawing_no in ('P-26B07 01of02', 'P-26B07 02of02', 'P-26B08') and c.retired_at is null),
+    '{"1": "accepted", "2": "rejected", "3": "active", "4A": "accepted", "6": "active"}'::jsonb,
+    'the NDE results give the welds their status');
+select is((select min(e.work_date) from pipetrak.milestone_events e join pipetrak.components c on c.id = e.component_id
+           join pipetrak.drawings d on d.id = c.drawing_id
+           where d.project_id = :project_a and d.drawing_no = 'P-26B07 01of02' and c.tag = '1' and e.milestone = 'Weld Complete'),
+    '2025-03-04'::date, 'Weld Complete is dated the day welded, in a locked week');
+select pg_temp.holdings(:project_a) as after_log \gset
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'legacy.xls',
+                                  content => decode(:'legacy_log', 'base64')) as legacy_again \gset
+select pipetrak_api.import_validate(:legacy_again) is not null as validated;
+select is((pipetrak_api.import_commit(import_id => :legacy_again, skip_invalid_rows => true) - 'import_id' - 'chunks_done' - 'chunks_total' - 'status')
+          -> 'welds_welded', '0'::jsonb, 'importing the log again welds nothing more');
+select is(pg_temp.holdings(:project_a), :'after_log'::jsonb, 'and changes nothing in the project');
 
 select * from finish();
 rollback;

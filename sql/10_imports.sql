@@ -65,10 +65,11 @@
 --   original would have, component by component. A PIPETRAK REF that names no import of the
 --   project is ignored with `unknown_reference`. Similar drawings within one file (the same
 --   letters and digits, `P-26B07` / `P26B07`) get `similar_drawing_in_file`.
--- - Imports — not done by an import: milestones. A weld log records welder and date as weld facts
---   but does not mark Weld Complete (that goes through `assign_welder`, which writes the event and
---   QC review item); existing components' descriptions/attributes are not overwritten by a re-
---   import.
+-- - Imports — milestones. A takeoff marks none. A weld log is the field's record: a row with a
+--   welder and a date welded makes its weld welded (Fit-up and Weld Complete at that work date,
+--   audited, one review item — even in a locked week, never in the future), and an NDE result is
+--   recorded through the NDE records (`import_mark_welds`); what is already so is left alone.
+--   Existing components' descriptions/attributes are not overwritten by a re-import.
 -- - Imports — who: owner, admin and project manager upload, validate, commit and see jobs, issues
 --   and reports; everyone else gets `42501`, and a member of another organization `PT404` (jobs are
 --   invisible to them).
@@ -876,6 +877,7 @@ declare
     -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
     -- rows a remediation import already brought in.
     v_apart integer[];
+    v_marked jsonb := '{}';
     v_corrected jsonb;
 begin
     if v_job.status = 'failed' then
@@ -991,6 +993,10 @@ begin
                excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
                excluded.nde_result);
         get diagnostics v_welds = row_count;
+        -- A weld log marks its welds welded and records their NDE (spec §7).
+        if v_job.kind = 'field_welds' then
+            v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
+        end if;
 
         update pipetrak.import_jobs set
             chunks_done = chunks_done + 1,
@@ -1003,7 +1009,12 @@ begin
                 'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
                 'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
                 'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
-                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders),
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
+                -- A weld log also tells how many welds it welded and results it recorded.
+                || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+                   else '{}' end,
             updated_at = now()
         where id = p_import_id
         returning * into v_job;
@@ -1226,6 +1237,60 @@ as $$
     select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
     where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
       and c.tag = p_tag and c.size = p_size and c.retired_at is null
+$$;
+
+-- A weld log's welds of one chunk with a welder and a date welded are made welded the way a
+-- foreman would (Fit-up and Weld Complete at 100 with the date welded as work date, audited, one
+-- "weld completed" review item), and an NDE result is recorded through the NDE records (the method
+-- is the weld's one listed NDE type, or RT for an x-ray tier; otherwise the result stays a weld
+-- fact). A log is the historical record: its dates may lie in a locked week (never in the future:
+-- the reader refuses those). What is already so is left alone, so importing a log again changes
+-- nothing. Returns {welded, nde}.
+create function pipetrak.import_mark_welds(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    r record;
+    v_welded integer := 0;
+    v_nde integer := 0;
+    v_result jsonb;
+begin
+    insert into pipetrak.historical_writes (txid) values (txid_current()) on conflict do nothing;
+    for r in
+        select w.id, x.date_welded, x.stencil, x.nde_result, f.nde_types, f.xray_percent,
+               c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
+               c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
+        from pipetrak.import_rows x
+        cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
+        join pipetrak.components c on c.id = w.id
+        join pipetrak.field_welds f on f.component_id = w.id
+        join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
+          and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
+        order by x.line
+    loop
+        if r.stencil is not null and r.date_welded is not null and r.weld_complete < 100 then
+            if r.fit_up < 100 then
+                perform pipetrak.update_milestone(r.id, 'Fit-up', 100, r.date_welded, 'weld log import', null, null);
+            end if;
+            v_result := pipetrak.update_milestone(r.id, 'Weld Complete', 100, r.date_welded, 'weld log import', null, null);
+            insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+            values (p_project_id, r.id, (v_result ->> 'event_id')::bigint, 'weld_complete',
+                    jsonb_build_object('welder', r.stencil, 'date_welded', r.date_welded, 'import_id', p_import_id));
+            v_welded := v_welded + 1;
+        end if;
+        if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
+           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
+           and pipetrak.weld_current_result(r.id, coalesce(r.nde_types[1], 'RT')) is distinct from r.nde_result then
+            perform pipetrak.write_nde(r.id, coalesce(r.nde_types[1], 'RT'), r.nde_result, null, null, null, 'weld log import');
+            v_nde := v_nde + 1;
+        end if;
+    end loop;
+    delete from pipetrak.historical_writes where txid = txid_current();
+    return jsonb_build_object('welded', v_welded, 'nde', v_nde);
+end
 $$;
 
 -- Commits in one call: every remaining chunk, or at most `p_max_chunks` of them (one request per

@@ -113,6 +113,16 @@ as $$
     where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
 $$;
 
+-- The weld's current result for one method (null when it has none).
+create function pipetrak.weld_current_result(p_component_id bigint, p_method text)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select x.result from (select n.result from pipetrak.nde_results n
+                          where n.component_id = p_component_id and n.method = p_method order by n.id desc limit 1) x
+$$;
+
 -- The weld's status from its current results (see the design notes).
 create function pipetrak.weld_current_status(p_component_id bigint)
 returns text
@@ -994,6 +1004,9 @@ begin
         select v_project_id, p.component_id, p_failed, v_call.stage, 'random', pipetrak.current_user_id() from picked p
         returning component_id)
     select coalesce(array_agg(component_id order by component_id), '{}') into v_called from inserted;
+    if cardinality(v_called) = 0 then
+        return v_called;
+    end if;
     insert into pipetrak.review_items (project_id, component_id, kind, details)
     values (v_project_id, p_failed, 'examination_called', jsonb_build_object('stage', v_call.stage, 'welds', to_jsonb(v_called),
             'weld_numbers', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c where c.id = any (v_called))));

@@ -67,7 +67,8 @@ begin
     -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
-        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources from %I', v_role);
+        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
+                        pipetrak.historical_writes from %I', v_role);
     end loop;
 end
 $$;

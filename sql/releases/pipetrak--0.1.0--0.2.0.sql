@@ -117,6 +117,11 @@ begin
     v_work_date := coalesce(p_work_date, v_local_now::date);
     v_problem := pipetrak.work_date_problem(v_work_date - date '1970-01-01', extract(epoch from v_local_now)::bigint,
                                             v_ctx.week_lock, v_ctx.role in ('owner', 'admin'));
+    -- A weld log being committed is the historical record: its dates may lie in a locked week.
+    -- Only the extension's own import marks its transaction so (a private table).
+    if v_problem = 'work_week_locked' and exists (select from pipetrak.historical_writes h where h.txid = txid_current()) then
+        v_problem := null;
+    end if;
     if v_problem is not null then
         perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_ctx.time_zone));
     end if;
@@ -722,6 +727,7 @@ declare
     -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
     -- rows a remediation import already brought in.
     v_apart integer[];
+    v_marked jsonb := '{}';
     v_corrected jsonb;
 begin
     if v_job.status = 'failed' then
@@ -837,6 +843,10 @@ begin
                excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
                excluded.nde_result);
         get diagnostics v_welds = row_count;
+        -- A weld log marks its welds welded and records their NDE (spec §7).
+        if v_job.kind = 'field_welds' then
+            v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
+        end if;
 
         update pipetrak.import_jobs set
             chunks_done = chunks_done + 1,
@@ -849,7 +859,12 @@ begin
                 'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
                 'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
                 'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
-                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders),
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
+                -- A weld log also tells how many welds it welded and results it recorded.
+                || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+                   else '{}' end,
             updated_at = now()
         where id = p_import_id
         returning * into v_job;
@@ -1304,7 +1319,8 @@ begin
     -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
-        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources from %I', v_role);
+        execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
+                        pipetrak.historical_writes from %I', v_role);
     end loop;
 end
 $$;
@@ -1549,6 +1565,16 @@ as $$
     update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
         resolution_note = p_note
     where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
+$$;
+
+-- The weld's current result for one method (null when it has none).
+create function pipetrak.weld_current_result(p_component_id bigint, p_method text)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select x.result from (select n.result from pipetrak.nde_results n
+                          where n.component_id = p_component_id and n.method = p_method order by n.id desc limit 1) x
 $$;
 
 -- The weld's status from its current results (see the design notes).
@@ -2432,6 +2458,9 @@ begin
         select v_project_id, p.component_id, p_failed, v_call.stage, 'random', pipetrak.current_user_id() from picked p
         returning component_id)
     select coalesce(array_agg(component_id order by component_id), '{}') into v_called from inserted;
+    if cardinality(v_called) = 0 then
+        return v_called;
+    end if;
     insert into pipetrak.review_items (project_id, component_id, kind, details)
     values (v_project_id, p_failed, 'examination_called', jsonb_build_object('stage', v_call.stage, 'welds', to_jsonb(v_called),
             'weld_numbers', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c where c.id = any (v_called))));
@@ -2525,6 +2554,68 @@ language sql volatile security invoker
 as $$ select pipetrak.repick_examination(component_id, replacement_id) $$;
 comment on function pipetrak_api.repick_examination(bigint, bigint) is
     'Swaps a weld called for examination (not yet examined) for another welded weld of its lot: QC''s pick instead of the random one. QC inspector and up.';
+
+-- ---- A weld log marks its welds welded and records their NDE ----
+-- Transactions writing the historical record (a weld log's commit): their work dates may lie in a
+-- locked week. Only extension functions write it (nobody else may); a row lives for its transaction.
+create table pipetrak.historical_writes (
+    txid bigint primary key
+);
+alter table pipetrak.historical_writes enable row level security;
+
+-- A weld log's welds of one chunk with a welder and a date welded are made welded the way a
+-- foreman would (Fit-up and Weld Complete at 100 with the date welded as work date, audited, one
+-- "weld completed" review item), and an NDE result is recorded through the NDE records (the method
+-- is the weld's one listed NDE type, or RT for an x-ray tier; otherwise the result stays a weld
+-- fact). A log is the historical record: its dates may lie in a locked week (never in the future:
+-- the reader refuses those). What is already so is left alone, so importing a log again changes
+-- nothing. Returns {welded, nde}.
+create function pipetrak.import_mark_welds(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    r record;
+    v_welded integer := 0;
+    v_nde integer := 0;
+    v_result jsonb;
+begin
+    insert into pipetrak.historical_writes (txid) values (txid_current()) on conflict do nothing;
+    for r in
+        select w.id, x.date_welded, x.stencil, x.nde_result, f.nde_types, f.xray_percent,
+               c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
+               c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
+        from pipetrak.import_rows x
+        cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
+        join pipetrak.components c on c.id = w.id
+        join pipetrak.field_welds f on f.component_id = w.id
+        join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
+          and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
+        order by x.line
+    loop
+        if r.stencil is not null and r.date_welded is not null and r.weld_complete < 100 then
+            if r.fit_up < 100 then
+                perform pipetrak.update_milestone(r.id, 'Fit-up', 100, r.date_welded, 'weld log import', null, null);
+            end if;
+            v_result := pipetrak.update_milestone(r.id, 'Weld Complete', 100, r.date_welded, 'weld log import', null, null);
+            insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+            values (p_project_id, r.id, (v_result ->> 'event_id')::bigint, 'weld_complete',
+                    jsonb_build_object('welder', r.stencil, 'date_welded', r.date_welded, 'import_id', p_import_id));
+            v_welded := v_welded + 1;
+        end if;
+        if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
+           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
+           and pipetrak.weld_current_result(r.id, coalesce(r.nde_types[1], 'RT')) is distinct from r.nde_result then
+            perform pipetrak.write_nde(r.id, coalesce(r.nde_types[1], 'RT'), r.nde_result, null, null, null, 'weld log import');
+            v_nde := v_nde + 1;
+        end if;
+    end loop;
+    delete from pipetrak.historical_writes where txid = txid_current();
+    return jsonb_build_object('welded', v_welded, 'nde', v_nde);
+end
+$$;
 
 drop function pipetrak.render_remediation_csv(text[], jsonb[], text[]);
 
