@@ -105,7 +105,7 @@ select is(
           'repick_examination', 'resolve_review_item', 'retire_component', 'retire_drawing', 'retire_reference',
           'retire_weld', 'revise_drawing', 'reweight_template', 'sampling_required', 'sync_profile',
           'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package', 'verify_welder',
-          'weld_nde_summary', 'weld_progress', 'weld_rt', 'welder_summary'],
+          'weld_progress', 'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(

@@ -261,6 +261,11 @@ create table pipetrak.field_welds (
     -- Added in the field, not in the weld log (a note says why).
     unplanned     boolean not null default false,
     unplanned_note text,
+    -- The current NDE result per method ({"RT": "PASS", …}) and the first and last examination
+    -- dates, kept by write_nde so that reports read them from the weld row.
+    current_nde   jsonb not null default '{}',
+    first_examined_on date,
+    last_examined_on date,
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );

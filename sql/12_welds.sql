@@ -213,9 +213,12 @@ begin
             p_notes, v_previous.id, nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id())
     returning id into v_record_id;
     v_status := pipetrak.weld_current_status(p_component_id);
-    update pipetrak.field_welds
-    set status = v_status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today), updated_at = now()
-    where component_id = p_component_id;
+    update pipetrak.field_welds f
+    set status = v_status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
+        current_nde = n.current_nde, first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on,
+        updated_at = now()
+    from pipetrak.weld_nde_summary(p_component_id) n
+    where f.component_id = p_component_id;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, case when v_result is null then 'nde_cleared' else 'nde_recorded' end,
             jsonb_build_object('method', v_method, 'result', v_previous.result, 'status', v_weld.status),
@@ -789,7 +792,7 @@ select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
        w.name as welder_name, f.date_welded, f.status, f.repair_of, r.tag as repair_of_number, f.unplanned,
        c.percent_complete, c.area_id, a.name as area, c.system_id, s.name as system, c.test_package_id,
-       t.name as test_package, n.current_nde, n.last_examined_on, c.retired_at,
+       t.name as test_package, nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        lower(c.tag || ' ' || d.drawing_no || ' ' || coalesce(w.stencil, '')) as search_text
 from pipetrak.components c
 join pipetrak.field_welds f on f.component_id = c.id
@@ -799,7 +802,6 @@ left join pipetrak.components r on r.id = f.repair_of
 left join pipetrak.areas a on a.id = c.area_id
 left join pipetrak.systems s on s.id = c.system_id
 left join pipetrak.test_packages t on t.id = c.test_package_id
-cross join lateral pipetrak.weld_nde_summary(c.id) n
 where c.component_type = 'field_weld';
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
 
@@ -823,11 +825,10 @@ begin
                coalesce(c.milestone_values[array_position(m.names, 'Fit-up')], 0) > 0 as fitted,
                case p_group_by when 'area' then c.area_id when 'system' then c.system_id
                                when 'test_package' then c.test_package_id else f.welder_id end as key,
-               n.current_nde, n.first_examined_on
+               nullif(f.current_nde, '{}') as current_nde, f.first_examined_on
         from pipetrak.components c
         join pipetrak.field_welds f on f.component_id = c.id
         join pipetrak.milestone_templates m on m.project_id = c.project_id and m.component_type = c.component_type
-        cross join lateral pipetrak.weld_nde_summary(c.id) n
         where c.project_id = p_project_id and c.component_type = 'field_weld'
           and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))),
     results as (
@@ -884,7 +885,7 @@ begin
     from pipetrak.field_welds f
     join pipetrak.components c on c.id = f.component_id
     join pipetrak.welders w on w.id = f.welder_id
-    cross join lateral pipetrak.weld_nde_summary(c.id) n
+    cross join lateral (select f.current_nde) n
     where f.project_id = p_project_id and f.date_welded between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
       and (p_weld_type is null or f.weld_type = upper(p_weld_type)) and (p_xray_percent is null or f.xray_percent = p_xray_percent)
       and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))
@@ -945,8 +946,7 @@ returns text
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select x.result from (select n.result from pipetrak.nde_results n
-                          where n.component_id = p_component_id and n.method = 'RT' order by n.id desc limit 1) x
+    select f.current_nde ->> 'RT' from pipetrak.field_welds f where f.component_id = p_component_id
 $$;
 
 -- The welds of a weld's lot (welded; live, or repaired), the weld itself included.
@@ -1086,7 +1086,7 @@ from (
     from pipetrak.field_welds f
     join pipetrak.components c on c.id = f.component_id
     left join pipetrak.examination_calls e on e.component_id = c.id
-    cross join lateral (select pipetrak.weld_rt(c.id) as rt,
+    cross join lateral (select f.current_nde ->> 'RT' as rt,
                                exists (select from pipetrak.field_welds r where r.repair_of = c.id) as repaired) x
     where f.welder_id is not null and f.date_welded is not null and f.xray_percent in (5, 10)
       and (c.retired_at is null or x.repaired)

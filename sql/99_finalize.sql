@@ -58,8 +58,8 @@ begin
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
                   'repick_examination',
-                  -- called by the weld log and sampling views as the reader
-                  'weld_nde_summary', 'weld_rt', 'sampling_required'])
+                  -- called by the sampling view as the reader
+                  'sampling_required'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;

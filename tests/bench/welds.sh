@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Weld benchmark (not a test): in a database of 1,000,000 components whose measured project holds
+# 100,000 field welds (200 welders, BW/SW, 5 % and 10 % tiers, most welded, some examined), assigning
+# a welder as a foreman and recording NDE as a QC inspector through RLS, at 1 and 4 clients, beside
+# the bare baseline of the milestone benchmark (one row update + one event insert), and the weld
+# reports: a weld log page (50 rows by welder and by drawing), weld progress by welder and by area,
+# the welder summary for a year, the sampling view of the project (medians). Writes
+# tests/bench/welds-results.md. Usage: bash tests/bench/welds.sh [seconds per write run]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bash "$here/../scripts/setup.sh"
+source "$here/../scripts/cluster.sh"
+seconds=${1:-15}
+db=pipetrak_bench_welds
+work=$(mktemp -d)
+chmod 777 "$work"
+
+cluster_start
+extension_install
+database_create "$db"
+owner=c0000000-0000-4000-8000-000000000001
+foreman=c0000000-0000-4000-8000-000000000004
+qc=c0000000-0000-4000-8000-000000000005
+
+echo "== generating 100,000 welds in one project and 900,000 valves in four others"
+psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
+select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
+select pipetrak.create_organization('Bench') as org \gset
+insert into pipetrak.memberships (organization_id, user_id, role, created_by)
+values (:org, '$foreman', 'foreman', '$owner'), (:org, '$qc', 'qc_inspector', '$owner');
+select count(pipetrak.create_project(:org, 'Bench ' || n, 'B-' || n, 'America/Chicago', 'flag', true)) from generate_series(1, 5) n;
+select min(id) as project from pipetrak.projects \gset
+insert into pipetrak.areas (project_id, name) select p.id, 'Area ' || a from pipetrak.projects p, generate_series(1, 20) a;
+insert into pipetrak.drawings (project_id, drawing_no, area_id)
+select p.id, 'DWG-' || d, (select id from pipetrak.areas where project_id = p.id order by id offset d % 20 limit 1)
+from pipetrak.projects p, generate_series(0, 1999) d;
+insert into pipetrak.welders (project_id, stencil, verified) select :project, 'K-' || w, true from generate_series(1, 200) w;
+insert into pipetrak.components (project_id, drawing_id, component_type, tag, area_id, milestone_values, earned_total, earned_install)
+select d.project_id, d.id, 'field_weld', 'W-' || i, d.area_id,
+       case when i % 5 = 0 then '{0,0,0,0,0}'::numeric[] else '{100,100,0,0,0}' end,
+       case when i % 5 = 0 then 0 else 700000 end, case when i % 5 = 0 then 0 else 700000 end
+from generate_series(0, 99999) i
+join pipetrak.drawings d on d.project_id = :project and d.drawing_no = 'DWG-' || (i % 2000);
+insert into pipetrak.field_welds (component_id, project_id, weld_type, xray_percent, welder_id, date_welded, current_nde,
+                                  first_examined_on, last_examined_on, status)
+select c.id, c.project_id, case when c.id % 3 = 0 then 'SW' else 'BW' end, case when c.id % 2 = 0 then 5 else 10 end,
+       case when c.id % 5 = 0 then null else (select min(id) from pipetrak.welders) + c.id % 200 end,
+       case when c.id % 5 = 0 then null else current_date - (c.id % 365)::integer end,
+       case when c.id % 5 = 0 or c.id % 10 <> 1 then '{}'::jsonb when c.id % 100 = 1 then '{"RT": "FAIL"}' else '{"RT": "PASS"}' end,
+       case when c.id % 5 <> 0 and c.id % 10 = 1 then current_date - (c.id % 365)::integer + 2 end,
+       case when c.id % 5 <> 0 and c.id % 10 = 1 then current_date - (c.id % 365)::integer + 2 end,
+       case when c.id % 5 = 0 or c.id % 10 <> 1 then 'active' when c.id % 100 = 1 then 'rejected' else 'accepted' end
+from pipetrak.components c where c.project_id = :project;
+insert into pipetrak.nde_results (project_id, component_id, method, result, examined_on, recorded_by)
+select f.project_id, f.component_id, 'RT', f.current_nde ->> 'RT', f.first_examined_on, '$qc'
+from pipetrak.field_welds f where f.current_nde ? 'RT';
+select format(\$f\$
+insert into pipetrak.components (project_id, drawing_id, component_type, tag, seq, area_id, milestone_values)
+select d.project_id, d.id, 'valve', 'V-' || i, 1, d.area_id, '{0,0,0,0,0}'::numeric[]
+from generate_series(0, 224999) i
+join pipetrak.drawings d on d.project_id = %s and d.drawing_no = 'DWG-' || (i %% 2000)
+\$f\$, id) from pipetrak.projects where id <> :project order by id \gexec
+vacuum analyze;
+SQL
+project=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.projects")
+range=$(psql -qXAt -d "$db" -c "select min(id) || ' ' || max(id) from pipetrak.components where project_id = $project")
+read -r lo hi <<<"$range"
+total=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.components")
+area=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.areas where project_id = $project")
+drawing=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.drawings where project_id = $project")
+echo "components: $total; project $project holds welds $lo..$hi"
+
+# The baseline of the milestone benchmark: one row update and one event insert, no logic.
+psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
+create schema bench;
+create table bench.components as select * from pipetrak.components where project_id = $project;
+alter table bench.components add primary key (id);
+create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
+create sequence bench.events_id_seq;
+alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
+vacuum analyze bench.components;
+SQL
+
+as_user() { printf 'begin;\nset local role authenticated;\nselect set_config(%s, %s, true);\n' "'request.jwt.claims'" "'{\"sub\": \"$1\", \"role\": \"authenticated\"}'"; }
+{ echo "\\set cid random($lo, $hi)"; as_user "$foreman"
+  echo "select pipetrak_api.edit_welder(component_id => :cid, reason => 'bench', stencil => 'K-' || (:cid % 200 + 1)) from pipetrak.field_welds where component_id = :cid and welder_id is not null;"
+  echo "commit;"; } >"$work/assign.sql"
+{ echo "\\set cid random($lo, $hi)"; as_user "$qc"
+  echo "select pipetrak_api.record_nde(component_id => :cid, method => 'VT', result => 'PASS', reason => 'bench') from pipetrak.field_welds where component_id = :cid and welder_id is not null;"
+  echo "commit;"; } >"$work/nde.sql"
+cat >"$work/baseline.sql" <<PGB
+\set cid random($lo, $hi)
+begin;
+update bench.components set milestone_values[2] = 100, version = version + 1 where id = :cid;
+insert into bench.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id)
+values ($project, :cid, 'Weld Complete', 0, 100, current_date, '$foreman');
+commit;
+PGB
+read_script() { { as_user "$qc"; echo "$1"; echo "commit;"; } >"$work/$2.sql"; }
+read_script "select * from pipetrak_api.weld_log where project_id = $project and welder = 'K-17' order by weld_number limit 50;" log_welder
+read_script "select * from pipetrak_api.weld_log where project_id = $project and drawing_id = $drawing order by weld_number limit 50;" log_drawing
+read_script "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'welder');" progress_welder
+read_script "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'area');" progress_area
+read_script "select * from pipetrak_api.welder_summary(project_id => $project, date_from => current_date - 365, date_to => current_date);" summary
+read_script "select * from pipetrak_api.sampling_lots where project_id = $project;" sampling
+
+# Runs pgbench; prints "median_ms tps" from its per-transaction log.
+run() {
+  local script=$1 clients=$2 limit=$3
+  rm -f "$work"/log.*
+  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
+    || { cat "$work/out.txt"; exit 1; }
+  local median tps
+  median=$(cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
+  tps=$(grep -Eo 'tps = [0-9.]+' "$work/out.txt" | head -1 | awk '{printf "%.0f", $3}')
+  echo "$median $tps"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+echo "== running (${seconds}s per write run)"
+read -r b1 _ <<<"$(run baseline.sql 1 "-T $seconds")"
+read -r a1 _ <<<"$(run assign.sql 1 "-T $seconds")"
+read -r n1 _ <<<"$(run nde.sql 1 "-T $seconds")"
+read -r b4 _ <<<"$(run baseline.sql 4 "-T $seconds")"
+read -r a4 _ <<<"$(run assign.sql 4 "-T $seconds")"
+read -r n4 _ <<<"$(run nde.sql 4 "-T $seconds")"
+declare -A reads
+for r in log_welder log_drawing progress_welder progress_area summary sampling; do
+  read -r reads[$r] _ <<<"$(run "$r.sql" 1 "-t 30")"
+done
+
+report=$(cat <<TXT
+| measurement (100,000 welds in a project, $total components in the database) | pipetrak | baseline / target | ratio |
+|---|---|---|---|
+| edit a weld's welder (foreman, RLS), 1 client: median | $a1 ms | $b1 ms (row update + event insert) | $(ratio "$a1" "$b1")x |
+| record NDE (QC, RLS), 1 client: median | $n1 ms | $b1 ms | $(ratio "$n1" "$b1")x |
+| edit a weld's welder, 4 clients: median | $a4 ms | $b4 ms | $(ratio "$a4" "$b4")x |
+| record NDE, 4 clients: median | $n4 ms | $b4 ms | $(ratio "$n4" "$b4")x |
+| weld log page, 50 rows of one welder | ${reads[log_welder]} ms | target 20 ms | $(ratio "${reads[log_welder]}" 20)x |
+| weld log page, 50 rows of one drawing | ${reads[log_drawing]} ms | target 20 ms | $(ratio "${reads[log_drawing]}" 20)x |
+| weld progress by welder | ${reads[progress_welder]} ms | target 50 ms | $(ratio "${reads[progress_welder]}" 50)x |
+| weld progress by area | ${reads[progress_area]} ms | target 50 ms | $(ratio "${reads[progress_area]}" 50)x |
+| welder summary, one year | ${reads[summary]} ms | target 100 ms | $(ratio "${reads[summary]}" 100)x |
+| sampling view of the project | ${reads[sampling]} ms | target 50 ms | $(ratio "${reads[sampling]}" 50)x |
+TXT
+)
+{ echo "# Weld benchmark (latest run)"; echo; echo "\`bash tests/bench/welds.sh $seconds\`: medians; reads over 30 runs each, writes for ${seconds}s each."; echo; echo "$report"; } >"$here/welds-results.md"
+echo "$report"
+rm -rf "$work"
