@@ -1538,6 +1538,9 @@ create policy nde_results_select_member on pipetrak.nde_results for select to au
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
+-- Repairs by the weld they repair: every weld operation and report asks whether a weld has one.
+create index field_welds_repair_of_idx on pipetrak.field_welds (repair_of) where repair_of is not null;
+
 -- The weld's records are append-only for everyone, the extension's own functions included.
 create function pipetrak.weld_record_immutable()
 returns trigger
@@ -2269,6 +2272,8 @@ returns table (group_id bigint, group_name text, total bigint, fitted_up bigint,
                pass_rate numeric, repairs bigint, repair_rate numeric, first_pass_accepted bigint, mean_days_to_nde numeric)
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
+-- An aggregate over every weld of a project: JIT compilation costs more than it saves.
+set jit = off
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
@@ -2277,39 +2282,41 @@ begin
     end if;
     return query
     with welds as (
-        select c.id, c.retired_at is null as live, f.repair_of is not null as is_repair, f.status, f.date_welded, f.nde_types,
+        select c.retired_at is null as live, f.repair_of is not null as is_repair, f.status, f.date_welded, f.nde_types,
                f.xray_percent,
                coalesce(c.milestone_values[array_position(m.names, 'Fit-up')], 0) > 0 as fitted,
                case p_group_by when 'area' then c.area_id when 'system' then c.system_id
                                when 'test_package' then c.test_package_id else f.welder_id end as key,
-               nullif(f.current_nde, '{}') as current_nde, f.first_examined_on
+               f.first_examined_on,
+               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'PASS') as passes,
+               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'FAIL') as fails,
+               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'PENDING') as pendings
         from pipetrak.components c
         join pipetrak.field_welds f on f.component_id = c.id
         join pipetrak.milestone_templates m on m.project_id = c.project_id and m.component_type = c.component_type
         where c.project_id = p_project_id and c.component_type = 'field_weld'
           and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))),
-    results as (
-        select w.key, r.value as result from welds w cross join lateral jsonb_each_text(coalesce(w.current_nde, '{}')) r)
-    select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil),
-           count(*) filter (where g.live), count(*) filter (where g.live and g.fitted),
-           count(*) filter (where g.live and g.date_welded is not null),
-           count(*) filter (where g.live and g.status = 'accepted'), count(*) filter (where g.status = 'rejected'),
-           count(*) filter (where g.live and (cardinality(g.nde_types) > 0 or g.xray_percent > 0)),
-           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'PASS'),
-           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'FAIL'),
-           (select count(*) from results x where x.key is not distinct from g.key and x.result = 'PENDING'),
-           pipetrak.ratio((select count(*) from results x where x.key is not distinct from g.key and x.result = 'PASS'),
-                          (select count(*) from results x where x.key is not distinct from g.key and x.result in ('PASS', 'FAIL'))),
-           count(*) filter (where g.live and g.is_repair),
-           pipetrak.ratio(count(*) filter (where g.live and g.is_repair), count(*) filter (where g.live and g.date_welded is not null)),
-           count(*) filter (where g.live and not g.is_repair and g.status = 'accepted'),
-           round(avg(g.first_examined_on - g.date_welded) filter (where g.first_examined_on is not null), 1)
-    from welds g
+    groups as (
+        select g.key,
+               count(*) filter (where g.live) as total, count(*) filter (where g.live and g.fitted) as fitted_up,
+               count(*) filter (where g.live and g.date_welded is not null) as welded,
+               count(*) filter (where g.live and g.status = 'accepted') as accepted, count(*) filter (where g.status = 'rejected') as rejected,
+               count(*) filter (where g.live and (cardinality(g.nde_types) > 0 or g.xray_percent > 0)) as nde_required,
+               coalesce(sum(g.passes), 0)::bigint as nde_pass, coalesce(sum(g.fails), 0)::bigint as nde_fail,
+               coalesce(sum(g.pendings), 0)::bigint as nde_pending,
+               count(*) filter (where g.live and g.is_repair) as repairs,
+               count(*) filter (where g.live and not g.is_repair and g.status = 'accepted') as first_pass_accepted,
+               round(avg(g.first_examined_on - g.date_welded) filter (where g.first_examined_on is not null), 1) as mean_days
+        from welds g
+        group by g.key)
+    select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil), g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
+           g.nde_required, g.nde_pass, g.nde_fail, g.nde_pending, pipetrak.ratio(g.nde_pass, g.nde_pass + g.nde_fail),
+           g.repairs, pipetrak.ratio(g.repairs, g.welded), g.first_pass_accepted, g.mean_days
+    from groups g
     left join pipetrak.areas ar on p_group_by = 'area' and ar.id = g.key
     left join pipetrak.systems sy on p_group_by = 'system' and sy.id = g.key
     left join pipetrak.test_packages tp on p_group_by = 'test_package' and tp.id = g.key
     left join pipetrak.welders wd on p_group_by = 'welder' and wd.id = g.key
-    group by g.key, ar.name, sy.name, tp.name, wd.stencil
     order by 2 nulls last;
 end
 $$;
@@ -2327,6 +2334,8 @@ returns table (welder_id bigint, welder text, welder_name text, weld_type text, 
                examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
+-- An aggregate over every weld of a project: JIT compilation costs more than it saves.
+set jit = off
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
