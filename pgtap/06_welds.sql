@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(91);
+select plan(93);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -134,6 +134,11 @@ select is(pipetrak_api.edit_welder(component_id => :weld_2, reason => 'wrong ste
 select is((select w.stencil from pipetrak.field_welds f join pipetrak.welders w on w.id = f.welder_id where f.component_id = :weld_2), 'K-14',
     'the weld has the new welder (created unverified)');
 select ok((select percent_complete > 0 from pipetrak_api.components where id = :weld_2), 'and keeps its milestones');
+-- Lowering Weld Complete by hand is un-welding too.
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.update_milestone(component_id => %s, milestone => ''Weld Complete'', value => 0)', :weld_a)),
+    'PT422 reason_required', 'lowering Weld Complete needs a note saying why');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.update_milestone(component_id => %s, milestone => ''Weld Complete'', value => 0, note => ''cut out'')', :weld_a)),
+    'PT409 weld_has_nde', 'and is refused while the weld has an NDE result');
 select is(pg_temp.error_of('foreman', format('select pipetrak_api.clear_welder(component_id => %s, reason => ''not welded after all'')', :weld_a)),
     'PT409 weld_has_nde', 'un-welding is refused while the weld has an NDE result');
 select pg_temp.act_as(pg_temp.uid('foreman'));

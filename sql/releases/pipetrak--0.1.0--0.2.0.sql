@@ -126,6 +126,18 @@ begin
         perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_work_date, 'time_zone', v_ctx.time_zone));
     end if;
 
+    -- Un-welding (spec §7): lowering Weld Complete needs a reason, and is refused while the weld has
+    -- a current NDE result.
+    if v_component.component_type = 'field_weld' and p_milestone = 'Weld Complete' and p_value < 100
+       and v_component.milestone_values[array_position(v_ctx.names, 'Weld Complete')] = 100 then
+        if length(btrim(coalesce(p_note, ''))) < 3 then
+            perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'note', 'why', 'un-welding a weld', 'min_length', 3));
+        end if;
+        if exists (select from pipetrak.field_welds f where f.component_id = v_component.id and f.current_nde <> '{}') then
+            perform pipetrak.raise_error('weld_has_nde', jsonb_build_object('component_id', v_component.id));
+        end if;
+    end if;
+
     select * into v_plan from pipetrak.plan_milestone(
         v_ctx.names, v_ctx.weights, v_ctx.is_partial, v_ctx.categories,
         array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
