@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(93);
+select plan(94);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -377,6 +377,16 @@ select is(pg_temp.matrix(format('select pipetrak_api.repick_examination(componen
                                 (pg_temp.called(2, 'S-1'))[3], pg_temp.weld('S1-1'))),
     array['PT400', 'PT400', 'PT400', '42501', 'PT400', '42501', '42501', 'PT404', '42501'],
     'repick_examination: owner, admin, project manager, QC may (an examined weld is not swapped); others are refused');
+
+-- Clearing a weld's only result leaves it with none.
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R3'),
+                               method => 'VT', result => 'PASS') ->> 'status' as passed;
+select pipetrak_api.clear_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R3'),
+                              method => 'VT', reason => 'wrong joint') ->> 'status' as cleared \gset
+select is(:'cleared' || ' ' ||
+          (select coalesce(current_nde::text, 'none') from pipetrak_api.weld_log where drawing_id = :drawing_r and weld_number = 'R3'),
+    'active none', 'clearing the only result leaves the weld active with no current result');
 
 select * from finish();
 rollback;

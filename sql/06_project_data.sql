@@ -397,9 +397,7 @@ begin
     perform pipetrak.lock_component(p_component_id, 'manage_project_data');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     -- Nothing is left to review on a retired component.
-    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
-        resolution_note = 'component retired'
-    where component_id = p_component_id and status = 'open';
+    perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');
 end
 $$;
 

@@ -1259,7 +1259,7 @@ declare
 begin
     insert into pipetrak.historical_writes (txid) values (txid_current()) on conflict do nothing;
     for r in
-        select w.id, x.date_welded, x.stencil, x.nde_result, f.nde_types, f.xray_percent,
+        select w.id, x.date_welded, x.stencil, x.nde_result, f.nde_types, f.xray_percent, f.current_nde,
                c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
                c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
         from pipetrak.import_rows x
@@ -1283,7 +1283,7 @@ begin
         end if;
         if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
            and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
-           and pipetrak.weld_current_result(r.id, coalesce(r.nde_types[1], 'RT')) is distinct from r.nde_result then
+           and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is distinct from r.nde_result then
             perform pipetrak.write_nde(r.id, coalesce(r.nde_types[1], 'RT'), r.nde_result, null, null, null, 'weld log import');
             v_nde := v_nde + 1;
         end if;

@@ -116,32 +116,38 @@ as $$
     where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
 $$;
 
--- The weld's current result for one method (null when it has none).
+-- The weld's current result for one method (null when it has none), as write_nde keeps it.
 create function pipetrak.weld_current_result(p_component_id bigint, p_method text)
 returns text
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select x.result from (select n.result from pipetrak.nde_results n
-                          where n.component_id = p_component_id and n.method = p_method order by n.id desc limit 1) x
+    select f.current_nde ->> p_method from pipetrak.field_welds f where f.component_id = p_component_id
 $$;
 
--- The weld's status from its current results (see the design notes).
-create function pipetrak.weld_current_status(p_component_id bigint)
-returns text
+-- What a weld's NDE records make of it, in one pass over them: its status (see the design notes),
+-- its current result per method ({"RT": "PASS", …}) and its first and last examination dates.
+create function pipetrak.weld_nde_state(p_component_id bigint)
+returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select pipetrak.weld_status(w.nde_types, w.xray_percent,
-                                coalesce(array_agg(c.method order by c.id), '{}'), coalesce(array_agg(c.result order by c.id), '{}'))
-    from pipetrak.field_welds w
-    left join lateral (
+    with latest as (
         select distinct on (n.method) n.id, n.method, n.result
         from pipetrak.nde_results n
-        where n.component_id = w.component_id
-        order by n.method, n.id desc) c on c.result is not null
+        where n.component_id = p_component_id
+        order by n.method, n.id desc),
+    examined as (
+        select min(n.examined_on) as first_on, max(n.examined_on) as last_on
+        from pipetrak.nde_results n
+        where n.component_id = p_component_id and n.result is not null)
+    select pipetrak.weld_status(w.nde_types, w.xray_percent,
+               coalesce((select array_agg(c.method order by c.id) from latest c where c.result is not null), '{}'),
+               coalesce((select array_agg(c.result order by c.id) from latest c where c.result is not null), '{}')),
+           coalesce((select jsonb_object_agg(c.method, c.result) from latest c where c.result is not null), '{}'),
+           e.first_on, e.last_on
+    from pipetrak.field_welds w cross join examined e
     where w.component_id = p_component_id
-    group by w.nde_types, w.xray_percent
 $$;
 
 -- The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld,
@@ -206,22 +212,22 @@ begin
     if v_result is null and v_previous.result is null then
         perform pipetrak.raise_error('nde_not_recorded', jsonb_build_object('component_id', p_component_id, 'method', v_method));
     end if;
-    if (v_previous.id is not null or v_result is null) and length(btrim(coalesce(p_reason, ''))) < 3 then
-        perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'reason',
-            'why', case when v_result is null then 'clearing a result' else 'superseding the previous result' end));
+    if v_previous.id is not null or v_result is null then
+        perform pipetrak.check_reason(p_reason, 3,
+            case when v_result is null then 'clearing a result' else 'superseding the previous result' end);
     end if;
     insert into pipetrak.nde_results (project_id, component_id, method, result, examined_on, report_number, notes,
                                       supersedes, reason, recorded_by)
     values (v_weld.project_id, p_component_id, v_method, v_result, coalesce(p_examined_on, v_today), p_report_number,
             p_notes, v_previous.id, nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id())
     returning id into v_record_id;
-    v_status := pipetrak.weld_current_status(p_component_id);
     update pipetrak.field_welds f
-    set status = v_status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
+    set status = n.status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
         current_nde = n.current_nde, first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on,
         updated_at = now()
-    from pipetrak.weld_nde_summary(p_component_id) n
-    where f.component_id = p_component_id;
+    from pipetrak.weld_nde_state(p_component_id) n
+    where f.component_id = p_component_id
+    returning f.status into v_status;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, case when v_result is null then 'nde_cleared' else 'nde_recorded' end,
             jsonb_build_object('method', v_method, 'result', v_previous.result, 'status', v_weld.status),
@@ -264,18 +270,6 @@ as $$
 begin
     return pipetrak.write_nde(p_component_id, p_method, null, null, null, null, p_reason);
 end
-$$;
-
--- True when the weld has a current NDE result for any method.
-create function pipetrak.weld_has_nde(p_component_id bigint)
-returns boolean
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    select exists (
-        select from (select distinct on (n.method) n.result from pipetrak.nde_results n
-                     where n.component_id = p_component_id order by n.method, n.id desc) c
-        where c.result is not null)
 $$;
 
 -- A reason given for a change to a weld: at least `p_min` characters.
@@ -352,7 +346,7 @@ begin
     if v_weld.welder_id is null and v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
-    if pipetrak.weld_has_nde(p_component_id) then
+    if v_weld.current_nde <> '{}' then
         perform pipetrak.raise_error('weld_has_nde', jsonb_build_object('component_id', p_component_id));
     end if;
     v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 0, null, v_reason, null, null);
@@ -776,20 +770,6 @@ comment on function pipetrak_api.verify_welder(bigint, boolean) is 'Marks a weld
 -- because it was repaired still counts in the quality figures of its group (its FAIL is the reject
 -- the repair answers); welds retired for any other reason do not.
 
--- Each weld's current result per method ({"RT": "PASS", …}) and the date of its first examination.
-create function pipetrak.weld_nde_summary(p_component_id bigint)
-returns table (current_nde jsonb, first_examined_on date, last_examined_on date)
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    select (select jsonb_object_agg(x.method, x.result)
-            from (select distinct on (n.method) n.method, n.result from pipetrak.nde_results n
-                  where n.component_id = p_component_id order by n.method, n.id desc) x
-            where x.result is not null),
-           (select min(n.examined_on) from pipetrak.nde_results n where n.component_id = p_component_id and n.result is not null),
-           (select max(n.examined_on) from pipetrak.nde_results n where n.component_id = p_component_id and n.result is not null)
-$$;
-
 create view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
@@ -949,22 +929,13 @@ alter table pipetrak.examination_calls enable row level security;
 create policy examination_calls_select_member on pipetrak.examination_calls for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- The weld's current RT result, when it has one.
-create function pipetrak.weld_rt(p_component_id bigint)
-returns text
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    select f.current_nde ->> 'RT' from pipetrak.field_welds f where f.component_id = p_component_id
-$$;
-
 -- The welds of a weld's lot (welded; live, or repaired), the weld itself included.
 create function pipetrak.lot_welds(p_component_id bigint)
 returns table (component_id bigint, tag text, rt text, called boolean, stage integer, repaired boolean)
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select c.id, c.tag, pipetrak.weld_rt(c.id), e.id is not null, e.stage,
+    select c.id, c.tag, pipetrak.weld_current_result(c.id, 'RT'), e.id is not null, e.stage,
            exists (select from pipetrak.field_welds x where x.repair_of = c.id)
     from pipetrak.field_welds me
     join pipetrak.field_welds f on f.project_id = me.project_id and f.welder_id = me.welder_id
@@ -1034,7 +1005,7 @@ as $$
     where r.project_id = (select project_id from pipetrak.components where id = p_component_id)
       and r.kind = 'examination_called' and r.status = 'open' and r.details -> 'welds' @> to_jsonb(p_component_id)
       and not exists (select from jsonb_array_elements_text(r.details -> 'welds') w(id)
-                      where pipetrak.weld_rt(w.id::bigint) is distinct from 'PASS' and pipetrak.weld_rt(w.id::bigint) is distinct from 'FAIL')
+                      where pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'PASS' and pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'FAIL')
 $$;
 
 -- QC swaps a called weld not yet examined for another welded weld of its lot, not yet examined or called.
@@ -1048,7 +1019,7 @@ declare
     v_call pipetrak.examination_calls;
 begin
     select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
-    if v_call.id is null or pipetrak.weld_rt(p_component_id) in ('PASS', 'FAIL') then
+    if v_call.id is null or pipetrak.weld_current_result(p_component_id, 'RT') in ('PASS', 'FAIL') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',
             'expected', 'a weld called for examination and not yet examined'));
     end if;
