@@ -47,11 +47,13 @@ select is(
     null, 'anon reads nothing and authenticated writes no table directly');
 
 -- Static catalogs ship with the extension and are recreated by CREATE EXTENSION; progress parts
--- are rebuilt from the components as they are restored; deferrals live inside one transaction.
+-- and weld tallies are rebuilt from the components and welds as they are restored; deferrals live
+-- inside one transaction.
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S')
-       and c.relname not in ('error_codes', 'progress_parts', 'progress_deferrals', 'historical_writes')
+       and c.relname not in ('error_codes', 'progress_parts', 'progress_deferrals', 'historical_writes',
+                             'weld_tallies', 'weld_day_tallies')
        and not exists (select from pg_extension e where e.extname = 'pipetrak' and c.oid = any (e.extconfig))),
     null, 'every data table and sequence is registered for pg_dump');
 

@@ -129,7 +129,7 @@ select is(
        and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows',
-           'nde_results', 'weld_events', 'examination_calls')
+           'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(94);
+select plan(95);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -387,6 +387,22 @@ select pipetrak_api.clear_nde(component_id => (select id from pipetrak.component
 select is(:'cleared' || ' ' ||
           (select coalesce(current_nde::text, 'none') from pipetrak_api.weld_log where drawing_id = :drawing_r and weld_number = 'R3'),
     'active none', 'clearing the only result leaves the weld active with no current result');
+
+-- The tallies the weld reports read equal a recount from the welds after everything above
+-- (repairs, moves, retirements, NDE superseded and cleared, welders edited and cleared).
+reset role;
+create function pg_temp.tally_rows() returns text language sql as $$
+    select string_agg(r, E'\n' order by r) from (
+        select t::text as r from pipetrak.weld_tallies t
+        where (total, fitted_up, welded, accepted, nde_required, repairs, first_pass_accepted, rejected, nde_pass, nde_fail,
+               nde_pending, examined_welds, days_to_nde, lot_welded, lot_examined, lot_open_rejects)
+              <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        union all
+        select d::text from pipetrak.weld_day_tallies d where (welded, examined, rejects) <> (0, 0, 0)) x
+$$;
+select pg_temp.tally_rows() as kept \gset
+select ok(pipetrak.rebuild_weld_tallies() > 0 and pg_temp.tally_rows() = :'kept',
+    'the weld tallies kept by the triggers equal a recount from the welds');
 
 select * from finish();
 rollback;

@@ -266,6 +266,8 @@ create table pipetrak.field_welds (
     current_nde   jsonb not null default '{}',
     first_examined_on date,
     last_examined_on date,
+    -- The repair of this weld, once it has one (see create_repair in 12_welds.sql).
+    repaired_by   bigint,
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );

@@ -55,27 +55,37 @@ as $$
     end
 $$;
 
--- Organizations where the caller's role grants `p_permission`.
+-- Organizations where the caller's role grants `p_permission`. These two run in every policy and
+-- permission check: PL/pgSQL keeps their plans for the session, where a SQL function that can't be
+-- inlined (security definer) is planned again on every call.
 create function pipetrak.my_organization_ids(p_permission text default 'read')
 returns setof bigint
-language sql stable security definer parallel safe
+language plpgsql stable security definer parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+    return query
     select m.organization_id
     from pipetrak.memberships m
     where m.user_id = pipetrak.current_user_id()
-      and pipetrak.role_can(m.role, p_permission)
+      and pipetrak.role_can(m.role, p_permission);
+end
 $$;
 
 -- Projects where the caller's role grants `p_permission`.
 create function pipetrak.my_project_ids(p_permission text default 'read')
 returns setof bigint
-language sql stable security definer parallel safe
+language plpgsql stable security definer parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+    return query
     select p.id
     from pipetrak.projects p
-    where p.organization_id in (select pipetrak.my_organization_ids(p_permission))
+    join pipetrak.memberships m on m.organization_id = p.organization_id
+    where m.user_id = pipetrak.current_user_id()
+      and pipetrak.role_can(m.role, p_permission);
+end
 $$;
 
 -- The caller's id, or the not_authenticated error.

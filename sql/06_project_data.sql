@@ -262,19 +262,26 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components;
+    v_ctx record;
 begin
-    select * into v_component from pipetrak.components
-    where id = p_component_id and project_id in (select pipetrak.my_project_ids())
-    for update;
-    if v_component.id is null then
+    -- One read for the component and the caller's role in its project, locking the row only for a
+    -- member (as update_milestone does): every weld and component operation starts here.
+    select c as component, m.role, p.archived_at into v_ctx
+    from pipetrak.components c
+    join pipetrak.projects p on p.id = c.project_id
+    join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.current_user_id()
+    where c.id = p_component_id
+    for update of c;
+    if v_ctx.role is null then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));
-    end if;
-    perform pipetrak.require_project_role(v_component.project_id, p_permission);
-    if v_component.retired_at is not null then
+    elsif not pipetrak.role_can(v_ctx.role, p_permission) then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_ctx.role, 'needs', p_permission));
+    elsif v_ctx.archived_at is not null and p_permission <> 'read' then
+        perform pipetrak.raise_error('project_archived', jsonb_build_object('project_id', (v_ctx.component).project_id));
+    elsif (v_ctx.component).retired_at is not null then
         perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
     end if;
-    return v_component;
+    return v_ctx.component;
 end
 $$;
 

@@ -81,9 +81,6 @@ create policy nde_results_select_member on pipetrak.nde_results for select to au
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- Repairs by the weld they repair: every weld operation and report asks whether a weld has one.
-create index field_welds_repair_of_idx on pipetrak.field_welds (repair_of) where repair_of is not null;
-
 -- The weld's records are append-only for everyone, the extension's own functions included.
 create function pipetrak.weld_record_immutable()
 returns trigger
@@ -108,12 +105,14 @@ create trigger weld_events_no_truncate before truncate on pipetrak.weld_events
 -- asked for happened.
 create function pipetrak.resolve_items_of(p_component_id bigint, p_kind text, p_note text)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+begin
     update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
         resolution_note = p_note
-    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind)
+    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind);
+end
 $$;
 
 -- The weld's current result for one method (null when it has none), as write_nde keeps it.
@@ -129,9 +128,11 @@ $$;
 -- its current result per method ({"RT": "PASS", …}) and its first and last examination dates.
 create function pipetrak.weld_nde_state(p_component_id bigint)
 returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
+begin
+    return query
     with latest as (
         select distinct on (n.method) n.id, n.method, n.result
         from pipetrak.nde_results n
@@ -147,7 +148,8 @@ as $$
            coalesce((select jsonb_object_agg(c.method, c.result) from latest c where c.result is not null), '{}'),
            e.first_on, e.last_on
     from pipetrak.field_welds w cross join examined e
-    where w.component_id = p_component_id
+    where w.component_id = p_component_id;
+end
 $$;
 
 -- The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld,
@@ -160,12 +162,16 @@ as $$
 declare
     v_component pipetrak.components;
     v_weld pipetrak.field_welds;
+    v_repaired_by bigint;
+    v_project_id bigint;
 begin
-    if exists (select from pipetrak.field_welds r
-               where r.repair_of = p_component_id and r.project_id in (select pipetrak.my_project_ids())) then
-        perform pipetrak.require_project_role((select project_id from pipetrak.components where id = p_component_id), p_permission);
-        perform pipetrak.raise_error('weld_has_repair', jsonb_build_object('component_id', p_component_id,
-            'repair_id', (select max(r.component_id) from pipetrak.field_welds r where r.repair_of = p_component_id)));
+    -- A repaired weld is retired: say it has a repair (to a member) rather than that it is retired.
+    select f.repaired_by, f.project_id into v_repaired_by, v_project_id from pipetrak.field_welds f where f.component_id = p_component_id;
+    if v_repaired_by is not null then
+        if v_project_id in (select pipetrak.my_project_ids()) then
+            perform pipetrak.require_project_role(v_project_id, p_permission);
+            perform pipetrak.raise_error('weld_has_repair', jsonb_build_object('component_id', p_component_id, 'repair_id', v_repaired_by));
+        end if;
     end if;
     v_component := pipetrak.lock_component(p_component_id, p_permission);
     select * into v_weld from pipetrak.field_welds where component_id = v_component.id;
@@ -540,6 +546,7 @@ begin
     select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
            w.pwht_required, w.nde_types, p_component_id
     from pipetrak.field_welds w where w.component_id = p_component_id;
+    update pipetrak.field_welds set repaired_by = v_repair, updated_at = now() where component_id = p_component_id;
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
     -- The joint now counts once, as the repair.
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
@@ -762,18 +769,246 @@ language sql volatile security invoker
 as $$ select pipetrak.verify_welder(welder_id, verified) $$;
 comment on function pipetrak_api.verify_welder(bigint, boolean) is 'Marks a welder verified (or not). QC inspector and up.';
 
+-- ---- Weld tallies: the weld reports' figures, pre-aggregated ----
+-- Design notes: like the progress rollups, the weld reports sum pre-aggregated rows instead of
+-- reading every weld. `weld_tallies` holds one row per (area, system, test package, welder, weld
+-- type, x-ray tier) of a project with the counts weld progress and the sampling lots need;
+-- `weld_day_tallies` one row per (welder, weld type, tier, date welded) for the welder summary's
+-- date windows. Triggers keep both current whoever writes: a statement trigger on `field_welds`
+-- (imports write thousands of welds in one statement) and a row trigger on `components` that fires
+-- only for a weld whose assignments, retirement or Fit-up changed. A weld counts while live, and a
+-- repaired weld keeps counting in the quality figures (its FAIL is the reject the repair answers).
+-- A weld template's milestones are fixed (re-weighting keeps names and order): Fit-up is the first.
+
+create type pipetrak.weld_state as (
+    sign              integer,
+    project_id        bigint,
+    area_id           bigint,
+    system_id         bigint,
+    test_package_id   bigint,
+    live              boolean,
+    fitted            boolean,
+    welder_id         bigint,
+    weld_type         text,
+    xray_percent      integer,
+    date_welded       date,
+    status            text,
+    nde_types         text[],
+    repair_of         bigint,
+    repaired_by       bigint,
+    current_nde       jsonb,
+    first_examined_on date
+);
+
+-- What one weld (its component and facts rows) adds to (+1) or takes from (-1) the tallies.
+create function pipetrak.weld_state(p_sign integer, c pipetrak.components, f pipetrak.field_welds)
+returns pipetrak.weld_state
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return row(p_sign, c.project_id, c.area_id, c.system_id, c.test_package_id, c.retired_at is null,
+               coalesce(c.milestone_values[1], 0) > 0, f.welder_id, f.weld_type, f.xray_percent, f.date_welded, f.status,
+               f.nde_types, f.repair_of, f.repaired_by, f.current_nde, f.first_examined_on)::pipetrak.weld_state;
+end
+$$;
+
+create table pipetrak.weld_tallies (
+    project_id          bigint not null references pipetrak.projects,
+    area_id             bigint,
+    system_id           bigint,
+    test_package_id     bigint,
+    welder_id           bigint,
+    weld_type           text,
+    xray_percent        integer,
+    -- Live welds: all, fitted up, welded, accepted, needing NDE, repairs, accepted without a repair.
+    total               integer not null default 0,
+    fitted_up           integer not null default 0,
+    welded              integer not null default 0,
+    accepted            integer not null default 0,
+    nde_required        integer not null default 0,
+    repairs             integer not null default 0,
+    first_pass_accepted integer not null default 0,
+    -- Live or repaired welds: rejected, current results, days from welded to first examination.
+    rejected            integer not null default 0,
+    nde_pass            integer not null default 0,
+    nde_fail            integer not null default 0,
+    nde_pending         integer not null default 0,
+    examined_welds      integer not null default 0,
+    days_to_nde         bigint not null default 0,
+    -- Live or repaired welded welds with a welder (an x-ray lot's): examined by RT, RT rejects not repaired.
+    lot_welded          integer not null default 0,
+    lot_examined        integer not null default 0,
+    lot_open_rejects    integer not null default 0,
+    constraint weld_tallies_key unique nulls not distinct (project_id, area_id, system_id, test_package_id, welder_id,
+                                                           weld_type, xray_percent)
+);
+
+create table pipetrak.weld_day_tallies (
+    project_id   bigint not null references pipetrak.projects,
+    welder_id    bigint not null,
+    weld_type    text,
+    xray_percent integer,
+    date_welded  date not null,
+    -- Live or repaired welds welded that day: all, examined by RT (PASS or FAIL), RT rejects.
+    welded       integer not null default 0,
+    examined     integer not null default 0,
+    rejects      integer not null default 0,
+    constraint weld_day_tallies_key unique nulls not distinct (project_id, welder_id, weld_type, xray_percent, date_welded)
+);
+alter table pipetrak.weld_tallies enable row level security;
+alter table pipetrak.weld_day_tallies enable row level security;
+create policy weld_tallies_select_member on pipetrak.weld_tallies for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy weld_day_tallies_select_member on pipetrak.weld_day_tallies for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- Applies weld states to the tallies: one upsert per row touched, in key order so concurrent
+-- writers lock alike; rows whose changes cancel out are not written. PL/pgSQL, not SQL: its
+-- statements' plans are kept for the session (every weld write runs them).
+create function pipetrak.weld_tallies_apply(p_states pipetrak.weld_state[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.weld_tallies as t (project_id, area_id, system_id, test_package_id, welder_id, weld_type, xray_percent,
+           total, fitted_up, welded, accepted, nde_required, repairs, first_pass_accepted, rejected, nde_pass, nde_fail,
+           nde_pending, examined_welds, days_to_nde, lot_welded, lot_examined, lot_open_rejects)
+    select * from (
+        select s.project_id, s.area_id, s.system_id, s.test_package_id, s.welder_id, s.weld_type, s.xray_percent,
+               sum(s.sign * s.live::integer)::integer as total,
+               sum(s.sign * ((s.live and s.fitted) is true)::integer)::integer as fitted_up,
+               sum(s.sign * ((s.live and s.date_welded is not null) is true)::integer)::integer as welded,
+               sum(s.sign * ((s.live and s.status = 'accepted') is true)::integer)::integer as accepted,
+               sum(s.sign * ((s.live and (cardinality(s.nde_types) > 0 or s.xray_percent > 0)) is true)::integer)::integer as nde_required,
+               sum(s.sign * ((s.live and s.repair_of is not null) is true)::integer)::integer as repairs,
+               sum(s.sign * ((s.live and s.repair_of is null and s.status = 'accepted') is true)::integer)::integer as first_pass_accepted,
+               sum(s.sign * ((s.status = 'rejected') is true)::integer)::integer as rejected,
+               sum(s.sign * r.passes)::integer as nde_pass, sum(s.sign * r.fails)::integer as nde_fail,
+               sum(s.sign * r.pendings)::integer as nde_pending,
+               sum(s.sign * ((s.first_examined_on is not null and s.date_welded is not null) is true)::integer)::integer as examined_welds,
+               coalesce(sum(s.sign * (s.first_examined_on - s.date_welded)), 0)::bigint as days_to_nde,
+               sum(s.sign * l.welded::integer)::integer as lot_welded,
+               sum(s.sign * ((l.welded and s.current_nde ->> 'RT' in ('PASS', 'FAIL')) is true)::integer)::integer as lot_examined,
+               sum(s.sign * ((l.welded and s.current_nde ->> 'RT' = 'FAIL' and s.repaired_by is null) is true)::integer)::integer as lot_open_rejects
+        from unnest(p_states) s
+        cross join lateral (select count(*) filter (where v.value = 'PASS') as passes, count(*) filter (where v.value = 'FAIL') as fails,
+                                   count(*) filter (where v.value = 'PENDING') as pendings
+                            from jsonb_each_text(s.current_nde) v) r
+        cross join lateral (select s.welder_id is not null and s.date_welded is not null as welded) l
+        where s.live or s.repaired_by is not null
+        group by 1, 2, 3, 4, 5, 6, 7) d
+    where (d.total, d.fitted_up, d.welded, d.accepted, d.nde_required, d.repairs, d.first_pass_accepted, d.rejected, d.nde_pass,
+           d.nde_fail, d.nde_pending, d.examined_welds, d.days_to_nde, d.lot_welded, d.lot_examined, d.lot_open_rejects)
+          <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    order by 1, 2, 3, 4, 5, 6, 7
+    on conflict on constraint weld_tallies_key do update set
+        total = t.total + excluded.total, fitted_up = t.fitted_up + excluded.fitted_up, welded = t.welded + excluded.welded,
+        accepted = t.accepted + excluded.accepted, nde_required = t.nde_required + excluded.nde_required,
+        repairs = t.repairs + excluded.repairs, first_pass_accepted = t.first_pass_accepted + excluded.first_pass_accepted,
+        rejected = t.rejected + excluded.rejected, nde_pass = t.nde_pass + excluded.nde_pass,
+        nde_fail = t.nde_fail + excluded.nde_fail, nde_pending = t.nde_pending + excluded.nde_pending,
+        examined_welds = t.examined_welds + excluded.examined_welds, days_to_nde = t.days_to_nde + excluded.days_to_nde,
+        lot_welded = t.lot_welded + excluded.lot_welded, lot_examined = t.lot_examined + excluded.lot_examined,
+        lot_open_rejects = t.lot_open_rejects + excluded.lot_open_rejects;
+    insert into pipetrak.weld_day_tallies as t (project_id, welder_id, weld_type, xray_percent, date_welded, welded, examined, rejects)
+    select * from (
+        select s.project_id, s.welder_id, s.weld_type, s.xray_percent, s.date_welded, sum(s.sign)::integer as welded,
+               sum(s.sign * ((s.current_nde ->> 'RT' in ('PASS', 'FAIL')) is true)::integer)::integer as examined,
+               sum(s.sign * ((s.current_nde ->> 'RT' = 'FAIL') is true)::integer)::integer as rejects
+        from unnest(p_states) s
+        where (s.live or s.repaired_by is not null) and s.welder_id is not null and s.date_welded is not null
+        group by 1, 2, 3, 4, 5) d
+    where (d.welded, d.examined, d.rejects) <> (0, 0, 0)
+    order by 1, 2, 3, 4, 5
+    on conflict on constraint weld_day_tallies_key do update set
+        welded = t.welded + excluded.welded, examined = t.examined + excluded.examined, rejects = t.rejects + excluded.rejects;
+end
+$$;
+
+create function pipetrak.weld_tallies_follow_welds()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if tg_op = 'INSERT' then
+        perform pipetrak.weld_tallies_apply(array(
+            select pipetrak.weld_state(1, c, n) from new_rows n join pipetrak.components c on c.id = n.component_id));
+    elsif tg_op = 'UPDATE' then
+        perform pipetrak.weld_tallies_apply(array(
+            select pipetrak.weld_state(-1, c, o) from old_rows o join pipetrak.components c on c.id = o.component_id
+            union all
+            select pipetrak.weld_state(1, c, n) from new_rows n join pipetrak.components c on c.id = n.component_id));
+    else
+        perform pipetrak.weld_tallies_apply(array(
+            select pipetrak.weld_state(-1, c, o) from old_rows o join pipetrak.components c on c.id = o.component_id));
+    end if;
+    return null;
+end
+$$;
+
+create function pipetrak.weld_tallies_follow_components()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.weld_tallies_apply(array(
+        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id
+        union all
+        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id));
+    return null;
+end
+$$;
+
+create trigger field_welds_tallies_insert after insert on pipetrak.field_welds
+    referencing new table as new_rows
+    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create trigger field_welds_tallies_update after update on pipetrak.field_welds
+    referencing old table as old_rows new table as new_rows
+    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create trigger field_welds_tallies_delete after delete on pipetrak.field_welds
+    referencing old table as old_rows
+    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create trigger components_weld_tallies after update on pipetrak.components
+    for each row
+    when (new.component_type = 'field_weld'
+          and (old.area_id, old.system_id, old.test_package_id, old.retired_at is null, coalesce(old.milestone_values[1], 0) > 0)
+              is distinct from
+              (new.area_id, new.system_id, new.test_package_id, new.retired_at is null, coalesce(new.milestone_values[1], 0) > 0))
+    execute function pipetrak.weld_tallies_follow_components();
+
+-- Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers
+-- disabled, or to check them against a recount). Returns the number of tally rows.
+create function pipetrak.rebuild_weld_tallies()
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    lock table pipetrak.weld_tallies, pipetrak.weld_day_tallies in exclusive mode;
+    delete from pipetrak.weld_tallies;
+    delete from pipetrak.weld_day_tallies;
+    perform pipetrak.weld_tallies_apply(array(
+        select pipetrak.weld_state(1, c, f) from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id));
+    return (select count(*) from pipetrak.weld_tallies);
+end
+$$;
+
 -- ---- Weld reports (spec §7) ----
 -- Design notes: the weld log is a view read through RLS; the grouped reports are functions of one
 -- project that check the caller is a member first (others: project_not_found) and then read its
--- rows. All are computed on read from the weld rows and their current NDE records (indexed per
--- weld and method). A weld that left the rollups
--- because it was repaired still counts in the quality figures of its group (its FAIL is the reject
--- the repair answers); welds retired for any other reason do not.
+-- tally rows (see the weld tallies above); the weld log reads the weld rows, which keep their
+-- current NDE results. A weld that left the rollups because it was repaired still counts in the
+-- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
+-- other reason do not.
 
 create view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
-       w.name as welder_name, f.date_welded, f.status, f.repair_of, r.tag as repair_of_number, f.unplanned,
+       w.name as welder_name, f.date_welded, f.status, f.repair_of, r.tag as repair_of_number, f.repaired_by, f.unplanned,
        c.percent_complete, c.area_id, a.name as area, c.system_id, s.name as system, c.test_package_id,
        t.name as test_package, nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        lower(c.tag || ' ' || d.drawing_no || ' ' || coalesce(w.stencil, '')) as search_text
@@ -804,34 +1039,18 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "group_by", "expected": "area, system, test_package or welder"}');
     end if;
     return query
-    with welds as (
-        select c.retired_at is null as live, f.repair_of is not null as is_repair, f.status, f.date_welded, f.nde_types,
-               f.xray_percent,
-               coalesce(c.milestone_values[array_position(m.names, 'Fit-up')], 0) > 0 as fitted,
-               case p_group_by when 'area' then c.area_id when 'system' then c.system_id
-                               when 'test_package' then c.test_package_id else f.welder_id end as key,
-               f.first_examined_on,
-               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'PASS') as passes,
-               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'FAIL') as fails,
-               (select count(*) from jsonb_each_text(f.current_nde) r where r.value = 'PENDING') as pendings
-        from pipetrak.components c
-        join pipetrak.field_welds f on f.component_id = c.id
-        join pipetrak.milestone_templates m on m.project_id = c.project_id and m.component_type = c.component_type
-        where c.project_id = p_project_id and c.component_type = 'field_weld'
-          and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))),
-    groups as (
-        select g.key,
-               count(*) filter (where g.live) as total, count(*) filter (where g.live and g.fitted) as fitted_up,
-               count(*) filter (where g.live and g.date_welded is not null) as welded,
-               count(*) filter (where g.live and g.status = 'accepted') as accepted, count(*) filter (where g.status = 'rejected') as rejected,
-               count(*) filter (where g.live and (cardinality(g.nde_types) > 0 or g.xray_percent > 0)) as nde_required,
-               coalesce(sum(g.passes), 0)::bigint as nde_pass, coalesce(sum(g.fails), 0)::bigint as nde_fail,
-               coalesce(sum(g.pendings), 0)::bigint as nde_pending,
-               count(*) filter (where g.live and g.is_repair) as repairs,
-               count(*) filter (where g.live and not g.is_repair and g.status = 'accepted') as first_pass_accepted,
-               round(avg(g.first_examined_on - g.date_welded) filter (where g.first_examined_on is not null), 1) as mean_days
-        from welds g
-        group by g.key)
+    with groups as (
+        select case p_group_by when 'area' then t.area_id when 'system' then t.system_id
+                               when 'test_package' then t.test_package_id else t.welder_id end as key,
+               sum(t.total)::bigint as total, sum(t.fitted_up)::bigint as fitted_up, sum(t.welded)::bigint as welded,
+               sum(t.accepted)::bigint as accepted, sum(t.rejected)::bigint as rejected, sum(t.nde_required)::bigint as nde_required,
+               sum(t.nde_pass)::bigint as nde_pass, sum(t.nde_fail)::bigint as nde_fail, sum(t.nde_pending)::bigint as nde_pending,
+               sum(t.repairs)::bigint as repairs, sum(t.first_pass_accepted)::bigint as first_pass_accepted,
+               round(sum(t.days_to_nde) / nullif(sum(t.examined_welds), 0), 1) as mean_days
+        from pipetrak.weld_tallies t
+        where t.project_id = p_project_id
+        group by 1
+        having sum(t.total) > 0 or sum(t.rejected) > 0 or sum(t.nde_pass + t.nde_fail + t.nde_pending) > 0 or sum(t.lot_welded) > 0)
     select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil), g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
            g.nde_required, g.nde_pass, g.nde_fail, g.nde_pending, pipetrak.ratio(g.nde_pass, g.nde_pass + g.nde_fail),
            g.repairs, pipetrak.ratio(g.repairs, g.welded), g.first_pass_accepted, g.mean_days
@@ -865,21 +1084,16 @@ begin
     perform pipetrak.check_date('from', p_from);
     perform pipetrak.check_date('to', p_to);
     return query
-    select w.id, w.stencil, w.name, f.weld_type, f.xray_percent, count(*),
-           count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL')),
-           count(*) filter (where n.current_nde ->> 'RT' = 'FAIL'),
-           pipetrak.ratio(count(*) filter (where n.current_nde ->> 'RT' = 'FAIL'),
-                          count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL'))),
-           pipetrak.ratio(count(*) filter (where n.current_nde ->> 'RT' in ('PASS', 'FAIL')), count(*)) * 100
-    from pipetrak.field_welds f
-    join pipetrak.components c on c.id = f.component_id
-    join pipetrak.welders w on w.id = f.welder_id
-    cross join lateral (select f.current_nde) n
-    where f.project_id = p_project_id and f.date_welded between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
-      and (p_weld_type is null or f.weld_type = upper(p_weld_type)) and (p_xray_percent is null or f.xray_percent = p_xray_percent)
-      and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))
-    group by w.id, w.stencil, w.name, f.weld_type, f.xray_percent
-    order by w.stencil, f.weld_type, f.xray_percent;
+    select w.id, w.stencil, w.name, t.weld_type, t.xray_percent, sum(t.welded)::bigint, sum(t.examined)::bigint,
+           sum(t.rejects)::bigint, pipetrak.ratio(sum(t.rejects)::bigint, sum(t.examined)::bigint),
+           pipetrak.ratio(sum(t.examined)::bigint, sum(t.welded)::bigint) * 100
+    from pipetrak.weld_day_tallies t
+    join pipetrak.welders w on w.id = t.welder_id
+    where t.project_id = p_project_id and t.date_welded between coalesce(p_from, '-infinity'::date) and coalesce(p_to, 'infinity'::date)
+      and (p_weld_type is null or t.weld_type = upper(p_weld_type)) and (p_xray_percent is null or t.xray_percent = p_xray_percent)
+    group by w.id, w.stencil, w.name, t.weld_type, t.xray_percent
+    having sum(t.welded) > 0
+    order by w.stencil, t.weld_type, t.xray_percent;
 end
 $$;
 
@@ -936,14 +1150,14 @@ language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     select c.id, c.tag, pipetrak.weld_current_result(c.id, 'RT'), e.id is not null, e.stage,
-           exists (select from pipetrak.field_welds x where x.repair_of = c.id)
+           f.repaired_by is not null
     from pipetrak.field_welds me
     join pipetrak.field_welds f on f.project_id = me.project_id and f.welder_id = me.welder_id
          and f.weld_type is not distinct from me.weld_type and f.xray_percent = me.xray_percent and f.date_welded is not null
     join pipetrak.components c on c.id = f.component_id
     left join pipetrak.examination_calls e on e.component_id = c.id
     where me.component_id = p_component_id and me.welder_id is not null and me.xray_percent in (5, 10)
-      and (c.retired_at is null or exists (select from pipetrak.field_welds x where x.repair_of = c.id))
+      and (c.retired_at is null or f.repaired_by is not null)
 $$;
 
 -- Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.
@@ -1047,31 +1261,35 @@ end
 $$;
 
 create view pipetrak_api.sampling_lots with (security_invoker = true) as
+with lots as (
+    select t.project_id, t.welder_id, t.weld_type, t.xray_percent, sum(t.lot_welded) as welded,
+           sum(t.lot_examined) as examined, sum(t.lot_open_rejects) as unrepaired_rejects
+    from pipetrak.weld_tallies t
+    where t.welder_id is not null and t.xray_percent in (5, 10)
+    group by t.project_id, t.welder_id, t.weld_type, t.xray_percent
+    having sum(t.lot_welded) > 0),
+calls as (
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, max(e.stage) as stage,
+           array_agg(c.tag order by c.tag) filter (where f.current_nde ->> 'RT' is null
+                                                   or f.current_nde ->> 'RT' not in ('PASS', 'FAIL')) as called_for
+    from pipetrak.examination_calls e
+    join pipetrak.field_welds f on f.component_id = e.component_id
+    join pipetrak.components c on c.id = e.component_id
+    where f.date_welded is not null and (c.retired_at is null or f.repaired_by is not null)
+    group by f.project_id, f.welder_id, f.weld_type, f.xray_percent)
 select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_percent, l.welded, l.examined,
-       pipetrak.sampling_required(l.welded::integer, l.xray_percent) as required,
-       greatest(pipetrak.sampling_required(l.welded::integer, l.xray_percent) - l.examined, 0) as shortfall,
-       l.stage, l.called_for,
-       case when l.stage = 3 then 'full_examination'
-            when l.stage > 0 and (cardinality(l.called_for) > 0 or l.unrepaired_rejects > 0) then 'progressive'
-            when l.stage > 0 then 'accepted'
-            when pipetrak.sampling_required(l.welded::integer, l.xray_percent) > l.examined then 'sampling'
+       r.required, greatest(r.required - l.examined, 0) as shortfall, coalesce(k.stage, 0) as stage,
+       coalesce(k.called_for, '{}') as called_for,
+       case when k.stage = 3 then 'full_examination'
+            when k.stage > 0 and (cardinality(k.called_for) > 0 or l.unrepaired_rejects > 0) then 'progressive'
+            when k.stage > 0 then 'accepted'
+            when r.required > l.examined then 'sampling'
             else 'sampled' end as state
-from (
-    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as welded,
-           count(*) filter (where x.rt in ('PASS', 'FAIL')) as examined,
-           coalesce(max(e.stage), 0) as stage,
-           coalesce(array_agg(c.tag order by c.tag) filter (where e.id is not null and x.rt is distinct from 'PASS'
-                                                             and x.rt is distinct from 'FAIL'), '{}') as called_for,
-           count(*) filter (where x.rt = 'FAIL' and not x.repaired) as unrepaired_rejects
-    from pipetrak.field_welds f
-    join pipetrak.components c on c.id = f.component_id
-    left join pipetrak.examination_calls e on e.component_id = c.id
-    cross join lateral (select f.current_nde ->> 'RT' as rt,
-                               exists (select from pipetrak.field_welds r where r.repair_of = c.id) as repaired) x
-    where f.welder_id is not null and f.date_welded is not null and f.xray_percent in (5, 10)
-      and (c.retired_at is null or x.repaired)
-    group by f.project_id, f.welder_id, f.weld_type, f.xray_percent) l
-join pipetrak.welders w on w.id = l.welder_id;
+from lots l
+join pipetrak.welders w on w.id = l.welder_id
+left join calls k on k.project_id = l.project_id and k.welder_id = l.welder_id and k.weld_type is not distinct from l.weld_type
+                 and k.xray_percent = l.xray_percent
+cross join lateral (select pipetrak.sampling_required(l.welded::integer, l.xray_percent) as required) r;
 comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, and state (sampling, sampled, progressive, accepted, full_examination).';
 
 create function pipetrak_api.repick_examination(component_id bigint, replacement_id bigint)

@@ -75,8 +75,8 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts: restoring the components rebuilds it (their COPY fires the progress trigger),
--- so dumping it too would count every component twice. Not progress_deferrals: it only holds rows
+-- Not progress_parts, weld_tallies, weld_day_tallies: restoring the components and welds rebuilds
+-- them (their COPY fires the triggers), so dumping them too would count everything twice. Not progress_deferrals: it only holds rows
 -- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
