@@ -96,16 +96,18 @@ select is(
     (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
     array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder',
-          'change_member_role', 'clear_nde', 'clear_welder', 'create_component', 'create_drawing',
-          'create_organization', 'create_project', 'create_reference', 'create_repair', 'create_unplanned_weld',
-          'create_welder', 'current_claims', 'current_user_id', 'dismiss_review_item', 'edit_welder',
-          'event_is_genuine', 'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload',
-          'import_validate', 'move_weld', 'my_organization_ids', 'my_project_ids', 'percent_of', 'progress_rollup',
+          'certificate_label', 'change_member_role', 'clear_nde', 'clear_welder', 'complete_stage',
+          'create_component', 'create_drawing', 'create_organization', 'create_project', 'create_reference',
+          'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id',
+          'dismiss_review_item', 'edit_welder', 'event_is_genuine', 'import_commit', 'import_commit_chunk',
+          'import_report_csv', 'import_upload', 'import_validate', 'move_weld', 'my_organization_ids',
+          'my_project_ids', 'package_stage_rule', 'package_state', 'percent_of', 'progress_rollup',
           'project_channel', 'record_nde', 'remove_member', 'rename_reference', 'rename_welder',
-          'repick_examination', 'resolve_review_item', 'retire_component', 'retire_drawing', 'retire_reference',
-          'retire_weld', 'revise_drawing', 'reweight_template', 'sampling_required', 'sync_profile',
-          'update_milestone', 'update_milestones', 'update_project_settings', 'update_test_package', 'verify_welder',
-          'weld_progress', 'welder_summary'],
+          'repick_examination', 'resolve_review_item', 'retire_component', 'retire_drawing',
+          'retire_reference', 'retire_weld', 'revise_drawing', 'reweight_template', 'sampling_required',
+          'save_certificate', 'save_stage', 'set_post_hydro', 'sign_stage', 'skip_stage', 'start_stage',
+          'sync_profile', 'test_package_blockers', 'turnover_report', 'update_milestone', 'update_milestones',
+          'update_project_settings', 'update_test_package', 'verify_welder', 'weld_progress', 'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(
@@ -119,7 +121,7 @@ select is(
     (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and p.prosecdef and has_function_privilege('authenticated', p.oid, 'execute')
        and p.proname not in ('my_organization_ids', 'my_project_ids')
-       and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component|weld|welder)|write_nde\(|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
+       and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component|weld|welder|package)|write_nde\(|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
     null, 'every definer function authenticated may run checks the caller first');
 
 select is(
@@ -129,7 +131,8 @@ select is(
        and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows',
-           'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies')
+           'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
+           'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

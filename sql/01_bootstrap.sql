@@ -74,7 +74,18 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.'),
     ('weld_not_rejected',        'PT409', 'Only a rejected weld is repaired', 'Record the failing NDE result first; see the weld''s status.'),
     ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
-    ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.');
+    ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.'),
+    ('test_package_not_found',   'PT404', 'Test package not found', 'Use an id from pipetrak_api.test_package_readiness of a project you belong to.'),
+    ('pressure_required',        'PT422', 'A Hydrostatic or Pneumatic test needs its pressure and unit', 'Give test_pressure > 0 with test_pressure_unit PSIG, PSI, BAR or KPA.'),
+    ('stages_started',           'PT409', 'The package''s stages have started', 'The test type, coating and insulation needs can change only before the first stage starts.'),
+    ('stage_not_found',          'PT404', 'The package has no such stage', 'See pipetrak_api.test_package_stages: stages come from the test type (set it with update_test_package).'),
+    ('stage_out_of_order',       'PT409', 'The stage before this one is not completed or skipped', 'Complete or skip the stage named in the detail first.'),
+    ('stage_state',              'PT409', 'The stage can''t do that in its state', 'A stage goes not_started → in_progress → completed, or is skipped before it completes; see the detail.'),
+    ('stage_incomplete',         'PT422', 'The stage needs more data or sign-offs to complete', 'Save the fields and sign-offs the detail lists (save_stage, sign_stage), then complete it.'),
+    ('nde_outstanding',          'PT409', 'A member weld awaits NDE or repair', 'Record the NDE (or repair the rejected weld) of the welds the detail counts, then confirm NDE complete.'),
+    ('package_not_ready',        'PT409', 'Not every testable member of the package is ready', 'Finish the members the detail counts by drawing (see test_package_blockers), or flag post-hydro ones.'),
+    ('certificate_locked',       'PT409', 'The certificate is locked: Test Acceptance is complete', 'A certificate is edited only until its package''s Test Acceptance completes.'),
+    ('package_record_immutable', 'PT403', 'Package events can''t be changed or deleted', 'The package''s history is append-only.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

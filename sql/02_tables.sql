@@ -90,8 +90,8 @@ create table pipetrak.test_packages (
     name                text not null check (btrim(name) <> '' and length(name) <= 200),
     description         text,
     test_type           text check (test_type in ('Hydrostatic', 'Pneumatic', 'Sensitive Leak', 'Alternative Leak', 'In-service', 'Other')),
-    test_pressure       numeric(12, 2) check (test_pressure >= 0),
-    test_pressure_unit  text check (test_pressure_unit in ('psig', 'barg', 'kPa', 'MPa')),
+    test_pressure       numeric(12, 2) check (test_pressure > 0),
+    test_pressure_unit  text check (test_pressure_unit in ('PSIG', 'PSI', 'BAR', 'KPA')),
     target_date         date,
     requires_coating    boolean not null default false,
     requires_insulation boolean not null default false,
@@ -223,6 +223,8 @@ create table pipetrak.components (
     -- What makes the component unique among the live components of its project (spec §4).
     identity_key         text not null generated always as (
         pipetrak.identity_key(component_type, drawing_id, tag, size, seq)) stored,
+    -- Installed after its package's pressure test: a member, not testable (spec §10).
+    post_hydro           boolean not null default false,
     unique (project_id, id),
     check (earned_total = earned_receive + earned_install + earned_punch + earned_test + earned_restore),
     foreign key (project_id, drawing_id) references pipetrak.drawings (project_id, id),
@@ -347,6 +349,9 @@ create table pipetrak.progress_parts (
     earned_punch    bigint not null default 0,
     earned_test     bigint not null default 0,
     earned_restore  bigint not null default 0,
+    -- For test-package readiness (spec §10): post-hydro members, and testable members ready.
+    post_hydro_count integer not null default 0,
+    ready_count     integer not null default 0,
     constraint progress_parts_key unique nulls not distinct (project_id, drawing_id, area_id, system_id, test_package_id, component_type)
 );
 create index progress_parts_area_idx on pipetrak.progress_parts (project_id, area_id);

@@ -7,8 +7,32 @@
 --   drawing — never a row shared by the whole project — and the rollup views sum a few thousand
 --   rows instead of scanning components. Category % = earned credit ÷ available credit in that
 --   category (weighted).
+-- - The parts also count post-hydro members and testable members ready for their package's test
+--   (`ready_for_test`), so package readiness sums parts too; a weld's NDE changes its count through
+--   the trigger on `field_welds` (13_packages.sql).
 -- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
 --   and truncate even for the table owner.
+
+-- Whether a field weld's NDE lets it be tested (spec §10: accepted, or needing none): accepted, or
+-- active with no listed method, a tier below 100 % (a sampled tier examines the lot, not each
+-- weld) and no PENDING result. Null facts (not a weld) let it. Inlined by the planner.
+create function pipetrak.weld_clears_nde(p_status text, p_nde_types text[], p_xray_percent integer, p_current_nde jsonb)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select p_status is null or p_status = 'accepted'
+        or (p_status = 'active' and cardinality(p_nde_types) = 0 and coalesce(p_xray_percent, 0) < 100
+            and not coalesce(p_current_nde @? '$.* ? (@ == "PENDING")', false))
+$$;
+
+-- Whether a live, testable member is ready for its package's test (spec §10): every milestone up
+-- to and including Punch at 100, and its NDE clears it. Inlined by the planner.
+create function pipetrak.ready_for_test(p_values numeric[], p_names text[], p_weld_clears boolean)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select coalesce(100 = all (p_values[1:array_position(p_names, 'Punch')]), false) and p_weld_clears
+$$;
 
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
@@ -27,11 +51,18 @@ begin
     end if;
     if tg_op in ('UPDATE', 'DELETE') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
-        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               -count(*), -count(*) filter (where earned_total = 1000000), -sum(earned_total), -sum(earned_receive),
-               -sum(earned_install), -sum(earned_punch), -sum(earned_test), -sum(earned_restore)
-        from old_rows where retired_at is null
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
+               post_hydro_count, ready_count)
+        select o.project_id, o.drawing_id, o.area_id, o.system_id, o.test_package_id, o.component_type,
+               -count(*), -count(*) filter (where o.earned_total = 1000000), -sum(o.earned_total), -sum(o.earned_receive),
+               -sum(o.earned_install), -sum(o.earned_punch), -sum(o.earned_test), -sum(o.earned_restore),
+               -count(*) filter (where o.post_hydro),
+               -count(*) filter (where not o.post_hydro and pipetrak.ready_for_test(o.milestone_values, t.names,
+                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+        from old_rows o
+        join pipetrak.milestone_templates t on t.project_id = o.project_id and t.component_type = o.component_type
+        left join pipetrak.field_welds f on f.component_id = o.id
+        where o.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
             component_count = p.component_count + excluded.component_count,
@@ -41,15 +72,24 @@ begin
             earned_install = p.earned_install + excluded.earned_install,
             earned_punch = p.earned_punch + excluded.earned_punch,
             earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore;
+            earned_restore = p.earned_restore + excluded.earned_restore,
+            post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
+            ready_count = p.ready_count + excluded.ready_count;
     end if;
     if tg_op in ('UPDATE', 'INSERT') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
-        select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               count(*), count(*) filter (where earned_total = 1000000), sum(earned_total), sum(earned_receive),
-               sum(earned_install), sum(earned_punch), sum(earned_test), sum(earned_restore)
-        from new_rows where retired_at is null
+               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
+               post_hydro_count, ready_count)
+        select n.project_id, n.drawing_id, n.area_id, n.system_id, n.test_package_id, n.component_type,
+               count(*), count(*) filter (where n.earned_total = 1000000), sum(n.earned_total), sum(n.earned_receive),
+               sum(n.earned_install), sum(n.earned_punch), sum(n.earned_test), sum(n.earned_restore),
+               count(*) filter (where n.post_hydro),
+               count(*) filter (where not n.post_hydro and pipetrak.ready_for_test(n.milestone_values, t.names,
+                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+        from new_rows n
+        join pipetrak.milestone_templates t on t.project_id = n.project_id and t.component_type = n.component_type
+        left join pipetrak.field_welds f on f.component_id = n.id
+        where n.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
             component_count = p.component_count + excluded.component_count,
@@ -59,7 +99,9 @@ begin
             earned_install = p.earned_install + excluded.earned_install,
             earned_punch = p.earned_punch + excluded.earned_punch,
             earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore;
+            earned_restore = p.earned_restore + excluded.earned_restore,
+            post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
+            ready_count = p.ready_count + excluded.ready_count;
     end if;
     return null;
 end
@@ -73,12 +115,18 @@ language sql volatile
 set search_path = pg_catalog, pg_temp
 as $$
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-           component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore)
-    select project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-           p_sign * count(*), p_sign * count(*) filter (where earned_total = 1000000), p_sign * sum(earned_total),
-           p_sign * sum(earned_receive), p_sign * sum(earned_install), p_sign * sum(earned_punch), p_sign * sum(earned_test),
-           p_sign * sum(earned_restore)
-    from pipetrak.components where id = any (p_component_ids) and retired_at is null
+           component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
+           post_hydro_count, ready_count)
+    select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+           p_sign * count(*), p_sign * count(*) filter (where c.earned_total = 1000000), p_sign * sum(c.earned_total),
+           p_sign * sum(c.earned_receive), p_sign * sum(c.earned_install), p_sign * sum(c.earned_punch), p_sign * sum(c.earned_test),
+           p_sign * sum(c.earned_restore), p_sign * count(*) filter (where c.post_hydro),
+           p_sign * count(*) filter (where not c.post_hydro and pipetrak.ready_for_test(c.milestone_values, t.names,
+                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+    from pipetrak.components c
+    join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+    left join pipetrak.field_welds f on f.component_id = c.id
+    where c.id = any (p_component_ids) and c.retired_at is null
     group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
     on conflict on constraint progress_parts_key do update set
         component_count = p.component_count + excluded.component_count,
@@ -88,7 +136,9 @@ as $$
         earned_install = p.earned_install + excluded.earned_install,
         earned_punch = p.earned_punch + excluded.earned_punch,
         earned_test = p.earned_test + excluded.earned_test,
-        earned_restore = p.earned_restore + excluded.earned_restore
+        earned_restore = p.earned_restore + excluded.earned_restore,
+        post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
+        ready_count = p.ready_count + excluded.ready_count
 $$;
 
 -- Rebuilds every progress part from the components (for a DBA: after a data-only restore with

@@ -106,32 +106,6 @@ begin
 end
 $$;
 
--- Sets a test package's test details (all of them, as given).
-create function pipetrak.update_test_package(p_test_package_id bigint, p_test_type text, p_test_pressure numeric,
-                                             p_test_pressure_unit text, p_target_date date,
-                                             p_requires_coating boolean, p_requires_insulation boolean)
-returns void
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.reference_project('test_package', p_test_package_id);
-    if p_test_type is not null and p_test_type not in ('Hydrostatic', 'Pneumatic', 'Sensitive Leak', 'Alternative Leak', 'In-service', 'Other') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "test_type", "expected": "Hydrostatic, Pneumatic, Sensitive Leak, Alternative Leak, In-service or Other"}');
-    end if;
-    if (p_test_pressure is null) <> (p_test_pressure_unit is null) or p_test_pressure < 0
-       or p_test_pressure >= 10000000000 or p_test_pressure_unit not in ('psig', 'barg', 'kPa', 'MPa') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "test_pressure, test_pressure_unit", "expected": "a pressure >= 0 with a unit (psig, barg, kPa, MPa), or neither"}');
-    end if;
-    perform pipetrak.check_date('target_date', p_target_date);
-    update pipetrak.test_packages set
-        test_type = p_test_type, test_pressure = p_test_pressure, test_pressure_unit = p_test_pressure_unit,
-        target_date = p_target_date, requires_coating = coalesce(p_requires_coating, false),
-        requires_insulation = coalesce(p_requires_insulation, false)
-    where id = p_test_package_id;
-end
-$$;
-
 -- Checks that the given area/system/test package ids are live rows of the project.
 create function pipetrak.check_assignment(p_project_id bigint, p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
 returns void

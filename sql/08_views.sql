@@ -79,27 +79,6 @@ from pipetrak.progress_rollup('test_package') r
 left join pipetrak.test_packages t on t.id = r.key_id;
 comment on view pipetrak_api.test_package_progress is 'Progress per test package; test_package_id NULL gathers components without one.';
 
--- Whether a test package can be tested: every live component in it complete up to Punch.
-create view pipetrak_api.test_package_readiness with (security_invoker = true) as
-select tp.id as test_package_id, tp.project_id, tp.name as test_package_name,
-       count(c.id) as component_count,
-       count(c.id) filter (where not c.ready) as blocker_count,
-       count(c.id) > 0 and bool_and(c.ready) as ready,
-       coalesce(jsonb_agg(jsonb_build_object('component_id', c.id, 'component_type', c.component_type, 'tag', c.tag,
-                                             'drawing_id', c.drawing_id, 'percent_complete', c.percent_complete)
-                          order by c.id) filter (where not c.ready), '[]') as blockers
-from pipetrak.test_packages tp
-left join lateral (
-    select c.id, c.component_type, c.tag, c.drawing_id, c.percent_complete,
-           c.earned_receive + c.earned_install + c.earned_punch = (t.receive_weight + t.install_weight + t.punch_weight) * 10000 as ready
-    from pipetrak.components c
-    join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    where c.test_package_id = tp.id and c.retired_at is null
-) c on true
-where tp.retired_at is null
-group by tp.id;
-comment on view pipetrak_api.test_package_readiness is 'Test package readiness: ready when every component in it (directly or through its drawing) is complete up to Punch; blockers lists the rest.';
-
 create view pipetrak_api.organizations with (security_invoker = true) as
 select o.id, o.name, o.created_at,
        (select m.role from pipetrak.memberships m where m.organization_id = o.id and m.user_id = (select pipetrak.current_user_id())) as my_role

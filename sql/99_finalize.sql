@@ -57,9 +57,10 @@ begin
                   'record_nde', 'clear_nde', 'create_welder', 'rename_welder', 'verify_welder', 'edit_welder',
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
-                  'repick_examination',
-                  -- called by the sampling view as the reader
-                  'sampling_required'])
+                  'repick_examination', 'set_post_hydro', 'start_stage', 'save_stage', 'sign_stage', 'complete_stage',
+                  'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report',
+                  -- called by the sampling and package views as the reader
+                  'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -93,7 +94,8 @@ begin
         'components_id_seq', 'field_welds', 'milestone_events', 'milestone_events_id_seq', 'review_items',
         'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
         'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
-        'examination_calls_id_seq']
+        'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
+        'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

@@ -100,4 +100,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         sampling_call_after_failure
     ]
 );
+::pgrx::extension_sql_file!(
+    "../sql/13_packages.sql",
+    name = "packages",
+    requires = [
+        "welds",
+        package_stage_keys,
+        package_stage_rule,
+        package_stage_check,
+        package_state,
+        package_stage_blocker,
+        natural_key
+    ]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

@@ -1176,3 +1176,207 @@ fn summary_counts_agree_with_the_issues_list() {
         );
     }
 }
+
+// ---- test packages ----
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn certificates_saved_at_once_get_distinct_numbers() {
+    let mut c = connect();
+    let site = site(&mut c, "Certificates", 60);
+    let mut numbers: Vec<String> = Vec::new();
+    for round in 0..4 {
+        let packages: Vec<i64> = (0..2)
+            .map(|i| {
+                id(&ok(
+                    &mut c,
+                    &site.owner,
+                    &format!("select pipetrak_api.create_test_package(project_id => {}, name => 'TP-{round}-{i}')", site.project),
+                ))
+            })
+            .collect();
+        // Two sessions save the first certificate of a package each and commit together, each
+        // holding its transaction open a moment after numbering.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let savers: Vec<_> = packages
+            .iter()
+            .map(|&package| {
+                let owner = site.owner.clone();
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    let mut client = connect();
+                    let mut tx = begin_as(&mut client, &owner);
+                    barrier.wait();
+                    let number: String = tx
+                        .query_one(&format!("select pipetrak_api.save_certificate(test_package_id => {package}, client => 'ACME')"), &[])
+                        .expect("save a certificate")
+                        .get(0);
+                    thread::sleep(Duration::from_millis(50));
+                    tx.commit().expect("commit");
+                    number
+                })
+            })
+            .collect();
+        for saver in savers {
+            numbers.push(saver.join().expect("saver"));
+        }
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=8).map(|n| format!("PKG-{n:03}")).collect();
+    assert_eq!(numbers, expected, "eight certificates, numbered once each");
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn the_turnover_report_of_a_real_weld_log_and_takeoff_matches_its_members() {
+    let mut c = connect();
+    let site = site(&mut c, "Turnover", 61);
+    for (kind, file) in [
+        ("field_welds", "field-weld-log-664.xlsx"),
+        ("takeoff", "quantity-instances.csv"),
+    ] {
+        let bytes = std::fs::read(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")))
+            .expect("a sample file");
+        let import = upload_file(&mut c, &site.owner, site.project, kind, &bytes).expect("upload");
+        validate(&mut c, &site.owner, import);
+        commit(&mut c, &site.owner, import, true).expect("commit");
+    }
+    let package = id(&ok(
+        &mut c,
+        &site.owner,
+        &format!(
+            "select pipetrak_api.create_test_package(project_id => {}, name => 'TP-ALL')",
+            site.project
+        ),
+    ));
+    let drawings: Vec<i64> = c
+        .query(
+            "select id from pipetrak.drawings where project_id = $1 and retired_at is null",
+            &[&site.project],
+        )
+        .expect("drawings")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for drawing in &drawings {
+        ok(
+            &mut c,
+            &site.owner,
+            &format!("select pipetrak_api.assign_drawing(drawing_id => {drawing}, test_package_id => {package})"),
+        );
+    }
+    let report = ok(
+        &mut c,
+        &site.viewer,
+        &format!("select pipetrak_api.turnover_report(test_package_id => {package})"),
+    );
+
+    // Counted here from the tables, independently of the report's own queries.
+    let count = |c: &mut Client, sql: &str| -> i64 {
+        c.query_one(sql, &[&site.project]).expect("a count").get(0)
+    };
+    let report_drawings = report["drawings"].as_array().expect("drawings");
+    assert_eq!(
+        report_drawings.len(),
+        drawings.len(),
+        "one entry per drawing"
+    );
+    let welds: usize = report_drawings
+        .iter()
+        .map(|d| d["welds"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(welds, 664, "the weld log's 664 welds, each once");
+    for d in report_drawings {
+        let drawing = id(&d["drawing_id"]);
+        let (components, field_welds): (i64, i64) = {
+            let row = c
+                .query_one(
+                    "select count(*), count(*) filter (where component_type = 'field_weld')
+                     from pipetrak.components where drawing_id = $1 and retired_at is null",
+                    &[&drawing],
+                )
+                .expect("per drawing");
+            (row.get(0), row.get(1))
+        };
+        assert_eq!(id(&d["components"]), components, "{}", d["drawing_no"]);
+        assert_eq!(id(&d["nde"]["welds"]), field_welds, "{}", d["drawing_no"]);
+        let required: i64 = c
+            .query_one(
+                "select count(*) from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id
+                 where c.drawing_id = $1 and c.retired_at is null and (cardinality(f.nde_types) > 0 or f.xray_percent > 0)",
+                &[&drawing],
+            )
+            .expect("required")
+            .get(0);
+        assert_eq!(
+            id(&d["nde"]["nde_required"]),
+            required,
+            "{}",
+            d["drawing_no"]
+        );
+    }
+    let names: Vec<&str> = report_drawings
+        .iter()
+        .filter_map(|d| d["drawing_no"].as_str())
+        .collect();
+    let mut natural = names.clone();
+    natural.sort_by_key(|n| {
+        // Digits compared by value: the order a person reads drawing numbers in.
+        let mut key = Vec::new();
+        let mut digits = String::new();
+        for ch in n.chars().chain(std::iter::once(' ')) {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+            } else {
+                if !digits.is_empty() {
+                    key.push(format!("{:0>20}", digits.trim_start_matches('0')));
+                    digits.clear();
+                }
+                key.push(ch.to_string());
+            }
+        }
+        key.concat()
+    });
+    assert_eq!(names, natural, "drawings in natural order");
+    let members = count(
+        &mut c,
+        "select count(*) from pipetrak.components where project_id = $1 and retired_at is null",
+    );
+    let summarized: i64 = report["components"]
+        .as_array()
+        .expect("component summary")
+        .iter()
+        .map(|x| id(&x["count"]))
+        .sum();
+    assert_eq!(
+        summarized, members,
+        "the component summary covers every member"
+    );
+    let supports = count(
+        &mut c,
+        "select count(*) from pipetrak.components where project_id = $1 and retired_at is null and component_type = 'support'",
+    );
+    let summarized_supports: i64 = report["supports"]
+        .as_array()
+        .expect("support summary")
+        .iter()
+        .map(|x| id(&x["quantity"]))
+        .sum();
+    assert_eq!(
+        summarized_supports, supports,
+        "the support summary covers every support"
+    );
+    assert_eq!(report["package"]["state"], "draft");
+    let spec: Option<String> = c
+        .query_one(
+            "select mode() within group (order by f.spec) from pipetrak.field_welds f where f.project_id = $1 and f.spec is not null",
+            &[&site.project],
+        )
+        .expect("spec")
+        .get(0);
+    assert_eq!(
+        report["package"]["weld_spec"].as_str(),
+        spec.as_deref(),
+        "the most common weld spec"
+    );
+}

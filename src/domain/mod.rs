@@ -5,6 +5,7 @@ pub mod error;
 pub mod event;
 pub mod import;
 pub mod normalize;
+pub mod package;
 pub mod progress;
 pub mod sampling;
 pub mod sequence;

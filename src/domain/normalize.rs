@@ -67,6 +67,31 @@ pub fn drawing_key(raw: &str) -> String {
     }
 }
 
+/// A key that sorts text in natural order: each run of digits is left-padded to 20 digits, so
+/// `ISO-2` comes before `ISO-10` (drawing lists in reports).
+pub fn natural_key(raw: &str) -> String {
+    let mut key = String::with_capacity(raw.len() + 16);
+    let mut digits = String::new();
+    for c in raw.chars().chain(std::iter::once('\u{0}')) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if !digits.is_empty() {
+            let trimmed = digits.trim_start_matches('0');
+            for _ in trimmed.len()..20 {
+                key.push('0');
+            }
+            key.push_str(trimmed);
+            digits.clear();
+        }
+        if c != '\u{0}' {
+            key.push(c);
+        }
+    }
+    key
+}
+
 /// What is left of a drawing key when every character but letters and digits is dropped: two
 /// different keys that share it look alike (`P-26B07` and `P26B07`).
 pub fn drawing_lookalike(key: &str) -> String {
@@ -386,5 +411,13 @@ mod tests {
         assert_eq!(stencil("A"), None);
         assert_eq!(stencil("THIRTEENCHARS"), None);
         assert_eq!(stencil("W 1"), None);
+    }
+
+    #[test]
+    fn natural_keys_sort_numbers_by_value() {
+        let mut drawings = vec!["ISO-10", "ISO-2", "ISO-2A", "A-01-3", "A-1-20"];
+        drawings.sort_by_key(|d| natural_key(d));
+        assert_eq!(drawings, ["A-01-3", "A-1-20", "ISO-2", "ISO-2A", "ISO-10"]);
+        assert_eq!(natural_key("W7"), format!("W{:0>20}", 7));
     }
 }

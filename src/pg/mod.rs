@@ -5,4 +5,5 @@ pub mod events;
 pub mod imports;
 pub mod milestones;
 pub mod normalize;
+pub mod packages;
 pub mod welds;

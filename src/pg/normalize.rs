@@ -53,3 +53,9 @@ pub fn component_types(identity: &str) -> Vec<&'static str> {
         .map(ComponentType::identified_by)
         .unwrap_or_default()
 }
+
+/// A sort key putting text in natural order (`ISO-2` before `ISO-10`).
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn natural_key(raw: &str) -> String {
+    normalize::natural_key(raw)
+}
