@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(70);
+select plan(74);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -215,6 +215,14 @@ select is(pipetrak_api.save_certificate(test_package_id => :pkg_c), 'PKG-002', '
 -- Drain/flush skipped, post-hydro skipped, Final earns Restore; the package is turned over.
 select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.start_stage(test_package_id => %s, stage => ''final'')', :pkg)),
     'PT409 stage_out_of_order', 'Final waits for the stages before it');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.complete_stage(test_package_id => %s, stage => ''test'')', :pkg)),
+    'PT409 stage_state', 'a completed stage does not complete again (nothing is earned twice)');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.skip_stage(test_package_id => %s, stage => ''pre_hydro'', reason => ''late'')', :pkg)),
+    'PT409 stage_state', 'a completed stage is not skipped');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.sign_stage(test_package_id => %s, stage => ''final'', signoff => ''qc'', name => ''A'', company_role => ''B'')', :pkg)),
+    'PT409 stage_state', 'a stage not started takes no sign-off');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.skip_stage(test_package_id => %s, stage => ''drain_flush'', reason => '''')', :pkg)),
+    'PT422 reason_required', 'skipping needs a reason');
 select pg_temp.act_as(pg_temp.uid('qc_inspector'));
 select pipetrak_api.skip_stage(test_package_id => :pkg, stage => 'drain_flush', reason => 'vented, no liquid');
 select pipetrak_api.skip_stage(test_package_id => :pkg, stage => 'post_hydro', reason => 'no post-hydro work');

@@ -347,7 +347,10 @@ end
 $$;
 
 -- Sets `p_milestone` (Test or Restore) to 100 on every testable member of the package below it, as
--- the package's completion earns it (see the notes). Returns how many members it earned.
+-- the package's completion earns it (see the notes). One statement writes the members, their
+-- events and their progress parts: the parts take the members' deltas directly (the progress
+-- trigger stands aside, as for a bulk update), since only earned credit changes — readiness and
+-- membership don't. Returns how many members it earned.
 create function pipetrak.earn_package_milestone(p_package pipetrak.test_packages, p_milestone text, p_work_date date,
                                                 p_note text)
 returns integer
@@ -355,32 +358,52 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    v_user uuid := pipetrak.current_user_id();
     v_earned integer;
 begin
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
+    on conflict do nothing;
+    perform set_config('pipetrak.progress_deferred', 'on', true);
     with members as (
-        select c.id, array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
-               t.test_weight * 10000 as test_earned, t.restore_weight * 10000 as restore_earned
+        select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+               array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
+               c.earned_total, c.earned_test, c.earned_restore,
+               case when p_milestone = 'Test' then t.test_weight * 10000 else c.earned_test end as new_test,
+               case when p_milestone = 'Restore' then t.restore_weight * 10000 else c.earned_restore end as new_restore
         from pipetrak.components c
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-        where c.test_package_id = p_package.id and c.project_id = p_package.project_id and c.retired_at is null
-          and not c.post_hydro and c.milestone_values[array_position(t.names, p_milestone)] < 100
-        order by c.id
-        for update of c),
+        where c.test_package_id = p_package.id and c.retired_at is null and not c.post_hydro
+          and c.milestone_values[array_position(t.names, p_milestone)] < 100),
     earned as (
         update pipetrak.components c set
-            milestone_values[m.i] = 100,
-            earned_test = case when p_milestone = 'Test' then m.test_earned else c.earned_test end,
-            earned_restore = case when p_milestone = 'Restore' then m.restore_earned else c.earned_restore end,
-            earned_total = c.earned_total
-                + case when p_milestone = 'Test' then m.test_earned - c.earned_test else m.restore_earned - c.earned_restore end,
+            milestone_values[m.i] = 100, earned_test = m.new_test, earned_restore = m.new_restore,
+            earned_total = c.earned_total + (m.new_test - c.earned_test) + (m.new_restore - c.earned_restore),
             version = c.version + 1, updated_at = now()
         from members m
         where c.id = m.id
-        returning c.id, c.project_id, m.old_value)
-    insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note)
-    select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, pipetrak.current_user_id(), p_note
-    from earned e;
-    get diagnostics v_earned = row_count;
+        returning m.*, c.earned_total as new_total),
+    events as (
+        insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note)
+        select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, v_user, p_note
+        from earned e
+        returning 1),
+    parts as (
+        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
+                                                  completed_count, earned_total, earned_test, earned_restore)
+        select e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
+               count(*) filter (where e.new_total = 1000000) - count(*) filter (where e.earned_total = 1000000),
+               sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore)
+        from earned e
+        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        on conflict on constraint progress_parts_key do update set
+            completed_count = p.completed_count + excluded.completed_count,
+            earned_total = p.earned_total + excluded.earned_total,
+            earned_test = p.earned_test + excluded.earned_test,
+            earned_restore = p.earned_restore + excluded.earned_restore
+        returning 1)
+    select count(*) into v_earned from earned;
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
     return v_earned;
 end
 $$;
@@ -583,7 +606,15 @@ begin
         perform pipetrak.raise_error('nde_outstanding', jsonb_build_object('test_package_id', v_package.id,
             'welds', (select count(*) from pipetrak.package_welds_awaiting_nde(v_package.id))));
     end if;
+    -- The members hold still from here: nobody un-punches one between the check and the earning.
     if v_stage.stage in ('test', 'final') then
+        perform from pipetrak.components c where c.test_package_id = v_package.id and c.retired_at is null
+        for no key update;
+    end if;
+    -- Every testable member ready (the parts count them): nothing to name. Otherwise, which and where.
+    if v_stage.stage = 'final' or (v_stage.stage = 'test' and exists (
+           select from pipetrak.progress_parts p where p.test_package_id = v_package.id
+           group by p.test_package_id having sum(p.component_count - p.post_hydro_count - p.ready_count) > 0)) then
         select jsonb_build_object('not_ready', sum(b.n), 'needs', case when v_stage.stage = 'test' then 'ready' else 'Test' end,
                                   'drawings', jsonb_agg(jsonb_build_object('drawing_no', b.drawing_no, 'members', b.n) order by b.n desc, b.drawing_no))
         into v_not_ready
@@ -601,6 +632,8 @@ begin
         if (v_not_ready ->> 'not_ready')::integer > 0 then
             perform pipetrak.raise_error('package_not_ready', v_not_ready || jsonb_build_object('test_package_id', v_package.id));
         end if;
+    end if;
+    if v_stage.stage in ('test', 'final') then
         if v_stage.stage = 'test' then
             v_earned := pipetrak.earn_package_milestone(v_package, 'Test', (v_stage.data ->> 'test_date')::date,
                                                         format('Test Acceptance of %s', v_package.name));
@@ -821,11 +854,14 @@ with parts as (
     from pipetrak.progress_parts p
     where p.test_package_id is not null
     group by p.project_id, p.test_package_id),
+-- Open items are few beside the members: each looks up its component (a lateral join the planner
+-- can't flatten — `limit 1` — so it never walks the components' primary key to match them).
 items as (
     select r.project_id, c.test_package_id, count(*) as n
     from pipetrak.review_items r
-    join pipetrak.components c on c.id = r.component_id
-    where r.resolved_at is null and c.test_package_id is not null and c.retired_at is null
+    cross join lateral (select c.test_package_id from pipetrak.components c
+                        where c.id = r.component_id and c.retired_at is null limit 1) c
+    where r.resolved_at is null and c.test_package_id is not null
     group by r.project_id, c.test_package_id),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n

@@ -185,6 +185,14 @@ select 1 / (count(*) = 0)::int from (
     except
     select drawing_id, component_type, count(*), sum(earned_total) from pipetrak.components where retired_at is null group by 1, 2) d;
 SQL
+check "the restored progress parts (readiness counts too) equal a rebuild" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
+create temp table restored_parts as select * from pipetrak.progress_parts where component_count <> 0;
+select 1 / (pipetrak.rebuild_progress_parts() > 0)::int;
+select 1 / (count(*) = 0)::int from (
+    (select * from restored_parts except select * from pipetrak.progress_parts)
+    union all
+    (select * from pipetrak.progress_parts except select * from restored_parts)) d;
+SQL
 check "the restored weld tallies equal a recount of the welds" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
 create temp table restored_tallies as select * from pipetrak.weld_tallies where total <> 0 or rejected <> 0 or lot_welded <> 0;
 select 1 / (count(*) > 0)::int from pipetrak.field_welds;
