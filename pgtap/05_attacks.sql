@@ -97,17 +97,19 @@ select is(
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
     array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder',
           'certificate_label', 'change_member_role', 'clear_nde', 'clear_welder', 'complete_stage',
-          'create_component', 'create_drawing', 'create_organization', 'create_project', 'create_reference',
-          'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id',
-          'dismiss_review_item', 'edit_welder', 'event_is_genuine', 'import_commit', 'import_commit_chunk',
-          'import_report_csv', 'import_upload', 'import_validate', 'move_weld', 'my_organization_ids',
-          'my_project_ids', 'package_stage_rule', 'package_state', 'percent_of', 'progress_rollup',
-          'project_channel', 'record_nde', 'remove_member', 'rename_reference', 'rename_welder',
-          'repick_examination', 'resolve_review_item', 'retire_component', 'retire_drawing',
-          'retire_reference', 'retire_weld', 'revise_drawing', 'reweight_template', 'sampling_required',
-          'save_certificate', 'save_stage', 'set_post_hydro', 'sign_stage', 'skip_stage', 'start_stage',
-          'sync_profile', 'test_package_blockers', 'turnover_report', 'update_milestone', 'update_milestones',
-          'update_project_settings', 'update_test_package', 'verify_welder', 'weld_progress', 'welder_summary'],
+          'component_types', 'create_component', 'create_drawing', 'create_organization', 'create_project',
+          'create_reference', 'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims',
+          'current_user_id', 'dismiss_review_item', 'edit_welder', 'event_is_genuine', 'import_commit',
+          'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate', 'manhour_progress',
+          'move_weld', 'my_organization_ids', 'my_project_ids', 'package_stage_rule', 'package_state',
+          'percent_of', 'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'record_nde',
+          'remove_member', 'rename_reference', 'rename_welder', 'repick_examination', 'resolve_review_item',
+          'retire_component', 'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing',
+          'reweight_template', 'sampling_required', 'save_certificate', 'save_stage', 'set_post_hydro',
+          'sign_stage', 'skip_stage', 'spread_budget', 'start_stage', 'sync_profile', 'test_package_blockers',
+          'turnover_report', 'update_milestone', 'update_milestones', 'update_project_settings',
+          'update_test_package', 'verify_welder', 'weekly_report', 'weld_delta', 'weld_progress',
+          'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(
@@ -132,7 +134,8 @@ select is(
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows',
            'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
-           'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates')
+           'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
+           'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

@@ -294,6 +294,11 @@ create table pipetrak.milestone_events (
     out_of_sequence   boolean not null default false,
     violations        text[] not null default '{}',
     client_request_id text,
+    -- The category of the milestone, the credit the change earned (ten-thousandths of a percent of
+    -- the component; negative when lowered) and its man-hours at the component's budget then.
+    category          text,
+    credit            integer not null default 0,
+    mh                numeric,
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index milestone_events_component_idx on pipetrak.milestone_events (component_id, id);
@@ -331,6 +336,36 @@ create table pipetrak.client_requests (
 );
 create index client_requests_project_idx on pipetrak.client_requests (project_id);
 
+-- Man-hour budgets (spec §11): versions per project, one active; the active version's budget per
+-- component.
+create table pipetrak.budget_versions (
+    id             bigserial primary key,
+    project_id     bigint not null references pipetrak.projects,
+    version        integer not null,
+    method         text not null check (method in ('spread', 'import')),
+    total_mh       numeric(14, 2) not null check (total_mh >= 0),
+    reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
+    effective_date date not null,
+    active         boolean not null default true,
+    components     integer not null default 0,
+    guessed_sizes  integer not null default 0,
+    created_by     uuid not null,
+    created_at     timestamptz not null default now(),
+    unique (project_id, version),
+    unique (project_id, id)
+);
+create unique index budget_versions_active_idx on pipetrak.budget_versions (project_id) where active;
+
+create table pipetrak.component_budgets (
+    component_id bigint primary key,
+    project_id   bigint not null,
+    version_id   bigint not null,
+    budget_mh    numeric(14, 4) not null check (budget_mh >= 0),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    foreign key (project_id, version_id) references pipetrak.budget_versions (project_id, id)
+);
+create index component_budgets_project_idx on pipetrak.component_budgets (project_id);
+
 -- Pre-aggregated progress: one row per (drawing, area, system, test package, type) that holds live
 -- components, kept current by statement triggers on components. Rollups sum these rows instead of
 -- scanning components, and a milestone update touches one of them (no row shared by a project).
@@ -352,6 +387,14 @@ create table pipetrak.progress_parts (
     -- For test-package readiness (spec §10): post-hydro members, and testable members ready.
     post_hydro_count integer not null default 0,
     ready_count     integer not null default 0,
+    -- Man-hours (spec §11): the members' budget, and Σ budget × earned credit (ppm) per category;
+    -- earned man-hours are these ÷ 1,000,000.
+    budget_mh       numeric not null default 0,
+    mh_receive      numeric not null default 0,
+    mh_install      numeric not null default 0,
+    mh_punch        numeric not null default 0,
+    mh_test         numeric not null default 0,
+    mh_restore      numeric not null default 0,
     constraint progress_parts_key unique nulls not distinct (project_id, drawing_id, area_id, system_id, test_package_id, component_type)
 );
 create index progress_parts_area_idx on pipetrak.progress_parts (project_id, area_id);

@@ -52,16 +52,20 @@ begin
     if tg_op in ('UPDATE', 'DELETE') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
                component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count)
+               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
         select o.project_id, o.drawing_id, o.area_id, o.system_id, o.test_package_id, o.component_type,
                -count(*), -count(*) filter (where o.earned_total = 1000000), -sum(o.earned_total), -sum(o.earned_receive),
                -sum(o.earned_install), -sum(o.earned_punch), -sum(o.earned_test), -sum(o.earned_restore),
                -count(*) filter (where o.post_hydro),
                -count(*) filter (where not o.post_hydro and pipetrak.ready_for_test(o.milestone_values, t.names,
-                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+               -coalesce(sum(b.budget_mh), 0), -coalesce(sum(b.budget_mh * o.earned_receive), 0),
+               -coalesce(sum(b.budget_mh * o.earned_install), 0), -coalesce(sum(b.budget_mh * o.earned_punch), 0),
+               -coalesce(sum(b.budget_mh * o.earned_test), 0), -coalesce(sum(b.budget_mh * o.earned_restore), 0)
         from old_rows o
         join pipetrak.milestone_templates t on t.project_id = o.project_id and t.component_type = o.component_type
         left join pipetrak.field_welds f on f.component_id = o.id
+        left join pipetrak.component_budgets b on b.component_id = o.id
         where o.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
@@ -74,21 +78,28 @@ begin
             earned_test = p.earned_test + excluded.earned_test,
             earned_restore = p.earned_restore + excluded.earned_restore,
             post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count;
+            ready_count = p.ready_count + excluded.ready_count,
+            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
     end if;
     if tg_op in ('UPDATE', 'INSERT') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
                component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count)
+               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
         select n.project_id, n.drawing_id, n.area_id, n.system_id, n.test_package_id, n.component_type,
                count(*), count(*) filter (where n.earned_total = 1000000), sum(n.earned_total), sum(n.earned_receive),
                sum(n.earned_install), sum(n.earned_punch), sum(n.earned_test), sum(n.earned_restore),
                count(*) filter (where n.post_hydro),
                count(*) filter (where not n.post_hydro and pipetrak.ready_for_test(n.milestone_values, t.names,
-                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+               coalesce(sum(b.budget_mh), 0), coalesce(sum(b.budget_mh * n.earned_receive), 0),
+               coalesce(sum(b.budget_mh * n.earned_install), 0), coalesce(sum(b.budget_mh * n.earned_punch), 0),
+               coalesce(sum(b.budget_mh * n.earned_test), 0), coalesce(sum(b.budget_mh * n.earned_restore), 0)
         from new_rows n
         join pipetrak.milestone_templates t on t.project_id = n.project_id and t.component_type = n.component_type
         left join pipetrak.field_welds f on f.component_id = n.id
+        left join pipetrak.component_budgets b on b.component_id = n.id
         where n.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
@@ -101,7 +112,10 @@ begin
             earned_test = p.earned_test + excluded.earned_test,
             earned_restore = p.earned_restore + excluded.earned_restore,
             post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count;
+            ready_count = p.ready_count + excluded.ready_count,
+            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
     end if;
     return null;
 end
@@ -116,16 +130,20 @@ set search_path = pg_catalog, pg_temp
 as $$
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
            component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-           post_hydro_count, ready_count)
+           post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
     select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
            p_sign * count(*), p_sign * count(*) filter (where c.earned_total = 1000000), p_sign * sum(c.earned_total),
            p_sign * sum(c.earned_receive), p_sign * sum(c.earned_install), p_sign * sum(c.earned_punch), p_sign * sum(c.earned_test),
            p_sign * sum(c.earned_restore), p_sign * count(*) filter (where c.post_hydro),
            p_sign * count(*) filter (where not c.post_hydro and pipetrak.ready_for_test(c.milestone_values, t.names,
-                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+           p_sign * coalesce(sum(b.budget_mh), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_receive), 0),
+           p_sign * coalesce(sum(b.budget_mh * c.earned_install), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_punch), 0),
+           p_sign * coalesce(sum(b.budget_mh * c.earned_test), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_restore), 0)
     from pipetrak.components c
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
     left join pipetrak.field_welds f on f.component_id = c.id
+    left join pipetrak.component_budgets b on b.component_id = c.id
     where c.id = any (p_component_ids) and c.retired_at is null
     group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
     on conflict on constraint progress_parts_key do update set
@@ -138,7 +156,10 @@ as $$
         earned_test = p.earned_test + excluded.earned_test,
         earned_restore = p.earned_restore + excluded.earned_restore,
         post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-        ready_count = p.ready_count + excluded.ready_count
+        ready_count = p.ready_count + excluded.ready_count,
+        budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+        mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+        mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
 $$;
 
 -- Rebuilds every progress part from the components (for a DBA: after a data-only restore with

@@ -91,12 +91,13 @@ begin
     -- One locked read for the component, its project, the caller's role and the template: this is
     -- the hot path, so it does not go through lock_component + require_project_role.
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
-           t.names, t.weights, t.is_partial, t.categories
+           t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = v_user
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+    left join pipetrak.component_budgets b on b.component_id = c.id
     where c.id = p_component_id
     for update of c;
     v_component := v_ctx.component;
@@ -160,11 +161,17 @@ begin
     where id = v_component.id
     returning * into v_component;
 
+    -- Weeks that locked since the last write are frozen before this one lands (spec §11).
+    perform pipetrak.take_due_snapshots(v_component.project_id);
+    -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
+    -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
-                                           note, out_of_sequence, violations, client_request_id)
+                                           note, out_of_sequence, violations, client_request_id, category, credit, mh)
     values (v_component.project_id, v_component.id, v_ctx.names[v_plan.milestone_index], v_plan.old_value / 100.0,
             v_plan.new_values[v_plan.milestone_index] / 100.0, v_work_date, v_user, p_note,
-            cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id)
+            cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id,
+            v_ctx.categories[v_plan.milestone_index], v_component.earned_total - (v_ctx.component).earned_total,
+            v_ctx.budget_mh * (v_component.earned_total - (v_ctx.component).earned_total) / 1000000)
     returning id into v_event_id;
 
     if cardinality(v_plan.violations) > 0 then

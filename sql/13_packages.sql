@@ -361,6 +361,7 @@ declare
     v_user uuid := pipetrak.current_user_id();
     v_earned integer;
 begin
+    perform pipetrak.take_due_snapshots(p_package.project_id);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
@@ -369,9 +370,11 @@ begin
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
                c.earned_total, c.earned_test, c.earned_restore,
                case when p_milestone = 'Test' then t.test_weight * 10000 else c.earned_test end as new_test,
-               case when p_milestone = 'Restore' then t.restore_weight * 10000 else c.earned_restore end as new_restore
+               case when p_milestone = 'Restore' then t.restore_weight * 10000 else c.earned_restore end as new_restore,
+               coalesce(b.budget_mh, 0) as budget_mh, b.budget_mh is not null as budgeted
         from pipetrak.components c
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+        left join pipetrak.component_budgets b on b.component_id = c.id
         where c.test_package_id = p_package.id and c.retired_at is null and not c.post_hydro
           and c.milestone_values[array_position(t.names, p_milestone)] < 100),
     earned as (
@@ -383,23 +386,27 @@ begin
         where c.id = m.id
         returning m.*, c.earned_total as new_total),
     events as (
-        insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note)
-        select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, v_user, p_note
+        insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note,
+                                               category, credit, mh)
+        select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, v_user, p_note, lower(p_milestone),
+               e.new_total - e.earned_total, case when e.budgeted then e.budget_mh * (e.new_total - e.earned_total) / 1000000 end
         from earned e
         returning 1),
     parts as (
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-                                                  completed_count, earned_total, earned_test, earned_restore)
+                                                  completed_count, earned_total, earned_test, earned_restore, mh_test, mh_restore)
         select e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
                count(*) filter (where e.new_total = 1000000) - count(*) filter (where e.earned_total = 1000000),
-               sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore)
+               sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore),
+               sum(e.budget_mh * (e.new_test - e.earned_test)), sum(e.budget_mh * (e.new_restore - e.earned_restore))
         from earned e
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
             completed_count = p.completed_count + excluded.completed_count,
             earned_total = p.earned_total + excluded.earned_total,
             earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore
+            earned_restore = p.earned_restore + excluded.earned_restore,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
         returning 1)
     select count(*) into v_earned from earned;
     perform set_config('pipetrak.progress_deferred', 'off', true);

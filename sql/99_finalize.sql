@@ -58,9 +58,10 @@ begin
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
                   'repick_examination', 'set_post_hydro', 'start_stage', 'save_stage', 'sign_stage', 'complete_stage',
-                  'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report',
+                  'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report', 'progress_delta',
+                  'progress_as_of', 'weekly_report', 'manhour_progress', 'weld_delta', 'spread_budget',
                   -- called by the sampling and package views as the reader
-                  'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label'])
+                  'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label', 'component_types'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -76,8 +77,9 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, weld_tallies, weld_day_tallies: restoring the components and welds rebuilds
--- them (their COPY fires the triggers), so dumping them too would count everything twice. Not progress_deferrals: it only holds rows
+-- Not progress_parts, weld_tallies, weld_day_tallies, progress_days: restoring the components,
+-- welds and events rebuilds them (their COPY fires the triggers), so dumping them too would count
+-- everything twice. Not progress_deferrals: it only holds rows
 -- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
@@ -95,7 +97,8 @@ begin
         'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
         'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
-        'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates']
+        'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
+        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

@@ -113,4 +113,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         natural_key
     ]
 );
+::pgrx::extension_sql_file!(
+    "../sql/14_history.sql",
+    name = "history",
+    requires = ["packages", last_locked_sunday, manhour_weight]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

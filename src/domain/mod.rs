@@ -4,6 +4,7 @@ pub mod component_type;
 pub mod error;
 pub mod event;
 pub mod import;
+pub mod manhours;
 pub mod normalize;
 pub mod package;
 pub mod progress;

@@ -20,6 +20,18 @@ pub fn lock_moment(work_date: i64) -> i64 {
     sunday * DAY + LOCK_AFTER_SUNDAY
 }
 
+/// The Sunday (a date) ending the latest week that has locked by `local_now`: the week before
+/// last until Tuesday 09:00, last week from then on.
+pub fn last_locked_sunday(local_now: i64) -> i64 {
+    let today = local_now.div_euclid(DAY);
+    let last_sunday = today - weekday(today) - 1;
+    if local_now >= lock_moment(last_sunday) {
+        last_sunday
+    } else {
+        last_sunday - 7
+    }
+}
+
 /// Refuses a future work date, and a date in a locked week unless the caller is exempt
 /// (owners and admins) or the project has no week lock.
 pub fn check(
@@ -99,5 +111,16 @@ mod tests {
             Err(DomainError::WorkDateInFuture)
         );
         assert_eq!(check(MON + 1, at(MON + 1, 0, 0, 0), true, false), Ok(()));
+    }
+
+    #[test]
+    fn the_last_locked_week_ends_on_a_sunday() {
+        // Monday and Tuesday 08:59 of this week: the week before last is the last locked one.
+        assert_eq!(last_locked_sunday(at(MON, 12, 0, 0)), MON - 8);
+        assert_eq!(last_locked_sunday(at(MON + 1, 8, 59, 59)), MON - 8);
+        // From Tuesday 09:00 to Sunday night: last week.
+        assert_eq!(last_locked_sunday(at(MON + 1, 9, 0, 0)), MON - 1);
+        assert_eq!(last_locked_sunday(at(MON + 6, 23, 59, 59)), MON - 1);
+        assert_eq!(weekday(last_locked_sunday(at(MON + 3, 1, 0, 0))), 6);
     }
 }

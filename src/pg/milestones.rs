@@ -370,3 +370,21 @@ pub fn work_date_problem(
         .err()
         .map(|e| e.code())
 }
+
+/// The Sunday (days since 1970-01-01) ending the latest locked week at `local_now` (seconds since
+/// 1970-01-01 on the project's local clock).
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn last_locked_sunday(local_now: i64) -> i64 {
+    work_date::last_locked_sunday(local_now)
+}
+
+/// A component's man-hour spread weight and whether its size was guessed (spec §11).
+#[pg_extern(immutable, strict, parallel_safe)]
+pub fn manhour_weight(
+    component_type: &str,
+    size: &str,
+    quantity: f64,
+) -> TableIterator<'static, (name!(weight, f64), name!(guessed, bool))> {
+    let w = crate::domain::manhours::weight(component_type, size, quantity);
+    TableIterator::once((w.value, w.guessed))
+}
