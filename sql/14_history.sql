@@ -86,9 +86,9 @@ begin
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0)
-    from pipetrak.milestone_events e
+    from unnest(p_events) as x(id)
+    join pipetrak.milestone_events e on e.id = x.id
     join pipetrak.components c on c.id = e.component_id
-    where e.id = any (p_events)
     group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
     on conflict on constraint progress_days_key do update set
         events = d.events + excluded.events,
@@ -204,6 +204,14 @@ create table pipetrak.weekly_snapshots (
     credit_test     bigint not null,
     credit_restore  bigint not null,
     mh_earned       numeric not null,
+    -- What was available then: a frozen week's percentages never change.
+    component_count integer not null,
+    possible_receive bigint not null,
+    possible_install bigint not null,
+    possible_punch  bigint not null,
+    possible_test   bigint not null,
+    possible_restore bigint not null,
+    budget_mh       numeric not null,
     foreign key (project_id, week_end) references pipetrak.snapshot_weeks (project_id, week_end)
 );
 create index weekly_snapshots_week_idx on pipetrak.weekly_snapshots (project_id, week_end);
@@ -244,6 +252,40 @@ begin
 end
 $$;
 
+-- Per part: credit and man-hours earned by the end of `p_date` (from the days) beside what is
+-- available now (live components × category weights, in ppm, and budget).
+create function pipetrak.parts_at(p_project_id bigint, p_date date)
+returns table (drawing_id bigint, area_id bigint, system_id bigint, test_package_id bigint, component_type text,
+               credit_receive bigint, credit_install bigint, credit_punch bigint, credit_test bigint, credit_restore bigint,
+               mh_earned numeric, component_count integer, possible_receive bigint, possible_install bigint,
+               possible_punch bigint, possible_test bigint, possible_restore bigint, budget_mh numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select x.drawing_id, x.area_id, x.system_id, x.test_package_id, x.component_type,
+           sum(x.credit_receive)::bigint, sum(x.credit_install)::bigint, sum(x.credit_punch)::bigint,
+           sum(x.credit_test)::bigint, sum(x.credit_restore)::bigint, sum(x.mh_earned), sum(x.component_count)::integer,
+           sum(x.possible_receive)::bigint, sum(x.possible_install)::bigint, sum(x.possible_punch)::bigint,
+           sum(x.possible_test)::bigint, sum(x.possible_restore)::bigint, sum(x.budget_mh)
+    from (select a.drawing_id, a.area_id, a.system_id, a.test_package_id, a.component_type, a.credit_receive, a.credit_install,
+                 a.credit_punch, a.credit_test, a.credit_restore, a.mh_earned, 0 as component_count, 0::bigint as possible_receive,
+                 0::bigint as possible_install, 0::bigint as possible_punch, 0::bigint as possible_test,
+                 0::bigint as possible_restore, 0::numeric as budget_mh
+          from pipetrak.progress_at(p_project_id, p_date) a
+          union all
+          select p.drawing_id, p.area_id, p.system_id, p.test_package_id, p.component_type, 0, 0, 0, 0, 0, 0, p.component_count,
+                 p.component_count::bigint * t.receive_weight * 10000, p.component_count::bigint * t.install_weight * 10000,
+                 p.component_count::bigint * t.punch_weight * 10000, p.component_count::bigint * t.test_weight * 10000,
+                 p.component_count::bigint * t.restore_weight * 10000, p.budget_mh
+          from pipetrak.progress_parts p
+          join pipetrak.milestone_templates t on t.project_id = p.project_id and t.component_type = p.component_type
+          where p.project_id = p_project_id and p.component_count > 0) x
+    group by 1, 2, 3, 4, 5;
+end
+$$;
+
 -- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
 -- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
 -- changes nothing. Returns the weeks taken.
@@ -265,14 +307,31 @@ begin
     perform pg_advisory_xact_lock(hashtext('pipetrak.snapshots'), p_project_id::integer);
     v_taken := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
     for v_week in select generate_series(coalesce(v_taken + 7, v_last), v_last, interval '7 days')::date loop
-        insert into pipetrak.snapshot_weeks (project_id, week_end) values (p_project_id, v_week);
-        insert into pipetrak.weekly_snapshots (project_id, week_end, drawing_id, area_id, system_id, test_package_id,
-                                               component_type, credit_receive, credit_install, credit_punch, credit_test,
-                                               credit_restore, mh_earned)
-        select p_project_id, v_week, a.* from pipetrak.progress_at(p_project_id, v_week) a;
-        v_count := v_count + 1;
+        if pipetrak.take_snapshot(p_project_id, v_week) then
+            v_count := v_count + 1;
+        end if;
     end loop;
     return v_count;
+end
+$$;
+
+-- Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.
+create function pipetrak.take_snapshot(p_project_id bigint, p_week_end date)
+returns boolean
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.snapshot_weeks (project_id, week_end) values (p_project_id, p_week_end) on conflict do nothing;
+    if not found then
+        return false;
+    end if;
+    insert into pipetrak.weekly_snapshots (project_id, week_end, drawing_id, area_id, system_id, test_package_id,
+                                           component_type, credit_receive, credit_install, credit_punch, credit_test,
+                                           credit_restore, mh_earned, component_count, possible_receive, possible_install,
+                                           possible_punch, possible_test, possible_restore, budget_mh)
+    select p_project_id, p_week_end, a.* from pipetrak.parts_at(p_project_id, p_week_end) a;
+    return true;
 end
 $$;
 
@@ -407,10 +466,10 @@ begin
 end
 $$;
 
--- Progress per group from per-part credit (the days up to a date, or a frozen week), as % of the
--- group's available credit now, with earned man-hours.
+-- Progress per group from per-part credit and availability: a frozen week's as it was frozen, or
+-- the days up to a date beside what is available now. `exact_percent` is unrounded.
 create function pipetrak.progress_groups(p_project_id bigint, p_group_by text, p_date date, p_frozen boolean)
-returns table (k text, percent_complete numeric, received_percent numeric, installed_percent numeric,
+returns table (k text, percent_complete numeric, exact_percent numeric, received_percent numeric, installed_percent numeric,
                punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -419,22 +478,30 @@ begin
     return query
     with parts as (
         select w.drawing_id, w.area_id, w.system_id, w.test_package_id, w.component_type, w.credit_receive, w.credit_install,
-               w.credit_punch, w.credit_test, w.credit_restore, w.mh_earned
+               w.credit_punch, w.credit_test, w.credit_restore, w.mh_earned, w.component_count, w.possible_receive,
+               w.possible_install, w.possible_punch, w.possible_test, w.possible_restore, w.budget_mh
         from pipetrak.weekly_snapshots w where p_frozen and w.project_id = p_project_id and w.week_end = p_date
         union all
-        select a.* from pipetrak.progress_at(p_project_id, p_date) a where not p_frozen),
-    earned as (
+        select a.* from pipetrak.parts_at(p_project_id, p_date) a where not p_frozen),
+    groups as (
         select pipetrak.group_key(p_group_by, p_project_id, x.drawing_id, x.area_id, x.system_id, x.test_package_id, x.component_type) as k,
-               sum(x.credit_receive) as receive, sum(x.credit_install) as install, sum(x.credit_punch) as punch,
-               sum(x.credit_test) as test, sum(x.credit_restore) as restore, sum(x.mh_earned) as mh
+               sum(x.credit_receive + x.credit_install + x.credit_punch + x.credit_test + x.credit_restore) as earned,
+               sum(x.component_count)::numeric * 1000000 as available,
+               sum(x.credit_receive) as receive, sum(x.possible_receive) as possible_receive,
+               sum(x.credit_install) as install, sum(x.possible_install) as possible_install,
+               sum(x.credit_punch) as punch, sum(x.possible_punch) as possible_punch,
+               sum(x.credit_test) as test, sum(x.possible_test) as possible_test,
+               sum(x.credit_restore) as restore, sum(x.possible_restore) as possible_restore,
+               sum(x.mh_earned) as mh, sum(x.budget_mh) as budget
         from parts x group by 1)
-    select a.k, coalesce(pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total), 0),
-           coalesce(pipetrak.percent_of(e.receive, a.receive), 0), coalesce(pipetrak.percent_of(e.install, a.install), 0),
-           coalesce(pipetrak.percent_of(e.punch, a.punch), 0), coalesce(pipetrak.percent_of(e.test, a.test), 0),
-           coalesce(pipetrak.percent_of(e.restore, a.restore), 0),
-           case when a.budget > 0 then round(coalesce(e.mh, 0), 2) end
-    from pipetrak.group_available(p_project_id, p_group_by) a
-    left join earned e on e.k is not distinct from a.k;
+    select g.k, coalesce(pipetrak.percent_of(g.earned, g.available), 0),
+           case when g.available > 0 then 100 * g.earned / g.available else 0 end,
+           coalesce(pipetrak.percent_of(g.receive, g.possible_receive), 0), coalesce(pipetrak.percent_of(g.install, g.possible_install), 0),
+           coalesce(pipetrak.percent_of(g.punch, g.possible_punch), 0), coalesce(pipetrak.percent_of(g.test, g.possible_test), 0),
+           coalesce(pipetrak.percent_of(g.restore, g.possible_restore), 0),
+           case when g.budget > 0 then round(g.mh, 2) end
+    from groups g
+    where g.available > 0;
 end
 $$;
 
@@ -480,15 +547,15 @@ begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
     v_last := pipetrak.last_locked_week_end(p_project_id);
-    if p_week_end is null or extract(isodow from p_week_end) <> 7 or p_week_end > v_last then
+    v_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end);
+    if p_week_end is null or extract(isodow from p_week_end) <> 7 or (p_week_end > v_last and not v_frozen) then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'week_end',
             'expected', 'the Sunday ending a locked week', 'last_locked_week_end', v_last));
     end if;
-    v_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end);
     v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
     return query
     select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end, v_frozen, g.percent_complete,
-           g.percent_complete - coalesce(b.percent_complete, 0), g.received_percent, g.installed_percent, g.punched_percent,
+           round(g.exact_percent - coalesce(b.exact_percent, 0), 2), g.received_percent, g.installed_percent, g.punched_percent,
            g.tested_percent, g.restored_percent, g.earned_mh, g.earned_mh - b.earned_mh
     from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end, v_frozen) g
     left join pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) b
@@ -714,15 +781,17 @@ select e.id as event_id, e.project_id, e.component_id, e.created_at, e.work_date
               e.milestone, trim_scale(e.new_value), replace(c.component_type, '_', ' '),
               concat_ws(' ', c.tag,
                         case when c.size <> 'NOSIZE' and c.component_type <> 'field_weld' then c.size || '"' end,
-                        case when c.component_type = any (pipetrak.component_types('per_seq')) then
-                             c.seq || ' of ' || (select count(*) from pipetrak.components s
-                                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
-                                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end),
+                        case when n.seqs > 1 then c.seq || ' of ' || n.seqs end),
               d.drawing_no) as sentence
 from pipetrak.milestone_events e
 join pipetrak.components c on c.id = e.component_id
 join pipetrak.drawings d on d.id = c.drawing_id
-left join pipetrak.user_profiles u on u.user_id = e.user_id;
+left join pipetrak.user_profiles u on u.user_id = e.user_id
+-- "3 of 10": the seqs of a counted item.
+cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
+                                (select count(*) from pipetrak.components s
+                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
+                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n;
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first by event_id: order by event_id desc with a limit.';
 
 create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')

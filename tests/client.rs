@@ -1380,3 +1380,105 @@ fn the_turnover_report_of_a_real_weld_log_and_takeoff_matches_its_members() {
         "the most common weld spec"
     );
 }
+
+// ---- man-hours ----
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn earned_man_hours_equal_a_recount_after_concurrent_updates() {
+    let mut c = connect();
+    let site = site(&mut c, "Man-hours", 62);
+    let drawing = id(&ok(
+        &mut c,
+        &site.owner,
+        &format!(
+            "select pipetrak_api.create_drawing(project_id => {}, drawing_no => 'MH-1')",
+            site.project
+        ),
+    ));
+    for (tag, size, quantity) in [
+        ("VLV", "2", 120),
+        ("RED", "6x4", 40),
+        ("ODD", "SPECIAL", 40),
+    ] {
+        ok(
+            &mut c,
+            &site.owner,
+            &format!("select pipetrak_api.create_component(project_id => {}, drawing_id => {drawing}, component_type => 'valve', tag => '{tag}', size => '{size}', quantity => {quantity})", site.project),
+        );
+    }
+    ok(
+        &mut c,
+        &site.owner,
+        &format!(
+            "select pipetrak_api.spread_budget(project_id => {}, total_mh => 1234.5, reason => 'estimate')",
+            site.project
+        ),
+    );
+    let ids: Vec<i64> = c
+        .query(
+            "select id from pipetrak.components where project_id = $1 order by id",
+            &[&site.project],
+        )
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Four foremen set and clear milestones on overlapping components at once.
+    let workers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let ids = ids.clone();
+            let foreman = site.foreman.clone();
+            thread::spawn(move || {
+                let mut client = connect();
+                let mut seed = 7 + w * 7919;
+                for _ in 0..150 {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let component = ids[(seed >> 33) as usize % ids.len()];
+                    let (milestone, value) = match (seed >> 20) % 4 {
+                        0 => ("Receive", 100),
+                        1 => ("Install", 100),
+                        2 => ("Install", 0),
+                        _ => ("Punch", 100),
+                    };
+                    // A refusal (a sequence rule) or a deadlock victim is a lost write, not a wrong sum.
+                    let _ = request(&mut client, &foreman, &format!("select pipetrak_api.update_milestone(component_id => {component}, milestone => '{milestone}', value => {value})"));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let (kept, recount): (String, String) = {
+        let row = c
+            .query_one(
+                "select (select sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore)::text
+                         from pipetrak.progress_parts p where p.project_id = $1),
+                        (select sum(b.budget_mh * x.earned_total)::text
+                         from pipetrak.components x join pipetrak.component_budgets b on b.component_id = x.id
+                         where x.project_id = $1 and x.retired_at is null)",
+                &[&site.project],
+            )
+            .expect("sums");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(
+        kept, recount,
+        "Σ budget × credit kept in the parts equals a recount"
+    );
+    let reported = ok(
+        &mut c,
+        &site.viewer,
+        &format!(
+            "select earned_mh from pipetrak_api.manhour_progress(project_id => {})",
+            site.project
+        ),
+    );
+    let expected: f64 = recount.parse::<f64>().expect("a number") / 1_000_000.0;
+    assert!(
+        (num(&reported) - expected).abs() < 0.006,
+        "{reported} vs {expected}"
+    );
+    assert!(expected > 0.0, "the burst earned something");
+}

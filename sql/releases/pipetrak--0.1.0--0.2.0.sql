@@ -90,12 +90,13 @@ begin
     -- One locked read for the component, its project, the caller's role and the template: this is
     -- the hot path, so it does not go through lock_component + require_project_role.
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
-           t.names, t.weights, t.is_partial, t.categories
+           t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = v_user
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+    left join pipetrak.component_budgets b on b.component_id = c.id
     where c.id = p_component_id
     for update of c;
     v_component := v_ctx.component;
@@ -159,11 +160,17 @@ begin
     where id = v_component.id
     returning * into v_component;
 
+    -- Weeks that locked since the last write are frozen before this one lands (spec §11).
+    perform pipetrak.take_due_snapshots(v_component.project_id);
+    -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
+    -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
-                                           note, out_of_sequence, violations, client_request_id)
+                                           note, out_of_sequence, violations, client_request_id, category, credit, mh)
     values (v_component.project_id, v_component.id, v_ctx.names[v_plan.milestone_index], v_plan.old_value / 100.0,
             v_plan.new_values[v_plan.milestone_index] / 100.0, v_work_date, v_user, p_note,
-            cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id)
+            cardinality(v_plan.violations) > 0, v_plan.violations, p_client_request_id,
+            v_ctx.categories[v_plan.milestone_index], v_component.earned_total - (v_ctx.component).earned_total,
+            v_ctx.budget_mh * (v_component.earned_total - (v_ctx.component).earned_total) / 1000000)
     returning id into v_event_id;
 
     if cardinality(v_plan.violations) > 0 then
@@ -1322,9 +1329,10 @@ begin
                   'clear_welder', 'retire_weld', 'move_weld', 'create_unplanned_weld', 'create_repair',
                   'dismiss_review_item', 'weld_progress', 'welder_summary',
                   'repick_examination', 'set_post_hydro', 'start_stage', 'save_stage', 'sign_stage', 'complete_stage',
-                  'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report',
+                  'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report', 'progress_delta',
+                  'progress_as_of', 'weekly_report', 'manhour_progress', 'weld_delta', 'spread_budget',
                   -- called by the sampling and package views as the reader
-                  'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label'])
+                  'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label', 'component_types'])
         loop
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
@@ -1358,7 +1366,8 @@ begin
         'review_items_id_seq', 'client_requests', 'import_jobs', 'import_jobs_id_seq', 'import_rows', 'component_sources',
         'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
-        'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates']
+        'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
+        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;
@@ -2898,6 +2907,52 @@ $$;
 -- The weld tallies start from the welds already recorded.
 select pipetrak.rebuild_weld_tallies();
 
+-- ---- History and man-hours: what the progress parts and events keep (see sql/14_history.sql) ----
+-- Every event keeps its category, the credit it earned and its man-hours; 0.1.0's events get the
+-- credit their milestone's weight gives (the audit log is append-only: its guard stands aside for
+-- this one backfill).
+alter table pipetrak.milestone_events add column category text, add column credit integer not null default 0,
+    add column mh numeric;
+alter table pipetrak.milestone_events disable trigger milestone_events_no_update;
+update pipetrak.milestone_events e
+set category = t.categories[array_position(t.names, e.milestone)],
+    credit = coalesce(round(t.weights[array_position(t.names, e.milestone)] * (e.new_value - e.old_value) * 100)::integer, 0)
+from pipetrak.components c
+join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+where c.id = e.component_id;
+alter table pipetrak.milestone_events enable trigger milestone_events_no_update;
+
+-- Man-hour budgets (spec §11): versions per project, one active; the active version's budget per
+-- component.
+create table pipetrak.budget_versions (
+    id             bigserial primary key,
+    project_id     bigint not null references pipetrak.projects,
+    version        integer not null,
+    method         text not null check (method in ('spread', 'import')),
+    total_mh       numeric(14, 2) not null check (total_mh >= 0),
+    reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
+    effective_date date not null,
+    active         boolean not null default true,
+    components     integer not null default 0,
+    guessed_sizes  integer not null default 0,
+    created_by     uuid not null,
+    created_at     timestamptz not null default now(),
+    unique (project_id, version),
+    unique (project_id, id)
+);
+create unique index budget_versions_active_idx on pipetrak.budget_versions (project_id) where active;
+
+create table pipetrak.component_budgets (
+    component_id bigint primary key,
+    project_id   bigint not null,
+    version_id   bigint not null,
+    budget_mh    numeric(14, 4) not null check (budget_mh >= 0),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    foreign key (project_id, version_id) references pipetrak.budget_versions (project_id, id)
+);
+create index component_budgets_project_idx on pipetrak.component_budgets (project_id);
+
+
 -- ---- Test packages and turnover (see sql/13_packages.sql) ----
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('test_package_not_found',   'PT404', 'Test package not found', 'Use an id from pipetrak_api.test_package_readiness of a project you belong to.'),
@@ -2925,6 +2980,11 @@ alter table pipetrak.test_packages add constraint test_packages_test_pressure_ch
 alter table pipetrak.components add column post_hydro boolean not null default false;
 alter table pipetrak.progress_parts add column post_hydro_count integer not null default 0,
     add column ready_count integer not null default 0;
+-- And man-hours (see sql/14_history.sql).
+alter table pipetrak.progress_parts add column budget_mh numeric not null default 0,
+    add column mh_receive numeric not null default 0, add column mh_install numeric not null default 0,
+    add column mh_punch numeric not null default 0, add column mh_test numeric not null default 0,
+    add column mh_restore numeric not null default 0;
 
 -- Whether a field weld's NDE lets it be tested (spec §10: accepted, or needing none): accepted, or
 -- active with no listed method, a tier below 100 % (a sampled tier examines the lot, not each
@@ -3021,16 +3081,20 @@ begin
     if tg_op in ('UPDATE', 'DELETE') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
                component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count)
+               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
         select o.project_id, o.drawing_id, o.area_id, o.system_id, o.test_package_id, o.component_type,
                -count(*), -count(*) filter (where o.earned_total = 1000000), -sum(o.earned_total), -sum(o.earned_receive),
                -sum(o.earned_install), -sum(o.earned_punch), -sum(o.earned_test), -sum(o.earned_restore),
                -count(*) filter (where o.post_hydro),
                -count(*) filter (where not o.post_hydro and pipetrak.ready_for_test(o.milestone_values, t.names,
-                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+               -coalesce(sum(b.budget_mh), 0), -coalesce(sum(b.budget_mh * o.earned_receive), 0),
+               -coalesce(sum(b.budget_mh * o.earned_install), 0), -coalesce(sum(b.budget_mh * o.earned_punch), 0),
+               -coalesce(sum(b.budget_mh * o.earned_test), 0), -coalesce(sum(b.budget_mh * o.earned_restore), 0)
         from old_rows o
         join pipetrak.milestone_templates t on t.project_id = o.project_id and t.component_type = o.component_type
         left join pipetrak.field_welds f on f.component_id = o.id
+        left join pipetrak.component_budgets b on b.component_id = o.id
         where o.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
@@ -3043,21 +3107,28 @@ begin
             earned_test = p.earned_test + excluded.earned_test,
             earned_restore = p.earned_restore + excluded.earned_restore,
             post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count;
+            ready_count = p.ready_count + excluded.ready_count,
+            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
     end if;
     if tg_op in ('UPDATE', 'INSERT') then
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
                component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count)
+               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
         select n.project_id, n.drawing_id, n.area_id, n.system_id, n.test_package_id, n.component_type,
                count(*), count(*) filter (where n.earned_total = 1000000), sum(n.earned_total), sum(n.earned_receive),
                sum(n.earned_install), sum(n.earned_punch), sum(n.earned_test), sum(n.earned_restore),
                count(*) filter (where n.post_hydro),
                count(*) filter (where not n.post_hydro and pipetrak.ready_for_test(n.milestone_values, t.names,
-                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+               coalesce(sum(b.budget_mh), 0), coalesce(sum(b.budget_mh * n.earned_receive), 0),
+               coalesce(sum(b.budget_mh * n.earned_install), 0), coalesce(sum(b.budget_mh * n.earned_punch), 0),
+               coalesce(sum(b.budget_mh * n.earned_test), 0), coalesce(sum(b.budget_mh * n.earned_restore), 0)
         from new_rows n
         join pipetrak.milestone_templates t on t.project_id = n.project_id and t.component_type = n.component_type
         left join pipetrak.field_welds f on f.component_id = n.id
+        left join pipetrak.component_budgets b on b.component_id = n.id
         where n.retired_at is null
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
@@ -3070,7 +3141,10 @@ begin
             earned_test = p.earned_test + excluded.earned_test,
             earned_restore = p.earned_restore + excluded.earned_restore,
             post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count;
+            ready_count = p.ready_count + excluded.ready_count,
+            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
     end if;
     return null;
 end
@@ -3085,16 +3159,20 @@ set search_path = pg_catalog, pg_temp
 as $$
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
            component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-           post_hydro_count, ready_count)
+           post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
     select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
            p_sign * count(*), p_sign * count(*) filter (where c.earned_total = 1000000), p_sign * sum(c.earned_total),
            p_sign * sum(c.earned_receive), p_sign * sum(c.earned_install), p_sign * sum(c.earned_punch), p_sign * sum(c.earned_test),
            p_sign * sum(c.earned_restore), p_sign * count(*) filter (where c.post_hydro),
            p_sign * count(*) filter (where not c.post_hydro and pipetrak.ready_for_test(c.milestone_values, t.names,
-                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))
+                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
+           p_sign * coalesce(sum(b.budget_mh), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_receive), 0),
+           p_sign * coalesce(sum(b.budget_mh * c.earned_install), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_punch), 0),
+           p_sign * coalesce(sum(b.budget_mh * c.earned_test), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_restore), 0)
     from pipetrak.components c
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
     left join pipetrak.field_welds f on f.component_id = c.id
+    left join pipetrak.component_budgets b on b.component_id = c.id
     where c.id = any (p_component_ids) and c.retired_at is null
     group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
     on conflict on constraint progress_parts_key do update set
@@ -3107,7 +3185,10 @@ as $$
         earned_test = p.earned_test + excluded.earned_test,
         earned_restore = p.earned_restore + excluded.earned_restore,
         post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-        ready_count = p.ready_count + excluded.ready_count
+        ready_count = p.ready_count + excluded.ready_count,
+        budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
+        mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
+        mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
 $$;
 
 drop view pipetrak_api.test_package_readiness;
@@ -3446,6 +3527,7 @@ declare
     v_user uuid := pipetrak.current_user_id();
     v_earned integer;
 begin
+    perform pipetrak.take_due_snapshots(p_package.project_id);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
@@ -3454,9 +3536,11 @@ begin
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
                c.earned_total, c.earned_test, c.earned_restore,
                case when p_milestone = 'Test' then t.test_weight * 10000 else c.earned_test end as new_test,
-               case when p_milestone = 'Restore' then t.restore_weight * 10000 else c.earned_restore end as new_restore
+               case when p_milestone = 'Restore' then t.restore_weight * 10000 else c.earned_restore end as new_restore,
+               coalesce(b.budget_mh, 0) as budget_mh, b.budget_mh is not null as budgeted
         from pipetrak.components c
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+        left join pipetrak.component_budgets b on b.component_id = c.id
         where c.test_package_id = p_package.id and c.retired_at is null and not c.post_hydro
           and c.milestone_values[array_position(t.names, p_milestone)] < 100),
     earned as (
@@ -3468,23 +3552,27 @@ begin
         where c.id = m.id
         returning m.*, c.earned_total as new_total),
     events as (
-        insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note)
-        select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, v_user, p_note
+        insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id, note,
+                                               category, credit, mh)
+        select e.project_id, e.id, p_milestone, e.old_value, 100, p_work_date, v_user, p_note, lower(p_milestone),
+               e.new_total - e.earned_total, case when e.budgeted then e.budget_mh * (e.new_total - e.earned_total) / 1000000 end
         from earned e
         returning 1),
     parts as (
         insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-                                                  completed_count, earned_total, earned_test, earned_restore)
+                                                  completed_count, earned_total, earned_test, earned_restore, mh_test, mh_restore)
         select e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
                count(*) filter (where e.new_total = 1000000) - count(*) filter (where e.earned_total = 1000000),
-               sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore)
+               sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore),
+               sum(e.budget_mh * (e.new_test - e.earned_test)), sum(e.budget_mh * (e.new_restore - e.earned_restore))
         from earned e
         group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
         on conflict on constraint progress_parts_key do update set
             completed_count = p.completed_count + excluded.completed_count,
             earned_total = p.earned_total + excluded.earned_total,
             earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore
+            earned_restore = p.earned_restore + excluded.earned_restore,
+            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
         returning 1)
     select count(*) into v_earned from earned;
     perform set_config('pipetrak.progress_deferred', 'off', true);
@@ -4066,6 +4154,852 @@ comment on function pipetrak_api.turnover_report(bigint) is
 
 -- The parts count readiness from now on.
 select pipetrak.rebuild_progress_parts();
+
+-- ---- History and man-hours (body of sql/14_history.sql) ----
+-- pipetrak::pg::milestones::last_locked_sunday
+CREATE FUNCTION pipetrak."last_locked_sunday"(
+	"local_now" bigint /* i64 */
+) RETURNS bigint /* i64 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'last_locked_sunday_wrapper';
+-- pipetrak::pg::milestones::manhour_weight
+CREATE FUNCTION pipetrak."manhour_weight"(
+	"component_type" TEXT, /* & str */
+	"size" TEXT, /* & str */
+	"quantity" double precision /* f64 */
+) RETURNS TABLE (
+	"weight" double precision,  /* f64 */
+	"guessed" bool  /* bool */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'manhour_weight_wrapper';
+
+-- ---- body of sql/14_history.sql ----
+alter table pipetrak.budget_versions enable row level security;
+alter table pipetrak.component_budgets enable row level security;
+create policy budget_versions_select_member on pipetrak.budget_versions for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy component_budgets_select_member on pipetrak.component_budgets for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- ---- Credit per day ----
+
+create table pipetrak.progress_days (
+    project_id      bigint not null references pipetrak.projects,
+    work_date       date not null,
+    drawing_id      bigint not null,
+    area_id         bigint,
+    system_id       bigint,
+    test_package_id bigint,
+    component_type  text not null,
+    events          integer not null default 0,
+    credit_receive  bigint not null default 0,
+    credit_install  bigint not null default 0,
+    credit_punch    bigint not null default 0,
+    credit_test     bigint not null default 0,
+    credit_restore  bigint not null default 0,
+    mh_receive      numeric not null default 0,
+    mh_install      numeric not null default 0,
+    mh_punch        numeric not null default 0,
+    mh_test         numeric not null default 0,
+    mh_restore      numeric not null default 0,
+    constraint progress_days_key unique nulls not distinct (project_id, work_date, drawing_id, area_id, system_id,
+                                                            test_package_id, component_type)
+);
+alter table pipetrak.progress_days enable row level security;
+create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- Which components an event window touched.
+create index milestone_events_work_date_idx on pipetrak.milestone_events (project_id, work_date, component_id);
+
+-- Adds (p_sign = 1) or takes away (-1) events' credit and man-hours to or from the days of the
+-- parts their components are in now. `p_events`: event ids.
+create function pipetrak.progress_days_add(p_sign integer, p_events bigint[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+           component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
+           mh_receive, mh_install, mh_punch, mh_test, mh_restore)
+    select c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+           p_sign * count(*),
+           p_sign * coalesce(sum(e.credit) filter (where e.category = 'receive'), 0),
+           p_sign * coalesce(sum(e.credit) filter (where e.category = 'install'), 0),
+           p_sign * coalesce(sum(e.credit) filter (where e.category = 'punch'), 0),
+           p_sign * coalesce(sum(e.credit) filter (where e.category = 'test'), 0),
+           p_sign * coalesce(sum(e.credit) filter (where e.category = 'restore'), 0),
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'receive'), 0),
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0)
+    from unnest(p_events) as x(id)
+    join pipetrak.milestone_events e on e.id = x.id
+    join pipetrak.components c on c.id = e.component_id
+    group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
+    on conflict on constraint progress_days_key do update set
+        events = d.events + excluded.events,
+        credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
+        credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
+        credit_restore = d.credit_restore + excluded.credit_restore,
+        mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
+        mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
+        mh_restore = d.mh_restore + excluded.mh_restore;
+end
+$$;
+
+-- New events count in their days (a restore's COPY too).
+create function pipetrak.progress_days_follow_events()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
+    return null;
+end
+$$;
+
+create trigger milestone_events_progress_days after insert on pipetrak.milestone_events
+    referencing new table as new_rows
+    for each statement execute function pipetrak.progress_days_follow_events();
+
+-- A component that moves takes its history along.
+create function pipetrak.progress_days_follow_component()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_events bigint[] := array(select e.id from pipetrak.milestone_events e where e.component_id = new.id);
+begin
+    if cardinality(v_events) = 0 then
+        return null;
+    end if;
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+           component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
+           mh_receive, mh_install, mh_punch, mh_test, mh_restore)
+    select old.project_id, x.work_date, old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type,
+           -x.events, -x.credit_receive, -x.credit_install, -x.credit_punch, -x.credit_test, -x.credit_restore,
+           -x.mh_receive, -x.mh_install, -x.mh_punch, -x.mh_test, -x.mh_restore
+    from (select e.work_date, count(*) as events,
+                 coalesce(sum(e.credit) filter (where e.category = 'receive'), 0) as credit_receive,
+                 coalesce(sum(e.credit) filter (where e.category = 'install'), 0) as credit_install,
+                 coalesce(sum(e.credit) filter (where e.category = 'punch'), 0) as credit_punch,
+                 coalesce(sum(e.credit) filter (where e.category = 'test'), 0) as credit_test,
+                 coalesce(sum(e.credit) filter (where e.category = 'restore'), 0) as credit_restore,
+                 coalesce(sum(e.mh) filter (where e.category = 'receive'), 0) as mh_receive,
+                 coalesce(sum(e.mh) filter (where e.category = 'install'), 0) as mh_install,
+                 coalesce(sum(e.mh) filter (where e.category = 'punch'), 0) as mh_punch,
+                 coalesce(sum(e.mh) filter (where e.category = 'test'), 0) as mh_test,
+                 coalesce(sum(e.mh) filter (where e.category = 'restore'), 0) as mh_restore
+          from pipetrak.milestone_events e where e.id = any (v_events) group by e.work_date) x
+    order by x.work_date
+    on conflict on constraint progress_days_key do update set
+        events = d.events + excluded.events,
+        credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
+        credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
+        credit_restore = d.credit_restore + excluded.credit_restore,
+        mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
+        mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
+        mh_restore = d.mh_restore + excluded.mh_restore;
+    perform pipetrak.progress_days_add(1, v_events);
+    return null;
+end
+$$;
+
+create trigger components_progress_days after update on pipetrak.components
+    for each row
+    when ((old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type)
+          is distinct from (new.drawing_id, new.area_id, new.system_id, new.test_package_id, new.component_type))
+    execute function pipetrak.progress_days_follow_component();
+
+-- Rebuilds the days from the events (for a DBA, like rebuild_progress_parts). Returns the rows.
+create function pipetrak.rebuild_progress_days()
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    lock table pipetrak.progress_days in exclusive mode;
+    delete from pipetrak.progress_days;
+    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
+    return (select count(*) from pipetrak.progress_days);
+end
+$$;
+
+-- ---- Weekly snapshots ----
+
+create table pipetrak.snapshot_weeks (
+    project_id bigint not null references pipetrak.projects,
+    week_end   date not null,
+    taken_at   timestamptz not null default now(),
+    primary key (project_id, week_end)
+);
+
+create table pipetrak.weekly_snapshots (
+    project_id      bigint not null,
+    week_end        date not null,
+    drawing_id      bigint not null,
+    area_id         bigint,
+    system_id       bigint,
+    test_package_id bigint,
+    component_type  text not null,
+    credit_receive  bigint not null,
+    credit_install  bigint not null,
+    credit_punch    bigint not null,
+    credit_test     bigint not null,
+    credit_restore  bigint not null,
+    mh_earned       numeric not null,
+    -- What was available then: a frozen week's percentages never change.
+    component_count integer not null,
+    possible_receive bigint not null,
+    possible_install bigint not null,
+    possible_punch  bigint not null,
+    possible_test   bigint not null,
+    possible_restore bigint not null,
+    budget_mh       numeric not null,
+    foreign key (project_id, week_end) references pipetrak.snapshot_weeks (project_id, week_end)
+);
+create index weekly_snapshots_week_idx on pipetrak.weekly_snapshots (project_id, week_end);
+alter table pipetrak.snapshot_weeks enable row level security;
+alter table pipetrak.weekly_snapshots enable row level security;
+create policy snapshot_weeks_select_member on pipetrak.snapshot_weeks for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy weekly_snapshots_select_member on pipetrak.weekly_snapshots for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+-- The Sunday ending the project's latest locked week.
+create function pipetrak.last_locked_week_end(p_project_id bigint)
+returns date
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from now() at time zone p.time_zone)::bigint)::integer
+    from pipetrak.projects p where p.id = p_project_id
+$$;
+
+-- Credit and man-hours per part at the end of `p_date`, from the days.
+create function pipetrak.progress_at(p_project_id bigint, p_date date)
+returns table (drawing_id bigint, area_id bigint, system_id bigint, test_package_id bigint, component_type text,
+               credit_receive bigint, credit_install bigint, credit_punch bigint, credit_test bigint, credit_restore bigint,
+               mh_earned numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type,
+           sum(d.credit_receive)::bigint, sum(d.credit_install)::bigint, sum(d.credit_punch)::bigint,
+           sum(d.credit_test)::bigint, sum(d.credit_restore)::bigint,
+           sum(d.mh_receive + d.mh_install + d.mh_punch + d.mh_test + d.mh_restore)
+    from pipetrak.progress_days d
+    where d.project_id = p_project_id and d.work_date <= p_date
+    group by 1, 2, 3, 4, 5;
+end
+$$;
+
+-- Per part: credit and man-hours earned by the end of `p_date` (from the days) beside what is
+-- available now (live components × category weights, in ppm, and budget).
+create function pipetrak.parts_at(p_project_id bigint, p_date date)
+returns table (drawing_id bigint, area_id bigint, system_id bigint, test_package_id bigint, component_type text,
+               credit_receive bigint, credit_install bigint, credit_punch bigint, credit_test bigint, credit_restore bigint,
+               mh_earned numeric, component_count integer, possible_receive bigint, possible_install bigint,
+               possible_punch bigint, possible_test bigint, possible_restore bigint, budget_mh numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select x.drawing_id, x.area_id, x.system_id, x.test_package_id, x.component_type,
+           sum(x.credit_receive)::bigint, sum(x.credit_install)::bigint, sum(x.credit_punch)::bigint,
+           sum(x.credit_test)::bigint, sum(x.credit_restore)::bigint, sum(x.mh_earned), sum(x.component_count)::integer,
+           sum(x.possible_receive)::bigint, sum(x.possible_install)::bigint, sum(x.possible_punch)::bigint,
+           sum(x.possible_test)::bigint, sum(x.possible_restore)::bigint, sum(x.budget_mh)
+    from (select a.drawing_id, a.area_id, a.system_id, a.test_package_id, a.component_type, a.credit_receive, a.credit_install,
+                 a.credit_punch, a.credit_test, a.credit_restore, a.mh_earned, 0 as component_count, 0::bigint as possible_receive,
+                 0::bigint as possible_install, 0::bigint as possible_punch, 0::bigint as possible_test,
+                 0::bigint as possible_restore, 0::numeric as budget_mh
+          from pipetrak.progress_at(p_project_id, p_date) a
+          union all
+          select p.drawing_id, p.area_id, p.system_id, p.test_package_id, p.component_type, 0, 0, 0, 0, 0, 0, p.component_count,
+                 p.component_count::bigint * t.receive_weight * 10000, p.component_count::bigint * t.install_weight * 10000,
+                 p.component_count::bigint * t.punch_weight * 10000, p.component_count::bigint * t.test_weight * 10000,
+                 p.component_count::bigint * t.restore_weight * 10000, p.budget_mh
+          from pipetrak.progress_parts p
+          join pipetrak.milestone_templates t on t.project_id = p.project_id and t.component_type = p.component_type
+          where p.project_id = p_project_id and p.component_count > 0) x
+    group by 1, 2, 3, 4, 5;
+end
+$$;
+
+-- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
+-- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
+-- changes nothing. Returns the weeks taken.
+create function pipetrak.take_due_snapshots(p_project_id bigint)
+returns integer
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_last date := pipetrak.last_locked_week_end(p_project_id);
+    v_taken date := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
+    v_week date;
+    v_count integer := 0;
+begin
+    if v_last is null or v_taken >= v_last then
+        return 0;
+    end if;
+    -- One taker per project at a time; the second finds the weeks taken.
+    perform pg_advisory_xact_lock(hashtext('pipetrak.snapshots'), p_project_id::integer);
+    v_taken := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
+    for v_week in select generate_series(coalesce(v_taken + 7, v_last), v_last, interval '7 days')::date loop
+        if pipetrak.take_snapshot(p_project_id, v_week) then
+            v_count := v_count + 1;
+        end if;
+    end loop;
+    return v_count;
+end
+$$;
+
+-- Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.
+create function pipetrak.take_snapshot(p_project_id bigint, p_week_end date)
+returns boolean
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.snapshot_weeks (project_id, week_end) values (p_project_id, p_week_end) on conflict do nothing;
+    if not found then
+        return false;
+    end if;
+    insert into pipetrak.weekly_snapshots (project_id, week_end, drawing_id, area_id, system_id, test_package_id,
+                                           component_type, credit_receive, credit_install, credit_punch, credit_test,
+                                           credit_restore, mh_earned, component_count, possible_receive, possible_install,
+                                           possible_punch, possible_test, possible_restore, budget_mh)
+    select p_project_id, p_week_end, a.* from pipetrak.parts_at(p_project_id, p_week_end) a;
+    return true;
+end
+$$;
+
+-- Every project's due snapshots (what pg_cron runs).
+create function pipetrak.take_all_due_snapshots()
+returns integer
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
+
+-- Where pg_cron is installed, it takes the snapshots every hour; pipetrak does not require it.
+do $$
+begin
+    if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        execute $cron$select cron.schedule('pipetrak-weekly-snapshots', '7 * * * *', 'select pipetrak.take_all_due_snapshots()')$cron$;
+    end if;
+end
+$$;
+
+-- ---- Reports ----
+
+-- The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type,
+-- project), as text so one report serves every grouping.
+create function pipetrak.group_key(p_group_by text, p_project_id bigint, p_drawing_id bigint, p_area_id bigint,
+                                   p_system_id bigint, p_test_package_id bigint, p_component_type text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case p_group_by when 'area' then p_area_id::pg_catalog.text when 'system' then p_system_id::pg_catalog.text
+                           when 'test_package' then p_test_package_id::pg_catalog.text when 'drawing' then p_drawing_id::pg_catalog.text
+                           when 'component_type' then p_component_type else p_project_id::pg_catalog.text end
+$$;
+
+-- The name of a group key.
+create function pipetrak.group_name(p_group_by text, p_key text)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case p_group_by
+        when 'area' then (select a.name from pipetrak.areas a where a.id = p_key::bigint)
+        when 'system' then (select s.name from pipetrak.systems s where s.id = p_key::bigint)
+        when 'test_package' then (select t.name from pipetrak.test_packages t where t.id = p_key::bigint)
+        when 'drawing' then (select d.drawing_no from pipetrak.drawings d where d.id = p_key::bigint)
+        when 'project' then (select p.name from pipetrak.projects p where p.id = p_key::bigint)
+        else p_key end
+$$;
+
+-- Refuses a grouping the reports don't know.
+create function pipetrak.check_group_by(p_group_by text, p_allowed text[])
+returns void
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_group_by is null or p_group_by <> all (p_allowed) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'group_by', 'expected', array_to_string(p_allowed, ', ')));
+    end if;
+end
+$$;
+
+-- Each group's available credit now (live components × category weights, in ppm) and budget.
+create function pipetrak.group_available(p_project_id bigint, p_group_by text)
+returns table (k text, total numeric, receive numeric, install numeric, punch numeric, test numeric, restore numeric,
+               budget numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select pipetrak.group_key(p_group_by, p.project_id, p.drawing_id, p.area_id, p.system_id, p.test_package_id, p.component_type),
+           sum(p.component_count)::numeric * 1000000, sum(p.component_count::numeric * t.receive_weight * 10000),
+           sum(p.component_count::numeric * t.install_weight * 10000), sum(p.component_count::numeric * t.punch_weight * 10000),
+           sum(p.component_count::numeric * t.test_weight * 10000), sum(p.component_count::numeric * t.restore_weight * 10000),
+           sum(p.budget_mh)
+    from pipetrak.progress_parts p
+    join pipetrak.milestone_templates t on t.project_id = p.project_id and t.component_type = p.component_type
+    where p.project_id = p_project_id and p.component_count > 0
+    group by 1;
+end
+$$;
+
+-- Credit earned in [p_from, p_to] per group (rollbacks subtract), as % of the group's available
+-- credit now, in man-hours where budgets exist, and the components the window's events touched.
+create function pipetrak.progress_delta(p_project_id bigint, p_from date, p_to date, p_group_by text)
+returns table (group_key text, group_name text, components_touched bigint, events bigint, percent_complete numeric,
+               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
+               restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric, mh_punch numeric,
+               mh_test numeric, mh_restore numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
+    perform pipetrak.check_date('date_from', p_from);
+    perform pipetrak.check_date('date_to', p_to);
+    if p_from is null or p_to is null or p_from > p_to then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "date_from, date_to", "expected": "a window of work dates, from <= to"}');
+    end if;
+    return query
+    with earned as (
+        select pipetrak.group_key(p_group_by, d.project_id, d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type) as k,
+               sum(d.events)::bigint as events, sum(d.credit_receive) as receive, sum(d.credit_install) as install,
+               sum(d.credit_punch) as punch, sum(d.credit_test) as test, sum(d.credit_restore) as restore,
+               sum(d.mh_receive) as mh_receive, sum(d.mh_install) as mh_install, sum(d.mh_punch) as mh_punch,
+               sum(d.mh_test) as mh_test, sum(d.mh_restore) as mh_restore
+        from pipetrak.progress_days d
+        where d.project_id = p_project_id and d.work_date between p_from and p_to
+        group by 1),
+    touched as (
+        select pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type) as k,
+               count(*) as n
+        from (select distinct e.component_id from pipetrak.milestone_events e
+              where e.project_id = p_project_id and e.work_date between p_from and p_to) t
+        join pipetrak.components c on c.id = t.component_id
+        group by 1)
+    select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
+           pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
+           pipetrak.percent_of(e.receive, a.receive), pipetrak.percent_of(e.install, a.install),
+           pipetrak.percent_of(e.punch, a.punch), pipetrak.percent_of(e.test, a.test), pipetrak.percent_of(e.restore, a.restore),
+           case when a.budget > 0 then round(e.mh_receive + e.mh_install + e.mh_punch + e.mh_test + e.mh_restore, 2) end,
+           case when a.budget > 0 then round(e.mh_receive, 2) end, case when a.budget > 0 then round(e.mh_install, 2) end,
+           case when a.budget > 0 then round(e.mh_punch, 2) end, case when a.budget > 0 then round(e.mh_test, 2) end,
+           case when a.budget > 0 then round(e.mh_restore, 2) end
+    from earned e
+    left join pipetrak.group_available(p_project_id, p_group_by) a on a.k is not distinct from e.k
+    left join touched t on t.k is not distinct from e.k
+    where e.events <> 0
+    order by 2 nulls last, 1;
+end
+$$;
+
+-- Progress per group from per-part credit and availability: a frozen week's as it was frozen, or
+-- the days up to a date beside what is available now. `exact_percent` is unrounded.
+create function pipetrak.progress_groups(p_project_id bigint, p_group_by text, p_date date, p_frozen boolean)
+returns table (k text, percent_complete numeric, exact_percent numeric, received_percent numeric, installed_percent numeric,
+               punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    with parts as (
+        select w.drawing_id, w.area_id, w.system_id, w.test_package_id, w.component_type, w.credit_receive, w.credit_install,
+               w.credit_punch, w.credit_test, w.credit_restore, w.mh_earned, w.component_count, w.possible_receive,
+               w.possible_install, w.possible_punch, w.possible_test, w.possible_restore, w.budget_mh
+        from pipetrak.weekly_snapshots w where p_frozen and w.project_id = p_project_id and w.week_end = p_date
+        union all
+        select a.* from pipetrak.parts_at(p_project_id, p_date) a where not p_frozen),
+    groups as (
+        select pipetrak.group_key(p_group_by, p_project_id, x.drawing_id, x.area_id, x.system_id, x.test_package_id, x.component_type) as k,
+               sum(x.credit_receive + x.credit_install + x.credit_punch + x.credit_test + x.credit_restore) as earned,
+               sum(x.component_count)::numeric * 1000000 as available,
+               sum(x.credit_receive) as receive, sum(x.possible_receive) as possible_receive,
+               sum(x.credit_install) as install, sum(x.possible_install) as possible_install,
+               sum(x.credit_punch) as punch, sum(x.possible_punch) as possible_punch,
+               sum(x.credit_test) as test, sum(x.possible_test) as possible_test,
+               sum(x.credit_restore) as restore, sum(x.possible_restore) as possible_restore,
+               sum(x.mh_earned) as mh, sum(x.budget_mh) as budget
+        from parts x group by 1)
+    select g.k, coalesce(pipetrak.percent_of(g.earned, g.available), 0),
+           case when g.available > 0 then 100 * g.earned / g.available else 0 end,
+           coalesce(pipetrak.percent_of(g.receive, g.possible_receive), 0), coalesce(pipetrak.percent_of(g.install, g.possible_install), 0),
+           coalesce(pipetrak.percent_of(g.punch, g.possible_punch), 0), coalesce(pipetrak.percent_of(g.test, g.possible_test), 0),
+           coalesce(pipetrak.percent_of(g.restore, g.possible_restore), 0),
+           case when g.budget > 0 then round(g.mh, 2) end
+    from groups g
+    where g.available > 0;
+end
+$$;
+
+-- Progress per group as it stood at the end of a work date (from the events).
+create function pipetrak.progress_as_of(p_project_id bigint, p_as_of date, p_group_by text)
+returns table (group_key text, group_name text, percent_complete numeric, received_percent numeric, installed_percent numeric,
+               punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
+    perform pipetrak.check_date('as_of', p_as_of);
+    if p_as_of is null then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "as_of", "expected": "a work date"}');
+    end if;
+    return query
+    select g.k, pipetrak.group_name(p_group_by, g.k), g.percent_complete, g.received_percent, g.installed_percent,
+           g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh
+    from pipetrak.progress_groups(p_project_id, p_group_by, p_as_of, false) g
+    order by 2 nulls last, 1;
+end
+$$;
+
+-- A locked week's report per group: progress at its end as frozen (or, not yet taken, as it will
+-- be frozen), and the change since the week before's report (percentage points). A correction
+-- dated in a frozen week shows here as part of the next week's change.
+create function pipetrak.weekly_report(p_project_id bigint, p_week_end date, p_group_by text)
+returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
+               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
+               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_last date;
+    v_frozen boolean;
+    v_before_frozen boolean;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
+    v_last := pipetrak.last_locked_week_end(p_project_id);
+    v_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end);
+    if p_week_end is null or extract(isodow from p_week_end) <> 7 or (p_week_end > v_last and not v_frozen) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'week_end',
+            'expected', 'the Sunday ending a locked week', 'last_locked_week_end', v_last));
+    end if;
+    v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
+    return query
+    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end, v_frozen, g.percent_complete,
+           round(g.exact_percent - coalesce(b.exact_percent, 0), 2), g.received_percent, g.installed_percent, g.punched_percent,
+           g.tested_percent, g.restored_percent, g.earned_mh, g.earned_mh - b.earned_mh
+    from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end, v_frozen) g
+    left join pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) b
+         on b.k is not distinct from g.k
+    order by 2 nulls last, 1;
+end
+$$;
+
+-- ---- Man-hours ----
+
+-- Spreads a new active budget version of `p_total_mh` over the project's live components by
+-- weight (see the notes); the previous version stops being active. Returns {version, components,
+-- guessed_sizes}.
+create function pipetrak.spread_budget(p_project_id bigint, p_total_mh numeric, p_reason text, p_effective_date date)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_reason text;
+    v_version pipetrak.budget_versions;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'a new budget version');
+    perform pipetrak.check_date('effective_date', p_effective_date);
+    if p_total_mh is null or p_total_mh < 0 or p_total_mh >= 1000000000000 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "total_mh", "expected": "a total of man-hours >= 0"}');
+    end if;
+    -- One budget change per project at a time.
+    perform from pipetrak.projects where id = p_project_id for no key update;
+    update pipetrak.budget_versions set active = false where project_id = p_project_id and active;
+    insert into pipetrak.budget_versions (project_id, version, method, total_mh, reason, effective_date, created_by)
+    values (p_project_id, coalesce((select max(version) from pipetrak.budget_versions where project_id = p_project_id), 0) + 1,
+            'spread', p_total_mh, v_reason, coalesce(p_effective_date, (select (now() at time zone time_zone)::date
+                                                                        from pipetrak.projects where id = p_project_id)),
+            pipetrak.current_user_id())
+    returning * into v_version;
+    delete from pipetrak.component_budgets where project_id = p_project_id;
+    with weights as (
+        select c.id, w.weight, w.guessed
+        from pipetrak.components c
+        cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
+        where c.project_id = p_project_id and c.retired_at is null),
+    total as (select sum(weight) as weight from weights)
+    insert into pipetrak.component_budgets (component_id, project_id, version_id, budget_mh)
+    select w.id, p_project_id, v_version.id, round((p_total_mh * w.weight::numeric / t.weight::numeric), 4)
+    from weights w cross join total t
+    where t.weight > 0;
+    update pipetrak.budget_versions set
+        components = (select count(*) from pipetrak.component_budgets where version_id = v_version.id),
+        guessed_sizes = (select count(*) from pipetrak.components c
+                         cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
+                         where c.project_id = p_project_id and c.retired_at is null and w.guessed)
+    where id = v_version.id
+    returning * into v_version;
+    perform pipetrak.refresh_part_budgets(p_project_id);
+    return jsonb_build_object('version', v_version.version, 'budget_version_id', v_version.id, 'components', v_version.components,
+                              'guessed_sizes', v_version.guessed_sizes);
+end
+$$;
+
+-- Sets the progress parts' budgets and earned man-hours of a project from its components' budgets.
+create function pipetrak.refresh_part_budgets(p_project_id bigint)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    update pipetrak.progress_parts set budget_mh = 0, mh_receive = 0, mh_install = 0, mh_punch = 0, mh_test = 0, mh_restore = 0
+    where project_id = p_project_id and (budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore) <> (0, 0, 0, 0, 0, 0);
+    update pipetrak.progress_parts p set budget_mh = x.budget, mh_receive = x.receive, mh_install = x.install, mh_punch = x.punch,
+        mh_test = x.test, mh_restore = x.restore
+    from (select c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type, sum(b.budget_mh) as budget,
+                 sum(b.budget_mh * c.earned_receive) as receive, sum(b.budget_mh * c.earned_install) as install,
+                 sum(b.budget_mh * c.earned_punch) as punch, sum(b.budget_mh * c.earned_test) as test,
+                 sum(b.budget_mh * c.earned_restore) as restore
+          from pipetrak.components c join pipetrak.component_budgets b on b.component_id = c.id
+          where c.project_id = p_project_id and c.retired_at is null
+          group by 1, 2, 3, 4, 5) x
+    where p.project_id = p_project_id and p.drawing_id = x.drawing_id and p.area_id is not distinct from x.area_id
+      and p.system_id is not distinct from x.system_id and p.test_package_id is not distinct from x.test_package_id
+      and p.component_type = x.component_type;
+end
+$$;
+
+-- Man-hour rollup per group: budget, earned (total and per category), % earned, remaining.
+create function pipetrak.manhour_progress(p_project_id bigint, p_group_by text)
+returns table (group_key text, group_name text, budget_mh numeric, earned_mh numeric, percent_earned numeric,
+               remaining_mh numeric, earned_receive_mh numeric, earned_install_mh numeric, earned_punch_mh numeric,
+               earned_test_mh numeric, earned_restore_mh numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'project']);
+    return query
+    select x.k, pipetrak.group_name(p_group_by, x.k), round(x.budget, 2),
+           round((x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
+           pipetrak.percent_of((x.r + x.i + x.p + x.t + x.s) / 1000000, x.budget),
+           round(x.budget - (x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
+           round(x.r / 1000000, 2), round(x.i / 1000000, 2), round(x.p / 1000000, 2), round(x.t / 1000000, 2),
+           round(x.s / 1000000, 2)
+    from (select pipetrak.group_key(p_group_by, p.project_id, p.drawing_id, p.area_id, p.system_id, p.test_package_id,
+                                    p.component_type) as k,
+                 sum(p.budget_mh) as budget, sum(p.mh_receive) as r, sum(p.mh_install) as i, sum(p.mh_punch) as p,
+                 sum(p.mh_test) as t, sum(p.mh_restore) as s
+          from pipetrak.progress_parts p
+          where p.project_id = p_project_id and p.component_count > 0
+          group by 1) x
+    order by 2 nulls last, 1;
+end
+$$;
+
+-- Weld work in [p_from, p_to] per group (area, system, test package, drawing or welder): welds
+-- fitted up and welded (net of rollbacks, by work date), NDE results recorded PASS and FAIL (by
+-- examination date, superseded ones included: each was a result given that day), repairs and
+-- new welds created (by the day they were created, project time).
+create function pipetrak.weld_delta(p_project_id bigint, p_from date, p_to date, p_group_by text)
+returns table (group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint, nde_fail bigint,
+               repairs bigint, new_welds bigint)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_tz text := (select p.time_zone from pipetrak.projects p where p.id = p_project_id);
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'welder']);
+    perform pipetrak.check_date('date_from', p_from);
+    perform pipetrak.check_date('date_to', p_to);
+    if p_from is null or p_to is null or p_from > p_to then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "date_from, date_to", "expected": "a window of work dates, from <= to"}');
+    end if;
+    return query
+    with facts as (
+        select e.component_id,
+               case when e.milestone = 'Fit-up' then sign(e.new_value) - sign(e.old_value) else 0 end as fitted,
+               case when e.milestone = 'Weld Complete' then (e.new_value = 100)::integer - (e.old_value = 100)::integer else 0 end as welded,
+               0 as pass, 0 as fail, 0 as repairs, 0 as new_welds
+        from pipetrak.milestone_events e
+        join pipetrak.components c on c.id = e.component_id and c.component_type = 'field_weld'
+        where e.project_id = p_project_id and e.work_date between p_from and p_to and e.milestone in ('Fit-up', 'Weld Complete')
+        union all
+        select n.component_id, 0, 0, (n.result = 'PASS')::integer, (n.result = 'FAIL')::integer, 0, 0
+        from pipetrak.nde_results n
+        where n.project_id = p_project_id and n.examined_on between p_from and p_to and n.result in ('PASS', 'FAIL')
+        union all
+        select f.component_id, 0, 0, 0, 0, (f.repair_of is not null)::integer, (f.repair_of is null)::integer
+        from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id
+        where f.project_id = p_project_id and (c.created_at at time zone v_tz)::date between p_from and p_to),
+    keyed as (
+        select case p_group_by when 'welder' then f.welder_id::text
+                    else pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
+                                            c.component_type) end as k,
+               x.*
+        from facts x join pipetrak.components c on c.id = x.component_id
+        join pipetrak.field_welds f on f.component_id = x.component_id)
+    select k.k, case when p_group_by = 'welder' then (select w.stencil from pipetrak.welders w where w.id = k.k::bigint)
+                     else pipetrak.group_name(p_group_by, k.k) end,
+           sum(k.fitted)::bigint, sum(k.welded)::bigint, sum(k.pass)::bigint, sum(k.fail)::bigint, sum(k.repairs)::bigint,
+           sum(k.new_welds)::bigint
+    from keyed k
+    group by k.k
+    order by 2 nulls last, 1;
+end
+$$;
+
+-- ---- API ----
+
+create view pipetrak_api.budget_versions with (security_invoker = true) as
+select id, project_id, version, method, total_mh, reason, effective_date, active, components, guessed_sizes, created_by, created_at
+from pipetrak.budget_versions;
+comment on view pipetrak_api.budget_versions is 'Man-hour budget versions of your projects (one active): total, method, reason, effective date, components budgeted and sizes guessed.';
+
+create view pipetrak_api.component_budgets with (security_invoker = true) as
+select component_id, project_id, version_id, budget_mh from pipetrak.component_budgets;
+comment on view pipetrak_api.component_budgets is 'The active budget version''s man-hours per component.';
+
+create view pipetrak_api.weekly_snapshots with (security_invoker = true) as
+select w.project_id, w.week_end, w.taken_at from pipetrak.snapshot_weeks w;
+comment on view pipetrak_api.weekly_snapshots is 'The weeks whose progress is frozen, and when each was taken (read one with weekly_report).';
+
+create view pipetrak_api.project_dashboard with (security_invoker = true) as
+with parts as (
+    select p.project_id, sum(p.component_count) as components, sum(p.completed_count) as completed,
+           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
+           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
+    from pipetrak.progress_parts p group by p.project_id),
+packages as (
+    select p.project_id, count(*) as ready
+    from (select p.project_id, p.test_package_id from pipetrak.progress_parts p
+          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
+          group by 1, 2
+          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) p
+    group by 1),
+items as (select r.project_id, count(*) as open from pipetrak.review_items r where r.resolved_at is null group by 1),
+week as (
+    select d.project_id, sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
+    from pipetrak.progress_days d join pipetrak.projects pr on pr.id = d.project_id
+    where d.work_date >= date_trunc('week', now() at time zone pr.time_zone)::date
+    group by 1)
+select pr.id as project_id, pr.name as project_name,
+       coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
+                     else pipetrak.percent_of(x.earned, x.components * 1000000) end, 0) as percent_complete,
+       x.budget > 0 as by_man_hours, coalesce(x.components, 0) as components, coalesce(x.completed, 0) as completed,
+       coalesce(k.ready, 0) as packages_ready, coalesce(i.open, 0) as open_review_items,
+       coalesce(pipetrak.percent_of(w.credit, x.components * 1000000), 0) as earned_this_week_percent,
+       round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
+from pipetrak.projects pr
+left join parts x on x.project_id = pr.id
+left join packages k on k.project_id = pr.id
+left join items i on i.project_id = pr.id
+left join week w on w.project_id = pr.id;
+comment on view pipetrak_api.project_dashboard is 'One row per project: % complete (by earned man-hours where a budget exists, else by credit), components, completed, test packages ready, open review items, credit earned this week (Monday on, % of the project), budget and earned man-hours.';
+
+create view pipetrak_api.activity_feed with (security_invoker = true) as
+select e.id as event_id, e.project_id, e.component_id, e.created_at, e.work_date, e.user_id,
+       coalesce(nullif(btrim(u.display_name), ''), u.email, 'Someone') as actor,
+       format('%s set %s %s %% on %s %s, drawing %s', coalesce(nullif(btrim(u.display_name), ''), u.email, 'Someone'),
+              e.milestone, trim_scale(e.new_value), replace(c.component_type, '_', ' '),
+              concat_ws(' ', c.tag,
+                        case when c.size <> 'NOSIZE' and c.component_type <> 'field_weld' then c.size || '"' end,
+                        case when n.seqs > 1 then c.seq || ' of ' || n.seqs end),
+              d.drawing_no) as sentence
+from pipetrak.milestone_events e
+join pipetrak.components c on c.id = e.component_id
+join pipetrak.drawings d on d.id = c.drawing_id
+left join pipetrak.user_profiles u on u.user_id = e.user_id
+-- "3 of 10": the seqs of a counted item.
+cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
+                                (select count(*) from pipetrak.components s
+                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
+                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n;
+comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first by event_id: order by event_id desc with a limit.';
+
+create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
+returns table (group_key text, group_name text, components_touched bigint, events bigint, percent_complete numeric,
+               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
+               restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric, mh_punch numeric,
+               mh_test numeric, mh_restore numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.progress_delta(project_id, date_from, date_to, group_by) $$;
+comment on function pipetrak_api.progress_delta(bigint, date, date, text) is
+    'What got done in a window of work dates, per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
+
+create function pipetrak_api.progress_as_of(project_id bigint, as_of date, group_by text default 'area')
+returns table (group_key text, group_name text, percent_complete numeric, received_percent numeric, installed_percent numeric,
+               punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.progress_as_of(project_id, as_of, group_by) $$;
+comment on function pipetrak_api.progress_as_of(bigint, date, text) is
+    'Progress per group as it stood at the end of a work date (from the milestone events), % of the group''s available credit now.';
+
+create function pipetrak_api.weekly_report(project_id bigint, week_end date, group_by text default 'area')
+returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
+               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
+               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.weekly_report(project_id, week_end, group_by) $$;
+comment on function pipetrak_api.weekly_report(bigint, date, text) is
+    'A locked week''s report (week_end: its Sunday) per group: progress at its end as frozen when the week locked, and the change since the week before. Corrections to a frozen week show in the next week''s change.';
+
+create function pipetrak_api.manhour_progress(project_id bigint, group_by text default 'project')
+returns table (group_key text, group_name text, budget_mh numeric, earned_mh numeric, percent_earned numeric,
+               remaining_mh numeric, earned_receive_mh numeric, earned_install_mh numeric, earned_punch_mh numeric,
+               earned_test_mh numeric, earned_restore_mh numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.manhour_progress(project_id, group_by) $$;
+comment on function pipetrak_api.manhour_progress(bigint, text) is
+    'Man-hours per area, system, test_package or project: budget, earned (total and per category), % earned and remaining.';
+
+create function pipetrak_api.weld_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
+returns table (group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint, nde_fail bigint,
+               repairs bigint, new_welds bigint)
+language sql stable security invoker
+as $$ select * from pipetrak.weld_delta(project_id, date_from, date_to, group_by) $$;
+comment on function pipetrak_api.weld_delta(bigint, date, date, text) is
+    'Weld work in a window per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
+
+create function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.spread_budget(project_id, total_mh, reason, effective_date) $$;
+comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
+    'Makes a new active man-hour budget version: spreads total_mh over the live components by diameter^1.5 (reducers: mean size; pipe: × feet × 0.1; unreadable size: 0.5, counted in guessed_sizes). Returns {version, components, guessed_sizes}. Owner, admin, project manager.';
+-- ---- end of sql/14_history.sql ----
+
+-- The days count every event recorded so far.
+select pipetrak.rebuild_progress_days();
 
 drop function pipetrak.render_remediation_csv(text[], jsonb[], text[]);
 

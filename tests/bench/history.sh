@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# History and man-hour benchmark (not a test): in a database of 1,000,000 components whose measured
+# project holds 200,000 (20 areas) and 2,000,000 milestone events spread over the past year, as a
+# viewer through RLS: the delta by area for a 7-day window and for the whole year, as-of one date,
+# the man-hour rollups of the project (by area and the project), spreading a budget over the
+# 200,000 components, taking one weekly snapshot, and update_milestone with man-hours kept beside
+# the bare baseline of the milestone benchmark (medians). Writes tests/bench/history-results.md.
+# Usage: bash tests/bench/history.sh [seconds per write run]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bash "$here/../scripts/setup.sh"
+source "$here/../scripts/cluster.sh"
+seconds=${1:-10}
+db=pipetrak_bench_history
+work=$(mktemp -d)
+chmod 777 "$work"
+
+cluster_start
+extension_install
+database_create "$db"
+owner=c0000000-0000-4000-8000-000000000001
+foreman=c0000000-0000-4000-8000-000000000004
+viewer=c0000000-0000-4000-8000-000000000007
+
+echo "== generating 5 projects x 200,000 components and 2,000,000 events in the first"
+psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
+select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
+select pipetrak.create_organization('Bench') as org \gset
+insert into pipetrak.memberships (organization_id, user_id, role, created_by)
+values (:org, '$foreman', 'foreman', '$owner'), (:org, '$viewer', 'viewer', '$owner');
+select count(pipetrak.create_project(:org, 'Bench ' || n, 'B-' || n, 'America/Chicago', 'flag', true)) from generate_series(1, 5) n;
+select min(id) as project from pipetrak.projects \gset
+insert into pipetrak.areas (project_id, name) select p.id, 'Area ' || a from pipetrak.projects p, generate_series(1, 20) a;
+insert into pipetrak.drawings (project_id, drawing_no, area_id)
+select p.id, 'DWG-' || d, (select id from pipetrak.areas where project_id = p.id order by id offset d % 20 limit 1)
+from pipetrak.projects p, generate_series(0, 1999) d;
+select format(\$f\$
+insert into pipetrak.components (project_id, drawing_id, component_type, tag, seq, size, area_id, milestone_values,
+                                 earned_total, earned_receive)
+select d.project_id, d.id, 'valve', 'V-' || i, 1, (1 + i %% 8)::text, d.area_id,
+       case when i %% 2 = 0 then '{100,0,0,0,0}'::numeric[] else '{0,0,0,0,0}' end,
+       case when i %% 2 = 0 then 100000 else 0 end, case when i %% 2 = 0 then 100000 else 0 end
+from generate_series(0, 199999) i
+join pipetrak.drawings d on d.project_id = %s and d.drawing_no = 'DWG-' || (i %% 2000)
+\$f\$, id) from pipetrak.projects order by id \gexec
+-- 2,000,000 events over the past year: receipts and installs set and (one in ten) rolled back.
+insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
+                                       category, credit, mh)
+select :project, (select min(id) from pipetrak.components) + (i * 7919) % 200000,
+       case when i % 3 = 0 then 'Install' else 'Receive' end,
+       case when i % 10 = 0 then 100 else 0 end, case when i % 10 = 0 then 0 else 100 end,
+       current_date - (i % 365), '$foreman',
+       case when i % 3 = 0 then 'install' else 'receive' end,
+       (case when i % 3 = 0 then 600000 else 100000 end) * (case when i % 10 = 0 then -1 else 1 end), null
+from generate_series(1, 2000000) i;
+vacuum analyze;
+SQL
+project=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.projects")
+range=$(psql -qXAt -d "$db" -c "select min(id) || ' ' || max(id) from pipetrak.components where project_id = $project")
+read -r lo hi <<<"$range"
+total=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.components")
+events=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.milestone_events where project_id = $project")
+echo "components: $total; events in project $project: $events"
+
+# Spreading a budget over the project's 200,000 components, five times (each a new version).
+spread=$(for i in 1 2 3 4 5; do
+  psql -qXAt -d "$db" -c "select set_config('request.jwt.claims', '{\"sub\": \"$owner\"}', false)" \
+       -c "\\timing on" -c "select pipetrak_api.spread_budget(project_id => $project, total_mh => 250000 + $i, reason => 'bench $i')" \
+    | grep -Eo 'Time: [0-9.]+' | tail -1 | awk '{print $2}'
+done | sort -n | sed -n 3p)
+
+# The baseline of the milestone benchmark: one row update and one event insert, no logic.
+psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
+create schema bench;
+create table bench.components as select * from pipetrak.components where project_id = $project;
+alter table bench.components add primary key (id);
+create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
+create sequence bench.events_id_seq;
+alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
+vacuum analyze bench.components;
+SQL
+
+as_user() { printf 'begin;\nset local role authenticated;\nselect set_config(%s, %s, true);\n' "'request.jwt.claims'" "'{\"sub\": \"$1\", \"role\": \"authenticated\"}'"; }
+{ echo "\\set cid random($lo, $hi)"; echo "\\set v random(0, 1)"; as_user "$foreman"
+  echo "select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v * 100);"
+  echo "commit;"; } >"$work/update.sql"
+cat >"$work/baseline.sql" <<PGB
+\set cid random($lo, $hi)
+begin;
+update bench.components set milestone_values[1] = 100, version = version + 1 where id = :cid;
+insert into bench.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id)
+values ($project, :cid, 'Receive', 0, 100, current_date, '$foreman');
+commit;
+PGB
+read_script() { { as_user "$viewer"; echo "$1"; echo "commit;"; } >"$work/$2.sql"; }
+read_script "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 6, date_to => current_date, group_by => 'area');" delta_week
+read_script "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 364, date_to => current_date, group_by => 'area');" delta_year
+read_script "select * from pipetrak_api.progress_as_of(project_id => $project, as_of => current_date - 100, group_by => 'area');" as_of
+read_script "select * from pipetrak_api.manhour_progress(project_id => $project, group_by => 'area'); select * from pipetrak_api.manhour_progress(project_id => $project);" manhours
+sunday=$(psql -qXAt -d "$db" -c "select current_date - 100 + (7 - extract(isodow from current_date - 100)::integer)")
+printf 'begin;\nselect pipetrak.take_snapshot(%s, %s);\nrollback;\n' "$project" "'$sunday'" >"$work/snapshot.sql"
+
+run() {
+  local script=$1 clients=$2 limit=$3
+  rm -f "$work"/log.*
+  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
+    || { cat "$work/out.txt"; exit 1; }
+  cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+echo "== running"
+baseline=$(run baseline.sql 1 "-T $seconds")
+update=$(run update.sql 1 "-T $seconds")
+week=$(run delta_week.sql 1 "-t 20")
+year=$(run delta_year.sql 1 "-t 10")
+asof=$(run as_of.sql 1 "-t 10")
+manhours=$(run manhours.sql 1 "-t 30")
+snapshot=$(run snapshot.sql 1 "-t 10")
+
+report=$(cat <<TXT
+| measurement ($total components in the database; 200,000 and $events events over a year in the project) | pipetrak | baseline / target | ratio |
+|---|---|---|---|
+| delta by area, 7-day window | $week ms | target 50 ms | $(ratio "$week" 50)x |
+| delta by area, the whole year | $year ms | target 500 ms | $(ratio "$year" 500)x |
+| as of one date, by area | $asof ms | target 500 ms | $(ratio "$asof" 500)x |
+| man-hour rollups of the project (by area, and the project) | $manhours ms | target 20 ms | $(ratio "$manhours" 20)x |
+| spreading a budget over 200,000 components | $spread ms | target 2000 ms | $(ratio "$spread" 2000)x |
+| one weekly snapshot | $snapshot ms | target 1000 ms | $(ratio "$snapshot" 1000)x |
+| update_milestone with man-hours kept, 1 client: median | $update ms | $baseline ms (row update + event insert) | $(ratio "$update" "$baseline")x |
+TXT
+)
+{ echo "# History and man-hour benchmark (latest run)"; echo; echo "\`bash tests/bench/history.sh $seconds\`: medians; reads over 10–30 runs, spreads over 5, writes for ${seconds}s."; echo; echo "$report"; } >"$here/history-results.md"
+echo "$report"
+rm -rf "$work"
