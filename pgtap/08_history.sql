@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(41);
+select plan(45);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -185,6 +185,29 @@ select is((select format('%s %s', budget_mh, earned_mh) from pipetrak_api.manhou
 select is(pg_temp.error_of('project_manager', format('select pipetrak_api.spread_budget(project_id => %s, total_mh => 10, reason => '''')', :mh_project)),
     'PT422 reason_required', 'a budget version needs its reason');
 
+-- ---- Man-hours from an import's column ----
+-- VALVE-4 takes 30 MH from the file, four new valves share 10 MH, a budget that is not a number
+-- is refused; the other components keep the budgets version 2 gave them.
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select pipetrak_api.import_upload(project_id => :mh_project, kind => 'takeoff', filename => 'mh.csv', content => convert_to(
+    E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE,MAN HOURS\nM-1,Valve,1,VALVE-4,4,30\nM-1,Valve,4,NEW-V,2,10\nM-1,Valve,1,BAD,2,lots\n',
+    'UTF8')) as mh_import \gset
+select pipetrak_api.import_validate(import_id => :mh_import) -> 'rows' ->> 'with_errors' as with_errors \gset
+select is((select string_agg(i ->> 'code', ',') || ' ' || :'with_errors' from pipetrak.import_rows r, jsonb_array_elements(r.issues) i
+           where r.import_id = :mh_import), 'invalid_budget 1',
+    'a budget that is not a number of man-hours is an error of its row');
+select is(pipetrak_api.import_commit(import_id => :mh_import, skip_invalid_rows => true) ->> 'status', 'committed',
+    'the other rows commit');
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select is((select array_agg(format('%s/%s %s', c.tag, c.seq, cb.budget_mh) order by c.tag, c.seq)
+           from pipetrak.components c join pipetrak_api.component_budgets cb on cb.component_id = c.id
+           where c.project_id = :mh_project and c.tag in ('VALVE-4', 'NEW-V', 'RED-6X2')),
+    array['NEW-V/1 2.5000', 'NEW-V/2 2.5000', 'NEW-V/3 2.5000', 'NEW-V/4 2.5000', 'RED-6X2/1 160.0000', 'VALVE-4/1 30.0000'],
+    'the file''s budgets (a counted row''s split over its seqs); the rest as they were');
+select is((select format('%s %s %s %s', version, method, active, total_mh) from pipetrak_api.budget_versions
+           where project_id = :mh_project order by version desc limit 1),
+    '3 import t 620.00', 'an import with budgets makes a new active version: 30 + 10 + 160 + 400 + 10 + 10');
+
 -- ---- The activity feed ----
 select is((select sentence from pipetrak_api.activity_feed where project_id = :mh_project order by event_id desc limit 1),
     'a0000000-0000-4000-8000-000000000001@example.com set Install 100 % on valve VALVE-4 4", drawing M-1',
@@ -214,7 +237,7 @@ select is(pg_temp.matrix(format('select count(*) from pipetrak_api.manhour_progr
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.weld_delta(project_id => %s, date_from => %L, date_to => %L)', :project_a, :'l'::date - 10, :'l'::date)),
     array['0', '0', '0', '0', '0', '0', '0', 'PT404', '42501'], 'weld_delta: every member');
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.budget_versions where project_id = %s', :mh_project)),
-    array['2', '2', '2', '2', '2', '2', '2', '0', '42501'], 'budget versions: members only');
+    array['3', '3', '3', '3', '3', '3', '3', '0', '42501'], 'budget versions: members only');
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.activity_feed where project_id = %s', :project)),
     array['7', '7', '7', '7', '7', '7', '7', '0', '42501'], 'activity feed: members only');
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.project_dashboard where project_id = %s', :project)),

@@ -356,13 +356,14 @@ create table pipetrak.budget_versions (
 );
 create unique index budget_versions_active_idx on pipetrak.budget_versions (project_id) where active;
 
+-- No foreign keys: only the extension writes these rows, from components and versions it has just
+-- read (components are retired, never deleted), and checking two keys per row tripled the time
+-- of spreading a budget over a large project.
 create table pipetrak.component_budgets (
     component_id bigint primary key,
     project_id   bigint not null,
     version_id   bigint not null,
-    budget_mh    numeric(14, 4) not null check (budget_mh >= 0),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
-    foreign key (project_id, version_id) references pipetrak.budget_versions (project_id, id)
+    budget_mh    numeric(14, 4) not null check (budget_mh >= 0)
 );
 create index component_budgets_project_idx on pipetrak.component_budgets (project_id);
 

@@ -162,7 +162,8 @@ begin
     returning * into v_component;
 
     -- Weeks that locked since the last write are frozen before this one lands (spec §11).
-    perform pipetrak.take_due_snapshots(v_component.project_id);
+    perform pipetrak.take_due_snapshots(v_component.project_id,
+        date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from v_local_now)::bigint)::integer);
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,

@@ -151,6 +151,8 @@ create table pipetrak.import_rows (
     -- In the remediation CSV (it has errors or warnings, or shares a counted item or a pipe with
     -- such a row): the commit records what it creates, for the fixed row to correct.
     reported       boolean not null default false,
+    -- The row's man-hour budget (BUDGET MH / MAN HOURS / MH column; spec §11).
+    budget_mh      numeric,
     primary key (import_id, line)
 );
 create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
@@ -458,6 +460,12 @@ begin
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
             where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
     end if;
+
+    -- A row's man-hour budget, staged in its attributes (the staging statement serves every
+    -- installed version), goes to its own column.
+    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+        attributes = r.attributes - 'pipetrak_budget_mh'
+    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -1018,6 +1026,9 @@ begin
             updated_at = now()
         where id = p_import_id
         returning * into v_job;
+        if v_job.status = 'committed' then
+            perform pipetrak.import_apply_budgets(p_import_id);
+        end if;
         -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
         perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
             'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,

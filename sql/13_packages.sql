@@ -361,7 +361,7 @@ declare
     v_user uuid := pipetrak.current_user_id();
     v_earned integer;
 begin
-    perform pipetrak.take_due_snapshots(p_package.project_id);
+    perform pipetrak.take_due_snapshots(p_package.project_id, null);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);

@@ -13,12 +13,13 @@
 --   weights). Man-hours of a delta are those the events earned at the budget in force when they
 --   were recorded: a later budget version restates the man-hour rollups, not past deltas.
 -- - Weekly snapshots freeze, per part, the cumulative credit and man-hours at the end of a locked
---   week. A week's snapshot is taken by the first milestone write after the week locks (the
---   milestone engine takes due snapshots before it writes an event), by `pipetrak.take_due_snapshots()` (which pg_cron runs hourly where the
---   extension is installed), or by the weekly report itself; a report of a locked week not yet
---   taken reads the same numbers live, since no write has happened since the lock. Snapshots start
---   with the last locked week at the first taking: weeks before it are not reconstructed. A
---   correction dated in a frozen week changes the next snapshot, never the frozen one.
+--   week, with what was available then (so its percentages never change). A week's snapshot is
+--   taken by the first milestone write after the week locks (the milestone engine takes due
+--   snapshots before it writes an event), by `pipetrak.take_due_snapshots()` (which pg_cron runs
+--   hourly where that extension is installed), or read live by the weekly report until then: no
+--   write has happened since the lock, so the numbers are the same. Snapshots start with the last
+--   locked week at a project's first taking: weeks before it are not reconstructed. A correction
+--   dated in a frozen week changes the next snapshot, never the frozen one.
 -- - Man-hours: budget versions per project, one active. Spreading a total weighs each live
 --   component by `domain::manhours` (diameter^1.5; reducers the mean of their sizes; pipe × feet ×
 --   0.1; an unreadable size 0.5, counted as a warning); budgets are rounded to 0.0001 MH. Earned
@@ -289,13 +290,14 @@ $$;
 -- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
 -- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
 -- changes nothing. Returns the weeks taken.
-create function pipetrak.take_due_snapshots(p_project_id bigint)
+create function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)
 returns integer
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_last date := pipetrak.last_locked_week_end(p_project_id);
+    -- The engine passes the last locked week's Sunday it has at hand.
+    v_last date := coalesce(p_last_locked, pipetrak.last_locked_week_end(p_project_id));
     v_taken date := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
     v_week date;
     v_count integer := 0;
@@ -340,7 +342,7 @@ create function pipetrak.take_all_due_snapshots()
 returns integer
 language sql volatile
 set search_path = pg_catalog, pg_temp
-as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
+as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id, null)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
 
 -- Where pg_cron is installed, it takes the snapshots every hour; pipetrak does not require it.
 do $$
@@ -600,21 +602,68 @@ begin
         from pipetrak.components c
         cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
         where c.project_id = p_project_id and c.retired_at is null),
-    total as (select sum(weight) as weight from weights)
-    insert into pipetrak.component_budgets (component_id, project_id, version_id, budget_mh)
-    select w.id, p_project_id, v_version.id, round((p_total_mh * w.weight::numeric / t.weight::numeric), 4)
-    from weights w cross join total t
-    where t.weight > 0;
+    total as (select sum(weight) as weight from weights),
+    budgets as (
+        insert into pipetrak.component_budgets (component_id, project_id, version_id, budget_mh)
+        select w.id, p_project_id, v_version.id, round((p_total_mh * w.weight::numeric / t.weight::numeric), 4)
+        from weights w cross join total t
+        where t.weight > 0
+        returning 1)
     update pipetrak.budget_versions set
-        components = (select count(*) from pipetrak.component_budgets where version_id = v_version.id),
-        guessed_sizes = (select count(*) from pipetrak.components c
-                         cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
-                         where c.project_id = p_project_id and c.retired_at is null and w.guessed)
+        components = (select count(*) from budgets),
+        guessed_sizes = (select count(*) from weights where guessed)
     where id = v_version.id
     returning * into v_version;
     perform pipetrak.refresh_part_budgets(p_project_id);
     return jsonb_build_object('version', v_version.version, 'budget_version_id', v_version.id, 'components', v_version.components,
                               'guessed_sizes', v_version.guessed_sizes);
+end
+$$;
+
+-- A committed takeoff with a man-hour column makes a new active budget version (method import):
+-- each component the file names takes the file's budget (a counted row's budget split evenly over
+-- its seqs; a pipe the sum of its rows'), every other component keeps the budget it had. No-op
+-- for a file without budgets.
+create function pipetrak.import_apply_budgets(p_import_id bigint)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_job pipetrak.import_jobs;
+    v_version pipetrak.budget_versions;
+begin
+    select * into v_job from pipetrak.import_jobs where id = p_import_id;
+    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.status = 'valid'
+                   and r.budget_mh is not null) then
+        return;
+    end if;
+    perform from pipetrak.projects where id = v_job.project_id for no key update;
+    update pipetrak.budget_versions set active = false where project_id = v_job.project_id and active;
+    insert into pipetrak.budget_versions (project_id, version, method, total_mh, reason, effective_date, created_by)
+    values (v_job.project_id, coalesce((select max(version) from pipetrak.budget_versions where project_id = v_job.project_id), 0) + 1,
+            'import', 0, format('import %s (%s)', p_import_id, v_job.filename),
+            (select (now() at time zone time_zone)::date from pipetrak.projects where id = v_job.project_id),
+            pipetrak.current_user_id())
+    returning * into v_version;
+    update pipetrak.component_budgets set version_id = v_version.id where project_id = v_job.project_id;
+    insert into pipetrak.component_budgets as b (component_id, project_id, version_id, budget_mh)
+    select c.id, v_job.project_id, v_version.id,
+           round(sum(r.budget_mh / case when c.component_type = any (pipetrak.component_types('per_seq'))
+                                        then r.seq_to - r.seq_from + 1 else 1 end), 4)
+    from pipetrak.import_rows r
+    join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+    join pipetrak.components c on c.drawing_id = d.id and c.component_type = r.component_type and c.tag = r.tag
+         and c.size = r.size and c.retired_at is null
+         and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
+    where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
+    group by c.id
+    on conflict (component_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
+    update pipetrak.budget_versions set
+        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
+        components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)
+    where id = v_version.id;
+    perform pipetrak.refresh_part_budgets(v_job.project_id);
 end
 $$;
 

@@ -1263,3 +1263,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_man_hour_column_stages_each_rows_budget_and_refuses_what_is_not_one() {
+    let csv = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,MAN HOURS\n\
+               P-1,Valve,2,V-1,2,12.5\n\
+               P-1,Valve,1,V-2,2,\n\
+               P-1,Valve,1,V-3,2,lots\n\
+               P-1,Valve,1,V-4,2,-3\n";
+    let (_, rows) = run(csv.as_bytes(), Kind::Takeoff);
+    let budget = |line: u32| {
+        rows.iter()
+            .find(|r| r.line == line)
+            .and_then(|r| r.attributes.get("pipetrak_budget_mh").cloned())
+    };
+    assert_eq!(budget(2), Some(serde_json::json!(12.5)));
+    assert_eq!(budget(3), None, "an empty cell is no budget");
+    assert!(has(&rows, 4, IssueCode::InvalidBudget));
+    assert!(has(&rows, 5, IssueCode::InvalidBudget));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.status == RowStatus::Invalid)
+            .count(),
+        2
+    );
+    assert!(rows.iter().all(|r| !r.attributes.contains_key("MAN HOURS")));
+}

@@ -161,7 +161,8 @@ begin
     returning * into v_component;
 
     -- Weeks that locked since the last write are frozen before this one lands (spec §11).
-    perform pipetrak.take_due_snapshots(v_component.project_id);
+    perform pipetrak.take_due_snapshots(v_component.project_id,
+        date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from v_local_now)::bigint)::integer);
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
@@ -438,6 +439,12 @@ begin
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
             where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
     end if;
+
+    -- A row's man-hour budget, staged in its attributes (the staging statement serves every
+    -- installed version), goes to its own column.
+    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+        attributes = r.attributes - 'pipetrak_budget_mh'
+    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -887,6 +894,9 @@ begin
             updated_at = now()
         where id = p_import_id
         returning * into v_job;
+        if v_job.status = 'committed' then
+            perform pipetrak.import_apply_budgets(p_import_id);
+        end if;
         -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
         perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
             'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
@@ -2922,6 +2932,9 @@ join pipetrak.milestone_templates t on t.project_id = c.project_id and t.compone
 where c.id = e.component_id;
 alter table pipetrak.milestone_events enable trigger milestone_events_no_update;
 
+-- An import's man-hour column (BUDGET MH, MAN HOURS, MH) is staged per row.
+alter table pipetrak.import_rows add column budget_mh numeric;
+
 -- Man-hour budgets (spec §11): versions per project, one active; the active version's budget per
 -- component.
 create table pipetrak.budget_versions (
@@ -2942,13 +2955,14 @@ create table pipetrak.budget_versions (
 );
 create unique index budget_versions_active_idx on pipetrak.budget_versions (project_id) where active;
 
+-- No foreign keys: only the extension writes these rows, from components and versions it has just
+-- read (components are retired, never deleted), and checking two keys per row tripled the time
+-- of spreading a budget over a large project.
 create table pipetrak.component_budgets (
     component_id bigint primary key,
     project_id   bigint not null,
     version_id   bigint not null,
-    budget_mh    numeric(14, 4) not null check (budget_mh >= 0),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
-    foreign key (project_id, version_id) references pipetrak.budget_versions (project_id, id)
+    budget_mh    numeric(14, 4) not null check (budget_mh >= 0)
 );
 create index component_budgets_project_idx on pipetrak.component_budgets (project_id);
 
@@ -3527,7 +3541,7 @@ declare
     v_user uuid := pipetrak.current_user_id();
     v_earned integer;
 begin
-    perform pipetrak.take_due_snapshots(p_package.project_id);
+    perform pipetrak.take_due_snapshots(p_package.project_id, null);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
@@ -4441,13 +4455,14 @@ $$;
 -- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
 -- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
 -- changes nothing. Returns the weeks taken.
-create function pipetrak.take_due_snapshots(p_project_id bigint)
+create function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)
 returns integer
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_last date := pipetrak.last_locked_week_end(p_project_id);
+    -- The engine passes the last locked week's Sunday it has at hand.
+    v_last date := coalesce(p_last_locked, pipetrak.last_locked_week_end(p_project_id));
     v_taken date := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
     v_week date;
     v_count integer := 0;
@@ -4492,7 +4507,7 @@ create function pipetrak.take_all_due_snapshots()
 returns integer
 language sql volatile
 set search_path = pg_catalog, pg_temp
-as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
+as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id, null)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
 
 -- Where pg_cron is installed, it takes the snapshots every hour; pipetrak does not require it.
 do $$
@@ -4752,21 +4767,68 @@ begin
         from pipetrak.components c
         cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
         where c.project_id = p_project_id and c.retired_at is null),
-    total as (select sum(weight) as weight from weights)
-    insert into pipetrak.component_budgets (component_id, project_id, version_id, budget_mh)
-    select w.id, p_project_id, v_version.id, round((p_total_mh * w.weight::numeric / t.weight::numeric), 4)
-    from weights w cross join total t
-    where t.weight > 0;
+    total as (select sum(weight) as weight from weights),
+    budgets as (
+        insert into pipetrak.component_budgets (component_id, project_id, version_id, budget_mh)
+        select w.id, p_project_id, v_version.id, round((p_total_mh * w.weight::numeric / t.weight::numeric), 4)
+        from weights w cross join total t
+        where t.weight > 0
+        returning 1)
     update pipetrak.budget_versions set
-        components = (select count(*) from pipetrak.component_budgets where version_id = v_version.id),
-        guessed_sizes = (select count(*) from pipetrak.components c
-                         cross join lateral pipetrak.manhour_weight(c.component_type, c.size, c.quantity::double precision) w
-                         where c.project_id = p_project_id and c.retired_at is null and w.guessed)
+        components = (select count(*) from budgets),
+        guessed_sizes = (select count(*) from weights where guessed)
     where id = v_version.id
     returning * into v_version;
     perform pipetrak.refresh_part_budgets(p_project_id);
     return jsonb_build_object('version', v_version.version, 'budget_version_id', v_version.id, 'components', v_version.components,
                               'guessed_sizes', v_version.guessed_sizes);
+end
+$$;
+
+-- A committed takeoff with a man-hour column makes a new active budget version (method import):
+-- each component the file names takes the file's budget (a counted row's budget split evenly over
+-- its seqs; a pipe the sum of its rows'), every other component keeps the budget it had. No-op
+-- for a file without budgets.
+create function pipetrak.import_apply_budgets(p_import_id bigint)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_job pipetrak.import_jobs;
+    v_version pipetrak.budget_versions;
+begin
+    select * into v_job from pipetrak.import_jobs where id = p_import_id;
+    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.status = 'valid'
+                   and r.budget_mh is not null) then
+        return;
+    end if;
+    perform from pipetrak.projects where id = v_job.project_id for no key update;
+    update pipetrak.budget_versions set active = false where project_id = v_job.project_id and active;
+    insert into pipetrak.budget_versions (project_id, version, method, total_mh, reason, effective_date, created_by)
+    values (v_job.project_id, coalesce((select max(version) from pipetrak.budget_versions where project_id = v_job.project_id), 0) + 1,
+            'import', 0, format('import %s (%s)', p_import_id, v_job.filename),
+            (select (now() at time zone time_zone)::date from pipetrak.projects where id = v_job.project_id),
+            pipetrak.current_user_id())
+    returning * into v_version;
+    update pipetrak.component_budgets set version_id = v_version.id where project_id = v_job.project_id;
+    insert into pipetrak.component_budgets as b (component_id, project_id, version_id, budget_mh)
+    select c.id, v_job.project_id, v_version.id,
+           round(sum(r.budget_mh / case when c.component_type = any (pipetrak.component_types('per_seq'))
+                                        then r.seq_to - r.seq_from + 1 else 1 end), 4)
+    from pipetrak.import_rows r
+    join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = r.drawing_key and d.retired_at is null
+    join pipetrak.components c on c.drawing_id = d.id and c.component_type = r.component_type and c.tag = r.tag
+         and c.size = r.size and c.retired_at is null
+         and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
+    where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
+    group by c.id
+    on conflict (component_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
+    update pipetrak.budget_versions set
+        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
+        components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)
+    where id = v_version.id;
+    perform pipetrak.refresh_part_budgets(v_job.project_id);
 end
 $$;
 

@@ -46,7 +46,7 @@ join pipetrak.drawings d on d.project_id = %s and d.drawing_no = 'DWG-' || (i %%
 -- 2,000,000 events over the past year: receipts and installs set and (one in ten) rolled back.
 insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
                                        category, credit, mh)
-select :project, (select min(id) from pipetrak.components) + (i * 7919) % 200000,
+select :project, (select min(id) from pipetrak.components) + (i::bigint * 7919) % 200000,
        case when i % 3 = 0 then 'Install' else 'Receive' end,
        case when i % 10 = 0 then 100 else 0 end, case when i % 10 = 0 then 0 else 100 end,
        current_date - (i % 365), '$foreman',

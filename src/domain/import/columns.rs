@@ -28,6 +28,8 @@ pub enum Field {
     Stencil,
     DateWelded,
     NdeResult,
+    /// A component's man-hour budget (spec §11).
+    BudgetMh,
     /// The issues column of our own remediation CSV: read back as nothing.
     RemediationNotes,
     /// The remediation CSV's row number in the original file: shown to the user, read as nothing.
@@ -157,6 +159,15 @@ impl Field {
             ],
             DateWelded => &["DATE WELDED", "WELD DATE", "WELDED ON"],
             NdeResult => &["NDE RESULT", "NDE STATUS", "RT RESULT"],
+            BudgetMh => &[
+                "BUDGET MH",
+                "MAN HOURS",
+                "MH",
+                "BUDGET MAN HOURS",
+                "BUDGETED MH",
+                "MANHOURS",
+                "BUDGET HOURS",
+            ],
             RemediationNotes => &[REMEDIATION_HEADER],
             RemediationRow => &[REMEDIATION_ROW_HEADER],
             RemediationRef => &[REMEDIATION_REF_HEADER],
@@ -179,6 +190,7 @@ impl Field {
                 Area,
                 System,
                 TestPackage,
+                BudgetMh,
                 RemediationNotes,
                 RemediationRow,
                 RemediationRef,

@@ -249,6 +249,7 @@ impl Validator {
             }
         }
         row.attributes.extend(read.attributes());
+        self.budget(&read, &mut row);
         if too_long {
             // Not staged: the row is invalid and the report reads its cells from the file.
             let long = |t: &String| t.chars().count() > MAX_CELL_TEXT;
@@ -594,6 +595,32 @@ impl Validator {
         }
     }
 
+    /// The row's man-hour budget (spec §11), staged in its attributes as `pipetrak_budget_mh` (SQL
+    /// takes it out, as it does the remediation reference): at least 0, under a billion.
+    fn budget(&self, read: &Reader<'_>, row: &mut ImportRow) {
+        let text = read.text(Field::BudgetMh);
+        if read.layout.mapping.index(Field::BudgetMh).is_none() || text.is_empty() {
+            return;
+        }
+        let value = match read.cell(Field::BudgetMh) {
+            Cell::Number(n) => Some(*n),
+            _ => number::read(text.trim(), read.layout.decimal).map(Reading::value),
+        };
+        match value {
+            Some(n) if n.is_finite() && (0.0..1e9).contains(&n) => {
+                row.attributes.insert(
+                    BUDGET_KEY.into(),
+                    serde_json::json!((n * 10_000.0).round() / 10_000.0),
+                );
+            }
+            _ => row.issues.push(read.issue(
+                Field::BudgetMh,
+                IssueCode::InvalidBudget,
+                format!("{text:?} is not a number of man-hours"),
+            )),
+        }
+    }
+
     fn references(&self, read: &Reader<'_>, row: &mut ImportRow) {
         for (field, target) in [
             (Field::Area, &mut row.area),
@@ -800,6 +827,8 @@ impl Reader<'_> {
 
 /// The attribute that carries a remediation row's reference to its original row to SQL.
 pub const ORIGIN_KEY: &str = "pipetrak_ref";
+/// The attribute that carries a row's man-hour budget into staging (see `budget`).
+pub const BUDGET_KEY: &str = "pipetrak_budget_mh";
 
 /// `<import id>:<row>`, as the remediation CSV writes it.
 fn reference(text: &str) -> Option<String> {
