@@ -4219,6 +4219,8 @@ create table pipetrak.progress_days (
     mh_punch        numeric not null default 0,
     mh_test         numeric not null default 0,
     mh_restore      numeric not null default 0,
+    -- The components the day's events touched (a distinct count over a window needs no join).
+    components      bigint[] not null default '{}',
     constraint progress_days_key unique nulls not distinct (project_id, work_date, drawing_id, area_id, system_id,
                                                             test_package_id, component_type)
 );
@@ -4226,8 +4228,13 @@ alter table pipetrak.progress_days enable row level security;
 create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- Which components an event window touched.
-create index milestone_events_work_date_idx on pipetrak.milestone_events (project_id, work_date, component_id);
+-- The union of two sets of ids (the first as it is when it holds the second). Inlined.
+create function pipetrak.id_union(p_ids bigint[], p_more bigint[])
+returns bigint[]
+language sql immutable parallel safe
+as $$
+    select case when p_ids @> p_more then p_ids else array(select distinct x from unnest(p_ids || p_more) x order by x) end
+$$;
 
 -- Adds (p_sign = 1) or takes away (-1) events' credit and man-hours to or from the days of the
 -- parts their components are in now. `p_events`: event ids.
@@ -4239,7 +4246,7 @@ as $$
 begin
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
            component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
-           mh_receive, mh_install, mh_punch, mh_test, mh_restore)
+           mh_receive, mh_install, mh_punch, mh_test, mh_restore, components)
     select c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
            p_sign * count(*),
            p_sign * coalesce(sum(e.credit) filter (where e.category = 'receive'), 0),
@@ -4251,7 +4258,8 @@ begin
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
            p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0)
+           p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0),
+           case when p_sign > 0 then array_agg(distinct c.id order by c.id) else '{}' end
     from unnest(p_events) as x(id)
     join pipetrak.milestone_events e on e.id = x.id
     join pipetrak.components c on c.id = e.component_id
@@ -4263,7 +4271,7 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore;
+        mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components);
 end
 $$;
 
@@ -4321,7 +4329,7 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore;
+        mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, old.id);
     perform pipetrak.progress_days_add(1, v_events);
     return null;
 end
@@ -4611,11 +4619,10 @@ begin
         where d.project_id = p_project_id and d.work_date between p_from and p_to
         group by 1),
     touched as (
-        select pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type) as k,
-               count(*) as n
-        from (select distinct e.component_id from pipetrak.milestone_events e
-              where e.project_id = p_project_id and e.work_date between p_from and p_to) t
-        join pipetrak.components c on c.id = t.component_id
+        select pipetrak.group_key(p_group_by, d.project_id, d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type) as k,
+               count(distinct x.id) as n
+        from pipetrak.progress_days d cross join unnest(d.components) as x(id)
+        where d.project_id = p_project_id and d.work_date between p_from and p_to
         group by 1)
     select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
            pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
@@ -4912,9 +4919,9 @@ begin
                case when e.milestone = 'Fit-up' then sign(e.new_value) - sign(e.old_value) else 0 end as fitted,
                case when e.milestone = 'Weld Complete' then (e.new_value = 100)::integer - (e.old_value = 100)::integer else 0 end as welded,
                0 as pass, 0 as fail, 0 as repairs, 0 as new_welds
-        from pipetrak.milestone_events e
-        join pipetrak.components c on c.id = e.component_id and c.component_type = 'field_weld'
-        where e.project_id = p_project_id and e.work_date between p_from and p_to and e.milestone in ('Fit-up', 'Weld Complete')
+        from pipetrak.field_welds f
+        join pipetrak.milestone_events e on e.component_id = f.component_id
+        where f.project_id = p_project_id and e.work_date between p_from and p_to and e.milestone in ('Fit-up', 'Weld Complete')
         union all
         select n.component_id, 0, 0, (n.result = 'PASS')::integer, (n.result = 'FAIL')::integer, 0, 0
         from pipetrak.nde_results n
