@@ -63,12 +63,14 @@ alter table pipetrak.progress_days enable row level security;
 create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- The union of two sets of ids (the first as it is when it holds the second). Inlined.
+-- Ids added to a day's set: the set as it is when it holds them all (the common case: one more
+-- event of a component already touched that day), else with them appended. A bulk write may
+-- append an id twice; the counts are distinct counts. Inlined (no sub-select).
 create function pipetrak.id_union(p_ids bigint[], p_more bigint[])
 returns bigint[]
 language sql immutable parallel safe
 as $$
-    select case when p_ids @> p_more then p_ids else array(select distinct x from unnest(p_ids || p_more) x order by x) end
+    select case when p_ids @> p_more then p_ids else p_ids || p_more end
 $$;
 
 -- Adds (p_sign = 1) or takes away (-1) events' credit and man-hours to or from the days of the
@@ -434,6 +436,8 @@ returns table (group_key text, group_name text, components_touched bigint, event
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 set jit = off
+-- Planned for the grouping asked (a generic plan keeps every branch of the key's CASE per row).
+set plan_cache_mode = force_custom_plan
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
@@ -453,12 +457,17 @@ begin
         from pipetrak.progress_days d
         where d.project_id = p_project_id and d.work_date between p_from and p_to
         group by 1),
+    -- Grouped by the id itself (or the type), not its text: a year is two million ids to sort.
     touched as (
-        select pipetrak.group_key(p_group_by, d.project_id, d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type) as k,
-               count(distinct x.id) as n
-        from pipetrak.progress_days d cross join unnest(d.components) as x(id)
-        where d.project_id = p_project_id and d.work_date between p_from and p_to
-        group by 1)
+        select coalesce(t.type_key, t.id_key::text) as k, t.n
+        from (select case p_group_by when 'area' then d.area_id when 'system' then d.system_id
+                                     when 'test_package' then d.test_package_id when 'drawing' then d.drawing_id
+                                     when 'project' then d.project_id end as id_key,
+                     case when p_group_by = 'component_type' then d.component_type end as type_key,
+                     count(distinct x.id) as n
+              from pipetrak.progress_days d cross join unnest(d.components) as x(id)
+              where d.project_id = p_project_id and d.work_date between p_from and p_to
+              group by 1, 2) t)
     select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
            pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
            pipetrak.percent_of(e.receive, a.receive), pipetrak.percent_of(e.install, a.install),
