@@ -4545,7 +4545,7 @@ $$;
 -- The name of a group key.
 create function pipetrak.group_name(p_group_by text, p_key text)
 returns text
-language sql stable
+language sql stable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
     select case p_group_by
@@ -4557,10 +4557,11 @@ as $$
         else p_key end
 $$;
 
--- Refuses a grouping the reports don't know.
+-- Refuses a grouping the reports don't know. The report helpers are parallel safe: a query that
+-- calls a parallel-unsafe function never runs in parallel, and a year's delta needs the workers.
 create function pipetrak.check_group_by(p_group_by text, p_allowed text[])
 returns void
-language plpgsql immutable
+language plpgsql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -4574,7 +4575,7 @@ $$;
 create function pipetrak.group_available(p_project_id bigint, p_group_by text)
 returns table (k text, total numeric, receive numeric, install numeric, punch numeric, test numeric, restore numeric,
                budget numeric)
-language plpgsql stable
+language plpgsql stable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 begin
