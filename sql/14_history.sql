@@ -79,6 +79,9 @@ create function pipetrak.progress_days_add(p_sign integer, p_events bigint[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
+-- Every milestone write runs this statement for one event: planning it anew for each call (a
+-- custom plan) cost more than running it. The generic plan joins by the events' ids for any count.
+set plan_cache_mode = force_generic_plan
 as $$
 begin
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
