@@ -135,7 +135,8 @@ select is(
            'review_items', 'client_requests', 'progress_parts', 'progress_facts', 'import_jobs', 'import_rows',
            'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
            'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
-           'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots')
+           'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots',
+           'component_touches')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

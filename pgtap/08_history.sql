@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(45);
+select plan(47);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -101,8 +101,14 @@ select pipetrak_api.assign_component(component_id => (select id from v where tag
 select pg_temp.act_as(pg_temp.uid('viewer'));
 select is(pg_temp.delta(:'l'::date - 3, :'l'::date + 2),
     'North: 3 touched, 4 events, 30.00% (R 0.00, I 50.00)', 'V-C moved to North: its receipt and install count there now');
+select is(pg_temp.delta(:'l'::date - 60, :'l'::date + 2),
+    'North: 3 touched, 6 events, 35.00% (R 50.00, I 50.00)', 'and over a window longer than a month (counted per component)');
 select pg_temp.act_as(pg_temp.uid('owner'));
 select pipetrak_api.assign_component(component_id => (select id from v where tag = 'V-C'), follow_drawing => true);
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select is(pg_temp.delta(:'l'::date - 60, :'l'::date + 2),
+    'North: 2 touched, 4 events, 23.33% (R 33.33, I 33.33); South: 1 touched, 2 events, 70.00% (R 100.00, I 100.00)',
+    'back on its drawing''s area, V-C counts in South again');
 
 -- ---- Weekly snapshots ----
 -- The first write took the last locked week before it landed (empty then). Start over as if the

@@ -8,7 +8,9 @@
 --   events; a component that moves to another drawing, area, system or package takes its history
 --   with it, so every report groups by where components are now. Delta and as-of reports sum
 --   these rows, never the events; each day's row also keeps the ids of the components its events
---   touched, so "components touched" is a distinct count over the window's rows.
+--   touched, so "components touched" is a distinct count over the window's rows — or, for a
+--   window longer than a month, a count of the components whose touched days (`component_touches`)
+--   meet the window.
 -- - Percentages are of the group's available credit now (its live components × the category
 --   weights). Man-hours of a delta are those the events earned at the budget in force when they
 --   were recorded: a later budget version restates the man-hour rollups, not past deltas.
@@ -63,6 +65,23 @@ alter table pipetrak.progress_days enable row level security;
 create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
+-- The days each component was touched, where it is now: a window longer than a month counts its
+-- components here (one row each) rather than distinct over every component-day of the window.
+create table pipetrak.component_touches (
+    component_id    bigint primary key,
+    project_id      bigint not null references pipetrak.projects,
+    drawing_id      bigint not null,
+    area_id         bigint,
+    system_id       bigint,
+    test_package_id bigint,
+    component_type  text not null,
+    days            datemultirange not null
+);
+create index component_touches_project_idx on pipetrak.component_touches (project_id);
+alter table pipetrak.component_touches enable row level security;
+create policy component_touches_select_member on pipetrak.component_touches for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
 -- Ids added to a day's set: the set as it is when it holds them all (the common case: one more
 -- event of a component already touched that day), else with them appended. A bulk write may
 -- append an id twice; the counts are distinct counts. Inlined (no sub-select).
@@ -112,6 +131,18 @@ begin
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
         mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components);
+    if p_sign > 0 then
+        insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
+                                                     component_type, days)
+        select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+               range_agg(daterange(e.work_date, e.work_date, '[]'))
+        from unnest(p_events) as x(id)
+        join pipetrak.milestone_events e on e.id = x.id
+        join pipetrak.components c on c.id = e.component_id
+        group by c.id order by c.id
+        on conflict (component_id) do update set days = t.days + excluded.days
+        where not t.days @> excluded.days;
+    end if;
 end
 $$;
 
@@ -171,6 +202,9 @@ begin
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
         mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, old.id);
     perform pipetrak.progress_days_add(1, v_events);
+    update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
+        test_package_id = new.test_package_id, component_type = new.component_type
+    where component_id = new.id;
     return null;
 end
 $$;
@@ -188,8 +222,9 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    lock table pipetrak.progress_days in exclusive mode;
+    lock table pipetrak.progress_days, pipetrak.component_touches in exclusive mode;
     delete from pipetrak.progress_days;
+    delete from pipetrak.component_touches;
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
     return (select count(*) from pipetrak.progress_days);
 end
@@ -470,8 +505,14 @@ begin
                      case when p_group_by = 'component_type' then d.component_type end as type_key,
                      count(distinct x.id) as n
               from pipetrak.progress_days d cross join unnest(d.components) as x(id)
-              where d.project_id = p_project_id and d.work_date between p_from and p_to
-              group by 1, 2) t)
+              where p_to - p_from <= 31 and d.project_id = p_project_id and d.work_date between p_from and p_to
+              group by 1, 2) t
+        union all
+        select pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type),
+               count(*)
+        from pipetrak.component_touches c
+        where p_to - p_from > 31 and c.project_id = p_project_id and c.days && datemultirange(daterange(p_from, p_to, '[]'))
+        group by 1)
     select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
            pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
            pipetrak.percent_of(e.receive, a.receive), pipetrak.percent_of(e.install, a.install),

@@ -77,10 +77,10 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, weld_tallies, weld_day_tallies, progress_days: restoring the components,
--- welds and events rebuilds them (their COPY fires the triggers), so dumping them too would count
--- everything twice. Not progress_deferrals: it only holds rows
--- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
+-- Not progress_parts, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
+-- the components, welds and events rebuilds them (their COPY fires the triggers), so dumping them
+-- too would count everything twice. Not progress_deferrals: it only holds rows inside a
+-- transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
 language plpgsql volatile
