@@ -245,6 +245,21 @@ begin
 end
 $$;
 
+-- Refuses a test pressure without its unit (or the reverse), not above 0, or in a unit other than
+-- PSIG, PSI, BAR or KPA (`p_unit` already trimmed and uppercased).
+create function pipetrak.check_pressure(p_pressure numeric, p_unit text)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if (p_pressure is null) <> (p_unit is null) or p_pressure <= 0 or p_pressure >= 10000000000
+       or p_unit not in ('PSIG', 'PSI', 'BAR', 'KPA') then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "test_pressure, test_pressure_unit", "expected": "a pressure > 0 with a unit (PSIG, PSI, BAR, KPA), or neither"}');
+    end if;
+end
+$$;
+
 -- Sets a test package's test details (all of them, as given); its stages follow the test type,
 -- coating and insulation until one starts.
 create function pipetrak.update_test_package(p_test_package_id bigint, p_test_type text, p_test_pressure numeric,
@@ -261,10 +276,7 @@ begin
     if p_test_type is not null and p_test_type not in ('Hydrostatic', 'Pneumatic', 'Sensitive Leak', 'Alternative Leak', 'In-service', 'Other') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "test_type", "expected": "Hydrostatic, Pneumatic, Sensitive Leak, Alternative Leak, In-service or Other"}');
     end if;
-    if (p_test_pressure is null) <> (v_unit is null) or p_test_pressure <= 0 or p_test_pressure >= 10000000000
-       or v_unit not in ('PSIG', 'PSI', 'BAR', 'KPA') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "test_pressure, test_pressure_unit", "expected": "a pressure > 0 with a unit (PSIG, PSI, BAR, KPA), or neither"}');
-    end if;
+    perform pipetrak.check_pressure(p_test_pressure, v_unit);
     if p_test_type in ('Hydrostatic', 'Pneumatic') and p_test_pressure is null then
         perform pipetrak.raise_error('pressure_required', jsonb_build_object('test_type', p_test_type));
     end if;
@@ -698,10 +710,7 @@ begin
     if exists (select from pipetrak.package_stages s where s.test_package_id = v_package.id and s.stage = 'test' and s.status = 'completed') then
         perform pipetrak.raise_error('certificate_locked', jsonb_build_object('test_package_id', v_package.id));
     end if;
-    if (p_test_pressure is null) <> (v_unit is null) or p_test_pressure <= 0 or p_test_pressure >= 10000000000
-       or v_unit not in ('PSIG', 'PSI', 'BAR', 'KPA') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "test_pressure, test_pressure_unit", "expected": "a pressure > 0 with a unit (PSIG, PSI, BAR, KPA), or neither"}');
-    end if;
+    perform pipetrak.check_pressure(p_test_pressure, v_unit);
     if (p_temperature is null) <> (v_temperature_unit is null) or abs(p_temperature) >= 1000000 or v_temperature_unit not in ('F', 'C') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "temperature, temperature_unit", "expected": "a temperature with its unit (F or C), or neither"}');
     end if;
