@@ -64,7 +64,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('user_not_found',           'PT404', 'No such user among the people you work with', 'Only people who already share an organization with you can be added by id; ask the person to share their user id from an organization you both belong to.'),
     ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.'),
     ('weld_not_welded',          'PT409', 'The weld has no welder and date welded yet', 'Assign the welder and date welded (assign_welder) before recording NDE.'),
-    ('reason_required',          'PT422', 'A reason is required', 'Say why (at least 3 characters): it is kept in the weld''s history.'),
+    ('reason_required',          'PT422', 'A reason is required', 'Say why (at least the characters the detail gives): it is kept in the history.'),
     ('invalid_nde',              'PT422', 'Not an NDE method or result', 'Use a method of RT, UT, PT, MT, VT and a result of PASS, FAIL or PENDING.'),
     ('nde_not_recorded',         'PT409', 'The weld has no current result for that method', 'Nothing to clear; see pipetrak_api.nde_results.'),
     ('welder_not_found',         'PT404', 'Welder not found', 'Use an id from pipetrak_api.welders of a project you belong to.'),
@@ -85,7 +85,19 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('nde_outstanding',          'PT409', 'A member weld awaits NDE or repair', 'Record the NDE (or repair the rejected weld) of the welds the detail counts, then confirm NDE complete.'),
     ('package_not_ready',        'PT409', 'Not every testable member of the package is ready', 'Finish the members the detail counts by drawing (see test_package_blockers), or flag post-hydro ones.'),
     ('certificate_locked',       'PT409', 'The certificate is locked: Test Acceptance is complete', 'A certificate is edited only until its package''s Test Acceptance completes.'),
-    ('package_record_immutable', 'PT403', 'Package events can''t be changed or deleted', 'The package''s history is append-only.');
+    ('package_record_immutable', 'PT403', 'Package events can''t be changed or deleted', 'The package''s history is append-only.'),
+    ('invitation_not_found',     'PT404', 'Invitation not found', 'Check the link: it may have been resent (a new token) or mistyped; ask for a new invitation.'),
+    ('invitation_expired',       'PT410', 'The invitation has expired', 'Invitations are valid 7 days; ask an owner or admin to resend it.'),
+    ('invitation_revoked',       'PT410', 'The invitation was revoked', 'Ask an owner or admin of the organization for a new invitation.'),
+    ('invitation_used',          'PT410', 'The invitation has already been accepted', 'Each invitation is accepted once; the member is in the organization''s memberships.'),
+    ('invitation_email_mismatch', 'PT403', 'The invitation is for another email address', 'Sign in with the address the invitation was sent to (your JWT''s email claim), or ask for an invitation to yours.'),
+    ('invitation_pending',       'PT409', 'An invitation to that address is already pending', 'Resend it (resend_invitation) or revoke it first.'),
+    ('invalid_email',            'PT422', 'That is not an email address', 'Send an address such as name@example.com (at most 320 characters).'),
+    ('confirmation_mismatch',    'PT422', 'The name you confirmed does not match', 'Type the exact name (case and spaces count) to confirm the deletion.'),
+    ('change_log_immutable',     'PT403', 'The component change log can''t be changed or deleted', 'The log is append-only: correct the component again with a reason.'),
+    ('component_has_progress',   'PT409', 'The component has progress', 'Its type changes only while every milestone is 0: roll its milestones back first, or retire it and create the right one.'),
+    ('weld_type_change',         'PT409', 'A field weld can''t become another type, nor another type a field weld', 'Retire the component (with a reason) and create the right one.'),
+    ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

@@ -16,7 +16,8 @@ begin
             coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'))
     on conflict (user_id) do update set
         email = coalesce(excluded.email, p.email),
-        display_name = coalesce(excluded.display_name, p.display_name),
+        -- A name its user set stays: the claims only fill it in.
+        display_name = coalesce(p.display_name, excluded.display_name),
         updated_at = now()
     returning * into v_profile;
     return v_profile;

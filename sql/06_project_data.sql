@@ -196,16 +196,30 @@ begin
     perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
     update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
     where id = p_drawing_id;
-    update pipetrak.components set
-        area_id = case when area_pinned then area_id else p_area_id end,
-        system_id = case when system_pinned then system_id else p_system_id end,
-        test_package_id = case when test_package_pinned then test_package_id else p_test_package_id end,
-        updated_at = now()
-    where drawing_id = p_drawing_id and retired_at is null
-      and ((not area_pinned and area_id is distinct from p_area_id)
-        or (not system_pinned and system_id is distinct from p_system_id)
-        or (not test_package_pinned and test_package_id is distinct from p_test_package_id));
-    get diagnostics v_moved = row_count;
+    -- Each component that follows lands in the change log with its assignment before and after.
+    with moved as (
+        update pipetrak.components c set
+            area_id = case when c.area_pinned then c.area_id else p_area_id end,
+            system_id = case when c.system_pinned then c.system_id else p_system_id end,
+            test_package_id = case when c.test_package_pinned then c.test_package_id else p_test_package_id end,
+            updated_at = now()
+        from pipetrak.components o
+        where o.id = c.id and c.drawing_id = p_drawing_id and c.retired_at is null
+          and ((not c.area_pinned and c.area_id is distinct from p_area_id)
+            or (not c.system_pinned and c.system_id is distinct from p_system_id)
+            or (not c.test_package_pinned and c.test_package_id is distinct from p_test_package_id))
+        returning c.id, c.project_id, jsonb_build_object('area_id', o.area_id, 'system_id', o.system_id, 'test_package_id', o.test_package_id) as before,
+                  jsonb_build_object('area_id', c.area_id, 'system_id', c.system_id, 'test_package_id', c.test_package_id) as after
+    ), logged as (
+        insert into pipetrak.component_changes (project_id, component_id, action, fields, before, after, user_id)
+        select m.project_id, m.id, 'assign', f.fields,
+               (select jsonb_object_agg(k, m.before -> k) from unnest(f.fields) k),
+               (select jsonb_object_agg(k, m.after -> k) from unnest(f.fields) k), pipetrak.current_user_id()
+        from moved m
+        cross join lateral (select array(select k from jsonb_object_keys(m.after) k where m.before -> k is distinct from m.after -> k order by k) as fields) f
+        returning 1
+    )
+    select count(*) into v_moved from logged;
     return v_moved;
 end
 $$;
@@ -348,6 +362,7 @@ as $$
 declare
     v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
     v_drawing pipetrak.drawings;
+    v_after pipetrak.components;
 begin
     perform pipetrak.check_assignment(v_component.project_id, p_area_id, p_system_id, p_test_package_id);
     select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id;
@@ -365,6 +380,10 @@ begin
             updated_at = now(), version = version + 1
         where id = p_component_id;
     end if;
+    select * into v_after from pipetrak.components where id = p_component_id;
+    perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'assign',
+        jsonb_build_object('area_id', v_component.area_id, 'system_id', v_component.system_id, 'test_package_id', v_component.test_package_id),
+        jsonb_build_object('area_id', v_after.area_id, 'system_id', v_after.system_id, 'test_package_id', v_after.test_package_id), null);
 end
 $$;
 
@@ -374,11 +393,13 @@ returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project_id bigint := (pipetrak.lock_component(p_component_id, 'manage_project_data')).project_id;
 begin
-    perform pipetrak.lock_component(p_component_id, 'manage_project_data');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     -- Nothing is left to review on a retired component.
     perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');
+    perform pipetrak.log_component_change(v_project_id, p_component_id, 'retire', '{"retired": false}', '{"retired": true}', null);
 end
 $$;
 

@@ -60,6 +60,13 @@ begin
                   'repick_examination', 'set_post_hydro', 'start_stage', 'save_stage', 'sign_stage', 'complete_stage',
                   'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report', 'progress_delta',
                   'progress_as_of', 'weekly_report', 'manhour_progress', 'weld_delta', 'spread_budget',
+                  'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
+                  'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
+                  'correct_component', 'component_batch',
+                  -- search reads as the caller (row-level security), with the helpers it calls
+                  'search_project', 'raise_error', 'check_text_length', 'normalize_drawing_key',
+                  -- called by policies (Storage, Realtime) and the invitations view as the reader
+                  'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader
                   'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label', 'component_types'])
         loop
@@ -70,7 +77,11 @@ begin
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.pending_changes from %I', v_role);
+        -- Invitations are read without the token's hash.
+        execute format('revoke all on table pipetrak.invitations from %I', v_role);
+        execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,
+                        accepted_at, accepted_by, revoked_at, revoked_by) on pipetrak.invitations to %I', v_role);
     end loop;
 end
 $$;
@@ -79,8 +90,8 @@ $$;
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
 -- Not progress_parts, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
 -- the components, welds and events rebuilds them (their COPY fires the triggers), so dumping them
--- too would count everything twice. Not progress_deferrals: it only holds rows inside a
--- transaction. One call per relation: each call rewrites the extension's catalog row.
+-- too would count everything twice. Not progress_deferrals nor pending_changes: they only hold rows
+-- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
 language plpgsql volatile
@@ -98,7 +109,8 @@ begin
         'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
         'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
-        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots']
+        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots', 'invitations',
+        'invitations_id_seq', 'component_changes', 'component_changes_id_seq']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;

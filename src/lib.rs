@@ -118,4 +118,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "history",
     requires = ["packages", last_locked_sunday, manhour_weight]
 );
+::pgrx::extension_sql_file!("../sql/15_team.sql", name = "team", requires = ["history"]);
+::pgrx::extension_sql_file!(
+    "../sql/16_corrections.sql",
+    name = "corrections",
+    requires = ["team"]
+);
+::pgrx::extension_sql_file!(
+    "../sql/17_realtime.sql",
+    name = "realtime",
+    requires = ["corrections"]
+);
+::pgrx::extension_sql_file!(
+    "../sql/18_platform.sql",
+    name = "platform",
+    requires = ["realtime"]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

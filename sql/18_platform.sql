@@ -1,0 +1,253 @@
+-- Supabase Storage and Realtime where they exist, and search (spec §12).
+--
+-- Design notes (decisions where the spec was silent):
+-- - Storage paths: the first segment is always the project id.
+--     pipetrak-drawings/<project>/<drawing id>/<file>           drawing PDFs (project managers and up)
+--     pipetrak-imports/<project>/<file>                          import files (project managers and up)
+--     pipetrak-attachments/<project>/welds/<weld id>/<file>      NDE reports (QC inspectors and up)
+--     pipetrak-attachments/<project>/packages/<package id>/<file> certificates (QC inspectors and up)
+--   Members of the project read; writing needs the role above, a live target of that project and a
+--   project not archived. `pipetrak_api.attachments` lists the files with what they are linked to.
+-- - Realtime: the policy on `realtime.messages` lets a member of the project receive on the private
+--   topic `project:<id>` and nobody send into it (no insert policy of pipetrak's).
+-- - Both are installed by `pipetrak.install_platform()`, run at CREATE EXTENSION and by the upgrade;
+--   a database that gets Supabase's schemas later runs it once (as their owner or a superuser).
+--   Without them it does nothing; without the privilege to create policies it warns and does nothing.
+-- - Search ranks an exact match first, then prefixes (shortest first), then trigram similarity
+--   (pg_trgm's threshold, 0.3 by default); it reads through row-level security, as the caller.
+
+-- Whether the caller may read (or write) the object `p_name` of bucket `p_bucket`.
+create function pipetrak.storage_allows(p_bucket text, p_name text, p_write boolean)
+returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_path text[] := string_to_array(p_name, '/');
+    v_project_id bigint;
+    v_target bigint;
+    v_permission text;
+begin
+    if v_path[1] !~ '^[0-9]{1,18}$' then
+        return false;
+    end if;
+    v_project_id := v_path[1]::bigint;
+    if not p_write then
+        return v_project_id in (select pipetrak.my_project_ids('read'));
+    end if;
+    v_permission := case
+        when p_bucket in ('pipetrak-drawings', 'pipetrak-imports') then 'manage_project_data'
+        when p_bucket = 'pipetrak-attachments' and v_path[2] in ('welds', 'packages') then 'quality_control'
+    end;
+    if v_permission is null or cardinality(v_path) < case when p_bucket = 'pipetrak-imports' then 2 else 3 end
+       or v_project_id not in (select pipetrak.my_project_ids(v_permission))
+       or exists (select from pipetrak.projects p where p.id = v_project_id and p.archived_at is not null) then
+        return false;
+    end if;
+    if p_bucket = 'pipetrak-imports' then
+        return true;
+    end if;
+    v_target := case when p_bucket = 'pipetrak-drawings' and v_path[2] ~ '^[0-9]{1,18}$' then v_path[2]::bigint
+                     when v_path[3] ~ '^[0-9]{1,18}$' then v_path[3]::bigint end;
+    return cardinality(v_path) >= case when p_bucket = 'pipetrak-drawings' then 3 else 4 end
+       and case
+        when p_bucket = 'pipetrak-drawings' then
+            exists (select from pipetrak.drawings d where d.id = v_target and d.project_id = v_project_id and d.retired_at is null)
+        when v_path[2] = 'welds' then
+            exists (select from pipetrak.field_welds w where w.component_id = v_target and w.project_id = v_project_id)
+        else
+            exists (select from pipetrak.test_packages t where t.id = v_target and t.project_id = v_project_id and t.retired_at is null)
+       end;
+end
+$$;
+
+-- Whether the caller may receive on the Realtime topic `p_topic` (project:<id> of theirs).
+create function pipetrak.realtime_topic_allows(p_topic text)
+returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return p_topic ~ '^project:[0-9]{1,18}$'
+       and substr(p_topic, 9)::bigint in (select pipetrak.my_project_ids('read'));
+end
+$$;
+
+-- Installs the buckets, the storage.objects policies, the attachments view and the Realtime policy
+-- where Supabase's schemas exist. Safe to run again.
+create function pipetrak.install_platform()
+returns text[]
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_installed text[] := '{}';
+    v_buckets constant text := $b$bucket_id in ('pipetrak-drawings', 'pipetrak-imports', 'pipetrak-attachments')$b$;
+begin
+    if to_regclass('storage.objects') is not null and to_regclass('storage.buckets') is not null then
+        begin
+            insert into storage.buckets (id, name, public)
+            values ('pipetrak-drawings', 'pipetrak-drawings', false), ('pipetrak-imports', 'pipetrak-imports', false),
+                   ('pipetrak-attachments', 'pipetrak-attachments', false)
+            on conflict (id) do nothing;
+            drop policy if exists pipetrak_read on storage.objects;
+            drop policy if exists pipetrak_insert on storage.objects;
+            drop policy if exists pipetrak_update on storage.objects;
+            drop policy if exists pipetrak_delete on storage.objects;
+            execute format('create policy pipetrak_read on storage.objects for select to authenticated
+                using (%s and pipetrak.storage_allows(bucket_id, name, false))', v_buckets);
+            execute format('create policy pipetrak_insert on storage.objects for insert to authenticated
+                with check (%s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute format('create policy pipetrak_update on storage.objects for update to authenticated
+                using (%1$s and pipetrak.storage_allows(bucket_id, name, true))
+                with check (%1$s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute format('create policy pipetrak_delete on storage.objects for delete to authenticated
+                using (%s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute $v$
+                create or replace view pipetrak_api.attachments with (security_invoker = true) as
+                select o.id, o.bucket_id as bucket, o.name as path, split_part(o.name, '/', 1)::bigint as project_id,
+                       case when o.bucket_id = 'pipetrak-drawings' then 'drawing'
+                            when o.bucket_id = 'pipetrak-imports' then 'import'
+                            when split_part(o.name, '/', 2) = 'welds' then 'weld'
+                            when split_part(o.name, '/', 2) = 'packages' then 'package' end as linked_to,
+                       case when o.bucket_id = 'pipetrak-drawings' then nullif(split_part(o.name, '/', 2), '')::bigint
+                            when o.bucket_id = 'pipetrak-attachments' then nullif(split_part(o.name, '/', 3), '')::bigint end as linked_id,
+                       o.metadata ->> 'mimetype' as content_type, (o.metadata ->> 'size')::bigint as size,
+                       o.owner as uploaded_by, o.created_at
+                from storage.objects o
+                where o.bucket_id in ('pipetrak-drawings', 'pipetrak-imports', 'pipetrak-attachments')
+                  and split_part(o.name, '/', 1) ~ '^[0-9]{1,18}$'
+                  and (o.bucket_id = 'pipetrak-imports' or split_part(o.name, '/', case when o.bucket_id = 'pipetrak-drawings' then 2 else 3 end) ~ '^[0-9]{1,18}$')$v$;
+            comment on view pipetrak_api.attachments is
+                'Files of your projects in Supabase Storage and what each is linked to: drawing PDFs (pipetrak-drawings/<project>/<drawing>/…), import files, NDE reports (pipetrak-attachments/<project>/welds/<weld>/…) and certificates (…/packages/<package>/…).';
+            if exists (select from pg_catalog.pg_roles where rolname = 'authenticated') then
+                grant select on pipetrak_api.attachments to authenticated;
+            end if;
+            if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
+                grant select on pipetrak_api.attachments to service_role;
+            end if;
+            v_installed := v_installed || 'storage'::text;
+        exception when insufficient_privilege then
+            raise warning 'pipetrak: no privilege to install the Storage buckets and policies; run select pipetrak.install_platform() as their owner';
+        end;
+    end if;
+    if to_regclass('realtime.messages') is not null and to_regprocedure('realtime.topic()') is not null then
+        begin
+            drop policy if exists pipetrak_receive on realtime.messages;
+            create policy pipetrak_receive on realtime.messages for select to authenticated
+                using (pipetrak.realtime_topic_allows((select realtime.topic())));
+            v_installed := v_installed || 'realtime'::text;
+        exception when insufficient_privilege then
+            raise warning 'pipetrak: no privilege to install the Realtime policy; run select pipetrak.install_platform() as its owner';
+        end;
+    end if;
+    return v_installed;
+end
+$$;
+
+-- Search: one call per project over drawings, components (tag, spool id), welds (number), welders
+-- (stencil, name) and test packages. pg_trgm may live in any schema, so the function is written
+-- against the schema it was installed in (as similar_drawings).
+create index components_tag_prefix_idx on pipetrak.components (project_id, upper(tag) text_pattern_ops)
+    where retired_at is null;
+do $$
+declare
+    v_schema text;
+begin
+    select n.nspname into v_schema
+    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+    where e.extname = 'pg_trgm';
+    execute format('create index components_tag_trgm_idx on pipetrak.components using gin (tag %I.gin_trgm_ops) where retired_at is null', v_schema);
+    execute format($f$
+        create function pipetrak.search_project(p_project_id bigint, p_query text, p_limit integer)
+        returns table (kind text, id bigint, label text, detail text, score real)
+        language plpgsql stable
+        set search_path = pg_catalog, pg_temp
+        as $body$
+        declare
+            v_query text := upper(btrim(coalesce(p_query, '')));
+            v_prefix text;
+            v_limit integer := least(greatest(coalesce(p_limit, 20), 1), 100);
+        begin
+            if v_query = '' then
+                perform pipetrak.raise_error('invalid_argument', '{"argument": "query", "expected": "some text to look for"}');
+            end if;
+            perform pipetrak.check_text_length('query', v_query, 200);
+            -- Read as the caller: a project they can't see is not found.
+            if not exists (select from pipetrak.projects p where p.id = p_project_id) then
+                perform pipetrak.raise_error('project_not_found', jsonb_build_object('project_id', p_project_id));
+            end if;
+            v_prefix := replace(replace(replace(v_query, '\', '\\'), '%%', '\%%'), '_', '\_') || '%%';
+            return query
+            with found as (
+                (select 'component'::text as kind, c.id, c.tag as label,
+                        c.component_type || ' ' || c.size || ' on ' || d.drawing_no as detail,
+                        case when upper(c.tag) = v_query then 3
+                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
+                             else %1$I.similarity(c.tag, v_query) end::real as score
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
+                   and upper(c.tag) like v_prefix
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'component', c.id, c.tag, c.component_type || ' ' || c.size || ' on ' || d.drawing_no,
+                        %1$I.similarity(c.tag, v_query)
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
+                   and c.tag operator(%1$I.%%) v_query and upper(c.tag) not like v_prefix
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'weld', c.id, c.tag, 'weld ' || c.tag || ' on ' || d.drawing_no,
+                        case when upper(c.tag) = v_query then 3
+                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
+                             else %1$I.similarity(c.tag, v_query) end::real
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type = 'field_weld'
+                   and (upper(c.tag) like v_prefix or c.tag operator(%1$I.%%) v_query)
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'drawing', d.id, d.drawing_no, d.title,
+                        case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
+                             when upper(d.drawing_no) like v_prefix then 2 - length(d.drawing_no) / 1000.0
+                             else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end::real
+                 from pipetrak.drawings d
+                 where d.project_id = p_project_id and d.retired_at is null
+                   and (upper(d.drawing_no) like v_prefix or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
+                 order by 5 desc, d.drawing_no limit v_limit)
+                union all
+                (select 'welder', w.id, w.stencil, w.name,
+                        case when w.stencil = v_query then 3
+                             when w.stencil like v_prefix or upper(w.name) like v_prefix then 2 - length(w.stencil) / 1000.0
+                             else greatest(%1$I.similarity(w.stencil, v_query), %1$I.similarity(upper(coalesce(w.name, '')), v_query)) end::real
+                 from pipetrak.welders w
+                 where w.project_id = p_project_id
+                   and (w.stencil like v_prefix or upper(w.name) like v_prefix
+                        or w.stencil operator(%1$I.%%) v_query or upper(w.name) operator(%1$I.%%) v_query)
+                 order by 5 desc, w.stencil limit v_limit)
+                union all
+                (select 'package', t.id, t.name, t.test_type,
+                        case when upper(t.name) = v_query then 3
+                             when upper(t.name) like v_prefix then 2 - length(t.name) / 1000.0
+                             else %1$I.similarity(upper(t.name), v_query) end::real
+                 from pipetrak.test_packages t
+                 where t.project_id = p_project_id and t.retired_at is null
+                   and (upper(t.name) like v_prefix or upper(t.name) operator(%1$I.%%) v_query)
+                 order by 5 desc, t.name limit v_limit)
+            )
+            select f.kind, f.id, f.label, f.detail, f.score from found f
+            order by f.score desc, f.label, f.id
+            limit v_limit;
+        end
+        $body$
+    $f$, v_schema);
+end
+$$;
+
+create function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
+returns table (kind text, id bigint, label text, detail text, score real)
+language sql stable
+as $$ select * from pipetrak.search_project(project_id, query, max_results) $$;
+comment on function pipetrak_api.search(bigint, text, integer) is
+    'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, similarity 0–1), 20 results by default (at most 100).';
+
+select pipetrak.install_platform();
