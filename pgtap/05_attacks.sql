@@ -95,19 +95,24 @@ select is((select is_called from definer_hits), false,
 select is(
     (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
-    array['add_member', 'archive_project', 'assign_component', 'assign_drawing', 'assign_welder',
-          'certificate_label', 'change_member_role', 'clear_nde', 'clear_welder', 'complete_stage',
-          'component_types', 'create_component', 'create_drawing', 'create_organization', 'create_project',
-          'create_reference', 'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims',
-          'current_user_id', 'dismiss_review_item', 'edit_welder', 'event_is_genuine', 'import_commit',
-          'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate', 'manhour_progress',
-          'move_weld', 'my_organization_ids', 'my_project_ids', 'package_stage_rule', 'package_state',
-          'percent_of', 'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'record_nde',
-          'remove_member', 'rename_reference', 'rename_welder', 'repick_examination', 'resolve_review_item',
-          'retire_component', 'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing',
-          'reweight_template', 'sampling_required', 'save_certificate', 'save_stage', 'set_post_hydro',
-          'sign_stage', 'skip_stage', 'spread_budget', 'start_stage', 'sync_profile', 'test_package_blockers',
-          'turnover_report', 'update_milestone', 'update_milestones', 'update_project_settings',
+    array['accept_invitation', 'add_member', 'archive_project', 'assign_component', 'assign_drawing',
+          'assign_welder', 'certificate_label', 'change_member_role', 'check_text_length', 'clear_nde',
+          'clear_welder', 'complete_stage', 'component_batch', 'component_types', 'correct_component',
+          'create_component', 'create_drawing', 'create_organization', 'create_project', 'create_reference',
+          'create_repair', 'create_unplanned_weld', 'create_welder', 'current_claims', 'current_user_id',
+          'delete_organization', 'delete_project', 'dismiss_review_item', 'edit_welder', 'event_is_genuine',
+          'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate',
+          'invitation_state', 'invite_member', 'manhour_progress', 'move_weld', 'my_organization_ids',
+          'my_project_ids', 'normalize_drawing_key', 'package_stage_rule', 'package_state', 'percent_of',
+          'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'raise_error',
+          'realtime_topic_allows', 'record_nde', 'remove_member', 'rename_organization', 'rename_project',
+          'rename_reference', 'rename_welder', 'repick_examination', 'resend_invitation',
+          'resolve_review_item', 'restore_component', 'retire_component', 'retire_component_for',
+          'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing', 'revoke_invitation',
+          'reweight_template', 'sampling_required', 'save_certificate', 'save_stage', 'search_project',
+          'set_post_hydro', 'sign_stage', 'skip_stage', 'spread_budget', 'start_stage', 'storage_allows',
+          'sync_profile', 'test_package_blockers', 'turnover_report', 'unarchive_project',
+          'update_milestone', 'update_milestones', 'update_profile', 'update_project_settings',
           'update_test_package', 'verify_welder', 'weekly_report', 'weld_delta', 'weld_progress',
           'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
@@ -123,7 +128,7 @@ select is(
     (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and p.prosecdef and has_function_privilege('authenticated', p.oid, 'execute')
        and p.proname not in ('my_organization_ids', 'my_project_ids')
-       and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component|weld|welder|package)|write_nde\(|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
+       and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component|weld|welder|package|invitation)|write_nde\(|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
     null, 'every definer function authenticated may run checks the caller first');
 
 select is(
@@ -136,7 +141,7 @@ select is(
            'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
            'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
            'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots',
-           'component_touches')
+           'component_touches', 'component_changes')
        and c.relnamespace = 'pipetrak'::regnamespace),
     null, 'authenticated reads exactly the allow-listed tables (through RLS)');
 

@@ -222,46 +222,42 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_ctx record;
+    v_project_id bigint;
+    v_component pipetrak.components;
     v_reason text;
     v_other bigint;
 begin
-    select c as component, m.role, p.archived_at into v_ctx
-    from pipetrak.components c
-    join pipetrak.projects p on p.id = c.project_id
-    join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.current_user_id()
-    where c.id = p_component_id
-    for update of c;
-    if v_ctx.role is null then
+    select c.project_id into v_project_id from pipetrak.components c where c.id = p_component_id;
+    if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));
-    elsif not pipetrak.role_can(v_ctx.role, 'manage_project_data') then
-        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_ctx.role, 'needs', 'manage_project_data'));
-    elsif v_ctx.archived_at is not null then
-        perform pipetrak.raise_error('project_archived', jsonb_build_object('project_id', (v_ctx.component).project_id));
-    elsif (v_ctx.component).retired_at is null then
+    end if;
+    perform pipetrak.require_project_role(v_project_id, 'manage_project_data');
+    select * into v_component from pipetrak.components where id = p_component_id for update;
+    if v_component.retired_at is null then
         perform pipetrak.raise_error('component_not_retired', jsonb_build_object('component_id', p_component_id));
     end if;
     v_reason := pipetrak.check_reason(p_reason, 3, 'restoring a component');
-    if exists (select from pipetrak.drawings d where d.id = (v_ctx.component).drawing_id and d.retired_at is not null) then
-        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', (v_ctx.component).drawing_id, 'retired', true));
+    if exists (select from pipetrak.drawings d where d.id = v_component.drawing_id and d.retired_at is not null) then
+        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', v_component.drawing_id, 'retired', true));
     end if;
     select c.id into v_other from pipetrak.components c
-    where c.project_id = (v_ctx.component).project_id and c.retired_at is null and c.identity_key = (v_ctx.component).identity_key;
+    where c.project_id = v_component.project_id and c.retired_at is null and c.identity_key = v_component.identity_key;
     if v_other is not null then
-        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', (v_ctx.component).component_type,
-            'tag', (v_ctx.component).tag, 'component_id', v_other));
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_component.component_type,
+            'tag', v_component.tag, 'component_id', v_other));
     end if;
     update pipetrak.components set retired_at = null, updated_at = now(), version = version + 1 where id = p_component_id;
-    perform pipetrak.log_component_change((v_ctx.component).project_id, p_component_id, 'restore',
+    perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'restore',
         '{"retired": true}', '{"retired": false}', v_reason);
 end
 $$;
 
 -- Runs `p_action` (correct, retire, restore) over a batch, all-or-nothing: a failure keeps its
--- SQLSTATE and names the item's index and component id.
+-- SQLSTATE and names the item's index and component id. Runs as the caller: each item's function
+-- checks the caller's role.
 create function pipetrak.component_batch(p_action text, p_items jsonb, p_reason text)
 returns integer
-language plpgsql volatile security definer
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare

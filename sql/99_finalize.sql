@@ -62,7 +62,7 @@ begin
                   'progress_as_of', 'weekly_report', 'manhour_progress', 'weld_delta', 'spread_budget',
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
-                  'correct_component', 'component_batch',
+                  'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
                   -- search reads as the caller (row-level security), with the helpers it calls
                   'search_project', 'raise_error', 'check_text_length', 'normalize_drawing_key',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader

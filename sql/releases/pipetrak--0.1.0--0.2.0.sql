@@ -1341,6 +1341,13 @@ begin
                   'repick_examination', 'set_post_hydro', 'start_stage', 'save_stage', 'sign_stage', 'complete_stage',
                   'skip_stage', 'save_certificate', 'test_package_blockers', 'turnover_report', 'progress_delta',
                   'progress_as_of', 'weekly_report', 'manhour_progress', 'weld_delta', 'spread_budget',
+                  'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
+                  'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
+                  'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
+                  -- search reads as the caller (row-level security), with the helpers it calls
+                  'search_project', 'raise_error', 'check_text_length', 'normalize_drawing_key',
+                  -- called by policies (Storage, Realtime) and the invitations view as the reader
+                  'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader
                   'sampling_required', 'package_state', 'package_stage_rule', 'certificate_label', 'component_types'])
         loop
@@ -1351,7 +1358,11 @@ begin
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.pending_changes from %I', v_role);
+        -- Invitations are read without the token's hash.
+        execute format('revoke all on table pipetrak.invitations from %I', v_role);
+        execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,
+                        accepted_at, accepted_by, revoked_at, revoked_by) on pipetrak.invitations to %I', v_role);
     end loop;
 end
 $$;
@@ -1377,7 +1388,8 @@ begin
         'nde_results', 'nde_results_id_seq', 'weld_events', 'weld_events_id_seq', 'examination_calls',
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
         'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
-        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots']
+        'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots', 'invitations',
+        'invitations_id_seq', 'component_changes', 'component_changes_id_seq']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;
@@ -1485,7 +1497,7 @@ $$;
 -- ---- Field welds and QC: welders, NDE results, status, history (see sql/12_welds.sql) ----
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('weld_not_welded',          'PT409', 'The weld has no welder and date welded yet', 'Assign the welder and date welded (assign_welder) before recording NDE.'),
-    ('reason_required',          'PT422', 'A reason is required', 'Say why (at least 3 characters): it is kept in the weld''s history.'),
+    ('reason_required',          'PT422', 'A reason is required', 'Say why (at least the characters the detail gives): it is kept in the history.'),
     ('invalid_nde',              'PT422', 'Not an NDE method or result', 'Use a method of RT, UT, PT, MT, VT and a result of PASS, FAIL or PENDING.'),
     ('nde_not_recorded',         'PT409', 'The weld has no current result for that method', 'Nothing to clear; see pipetrak_api.nde_results.'),
     ('welder_not_found',         'PT404', 'Welder not found', 'Use an id from pipetrak_api.welders of a project you belong to.'),
@@ -1534,11 +1546,13 @@ returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project_id bigint := (pipetrak.lock_component(p_component_id, 'manage_project_data')).project_id;
 begin
-    perform pipetrak.lock_component(p_component_id, 'manage_project_data');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     -- Nothing is left to review on a retired component.
     perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');
+    perform pipetrak.log_component_change(v_project_id, p_component_id, 'retire', '{"retired": false}', '{"retired": true}', null);
 end
 $$;
 
@@ -2979,7 +2993,19 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('nde_outstanding',          'PT409', 'A member weld awaits NDE or repair', 'Record the NDE (or repair the rejected weld) of the welds the detail counts, then confirm NDE complete.'),
     ('package_not_ready',        'PT409', 'Not every testable member of the package is ready', 'Finish the members the detail counts by drawing (see test_package_blockers), or flag post-hydro ones.'),
     ('certificate_locked',       'PT409', 'The certificate is locked: Test Acceptance is complete', 'A certificate is edited only until its package''s Test Acceptance completes.'),
-    ('package_record_immutable', 'PT403', 'Package events can''t be changed or deleted', 'The package''s history is append-only.');
+    ('package_record_immutable', 'PT403', 'Package events can''t be changed or deleted', 'The package''s history is append-only.'),
+    ('invitation_not_found',     'PT404', 'Invitation not found', 'Check the link: it may have been resent (a new token) or mistyped; ask for a new invitation.'),
+    ('invitation_expired',       'PT410', 'The invitation has expired', 'Invitations are valid 7 days; ask an owner or admin to resend it.'),
+    ('invitation_revoked',       'PT410', 'The invitation was revoked', 'Ask an owner or admin of the organization for a new invitation.'),
+    ('invitation_used',          'PT410', 'The invitation has already been accepted', 'Each invitation is accepted once; the member is in the organization''s memberships.'),
+    ('invitation_email_mismatch', 'PT403', 'The invitation is for another email address', 'Sign in with the address the invitation was sent to (your JWT''s email claim), or ask for an invitation to yours.'),
+    ('invitation_pending',       'PT409', 'An invitation to that address is already pending', 'Resend it (resend_invitation) or revoke it first.'),
+    ('invalid_email',            'PT422', 'That is not an email address', 'Send an address such as name@example.com (at most 320 characters).'),
+    ('confirmation_mismatch',    'PT422', 'The name you confirmed does not match', 'Type the exact name (case and spaces count) to confirm the deletion.'),
+    ('change_log_immutable',     'PT403', 'The component change log can''t be changed or deleted', 'The log is append-only: correct the component again with a reason.'),
+    ('component_has_progress',   'PT409', 'The component has progress', 'Its type changes only while every milestone is 0: roll its milestones back first, or retire it and create the right one.'),
+    ('weld_type_change',         'PT409', 'A field weld can''t become another type, nor another type a field weld', 'Retire the component (with a reason) and create the right one.'),
+        ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.');
 
 -- Test pressures take the spec's units; 0.1.0's are converted (MPa to kPa), a pressure of 0 is none.
 alter table pipetrak.test_packages drop constraint test_packages_test_pressure_check,
@@ -5127,6 +5153,1287 @@ as $$ select pipetrak.spread_budget(project_id, total_mh, reason, effective_date
 comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
     'Makes a new active man-hour budget version: spreads total_mh over the live components by diameter^1.5 (reducers: mean size; pipe: × feet × 0.1; unreadable size: 0.5, counted in guessed_sizes). Returns {version, components, guessed_sizes}. Owner, admin, project manager.';
 -- ---- end of sql/14_history.sql ----
+
+-- ---- Team and platform (see sql/15_team.sql to sql/18_platform.sql) ----
+-- A display name its user set stays; assignments and retirements land in the change log.
+create or replace function pipetrak.sync_profile()
+returns pipetrak.user_profiles
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_claims jsonb := pipetrak.current_claims();
+    v_profile pipetrak.user_profiles;
+begin
+    insert into pipetrak.user_profiles as p (user_id, email, display_name)
+    values (pipetrak.require_user(), v_claims ->> 'email',
+            coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'))
+    on conflict (user_id) do update set
+        email = coalesce(excluded.email, p.email),
+        -- A name its user set stays: the claims only fill it in.
+        display_name = coalesce(p.display_name, excluded.display_name),
+        updated_at = now()
+    returning * into v_profile;
+    return v_profile;
+end
+$$;
+
+create or replace function pipetrak.assign_component(p_component_id bigint, p_area_id bigint, p_system_id bigint,
+                                          p_test_package_id bigint, p_follow_drawing boolean)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_drawing pipetrak.drawings;
+    v_after pipetrak.components;
+begin
+    perform pipetrak.check_assignment(v_component.project_id, p_area_id, p_system_id, p_test_package_id);
+    select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id;
+    if coalesce(p_follow_drawing, false) then
+        update pipetrak.components set area_id = v_drawing.area_id, system_id = v_drawing.system_id,
+            test_package_id = v_drawing.test_package_id, area_pinned = false, system_pinned = false,
+            test_package_pinned = false, updated_at = now(), version = version + 1
+        where id = p_component_id;
+    else
+        update pipetrak.components set
+            area_id = coalesce(p_area_id, area_id), area_pinned = area_pinned or p_area_id is not null,
+            system_id = coalesce(p_system_id, system_id), system_pinned = system_pinned or p_system_id is not null,
+            test_package_id = coalesce(p_test_package_id, test_package_id),
+            test_package_pinned = test_package_pinned or p_test_package_id is not null,
+            updated_at = now(), version = version + 1
+        where id = p_component_id;
+    end if;
+    select * into v_after from pipetrak.components where id = p_component_id;
+    perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'assign',
+        jsonb_build_object('area_id', v_component.area_id, 'system_id', v_component.system_id, 'test_package_id', v_component.test_package_id),
+        jsonb_build_object('area_id', v_after.area_id, 'system_id', v_after.system_id, 'test_package_id', v_after.test_package_id), null);
+end
+$$;
+
+create or replace function pipetrak.assign_drawing(p_drawing_id bigint, p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
+returns integer
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
+    v_moved integer;
+begin
+    perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
+    update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
+    where id = p_drawing_id;
+    -- Each component that follows lands in the change log with its assignment before and after.
+    with moved as (
+        update pipetrak.components c set
+            area_id = case when c.area_pinned then c.area_id else p_area_id end,
+            system_id = case when c.system_pinned then c.system_id else p_system_id end,
+            test_package_id = case when c.test_package_pinned then c.test_package_id else p_test_package_id end,
+            updated_at = now()
+        from pipetrak.components o
+        where o.id = c.id and c.drawing_id = p_drawing_id and c.retired_at is null
+          and ((not c.area_pinned and c.area_id is distinct from p_area_id)
+            or (not c.system_pinned and c.system_id is distinct from p_system_id)
+            or (not c.test_package_pinned and c.test_package_id is distinct from p_test_package_id))
+        returning c.id, c.project_id, jsonb_build_object('area_id', o.area_id, 'system_id', o.system_id, 'test_package_id', o.test_package_id) as before,
+                  jsonb_build_object('area_id', c.area_id, 'system_id', c.system_id, 'test_package_id', c.test_package_id) as after
+    ), logged as (
+        insert into pipetrak.component_changes (project_id, component_id, action, fields, before, after, user_id)
+        select m.project_id, m.id, 'assign', f.fields,
+               (select jsonb_object_agg(k, m.before -> k) from unnest(f.fields) k),
+               (select jsonb_object_agg(k, m.after -> k) from unnest(f.fields) k), pipetrak.current_user_id()
+        from moved m
+        cross join lateral (select array(select k from jsonb_object_keys(m.after) k where m.before -> k is distinct from m.after -> k order by k) as fields) f
+        returning 1
+    )
+    select count(*) into v_moved from logged;
+    return v_moved;
+end
+$$;
+
+-- ---- body of sql/15_team.sql ----
+-- Invitations, profiles, and the life of organizations and projects (spec §2 and §12).
+--
+-- Design notes (decisions where the spec was silent):
+-- - pipetrak sends no email: invite_member returns the token once, for the inviting app to mail as
+--   a link. Only the token's SHA-256 is stored; a token is 256 random bits as hex.
+-- - The JWT's `email` claim is the only proof of an address, compared case-insensitively — never
+--   the profile, which its user may edit. Accepting needs both the token and that email.
+-- - An invitation is pending until accepted, revoked or 7 days old. One pending invitation per
+--   organization and email: inviting again while one is pending is `invitation_pending` (resend
+--   it); an expired one is replaced by the new one. Resending rotates the token and restarts the 7
+--   days; the old link dies.
+-- - Who may invite to which role follows the matrix: owners and admins invite, only owners invite
+--   owners. Accepting as someone who already belongs is `already_member`: roles change only through
+--   change_member_role.
+-- - Deleting an organization or a project removes every row of it in one transaction, its
+--   append-only logs included, after a last signed `project_deleted` event on each project's
+--   channel. Files in Supabase Storage stay: delete the project's folders through the Storage API.
+-- - A project is deleted by an owner or admin confirming its exact name, as an organization is by an
+--   owner confirming its own; archived projects can be restored to writable.
+
+create table pipetrak.invitations (
+    id              bigserial primary key,
+    organization_id bigint not null references pipetrak.organizations,
+    email           text not null check (length(email) <= 320 and email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+    role            text not null check (role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer')),
+    token_hash      bytea not null unique check (length(token_hash) = 32),
+    invited_by      uuid not null,
+    created_at      timestamptz not null default now(),
+    sent_at         timestamptz not null default now(),
+    expires_at      timestamptz not null,
+    sent_count      integer not null default 1,
+    accepted_at     timestamptz,
+    accepted_by     uuid,
+    revoked_at      timestamptz,
+    revoked_by      uuid,
+    check (accepted_at is null or revoked_at is null),
+    check ((accepted_at is null) = (accepted_by is null)),
+    check ((revoked_at is null) = (revoked_by is null))
+);
+-- One open invitation per organization and address (an expired one is replaced in place).
+create unique index invitations_open_idx on pipetrak.invitations (organization_id, lower(email))
+    where accepted_at is null and revoked_at is null;
+alter table pipetrak.invitations enable row level security;
+-- Those who manage the organization's members see its invitations (never the token's hash: see
+-- grant_privileges).
+create policy invitations_select_manager on pipetrak.invitations for select to authenticated
+    using (organization_id in (select pipetrak.my_organization_ids('manage_members')));
+
+-- Where an invitation stands.
+create function pipetrak.invitation_state(p_accepted_at timestamptz, p_revoked_at timestamptz, p_expires_at timestamptz)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case
+        when p_accepted_at is not null then 'accepted'
+        when p_revoked_at is not null then 'revoked'
+        when p_expires_at <= now() then 'expired'
+        else 'pending'
+    end
+$$;
+
+-- A fresh token (returned once) and the hash that is stored.
+create function pipetrak.new_invitation_token(out token text, out token_hash bytea)
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    token := encode(pipetrak.random_key(), 'hex');
+    token_hash := sha256(convert_to(token, 'UTF8'));
+end
+$$;
+
+-- Invites `p_email` to an organization with a role. Owners and admins; only owners invite owners.
+-- Returns {invitation_id, token, expires_at}: the token is shown this once.
+create function pipetrak.invite_member(p_organization_id bigint, p_email text, p_role text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    v_email text := lower(btrim(coalesce(p_email, '')));
+    v_token record := pipetrak.new_invitation_token();
+    v_open pipetrak.invitations;
+    v_id bigint;
+    v_expires timestamptz := now() + interval '7 days';
+begin
+    perform pipetrak.check_role_name(p_role);
+    if p_role = 'owner' and not pipetrak.role_can(v_caller_role, 'manage_owners') then
+        perform pipetrak.raise_error('owner_only');
+    end if;
+    if length(v_email) > 320 or v_email !~ '^[^@[:space:]]+@[^@[:space:]]+$' then
+        perform pipetrak.raise_error('invalid_email', jsonb_build_object('email', left(p_email, 320)));
+    end if;
+    if exists (select from pipetrak.memberships m join pipetrak.user_profiles p on p.user_id = m.user_id
+               where m.organization_id = p_organization_id and lower(p.email) = v_email) then
+        perform pipetrak.raise_error('already_member', jsonb_build_object('email', v_email));
+    end if;
+    select * into v_open from pipetrak.invitations
+    where organization_id = p_organization_id and lower(email) = v_email and accepted_at is null and revoked_at is null
+    for update;
+    if v_open.id is not null and v_open.expires_at > now() then
+        perform pipetrak.raise_error('invitation_pending', jsonb_build_object('invitation_id', v_open.id, 'expires_at', v_open.expires_at));
+    elsif v_open.id is not null then
+        update pipetrak.invitations set role = p_role, token_hash = v_token.token_hash, invited_by = pipetrak.current_user_id(),
+            created_at = now(), sent_at = now(), expires_at = v_expires, sent_count = 1
+        where id = v_open.id
+        returning id into v_id;
+    else
+        insert into pipetrak.invitations (organization_id, email, role, token_hash, invited_by, expires_at)
+        values (p_organization_id, v_email, p_role, v_token.token_hash, pipetrak.current_user_id(), v_expires)
+        returning id into v_id;
+    end if;
+    return jsonb_build_object('invitation_id', v_id, 'token', v_token.token, 'expires_at', v_expires);
+end
+$$;
+
+-- An open invitation of an organization the caller manages, locked; invitation_not_found otherwise.
+create function pipetrak.lock_invitation(p_invitation_id bigint)
+returns pipetrak.invitations
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_invitation pipetrak.invitations;
+    v_caller_role text;
+begin
+    select * into v_invitation from pipetrak.invitations where id = p_invitation_id for update;
+    if v_invitation.id is null
+       or v_invitation.organization_id not in (select pipetrak.my_organization_ids('read')) then
+        perform pipetrak.raise_error('invitation_not_found', jsonb_build_object('invitation_id', p_invitation_id));
+    end if;
+    v_caller_role := pipetrak.require_organization_role(v_invitation.organization_id, 'manage_members');
+    if v_invitation.role = 'owner' and not pipetrak.role_can(v_caller_role, 'manage_owners') then
+        perform pipetrak.raise_error('owner_only');
+    end if;
+    if v_invitation.accepted_at is not null then
+        perform pipetrak.raise_error('invitation_used', jsonb_build_object('invitation_id', p_invitation_id));
+    elsif v_invitation.revoked_at is not null then
+        perform pipetrak.raise_error('invitation_revoked', jsonb_build_object('invitation_id', p_invitation_id));
+    end if;
+    return v_invitation;
+end
+$$;
+
+-- Revokes an open invitation: its link stops working.
+create function pipetrak.revoke_invitation(p_invitation_id bigint)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.lock_invitation(p_invitation_id);
+    update pipetrak.invitations set revoked_at = now(), revoked_by = pipetrak.current_user_id() where id = p_invitation_id;
+end
+$$;
+
+-- Sends an open invitation again (expired or not): a new token, 7 more days; the old link dies.
+create function pipetrak.resend_invitation(p_invitation_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_token record := pipetrak.new_invitation_token();
+    v_expires timestamptz := now() + interval '7 days';
+begin
+    perform pipetrak.lock_invitation(p_invitation_id);
+    update pipetrak.invitations set token_hash = v_token.token_hash, sent_at = now(), expires_at = v_expires,
+        sent_count = sent_count + 1
+    where id = p_invitation_id;
+    return jsonb_build_object('invitation_id', p_invitation_id, 'token', v_token.token, 'expires_at', v_expires);
+end
+$$;
+
+-- Accepts an invitation as the signed-in user whose JWT email is the invited address. Returns
+-- {organization_id, role}.
+create function pipetrak.accept_invitation(p_token text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_user uuid := pipetrak.require_user();
+    v_email text := lower(btrim(pipetrak.current_claims() ->> 'email'));
+    v_invitation pipetrak.invitations;
+begin
+    select * into v_invitation from pipetrak.invitations
+    where token_hash = sha256(convert_to(coalesce(p_token, ''), 'UTF8'))
+    for update;
+    -- The token is the secret: an unknown one says nothing more.
+    if v_invitation.id is null then
+        perform pipetrak.raise_error('invitation_not_found');
+    elsif v_email is distinct from lower(v_invitation.email) then
+        perform pipetrak.raise_error('invitation_email_mismatch');
+    elsif v_invitation.accepted_at is not null then
+        perform pipetrak.raise_error('invitation_used');
+    elsif v_invitation.revoked_at is not null then
+        perform pipetrak.raise_error('invitation_revoked');
+    elsif v_invitation.expires_at <= now() then
+        perform pipetrak.raise_error('invitation_expired', jsonb_build_object('expired_at', v_invitation.expires_at));
+    end if;
+    perform pipetrak.sync_profile();
+    insert into pipetrak.memberships (organization_id, user_id, role, created_by)
+    values (v_invitation.organization_id, v_user, v_invitation.role, v_invitation.invited_by)
+    on conflict do nothing;
+    if not found then
+        perform pipetrak.raise_error('already_member', jsonb_build_object('organization_id', v_invitation.organization_id));
+    end if;
+    update pipetrak.invitations set accepted_at = now(), accepted_by = v_user where id = v_invitation.id;
+    return jsonb_build_object('organization_id', v_invitation.organization_id, 'role', v_invitation.role);
+end
+$$;
+
+-- Sets the caller's display name (NULL or blank clears it).
+create function pipetrak.update_profile(p_display_name text)
+returns pipetrak.user_profiles
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_profile pipetrak.user_profiles := pipetrak.sync_profile();
+begin
+    perform pipetrak.check_text_length('display_name', btrim(p_display_name), 200);
+    update pipetrak.user_profiles set display_name = nullif(btrim(p_display_name), ''), updated_at = now()
+    where user_id = v_profile.user_id
+    returning * into v_profile;
+    return v_profile;
+end
+$$;
+
+create function pipetrak.rename_organization(p_organization_id bigint, p_name text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    if p_name is null or btrim(p_name) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
+    end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    update pipetrak.organizations set name = btrim(p_name) where id = p_organization_id;
+end
+$$;
+
+-- Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers
+-- are off for the deletes (session_replication_role, restored when the function returns): the
+-- append-only guards would refuse them, and the rollups they keep go with the projects. So every
+-- table that holds project rows is named here; pgTAP checks none is left with a row of them.
+create function pipetrak.purge_projects(p_project_ids bigint[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set session_replication_role = replica
+as $$
+declare
+    v_project_id bigint;
+begin
+    foreach v_project_id in array p_project_ids loop
+        perform pipetrak.notify_project(v_project_id, '{"kind": "project_deleted"}');
+    end loop;
+    delete from pipetrak.import_rows r using pipetrak.import_jobs j where j.id = r.import_id and j.project_id = any (p_project_ids);
+    delete from pipetrak.component_sources s using pipetrak.components c where c.id = s.component_id and c.project_id = any (p_project_ids);
+    delete from pipetrak.stage_signoffs where project_id = any (p_project_ids);
+    delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
+    delete from pipetrak.pending_changes where project_id = any (p_project_ids);
+    delete from pipetrak.component_changes where project_id = any (p_project_ids);
+    delete from pipetrak.review_items where project_id = any (p_project_ids);
+    delete from pipetrak.milestone_events where project_id = any (p_project_ids);
+    delete from pipetrak.nde_results where project_id = any (p_project_ids);
+    delete from pipetrak.weld_events where project_id = any (p_project_ids);
+    delete from pipetrak.examination_calls where project_id = any (p_project_ids);
+    delete from pipetrak.package_certificates where project_id = any (p_project_ids);
+    delete from pipetrak.package_events where project_id = any (p_project_ids);
+    delete from pipetrak.package_stages where project_id = any (p_project_ids);
+    delete from pipetrak.certificate_numbers where project_id = any (p_project_ids);
+    delete from pipetrak.snapshot_weeks where project_id = any (p_project_ids);
+    delete from pipetrak.progress_days where project_id = any (p_project_ids);
+    delete from pipetrak.component_touches where project_id = any (p_project_ids);
+    delete from pipetrak.progress_parts where project_id = any (p_project_ids);
+    delete from pipetrak.weld_tallies where project_id = any (p_project_ids);
+    delete from pipetrak.weld_day_tallies where project_id = any (p_project_ids);
+    delete from pipetrak.component_budgets where project_id = any (p_project_ids);
+    delete from pipetrak.budget_versions where project_id = any (p_project_ids);
+    delete from pipetrak.client_requests where project_id = any (p_project_ids);
+    delete from pipetrak.import_jobs where project_id = any (p_project_ids);
+    delete from pipetrak.field_welds where project_id = any (p_project_ids);
+    delete from pipetrak.components where project_id = any (p_project_ids);
+    delete from pipetrak.welders where project_id = any (p_project_ids);
+    delete from pipetrak.drawings where project_id = any (p_project_ids);
+    delete from pipetrak.areas where project_id = any (p_project_ids);
+    delete from pipetrak.systems where project_id = any (p_project_ids);
+    delete from pipetrak.test_packages where project_id = any (p_project_ids);
+    delete from pipetrak.milestone_templates where project_id = any (p_project_ids);
+    delete from pipetrak.project_secrets where project_id = any (p_project_ids);
+    delete from pipetrak.projects where id = any (p_project_ids);
+end
+$$;
+
+-- Deletes an organization and everything of it, when an owner names it exactly.
+create function pipetrak.delete_organization(p_organization_id bigint, p_confirm_name text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_name text;
+begin
+    perform pipetrak.require_organization_role(p_organization_id, 'manage_owners');
+    select name into v_name from pipetrak.organizations where id = p_organization_id for update;
+    if p_confirm_name is distinct from v_name then
+        perform pipetrak.raise_error('confirmation_mismatch', '{"argument": "confirm_name"}');
+    end if;
+    perform pipetrak.purge_projects(array(select id from pipetrak.projects where organization_id = p_organization_id));
+    delete from pipetrak.invitations where organization_id = p_organization_id;
+    delete from pipetrak.memberships where organization_id = p_organization_id;
+    delete from pipetrak.organizations where id = p_organization_id;
+end
+$$;
+
+create function pipetrak.rename_project(p_project_id bigint, p_name text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_projects');
+    if p_name is null or btrim(p_name) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
+    end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    update pipetrak.projects set name = btrim(p_name) where id = p_project_id;
+end
+$$;
+
+-- Makes an archived project writable again.
+create function pipetrak.unarchive_project(p_project_id bigint)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_role text := pipetrak.require_project_role(p_project_id, 'read');
+begin
+    if not pipetrak.role_can(v_role, 'manage_projects') then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_role, 'needs', 'manage_projects'));
+    end if;
+    update pipetrak.projects set archived_at = null where id = p_project_id;
+end
+$$;
+
+-- Deletes a project and everything of it, when an owner or admin names it exactly (archived or not).
+create function pipetrak.delete_project(p_project_id bigint, p_confirm_name text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_role text := pipetrak.require_project_role(p_project_id, 'read');
+    v_name text;
+begin
+    if not pipetrak.role_can(v_role, 'manage_projects') then
+        perform pipetrak.raise_error('permission_denied', jsonb_build_object('role', v_role, 'needs', 'manage_projects'));
+    end if;
+    select name into v_name from pipetrak.projects where id = p_project_id for update;
+    if p_confirm_name is distinct from v_name then
+        perform pipetrak.raise_error('confirmation_mismatch', '{"argument": "confirm_name"}');
+    end if;
+    perform pipetrak.purge_projects(array[p_project_id]);
+end
+$$;
+
+-- ---- API ----
+
+create view pipetrak_api.invitations with (security_invoker = true) as
+select i.id, i.organization_id, i.email, i.role, pipetrak.invitation_state(i.accepted_at, i.revoked_at, i.expires_at) as state, i.invited_by, i.created_at,
+       i.sent_at, i.expires_at, i.sent_count, i.accepted_at, i.accepted_by, i.revoked_at, i.revoked_by
+from pipetrak.invitations i;
+comment on view pipetrak_api.invitations is
+    'Invitations of the organizations whose members you manage: address, role, state (pending, expired, accepted, revoked), when sent and until when valid.';
+
+create function pipetrak_api.invite_member(organization_id bigint, email text, role text)
+returns jsonb language sql volatile
+as $$ select pipetrak.invite_member(organization_id, email, role) $$;
+comment on function pipetrak_api.invite_member(bigint, text, text) is
+    'Invites an email address with a role (owners and admins; only owners invite owners). Returns {invitation_id, token, expires_at}: send the token to the invitee, it is shown only now and valid 7 days.';
+
+create function pipetrak_api.resend_invitation(invitation_id bigint)
+returns jsonb language sql volatile
+as $$ select pipetrak.resend_invitation(invitation_id) $$;
+comment on function pipetrak_api.resend_invitation(bigint) is
+    'Sends an open invitation again: a new token valid 7 days (the old one stops working). Returns {invitation_id, token, expires_at}.';
+
+create function pipetrak_api.revoke_invitation(invitation_id bigint)
+returns void language sql volatile
+as $$ select pipetrak.revoke_invitation(invitation_id) $$;
+comment on function pipetrak_api.revoke_invitation(bigint) is 'Revokes an open invitation: its token stops working.';
+
+create function pipetrak_api.accept_invitation(token text)
+returns jsonb language sql volatile
+as $$ select pipetrak.accept_invitation(token) $$;
+comment on function pipetrak_api.accept_invitation(text) is
+    'Joins the organization an invitation is for, as the signed-in user whose JWT email is the invited address. Returns {organization_id, role}.';
+
+create function pipetrak_api.update_profile(display_name text)
+returns jsonb language sql volatile
+as $$ select to_jsonb(pipetrak.update_profile(display_name)) $$;
+comment on function pipetrak_api.update_profile(text) is 'Sets your display name (blank clears it); returns your profile.';
+
+create function pipetrak_api.rename_organization(organization_id bigint, name text)
+returns void language sql volatile
+as $$ select pipetrak.rename_organization(organization_id, name) $$;
+comment on function pipetrak_api.rename_organization(bigint, text) is 'Renames an organization (owners and admins).';
+
+create function pipetrak_api.delete_organization(organization_id bigint, confirm_name text)
+returns void language sql volatile
+as $$ select pipetrak.delete_organization(organization_id, confirm_name) $$;
+comment on function pipetrak_api.delete_organization(bigint, text) is
+    'Deletes an organization with all its projects, members and history, in one transaction (owners, naming it exactly).';
+
+create function pipetrak_api.rename_project(project_id bigint, name text)
+returns void language sql volatile
+as $$ select pipetrak.rename_project(project_id, name) $$;
+comment on function pipetrak_api.rename_project(bigint, text) is 'Renames a project (owners and admins).';
+
+create function pipetrak_api.unarchive_project(project_id bigint)
+returns void language sql volatile
+as $$ select pipetrak.unarchive_project(project_id) $$;
+comment on function pipetrak_api.unarchive_project(bigint) is 'Makes an archived project writable again (owners and admins).';
+
+create function pipetrak_api.delete_project(project_id bigint, confirm_name text)
+returns void language sql volatile
+as $$ select pipetrak.delete_project(project_id, confirm_name) $$;
+comment on function pipetrak_api.delete_project(bigint, text) is
+    'Deletes a project with all its components and history, in one transaction (owners and admins, naming it exactly).';
+-- ---- end of sql/15_team.sql ----
+
+-- ---- body of sql/16_corrections.sql ----
+-- Component corrections (spec §12): a wrong takeoff line is corrected in place, keeping its
+-- history, and every such change lands in an append-only change log — who, when, before, after,
+-- reason — as milestone changes land in milestone_events.
+--
+-- Design notes (decisions where the spec was silent):
+-- - One call corrects any of description, spec, attributes (merged: a key set to null is removed),
+--   identity (tag = commodity code, spool id or weld number; size; drawing) and type; the log row
+--   lists the fields that changed with their values before and after. Unchanged fields are not
+--   logged; a correction that changes nothing logs nothing.
+-- - Identity: the new identity is checked against the project's live components first
+--   (`duplicate_component`, naming the other one). A component moved to another drawing follows
+--   that drawing's area, system and test package unless it was assigned on its own. A weld moves
+--   drawing only while not welded (as move_weld).
+-- - Type: only while the component has no progress (every milestone 0), and never to or from a
+--   field weld (a weld has weld facts): retire it and create the right one instead.
+-- - Corrections, retirements and restorations need a reason (3 characters or more); assignment
+--   changes are logged without one. Bulk calls are all-or-nothing and name the failing item.
+-- - Retiring a weld keeps the weld rules (retire_weld: reason of 10 or more, never a repaired one).
+
+create table pipetrak.component_changes (
+    id           bigserial primary key,
+    project_id   bigint not null,
+    component_id bigint not null,
+    action       text not null check (action in ('correct', 'retire', 'restore', 'assign')),
+    fields       text[] not null,
+    before       jsonb not null,
+    after        jsonb not null,
+    reason       text check (length(reason) <= 2000),
+    user_id      uuid not null,
+    created_at   timestamptz not null default now(),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+);
+create index component_changes_component_idx on pipetrak.component_changes (component_id, id);
+create index component_changes_project_idx on pipetrak.component_changes (project_id, id);
+alter table pipetrak.component_changes enable row level security;
+create policy component_changes_select_member on pipetrak.component_changes for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+create function pipetrak.change_log_immutable()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.raise_error('change_log_immutable', jsonb_build_object('operation', lower(tg_op)));
+    return null;
+end
+$$;
+create trigger component_changes_no_update before update or delete on pipetrak.component_changes
+    for each row execute function pipetrak.change_log_immutable();
+create trigger component_changes_no_truncate before truncate on pipetrak.component_changes
+    for each statement execute function pipetrak.change_log_immutable();
+
+-- Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).
+create function pipetrak.log_component_change(p_project_id bigint, p_component_id bigint, p_action text,
+                                              p_before jsonb, p_after jsonb, p_reason text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_fields text[] := array(select k from jsonb_object_keys(p_after) k
+                             where p_before -> k is distinct from p_after -> k order by k);
+begin
+    if cardinality(v_fields) > 0 then
+        insert into pipetrak.component_changes (project_id, component_id, action, fields, before, after, reason, user_id)
+        values (p_project_id, p_component_id, p_action, v_fields,
+                (select jsonb_object_agg(k, p_before -> k) from unnest(v_fields) k),
+                (select jsonb_object_agg(k, p_after -> k) from unnest(v_fields) k),
+                p_reason, pipetrak.current_user_id());
+    end if;
+end
+$$;
+
+-- Corrects one live component: `p_changes` holds any of description, spec, attributes, tag, size,
+-- drawing_id, component_type. Returns the changed fields with their new values.
+create function pipetrak.correct_component(p_component_id bigint, p_changes jsonb, p_reason text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_old pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_reason text := pipetrak.check_reason(p_reason, 3, 'correcting a component');
+    v_new pipetrak.components := v_old;
+    v_drawing pipetrak.drawings;
+    v_template pipetrak.milestone_templates;
+    v_other bigint;
+    v_before jsonb;
+    v_after jsonb;
+begin
+    if jsonb_typeof(p_changes) is distinct from 'object' or p_changes = '{}'
+       or exists (select from jsonb_object_keys(p_changes) k
+                  where k not in ('description', 'spec', 'attributes', 'tag', 'size', 'drawing_id', 'component_type')) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'changes',
+            'expected', 'an object of description, spec, attributes, tag, size, drawing_id, component_type'));
+    end if;
+    if p_changes ? 'description' then
+        v_new.description := nullif(btrim(p_changes ->> 'description'), '');
+        perform pipetrak.check_text_length('description', v_new.description, 2000);
+    end if;
+    if p_changes ? 'spec' then
+        v_new.spec := nullif(btrim(p_changes ->> 'spec'), '');
+        perform pipetrak.check_text_length('spec', v_new.spec, 200);
+    end if;
+    if p_changes ? 'attributes' then
+        if jsonb_typeof(p_changes -> 'attributes') is distinct from 'object' then
+            perform pipetrak.raise_error('invalid_argument', '{"argument": "attributes", "expected": "an object; a key set to null is removed"}');
+        end if;
+        v_new.attributes := jsonb_strip_nulls(v_old.attributes || (p_changes -> 'attributes'));
+    end if;
+    if p_changes ? 'tag' then
+        v_new.tag := pipetrak.normalize_commodity_code(coalesce(p_changes ->> 'tag', ''));
+        if v_new.tag = '' then
+            perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
+        end if;
+        perform pipetrak.check_text_length('tag', v_new.tag, 200);
+    end if;
+    if p_changes ? 'size' then
+        v_new.size := pipetrak.normalize_size(coalesce(p_changes ->> 'size', ''));
+    end if;
+    if p_changes ? 'drawing_id' and jsonb_typeof(p_changes -> 'drawing_id') is distinct from 'number' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "drawing_id", "expected": "a drawing id of the project"}');
+    end if;
+    if p_changes ? 'drawing_id' and (p_changes ->> 'drawing_id')::bigint is distinct from v_old.drawing_id then
+        select * into v_drawing from pipetrak.drawings
+        where id = (p_changes ->> 'drawing_id')::bigint and project_id = v_old.project_id and retired_at is null;
+        if v_drawing.id is null then
+            perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_changes -> 'drawing_id'));
+        end if;
+        if v_old.component_type = 'field_weld'
+           and exists (select from pipetrak.field_welds w where w.component_id = p_component_id
+                       and (w.welder_id is not null or w.date_welded is not null)) then
+            perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
+        end if;
+        v_new.drawing_id := v_drawing.id;
+        v_new.area_id := case when v_old.area_pinned then v_old.area_id else v_drawing.area_id end;
+        v_new.system_id := case when v_old.system_pinned then v_old.system_id else v_drawing.system_id end;
+        v_new.test_package_id := case when v_old.test_package_pinned then v_old.test_package_id else v_drawing.test_package_id end;
+    end if;
+    if p_changes ? 'component_type' then
+        v_new.component_type := pipetrak.parse_component_type(coalesce(p_changes ->> 'component_type', ''));
+        if v_new.component_type is null then
+            perform pipetrak.raise_error('unknown_component_type',
+                jsonb_build_object('component_type', p_changes ->> 'component_type', 'accepted', pipetrak.accepted_component_types()));
+        end if;
+    end if;
+    if v_new.component_type <> v_old.component_type then
+        if 'field_weld' in (v_new.component_type, v_old.component_type) then
+            perform pipetrak.raise_error('weld_type_change', jsonb_build_object('component_id', p_component_id));
+        end if;
+        if v_old.earned_total <> 0 or 0 <> any (v_old.milestone_values) then
+            perform pipetrak.raise_error('component_has_progress', jsonb_build_object('component_id', p_component_id,
+                'percent_complete', v_old.percent_complete));
+        end if;
+        select * into v_template from pipetrak.milestone_templates
+        where project_id = v_old.project_id and component_type = v_new.component_type;
+        v_new.milestone_values := array_fill(0::numeric, array[cardinality(v_template.names)]);
+        if v_new.component_type <> all (pipetrak.component_types('linear_aggregate')) then
+            v_new.quantity := 1;
+        end if;
+    end if;
+    if pipetrak.identity_key(v_new.component_type, v_new.drawing_id, v_new.tag, v_new.size, v_new.seq)
+       <> pipetrak.identity_key(v_old.component_type, v_old.drawing_id, v_old.tag, v_old.size, v_old.seq) then
+        select c.id into v_other from pipetrak.components c
+        where c.project_id = v_old.project_id and c.retired_at is null and c.id <> p_component_id
+          and c.identity_key = pipetrak.identity_key(v_new.component_type, v_new.drawing_id, v_new.tag, v_new.size, v_new.seq);
+        if v_other is not null then
+            perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_new.component_type,
+                'tag', v_new.tag, 'component_id', v_other));
+        end if;
+    end if;
+
+    v_before := jsonb_build_object('description', v_old.description, 'spec', v_old.spec, 'attributes', v_old.attributes,
+        'tag', v_old.tag, 'size', v_old.size, 'drawing_id', v_old.drawing_id, 'component_type', v_old.component_type,
+        'area_id', v_old.area_id, 'system_id', v_old.system_id, 'test_package_id', v_old.test_package_id);
+    v_after := jsonb_build_object('description', v_new.description, 'spec', v_new.spec, 'attributes', v_new.attributes,
+        'tag', v_new.tag, 'size', v_new.size, 'drawing_id', v_new.drawing_id, 'component_type', v_new.component_type,
+        'area_id', v_new.area_id, 'system_id', v_new.system_id, 'test_package_id', v_new.test_package_id);
+    if v_before = v_after then
+        return '{}';
+    end if;
+    update pipetrak.components set description = v_new.description, spec = v_new.spec, attributes = v_new.attributes,
+        tag = v_new.tag, size = v_new.size, drawing_id = v_new.drawing_id, component_type = v_new.component_type,
+        milestone_values = v_new.milestone_values, quantity = v_new.quantity, area_id = v_new.area_id,
+        system_id = v_new.system_id, test_package_id = v_new.test_package_id, updated_at = now(), version = version + 1
+    where id = p_component_id;
+    perform pipetrak.log_component_change(v_old.project_id, p_component_id, 'correct', v_before, v_after, v_reason);
+    return (select jsonb_object_agg(k, v_after -> k) from jsonb_object_keys(v_after) k where v_before -> k is distinct from v_after -> k);
+exception when unique_violation then
+    -- A concurrent correction or import took the identity between the check and the update.
+    perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_new.component_type, 'tag', v_new.tag));
+end
+$$;
+
+-- Retires a live component with a reason (a weld by the weld rules).
+create function pipetrak.retire_component_for(p_component_id bigint, p_reason text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_reason text := pipetrak.check_reason(p_reason, 3, 'retiring a component');
+begin
+    if v_component.component_type = 'field_weld' then
+        perform pipetrak.retire_weld(p_component_id, p_reason);
+    else
+        update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+        perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');
+    end if;
+    perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'retire',
+        '{"retired": false}', '{"retired": true}', v_reason);
+end
+$$;
+
+-- Brings a retired component back into its project (and the rollups), unless a live component has
+-- taken its identity meanwhile or its drawing is retired.
+create function pipetrak.restore_component(p_component_id bigint, p_reason text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project_id bigint;
+    v_component pipetrak.components;
+    v_reason text;
+    v_other bigint;
+begin
+    select c.project_id into v_project_id from pipetrak.components c where c.id = p_component_id;
+    if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
+        perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));
+    end if;
+    perform pipetrak.require_project_role(v_project_id, 'manage_project_data');
+    select * into v_component from pipetrak.components where id = p_component_id for update;
+    if v_component.retired_at is null then
+        perform pipetrak.raise_error('component_not_retired', jsonb_build_object('component_id', p_component_id));
+    end if;
+    v_reason := pipetrak.check_reason(p_reason, 3, 'restoring a component');
+    if exists (select from pipetrak.drawings d where d.id = v_component.drawing_id and d.retired_at is not null) then
+        perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', v_component.drawing_id, 'retired', true));
+    end if;
+    select c.id into v_other from pipetrak.components c
+    where c.project_id = v_component.project_id and c.retired_at is null and c.identity_key = v_component.identity_key;
+    if v_other is not null then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_component.component_type,
+            'tag', v_component.tag, 'component_id', v_other));
+    end if;
+    update pipetrak.components set retired_at = null, updated_at = now(), version = version + 1 where id = p_component_id;
+    perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'restore',
+        '{"retired": true}', '{"retired": false}', v_reason);
+end
+$$;
+
+-- Runs `p_action` (correct, retire, restore) over a batch, all-or-nothing: a failure keeps its
+-- SQLSTATE and names the item's index and component id. Runs as the caller: each item's function
+-- checks the caller's role.
+create function pipetrak.component_batch(p_action text, p_items jsonb, p_reason text)
+returns integer
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_item jsonb;
+    v_index integer := 0;
+    v_id bigint;
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+begin
+    if jsonb_typeof(p_items) is distinct from 'array' then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'items', 'expected', 'an array'));
+    elsif jsonb_array_length(p_items) > 10000 then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', 10000));
+    end if;
+    begin
+        for v_item in select value from jsonb_array_elements(p_items) loop
+            v_id := case when jsonb_typeof(v_item) = 'number' then v_item::text::bigint
+                         when jsonb_typeof(v_item -> 'component_id') = 'number' then (v_item ->> 'component_id')::bigint end;
+            if v_id is null then
+                perform pipetrak.raise_error('invalid_argument', '{"argument": "items", "expected": "component ids, or objects with a component_id"}');
+            end if;
+            case p_action
+                when 'correct' then perform pipetrak.correct_component(v_id, v_item - 'component_id' - 'reason',
+                                                                       coalesce(v_item ->> 'reason', p_reason));
+                when 'retire' then perform pipetrak.retire_component_for(v_id, p_reason);
+                when 'restore' then perform pipetrak.restore_component(v_id, p_reason);
+            end case;
+            v_index := v_index + 1;
+        end loop;
+    exception when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail, v_hint = pg_exception_hint;
+        raise exception using errcode = v_state, message = format('item %s (component %s): %s', v_index, v_id, v_message),
+            detail = (case when v_detail ~ '^\{' then v_detail::jsonb else jsonb_build_object('code', 'invalid_argument', 'error', v_message) end
+                      || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
+            hint = coalesce(nullif(v_hint, ''), 'Fix the item at that index and send the batch again.');
+    end;
+    return v_index;
+end
+$$;
+
+-- ---- API ----
+
+create view pipetrak_api.component_changes with (security_invoker = true) as
+select ch.id, ch.project_id, ch.component_id, ch.action, ch.fields, ch.before, ch.after, ch.reason, ch.user_id,
+       p.display_name as user_name, ch.created_at
+from pipetrak.component_changes ch
+left join pipetrak.user_profiles p on p.user_id = ch.user_id;
+comment on view pipetrak_api.component_changes is
+    'The append-only change log of components beside their milestones: corrections, retirements, restorations and assignments, with who, when, the fields before and after, and the reason.';
+
+create function pipetrak_api.correct_component(component_id bigint, changes jsonb, reason text)
+returns jsonb language sql volatile
+as $$ select pipetrak.correct_component(component_id, changes, reason) $$;
+comment on function pipetrak_api.correct_component(bigint, jsonb, text) is
+    'Corrects a component in place, keeping its history: changes is {description?, spec?, attributes? (merged; null removes a key), tag?, size?, drawing_id?, component_type? (only without progress)}. Returns the fields changed; logged with the reason.';
+
+create function pipetrak_api.correct_components(corrections jsonb, reason text)
+returns integer language sql volatile
+as $$ select pipetrak.component_batch('correct', corrections, reason) $$;
+comment on function pipetrak_api.correct_components(jsonb, text) is
+    'Corrects many components at once, all or nothing: an array of {component_id, …changes, reason?}; a failure names the item. Returns how many.';
+
+create function pipetrak_api.retire_components(component_ids bigint[], reason text)
+returns integer language sql volatile
+as $$ select pipetrak.component_batch('retire', to_jsonb(component_ids), reason) $$;
+comment on function pipetrak_api.retire_components(bigint[], text) is
+    'Retires components with a reason, all or nothing (welds by the weld rules): they keep their history and leave the rollups. Returns how many.';
+
+create function pipetrak_api.restore_components(component_ids bigint[], reason text)
+returns integer language sql volatile
+as $$ select pipetrak.component_batch('restore', to_jsonb(component_ids), reason) $$;
+comment on function pipetrak_api.restore_components(bigint[], text) is
+    'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';
+-- ---- end of sql/16_corrections.sql ----
+
+-- ---- body of sql/17_realtime.sql ----
+-- Change events (spec §8, §12): every committed change a screen shows is announced once per
+-- transaction on the project's channel (see 11_events.sql for the channel and the signature).
+--
+-- How: statement triggers on the tables a screen reads queue the ids each statement changed in
+-- `pending_changes`; a deferred constraint trigger on that table runs at commit, gathers the
+-- transaction's rows into one event per project — {"kind": "changes", "changes": {kind: [ids]},
+-- "part": n, "parts": m} — sends it and clears the rows. Its later firings in the same transaction
+-- find nothing left. A savepoint rolled back takes its queued rows with it, so what is announced
+-- is what committed.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Kinds: milestones (component ids), welds (component ids: weld facts, welder, NDE), packages
+--   (test package ids: attributes, stages, sign-offs, certificates), imports (import ids),
+--   review_items (ids), components (component ids of corrections, retirements, restorations and
+--   assignments).
+-- - An event is split into parts of at most about 7,000 bytes (NOTIFY's payload limit is 8,000).
+--   A transaction that changes more than 20,000 ids of one project (an import's chunk) sends one
+--   event with counts instead of ids — {"counts": {kind: n}, "reload": true} — a screen reloads.
+-- - Where Supabase Realtime's `realtime.send` exists, each part also goes to the private topic
+--   `project:<id>` (event "changes", unsigned: Realtime's own authorization guards the topic);
+--   a failure there never fails the writer's transaction (realtime.send only warns).
+
+create unlogged table pipetrak.pending_changes (
+    txid       xid8 not null default pg_current_xact_id(),
+    project_id bigint not null,
+    kind       text not null,
+    ids        bigint[] not null
+);
+create index pending_changes_txid_idx on pipetrak.pending_changes (txid);
+alter table pipetrak.pending_changes enable row level security;
+
+-- Queues what a statement changed on one of the watched tables (transition table `changed`).
+create function pipetrak.queue_changes()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- One static statement per table, so each keeps its plan for the session.
+    if tg_table_name = 'milestone_events' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'milestones', array_agg(component_id) from changed group by project_id;
+    elsif tg_table_name = 'field_welds' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'welds', array_agg(component_id) from changed group by project_id;
+    elsif tg_table_name = 'test_packages' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'packages', array_agg(id) from changed group by project_id;
+    elsif tg_table_name = 'package_events' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'packages', array_agg(test_package_id) from changed group by project_id;
+    elsif tg_table_name = 'import_jobs' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'imports', array_agg(id) from changed group by project_id;
+    elsif tg_table_name = 'review_items' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'review_items', array_agg(id) from changed group by project_id;
+    elsif tg_table_name = 'component_changes' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'components', array_agg(component_id) from changed group by project_id;
+    end if;
+    return null;
+end
+$$;
+
+create trigger milestone_events_announce after insert on pipetrak.milestone_events
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger field_welds_announce_insert after insert on pipetrak.field_welds
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger field_welds_announce_update after update on pipetrak.field_welds
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger test_packages_announce_insert after insert on pipetrak.test_packages
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger test_packages_announce_update after update on pipetrak.test_packages
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger package_events_announce after insert on pipetrak.package_events
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger import_jobs_announce_insert after insert on pipetrak.import_jobs
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger import_jobs_announce_update after update on pipetrak.import_jobs
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger review_items_announce_insert after insert on pipetrak.review_items
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger review_items_announce_update after update on pipetrak.review_items
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger component_changes_announce after insert on pipetrak.component_changes
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+
+-- Sends a transaction's queued changes, at its commit. Security definer: it runs at commit as the
+-- caller, outside the API function that queued them, and reads what no caller may.
+create function pipetrak.announce_changes()
+returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_part record;
+    v_send boolean := to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
+    v_event jsonb;
+begin
+    if not exists (select from pipetrak.pending_changes where txid = new.txid) then
+        return null;
+    end if;
+    for v_part in
+        with changed as (
+            select distinct p.project_id, p.kind, u.id
+            from pipetrak.pending_changes p cross join lateral unnest(p.ids) as u(id)
+            where p.txid = new.txid
+        ), counted as (
+            select c.*, count(*) over (partition by c.project_id) as total,
+                   sum(length(c.id::text) + 1) over (partition by c.project_id order by c.kind, c.id) / 7000 as part
+            from changed c
+        ), parts as (
+            select project_id, part, kind, max(total) as total, array_agg(id order by id) as ids
+            from counted group by project_id, part, kind
+        )
+        select project_id, max(total) as total, jsonb_object_agg(kind, to_jsonb(ids)) as changes,
+               count(*) over (partition by project_id) as parts,
+               row_number() over (partition by project_id order by part) as part_number
+        from parts group by project_id, part order by project_id, part
+    loop
+        if v_part.total > 20000 then
+            -- Too many ids to be worth sending: once per project, counts only.
+            continue when v_part.part_number > 1;
+            v_event := jsonb_build_object('kind', 'changes', 'reload', true, 'counts',
+                (select jsonb_object_agg(k.kind, k.n) from (
+                    select p.kind, count(distinct u.id) as n
+                    from pipetrak.pending_changes p cross join lateral unnest(p.ids) as u(id)
+                    where p.txid = new.txid and p.project_id = v_part.project_id group by p.kind) k));
+        else
+            v_event := jsonb_build_object('kind', 'changes', 'changes', v_part.changes, 'part', v_part.part_number, 'parts', v_part.parts);
+        end if;
+        perform pipetrak.notify_project(v_part.project_id, v_event);
+        if v_send then
+            execute 'select realtime.send($1, $2, $3, true)'
+            using v_event || jsonb_build_object('project_id', v_part.project_id), 'changes', 'project:' || v_part.project_id;
+        end if;
+    end loop;
+    delete from pipetrak.pending_changes where txid = new.txid;
+    return null;
+end
+$$;
+
+create constraint trigger pending_changes_announce after insert on pipetrak.pending_changes
+    deferrable initially deferred
+    for each row execute function pipetrak.announce_changes();
+-- ---- end of sql/17_realtime.sql ----
+
+-- ---- body of sql/18_platform.sql ----
+-- Supabase Storage and Realtime where they exist, and search (spec §12).
+--
+-- Design notes (decisions where the spec was silent):
+-- - Storage paths: the first segment is always the project id.
+--     pipetrak-drawings/<project>/<drawing id>/<file>           drawing PDFs (project managers and up)
+--     pipetrak-imports/<project>/<file>                          import files (project managers and up)
+--     pipetrak-attachments/<project>/welds/<weld id>/<file>      NDE reports (QC inspectors and up)
+--     pipetrak-attachments/<project>/packages/<package id>/<file> certificates (QC inspectors and up)
+--   Members of the project read; writing needs the role above, a live target of that project and a
+--   project not archived. `pipetrak_api.attachments` lists the files with what they are linked to.
+-- - Realtime: the policy on `realtime.messages` lets a member of the project receive on the private
+--   topic `project:<id>` and nobody send into it (no insert policy of pipetrak's).
+-- - Both are installed by `pipetrak.install_platform()`, run at CREATE EXTENSION and by the upgrade;
+--   a database that gets Supabase's schemas later runs it once (as their owner or a superuser).
+--   Without them it does nothing; without the privilege to create policies it warns and does nothing.
+-- - Search ranks an exact match first, then prefixes (shortest first), then trigram similarity
+--   (pg_trgm's threshold, 0.3 by default); it reads through row-level security, as the caller.
+
+-- Whether the caller may read (or write) the object `p_name` of bucket `p_bucket`.
+create function pipetrak.storage_allows(p_bucket text, p_name text, p_write boolean)
+returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_path text[] := string_to_array(p_name, '/');
+    v_project_id bigint;
+    v_target bigint;
+    v_permission text;
+begin
+    if v_path[1] !~ '^[0-9]{1,18}$' then
+        return false;
+    end if;
+    v_project_id := v_path[1]::bigint;
+    if not p_write then
+        return v_project_id in (select pipetrak.my_project_ids('read'));
+    end if;
+    v_permission := case
+        when p_bucket in ('pipetrak-drawings', 'pipetrak-imports') then 'manage_project_data'
+        when p_bucket = 'pipetrak-attachments' and v_path[2] in ('welds', 'packages') then 'quality_control'
+    end;
+    if v_permission is null or cardinality(v_path) < case when p_bucket = 'pipetrak-imports' then 2 else 3 end
+       or v_project_id not in (select pipetrak.my_project_ids(v_permission))
+       or exists (select from pipetrak.projects p where p.id = v_project_id and p.archived_at is not null) then
+        return false;
+    end if;
+    if p_bucket = 'pipetrak-imports' then
+        return true;
+    end if;
+    v_target := case when p_bucket = 'pipetrak-drawings' and v_path[2] ~ '^[0-9]{1,18}$' then v_path[2]::bigint
+                     when v_path[3] ~ '^[0-9]{1,18}$' then v_path[3]::bigint end;
+    return cardinality(v_path) >= case when p_bucket = 'pipetrak-drawings' then 3 else 4 end
+       and case
+        when p_bucket = 'pipetrak-drawings' then
+            exists (select from pipetrak.drawings d where d.id = v_target and d.project_id = v_project_id and d.retired_at is null)
+        when v_path[2] = 'welds' then
+            exists (select from pipetrak.field_welds w where w.component_id = v_target and w.project_id = v_project_id)
+        else
+            exists (select from pipetrak.test_packages t where t.id = v_target and t.project_id = v_project_id and t.retired_at is null)
+       end;
+end
+$$;
+
+-- Whether the caller may receive on the Realtime topic `p_topic` (project:<id> of theirs).
+create function pipetrak.realtime_topic_allows(p_topic text)
+returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return p_topic ~ '^project:[0-9]{1,18}$'
+       and substr(p_topic, 9)::bigint in (select pipetrak.my_project_ids('read'));
+end
+$$;
+
+-- Installs the buckets, the storage.objects policies, the attachments view and the Realtime policy
+-- where Supabase's schemas exist. Safe to run again.
+create function pipetrak.install_platform()
+returns text[]
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_installed text[] := '{}';
+    v_buckets constant text := $b$bucket_id in ('pipetrak-drawings', 'pipetrak-imports', 'pipetrak-attachments')$b$;
+begin
+    if to_regclass('storage.objects') is not null and to_regclass('storage.buckets') is not null then
+        begin
+            insert into storage.buckets (id, name, public)
+            values ('pipetrak-drawings', 'pipetrak-drawings', false), ('pipetrak-imports', 'pipetrak-imports', false),
+                   ('pipetrak-attachments', 'pipetrak-attachments', false)
+            on conflict (id) do nothing;
+            drop policy if exists pipetrak_read on storage.objects;
+            drop policy if exists pipetrak_insert on storage.objects;
+            drop policy if exists pipetrak_update on storage.objects;
+            drop policy if exists pipetrak_delete on storage.objects;
+            execute format('create policy pipetrak_read on storage.objects for select to authenticated
+                using (%s and pipetrak.storage_allows(bucket_id, name, false))', v_buckets);
+            execute format('create policy pipetrak_insert on storage.objects for insert to authenticated
+                with check (%s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute format('create policy pipetrak_update on storage.objects for update to authenticated
+                using (%1$s and pipetrak.storage_allows(bucket_id, name, true))
+                with check (%1$s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute format('create policy pipetrak_delete on storage.objects for delete to authenticated
+                using (%s and pipetrak.storage_allows(bucket_id, name, true))', v_buckets);
+            execute $v$
+                create or replace view pipetrak_api.attachments with (security_invoker = true) as
+                select o.id, o.bucket_id as bucket, o.name as path, split_part(o.name, '/', 1)::bigint as project_id,
+                       case when o.bucket_id = 'pipetrak-drawings' then 'drawing'
+                            when o.bucket_id = 'pipetrak-imports' then 'import'
+                            when split_part(o.name, '/', 2) = 'welds' then 'weld'
+                            when split_part(o.name, '/', 2) = 'packages' then 'package' end as linked_to,
+                       case when o.bucket_id = 'pipetrak-drawings' then nullif(split_part(o.name, '/', 2), '')::bigint
+                            when o.bucket_id = 'pipetrak-attachments' then nullif(split_part(o.name, '/', 3), '')::bigint end as linked_id,
+                       o.metadata ->> 'mimetype' as content_type, (o.metadata ->> 'size')::bigint as size,
+                       o.owner as uploaded_by, o.created_at
+                from storage.objects o
+                where o.bucket_id in ('pipetrak-drawings', 'pipetrak-imports', 'pipetrak-attachments')
+                  and split_part(o.name, '/', 1) ~ '^[0-9]{1,18}$'
+                  and (o.bucket_id = 'pipetrak-imports' or split_part(o.name, '/', case when o.bucket_id = 'pipetrak-drawings' then 2 else 3 end) ~ '^[0-9]{1,18}$')$v$;
+            comment on view pipetrak_api.attachments is
+                'Files of your projects in Supabase Storage and what each is linked to: drawing PDFs (pipetrak-drawings/<project>/<drawing>/…), import files, NDE reports (pipetrak-attachments/<project>/welds/<weld>/…) and certificates (…/packages/<package>/…).';
+            if exists (select from pg_catalog.pg_roles where rolname = 'authenticated') then
+                grant select on pipetrak_api.attachments to authenticated;
+            end if;
+            if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
+                grant select on pipetrak_api.attachments to service_role;
+            end if;
+            v_installed := v_installed || 'storage'::text;
+        exception when insufficient_privilege then
+            raise warning 'pipetrak: no privilege to install the Storage buckets and policies; run select pipetrak.install_platform() as their owner';
+        end;
+    end if;
+    if to_regclass('realtime.messages') is not null and to_regprocedure('realtime.topic()') is not null then
+        begin
+            drop policy if exists pipetrak_receive on realtime.messages;
+            create policy pipetrak_receive on realtime.messages for select to authenticated
+                using (pipetrak.realtime_topic_allows((select realtime.topic())));
+            v_installed := v_installed || 'realtime'::text;
+        exception when insufficient_privilege then
+            raise warning 'pipetrak: no privilege to install the Realtime policy; run select pipetrak.install_platform() as its owner';
+        end;
+    end if;
+    return v_installed;
+end
+$$;
+
+-- Search: one call per project over drawings, components (tag, spool id), welds (number), welders
+-- (stencil, name) and test packages. pg_trgm may live in any schema, so the function is written
+-- against the schema it was installed in (as similar_drawings).
+create index components_tag_prefix_idx on pipetrak.components (project_id, upper(tag) text_pattern_ops)
+    where retired_at is null;
+do $$
+declare
+    v_schema text;
+begin
+    select n.nspname into v_schema
+    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+    where e.extname = 'pg_trgm';
+    execute format('create index components_tag_trgm_idx on pipetrak.components using gin (tag %I.gin_trgm_ops) where retired_at is null', v_schema);
+    execute format($f$
+        create function pipetrak.search_project(p_project_id bigint, p_query text, p_limit integer)
+        returns table (kind text, id bigint, label text, detail text, score real)
+        language plpgsql stable
+        set search_path = pg_catalog, pg_temp
+        as $body$
+        declare
+            v_query text := upper(btrim(coalesce(p_query, '')));
+            v_prefix text;
+            v_limit integer := least(greatest(coalesce(p_limit, 20), 1), 100);
+        begin
+            if v_query = '' then
+                perform pipetrak.raise_error('invalid_argument', '{"argument": "query", "expected": "some text to look for"}');
+            end if;
+            perform pipetrak.check_text_length('query', v_query, 200);
+            -- Read as the caller: a project they can't see is not found.
+            if not exists (select from pipetrak.projects p where p.id = p_project_id) then
+                perform pipetrak.raise_error('project_not_found', jsonb_build_object('project_id', p_project_id));
+            end if;
+            v_prefix := replace(replace(replace(v_query, '\', '\\'), '%%', '\%%'), '_', '\_') || '%%';
+            return query
+            with found as (
+                (select 'component'::text as kind, c.id, c.tag as label,
+                        c.component_type || ' ' || c.size || ' on ' || d.drawing_no as detail,
+                        case when upper(c.tag) = v_query then 3
+                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
+                             else %1$I.similarity(c.tag, v_query) end::real as score
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
+                   and upper(c.tag) like v_prefix
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'component', c.id, c.tag, c.component_type || ' ' || c.size || ' on ' || d.drawing_no,
+                        %1$I.similarity(c.tag, v_query)
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
+                   and c.tag operator(%1$I.%%) v_query and upper(c.tag) not like v_prefix
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'weld', c.id, c.tag, 'weld ' || c.tag || ' on ' || d.drawing_no,
+                        case when upper(c.tag) = v_query then 3
+                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
+                             else %1$I.similarity(c.tag, v_query) end::real
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 where c.project_id = p_project_id and c.retired_at is null and c.component_type = 'field_weld'
+                   and (upper(c.tag) like v_prefix or c.tag operator(%1$I.%%) v_query)
+                 order by 5 desc, c.tag limit v_limit)
+                union all
+                (select 'drawing', d.id, d.drawing_no, d.title,
+                        case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
+                             when upper(d.drawing_no) like v_prefix then 2 - length(d.drawing_no) / 1000.0
+                             else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end::real
+                 from pipetrak.drawings d
+                 where d.project_id = p_project_id and d.retired_at is null
+                   and (upper(d.drawing_no) like v_prefix or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
+                 order by 5 desc, d.drawing_no limit v_limit)
+                union all
+                (select 'welder', w.id, w.stencil, w.name,
+                        case when w.stencil = v_query then 3
+                             when w.stencil like v_prefix or upper(w.name) like v_prefix then 2 - length(w.stencil) / 1000.0
+                             else greatest(%1$I.similarity(w.stencil, v_query), %1$I.similarity(upper(coalesce(w.name, '')), v_query)) end::real
+                 from pipetrak.welders w
+                 where w.project_id = p_project_id
+                   and (w.stencil like v_prefix or upper(w.name) like v_prefix
+                        or w.stencil operator(%1$I.%%) v_query or upper(w.name) operator(%1$I.%%) v_query)
+                 order by 5 desc, w.stencil limit v_limit)
+                union all
+                (select 'package', t.id, t.name, t.test_type,
+                        case when upper(t.name) = v_query then 3
+                             when upper(t.name) like v_prefix then 2 - length(t.name) / 1000.0
+                             else %1$I.similarity(upper(t.name), v_query) end::real
+                 from pipetrak.test_packages t
+                 where t.project_id = p_project_id and t.retired_at is null
+                   and (upper(t.name) like v_prefix or upper(t.name) operator(%1$I.%%) v_query)
+                 order by 5 desc, t.name limit v_limit)
+            )
+            select f.kind, f.id, f.label, f.detail, f.score from found f
+            order by f.score desc, f.label, f.id
+            limit v_limit;
+        end
+        $body$
+    $f$, v_schema);
+end
+$$;
+
+create function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
+returns table (kind text, id bigint, label text, detail text, score real)
+language sql stable
+as $$ select * from pipetrak.search_project(project_id, query, max_results) $$;
+comment on function pipetrak_api.search(bigint, text, integer) is
+    'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, similarity 0–1), 20 results by default (at most 100).';
+
+select pipetrak.install_platform();
+-- ---- end of sql/18_platform.sql ----
 
 -- The days count every event recorded so far.
 select pipetrak.rebuild_progress_days();
