@@ -39,7 +39,7 @@ begin
         when p_bucket in ('pipetrak-drawings', 'pipetrak-imports') then 'manage_project_data'
         when p_bucket = 'pipetrak-attachments' and v_path[2] in ('welds', 'packages') then 'quality_control'
     end;
-    if v_permission is null or cardinality(v_path) < case when p_bucket = 'pipetrak-imports' then 2 else 3 end
+    if v_permission is null or cardinality(v_path) < (case when p_bucket = 'pipetrak-imports' then 2 else 3 end)
        or v_project_id not in (select pipetrak.my_project_ids(v_permission))
        or exists (select from pipetrak.projects p where p.id = v_project_id and p.archived_at is not null) then
         return false;
