@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(108);
+select plan(113);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -290,6 +290,28 @@ select is(pg_temp.matrix('select count(*) from pipetrak.pending_changes'),
     array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nobody reads the queue');
 select is(pg_temp.matrix('select pipetrak.announce_changes()'),
     array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nor runs the announcer');
+
+-- Events split under NOTIFY's payload limit; a flood becomes one event of counts.
+insert into pipetrak.pending_changes (project_id, kind, ids)
+select :project_b, 'milestones', array_agg(1000000 + i) from generate_series(1, 2500) i
+union all select :project_b, 'welds', array_agg(2000000 + i) from generate_series(1, 500) i
+union all select :project_a, 'imports', array_agg(3000000 + i) from generate_series(1, 6000) i;
+create temporary table events as select * from pipetrak.change_events(pg_current_xact_id());
+select ok((select count(*) > 1 and max(length(jsonb_build_object('event', event || '{"project_id": 1234567890, "sent_at": "2026-11-30T08:30:00.123456+00:00"}', 'sig', repeat('f', 64))::text)) < 8000
+           from events where project_id = :project_b),
+    'a project''s 3,000 ids go in several events, each under 8,000 bytes signed');
+select is((select array_agg(distinct (event ->> 'part')::int order by (event ->> 'part')::int) from events where project_id = :project_b),
+    (select array_agg(n::int) from generate_series(1, (select count(*) from events where project_id = :project_b)) n),
+    'numbered 1..parts');
+select ok((select bool_and((event ->> 'parts')::int = (select count(*) from events where project_id = :project_b)) from events where project_id = :project_b),
+    'each saying how many parts there are');
+select is((select count(*) from events e, jsonb_each(e.event -> 'changes') k, jsonb_array_elements(k.value) i where e.project_id = :project_b),
+    3000::bigint, 'every id once');
+select is((select jsonb_build_object('events', count(*), 'reload', bool_and((event ->> 'reload')::boolean), 'imports', min((event -> 'counts' ->> 'imports')::int))
+           from events where project_id = :project_a),
+    '{"events": 1, "reload": true, "imports": 6000}'::jsonb,
+    'more than 5,000 ids of a project become one event of counts: reload');
+delete from pipetrak.pending_changes where project_id = :project_b or 3000001 = any (ids);
 
 -- ---- Search ----
 select pg_temp.act_as(pg_temp.uid('foreman'));

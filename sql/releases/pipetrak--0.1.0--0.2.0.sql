@@ -6046,9 +6046,10 @@ comment on function pipetrak_api.restore_components(bigint[], text) is
 --   (test package ids: attributes, stages, sign-offs, certificates), imports (import ids),
 --   review_items (ids), components (component ids of corrections, retirements, restorations and
 --   assignments).
--- - An event is split into parts of at most about 7,000 bytes (NOTIFY's payload limit is 8,000).
---   A transaction that changes more than 20,000 ids of one project (an import's chunk) sends one
---   event with counts instead of ids — {"counts": {kind: n}, "reload": true} — a screen reloads.
+-- - An event is split into parts of at most about 7,000 bytes of ids (NOTIFY's payload limit is
+--   8,000). A transaction that changes more than 5,000 ids of one project (an import's chunk) sends
+--   one event with counts instead of ids — {"counts": {kind: n}, "reload": true} — and a screen
+--   reloads: a few parts are worth splitting, hundreds are not.
 -- - Where Supabase Realtime's `realtime.send` exists, each part also goes to the private topic
 --   `project:<id>` (event "changes", unsigned: Realtime's own authorization guards the topic);
 --   a failure there never fails the writer's transaction (realtime.send only warns).
@@ -6119,6 +6120,42 @@ create trigger review_items_announce_update after update on pipetrak.review_item
 create trigger component_changes_announce after insert on pipetrak.component_changes
     referencing new table as changed for each statement execute function pipetrak.queue_changes();
 
+-- The events of transaction `p_txid`'s queued changes, per project: parts of at most about 7,000
+-- bytes of ids (an id takes its digits and ", " in the JSON array), or one event of counts when the
+-- project has more than 5,000 ids.
+create function pipetrak.change_events(p_txid xid8)
+returns table (project_id bigint, event jsonb)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with changed as (
+        select distinct p.project_id, p.kind, u.id
+        from pipetrak.pending_changes p cross join lateral unnest(p.ids) as u(id)
+        where p.txid = p_txid
+    ), counted as (
+        select c.*, count(*) over (partition by c.project_id) as total,
+               sum(length(c.id::text) + 2) over (partition by c.project_id order by c.kind, c.id) / 7000 as part
+        from changed c
+    ), small as (
+        select project_id, part, kind, array_agg(id order by id) as ids
+        from counted where total <= 5000 group by project_id, part, kind
+    ), parts as (
+        select project_id, part, jsonb_object_agg(kind, to_jsonb(ids)) as changes
+        from small group by project_id, part
+    )
+    select project_id, event from (
+        select project_id, part, jsonb_build_object('kind', 'changes', 'changes', changes,
+                   'part', row_number() over (partition by project_id order by part),
+                   'parts', count(*) over (partition by project_id)) as event
+        from parts
+        union all
+        select project_id, 0, jsonb_build_object('kind', 'changes', 'reload', true, 'counts', jsonb_object_agg(kind, n))
+        from (select project_id, kind, count(*) as n from counted where total > 5000 group by project_id, kind) big
+        group by project_id
+    ) e
+    order by project_id, part
+$$;
+
 -- Sends a transaction's queued changes, at its commit. Security definer: it runs at commit as the
 -- caller, outside the API function that queued them, and reads what no caller may.
 create function pipetrak.announce_changes()
@@ -6127,46 +6164,18 @@ language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_part record;
-    v_send boolean := to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
-    v_event jsonb;
+    v_change record;
+    v_send boolean;
 begin
     if not exists (select from pipetrak.pending_changes where txid = new.txid) then
         return null;
     end if;
-    for v_part in
-        with changed as (
-            select distinct p.project_id, p.kind, u.id
-            from pipetrak.pending_changes p cross join lateral unnest(p.ids) as u(id)
-            where p.txid = new.txid
-        ), counted as (
-            select c.*, count(*) over (partition by c.project_id) as total,
-                   sum(length(c.id::text) + 1) over (partition by c.project_id order by c.kind, c.id) / 7000 as part
-            from changed c
-        ), parts as (
-            select project_id, part, kind, max(total) as total, array_agg(id order by id) as ids
-            from counted group by project_id, part, kind
-        )
-        select project_id, max(total) as total, jsonb_object_agg(kind, to_jsonb(ids)) as changes,
-               count(*) over (partition by project_id) as parts,
-               row_number() over (partition by project_id order by part) as part_number
-        from parts group by project_id, part order by project_id, part
-    loop
-        if v_part.total > 20000 then
-            -- Too many ids to be worth sending: once per project, counts only.
-            continue when v_part.part_number > 1;
-            v_event := jsonb_build_object('kind', 'changes', 'reload', true, 'counts',
-                (select jsonb_object_agg(k.kind, k.n) from (
-                    select p.kind, count(distinct u.id) as n
-                    from pipetrak.pending_changes p cross join lateral unnest(p.ids) as u(id)
-                    where p.txid = new.txid and p.project_id = v_part.project_id group by p.kind) k));
-        else
-            v_event := jsonb_build_object('kind', 'changes', 'changes', v_part.changes, 'part', v_part.part_number, 'parts', v_part.parts);
-        end if;
-        perform pipetrak.notify_project(v_part.project_id, v_event);
+    v_send := to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null;
+    for v_change in select * from pipetrak.change_events(new.txid) loop
+        perform pipetrak.notify_project(v_change.project_id, v_change.event);
         if v_send then
             execute 'select realtime.send($1, $2, $3, true)'
-            using v_event || jsonb_build_object('project_id', v_part.project_id), 'changes', 'project:' || v_part.project_id;
+            using v_change.event || jsonb_build_object('project_id', v_change.project_id), 'changes', 'project:' || v_change.project_id;
         end if;
     end loop;
     delete from pipetrak.pending_changes where txid = new.txid;
