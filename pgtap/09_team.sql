@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(113);
+select plan(122);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -278,6 +278,17 @@ select is(pg_temp.matrix(format('select pg_temp.undone(''select pipetrak_api.cor
     array['ok', 'ok', 'ok', '42501', '42501', '42501', '42501', 'PT404', '42501'], 'correct_component: owners, admins, project managers');
 select is(pg_temp.matrix(format('select pg_temp.undone(''select pipetrak_api.retire_components(component_ids => array[%s], reason => ''''a matrix'''')'')', :v2)),
     array['ok', 'ok', 'ok', '42501', '42501', '42501', '42501', 'PT404', '42501'], 'retire_components: owners, admins, project managers');
+select is(pg_temp.matrix(format('select pg_temp.undone(''select pipetrak_api.correct_components(corrections => ''''[{"component_id": %s, "spec": "by %%1$s"}]'''', reason => ''''a matrix'''')'')', :v2)),
+    array['ok', 'ok', 'ok', '42501', '42501', '42501', '42501', 'PT404', '42501'], 'correct_components: owners, admins, project managers');
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_2, component_type => 'valve', tag => 'V-4', size => '2')
+        -> 'created' ->> 0)::bigint as v4 \gset
+select pipetrak_api.retire_components(component_ids => array[:v4], reason => 'for the matrix') as retired;
+reset role;
+select is(pg_temp.matrix(format('select pg_temp.undone(''select pipetrak_api.restore_components(component_ids => array[%s], reason => ''''a matrix'''')'')', :v4)),
+    array['ok', 'ok', 'ok', '42501', '42501', '42501', '42501', 'PT404', '42501'], 'restore_components: owners, admins, project managers');
+select is(pg_temp.matrix('select pg_temp.undone(''select pipetrak_api.update_profile(display_name => ''''%1$s'''')'')'),
+    array['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', '42501'], 'update_profile: every signed-in user, their own');
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.component_changes where component_id = %s', :v2)),
     array['8', '8', '8', '8', '8', '8', '8', '0', '42501'], 'the change log: members only');
 
@@ -323,6 +334,8 @@ from generate_series(100, 130) i;
 reset role;
 select is(pg_temp.try_as('viewer', format('select string_agg(kind || '':'' || label, '','' order by score desc, label) from (select * from pipetrak_api.search(project_id => %s, query => ''vbalu-101'', max_results => 3)) s', :project_a)),
     'component:VBALU-101,component:VBALU-100,component:VBALU-102', 'an exact match first, then the closest (prefix or similar)');
+select is(pg_temp.try_as('viewer', format('select label from pipetrak_api.search(project_id => %s, query => ''vbal-101'') limit 1', :project_a)),
+    'VBALU-101', 'a code with a slip finds the code');
 select is(pg_temp.try_as('viewer', format('select count(*) from pipetrak_api.search(project_id => %s, query => ''VBALU'')', :project_a)),
     '20', 'twenty results by default');
 select is(pg_temp.try_as('viewer', format('select kind || '':'' || label from pipetrak_api.search(project_id => %s, query => ''w-1'') limit 1', :project_a)),
@@ -337,19 +350,40 @@ select is(pg_temp.try_as('viewer', format('select count(*) from pipetrak_api.sea
     '0', 'LIKE wildcards in a query are plain characters: VBALU_10 is no prefix of VBALU-101');
 select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.search(project_id => %s, query => ''V-1'')', :project_a)),
     array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'], 'search: members; an outsider finds no project');
+select is((select string_agg(a, ', ') from unnest(array['owner', 'foreman', 'viewer']) a
+           where pg_temp.try_as(a, format('select count(*) from pipetrak_api.search(project_id => %s, query => ''V'', max_results => 100) s
+                                           where s.kind in (''component'', ''weld'') and s.id not in (select id from pipetrak_api.components)', :project_a)) <> '0'),
+    null, 'what search finds is what row-level security lets the reader see');
 select is(pg_temp.error_of('outsider', format('select * from pipetrak_api.search(project_id => %s, query => ''V-1'')', :project_a)),
     'PT404 project_not_found', 'the outsider learns nothing of another organization''s project');
 select is(pg_temp.error_of('viewer', format('select * from pipetrak_api.search(project_id => %s, query => '' '')', :project_a)),
     'PT400 invalid_argument', 'an empty query is refused');
+
+-- Each kind a screen shows is queued by what changes it.
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select count(*) from (select pipetrak_api.update_test_package(test_package_id => :package_a, test_type => 'In-service')) x;
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'one.csv',
+       content => convert_to(E'DRAWING,TYPE,QTY,CMDTY CODE,SIZE\nP-100,Valve,1,V-9,2\n', 'UTF8')) as upload \gset
+reset role;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select count(*) from (select pipetrak_api.start_stage(test_package_id => :package_a, stage => (
+    select stage from pipetrak.package_stages where test_package_id = :package_a order by position limit 1))) x;
+select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
+reset role;
+select is((select array_agg(distinct kind order by kind) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+    array['components', 'imports', 'milestones', 'packages', 'review_items', 'welds'], 'every kind of change is queued');
+select ok((select bool_or(kind = 'packages' and :package_a = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+    'a package''s attributes and stages by its id');
+select ok((select bool_or(kind = 'imports' and :upload = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+    'an import by its id');
+select ok((select bool_or(kind = 'welds' and :weld_a = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+    'a weld by its component id');
 
 -- ---- Plain PostgreSQL: no Supabase, nothing installed, nothing fails ----
 select is(pipetrak.install_platform(), '{}'::text[], 'without Supabase''s schemas install_platform installs nothing');
 select is(to_regclass('pipetrak_api.attachments'), null, 'and there is no attachments view');
 
 -- ---- Deleting an organization removes everything of it, and nothing else ----
-select pg_temp.act_as(pg_temp.uid('qc_inspector'));
-select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
-reset role;
 -- Rows per table holding a project_id, of one project.
 create function pg_temp.rows_of(p_project_id bigint) returns table (relname text, n bigint) language plpgsql as $$
 declare

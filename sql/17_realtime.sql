@@ -50,6 +50,13 @@ begin
     elsif tg_table_name = 'package_events' then
         insert into pipetrak.pending_changes (project_id, kind, ids)
         select project_id, 'packages', array_agg(test_package_id) from changed group by project_id;
+    elsif tg_table_name in ('package_stages', 'package_certificates') then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select project_id, 'packages', array_agg(test_package_id) from changed group by project_id;
+    elsif tg_table_name = 'stage_signoffs' then
+        insert into pipetrak.pending_changes (project_id, kind, ids)
+        select c.project_id, 'packages', array_agg(s.test_package_id)
+        from changed c join pipetrak.package_stages s on s.id = c.stage_id group by c.project_id;
     elsif tg_table_name = 'import_jobs' then
         insert into pipetrak.pending_changes (project_id, kind, ids)
         select project_id, 'imports', array_agg(id) from changed group by project_id;
@@ -75,6 +82,18 @@ create trigger test_packages_announce_insert after insert on pipetrak.test_packa
 create trigger test_packages_announce_update after update on pipetrak.test_packages
     referencing new table as changed for each statement execute function pipetrak.queue_changes();
 create trigger package_events_announce after insert on pipetrak.package_events
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger package_stages_announce_insert after insert on pipetrak.package_stages
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger package_stages_announce_update after update on pipetrak.package_stages
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger stage_signoffs_announce_insert after insert on pipetrak.stage_signoffs
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger stage_signoffs_announce_update after update on pipetrak.stage_signoffs
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger package_certificates_announce_insert after insert on pipetrak.package_certificates
+    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+create trigger package_certificates_announce_update after update on pipetrak.package_certificates
     referencing new table as changed for each statement execute function pipetrak.queue_changes();
 create trigger import_jobs_announce_insert after insert on pipetrak.import_jobs
     referencing new table as changed for each statement execute function pipetrak.queue_changes();

@@ -13,8 +13,9 @@
 -- - Both are installed by `pipetrak.install_platform()`, run at CREATE EXTENSION and by the upgrade;
 --   a database that gets Supabase's schemas later runs it once (as their owner or a superuser).
 --   Without them it does nothing; without the privilege to create policies it warns and does nothing.
--- - Search ranks an exact match first, then prefixes (shortest first), then trigram similarity
---   (pg_trgm's threshold, 0.3 by default); it reads through row-level security, as the caller.
+-- - Search ranks an exact match first, then prefixes (shortest first), then near codes, then
+--   trigram similarity (see search_project). It shows what row-level security shows: the
+--   project's rows, to its members only.
 
 -- Whether the caller may read (or write) the object `p_name` of bucket `p_bucket`.
 create function pipetrak.storage_allows(p_bucket text, p_name text, p_write boolean)
@@ -145,9 +146,35 @@ begin
 end
 $$;
 
+-- `p_text` as a LIKE pattern matching what starts with it (its wildcards taken literally).
+create function pipetrak.like_prefix(p_text text)
+returns text
+language sql immutable parallel safe
+as $$
+    select replace(replace(replace(p_text, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+$$;
+
+-- `p_text` as a LIKE pattern matching what contains it.
+create function pipetrak.like_infix(p_text text)
+returns text
+language sql immutable parallel safe
+as $$
+    select '%' || pipetrak.like_prefix(p_text)
+$$;
+
 -- Search: one call per project over drawings, components (tag, spool id), welds (number), welders
--- (stencil, name) and test packages. pg_trgm may live in any schema, so the function is written
--- against the schema it was installed in (as similar_drawings).
+-- (stencil, name) and test packages, in tiers, each read only when the ones before left room:
+--   3      an exact match (case-insensitive),
+--   2 - …  a prefix (shorter first),
+--   1 + …  a near code: the query's longest leading part (at least 60 % of it) that some tag starts
+--          with, so VGATE-012345 finds VGATE-01234x beside itself,
+--   0 … 1  trigram similarity, for typos (0.3 and up among codes that keep half of the query; for
+--          drawings, welders and packages pg_trgm's % at 0.6).
+-- Codes of a takeoff share most of their trigrams, so pg_trgm's % operator would meet a large part
+-- of the database's components (its index can't tell VBALU-012345 from VBALU-999999 by the
+-- trigrams of VBALU); the tiers use btree prefixes and trigram LIKE, which need all of a text. pg_trgm may live in any schema, so the function is written against the schema it was
+-- installed in (as similar_drawings).
+create type pipetrak.search_result as (kind text, id bigint, label text, detail text, score real);
 create index components_tag_prefix_idx on pipetrak.components (project_id, upper(tag) text_pattern_ops)
     where retired_at is null;
 do $$
@@ -160,83 +187,107 @@ begin
     execute format('create index components_tag_trgm_idx on pipetrak.components using gin (tag %I.gin_trgm_ops) where retired_at is null', v_schema);
     execute format($f$
         create function pipetrak.search_project(p_project_id bigint, p_query text, p_limit integer)
-        returns table (kind text, id bigint, label text, detail text, score real)
-        language plpgsql stable
+        returns setof pipetrak.search_result
+        language plpgsql stable security definer
         set search_path = pg_catalog, pg_temp
+        set pg_trgm.similarity_threshold = 0.6
+        -- The prefix tiers need the pattern at planning time to use the btree index.
+        set plan_cache_mode = force_custom_plan
         as $body$
         declare
             v_query text := upper(btrim(coalesce(p_query, '')));
-            v_prefix text;
             v_limit integer := least(greatest(coalesce(p_limit, 20), 1), 100);
+            v_found pipetrak.search_result[];
+            v_length integer;
+            v_half integer;
         begin
             if v_query = '' then
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "query", "expected": "some text to look for"}');
             end if;
             perform pipetrak.check_text_length('query', v_query, 200);
-            -- Read as the caller: a project they can't see is not found.
-            if not exists (select from pipetrak.projects p where p.id = p_project_id) then
-                perform pipetrak.raise_error('project_not_found', jsonb_build_object('project_id', p_project_id));
-            end if;
-            v_prefix := replace(replace(replace(v_query, '\', '\\'), '%%', '\%%'), '_', '\_') || '%%';
-            return query
-            with found as (
-                (select 'component'::text as kind, c.id, c.tag as label,
-                        c.component_type || ' ' || c.size || ' on ' || d.drawing_no as detail,
-                        case when upper(c.tag) = v_query then 3
-                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
-                             else %1$I.similarity(c.tag, v_query) end::real as score
+            -- The policies' rule, checked once: a member of the project reads it, anyone else finds no
+            -- project. Row-level security itself would keep the indexes out: its filter must run
+            -- before any operator that isn't leakproof, and LIKE and pg_trgm's are not.
+            perform pipetrak.require_project_role(p_project_id, 'read');
+            v_found := array(
+                (select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
+                            case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
+                            || ' on ' || d.drawing_no,
+                            case when upper(c.tag) = v_query then 3 else 2 - length(c.tag) / 1000.0 end)::pipetrak.search_result
                  from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
-                   and upper(c.tag) like v_prefix
-                 order by 5 desc, c.tag limit v_limit)
+                 where c.project_id = p_project_id and c.retired_at is null
+                   and upper(c.tag) like pipetrak.like_prefix(v_query)
+                 order by length(c.tag), c.tag, c.id limit v_limit)
                 union all
-                (select 'component', c.id, c.tag, c.component_type || ' ' || c.size || ' on ' || d.drawing_no,
-                        %1$I.similarity(c.tag, v_query)
-                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                 where c.project_id = p_project_id and c.retired_at is null and c.component_type <> 'field_weld'
-                   and c.tag operator(%1$I.%%) v_query and upper(c.tag) not like v_prefix
-                 order by 5 desc, c.tag limit v_limit)
-                union all
-                (select 'weld', c.id, c.tag, 'weld ' || c.tag || ' on ' || d.drawing_no,
-                        case when upper(c.tag) = v_query then 3
-                             when upper(c.tag) like v_prefix then 2 - length(c.tag) / 1000.0
-                             else %1$I.similarity(c.tag, v_query) end::real
-                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                 where c.project_id = p_project_id and c.retired_at is null and c.component_type = 'field_weld'
-                   and (upper(c.tag) like v_prefix or c.tag operator(%1$I.%%) v_query)
-                 order by 5 desc, c.tag limit v_limit)
-                union all
-                (select 'drawing', d.id, d.drawing_no, d.title,
-                        case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
-                             when upper(d.drawing_no) like v_prefix then 2 - length(d.drawing_no) / 1000.0
-                             else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end::real
+                (select row('drawing', d.id, d.drawing_no, d.title,
+                            case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
+                                 when upper(d.drawing_no) like pipetrak.like_prefix(v_query) then 2 - length(d.drawing_no) / 1000.0
+                                 else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end)::pipetrak.search_result
                  from pipetrak.drawings d
                  where d.project_id = p_project_id and d.retired_at is null
-                   and (upper(d.drawing_no) like v_prefix or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
-                 order by 5 desc, d.drawing_no limit v_limit)
+                   and (upper(d.drawing_no) like pipetrak.like_prefix(v_query)
+                        or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
+                 order by length(d.drawing_no), d.drawing_no limit v_limit)
                 union all
-                (select 'welder', w.id, w.stencil, w.name,
-                        case when w.stencil = v_query then 3
-                             when w.stencil like v_prefix or upper(w.name) like v_prefix then 2 - length(w.stencil) / 1000.0
-                             else greatest(%1$I.similarity(w.stencil, v_query), %1$I.similarity(upper(coalesce(w.name, '')), v_query)) end::real
+                (select row('welder', w.id, w.stencil, w.name,
+                            case when w.stencil = v_query then 3
+                                 when w.stencil like pipetrak.like_prefix(v_query) or upper(w.name) like pipetrak.like_prefix(v_query)
+                                     then 2 - length(w.stencil) / 1000.0
+                                 else greatest(%1$I.similarity(w.stencil, v_query), %1$I.similarity(upper(coalesce(w.name, '')), v_query)) end)::pipetrak.search_result
                  from pipetrak.welders w
                  where w.project_id = p_project_id
-                   and (w.stencil like v_prefix or upper(w.name) like v_prefix
+                   and (w.stencil like pipetrak.like_prefix(v_query) or upper(w.name) like pipetrak.like_prefix(v_query)
                         or w.stencil operator(%1$I.%%) v_query or upper(w.name) operator(%1$I.%%) v_query)
-                 order by 5 desc, w.stencil limit v_limit)
+                 limit v_limit)
                 union all
-                (select 'package', t.id, t.name, t.test_type,
-                        case when upper(t.name) = v_query then 3
-                             when upper(t.name) like v_prefix then 2 - length(t.name) / 1000.0
-                             else %1$I.similarity(upper(t.name), v_query) end::real
+                (select row('package', t.id, t.name, t.test_type,
+                            case when upper(t.name) = v_query then 3
+                                 when upper(t.name) like pipetrak.like_prefix(v_query) then 2 - length(t.name) / 1000.0
+                                 else %1$I.similarity(upper(t.name), v_query) end)::pipetrak.search_result
                  from pipetrak.test_packages t
                  where t.project_id = p_project_id and t.retired_at is null
-                   and (upper(t.name) like v_prefix or upper(t.name) operator(%1$I.%%) v_query)
-                 order by 5 desc, t.name limit v_limit)
-            )
-            select f.kind, f.id, f.label, f.detail, f.score from found f
-            order by f.score desc, f.label, f.id
-            limit v_limit;
+                   and (upper(t.name) like pipetrak.like_prefix(v_query) or upper(t.name) operator(%1$I.%%) v_query)
+                 limit v_limit));
+            -- Near codes: the longest leading part of the query some tag starts with.
+            v_length := length(v_query) - 1;
+            while (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit
+                  and v_length >= greatest(3, ceil(length(v_query) * 0.6)) loop
+                v_found := v_found || array(
+                    select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
+                               case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
+                               || ' on ' || d.drawing_no,
+                               1 + v_length::real / length(v_query) - abs(length(c.tag) - length(v_query)) / 1000.0)::pipetrak.search_result
+                    from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                    where c.project_id = p_project_id and c.retired_at is null
+                      and upper(c.tag) like pipetrak.like_prefix(left(v_query, v_length))
+                      and upper(c.tag) not like pipetrak.like_prefix(left(v_query, v_length + 1))
+                    order by abs(length(c.tag) - length(v_query)), c.tag, c.id limit v_limit);
+                v_length := v_length - 1;
+            end loop;
+            -- Typos: a code with one slip keeps one of its halves. Candidates start with the query's
+            -- first half (btree) or contain its second half (a trigram LIKE, which needs every
+            -- trigram of it: selective), at most 1,000 of each (a half as common as VBALU- tells
+            -- nothing); they rank by trigram similarity, 0.3 and up.
+            if (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit and length(v_query) >= 4 then
+                v_half := length(v_query) / 2;
+                v_found := v_found || array(
+                    select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
+                               case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
+                               || ' on ' || d.drawing_no, %1$I.similarity(c.tag, v_query))::pipetrak.search_result
+                    from ((select k.id from pipetrak.components k
+                           where k.project_id = p_project_id and k.retired_at is null
+                             and upper(k.tag) like pipetrak.like_prefix(left(v_query, v_half)) limit 1000)
+                          union
+                          (select k.id from pipetrak.components k
+                           where k.project_id = p_project_id and k.retired_at is null
+                             and k.tag ilike pipetrak.like_infix(right(v_query, -v_half)) limit 1000)) candidate
+                    join pipetrak.components c on c.id = candidate.id
+                    join pipetrak.drawings d on d.id = c.drawing_id
+                    where upper(c.tag) not like pipetrak.like_prefix(left(v_query, greatest(3, ceil(length(v_query) * 0.6))::integer))
+                      and %1$I.similarity(c.tag, v_query) >= 0.3
+                    order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit);
+            end if;
+            return query select * from unnest(v_found) f order by f.score desc, f.label, f.id limit v_limit;
         end
         $body$
     $f$, v_schema);

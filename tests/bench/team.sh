@@ -122,6 +122,7 @@ rows=$(
   search_row "a commodity code, exact" VGATE-012345
   search_row "a code's prefix" VGATE-0123
   search_row "a misspelt code" VGTE-012345
+  search_row "a code found nowhere" VBALU-999999
   search_row "a weld number" 7
   search_row "a drawing" DWG-1234
   search_row "a welder's name" "welder 12"
