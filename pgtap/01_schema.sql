@@ -48,12 +48,12 @@ select is(
 
 -- Static catalogs ship with the extension and are recreated by CREATE EXTENSION; progress parts,
 -- weld tallies and progress days are rebuilt from the components, welds and events as they are
--- restored; deferrals and pending change events live inside one transaction.
+-- restored; deferrals live inside one transaction.
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S')
        and c.relname not in ('error_codes', 'progress_parts', 'progress_deferrals', 'historical_writes',
-                             'weld_tallies', 'weld_day_tallies', 'progress_days', 'component_touches', 'pending_changes')
+                             'weld_tallies', 'weld_day_tallies', 'progress_days', 'component_touches')
        and not exists (select from pg_extension e where e.extname = 'pipetrak' and c.oid = any (e.extconfig))),
     null, 'every data table and sequence is registered for pg_dump');
 

@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(122);
+select plan(125);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -295,34 +295,37 @@ select is(pg_temp.matrix(format('select count(*) from pipetrak_api.component_cha
 -- ---- Change events are queued per transaction ----
 select is(pg_temp.error_of('foreman', format('select pipetrak_api.update_milestone(component_id => %s, milestone => ''Install'', value => 100)', :valve_a)),
     'ok', 'a milestone changes');
-select ok((select bool_or(kind = 'milestones' and :valve_a = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+select ok(pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:valve_a),
     'its component waits in this transaction''s queue, sent at commit');
-select is(pg_temp.matrix('select count(*) from pipetrak.pending_changes'),
+select is(pg_temp.matrix('select pipetrak.queued_changes()'),
     array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nobody reads the queue');
-select is(pg_temp.matrix('select pipetrak.announce_changes()'),
-    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nor runs the announcer');
+select is(pg_temp.matrix(format('select pipetrak.queue_change(%s, ''milestones'', array[1])', :project_a)),
+    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nor adds to it');
+select is(pg_temp.matrix(format('select pipetrak.notify_project(%s, ''{"kind": "changes"}'')', :project_a)),
+    array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'], 'nor signs one itself');
+savepoint before_rollback;
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.update_milestone(component_id => :weld_a, milestone => 'Fit-up', value => 100) is not null as fitted;
+reset role;
+select ok(pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:weld_a), 'a change inside a savepoint is queued');
+rollback to savepoint before_rollback;
+select ok(not (pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:weld_a)), 'and forgotten when the savepoint rolls back');
 
 -- Events split under NOTIFY's payload limit; a flood becomes one event of counts.
-insert into pipetrak.pending_changes (project_id, kind, ids)
-select :project_b, 'milestones', array_agg(1000000 + i) from generate_series(1, 2500) i
-union all select :project_b, 'welds', array_agg(2000000 + i) from generate_series(1, 500) i
-union all select :project_a, 'imports', array_agg(3000000 + i) from generate_series(1, 6000) i;
-create temporary table events as select * from pipetrak.change_events(pg_current_xact_id());
+create temporary table events as
+select e as event from unnest(pipetrak.change_events(jsonb_build_object(
+    'milestones', (select jsonb_agg(1000000 + i) from generate_series(1, 2500) i),
+    'welds', (select jsonb_agg(2000000 + i) from generate_series(1, 500) i)))) e;
 select ok((select count(*) > 1 and max(length(jsonb_build_object('event', event || '{"project_id": 1234567890, "sent_at": "2026-11-30T08:30:00.123456+00:00"}', 'sig', repeat('f', 64))::text)) < 8000
-           from events where project_id = :project_b),
+           from events),
     'a project''s 3,000 ids go in several events, each under 8,000 bytes signed');
-select is((select array_agg(distinct (event ->> 'part')::int order by (event ->> 'part')::int) from events where project_id = :project_b),
-    (select array_agg(n::int) from generate_series(1, (select count(*) from events where project_id = :project_b)) n),
-    'numbered 1..parts');
-select ok((select bool_and((event ->> 'parts')::int = (select count(*) from events where project_id = :project_b)) from events where project_id = :project_b),
-    'each saying how many parts there are');
-select is((select count(*) from events e, jsonb_each(e.event -> 'changes') k, jsonb_array_elements(k.value) i where e.project_id = :project_b),
-    3000::bigint, 'every id once');
-select is((select jsonb_build_object('events', count(*), 'reload', bool_and((event ->> 'reload')::boolean), 'imports', min((event -> 'counts' ->> 'imports')::int))
-           from events where project_id = :project_a),
-    '{"events": 1, "reload": true, "imports": 6000}'::jsonb,
+select is((select array_agg((event ->> 'part')::int order by (event ->> 'part')::int) from events),
+    (select array_agg(n::int) from generate_series(1, (select count(*) from events)) n), 'numbered 1..parts');
+select ok((select bool_and((event ->> 'parts')::int = (select count(*) from events)) from events), 'each saying how many parts there are');
+select is((select count(*) from events e, jsonb_each(e.event -> 'changes') k, jsonb_array_elements(k.value) i), 3000::bigint, 'every id once');
+select is(pipetrak.change_events(jsonb_build_object('imports', '[1]'::jsonb, 'milestones', (select jsonb_agg(i) from generate_series(1, 6000) i))),
+    array['{"kind": "changes", "counts": {"imports": 1, "milestones": 6000}, "reload": true}'::jsonb],
     'more than 5,000 ids of a project become one event of counts: reload');
-delete from pipetrak.pending_changes where project_id = :project_b or 3000001 = any (ids);
 
 -- ---- Search ----
 select pg_temp.act_as(pg_temp.uid('foreman'));
@@ -370,14 +373,11 @@ select count(*) from (select pipetrak_api.start_stage(test_package_id => :packag
     select stage from pipetrak.package_stages where test_package_id = :package_a order by position limit 1))) x;
 select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
 reset role;
-select is((select array_agg(distinct kind order by kind) from pipetrak.pending_changes where txid = pg_current_xact_id()),
+select is((select array_agg(k order by k) from jsonb_object_keys(pipetrak.queued_changes() -> :'project_a') k),
     array['components', 'imports', 'milestones', 'packages', 'review_items', 'welds'], 'every kind of change is queued');
-select ok((select bool_or(kind = 'packages' and :package_a = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
-    'a package''s attributes and stages by its id');
-select ok((select bool_or(kind = 'imports' and :upload = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
-    'an import by its id');
-select ok((select bool_or(kind = 'welds' and :weld_a = any (ids)) from pipetrak.pending_changes where txid = pg_current_xact_id()),
-    'a weld by its component id');
+select ok(pipetrak.queued_changes() -> :'project_a' -> 'packages' @> to_jsonb(:package_a), 'a package''s attributes and stages by its id');
+select ok(pipetrak.queued_changes() -> :'project_a' -> 'imports' @> to_jsonb(:upload), 'an import by its id');
+select ok(pipetrak.queued_changes() -> :'project_a' -> 'welds' @> to_jsonb(:weld_a), 'a weld by its component id');
 
 -- ---- Plain PostgreSQL: no Supabase, nothing installed, nothing fails ----
 select is(pipetrak.install_platform(), '{}'::text[], 'without Supabase''s schemas install_platform installs nothing');

@@ -265,7 +265,6 @@ begin
     delete from pipetrak.component_sources s using pipetrak.components c where c.id = s.component_id and c.project_id = any (p_project_ids);
     delete from pipetrak.stage_signoffs where project_id = any (p_project_ids);
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
-    delete from pipetrak.pending_changes where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);

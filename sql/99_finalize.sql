@@ -76,7 +76,7 @@ begin
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes, pipetrak.pending_changes from %I', v_role);
+                        pipetrak.historical_writes from %I', v_role);
         -- Invitations are read without the token's hash.
         execute format('revoke all on table pipetrak.invitations from %I', v_role);
         execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,
@@ -89,8 +89,8 @@ $$;
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
 -- Not progress_parts, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
 -- the components, welds and events rebuilds them (their COPY fires the triggers), so dumping them
--- too would count everything twice. Not progress_deferrals nor pending_changes: they only hold rows
--- inside a transaction. One call per relation: each call rewrites the extension's catalog row.
+-- too would count everything twice. Not progress_deferrals: it only holds rows inside a
+-- transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
 returns void
 language plpgsql volatile

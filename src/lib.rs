@@ -127,7 +127,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/17_realtime.sql",
     name = "realtime",
-    requires = ["corrections"]
+    requires = ["corrections", queue_change]
 );
 ::pgrx::extension_sql_file!(
     "../sql/18_platform.sql",

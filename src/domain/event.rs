@@ -2,7 +2,9 @@
 //! as lowercase hex. Anyone who knows a channel can NOTIFY into it; only the database knows the key.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
 
 /// The signature of `body` under `key`.
 pub fn signature(key: &[u8], body: &str) -> String {
@@ -12,16 +14,128 @@ pub fn signature(key: &[u8], body: &str) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut text, b| {
+        let _ = write!(text, "{b:02x}");
+        text
+    })
+}
+
+/// The channel a project's channel key stands for, as `pipetrak.channel_name` computes it:
+/// `pipetrak_` and the first 40 hex digits of the key's SHA-256.
+pub fn channel_name(channel_key: &[u8]) -> String {
+    let digest = hex(&Sha256::digest(channel_key));
+    format!("pipetrak_{}", &digest[..40])
+}
+
+/// `value` as PostgreSQL prints a `jsonb`: object keys shorter first, then in byte order, ", "
+/// between items and ": " after keys. A signature covers the event's jsonb text, so an event
+/// signed here checks out in `pipetrak.event_is_genuine`.
+pub fn jsonb_text(value: &Value) -> String {
+    let mut text = String::new();
+    write_jsonb(&mut text, value);
+    text
+}
+
+fn write_jsonb(text: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| {
+                a.len()
+                    .cmp(&b.len())
+                    .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+            });
+            text.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                write_string(text, key);
+                text.push_str(": ");
+                write_jsonb(text, &map[key]);
+            }
+            text.push('}');
+        }
+        Value::Array(items) => {
+            text.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                write_jsonb(text, item);
+            }
+            text.push(']');
+        }
+        Value::String(s) => write_string(text, s),
+        other => text.push_str(&other.to_string()),
+    }
+}
+
+/// A JSON string as PostgreSQL escapes it.
+fn write_string(text: &mut String, s: &str) {
+    text.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => text.push_str("\\\""),
+            '\\' => text.push_str("\\\\"),
+            '\u{8}' => text.push_str("\\b"),
+            '\u{c}' => text.push_str("\\f"),
+            '\n' => text.push_str("\\n"),
+            '\r' => text.push_str("\\r"),
+            '\t' => text.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(text, "\\u{:04x}", c as u32);
+            }
+            c => text.push(c),
+        }
+    }
+    text.push('"');
+}
+
+/// The NOTIFY payload of an event whose jsonb text is `event_text`: `{"sig": …, "event": …}`, as
+/// `pipetrak.notify_project` sends it.
+pub fn signed_payload(signing_key: &[u8], event_text: &str) -> String {
+    format!(
+        r#"{{"sig": "{}", "event": {event_text}}}"#,
+        signature(signing_key, event_text)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prints_jsonb_as_postgresql_does() {
+        // What `select '{…}'::jsonb::text` prints for these values.
+        assert_eq!(
+            jsonb_text(
+                &json!({"sent_at": "2026-11-30T08:51:58.166339+00:00", "kind": "changes", "part": 1,
+                               "parts": 1, "changes": {"milestones": [5, 6], "welds": [], "components": [7]},
+                               "project_id": 7})
+            ),
+            r#"{"kind": "changes", "part": 1, "parts": 1, "changes": {"welds": [], "components": [7], "milestones": [5, 6]}, "sent_at": "2026-11-30T08:51:58.166339+00:00", "project_id": 7}"#
+        );
+        assert_eq!(
+            jsonb_text(&json!({"a\"b": "x\\y\n\u{1}", "t": true, "n": null})),
+            r#"{"n": null, "t": true, "a\"b": "x\\y\n\u0001"}"#
+        );
+    }
+
+    #[test]
+    fn channel_names_are_the_sql_ones() {
+        // select pipetrak.channel_name('\x00')
+        assert_eq!(
+            channel_name(&[0]),
+            "pipetrak_6e340b9cffb37a989ca544e6bb780a2c78901d3f"
+        );
+    }
 
     #[test]
     fn matches_the_rfc_4231_test_vector() {

@@ -1,0 +1,219 @@
+//! Change events held in the backend until commit (see `sql/17_realtime.sql`).
+//!
+//! The statement triggers of the watched tables call `queue_change`; just before the transaction
+//! commits, a transaction callback turns the queue into events and sends them (one NOTIFY per
+//! event, signed, on the project's channel), as the role that queued them. A rolled-back savepoint drops what it queued; an aborted transaction drops
+//! everything. Kept in memory rather than in a table: the writes and the commit-time trigger of a
+//! queue table cost more than the NOTIFY itself.
+
+use crate::domain::changes::{project_events, ChangeQueue};
+use crate::domain::event::{channel_name, jsonb_text, signed_payload};
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{JsonB, PgBuiltInOids, PgOid};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+
+thread_local! {
+    static QUEUE: RefCell<ChangeQueue> = RefCell::new(ChangeQueue::default());
+    /// The role that queued the changes (the extension's owner, through its functions).
+    static WRITER: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::Oid::INVALID) };
+    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// The keys' query, planned once per session (the plan cache revalidates it).
+    static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only
+/// the extension's triggers call it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
+    if !CALLBACKS_REGISTERED.get() {
+        // SAFETY: plain registrations of functions that live as long as the library.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
+        }
+        CALLBACKS_REGISTERED.set(true);
+    }
+    // SAFETY: reads of the running transaction's state.
+    let (subtransaction, user) =
+        unsafe { (pg_sys::GetCurrentSubTransactionId(), pg_sys::GetUserId()) };
+    WRITER.set(user);
+    QUEUE.with(|queue| {
+        queue.borrow_mut().push(
+            subtransaction,
+            project_id,
+            kind,
+            ids.into_iter().flatten().collect(),
+        )
+    });
+}
+
+/// The running transaction's queued changes, {project: {kind: [ids]}} (for tests).
+#[pg_extern(volatile, parallel_unsafe)]
+fn queued_changes() -> JsonB {
+    JsonB(QUEUE.with(|queue| json!(queue.borrow().by_project())))
+}
+
+/// The events `changes` ({kind: [ids]} of one project) would be sent as (for tests).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn change_events(changes: JsonB) -> Vec<JsonB> {
+    let kinds: BTreeMap<String, BTreeSet<i64>> = match changes.0 {
+        Value::Object(kinds) => kinds
+            .into_iter()
+            .map(|(kind, ids)| {
+                let ids = ids
+                    .as_array()
+                    .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+                    .unwrap_or_default();
+                (kind, ids)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    project_events(&kinds).into_iter().map(JsonB).collect()
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => send(),
+        // Parallel workers queue nothing (triggers don't run in them); a transaction prepared for
+        // two-phase commit can't NOTIFY, so its changes go unannounced.
+        pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT => {}
+        _ => QUEUE.with(|queue| queue.borrow_mut().clear()),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    subtransaction: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        QUEUE.with(|queue| queue.borrow_mut().roll_back(subtransaction));
+    }
+}
+
+/// A project's channel and signing keys, and the transaction's time as jsonb prints it.
+const SECRETS: &str = "select s.project_id, s.channel_key, s.signing_key, to_jsonb(now())::text \
+                       from pipetrak.project_secrets s where s.project_id = any ($1)";
+
+/// Sends the queued changes' events: each signed, on its project's channel, as
+/// `pipetrak.notify_project` would send it; and to Supabase Realtime's topic where it exists. As
+/// the role that queued them: the caller at commit may be a user who reads no project's keys.
+fn send() {
+    let events = QUEUE.with(|queue| {
+        let mut queue = queue.borrow_mut();
+        let events = queue.events();
+        queue.clear();
+        events
+    });
+    if events.is_empty() {
+        return;
+    }
+    let projects: Vec<i64> = events
+        .iter()
+        .map(|(project_id, _)| *project_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut user = pg_sys::Oid::INVALID;
+    let mut context = 0;
+    // SAFETY: the identity is switched for these calls and switched back after them, and they get
+    // the snapshot a statement has (the committing statement's is gone); an error in between
+    // aborts the transaction, which restores both.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            WRITER.get(),
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let sent = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
+        let mut secrets = BTreeMap::new();
+        let plan = SECRETS_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
+            match plan.take() {
+                Some(kept) => Ok(kept),
+                None => Ok(client
+                    .prepare(SECRETS, &[PgOid::BuiltIn(PgBuiltInOids::INT8ARRAYOID)])?
+                    .keep()),
+            }
+        })?;
+        let rows = client.select(&plan, None, &[projects.into()]);
+        SECRETS_PLAN.with(|kept| kept.replace(Some(plan)));
+        for row in rows? {
+            if let (Some(project_id), Some(channel_key), Some(signing_key), Some(sent_at)) = (
+                row.get::<i64>(1)?,
+                row.get::<Vec<u8>>(2)?,
+                row.get::<Vec<u8>>(3)?,
+                row.get::<String>(4)?,
+            ) {
+                secrets.insert(project_id, (channel_key, signing_key, sent_at));
+            }
+        }
+        let realtime = realtime_send_exists(client)?;
+        for (project_id, mut event) in events {
+            // A project deleted in this transaction has no keys left: nobody to tell.
+            let Some((channel_key, signing_key, sent_at)) = secrets.get(&project_id) else {
+                continue;
+            };
+            event["project_id"] = json!(project_id);
+            event["sent_at"] = serde_json::from_str(sent_at).unwrap_or(Value::Null);
+            let text = jsonb_text(&event);
+            let payload = signed_payload(signing_key, &text);
+            // SAFETY: pg_notify takes two text datums, made here in the current memory context.
+            unsafe {
+                pgrx::direct_function_call_as_datum(
+                    pg_sys::pg_notify,
+                    &[
+                        channel_name(channel_key).as_str().into_datum(),
+                        payload.as_str().into_datum(),
+                    ],
+                );
+            }
+            if realtime {
+                client.update(
+                    "select realtime.send($1, 'changes', $2, true)",
+                    None,
+                    &[JsonB(event).into(), format!("project:{project_id}").into()],
+                )?;
+            }
+        }
+        Ok(())
+    });
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::SetUserIdAndSecContext(user, context);
+    }
+    if let Err(e) = sent {
+        // Announcing is best effort: the changes themselves commit.
+        pgrx::warning!("pipetrak: change events not sent: {e}");
+    }
+}
+
+/// Whether Supabase Realtime's `realtime.send` is there to call.
+fn realtime_send_exists(client: &pgrx::spi::SpiClient<'_>) -> pgrx::spi::SpiResult<bool> {
+    // SAFETY: a catalog lookup by name that returns InvalidOid when there is no such schema.
+    let schema = unsafe { pg_sys::get_namespace_oid(c"realtime".as_ptr(), true) };
+    if schema == pg_sys::Oid::INVALID {
+        return Ok(false);
+    }
+    Ok(client
+        .select(
+            "select to_regprocedure('realtime.send(jsonb, text, text, boolean)') is not null",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
+}
