@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(125);
+select plan(128);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -310,6 +310,18 @@ reset role;
 select ok(pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:weld_a), 'a change inside a savepoint is queued');
 rollback to savepoint before_rollback;
 select ok(not (pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:weld_a)), 'and forgotten when the savepoint rolls back');
+
+select is(pg_temp.try_as('owner', 'select set_config(''pipetrak.change_events'', ''off'', true)'), '42501',
+    'no user turns change events off');
+savepoint events_off;
+set local pipetrak.change_events = off;
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.update_milestone(component_id => :weld_a, milestone => 'Fit-up', value => 100) is not null as fitted;
+reset role;
+select ok(not (pipetrak.queued_changes() -> :'project_a' -> 'milestones' @> to_jsonb(:weld_a)),
+    'a superuser can, for a database or role: then nothing is queued');
+rollback to savepoint events_off;
+select is(current_setting('pipetrak.change_events'), 'on', 'on by default');
 
 -- Events split under NOTIFY's payload limit; a flood becomes one event of counts.
 create temporary table events as

@@ -13,6 +13,12 @@ pub mod pg;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Called when a backend loads the library: registers the extension's settings.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::changes::define_settings();
+}
+
 // Rust's own allocations (never Postgres's palloc): an import reads on one thread and stages on
 // another, where glibc's malloc spent more time on locks and cross-thread frees than on the rows.
 #[global_allocator]

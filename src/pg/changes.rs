@@ -8,6 +8,7 @@
 
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::{channel_name, jsonb_text, signed_payload};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{JsonB, PgBuiltInOids, PgOid};
@@ -24,10 +25,30 @@ thread_local! {
     static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
 }
 
+/// `pipetrak.change_events`: on by default; a superuser may turn it off for a database or a
+/// role (`alter database … set pipetrak.change_events = off`) where write throughput matters more
+/// than screens refreshing: PostgreSQL lets one notifying transaction commit at a time.
+static CHANGE_EVENTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Registers the setting; called when the library loads.
+pub fn define_settings() {
+    GucRegistry::define_bool_guc(
+        c"pipetrak.change_events",
+        c"Announce committed changes on each project's channel (NOTIFY, Supabase Realtime).",
+        c"Off: no change events are queued or sent. Only a superuser may change it.",
+        &CHANGE_EVENTS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
 /// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only
 /// the extension's triggers call it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
+    if !CHANGE_EVENTS.get() {
+        return;
+    }
     if !CALLBACKS_REGISTERED.get() {
         // SAFETY: plain registrations of functions that live as long as the library.
         unsafe {
