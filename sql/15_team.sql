@@ -108,9 +108,14 @@ begin
         where id = v_open.id
         returning id into v_id;
     else
+        -- Two admins inviting the same address at once: the second finds the first's invitation.
         insert into pipetrak.invitations (organization_id, email, role, token_hash, invited_by, expires_at)
         values (p_organization_id, v_email, p_role, v_token.token_hash, pipetrak.current_user_id(), v_expires)
+        on conflict (organization_id, lower(email)) where accepted_at is null and revoked_at is null do nothing
         returning id into v_id;
+        if v_id is null then
+            perform pipetrak.raise_error('invitation_pending', jsonb_build_object('email', v_email));
+        end if;
     end if;
     return jsonb_build_object('invitation_id', v_id, 'token', v_token.token, 'expires_at', v_expires);
 end

@@ -1657,7 +1657,7 @@ fn another_organization_learns_nothing_from_a_projects_channel() {
     );
     // Nor can it read what waits to be announced, or send as pipetrak.
     for sql in [
-        "select count(*) from pipetrak.pending_changes".to_string(),
+        "select pipetrak.queued_changes()".to_string(),
         format!(
             "select pipetrak.notify_project({}, '{{\"kind\": \"changes\"}}')",
             site.project

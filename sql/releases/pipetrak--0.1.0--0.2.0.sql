@@ -5154,6 +5154,28 @@ comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
 -- ---- end of sql/14_history.sql ----
 
 -- ---- Team and platform (see sql/15_team.sql to sql/18_platform.sql) ----
+-- Change events are queued in the backend (src/pg/changes.rs).
+-- pipetrak::pg::changes::change_events
+CREATE FUNCTION pipetrak."change_events"(
+	"changes" jsonb /* JsonB */
+) RETURNS jsonb[] /* Vec < JsonB > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'change_events_wrapper';
+-- pipetrak::pg::changes::queue_change
+CREATE FUNCTION pipetrak."queue_change"(
+	"project_id" bigint, /* i64 */
+	"kind" TEXT, /* & str */
+	"ids" bigint[] /* Vec < Option < i64 > > */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'queue_change_wrapper';
+-- pipetrak::pg::changes::queued_changes
+CREATE FUNCTION pipetrak."queued_changes"() RETURNS jsonb /* JsonB */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 -- A display name its user set stays; assignments and retirements land in the change log.
 create or replace function pipetrak.sync_profile()
 returns pipetrak.user_profiles
@@ -5362,9 +5384,14 @@ begin
         where id = v_open.id
         returning id into v_id;
     else
+        -- Two admins inviting the same address at once: the second finds the first's invitation.
         insert into pipetrak.invitations (organization_id, email, role, token_hash, invited_by, expires_at)
         values (p_organization_id, v_email, p_role, v_token.token_hash, pipetrak.current_user_id(), v_expires)
+        on conflict (organization_id, lower(email)) where accepted_at is null and revoked_at is null do nothing
         returning id into v_id;
+        if v_id is null then
+            perform pipetrak.raise_error('invitation_pending', jsonb_build_object('email', v_email));
+        end if;
     end if;
     return jsonb_build_object('invitation_id', v_id, 'token', v_token.token, 'expires_at', v_expires);
 end
