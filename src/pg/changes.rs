@@ -2,9 +2,10 @@
 //!
 //! The statement triggers of the watched tables call `queue_change`; just before the transaction
 //! commits, a transaction callback turns the queue into events and sends them (one NOTIFY per
-//! event, signed, on the project's channel), as the role that queued them. A rolled-back savepoint drops what it queued; an aborted transaction drops
-//! everything. Kept in memory rather than in a table: the writes and the commit-time trigger of a
-//! queue table cost more than the NOTIFY itself.
+//! event, signed, on the project's channel), as the role that queued them. A rolled-back
+//! savepoint drops what it queued; an aborted transaction drops everything. Kept in memory rather
+//! than in a table: the writes and the commit-time trigger of a queue table cost more than the
+//! NOTIFY itself.
 
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::{channel_name, jsonb_text, signed_payload};
