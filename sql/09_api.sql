@@ -15,7 +15,7 @@ comment on function pipetrak_api.create_organization(text) is 'Creates an organi
 create function pipetrak_api.add_member(organization_id bigint, user_id uuid, role text)
 returns void language sql volatile
 as $$ select pipetrak.add_member(organization_id, user_id, role) $$;
-comment on function pipetrak_api.add_member(bigint, uuid, text) is 'Adds a user to an organization with a role (owners and admins; only owners add owners).';
+comment on function pipetrak_api.add_member(bigint, uuid, text) is 'Adds someone who already shares an organization with you, by user id, with a role (owners and admins; only owners add owners). Anyone else is invited by email: invite_member.';
 
 create function pipetrak_api.change_member_role(organization_id bigint, user_id uuid, role text)
 returns void language sql volatile

@@ -5154,6 +5154,9 @@ comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
 -- ---- end of sql/14_history.sql ----
 
 -- ---- Team and platform (see sql/15_team.sql to sql/18_platform.sql) ----
+-- Members come by invitation now; add_member says so.
+comment on function pipetrak_api.add_member(bigint, uuid, text) is 'Adds someone who already shares an organization with you, by user id, with a role (owners and admins; only owners add owners). Anyone else is invited by email: invite_member.';
+
 -- Change events are queued in the backend (src/pg/changes.rs).
 -- pipetrak::pg::changes::change_events
 CREATE FUNCTION pipetrak."change_events"(
