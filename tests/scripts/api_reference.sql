@@ -10,17 +10,21 @@ with objects as (
     from pg_class c where c.relnamespace = 'pipetrak_api'::regnamespace and c.relkind = 'v'),
 grouped as (
     select o.*, case
-        when o.name in ('sync_profile', 'my_profile', 'create_organization', 'organizations', 'add_member',
-                        'change_member_role', 'remove_member', 'memberships') then '1 Organizations and members'
-        when o.name in ('create_project', 'update_project_settings', 'archive_project', 'projects', 'milestone_templates',
+        when o.name in ('sync_profile', 'my_profile', 'update_profile', 'create_organization', 'organizations',
+                        'rename_organization', 'delete_organization', 'add_member', 'change_member_role',
+                        'remove_member', 'memberships', 'invitations', 'invite_member', 'resend_invitation',
+                        'revoke_invitation', 'accept_invitation') then '1 Organizations, members and invitations'
+        when o.name in ('create_project', 'update_project_settings', 'rename_project', 'archive_project',
+                        'unarchive_project', 'delete_project', 'projects', 'milestone_templates',
                         'reweight_template') then '2 Projects and templates'
         when o.name ~ '(area|system|test_package)s?$' and o.name !~ 'progress|readiness' then '3 Areas, systems, test packages'
         when o.name ~ 'drawing|component' and o.name !~ 'progress' then '4 Drawings and components'
-        when o.name ~ 'milestone|weld|review' then '5 Field progress and QC'
-        when o.name ~ 'import' then '6 Imports'
-        when o.name ~ 'progress|readiness' then '7 Progress and rollups'
-        when o.name in ('project_channel', 'event_is_genuine') then '8 Realtime events'
-        else '9 Other'
+        when o.name ~ 'stage|certificate|post_hydro|turnover|package_events|blockers|readiness' then '6 Test packages and turnover'
+        when o.name ~ 'progress|readiness|activity|budget|dashboard|weekly|manhour|delta|as_of' then '8 Progress, history and man-hours'
+        when o.name ~ 'milestone|weld|review|nde|repair|qc_queue|sampling|repick' then '5 Field progress and QC'
+        when o.name ~ 'import' then '7 Imports'
+        when o.name in ('search', 'attachments', 'project_channel', 'event_is_genuine') then '9 Search, files and realtime events'
+        else 'X Other'
     end as workflow
     from objects o)
 select string_agg(line, E'\n' order by workflow, ord, name)
