@@ -1603,6 +1603,62 @@ fn a_bulk_update_of_500_components_is_one_notification_with_their_ids() {
 
 #[test]
 #[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_bulk_update_too_big_for_one_payload_is_split_into_signed_parts() {
+    let mut c = connect();
+    let site = site(&mut c, "Split events", 75);
+    let ids = supports(&mut c, &site, 1500);
+    let channel = ok(
+        &mut c,
+        &site.viewer,
+        &format!(
+            "select pipetrak_api.project_channel(project_id => {})",
+            site.project
+        ),
+    );
+    let mut member = connect();
+    member
+        .batch_execute(&format!("listen {}", channel.as_str().expect("a channel")))
+        .expect("listen");
+    let updates: Vec<Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"component_id": id, "milestone": "Receive", "value": 100}))
+        .collect();
+    ok(
+        &mut c,
+        &site.foreman,
+        &format!(
+            "select jsonb_array_length(pipetrak_api.update_milestones(updates => {}::jsonb))",
+            literal(&Value::Array(updates).to_string())
+        ),
+    );
+
+    let payloads = received(&mut member, Duration::from_secs(2));
+    assert!(payloads.len() > 1, "1,500 ids don't fit one payload");
+    let mut announced = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        assert!(payload.len() < 8000);
+        let event: Value = serde_json::from_str(payload).expect("json");
+        assert_eq!(event["event"]["part"], i + 1);
+        assert_eq!(event["event"]["parts"], payloads.len());
+        let genuine = ok(
+            &mut c,
+            &site.viewer,
+            &format!(
+                "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
+                site.project,
+                literal(payload)
+            ),
+        );
+        assert_eq!(genuine, Value::Bool(true), "part {} is signed", i + 1);
+        let part: Vec<i64> =
+            serde_json::from_value(event["event"]["changes"]["milestones"].clone()).expect("ids");
+        announced.extend(part);
+    }
+    assert_eq!(announced, ids, "the parts carry every id once, in order");
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
 fn another_organization_learns_nothing_from_a_projects_channel() {
     let mut c = connect();
     let site = site(&mut c, "Channel A", 71);
