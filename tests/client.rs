@@ -1603,6 +1603,59 @@ fn a_bulk_update_of_500_components_is_one_notification_with_their_ids() {
 
 #[test]
 #[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn two_admins_inviting_one_address_at_once_make_one_invitation() {
+    let mut c = connect();
+    for round in 0..3 {
+        let site = site(&mut c, "Invites", 80 + round);
+        let org = id(&ok(
+            &mut c,
+            &site.owner,
+            &format!(
+                "select organization_id from pipetrak_api.projects where id = {}",
+                site.project
+            ),
+        ));
+        let admin = user("inviting_admin", 80 + round);
+        c.execute(&format!("insert into pipetrak.memberships (organization_id, user_id, role, created_by) values ({org}, '{admin}', 'admin', '{}')", site.owner), &[])
+            .expect("seat an admin");
+        // Both invite in requests of their own that overlap: neither sees the other's row yet.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let invite = |me: String, barrier: std::sync::Arc<std::sync::Barrier>| {
+            thread::spawn(move || {
+                let mut client = connect();
+                let mut tx = begin_as(&mut client, &me);
+                barrier.wait();
+                let outcome = tx
+                    .batch_execute(&format!("select pipetrak_api.invite_member(organization_id => {org}, email => 'New.Hire@example.com', role => 'viewer')"))
+                    .and_then(|()| tx.commit());
+                outcome.map_err(|e| e.code().map(|c| c.code().to_string()))
+            })
+        };
+        let first = invite(site.owner.clone(), barrier.clone());
+        let second = invite(admin, barrier);
+        let outcomes = [first.join().expect("first"), second.join().expect("second")];
+        let open: i64 = c
+            .query_one("select count(*) from pipetrak.invitations where organization_id = $1 and accepted_at is null and revoked_at is null", &[&org])
+            .expect("invitations")
+            .get(0);
+        assert_eq!(open, 1, "round {round}: one open invitation: {outcomes:?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            1,
+            "round {round}: one invites: {outcomes:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .all(|e| e.as_deref() == Some("PT409")),
+            "round {round}: the other is told the invitation is pending: {outcomes:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
 fn a_bulk_update_too_big_for_one_payload_is_split_into_signed_parts() {
     let mut c = connect();
     let site = site(&mut c, "Split events", 75);
