@@ -6451,7 +6451,7 @@ returns table (kind text, id bigint, label text, detail text, score real)
 language sql stable
 as $$ select * from pipetrak.search_project(project_id, query, max_results) $$;
 comment on function pipetrak_api.search(bigint, text, integer) is
-    'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, similarity 0–1), 20 results by default (at most 100).';
+    'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, near code 1–2, similar 0–1), 20 results by default (at most 100); members only.';
 
 select pipetrak.install_platform();
 -- ---- end of sql/18_platform.sql ----
