@@ -6324,8 +6324,9 @@ $$;
 --          drawings, welders and packages pg_trgm's % at 0.6).
 -- Codes of a takeoff share most of their trigrams, so pg_trgm's % operator would meet a large part
 -- of the database's components (its index can't tell VBALU-012345 from VBALU-999999 by the
--- trigrams of VBALU); the tiers use btree prefixes and trigram LIKE, which need all of a text. pg_trgm may live in any schema, so the function is written against the schema it was
--- installed in (as similar_drawings).
+-- trigrams of VBALU); the tiers use btree prefixes and trigram LIKE, which need all of a text.
+-- pg_trgm may live in any schema, so the function is written against the schema it was installed
+-- in (as similar_drawings).
 create type pipetrak.search_result as (kind text, id bigint, label text, detail text, score real);
 create index components_tag_prefix_idx on pipetrak.components (project_id, upper(tag) text_pattern_ops)
     where retired_at is null;
