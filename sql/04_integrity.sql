@@ -187,22 +187,24 @@ create trigger components_progress_delete after delete on pipetrak.components
     referencing old table as old_rows
     for each statement execute function pipetrak.progress_parts_apply();
 
--- The audit log is append-only for everyone, the extension's own functions included.
-create function pipetrak.milestone_events_immutable()
+-- Append-only logs (milestone events, NDE results and weld events, package events, the component
+-- change log) refuse updates, deletes and truncation for everyone, the extension's own functions
+-- included: each trigger names the log's error key as its argument.
+create function pipetrak.refuse_change()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform pipetrak.raise_error('audit_log_immutable', jsonb_build_object('operation', lower(tg_op)));
+    perform pipetrak.raise_error(tg_argv[0], jsonb_build_object('operation', lower(tg_op), 'table', tg_table_name));
     return null;
 end
 $$;
 
 create trigger milestone_events_no_update before update or delete on pipetrak.milestone_events
-    for each row execute function pipetrak.milestone_events_immutable();
+    for each row execute function pipetrak.refuse_change('audit_log_immutable');
 create trigger milestone_events_no_truncate before truncate on pipetrak.milestone_events
-    for each statement execute function pipetrak.milestone_events_immutable();
+    for each statement execute function pipetrak.refuse_change('audit_log_immutable');
 
 -- An organization never loses its last owner, however its memberships change (checked at commit,
 -- so an owner can be swapped inside one transaction).

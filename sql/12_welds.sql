@@ -81,25 +81,15 @@ create policy nde_results_select_member on pipetrak.nde_results for select to au
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- The weld's records are append-only for everyone, the extension's own functions included.
-create function pipetrak.weld_record_immutable()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.raise_error('weld_record_immutable', jsonb_build_object('operation', lower(tg_op), 'table', tg_table_name));
-    return null;
-end
-$$;
+-- The weld's records are append-only (see refuse_change).
 create trigger nde_results_no_update before update or delete on pipetrak.nde_results
-    for each row execute function pipetrak.weld_record_immutable();
+    for each row execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger nde_results_no_truncate before truncate on pipetrak.nde_results
-    for each statement execute function pipetrak.weld_record_immutable();
+    for each statement execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger weld_events_no_update before update or delete on pipetrak.weld_events
-    for each row execute function pipetrak.weld_record_immutable();
+    for each row execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger weld_events_no_truncate before truncate on pipetrak.weld_events
-    for each statement execute function pipetrak.weld_record_immutable();
+    for each statement execute function pipetrak.refuse_change('weld_record_immutable');
 
 -- Resolves a component's open review items (of one kind, or all when `p_kind` is null): what they
 -- asked for happened.

@@ -122,20 +122,11 @@ create policy certificate_numbers_select_member on pipetrak.certificate_numbers 
 create policy package_certificates_select_member on pipetrak.package_certificates for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
-create function pipetrak.package_record_immutable()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.raise_error('package_record_immutable', jsonb_build_object('operation', lower(tg_op)));
-    return null;
-end
-$$;
+-- A package's history is append-only (see refuse_change).
 create trigger package_events_no_update before update or delete on pipetrak.package_events
-    for each row execute function pipetrak.package_record_immutable();
+    for each row execute function pipetrak.refuse_change('package_record_immutable');
 create trigger package_events_no_truncate before truncate on pipetrak.package_events
-    for each statement execute function pipetrak.package_record_immutable();
+    for each statement execute function pipetrak.refuse_change('package_record_immutable');
 
 -- ---- Readiness kept current by NDE ----
 

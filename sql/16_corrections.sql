@@ -36,20 +36,11 @@ alter table pipetrak.component_changes enable row level security;
 create policy component_changes_select_member on pipetrak.component_changes for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
-create function pipetrak.change_log_immutable()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.raise_error('change_log_immutable', jsonb_build_object('operation', lower(tg_op)));
-    return null;
-end
-$$;
+-- Append-only (see refuse_change).
 create trigger component_changes_no_update before update or delete on pipetrak.component_changes
-    for each row execute function pipetrak.change_log_immutable();
+    for each row execute function pipetrak.refuse_change('change_log_immutable');
 create trigger component_changes_no_truncate before truncate on pipetrak.component_changes
-    for each statement execute function pipetrak.change_log_immutable();
+    for each statement execute function pipetrak.refuse_change('change_log_immutable');
 
 -- Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).
 create function pipetrak.log_component_change(p_project_id bigint, p_component_id bigint, p_action text,

@@ -21,9 +21,10 @@ fn catalog() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every key the SQL files raise with a literal.
+/// Every key the SQL files raise with a literal, or name as an append-only log's trigger argument.
 fn raised_by_sql() -> BTreeSet<String> {
-    let raise = Regex::new(r"raise_error\(\s*'([a-z][a-z0-9_]*)'").expect("regex");
+    let raise =
+        Regex::new(r"(?:raise_error|refuse_change)\(\s*'([a-z][a-z0-9_]*)'").expect("regex");
     let mut keys = BTreeSet::new();
     for entry in std::fs::read_dir(root().join("sql")).expect("sql/") {
         let path = entry.expect("entry").path();

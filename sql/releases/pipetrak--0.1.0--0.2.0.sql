@@ -1647,25 +1647,38 @@ create policy nde_results_select_member on pipetrak.nde_results for select to au
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
--- The weld's records are append-only for everyone, the extension's own functions included.
-create function pipetrak.weld_record_immutable()
+-- Every append-only log refuses changes through one trigger function; the audit log's own guard
+-- gives way to it.
+-- Append-only logs (milestone events, NDE results and weld events, package events, the component
+-- change log) refuse updates, deletes and truncation for everyone, the extension's own functions
+-- included: each trigger names the log's error key as its argument.
+create function pipetrak.refuse_change()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform pipetrak.raise_error('weld_record_immutable', jsonb_build_object('operation', lower(tg_op), 'table', tg_table_name));
+    perform pipetrak.raise_error(tg_argv[0], jsonb_build_object('operation', lower(tg_op), 'table', tg_table_name));
     return null;
 end
 $$;
+drop trigger milestone_events_no_update on pipetrak.milestone_events;
+drop trigger milestone_events_no_truncate on pipetrak.milestone_events;
+drop function pipetrak.milestone_events_immutable();
+create trigger milestone_events_no_update before update or delete on pipetrak.milestone_events
+    for each row execute function pipetrak.refuse_change('audit_log_immutable');
+create trigger milestone_events_no_truncate before truncate on pipetrak.milestone_events
+    for each statement execute function pipetrak.refuse_change('audit_log_immutable');
+
+-- The weld's records are append-only (see refuse_change).
 create trigger nde_results_no_update before update or delete on pipetrak.nde_results
-    for each row execute function pipetrak.weld_record_immutable();
+    for each row execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger nde_results_no_truncate before truncate on pipetrak.nde_results
-    for each statement execute function pipetrak.weld_record_immutable();
+    for each statement execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger weld_events_no_update before update or delete on pipetrak.weld_events
-    for each row execute function pipetrak.weld_record_immutable();
+    for each row execute function pipetrak.refuse_change('weld_record_immutable');
 create trigger weld_events_no_truncate before truncate on pipetrak.weld_events
-    for each statement execute function pipetrak.weld_record_immutable();
+    for each statement execute function pipetrak.refuse_change('weld_record_immutable');
 
 -- Resolves a component's open review items (of one kind, or all when `p_kind` is null): what they
 -- asked for happened.
@@ -3233,6 +3246,36 @@ $$;
 drop view pipetrak_api.test_package_readiness;
 
 -- ---- body of sql/13_packages.sql ----
+-- Test packages and turnover (spec §10): attributes, post-hydro members, readiness, workflow
+-- stages with sign-offs, Test and Restore earned by the package, certificates, the turnover report.
+--
+-- Design notes (decisions where the spec was silent):
+-- - Who: package attributes, post-hydro flags: owner, admin, project manager
+--   (`manage_project_data`). Stages, sign-offs and certificates: QC inspector and up
+--   (`quality_control`) — they are QC's paperwork, and completing Test Acceptance earns Test for
+--   the members the way a foreman's update would. Everyone in the project reads.
+-- - Members and readiness: a member is a live component whose package (pinned, else its drawing's)
+--   is the package; post-hydro members are not testable. A testable member is ready when every
+--   milestone through Punch is at 100 and its NDE clears it (`weld_clears_nde`: accepted, or active
+--   with no listed method, a tier below 100 % — a sampled tier examines the lot, not each weld — and
+--   no PENDING result). Welds called for examination and not yet examined are reported as the
+--   package's open examinations and hold Pre-Hydro's "NDE complete". Counts come from the progress
+--   parts (kept by the triggers), so readiness is current as soon as a milestone or NDE commits.
+-- - Stages: a package gets its stages when its test type is set (none before), and they are
+--   re-created when the test type, coating or insulation changes before any stage starts; once one
+--   has started those three can't change (`stages_started`). Test Acceptance and Final Package
+--   Acceptance are never skipped. A stage's data is a JSON object merged on each save (a null
+--   removes a field); its fields are checked in Rust (`domain::package`). Sign-offs are one per
+--   kind per stage, replaced when given again. Changes to a completed stage (data or sign-offs)
+--   need a reason and are kept in `package_events`, which is append-only.
+-- - Earning: completing Test Acceptance sets Test = 100 on every testable member below it, dated
+--   the test date; completing Final sets Restore = 100, dated the day it completes (refused while a
+--   testable member lacks Test). One audited event per member, one statement each for the rows and
+--   the events, all in the completing transaction. The test date is the historical record: it may
+--   lie in a locked week (never in the future).
+-- - Certificates: `PKG-NNN` per project from a counter row (never reused, even if a package is
+--   retired), numbered on first save and editable until Test Acceptance completes.
+
 -- ---- Tables ----
 
 create table pipetrak.package_stages (
@@ -3327,20 +3370,11 @@ create policy certificate_numbers_select_member on pipetrak.certificate_numbers 
 create policy package_certificates_select_member on pipetrak.package_certificates for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
-create function pipetrak.package_record_immutable()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.raise_error('package_record_immutable', jsonb_build_object('operation', lower(tg_op)));
-    return null;
-end
-$$;
+-- A package's history is append-only (see refuse_change).
 create trigger package_events_no_update before update or delete on pipetrak.package_events
-    for each row execute function pipetrak.package_record_immutable();
+    for each row execute function pipetrak.refuse_change('package_record_immutable');
 create trigger package_events_no_truncate before truncate on pipetrak.package_events
-    for each statement execute function pipetrak.package_record_immutable();
+    for each statement execute function pipetrak.refuse_change('package_record_immutable');
 
 -- ---- Readiness kept current by NDE ----
 
@@ -5759,20 +5793,11 @@ alter table pipetrak.component_changes enable row level security;
 create policy component_changes_select_member on pipetrak.component_changes for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
-create function pipetrak.change_log_immutable()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pipetrak.raise_error('change_log_immutable', jsonb_build_object('operation', lower(tg_op)));
-    return null;
-end
-$$;
+-- Append-only (see refuse_change).
 create trigger component_changes_no_update before update or delete on pipetrak.component_changes
-    for each row execute function pipetrak.change_log_immutable();
+    for each row execute function pipetrak.refuse_change('change_log_immutable');
 create trigger component_changes_no_truncate before truncate on pipetrak.component_changes
-    for each statement execute function pipetrak.change_log_immutable();
+    for each statement execute function pipetrak.refuse_change('change_log_immutable');
 
 -- Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).
 create function pipetrak.log_component_change(p_project_id bigint, p_component_id bigint, p_action text,
