@@ -719,16 +719,7 @@ fn events_reach_members_only_and_forgeries_are_told_apart() {
     // how its chunk went; the forgery comes last.
     let genuine: Vec<bool> = received
         .iter()
-        .map(|payload| {
-            let query = format!(
-                "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
-                site.project,
-                literal(payload)
-            );
-            ok(&mut c, &site.viewer, &query)
-                .as_bool()
-                .expect("a boolean")
-        })
+        .map(|payload| is_genuine(&mut c, &site, payload))
         .collect();
     let (forgery, sent) = genuine.split_last().expect("notifications");
     assert!(
@@ -1506,6 +1497,54 @@ fn received(listener: &mut Client, wait: Duration) -> Vec<String> {
         .collect()
 }
 
+/// A new connection LISTENing on the project's channel, as a member of it asks for it.
+fn listening_member(c: &mut Client, site: &Site) -> Client {
+    let channel = ok(
+        c,
+        &site.viewer,
+        &format!(
+            "select pipetrak_api.project_channel(project_id => {})",
+            site.project
+        ),
+    );
+    let mut member = connect();
+    member
+        .batch_execute(&format!("listen {}", channel.as_str().expect("a channel")))
+        .expect("listen");
+    member
+}
+
+/// The site's foreman receives every one of `ids` in one update_milestones call.
+fn receive_all(c: &mut Client, site: &Site, ids: &[i64]) {
+    let updates: Vec<Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"component_id": id, "milestone": "Receive", "value": 100}))
+        .collect();
+    ok(
+        c,
+        &site.foreman,
+        &format!(
+            "select jsonb_array_length(pipetrak_api.update_milestones(updates => {}::jsonb))",
+            literal(&Value::Array(updates).to_string())
+        ),
+    );
+}
+
+/// Whether pipetrak says `payload` is one of its events on the site's channel (asked by a viewer).
+fn is_genuine(c: &mut Client, site: &Site, payload: &str) -> bool {
+    ok(
+        c,
+        &site.viewer,
+        &format!(
+            "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
+            site.project,
+            literal(payload)
+        ),
+    )
+    .as_bool()
+    .expect("a boolean")
+}
+
 /// A site with `n` supports from a committed import; returns their ids.
 fn supports(c: &mut Client, site: &Site, n: u32) -> Vec<i64> {
     let import = upload_validated(c, &site.owner, site.project, &big_takeoff(n));
@@ -1532,31 +1571,8 @@ fn a_bulk_update_of_500_components_is_one_notification_with_their_ids() {
     let site = site(&mut c, "Bulk events", 70);
     let ids = supports(&mut c, &site, 500);
     assert_eq!(ids.len(), 500);
-    let channel = ok(
-        &mut c,
-        &site.viewer,
-        &format!(
-            "select pipetrak_api.project_channel(project_id => {})",
-            site.project
-        ),
-    );
-    let mut member = connect();
-    member
-        .batch_execute(&format!("listen {}", channel.as_str().expect("a channel")))
-        .expect("listen");
-
-    let updates: Vec<Value> = ids
-        .iter()
-        .map(|id| serde_json::json!({"component_id": id, "milestone": "Receive", "value": 100}))
-        .collect();
-    ok(
-        &mut c,
-        &site.foreman,
-        &format!(
-            "select jsonb_array_length(pipetrak_api.update_milestones(updates => {}::jsonb))",
-            literal(&Value::Array(updates).to_string())
-        ),
-    );
+    let mut member = listening_member(&mut c, &site);
+    receive_all(&mut c, &site, &ids);
 
     let payloads = received(&mut member, Duration::from_secs(2));
     assert_eq!(payloads.len(), 1, "one notification for the transaction");
@@ -1573,16 +1589,10 @@ fn a_bulk_update_of_500_components_is_one_notification_with_their_ids() {
         serde_json::from_value(event["changes"]["milestones"].clone()).expect("milestone ids");
     assert_eq!(announced, ids, "every updated component, once, in order");
     assert!(!payloads[0].contains("S-1"), "ids only, never row data");
-    let genuine = ok(
-        &mut c,
-        &site.viewer,
-        &format!(
-            "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
-            site.project,
-            literal(&payloads[0])
-        ),
+    assert!(
+        is_genuine(&mut c, &site, &payloads[0]),
+        "signed by pipetrak"
     );
-    assert_eq!(genuine, Value::Bool(true), "signed by pipetrak");
 
     // A transaction that fails announces nothing.
     let failed = request(
@@ -1660,30 +1670,8 @@ fn a_bulk_update_too_big_for_one_payload_is_split_into_signed_parts() {
     let mut c = connect();
     let site = site(&mut c, "Split events", 75);
     let ids = supports(&mut c, &site, 1500);
-    let channel = ok(
-        &mut c,
-        &site.viewer,
-        &format!(
-            "select pipetrak_api.project_channel(project_id => {})",
-            site.project
-        ),
-    );
-    let mut member = connect();
-    member
-        .batch_execute(&format!("listen {}", channel.as_str().expect("a channel")))
-        .expect("listen");
-    let updates: Vec<Value> = ids
-        .iter()
-        .map(|id| serde_json::json!({"component_id": id, "milestone": "Receive", "value": 100}))
-        .collect();
-    ok(
-        &mut c,
-        &site.foreman,
-        &format!(
-            "select jsonb_array_length(pipetrak_api.update_milestones(updates => {}::jsonb))",
-            literal(&Value::Array(updates).to_string())
-        ),
-    );
+    let mut member = listening_member(&mut c, &site);
+    receive_all(&mut c, &site, &ids);
 
     let payloads = received(&mut member, Duration::from_secs(2));
     assert!(payloads.len() > 1, "1,500 ids don't fit one payload");
@@ -1693,16 +1681,11 @@ fn a_bulk_update_too_big_for_one_payload_is_split_into_signed_parts() {
         let event: Value = serde_json::from_str(payload).expect("json");
         assert_eq!(event["event"]["part"], i + 1);
         assert_eq!(event["event"]["parts"], payloads.len());
-        let genuine = ok(
-            &mut c,
-            &site.viewer,
-            &format!(
-                "select pipetrak_api.event_is_genuine(project_id => {}, payload => {})",
-                site.project,
-                literal(payload)
-            ),
+        assert!(
+            is_genuine(&mut c, &site, payload),
+            "part {} is signed",
+            i + 1
         );
-        assert_eq!(genuine, Value::Bool(true), "part {} is signed", i + 1);
         let part: Vec<i64> =
             serde_json::from_value(event["event"]["changes"]["milestones"].clone()).expect("ids");
         announced.extend(part);
@@ -1794,7 +1777,8 @@ fn execute_as(c: &mut Client, user: &str, sql: &str) -> Result<u64, Option<Strin
     Ok(rows)
 }
 
-/// The owner and project of a second organization (the outsider's).
+/// The owner and project of a second organization (the outsider's); a function of its own because
+/// the tests name their first site `site`, which hides the function of that name.
 fn site_of_other_organization(c: &mut Client, n: u32) -> Site {
     site(c, "Other organization", n)
 }
