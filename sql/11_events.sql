@@ -34,7 +34,7 @@ begin
 end
 $$;
 
--- Sends `p_event` ({kind, ids, counts}) on the project's channel as {"event": …, "sig": …}; the
+-- Sends `p_event` ({kind, ids, counts}) on the project's channel as {"sig": …, "event": …}; the
 -- signature covers the event's canonical jsonb text. Delivered when the transaction commits.
 create function pipetrak.notify_project(p_project_id bigint, p_event jsonb)
 returns void
@@ -47,8 +47,7 @@ declare
 begin
     select * into v_secret from pipetrak.project_secrets where project_id = p_project_id;
     if v_secret.project_id is not null then
-        perform pg_notify(pipetrak.channel_name(v_secret.channel_key), jsonb_build_object(
-            'event', v_event, 'sig', pipetrak.event_signature(v_secret.signing_key, v_event::text))::text);
+        perform pg_notify(pipetrak.channel_name(v_secret.channel_key), pipetrak.signed_payload(v_secret.signing_key, v_event::text));
     end if;
 end
 $$;

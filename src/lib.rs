@@ -94,7 +94,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/11_events.sql",
     name = "events",
-    requires = ["imports", event_signature]
+    requires = ["imports", event_signature, signed_payload]
 );
 ::pgrx::extension_sql_file!(
     "../sql/12_welds.sql",

@@ -5191,6 +5191,31 @@ comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
 -- Members come by invitation now; add_member says so.
 comment on function pipetrak_api.add_member(bigint, uuid, text) is 'Adds someone who already shares an organization with you, by user id, with a role (owners and admins; only owners add owners). Anyone else is invited by email: invite_member.';
 
+-- notify_project and the change events sign and shape a payload through one function.
+-- pipetrak::pg::events::signed_payload
+CREATE FUNCTION pipetrak."signed_payload"(
+	"key" bytea, /* & [u8] */
+	"event_text" TEXT /* & str */
+) RETURNS TEXT /* String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'signed_payload_wrapper';
+create or replace function pipetrak.notify_project(p_project_id bigint, p_event jsonb)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_secret pipetrak.project_secrets;
+    v_event jsonb := p_event || jsonb_build_object('project_id', p_project_id, 'sent_at', now());
+begin
+    select * into v_secret from pipetrak.project_secrets where project_id = p_project_id;
+    if v_secret.project_id is not null then
+        perform pg_notify(pipetrak.channel_name(v_secret.channel_key), pipetrak.signed_payload(v_secret.signing_key, v_event::text));
+    end if;
+end
+$$;
+
 -- Change events are queued in the backend (src/pg/changes.rs).
 -- pipetrak::pg::changes::change_events
 CREATE FUNCTION pipetrak."change_events"(

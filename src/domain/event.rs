@@ -3,7 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::fmt::Write;
 
 /// The signature of `body` under `key`.
@@ -23,13 +23,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{b:02x}");
         text
     })
-}
-
-/// The channel a project's channel key stands for, as `pipetrak.channel_name` computes it:
-/// `pipetrak_` and the first 40 hex digits of the key's SHA-256.
-pub fn channel_name(channel_key: &[u8]) -> String {
-    let digest = hex(&Sha256::digest(channel_key));
-    format!("pipetrak_{}", &digest[..40])
 }
 
 /// `value` as PostgreSQL prints a `jsonb`: object keys shorter first, then in byte order, ", "
@@ -125,15 +118,6 @@ mod tests {
         assert_eq!(
             jsonb_text(&json!({"a\"b": "x\\y\n\u{1}", "t": true, "n": null})),
             r#"{"n": null, "t": true, "a\"b": "x\\y\n\u0001"}"#
-        );
-    }
-
-    #[test]
-    fn channel_names_are_the_sql_ones() {
-        // select pipetrak.channel_name('\x00')
-        assert_eq!(
-            channel_name(&[0]),
-            "pipetrak_6e340b9cffb37a989ca544e6bb780a2c78901d3f"
         );
     }
 

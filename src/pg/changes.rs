@@ -8,7 +8,7 @@
 //! NOTIFY itself.
 
 use crate::domain::changes::{project_events, ChangeQueue};
-use crate::domain::event::{channel_name, jsonb_text, signed_payload};
+use crate::domain::event::{jsonb_text, signed_payload};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -123,9 +123,9 @@ unsafe extern "C-unwind" fn on_subtransaction(
     }
 }
 
-/// A project's channel and signing keys, and the transaction's time as jsonb prints it.
-const SECRETS: &str = "select s.project_id, s.channel_key, s.signing_key, to_jsonb(now())::text \
-                       from pipetrak.project_secrets s where s.project_id = any ($1)";
+/// A project's channel, its signing key, and the transaction's time as jsonb prints it.
+const SECRETS: &str = "select s.project_id, pipetrak.channel_name(s.channel_key), s.signing_key, \
+                       to_jsonb(now())::text from pipetrak.project_secrets s where s.project_id = any ($1)";
 
 /// Sends the queued changes' events: each signed, on its project's channel, as
 /// `pipetrak.notify_project` would send it; and to Supabase Realtime's topic where it exists. As
@@ -172,19 +172,19 @@ fn send() {
         let rows = client.select(&plan, None, &[projects.into()]);
         SECRETS_PLAN.with(|kept| kept.replace(Some(plan)));
         for row in rows? {
-            if let (Some(project_id), Some(channel_key), Some(signing_key), Some(sent_at)) = (
+            if let (Some(project_id), Some(channel), Some(signing_key), Some(sent_at)) = (
                 row.get::<i64>(1)?,
-                row.get::<Vec<u8>>(2)?,
+                row.get::<String>(2)?,
                 row.get::<Vec<u8>>(3)?,
                 row.get::<String>(4)?,
             ) {
-                secrets.insert(project_id, (channel_key, signing_key, sent_at));
+                secrets.insert(project_id, (channel, signing_key, sent_at));
             }
         }
         let realtime = realtime_send_exists(client)?;
         for (project_id, mut event) in events {
             // A project deleted in this transaction has no keys left: nobody to tell.
-            let Some((channel_key, signing_key, sent_at)) = secrets.get(&project_id) else {
+            let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
                 continue;
             };
             event["project_id"] = json!(project_id);
@@ -195,10 +195,7 @@ fn send() {
             unsafe {
                 pgrx::direct_function_call_as_datum(
                     pg_sys::pg_notify,
-                    &[
-                        channel_name(channel_key).as_str().into_datum(),
-                        payload.as_str().into_datum(),
-                    ],
+                    &[channel.as_str().into_datum(), payload.as_str().into_datum()],
                 );
             }
             if realtime {
