@@ -57,6 +57,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('import_has_errors',        'PT422', 'Rows of the import have errors', 'Fix them (see import_issues or import_report_csv) and upload again, or commit with skip_invalid_rows => true.'),
     ('file_too_large',           'PT413', 'The file is larger than 50 MB', 'Split the file, or remove pivot sheets and pictures from the workbook.'),
     ('unsupported_file',         'PT415', 'The file is neither CSV nor an Excel workbook (.xlsx, .xls)', 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated); .ods, .xlsb and Word files are not read.'),
+    ('damaged_file',             'PT415', 'The workbook is damaged or incomplete', 'Open it in Excel (which repairs what it can) and save it again, or upload it again if the upload was cut short.'),
     ('empty_file',               'PT422', 'The file is empty', 'Export the sheet again: the upload has no bytes.'),
     ('import_failed',            'PT422', 'The import''s file could not be read', 'See the reasons in the detail (and the job''s file_issues); fix the file and upload it again.'),
     ('text_too_long',            'PT422', 'A text is longer than allowed', 'Shorten it: the detail names the argument and its maximum length in characters.'),

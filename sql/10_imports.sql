@@ -227,8 +227,11 @@ end
 $$;
 
 -- Checks an upload (the caller's role, the arguments, the size and sniffed `p_format`) and
--- returns the format. It is given the file's size, never the file: see import_upload.
-create function pipetrak.check_import_upload(p_project_id bigint, p_kind text, p_filename text, p_size integer, p_format text)
+-- returns the format; a file of no format is refused with `p_refusal` ({code, message}: what the
+-- file is, named by its signature, or that it is damaged). It is given the file's size, never the
+-- file: see import_upload.
+create function pipetrak.check_import_upload(p_project_id bigint, p_kind text, p_filename text, p_size integer,
+                                             p_format text, p_refusal jsonb)
 returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -250,8 +253,10 @@ begin
     if p_size > 50 * 1024 * 1024 then
         perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', 50 * 1024 * 1024));
     end if;
-    if p_format is null then
-        perform pipetrak.raise_error('unsupported_file', jsonb_build_object('filename', p_filename));
+    if p_format is null and p_refusal ->> 'code' = 'damaged_file' then
+        perform pipetrak.raise_error('damaged_file', jsonb_build_object('filename', p_filename), p_refusal ->> 'message');
+    elsif p_format is null then
+        perform pipetrak.raise_error('unsupported_file', jsonb_build_object('filename', p_filename), p_refusal ->> 'message');
     end if;
     return p_format;
 end
@@ -269,7 +274,8 @@ as $$
     insert into pipetrak.import_jobs (project_id, kind, filename, format, content, created_by)
     select p_project_id, p_kind, btrim(p_filename), c.format, p_content, pipetrak.require_user()
     from pipetrak.check_import_upload(p_project_id, p_kind, p_filename, octet_length(p_content),
-                                      pipetrak.import_sniff(coalesce(p_content, ''::bytea))) as c(format)
+                                      pipetrak.import_sniff(coalesce(p_content, ''::bytea)),
+                                      (select to_jsonb(r) from pipetrak.import_refusal(coalesce(p_content, ''::bytea)) r)) as c(format)
     returning id
 $$;
 

@@ -86,6 +86,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         "api",
         import_stage,
         import_sniff,
+        import_refusal,
         render_report_csv,
         import_issue_severity,
         import_issue_hint

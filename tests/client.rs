@@ -1104,7 +1104,7 @@ fn empty_damaged_and_foreign_files_fail_with_their_reason_and_keep_nothing() {
     let damaged = out.finish().expect("zip").into_inner();
     let header_only = b"DRAWING,TYPE,QTY,CMDTY CODE\n\n".to_vec();
     for (what, bytes, reason) in [
-        ("damaged", damaged, "unsupported_file"),
+        ("damaged", damaged, "damaged_file"),
         ("header only", header_only, "no_data_rows"),
     ] {
         let import = upload_file(&mut c, &s.owner, s.project, "takeoff", &bytes).expect("upload");

@@ -1,6 +1,8 @@
 //! The importer on the real files in tests/data (copied unchanged from a real deployment) and on hand-made fixtures for
 //! each CSV/Excel quirk and each validation code.
 
+mod corpus;
+
 use chrono::NaiveDate;
 use pipetrak::domain::component_type::ComponentType;
 use pipetrak::domain::import::cell::Cell;
@@ -430,9 +432,14 @@ fn unreadable_files_are_one_clear_issue() {
         IssueCode::UnsupportedFile
     );
     let (outcome, _) = run(b"PK\x03\x04not really a zip", Kind::Takeoff);
-    assert_eq!(
-        outcome.layout.expect_err("broken zip").code,
-        IssueCode::UnsupportedFile
+    let broken = outcome.layout.expect_err("broken zip");
+    assert_eq!(broken.code, IssueCode::DamagedFile);
+    assert!(
+        broken
+            .message
+            .starts_with("The workbook is damaged or incomplete"),
+        "{}",
+        broken.message
     );
     let (outcome, _) = run(b"  \n\n", Kind::Takeoff);
     assert_eq!(
@@ -899,7 +906,7 @@ fn file_codes(outcome: &FileOutcome) -> Vec<IssueCode> {
 fn a_legacy_xls_weld_log_with_placeholder_rows_and_a_welder_list_beside_it() {
     let bytes = fixture("legacy-weld-log.xls");
     assert_eq!(source::sniff(&bytes), Some(Format::Xls));
-    assert_eq!(source::sniff_upload(&bytes), Some(Format::Xls));
+    assert_eq!(source::sniff_upload(&bytes), Ok(Format::Xls));
     let (outcome, rows) = run(&bytes, Kind::FieldWelds);
     let layout = outcome.layout.as_ref().expect("a header");
     assert_eq!(
@@ -978,8 +985,9 @@ fn a_legacy_xls_weld_log_with_placeholder_rows_and_a_welder_list_beside_it() {
 }
 
 #[test]
-fn legacy_xls_files_beyond_the_limits_are_refused_before_calamine_sizes_them() {
+fn legacy_xls_declarations_are_ignored_and_only_content_is_held_to_the_limits() {
     let bytes = fixture("legacy-weld-log.xls");
+    let (_, original) = run(&bytes, Kind::FieldWelds);
     // DIMENSIONS (type 0x0200, 14 bytes): first row u32, last row + 1 u32, first col, last col + 1.
     let dimensions = bytes
         .windows(4)
@@ -989,26 +997,32 @@ fn legacy_xls_files_beyond_the_limits_are_refused_before_calamine_sizes_them() {
     huge[dimensions + 8..dimensions + 12].copy_from_slice(&u32::MAX.to_le_bytes());
     let mut backwards = bytes.clone();
     backwards[dimensions + 4..dimensions + 8].copy_from_slice(&60_000u32.to_le_bytes());
-    // A LABELSST cell (type 0x00FD, 10 bytes: row, column, format, string) moved to column 60,000.
+    // What a sheet declares sizes nothing: the same welds are read.
+    for (name, file) in [
+        ("4 billion rows declared", huge),
+        ("last row before the first", backwards),
+    ] {
+        let (outcome, rows) = run(&file, Kind::FieldWelds);
+        assert!(outcome.layout.is_ok(), "{name}");
+        assert_eq!(rows, original, "{name}");
+    }
+    // A LABELSST cell (type 0x00FD, 10 bytes: row, column, format, string) moved to column 60,000:
+    // a value there is content, and beyond what an import reads.
     let number = bytes
         .windows(4)
         .position(|w| w == [0xFD, 0x00, 0x0A, 0x00])
         .expect("a LABELSST record");
     let mut far = bytes.clone();
     far[number + 6..number + 8].copy_from_slice(&60_000u16.to_le_bytes());
-    for (name, file) in [
-        ("4 billion rows declared", huge),
-        ("last row before the first", backwards),
-        ("a cell at column 60,000", far),
-    ] {
-        let (outcome, rows) = run(&file, Kind::FieldWelds);
-        assert_eq!(
-            outcome.layout.expect_err(name).code,
-            IssueCode::FileOverLimits,
-            "{name}"
-        );
-        assert!(rows.is_empty(), "{name}");
-    }
+    let (outcome, rows) = run(&far, Kind::FieldWelds);
+    let refused = outcome.layout.expect_err("far");
+    assert_eq!(refused.code, IssueCode::FileOverLimits);
+    assert!(
+        refused.message.contains("beyond column 1024"),
+        "{}",
+        refused.message
+    );
+    assert!(rows.is_empty());
     // A compound file that is not a workbook (a .doc) is not an upload.
     let mut doc = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).expect("cfb");
     doc.create_stream("/WordDocument")
@@ -1017,7 +1031,13 @@ fn legacy_xls_files_beyond_the_limits_are_refused_before_calamine_sizes_them() {
         .expect("write");
     let doc = doc.into_inner().into_inner();
     assert_eq!(source::sniff(&doc), Some(Format::Xls));
-    assert_eq!(source::sniff_upload(&doc), None);
+    assert_eq!(
+        source::sniff_upload(&doc),
+        Err((
+            IssueCode::UnsupportedFile,
+            "The file is a Word document (.doc), not a CSV or an Excel workbook".into()
+        ))
+    );
     assert_eq!(
         run(&doc, Kind::Takeoff).0.layout.expect_err("doc").code,
         IssueCode::UnsupportedFile
@@ -1033,14 +1053,21 @@ fn zip_files_that_are_not_workbooks_are_not_uploads() {
         out.write_all(b"<x/>").expect("write");
         out.finish().expect("finish").into_inner()
     };
-    for name in ["content.xml", "word/document.xml", "xl/workbook.bin"] {
-        assert_eq!(source::sniff_upload(&zip_of(name)), None, "{name}");
+    for (name, what) in [
+        ("word/document.xml", "a Word document (.docx)"),
+        ("xl/workbook.bin", "an Excel binary workbook (.xlsb)"),
+        ("ppt/presentation.xml", "a PowerPoint presentation (.pptx)"),
+        ("readme.txt", "a ZIP archive that holds no workbook"),
+    ] {
+        let refusal = source::sniff_upload(&zip_of(name)).expect_err(name);
+        assert_eq!(refusal.0, IssueCode::UnsupportedFile, "{name}");
+        assert!(refusal.1.contains(what), "{name}: {}", refusal.1);
     }
     assert_eq!(
         source::sniff_upload(&sample("takeoff-template.xlsx")),
-        Some(Format::Xlsx)
+        Ok(Format::Xlsx)
     );
-    assert_eq!(source::sniff_upload(b"DRAWING,TYPE\n"), Some(Format::Csv));
+    assert_eq!(source::sniff_upload(b"DRAWING,TYPE\n"), Ok(Format::Csv));
 }
 
 #[test]
@@ -1288,4 +1315,177 @@ fn a_man_hour_column_stages_each_rows_budget_and_refuses_what_is_not_one() {
         2
     );
     assert!(rows.iter().all(|r| !r.attributes.contains_key("MAN HOURS")));
+}
+
+// ---- real files' traits and hostile containers (generated: tests/corpus) ----
+
+fn error_rows(rows: &[ImportRow]) -> usize {
+    rows.iter().filter(|r| r.status != RowStatus::Valid).count()
+}
+
+#[test]
+fn an_estimating_takeoff_whose_pivot_cache_packs_150_times_imports_every_row() {
+    let bytes = corpus::takeoff_with_pivot_cache(400, 70 << 20);
+    let (packed, unpacked) = corpus::part_sizes(&bytes, "xl/pivotCache/pivotCacheRecords1.xml");
+    assert!(unpacked >= 150 * packed, "{unpacked} / {packed}");
+    let (outcome, rows) = run(&bytes, Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.sheet.as_deref(), Some("Takeoff"));
+    assert_eq!((rows.len(), error_rows(&rows)), (400, 0));
+    assert_eq!(component_count(&rows), 400);
+    // Rows 1..=400, 20 a drawing: P-000 holds rows 1..=19, P-020 row 400 alone.
+    assert_eq!(drawings(&rows).len(), 21);
+}
+
+#[test]
+fn a_legacy_weld_log_with_a_declared_range_and_formatting_only_cells_imports_every_weld() {
+    let book = corpus::legacy_weld_log(5_000, false);
+    let stream = book.stream();
+    // The traits of the real file: 60,000 BLANK and 5,000 MULBLANK records, DIMENSIONS 20,000 × 160.
+    let mut kinds = std::collections::HashMap::new();
+    let mut at = 0;
+    while at + 4 <= stream.len() {
+        let kind = u16::from_le_bytes([stream[at], stream[at + 1]]);
+        let len = u16::from_le_bytes([stream[at + 2], stream[at + 3]]) as usize;
+        *kinds.entry(kind).or_insert(0) += 1;
+        at += 4 + len;
+    }
+    assert_eq!((kinds[&0x0201], kinds[&0x00BE]), (60_000, 5_000));
+    let (outcome, rows) = run(&book.file(), Kind::FieldWelds);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(
+        (layout.format, layout.sheet.as_deref(), layout.header_line),
+        (Format::Xls, Some("Weld Log"), 1)
+    );
+    assert_eq!((rows.len(), error_rows(&rows)), (5_000, 0));
+    assert_eq!(drawings(&rows).len(), 500);
+    let first = rows[0].weld.as_ref().expect("a weld");
+    assert_eq!(first.date_welded, NaiveDate::from_ymd_opt(2025, 1, 16));
+    assert_eq!(first.stencil.as_deref(), Some("K-02"));
+    assert_eq!(rows[4_999].tag, "W-05000");
+}
+
+#[test]
+fn serial_dates_of_1904_workbooks_follow_the_1904_system_in_both_formats() {
+    let (outcome, rows) = run(&corpus::legacy_weld_log(3, true).file(), Kind::FieldWelds);
+    assert!(outcome.layout.is_ok());
+    // Row 1: serial 44211 of the 1904 system.
+    assert_eq!(
+        rows[0].weld.as_ref().and_then(|w| w.date_welded),
+        NaiveDate::from_ymd_opt(2025, 1, 16)
+    );
+    let (outcome, rows) = run(&corpus::general_serials_1904(), Kind::FieldWelds);
+    assert!(outcome.layout.is_ok());
+    assert_eq!(
+        rows[0].weld.as_ref().and_then(|w| w.date_welded),
+        NaiveDate::from_ymd_opt(2025, 1, 15)
+    );
+}
+
+#[test]
+fn the_visible_sheet_is_read_before_a_hidden_one_with_the_same_header_and_the_report_says_so() {
+    let (outcome, rows) = run(&corpus::hidden_first_sheet(), Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.sheet.as_deref(), Some("Rev B"));
+    let reason = layout.sheet_reason.clone().expect("a reason");
+    assert!(reason.contains("first visible sheet"), "{reason}");
+    assert!(rows.iter().all(|r| r.tag.starts_with("NEW-")));
+    let note = layout
+        .notes
+        .iter()
+        .find(|n| n.code == IssueCode::OtherSheetsSameHeader)
+        .expect("a note about the hidden sheet");
+    assert!(
+        note.message.contains("\"Rev A\" (hidden)"),
+        "{}",
+        note.message
+    );
+}
+
+#[test]
+fn a_units_row_and_headers_printed_again_are_skipped_with_one_note() {
+    let (outcome, rows) = run(&corpus::report_with_repeated_headers(), Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!((rows.len(), error_rows(&rows)), (12, 0));
+    let notes: Vec<_> = layout
+        .notes
+        .iter()
+        .filter(|n| n.code == IssueCode::HeaderRowsSkipped)
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].line, 2);
+    assert!(
+        notes[0].message.contains("row 2 holds units") && notes[0].message.contains("rows 7, 12"),
+        "{}",
+        notes[0].message
+    );
+}
+
+#[test]
+fn damaged_workbooks_and_other_formats_are_named() {
+    let whole = workbook(|book| {
+        book.add_worksheet().write(0, 0, "DRAWING")?;
+        Ok(())
+    });
+    let cut = &whole[..whole.len() / 2];
+    let (code, message) = source::sniff_upload(cut).expect_err("cut");
+    assert_eq!(code, IssueCode::DamagedFile);
+    assert!(
+        message.starts_with("The workbook is damaged or incomplete ("),
+        "{message}"
+    );
+    assert_eq!(
+        run(cut, Kind::Takeoff).0.layout.expect_err("cut").code,
+        IssueCode::DamagedFile
+    );
+    let legacy = corpus::legacy_weld_log(3, false).file();
+    let (code, _) = source::sniff_upload(&legacy[..legacy.len() / 3]).expect_err("cut .xls");
+    assert_eq!(code, IssueCode::DamagedFile);
+    for (file, what) in [
+        (corpus::pdf(), "a PDF document"),
+        (corpus::png(), "a PNG picture"),
+        (b"\xFF\xD8\xFF\xE0\0\x10JFIF".to_vec(), "a JPEG picture"),
+    ] {
+        let (code, message) = source::sniff_upload(&file).expect_err(what);
+        assert_eq!(code, IssueCode::UnsupportedFile);
+        assert!(message.contains(what), "{message}");
+    }
+}
+
+#[test]
+fn legacy_containers_that_mislead_a_reader_import_what_the_directory_links_or_are_refused() {
+    // The orphan `Workbook` entry is not a stream: the linked workbook's 3 rows are read.
+    let (outcome, rows) = run(&corpus::orphan_workbook_entry(), Kind::Takeoff);
+    assert!(outcome.layout.is_ok(), "{:?}", outcome.layout.err());
+    assert_eq!(rows.len(), 3);
+    // A chain running past the end of the file: refused as damaged, or read as far as it goes.
+    let (outcome, rows) = run(&corpus::fat_past_the_end(), Kind::Takeoff);
+    match outcome.layout {
+        Ok(_) => assert!(rows.len() <= 200),
+        Err(issue) => assert_eq!(issue.code, IssueCode::DamagedFile, "{}", issue.message),
+    }
+    // Values on both sides of an embedded substream count as one sheet's span.
+    let (outcome, rows) = run(&corpus::cells_around_a_substream(), Kind::Takeoff);
+    let refused = outcome.layout.expect_err("span");
+    assert_eq!(refused.code, IssueCode::FileOverLimits);
+    assert!(
+        refused.message.contains("16777216 cells"),
+        "{}",
+        refused.message
+    );
+    assert!(rows.is_empty());
+    // 40 names for one sheet: the sheet is read once.
+    let (outcome, rows) = run(&corpus::shared_boundsheets(), Kind::Takeoff);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.sheet.as_deref(), Some("Sheet1"));
+    assert_eq!(rows.len(), 31_249);
+    // A million sheets: beyond the stream an import reads.
+    let (outcome, _) = run(&corpus::a_million_sheets(), Kind::Takeoff);
+    let refused = outcome.layout.expect_err("a million sheets");
+    assert_eq!(refused.code, IssueCode::FileOverLimits);
+    assert!(
+        refused.message.contains("(at most 16 MB)"),
+        "{}",
+        refused.message
+    );
 }

@@ -27,6 +27,7 @@
 //!   test package and stencil names, which are few per project.
 
 use crate::domain::component_type::Identity;
+use crate::domain::import::cell::DateSystem;
 use crate::domain::import::file::FileSource;
 use crate::domain::import::issue::Issue;
 use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
@@ -399,7 +400,9 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     });
     JsonB(match outcome.layout {
         Ok(layout) => json!({
-            "format": layout.format.as_str(), "sheet": layout.sheet, "header_line": layout.header_line,
+            "format": layout.format.as_str(), "sheet": layout.sheet, "sheet_reason": layout.sheet_reason,
+            "date_system": match layout.date_system { DateSystem::Excel1900 => "1900", DateSystem::Excel1904 => "1904" },
+            "header_line": layout.header_line,
             "header": layout.header, "file_issues": layout.notes, "rows": counts, "found": found,
             "maybe_repeated": outcome.counts.maybe_repeated,
         }),
@@ -423,7 +426,19 @@ fn block_signals() {
 /// compound file that holds no workbook, like an .ods, .docx or .doc, is none).
 #[pg_extern(immutable, parallel_safe)]
 pub fn import_sniff(content: &[u8]) -> Option<&'static str> {
-    crate::domain::import::source::sniff_upload(content).map(|f| f.as_str())
+    crate::domain::import::source::sniff_upload(content)
+        .ok()
+        .map(|f| f.as_str())
+}
+
+/// Why an upload is refused, when it is: the error key (`unsupported_file`, `damaged_file`) and
+/// a message naming what the file is (a PDF, a PNG, a Word document, a damaged workbook, …).
+#[pg_extern(immutable, parallel_safe)]
+pub fn import_refusal(
+    content: &[u8],
+) -> TableIterator<'static, (name!(code, &'static str), name!(message, String))> {
+    let refusal = crate::domain::import::source::sniff_upload(content).err();
+    TableIterator::new(refusal.map(|(code, message)| (code.as_str(), message)))
 }
 
 /// A file read on the backend's own thread, which answers cancel and statement_timeout between

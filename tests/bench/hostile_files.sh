@@ -11,5 +11,5 @@ cluster_start
 extension_install >/dev/null 2>&1
 database_create pipetrak_bench_hostile >/dev/null
 cd "$PIPETRAK_ROOT"
-PIPETRAK_TEST_URL=$(database_url pipetrak_bench_hostile) PIPETRAK_HOSTILE_RESULTS="$here/hostile-files-results.md" \
+PIPETRAK_TEST_URL=$(database_url pipetrak_bench_hostile) PIPETRAK_SERVER_LOG=$PIPETRAK_HOME/postgres.log PIPETRAK_HOSTILE_RESULTS="$here/hostile-files-results.md" \
   cargo test --release --test hostile_files -- --ignored --nocapture | grep -E '^\||test result'

@@ -69,6 +69,31 @@ pub fn number_text(n: f64) -> String {
     }
 }
 
+/// The date system of a workbook's serial numbers: 1900 (Windows Excel, every CSV) or 1904 (a
+/// workbook saved with "Use 1904 date system", as old Mac Excel did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DateSystem {
+    #[default]
+    Excel1900,
+    Excel1904,
+}
+
+impl DateSystem {
+    /// The date of serial number `serial` in this system.
+    pub fn date(self, serial: f64) -> Option<NaiveDate> {
+        match self {
+            DateSystem::Excel1900 => excel_serial_date(serial),
+            DateSystem::Excel1904 => {
+                if !(0.0..2_957_004.0).contains(&serial) {
+                    return None;
+                }
+                NaiveDate::from_ymd_opt(1904, 1, 1)?
+                    .checked_add_signed(chrono::Duration::days(serial.floor() as i64))
+            }
+        }
+    }
+}
+
 /// An Excel serial date in the 1900 date system (day 60 is Excel's phantom 1900-02-29).
 pub fn excel_serial_date(serial: f64) -> Option<NaiveDate> {
     if !(1.0..2_958_466.0).contains(&serial) {
@@ -142,11 +167,12 @@ pub fn date_order_shown(text: &str) -> Option<DateOrder> {
 
 /// A date from a cell: an Excel date, a serial number, or text in ISO (2025-01-15), numeric
 /// (1/15/2025, 15.01.2025: read in `order`, ambiguous when it is `None` and both readings are
-/// dates) or day-month-name (15-Jan-2025) form.
-pub fn read_date(cell: &Cell, order: Option<DateOrder>) -> Option<DateReading> {
+/// dates) or day-month-name (15-Jan-2025) form. A serial number (a General-formatted cell, or one
+/// written as text) counts in the workbook's date `system`.
+pub fn read_date(cell: &Cell, order: Option<DateOrder>, system: DateSystem) -> Option<DateReading> {
     match cell {
         Cell::Date(d) => Some(DateReading::Exact(*d)),
-        Cell::Number(n) => excel_serial_date(*n).map(DateReading::Exact),
+        Cell::Number(n) => system.date(*n).map(DateReading::Exact),
         Cell::Text(t) => {
             let t = t.trim();
             let date_part = t.split(['T', ' ']).next().unwrap_or(t);
@@ -166,7 +192,7 @@ pub fn read_date(cell: &Cell, order: Option<DateOrder>) -> Option<DateReading> {
             ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%d-%b-%y"]
                 .iter()
                 .find_map(|f| NaiveDate::parse_from_str(date_part, f).ok())
-                .or_else(|| t.parse::<f64>().ok().and_then(excel_serial_date))
+                .or_else(|| t.parse::<f64>().ok().and_then(|n| system.date(n)))
                 .map(DateReading::Exact)
         }
         _ => None,
@@ -175,7 +201,7 @@ pub fn read_date(cell: &Cell, order: Option<DateOrder>) -> Option<DateReading> {
 
 /// A date from a cell, numeric forms read month-first (see `read_date`).
 pub fn date(cell: &Cell) -> Option<NaiveDate> {
-    read_date(cell, Some(DateOrder::MonthFirst)).map(DateReading::value)
+    read_date(cell, Some(DateOrder::MonthFirst), DateSystem::Excel1900).map(DateReading::value)
 }
 
 #[cfg(test)]
@@ -207,6 +233,26 @@ mod tests {
     }
 
     #[test]
+    fn serial_dates_of_a_1904_workbook_count_from_1904() {
+        // 2025-01-15 is serial 45672 in the 1900 system and 44210 in the 1904 system.
+        let date = NaiveDate::from_ymd_opt(2025, 1, 15);
+        assert_eq!(DateSystem::Excel1904.date(44_210.0), date);
+        assert_eq!(
+            read_date(&Cell::Number(44_210.0), None, DateSystem::Excel1904).map(DateReading::value),
+            date
+        );
+        assert_eq!(
+            read_date(&Cell::Text("44210".into()), None, DateSystem::Excel1904)
+                .map(DateReading::value),
+            date
+        );
+        assert_eq!(
+            DateSystem::Excel1904.date(0.0),
+            NaiveDate::from_ymd_opt(1904, 1, 1)
+        );
+    }
+
+    #[test]
     fn text_dates_in_common_forms() {
         let d = NaiveDate::from_ymd_opt(2025, 1, 15);
         for t in [
@@ -228,27 +274,34 @@ mod tests {
         let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
         let text = |t: &str| Cell::Text(t.into());
         assert_eq!(
-            read_date(&text("03/04/2025"), None),
+            read_date(&text("03/04/2025"), None, DateSystem::Excel1900),
             Some(DateReading::Ambiguous {
                 used: ymd(2025, 3, 4),
                 other: ymd(2025, 4, 3)
             })
         );
         assert_eq!(
-            read_date(&text("03/04/2025"), Some(DateOrder::DayFirst)),
+            read_date(
+                &text("03/04/2025"),
+                Some(DateOrder::DayFirst),
+                DateSystem::Excel1900
+            ),
             Some(DateReading::Exact(ymd(2025, 4, 3)))
         );
         assert_eq!(
-            read_date(&text("13.04.2025"), None),
+            read_date(&text("13.04.2025"), None, DateSystem::Excel1900),
             Some(DateReading::Exact(ymd(2025, 4, 13)))
         );
         assert_eq!(
-            read_date(&text("04/04/25"), None),
+            read_date(&text("04/04/25"), None, DateSystem::Excel1900),
             Some(DateReading::Exact(ymd(2025, 4, 4)))
         );
         assert_eq!(date_order_shown("13/04/2025"), Some(DateOrder::DayFirst));
         assert_eq!(date_order_shown("04/13/2025"), Some(DateOrder::MonthFirst));
         assert_eq!(date_order_shown("03/04/2025"), None);
-        assert_eq!(read_date(&text("13/13/2025"), None), None);
+        assert_eq!(
+            read_date(&text("13/13/2025"), None, DateSystem::Excel1900),
+            None
+        );
     }
 }

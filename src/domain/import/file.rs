@@ -62,6 +62,13 @@ impl<'a> FileReader<'a> {
     }
 }
 
+impl FileReader<'_> {
+    /// The file, for a second reading beside this one (whose place is kept).
+    pub fn source(&mut self) -> &mut dyn FileSource {
+        &mut *self.source
+    }
+}
+
 impl Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.source.stopped() {

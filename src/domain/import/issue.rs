@@ -28,6 +28,7 @@ impl Severity {
 pub enum IssueCode {
     // The file as a whole.
     UnsupportedFile,
+    DamagedFile,
     FileOverLimits,
     EmptyFile,
     HeaderNotFound,
@@ -40,6 +41,8 @@ pub enum IssueCode {
     NoDataRows,
     PlaceholderRows,
     ColumnsBesideTable,
+    OtherSheetsSameHeader,
+    HeaderRowsSkipped,
     // One row.
     #[strum(serialize = "line_not_utf8")]
     LineNotUtf8,
@@ -106,8 +109,14 @@ impl IssueCode {
             | UnknownReference
             | SimilarDrawingExists
             | QuantityBelowExisting => Severity::Warning,
-            UnmappedColumn | DecodedWindows1252 | RowsMerged | PlaceholderRows
-            | ColumnsBesideTable | WeldNumberElsewhere => Severity::Info,
+            UnmappedColumn
+            | DecodedWindows1252
+            | RowsMerged
+            | PlaceholderRows
+            | ColumnsBesideTable
+            | WeldNumberElsewhere
+            | OtherSheetsSameHeader
+            | HeaderRowsSkipped => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -117,7 +126,8 @@ impl IssueCode {
         use IssueCode::*;
         match self {
             UnsupportedFile => "Upload a CSV (comma, semicolon or tab separated) or an Excel workbook (.xlsx, or .xls from Excel 97–2003).",
-            FileOverLimits => "Imports read at most 1,024 columns, rows under 1 MB, texts under 1 MB, 1,000,000 distinct texts in a workbook, workbooks that unpack to under 1 GB without unpacking 100 times their size, and .xls workbooks under 16 MB whose sheets span at most 500,000 cells; save the takeoff sheet alone as CSV or split it.",
+            DamagedFile => "Open the file in Excel (it repairs what it can) and save it again, or upload it again if the upload was cut short.",
+            FileOverLimits => "Imports read at most 1,024 columns, 1,048,576 rows, rows and texts under 1 MB and 1,000,000 distinct texts; of an .xlsx, the parts read unpack to under 1 GB; an .xls holds under 16 MB and its sheets' values span at most 500,000 cells. The message gives the figure; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
             HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",
@@ -128,6 +138,8 @@ impl IssueCode {
             NoDataRows => "The file has a header but no rows to import; fill in the rows below the header.",
             PlaceholderRows => "Nothing to do: rows that hold only an id (numbers waiting to be filled in) are not imported.",
             ColumnsBesideTable => "Nothing to do: only the table under the header is read; move columns next to it if they belong to it.",
+            OtherSheetsSameHeader => "Check that the sheet read is the one you meant; delete or rename old copies, or save the right sheet alone.",
+            HeaderRowsSkipped => "Nothing to do: the header printed again and a units row under the header are not data.",
             LineNotUtf8 => "Check the special characters of this row; save the file as CSV UTF-8 to avoid it.",
             AmbiguousNumber => "Write the number without a thousands separator (e.g. 1250 or 1.25) so it reads one way.",
             AmbiguousDate => "Write the date as 2025-04-03, or with a day above 12 somewhere in the file so its order is clear.",

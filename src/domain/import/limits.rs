@@ -3,8 +3,11 @@
 //! backend that aborts on a failed allocation takes the whole server down with it, so every bound
 //! here is checked on the bytes as they stream, before csv or calamine sees them.
 
+use super::file::{FileReader, FileSource};
 use super::{Issue, IssueCode};
+use std::cell::RefCell;
 use std::io::{Read, Seek};
+use std::rc::Rc;
 
 /// Columns of a row (a takeoff has a few dozen; Excel itself stops at 16,384).
 pub const MAX_COLUMNS: usize = 1_024;
@@ -16,11 +19,8 @@ pub const MAX_XML_RUN_BYTES: usize = 1 << 20;
 pub const MAX_SHARED_STRINGS: u64 = 1_000_000;
 /// Unpacked bytes of a workbook's shared-strings part (held in memory too).
 pub const MAX_SHARED_STRINGS_BYTES: u64 = 64 << 20;
-/// Unpacked bytes of all the parts of a workbook.
+/// Unpacked bytes of all the parts of a workbook that are read (parts nobody opens don't count).
 pub const MAX_UNPACKED_BYTES: u64 = 1 << 30;
-/// How many times its packed size a part may unpack to, once it is larger than `RATIO_FREE_BYTES`.
-pub const MAX_UNPACK_RATIO: u64 = 100;
-const RATIO_FREE_BYTES: u64 = 16 << 20;
 
 /// A file beyond the limits above: the error csv or the zip reader passes on from a guard.
 #[derive(Debug, thiserror::Error)]
@@ -94,192 +94,164 @@ impl RecordGuard {
     }
 }
 
-/// Unpacks every part of a workbook once, a block at a time, and refuses it when it unpacks to
-/// too much in total or too many times its packed size, holds a text or tag longer than
-/// `MAX_XML_RUN_BYTES`, or declares or holds more shared strings than `MAX_SHARED_STRINGS`.
-/// Reading ends early when the file's source says it has stopped (see `FileSource::stopped`).
-pub fn check_workbook<R: Read + Seek>(reader: R) -> Result<(), Issue> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        Issue::new(
-            0,
-            IssueCode::UnsupportedFile,
-            format!("The workbook can't be read: {e}"),
-        )
-    };
-    let mut archive = zip::ZipArchive::new(reader).map_err(|e| unreadable(&e))?;
-    let mut total: u64 = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    for index in 0..archive.len() {
-        let mut part = archive.by_index(index).map_err(|e| unreadable(&e))?;
-        let name = part
-            .name()
-            .map_err(|e| unreadable(&e))?
-            .to_ascii_lowercase();
-        // Every part, whatever its name: a workbook's relationships may point calamine at any of
-        // them. Pictures pass (compressed data has a '<' and a '>' every few hundred bytes).
-        let shared_strings = name.ends_with("sharedstrings.xml");
-        let packed = part.compressed_size();
-        let mut unpacked: u64 = 0;
-        let mut scan = XmlScan::default();
-        loop {
-            let n = part
-                .read(&mut buf)
-                .map_err(|e| match OverLimit::carried_by(&e) {
-                    Some(over) => over.issue(0),
-                    None => unreadable(&e),
-                })?;
-            if n == 0 {
+/// When calamine reads a part of an `.xlsx`: while it opens the workbook (relationships, shared
+/// strings, styles, theme, workbook — every one held in memory whole) or afterwards, a worksheet's
+/// cells (streamed, never held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Opening,
+    Sheets,
+}
+
+/// What a guarded workbook's reader shares with its caller: the phase calamine is in, and why a
+/// read was refused.
+#[derive(Debug)]
+pub struct GuardState {
+    pub phase: Phase,
+    pub refused: Option<String>,
+}
+
+impl GuardState {
+    pub fn shared() -> Rc<RefCell<GuardState>> {
+        Rc::new(RefCell::new(GuardState {
+            phase: Phase::Opening,
+            refused: None,
+        }))
+    }
+}
+
+/// Bytes a part calamine holds in memory whole may unpack to (shared strings: every distinct text
+/// of the workbook).
+pub const MAX_HELD_PART_BYTES: u64 = MAX_SHARED_STRINGS_BYTES;
+/// Formats, fonts, fills, borders, sheets, names or relationships one part may list (calamine
+/// keeps a value for each; Excel itself allows 64,000 formats).
+pub const MAX_LISTED_ITEMS: u64 = 200_000;
+/// Rows of a worksheet (Excel's own limit).
+pub const MAX_SHEET_ROWS: u64 = 1_048_576;
+
+/// A part of the zip: where its packed data starts, and its verdict once checked.
+struct Part {
+    name: String,
+    data_start: u64,
+    verdict: Option<Result<(), String>>,
+}
+
+/// The reader calamine is given for an `.xlsx`: the file, with every part checked the first time
+/// calamine reads from it, and a part beyond the limits refused. Parts calamine never opens (pivot
+/// caches, pictures, printer settings, …) are never unpacked at all, whatever they hold. A part
+/// read while calamine opens the workbook is held to what is held in memory
+/// (`MAX_HELD_PART_BYTES`, `MAX_LISTED_ITEMS`, `MAX_SHARED_STRINGS`); a worksheet read afterwards
+/// to `MAX_SHEET_ROWS`; every part to `MAX_XML_RUN_BYTES` per text or tag; and all the parts read
+/// together to `MAX_UNPACKED_BYTES`.
+pub struct GuardedWorkbook<'a> {
+    file: FileReader<'a>,
+    parts: Vec<Part>,
+    state: Rc<RefCell<GuardState>>,
+    unpacked: u64,
+}
+
+impl<'a> GuardedWorkbook<'a> {
+    /// Lists the parts (the zip's directory and local headers; nothing is unpacked).
+    pub fn new(
+        source: &'a mut dyn FileSource,
+        state: Rc<RefCell<GuardState>>,
+    ) -> Result<GuardedWorkbook<'a>, String> {
+        let mut parts = Vec::new();
+        {
+            let mut archive =
+                zip::ZipArchive::new(FileReader::new(&mut *source)).map_err(|e| e.to_string())?;
+            for index in 0..archive.len() {
+                let part = archive.by_index_raw(index).map_err(|e| e.to_string())?;
+                let name = part.name().map_err(|e| e.to_string())?.into_owned();
+                let data_start = part
+                    .data_start()
+                    .ok_or_else(|| format!("{name} has no local header"))?;
+                parts.push(Part {
+                    name,
+                    data_start,
+                    verdict: None,
+                });
+            }
+        }
+        parts.sort_by_key(|p| p.data_start);
+        Ok(GuardedWorkbook {
+            file: FileReader::new(source),
+            parts,
+            state,
+            unpacked: 0,
+        })
+    }
+
+    /// Checks, once, the parts whose data starts at `at`: the zip reader unpacks a part from the
+    /// start of its data on, so a read there is the first read of that part. (Reads of the
+    /// zip's directory and local headers unpack nothing.)
+    fn check(&mut self, at: u64) -> std::io::Result<()> {
+        let phase = self.state.borrow().phase;
+        let first = self.parts.partition_point(|p| p.data_start < at);
+        for index in first..self.parts.len() {
+            let part = &self.parts[index];
+            if part.data_start != at {
                 break;
             }
-            unpacked += n as u64;
-            total += n as u64;
-            let over = |what: String| Err(OverLimit(what).issue(0));
-            if total > MAX_UNPACKED_BYTES {
-                return over(format!(
-                    "the workbook unpacks to more than {} MB",
+            if part.verdict.is_none() {
+                let name = part.name.clone();
+                let verdict = self.scan(index, &name, phase);
+                self.parts[index].verdict = Some(verdict);
+            }
+            if let Some(Err(why)) = &self.parts[index].verdict {
+                let why = why.clone();
+                self.state.borrow_mut().refused = Some(why.clone());
+                return Err(OverLimit(why).into_io());
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks part `index` once, a block at a time, and holds it to the limits of `phase`.
+    fn scan(&mut self, index: usize, name: &str, phase: Phase) -> Result<(), String> {
+        let mut archive =
+            zip::ZipArchive::new(FileReader::new(self.file.source())).map_err(|e| e.to_string())?;
+        let mut part = archive.by_index(index).map_err(|e| e.to_string())?;
+        let mut scan = XmlScan::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut bytes: u64 = 0;
+        loop {
+            let n = part.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(());
+            }
+            bytes += n as u64;
+            self.unpacked += n as u64;
+            if self.unpacked > MAX_UNPACKED_BYTES {
+                return Err(format!(
+                    "the parts of the workbook it reads unpack to more than {} MB",
                     MAX_UNPACKED_BYTES >> 20
                 ));
             }
-            if unpacked > RATIO_FREE_BYTES && unpacked > packed.saturating_mul(MAX_UNPACK_RATIO) {
-                return over(format!(
-                    "{name} unpacks to more than {MAX_UNPACK_RATIO} times its size"
-                ));
-            }
-            if shared_strings && unpacked > MAX_SHARED_STRINGS_BYTES {
-                return over(format!(
-                    "its distinct texts take more than {} MB",
-                    MAX_SHARED_STRINGS_BYTES >> 20
+            if phase == Phase::Opening && bytes > MAX_HELD_PART_BYTES {
+                return Err(format!(
+                    "{name}, which is held in memory, unpacks to more than {} MB",
+                    MAX_HELD_PART_BYTES >> 20
                 ));
             }
             scan.feed(&buf[..n])
-                .and_then(|()| check_items(&scan))
-                .map_err(|e| e.issue(0))?;
+                .and_then(|()| scan.check(phase))
+                .map_err(|e| format!("{name}: {e}"))?;
         }
     }
-    Ok(())
 }
 
-/// Cells the sheets of a legacy `.xls` may span in all (each sheet's rows × columns from its first
-/// to its last cell, or as its DIMENSIONS record declares them): calamine reads a whole `.xls` into
-/// memory, every sheet at once, and sizes each sheet by that span. 500,000 cells is 20,000 rows by
-/// 25 columns (a weld log of a few thousand welds spans a tenth of it); at the limit, reading and
-/// reporting on an `.xls` peak at about 125 MB of the backend's memory.
-pub const MAX_XLS_CELLS: u64 = 500_000;
-/// Bytes of an `.xls`'s workbook stream, which calamine holds twice while it reads.
-pub const MAX_XLS_STREAM_BYTES: u64 = 16 << 20;
-
-/// Records of the BIFF stream that hold a cell, with its row and column in their first 4 bytes.
-fn is_cell_record(kind: u16) -> bool {
-    matches!(
-        kind,
-        0x0006 | 0x0201 | 0x0203 | 0x0204 | 0x0205 | 0x027E | 0x00D6 | 0x00FD | 0x00BD | 0x00BE
-    )
-}
-
-/// Opens a legacy `.xls` (a compound file holding a BIFF `Workbook` stream, through the `cfb`
-/// crate, which checks the container's structure) and reads its records once, a block at a time:
-/// refused when the stream is over `MAX_XLS_STREAM_BYTES`, the sheets span or a sheet declares more
-/// than `MAX_XLS_CELLS` cells, or a cell lies beyond column `MAX_COLUMNS`, before calamine sizes
-/// anything from them.
-pub fn check_xls<R: Read + Seek>(reader: R) -> Result<(), Issue> {
-    let unreadable = |e: &dyn std::fmt::Display| {
-        Issue::new(
-            0,
-            IssueCode::UnsupportedFile,
-            format!("The .xls workbook can't be read: {e}"),
-        )
-    };
-    let mut file = cfb::CompoundFile::open(reader).map_err(|e| unreadable(&e))?;
-    let name = ["/Workbook", "/Book"]
-        .into_iter()
-        .find(|n| file.is_stream(n))
-        .ok_or_else(|| unreadable(&"it holds no workbook"))?;
-    let stream = file.open_stream(name).map_err(|e| unreadable(&e))?;
-    if stream.len() > MAX_XLS_STREAM_BYTES {
-        return Err(OverLimit(format!(
-            "the .xls workbook holds more than {} MB",
-            MAX_XLS_STREAM_BYTES >> 20
-        ))
-        .issue(0));
+impl Read for GuardedWorkbook<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let at = self.file.stream_position()?;
+        self.check(at)?;
+        self.file.read(out)
     }
-    let mut stream = std::io::BufReader::with_capacity(64 * 1024, stream);
-    let over = |what: String| Err(OverLimit(what).issue(0));
-    let mut header = [0u8; 4];
-    let mut body = vec![0u8; 0x1_0000];
-    // The span of the cells of the current substream (a worksheet between BOF and EOF), and the
-    // cells the substreams before it span.
-    let mut span: Option<(u32, u32, u32, u32)> = None;
-    let mut before: u64 = 0;
-    let cells_of =
-        |(r0, r1, c0, c1): (u32, u32, u32, u32)| u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
-    loop {
-        match stream.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(unreadable(&e)),
-        }
-        let kind = u16::from_le_bytes([header[0], header[1]]);
-        let len = usize::from(u16::from_le_bytes([header[2], header[3]]));
-        let data = &mut body[..len];
-        if stream.read_exact(data).is_err() {
-            // A truncated last record: calamine reports it.
-            return Ok(());
-        }
-        let u16_at = |at: usize| {
-            data.get(at..at + 2)
-                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
-        };
-        let u32_at = |at: usize| {
-            data.get(at..at + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        match kind {
-            // BOF: a new substream.
-            0x0809 => before += span.take().map_or(0, cells_of),
-            // DIMENSIONS, read as calamine reads it (which reserves room for all of it).
-            0x0200 => {
-                let (first_row, last_row, first_col, last_col) = match len {
-                    10 => (u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
-                    _ => (u32_at(0), u32_at(4), u16_at(8), u16_at(10)),
-                };
-                let (Some(fr), Some(lr), Some(fc), Some(lc)) =
-                    (first_row, last_row, first_col, last_col)
-                else {
-                    continue;
-                };
-                let fc = if fc > 0xFF || lc < fc { 0 } else { fc };
-                if lr >= 1 && lc >= 1 {
-                    if lr - 1 < fr {
-                        return over("a sheet declares its last row before its first".into());
-                    }
-                    let cells = u64::from(lr - fr) * u64::from(lc.saturating_sub(fc).max(1));
-                    if cells > MAX_XLS_CELLS {
-                        return over(format!("a sheet declares more than {MAX_XLS_CELLS} cells"));
-                    }
-                }
-            }
-            kind if is_cell_record(kind) => {
-                let (Some(row), Some(col)) = (u16_at(0), u16_at(2)) else {
-                    continue;
-                };
-                // MULRK and MULBLANK hold a run of cells; their last column ends the record.
-                let last_col = if matches!(kind, 0x00BD | 0x00BE) {
-                    len.checked_sub(2).and_then(u16_at).unwrap_or(col).max(col)
-                } else {
-                    col
-                };
-                if last_col as usize >= MAX_COLUMNS {
-                    return over(format!("a cell lies beyond column {MAX_COLUMNS}"));
-                }
-                let (r0, r1, c0, c1) = span.unwrap_or((row, row, col, last_col));
-                let next = (r0.min(row), r1.max(row), c0.min(col), c1.max(last_col));
-                if before + cells_of(next) > MAX_XLS_CELLS {
-                    return over(format!("its sheets span more than {MAX_XLS_CELLS} cells"));
-                }
-                span = Some(next);
-            }
-            _ => {}
-        }
+}
+
+impl Seek for GuardedWorkbook<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(to)
     }
 }
 
@@ -294,7 +266,13 @@ struct XmlScan {
     naming: bool,
     /// The attributes of an `sst` tag (the first 512 bytes).
     sst: Option<Vec<u8>>,
+    /// Shared-string items (`si`).
     items: u64,
+    /// Items calamine keeps one value for when it holds the part: formats, fonts, fills,
+    /// borders, sheets, defined names, relationships.
+    listed: u64,
+    /// Rows (`row`).
+    rows: u64,
 }
 
 impl XmlScan {
@@ -371,10 +349,13 @@ impl XmlScan {
             return;
         }
         let local = self.name.rsplit(|&b| b == b':').next().unwrap_or_default();
-        if local == b"si" {
-            self.items += 1;
-        } else if local == b"sst" {
-            self.sst = Some(Vec::new());
+        match local {
+            b"si" => self.items += 1,
+            b"sst" => self.sst = Some(Vec::new()),
+            b"row" => self.rows += 1,
+            b"xf" | b"numFmt" | b"font" | b"fill" | b"border" | b"dxf" | b"cellStyle"
+            | b"sheet" | b"definedName" | b"Relationship" => self.listed += 1,
+            _ => {}
         }
     }
 }
@@ -400,14 +381,26 @@ fn check_declared_count(attributes: &[u8]) -> Result<(), OverLimit> {
     Ok(())
 }
 
-/// Shared-string items counted while checking: refused past `MAX_SHARED_STRINGS`.
-fn check_items(scan: &XmlScan) -> Result<(), OverLimit> {
-    if scan.items > MAX_SHARED_STRINGS {
-        return Err(OverLimit(format!(
-            "it holds more than {MAX_SHARED_STRINGS} distinct texts"
-        )));
+impl XmlScan {
+    /// The counts so far held to the limits of a part read in `phase`.
+    fn check(&self, phase: Phase) -> Result<(), OverLimit> {
+        if self.items > MAX_SHARED_STRINGS {
+            return Err(OverLimit(format!(
+                "it holds more than {MAX_SHARED_STRINGS} distinct texts"
+            )));
+        }
+        if phase == Phase::Opening && self.listed > MAX_LISTED_ITEMS {
+            return Err(OverLimit(format!(
+                "it lists more than {MAX_LISTED_ITEMS} formats, fonts, sheets, names or relationships"
+            )));
+        }
+        if self.rows > MAX_SHEET_ROWS {
+            return Err(OverLimit(format!(
+                "a sheet has more than {MAX_SHEET_ROWS} rows"
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -447,7 +440,7 @@ mod tests {
             scan.feed(std::slice::from_ref(b)).unwrap();
         }
         assert_eq!(scan.items, 3);
-        assert!(check_items(&scan).is_ok());
+        assert!(scan.check(Phase::Opening).is_ok());
     }
 
     #[test]
@@ -477,25 +470,41 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_passes_and_a_long_run_in_any_part_does_not() {
-        // Compressed picture data: pseudo-random bytes.
-        let mut state: u32 = 7;
-        let picture: Vec<u8> = (0..3_000_000)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 24) as u8
-            })
-            .collect();
+    fn only_the_parts_read_are_checked_and_a_part_over_the_limits_is_refused_when_read() {
+        let spaces = vec![b' '; MAX_XML_RUN_BYTES + 10];
         let book = zip_of(&[
             ("xl/workbook.xml", b"<workbook/>"),
-            ("xl/media/image1.png", &picture),
+            ("xl/pivotCache/pivotCacheRecords1.xml", &spaces),
         ]);
-        assert!(check_workbook(std::io::Cursor::new(book)).is_ok());
-        // A sheet the relationships name without .xml is checked all the same.
-        let spaces = vec![b' '; MAX_XML_RUN_BYTES + 10];
-        let book = zip_of(&[("xl/worksheets/sheet1", &spaces)]);
-        let refused = check_workbook(std::io::Cursor::new(book)).unwrap_err();
-        assert_eq!(refused.code, IssueCode::FileOverLimits);
+        let mut source: &[u8] = &book;
+        let state = GuardState::shared();
+        let guard = GuardedWorkbook::new(&mut source, state.clone()).expect("parts");
+        let mut archive = zip::ZipArchive::new(guard).expect("zip");
+        let mut text = String::new();
+        archive
+            .by_name("xl/workbook.xml")
+            .expect("part")
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "<workbook/>");
+        assert!(state.borrow().refused.is_none());
+        let mut rest = Vec::new();
+        let read = archive
+            .by_name("xl/pivotCache/pivotCacheRecords1.xml")
+            .map_err(|e| e.to_string())
+            .and_then(|mut p| p.read_to_end(&mut rest).map_err(|e| e.to_string()));
+        assert!(read.is_err());
+        let refused = state.borrow().refused.clone().expect("refused");
+        assert!(refused.contains("pivotCacheRecords1.xml"), "{refused}");
+    }
+
+    #[test]
+    fn a_held_part_listing_too_many_formats_is_refused_but_a_sheet_of_many_cells_is_not() {
+        let mut scan = XmlScan::default();
+        let styles = b"<xf/>".repeat(MAX_LISTED_ITEMS as usize + 1);
+        scan.feed(&styles).expect("scan");
+        assert!(scan.check(Phase::Opening).is_err());
+        assert!(scan.check(Phase::Sheets).is_ok());
     }
 
     #[test]

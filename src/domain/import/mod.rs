@@ -4,7 +4,7 @@
 //!
 //! Design notes (decisions where the spec was silent):
 //! - Imports — reading. The header is the first row within rows 1–20 that maps every required
-//!   column; in a workbook the first sheet that has one. CSV delimiter = the one of `, ; tab |`
+//!   column; in a workbook the first sheet that has one, visible sheets before hidden ones. CSV delimiter = the one of `, ; tab |`
 //!   whose reading gives the best header. No BOM + invalid UTF-8 → Windows-1252 (an info issue says
 //!   so); UTF-16 with a BOM is read too. Row numbers are Excel's: blank lines count, line breaks
 //!   inside quoted cells don't. Excel integers print as `1`, booleans as TRUE/FALSE, date cells as
@@ -28,6 +28,7 @@ pub mod number;
 pub mod report;
 pub mod source;
 pub mod validate;
+pub mod xls;
 
 pub use issue::{Issue, IssueCode, Severity};
 

@@ -1,24 +1,29 @@
 //! From a file's bytes to rows of cells: CSV (any delimiter Excel writes; UTF-8 with or without a
 //! BOM, UTF-16 with a BOM, Windows-1252, or UTF-8 with stray Windows-1252 lines) through the `csv`
-//! crate, `.xlsx` through calamine's streaming cell reader, legacy `.xls` (BIFF8, Excel 97–2003)
-//! through calamine's reader once its limits are checked. The header row is looked for within the
-//! first 20 rows; in a workbook, the first sheet that has one is read. The table is the header's
-//! contiguous columns: a second table beside it, after an empty column, is not read. CSV and
-//! `.xlsx` are read a block at a time (`file`) and rows stream to a callback, so memory does not
-//! grow with the number of rows; an `.xls` (at most 65,536 rows) is read whole, held to
-//! `limits::MAX_XLS_CELLS`.
+//! crate, `.xlsx` through calamine's streaming cell reader (over `limits::GuardedWorkbook`, which
+//! checks each part the first time calamine reads it), legacy `.xls` (BIFF8, Excel 97–2003)
+//! through calamine reading the canonical workbook `xls` rewrote it as. The header row is looked
+//! for within the first 20 rows; in a workbook, visible sheets are tried before hidden ones and
+//! the first that has one is read. The table is the header's contiguous columns: a second table
+//! beside it, after an empty column, is not read. A units row right under the header and the
+//! header printed again are not data. CSV and `.xlsx` are read a block at a time (`file`) and
+//! rows stream to a callback, so memory does not grow with the number of rows; an `.xls` (at most
+//! 65,536 rows) is read whole, held to `xls::MAX_CELLS`.
 
-use super::cell::{self, Cell, DateOrder};
+use super::cell::{self, Cell, DateOrder, DateSystem};
 use super::columns::{Field, Mapping};
 use super::file::{self, FileReader, FileSource, StrayLines};
 use super::issue::{Issue, IssueCode};
-use super::limits;
+use super::limits::{self, GuardedWorkbook};
 use super::number::{self, DecimalMark};
 use super::report;
+use super::xls;
 use super::Kind;
 use calamine::{Data, DataRef, Reader, Xls, Xlsx};
+use std::cell::RefCell;
 use std::io::Read;
 use std::ops::Range;
+use std::rc::Rc;
 
 /// The header row is looked for within this many rows.
 pub const HEADER_SEARCH_ROWS: usize = 20;
@@ -63,23 +68,82 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     (!head.contains(&0)).then_some(Format::Csv)
 }
 
-/// The file type of a whole upload: as `sniff`, and a container must hold a workbook — a zip an
-/// `xl/workbook.xml` (not an `.ods`, `.docx` or `.xlsb`), a compound file a `Workbook` stream
-/// (not a `.doc`). Reads only the container's directory.
-pub fn sniff_upload(bytes: &[u8]) -> Option<Format> {
-    match sniff(bytes)? {
-        Format::Xlsx => {
-            let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
-            let has_workbook = archive
-                .file_names()
-                .any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case("xl/workbook.xml")));
-            has_workbook.then_some(Format::Xlsx)
+/// The file type of a whole upload, or why it is refused, as (issue code, message). As `sniff`,
+/// and a container must hold a workbook: a zip an `xl/workbook.xml`, a compound file a `Workbook`
+/// stream. Anything else is named by its signature (PDF, PNG, JPEG, ODS, DOCX, XLSB, ZIP…); a
+/// container that can't be opened is damaged or incomplete. Reads only the container's directory.
+pub fn sniff_upload(bytes: &[u8]) -> Result<Format, (IssueCode, String)> {
+    let named = |what: &str| {
+        Err((
+            IssueCode::UnsupportedFile,
+            format!("The file is {what}, not a CSV or an Excel workbook"),
+        ))
+    };
+    let damaged = |e: &dyn std::fmt::Display| {
+        let issue = damaged(e);
+        Err((issue.code, issue.message))
+    };
+    const SIGNATURES: &[(&[u8], &str)] = &[
+        (b"%PDF", "a PDF document"),
+        (b"\x89PNG\r\n\x1a\n", "a PNG picture"),
+        (b"\xFF\xD8\xFF", "a JPEG picture"),
+        (b"GIF8", "a GIF picture"),
+        (b"Rar!", "a RAR archive"),
+        (b"\x1F\x8B", "a gzip archive"),
+        (b"{\\rtf", "an RTF document"),
+    ];
+    if let Some((_, what)) = SIGNATURES.iter().find(|(s, _)| bytes.starts_with(s)) {
+        return named(what);
+    }
+    match sniff(bytes) {
+        Some(Format::Xlsx) => {
+            let archive = match zip::ZipArchive::new(std::io::Cursor::new(bytes)) {
+                Ok(archive) => archive,
+                Err(e) => return damaged(&e),
+            };
+            let has = |wanted: &str| {
+                archive
+                    .file_names()
+                    .any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case(wanted)))
+            };
+            let has_under = |folder: &str| {
+                archive
+                    .file_names()
+                    .any(|n| n.is_ok_and(|n| n.to_ascii_lowercase().starts_with(folder)))
+            };
+            if has("xl/workbook.xml") {
+                Ok(Format::Xlsx)
+            } else if has("xl/workbook.bin") {
+                named("an Excel binary workbook (.xlsb)")
+            } else if has("mimetype") && has("content.xml") {
+                named("an OpenDocument file (.ods or .odt)")
+            } else if has_under("word/") {
+                named("a Word document (.docx)")
+            } else if has_under("ppt/") {
+                named("a PowerPoint presentation (.pptx)")
+            } else {
+                named("a ZIP archive that holds no workbook")
+            }
         }
-        Format::Xls => {
-            let file = cfb::CompoundFile::open(std::io::Cursor::new(bytes)).ok()?;
-            (file.is_stream("/Workbook") || file.is_stream("/Book")).then_some(Format::Xls)
+        Some(Format::Xls) => {
+            let file = match cfb::CompoundFile::open(std::io::Cursor::new(bytes)) {
+                Ok(file) => file,
+                Err(e) => return damaged(&e),
+            };
+            if file.is_stream("/Workbook") || file.is_stream("/Book") {
+                Ok(Format::Xls)
+            } else if file.is_stream("/EncryptedPackage") {
+                named("a password-protected workbook (remove the password in Excel first)")
+            } else if file.is_stream("/WordDocument") {
+                named("a Word document (.doc)")
+            } else if file.is_stream("/PowerPoint Document") {
+                named("a PowerPoint presentation (.ppt)")
+            } else {
+                named("an Office document that holds no workbook")
+            }
         }
-        Format::Csv => Some(Format::Csv),
+        Some(Format::Csv) => Ok(Format::Csv),
+        None => named("a binary file"),
     }
 }
 
@@ -99,6 +163,10 @@ pub struct Layout {
     pub date_order: Option<DateOrder>,
     /// File-level warnings and notes (encoding, unmapped or repeated columns, no QTY column).
     pub notes: Vec<Issue>,
+    /// Why this sheet of a workbook was read.
+    pub sheet_reason: Option<String>,
+    /// How the workbook counts serial dates.
+    pub date_system: DateSystem,
 }
 
 /// A data row: its number as Excel shows it, and its cells by column.
@@ -137,11 +205,14 @@ pub fn read(
         Some(Format::Xlsx) => read_xlsx(source, kind, on_row),
         Some(Format::Xls) => read_xls(source, kind, on_row),
         Some(Format::Csv) => read_csv(source, &head, kind, on_row),
-        None => Err(Issue::new(
-            0,
-            IssueCode::UnsupportedFile,
-            "The file is neither CSV text nor an Excel workbook",
-        )),
+        // Never stored: an upload is sniffed first (`sniff_upload`).
+        None => {
+            let (code, message) = sniff_upload(&head).err().unwrap_or((
+                IssueCode::UnsupportedFile,
+                "The file is neither CSV text nor an Excel workbook".into(),
+            ));
+            Err(Issue::new(0, code, message))
+        }
     }
 }
 
@@ -308,8 +379,16 @@ fn read_csv(
         delimiter,
         stray.clone(),
     );
-    let mut layout = scan(Format::Csv, None, kind, shown, rows, on_row)?
-        .map_err(|best| missing_columns(kind, best))?;
+    let mut layout = scan(
+        Format::Csv,
+        None,
+        DateSystem::Excel1900,
+        kind,
+        shown,
+        rows,
+        on_row,
+    )?
+    .map_err(|best| missing_columns(kind, best))?;
     if text.guessed_windows_1252 {
         layout.notes.push(Issue::new(
             0,
@@ -372,11 +451,13 @@ fn head_text(
 
 /// Cells of one worksheet grouped into rows, in sheet order.
 struct XlsxRows<'a, 'b> {
-    cells: calamine::XlsxCellReader<'a, FileReader<'b>>,
+    cells: calamine::XlsxCellReader<'a, GuardedWorkbook<'b>>,
     pending: Option<(u32, u32, Cell)>,
     done: bool,
     /// Cells in the last row read.
     width: usize,
+    /// Why the guard refused a read, when it did.
+    guard: Rc<RefCell<limits::GuardState>>,
 }
 
 impl Iterator for XlsxRows<'_, '_> {
@@ -409,11 +490,7 @@ impl Iterator for XlsxRows<'_, '_> {
                     Err(e) => {
                         self.done = true;
                         let line = row.as_ref().map_or(0, |r| r.0.saturating_add(1));
-                        return Some(Err(Issue::new(
-                            line,
-                            IssueCode::UnsupportedFile,
-                            format!("The worksheet can't be read: {e}"),
-                        )));
+                        return Some(Err(workbook_error(&self.guard, &e, line)));
                     }
                 },
             };
@@ -435,6 +512,31 @@ impl Iterator for XlsxRows<'_, '_> {
             }
         }
     }
+}
+
+/// The issue a workbook that calamine could not read ends in: the guard's refusal when it
+/// refused a read, else damage.
+fn workbook_error(
+    guard: &RefCell<limits::GuardState>,
+    error: &dyn std::fmt::Display,
+    line: u32,
+) -> Issue {
+    match guard.borrow().refused.clone() {
+        Some(why) => limits::OverLimit(why).issue(line),
+        None => Issue {
+            line,
+            ..damaged(error)
+        },
+    }
+}
+
+/// "The workbook is damaged or incomplete (…)".
+pub fn damaged(what: &dyn std::fmt::Display) -> Issue {
+    Issue::new(
+        0,
+        IssueCode::DamagedFile,
+        format!("The workbook is damaged or incomplete ({what})"),
+    )
 }
 
 fn place(mut cells: Vec<Cell>, col: u32, cell: Cell) -> Vec<Cell> {
@@ -465,45 +567,252 @@ fn cell_of(value: &DataRef<'_>) -> Cell {
     }
 }
 
-fn read_xlsx(
-    source: &mut dyn FileSource,
-    kind: Kind,
-    on_row: &mut dyn FnMut(&Layout, Row),
-) -> Result<Layout, Issue> {
-    let unreadable = |e: &dyn std::fmt::Display| unreadable("workbook", e);
-    // Held to the limits first: calamine sizes memory by what the workbook declares.
-    limits::check_workbook(FileReader::new(source))?;
-    let mut book: Xlsx<_> = Xlsx::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
-    let mut best: Option<Mapping> = None;
-    for sheet in book.sheet_names() {
-        let cells = book
-            .worksheet_cells_reader(&sheet)
-            .map_err(|e| unreadable(&e))?;
-        let rows = XlsxRows {
+/// A workbook's worksheets in the order their header is looked for: visible sheets first, in the
+/// workbook's order, then hidden ones (an old revision kept hidden beside the current one has
+/// the same header). Chart and macro sheets hold no cells.
+fn sheet_order(sheets: &[calamine::Sheet]) -> Vec<(String, bool)> {
+    let worksheets = sheets
+        .iter()
+        .filter(|s| s.typ == calamine::SheetType::WorkSheet);
+    let visible = |s: &&calamine::Sheet| s.visible == calamine::SheetVisible::Visible;
+    worksheets
+        .clone()
+        .filter(visible)
+        .chain(worksheets.filter(|s| !visible(s)))
+        .map(|s| (s.name.clone(), visible(&s)))
+        .collect()
+}
+
+/// Which sheet of a workbook was read, why, and which others have the same header.
+struct SheetChoice {
+    best: Option<Mapping>,
+    tried: usize,
+}
+
+impl SheetChoice {
+    fn new() -> SheetChoice {
+        SheetChoice {
+            best: None,
+            tried: 0,
+        }
+    }
+
+    /// A sheet without a header: remembers its best partial mapping.
+    fn no_header(&mut self, kind: Kind, partial: Option<Mapping>) {
+        self.tried += 1;
+        if partial.as_ref().map_or(0, |m| m.score(kind))
+            > self.best.as_ref().map_or(0, |m| m.score(kind))
+        {
+            self.best = partial;
+        }
+    }
+
+    /// The layout of the sheet read, with why it was chosen and the sheets `same` whose header is
+    /// the same (name, visible).
+    fn chosen(&self, mut layout: Layout, visible: bool, same: &[(String, bool)]) -> Layout {
+        layout.sheet_reason = Some(
+            match (visible, self.tried) {
+                (true, 0) => "the first visible sheet, and it has a header row",
+                (true, _) => {
+                    "the first visible sheet with a header row (the sheets before it have none)"
+                }
+                (false, _) => "a hidden sheet: no visible sheet has a header row",
+            }
+            .to_string(),
+        );
+        if !same.is_empty() {
+            let names: Vec<String> = same
+                .iter()
+                .map(|(name, visible)| {
+                    if *visible {
+                        format!("{name:?}")
+                    } else {
+                        format!("{name:?} (hidden)")
+                    }
+                })
+                .collect();
+            layout.notes.push(Issue::new(
+                layout.header_line,
+                IssueCode::OtherSheetsSameHeader,
+                format!(
+                    "Sheet {:?} was read; {} with the same header {} not read",
+                    layout.sheet.clone().unwrap_or_default(),
+                    names.join(", "),
+                    if same.len() == 1 { "was" } else { "were" }
+                ),
+            ));
+        }
+        layout
+    }
+}
+
+/// True when the first rows of a sheet (`head`) hold the header `layout` was read with.
+fn same_header(kind: Kind, layout: &Layout, head: &[Row]) -> bool {
+    let texts =
+        |cells: &[Cell]| -> Vec<String> { cells.iter().map(|c| c.text().to_uppercase()).collect() };
+    let ours: Vec<String> = layout
+        .header
+        .iter()
+        .map(|h| h.trim().to_uppercase())
+        .collect();
+    find_header(kind, head).is_ok_and(|(index, _)| {
+        let theirs = texts(&head[index].cells);
+        theirs.get(layout.table.clone()) == ours.get(layout.table.clone())
+    })
+}
+
+/// A workbook whose sheets' rows can be read one sheet at a time.
+trait Sheets {
+    /// The rows of sheet `name`.
+    fn rows<'s>(
+        &'s mut self,
+        name: &str,
+    ) -> Result<Box<dyn Iterator<Item = Result<Row, Issue>> + 's>, Issue>;
+}
+
+/// An `.xlsx` read through the guard.
+struct XlsxSheets<'b> {
+    book: Xlsx<GuardedWorkbook<'b>>,
+    guard: Rc<RefCell<limits::GuardState>>,
+}
+
+impl Sheets for XlsxSheets<'_> {
+    fn rows<'s>(
+        &'s mut self,
+        name: &str,
+    ) -> Result<Box<dyn Iterator<Item = Result<Row, Issue>> + 's>, Issue> {
+        let cells = self
+            .book
+            .worksheet_cells_reader(name)
+            .map_err(|e| workbook_error(&self.guard, &e, 0))?;
+        Ok(Box::new(XlsxRows {
             cells,
             pending: None,
             done: false,
             width: 0,
-        };
+            guard: self.guard.clone(),
+        }))
+    }
+}
+
+/// A canonical `.xls`, read whole by calamine; reading stops once the file's source says it has
+/// stopped (a cancel or timeout).
+struct XlsSheets<'a> {
+    book: Xls<std::io::Cursor<Vec<u8>>>,
+    source: &'a dyn FileSource,
+}
+
+impl Sheets for XlsSheets<'_> {
+    fn rows<'s>(
+        &'s mut self,
+        name: &str,
+    ) -> Result<Box<dyn Iterator<Item = Result<Row, Issue>> + 's>, Issue> {
+        let range = self.book.worksheet_range(name).map_err(|e| damaged(&e))?;
+        let (first_row, first_col) = range.start().unwrap_or((0, 0));
+        let (height, width) = range.get_size();
+        let source = self.source;
+        let mut next = 0usize;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if next >= height {
+                return None;
+            }
+            if source.stopped() {
+                return Some(Err(Issue::new(
+                    0,
+                    IssueCode::UnsupportedFile,
+                    "Reading the file was stopped",
+                )));
+            }
+            let mut row = vec![Cell::Empty; first_col as usize];
+            row.extend(
+                (0..width).map(|col| range.get((next, col)).map_or(Cell::Empty, cell_of_data)),
+            );
+            let line = first_row.saturating_add(next as u32).saturating_add(1);
+            next += 1;
+            Some(Ok(Row::new(line, row)))
+        })))
+    }
+}
+
+/// Reads the first of `sheets` (in `sheet_order`) that has a header, then looks at the first rows
+/// of the sheets after it for the same header.
+fn read_sheets(
+    format: Format,
+    kind: Kind,
+    book: &mut dyn Sheets,
+    sheets: &[(String, bool)],
+    date_system: DateSystem,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
+    let mut choice = SheetChoice::new();
+    for (at, (sheet, visible)) in sheets.iter().enumerate() {
+        let rows = book.rows(sheet)?;
         match scan(
-            Format::Xlsx,
+            format,
             Some(sheet.clone()),
+            date_system,
             kind,
             Shown::default(),
             rows,
             on_row,
         )? {
-            Ok(layout) => return Ok(layout),
-            Err(partial) => {
-                if partial.as_ref().map_or(0, |m| m.score(kind))
-                    > best.as_ref().map_or(0, |m| m.score(kind))
-                {
-                    best = partial;
+            Ok(layout) => {
+                let mut same = Vec::new();
+                for (other, other_visible) in &sheets[at + 1..] {
+                    let head: Vec<Row> = book
+                        .rows(other)?
+                        .take_while(|r| {
+                            r.as_ref()
+                                .map_or(true, |r| r.line as usize <= HEADER_SEARCH_ROWS)
+                        })
+                        .collect::<Result<_, _>>()?;
+                    if same_header(kind, &layout, &head) {
+                        same.push((other.clone(), *other_visible));
+                    }
                 }
+                return Ok(choice.chosen(layout, *visible, &same));
             }
+            Err(partial) => choice.no_header(kind, partial),
         }
     }
-    Err(missing_columns(kind, best))
+    Err(missing_columns(kind, choice.best))
+}
+
+fn read_xlsx(
+    source: &mut dyn FileSource,
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
+    let guard = limits::GuardState::shared();
+    let reader = GuardedWorkbook::new(source, guard.clone()).map_err(|e| damaged(&e))?;
+    let book: Xlsx<_> = Xlsx::new(reader).map_err(|e| workbook_error(&guard, &e, 0))?;
+    guard.borrow_mut().phase = limits::Phase::Sheets;
+    let date_system = date_system_of(book.has_1904_epoch());
+    let sheets = sheet_order(book.sheets_metadata());
+    let mut book = XlsxSheets { book, guard };
+    read_sheets(Format::Xlsx, kind, &mut book, &sheets, date_system, on_row)
+}
+
+/// A legacy `.xls`: made canonical first (`xls`), so calamine reads only what was checked.
+fn read_xls(
+    source: &mut dyn FileSource,
+    kind: Kind,
+    on_row: &mut dyn FnMut(&Layout, Row),
+) -> Result<Layout, Issue> {
+    let canonical = xls::canonical(FileReader::new(source))?;
+    let book: Xls<_> = Xls::new(std::io::Cursor::new(canonical.file)).map_err(|e| damaged(&e))?;
+    let date_system = date_system_of(book.has_1904_epoch());
+    let sheets = sheet_order(book.sheets_metadata());
+    let mut book = XlsSheets { book, source };
+    read_sheets(Format::Xls, kind, &mut book, &sheets, date_system, on_row)
+}
+
+fn date_system_of(is_1904: bool) -> DateSystem {
+    if is_1904 {
+        DateSystem::Excel1904
+    } else {
+        DateSystem::Excel1900
+    }
 }
 
 /// A cell of an `.xls` sheet, as `cell_of` reads an `.xlsx` one.
@@ -523,48 +832,6 @@ fn cell_of_data(value: &Data) -> Cell {
         Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::from_text(s),
         Data::Error(e) => Cell::Error(e.to_string()),
     }
-}
-
-fn read_xls(
-    source: &mut dyn FileSource,
-    kind: Kind,
-    on_row: &mut dyn FnMut(&Layout, Row),
-) -> Result<Layout, Issue> {
-    let unreadable = |e: &dyn std::fmt::Display| unreadable(".xls workbook", e);
-    // Held to the limits first: calamine sizes each sheet by the span of its cells.
-    limits::check_xls(FileReader::new(source))?;
-    let mut book: Xls<_> = Xls::new(FileReader::new(source)).map_err(|e| unreadable(&e))?;
-    let mut best: Option<Mapping> = None;
-    for sheet in book.sheet_names() {
-        let range = book.worksheet_range(&sheet).map_err(|e| unreadable(&e))?;
-        let (first_row, first_col) = range.start().unwrap_or((0, 0));
-        let rows = range.rows().enumerate().map(|(i, cells)| {
-            let mut row = vec![Cell::Empty; first_col as usize];
-            row.extend(cells.iter().map(cell_of_data));
-            Ok(Row::new(
-                first_row.saturating_add(i as u32).saturating_add(1),
-                row,
-            ))
-        });
-        match scan(
-            Format::Xls,
-            Some(sheet.clone()),
-            kind,
-            Shown::default(),
-            rows,
-            on_row,
-        )? {
-            Ok(layout) => return Ok(layout),
-            Err(partial) => {
-                if partial.as_ref().map_or(0, |m| m.score(kind))
-                    > best.as_ref().map_or(0, |m| m.score(kind))
-                {
-                    best = partial;
-                }
-            }
-        }
-    }
-    Err(missing_columns(kind, best))
 }
 
 /// The first row of `head` that maps every required field; else the best partial mapping.
@@ -590,61 +857,159 @@ fn find_header(kind: Kind, head: &[Row]) -> Result<(usize, Mapping), Option<Mapp
 fn scan(
     format: Format,
     sheet: Option<String>,
+    date_system: DateSystem,
     kind: Kind,
     shown: Shown,
     mut rows: impl Iterator<Item = Result<Row, Issue>>,
     on_row: &mut dyn FnMut(&Layout, Row),
 ) -> Result<Result<Layout, Option<Mapping>>, Issue> {
     let mut head = Vec::new();
+    // The search window is counted in Excel rows: rows 1..=20.
+    let mut after_head = None;
     for row in rows.by_ref() {
         let row = row?;
-        // The search window is counted in Excel rows: rows 1..=20.
         if row.line as usize > HEADER_SEARCH_ROWS {
-            let (index, mapping) = match find_header(kind, &head) {
-                Ok(found) => found,
-                Err(best) => return Ok(Err(best)),
-            };
-            let mut layout = layout_of(
-                format,
-                sheet,
-                kind,
-                shown,
-                &head[..index],
-                &head[index],
-                mapping,
-            );
-            let restore = is_report(&layout);
-            for early in head.drain(index + 1..) {
-                on_row(&layout, restored(restore, early));
-            }
-            on_row(&layout, restored(restore, row));
-            for row in rows.by_ref() {
-                on_row(&layout, restored(restore, row?));
-            }
-            layout.notes.sort_by_key(|n| n.severity);
-            return Ok(Ok(layout));
+            after_head = Some(row);
+            break;
         }
         head.push(row);
     }
-    match find_header(kind, &head) {
-        Ok((index, mapping)) => {
-            let layout = layout_of(
-                format,
-                sheet,
-                kind,
-                shown,
-                &head[..index],
-                &head[index],
-                mapping,
-            );
-            let restore = is_report(&layout);
-            for row in head.drain(index + 1..) {
-                on_row(&layout, restored(restore, row));
-            }
-            Ok(Ok(layout))
+    let (index, mapping) = match find_header(kind, &head) {
+        Ok(found) => found,
+        Err(best) => return Ok(Err(best)),
+    };
+    let mut layout = layout_of(
+        format,
+        sheet,
+        kind,
+        shown,
+        &head[..index],
+        &head[index],
+        mapping,
+    );
+    layout.date_system = date_system;
+    let restore = is_report(&layout);
+    let mut skipped = HeaderRows::default();
+    let rest = head
+        .drain(index + 1..)
+        .map(Ok)
+        .chain(after_head.map(Ok))
+        .chain(rows);
+    for row in rest {
+        let row = row?;
+        if !skipped.skips(&layout, &row) {
+            on_row(&layout, restored(restore, row));
         }
-        Err(best) => Ok(Err(best)),
     }
+    layout.notes.extend(skipped.note());
+    layout.notes.sort_by_key(|n| n.severity);
+    Ok(Ok(layout))
+}
+
+/// Rows under the header that are not data: the header printed again (a report printed page by
+/// page repeats it) and a row of units right under it (`in`, `ft`, `(EA)`).
+#[derive(Default)]
+struct HeaderRows {
+    repeated: Vec<u32>,
+    units: Option<u32>,
+    /// A row with something in it has been seen under the header.
+    past_first: bool,
+}
+
+impl HeaderRows {
+    /// True when `row` is not data (and is counted).
+    fn skips(&mut self, layout: &Layout, row: &Row) -> bool {
+        let table = |cells: &[Cell]| -> Vec<String> {
+            (layout.table.clone())
+                .map(|i| {
+                    cells
+                        .get(i)
+                        .map(|c| c.text().to_uppercase())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let texts = table(&row.cells);
+        let filled: Vec<&String> = texts.iter().filter(|t| !t.is_empty()).collect();
+        if filled.is_empty() {
+            return false;
+        }
+        let first = !self.past_first;
+        self.past_first = true;
+        let header: Vec<String> = (layout.table.clone())
+            .map(|i| {
+                layout
+                    .header
+                    .get(i)
+                    .map(|h| h.trim().to_uppercase())
+                    .unwrap_or_default()
+            })
+            .collect();
+        if filled.len() >= 2 && texts == header {
+            self.repeated.push(row.line);
+            return true;
+        }
+        if first && filled.iter().all(|t| is_unit(t)) {
+            self.units = Some(row.line);
+            return true;
+        }
+        false
+    }
+
+    /// One info issue naming the rows skipped, if any.
+    fn note(&self) -> Option<Issue> {
+        let mut parts = Vec::new();
+        if let Some(line) = self.units {
+            parts.push(format!("row {line} holds units"));
+        }
+        if let Some(&first) = self.repeated.first() {
+            let shown: Vec<String> = self.repeated.iter().take(5).map(u32::to_string).collect();
+            let more = self.repeated.len().saturating_sub(5);
+            parts.push(format!(
+                "{} the header again (row{} {}{})",
+                if self.repeated.len() == 1 {
+                    "one row repeats"
+                } else {
+                    "rows repeat"
+                },
+                if self.repeated.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+            let _ = first;
+        }
+        let line = self
+            .units
+            .into_iter()
+            .chain(self.repeated.first().copied())
+            .min()?;
+        Some(Issue::new(
+            line,
+            IssueCode::HeaderRowsSkipped,
+            format!("Not imported, as they are not data: {}", parts.join("; ")),
+        ))
+    }
+}
+
+/// A unit as takeoffs write them under a header: `in`, `ft`, `EA`, `(in)`, `[ft]`, `%`.
+fn is_unit(text: &str) -> bool {
+    let t = text.trim();
+    let bare = t
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .or_else(|| t.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
+        .unwrap_or(t)
+        .trim()
+        .to_ascii_lowercase();
+    const UNITS: &[&str] = &[
+        "in", "in.", "inch", "inches", "\"", "ft", "ft.", "feet", "'", "lf", "ea", "each", "pc",
+        "pcs", "mm", "m", "%", "lb", "lbs", "kg", "nps", "dn", "sch", "date", "mh", "hrs", "-",
+    ];
+    UNITS.contains(&bare.as_str())
 }
 
 /// A remediation report read back in: its cells were neutralized against formulas.
@@ -735,6 +1100,8 @@ fn layout_of(
         decimal: shown.decimal,
         date_order: shown.date_order,
         notes,
+        sheet_reason: None,
+        date_system: DateSystem::Excel1900,
     }
 }
 

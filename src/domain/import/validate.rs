@@ -416,7 +416,7 @@ impl Validator {
             if let (None, Cell::Text(t)) = (self.date_order, cell) {
                 self.date_order = cell::date_order_shown(t);
             }
-            let reading = cell::read_date(cell, self.date_order);
+            let reading = cell::read_date(cell, self.date_order, read.layout.date_system);
             if let Some(DateReading::Ambiguous { used, other }) = reading {
                 issues.push(read.issue(
                     Field::DateWelded,
