@@ -650,7 +650,48 @@ begin
         status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
         staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
     where id = p_import_id;
+    -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
+    -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
+    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        v_summary := jsonb_set(v_summary, '{would,components}', pipetrak.import_rehearse(p_import_id, v_job.project_id));
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+    end if;
     return v_summary || jsonb_build_object('status', 'validated');
+end
+$$;
+
+-- What committing a validated job would create and update, found by committing it (its valid
+-- rows) in a subtransaction that is then rolled back. Remediation rows correct what their
+-- original rows made one by one, each seeing the corrections before it, so a second, read-only
+-- model of them would drift from the commit; the rehearsal is the commit itself. Everything it
+-- wrote is undone (notifications too); only sequences keep the ids it drew.
+create function pipetrak.import_rehearse(p_import_id bigint, p_project_id bigint)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_state jsonb;
+    v_planned bigint;
+begin
+    select count(*) into v_planned
+    from pipetrak.import_plan(p_import_id, p_project_id, null, false) p
+    where not p.merged;
+    begin
+        loop
+            v_state := pipetrak.import_commit_chunk(p_import_id, true);
+            exit when v_state ->> 'status' = 'committed';
+        end loop;
+        raise exception using errcode = 'PTRBK', message = 'import rehearsal rolled back';
+    exception when sqlstate 'PTRBK' then
+        null;
+    end;
+    return jsonb_build_object(
+        'create', coalesce((v_state ->> 'components_created')::bigint, 0),
+        'update', coalesce((v_state ->> 'components_updated')::bigint, 0),
+        'unchanged', greatest(v_planned - coalesce((v_state ->> 'components_created')::bigint, 0)
+                                        - coalesce((v_state ->> 'components_updated')::bigint, 0), 0));
 end
 $$;
 
@@ -912,6 +953,10 @@ begin
             chunks_done = 0, result = '{}', updated_at = now()
         where id = p_import_id
         returning * into v_job;
+        -- Fixed rows of this file were committed first: its other rows count their items after them.
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+            perform pipetrak.import_renumber_after_fixes(p_import_id);
+        end if;
     end if;
 
     if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
@@ -1051,7 +1096,9 @@ begin
 end
 $$;
 
--- Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`).
+-- Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`),
+-- and, in a file with reported rows, every pipe row's feet: a fixed row may move its feet onto a
+-- pipe other rows of the file make (a size fixed from `2 SCH` to `2`), which then sums them all.
 -- Pipes are the file's truth: footage recorded from other imports' rows is dropped, and a pipe
 -- whose rows are recorded is the sum of their feet.
 create function pipetrak.import_record_sources(p_import_id bigint, p_project_id bigint, p_chunk integer, p_apart integer[])
@@ -1062,7 +1109,14 @@ set enable_seqscan = off
 as $$
 declare
     v_pipes bigint[];
+    v_reported boolean;
 begin
+    select coalesce((j.summary -> 'issues' ->> 'error')::integer, 0) + coalesce((j.summary -> 'issues' ->> 'warning')::integer, 0) > 0
+    into v_reported
+    from pipetrak.import_jobs j where j.id = p_import_id;
+    if not v_reported then
+        return;
+    end if;
     with made as (
         insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
         select c.id, p_import_id, r.line,
@@ -1080,7 +1134,8 @@ begin
             where x.project_id = p_project_id and x.retired_at is null
               and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
             limit 1) c
-        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid' and r.reported
+        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
+          and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
           and r.line <> all (p_apart)
         on conflict (import_id, line, component_id) do update set footage = excluded.footage
         returning s.component_id, s.footage)
@@ -1114,6 +1169,62 @@ as $$
     from sums x
     where c.id = x.id
       and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0))
+$$;
+
+-- A file whose fixed rows a remediation import committed before it: the seqs of its counted items'
+-- rows still to commit are numbered again, in file order, counting the items each fixed row made
+-- (what the corrected file would have numbered), so they come before or after those as the rows
+-- do instead of colliding with them.
+create function pipetrak.import_renumber_after_fixes(p_import_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with fixed as (
+        select s.line, c.component_type, d.drawing_key, c.tag, c.size, count(*)::integer as n
+        from pipetrak.component_sources s
+        join pipetrak.components c on c.id = s.component_id and c.retired_at is null
+        join pipetrak.drawings d on d.id = c.drawing_id
+        where s.import_id = p_import_id and c.component_type = any (pipetrak.component_types('per_seq'))
+        group by 1, 2, 3, 4, 5),
+    waiting as (
+        select r.line, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as n
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
+          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.line = r.line)),
+    numbered as (
+        select x.line, x.n, x.waits,
+               1 + coalesce(sum(x.n) over (partition by x.component_type, x.drawing_key, x.tag, x.size order by x.line
+                                           rows between unbounded preceding and 1 preceding), 0)::integer as seq_from
+        from (select f.*, false as waits from fixed f union all select w.*, true from waiting w) x)
+    update pipetrak.import_rows r set seq_from = x.seq_from, seq_to = x.seq_from + x.n - 1
+    from numbered x
+    where r.import_id = p_import_id and r.line = x.line and x.waits
+      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1)
+$$;
+
+-- The first seq a counted item's row takes in the corrected file: one after the items of the
+-- rows before it in the original (each as a remediation import `p_import_id` fixed it, or as the
+-- original read it when valid and not fixed).
+create function pipetrak.import_seq_in_file(p_import_id bigint, p_origin_import_id bigint, p_origin_line integer,
+                                            p_component_type text, p_drawing_key text, p_tag text, p_size text)
+returns integer
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
+    from (
+        select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
+        from pipetrak.import_rows o
+        where o.import_id = p_origin_import_id and o.status = 'valid' and o.line < p_origin_line
+          and not exists (select from pipetrak.import_rows f
+                          where f.import_id = p_import_id and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
+        union all
+        select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
+        from pipetrak.import_rows f
+        where f.import_id = p_import_id and f.status = 'valid' and f.origin_import_id = p_origin_import_id
+          and f.origin_line < p_origin_line) x
+    where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size)
 $$;
 
 -- Remediation rows of one chunk, in file order. A row whose original row made components
@@ -1220,8 +1331,18 @@ begin
                     continue;
                 end if;
             end if;
-            -- Nothing made yet for this seq of the row: make it.
-            v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+            -- Nothing made yet for this seq of the row: make it, on the seq the corrected file gives it
+            -- when that is free (its original, committed later, then makes the seqs before it), else
+            -- on the next free one.
+            v_seq := 1;
+            if v_per_seq then
+                v_seq := pipetrak.import_seq_in_file(p_import_id, r.origin_import_id, r.origin_line, r.component_type,
+                                                     r.drawing_key, r.tag, r.size) + i - 1;
+                if exists (select from pipetrak.components c where c.project_id = p_project_id and c.retired_at is null
+                           and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq)) then
+                    v_seq := pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size);
+                end if;
+            end if;
             insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
                                              spec, attributes, area_id, system_id, test_package_id, milestone_values)
             values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, v_seq, 1, r.description, r.spec,

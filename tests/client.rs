@@ -1937,3 +1937,183 @@ fn with_supabase_storage_and_realtime_only_members_get_in() {
         .batch_execute("drop database pipetrak_supabase")
         .expect("drop");
 }
+// ---- the remediation round trip, over generated files ----
+
+/// A small deterministic generator (xorshift), so a failing case can be replayed by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A takeoff of 6 to 15 rows over two drawings (pipe rows that add up, counted items spread over
+/// rows, ids, supports), and the same file with some cells broken the way field files are: a
+/// quantity with a stray `~` (an error) or a size written `2 SCH` (a warning, reported). Fixing
+/// is removing the marks, so the fixed file is the clean one.
+fn generated_takeoff(rng: &mut Rng) -> (String, String) {
+    let header = "DRAWING,TYPE,QTY,CMDTY CODE,SIZE,DESCRIPTION\n";
+    let (mut clean, mut broken) = (header.to_string(), header.to_string());
+    let rows = 6 + rng.below(10);
+    let mut broke_one = false;
+    for row in 0..rows {
+        let drawing = ["D-1", "D-2"][rng.below(2) as usize];
+        let (kind, qty, code) = match rng.below(5) {
+            0 | 1 => (
+                "Pipe",
+                format!("{}.{}", 1 + rng.below(30), rng.below(10)),
+                ["PIPE-A", "PIPE-B"][rng.below(2) as usize].to_string(),
+            ),
+            2 => (
+                "Gasket",
+                (1 + rng.below(3)).to_string(),
+                format!("G-{}", rng.below(2)),
+            ),
+            3 => ("Support", (1 + rng.below(4)).to_string(), "S-1".into()),
+            _ => ("Valve", "1".into(), format!("V-{}", rng.below(3))),
+        };
+        let size = ["2", "3"][rng.below(2) as usize];
+        clean.push_str(&format!("{drawing},{kind},{qty},{code},{size},item\n"));
+        // At least one row is broken: a file without issues has no report.
+        let damage = if row + 1 == rows && !broke_one {
+            0
+        } else {
+            rng.below(5)
+        };
+        broke_one |= damage < 2;
+        let (qty, size) = match damage {
+            0 => (format!("{qty}~"), size.to_string()),
+            1 => (qty, format!("{size} SCH")),
+            _ => (qty, size.to_string()),
+        };
+        broken.push_str(&format!("{drawing},{kind},{qty},{code},{size},item\n"));
+    }
+    (clean, broken)
+}
+
+fn fix_marks(text: &str) -> String {
+    text.replace('~', "").replace(" SCH", "")
+}
+
+/// The report's rows that had issues only: a user who keeps just the rows to fix.
+fn only_rows_with_issues(report: &str) -> String {
+    let mut lines = report.lines();
+    let mut out = format!("{}\n", lines.next().unwrap_or_default());
+    for line in lines {
+        if !line.ends_with(',') && !line.ends_with(",\"\"") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Uploads, validates and commits `text`; fails unless the commit did what the dry run said it
+/// would (components created and updated).
+fn import_as_predicted(
+    c: &mut Client,
+    site: &Site,
+    text: &str,
+    skip_invalid: bool,
+    case: &str,
+) -> i64 {
+    let import =
+        upload_file(c, &site.owner, site.project, "takeoff", text.as_bytes()).expect("upload");
+    let summary = validate(c, &site.owner, import);
+    let result = commit(c, &site.owner, import, skip_invalid)
+        .unwrap_or_else(|e| panic!("{case}: {e:?}\n{text}"));
+    let would = &summary["would"]["components"];
+    assert_eq!(
+        (would["create"].as_i64(), would["update"].as_i64()),
+        (
+            result["components_created"].as_i64(),
+            result["components_updated"].as_i64()
+        ),
+        "{case}: the dry run's counts and the commit's\n{text}\n{summary}\n{result}"
+    );
+    import
+}
+
+fn report_of(c: &mut Client, site: &Site, import: i64) -> String {
+    ok(
+        c,
+        &site.owner,
+        &format!("select pipetrak_api.import_report_csv(import_id => {import})"),
+    )
+    .as_str()
+    .expect("csv")
+    .trim_start_matches('\u{feff}')
+    .to_string()
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn remediation_round_trips_of_generated_files_end_where_the_clean_file_does() {
+    let mut c = connect();
+    let mut n = 300;
+    // 40 files in the test command; PIPETRAK_ROUND_TRIPS=1000 for a longer soak.
+    let files: u64 = std::env::var("PIPETRAK_ROUND_TRIPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(40);
+    for seed in 1..=files {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let (clean, broken) = generated_takeoff(&mut rng);
+        n += 1;
+        let reference = site(&mut c, "Clean file", n);
+        import_as_predicted(
+            &mut c,
+            &reference,
+            &clean,
+            false,
+            &format!("seed {seed}: clean"),
+        );
+        let expected = components(&mut c, reference.project);
+        for (original_first, whole_report) in
+            [(true, true), (false, true), (true, false), (false, false)]
+        {
+            let case = format!(
+                "seed {seed}, original first {original_first}, whole report {whole_report}"
+            );
+            n += 1;
+            let s = site(&mut c, "Round trip", n);
+            let original = upload_file(&mut c, &s.owner, s.project, "takeoff", broken.as_bytes())
+                .expect("upload");
+            validate(&mut c, &s.owner, original);
+            if original_first {
+                commit(&mut c, &s.owner, original, true).expect("the original's valid rows commit");
+            }
+            let report = report_of(&mut c, &s, original);
+            let report = if whole_report {
+                report
+            } else {
+                only_rows_with_issues(&report)
+            };
+            import_as_predicted(&mut c, &s, &fix_marks(&report), false, &case);
+            if !original_first {
+                // Validated again, as a user would before committing what waited.
+                let summary = validate(&mut c, &s.owner, original);
+                let result = commit(&mut c, &s.owner, original, true)
+                    .expect("the original commits after its fixed rows");
+                let would = &summary["would"]["components"];
+                assert_eq!(
+                    (would["create"].as_i64(), would["update"].as_i64()),
+                    (
+                        result["components_created"].as_i64(),
+                        result["components_updated"].as_i64()
+                    ),
+                    "{case}: the original's dry run and commit\n{summary}\n{result}"
+                );
+            }
+            assert_eq!(
+                components(&mut c, s.project),
+                expected,
+                "{case}\nclean:\n{clean}\nbroken:\n{broken}\nreport:\n{report}"
+            );
+        }
+    }
+}

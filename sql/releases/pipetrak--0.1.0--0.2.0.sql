@@ -6584,6 +6584,768 @@ as $$
     returning id
 $$;
 
+-- The dry run of a file that corrects earlier imports is a rehearsal of its commit (rolled
+-- back); a pipe row's feet are recorded for every pipe row of a file with reported rows; fixed
+-- counted items take the seq the corrected file gives them, and an original committed after its
+-- fixed rows numbers its items around theirs.
+-- What committing a validated job would create and update, found by committing it (its valid
+-- rows) in a subtransaction that is then rolled back. Remediation rows correct what their
+-- original rows made one by one, each seeing the corrections before it, so a second, read-only
+-- model of them would drift from the commit; the rehearsal is the commit itself. Everything it
+-- wrote is undone (notifications too); only sequences keep the ids it drew.
+create function pipetrak.import_rehearse(p_import_id bigint, p_project_id bigint)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_state jsonb;
+    v_planned bigint;
+begin
+    select count(*) into v_planned
+    from pipetrak.import_plan(p_import_id, p_project_id, null, false) p
+    where not p.merged;
+    begin
+        loop
+            v_state := pipetrak.import_commit_chunk(p_import_id, true);
+            exit when v_state ->> 'status' = 'committed';
+        end loop;
+        raise exception using errcode = 'PTRBK', message = 'import rehearsal rolled back';
+    exception when sqlstate 'PTRBK' then
+        null;
+    end;
+    return jsonb_build_object(
+        'create', coalesce((v_state ->> 'components_created')::bigint, 0),
+        'update', coalesce((v_state ->> 'components_updated')::bigint, 0),
+        'unchanged', greatest(v_planned - coalesce((v_state ->> 'components_created')::bigint, 0)
+                                        - coalesce((v_state ->> 'components_updated')::bigint, 0), 0));
+end
+$$;
+
+
+-- A file whose fixed rows a remediation import committed before it: the seqs of its counted items'
+-- rows still to commit are numbered again, in file order, counting the items each fixed row made
+-- (what the corrected file would have numbered), so they come before or after those as the rows
+-- do instead of colliding with them.
+create function pipetrak.import_renumber_after_fixes(p_import_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    with fixed as (
+        select s.line, c.component_type, d.drawing_key, c.tag, c.size, count(*)::integer as n
+        from pipetrak.component_sources s
+        join pipetrak.components c on c.id = s.component_id and c.retired_at is null
+        join pipetrak.drawings d on d.id = c.drawing_id
+        where s.import_id = p_import_id and c.component_type = any (pipetrak.component_types('per_seq'))
+        group by 1, 2, 3, 4, 5),
+    waiting as (
+        select r.line, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as n
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
+          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.line = r.line)),
+    numbered as (
+        select x.line, x.n, x.waits,
+               1 + coalesce(sum(x.n) over (partition by x.component_type, x.drawing_key, x.tag, x.size order by x.line
+                                           rows between unbounded preceding and 1 preceding), 0)::integer as seq_from
+        from (select f.*, false as waits from fixed f union all select w.*, true from waiting w) x)
+    update pipetrak.import_rows r set seq_from = x.seq_from, seq_to = x.seq_from + x.n - 1
+    from numbered x
+    where r.import_id = p_import_id and r.line = x.line and x.waits
+      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1)
+$$;
+
+
+-- The first seq a counted item's row takes in the corrected file: one after the items of the
+-- rows before it in the original (each as a remediation import `p_import_id` fixed it, or as the
+-- original read it when valid and not fixed).
+create function pipetrak.import_seq_in_file(p_import_id bigint, p_origin_import_id bigint, p_origin_line integer,
+                                            p_component_type text, p_drawing_key text, p_tag text, p_size text)
+returns integer
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
+    from (
+        select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
+        from pipetrak.import_rows o
+        where o.import_id = p_origin_import_id and o.status = 'valid' and o.line < p_origin_line
+          and not exists (select from pipetrak.import_rows f
+                          where f.import_id = p_import_id and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
+        union all
+        select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
+        from pipetrak.import_rows f
+        where f.import_id = p_import_id and f.status = 'valid' and f.origin_import_id = p_origin_import_id
+          and f.origin_line < p_origin_line) x
+    where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size)
+$$;
+
+
+-- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
+-- project and stores the summary. Writes nothing else.
+create or replace function pipetrak.import_validate(p_import_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_project pipetrak.projects;
+    v_file jsonb;
+    v_repeats jsonb;
+    v_duplicates integer;
+    v_components jsonb;
+    v_would jsonb;
+    v_summary jsonb;
+    v_has_drawings boolean;
+    v_flagged integer;
+    v_warnings_added integer := 0;
+    v_infos_added integer := 0;
+    v_failed boolean;
+    v_similar jsonb;
+begin
+    if v_job.status in ('committing', 'committed') then
+        perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    select * into v_project from pipetrak.projects where id = v_job.project_id;
+    -- The organization's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(v_project.organization_id);
+    delete from pipetrak.import_rows where import_id = p_import_id;
+    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
+    -- rows: none of them may look valid.
+    v_failed := not (v_file ? 'header')
+        or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
+    if v_failed then
+        delete from pipetrak.import_rows where import_id = p_import_id;
+        v_summary := jsonb_build_object(
+            'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+            'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+            'header', v_file -> 'header',
+            'rows', jsonb_build_object('rows_read', 0, 'valid', 0, 'with_errors', 0, 'skipped', 0),
+            'issues', (select jsonb_build_object(
+                           'error', count(*) filter (where i ->> 'severity' = 'error'),
+                           'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                           'info', count(*) filter (where i ->> 'severity' = 'info'))
+                       from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i),
+            'file_issues', coalesce(v_file -> 'file_issues', '[]'));
+        update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
+            staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
+        where id = p_import_id;
+        return v_summary || jsonb_build_object('status', 'failed');
+    end if;
+    -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
+    -- original row it stands for, which must be a row of an import of this project.
+    if exists (select from jsonb_array_elements_text(v_file -> 'header') h where upper(btrim(h)) = 'PIPETRAK REF') then
+        with refs as (
+            select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
+                   split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+        judged as (
+            select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
+                                and o.id <> p_import_id) as known
+            from refs x)
+        update pipetrak.import_rows r set
+            attributes = r.attributes - 'pipetrak_ref',
+            origin_import_id = case when j.known then j.import_id end,
+            origin_line = case when j.known then j.origin_line end,
+            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
+                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
+                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+        from judged j
+        where r.import_id = p_import_id and r.line = j.line;
+        v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+    end if;
+
+    -- A row's man-hour budget, staged in its attributes (the staging statement serves every
+    -- installed version), goes to its own column.
+    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+        attributes = r.attributes - 'pipetrak_budget_mh'
+    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+
+    -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
+    -- counts and what it found are corrected by what they changed.
+    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+        v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
+        v_duplicates := (v_repeats ->> 'duplicates')::integer;
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - v_duplicates,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + v_duplicates,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + v_duplicates,
+            'warnings', (v_file -> 'rows' ->> 'warnings')::integer + (v_repeats ->> 'identical')::integer,
+            'infos', (v_file -> 'rows' ->> 'infos')::integer + (v_repeats ->> 'merged')::integer));
+        v_file := jsonb_set(v_file, '{found,components}',
+            to_jsonb((v_file -> 'found' ->> 'components')::bigint - (v_repeats ->> 'not_components')::bigint));
+        -- What only the rows now invalid named is no longer found.
+        if v_duplicates > 0 then
+            v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
+                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+        end if;
+    end if;
+
+    -- Two spellings of a drawing number in this file that stay different but look alike (the same
+    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+    -- are found over the distinct keys; only their few rows are then read and written.
+    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from pipetrak.import_rows x
+                where x.import_id = p_import_id and x.status = 'valid'
+                group by x.drawing_key) k) s
+    where s.line <> s.first_line;
+    if jsonb_array_length(v_similar) > 0 then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        from jsonb_array_elements(v_similar) p(pair)
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
+    end if;
+
+    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
+
+    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+    if v_has_drawings then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
+            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        from (
+            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
+                  group by x.drawing_key) n
+            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+            group by n.drawing_key
+        ) s
+        where r.import_id = p_import_id and r.line = s.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+
+        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
+            format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        from (
+            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and x.component_type = any (pipetrak.component_types('per_seq'))
+                  group by 1, 2, 3, 4) g
+            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+            group by g.last_line, g.planned
+        ) s
+        where r.import_id = p_import_id and r.line = s.last_line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- A weld number the project holds on another drawing but not on this one makes a new weld
+    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+               and c.retired_at is null) then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
+            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
+            'WELD ID', r.tag))
+        from (select v.line,
+                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                      order by d.drawing_no limit 1) as other
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
+        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+        get diagnostics v_flagged = row_count;
+        v_infos_added := v_infos_added + v_flagged;
+    end if;
+
+    -- What a commit would create, update and leave alone. Into a project without components, all
+    -- the file's components are new: the reader counted them; otherwise each is compared.
+    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                           'update', 0, 'unchanged', 0);
+    else
+        -- One pass over the planned components. Only a row merged into an earlier pipe or
+        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+        -- errors), so leaving those out counts each component once.
+        with planned as (
+            select count(*) filter (where p.existing_id is null) as created,
+                   count(*) filter (where p.existing_id is not null) as existing,
+                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
+            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            where not p.merged),
+        changed_welds as (
+            select count(*) as changed
+            from pipetrak.import_rows v
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+            join pipetrak.field_welds w on w.component_id = c.id
+            left join pipetrak.welders wd on wd.id = w.welder_id
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent, v.pwht_required,
+                   coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
+                  is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result))
+        select jsonb_build_object(
+            'create', p.created,
+            'update', p.footage_changed + w.changed,
+            'unchanged', p.existing - p.footage_changed - w.changed)
+        from planned p, changed_welds w
+        into v_components;
+    end if;
+    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+    -- values the reader found. Each looked up.
+    select jsonb_build_object(
+        'components', v_components,
+        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                       and w.stencil = s.stencil) as found) e))
+    into v_would;
+
+    v_summary := jsonb_build_object(
+        'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+        'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        -- Counted while reading, plus the warnings added above by comparing with the project.
+        'issues', jsonb_build_object(
+            'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
+            'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0) + v_infos_added),
+        'file_issues', coalesce(v_file -> 'file_issues', '[]'),
+        'would', v_would);
+    if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
+        perform pipetrak.import_mark_reported(p_import_id);
+    end if;
+    update pipetrak.import_jobs set
+        status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
+        staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
+    where id = p_import_id;
+    -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
+    -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
+    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        v_summary := jsonb_set(v_summary, '{would,components}', pipetrak.import_rehearse(p_import_id, v_job.project_id));
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+    end if;
+    return v_summary || jsonb_build_object('status', 'validated');
+end
+$$;
+
+
+-- Commits the next chunk of a validated job (spec §6.4) and returns the job's state. Each chunk
+-- is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk
+-- in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).
+create or replace function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_chunk integer;
+    v_references integer;
+    v_drawings integer;
+    v_welders integer;
+    v_created integer;
+    v_updated integer;
+    v_welds integer;
+    v_result jsonb;
+    -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
+    -- rows a remediation import already brought in.
+    v_apart integer[];
+    v_marked jsonb := '{}';
+    v_corrected jsonb;
+begin
+    if v_job.status = 'failed' then
+        perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
+            'reasons', (select coalesce(jsonb_agg(i ->> 'message'), '[]') from jsonb_array_elements(coalesce(v_job.summary -> 'file_issues', '[]')) i
+                        where i ->> 'severity' = 'error')));
+    end if;
+    if v_job.status = 'uploaded' then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    if v_job.status = 'validated' then
+        if (v_job.summary -> 'rows' ->> 'with_errors')::integer > 0 and not coalesce(p_skip_invalid_rows, false) then
+            perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
+                'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
+        end if;
+        update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_done = 0, result = '{}', updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        -- Fixed rows of this file were committed first: its other rows count their items after them.
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+            perform pipetrak.import_renumber_after_fixes(p_import_id);
+        end if;
+    end if;
+
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+        v_chunk := v_job.chunks_done;
+        v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
+
+        -- Drawings on first sight take the area, system and test package of their first row.
+        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
+              order by x.drawing_key collate "C", x.line) r
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        on conflict (project_id, drawing_key) where retired_at is null do nothing;
+        get diagnostics v_drawings = row_count;
+
+        insert into pipetrak.welders (project_id, stencil)
+        select distinct v_job.project_id, r.stencil
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+        on conflict (project_id, stencil) do nothing;
+        get diagnostics v_welders = row_count;
+
+        v_apart := array(
+            select r.line from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+              and (r.origin_import_id is not null
+                   or (r.reported and exists (select from pipetrak.component_sources s
+                                              where s.import_id = p_import_id and s.line = r.line))));
+
+        -- Components: a row's own area/system/package pins it when it differs from its drawing's.
+        -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
+        -- a pipe or instrument stand for that row's component: they write nothing themselves.
+        with written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
+                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+                   a.id is distinct from null and a.id is distinct from d.area_id,
+                   s.id is distinct from null and s.id is distinct from d.system_id,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id,
+                   array_fill(0::numeric, array[cardinality(m.names)])
+            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+            -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
+            cross join lateral (
+                select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
+                where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                limit 1) d
+            join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
+            where not p.merged and p.line <> all (v_apart)
+            on conflict (project_id, identity_key) where retired_at is null do update
+                set quantity = excluded.quantity, updated_at = now()
+                where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
+            -- xmax is 0 on a row this statement inserted, set on one it updated.
+            returning c.xmax = 0 as inserted)
+        select count(*) filter (where inserted), count(*) filter (where not inserted)
+        into v_created, v_updated
+        from written;
+
+        -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
+        -- sum of its rows' feet.
+        perform pipetrak.import_record_sources(p_import_id, v_job.project_id, v_chunk, v_apart);
+        -- Remediation rows, in file order: each corrects what its original row made, or makes it.
+        v_corrected := pipetrak.import_apply_remediation(p_import_id, v_job.project_id, v_chunk);
+        v_created := v_created + (v_corrected ->> 'created')::integer;
+        v_updated := v_updated + (v_corrected ->> 'updated')::integer;
+
+        -- Weld facts: created with the weld, updated on re-import.
+        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+        from pipetrak.import_rows r
+        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+        on conflict (component_id) do update set
+            weld_type = excluded.weld_type, weld_size = excluded.weld_size, schedule = excluded.schedule,
+            base_metal = excluded.base_metal, spec = excluded.spec, xray_percent = excluded.xray_percent,
+            pwht_required = excluded.pwht_required, nde_types = excluded.nde_types, welder_id = excluded.welder_id,
+            date_welded = excluded.date_welded, nde_result = excluded.nde_result, updated_at = now()
+        where v_job.kind = 'field_welds'
+          and (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types,
+               w.welder_id, w.date_welded, w.nde_result)
+              is distinct from (excluded.weld_type, excluded.weld_size, excluded.schedule, excluded.base_metal, excluded.spec,
+               excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
+               excluded.nde_result);
+        get diagnostics v_welds = row_count;
+        -- A weld log marks its welds welded and records their NDE (spec §7).
+        if v_job.kind = 'field_welds' then
+            v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
+        end if;
+
+        update pipetrak.import_jobs set
+            chunks_done = chunks_done + 1,
+            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
+            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
+            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
+            result = jsonb_build_object(
+                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
+                -- A weld log also tells how many welds it welded and results it recorded.
+                || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+                   else '{}' end,
+            updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        if v_job.status = 'committed' then
+            perform pipetrak.import_apply_budgets(p_import_id);
+        end if;
+        -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', v_created));
+    elsif v_job.status = 'committing' then
+        -- A job with no rows to write.
+        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
+            staged_until = now() + interval '1 day'
+        where id = p_import_id returning * into v_job;
+    end if;
+    v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
+                                   'chunks_total', v_job.chunks_total) || v_job.result;
+    return v_result;
+end
+$$;
+
+
+-- Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`),
+-- and, in a file with reported rows, every pipe row's feet: a fixed row may move its feet onto a
+-- pipe other rows of the file make (a size fixed from `2 SCH` to `2`), which then sums them all.
+-- Pipes are the file's truth: footage recorded from other imports' rows is dropped, and a pipe
+-- whose rows are recorded is the sum of their feet.
+create or replace function pipetrak.import_record_sources(p_import_id bigint, p_project_id bigint, p_chunk integer, p_apart integer[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    v_pipes bigint[];
+    v_reported boolean;
+begin
+    select coalesce((j.summary -> 'issues' ->> 'error')::integer, 0) + coalesce((j.summary -> 'issues' ->> 'warning')::integer, 0) > 0
+    into v_reported
+    from pipetrak.import_jobs j where j.id = p_import_id;
+    if not v_reported then
+        return;
+    end if;
+    with made as (
+        insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
+        select c.id, p_import_id, r.line,
+               case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
+        from pipetrak.import_rows r
+        cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
+        -- Lateral probes of the drawing and identity indexes, one per component: a join could
+        -- hash the project's components (their statistics are stale while an import writes them).
+        cross join lateral (
+            select x.id from pipetrak.drawings x
+            where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+            limit 1) d
+        cross join lateral (
+            select x.id from pipetrak.components x
+            where x.project_id = p_project_id and x.retired_at is null
+              and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
+            limit 1) c
+        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
+          and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
+          and r.line <> all (p_apart)
+        on conflict (import_id, line, component_id) do update set footage = excluded.footage
+        returning s.component_id, s.footage)
+    select array_agg(distinct m.component_id) filter (where m.footage is not null) into v_pipes from made m;
+    if v_pipes is null then
+        return;
+    end if;
+    delete from pipetrak.component_sources s
+    where s.component_id = any (v_pipes) and s.import_id <> p_import_id
+      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id = s.import_id);
+    perform pipetrak.import_sum_footage(v_pipes);
+end
+$$;
+
+
+-- Remediation rows of one chunk, in file order. A row whose original row made components
+-- corrects them: a pipe's feet move to the pipe the row names; counted items keep their seq while
+-- their item stays the same, else take the next free seqs of their new item; an id or instrument
+-- whose new identity another live component holds is left as it was; a type changed on a
+-- component without progress retires it for a new one (with progress it is left alone). A row
+-- whose original made nothing yet makes it (counted items on the next free seqs, so they add to
+-- what the original's other rows made). Returns {created, updated, left}.
+create or replace function pipetrak.import_apply_remediation(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+as $$
+declare
+    r pipetrak.import_rows;
+    v_drawing pipetrak.drawings;
+    v_linked bigint[];
+    v_component pipetrak.components;
+    v_target bigint;
+    v_count integer;
+    v_seq integer;
+    v_per_seq boolean;
+    v_created integer := 0;
+    v_updated integer := 0;
+    v_left integer := 0;
+    v_names text[];
+begin
+    for r in
+        select * from pipetrak.import_rows x
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
+        order by x.line
+    loop
+        select * into v_drawing from pipetrak.drawings d
+        where d.project_id = p_project_id and d.drawing_key = r.drawing_key and d.retired_at is null;
+        select m.names into v_names from pipetrak.milestone_templates m
+        where m.project_id = p_project_id and m.component_type = r.component_type;
+        v_linked := array(
+            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and c.retired_at is null
+            order by c.seq, c.id);
+        v_per_seq := r.component_type = any (pipetrak.component_types('per_seq'));
+
+        if r.component_type = any (pipetrak.component_types('linear_aggregate')) then
+            select c.id into v_target from pipetrak.components c
+            where c.project_id = p_project_id and c.retired_at is null
+              and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, 1);
+            if v_target is null then
+                insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                                 spec, attributes, area_id, system_id, test_package_id, milestone_values)
+                values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, 1, r.quantity, r.description, r.spec,
+                        r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                        array_fill(0::numeric, array[cardinality(v_names)]))
+                returning id into v_target;
+                v_created := v_created + 1;
+            elsif v_linked is not null and v_target = any (v_linked) then
+                v_updated := v_updated + 1;
+            end if;
+            delete from pipetrak.component_sources s
+            where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
+            insert into pipetrak.component_sources (component_id, import_id, line, footage)
+            values (v_target, r.origin_import_id, r.origin_line, r.quantity)
+            on conflict (import_id, line, component_id) do update set footage = excluded.footage;
+            perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
+            continue;
+        end if;
+
+        v_count := r.seq_to - r.seq_from + 1;
+        for i in 1 .. greatest(v_count, cardinality(v_linked)) loop
+            exit when i > v_count;
+            if i <= cardinality(v_linked) then
+                select * into v_component from pipetrak.components where id = v_linked[i];
+                if v_component.component_type <> r.component_type then
+                    if v_component.earned_total > 0 then
+                        v_left := v_left + 1;
+                        continue;
+                    end if;
+                    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
+                    where id = v_component.id;
+                    delete from pipetrak.component_sources s
+                    where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id = v_component.id;
+                elsif (v_component.drawing_id, v_component.tag, v_component.size) = (v_drawing.id, r.tag, r.size) then
+                    update pipetrak.components set description = r.description, spec = r.spec,
+                        attributes = attributes || r.attributes, updated_at = now(), version = version + 1
+                    where id = v_component.id
+                      and (description, spec, attributes) is distinct from (r.description, r.spec, attributes || r.attributes);
+                    if found then
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                else
+                    v_seq := case when v_per_seq then pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size) else 1 end;
+                    if exists (select from pipetrak.components c where c.project_id = p_project_id and c.retired_at is null
+                               and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq)) then
+                        v_left := v_left + 1;
+                    else
+                        update pipetrak.components set drawing_id = v_drawing.id, tag = r.tag, size = r.size, seq = v_seq,
+                            description = r.description, spec = r.spec, attributes = attributes || r.attributes,
+                            updated_at = now(), version = version + 1
+                        where id = v_component.id;
+                        v_updated := v_updated + 1;
+                    end if;
+                    continue;
+                end if;
+            end if;
+            -- Nothing made yet for this seq of the row: make it, on the seq the corrected file gives it
+            -- when that is free (its original, committed later, then makes the seqs before it), else
+            -- on the next free one.
+            v_seq := 1;
+            if v_per_seq then
+                v_seq := pipetrak.import_seq_in_file(p_import_id, r.origin_import_id, r.origin_line, r.component_type,
+                                                     r.drawing_key, r.tag, r.size) + i - 1;
+                if exists (select from pipetrak.components c where c.project_id = p_project_id and c.retired_at is null
+                           and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq)) then
+                    v_seq := pipetrak.import_next_seq(p_project_id, v_drawing.id, r.component_type, r.tag, r.size);
+                end if;
+            end if;
+            insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, seq, quantity, description,
+                                             spec, attributes, area_id, system_id, test_package_id, milestone_values)
+            values (p_project_id, v_drawing.id, r.component_type, r.tag, r.size, v_seq, 1, r.description, r.spec,
+                    r.attributes, v_drawing.area_id, v_drawing.system_id, v_drawing.test_package_id,
+                    array_fill(0::numeric, array[cardinality(v_names)]))
+            on conflict (project_id, identity_key) where retired_at is null do nothing
+            returning id into v_target;
+            if v_target is null then
+                select c.id into v_target from pipetrak.components c
+                where c.project_id = p_project_id and c.retired_at is null
+                  and c.identity_key = pipetrak.identity_key(r.component_type, v_drawing.id, r.tag, r.size, v_seq);
+            else
+                v_created := v_created + 1;
+            end if;
+            insert into pipetrak.component_sources (component_id, import_id, line)
+            values (v_target, r.origin_import_id, r.origin_line)
+            on conflict do nothing;
+        end loop;
+    end loop;
+    return jsonb_build_object('created', v_created, 'updated', v_updated, 'left', v_left);
+end
+$$;
+
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();
