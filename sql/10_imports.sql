@@ -1022,6 +1022,13 @@ begin
         select count(*) filter (where inserted), count(*) filter (where not inserted)
         into v_created, v_updated
         from written;
+        -- A big import into a table whose statistics still say it is (nearly) empty: every index led
+        -- by project_id then looks as good as the identity index to the probes below, and each
+        -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows).
+        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
+                                 where c.oid = 'pipetrak.components'::regclass) < 10 * v_created then
+            analyze pipetrak.components;
+        end if;
 
         -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
         -- sum of its rows' feet.

@@ -2117,3 +2117,45 @@ fn remediation_round_trips_of_generated_files_end_where_the_clean_file_does() {
         }
     }
 }
+
+/// Every file of tests/data, imported twice into one project (each after all the others, then
+/// again over itself): each commit does exactly what its dry run said it would.
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn the_dry_run_predicts_every_commit_of_the_real_files() {
+    let mut c = connect();
+    let s = site(&mut c, "Real files twice", 290);
+    let files = [
+        ("takeoff", "takeoff-template.xlsx"),
+        ("takeoff", "quantity-instances.csv"),
+        ("takeoff", "milestone-types.csv"),
+        ("takeoff", "import.csv"),
+        ("takeoff", "excel-types.csv"),
+        ("takeoff", "instance-creation.csv"),
+        ("field_welds", "field-weld-log-664.xlsx"),
+        ("field_welds", "field-welds.csv"),
+        ("field_welds", "field-welds-complete.csv"),
+    ];
+    for round in 0..2 {
+        for (kind, name) in files {
+            let bytes = std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/data")
+                    .join(name),
+            )
+            .expect("a real file");
+            let import = upload_file(&mut c, &s.owner, s.project, kind, &bytes).expect("upload");
+            let summary = validate(&mut c, &s.owner, import);
+            let result = commit(&mut c, &s.owner, import, true).expect("commit");
+            let would = &summary["would"]["components"];
+            assert_eq!(
+                (would["create"].as_i64(), would["update"].as_i64()),
+                (
+                    result["components_created"].as_i64(),
+                    result["components_updated"].as_i64()
+                ),
+                "round {round}, {name}\n{summary}\n{result}"
+            );
+        }
+    }
+}

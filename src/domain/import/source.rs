@@ -917,37 +917,50 @@ struct HeaderRows {
 }
 
 impl HeaderRows {
-    /// True when `row` is not data (and is counted).
+    /// True when `row` is not data (and is counted). Cheap for a data row: only a row whose first
+    /// header cell repeats (or the first row under the header) is looked at whole.
     fn skips(&mut self, layout: &Layout, row: &Row) -> bool {
-        let table = |cells: &[Cell]| -> Vec<String> {
+        let first = !self.past_first;
+        let texts = || -> Vec<String> {
             (layout.table.clone())
                 .map(|i| {
-                    cells
+                    row.cells
                         .get(i)
                         .map(|c| c.text().to_uppercase())
                         .unwrap_or_default()
                 })
                 .collect()
         };
-        let texts = table(&row.cells);
+        let lead = layout.table.start;
+        let repeats_lead = match (row.cells.get(lead), layout.header.get(lead)) {
+            (Some(Cell::Text(text)), Some(header)) => {
+                text.trim().eq_ignore_ascii_case(header.trim())
+            }
+            _ => false,
+        };
+        if !first && !repeats_lead {
+            return false;
+        }
+        let texts = texts();
         let filled: Vec<&String> = texts.iter().filter(|t| !t.is_empty()).collect();
         if filled.is_empty() {
             return false;
         }
-        let first = !self.past_first;
         self.past_first = true;
-        let header: Vec<String> = (layout.table.clone())
-            .map(|i| {
-                layout
-                    .header
-                    .get(i)
-                    .map(|h| h.trim().to_uppercase())
-                    .unwrap_or_default()
-            })
-            .collect();
-        if filled.len() >= 2 && texts == header {
-            self.repeated.push(row.line);
-            return true;
+        if repeats_lead && filled.len() >= 2 {
+            let header: Vec<String> = (layout.table.clone())
+                .map(|i| {
+                    layout
+                        .header
+                        .get(i)
+                        .map(|h| h.trim().to_uppercase())
+                        .unwrap_or_default()
+                })
+                .collect();
+            if texts == header {
+                self.repeated.push(row.line);
+                return true;
+            }
         }
         if first && filled.iter().all(|t| is_unit(t)) {
             self.units = Some(row.line);
