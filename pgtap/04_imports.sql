@@ -229,7 +229,7 @@ select is(jsonb_build_array(:'legacy_result'::jsonb -> 'welds_welded', :'legacy_
     jsonb_build_array(:log_welded, :log_nde), 'every welded row of the log is welded and every result recorded (counted over the file)');
 select is((select count(*)::int from pipetrak.review_items r join pipetrak.components c on c.id = r.component_id
            join pipetrak.drawings d on d.id = c.drawing_id
-           where r.project_id = :project_a and r.kind = 'weld_complete' and d.drawing_no in ('P-26B07 01of02', 'P-26B07 02of02', 'P-26B08')),
+           where r.project_id = :project_a and r.kind = 'weld_completed' and d.drawing_no in ('P-26B07 01of02', 'P-26B07 02of02', 'P-26B08')),
     :log_welded, 'one "weld completed" review item per welded weld');
 select is((select count(distinct f.welder_id)::int from pipetrak.field_welds f join pipetrak.components c on c.id = f.component_id
            join pipetrak.drawings d on d.id = c.drawing_id

@@ -28,7 +28,7 @@ select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nd
     'PT409 weld_not_welded', 'NDE on a weld without welder and date welded is refused');
 select pg_temp.act_as(pg_temp.uid('foreman'));
 select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 2) is not null as welded;
-select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_complete' and resolved_at is null), 1,
+select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_completed' and resolved_at is null), 1,
     'welding raised a review item');
 select is(pg_temp.error_of('foreman', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'')', :weld_a)),
     '42501 permission_denied', 'a foreman does not record NDE');
@@ -36,7 +36,7 @@ select is(pg_temp.error_of('foreman', format('select pipetrak_api.record_nde(com
 select pg_temp.act_as(pg_temp.uid('qc_inspector'));
 select is(pipetrak_api.record_nde(component_id => :weld_a, method => 'rt', result => 'pass', report_number => 'RT-001') ->> 'status',
     'accepted', 'with no method required, a PASS accepts the weld (method and result in any case)');
-select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_complete' and resolved_at is null), 0,
+select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_completed' and resolved_at is null), 0,
     'recording NDE resolves the weld''s review item');
 select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''FAIL'')', :weld_a)),
     'PT422 reason_required', 'superseding a result needs a reason');
@@ -232,8 +232,8 @@ select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :d
 select pg_temp.act_as(pg_temp.uid('foreman'));
 select pipetrak_api.assign_welder(component_id => :weld_q, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
 select pipetrak_api.assign_welder(component_id => :weld_q2, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
-select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q and kind = 'weld_complete') as item_q \gset
-select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q2 and kind = 'weld_complete') as item_q2 \gset
+select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q and kind = 'weld_completed') as item_q \gset
+select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q2 and kind = 'weld_completed') as item_q2 \gset
 select is((select drawing_no || ' ' || tag || ' ' || welder || ' ' || weld_status from pipetrak_api.qc_queue where review_item_id = :item_q),
     'P-100 01of02 Q-1 K-12 active', 'the queue shows the joint: drawing, weld, welder, status');
 select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.dismiss_review_item(review_item_id => %s, note => '''')', :item_q)),
@@ -267,10 +267,10 @@ select pipetrak_api.record_nde(component_id => (select id from pipetrak.componen
 select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'), method => 'RT', result => 'FAIL', examined_on => current_date - 1);
 select pipetrak_api.create_repair(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'));
 select is((select to_jsonb(p) - 'group_id' from pipetrak_api.weld_progress(project_id => :project_a, group_by => 'area') p where p.group_id = :area_r),
-    '{"group_name": "Unit R", "total": 4, "fitted_up": 1, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 0,
+    '{"group_name": "Unit R", "total": 4, "fitted_up": 3, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 0,
       "nde_pass": 1, "nde_fail": 1, "nde_pending": 0, "pass_rate": 0.5000, "repairs": 1, "repair_rate": 0.5000,
       "first_pass_accepted": 1, "mean_days_to_nde": 2.0}'::jsonb,
-    'weld progress by area: the joint of R2 counts once (as R2.1), its FAIL still in the quality figures');
+    'weld progress by area: the joint of R2 counts once (as R2.1), its FAIL still in the quality figures; welded welds are fitted up');
 select is((select jsonb_agg(jsonb_build_array(welder, welded, examined, rejects, reject_rate, examined_percent) order by welder)
            from pipetrak_api.welder_summary(project_id => :project_a, date_from => current_date - 7, date_to => current_date) s
            where welder in ('W-R1', 'W-R2')),

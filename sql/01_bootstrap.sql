@@ -65,6 +65,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('user_not_found',           'PT404', 'No such user among the people you work with', 'Only people who already share an organization with you can be added by id; ask the person to share their user id from an organization you both belong to.'),
     ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.'),
     ('weld_not_welded',          'PT409', 'The weld has no welder and date welded yet', 'Assign the welder and date welded (assign_welder) before recording NDE.'),
+    ('nde_before_welded',        'PT422', 'The examination is dated before the weld was welded', 'Use the date the weld was examined: on or after its date welded.'),
     ('reason_required',          'PT422', 'A reason is required', 'Say why (at least the characters the detail gives): it is kept in the history.'),
     ('invalid_nde',              'PT422', 'Not an NDE method or result', 'Use a method of RT, UT, PT, MT, VT and a result of PASS, FAIL or PENDING.'),
     ('nde_not_recorded',         'PT409', 'The weld has no current result for that method', 'Nothing to clear; see pipetrak_api.nde_results.'),

@@ -310,7 +310,7 @@ create table pipetrak.review_items (
     project_id      bigint not null,
     component_id    bigint not null,
     event_id        bigint references pipetrak.milestone_events,
-    kind            text not null check (kind in ('out_of_sequence', 'weld_complete', 'examination_called')),
+    kind            text not null check (kind in ('out_of_sequence', 'weld_completed', 'examination_called')),
     details         jsonb not null default '{}',
     created_at      timestamptz not null default now(),
     resolved_at     timestamptz,

@@ -265,6 +265,8 @@ declare
     v_stencil text := pipetrak.normalize_stencil(coalesce(p_stencil, ''));
     v_welder_id bigint;
     v_result jsonb;
+    v_date date;
+    v_names text[];
 begin
     if v_component.component_type <> 'field_weld' then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
@@ -272,16 +274,25 @@ begin
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
     end if;
+    select m.names into v_names from pipetrak.milestone_templates m
+    where m.project_id = v_component.project_id and m.component_type = v_component.component_type;
     perform pipetrak.check_date('date_welded', p_date_welded);
+    -- Welded without a date: today, in the project's time zone (a weld always has its date).
+    select coalesce(p_date_welded, (now() at time zone p.time_zone)::date) into v_date
+    from pipetrak.projects p where p.id = v_component.project_id;
     insert into pipetrak.welders (project_id, stencil) values (v_component.project_id, v_stencil)
     on conflict (project_id, stencil) do update set stencil = excluded.stencil
     returning id into v_welder_id;
-    update pipetrak.field_welds set welder_id = v_welder_id, date_welded = p_date_welded, updated_at = now()
+    update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
     where component_id = p_component_id;
-    v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, p_date_welded, p_note, null, null);
+    -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
+    if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
+        perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);
+    end if;
+    v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, v_date, p_note, null, null);
     insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
-    values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_complete',
-            jsonb_build_object('welder', v_stencil, 'date_welded', p_date_welded));
+    values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_completed',
+            jsonb_build_object('welder', v_stencil, 'date_welded', v_date));
     return v_result;
 end
 $$;

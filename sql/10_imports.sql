@@ -382,6 +382,86 @@ begin
 end
 $$;
 
+-- A weld's facts after importing row `r` onto it (`p_welder_id`: the welder of the row's stencil;
+-- -1 for one the commit will create). Imports merge, never erase: a blank cell leaves the stored
+-- fact alone; the weld's engineering facts (type, size, schedule, base metal, spec, x-ray tier,
+-- PWHT, NDE methods) take the file's value; what the field records — welder, date welded, NDE
+-- result — is only filled in where it is blank, never replaced (corrections are edit_welder and
+-- record_nde, with a reason). The dry run and the commit both compare a weld with this.
+create function pipetrak.import_weld_merge(w pipetrak.field_welds, r pipetrak.import_rows, p_welder_id bigint)
+returns pipetrak.field_welds
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    m pipetrak.field_welds := w;
+begin
+    m.weld_type := coalesce(r.weld_type, w.weld_type);
+    m.weld_size := coalesce(r.weld_size, w.weld_size);
+    m.schedule := coalesce(r.schedule, w.schedule);
+    m.base_metal := coalesce(r.base_metal, w.base_metal);
+    m.spec := coalesce(r.spec, w.spec);
+    m.xray_percent := coalesce(r.xray_percent, w.xray_percent);
+    m.pwht_required := coalesce(r.pwht_required, w.pwht_required);
+    m.nde_types := case when cardinality(r.nde_types) > 0 then r.nde_types else w.nde_types end;
+    m.welder_id := coalesce(w.welder_id, p_welder_id);
+    m.date_welded := coalesce(w.date_welded, r.date_welded);
+    m.nde_result := coalesce(w.nde_result, r.nde_result);
+    return m;
+end
+$$;
+
+-- Why a staged row names nothing to import, when the project retired what it names: a weld on
+-- this drawing repaired ("was repaired as W-1.1") or retired, or moved away ("was moved to
+-- drawing P-2"), with no live weld of that number here; a component every seq of the row names
+-- retired, none live. Null otherwise.
+create function pipetrak.import_row_gone(p_project_id bigint, p_component_type text, p_drawing_key text, p_tag text,
+                                         p_size text, p_seq_from integer, p_seq_to integer)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with d as (
+        select x.id from pipetrak.drawings x
+        where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
+        limit 1)
+    select case
+        when p_component_type = 'field_weld' then (
+            select coalesce(
+                (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
+                 from d
+                 join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
+                      and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
+                 join pipetrak.field_welds f on f.component_id = c.id
+                 left join pipetrak.components rc on rc.id = f.repaired_by
+                 order by c.id desc limit 1),
+                (select format('was moved to drawing %s', nd.drawing_no)
+                 from d
+                 join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
+                      and e.before ->> 'drawing_id' = d.id::text
+                 join pipetrak.components c on c.id = e.component_id and c.tag = p_tag and c.retired_at is null
+                      and c.drawing_id <> d.id
+                 join pipetrak.drawings nd on nd.id = c.drawing_id
+                 order by e.id desc limit 1))
+            where not exists (select from pipetrak.live_weld(p_project_id, p_drawing_key, p_tag)))
+        else (
+            select 'was retired'
+            from d
+            where not exists (
+                select from generate_series(p_seq_from, p_seq_to) s(seq)
+                where exists (select from pipetrak.components c
+                              where c.project_id = p_project_id and c.retired_at is null
+                                and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
+                   or not exists (select from pipetrak.components c
+                                  where c.project_id = p_project_id and c.retired_at is not null
+                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
+    end
+$$;
+
+-- Retired components by identity, for a re-import to find what the project retired.
+create index components_retired_identity_idx on pipetrak.components (project_id, identity_key)
+    where retired_at is not null;
+
 -- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
 -- project and stores the summary. Writes nothing else.
 create function pipetrak.import_validate(p_import_id bigint)
@@ -560,6 +640,51 @@ begin
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
 
+    -- A row naming what the project retired — a weld repaired or retired, a component retired
+    -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
+    -- brings one back (restore it first if it is back). Said on the row.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
+       or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
+        update pipetrak.import_rows r
+        set status = 'skipped',
+            issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'retired_not_restored',
+                format('%s %s on drawing %s %s: the row is not imported', initcap(replace(r.component_type, '_', ' ')),
+                       r.tag, r.drawing_no, g.why), null, null))
+        from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
+                                                      v.seq_from, v.seq_to) as why
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid') g
+        where r.import_id = p_import_id and r.line = g.line and g.why is not null;
+        get diagnostics v_flagged = row_count;
+        if v_flagged > 0 then
+            v_warnings_added := v_warnings_added + v_flagged;
+            v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
+                                '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+        end if;
+    end if;
+
+    -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
+    -- (import_weld_merge): said on the row.
+    if v_job.kind = 'field_welds' then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'field_value_kept',
+            format('Weld %s keeps what the field recorded: %s', r.tag, k.kept), 'WELD ID', r.tag))
+        from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
+              from pipetrak.import_rows v
+              cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+              join pipetrak.field_welds w on w.component_id = c.id
+              left join pipetrak.welders wd on wd.id = w.welder_id
+              cross join lateral (values ('welder', wd.stencil, v.stencil),
+                                         ('date welded', w.date_welded::text, v.date_welded::text),
+                                         ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and f.stored <> f.given
+              group by v.line) k
+        where r.import_id = p_import_id and r.line = k.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
     -- A weld number the project holds on another drawing but not on this one makes a new weld
     -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
     if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
@@ -602,12 +727,9 @@ begin
             from pipetrak.import_rows v
             cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
             join pipetrak.field_welds w on w.component_id = c.id
-            left join pipetrak.welders wd on wd.id = w.welder_id
+            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
             where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
-              and (v.weld_type, v.weld_size, v.schedule, v.base_metal, v.spec, v.xray_percent, v.pwht_required,
-                   coalesce(v.nde_types, '{}'), v.stencil, v.date_welded, v.nde_result)
-                  is distinct from (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-                   w.pwht_required, w.nde_types, wd.stencil, w.date_welded, w.nde_result))
+              and pipetrak.import_weld_merge(w, v, coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from w)
         select jsonb_build_object(
             'create', p.created,
             'update', p.footage_changed + w.changed,
@@ -934,6 +1056,7 @@ declare
     v_apart integer[];
     v_marked jsonb := '{}';
     v_corrected jsonb;
+    v_changed integer;
 begin
     if v_job.status = 'failed' then
         perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
@@ -1038,7 +1161,8 @@ begin
         v_created := v_created + (v_corrected ->> 'created')::integer;
         v_updated := v_updated + (v_corrected ->> 'updated')::integer;
 
-        -- Weld facts: created with the weld, updated on re-import.
+        -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
+        -- weld event naming the import, counted as an update.
         insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
                                                xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
         select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
@@ -1047,18 +1171,38 @@ begin
         cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id) do update set
-            weld_type = excluded.weld_type, weld_size = excluded.weld_size, schedule = excluded.schedule,
-            base_metal = excluded.base_metal, spec = excluded.spec, xray_percent = excluded.xray_percent,
-            pwht_required = excluded.pwht_required, nde_types = excluded.nde_types, welder_id = excluded.welder_id,
-            date_welded = excluded.date_welded, nde_result = excluded.nde_result, updated_at = now()
-        where v_job.kind = 'field_welds'
-          and (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types,
-               w.welder_id, w.date_welded, w.nde_result)
-              is distinct from (excluded.weld_type, excluded.weld_size, excluded.schedule, excluded.base_metal, excluded.spec,
-               excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
-               excluded.nde_result);
+        on conflict (component_id) do nothing;
         get diagnostics v_welds = row_count;
+        if v_job.kind = 'field_welds' then
+            with merged as (
+                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
+                from pipetrak.import_rows r
+                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+                join pipetrak.field_welds w on w.component_id = c.id
+                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
+            changed as (
+                update pipetrak.field_welds f set
+                    weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
+                    base_metal = (m.after).base_metal, spec = (m.after).spec, xray_percent = (m.after).xray_percent,
+                    pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
+                    date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
+                from merged m
+                where f.component_id = (m.before).component_id
+                returning f.component_id)
+            insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+            select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
+                   coalesce(pipetrak.current_user_id(), v_job.created_by)
+            from merged m
+            join changed x on x.component_id = (m.before).component_id
+            cross join lateral (
+                select jsonb_object_agg(b.key, b.value) as before, jsonb_object_agg(b.key, to_jsonb(m.after) -> b.key) as after
+                from jsonb_each(to_jsonb(m.before)) b
+                where b.key <> 'updated_at' and to_jsonb(m.after) -> b.key is distinct from b.value) d;
+            get diagnostics v_changed = row_count;
+            v_updated := v_updated + v_changed;
+        end if;
         -- A weld log marks its welds welded and records their NDE (spec §7).
         if v_job.kind = 'field_welds' then
             v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
@@ -1404,13 +1548,15 @@ declare
 begin
     insert into pipetrak.historical_writes (txid) values (txid_current()) on conflict do nothing;
     for r in
-        select w.id, x.date_welded, x.stencil, x.nde_result, f.nde_types, f.xray_percent, f.current_nde,
+        -- The weld's welder and date as merged (a date the field recorded wins over the file's).
+        select w.id, f.date_welded, wd.stencil, x.nde_result, f.nde_types, f.xray_percent, f.current_nde,
                c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
                c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
         from pipetrak.import_rows x
         cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
         join pipetrak.components c on c.id = w.id
         join pipetrak.field_welds f on f.component_id = w.id
+        left join pipetrak.welders wd on wd.id = f.welder_id
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
         where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
           and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
@@ -1422,13 +1568,15 @@ begin
             end if;
             v_result := pipetrak.update_milestone(r.id, 'Weld Complete', 100, r.date_welded, 'weld log import', null, null);
             insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
-            values (p_project_id, r.id, (v_result ->> 'event_id')::bigint, 'weld_complete',
+            values (p_project_id, r.id, (v_result ->> 'event_id')::bigint, 'weld_completed',
                     jsonb_build_object('welder', r.stencil, 'date_welded', r.date_welded, 'import_id', p_import_id));
             v_welded := v_welded + 1;
         end if;
         if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
            and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
-           and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is distinct from r.nde_result then
+           -- A result recorded for the method (in the field or by an earlier import) is never
+           -- superseded by a file: only a method without one takes the file's.
+           and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is null then
             perform pipetrak.write_nde(r.id, coalesce(r.nde_types[1], 'RT'), r.nde_result, null, null, null, 'weld log import');
             v_nde := v_nde + 1;
         end if;

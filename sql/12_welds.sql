@@ -13,7 +13,8 @@
 --   (`field_welds.status`) whenever a result is recorded, so reports read it without recomputing.
 -- - Welds — history. Every change to weld facts made here writes a `weld_events` row (who, when,
 --   action, before, after, reason); neither NDE results nor weld events can be changed or deleted.
---   Recording NDE resolves the weld's open `weld_complete` review item.
+--   Recording NDE resolves the weld's open `weld_completed` review item. An examination is dated
+--   no earlier than the weld was welded.
 -- - Welders. Foreman and up create welders (unverified, like an import's unknown stencils); QC
 --   inspector and up rename and verify them. Stencils are normalized and unique per project.
 -- - Who records NDE: QC inspector, project manager, admin, owner (`quality_control`).
@@ -200,6 +201,10 @@ begin
     if coalesce(p_examined_on, v_today) > v_today then
         perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('examined_on', p_examined_on, 'today', v_today));
     end if;
+    if coalesce(p_examined_on, v_today) < v_weld.date_welded then
+        perform pipetrak.raise_error('nde_before_welded', jsonb_build_object('examined_on', coalesce(p_examined_on, v_today),
+                                                                              'date_welded', v_weld.date_welded));
+    end if;
     perform pipetrak.check_text_length('report_number', p_report_number, 100);
     perform pipetrak.check_text_length('notes', p_notes, 2000);
     perform pipetrak.check_text_length('reason', p_reason, 2000);
@@ -230,7 +235,7 @@ begin
             jsonb_build_object('method', v_method, 'result', v_result, 'status', v_status, 'nde_result_id', v_record_id),
             nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
     if v_result is not null then
-        perform pipetrak.resolve_items_of(p_component_id, 'weld_complete', format('NDE recorded: %s %s', v_method, v_result));
+        perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('NDE recorded: %s %s', v_method, v_result));
     end if;
     -- X-ray sampling: a FAIL calls for tracers; an examination may complete a call.
     if v_method = 'RT' and v_result in ('PASS', 'FAIL') then

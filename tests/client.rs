@@ -2159,3 +2159,191 @@ fn the_dry_run_predicts_every_commit_of_the_real_files() {
         }
     }
 }
+
+// ---- field truth: weld logs imported again ----
+
+const WELD_LOG: &str =
+    "Weld ID,Drawing ID,Weld Type,Weld Size,X-ray Percent,NDE Types,Welder Stencil,Date Welded\n\
+W-1,WL-1,BW,2,5,RT,,\n\
+W-2,WL-1,BW,2,5,RT,,\n\
+W-3,WL-1,BW,2,5,RT,,\n\
+W-4,WL-1,BW,2,5,RT,,\n\
+W-5,WL-1,BW,2,5,RT,,\n";
+
+fn weld_id(c: &mut Client, site: &Site, tag: &str) -> i64 {
+    id(&ok(c, &site.owner, &format!("select c.id from pipetrak_api.components c where c.project_id = {} and c.tag = '{tag}' and c.component_type = 'field_weld'", site.project)))
+}
+
+fn weld_row(c: &mut Client, site: &Site, tag: &str) -> Value {
+    ok(c, &site.owner, &format!("select jsonb_build_object('welder', wd.stencil, 'date', w.date_welded, 'type', w.weld_type, 'nde', w.current_nde, 'size', w.weld_size)
+         from pipetrak.field_welds w join pipetrak.components c on c.id = w.component_id left join pipetrak.welders wd on wd.id = w.welder_id
+         where c.project_id = {} and c.tag = '{tag}' and c.retired_at is null", site.project))
+}
+
+fn import_log(c: &mut Client, site: &Site, text: &str) -> (Value, Value) {
+    let import =
+        upload_file(c, &site.owner, site.project, "field_welds", text.as_bytes()).expect("upload");
+    let summary = validate(c, &site.owner, import);
+    let result = commit(c, &site.owner, import, true).expect("commit");
+    let would = &summary["would"]["components"];
+    assert_eq!(
+        (would["create"].as_i64(), would["update"].as_i64()),
+        (
+            result["components_created"].as_i64(),
+            result["components_updated"].as_i64()
+        ),
+        "the dry run predicts the commit\n{summary}\n{result}"
+    );
+    (summary, result)
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_weld_log_imported_again_keeps_what_the_field_recorded() {
+    let mut c = connect();
+    let s = site(&mut c, "Weld log again", 310);
+    import_log(&mut c, &s, WELD_LOG);
+    // The field welds W-1 and records its radiograph; W-2 is welded by the log later.
+    let w1 = weld_id(&mut c, &s, "W-1");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.assign_welder(component_id => {w1}, stencil => 'K-12', date_welded => '2025-03-04')"));
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'PASS', examined_on => '2025-03-06')"));
+    let before = weld_row(&mut c, &s, "W-1");
+
+    // The same log again (blank welder and date): nothing changes, nothing is counted.
+    let (_, result) = import_log(&mut c, &s, WELD_LOG);
+    assert_eq!(result["components_updated"], 0);
+    assert_eq!(
+        weld_row(&mut c, &s, "W-1"),
+        before,
+        "blank cells erase nothing"
+    );
+
+    // A log that says another welder and date for W-1, a new weld type for W-3, and welds W-2.
+    let changed = WELD_LOG
+        .replace("W-1,WL-1,BW,2,5,RT,,", "W-1,WL-1,BW,2,5,RT,K-99,2025-03-01")
+        .replace("W-3,WL-1,BW,2,5,RT,,", "W-3,WL-1,SW,2,5,RT,,")
+        .replace("W-2,WL-1,BW,2,5,RT,,", "W-2,WL-1,BW,2,5,RT,K-12,2025-03-05");
+    let (summary, result) = import_log(&mut c, &s, &changed);
+    assert_eq!(
+        weld_row(&mut c, &s, "W-1"),
+        before,
+        "the field's welder, date and NDE win"
+    );
+    let import = summary["import_id"].as_i64().expect("import id");
+    let kept = ok(&mut c, &s.owner, &format!("select jsonb_agg(message) from pipetrak_api.import_issues where import_id = {import} and code = 'field_value_kept'"));
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    assert!(
+        kept[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("welder K-12 (the file says K-99)"),
+        "{kept}"
+    );
+    assert_eq!(weld_row(&mut c, &s, "W-3")["type"], "SW");
+    assert_eq!(weld_row(&mut c, &s, "W-2")["welder"], "K-12");
+    // W-2 filled in (welder and date) and W-3's type: two welds updated, each with an event naming the import.
+    assert_eq!(result["components_updated"], 2, "{result}");
+    let w3 = weld_id(&mut c, &s, "W-3");
+    let event = ok(&mut c, &s.owner, &format!("select jsonb_build_object('action', action, 'reason', reason, 'before', before, 'after', after) from pipetrak_api.weld_events where component_id = {w3} order by id desc limit 1"));
+    assert_eq!(event["action"], "imported");
+    assert_eq!(event["reason"], format!("import {import}"));
+    assert_eq!(
+        (
+            event["before"]["weld_type"].as_str(),
+            event["after"]["weld_type"].as_str()
+        ),
+        (Some("BW"), Some("SW"))
+    );
+    // W-2 is welded now: Fit-up and Weld Complete, one "weld completed" item.
+    let w2 = weld_id(&mut c, &s, "W-2");
+    let items = ok(
+        &mut c,
+        &s.owner,
+        &format!("select jsonb_agg(kind) from pipetrak_api.qc_queue where component_id = {w2}"),
+    );
+    assert_eq!(items, serde_json::json!(["weld_completed"]));
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_weld_log_imported_again_never_brings_back_a_repaired_retired_or_moved_weld() {
+    let mut c = connect();
+    let s = site(&mut c, "Welds gone", 311);
+    let log = format!("{WELD_LOG}W-6,WL-2,BW,2,5,RT,,\n");
+    import_log(&mut c, &s, &log);
+    let w1 = weld_id(&mut c, &s, "W-1");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.assign_welder(component_id => {w1}, stencil => 'K-12', date_welded => '2025-03-04')"));
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'FAIL', examined_on => '2025-03-06')"));
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.create_repair(component_id => {w1}, note => 'ground out and rewelded')"));
+    let w2 = weld_id(&mut c, &s, "W-2");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.retire_weld(component_id => {w2}, reason => 'deleted by engineering')"));
+    let w3 = weld_id(&mut c, &s, "W-3");
+    let other = id(&ok(
+        &mut c,
+        &s.owner,
+        &format!(
+            "select pipetrak_api.create_drawing(project_id => {}, drawing_no => 'WL-9')",
+            s.project
+        ),
+    ));
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.move_weld(component_id => {w3}, drawing_id => {other}, reason => 'wrong sheet')"));
+    let live = |c: &mut Client| {
+        ok(c, &s.owner, &format!("select jsonb_agg(c.tag || '@' || d.drawing_no order by c.tag) from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id where c.project_id = {} and c.component_type = 'field_weld' and c.retired_at is null", s.project))
+    };
+    let before = live(&mut c);
+    let (summary, result) = import_log(&mut c, &s, &log);
+    assert_eq!(live(&mut c), before, "nothing comes back");
+    assert_eq!(result["components_created"], 0);
+    let import = summary["import_id"].as_i64().expect("import id");
+    let notes = ok(&mut c, &s.owner, &format!("select jsonb_agg(message order by row) from pipetrak_api.import_issues where import_id = {import} and code = 'retired_not_restored'"));
+    assert_eq!(
+        notes,
+        serde_json::json!([
+            "Field Weld W-1 on drawing WL-1 was repaired as W-1.1: the row is not imported",
+            "Field Weld W-2 on drawing WL-1 was retired: the row is not imported",
+            "Field Weld W-3 on drawing WL-1 was moved to drawing WL-9: the row is not imported"
+        ])
+    );
+    assert_eq!(summary["rows"]["skipped"], 3, "{summary}");
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn welding_by_hand_sets_fit_up_and_weld_complete_and_nde_follows_the_weld() {
+    let mut c = connect();
+    let s = site(&mut c, "Welded by hand", 312);
+    import_log(&mut c, &s, WELD_LOG);
+    let w1 = weld_id(&mut c, &s, "W-1");
+    let result = ok(&mut c, &s.owner, &format!("select pipetrak_api.assign_welder(component_id => {w1}, stencil => 'K-12', date_welded => '2025-03-04')"));
+    // Fit-up 10 + Weld Complete 60 of the field-weld template.
+    assert_eq!(num(&result["percent_complete"]), 70.0, "{result}");
+    let kinds = ok(
+        &mut c,
+        &s.owner,
+        &format!("select jsonb_agg(kind) from pipetrak_api.qc_queue where component_id = {w1}"),
+    );
+    assert_eq!(
+        kinds,
+        serde_json::json!(["weld_completed"]),
+        "no out-of-sequence item"
+    );
+    // Without a date: today's, so the weld can be examined and edited.
+    let w2 = weld_id(&mut c, &s, "W-2");
+    ok(
+        &mut c,
+        &s.foreman,
+        &format!("select pipetrak_api.assign_welder(component_id => {w2}, stencil => 'K-12')"),
+    );
+    let dated = ok(
+        &mut c,
+        &s.owner,
+        &format!(
+            "select date_welded is not null from pipetrak.field_welds where component_id = {w2}"
+        ),
+    );
+    assert_eq!(dated, true);
+    // An examination dated before the weld was welded is refused.
+    let refused = request(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'PASS', examined_on => '2025-03-01')")).expect_err("before welded");
+    assert_eq!(sql_error(&refused).0, "PT422");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'PASS', examined_on => '2025-03-04')"));
+}

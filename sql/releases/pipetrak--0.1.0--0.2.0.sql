@@ -7353,6 +7353,822 @@ end
 $$;
 
 
+-- Field truth: an import merges weld facts and never erases or replaces what the field recorded
+-- (welder, date welded, NDE), each change a weld event; rows naming a weld repaired, retired or
+-- moved, or a component retired, are skipped; welding by hand sets Fit-up too and always dates the
+-- weld; an examination can't be dated before the weld; the review item is `weld_completed`.
+alter table pipetrak.review_items drop constraint review_items_kind_check;
+update pipetrak.review_items set kind = 'weld_completed' where kind = 'weld_complete';
+alter table pipetrak.review_items add constraint review_items_kind_check
+    check (kind in ('out_of_sequence', 'weld_completed', 'examination_called'));
+
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('nde_before_welded',        'PT422', 'The examination is dated before the weld was welded', 'Use the date the weld was examined: on or after its date welded.');
+
+-- A weld's facts after importing row `r` onto it (`p_welder_id`: the welder of the row's stencil;
+-- -1 for one the commit will create). Imports merge, never erase: a blank cell leaves the stored
+-- fact alone; the weld's engineering facts (type, size, schedule, base metal, spec, x-ray tier,
+-- PWHT, NDE methods) take the file's value; what the field records — welder, date welded, NDE
+-- result — is only filled in where it is blank, never replaced (corrections are edit_welder and
+-- record_nde, with a reason). The dry run and the commit both compare a weld with this.
+create function pipetrak.import_weld_merge(w pipetrak.field_welds, r pipetrak.import_rows, p_welder_id bigint)
+returns pipetrak.field_welds
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    m pipetrak.field_welds := w;
+begin
+    m.weld_type := coalesce(r.weld_type, w.weld_type);
+    m.weld_size := coalesce(r.weld_size, w.weld_size);
+    m.schedule := coalesce(r.schedule, w.schedule);
+    m.base_metal := coalesce(r.base_metal, w.base_metal);
+    m.spec := coalesce(r.spec, w.spec);
+    m.xray_percent := coalesce(r.xray_percent, w.xray_percent);
+    m.pwht_required := coalesce(r.pwht_required, w.pwht_required);
+    m.nde_types := case when cardinality(r.nde_types) > 0 then r.nde_types else w.nde_types end;
+    m.welder_id := coalesce(w.welder_id, p_welder_id);
+    m.date_welded := coalesce(w.date_welded, r.date_welded);
+    m.nde_result := coalesce(w.nde_result, r.nde_result);
+    return m;
+end
+$$;
+
+
+-- Why a staged row names nothing to import, when the project retired what it names: a weld on
+-- this drawing repaired ("was repaired as W-1.1") or retired, or moved away ("was moved to
+-- drawing P-2"), with no live weld of that number here; a component every seq of the row names
+-- retired, none live. Null otherwise.
+create function pipetrak.import_row_gone(p_project_id bigint, p_component_type text, p_drawing_key text, p_tag text,
+                                         p_size text, p_seq_from integer, p_seq_to integer)
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with d as (
+        select x.id from pipetrak.drawings x
+        where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
+        limit 1)
+    select case
+        when p_component_type = 'field_weld' then (
+            select coalesce(
+                (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
+                 from d
+                 join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
+                      and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
+                 join pipetrak.field_welds f on f.component_id = c.id
+                 left join pipetrak.components rc on rc.id = f.repaired_by
+                 order by c.id desc limit 1),
+                (select format('was moved to drawing %s', nd.drawing_no)
+                 from d
+                 join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
+                      and e.before ->> 'drawing_id' = d.id::text
+                 join pipetrak.components c on c.id = e.component_id and c.tag = p_tag and c.retired_at is null
+                      and c.drawing_id <> d.id
+                 join pipetrak.drawings nd on nd.id = c.drawing_id
+                 order by e.id desc limit 1))
+            where not exists (select from pipetrak.live_weld(p_project_id, p_drawing_key, p_tag)))
+        else (
+            select 'was retired'
+            from d
+            where not exists (
+                select from generate_series(p_seq_from, p_seq_to) s(seq)
+                where exists (select from pipetrak.components c
+                              where c.project_id = p_project_id and c.retired_at is null
+                                and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
+                   or not exists (select from pipetrak.components c
+                                  where c.project_id = p_project_id and c.retired_at is not null
+                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
+    end
+$$;
+
+
+-- Retired components by identity, for a re-import to find what the project retired.
+create index components_retired_identity_idx on pipetrak.components (project_id, identity_key)
+    where retired_at is not null;
+
+-- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
+-- project and stores the summary. Writes nothing else.
+create or replace function pipetrak.import_validate(p_import_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_project pipetrak.projects;
+    v_file jsonb;
+    v_repeats jsonb;
+    v_duplicates integer;
+    v_components jsonb;
+    v_would jsonb;
+    v_summary jsonb;
+    v_has_drawings boolean;
+    v_flagged integer;
+    v_warnings_added integer := 0;
+    v_infos_added integer := 0;
+    v_failed boolean;
+    v_similar jsonb;
+begin
+    if v_job.status in ('committing', 'committed') then
+        perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    select * into v_project from pipetrak.projects where id = v_job.project_id;
+    -- The organization's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(v_project.organization_id);
+    delete from pipetrak.import_rows where import_id = p_import_id;
+    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
+    -- rows: none of them may look valid.
+    v_failed := not (v_file ? 'header')
+        or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
+    if v_failed then
+        delete from pipetrak.import_rows where import_id = p_import_id;
+        v_summary := jsonb_build_object(
+            'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+            'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+            'header', v_file -> 'header',
+            'rows', jsonb_build_object('rows_read', 0, 'valid', 0, 'with_errors', 0, 'skipped', 0),
+            'issues', (select jsonb_build_object(
+                           'error', count(*) filter (where i ->> 'severity' = 'error'),
+                           'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                           'info', count(*) filter (where i ->> 'severity' = 'info'))
+                       from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i),
+            'file_issues', coalesce(v_file -> 'file_issues', '[]'));
+        update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
+            staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
+        where id = p_import_id;
+        return v_summary || jsonb_build_object('status', 'failed');
+    end if;
+    -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
+    -- original row it stands for, which must be a row of an import of this project.
+    if exists (select from jsonb_array_elements_text(v_file -> 'header') h where upper(btrim(h)) = 'PIPETRAK REF') then
+        with refs as (
+            select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
+                   split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+        judged as (
+            select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
+                                and o.id <> p_import_id) as known
+            from refs x)
+        update pipetrak.import_rows r set
+            attributes = r.attributes - 'pipetrak_ref',
+            origin_import_id = case when j.known then j.import_id end,
+            origin_line = case when j.known then j.origin_line end,
+            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
+                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
+                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+        from judged j
+        where r.import_id = p_import_id and r.line = j.line;
+        v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+    end if;
+
+    -- A row's man-hour budget, staged in its attributes (the staging statement serves every
+    -- installed version), goes to its own column.
+    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+        attributes = r.attributes - 'pipetrak_budget_mh'
+    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+
+    -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
+    -- counts and what it found are corrected by what they changed.
+    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+        v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
+        v_duplicates := (v_repeats ->> 'duplicates')::integer;
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - v_duplicates,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + v_duplicates,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + v_duplicates,
+            'warnings', (v_file -> 'rows' ->> 'warnings')::integer + (v_repeats ->> 'identical')::integer,
+            'infos', (v_file -> 'rows' ->> 'infos')::integer + (v_repeats ->> 'merged')::integer));
+        v_file := jsonb_set(v_file, '{found,components}',
+            to_jsonb((v_file -> 'found' ->> 'components')::bigint - (v_repeats ->> 'not_components')::bigint));
+        -- What only the rows now invalid named is no longer found.
+        if v_duplicates > 0 then
+            v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
+                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+        end if;
+    end if;
+
+    -- Two spellings of a drawing number in this file that stay different but look alike (the same
+    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+    -- are found over the distinct keys; only their few rows are then read and written.
+    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from pipetrak.import_rows x
+                where x.import_id = p_import_id and x.status = 'valid'
+                group by x.drawing_key) k) s
+    where s.line <> s.first_line;
+    if jsonb_array_length(v_similar) > 0 then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        from jsonb_array_elements(v_similar) p(pair)
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
+    end if;
+
+    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
+
+    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+    if v_has_drawings then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
+            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        from (
+            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
+                  group by x.drawing_key) n
+            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+            group by n.drawing_key
+        ) s
+        where r.import_id = p_import_id and r.line = s.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+
+        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
+            format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        from (
+            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and x.component_type = any (pipetrak.component_types('per_seq'))
+                  group by 1, 2, 3, 4) g
+            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+            group by g.last_line, g.planned
+        ) s
+        where r.import_id = p_import_id and r.line = s.last_line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- A row naming what the project retired — a weld repaired or retired, a component retired
+    -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
+    -- brings one back (restore it first if it is back). Said on the row.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
+       or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
+        update pipetrak.import_rows r
+        set status = 'skipped',
+            issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'retired_not_restored',
+                format('%s %s on drawing %s %s: the row is not imported', initcap(replace(r.component_type, '_', ' ')),
+                       r.tag, r.drawing_no, g.why), null, null))
+        from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
+                                                      v.seq_from, v.seq_to) as why
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid') g
+        where r.import_id = p_import_id and r.line = g.line and g.why is not null;
+        get diagnostics v_flagged = row_count;
+        if v_flagged > 0 then
+            v_warnings_added := v_warnings_added + v_flagged;
+            v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
+                                '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+        end if;
+    end if;
+
+    -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
+    -- (import_weld_merge): said on the row.
+    if v_job.kind = 'field_welds' then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'field_value_kept',
+            format('Weld %s keeps what the field recorded: %s', r.tag, k.kept), 'WELD ID', r.tag))
+        from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
+              from pipetrak.import_rows v
+              cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+              join pipetrak.field_welds w on w.component_id = c.id
+              left join pipetrak.welders wd on wd.id = w.welder_id
+              cross join lateral (values ('welder', wd.stencil, v.stencil),
+                                         ('date welded', w.date_welded::text, v.date_welded::text),
+                                         ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and f.stored <> f.given
+              group by v.line) k
+        where r.import_id = p_import_id and r.line = k.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- A weld number the project holds on another drawing but not on this one makes a new weld
+    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+               and c.retired_at is null) then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
+            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
+            'WELD ID', r.tag))
+        from (select v.line,
+                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                      order by d.drawing_no limit 1) as other
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
+        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+        get diagnostics v_flagged = row_count;
+        v_infos_added := v_infos_added + v_flagged;
+    end if;
+
+    -- What a commit would create, update and leave alone. Into a project without components, all
+    -- the file's components are new: the reader counted them; otherwise each is compared.
+    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                           'update', 0, 'unchanged', 0);
+    else
+        -- One pass over the planned components. Only a row merged into an earlier pipe or
+        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+        -- errors), so leaving those out counts each component once.
+        with planned as (
+            select count(*) filter (where p.existing_id is null) as created,
+                   count(*) filter (where p.existing_id is not null) as existing,
+                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
+            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            where not p.merged),
+        changed_welds as (
+            select count(*) as changed
+            from pipetrak.import_rows v
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+            join pipetrak.field_welds w on w.component_id = c.id
+            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and pipetrak.import_weld_merge(w, v, coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from w)
+        select jsonb_build_object(
+            'create', p.created,
+            'update', p.footage_changed + w.changed,
+            'unchanged', p.existing - p.footage_changed - w.changed)
+        from planned p, changed_welds w
+        into v_components;
+    end if;
+    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+    -- values the reader found. Each looked up.
+    select jsonb_build_object(
+        'components', v_components,
+        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                       and w.stencil = s.stencil) as found) e))
+    into v_would;
+
+    v_summary := jsonb_build_object(
+        'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+        'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        -- Counted while reading, plus the warnings added above by comparing with the project.
+        'issues', jsonb_build_object(
+            'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
+            'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0) + v_infos_added),
+        'file_issues', coalesce(v_file -> 'file_issues', '[]'),
+        'would', v_would);
+    if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
+        perform pipetrak.import_mark_reported(p_import_id);
+    end if;
+    update pipetrak.import_jobs set
+        status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
+        staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
+    where id = p_import_id;
+    -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
+    -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
+    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        v_summary := jsonb_set(v_summary, '{would,components}', pipetrak.import_rehearse(p_import_id, v_job.project_id));
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+    end if;
+    return v_summary || jsonb_build_object('status', 'validated');
+end
+$$;
+
+
+-- Commits the next chunk of a validated job (spec §6.4) and returns the job's state. Each chunk
+-- is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk
+-- in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).
+create or replace function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_chunk integer;
+    v_references integer;
+    v_drawings integer;
+    v_welders integer;
+    v_created integer;
+    v_updated integer;
+    v_welds integer;
+    v_result jsonb;
+    -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
+    -- rows a remediation import already brought in.
+    v_apart integer[];
+    v_marked jsonb := '{}';
+    v_corrected jsonb;
+    v_changed integer;
+begin
+    if v_job.status = 'failed' then
+        perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
+            'reasons', (select coalesce(jsonb_agg(i ->> 'message'), '[]') from jsonb_array_elements(coalesce(v_job.summary -> 'file_issues', '[]')) i
+                        where i ->> 'severity' = 'error')));
+    end if;
+    if v_job.status = 'uploaded' then
+        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    if v_job.status = 'validated' then
+        if (v_job.summary -> 'rows' ->> 'with_errors')::integer > 0 and not coalesce(p_skip_invalid_rows, false) then
+            perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
+                'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
+        end if;
+        update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_done = 0, result = '{}', updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        -- Fixed rows of this file were committed first: its other rows count their items after them.
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+            perform pipetrak.import_renumber_after_fixes(p_import_id);
+        end if;
+    end if;
+
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+        v_chunk := v_job.chunks_done;
+        v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
+
+        -- Drawings on first sight take the area, system and test package of their first row.
+        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+              from pipetrak.import_rows x
+              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
+              order by x.drawing_key collate "C", x.line) r
+        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+        on conflict (project_id, drawing_key) where retired_at is null do nothing;
+        get diagnostics v_drawings = row_count;
+
+        insert into pipetrak.welders (project_id, stencil)
+        select distinct v_job.project_id, r.stencil
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+        on conflict (project_id, stencil) do nothing;
+        get diagnostics v_welders = row_count;
+
+        v_apart := array(
+            select r.line from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+              and (r.origin_import_id is not null
+                   or (r.reported and exists (select from pipetrak.component_sources s
+                                              where s.import_id = p_import_id and s.line = r.line))));
+
+        -- Components: a row's own area/system/package pins it when it differs from its drawing's.
+        -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
+        -- a pipe or instrument stand for that row's component: they write nothing themselves.
+        with written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
+                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
+                   a.id is distinct from null and a.id is distinct from d.area_id,
+                   s.id is distinct from null and s.id is distinct from d.system_id,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id,
+                   array_fill(0::numeric, array[cardinality(m.names)])
+            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+            -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
+            cross join lateral (
+                select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
+                where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                limit 1) d
+            join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
+            where not p.merged and p.line <> all (v_apart)
+            on conflict (project_id, identity_key) where retired_at is null do update
+                set quantity = excluded.quantity, updated_at = now()
+                where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
+            -- xmax is 0 on a row this statement inserted, set on one it updated.
+            returning c.xmax = 0 as inserted)
+        select count(*) filter (where inserted), count(*) filter (where not inserted)
+        into v_created, v_updated
+        from written;
+        -- A big import into a table whose statistics still say it is (nearly) empty: every index led
+        -- by project_id then looks as good as the identity index to the probes below, and each
+        -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows).
+        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
+                                 where c.oid = 'pipetrak.components'::regclass) < 10 * v_created then
+            analyze pipetrak.components;
+        end if;
+
+        -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
+        -- sum of its rows' feet.
+        perform pipetrak.import_record_sources(p_import_id, v_job.project_id, v_chunk, v_apart);
+        -- Remediation rows, in file order: each corrects what its original row made, or makes it.
+        v_corrected := pipetrak.import_apply_remediation(p_import_id, v_job.project_id, v_chunk);
+        v_created := v_created + (v_corrected ->> 'created')::integer;
+        v_updated := v_updated + (v_corrected ->> 'updated')::integer;
+
+        -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
+        -- weld event naming the import, counted as an update.
+        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+        from pipetrak.import_rows r
+        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+        on conflict (component_id) do nothing;
+        get diagnostics v_welds = row_count;
+        if v_job.kind = 'field_welds' then
+            with merged as (
+                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
+                from pipetrak.import_rows r
+                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+                join pipetrak.field_welds w on w.component_id = c.id
+                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
+            changed as (
+                update pipetrak.field_welds f set
+                    weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
+                    base_metal = (m.after).base_metal, spec = (m.after).spec, xray_percent = (m.after).xray_percent,
+                    pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
+                    date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
+                from merged m
+                where f.component_id = (m.before).component_id
+                returning f.component_id)
+            insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+            select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
+                   coalesce(pipetrak.current_user_id(), v_job.created_by)
+            from merged m
+            join changed x on x.component_id = (m.before).component_id
+            cross join lateral (
+                select jsonb_object_agg(b.key, b.value) as before, jsonb_object_agg(b.key, to_jsonb(m.after) -> b.key) as after
+                from jsonb_each(to_jsonb(m.before)) b
+                where b.key <> 'updated_at' and to_jsonb(m.after) -> b.key is distinct from b.value) d;
+            get diagnostics v_changed = row_count;
+            v_updated := v_updated + v_changed;
+        end if;
+        -- A weld log marks its welds welded and records their NDE (spec §7).
+        if v_job.kind = 'field_welds' then
+            v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
+        end if;
+
+        update pipetrak.import_jobs set
+            chunks_done = chunks_done + 1,
+            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
+            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
+            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
+            result = jsonb_build_object(
+                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
+                -- A weld log also tells how many welds it welded and results it recorded.
+                || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+                   else '{}' end,
+            updated_at = now()
+        where id = p_import_id
+        returning * into v_job;
+        if v_job.status = 'committed' then
+            perform pipetrak.import_apply_budgets(p_import_id);
+        end if;
+        -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', v_created));
+    elsif v_job.status = 'committing' then
+        -- A job with no rows to write.
+        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
+            staged_until = now() + interval '1 day'
+        where id = p_import_id returning * into v_job;
+    end if;
+    v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
+                                   'chunks_total', v_job.chunks_total) || v_job.result;
+    return v_result;
+end
+$$;
+
+
+-- A weld log's welds of one chunk with a welder and a date welded are made welded the way a
+-- foreman would (Fit-up and Weld Complete at 100 with the date welded as work date, audited, one
+-- "weld completed" review item), and an NDE result is recorded through the NDE records (the method
+-- is the weld's one listed NDE type, or RT for an x-ray tier; otherwise the result stays a weld
+-- fact). A log is the historical record: its dates may lie in a locked week (never in the future:
+-- the reader refuses those). What is already so is left alone, so importing a log again changes
+-- nothing. Returns {welded, nde}.
+create or replace function pipetrak.import_mark_welds(p_import_id bigint, p_project_id bigint, p_chunk integer)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    r record;
+    v_welded integer := 0;
+    v_nde integer := 0;
+    v_result jsonb;
+begin
+    insert into pipetrak.historical_writes (txid) values (txid_current()) on conflict do nothing;
+    for r in
+        -- The weld's welder and date as merged (a date the field recorded wins over the file's).
+        select w.id, f.date_welded, wd.stencil, x.nde_result, f.nde_types, f.xray_percent, f.current_nde,
+               c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
+               c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
+        from pipetrak.import_rows x
+        cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
+        join pipetrak.components c on c.id = w.id
+        join pipetrak.field_welds f on f.component_id = w.id
+        left join pipetrak.welders wd on wd.id = f.welder_id
+        join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
+          and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
+        order by x.line
+    loop
+        if r.stencil is not null and r.date_welded is not null and r.weld_complete < 100 then
+            if r.fit_up < 100 then
+                perform pipetrak.update_milestone(r.id, 'Fit-up', 100, r.date_welded, 'weld log import', null, null);
+            end if;
+            v_result := pipetrak.update_milestone(r.id, 'Weld Complete', 100, r.date_welded, 'weld log import', null, null);
+            insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+            values (p_project_id, r.id, (v_result ->> 'event_id')::bigint, 'weld_completed',
+                    jsonb_build_object('welder', r.stencil, 'date_welded', r.date_welded, 'import_id', p_import_id));
+            v_welded := v_welded + 1;
+        end if;
+        if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
+           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
+           -- A result recorded for the method (in the field or by an earlier import) is never
+           -- superseded by a file: only a method without one takes the file's.
+           and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is null then
+            perform pipetrak.write_nde(r.id, coalesce(r.nde_types[1], 'RT'), r.nde_result, null, null, null, 'weld log import');
+            v_nde := v_nde + 1;
+        end if;
+    end loop;
+    delete from pipetrak.historical_writes where txid = txid_current();
+    return jsonb_build_object('welded', v_welded, 'nde', v_nde);
+end
+$$;
+
+
+-- Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld, which
+-- completes its Weld Complete milestone on the date welded (spec §7).
+create or replace function pipetrak.assign_welder(p_component_id bigint, p_stencil text, p_date_welded date, p_note text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_welds');
+    v_stencil text := pipetrak.normalize_stencil(coalesce(p_stencil, ''));
+    v_welder_id bigint;
+    v_result jsonb;
+    v_date date;
+    v_names text[];
+begin
+    if v_component.component_type <> 'field_weld' then
+        perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
+    end if;
+    if v_stencil is null then
+        perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
+    end if;
+    select m.names into v_names from pipetrak.milestone_templates m
+    where m.project_id = v_component.project_id and m.component_type = v_component.component_type;
+    perform pipetrak.check_date('date_welded', p_date_welded);
+    -- Welded without a date: today, in the project's time zone (a weld always has its date).
+    select coalesce(p_date_welded, (now() at time zone p.time_zone)::date) into v_date
+    from pipetrak.projects p where p.id = v_component.project_id;
+    insert into pipetrak.welders (project_id, stencil) values (v_component.project_id, v_stencil)
+    on conflict (project_id, stencil) do update set stencil = excluded.stencil
+    returning id into v_welder_id;
+    update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
+    where component_id = p_component_id;
+    -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
+    if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
+        perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);
+    end if;
+    v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, v_date, p_note, null, null);
+    insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
+    values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_completed',
+            jsonb_build_object('welder', v_stencil, 'date_welded', v_date));
+    return v_result;
+end
+$$;
+
+
+-- Writes an NDE record for one method of a weld, superseding the method's previous record, and
+-- keeps the weld's status, history and review items in step. `p_result` null clears the method.
+create or replace function pipetrak.write_nde(p_component_id bigint, p_method text, p_result text, p_examined_on date,
+                                   p_report_number text, p_notes text, p_reason text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
+    v_method text := upper(btrim(coalesce(p_method, '')));
+    v_result text := upper(btrim(p_result));
+    v_today date;
+    v_previous pipetrak.nde_results;
+    v_record_id bigint;
+    v_status text;
+begin
+    if v_method <> all (array['RT', 'UT', 'PT', 'MT', 'VT']) or v_result <> all (array['PASS', 'FAIL', 'PENDING']) then
+        perform pipetrak.raise_error('invalid_nde', jsonb_build_object('method', p_method, 'result', p_result));
+    end if;
+    if v_weld.welder_id is null or v_weld.date_welded is null then
+        perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
+    end if;
+    select (now() at time zone p.time_zone)::date into v_today from pipetrak.projects p where p.id = v_weld.project_id;
+    perform pipetrak.check_date('examined_on', p_examined_on);
+    if coalesce(p_examined_on, v_today) > v_today then
+        perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('examined_on', p_examined_on, 'today', v_today));
+    end if;
+    if coalesce(p_examined_on, v_today) < v_weld.date_welded then
+        perform pipetrak.raise_error('nde_before_welded', jsonb_build_object('examined_on', coalesce(p_examined_on, v_today),
+                                                                              'date_welded', v_weld.date_welded));
+    end if;
+    perform pipetrak.check_text_length('report_number', p_report_number, 100);
+    perform pipetrak.check_text_length('notes', p_notes, 2000);
+    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    select * into v_previous from pipetrak.nde_results
+    where component_id = p_component_id and method = v_method order by id desc limit 1;
+    if v_result is null and v_previous.result is null then
+        perform pipetrak.raise_error('nde_not_recorded', jsonb_build_object('component_id', p_component_id, 'method', v_method));
+    end if;
+    if v_previous.id is not null or v_result is null then
+        perform pipetrak.check_reason(p_reason, 3,
+            case when v_result is null then 'clearing a result' else 'superseding the previous result' end);
+    end if;
+    insert into pipetrak.nde_results (project_id, component_id, method, result, examined_on, report_number, notes,
+                                      supersedes, reason, recorded_by)
+    values (v_weld.project_id, p_component_id, v_method, v_result, coalesce(p_examined_on, v_today), p_report_number,
+            p_notes, v_previous.id, nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id())
+    returning id into v_record_id;
+    update pipetrak.field_welds f
+    set status = n.status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
+        current_nde = n.current_nde, first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on,
+        updated_at = now()
+    from pipetrak.weld_nde_state(p_component_id) n
+    where f.component_id = p_component_id
+    returning f.status into v_status;
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_weld.project_id, p_component_id, case when v_result is null then 'nde_cleared' else 'nde_recorded' end,
+            jsonb_build_object('method', v_method, 'result', v_previous.result, 'status', v_weld.status),
+            jsonb_build_object('method', v_method, 'result', v_result, 'status', v_status, 'nde_result_id', v_record_id),
+            nullif(btrim(coalesce(p_reason, '')), ''), pipetrak.current_user_id());
+    if v_result is not null then
+        perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('NDE recorded: %s %s', v_method, v_result));
+    end if;
+    -- X-ray sampling: a FAIL calls for tracers; an examination may complete a call.
+    if v_method = 'RT' and v_result in ('PASS', 'FAIL') then
+        if v_result = 'FAIL' then
+            perform pipetrak.call_examinations(p_component_id);
+        end if;
+        perform pipetrak.resolve_examination_calls(p_component_id);
+    end if;
+    return jsonb_build_object('component_id', p_component_id, 'method', v_method, 'result', v_result,
+                              'status', v_status, 'nde_result_id', v_record_id);
+end
+$$;
+
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();

@@ -78,6 +78,8 @@ pub enum IssueCode {
     QuantityBelowExisting,
     UnknownReference,
     WeldNumberElsewhere,
+    FieldValueKept,
+    RetiredNotRestored,
 }
 
 impl IssueCode {
@@ -108,7 +110,9 @@ impl IssueCode {
             | InvalidReference
             | UnknownReference
             | SimilarDrawingExists
-            | QuantityBelowExisting => Severity::Warning,
+            | QuantityBelowExisting
+            | FieldValueKept
+            | RetiredNotRestored => Severity::Warning,
             UnmappedColumn
             | DecodedWindows1252
             | RowsMerged
@@ -172,6 +176,8 @@ impl IssueCode {
             SimilarDrawingInFile => "Two spellings become two drawings; write the number the same way on every row if they are one.",
             SimilarDrawingExists => "A new drawing will be created; if you meant an existing one, correct the number.",
             QuantityBelowExisting => "Nothing is deleted; retire the surplus components if they are really gone.",
+            FieldValueKept => "The field's record is kept; if the file is right, correct the weld with edit_welder or record_nde (with a reason).",
+            RetiredNotRestored => "Nothing is brought back by an import; restore the component (or correct the drawing in the file) if it is really back.",
         }
     }
 }
