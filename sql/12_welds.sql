@@ -20,8 +20,8 @@
 -- - Who records NDE: QC inspector, project manager, admin, owner (`quality_control`).
 -- - QC queue. Review items are open, resolved or dismissed (QC and up; dismissing needs a note).
 --   They resolve themselves when what they ask for happens: recording NDE resolves the weld's
---   "weld completed" item, and retiring a component (a weld repaired, too) resolves all of its
---   items. `qc_queue` lists the open items of your projects with what QC needs to find the joint.
+--   "weld completed" item, retiring a component resolves all of its items, and repairing a weld
+--   resolves its own items but not a call for tracers, which stays open until they are examined. `qc_queue` lists the open items of your projects with what QC needs to find the joint.
 -- - Welds — unplanned and repairs. A foreman and up add an unplanned weld (number, drawing, type,
 --   size, spec and a note; x-ray tier 5 % unless given). A rejected weld gets a repair `<n>.<k>`
 --   (k counts the whole chain from the original number: the repair of `W-12.1` is `W-12.2`), on
@@ -545,7 +545,10 @@ begin
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
     -- The joint now counts once, as the repair.
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
-    perform pipetrak.resolve_items_of(p_component_id, null, format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    -- The repair answers for the weld's own items; a call for tracers stays open until they are
+    -- examined (resolve_examination_calls).
+    perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    perform pipetrak.resolve_items_of(p_component_id, 'out_of_sequence', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_component.project_id, p_component_id, 'repaired', '{}',
             jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),

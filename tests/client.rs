@@ -2347,3 +2347,44 @@ fn welding_by_hand_sets_fit_up_and_weld_complete_and_nde_follows_the_weld() {
     assert_eq!(sql_error(&refused).0, "PT422");
     ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'PASS', examined_on => '2025-03-04')"));
 }
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_repair_leaves_the_call_for_tracers_open_until_they_are_examined() {
+    let mut c = connect();
+    let s = site(&mut c, "Tracers owed", 313);
+    let today = ok(&mut c, &s.owner, &format!("select (now() at time zone time_zone)::date::text from pipetrak.projects where id = {}", s.project));
+    let today = today.as_str().expect("a date").to_string();
+    let log = WELD_LOG.replace("RT,,", &format!("RT,K-12,{today}"));
+    import_log(&mut c, &s, &log);
+    let w1 = weld_id(&mut c, &s, "W-1");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {w1}, method => 'RT', result => 'FAIL')"));
+    let open_calls = |c: &mut Client| {
+        ok(c, &s.owner, &format!("select coalesce(jsonb_agg(details -> 'welds'), '[]') from pipetrak_api.qc_queue where project_id = {} and kind = 'examination_called'", s.project))
+    };
+    let calls = open_calls(&mut c);
+    assert_eq!(
+        calls.as_array().map(Vec::len),
+        Some(1),
+        "one call for two tracers: {calls}"
+    );
+    ok(
+        &mut c,
+        &s.owner,
+        &format!("select pipetrak_api.create_repair(component_id => {w1}, note => 'ground out')"),
+    );
+    assert_eq!(
+        open_calls(&mut c),
+        calls,
+        "the repair does not answer the call for tracers"
+    );
+    for tracer in calls[0].as_array().expect("welds") {
+        let tracer = id(tracer);
+        ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {tracer}, method => 'RT', result => 'PASS')"));
+    }
+    assert_eq!(
+        open_calls(&mut c),
+        serde_json::json!([]),
+        "examined tracers answer it"
+    );
+}

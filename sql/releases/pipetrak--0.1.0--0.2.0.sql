@@ -8169,6 +8169,76 @@ end
 $$;
 
 
+-- A repair leaves the call for tracers of its weld open until they are examined.
+-- Repairs a rejected weld: a new weld `<original>.<k>` on the same drawing and assignments with
+-- the rejected weld's facts, Fit-up at 100; the rejected weld leaves the rollups (see the notes).
+create or replace function pipetrak.create_repair(p_component_id bigint, p_note text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_component pipetrak.components;
+    v_root bigint := p_component_id;
+    v_chain integer := 0;
+    v_root_tag text;
+    v_repair bigint;
+    v_result jsonb;
+begin
+    if v_weld.status <> 'rejected' then
+        perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
+    end if;
+    perform pipetrak.check_text_length('note', p_note, 2000);
+    -- The original weld of the chain, and how many repairs the chain holds.
+    with recursive chain(id, repair_of, depth) as (
+        select w.component_id, w.repair_of, 0 from pipetrak.field_welds w where w.component_id = p_component_id
+        union all
+        select w.component_id, w.repair_of, c.depth + 1 from pipetrak.field_welds w join chain c on w.component_id = c.repair_of
+        where c.depth < 20)
+    select id, depth into v_root, v_chain from chain order by depth desc limit 1;
+    if v_chain >= 10 then
+        perform pipetrak.raise_error('repair_limit', jsonb_build_object('component_id', p_component_id, 'repairs', v_chain));
+    end if;
+    select * into v_component from pipetrak.components where id = p_component_id;
+    select tag into v_root_tag from pipetrak.components where id = v_root;
+    insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, spec, description, attributes,
+                                     area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned,
+                                     milestone_values)
+    select c.project_id, c.drawing_id, 'field_weld', v_root_tag || '.' || (v_chain + 1), c.size, c.spec, c.description, c.attributes,
+           c.area_id, c.system_id, c.test_package_id, c.area_pinned, c.system_pinned, c.test_package_pinned,
+           array_fill(0::numeric, array[cardinality(c.milestone_values)])
+    from pipetrak.components c where c.id = p_component_id
+    on conflict do nothing
+    returning id into v_repair;
+    if v_repair is null then
+        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
+            'tag', v_root_tag || '.' || (v_chain + 1), 'drawing_id', v_component.drawing_id));
+    end if;
+    insert into pipetrak.field_welds (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec, xray_percent,
+                                      pwht_required, nde_types, repair_of)
+    select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
+           w.pwht_required, w.nde_types, p_component_id
+    from pipetrak.field_welds w where w.component_id = p_component_id;
+    update pipetrak.field_welds set repaired_by = v_repair, updated_at = now() where component_id = p_component_id;
+    v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
+    -- The joint now counts once, as the repair.
+    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
+    -- The repair answers for the weld's own items; a call for tracers stays open until they are
+    -- examined (resolve_examination_calls).
+    perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    perform pipetrak.resolve_items_of(p_component_id, 'out_of_sequence', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+    values (v_component.project_id, p_component_id, 'repaired', '{}',
+            jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
+            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id()),
+           (v_component.project_id, v_repair, 'created_repair', '{}', jsonb_build_object('repair_of', p_component_id),
+            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id());
+    return jsonb_build_object('repair_id', v_repair, 'weld_number', v_root_tag || '.' || (v_chain + 1), 'repair_of', p_component_id);
+end
+$$;
+
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();
