@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(47);
+select plan(48);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -228,6 +228,9 @@ select pipetrak_api.update_milestone(component_id => :third, milestone => 'Insta
 select pg_temp.act_as(pg_temp.uid('viewer'));
 select is((select sentence from pipetrak_api.activity_feed where project_id = :mh_project order by event_id desc limit 1),
     'J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing M-1', 'a counted item reads "3 of 10"');
+select is((select array_agg(event_id) from (select event_id from pipetrak_api.activity_feed limit 3) f),
+          (select array_agg(event_id) from (select event_id from pipetrak_api.activity_feed order by event_id desc limit 3) f),
+          'the activity feed comes newest first without the client sorting');
 
 -- ---- Who may do what ----
 select is(pg_temp.matrix(format('select pg_temp.undone(%L)', format('select pipetrak_api.spread_budget(project_id => %s, total_mh => 5, reason => ''by %%1$s'')', :mh_project))),

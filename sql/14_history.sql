@@ -901,8 +901,10 @@ left join pipetrak.user_profiles u on u.user_id = e.user_id
 cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
                                 (select count(*) from pipetrak.components s
                                  where s.drawing_id = c.drawing_id and s.component_type = c.component_type
-                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n;
-comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first by event_id: order by event_id desc with a limit.';
+                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n
+-- Newest first, so `GET /activity_feed?limit=20` shows the latest without the client sorting.
+order by e.id desc;
+comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first (by event_id).';
 
 create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
 returns table (group_key text, group_name text, components_touched bigint, events bigint, percent_complete numeric,

@@ -8239,6 +8239,29 @@ end
 $$;
 
 
+-- The activity feed comes newest first.
+create or replace view pipetrak_api.activity_feed with (security_invoker = true) as
+select e.id as event_id, e.project_id, e.component_id, e.created_at, e.work_date, e.user_id,
+       coalesce(nullif(btrim(u.display_name), ''), u.email, 'Someone') as actor,
+       format('%s set %s %s %% on %s %s, drawing %s', coalesce(nullif(btrim(u.display_name), ''), u.email, 'Someone'),
+              e.milestone, trim_scale(e.new_value), replace(c.component_type, '_', ' '),
+              concat_ws(' ', c.tag,
+                        case when c.size <> 'NOSIZE' and c.component_type <> 'field_weld' then c.size || '"' end,
+                        case when n.seqs > 1 then c.seq || ' of ' || n.seqs end),
+              d.drawing_no) as sentence
+from pipetrak.milestone_events e
+join pipetrak.components c on c.id = e.component_id
+join pipetrak.drawings d on d.id = c.drawing_id
+left join pipetrak.user_profiles u on u.user_id = e.user_id
+-- "3 of 10": the seqs of a counted item.
+cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
+                                (select count(*) from pipetrak.components s
+                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
+                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n
+-- Newest first, so `GET /activity_feed?limit=20` shows the latest without the client sorting.
+order by e.id desc;
+comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first (by event_id).';
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();
