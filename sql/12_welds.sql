@@ -1117,7 +1117,7 @@ comment on function pipetrak_api.welder_summary(bigint, date, date, text, intege
 -- Design notes: a lot is one welder's welded welds of one weld type at a tier of 5 or 10 %
 -- (a repaired weld stays in its lot: its FAIL is part of the lot's record). A weld is examined when
 -- it has a current RT PASS or FAIL. A FAIL in a lot calls for tracers (rules in `domain::sampling`:
--- two; after a failed tracer two more per failed weld of the progression; after a failed second
+-- two; two more per failed tracer — one failed tracer calls 2, both 4; after a failed second
 -- round the whole lot), chosen at random among the lot's welded welds not yet examined or called;
 -- QC may swap a called weld for another of the lot (`repick_examination`). Each call opens an
 -- `examination_called` review item naming the welds, which resolves itself once they are all

@@ -1,9 +1,8 @@
 //! X-ray sampling and progressive examination (spec §7, after ASME B31.3 §341.3.4). A lot is one
 //! welder's welded welds of one x-ray tier below 100 % and one weld type. It needs
 //! ceil(welded × tier ÷ 100) welds examined. When an examined weld of the lot fails, two more welds
-//! of the lot are called for; when one of those fails, two more per failed weld of the progression
-//! (the first reject and the failed tracers: one failed tracer calls four more); when one of those
-//! fails, every weld of the lot.
+//! of the lot are called for; each of those that fails calls two more (one failed tracer → 2 more,
+//! both failed → 4 more); when one of those fails, every weld of the lot.
 
 /// Examinations a lot of `welded` welds needs at `tier` percent.
 pub fn required(welded: u32, tier: u32) -> u32 {
@@ -20,18 +19,13 @@ pub struct Call {
 }
 
 /// The call a FAIL of a weld at `stage` brings (0: a weld examined for the sample, not called
-/// for), `failed` being the failed welds of the lot's progression so far, this one included;
-/// `None` once the whole lot is called for.
-pub fn after_failure(stage: u8, failed: u32) -> Option<Call> {
-    let per_failed = Some(failed.max(1).saturating_mul(2));
+/// for; 1: a tracer; 2: a tracer of a failed tracer): two more welds for a reject or a failed
+/// tracer, every weld of the lot once a second-round tracer fails; `None` after that.
+pub fn after_failure(stage: u8) -> Option<Call> {
     match stage {
-        0 => Some(Call {
-            stage: 1,
-            count: per_failed,
-        }),
-        1 => Some(Call {
-            stage: 2,
-            count: per_failed,
+        0 | 1 => Some(Call {
+            stage: stage + 1,
+            count: Some(2),
         }),
         2 => Some(Call {
             stage: 3,
@@ -56,23 +50,23 @@ mod tests {
     }
 
     #[test]
-    fn failures_escalate_two_then_two_per_failure_then_the_lot() {
+    fn failures_escalate_two_then_two_per_failed_tracer_then_the_lot() {
         assert_eq!(
-            after_failure(0, 1),
+            after_failure(0),
             Some(Call {
                 stage: 1,
                 count: Some(2)
             })
         );
-        // The first reject and one failed tracer: four more.
+        // Each failed tracer calls two more: one failed tracer 2, both 4.
         assert_eq!(
-            after_failure(1, 2).map(|c| (c.stage, c.count)),
-            Some((2, Some(4)))
+            after_failure(1).map(|c| (c.stage, c.count)),
+            Some((2, Some(2)))
         );
         assert_eq!(
-            after_failure(2, 3).map(|c| (c.stage, c.count)),
+            after_failure(2).map(|c| (c.stage, c.count)),
             Some((3, None))
         );
-        assert_eq!(after_failure(3, 4), None);
+        assert_eq!(after_failure(3), None);
     }
 }

@@ -29,18 +29,19 @@ pub fn sampling_required(welded: i32, tier: i32) -> i32 {
     i32::try_from(crate::domain::sampling::required(welded, tier)).unwrap_or(i32::MAX)
 }
 
-/// What a FAIL of a weld called at `stage` (0: examined for the sample) calls for, `failed` being
-/// the failed welds of the lot's progression so far: the next stage and how many welds (null: the
-/// whole lot); no row once the whole lot is called for.
+/// What a FAIL of a weld called at `stage` (0: examined for the sample) calls for: the next stage
+/// and how many welds (null: the whole lot); no row once the whole lot is called for. `failed`
+/// (the failed welds of the lot's progression) stays in the signature the SQL calls, but the rule
+/// no longer depends on it: each reject or failed tracer calls two more.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn sampling_call_after_failure(
     stage: i32,
     failed: i32,
 ) -> TableIterator<'static, (name!(stage, i32), name!(count, Option<i32>))> {
-    let failed = u32::try_from(failed).unwrap_or(0);
+    let _ = failed;
     let call = u8::try_from(stage)
         .ok()
-        .and_then(|stage| crate::domain::sampling::after_failure(stage, failed));
+        .and_then(crate::domain::sampling::after_failure);
     TableIterator::new(call.into_iter().map(|c| {
         (
             i32::from(c.stage),
