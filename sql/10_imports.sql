@@ -776,7 +776,8 @@ begin
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
     if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
        or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
-        v_summary := jsonb_set(v_summary, '{would,components}', pipetrak.import_rehearse(p_import_id, v_job.project_id));
+        v_summary := jsonb_set(v_summary, '{would,components}',
+                               coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
         update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
     end if;
     return v_summary || jsonb_build_object('status', 'validated');
@@ -787,7 +788,8 @@ $$;
 -- rows) in a subtransaction that is then rolled back. Remediation rows correct what their
 -- original rows made one by one, each seeing the corrections before it, so a second, read-only
 -- model of them would drift from the commit; the rehearsal is the commit itself. Everything it
--- wrote is undone (notifications too); only sequences keep the ids it drew.
+-- wrote is undone (notifications too); only sequences keep the ids it drew. Null when the commit
+-- would fail (the dry run then keeps its estimate).
 create function pipetrak.import_rehearse(p_import_id bigint, p_project_id bigint)
 returns jsonb
 language plpgsql volatile
@@ -806,8 +808,12 @@ begin
             exit when v_state ->> 'status' = 'committed';
         end loop;
         raise exception using errcode = 'PTRBK', message = 'import rehearsal rolled back';
-    exception when sqlstate 'PTRBK' then
-        null;
+    exception
+        when sqlstate 'PTRBK' then
+            null;
+        -- A commit that would fail says so when it is run; the dry run keeps its estimate.
+        when others then
+            return null;
     end;
     return jsonb_build_object(
         'create', coalesce((v_state ->> 'components_created')::bigint, 0),

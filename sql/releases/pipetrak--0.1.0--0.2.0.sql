@@ -8262,6 +8262,370 @@ cross join lateral (select case when c.component_type = any (pipetrak.component_
 order by e.id desc;
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first (by event_id).';
 
+-- A rehearsal that fails leaves the dry run its estimate.
+-- What committing a validated job would create and update, found by committing it (its valid
+-- rows) in a subtransaction that is then rolled back. Remediation rows correct what their
+-- original rows made one by one, each seeing the corrections before it, so a second, read-only
+-- model of them would drift from the commit; the rehearsal is the commit itself. Everything it
+-- wrote is undone (notifications too); only sequences keep the ids it drew. Null when the commit
+-- would fail (the dry run then keeps its estimate).
+create or replace function pipetrak.import_rehearse(p_import_id bigint, p_project_id bigint)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_state jsonb;
+    v_planned bigint;
+begin
+    select count(*) into v_planned
+    from pipetrak.import_plan(p_import_id, p_project_id, null, false) p
+    where not p.merged;
+    begin
+        loop
+            v_state := pipetrak.import_commit_chunk(p_import_id, true);
+            exit when v_state ->> 'status' = 'committed';
+        end loop;
+        raise exception using errcode = 'PTRBK', message = 'import rehearsal rolled back';
+    exception
+        when sqlstate 'PTRBK' then
+            null;
+        -- A commit that would fail says so when it is run; the dry run keeps its estimate.
+        when others then
+            return null;
+    end;
+    return jsonb_build_object(
+        'create', coalesce((v_state ->> 'components_created')::bigint, 0),
+        'update', coalesce((v_state ->> 'components_updated')::bigint, 0),
+        'unchanged', greatest(v_planned - coalesce((v_state ->> 'components_created')::bigint, 0)
+                                        - coalesce((v_state ->> 'components_updated')::bigint, 0), 0));
+end
+$$;
+
+
+-- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
+-- project and stores the summary. Writes nothing else.
+create or replace function pipetrak.import_validate(p_import_id bigint)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+-- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
+-- index probes stay right even while a big import leaves the statistics of components stale.
+set jit = off
+set enable_seqscan = off
+as $$
+declare
+    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
+    v_project pipetrak.projects;
+    v_file jsonb;
+    v_repeats jsonb;
+    v_duplicates integer;
+    v_components jsonb;
+    v_would jsonb;
+    v_summary jsonb;
+    v_has_drawings boolean;
+    v_flagged integer;
+    v_warnings_added integer := 0;
+    v_infos_added integer := 0;
+    v_failed boolean;
+    v_similar jsonb;
+begin
+    if v_job.status in ('committing', 'committed') then
+        perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
+    end if;
+    select * into v_project from pipetrak.projects where id = v_job.project_id;
+    -- The organization's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(v_project.organization_id);
+    delete from pipetrak.import_rows where import_id = p_import_id;
+    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
+    -- rows: none of them may look valid.
+    v_failed := not (v_file ? 'header')
+        or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
+    if v_failed then
+        delete from pipetrak.import_rows where import_id = p_import_id;
+        v_summary := jsonb_build_object(
+            'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+            'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+            'header', v_file -> 'header',
+            'rows', jsonb_build_object('rows_read', 0, 'valid', 0, 'with_errors', 0, 'skipped', 0),
+            'issues', (select jsonb_build_object(
+                           'error', count(*) filter (where i ->> 'severity' = 'error'),
+                           'warning', count(*) filter (where i ->> 'severity' = 'warning'),
+                           'info', count(*) filter (where i ->> 'severity' = 'info'))
+                       from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i),
+            'file_issues', coalesce(v_file -> 'file_issues', '[]'));
+        update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
+            staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
+        where id = p_import_id;
+        return v_summary || jsonb_build_object('status', 'failed');
+    end if;
+    -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
+    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+
+    -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
+    -- original row it stands for, which must be a row of an import of this project.
+    if exists (select from jsonb_array_elements_text(v_file -> 'header') h where upper(btrim(h)) = 'PIPETRAK REF') then
+        with refs as (
+            select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
+                   split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+        judged as (
+            select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
+                                and o.id <> p_import_id) as known
+            from refs x)
+        update pipetrak.import_rows r set
+            attributes = r.attributes - 'pipetrak_ref',
+            origin_import_id = case when j.known then j.import_id end,
+            origin_line = case when j.known then j.origin_line end,
+            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
+                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
+                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+        from judged j
+        where r.import_id = p_import_id and r.line = j.line;
+        v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+    end if;
+
+    -- A row's man-hour budget, staged in its attributes (the staging statement serves every
+    -- installed version), goes to its own column.
+    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+        attributes = r.attributes - 'pipetrak_budget_mh'
+    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+
+    -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
+    -- counts and what it found are corrected by what they changed.
+    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+        v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
+        v_duplicates := (v_repeats ->> 'duplicates')::integer;
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - v_duplicates,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + v_duplicates,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + v_duplicates,
+            'warnings', (v_file -> 'rows' ->> 'warnings')::integer + (v_repeats ->> 'identical')::integer,
+            'infos', (v_file -> 'rows' ->> 'infos')::integer + (v_repeats ->> 'merged')::integer));
+        v_file := jsonb_set(v_file, '{found,components}',
+            to_jsonb((v_file -> 'found' ->> 'components')::bigint - (v_repeats ->> 'not_components')::bigint));
+        -- What only the rows now invalid named is no longer found.
+        if v_duplicates > 0 then
+            v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
+                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+        end if;
+    end if;
+
+    -- Two spellings of a drawing number in this file that stay different but look alike (the same
+    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+    -- are found over the distinct keys; only their few rows are then read and written.
+    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from pipetrak.import_rows x
+                where x.import_id = p_import_id and x.status = 'valid'
+                group by x.drawing_key) k) s
+    where s.line <> s.first_line;
+    if jsonb_array_length(v_similar) > 0 then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
+            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        from jsonb_array_elements(v_similar) p(pair)
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
+    end if;
+
+    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
+
+    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+    if v_has_drawings then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
+            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        from (
+            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
+                  group by x.drawing_key) n
+            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+            group by n.drawing_key
+        ) s
+        where r.import_id = p_import_id and r.line = s.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+
+        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
+            format('The project holds %s of this item, the file %s; surplus component ids: %s',
+                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        from (
+            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.status = 'valid'
+                    and x.component_type = any (pipetrak.component_types('per_seq'))
+                  group by 1, 2, 3, 4) g
+            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+            group by g.last_line, g.planned
+        ) s
+        where r.import_id = p_import_id and r.line = s.last_line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- A row naming what the project retired — a weld repaired or retired, a component retired
+    -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
+    -- brings one back (restore it first if it is back). Said on the row.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
+       or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
+        update pipetrak.import_rows r
+        set status = 'skipped',
+            issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'retired_not_restored',
+                format('%s %s on drawing %s %s: the row is not imported', initcap(replace(r.component_type, '_', ' ')),
+                       r.tag, r.drawing_no, g.why), null, null))
+        from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
+                                                      v.seq_from, v.seq_to) as why
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid') g
+        where r.import_id = p_import_id and r.line = g.line and g.why is not null;
+        get diagnostics v_flagged = row_count;
+        if v_flagged > 0 then
+            v_warnings_added := v_warnings_added + v_flagged;
+            v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
+                                '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+        end if;
+    end if;
+
+    -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
+    -- (import_weld_merge): said on the row.
+    if v_job.kind = 'field_welds' then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'field_value_kept',
+            format('Weld %s keeps what the field recorded: %s', r.tag, k.kept), 'WELD ID', r.tag))
+        from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
+              from pipetrak.import_rows v
+              cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+              join pipetrak.field_welds w on w.component_id = c.id
+              left join pipetrak.welders wd on wd.id = w.welder_id
+              cross join lateral (values ('welder', wd.stencil, v.stencil),
+                                         ('date welded', w.date_welded::text, v.date_welded::text),
+                                         ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and f.stored <> f.given
+              group by v.line) k
+        where r.import_id = p_import_id and r.line = k.line;
+        get diagnostics v_flagged = row_count;
+        v_warnings_added := v_warnings_added + v_flagged;
+    end if;
+
+    -- A weld number the project holds on another drawing but not on this one makes a new weld
+    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+               and c.retired_at is null) then
+        update pipetrak.import_rows r
+        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
+            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
+            'WELD ID', r.tag))
+        from (select v.line,
+                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                      order by d.drawing_no limit 1) as other
+              from pipetrak.import_rows v
+              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
+        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+        get diagnostics v_flagged = row_count;
+        v_infos_added := v_infos_added + v_flagged;
+    end if;
+
+    -- What a commit would create, update and leave alone. Into a project without components, all
+    -- the file's components are new: the reader counted them; otherwise each is compared.
+    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                           'update', 0, 'unchanged', 0);
+    else
+        -- One pass over the planned components. Only a row merged into an earlier pipe or
+        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+        -- errors), so leaving those out counts each component once.
+        with planned as (
+            select count(*) filter (where p.existing_id is null) as created,
+                   count(*) filter (where p.existing_id is not null) as existing,
+                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
+            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            where not p.merged),
+        changed_welds as (
+            select count(*) as changed
+            from pipetrak.import_rows v
+            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
+            join pipetrak.field_welds w on w.component_id = c.id
+            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
+            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and pipetrak.import_weld_merge(w, v, coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from w)
+        select jsonb_build_object(
+            'create', p.created,
+            'update', p.footage_changed + w.changed,
+            'unchanged', p.existing - p.footage_changed - w.changed)
+        from planned p, changed_welds w
+        into v_components;
+    end if;
+    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+    -- values the reader found. Each looked up.
+    select jsonb_build_object(
+        'components', v_components,
+        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                       and w.stencil = s.stencil) as found) e))
+    into v_would;
+
+    v_summary := jsonb_build_object(
+        'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
+        'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
+        'header', v_file -> 'header', 'rows', v_file -> 'rows',
+        -- Counted while reading, plus the warnings added above by comparing with the project.
+        'issues', jsonb_build_object(
+            'error', coalesce((v_file -> 'rows' ->> 'errors')::integer, 0),
+            'warning', coalesce((v_file -> 'rows' ->> 'warnings')::integer, 0) + v_warnings_added,
+            'info', coalesce((v_file -> 'rows' ->> 'infos')::integer, 0) + v_infos_added),
+        'file_issues', coalesce(v_file -> 'file_issues', '[]'),
+        'would', v_would);
+    if (v_summary -> 'issues' ->> 'error')::integer + (v_summary -> 'issues' ->> 'warning')::integer > 0 then
+        perform pipetrak.import_mark_reported(p_import_id);
+    end if;
+    update pipetrak.import_jobs set
+        status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
+        staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
+    where id = p_import_id;
+    -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
+    -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
+    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        v_summary := jsonb_set(v_summary, '{would,components}',
+                               coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+    end if;
+    return v_summary || jsonb_build_object('status', 'validated');
+end
+$$;
+
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();
