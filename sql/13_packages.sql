@@ -788,11 +788,15 @@ begin
     end if;
     with members as (
         select c.* from pipetrak.components c where c.test_package_id = v_package.id and c.retired_at is null),
+    -- The package's welds, and the rejects its repairs replaced (retired, but a turnover package
+    -- shows the reject beside its repair, in its drawing's NDE summary too).
     welds as (
-        select c.id, c.drawing_id, c.tag, f.*, w.stencil,
+        select c.id, c.drawing_id, c.tag, f.*, w.stencil, rc.tag as repaired_as,
                cardinality(f.nde_types) > 0 or coalesce(f.xray_percent, 0) > 0 as nde_required
-        from members c join pipetrak.field_welds f on f.component_id = c.id
-        left join pipetrak.welders w on w.id = f.welder_id)
+        from pipetrak.components c join pipetrak.field_welds f on f.component_id = c.id
+        left join pipetrak.welders w on w.id = f.welder_id
+        left join pipetrak.components rc on rc.id = f.repaired_by
+        where c.test_package_id = v_package.id and (c.retired_at is null or f.repaired_by is not null))
     select jsonb_build_object(
         'package', jsonb_build_object(
             'test_package_id', v_package.id, 'name', v_package.name, 'description', v_package.description,
@@ -834,7 +838,8 @@ begin
                                   'welds', coalesce((select jsonb_agg(jsonb_build_object(
                                                          'weld_number', w.tag, 'weld_type', w.weld_type, 'size', w.weld_size,
                                                          'spec', w.spec, 'welder', w.stencil, 'date_welded', w.date_welded,
-                                                         'status', w.status, 'nde', nullif(w.current_nde, '{}'))
+                                                         'status', w.status, 'nde', nullif(w.current_nde, '{}'),
+                                                         'repaired_as', w.repaired_as)
                                                          order by pipetrak.natural_key(w.tag))
                                                      from welds w where w.drawing_id = d.id), '[]'),
                                   'nde', (select jsonb_build_object(

@@ -2388,3 +2388,65 @@ fn a_repair_leaves_the_call_for_tracers_open_until_they_are_examined() {
         "examined tracers answer it"
     );
 }
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_turnover_report_shows_the_repaired_reject_beside_its_repair() {
+    let mut c = connect();
+    let s = site(&mut c, "Turnover with a reject", 314);
+    let log = "Weld ID,Drawing ID,Weld Type,Weld Size,X-ray Percent,NDE Types,Welder Stencil,Date Welded,Test Package\n\
+               T-1,TL-1,BW,2,100,RT,K-12,2025-03-04,TP-9\n\
+               T-2,TL-1,BW,2,100,RT,K-12,2025-03-04,TP-9\n";
+    import_log(&mut c, &s, log);
+    let t1 = weld_id(&mut c, &s, "T-1");
+    ok(&mut c, &s.owner, &format!("select pipetrak_api.record_nde(component_id => {t1}, method => 'RT', result => 'FAIL', examined_on => '2025-03-05')"));
+    ok(
+        &mut c,
+        &s.owner,
+        &format!("select pipetrak_api.create_repair(component_id => {t1}, note => 'cut out')"),
+    );
+    let package = id(&ok(
+        &mut c,
+        &s.owner,
+        &format!(
+            "select id from pipetrak_api.test_packages where project_id = {} and name = 'TP-9'",
+            s.project
+        ),
+    ));
+    let report = ok(
+        &mut c,
+        &s.owner,
+        &format!("select pipetrak_api.turnover_report(test_package_id => {package})"),
+    );
+    let drawing = &report["drawings"][0];
+    let rows: Vec<(String, String)> = drawing["welds"]
+        .as_array()
+        .expect("weld rows")
+        .iter()
+        .map(|w| {
+            (
+                w["weld_number"].as_str().unwrap_or_default().to_string(),
+                w["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("T-1".to_string(), "rejected".to_string()),
+            ("T-1.1".to_string(), "active".to_string()),
+            ("T-2".to_string(), "active".to_string())
+        ],
+        "{report}"
+    );
+    assert_eq!(drawing["welds"][0]["repaired_as"], "T-1.1");
+    assert_eq!(drawing["nde"]["fail"], 1, "{report}");
+    // The package's members are its live components: the joint counts once, as the repair.
+    let members: i64 = report["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|x| x["count"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(members, 2);
+}

@@ -8626,6 +8626,96 @@ end
 $$;
 
 
+-- A turnover report shows a repaired reject beside its repair.
+-- The turnover report of a package as one JSON document (spec §10). Its NDE summary counts welds:
+-- needing NDE (listed methods or an x-ray tier), accepted (pass), rejected (fail), and needing NDE
+-- but neither yet (pending). Repaired welds have left the package (they are retired).
+create or replace function pipetrak.turnover_report(p_test_package_id bigint)
+returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_package pipetrak.test_packages;
+    v_report jsonb;
+begin
+    select * into v_package from pipetrak.test_packages t
+    where t.id = p_test_package_id and t.project_id in (select pipetrak.my_project_ids());
+    if v_package.id is null then
+        perform pipetrak.raise_error('test_package_not_found', jsonb_build_object('test_package_id', p_test_package_id));
+    end if;
+    with members as (
+        select c.* from pipetrak.components c where c.test_package_id = v_package.id and c.retired_at is null),
+    -- The package's welds, and the rejects its repairs replaced (retired, but a turnover package
+    -- shows the reject beside its repair, in its drawing's NDE summary too).
+    welds as (
+        select c.id, c.drawing_id, c.tag, f.*, w.stencil, rc.tag as repaired_as,
+               cardinality(f.nde_types) > 0 or coalesce(f.xray_percent, 0) > 0 as nde_required
+        from pipetrak.components c join pipetrak.field_welds f on f.component_id = c.id
+        left join pipetrak.welders w on w.id = f.welder_id
+        left join pipetrak.components rc on rc.id = f.repaired_by
+        where c.test_package_id = v_package.id and (c.retired_at is null or f.repaired_by is not null))
+    select jsonb_build_object(
+        'package', jsonb_build_object(
+            'test_package_id', v_package.id, 'name', v_package.name, 'description', v_package.description,
+            'test_type', v_package.test_type, 'test_pressure', v_package.test_pressure,
+            'test_pressure_unit', v_package.test_pressure_unit, 'target_date', v_package.target_date,
+            'requires_coating', v_package.requires_coating, 'requires_insulation', v_package.requires_insulation,
+            'weld_spec', (select mode() within group (order by w.spec) from welds w where w.spec is not null),
+            'state', (select pipetrak.package_state(coalesce(array_agg(s.stage order by s.position), '{}'),
+                                                    coalesce(array_agg(s.status order by s.position), '{}'))
+                      from pipetrak.package_stages s where s.test_package_id = v_package.id)),
+        'certificate', (select jsonb_build_object('number', pipetrak.certificate_label(k.number), 'client', k.client,
+                                                  'client_spec', k.client_spec, 'line_numbers', k.line_numbers,
+                                                  'test_pressure', k.test_pressure, 'test_pressure_unit', k.test_pressure_unit,
+                                                  'medium', k.medium, 'temperature', k.temperature, 'temperature_unit', k.temperature_unit)
+                        from pipetrak.package_certificates k where k.test_package_id = v_package.id),
+        'stages', coalesce((select jsonb_agg(jsonb_build_object(
+                                'stage', s.stage, 'title', (select r.title from pipetrak.package_stage_rule(s.stage) r),
+                                'status', s.status, 'data', s.data, 'skip_reason', s.skip_reason,
+                                'started_at', s.started_at, 'completed_at', s.completed_at,
+                                'signoffs', coalesce((select jsonb_agg(jsonb_build_object('signoff', g.signoff, 'name', g.name,
+                                                                                          'company_role', g.company_role,
+                                                                                          'signed_on', g.signed_on, 'entered_by', g.entered_by)
+                                                                       order by g.signoff)
+                                                      from pipetrak.stage_signoffs g where g.stage_id = s.id), '[]'))
+                                order by s.position)
+                            from pipetrak.package_stages s where s.test_package_id = v_package.id), '[]'),
+        'components', coalesce((select jsonb_agg(jsonb_build_object('component_type', x.component_type, 'tag', x.tag, 'size', x.size,
+                                                                    'count', x.n, 'quantity', x.quantity, 'post_hydro', x.post_hydro)
+                                                 order by x.component_type, x.tag, x.size)
+                                from (select m.component_type, m.tag, m.size, count(*) as n, sum(m.quantity) as quantity,
+                                             count(*) filter (where m.post_hydro) as post_hydro
+                                      from members m group by 1, 2, 3) x), '[]'),
+        'supports', coalesce((select jsonb_agg(jsonb_build_object('commodity_code', x.tag, 'size', x.size, 'quantity', x.n)
+                                               order by x.tag, x.size)
+                              from (select m.tag, m.size, count(*) as n from members m where m.component_type = 'support'
+                                    group by 1, 2) x), '[]'),
+        'drawings', coalesce((select jsonb_agg(jsonb_build_object(
+                                  'drawing_id', d.id, 'drawing_no', d.drawing_no, 'components', x.n,
+                                  'welds', coalesce((select jsonb_agg(jsonb_build_object(
+                                                         'weld_number', w.tag, 'weld_type', w.weld_type, 'size', w.weld_size,
+                                                         'spec', w.spec, 'welder', w.stencil, 'date_welded', w.date_welded,
+                                                         'status', w.status, 'nde', nullif(w.current_nde, '{}'),
+                                                         'repaired_as', w.repaired_as)
+                                                         order by pipetrak.natural_key(w.tag))
+                                                     from welds w where w.drawing_id = d.id), '[]'),
+                                  'nde', (select jsonb_build_object(
+                                              'welds', count(*),
+                                              'nde_required', count(*) filter (where w.nde_required),
+                                              'pass', count(*) filter (where w.status = 'accepted'),
+                                              'fail', count(*) filter (where w.status = 'rejected'),
+                                              'pending', count(*) filter (where w.nde_required and w.status = 'active'))
+                                          from welds w where w.drawing_id = d.id))
+                                  order by pipetrak.natural_key(d.drawing_no))
+                              from (select m.drawing_id, count(*) as n from members m group by 1) x
+                              join pipetrak.drawings d on d.id = x.drawing_id), '[]'))
+    into v_report;
+    return v_report;
+end
+$$;
+
+
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).
 select pipetrak.register_dump_tables();
