@@ -214,6 +214,16 @@ impl Issue {
         }
     }
 
+    /// "The workbook is damaged or incomplete (…)": a container or record stream that can't be
+    /// read as far as it says it goes.
+    pub fn damaged(what: impl std::fmt::Display) -> Issue {
+        Issue::new(
+            0,
+            IssueCode::DamagedFile,
+            format!("The workbook is damaged or incomplete ({what})"),
+        )
+    }
+
     pub fn at(mut self, column: &str, value: &str) -> Issue {
         self.column = Some(column.to_string());
         self.value = Some(value.to_string());

@@ -80,7 +80,7 @@ pub fn sniff_upload(bytes: &[u8]) -> Result<Format, (IssueCode, String)> {
         ))
     };
     let damaged = |e: &dyn std::fmt::Display| {
-        let issue = damaged(e);
+        let issue = Issue::damaged(e);
         Err((issue.code, issue.message))
     };
     const SIGNATURES: &[(&[u8], &str)] = &[
@@ -525,18 +525,9 @@ fn workbook_error(
         Some(why) => limits::OverLimit(why).issue(line),
         None => Issue {
             line,
-            ..damaged(error)
+            ..Issue::damaged(error)
         },
     }
-}
-
-/// "The workbook is damaged or incomplete (…)".
-pub fn damaged(what: &dyn std::fmt::Display) -> Issue {
-    Issue::new(
-        0,
-        IssueCode::DamagedFile,
-        format!("The workbook is damaged or incomplete ({what})"),
-    )
 }
 
 fn place(mut cells: Vec<Cell>, col: u32, cell: Cell) -> Vec<Cell> {
@@ -707,7 +698,10 @@ impl Sheets for XlsSheets<'_> {
         &'s mut self,
         name: &str,
     ) -> Result<Box<dyn Iterator<Item = Result<Row, Issue>> + 's>, Issue> {
-        let range = self.book.worksheet_range(name).map_err(|e| damaged(&e))?;
+        let range = self
+            .book
+            .worksheet_range(name)
+            .map_err(|e| Issue::damaged(&e))?;
         let (first_row, first_col) = range.start().unwrap_or((0, 0));
         let (height, width) = range.get_size();
         let source = self.source;
@@ -784,7 +778,7 @@ fn read_xlsx(
     on_row: &mut dyn FnMut(&Layout, Row),
 ) -> Result<Layout, Issue> {
     let guard = limits::GuardState::shared();
-    let reader = GuardedWorkbook::new(source, guard.clone()).map_err(|e| damaged(&e))?;
+    let reader = GuardedWorkbook::new(source, guard.clone()).map_err(|e| Issue::damaged(&e))?;
     let book: Xlsx<_> = Xlsx::new(reader).map_err(|e| workbook_error(&guard, &e, 0))?;
     guard.borrow_mut().phase = limits::Phase::Sheets;
     let date_system = date_system_of(book.has_1904_epoch());
@@ -800,7 +794,8 @@ fn read_xls(
     on_row: &mut dyn FnMut(&Layout, Row),
 ) -> Result<Layout, Issue> {
     let canonical = xls::canonical(FileReader::new(source))?;
-    let book: Xls<_> = Xls::new(std::io::Cursor::new(canonical.file)).map_err(|e| damaged(&e))?;
+    let book: Xls<_> =
+        Xls::new(std::io::Cursor::new(canonical.file)).map_err(|e| Issue::damaged(&e))?;
     let date_system = date_system_of(book.has_1904_epoch());
     let sheets = sheet_order(book.sheets_metadata());
     let mut book = XlsSheets { book, source };

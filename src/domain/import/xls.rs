@@ -66,14 +66,6 @@ pub struct Canonical {
     pub file: Vec<u8>,
 }
 
-fn damaged(what: impl std::fmt::Display) -> Issue {
-    Issue::new(
-        0,
-        IssueCode::DamagedFile,
-        format!("The workbook is damaged or incomplete ({what})"),
-    )
-}
-
 fn over(what: String) -> Issue {
     OverLimit(what).issue(0)
 }
@@ -95,7 +87,7 @@ fn record_at(stream: &[u8], at: usize) -> Option<Result<Record<'_>, Issue>> {
         stream
             .get(at + 4..at + 4 + len)
             .map(|data| Record { kind, at, data })
-            .ok_or_else(|| damaged("a record runs past the end of the workbook stream")),
+            .ok_or_else(|| Issue::damaged("a record runs past the end of the workbook stream")),
     )
 }
 
@@ -118,7 +110,7 @@ fn push_record(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
 
 /// Reads the `Workbook` stream the directory tree links to, at most `MAX_STREAM_BYTES`.
 fn workbook_stream<R: Read + Seek>(reader: R) -> Result<Vec<u8>, Issue> {
-    let mut file = cfb::CompoundFile::open(reader).map_err(damaged)?;
+    let mut file = cfb::CompoundFile::open(reader).map_err(Issue::damaged)?;
     let name = ["/Workbook", "/Book"]
         .into_iter()
         .find(|n| file.is_stream(n))
@@ -129,7 +121,7 @@ fn workbook_stream<R: Read + Seek>(reader: R) -> Result<Vec<u8>, Issue> {
                 "The file is an Office document but not an Excel workbook (it holds no workbook)",
             )
         })?;
-    let stream = file.open_stream(name).map_err(damaged)?;
+    let stream = file.open_stream(name).map_err(Issue::damaged)?;
     if stream.len() > MAX_STREAM_BYTES {
         return Err(over(format!(
             "the .xls workbook holds {} MB (at most {} MB)",
@@ -141,7 +133,7 @@ fn workbook_stream<R: Read + Seek>(reader: R) -> Result<Vec<u8>, Issue> {
     stream
         .take(MAX_STREAM_BYTES)
         .read_to_end(&mut bytes)
-        .map_err(damaged)?;
+        .map_err(Issue::damaged)?;
     Ok(bytes)
 }
 
@@ -195,7 +187,7 @@ pub fn canonical<R: Read + Seek>(reader: R) -> Result<Canonical, Issue> {
         Some(Ok(r)) if r.kind == BOF => r,
         Some(Err(e)) => return Err(e),
         _ => {
-            return Err(damaged(
+            return Err(Issue::damaged(
                 "the workbook stream does not start with a BOF record",
             ))
         }
@@ -219,7 +211,7 @@ pub fn canonical<R: Read + Seek>(reader: R) -> Result<Canonical, Issue> {
     loop {
         let record = match record_at(&stream, at) {
             Some(r) => r?,
-            None => return Err(damaged("the workbook's globals have no end")),
+            None => return Err(Issue::damaged("the workbook's globals have no end")),
         };
         at = record.at + 4 + record.data.len();
         match record.kind {
@@ -485,7 +477,7 @@ fn count_strings(stream: &[u8], sst: Record<'_>, biff8: bool) -> Result<u64, Iss
         at: 0,
     };
     let mut count: u64 = 0;
-    let broken = || damaged("its shared texts are cut short");
+    let broken = || Issue::damaged("its shared texts are cut short");
     while !reader.at_end() {
         let cch = usize::from(u16::from_le_bytes(
             reader
@@ -591,7 +583,7 @@ impl Continued<'_> {
 
 /// A compound file (version 3, as Excel writes them) holding `stream` as its `Workbook`.
 fn compound_file(stream: &[u8]) -> Result<Vec<u8>, Issue> {
-    let internal = |e: std::io::Error| damaged(format!("it could not be rewritten: {e}"));
+    let internal = |e: std::io::Error| Issue::damaged(format!("it could not be rewritten: {e}"));
     let mut file =
         cfb::CompoundFile::create_with_version(cfb::Version::V3, std::io::Cursor::new(Vec::new()))
             .map_err(internal)?;
