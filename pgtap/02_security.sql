@@ -35,9 +35,13 @@ select is(pg_temp.matrix(format('select pipetrak_api.update_milestone(component_
     array[:'valve_a', :'valve_a', :'valve_a', :'valve_a', :'valve_a', :'valve_a', '42501', 'PT404', '42501'],
     'update_milestone: every role but viewer; the outsider can''t find the component');
 
-select is(pg_temp.matrix(format('select pipetrak_api.assign_welder(component_id => %s, stencil => ''K-12'', date_welded => current_date - 1)->>''component_id''', :weld_a)),
-    array[:'weld_a', :'weld_a', :'weld_a', :'weld_a', :'weld_a', '42501', '42501', 'PT404', '42501'],
+select is(pg_temp.matrix(format('select pg_temp.undone(%L)', format('select pipetrak_api.assign_welder(component_id => %s, stencil => ''K-12'', date_welded => current_date - 1)', :weld_a))),
+    array['ok', 'ok', 'ok', 'ok', 'ok', '42501', '42501', 'PT404', '42501'],
     'assign_welder: owner, admin, project manager, foreman, QC');
+-- Welded once for what follows (its "weld completed" review item).
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 1) is not null as welded;
+reset role;
 
 select is(pg_temp.matrix(format('select pipetrak_api.resolve_review_item(review_item_id => (select min(id) from pipetrak.review_items where project_id = %s))', :project_a)),
     array['ok', 'ok', 'ok', '42501', 'ok', '42501', '42501', 'PT404', '42501'],

@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(95);
+select plan(100);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -30,6 +30,10 @@ select pg_temp.act_as(pg_temp.uid('foreman'));
 select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12', date_welded => current_date - 2) is not null as welded;
 select is((select count(*)::int from pipetrak.review_items where component_id = :weld_a and kind = 'weld_completed' and resolved_at is null), 1,
     'welding raised a review item');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.assign_welder(component_id => %s, stencil => ''K-99'', date_welded => current_date - 1)', :weld_a))
+          || ' ' || (select w.stencil || ' ' || (current_date - f.date_welded) from pipetrak.field_welds f join pipetrak.welders w on w.id = f.welder_id
+                     where f.component_id = :weld_a),
+    'PT409 weld_already_welded K-12 2', 'a welded weld is not assigned again: its welder and date change only by edit_welder, with a reason');
 select is(pg_temp.error_of('foreman', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'')', :weld_a)),
     '42501 permission_denied', 'a foreman does not record NDE');
 
@@ -267,10 +271,10 @@ select pipetrak_api.record_nde(component_id => (select id from pipetrak.componen
 select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'), method => 'RT', result => 'FAIL', examined_on => current_date - 1);
 select pipetrak_api.create_repair(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'));
 select is((select to_jsonb(p) - 'group_id' from pipetrak_api.weld_progress(project_id => :project_a, group_by => 'area') p where p.group_id = :area_r),
-    '{"group_name": "Unit R", "total": 4, "fitted_up": 3, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 0,
+    '{"group_name": "Unit R", "total": 4, "fitted_up": 3, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 1,
       "nde_pass": 1, "nde_fail": 1, "nde_pending": 0, "pass_rate": 0.5000, "repairs": 1, "repair_rate": 0.5000,
       "first_pass_accepted": 1, "mean_days_to_nde": 2.0}'::jsonb,
-    'weld progress by area: the joint of R2 counts once (as R2.1), its FAIL still in the quality figures; welded welds are fitted up');
+    'weld progress by area: the joint of R2 counts once (as R2.1, which must pass the RT that failed R2), its FAIL still in the quality figures; welded welds are fitted up');
 select is((select jsonb_agg(jsonb_build_array(welder, welded, examined, rejects, reject_rate, examined_percent) order by welder)
            from pipetrak_api.welder_summary(project_id => :project_a, date_from => current_date - 7, date_to => current_date) s
            where welder in ('W-R1', 'W-R2')),
@@ -325,12 +329,13 @@ $$;
 grant execute on all functions in schema pg_temp to public;
 select is(pg_temp.lot('S-1'),
     '{"welder": "S-1", "weld_type": "BW", "xray_percent": 5, "welded": 40, "examined": 0, "required": 2, "shortfall": 2,
-      "stage": 0, "state": "sampling", "called": 0}'::jsonb,
+      "stage": 0, "state": "sampling", "called": 0, "repairs_awaiting_reexamination": 0}'::jsonb,
     'a lot of 40 welds at 5 % needs 2 examinations');
 select pg_temp.act_as(pg_temp.uid('qc_inspector'));
 select pipetrak_api.record_nde(component_id => pg_temp.weld('S1-7'), method => 'RT', result => 'FAIL') ->> 'status' as rejected;
 select is(pg_temp.lot('S-1') - 'welder' - 'weld_type' - 'xray_percent',
-    '{"welded": 40, "examined": 1, "required": 2, "shortfall": 1, "stage": 1, "state": "progressive", "called": 2}'::jsonb,
+    '{"welded": 40, "examined": 1, "required": 2, "shortfall": 1, "stage": 1, "state": "progressive", "called": 2,
+      "repairs_awaiting_reexamination": 0}'::jsonb,
     'a reject calls two tracers: stage 1');
 select is((select jsonb_array_length(details -> 'welds') from pipetrak_api.review_items
            where component_id = pg_temp.weld('S1-7') and kind = 'examination_called' and status = 'open'), 2,
@@ -371,8 +376,23 @@ select is(pg_temp.lot('S-2') ->> 'state', 'progressive', 'both tracers passed, b
 select pg_temp.act_as(pg_temp.uid('qc_inspector'));
 select pipetrak_api.create_repair(component_id => pg_temp.weld('S2-3')) ->> 'weld_number' as repaired;
 select is(pg_temp.lot('S-2') - 'welder' - 'weld_type' - 'xray_percent',
-    '{"welded": 40, "examined": 3, "required": 2, "shortfall": 0, "stage": 1, "state": "accepted", "called": 0}'::jsonb,
-    'repaired: the lot is accepted');
+    '{"welded": 40, "examined": 3, "required": 2, "shortfall": 0, "stage": 1, "state": "progressive", "called": 0,
+      "repairs_awaiting_reexamination": 1}'::jsonb,
+    'repaired but the repair not radiographed: the lot stays in progression, its repair awaiting re-examination');
+select is((select nde_types from pipetrak_api.weld_log where weld_number = 'S2-3.1'), '{RT}'::text[],
+    'the repair of a 5 % weld that failed RT must pass RT itself: it carries the duty');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.assign_welder(component_id => pg_temp.weld('S2-3.1'), stencil => 'S-2', date_welded => current_date - 1) is not null
+    as repair_welded;
+select pipetrak_api.record_nde(component_id => pg_temp.weld('S2-3.1'), method => 'VT', result => 'PASS') ->> 'status' as visual_only \gset
+select is(:'visual_only'::text, 'active', 'a repair that passed only VT is not accepted: it still owes RT');
+select is(pg_temp.lot('S-2') ->> 'state', 'progressive', 'nor is its lot');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => pg_temp.weld('S2-3.1'), method => 'RT', result => 'PASS') ->> 'status' as repair_passed \gset
+select is(:'repair_passed' || ' ' || (pg_temp.lot('S-2') - 'welder' - 'weld_type' - 'xray_percent')::text,
+    'accepted ' || '{"welded": 41, "examined": 4, "required": 3, "shortfall": 0, "stage": 1, "state": "accepted", "called": 0,
+                     "repairs_awaiting_reexamination": 0}'::jsonb::text,
+    'the repair passed RT: accepted, and its lot is accepted');
 select is(pg_temp.matrix(format('select pipetrak_api.repick_examination(component_id => %s, replacement_id => %s)',
                                 (pg_temp.called(2, 'S-1'))[2], pg_temp.weld('S1-1'))),
     array['PT400', 'PT400', 'PT400', '42501', 'PT400', '42501', '42501', 'PT404', '42501'],

@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(74);
+select plan(79);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -35,14 +35,6 @@ begin
     end;
     perform set_config('role', 'postgres', true);
     return v_detail::jsonb;
-end $$;
--- Runs a statement and undoes it ('ok'), so a permission matrix leaves the fixture as it was.
-create function pg_temp.undone(p_sql text) returns text language plpgsql as $$
-begin
-    execute p_sql;
-    raise exception using errcode = 'PTZZ0';
-exception when sqlstate 'PTZZ0' then
-    return 'ok';
 end $$;
 grant execute on all functions in schema pg_temp to public;
 
@@ -308,6 +300,52 @@ select is(pg_temp.matrix(format('select count(*) from pipetrak_api.test_package_
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.package_events where test_package_id = %s', :pkg)),
     array['9', '9', '9', '9', '9', '9', '9', '0', '42501'],
     'package events: members only');
+
+-- ---- Sampling meets the package: a lot's shortfall and a repair's own examination ----
+-- TP-X holds drawing X-1 with four 10 % BW welds by welder X-9, punched. The lot of four owes one
+-- random examination (ceil(4 × 10 %)), so Pre-Hydro waits for it; then one weld rejected and repaired
+-- at 10 %: the repair counts as ready only once it has passed RT itself.
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_test_package(project_id => :project_a, name => 'TP-X') as pkg_x \gset
+select pipetrak_api.update_test_package(test_package_id => :pkg_x, test_type => 'Sensitive Leak', test_pressure => 10,
+                                        test_pressure_unit => 'PSIG') is not null as typed;
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'X-1', test_package_id => :pkg_x) as drawing_x \gset
+create temp table xweld (tag text primary key, id bigint);
+insert into xweld
+select t, (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_x, component_type => 'field_weld', tag => t)
+           -> 'created' ->> 0)::bigint
+from unnest(array['X-1', 'X-2', 'X-3', 'X-4']) t;
+grant select on xweld to public;
+reset role;
+update pipetrak.field_welds set weld_type = 'BW', xray_percent = 10 where component_id in (select id from xweld);
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select count(pipetrak_api.assign_welder(component_id => id, stencil => 'X-9', date_welded => current_date - 3)) from xweld;
+select count(pipetrak_api.update_milestone(component_id => id, milestone => 'Punch', value => 100)) from xweld;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.start_stage(test_package_id => :pkg_x, stage => 'pre_hydro') is not null as started;
+select pipetrak_api.sign_stage(test_package_id => :pkg_x, stage => 'pre_hydro', signoff => 'qc', name => 'J. Ruiz', company_role => 'QC lead') is not null as signed;
+select is(pg_temp.detail_of('qc_inspector', format('select pipetrak_api.complete_stage(test_package_id => %s, stage => ''pre_hydro'', data => ''{"inspector": "J. Ruiz", "nde_complete": true}'')', :pkg_x))
+          ->> 'welds', '4',
+    'Pre-Hydro is held while the lot owes a random examination: each unexamined weld of it awaits NDE');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => (select id from xweld where tag = 'X-2'), method => 'RT', result => 'FAIL') ->> 'status' as rejected;
+select pipetrak_api.create_repair(component_id => (select id from xweld where tag = 'X-2')) ->> 'repair_id' as repair_x \gset
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :repair_x, stencil => 'X-9', date_welded => current_date - 1) is not null as rewelded;
+select pipetrak_api.update_milestone(component_id => :repair_x, milestone => 'Punch', value => 100) is not null as repair_punched;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select count(pipetrak_api.record_nde(component_id => e.component_id, method => 'RT', result => 'PASS'))
+from pipetrak.examination_calls e where e.failed_weld = (select id from xweld where tag = 'X-2');
+select is((select (testable, ready)::text from pipetrak_api.test_package_readiness where test_package_id = :pkg_x), '(4,3)',
+    'the repair of a 10 % weld, never radiographed, is not ready for its package');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.complete_stage(test_package_id => %s, stage => ''pre_hydro'', data => ''{"inspector": "J. Ruiz", "nde_complete": true}'')', :pkg_x)),
+    'PT409 nde_outstanding', 'nor does Pre-Hydro pass while the repair awaits its RT');
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => :repair_x, method => 'RT', result => 'PASS') ->> 'status' as repair_passed;
+select is((select (testable, ready)::text from pipetrak_api.test_package_readiness where test_package_id = :pkg_x), '(4,4)',
+    'once the repair passes RT it is ready');
+select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.complete_stage(test_package_id => %s, stage => ''pre_hydro'', data => ''{"inspector": "J. Ruiz", "nde_complete": true}'')', :pkg_x)),
+    'ok', 'and Pre-Hydro completes: sample taken, tracers examined, repair passed');
 
 -- Another organization's owner can't reach this package, and this owner can't reach theirs.
 select pg_temp.act_as(pg_temp.uid('outsider'));

@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(48);
+select plan(52);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -20,13 +20,6 @@ begin
     end;
     perform set_config('role', 'postgres', true);
     return v_state;
-end $$;
-create function pg_temp.undone(p_sql text) returns text language plpgsql as $$
-begin
-    execute p_sql;
-    raise exception using errcode = 'PTZZ0';
-exception when sqlstate 'PTZZ0' then
-    return 'ok';
 end $$;
 grant execute on all functions in schema pg_temp to public;
 
@@ -124,7 +117,9 @@ select is((select count(*)::int from (select * from pipetrak.weekly_snapshots wh
 select pg_temp.act_as(pg_temp.uid('viewer'));
 select is((select format('%s %s %s', frozen, percent_complete, change) from pipetrak_api.weekly_report(project_id => :project,
                week_end => :'l'::date - 7, group_by => 'area') where group_name = 'North'),
-    't 6.67 6.67', 'the frozen week: North at 6.67 %');
+    't 6.67 ', 'the frozen week: North at 6.67 %; the first frozen week has no frozen base, so no change');
+select is(pg_temp.error_of('viewer', format('select * from pipetrak_api.weekly_report(project_id => %s, week_end => %L)', :project, :'l'::date - 14)),
+    'PT409 week_not_frozen', 'a week locked before the snapshots began has no report: it could still move');
 -- The owner corrects week L-7: V-D was received then too. The engine first freezes week L
 -- (locked, not taken yet), then writes.
 select pg_temp.act_as(pg_temp.uid('owner'));
@@ -133,9 +128,10 @@ select pg_temp.act_as(pg_temp.uid('viewer'));
 select is((select format('%s %s', frozen, percent_complete) from pipetrak_api.weekly_report(project_id => :project,
                week_end => :'l'::date - 7, group_by => 'area') where group_name = 'North'),
     't 6.67', 'the correction leaves the frozen week as it was');
-select is((select format('%s %s %s', frozen, percent_complete, change) from pipetrak_api.weekly_report(project_id => :project,
-               week_end => :'l'::date, group_by => 'area') where group_name = 'North'),
-    't 23.33 16.67', 'week L was frozen before the correction landed: V-A''s install and V-B''s rollback');
+select is((select format('%s %s %s %s..%s', frozen, percent_complete, change, week_start, week_end)
+           from pipetrak_api.weekly_report(project_id => :project, week_end => :'l'::date, group_by => 'area') where group_name = 'North'),
+    format('t 23.33 16.67 %s..%s', :'l'::date - 6, :'l'::date),
+    'week L was frozen before the correction landed: V-A''s install and V-B''s rollback; the row says the week it covers');
 select is((select percent_complete from pipetrak_api.progress_as_of(project_id => :project, as_of => :'l'::date - 7, group_by => 'area')
            where group_name = 'North'), 10.00, 'while the events now say North stood at 10 % then');
 -- When the next week locks (taken here as pg_cron would), the correction shows as its change.
@@ -151,6 +147,33 @@ select is(pg_temp.error_of('viewer', format('select * from pipetrak_api.weekly_r
     'PT400 invalid_argument', 'a week ends on a Sunday');
 reset role;
 select is(pipetrak.take_due_snapshots(:project), 0, 'taking due snapshots again changes nothing');
+
+-- A retired component leaves the history the day it is retired: up to today the history says
+-- what the rollups say; an earlier day keeps what was earned then.
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select string_agg(format('%s %s', group_name, percent_complete), ', ' order by group_name) as before_retirement
+from pipetrak_api.progress_as_of(project_id => :project, as_of => :'l'::date - 3, group_by => 'area') \gset
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.retire_component(component_id => (select id from v where tag = 'V-A')) is null as retired;
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select is((select array_agg(a.percent_complete order by a.group_name)
+           from pipetrak_api.progress_as_of(project_id => :project, as_of => (now() at time zone 'America/Chicago')::date + 1,
+                                            group_by => 'area') a),
+          (select array_agg(p.percent_complete order by p.area_name) from pipetrak_api.area_progress p where p.project_id = :project),
+    'after a retirement, the history up to today still equals the rollup (its credit left the day it was retired)');
+select is((select string_agg(format('%s %s', group_name, percent_complete), ', ' order by group_name)
+           from pipetrak_api.progress_as_of(project_id => :project, as_of => :'l'::date - 3, group_by => 'area')),
+    'North 40.00, South 10.00',
+    'and a day before it keeps the credit earned then (' || :'before_retirement' || '), as a share of what is available now: North''s two live valves');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.restore_components(component_ids => array[(select id from v where tag = 'V-A')], reason => 'retired by mistake') as restored;
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select is((select array_agg(a.percent_complete order by a.group_name)
+           from pipetrak_api.progress_as_of(project_id => :project, as_of => (now() at time zone 'America/Chicago')::date + 1,
+                                            group_by => 'area') a),
+          (select array_agg(p.percent_complete order by p.area_name) from pipetrak_api.area_progress p where p.project_id = :project),
+    'restored, its credit is back');
+reset role;
 
 -- ---- Man-hours: the spread on a hand-built set ----
 -- Weights: valve 4" 4^1.5 = 8; reducer 6X2 ((6+2)/2)^1.5 = 8; 25 ft of 4" pipe 8 × 25 × 0.1 = 20;

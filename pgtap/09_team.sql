@@ -22,13 +22,6 @@ begin
     perform set_config('role', 'postgres', true);
     return v_state;
 end $$;
-create function pg_temp.undone(p_sql text) returns text language plpgsql as $$
-begin
-    execute p_sql;
-    raise exception using errcode = 'PTZZ0';
-exception when sqlstate 'PTZZ0' then
-    return 'ok';
-end $$;
 -- Signs in as a new user with an email claim (the only proof of an address).
 create function pg_temp.act_with_email(p_user uuid, p_email text) returns void language plpgsql as $$
 begin

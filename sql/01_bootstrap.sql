@@ -73,7 +73,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
     ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.'),
     ('weld_has_nde',             'PT409', 'The weld has an NDE result', 'Clear its NDE results first (clear_nde, with a reason), or edit the welder instead (edit_welder).'),
-    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.'),
+    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Change its welder or date with edit_welder (with a reason); only a weld not yet welded is assigned a welder or moves: clear its welder first (clear_welder) if it was recorded on the wrong weld or drawing.'),
     ('weld_not_rejected',        'PT409', 'Only a rejected weld is repaired', 'Record the failing NDE result first; see the weld''s status.'),
     ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
     ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.'),
@@ -99,7 +99,8 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('change_log_immutable',     'PT403', 'The component change log can''t be changed or deleted', 'The log is append-only: correct the component again with a reason.'),
     ('component_has_progress',   'PT409', 'The component has progress', 'Its type changes only while every milestone is 0: roll its milestones back first, or retire it and create the right one.'),
     ('weld_type_change',         'PT409', 'A field weld can''t become another type, nor another type a field weld', 'Retire the component (with a reason) and create the right one.'),
-    ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.');
+    ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.'),
+    ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
 -- become an internal error that still reveals nothing but the key.

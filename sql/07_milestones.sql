@@ -253,8 +253,8 @@ begin
 end
 $$;
 
--- Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld, which
--- completes its Weld Complete milestone on the date welded (spec §7).
+-- Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet
+-- welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).
 create function pipetrak.assign_welder(p_component_id bigint, p_stencil text, p_date_welded date, p_note text)
 returns jsonb
 language plpgsql volatile security definer
@@ -270,6 +270,12 @@ declare
 begin
     if v_component.component_type <> 'field_weld' then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
+    end if;
+    -- A welded weld keeps its welder and date: changing them is edit_welder's, with a reason
+    -- kept in the weld's history (spec §7.3).
+    if exists (select from pipetrak.field_welds f where f.component_id = p_component_id
+               and f.welder_id is not null and f.date_welded is not null) then
+        perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
     end if;
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));

@@ -403,7 +403,10 @@ begin
     m.spec := coalesce(r.spec, w.spec);
     m.xray_percent := coalesce(r.xray_percent, w.xray_percent);
     m.pwht_required := coalesce(r.pwht_required, w.pwht_required);
-    m.nde_types := case when cardinality(r.nde_types) > 0 then r.nde_types else w.nde_types end;
+    m.nde_types := case when cardinality(r.nde_types) = 0 then w.nde_types
+                        -- A repair keeps the examination duty it carries (see 12_welds' notes).
+                        when w.repair_of is not null then w.nde_types || array(select t from unnest(r.nde_types) t where t <> all (w.nde_types))
+                        else r.nde_types end;
     m.welder_id := coalesce(w.welder_id, p_welder_id);
     m.date_welded := coalesce(w.date_welded, r.date_welded);
     m.nde_result := coalesce(w.nde_result, r.nde_result);
@@ -1208,6 +1211,16 @@ begin
                 where b.key <> 'updated_at' and to_jsonb(m.after) -> b.key is distinct from b.value) d;
             get diagnostics v_changed = row_count;
             v_updated := v_updated + v_changed;
+            -- A weld's status follows its methods and tier (spec §7.4): where the log changed
+            -- them, it is decided again from the results the weld holds (only a weld with a
+            -- result can have another status).
+            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
+            where f.component_id in (
+                    select c.id from pipetrak.import_rows r
+                    cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+                    where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
+              and f.current_nde <> '{}'
+              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
         end if;
         -- A weld log marks its welds welded and records their NDE (spec §7).
         if v_job.kind = 'field_welds' then

@@ -28,7 +28,11 @@
 --   the same drawing and assignments, with its facts and tier, Fit-up at 100; a chain stops at 10
 --   repairs. The rejected weld then leaves the rollups by being retired (its history, NDE and
 --   events stay; the joint counts once, as the repair): a weld with a repair takes no more changes
---   (`weld_has_repair`), so it can't be retired and its FAIL can't be superseded.
+--   (`weld_has_repair`), so it can't be retired and its FAIL can't be superseded. The repair
+--   carries the rejected weld's examination duty: it lists every method the weld required and
+--   each that failed it, whatever its tier, so it is accepted — and ready for its package, and
+--   its lot's progression closed — only once it passes them itself. A weld log import may add
+--   methods to a repair, never take its duty away.
 -- - Welds — welder and date. Editing the welder or date of a welded weld keeps its milestones and
 --   logs the change with a reason; clearing them (un-welding) needs a reason, lowers Weld Complete
 --   to 0 through the milestone engine, and is refused while the weld has a current NDE result.
@@ -536,10 +540,15 @@ begin
         perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
             'tag', v_root_tag || '.' || (v_chain + 1), 'drawing_id', v_component.drawing_id));
     end if;
+    -- The repair carries the weld's examination duty: every method it required and each that
+    -- failed it, whatever the tier (`repair_nde_methods`), so it clears NDE only by passing them.
     insert into pipetrak.field_welds (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec, xray_percent,
                                       pwht_required, nde_types, repair_of)
     select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-           w.pwht_required, w.nde_types, p_component_id
+           w.pwht_required,
+           pipetrak.repair_nde_methods(w.nde_types, w.xray_percent,
+                                       array(select n.key from jsonb_each_text(w.current_nde) n where n.value = 'FAIL' order by n.key)),
+           p_component_id
     from pipetrak.field_welds w where w.component_id = p_component_id;
     update pipetrak.field_welds set repaired_by = v_repair, updated_at = now() where component_id = p_component_id;
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
@@ -1106,12 +1115,12 @@ comment on function pipetrak_api.weld_progress(bigint, text) is
 
 create function pipetrak_api.welder_summary(project_id bigint, date_from date default null, date_to date default null,
                                             weld_type text default null, xray_percent integer default null)
-returns table (welder_id bigint, welder text, welder_name text, weld_type text, xray_percent integer, welded bigint,
-               examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
+returns table (date_from date, date_to date, welder_id bigint, welder text, welder_name text, weld_type text,
+               xray_percent integer, welded bigint, examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) $$;
+as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) s $$;
 comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
-    'Per welder, weld type and x-ray tier for welds welded in a date window: welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
+    'Per welder, weld type and x-ray tier for welds welded in a date window (each row says its window; null: open-ended): welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
 
 -- ---- X-ray sampling and progressive examination (spec §7) ----
 -- Design notes: a lot is one welder's welded welds of one weld type at a tier of 5 or 10 %
@@ -1122,7 +1131,8 @@ comment on function pipetrak_api.welder_summary(bigint, date, date, text, intege
 -- QC may swap a called weld for another of the lot (`repick_examination`). Each call opens an
 -- `examination_called` review item naming the welds, which resolves itself once they are all
 -- examined. A lot in progression is accepted once every called weld is examined and every reject is
--- repaired. A FAIL calls only once (superseding it with another FAIL calls nothing more).
+-- repaired and its repair has passed (the repair carries the methods, see the repairs' notes).
+-- A FAIL calls only once (superseding it with another FAIL calls nothing more).
 
 create table pipetrak.examination_calls (
     id           bigserial primary key,
@@ -1274,21 +1284,40 @@ calls as (
     join pipetrak.field_welds f on f.component_id = e.component_id
     join pipetrak.components c on c.id = e.component_id
     where f.date_welded is not null and (c.retired_at is null or f.repaired_by is not null)
+    group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
+-- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
+awaiting as (
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as repairs
+    from pipetrak.field_welds f
+    cross join lateral (
+        with recursive chain(id, depth) as (
+            select f.repaired_by, 1
+            union all
+            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id
+            where r.repaired_by is not null and k.depth < 20)
+        select k.id from chain k order by k.depth desc limit 1) e
+    join pipetrak.field_welds x on x.component_id = e.id
+    join pipetrak.components c on c.id = e.id and c.retired_at is null
+    where f.repaired_by is not null and f.welder_id is not null and f.xray_percent in (5, 10) and f.date_welded is not null
+      and x.status <> 'accepted'
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent)
 select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_percent, l.welded, l.examined,
        r.required, greatest(r.required - l.examined, 0) as shortfall, coalesce(k.stage, 0) as stage,
        coalesce(k.called_for, '{}') as called_for,
        case when k.stage = 3 then 'full_examination'
-            when k.stage > 0 and (cardinality(k.called_for) > 0 or l.unrepaired_rejects > 0) then 'progressive'
+            when k.stage > 0 and (cardinality(k.called_for) > 0 or l.unrepaired_rejects > 0 or a.repairs > 0) then 'progressive'
             when k.stage > 0 then 'accepted'
             when r.required > l.examined then 'sampling'
-            else 'sampled' end as state
+            else 'sampled' end as state,
+       coalesce(a.repairs, 0) as repairs_awaiting_reexamination
 from lots l
 join pipetrak.welders w on w.id = l.welder_id
 left join calls k on k.project_id = l.project_id and k.welder_id = l.welder_id and k.weld_type is not distinct from l.weld_type
                  and k.xray_percent = l.xray_percent
+left join awaiting a on a.project_id = l.project_id and a.welder_id = l.welder_id and a.weld_type is not distinct from l.weld_type
+                    and a.xray_percent = l.xray_percent
 cross join lateral (select pipetrak.sampling_required(l.welded::integer, l.xray_percent) as required) r;
-comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, and state (sampling, sampled, progressive, accepted, full_examination).';
+comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, state (sampling, sampled, progressive, accepted, full_examination) and repairs of its rejects awaiting re-examination (a lot in progression is accepted once every called weld is examined and every reject repaired and its repair passed).';
 
 create function pipetrak_api.repick_examination(component_id bigint, replacement_id bigint)
 returns void

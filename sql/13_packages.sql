@@ -10,8 +10,10 @@
 --   is the package; post-hydro members are not testable. A testable member is ready when every
 --   milestone through Punch is at 100 and its NDE clears it (`weld_clears_nde`: accepted, or active
 --   with no listed method, a tier below 100 % — a sampled tier examines the lot, not each weld — and
---   no PENDING result). Welds called for examination and not yet examined are reported as the
---   package's open examinations and hold Pre-Hydro's "NDE complete". Counts come from the progress
+--   no PENDING result; a repair lists the methods it must pass, so it clears only by passing them).
+--   Welds called for examination and not yet examined, and unexamined welds of an x-ray lot that
+--   still owes random examinations (a shortfall), are reported as the package's open examinations
+--   and hold Pre-Hydro's "NDE complete". Counts come from the progress
 --   parts (kept by the triggers), so readiness is current as soon as a milestone or NDE commits.
 -- - Stages: a package gets its stages when its test type is set (none before), and they are
 --   re-created when the test type, coating or insulation changes before any stage starts; once one
@@ -330,8 +332,10 @@ begin
 end
 $$;
 
--- Member welds of a package whose NDE is outstanding: not cleared (see the notes), or called for
--- examination and not yet examined.
+-- Member welds of a package whose NDE is outstanding: not cleared (see the notes), called for
+-- examination and not yet examined, or not yet examined in an x-ray lot that still owes random
+-- examinations (a shortfall: any of its unexamined welds may be the one examined, so each holds
+-- the package until the lot's sample is taken).
 create function pipetrak.package_welds_awaiting_nde(p_test_package_id bigint)
 returns table (component_id bigint, drawing_id bigint)
 language plpgsql stable
@@ -339,13 +343,30 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     return query
-    select c.id, c.drawing_id
-    from pipetrak.components c
-    join pipetrak.field_welds f on f.component_id = c.id
-    where c.test_package_id = p_test_package_id and c.retired_at is null and not c.post_hydro
-      and (not pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)
-           or (exists (select from pipetrak.examination_calls e where e.component_id = c.id)
-               and coalesce(f.current_nde ->> 'RT', '') not in ('PASS', 'FAIL')));
+    with members as (
+        select c.id, c.drawing_id, f.project_id, f.welder_id, f.weld_type, f.xray_percent, f.date_welded,
+               coalesce(f.current_nde ->> 'RT', '') in ('PASS', 'FAIL') as examined,
+               not pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde) as uncleared,
+               exists (select from pipetrak.examination_calls e where e.component_id = c.id) as called
+        from pipetrak.components c
+        join pipetrak.field_welds f on f.component_id = c.id
+        where c.test_package_id = p_test_package_id and c.retired_at is null and not c.post_hydro),
+    short_lots as (
+        select l.welder_id, l.weld_type, l.xray_percent
+        from (select distinct m.project_id, m.welder_id, m.weld_type, m.xray_percent from members m
+              where m.welder_id is not null and m.xray_percent in (5, 10) and m.date_welded is not null and not m.examined) l
+        cross join lateral (
+            select coalesce(sum(t.lot_welded), 0)::integer as welded, coalesce(sum(t.lot_examined), 0)::integer as examined
+            from pipetrak.weld_tallies t
+            where t.project_id = l.project_id and t.welder_id = l.welder_id and t.weld_type is not distinct from l.weld_type
+              and t.xray_percent = l.xray_percent) s
+        where pipetrak.sampling_required(s.welded, l.xray_percent) > s.examined)
+    select m.id, m.drawing_id
+    from members m
+    where m.uncleared or (m.called and not m.examined)
+       or (not m.examined and m.date_welded is not null
+           and exists (select from short_lots s where s.welder_id = m.welder_id and s.weld_type is not distinct from m.weld_type
+                                                   and s.xray_percent = m.xray_percent));
 end
 $$;
 

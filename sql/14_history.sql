@@ -6,7 +6,9 @@
 --   rollback) and its man-hours at the component's budget then. `progress_days` sums them per work
 --   date and part (drawing, area, system, test package, type), kept by a statement trigger on the
 --   events; a component that moves to another drawing, area, system or package takes its history
---   with it, so every report groups by where components are now. Delta and as-of reports sum
+--   with it, so every report groups by where components are now; one that is retired (a
+--   repaired weld too) takes its credit out of the day it is retired, so a report up to today
+--   equals the rollups and none goes above 100 %. Delta and as-of reports sum
 --   these rows, never the events; each day's row also keeps the ids of the components its events
 --   touched, so "components touched" is a distinct count over the window's rows — or, for a
 --   window longer than a month, a count of the components whose touched days (`component_touches`)
@@ -162,37 +164,52 @@ create trigger milestone_events_progress_days after insert on pipetrak.milestone
     referencing new table as new_rows
     for each statement execute function pipetrak.progress_days_follow_events();
 
--- A component that moves takes its history along.
-create function pipetrak.progress_days_follow_component()
-returns trigger
-language plpgsql
+-- A component's events per work date: how many, and their credit and man-hours per category.
+create function pipetrak.component_credit_by_day(p_component_id bigint)
+returns table (work_date date, events bigint, credit_receive bigint, credit_install bigint, credit_punch bigint,
+               credit_test bigint, credit_restore bigint, mh_receive numeric, mh_install numeric, mh_punch numeric,
+               mh_test numeric, mh_restore numeric)
+language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    v_events bigint[] := array(select e.id from pipetrak.milestone_events e where e.component_id = new.id);
+    select e.work_date, count(*),
+           coalesce(sum(e.credit) filter (where e.category = 'receive'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'install'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'punch'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'test'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'restore'), 0)::bigint,
+           coalesce(sum(e.mh) filter (where e.category = 'receive'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'restore'), 0)
+    from pipetrak.milestone_events e
+    where e.component_id = p_component_id
+    group by e.work_date
+$$;
+
+-- Adds `p_sign` times a component's credit and man-hours per day to the parts: to the day
+-- `p_day` of the part it is in now (all its days summed: what its retirement takes out of the
+-- history, -1, and its restoration brings back, 1; no event counted, the day's touched set kept),
+-- or, without `p_day`, to each of its days in the part `p_part` names (a move takes them out of
+-- the old part, -1, and progress_days_add puts them in the new one).
+create function pipetrak.progress_days_shift(p_component_id bigint, p_part pipetrak.components, p_sign integer, p_day date)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
 begin
-    if cardinality(v_events) = 0 then
-        return null;
-    end if;
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
            component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
            mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-    select old.project_id, x.work_date, old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type,
-           -x.events, -x.credit_receive, -x.credit_install, -x.credit_punch, -x.credit_test, -x.credit_restore,
-           -x.mh_receive, -x.mh_install, -x.mh_punch, -x.mh_test, -x.mh_restore
-    from (select e.work_date, count(*) as events,
-                 coalesce(sum(e.credit) filter (where e.category = 'receive'), 0) as credit_receive,
-                 coalesce(sum(e.credit) filter (where e.category = 'install'), 0) as credit_install,
-                 coalesce(sum(e.credit) filter (where e.category = 'punch'), 0) as credit_punch,
-                 coalesce(sum(e.credit) filter (where e.category = 'test'), 0) as credit_test,
-                 coalesce(sum(e.credit) filter (where e.category = 'restore'), 0) as credit_restore,
-                 coalesce(sum(e.mh) filter (where e.category = 'receive'), 0) as mh_receive,
-                 coalesce(sum(e.mh) filter (where e.category = 'install'), 0) as mh_install,
-                 coalesce(sum(e.mh) filter (where e.category = 'punch'), 0) as mh_punch,
-                 coalesce(sum(e.mh) filter (where e.category = 'test'), 0) as mh_test,
-                 coalesce(sum(e.mh) filter (where e.category = 'restore'), 0) as mh_restore
-          from pipetrak.milestone_events e where e.id = any (v_events) group by e.work_date) x
-    order by x.work_date
+    select p_part.project_id, coalesce(p_day, x.work_date), p_part.drawing_id, p_part.area_id, p_part.system_id,
+           p_part.test_package_id, p_part.component_type, case when p_day is null then p_sign * sum(x.events) else 0 end,
+           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
+           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
+           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    from pipetrak.component_credit_by_day(p_component_id) x
+    group by coalesce(p_day, x.work_date)
+    order by 2
     on conflict on constraint progress_days_key do update set
         events = d.events + excluded.events,
         credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
@@ -200,11 +217,32 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, old.id);
-    perform pipetrak.progress_days_add(1, v_events);
-    update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
-        test_package_id = new.test_package_id, component_type = new.component_type
-    where component_id = new.id;
+        mh_restore = d.mh_restore + excluded.mh_restore,
+        components = case when p_day is null then array_remove(d.components, p_component_id) else d.components end;
+end
+$$;
+
+-- A component that moves takes its history along. One that is retired (a repaired weld too)
+-- leaves the history the day it is retired, project time: its credit comes out of that day, so
+-- a report up to an earlier day still says what was earned then, and a report up to today says
+-- what the live components hold (the rollups). A restore brings the credit back on its day.
+create function pipetrak.progress_days_follow_component()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if (old.retired_at is null) <> (new.retired_at is null) then
+        perform pipetrak.progress_days_shift(new.id, new, case when new.retired_at is null then 1 else -1 end,
+                                             (select (now() at time zone p.time_zone)::date from pipetrak.projects p
+                                              where p.id = new.project_id));
+    elsif new.retired_at is null then
+        perform pipetrak.progress_days_shift(new.id, old, -1, null);
+        perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
+        update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
+            test_package_id = new.test_package_id, component_type = new.component_type
+        where component_id = new.id;
+    end if;
     return null;
 end
 $$;
@@ -212,20 +250,28 @@ $$;
 create trigger components_progress_days after update on pipetrak.components
     for each row
     when ((old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type)
-          is distinct from (new.drawing_id, new.area_id, new.system_id, new.test_package_id, new.component_type))
+          is distinct from (new.drawing_id, new.area_id, new.system_id, new.test_package_id, new.component_type)
+          or (old.retired_at is null) <> (new.retired_at is null))
     execute function pipetrak.progress_days_follow_component();
 
--- Rebuilds the days from the events (for a DBA, like rebuild_progress_parts). Returns the rows.
+-- Rebuilds the days from the events (for a DBA, like rebuild_progress_parts), each retired
+-- component's credit taken out on the day it was retired. Returns the rows.
 create function pipetrak.rebuild_progress_days()
 returns bigint
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    c pipetrak.components;
 begin
     lock table pipetrak.progress_days, pipetrak.component_touches in exclusive mode;
     delete from pipetrak.progress_days;
     delete from pipetrak.component_touches;
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
+    for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
+        perform pipetrak.progress_days_shift(c.id, c, -1, (select (c.retired_at at time zone p.time_zone)::date
+                                                           from pipetrak.projects p where p.id = c.project_id));
+    end loop;
     return (select count(*) from pipetrak.progress_days);
 end
 $$;
@@ -591,21 +637,27 @@ begin
 end
 $$;
 
--- A locked week's report per group: progress at its end as frozen (or, not yet taken, as it will
--- be frozen), and the change since the week before's report (percentage points). A correction
--- dated in a frozen week shows here as part of the next week's change.
+-- A locked week's report per group: progress at its end as frozen (or, locked and not taken yet,
+-- as the next taking will freeze it: no write has landed since it locked), and the change since
+-- the week before's report (percentage points). A locked week reads the same forever: a week
+-- locked before the project's snapshots began was never frozen, so it has no report
+-- (`week_not_frozen`; progress_as_of says what the events say now), and the first frozen week has
+-- no frozen base, so its change is null. A correction dated in a frozen week shows here as part of
+-- the next week's change.
 create function pipetrak.weekly_report(p_project_id bigint, p_week_end date, p_group_by text)
-returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, percent_complete numeric,
+               change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 declare
     v_last date;
+    v_taken date;
     v_frozen boolean;
     v_before_frozen boolean;
+    v_has_base boolean;
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
@@ -615,13 +667,24 @@ begin
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'week_end',
             'expected', 'the Sunday ending a locked week', 'last_locked_week_end', v_last));
     end if;
+    -- The weeks the next taking freezes (take_due_snapshots): after the last taken, or only the
+    -- last locked one at a project's first taking.
+    v_taken := coalesce((select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id), v_last - 7);
+    if not v_frozen and p_week_end <= v_taken then
+        perform pipetrak.raise_error('week_not_frozen', jsonb_build_object('week_end', p_week_end,
+            'first_frozen_week_end', coalesce((select min(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id),
+                                              v_last)));
+    end if;
     v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
+    v_has_base := v_before_frozen or p_week_end - 7 > v_taken;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end, v_frozen, g.percent_complete,
-           round(g.exact_percent - coalesce(b.exact_percent, 0), 2), g.received_percent, g.installed_percent, g.punched_percent,
-           g.tested_percent, g.restored_percent, g.earned_mh, g.earned_mh - b.earned_mh
+    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
+           case when v_has_base then round(g.exact_percent - coalesce(b.exact_percent, 0), 2) end, g.received_percent,
+           g.installed_percent, g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh,
+           case when v_has_base then g.earned_mh - b.earned_mh end
     from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end, v_frozen) g
-    left join pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) b
+    left join (select * from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) x
+               where v_has_base) b
          on b.k is not distinct from g.k
     order by 2 nulls last, 1;
 end
@@ -907,31 +970,32 @@ order by e.id desc;
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first (by event_id).';
 
 create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
-returns table (group_key text, group_name text, components_touched bigint, events bigint, percent_complete numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric, mh_punch numeric,
-               mh_test numeric, mh_restore numeric)
+returns table (date_from date, date_to date, group_key text, group_name text, components_touched bigint, events bigint,
+               percent_complete numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric,
+               mh_punch numeric, mh_test numeric, mh_restore numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.progress_delta(project_id, date_from, date_to, group_by) $$;
+as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, group_by) d $$;
 comment on function pipetrak_api.progress_delta(bigint, date, date, text) is
-    'What got done in a window of work dates, per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
+    'What got done in a window of work dates (each row says its window), per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
 
 create function pipetrak_api.progress_as_of(project_id bigint, as_of date, group_by text default 'area')
-returns table (group_key text, group_name text, percent_complete numeric, received_percent numeric, installed_percent numeric,
-               punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
+returns table (as_of date, group_key text, group_name text, percent_complete numeric, received_percent numeric,
+               installed_percent numeric, punched_percent numeric, tested_percent numeric, restored_percent numeric,
+               earned_mh numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.progress_as_of(project_id, as_of, group_by) $$;
+as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, group_by) a $$;
 comment on function pipetrak_api.progress_as_of(bigint, date, text) is
-    'Progress per group as it stood at the end of a work date (from the milestone events), % of the group''s available credit now.';
+    'Progress per group as it stood at the end of a work date (each row says it; from the milestone events), % of the group''s available credit now.';
 
 create function pipetrak_api.weekly_report(project_id bigint, week_end date, group_by text default 'area')
-returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, percent_complete numeric,
+               change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language sql stable security invoker
 as $$ select * from pipetrak.weekly_report(project_id, week_end, group_by) $$;
 comment on function pipetrak_api.weekly_report(bigint, date, text) is
-    'A locked week''s report (week_end: its Sunday) per group: progress at its end as frozen when the week locked, and the change since the week before. Corrections to a frozen week show in the next week''s change.';
+    'A locked week''s report (week_end: its Sunday; each row says the week it covers) per group: progress at its end as frozen when the week locked, and the change since the week before (null for the first frozen week). It reads the same forever; a week locked before the project''s snapshots began has none (week_not_frozen). Corrections to a frozen week show in the next week''s change.';
 
 create function pipetrak_api.manhour_progress(project_id bigint, group_by text default 'project')
 returns table (group_key text, group_name text, budget_mh numeric, earned_mh numeric, percent_earned numeric,
@@ -943,12 +1007,12 @@ comment on function pipetrak_api.manhour_progress(bigint, text) is
     'Man-hours per area, system, test_package or project: budget, earned (total and per category), % earned and remaining.';
 
 create function pipetrak_api.weld_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
-returns table (group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint, nde_fail bigint,
-               repairs bigint, new_welds bigint)
+returns table (date_from date, date_to date, group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint,
+               nde_fail bigint, repairs bigint, new_welds bigint)
 language sql stable security invoker
-as $$ select * from pipetrak.weld_delta(project_id, date_from, date_to, group_by) $$;
+as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, group_by) d $$;
 comment on function pipetrak_api.weld_delta(bigint, date, date, text) is
-    'Weld work in a window per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
+    'Weld work in a window (each row says its window) per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
 
 create function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
 returns jsonb

@@ -3,57 +3,14 @@
 //! `request.jwt.claims`. Run by `tests/scripts/test.sh`, which creates a throwaway database and sets
 //! PIPETRAK_TEST_URL; plain `cargo test` skips them (they are `#[ignore]`).
 
+mod common;
+
+use common::*;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use serde_json::Value;
 use std::thread;
 use std::time::Duration;
-
-fn connect() -> Client {
-    let url =
-        std::env::var("PIPETRAK_TEST_URL").expect("PIPETRAK_TEST_URL names the test database");
-    Client::connect(&url, NoTls).expect("connect to the test database")
-}
-
-/// One HTTP request's worth of work: a transaction as `user`, returning the first column as JSON text.
-fn request(client: &mut Client, user: &str, sql: &str) -> Result<Value, postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute("set local role authenticated")?;
-    let claims = serde_json::json!({"sub": user, "role": "authenticated", "email": format!("{user}@example.com")});
-    tx.execute(
-        "select set_config('request.jwt.claims', $1, true)",
-        &[&claims.to_string()],
-    )?;
-    let row = tx.query_one(&format!("select to_jsonb(r)::text from ({sql}) r"), &[])?;
-    tx.commit()?;
-    let text: String = row.get(0);
-    let value: Value = serde_json::from_str(&text).expect("json");
-    // A one-column row comes back as {"column": value}: unwrap it.
-    Ok(match value {
-        Value::Object(map) if map.len() == 1 => map
-            .into_iter()
-            .next()
-            .map(|(_, v)| v)
-            .unwrap_or(Value::Null),
-        other => other,
-    })
-}
-
-fn ok(client: &mut Client, user: &str, sql: &str) -> Value {
-    request(client, user, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-}
-
-fn id(v: &Value) -> i64 {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .expect("an id")
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("a number: {v}"))
-}
 
 /// A fresh organization and project owned by `owner`, with a foreman and a viewer; unique per call.
 struct Site {
@@ -61,16 +18,6 @@ struct Site {
     owner: String,
     foreman: String,
     viewer: String,
-}
-
-fn user(tag: &str, n: u32) -> String {
-    let pid = std::process::id();
-    format!(
-        "{:08x}-0000-4000-8000-{:06x}{:06x}",
-        pid,
-        tag.len() as u32 * 1000 + n,
-        n
-    )
 }
 
 fn site(client: &mut Client, name: &str, n: u32) -> Site {
@@ -792,61 +739,6 @@ fn literal(text: &str) -> String {
 }
 
 // ---- imports from the field ----
-
-/// Uploads `bytes` as the owner, as PostgREST would send a file; the import id, or the SQLSTATE
-/// and message the upload failed with.
-fn upload_file(
-    c: &mut Client,
-    owner: &str,
-    project: i64,
-    kind: &str,
-    bytes: &[u8],
-) -> Result<i64, (String, String)> {
-    let mut tx = c.transaction().expect("transaction");
-    tx.batch_execute("set local role authenticated")
-        .expect("role");
-    let claims = serde_json::json!({"sub": owner, "role": "authenticated"});
-    tx.execute(
-        "select set_config('request.jwt.claims', $1, true)",
-        &[&claims.to_string()],
-    )
-    .expect("claims");
-    let result = tx.query_one(
-        &format!("select pipetrak_api.import_upload(project_id => {project}, kind => '{kind}', filename => 'field file', content => $1)"),
-        &[&bytes],
-    );
-    match result {
-        Ok(row) => {
-            tx.commit().expect("commit");
-            Ok(row.get(0))
-        }
-        Err(e) => Err(sql_error(&e)),
-    }
-}
-
-/// The SQLSTATE and message of a failed statement.
-fn sql_error(e: &postgres::Error) -> (String, String) {
-    let db = e.as_db_error().expect("a database error");
-    (db.code().code().to_string(), db.message().to_string())
-}
-
-fn validate(c: &mut Client, owner: &str, import: i64) -> Value {
-    ok(
-        c,
-        owner,
-        &format!("select pipetrak_api.import_validate(import_id => {import})"),
-    )
-}
-
-fn commit(
-    c: &mut Client,
-    owner: &str,
-    import: i64,
-    skip_invalid: bool,
-) -> Result<Value, (String, String)> {
-    request(c, owner, &format!("select pipetrak_api.import_commit(import_id => {import}, skip_invalid_rows => {skip_invalid})"))
-        .map_err(|e| sql_error(&e))
-}
 
 /// Every live component of a project as (drawing, type, id, size, seq, quantity), sorted.
 fn components(c: &mut Client, project: i64) -> Vec<String> {

@@ -755,6 +755,7 @@ declare
     v_apart integer[];
     v_marked jsonb := '{}';
     v_corrected jsonb;
+    v_changed integer;
 begin
     if v_job.status = 'failed' then
         perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
@@ -774,6 +775,10 @@ begin
             chunks_done = 0, result = '{}', updated_at = now()
         where id = p_import_id
         returning * into v_job;
+        -- Fixed rows of this file were committed first: its other rows count their items after them.
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+            perform pipetrak.import_renumber_after_fixes(p_import_id);
+        end if;
     end if;
 
     if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
@@ -839,6 +844,13 @@ begin
         select count(*) filter (where inserted), count(*) filter (where not inserted)
         into v_created, v_updated
         from written;
+        -- A big import into a table whose statistics still say it is (nearly) empty: every index led
+        -- by project_id then looks as good as the identity index to the probes below, and each
+        -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows).
+        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
+                                 where c.oid = 'pipetrak.components'::regclass) < 10 * v_created then
+            analyze pipetrak.components;
+        end if;
 
         -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
         -- sum of its rows' feet.
@@ -848,7 +860,8 @@ begin
         v_created := v_created + (v_corrected ->> 'created')::integer;
         v_updated := v_updated + (v_corrected ->> 'updated')::integer;
 
-        -- Weld facts: created with the weld, updated on re-import.
+        -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
+        -- weld event naming the import, counted as an update.
         insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
                                                xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
         select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
@@ -857,18 +870,48 @@ begin
         cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id) do update set
-            weld_type = excluded.weld_type, weld_size = excluded.weld_size, schedule = excluded.schedule,
-            base_metal = excluded.base_metal, spec = excluded.spec, xray_percent = excluded.xray_percent,
-            pwht_required = excluded.pwht_required, nde_types = excluded.nde_types, welder_id = excluded.welder_id,
-            date_welded = excluded.date_welded, nde_result = excluded.nde_result, updated_at = now()
-        where v_job.kind = 'field_welds'
-          and (w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types,
-               w.welder_id, w.date_welded, w.nde_result)
-              is distinct from (excluded.weld_type, excluded.weld_size, excluded.schedule, excluded.base_metal, excluded.spec,
-               excluded.xray_percent, excluded.pwht_required, excluded.nde_types, excluded.welder_id, excluded.date_welded,
-               excluded.nde_result);
+        on conflict (component_id) do nothing;
         get diagnostics v_welds = row_count;
+        if v_job.kind = 'field_welds' then
+            with merged as (
+                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
+                from pipetrak.import_rows r
+                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+                join pipetrak.field_welds w on w.component_id = c.id
+                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
+            changed as (
+                update pipetrak.field_welds f set
+                    weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
+                    base_metal = (m.after).base_metal, spec = (m.after).spec, xray_percent = (m.after).xray_percent,
+                    pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
+                    date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
+                from merged m
+                where f.component_id = (m.before).component_id
+                returning f.component_id)
+            insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
+            select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
+                   coalesce(pipetrak.current_user_id(), v_job.created_by)
+            from merged m
+            join changed x on x.component_id = (m.before).component_id
+            cross join lateral (
+                select jsonb_object_agg(b.key, b.value) as before, jsonb_object_agg(b.key, to_jsonb(m.after) -> b.key) as after
+                from jsonb_each(to_jsonb(m.before)) b
+                where b.key <> 'updated_at' and to_jsonb(m.after) -> b.key is distinct from b.value) d;
+            get diagnostics v_changed = row_count;
+            v_updated := v_updated + v_changed;
+            -- A weld's status follows its methods and tier (spec §7.4): where the log changed
+            -- them, it is decided again from the results the weld holds (only a weld with a
+            -- result can have another status).
+            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
+            where f.component_id in (
+                    select c.id from pipetrak.import_rows r
+                    cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
+                    where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
+              and f.current_nde <> '{}'
+              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
+        end if;
         -- A weld log marks its welds welded and records their NDE (spec §7).
         if v_job.kind = 'field_welds' then
             v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
@@ -1503,7 +1546,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('stencil_taken',            'PT409', 'That stencil is already a welder of this project', 'Use the existing welder (pipetrak_api.welders).'),
     ('weld_record_immutable',    'PT403', 'NDE results and weld events can''t be changed or deleted', 'Record a new result with a reason: it supersedes the last one for its method.'),
     ('weld_has_nde',             'PT409', 'The weld has an NDE result', 'Clear its NDE results first (clear_nde, with a reason), or edit the welder instead (edit_welder).'),
-    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Only a weld not yet welded can move; clear its welder first (clear_welder) if it was recorded on the wrong drawing.'),
+    ('weld_already_welded',      'PT409', 'The weld is already welded', 'Change its welder or date with edit_welder (with a reason); only a weld not yet welded is assigned a welder or moves: clear its welder first (clear_welder) if it was recorded on the wrong weld or drawing.'),
     ('weld_not_rejected',        'PT409', 'Only a rejected weld is repaired', 'Record the failing NDE result first; see the weld''s status.'),
     ('repair_limit',             'PT409', 'The weld has been repaired 10 times: engineering review required', 'Ask engineering how to proceed; the chain takes no more repairs.'),
     ('weld_has_repair',          'PT409', 'The weld has a repair', 'Work on the repair weld instead: a repaired weld keeps its FAIL and can''t be retired.');
@@ -1579,6 +1622,16 @@ CREATE FUNCTION pipetrak."sampling_required"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sampling_required_wrapper';
+
+-- pipetrak::pg::welds::repair_nde_methods
+CREATE FUNCTION pipetrak."repair_nde_methods"(
+	"listed" TEXT[], /* Vec < Option < String > > */
+	"xray_percent" INT, /* Option < i32 > */
+	"failed" TEXT[] /* Vec < Option < String > > */
+) RETURNS TEXT[] /* Vec < String > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'repair_nde_methods_wrapper';
 
 -- pipetrak::pg::welds::sampling_call_after_failure
 CREATE FUNCTION pipetrak."sampling_call_after_failure"(
@@ -2120,16 +2173,24 @@ begin
         perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
             'tag', v_root_tag || '.' || (v_chain + 1), 'drawing_id', v_component.drawing_id));
     end if;
+    -- The repair carries the weld's examination duty: every method it required and each that
+    -- failed it, whatever the tier (`repair_nde_methods`), so it clears NDE only by passing them.
     insert into pipetrak.field_welds (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec, xray_percent,
                                       pwht_required, nde_types, repair_of)
     select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-           w.pwht_required, w.nde_types, p_component_id
+           w.pwht_required,
+           pipetrak.repair_nde_methods(w.nde_types, w.xray_percent,
+                                       array(select n.key from jsonb_each_text(w.current_nde) n where n.value = 'FAIL' order by n.key)),
+           p_component_id
     from pipetrak.field_welds w where w.component_id = p_component_id;
     update pipetrak.field_welds set repaired_by = v_repair, updated_at = now() where component_id = p_component_id;
     v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
     -- The joint now counts once, as the repair.
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
-    perform pipetrak.resolve_items_of(p_component_id, null, format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    -- The repair answers for the weld's own items; a call for tracers stays open until they are
+    -- examined (resolve_examination_calls).
+    perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
+    perform pipetrak.resolve_items_of(p_component_id, 'out_of_sequence', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_component.project_id, p_component_id, 'repaired', '{}',
             jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
@@ -2687,12 +2748,12 @@ comment on function pipetrak_api.weld_progress(bigint, text) is
 
 create function pipetrak_api.welder_summary(project_id bigint, date_from date default null, date_to date default null,
                                             weld_type text default null, xray_percent integer default null)
-returns table (welder_id bigint, welder text, welder_name text, weld_type text, xray_percent integer, welded bigint,
-               examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
+returns table (date_from date, date_to date, welder_id bigint, welder text, welder_name text, weld_type text,
+               xray_percent integer, welded bigint, examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) $$;
+as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) s $$;
 comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
-    'Per welder, weld type and x-ray tier for welds welded in a date window: welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
+    'Per welder, weld type and x-ray tier for welds welded in a date window (each row says its window; null: open-ended): welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
 
 -- ---- X-ray sampling and progressive examination (spec §7) ----
 -- Design notes: a lot is one welder's welded welds of one weld type at a tier of 5 or 10 %
@@ -2855,21 +2916,40 @@ calls as (
     join pipetrak.field_welds f on f.component_id = e.component_id
     join pipetrak.components c on c.id = e.component_id
     where f.date_welded is not null and (c.retired_at is null or f.repaired_by is not null)
+    group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
+-- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
+awaiting as (
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as repairs
+    from pipetrak.field_welds f
+    cross join lateral (
+        with recursive chain(id, depth) as (
+            select f.repaired_by, 1
+            union all
+            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id
+            where r.repaired_by is not null and k.depth < 20)
+        select k.id from chain k order by k.depth desc limit 1) e
+    join pipetrak.field_welds x on x.component_id = e.id
+    join pipetrak.components c on c.id = e.id and c.retired_at is null
+    where f.repaired_by is not null and f.welder_id is not null and f.xray_percent in (5, 10) and f.date_welded is not null
+      and x.status <> 'accepted'
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent)
 select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_percent, l.welded, l.examined,
        r.required, greatest(r.required - l.examined, 0) as shortfall, coalesce(k.stage, 0) as stage,
        coalesce(k.called_for, '{}') as called_for,
        case when k.stage = 3 then 'full_examination'
-            when k.stage > 0 and (cardinality(k.called_for) > 0 or l.unrepaired_rejects > 0) then 'progressive'
+            when k.stage > 0 and (cardinality(k.called_for) > 0 or l.unrepaired_rejects > 0 or a.repairs > 0) then 'progressive'
             when k.stage > 0 then 'accepted'
             when r.required > l.examined then 'sampling'
-            else 'sampled' end as state
+            else 'sampled' end as state,
+       coalesce(a.repairs, 0) as repairs_awaiting_reexamination
 from lots l
 join pipetrak.welders w on w.id = l.welder_id
 left join calls k on k.project_id = l.project_id and k.welder_id = l.welder_id and k.weld_type is not distinct from l.weld_type
                  and k.xray_percent = l.xray_percent
+left join awaiting a on a.project_id = l.project_id and a.welder_id = l.welder_id and a.weld_type is not distinct from l.weld_type
+                    and a.xray_percent = l.xray_percent
 cross join lateral (select pipetrak.sampling_required(l.welded::integer, l.xray_percent) as required) r;
-comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, and state (sampling, sampled, progressive, accepted, full_examination).';
+comment on view pipetrak_api.sampling_lots is 'X-ray lots of your projects (welder × weld type × tier 5/10 %): welded, examined (current RT PASS/FAIL), required, shortfall, progressive stage (0–3), welds called for and not yet examined, state (sampling, sampled, progressive, accepted, full_examination) and repairs of its rejects awaiting re-examination (a lot in progression is accepted once every called weld is examined and every reject repaired and its repair passed).';
 
 create function pipetrak_api.repick_examination(component_id bigint, replacement_id bigint)
 returns void
@@ -3587,13 +3667,30 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     return query
-    select c.id, c.drawing_id
-    from pipetrak.components c
-    join pipetrak.field_welds f on f.component_id = c.id
-    where c.test_package_id = p_test_package_id and c.retired_at is null and not c.post_hydro
-      and (not pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)
-           or (exists (select from pipetrak.examination_calls e where e.component_id = c.id)
-               and coalesce(f.current_nde ->> 'RT', '') not in ('PASS', 'FAIL')));
+    with members as (
+        select c.id, c.drawing_id, f.project_id, f.welder_id, f.weld_type, f.xray_percent, f.date_welded,
+               coalesce(f.current_nde ->> 'RT', '') in ('PASS', 'FAIL') as examined,
+               not pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde) as uncleared,
+               exists (select from pipetrak.examination_calls e where e.component_id = c.id) as called
+        from pipetrak.components c
+        join pipetrak.field_welds f on f.component_id = c.id
+        where c.test_package_id = p_test_package_id and c.retired_at is null and not c.post_hydro),
+    short_lots as (
+        select l.welder_id, l.weld_type, l.xray_percent
+        from (select distinct m.project_id, m.welder_id, m.weld_type, m.xray_percent from members m
+              where m.welder_id is not null and m.xray_percent in (5, 10) and m.date_welded is not null and not m.examined) l
+        cross join lateral (
+            select coalesce(sum(t.lot_welded), 0)::integer as welded, coalesce(sum(t.lot_examined), 0)::integer as examined
+            from pipetrak.weld_tallies t
+            where t.project_id = l.project_id and t.welder_id = l.welder_id and t.weld_type is not distinct from l.weld_type
+              and t.xray_percent = l.xray_percent) s
+        where pipetrak.sampling_required(s.welded, l.xray_percent) > s.examined)
+    select m.id, m.drawing_id
+    from members m
+    where m.uncleared or (m.called and not m.examined)
+       or (not m.examined and m.date_welded is not null
+           and exists (select from short_lots s where s.welder_id = m.welder_id and s.weld_type is not distinct from m.weld_type
+                                                   and s.xray_percent = m.xray_percent));
 end
 $$;
 
@@ -4393,37 +4490,52 @@ create trigger milestone_events_progress_days after insert on pipetrak.milestone
     referencing new table as new_rows
     for each statement execute function pipetrak.progress_days_follow_events();
 
--- A component that moves takes its history along.
-create function pipetrak.progress_days_follow_component()
-returns trigger
-language plpgsql
+-- A component's events per work date: how many, and their credit and man-hours per category.
+create function pipetrak.component_credit_by_day(p_component_id bigint)
+returns table (work_date date, events bigint, credit_receive bigint, credit_install bigint, credit_punch bigint,
+               credit_test bigint, credit_restore bigint, mh_receive numeric, mh_install numeric, mh_punch numeric,
+               mh_test numeric, mh_restore numeric)
+language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    v_events bigint[] := array(select e.id from pipetrak.milestone_events e where e.component_id = new.id);
+    select e.work_date, count(*),
+           coalesce(sum(e.credit) filter (where e.category = 'receive'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'install'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'punch'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'test'), 0)::bigint,
+           coalesce(sum(e.credit) filter (where e.category = 'restore'), 0)::bigint,
+           coalesce(sum(e.mh) filter (where e.category = 'receive'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
+           coalesce(sum(e.mh) filter (where e.category = 'restore'), 0)
+    from pipetrak.milestone_events e
+    where e.component_id = p_component_id
+    group by e.work_date
+$$;
+
+-- Adds `p_sign` times a component's credit and man-hours per day to the parts: to the day
+-- `p_day` of the part it is in now (all its days summed: what its retirement takes out of the
+-- history, -1, and its restoration brings back, 1; no event counted, the day's touched set kept),
+-- or, without `p_day`, to each of its days in the part `p_part` names (a move takes them out of
+-- the old part, -1, and progress_days_add puts them in the new one).
+create function pipetrak.progress_days_shift(p_component_id bigint, p_part pipetrak.components, p_sign integer, p_day date)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
 begin
-    if cardinality(v_events) = 0 then
-        return null;
-    end if;
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
            component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
            mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-    select old.project_id, x.work_date, old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type,
-           -x.events, -x.credit_receive, -x.credit_install, -x.credit_punch, -x.credit_test, -x.credit_restore,
-           -x.mh_receive, -x.mh_install, -x.mh_punch, -x.mh_test, -x.mh_restore
-    from (select e.work_date, count(*) as events,
-                 coalesce(sum(e.credit) filter (where e.category = 'receive'), 0) as credit_receive,
-                 coalesce(sum(e.credit) filter (where e.category = 'install'), 0) as credit_install,
-                 coalesce(sum(e.credit) filter (where e.category = 'punch'), 0) as credit_punch,
-                 coalesce(sum(e.credit) filter (where e.category = 'test'), 0) as credit_test,
-                 coalesce(sum(e.credit) filter (where e.category = 'restore'), 0) as credit_restore,
-                 coalesce(sum(e.mh) filter (where e.category = 'receive'), 0) as mh_receive,
-                 coalesce(sum(e.mh) filter (where e.category = 'install'), 0) as mh_install,
-                 coalesce(sum(e.mh) filter (where e.category = 'punch'), 0) as mh_punch,
-                 coalesce(sum(e.mh) filter (where e.category = 'test'), 0) as mh_test,
-                 coalesce(sum(e.mh) filter (where e.category = 'restore'), 0) as mh_restore
-          from pipetrak.milestone_events e where e.id = any (v_events) group by e.work_date) x
-    order by x.work_date
+    select p_part.project_id, coalesce(p_day, x.work_date), p_part.drawing_id, p_part.area_id, p_part.system_id,
+           p_part.test_package_id, p_part.component_type, case when p_day is null then p_sign * sum(x.events) else 0 end,
+           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
+           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
+           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    from pipetrak.component_credit_by_day(p_component_id) x
+    group by coalesce(p_day, x.work_date)
+    order by 2
     on conflict on constraint progress_days_key do update set
         events = d.events + excluded.events,
         credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
@@ -4431,11 +4543,32 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, old.id);
-    perform pipetrak.progress_days_add(1, v_events);
-    update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
-        test_package_id = new.test_package_id, component_type = new.component_type
-    where component_id = new.id;
+        mh_restore = d.mh_restore + excluded.mh_restore,
+        components = case when p_day is null then array_remove(d.components, p_component_id) else d.components end;
+end
+$$;
+
+-- A component that moves takes its history along. One that is retired (a repaired weld too)
+-- leaves the history the day it is retired, project time: its credit comes out of that day, so
+-- a report up to an earlier day still says what was earned then, and a report up to today says
+-- what the live components hold (the rollups). A restore brings the credit back on its day.
+create function pipetrak.progress_days_follow_component()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if (old.retired_at is null) <> (new.retired_at is null) then
+        perform pipetrak.progress_days_shift(new.id, new, case when new.retired_at is null then 1 else -1 end,
+                                             (select (now() at time zone p.time_zone)::date from pipetrak.projects p
+                                              where p.id = new.project_id));
+    elsif new.retired_at is null then
+        perform pipetrak.progress_days_shift(new.id, old, -1, null);
+        perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
+        update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
+            test_package_id = new.test_package_id, component_type = new.component_type
+        where component_id = new.id;
+    end if;
     return null;
 end
 $$;
@@ -4443,20 +4576,28 @@ $$;
 create trigger components_progress_days after update on pipetrak.components
     for each row
     when ((old.drawing_id, old.area_id, old.system_id, old.test_package_id, old.component_type)
-          is distinct from (new.drawing_id, new.area_id, new.system_id, new.test_package_id, new.component_type))
+          is distinct from (new.drawing_id, new.area_id, new.system_id, new.test_package_id, new.component_type)
+          or (old.retired_at is null) <> (new.retired_at is null))
     execute function pipetrak.progress_days_follow_component();
 
--- Rebuilds the days from the events (for a DBA, like rebuild_progress_parts). Returns the rows.
+-- Rebuilds the days from the events (for a DBA, like rebuild_progress_parts), each retired
+-- component's credit taken out on the day it was retired. Returns the rows.
 create function pipetrak.rebuild_progress_days()
 returns bigint
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    c pipetrak.components;
 begin
     lock table pipetrak.progress_days, pipetrak.component_touches in exclusive mode;
     delete from pipetrak.progress_days;
     delete from pipetrak.component_touches;
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
+    for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
+        perform pipetrak.progress_days_shift(c.id, c, -1, (select (c.retired_at at time zone p.time_zone)::date
+                                                           from pipetrak.projects p where p.id = c.project_id));
+    end loop;
     return (select count(*) from pipetrak.progress_days);
 end
 $$;
@@ -4826,17 +4967,19 @@ $$;
 -- be frozen), and the change since the week before's report (percentage points). A correction
 -- dated in a frozen week shows here as part of the next week's change.
 create function pipetrak.weekly_report(p_project_id bigint, p_week_end date, p_group_by text)
-returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, percent_complete numeric,
+               change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 declare
     v_last date;
+    v_taken date;
     v_frozen boolean;
     v_before_frozen boolean;
+    v_has_base boolean;
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'component_type', 'project']);
@@ -4846,13 +4989,24 @@ begin
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'week_end',
             'expected', 'the Sunday ending a locked week', 'last_locked_week_end', v_last));
     end if;
+    -- The weeks the next taking freezes (take_due_snapshots): after the last taken, or only the
+    -- last locked one at a project's first taking.
+    v_taken := coalesce((select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id), v_last - 7);
+    if not v_frozen and p_week_end <= v_taken then
+        perform pipetrak.raise_error('week_not_frozen', jsonb_build_object('week_end', p_week_end,
+            'first_frozen_week_end', coalesce((select min(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id),
+                                              v_last)));
+    end if;
     v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
+    v_has_base := v_before_frozen or p_week_end - 7 > v_taken;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end, v_frozen, g.percent_complete,
-           round(g.exact_percent - coalesce(b.exact_percent, 0), 2), g.received_percent, g.installed_percent, g.punched_percent,
-           g.tested_percent, g.restored_percent, g.earned_mh, g.earned_mh - b.earned_mh
+    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
+           case when v_has_base then round(g.exact_percent - coalesce(b.exact_percent, 0), 2) end, g.received_percent,
+           g.installed_percent, g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh,
+           case when v_has_base then g.earned_mh - b.earned_mh end
     from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end, v_frozen) g
-    left join pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) b
+    left join (select * from pipetrak.progress_groups(p_project_id, p_group_by, p_week_end - 7, v_before_frozen) x
+               where v_has_base) b
          on b.k is not distinct from g.k
     order by 2 nulls last, 1;
 end
@@ -5136,31 +5290,32 @@ cross join lateral (select case when c.component_type = any (pipetrak.component_
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first by event_id: order by event_id desc with a limit.';
 
 create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
-returns table (group_key text, group_name text, components_touched bigint, events bigint, percent_complete numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric, mh_punch numeric,
-               mh_test numeric, mh_restore numeric)
+returns table (date_from date, date_to date, group_key text, group_name text, components_touched bigint, events bigint,
+               percent_complete numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric,
+               mh_punch numeric, mh_test numeric, mh_restore numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.progress_delta(project_id, date_from, date_to, group_by) $$;
+as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, group_by) d $$;
 comment on function pipetrak_api.progress_delta(bigint, date, date, text) is
-    'What got done in a window of work dates, per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
+    'What got done in a window of work dates (each row says its window), per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
 
 create function pipetrak_api.progress_as_of(project_id bigint, as_of date, group_by text default 'area')
-returns table (group_key text, group_name text, percent_complete numeric, received_percent numeric, installed_percent numeric,
-               punched_percent numeric, tested_percent numeric, restored_percent numeric, earned_mh numeric)
+returns table (as_of date, group_key text, group_name text, percent_complete numeric, received_percent numeric,
+               installed_percent numeric, punched_percent numeric, tested_percent numeric, restored_percent numeric,
+               earned_mh numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.progress_as_of(project_id, as_of, group_by) $$;
+as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, group_by) a $$;
 comment on function pipetrak_api.progress_as_of(bigint, date, text) is
-    'Progress per group as it stood at the end of a work date (from the milestone events), % of the group''s available credit now.';
+    'Progress per group as it stood at the end of a work date (each row says it; from the milestone events), % of the group''s available credit now.';
 
 create function pipetrak_api.weekly_report(project_id bigint, week_end date, group_by text default 'area')
-returns table (group_key text, group_name text, week_end date, frozen boolean, percent_complete numeric, change numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, percent_complete numeric,
+               change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
+               tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language sql stable security invoker
 as $$ select * from pipetrak.weekly_report(project_id, week_end, group_by) $$;
 comment on function pipetrak_api.weekly_report(bigint, date, text) is
-    'A locked week''s report (week_end: its Sunday) per group: progress at its end as frozen when the week locked, and the change since the week before. Corrections to a frozen week show in the next week''s change.';
+    'A locked week''s report (week_end: its Sunday; each row says the week it covers) per group: progress at its end as frozen when the week locked, and the change since the week before (null for the first frozen week). It reads the same forever; a week locked before the project''s snapshots began has none (week_not_frozen). Corrections to a frozen week show in the next week''s change.';
 
 create function pipetrak_api.manhour_progress(project_id bigint, group_by text default 'project')
 returns table (group_key text, group_name text, budget_mh numeric, earned_mh numeric, percent_earned numeric,
@@ -5172,12 +5327,12 @@ comment on function pipetrak_api.manhour_progress(bigint, text) is
     'Man-hours per area, system, test_package or project: budget, earned (total and per category), % earned and remaining.';
 
 create function pipetrak_api.weld_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
-returns table (group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint, nde_fail bigint,
-               repairs bigint, new_welds bigint)
+returns table (date_from date, date_to date, group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint,
+               nde_fail bigint, repairs bigint, new_welds bigint)
 language sql stable security invoker
-as $$ select * from pipetrak.weld_delta(project_id, date_from, date_to, group_by) $$;
+as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, group_by) d $$;
 comment on function pipetrak_api.weld_delta(bigint, date, date, text) is
-    'Weld work in a window per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
+    'Weld work in a window (each row says its window) per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
 
 create function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
 returns jsonb
@@ -6913,7 +7068,10 @@ begin
     m.spec := coalesce(r.spec, w.spec);
     m.xray_percent := coalesce(r.xray_percent, w.xray_percent);
     m.pwht_required := coalesce(r.pwht_required, w.pwht_required);
-    m.nde_types := case when cardinality(r.nde_types) > 0 then r.nde_types else w.nde_types end;
+    m.nde_types := case when cardinality(r.nde_types) = 0 then w.nde_types
+                        -- A repair keeps the examination duty it carries (see 12_welds' notes).
+                        when w.repair_of is not null then w.nde_types || array(select t from unnest(r.nde_types) t where t <> all (w.nde_types))
+                        else r.nde_types end;
     m.welder_id := coalesce(w.welder_id, p_welder_id);
     m.date_welded := coalesce(w.date_welded, r.date_welded);
     m.nde_result := coalesce(w.nde_result, r.nde_result);
@@ -7297,223 +7455,6 @@ end
 $$;
 
 
--- Commits the next chunk of a validated job (spec §6.4) and returns the job's state. Each chunk
--- is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk
--- in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).
-create or replace function pipetrak.import_commit_chunk(p_import_id bigint, p_skip_invalid_rows boolean)
-returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
--- Set-based statements over staged rows: JIT compilation costs more than it saves here, and
--- index probes stay right even while a big import leaves the statistics of components stale.
-set jit = off
-set enable_seqscan = off
-as $$
-declare
-    v_job pipetrak.import_jobs := pipetrak.lock_import(p_import_id);
-    v_chunk integer;
-    v_references integer;
-    v_drawings integer;
-    v_welders integer;
-    v_created integer;
-    v_updated integer;
-    v_welds integer;
-    v_result jsonb;
-    -- Rows the set-based statements leave alone: remediation rows (corrected one by one below) and
-    -- rows a remediation import already brought in.
-    v_apart integer[];
-    v_marked jsonb := '{}';
-    v_corrected jsonb;
-    v_changed integer;
-begin
-    if v_job.status = 'failed' then
-        perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
-            'reasons', (select coalesce(jsonb_agg(i ->> 'message'), '[]') from jsonb_array_elements(coalesce(v_job.summary -> 'file_issues', '[]')) i
-                        where i ->> 'severity' = 'error')));
-    end if;
-    if v_job.status = 'uploaded' then
-        perform pipetrak.raise_error('import_not_validated', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
-    end if;
-    if v_job.status = 'validated' then
-        if (v_job.summary -> 'rows' ->> 'with_errors')::integer > 0 and not coalesce(p_skip_invalid_rows, false) then
-            perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
-                'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
-        end if;
-        update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
-            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
-            chunks_done = 0, result = '{}', updated_at = now()
-        where id = p_import_id
-        returning * into v_job;
-        -- Fixed rows of this file were committed first: its other rows count their items after them.
-        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
-            perform pipetrak.import_renumber_after_fixes(p_import_id);
-        end if;
-    end if;
-
-    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
-        v_chunk := v_job.chunks_done;
-        v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
-
-        -- Drawings on first sight take the area, system and test package of their first row.
-        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
-        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
-        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
-              from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
-              order by x.drawing_key collate "C", x.line) r
-        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
-        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
-        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
-        on conflict (project_id, drawing_key) where retired_at is null do nothing;
-        get diagnostics v_drawings = row_count;
-
-        insert into pipetrak.welders (project_id, stencil)
-        select distinct v_job.project_id, r.stencil
-        from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
-        on conflict (project_id, stencil) do nothing;
-        get diagnostics v_welders = row_count;
-
-        v_apart := array(
-            select r.line from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
-              and (r.origin_import_id is not null
-                   or (r.reported and exists (select from pipetrak.component_sources s
-                                              where s.import_id = p_import_id and s.line = r.line))));
-
-        -- Components: a row's own area/system/package pins it when it differs from its drawing's.
-        -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
-        -- a pipe or instrument stand for that row's component: they write nothing themselves.
-        with written as (
-            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
-                                                  description, spec, attributes, area_id, system_id, test_package_id,
-                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
-            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
-                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
-                   a.id is distinct from null and a.id is distinct from d.area_id,
-                   s.id is distinct from null and s.id is distinct from d.system_id,
-                   t.id is distinct from null and t.id is distinct from d.test_package_id,
-                   array_fill(0::numeric, array[cardinality(m.names)])
-            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
-            -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
-            cross join lateral (
-                select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
-                where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
-                limit 1) d
-            join pipetrak.milestone_templates m on m.project_id = v_job.project_id and m.component_type = p.component_type
-            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(p.area)
-            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(p.system)
-            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(p.test_package)
-            where not p.merged and p.line <> all (v_apart)
-            on conflict (project_id, identity_key) where retired_at is null do update
-                set quantity = excluded.quantity, updated_at = now()
-                where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
-            -- xmax is 0 on a row this statement inserted, set on one it updated.
-            returning c.xmax = 0 as inserted)
-        select count(*) filter (where inserted), count(*) filter (where not inserted)
-        into v_created, v_updated
-        from written;
-        -- A big import into a table whose statistics still say it is (nearly) empty: every index led
-        -- by project_id then looks as good as the identity index to the probes below, and each
-        -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows).
-        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
-                                 where c.oid = 'pipetrak.components'::regclass) < 10 * v_created then
-            analyze pipetrak.components;
-        end if;
-
-        -- What the reported rows made, for their fixed rows to find; a pipe they add up to is the
-        -- sum of its rows' feet.
-        perform pipetrak.import_record_sources(p_import_id, v_job.project_id, v_chunk, v_apart);
-        -- Remediation rows, in file order: each corrects what its original row made, or makes it.
-        v_corrected := pipetrak.import_apply_remediation(p_import_id, v_job.project_id, v_chunk);
-        v_created := v_created + (v_corrected ->> 'created')::integer;
-        v_updated := v_updated + (v_corrected ->> 'updated')::integer;
-
-        -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
-        -- weld event naming the import, counted as an update.
-        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
-                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
-        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
-               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
-        from pipetrak.import_rows r
-        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id) do nothing;
-        get diagnostics v_welds = row_count;
-        if v_job.kind = 'field_welds' then
-            with merged as (
-                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
-                from pipetrak.import_rows r
-                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-                join pipetrak.field_welds w on w.component_id = c.id
-                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
-            changed as (
-                update pipetrak.field_welds f set
-                    weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
-                    base_metal = (m.after).base_metal, spec = (m.after).spec, xray_percent = (m.after).xray_percent,
-                    pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
-                    date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
-                from merged m
-                where f.component_id = (m.before).component_id
-                returning f.component_id)
-            insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
-            select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
-                   coalesce(pipetrak.current_user_id(), v_job.created_by)
-            from merged m
-            join changed x on x.component_id = (m.before).component_id
-            cross join lateral (
-                select jsonb_object_agg(b.key, b.value) as before, jsonb_object_agg(b.key, to_jsonb(m.after) -> b.key) as after
-                from jsonb_each(to_jsonb(m.before)) b
-                where b.key <> 'updated_at' and to_jsonb(m.after) -> b.key is distinct from b.value) d;
-            get diagnostics v_changed = row_count;
-            v_updated := v_updated + v_changed;
-        end if;
-        -- A weld log marks its welds welded and records their NDE (spec §7).
-        if v_job.kind = 'field_welds' then
-            v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
-        end if;
-
-        update pipetrak.import_jobs set
-            chunks_done = chunks_done + 1,
-            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
-            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
-            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
-            result = jsonb_build_object(
-                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
-                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
-                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
-                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
-                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
-                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
-                -- A weld log also tells how many welds it welded and results it recorded.
-                || case when v_job.kind = 'field_welds' then jsonb_build_object(
-                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
-                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
-                   else '{}' end,
-            updated_at = now()
-        where id = p_import_id
-        returning * into v_job;
-        if v_job.status = 'committed' then
-            perform pipetrak.import_apply_budgets(p_import_id);
-        end if;
-        -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
-        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
-            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_chunk + 1, 'chunks_total', v_job.chunks_total,
-            'status', v_job.status, 'components_created', v_created));
-    elsif v_job.status = 'committing' then
-        -- A job with no rows to write.
-        update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
-            staged_until = now() + interval '1 day'
-        where id = p_import_id returning * into v_job;
-    end if;
-    v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
-                                   'chunks_total', v_job.chunks_total) || v_job.result;
-    return v_result;
-end
-$$;
 
 
 -- A weld log's welds of one chunk with a welder and a date welded are made welded the way a
@@ -7592,6 +7533,12 @@ declare
 begin
     if v_component.component_type <> 'field_weld' then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
+    end if;
+    -- A welded weld keeps its welder and date: changing them is edit_welder's, with a reason
+    -- kept in the weld's history (spec §7.3).
+    if exists (select from pipetrak.field_welds f where f.component_id = p_component_id
+               and f.welder_id is not null and f.date_welded is not null) then
+        perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
     end if;
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
@@ -7697,74 +7644,6 @@ end
 $$;
 
 
--- A repair leaves the call for tracers of its weld open until they are examined.
--- Repairs a rejected weld: a new weld `<original>.<k>` on the same drawing and assignments with
--- the rejected weld's facts, Fit-up at 100; the rejected weld leaves the rollups (see the notes).
-create or replace function pipetrak.create_repair(p_component_id bigint, p_note text)
-returns jsonb
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
-    v_component pipetrak.components;
-    v_root bigint := p_component_id;
-    v_chain integer := 0;
-    v_root_tag text;
-    v_repair bigint;
-    v_result jsonb;
-begin
-    if v_weld.status <> 'rejected' then
-        perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
-    end if;
-    perform pipetrak.check_text_length('note', p_note, 2000);
-    -- The original weld of the chain, and how many repairs the chain holds.
-    with recursive chain(id, repair_of, depth) as (
-        select w.component_id, w.repair_of, 0 from pipetrak.field_welds w where w.component_id = p_component_id
-        union all
-        select w.component_id, w.repair_of, c.depth + 1 from pipetrak.field_welds w join chain c on w.component_id = c.repair_of
-        where c.depth < 20)
-    select id, depth into v_root, v_chain from chain order by depth desc limit 1;
-    if v_chain >= 10 then
-        perform pipetrak.raise_error('repair_limit', jsonb_build_object('component_id', p_component_id, 'repairs', v_chain));
-    end if;
-    select * into v_component from pipetrak.components where id = p_component_id;
-    select tag into v_root_tag from pipetrak.components where id = v_root;
-    insert into pipetrak.components (project_id, drawing_id, component_type, tag, size, spec, description, attributes,
-                                     area_id, system_id, test_package_id, area_pinned, system_pinned, test_package_pinned,
-                                     milestone_values)
-    select c.project_id, c.drawing_id, 'field_weld', v_root_tag || '.' || (v_chain + 1), c.size, c.spec, c.description, c.attributes,
-           c.area_id, c.system_id, c.test_package_id, c.area_pinned, c.system_pinned, c.test_package_pinned,
-           array_fill(0::numeric, array[cardinality(c.milestone_values)])
-    from pipetrak.components c where c.id = p_component_id
-    on conflict do nothing
-    returning id into v_repair;
-    if v_repair is null then
-        perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', 'field_weld',
-            'tag', v_root_tag || '.' || (v_chain + 1), 'drawing_id', v_component.drawing_id));
-    end if;
-    insert into pipetrak.field_welds (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec, xray_percent,
-                                      pwht_required, nde_types, repair_of)
-    select v_repair, w.project_id, w.weld_type, w.weld_size, w.schedule, w.base_metal, w.spec, w.xray_percent,
-           w.pwht_required, w.nde_types, p_component_id
-    from pipetrak.field_welds w where w.component_id = p_component_id;
-    update pipetrak.field_welds set repaired_by = v_repair, updated_at = now() where component_id = p_component_id;
-    v_result := pipetrak.update_milestone(v_repair, 'Fit-up', 100, null, p_note, null, null);
-    -- The joint now counts once, as the repair.
-    update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
-    -- The repair answers for the weld's own items; a call for tracers stays open until they are
-    -- examined (resolve_examination_calls).
-    perform pipetrak.resolve_items_of(p_component_id, 'weld_completed', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
-    perform pipetrak.resolve_items_of(p_component_id, 'out_of_sequence', format('repaired as %s', v_root_tag || '.' || (v_chain + 1)));
-    insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
-    values (v_component.project_id, p_component_id, 'repaired', '{}',
-            jsonb_build_object('repair_id', v_repair, 'repair_number', v_root_tag || '.' || (v_chain + 1)),
-            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id()),
-           (v_component.project_id, v_repair, 'created_repair', '{}', jsonb_build_object('repair_of', p_component_id),
-            nullif(btrim(coalesce(p_note, '')), ''), pipetrak.current_user_id());
-    return jsonb_build_object('repair_id', v_repair, 'weld_number', v_root_tag || '.' || (v_chain + 1), 'repair_of', p_component_id);
-end
-$$;
 
 
 -- The activity feed comes newest first.
@@ -7878,6 +7757,25 @@ begin
     return v_report;
 end
 $$;
+
+
+-- A repair carries the examination duty of the weld it replaces: repairs made before this version
+-- take the methods they owe (every method the rejected weld required and each that failed it),
+-- and their status follows (a 5 % repair never radiographed is no longer accepted). A week locked
+-- before a project's snapshots began has no weekly report.
+update pipetrak.field_welds r
+set nde_types = d.methods || array(select t from unnest(r.nde_types) t where t <> all (d.methods)), updated_at = now()
+from (select o.repaired_by as id,
+             pipetrak.repair_nde_methods(o.nde_types, o.xray_percent,
+                                         array(select n.key from jsonb_each_text(o.current_nde) n where n.value = 'FAIL' order by n.key))
+             as methods
+      from pipetrak.field_welds o where o.repaired_by is not null) d
+where r.component_id = d.id and not r.nde_types @> d.methods;
+update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
+where f.repair_of is not null and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
+
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
 
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the

@@ -30,6 +30,24 @@ pub fn required_methods(listed: &[String], xray_percent: Option<i32>) -> Vec<Str
     required
 }
 
+/// The methods a repair must pass (spec §7: it carries the examination duty of the weld it
+/// replaces, whatever the tier): every method the rejected weld required, and each method that
+/// failed it, listed so that its status is `accepted` only once all of them pass on the repair
+/// itself — a 5 % tier alone would let an unexamined repair clear its package.
+pub fn repair_methods(
+    listed: &[String],
+    xray_percent: Option<i32>,
+    failed: &[String],
+) -> Vec<String> {
+    let mut methods = required_methods(listed, xray_percent);
+    for method in failed {
+        if !methods.contains(method) {
+            methods.push(method.clone());
+        }
+    }
+    methods
+}
+
 /// The status of a weld from its current result per method, oldest first (`(method, result)`;
 /// the last one is the latest recorded).
 pub fn status(required: &[String], current: &[(String, String)]) -> WeldStatus {
@@ -111,6 +129,21 @@ mod tests {
         assert_eq!(
             status(&[], &results(&[("VT", "PASS"), ("UT", "PENDING")])),
             WeldStatus::Active
+        );
+    }
+
+    #[test]
+    fn a_repair_needs_every_required_and_every_failed_method() {
+        assert_eq!(repair_methods(&[], Some(5), &strings(&["RT"])), ["RT"]);
+        assert_eq!(
+            repair_methods(&strings(&["PT"]), Some(10), &strings(&["UT"])),
+            ["PT", "RT", "UT"]
+        );
+        assert_eq!(repair_methods(&[], Some(0), &strings(&["VT"])), ["VT"]);
+        // Listed once, whatever failed twice.
+        assert_eq!(
+            repair_methods(&strings(&["RT"]), Some(100), &strings(&["RT"])),
+            ["RT"]
         );
     }
 

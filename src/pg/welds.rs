@@ -21,6 +21,19 @@ pub fn weld_status(
     weld::status(&weld::required_methods(&listed, xray_percent), &current).as_str()
 }
 
+/// The NDE methods a repair of a rejected weld must pass (`weld::repair_methods`): the weld's
+/// required methods and the ones that failed it.
+#[pg_extern(immutable, parallel_safe)]
+pub fn repair_nde_methods(
+    listed: Vec<Option<String>>,
+    xray_percent: Option<i32>,
+    failed: Vec<Option<String>>,
+) -> Vec<String> {
+    let listed: Vec<String> = listed.into_iter().flatten().collect();
+    let failed: Vec<String> = failed.into_iter().flatten().collect();
+    weld::repair_methods(&listed, xray_percent, &failed)
+}
+
 /// Examinations a lot of `welded` welds needs at `tier` percent (rounded up).
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn sampling_required(welded: i32, tier: i32) -> i32 {
