@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(100);
+select plan(101);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -270,6 +270,9 @@ from pipetrak.components c where c.drawing_id = :drawing_r and c.tag in ('R1', '
 select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R1'), method => 'RT', result => 'PASS', examined_on => current_date - 1);
 select pipetrak_api.record_nde(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'), method => 'RT', result => 'FAIL', examined_on => current_date - 1);
 select pipetrak_api.create_repair(component_id => (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'));
+select is(pg_temp.error_of('project_manager', format('select pipetrak_api.restore_components(component_ids => array[%s], reason => ''retired by mistake'')',
+                                                    (select id from pipetrak.components where drawing_id = :drawing_r and tag = 'R2'))),
+    'PT409 weld_has_repair', 'a repaired weld is not restored beside its repair: the joint counts once');
 select is((select to_jsonb(p) - 'group_id' from pipetrak_api.weld_progress(project_id => :project_a, group_by => 'area') p where p.group_id = :area_r),
     '{"group_name": "Unit R", "total": 4, "fitted_up": 3, "welded": 2, "accepted": 1, "rejected": 1, "nde_required": 1,
       "nde_pass": 1, "nde_fail": 1, "nde_pending": 0, "pass_rate": 0.5000, "repairs": 1, "repair_rate": 0.5000,

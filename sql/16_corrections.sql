@@ -206,7 +206,7 @@ end
 $$;
 
 -- Brings a retired component back into its project (and the rollups), unless a live component has
--- taken its identity meanwhile or its drawing is retired.
+-- taken its identity meanwhile, its drawing is retired, or it is a repaired weld.
 create function pipetrak.restore_component(p_component_id bigint, p_reason text)
 returns void
 language plpgsql volatile security definer
@@ -228,6 +228,11 @@ begin
         perform pipetrak.raise_error('component_not_retired', jsonb_build_object('component_id', p_component_id));
     end if;
     v_reason := pipetrak.check_reason(p_reason, 3, 'restoring a component');
+    -- A repaired weld stays retired: the joint counts once, as its repair (spec §7.5).
+    if exists (select from pipetrak.field_welds f where f.component_id = p_component_id and f.repaired_by is not null) then
+        perform pipetrak.raise_error('weld_has_repair', jsonb_build_object('component_id', p_component_id,
+            'repair_id', (select f.repaired_by from pipetrak.field_welds f where f.component_id = p_component_id)));
+    end if;
     if exists (select from pipetrak.drawings d where d.id = v_component.drawing_id and d.retired_at is not null) then
         perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', v_component.drawing_id, 'retired', true));
     end if;

@@ -63,7 +63,7 @@ counted "the README's API reference is current" api_reference_current
 
 echo "== client and concurrency tests (live server)"
 database_create pipetrak_client
-PIPETRAK_TEST_URL=$(database_url pipetrak_client) PIPETRAK_SERVER_LOG=$PIPETRAK_HOME/postgres.log cargo test --no-fail-fast --test client --test hostile_files -- --ignored --test-threads 1 >"$log/client.txt" 2>&1
+PIPETRAK_TEST_URL=$(database_url pipetrak_client) PIPETRAK_SERVER_LOG=$PIPETRAK_HOME/postgres.log cargo test --no-fail-fast --test client --test hostile_files --test job_model -- --ignored --test-threads 1 >"$log/client.txt" 2>&1
 grep -E '^test |panicked|^test result' "$log/client.txt"
 grep -q '^test result' "$log/client.txt" || failed=$((failed + 1))
 count_cargo "$log/client.txt"
