@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(52);
+select plan(53);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -73,6 +73,12 @@ select is(pg_temp.delta(:'l'::date - 3, :'l'::date - 3),
     'North: 2 touched, 2 events, 16.67% (R -33.33, I 33.33); South: 1 touched, 1 events, 10.00% (R 100.00, I 0.00)',
     'the rollback alone subtracts');
 select is(pg_temp.delta(:'l'::date - 40, :'l'::date - 20), 'none', 'an empty window has no rows');
+select is((select string_agg(distinct format('%s..%s', date_from, date_to), ',')
+           from pipetrak_api.progress_delta(project_id => :project, date_from => :'l'::date - 10, date_to => :'l'::date - 3))
+          || ' ' || (select string_agg(distinct as_of::text, ',')
+                     from pipetrak_api.progress_as_of(project_id => :project, as_of => :'l'::date - 10)),
+    format('%s..%s %s', :'l'::date - 10, :'l'::date - 3, :'l'::date - 10),
+    'every report row says the dates it covers, so an exported CSV stands on its own');
 select is((select string_agg(format('%s %s', group_name, percent_complete), ', ' order by group_name)
            from pipetrak_api.progress_as_of(project_id => :project, as_of => :'l'::date - 10, group_by => 'area')),
     'North 6.67, South 0.00', 'as of the first day');

@@ -168,6 +168,9 @@ impl Weld {
 struct Valve {
     id: i64,
     drawing: usize,
+    /// Its commodity code and instance number (a takeoff's QTY makes seqs 1..=QTY).
+    tag: String,
+    seq: i32,
     /// Receive, Install, Punch, Test.
     done: [bool; 4],
     post_hydro: bool,
@@ -404,6 +407,8 @@ enum Number {
 enum Op {
     Import(Vec<Row>),
     ImportAgain,
+    /// A takeoff of valves: (drawing, commodity code, quantity) rows.
+    Takeoff(Vec<(u8, u8, u8)>),
     Assign(u8, u8),
     Edit(u8, u8),
     Nde(u8, u8, u8),
@@ -449,6 +454,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => proptest::collection::vec(row(), 1..8).prop_map(Op::Import),
         1 => Just(Op::ImportAgain),
+        2 => proptest::collection::vec((0..2u8, 0..6u8, 1..3u8), 1..5).prop_map(Op::Takeoff),
         4 => (any::<u8>(), 0..3u8).prop_map(|(w, s)| Op::Assign(w, s)),
         1 => (any::<u8>(), 0..3u8).prop_map(|(w, s)| Op::Edit(w, s)),
         5 => (any::<u8>(), 0..3u8, 0..3u8).prop_map(|(w, m, r)| Op::Nde(w, m, r)),
@@ -536,6 +542,8 @@ impl<'a> Job<'a> {
                 m.valves.push(Valve {
                     id: id(&created["created"][0]),
                     drawing: i,
+                    tag: format!("V-{i}{v}"),
+                    seq: 1,
                     ..Valve::default()
                 });
             }
@@ -649,6 +657,7 @@ impl<'a> Job<'a> {
                 Some(text) => self.import_text(&text, self.plan_again(&text)),
                 None => Ok(()),
             },
+            Op::Takeoff(rows) => self.takeoff(rows),
             Op::Assign(w, s) => self.assign(*w, *s),
             Op::Edit(w, s) => self.edit(*w, *s),
             Op::Nde(w, m, r) => self.nde(*w, METHODS[*m as usize], RESULTS[*r as usize]),
@@ -895,6 +904,67 @@ impl<'a> Job<'a> {
         )?;
         self.m.last_log = Some(text.to_string());
         Ok(())
+    }
+
+    /// A takeoff imported (again): each instance it names that the project has live stays as it
+    /// is, one the project retired stays retired (a re-import never brings one back), and the
+    /// others are created, in their drawing's package.
+    fn takeoff(&mut self, rows: &[(u8, u8, u8)]) -> Result<(), TestCaseError> {
+        const CODES: [&str; 6] = ["V-00", "V-01", "V-10", "V-11", "T-1", "T-2"];
+        let mut seen = BTreeSet::new();
+        let mut text = String::from("DRAWING,TYPE,QTY,CMDTY CODE,SIZE\n");
+        let mut named = Vec::new();
+        for &(d, code, qty) in rows {
+            let (d, tag) = (d as usize, CODES[code as usize]);
+            if seen.insert((d, tag)) {
+                text.push_str(&format!("{},Valve,{qty},{tag},2\n", DRAWINGS[d]));
+                named.extend((1..=i32::from(qty)).map(|seq| (d, tag.to_string(), seq)));
+            }
+        }
+        let manager = self.manager.clone();
+        let import = upload_file(self.c, &manager, self.m.project, "takeoff", text.as_bytes())
+            .map_err(|e| TestCaseError::fail(format!("upload: {e:?}")))?;
+        let summary = validate(self.c, &manager, import);
+        let result = commit(self.c, &manager, import, true)
+            .map_err(|e| TestCaseError::fail(format!("commit: {e:?}\n{text}")))?;
+        let mut created = 0;
+        for (d, tag, seq) in named {
+            if self
+                .m
+                .valves
+                .iter()
+                .any(|v| v.drawing == d && v.tag == tag && v.seq == seq)
+            {
+                continue;
+            }
+            created += 1;
+            let id: i64 = self
+                .c
+                .query_one(
+                    "select c.id from pipetrak.components c where c.project_id = $1 and c.drawing_id = $2 and c.tag = $3
+                     and c.seq = $4 and c.retired_at is null",
+                    &[&self.m.project, &self.m.drawings[d], &tag, &seq],
+                )
+                .map_err(|e| TestCaseError::fail(format!("the new valve {tag}/{seq} on {}: {e}\n{text}", DRAWINGS[d])))?
+                .get(0);
+            self.m.valves.push(Valve {
+                id,
+                drawing: d,
+                tag,
+                seq,
+                ..Valve::default()
+            });
+        }
+        let would = &summary["would"]["components"];
+        check(
+            result["components_created"].as_i64() == Some(created)
+                && result["components_updated"].as_i64() == Some(0)
+                && would["create"].as_i64() == Some(created)
+                && would["update"].as_i64() == Some(0),
+            || {
+                format!("takeoff: the model says {created} created; the commit says {result}, the dry run {would}\n{text}")
+            },
+        )
     }
 
     // ---- the field and QC ----
@@ -1256,10 +1326,10 @@ impl<'a> Job<'a> {
                 )
             })
             .collect();
-        let valves = self
-            .m
-            .valves
-            .iter()
+        let mut valves_by_id: Vec<&Valve> = self.m.valves.iter().collect();
+        valves_by_id.sort_by_key(|v| v.id);
+        let valves = valves_by_id
+            .into_iter()
             .map(|v| {
                 format!(
                     "{} {:.2} {} {}",

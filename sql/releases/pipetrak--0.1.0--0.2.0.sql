@@ -353,6 +353,16 @@ as $$
           and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
         limit 1) c on true
     where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
+      -- An instance the project retired is not made again (a re-import never brings one back;
+      -- a row every instance of which is retired is skipped with its reason before this): the
+      -- file's other instances are. A probe of the small index of retired identities.
+      and not exists (
+          select from pipetrak.drawings x
+          join pipetrak.components k on k.project_id = p_project_id and k.retired_at is not null
+               and k.identity_key = pipetrak.identity_key(r.component_type, x.id, r.tag, r.size, s.seq)
+          where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+            and not exists (select from pipetrak.components l
+                            where l.project_id = p_project_id and l.retired_at is null and l.identity_key = k.identity_key))
 $$;
 
 -- Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the
