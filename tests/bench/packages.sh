@@ -73,7 +73,7 @@ where test_package_id = (select id from pipetrak.test_packages where project_id 
 insert into pipetrak.field_welds (component_id, project_id)
 select c.id, c.project_id from pipetrak.components c where c.component_type = 'field_weld' and c.project_id <> :project;
 insert into pipetrak.review_items (project_id, component_id, kind, details)
-select c.project_id, c.id, 'weld_complete', '{}' from pipetrak.components c
+select c.project_id, c.id, 'weld_completed', '{}' from pipetrak.components c
 where c.project_id = :project and c.component_type = 'field_weld' order by c.id limit 2000;
 vacuum analyze;
 SQL
