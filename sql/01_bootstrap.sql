@@ -100,6 +100,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('component_has_progress',   'PT409', 'The component has progress', 'Its type changes only while every milestone is 0: roll its milestones back first, or retire it and create the right one.'),
     ('weld_type_change',         'PT409', 'A field weld can''t become another type, nor another type a field weld', 'Retire the component (with a reason) and create the right one.'),
     ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.'),
+    ('value_too_large',          'PT413', 'A value is larger than allowed', 'Send less: the detail names the argument and its limit in bytes.'),
     ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
@@ -134,6 +135,22 @@ as $$
 begin
     if length(p_value) > p_max then
         perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', p_max, 'length', length(p_value)));
+    end if;
+end
+$$;
+
+-- Refuses a JSON value larger than `p_max_bytes` as sent (its text), with a catalogued error naming
+-- the argument: what a request stores or aggregates is bounded before any work is done on it.
+create function pipetrak.check_json_size(p_argument text, p_value jsonb, p_max_bytes integer)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- pg_column_size is the datum's size, read without walking it.
+    if pg_column_size(p_value) > p_max_bytes then
+        perform pipetrak.raise_error('value_too_large', jsonb_build_object('argument', p_argument, 'max_bytes', p_max_bytes,
+                                                                           'bytes', pg_column_size(p_value)));
     end if;
 end
 $$;

@@ -12,8 +12,11 @@ declare
     v_profile pipetrak.user_profiles;
 begin
     insert into pipetrak.user_profiles as p (user_id, email, display_name)
+    -- A name from the claims (user metadata its user may edit) on one line: it is shown in
+    -- sentences (activity_feed), where a line break would forge another line.
     values (pipetrak.require_user(), v_claims ->> 'email',
-            coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'))
+            left(nullif(btrim(regexp_replace(coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'),
+                                             '[[:cntrl:]]+', ' ', 'g')), ''), 200))
     on conflict (user_id) do update set
         email = coalesce(excluded.email, p.email),
         -- A name its user set stays: the claims only fill it in.
@@ -129,6 +132,7 @@ begin
     perform pipetrak.check_member_change(v_caller_role, p_user_id, v_current);
     update pipetrak.memberships set role = p_role, updated_at = now()
     where organization_id = p_organization_id and user_id = p_user_id;
+    perform pipetrak.revoke_lapsed_invitations(p_organization_id);
 end
 $$;
 
@@ -154,8 +158,10 @@ begin
     end if;
     perform pipetrak.check_member_change(v_caller_role, p_user_id, v_current);
     delete from pipetrak.memberships where organization_id = p_organization_id and user_id = p_user_id;
-    -- They knew the channels of the organization's projects: new ones from now on.
+    -- They knew the channels of the organization's projects: new ones from now on. Their pending
+    -- invitations go with them.
     perform pipetrak.rotate_project_secrets(p_organization_id);
+    perform pipetrak.revoke_lapsed_invitations(p_organization_id);
 end
 $$;
 

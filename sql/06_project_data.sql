@@ -292,6 +292,9 @@ declare
     v_created bigint[];
     v_existing bigint[];
 begin
+    perform pipetrak.check_json_size('attributes', p_attributes, 16384);
+    perform pipetrak.check_text_length('description', p_description, 2000);
+    perform pipetrak.check_text_length('spec', p_spec, 200);
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',

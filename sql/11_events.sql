@@ -35,7 +35,7 @@ end
 $$;
 
 -- Sends `p_event` ({kind, ids, counts}) on the project's channel as {"sig": …, "event": …}; the
--- signature covers the event's canonical jsonb text. Delivered when the transaction commits.
+-- signature covers the event's text exactly as sent. Delivered when the transaction commits.
 create function pipetrak.notify_project(p_project_id bigint, p_event jsonb)
 returns void
 language plpgsql volatile
@@ -52,28 +52,30 @@ begin
 end
 $$;
 
--- True when `p_payload` is an event the extension sent on this project's channel (for members;
--- others: project_not_found). A payload that isn't even JSON is simply not genuine.
+-- True when `p_payload` is, byte for byte, an event the extension sent on this project's channel
+-- (for members; others: project_not_found): the signature is checked over the event text taken
+-- verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not
+-- genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.
 create function pipetrak.event_is_genuine(p_project_id bigint, p_payload text)
 returns boolean
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_payload jsonb;
-    v_key bytea;
+    v_event text;
 begin
+    perform pipetrak.check_text_length('payload', p_payload, 7999);
     perform pipetrak.require_project_role(p_project_id, 'read');
+    v_event := pipetrak.signed_event_text((select s.signing_key from pipetrak.project_secrets s where s.project_id = p_project_id),
+                                          p_payload);
+    if v_event is null then
+        return false;
+    end if;
     begin
-        v_payload := p_payload::jsonb;
+        return jsonb_typeof(v_event::jsonb) = 'object' and v_event::jsonb ->> 'project_id' = p_project_id::text;
     exception when invalid_text_representation then
         return false;
     end;
-    select s.signing_key into v_key from pipetrak.project_secrets s where s.project_id = p_project_id;
-    return jsonb_typeof(v_payload) = 'object'
-       and jsonb_typeof(v_payload -> 'event') = 'object'
-       and v_payload -> 'event' ->> 'project_id' = p_project_id::text
-       and pipetrak.event_signature(v_key, (v_payload -> 'event')::text) = v_payload ->> 'sig';
 end
 $$;
 

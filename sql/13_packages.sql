@@ -324,6 +324,10 @@ begin
         if v_missing is not null then
             perform pipetrak.lock_component(v_missing, 'manage_project_data');
         end if;
+        -- Each project the ids name must take writes (an archived one refuses them, as the
+        -- by-drawing path does).
+        perform pipetrak.require_project_role(x.project_id, 'manage_project_data')
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids) order by 1) x;
     end if;
     update pipetrak.components c set post_hydro = coalesce(p_post_hydro, true), version = c.version + 1, updated_at = now()
     where c.id = any (v_ids) and c.post_hydro is distinct from coalesce(p_post_hydro, true);

@@ -399,8 +399,10 @@ begin
     if v_last is null or v_taken >= v_last then
         return 0;
     end if;
-    -- One taker per project at a time; the second finds the weeks taken.
-    perform pg_advisory_xact_lock(hashtext('pipetrak.snapshots'), p_project_id::integer);
+    -- One taker per project at a time; the second finds the weeks taken. The project's row is the
+    -- lock (held to commit): nobody without the extension's privileges can take it, where an
+    -- advisory lock any session could hold and stall the project's writes.
+    perform from pipetrak.projects p where p.id = p_project_id for no key update;
     v_taken := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
     for v_week in select generate_series(coalesce(v_taken + 7, v_last), v_last, interval '7 days')::date loop
         if pipetrak.take_snapshot(p_project_id, v_week) then

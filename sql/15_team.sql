@@ -179,6 +179,30 @@ begin
 end
 $$;
 
+-- Whether `p_user` may still invite to `p_role` in the organization (owners and admins; owners
+-- only to owner): an invitation holds only while its inviter's standing does.
+create function pipetrak.invitation_stands(p_organization_id bigint, p_user uuid, p_role text)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce((select pipetrak.role_can(m.role, 'manage_members')
+                            and (p_role <> 'owner' or pipetrak.role_can(m.role, 'manage_owners'))
+                     from pipetrak.memberships m where m.organization_id = p_organization_id and m.user_id = p_user), false)
+$$;
+
+-- Revokes the pending invitations of the organization whose inviter may no longer send them (a
+-- member removed or demoted): a removed admin's invitation must not let them back in.
+create function pipetrak.revoke_lapsed_invitations(p_organization_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    update pipetrak.invitations i set revoked_at = now(), revoked_by = pipetrak.current_user_id()
+    where i.organization_id = p_organization_id and i.accepted_at is null and i.revoked_at is null
+      and not pipetrak.invitation_stands(i.organization_id, i.invited_by, i.role)
+$$;
+
 -- Accepts an invitation as the signed-in user whose JWT email is the invited address. Returns
 -- {organization_id, role}.
 create function pipetrak.accept_invitation(p_token text)
@@ -205,6 +229,9 @@ begin
         perform pipetrak.raise_error('invitation_revoked');
     elsif v_invitation.expires_at <= now() then
         perform pipetrak.raise_error('invitation_expired', jsonb_build_object('expired_at', v_invitation.expires_at));
+    elsif not pipetrak.invitation_stands(v_invitation.organization_id, v_invitation.invited_by, v_invitation.role) then
+        -- Its inviter was removed or demoted since (revoke_lapsed_invitations revokes it too).
+        perform pipetrak.raise_error('invitation_revoked', '{"reason": "the inviter may no longer invite to this role"}');
     end if;
     perform pipetrak.sync_profile();
     insert into pipetrak.memberships (organization_id, user_id, role, created_by)
@@ -228,6 +255,10 @@ declare
     v_profile pipetrak.user_profiles := pipetrak.sync_profile();
 begin
     perform pipetrak.check_text_length('display_name', btrim(p_display_name), 200);
+    -- Shown in sentences (activity_feed): a line break or other control character would forge one.
+    if p_display_name ~ '[[:cntrl:]]' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "display_name", "expected": "a name on one line, without control characters"}');
+    end if;
     update pipetrak.user_profiles set display_name = nullif(btrim(p_display_name), ''), updated_at = now()
     where user_id = v_profile.user_id
     returning * into v_profile;

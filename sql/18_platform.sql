@@ -9,7 +9,8 @@
 --   Members of the project read; writing needs the role above, a live target of that project and a
 --   project not archived. `pipetrak_api.attachments` lists the files with what they are linked to.
 -- - Realtime: the policy on `realtime.messages` lets a member of the project receive on the private
---   topic `project:<id>` and nobody send into it (no insert policy of pipetrak's).
+--   topic `project:<id>` and nobody send into it (no insert policy of pipetrak's). It checks each
+--   row's topic (and that it is the subscribed one), never only the session's.
 -- - Both are installed by `pipetrak.install_platform()`, run at CREATE EXTENSION and by the upgrade;
 --   a database that gets Supabase's schemas later runs it once (as their owner or a superuser).
 --   Without them it does nothing; without the privilege to create policies it warns and does nothing.
@@ -29,7 +30,11 @@ declare
     v_target bigint;
     v_permission text;
 begin
-    if v_path[1] !~ '^[0-9]{1,18}$' then
+    -- A path is its segments as written: one that another reader would resolve elsewhere (`..`,
+    -- `.`, an empty segment, a backslash, a control character) belongs to no project.
+    if v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
+       or exists (select from unnest(v_path) s where s in ('', '.', '..'))
+       or p_name ~ '[\\[:cntrl:]]' then
         return false;
     end if;
     v_project_id := v_path[1]::bigint;
@@ -135,8 +140,10 @@ begin
     if to_regclass('realtime.messages') is not null and to_regprocedure('realtime.topic()') is not null then
         begin
             drop policy if exists pipetrak_receive on realtime.messages;
+            -- The row's own topic decides, and only on the topic the session subscribed to: setting
+            -- realtime.topic to one's own project reads that project's messages, no other's.
             create policy pipetrak_receive on realtime.messages for select to authenticated
-                using (pipetrak.realtime_topic_allows((select realtime.topic())));
+                using (topic = (select realtime.topic()) and pipetrak.realtime_topic_allows(topic));
             v_installed := v_installed || 'realtime'::text;
         exception when insufficient_privilege then
             raise warning 'pipetrak: no privilege to install the Realtime policy; run select pipetrak.install_platform() as its owner';

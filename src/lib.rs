@@ -95,7 +95,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/11_events.sql",
     name = "events",
-    requires = ["imports", event_signature, signed_payload]
+    requires = [
+        "imports",
+        event_signature,
+        signed_payload,
+        signed_event_text
+    ]
 );
 ::pgrx::extension_sql_file!(
     "../sql/12_welds.sql",

@@ -171,6 +171,64 @@ fn a_foremans_day_rolls_up_everywhere() {
 
 #[test]
 #[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn a_stranger_holding_advisory_locks_stalls_no_project() {
+    // The attack: another organization's owner holds, in a session of their own, the advisory
+    // lock the snapshot taker once used for this project (ids are small integers: one session
+    // could hold every project's key). The project's first write after a week locks takes the
+    // week's snapshot and must not wait for them.
+    let mut c = connect();
+    let s = site(&mut c, "Snapshot lock", 330);
+    let stranger = site(&mut c, "Stranger", 331);
+    let valve = id(&ok(&mut c, &s.owner, &format!(
+        "select (pipetrak_api.create_component(project_id => {p}, drawing_id => pipetrak_api.create_drawing(project_id => {p}, drawing_no => 'SL-1'), component_type => 'valve', tag => 'V-1', size => '2') -> 'created' ->> 0)::bigint",
+        p = s.project
+    )));
+    c.execute(
+        "delete from pipetrak.weekly_snapshots where project_id = $1",
+        &[&s.project],
+    )
+    .expect("weeks");
+    c.execute(
+        "delete from pipetrak.snapshot_weeks where project_id = $1",
+        &[&s.project],
+    )
+    .expect("weeks");
+    let mut attacker = connect();
+    attacker
+        .batch_execute("set role authenticated")
+        .expect("role");
+    attacker
+        .execute(
+            "select set_config('request.jwt.claims', $1, false)",
+            &[&serde_json::json!({"sub": stranger.owner, "role": "authenticated"}).to_string()],
+        )
+        .expect("claims");
+    attacker
+        .execute(
+            "select pg_advisory_lock(hashtext('pipetrak.snapshots'), $1::int)",
+            &[&(s.project as i32)],
+        )
+        .expect("any session may take an advisory lock");
+    c.batch_execute("set lock_timeout = '3s'").expect("timeout");
+    let written = request(&mut c, &s.foreman, &format!(
+        "select pipetrak_api.update_milestone(component_id => {valve}, milestone => 'Receive', value => 100) ->> 'percent_complete'"));
+    c.batch_execute("reset lock_timeout").expect("timeout");
+    assert!(
+        written.is_ok(),
+        "the foreman's write waited for the stranger's lock: {written:?}"
+    );
+    let taken: i64 = c
+        .query_one(
+            "select count(*) from pipetrak.snapshot_weeks where project_id = $1",
+            &[&s.project],
+        )
+        .expect("weeks")
+        .get(0);
+    assert_eq!(taken, 1, "and it took the locked week's snapshot");
+}
+
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
 fn concurrent_foremen_lose_no_update() {
     const WRITERS: usize = 8;
     const PER_WRITER: usize = 40;
@@ -1816,6 +1874,31 @@ fn with_supabase_storage_and_realtime_only_members_get_in() {
         topic_rows(&mut c, &other.owner),
         Vec::<Value>::new(),
         "the topic refuses a non-member"
+    );
+    // The attack: another organization's owner subscribes to their own project's topic and reads
+    // every row the policy lets through, whatever its topic.
+    let across: i64 = {
+        let mut tx = c.transaction().expect("tx");
+        tx.batch_execute(&format!(
+            "set local role authenticated; select set_config('realtime.topic', 'project:{}', true)",
+            other.project
+        ))
+        .expect("topic");
+        tx.execute(
+            "select set_config('request.jwt.claims', $1, true)",
+            &[&serde_json::json!({"sub": other.owner, "role": "authenticated"}).to_string()],
+        )
+        .expect("claims");
+        tx.query_one(
+            &format!("select count(*) from realtime.messages where topic = 'project:{p}'"),
+            &[],
+        )
+        .expect("read")
+        .get(0)
+    };
+    assert_eq!(
+        across, 0,
+        "a session subscribed to its own project reads no other project's messages"
     );
     let forged = execute_as(&mut c, &site.viewer, &format!(
         "insert into realtime.messages (topic, extension, event, payload) values ('project:{p}', 'broadcast', 'changes', '{{}}')"));

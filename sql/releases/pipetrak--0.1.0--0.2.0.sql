@@ -266,6 +266,9 @@ declare
     v_created bigint[];
     v_existing bigint[];
 begin
+    perform pipetrak.check_json_size('attributes', p_attributes, 16384);
+    perform pipetrak.check_text_length('description', p_description, 2000);
+    perform pipetrak.check_text_length('spec', p_spec, 200);
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',
@@ -1642,6 +1645,15 @@ CREATE FUNCTION pipetrak."repair_nde_methods"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'repair_nde_methods_wrapper';
+
+-- pipetrak::pg::events::signed_event_text
+CREATE FUNCTION pipetrak."signed_event_text"(
+	"key" bytea, /* &[u8] */
+	"payload" TEXT /* &str */
+) RETURNS TEXT /* core::option::Option<alloc::string::String> */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'signed_event_text_wrapper';
 
 -- pipetrak::pg::welds::sampling_call_after_failure
 CREATE FUNCTION pipetrak."sampling_call_after_failure"(
@@ -3660,6 +3672,10 @@ begin
         if v_missing is not null then
             perform pipetrak.lock_component(v_missing, 'manage_project_data');
         end if;
+        -- Each project the ids name must take writes (an archived one refuses them, as the
+        -- by-drawing path does).
+        perform pipetrak.require_project_role(x.project_id, 'manage_project_data')
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids) order by 1) x;
     end if;
     update pipetrak.components c set post_hydro = coalesce(p_post_hydro, true), version = c.version + 1, updated_at = now()
     where c.id = any (v_ids) and c.post_hydro is distinct from coalesce(p_post_hydro, true);
@@ -4735,8 +4751,10 @@ begin
     if v_last is null or v_taken >= v_last then
         return 0;
     end if;
-    -- One taker per project at a time; the second finds the weeks taken.
-    perform pg_advisory_xact_lock(hashtext('pipetrak.snapshots'), p_project_id::integer);
+    -- One taker per project at a time; the second finds the weeks taken. The project's row is the
+    -- lock (held to commit): nobody without the extension's privileges can take it, where an
+    -- advisory lock any session could hold and stall the project's writes.
+    perform from pipetrak.projects p where p.id = p_project_id for no key update;
     v_taken := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
     for v_week in select generate_series(coalesce(v_taken + 7, v_last), v_last, interval '7 days')::date loop
         if pipetrak.take_snapshot(p_project_id, v_week) then
@@ -5414,8 +5432,11 @@ declare
     v_profile pipetrak.user_profiles;
 begin
     insert into pipetrak.user_profiles as p (user_id, email, display_name)
+    -- A name from the claims (user metadata its user may edit) on one line: it is shown in
+    -- sentences (activity_feed), where a line break would forge another line.
     values (pipetrak.require_user(), v_claims ->> 'email',
-            coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'))
+            left(nullif(btrim(regexp_replace(coalesce(v_claims -> 'user_metadata' ->> 'full_name', v_claims ->> 'name'),
+                                             '[[:cntrl:]]+', ' ', 'g')), ''), 200))
     on conflict (user_id) do update set
         email = coalesce(excluded.email, p.email),
         -- A name its user set stays: the claims only fill it in.
@@ -5708,6 +5729,9 @@ begin
         perform pipetrak.raise_error('invitation_revoked');
     elsif v_invitation.expires_at <= now() then
         perform pipetrak.raise_error('invitation_expired', jsonb_build_object('expired_at', v_invitation.expires_at));
+    elsif not pipetrak.invitation_stands(v_invitation.organization_id, v_invitation.invited_by, v_invitation.role) then
+        -- Its inviter was removed or demoted since (revoke_lapsed_invitations revokes it too).
+        perform pipetrak.raise_error('invitation_revoked', '{"reason": "the inviter may no longer invite to this role"}');
     end if;
     perform pipetrak.sync_profile();
     insert into pipetrak.memberships (organization_id, user_id, role, created_by)
@@ -5731,6 +5755,10 @@ declare
     v_profile pipetrak.user_profiles := pipetrak.sync_profile();
 begin
     perform pipetrak.check_text_length('display_name', btrim(p_display_name), 200);
+    -- Shown in sentences (activity_feed): a line break or other control character would forge one.
+    if p_display_name ~ '[[:cntrl:]]' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "display_name", "expected": "a name on one line, without control characters"}');
+    end if;
     update pipetrak.user_profiles set display_name = nullif(btrim(p_display_name), ''), updated_at = now()
     where user_id = v_profile.user_id
     returning * into v_profile;
@@ -6011,8 +6039,11 @@ end
 $$;
 
 -- Corrects one live component: `p_changes` holds any of description, spec, attributes, tag, size,
--- drawing_id, component_type. Returns the changed fields with their new values.
-create function pipetrak.correct_component(p_component_id bigint, p_changes jsonb, p_reason text)
+-- drawing_id, component_type. Returns the changed fields with their new values. No exception
+-- block: a batch runs this for each item inside one subtransaction of its own — a subtransaction
+-- per item would overflow the backend's cache of them past 64 and make every later row check of
+-- the batch slower (10,000 items took 61 s where 1,000 took 4.7 s).
+create function pipetrak.correct_component_for(p_component_id bigint, p_changes jsonb, p_reason text)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -6027,6 +6058,7 @@ declare
     v_before jsonb;
     v_after jsonb;
 begin
+    perform pipetrak.check_json_size('changes', p_changes, 65536);
     if jsonb_typeof(p_changes) is distinct from 'object' or p_changes = '{}'
        or exists (select from jsonb_object_keys(p_changes) k
                   where k not in ('description', 'spec', 'attributes', 'tag', 'size', 'drawing_id', 'component_type')) then
@@ -6046,6 +6078,7 @@ begin
             perform pipetrak.raise_error('invalid_argument', '{"argument": "attributes", "expected": "an object; a key set to null is removed"}');
         end if;
         v_new.attributes := jsonb_strip_nulls(v_old.attributes || (p_changes -> 'attributes'));
+        perform pipetrak.check_json_size('attributes', v_new.attributes, 16384);
     end if;
     if p_changes ? 'tag' then
         v_new.tag := pipetrak.normalize_commodity_code(coalesce(p_changes ->> 'tag', ''));
@@ -6125,9 +6158,21 @@ begin
     where id = p_component_id;
     perform pipetrak.log_component_change(v_old.project_id, p_component_id, 'correct', v_before, v_after, v_reason);
     return (select jsonb_object_agg(k, v_after -> k) from jsonb_object_keys(v_after) k where v_before -> k is distinct from v_after -> k);
+end
+$$;
+
+-- One correction (the API's): as correct_component_for, a concurrent correction or import that
+-- took the identity between the check and the update said as duplicate_component.
+create function pipetrak.correct_component(p_component_id bigint, p_changes jsonb, p_reason text)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.require_user();
+    return pipetrak.correct_component_for(p_component_id, p_changes, p_reason);
 exception when unique_violation then
-    -- A concurrent correction or import took the identity between the check and the update.
-    perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_type', v_new.component_type, 'tag', v_new.tag));
+    perform pipetrak.raise_error('duplicate_component', jsonb_build_object('component_id', p_component_id));
 end
 $$;
 
@@ -6200,7 +6245,7 @@ $$;
 -- checks the caller's role.
 create function pipetrak.component_batch(p_action text, p_items jsonb, p_reason text)
 returns integer
-language plpgsql volatile
+language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -6212,6 +6257,8 @@ declare
     v_detail text;
     v_hint text;
 begin
+    -- A signed-in caller first; each item's function checks their role in its project.
+    perform pipetrak.require_user();
     if jsonb_typeof(p_items) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'items', 'expected', 'an array'));
     elsif jsonb_array_length(p_items) > 10000 then
@@ -6225,8 +6272,8 @@ begin
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "items", "expected": "component ids, or objects with a component_id"}');
             end if;
             case p_action
-                when 'correct' then perform pipetrak.correct_component(v_id, v_item - 'component_id' - 'reason',
-                                                                       coalesce(v_item ->> 'reason', p_reason));
+                when 'correct' then perform pipetrak.correct_component_for(v_id, v_item - 'component_id' - 'reason',
+                                                                           coalesce(v_item ->> 'reason', p_reason));
                 when 'retire' then perform pipetrak.retire_component_for(v_id, p_reason);
                 when 'restore' then perform pipetrak.restore_component(v_id, p_reason);
             end case;
@@ -6234,6 +6281,11 @@ begin
         end loop;
     exception when others then
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail, v_hint = pg_exception_hint;
+        -- A concurrent writer took an identity between an item's check and its update.
+        if v_state = '23505' then
+            select e.sqlstate, e.message, '{"code": "duplicate_component"}', e.hint into v_state, v_message, v_detail, v_hint
+            from pipetrak.error_codes e where e.code = 'duplicate_component';
+        end if;
         raise exception using errcode = v_state, message = format('item %s (component %s): %s', v_index, v_id, v_message),
             detail = (case when v_detail ~ '^\{' then v_detail::jsonb else jsonb_build_object('code', 'invalid_argument', 'error', v_message) end
                       || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
@@ -6401,7 +6453,11 @@ declare
     v_target bigint;
     v_permission text;
 begin
-    if v_path[1] !~ '^[0-9]{1,18}$' then
+    -- A path is its segments as written: one that another reader would resolve elsewhere (`..`,
+    -- `.`, an empty segment, a backslash, a control character) belongs to no project.
+    if v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
+       or exists (select from unnest(v_path) s where s in ('', '.', '..'))
+       or p_name ~ '[\\[:cntrl:]]' then
         return false;
     end if;
     v_project_id := v_path[1]::bigint;
@@ -6507,8 +6563,10 @@ begin
     if to_regclass('realtime.messages') is not null and to_regprocedure('realtime.topic()') is not null then
         begin
             drop policy if exists pipetrak_receive on realtime.messages;
+            -- The row's own topic decides, and only on the topic the session subscribed to: setting
+            -- realtime.topic to one's own project reads that project's messages, no other's.
             create policy pipetrak_receive on realtime.messages for select to authenticated
-                using (pipetrak.realtime_topic_allows((select realtime.topic())));
+                using (topic = (select realtime.topic()) and pipetrak.realtime_topic_allows(topic));
             v_installed := v_installed || 'realtime'::text;
         exception when insufficient_privilege then
             raise warning 'pipetrak: no privilege to install the Realtime policy; run select pipetrak.install_platform() as its owner';
@@ -7792,6 +7850,141 @@ where f.repair_of is not null and f.status is distinct from (select n.status fro
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
+
+-- Refuses a JSON value larger than `p_max_bytes` as sent (its text), with a catalogued error naming
+-- the argument: what a request stores or aggregates is bounded before any work is done on it.
+create or replace function pipetrak.check_json_size(p_argument text, p_value jsonb, p_max_bytes integer)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- pg_column_size is the datum's size, read without walking it.
+    if pg_column_size(p_value) > p_max_bytes then
+        perform pipetrak.raise_error('value_too_large', jsonb_build_object('argument', p_argument, 'max_bytes', p_max_bytes,
+                                                                           'bytes', pg_column_size(p_value)));
+    end if;
+end
+$$;
+
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('value_too_large',          'PT413', 'A value is larger than allowed', 'Send less: the detail names the argument and its limit in bytes.');
+
+-- Security, second round: an invitation holds only while its inviter may still send it; the
+-- snapshot lock is the project's row, not an advisory lock anyone can hold; events verify over the
+-- exact text sent; batch refusals are the catalogued errors; a Realtime message is read by its own
+-- topic; names shown in sentences are on one line; storage paths resolve as written.
+-- Whether `p_user` may still invite to `p_role` in the organization (owners and admins; owners
+-- only to owner): an invitation holds only while its inviter's standing does.
+create or replace function pipetrak.invitation_stands(p_organization_id bigint, p_user uuid, p_role text)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce((select pipetrak.role_can(m.role, 'manage_members')
+                            and (p_role <> 'owner' or pipetrak.role_can(m.role, 'manage_owners'))
+                     from pipetrak.memberships m where m.organization_id = p_organization_id and m.user_id = p_user), false)
+$$;
+
+-- Revokes the pending invitations of the organization whose inviter may no longer send them (a
+-- member removed or demoted): a removed admin's invitation must not let them back in.
+create or replace function pipetrak.revoke_lapsed_invitations(p_organization_id bigint)
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    update pipetrak.invitations i set revoked_at = now(), revoked_by = pipetrak.current_user_id()
+    where i.organization_id = p_organization_id and i.accepted_at is null and i.revoked_at is null
+      and not pipetrak.invitation_stands(i.organization_id, i.invited_by, i.role)
+$$;
+
+-- Changes a member's role. Nobody changes their own; only owners touch owners.
+create or replace function pipetrak.change_member_role(p_organization_id bigint, p_user_id uuid, p_role text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    v_current text;
+begin
+    -- Membership changes of one organization take turns (the row lock), and the caller's role is
+    -- read again after the lock: two owners demoting each other at once can't both pass the
+    -- last-owner rule, each having seen the other still an owner.
+    perform from pipetrak.organizations where id = p_organization_id for no key update;
+    v_caller_role := pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    perform pipetrak.check_role_name(p_role);
+    perform pipetrak.check_member_change(v_caller_role, p_user_id, p_role);
+    select role into v_current from pipetrak.memberships
+    where organization_id = p_organization_id and user_id = p_user_id for update;
+    if v_current is null then
+        perform pipetrak.raise_error('member_not_found', jsonb_build_object('user_id', p_user_id));
+    end if;
+    perform pipetrak.check_member_change(v_caller_role, p_user_id, v_current);
+    update pipetrak.memberships set role = p_role, updated_at = now()
+    where organization_id = p_organization_id and user_id = p_user_id;
+    perform pipetrak.revoke_lapsed_invitations(p_organization_id);
+end
+$$;
+
+-- Removes a member; their events stay attributed to them.
+create or replace function pipetrak.remove_member(p_organization_id bigint, p_user_id uuid)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_caller_role text := pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    v_current text;
+begin
+    -- Membership changes of one organization take turns (the row lock), and the caller's role is
+    -- read again after the lock: two owners demoting each other at once can't both pass the
+    -- last-owner rule, each having seen the other still an owner.
+    perform from pipetrak.organizations where id = p_organization_id for no key update;
+    v_caller_role := pipetrak.require_organization_role(p_organization_id, 'manage_members');
+    select role into v_current from pipetrak.memberships
+    where organization_id = p_organization_id and user_id = p_user_id for update;
+    if v_current is null then
+        perform pipetrak.raise_error('member_not_found', jsonb_build_object('user_id', p_user_id));
+    end if;
+    perform pipetrak.check_member_change(v_caller_role, p_user_id, v_current);
+    delete from pipetrak.memberships where organization_id = p_organization_id and user_id = p_user_id;
+    -- They knew the channels of the organization's projects: new ones from now on. Their pending
+    -- invitations go with them.
+    perform pipetrak.rotate_project_secrets(p_organization_id);
+    perform pipetrak.revoke_lapsed_invitations(p_organization_id);
+end
+$$;
+
+-- True when `p_payload` is, byte for byte, an event the extension sent on this project's channel
+-- (for members; others: project_not_found): the signature is checked over the event text taken
+-- verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not
+-- genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.
+create or replace function pipetrak.event_is_genuine(p_project_id bigint, p_payload text)
+returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_event text;
+begin
+    perform pipetrak.check_text_length('payload', p_payload, 7999);
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    v_event := pipetrak.signed_event_text((select s.signing_key from pipetrak.project_secrets s where s.project_id = p_project_id),
+                                          p_payload);
+    if v_event is null then
+        return false;
+    end if;
+    begin
+        return jsonb_typeof(v_event::jsonb) = 'object' and v_event::jsonb ->> 'project_id' = p_project_id::text;
+    exception when invalid_text_representation then
+        return false;
+    end;
+end
+$$;
+
+update pipetrak.user_profiles set display_name = left(nullif(btrim(regexp_replace(display_name, '[[:cntrl:]]+', ' ', 'g')), ''), 200)
+where display_name ~ '[[:cntrl:]]';
 
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).

@@ -1,20 +1,32 @@
 //! Signatures of realtime events: HMAC-SHA256 of the event's text under a project's signing key,
 //! as lowercase hex. Anyone who knows a channel can NOTIFY into it; only the database knows the key.
+//!
+//! A payload is `{"sig": "<64 hex>", "event": <event text>}` and the signature covers the event
+//! text exactly as sent. Verifying takes that text verbatim from the payload — never a parse of
+//! it — so what is verified is byte for byte what every client reads: a payload with keys added,
+//! repeated or reordered is not genuine, whatever a client's JSON parser would make of it.
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
 use std::fmt::Write;
 
+/// The largest payload a NOTIFY carries (PostgreSQL refuses 8000 bytes and more).
+pub const MAX_PAYLOAD_BYTES: usize = 7999;
+
+const PREFIX: &str = r#"{"sig": ""#;
+const MIDDLE: &str = r#"", "event": "#;
+const SIGNATURE_HEX: usize = 64;
+
+fn mac(key: &[u8], body: &str) -> Option<Hmac<Sha256>> {
+    // HMAC takes a key of any length, so `new_from_slice` doesn't fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+    mac.update(body.as_bytes());
+    Some(mac)
+}
+
 /// The signature of `body` under `key`.
 pub fn signature(key: &[u8], body: &str) -> String {
-    // HMAC takes a key of any length, so `new_from_slice` can't fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(body.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    mac(key, body).map_or_else(String::new, |m| hex(&m.finalize().into_bytes()))
 }
 
 /// Lowercase hex of `bytes`.
@@ -25,101 +37,50 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// `value` as PostgreSQL prints a `jsonb`: object keys shorter first, then in byte order, ", "
-/// between items and ": " after keys. A signature covers the event's jsonb text, so an event
-/// signed here checks out in `pipetrak.event_is_genuine`.
-pub fn jsonb_text(value: &Value) -> String {
-    let mut text = String::new();
-    write_jsonb(&mut text, value);
-    text
+/// Bytes of lowercase hex (None for anything else).
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some(digit(*high)? << 4 | digit(*low)?),
+            _ => None,
+        })
+        .collect()
 }
 
-fn write_jsonb(text: &mut String, value: &Value) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| {
-                a.len()
-                    .cmp(&b.len())
-                    .then_with(|| a.as_bytes().cmp(b.as_bytes()))
-            });
-            text.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                write_string(text, key);
-                text.push_str(": ");
-                write_jsonb(text, &map[key]);
-            }
-            text.push('}');
-        }
-        Value::Array(items) => {
-            text.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    text.push_str(", ");
-                }
-                write_jsonb(text, item);
-            }
-            text.push(']');
-        }
-        Value::String(s) => write_string(text, s),
-        other => text.push_str(&other.to_string()),
-    }
-}
-
-/// A JSON string as PostgreSQL escapes it.
-fn write_string(text: &mut String, s: &str) {
-    text.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => text.push_str("\\\""),
-            '\\' => text.push_str("\\\\"),
-            '\u{8}' => text.push_str("\\b"),
-            '\u{c}' => text.push_str("\\f"),
-            '\n' => text.push_str("\\n"),
-            '\r' => text.push_str("\\r"),
-            '\t' => text.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(text, "\\u{:04x}", c as u32);
-            }
-            c => text.push(c),
-        }
-    }
-    text.push('"');
-}
-
-/// The NOTIFY payload of an event whose jsonb text is `event_text`: `{"sig": …, "event": …}`, as
-/// `pipetrak.notify_project` sends it.
+/// The NOTIFY payload of the event `event_text`: `{"sig": …, "event": …}`, signed over exactly
+/// that text.
 pub fn signed_payload(signing_key: &[u8], event_text: &str) -> String {
     format!(
-        r#"{{"sig": "{}", "event": {event_text}}}"#,
+        "{PREFIX}{}{MIDDLE}{event_text}}}",
         signature(signing_key, event_text)
     )
+}
+
+/// The event text of `payload` when it is exactly what `signed_payload` makes under `key` (its
+/// shape, and a signature over those very bytes, compared in constant time); None otherwise.
+pub fn signed_event<'a>(key: &[u8], payload: &'a str) -> Option<&'a str> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return None;
+    }
+    let rest = payload.strip_prefix(PREFIX)?;
+    let signature = unhex(rest.get(..SIGNATURE_HEX)?)?;
+    let event = rest
+        .get(SIGNATURE_HEX..)?
+        .strip_prefix(MIDDLE)?
+        .strip_suffix('}')?;
+    mac(key, event)?.verify_slice(&signature).ok()?;
+    Some(event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn prints_jsonb_as_postgresql_does() {
-        // What `select '{…}'::jsonb::text` prints for these values.
-        assert_eq!(
-            jsonb_text(
-                &json!({"sent_at": "2026-11-30T08:51:58.166339+00:00", "kind": "changes", "part": 1,
-                               "parts": 1, "changes": {"milestones": [5, 6], "welds": [], "components": [7]},
-                               "project_id": 7})
-            ),
-            r#"{"kind": "changes", "part": 1, "parts": 1, "changes": {"welds": [], "components": [7], "milestones": [5, 6]}, "sent_at": "2026-11-30T08:51:58.166339+00:00", "project_id": 7}"#
-        );
-        assert_eq!(
-            jsonb_text(&json!({"a\"b": "x\\y\n\u{1}", "t": true, "n": null})),
-            r#"{"n": null, "t": true, "a\"b": "x\\y\n\u0001"}"#
-        );
-    }
 
     #[test]
     fn matches_the_rfc_4231_test_vector() {
@@ -142,5 +103,45 @@ mod tests {
             signature(&[7; 32], r#"{"kind": "import_progress "}"#)
         );
         assert_eq!(genuine.len(), 64);
+    }
+
+    #[test]
+    fn a_payload_verifies_as_sent_and_only_so() {
+        let key = [7; 32];
+        let event = r#"{"kind": "changes", "project_id": 7}"#;
+        let payload = signed_payload(&key, event);
+        assert_eq!(signed_event(&key, &payload), Some(event));
+        assert_eq!(signed_event(&[8; 32], &payload), None);
+        // A key added in front (a parser keeping the first of two "kind"s would act on it), a
+        // space, another order: not genuine, though each parses to an object.
+        let forged = payload.replace(
+            r#"{"kind": "changes""#,
+            r#"{"kind": "project_deleted", "kind": "changes""#,
+        );
+        assert_eq!(signed_event(&key, &forged), None);
+        assert_eq!(signed_event(&key, &payload.replace("\": ", "\":")), None);
+        let reordered = format!(
+            r#"{{"event": {event}, "sig": "{}"}}"#,
+            signature(&key, event)
+        );
+        assert_eq!(signed_event(&key, &reordered), None);
+        assert_eq!(signed_event(&key, &format!("{payload} ")), None);
+        assert_eq!(signed_event(&key, "not json"), None);
+        assert_eq!(signed_event(&key, &"x".repeat(MAX_PAYLOAD_BYTES + 1)), None);
+    }
+
+    #[test]
+    fn a_signature_in_other_case_or_length_is_not_one() {
+        let key = [7; 32];
+        let payload = signed_payload(&key, "{}");
+        let upper = payload.replacen(
+            &signature(&key, "{}"),
+            &signature(&key, "{}").to_uppercase(),
+            1,
+        );
+        assert_eq!(signed_event(&key, &upper), None);
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("00ff"), Some(vec![0, 255]));
     }
 }

@@ -8,7 +8,7 @@
 //! NOTIFY itself.
 
 use crate::domain::changes::{project_events, ChangeQueue};
-use crate::domain::event::{jsonb_text, signed_payload};
+use crate::domain::event::signed_payload;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
@@ -189,7 +189,8 @@ fn send() {
             };
             event["project_id"] = json!(project_id);
             event["sent_at"] = serde_json::from_str(sent_at).unwrap_or(Value::Null);
-            let text = jsonb_text(&event);
+            // Signed over exactly the text sent (`domain::event`).
+            let text = event.to_string();
             let payload = signed_payload(signing_key, &text);
             // SAFETY: pg_notify takes two text datums, made here in the current memory context.
             unsafe {

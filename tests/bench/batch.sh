@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): update_milestones with 1,000 and 10,000 items (the largest batch it
-# takes), as an authenticated foreman through RLS, in the same run; a batch must cost time linear
-# in its items (10,000 items within 10x the time of 1,000). Five runs of each size, alternating,
-# each its own transaction; medians. Usage: bash tests/bench/batch.sh
+# Benchmark (not a test): the batch calls with 1,000 and 10,000 items (the largest batch each
+# takes) — update_milestones as an authenticated foreman, correct_components and retire_components
+# as the owner — through RLS, in the same run; a batch must cost time linear in its items (10,000
+# items within 10x the time of 1,000). Five runs of each size, alternating, each its own
+# transaction (the writes of the correction and retirement runs rolled back); medians.
+# Usage: bash tests/bench/batch.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/../scripts/setup.sh"
@@ -38,6 +40,23 @@ commit;
 SQL
 }
 
+# Milliseconds one call of $2 ($1: correct or retire) over $1 items takes, as the owner; undone.
+timed_component_batch() {
+  psql -qAtX -d "$db" -v ON_ERROR_STOP=1 <<SQL | tail -1
+begin;
+set local role authenticated;
+select set_config('request.jwt.claims', '{"sub": "$owner", "role": "authenticated"}', true) \g /dev/null
+select jsonb_agg(jsonb_build_object('component_id', id, 'description', 'corrected ' || id)) as corrections,
+       array_agg(id) as ids
+from (select id from pipetrak.components order by id limit $2) c \gset
+select clock_timestamp() as started \gset
+select case '$1' when 'correct' then pipetrak_api.correct_components(corrections => :'corrections', reason => 'bench')
+                 else pipetrak_api.retire_components(component_ids => :'ids', reason => 'bench') end \g /dev/null
+select round(extract(epoch from clock_timestamp() - :'started'::timestamptz) * 1000, 1);
+rollback;
+SQL
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 small=() large=()
@@ -48,12 +67,27 @@ done
 s=$(printf '%s\n' "${small[@]}" | median)
 l=$(printf '%s\n' "${large[@]}" | median)
 ratio=$(awk -v a="$l" -v b="$s" 'BEGIN {printf "%.2f", a / b}')
+declare -A cs cl cr
+for action in correct retire; do
+  small=() large=()
+  for run in 1 2 3 4 5; do
+    small+=("$(timed_component_batch $action 1000)")
+    large+=("$(timed_component_batch $action 10000)")
+  done
+  cs[$action]=$(printf '%s\n' "${small[@]}" | median)
+  cl[$action]=$(printf '%s\n' "${large[@]}" | median)
+  cr[$action]=$(awk -v a="${cl[$action]}" -v b="${cs[$action]}" 'BEGIN {printf "%.2f", a / b}')
+done
 
 report=$(cat <<TXT
 | measurement (one call, as a foreman through RLS; median of 5) | time | ratio to 1,000 items |
 |---|---|---|
 | update_milestones, 1,000 items | $s ms | 1.00x |
 | update_milestones, 10,000 items | $l ms | ${ratio}x (linear: 10x; target ≤ 10x) |
+| correct_components, 1,000 items | ${cs[correct]} ms | 1.00x |
+| correct_components, 10,000 items | ${cl[correct]} ms | ${cr[correct]}x (target ≤ 10x) |
+| retire_components, 1,000 items | ${cs[retire]} ms | 1.00x |
+| retire_components, 10,000 items | ${cl[retire]} ms | ${cr[retire]}x (target ≤ 10x) |
 TXT
 )
 echo "$report" | tee "$here/batch-results.md"
