@@ -34,6 +34,20 @@ as $$
     select coalesce(100 = all (p_values[1:array_position(p_names, 'Punch')]), false) and p_weld_clears
 $$;
 
+-- Whether the running transaction's bulk write (update_milestones, a package earning its
+-- milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes
+-- into them once, where thousands of upserts of one row in one transaction would each walk the
+-- row's growing chain of versions. Only the extension writes progress_deferrals, so a user who
+-- sets pipetrak.progress_deferred skips nothing.
+create function pipetrak.progress_deferred()
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select current_setting('pipetrak.progress_deferred', true) = 'on'
+       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
+$$;
+
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
 create function pipetrak.progress_parts_apply()
@@ -45,8 +59,7 @@ begin
     -- A bulk milestone update nets its changes into the parts once, at its end (see
     -- update_milestones): thousands of upserts of one part row in one transaction would each walk
     -- the row's growing chain of versions.
-    if current_setting('pipetrak.progress_deferred', true) = 'on'
-       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id()) then
+    if pipetrak.progress_deferred() then
         return null;
     end if;
     if tg_op in ('UPDATE', 'DELETE') then

@@ -202,6 +202,7 @@ declare
     -- jsonb value copies it, which made a batch quadratic in its size.
     v_results jsonb[] := '{}';
     v_ids bigint[];
+    v_first_event bigint;
     v_item jsonb;
     v_index integer := 0;
     v_state text;
@@ -225,6 +226,9 @@ begin
     perform pipetrak.progress_parts_add(-1, v_ids);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
     perform set_config('pipetrak.progress_deferred', 'on', true);
+    -- The days too: every event of a batch dated today lands on one row per part.
+    v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
+    perform set_config('pipetrak.days_deferred', 'on', true);
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -247,8 +251,13 @@ begin
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
     perform set_config('pipetrak.progress_deferred', 'off', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
     delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
     perform pipetrak.progress_parts_add(1, v_ids);
+    -- This batch's events: after the last one before it, of its components, of this transaction.
+    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e
+                                                where e.id > v_first_event and e.component_id = any (v_ids) and e.created_at = now()
+                                                order by e.id));
     return to_jsonb(v_results);
 end
 $$;

@@ -148,13 +148,17 @@ begin
 end
 $$;
 
--- New events count in their days (a restore's COPY too).
+-- New events count in their days (a restore's COPY too); update_milestones adds its events once,
+-- at its end (see progress_deferred).
 create function pipetrak.progress_days_follow_events()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
+        return null;
+    end if;
     perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
     return null;
 end
@@ -188,12 +192,9 @@ as $$
     group by e.work_date
 $$;
 
--- Adds `p_sign` times a component's credit and man-hours per day to the parts: to the day
--- `p_day` of the part it is in now (all its days summed: what its retirement takes out of the
--- history, -1, and its restoration brings back, 1; no event counted, the day's touched set kept),
--- or, without `p_day`, to each of its days in the part `p_part` names (a move takes them out of
--- the old part, -1, and progress_days_add puts them in the new one).
-create function pipetrak.progress_days_shift(p_component_id bigint, p_part pipetrak.components, p_sign integer, p_day date)
+-- Takes a component's credit and man-hours per day out of the part `p_part` (where it was): a
+-- move, after which progress_days_add puts its events in the part it is in now.
+create function pipetrak.progress_days_leave(p_component_id bigint, p_part pipetrak.components)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -202,14 +203,11 @@ begin
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
            component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
            mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-    select p_part.project_id, coalesce(p_day, x.work_date), p_part.drawing_id, p_part.area_id, p_part.system_id,
-           p_part.test_package_id, p_part.component_type, case when p_day is null then p_sign * sum(x.events) else 0 end,
-           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
-           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
-           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    select p_part.project_id, x.work_date, p_part.drawing_id, p_part.area_id, p_part.system_id, p_part.test_package_id,
+           p_part.component_type, -x.events, -x.credit_receive, -x.credit_install, -x.credit_punch, -x.credit_test,
+           -x.credit_restore, -x.mh_receive, -x.mh_install, -x.mh_punch, -x.mh_test, -x.mh_restore
     from pipetrak.component_credit_by_day(p_component_id) x
-    group by coalesce(p_day, x.work_date)
-    order by 2
+    order by x.work_date
     on conflict on constraint progress_days_key do update set
         events = d.events + excluded.events,
         credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
@@ -217,15 +215,49 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore,
-        components = case when p_day is null then array_remove(d.components, p_component_id) else d.components end;
+        mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, p_component_id);
+end
+$$;
+
+-- Adds `p_sign` times the whole credit and man-hours of components to one day of the parts they
+-- are in now, per part in one statement: what their retirement takes out of the history (-1) and
+-- their restoration brings back (1), on `p_day` (null: today in each project's time zone). No
+-- event is counted; the day's touched set stays.
+create function pipetrak.progress_days_scope(p_sign integer, p_component_ids bigint[], p_day date)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+           component_type, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
+           mh_receive, mh_install, mh_punch, mh_test, mh_restore)
+    select c.project_id, coalesce(p_day, (now() at time zone p.time_zone)::date), c.drawing_id, c.area_id, c.system_id,
+           c.test_package_id, c.component_type,
+           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
+           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
+           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    from pipetrak.components c
+    join pipetrak.projects p on p.id = c.project_id
+    cross join lateral pipetrak.component_credit_by_day(c.id) x
+    where c.id = any (p_component_ids)
+    group by 1, 2, 3, 4, 5, 6, 7
+    order by 1, 2, 3, 4, 5, 6, 7
+    on conflict on constraint progress_days_key do update set
+        credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
+        credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
+        credit_restore = d.credit_restore + excluded.credit_restore,
+        mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
+        mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
+        mh_restore = d.mh_restore + excluded.mh_restore;
 end
 $$;
 
 -- A component that moves takes its history along. One that is retired (a repaired weld too)
 -- leaves the history the day it is retired, project time: its credit comes out of that day, so
 -- a report up to an earlier day still says what was earned then, and a report up to today says
--- what the live components hold (the rollups). A restore brings the credit back on its day.
+-- what the live components hold (the rollups). A restore brings the credit back on its day. A
+-- batch (component_batch) defers retirements and restorations and nets them once at its end.
 create function pipetrak.progress_days_follow_component()
 returns trigger
 language plpgsql
@@ -233,11 +265,11 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if (old.retired_at is null) <> (new.retired_at is null) then
-        perform pipetrak.progress_days_shift(new.id, new, case when new.retired_at is null then 1 else -1 end,
-                                             (select (now() at time zone p.time_zone)::date from pipetrak.projects p
-                                              where p.id = new.project_id));
+        if not pipetrak.progress_deferred() then
+            perform pipetrak.progress_days_scope(case when new.retired_at is null then 1 else -1 end, array[new.id], null);
+        end if;
     elsif new.retired_at is null then
-        perform pipetrak.progress_days_shift(new.id, old, -1, null);
+        perform pipetrak.progress_days_leave(new.id, old);
         perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
         update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
             test_package_id = new.test_package_id, component_type = new.component_type
@@ -269,8 +301,8 @@ begin
     delete from pipetrak.component_touches;
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
     for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
-        perform pipetrak.progress_days_shift(c.id, c, -1, (select (c.retired_at at time zone p.time_zone)::date
-                                                           from pipetrak.projects p where p.id = c.project_id));
+        perform pipetrak.progress_days_scope(-1, array[c.id], (select (c.retired_at at time zone p.time_zone)::date
+                                                               from pipetrak.projects p where p.id = c.project_id));
     end loop;
     return (select count(*) from pipetrak.progress_days);
 end

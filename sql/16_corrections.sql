@@ -282,6 +282,8 @@ declare
     v_message text;
     v_detail text;
     v_hint text;
+    v_ids bigint[];
+    v_retired bigint[];
 begin
     -- A signed-in caller first; each item's function checks their role in its project.
     perform pipetrak.require_user();
@@ -290,6 +292,21 @@ begin
     elsif jsonb_array_length(p_items) > 10000 then
         perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', 10000));
     end if;
+    -- The batch's components leave the progress parts now and come back once at the end, and the
+    -- history takes its retirements and restorations once too (see progress_deferred): one upsert
+    -- of a part's row per item made a batch quadratic in its size. Only components the caller may
+    -- change; any other fails its item.
+    v_ids := array(select distinct c.id from pipetrak.components c
+                   where c.id in (select case when jsonb_typeof(x) = 'number' then x::text::bigint
+                                              when jsonb_typeof(x -> 'component_id') = 'number' then (x ->> 'component_id')::bigint end
+                                  from jsonb_array_elements(p_items) x)
+                     and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
+                   order by c.id);
+    v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
+    perform pipetrak.progress_parts_add(-1, v_ids);
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
+    on conflict do nothing;
+    perform set_config('pipetrak.progress_deferred', 'on', true);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
             v_id := case when jsonb_typeof(v_item) = 'number' then v_item::text::bigint
@@ -317,6 +334,13 @@ begin
                       || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the item at that index and send the batch again.');
     end;
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_parts_add(1, v_ids);
+    perform pipetrak.progress_days_scope(-1, array(select c.id from pipetrak.components c
+                                                   where c.id = any (v_ids) and c.retired_at is not null and c.id <> all (v_retired)), null);
+    perform pipetrak.progress_days_scope(1, array(select c.id from pipetrak.components c
+                                                  where c.id = any (v_retired) and c.retired_at is null), null);
     return v_index;
 end
 $$;

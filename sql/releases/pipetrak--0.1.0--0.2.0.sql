@@ -3216,6 +3216,20 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'package_stage_blocker_wrapper';
 
+-- Whether the running transaction's bulk write (update_milestones, a package earning its
+-- milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes
+-- into them once, where thousands of upserts of one row in one transaction would each walk the
+-- row's growing chain of versions. Only the extension writes progress_deferrals, so a user who
+-- sets pipetrak.progress_deferred skips nothing.
+create function pipetrak.progress_deferred()
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select current_setting('pipetrak.progress_deferred', true) = 'on'
+       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
+$$;
+
 -- The progress parts count post-hydro and ready members too.
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
@@ -3228,8 +3242,7 @@ begin
     -- A bulk milestone update nets its changes into the parts once, at its end (see
     -- update_milestones): thousands of upserts of one part row in one transaction would each walk
     -- the row's growing chain of versions.
-    if current_setting('pipetrak.progress_deferred', true) = 'on'
-       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id()) then
+    if pipetrak.progress_deferred() then
         return null;
     end if;
     if tg_op in ('UPDATE', 'DELETE') then
@@ -4507,6 +4520,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
+        return null;
+    end if;
     perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
     return null;
 end
@@ -4540,12 +4556,9 @@ as $$
     group by e.work_date
 $$;
 
--- Adds `p_sign` times a component's credit and man-hours per day to the parts: to the day
--- `p_day` of the part it is in now (all its days summed: what its retirement takes out of the
--- history, -1, and its restoration brings back, 1; no event counted, the day's touched set kept),
--- or, without `p_day`, to each of its days in the part `p_part` names (a move takes them out of
--- the old part, -1, and progress_days_add puts them in the new one).
-create function pipetrak.progress_days_shift(p_component_id bigint, p_part pipetrak.components, p_sign integer, p_day date)
+-- Takes a component's credit and man-hours per day out of the part `p_part` (where it was): a
+-- move, after which progress_days_add puts its events in the part it is in now.
+create function pipetrak.progress_days_leave(p_component_id bigint, p_part pipetrak.components)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -4554,14 +4567,11 @@ begin
     insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
            component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
            mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-    select p_part.project_id, coalesce(p_day, x.work_date), p_part.drawing_id, p_part.area_id, p_part.system_id,
-           p_part.test_package_id, p_part.component_type, case when p_day is null then p_sign * sum(x.events) else 0 end,
-           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
-           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
-           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    select p_part.project_id, x.work_date, p_part.drawing_id, p_part.area_id, p_part.system_id, p_part.test_package_id,
+           p_part.component_type, -x.events, -x.credit_receive, -x.credit_install, -x.credit_punch, -x.credit_test,
+           -x.credit_restore, -x.mh_receive, -x.mh_install, -x.mh_punch, -x.mh_test, -x.mh_restore
     from pipetrak.component_credit_by_day(p_component_id) x
-    group by coalesce(p_day, x.work_date)
-    order by 2
+    order by x.work_date
     on conflict on constraint progress_days_key do update set
         events = d.events + excluded.events,
         credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
@@ -4569,15 +4579,49 @@ begin
         credit_restore = d.credit_restore + excluded.credit_restore,
         mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
         mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore,
-        components = case when p_day is null then array_remove(d.components, p_component_id) else d.components end;
+        mh_restore = d.mh_restore + excluded.mh_restore, components = array_remove(d.components, p_component_id);
+end
+$$;
+
+-- Adds `p_sign` times the whole credit and man-hours of components to one day of the parts they
+-- are in now, per part in one statement: what their retirement takes out of the history (-1) and
+-- their restoration brings back (1), on `p_day` (null: today in each project's time zone). No
+-- event is counted; the day's touched set stays.
+create function pipetrak.progress_days_scope(p_sign integer, p_component_ids bigint[], p_day date)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+           component_type, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
+           mh_receive, mh_install, mh_punch, mh_test, mh_restore)
+    select c.project_id, coalesce(p_day, (now() at time zone p.time_zone)::date), c.drawing_id, c.area_id, c.system_id,
+           c.test_package_id, c.component_type,
+           p_sign * sum(x.credit_receive), p_sign * sum(x.credit_install), p_sign * sum(x.credit_punch),
+           p_sign * sum(x.credit_test), p_sign * sum(x.credit_restore), p_sign * sum(x.mh_receive),
+           p_sign * sum(x.mh_install), p_sign * sum(x.mh_punch), p_sign * sum(x.mh_test), p_sign * sum(x.mh_restore)
+    from pipetrak.components c
+    join pipetrak.projects p on p.id = c.project_id
+    cross join lateral pipetrak.component_credit_by_day(c.id) x
+    where c.id = any (p_component_ids)
+    group by 1, 2, 3, 4, 5, 6, 7
+    order by 1, 2, 3, 4, 5, 6, 7
+    on conflict on constraint progress_days_key do update set
+        credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
+        credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
+        credit_restore = d.credit_restore + excluded.credit_restore,
+        mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
+        mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
+        mh_restore = d.mh_restore + excluded.mh_restore;
 end
 $$;
 
 -- A component that moves takes its history along. One that is retired (a repaired weld too)
 -- leaves the history the day it is retired, project time: its credit comes out of that day, so
 -- a report up to an earlier day still says what was earned then, and a report up to today says
--- what the live components hold (the rollups). A restore brings the credit back on its day.
+-- what the live components hold (the rollups). A restore brings the credit back on its day. A
+-- batch (component_batch) defers retirements and restorations and nets them once at its end.
 create function pipetrak.progress_days_follow_component()
 returns trigger
 language plpgsql
@@ -4585,11 +4629,11 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if (old.retired_at is null) <> (new.retired_at is null) then
-        perform pipetrak.progress_days_shift(new.id, new, case when new.retired_at is null then 1 else -1 end,
-                                             (select (now() at time zone p.time_zone)::date from pipetrak.projects p
-                                              where p.id = new.project_id));
+        if not pipetrak.progress_deferred() then
+            perform pipetrak.progress_days_scope(case when new.retired_at is null then 1 else -1 end, array[new.id], null);
+        end if;
     elsif new.retired_at is null then
-        perform pipetrak.progress_days_shift(new.id, old, -1, null);
+        perform pipetrak.progress_days_leave(new.id, old);
         perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
         update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
             test_package_id = new.test_package_id, component_type = new.component_type
@@ -4621,8 +4665,8 @@ begin
     delete from pipetrak.component_touches;
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
     for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
-        perform pipetrak.progress_days_shift(c.id, c, -1, (select (c.retired_at at time zone p.time_zone)::date
-                                                           from pipetrak.projects p where p.id = c.project_id));
+        perform pipetrak.progress_days_scope(-1, array[c.id], (select (c.retired_at at time zone p.time_zone)::date
+                                                               from pipetrak.projects p where p.id = c.project_id));
     end loop;
     return (select count(*) from pipetrak.progress_days);
 end
@@ -6256,6 +6300,8 @@ declare
     v_message text;
     v_detail text;
     v_hint text;
+    v_ids bigint[];
+    v_retired bigint[];
 begin
     -- A signed-in caller first; each item's function checks their role in its project.
     perform pipetrak.require_user();
@@ -6264,6 +6310,21 @@ begin
     elsif jsonb_array_length(p_items) > 10000 then
         perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', 10000));
     end if;
+    -- The batch's components leave the progress parts now and come back once at the end, and the
+    -- history takes its retirements and restorations once too (see progress_deferred): one upsert
+    -- of a part's row per item made a batch quadratic in its size. Only components the caller may
+    -- change; any other fails its item.
+    v_ids := array(select distinct c.id from pipetrak.components c
+                   where c.id in (select case when jsonb_typeof(x) = 'number' then x::text::bigint
+                                              when jsonb_typeof(x -> 'component_id') = 'number' then (x ->> 'component_id')::bigint end
+                                  from jsonb_array_elements(p_items) x)
+                     and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
+                   order by c.id);
+    v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
+    perform pipetrak.progress_parts_add(-1, v_ids);
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
+    on conflict do nothing;
+    perform set_config('pipetrak.progress_deferred', 'on', true);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
             v_id := case when jsonb_typeof(v_item) = 'number' then v_item::text::bigint
@@ -6291,6 +6352,13 @@ begin
                       || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the item at that index and send the batch again.');
     end;
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_parts_add(1, v_ids);
+    perform pipetrak.progress_days_scope(-1, array(select c.id from pipetrak.components c
+                                                   where c.id = any (v_ids) and c.retired_at is not null and c.id <> all (v_retired)), null);
+    perform pipetrak.progress_days_scope(1, array(select c.id from pipetrak.components c
+                                                  where c.id = any (v_retired) and c.retired_at is null), null);
     return v_index;
 end
 $$;
@@ -7869,6 +7937,78 @@ $$;
 
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('value_too_large',          'PT413', 'A value is larger than allowed', 'Send less: the detail names the argument and its limit in bytes.');
+
+-- A bulk milestone update adds its events to the days once, at its end.
+-- Applies many updates all-or-nothing; an error names the item (its 0-based index) that failed.
+create or replace function pipetrak.update_milestones(p_updates jsonb)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    -- Results collected in an array (appended in place) and turned into JSON once: appending to a
+    -- jsonb value copies it, which made a batch quadratic in its size.
+    v_results jsonb[] := '{}';
+    v_ids bigint[];
+    v_first_event bigint;
+    v_item jsonb;
+    v_index integer := 0;
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+begin
+    if jsonb_typeof(p_updates) is distinct from 'array' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
+    end if;
+    if jsonb_array_length(p_updates) > 10000 then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', 10000));
+    end if;
+    -- The batch's components leave the progress parts now and come back once at the end, instead
+    -- of one upsert per item (only components the caller may update; any other fails its item).
+    v_ids := array(select distinct c.id from pipetrak.components c
+                   where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                  where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                     and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+                   order by c.id);
+    perform pipetrak.progress_parts_add(-1, v_ids);
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
+    perform set_config('pipetrak.progress_deferred', 'on', true);
+    -- The days too: every event of a batch dated today lands on one row per part.
+    v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
+    perform set_config('pipetrak.days_deferred', 'on', true);
+    -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
+    begin
+        for v_item in select value from jsonb_array_elements(p_updates) loop
+            if jsonb_typeof(v_item) is distinct from 'object' or jsonb_typeof(v_item -> 'component_id') is distinct from 'number'
+               or jsonb_typeof(v_item -> 'value') is distinct from 'number' or jsonb_typeof(v_item -> 'milestone') is distinct from 'string' then
+                perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'updates',
+                    'expected', '{component_id: number, milestone: string, value: number, work_date?: date, note?: string}'));
+            end if;
+            v_results := array_append(v_results, pipetrak.update_milestone(
+                (v_item ->> 'component_id')::bigint, v_item ->> 'milestone', (v_item ->> 'value')::numeric,
+                (v_item ->> 'work_date')::date, v_item ->> 'note', v_item ->> 'client_request_id', null));
+            v_index := v_index + 1;
+        end loop;
+    exception when others then
+        -- Re-raised with the same SQLSTATE and the failing item's index added to the detail.
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail, v_hint = pg_exception_hint;
+        raise exception using errcode = v_state, message = format('update %s: %s', v_index, v_message),
+            detail = (case when v_detail ~ '^\{' then v_detail::jsonb else jsonb_build_object('code', 'invalid_argument', 'error', v_message) end
+                      || jsonb_build_object('index', v_index))::text,
+            hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
+    end;
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_parts_add(1, v_ids);
+    -- This batch's events: after the last one before it, of its components, of this transaction.
+    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e
+                                                where e.id > v_first_event and e.component_id = any (v_ids) and e.created_at = now()
+                                                order by e.id));
+    return to_jsonb(v_results);
+end
+$$;
 
 -- Security, second round: an invitation holds only while its inviter may still send it; the
 -- snapshot lock is the project's row, not an advisory lock anyone can hold; events verify over the
