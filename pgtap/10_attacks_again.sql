@@ -5,7 +5,7 @@
 -- read across topics — are client tests.)
 begin;
 \ir fixtures/actors.sql
-select plan(16);
+select plan(17);
 
 -- 'ok', or 'SQLSTATE key' of what p_sql raised as p_actor.
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -118,6 +118,8 @@ select is(pg_temp.error_of('viewer', format('select pipetrak_api.update_profile(
     'PT400 invalid_argument', 'a display name with a line break is refused (it would forge an activity line)');
 select is(pg_temp.try_as('outsider', format('select pipetrak.storage_allows(''pipetrak-imports'', %L, true)', :project_b || '/../' || :project_a || '/x.csv')),
     'false', 'a storage path through .. into another project belongs to no project');
+select is(pg_temp.try_as('owner', 'select coalesce(pipetrak.storage_allows(''pipetrak-imports'', null, true), false)'),
+    'false', 'nor does an object without a name');
 
 select * from finish();
 rollback;

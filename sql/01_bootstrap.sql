@@ -147,8 +147,10 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- pg_column_size is the datum's size, read without walking it.
-    if pg_column_size(p_value) > p_max_bytes then
+    -- pg_column_size is the datum's size, read without walking it; a compressed datum (a value
+    -- taken from a table) is measured as its text.
+    if pg_column_size(p_value) > p_max_bytes
+       or (pg_column_compression(p_value) is not null and octet_length(p_value::text) > p_max_bytes) then
         perform pipetrak.raise_error('value_too_large', jsonb_build_object('argument', p_argument, 'max_bytes', p_max_bytes,
                                                                            'bytes', pg_column_size(p_value)));
     end if;

@@ -218,11 +218,17 @@ begin
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, instead
     -- of one upsert per item (only components the caller may update; any other fails its item).
-    v_ids := array(select distinct c.id from pipetrak.components c
-                   where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                  where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-                     and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-                   order by c.id);
+    -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
+    -- committed ones; a week due to freeze is frozen first, with them in it.
+    select coalesce(array_agg(x.id), '{}') into v_ids
+    from (select c.id from pipetrak.components c
+          where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                         where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+            and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+          order by c.id
+          for no key update) x;
+    perform pipetrak.take_due_snapshots(p.id, null)
+    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     perform pipetrak.progress_parts_add(-1, v_ids);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
     perform set_config('pipetrak.progress_deferred', 'on', true);

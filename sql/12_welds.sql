@@ -1287,7 +1287,7 @@ calls as (
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
 -- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
 awaiting as (
-    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as repairs
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(distinct e.id) as repairs
     from pipetrak.field_welds f
     cross join lateral (
         with recursive chain(id, depth) as (

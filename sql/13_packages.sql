@@ -393,6 +393,8 @@ begin
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
+    -- Its events reach the days as they are written (one statement): whatever the session set.
+    perform set_config('pipetrak.days_deferred', 'off', true);
     with members as (
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,

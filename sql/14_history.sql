@@ -160,6 +160,12 @@ begin
         return null;
     end if;
     perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
+    -- Events of a component retired already (only a restore loads them so): its credit leaves on
+    -- the day it was retired, as it did when it was.
+    perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
+    from (select distinct n.component_id from new_rows n) n
+    join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
+    join pipetrak.projects p on p.id = c.project_id;
     return null;
 end
 $$;
@@ -604,7 +610,8 @@ begin
     from earned e
     left join pipetrak.group_available(p_project_id, p_group_by) a on a.k is not distinct from e.k
     left join touched t on t.k is not distinct from e.k
-    where e.events <> 0
+    -- A group whose only change is credit leaving it (a retirement, a repaired weld) shows too.
+    where e.events <> 0 or (e.receive, e.install, e.punch, e.test, e.restore) <> (0, 0, 0, 0, 0)
     order by 2 nulls last, 1;
 end
 $$;

@@ -296,21 +296,28 @@ begin
     -- history takes its retirements and restorations once too (see progress_deferred): one upsert
     -- of a part's row per item made a batch quadratic in its size. Only components the caller may
     -- change; any other fails its item.
-    v_ids := array(select distinct c.id from pipetrak.components c
-                   where c.id in (select case when jsonb_typeof(x) = 'number' then x::text::bigint
-                                              when jsonb_typeof(x -> 'component_id') = 'number' then (x ->> 'component_id')::bigint end
-                                  from jsonb_array_elements(p_items) x)
-                     and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
-                   order by c.id);
+    select coalesce(array_agg(x.id), '{}') into v_ids
+    from (select c.id from pipetrak.components c
+          where c.id in (select case when jsonb_typeof(x) = 'number' and x::text ~ '^[0-9]{1,18}$' then x::text::bigint
+                                     when jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$'
+                                     then (x ->> 'component_id')::bigint end
+                         from jsonb_array_elements(p_items) x)
+            and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
+          order by c.id
+          for no key update) x;
+    perform pipetrak.take_due_snapshots(p.id, null)
+    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
     perform pipetrak.progress_parts_add(-1, v_ids);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
-            v_id := case when jsonb_typeof(v_item) = 'number' then v_item::text::bigint
-                         when jsonb_typeof(v_item -> 'component_id') = 'number' then (v_item ->> 'component_id')::bigint end;
+            v_id := case when jsonb_typeof(v_item) = 'number' and v_item::text ~ '^[0-9]{1,18}$' then v_item::text::bigint
+                         when jsonb_typeof(v_item -> 'component_id') = 'number' and (v_item ->> 'component_id') ~ '^[0-9]{1,18}$'
+                         then (v_item ->> 'component_id')::bigint end;
             if v_id is null then
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "items", "expected": "component ids, or objects with a component_id"}');
             end if;

@@ -32,7 +32,7 @@ declare
 begin
     -- A path is its segments as written: one that another reader would resolve elsewhere (`..`,
     -- `.`, an empty segment, a backslash, a control character) belongs to no project.
-    if v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
+    if p_name is null or v_path[1] is null or v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
        or exists (select from unnest(v_path) s where s in ('', '.', '..'))
        or p_name ~ '[\\[:cntrl:]]' then
         return false;

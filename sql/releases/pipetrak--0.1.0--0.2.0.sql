@@ -2941,7 +2941,7 @@ calls as (
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
 -- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
 awaiting as (
-    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(*) as repairs
+    select f.project_id, f.welder_id, f.weld_type, f.xray_percent, count(distinct e.id) as repairs
     from pipetrak.field_welds f
     cross join lateral (
         with recursive chain(id, depth) as (
@@ -3752,6 +3752,8 @@ begin
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
+    -- Its events reach the days as they are written (one statement): whatever the session set.
+    perform set_config('pipetrak.days_deferred', 'off', true);
     with members as (
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
@@ -4524,6 +4526,12 @@ begin
         return null;
     end if;
     perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
+    -- Events of a component retired already (only a restore loads them so): its credit leaves on
+    -- the day it was retired, as it did when it was.
+    perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
+    from (select distinct n.component_id from new_rows n) n
+    join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
+    join pipetrak.projects p on p.id = c.project_id;
     return null;
 end
 $$;
@@ -4968,7 +4976,8 @@ begin
     from earned e
     left join pipetrak.group_available(p_project_id, p_group_by) a on a.k is not distinct from e.k
     left join touched t on t.k is not distinct from e.k
-    where e.events <> 0
+    -- A group whose only change is credit leaving it (a retirement, a repaired weld) shows too.
+    where e.events <> 0 or (e.receive, e.install, e.punch, e.test, e.restore) <> (0, 0, 0, 0, 0)
     order by 2 nulls last, 1;
 end
 $$;
@@ -6314,21 +6323,28 @@ begin
     -- history takes its retirements and restorations once too (see progress_deferred): one upsert
     -- of a part's row per item made a batch quadratic in its size. Only components the caller may
     -- change; any other fails its item.
-    v_ids := array(select distinct c.id from pipetrak.components c
-                   where c.id in (select case when jsonb_typeof(x) = 'number' then x::text::bigint
-                                              when jsonb_typeof(x -> 'component_id') = 'number' then (x ->> 'component_id')::bigint end
-                                  from jsonb_array_elements(p_items) x)
-                     and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
-                   order by c.id);
+    select coalesce(array_agg(x.id), '{}') into v_ids
+    from (select c.id from pipetrak.components c
+          where c.id in (select case when jsonb_typeof(x) = 'number' and x::text ~ '^[0-9]{1,18}$' then x::text::bigint
+                                     when jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$'
+                                     then (x ->> 'component_id')::bigint end
+                         from jsonb_array_elements(p_items) x)
+            and c.project_id in (select pipetrak.my_project_ids('manage_project_data'))
+          order by c.id
+          for no key update) x;
+    perform pipetrak.take_due_snapshots(p.id, null)
+    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
     perform pipetrak.progress_parts_add(-1, v_ids);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
     on conflict do nothing;
     perform set_config('pipetrak.progress_deferred', 'on', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
-            v_id := case when jsonb_typeof(v_item) = 'number' then v_item::text::bigint
-                         when jsonb_typeof(v_item -> 'component_id') = 'number' then (v_item ->> 'component_id')::bigint end;
+            v_id := case when jsonb_typeof(v_item) = 'number' and v_item::text ~ '^[0-9]{1,18}$' then v_item::text::bigint
+                         when jsonb_typeof(v_item -> 'component_id') = 'number' and (v_item ->> 'component_id') ~ '^[0-9]{1,18}$'
+                         then (v_item ->> 'component_id')::bigint end;
             if v_id is null then
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "items", "expected": "component ids, or objects with a component_id"}');
             end if;
@@ -6523,7 +6539,7 @@ declare
 begin
     -- A path is its segments as written: one that another reader would resolve elsewhere (`..`,
     -- `.`, an empty segment, a backslash, a control character) belongs to no project.
-    if v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
+    if p_name is null or v_path[1] is null or v_path[1] !~ '^[0-9]{1,18}$' or length(p_name) > 1024
        or exists (select from unnest(v_path) s where s in ('', '.', '..'))
        or p_name ~ '[\\[:cntrl:]]' then
         return false;
@@ -7904,14 +7920,22 @@ $$;
 -- take the methods they owe (every method the rejected weld required and each that failed it),
 -- and their status follows (a 5 % repair never radiographed is no longer accepted). A week locked
 -- before a project's snapshots began has no weekly report.
-update pipetrak.field_welds r
-set nde_types = d.methods || array(select t from unnest(r.nde_types) t where t <> all (d.methods)), updated_at = now()
-from (select o.repaired_by as id,
-             pipetrak.repair_nde_methods(o.nde_types, o.xray_percent,
-                                         array(select n.key from jsonb_each_text(o.current_nde) n where n.value = 'FAIL' order by n.key))
-             as methods
-      from pipetrak.field_welds o where o.repaired_by is not null) d
-where r.component_id = d.id and not r.nde_types @> d.methods;
+-- Down each chain (at most 10 repairs): a repair of a repair inherits what its weld took on.
+do $$
+begin
+    for i in 1..10 loop
+        update pipetrak.field_welds r
+        set nde_types = d.methods || array(select t from unnest(r.nde_types) t where t <> all (d.methods)), updated_at = now()
+        from (select o.repaired_by as id,
+                     pipetrak.repair_nde_methods(o.nde_types, o.xray_percent,
+                                                 array(select n.key from jsonb_each_text(o.current_nde) n where n.value = 'FAIL' order by n.key))
+                     as methods
+              from pipetrak.field_welds o where o.repaired_by is not null) d
+        where r.component_id = d.id and not r.nde_types @> d.methods;
+        exit when not found;
+    end loop;
+end
+$$;
 update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
 where f.repair_of is not null and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
 
@@ -7927,8 +7951,10 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- pg_column_size is the datum's size, read without walking it.
-    if pg_column_size(p_value) > p_max_bytes then
+    -- pg_column_size is the datum's size, read without walking it; a compressed datum (a value
+    -- taken from a table) is measured as its text.
+    if pg_column_size(p_value) > p_max_bytes
+       or (pg_column_compression(p_value) is not null and octet_length(p_value::text) > p_max_bytes) then
         perform pipetrak.raise_error('value_too_large', jsonb_build_object('argument', p_argument, 'max_bytes', p_max_bytes,
                                                                            'bytes', pg_column_size(p_value)));
     end if;
@@ -7966,11 +7992,17 @@ begin
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, instead
     -- of one upsert per item (only components the caller may update; any other fails its item).
-    v_ids := array(select distinct c.id from pipetrak.components c
-                   where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                  where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-                     and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-                   order by c.id);
+    -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
+    -- committed ones; a week due to freeze is frozen first, with them in it.
+    select coalesce(array_agg(x.id), '{}') into v_ids
+    from (select c.id from pipetrak.components c
+          where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                         where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+            and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+          order by c.id
+          for no key update) x;
+    perform pipetrak.take_due_snapshots(p.id, null)
+    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     perform pipetrak.progress_parts_add(-1, v_ids);
     insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
     perform set_config('pipetrak.progress_deferred', 'on', true);

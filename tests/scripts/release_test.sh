@@ -198,6 +198,22 @@ select 1 / (count(*) = 0)::int from (
     union all
     (select * from pipetrak.progress_parts except select * from restored_parts)) d;
 SQL
+check "the restored history days equal a rebuild (retired components' credit out)" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
+create temp table restored_days as
+select project_id, work_date, drawing_id, area_id, system_id, test_package_id, component_type, events, credit_receive,
+       credit_install, credit_punch, credit_test, credit_restore from pipetrak.progress_days
+where (events, credit_receive, credit_install, credit_punch, credit_test, credit_restore) <> (0, 0, 0, 0, 0, 0);
+select 1 / (pipetrak.rebuild_progress_days() >= 0)::int;
+select 1 / (count(*) = 0)::int from (
+    (select * from restored_days
+     except select project_id, work_date, drawing_id, area_id, system_id, test_package_id, component_type, events, credit_receive,
+                   credit_install, credit_punch, credit_test, credit_restore from pipetrak.progress_days)
+    union all
+    (select project_id, work_date, drawing_id, area_id, system_id, test_package_id, component_type, events, credit_receive,
+            credit_install, credit_punch, credit_test, credit_restore from pipetrak.progress_days
+     where (events, credit_receive, credit_install, credit_punch, credit_test, credit_restore) <> (0, 0, 0, 0, 0, 0)
+     except select * from restored_days)) d;
+SQL
 check "the restored weld tallies equal a recount of the welds" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
 create temp table restored_tallies as select * from pipetrak.weld_tallies where total <> 0 or rejected <> 0 or lot_welded <> 0;
 select 1 / (count(*) > 0)::int from pipetrak.field_welds;
