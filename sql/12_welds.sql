@@ -1268,6 +1268,10 @@ begin
 end
 $$;
 
+-- The repaired welds of a project (few beside its welds): what the lots' repairs awaiting
+-- re-examination start from, without reading every weld.
+create index field_welds_repaired_idx on pipetrak.field_welds (project_id) where repaired_by is not null;
+
 create view pipetrak_api.sampling_lots with (security_invoker = true) as
 with lots as (
     select t.project_id, t.welder_id, t.weld_type, t.xray_percent, sum(t.lot_welded) as welded,
