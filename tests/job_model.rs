@@ -2,15 +2,16 @@
 //! valves and test packages follow (spec §5, §6, §7, §10), written from the spec and independent
 //! of the extension's code; the property test drives random sequences of API calls as the roles
 //! the spec names — weld logs imported and imported again (blanks, changed values, repeats, rows
-//! naming repaired, retired and moved welds), welders assigned and edited, NDE recorded and
-//! superseded, repairs, retirements and moves, valve milestones up and down, post-hydro flags,
-//! Pre-Hydro and Test Acceptance — and after every step compares the database with the model:
-//! every weld's facts, field record, status, NDE and open review items; every component's
-//! % complete; drawing rollups, package readiness and x-ray lots; what each import says it did
-//! and what its dry run predicted. After all sequences the rollups and tallies the triggers keep
-//! equal a rebuild. Shrunk failures are kept in `tests/job_model.proptest-regressions`.
+//! naming repaired, retired and moved welds), takeoffs of valves imported again with other
+//! quantities, welders assigned and edited, NDE recorded and superseded, repairs, retirements,
+//! moves and restores, valve milestones up and down, post-hydro flags, Pre-Hydro and Test
+//! Acceptance — and after every step compares the database with the model: every weld's facts,
+//! field record, status, NDE and open review items; every component's % complete; drawing
+//! rollups, package readiness, x-ray lots and the calls progressive examination makes; the
+//! history up to today; what each import says it did and what its dry run predicted. After all
+//! sequences the rollups, tallies and history days the triggers keep equal a rebuild. Shrunk failures are kept in `tests/job_model.proptest-regressions`.
 //!
-//! Run by `tests/scripts/test.sh` with PIPETRAK_TEST_URL set (200 sequences of 30–40 steps);
+//! Run by `tests/scripts/test.sh` with PIPETRAK_TEST_URL set (200 sequences of 31–40 steps);
 //! `tests/bench/job_model_soak.sh` is the longer soak (JOB_MODEL_CASES, JOB_MODEL_SEED).
 
 mod common;
