@@ -48,6 +48,35 @@ as $$
        and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
 $$;
 
+-- Defers the rollups to the end of the running transaction's bulk write (see progress_deferred),
+-- and the history's days too when `p_days` (the writer then adds its events itself); whatever the
+-- session set, the flags say what this writer wants.
+create function pipetrak.progress_defer(p_days boolean)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
+    on conflict do nothing;
+    perform set_config('pipetrak.progress_deferred', 'on', true);
+    perform set_config('pipetrak.days_deferred', case when p_days then 'on' else 'off' end, true);
+end
+$$;
+
+-- Ends a deferral (progress_defer): the triggers keep the rollups again.
+create function pipetrak.progress_resume()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+end
+$$;
+
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
 create function pipetrak.progress_parts_apply()

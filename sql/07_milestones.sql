@@ -230,11 +230,9 @@ begin
     perform pipetrak.take_due_snapshots(p.id, null)
     from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     perform pipetrak.progress_parts_add(-1, v_ids);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
-    perform set_config('pipetrak.progress_deferred', 'on', true);
     -- The days too: every event of a batch dated today lands on one row per part.
     v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
-    perform set_config('pipetrak.days_deferred', 'on', true);
+    perform pipetrak.progress_defer(true);
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -256,9 +254,7 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    perform set_config('pipetrak.days_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     -- This batch's events: after the last one before it, of its components, of this transaction.
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e

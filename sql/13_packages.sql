@@ -390,11 +390,8 @@ declare
     v_earned integer;
 begin
     perform pipetrak.take_due_snapshots(p_package.project_id, null);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
-    on conflict do nothing;
-    perform set_config('pipetrak.progress_deferred', 'on', true);
-    -- Its events reach the days as they are written (one statement): whatever the session set.
-    perform set_config('pipetrak.days_deferred', 'off', true);
+    -- Its events reach the days as they are written (one statement).
+    perform pipetrak.progress_defer(false);
     with members as (
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
@@ -439,8 +436,7 @@ begin
             mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
         returning 1)
     select count(*) into v_earned from earned;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     return v_earned;
 end
 $$;

@@ -309,10 +309,7 @@ begin
     from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
     perform pipetrak.progress_parts_add(-1, v_ids);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
-    on conflict do nothing;
-    perform set_config('pipetrak.progress_deferred', 'on', true);
-    perform set_config('pipetrak.days_deferred', 'off', true);
+    perform pipetrak.progress_defer(false);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
             v_id := case when jsonb_typeof(v_item) = 'number' and v_item::text ~ '^[0-9]{1,18}$' then v_item::text::bigint
@@ -341,8 +338,7 @@ begin
                       || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the item at that index and send the batch again.');
     end;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     perform pipetrak.progress_days_scope(-1, array(select c.id from pipetrak.components c
                                                    where c.id = any (v_ids) and c.retired_at is not null and c.id <> all (v_retired)), null);

@@ -3234,6 +3234,35 @@ as $$
        and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
 $$;
 
+-- Defers the rollups to the end of the running transaction's bulk write (see progress_deferred),
+-- and the history's days too when `p_days` (the writer then adds its events itself); whatever the
+-- session set, the flags say what this writer wants.
+create function pipetrak.progress_defer(p_days boolean)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
+    on conflict do nothing;
+    perform set_config('pipetrak.progress_deferred', 'on', true);
+    perform set_config('pipetrak.days_deferred', case when p_days then 'on' else 'off' end, true);
+end
+$$;
+
+-- Ends a deferral (progress_defer): the triggers keep the rollups again.
+create function pipetrak.progress_resume()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform set_config('pipetrak.progress_deferred', 'off', true);
+    perform set_config('pipetrak.days_deferred', 'off', true);
+    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+end
+$$;
+
 -- The progress parts count post-hydro and ready members too.
 -- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
 -- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
@@ -3753,11 +3782,8 @@ declare
     v_earned integer;
 begin
     perform pipetrak.take_due_snapshots(p_package.project_id, null);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
-    on conflict do nothing;
-    perform set_config('pipetrak.progress_deferred', 'on', true);
-    -- Its events reach the days as they are written (one statement): whatever the session set.
-    perform set_config('pipetrak.days_deferred', 'off', true);
+    -- Its events reach the days as they are written (one statement).
+    perform pipetrak.progress_defer(false);
     with members as (
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                array_position(t.names, p_milestone) as i, c.milestone_values[array_position(t.names, p_milestone)] as old_value,
@@ -3802,8 +3828,7 @@ begin
             mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
         returning 1)
     select count(*) into v_earned from earned;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     return v_earned;
 end
 $$;
@@ -6340,10 +6365,7 @@ begin
     from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     v_retired := array(select c.id from pipetrak.components c where c.id = any (v_ids) and c.retired_at is not null order by c.id);
     perform pipetrak.progress_parts_add(-1, v_ids);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id())
-    on conflict do nothing;
-    perform set_config('pipetrak.progress_deferred', 'on', true);
-    perform set_config('pipetrak.days_deferred', 'off', true);
+    perform pipetrak.progress_defer(false);
     begin
         for v_item in select value from jsonb_array_elements(p_items) loop
             v_id := case when jsonb_typeof(v_item) = 'number' and v_item::text ~ '^[0-9]{1,18}$' then v_item::text::bigint
@@ -6372,8 +6394,7 @@ begin
                       || jsonb_build_object('index', v_index, 'component_id', v_id))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the item at that index and send the batch again.');
     end;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     perform pipetrak.progress_days_scope(-1, array(select c.id from pipetrak.components c
                                                    where c.id = any (v_ids) and c.retired_at is not null and c.id <> all (v_retired)), null);
@@ -8008,11 +8029,9 @@ begin
     perform pipetrak.take_due_snapshots(p.id, null)
     from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     perform pipetrak.progress_parts_add(-1, v_ids);
-    insert into pipetrak.progress_deferrals (backend_pid, xact) values (pg_backend_pid(), pg_current_xact_id());
-    perform set_config('pipetrak.progress_deferred', 'on', true);
     -- The days too: every event of a batch dated today lands on one row per part.
     v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
-    perform set_config('pipetrak.days_deferred', 'on', true);
+    perform pipetrak.progress_defer(true);
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -8034,9 +8053,7 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
-    perform set_config('pipetrak.progress_deferred', 'off', true);
-    perform set_config('pipetrak.days_deferred', 'off', true);
-    delete from pipetrak.progress_deferrals where backend_pid = pg_backend_pid() and xact = pg_current_xact_id();
+    perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     -- This batch's events: after the last one before it, of its components, of this transaction.
     perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e
