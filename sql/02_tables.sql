@@ -187,9 +187,11 @@ $$;
 
 -- The tracked things. Milestone values (0–100, two decimals) line up with the project template of
 -- the component's type; earned credit is kept in ten-thousandths of a percent (1_000_000 = 100 %).
+-- The project is the drawing's (the (project_id, drawing_id) key below, and drawings reference
+-- their project): no key of its own, whose check would cost every insert an index probe and a lock.
 create table pipetrak.components (
     id                   bigserial primary key,
-    project_id           bigint not null references pipetrak.projects,
+    project_id           bigint not null,
     drawing_id           bigint not null,
     component_type       text not null,
     -- The identifying code: commodity code, spool id, weld number or instrument tag (normalized).
@@ -371,8 +373,8 @@ create index component_budgets_project_idx on pipetrak.component_budgets (projec
 -- components, kept current by statement triggers on components. Rollups sum these rows instead of
 -- scanning components, and a milestone update touches one of them (no row shared by a project).
 create table pipetrak.progress_parts (
-    project_id      bigint not null references pipetrak.projects,
-    drawing_id      bigint not null references pipetrak.drawings,
+    project_id      bigint not null,
+    drawing_id      bigint not null,
     area_id         bigint,
     system_id       bigint,
     test_package_id bigint,
@@ -396,7 +398,9 @@ create table pipetrak.progress_parts (
     mh_punch        numeric not null default 0,
     mh_test         numeric not null default 0,
     mh_restore      numeric not null default 0,
-    constraint progress_parts_key unique nulls not distinct (project_id, drawing_id, area_id, system_id, test_package_id, component_type)
+    constraint progress_parts_key unique nulls not distinct (project_id, drawing_id, area_id, system_id, test_package_id, component_type),
+    -- One key checks both the drawing and, through it, the project (as for components).
+    foreign key (project_id, drawing_id) references pipetrak.drawings (project_id, id)
 );
 create index progress_parts_area_idx on pipetrak.progress_parts (project_id, area_id);
 -- Transactions that maintain progress_parts themselves for a while (a bulk milestone update): the

@@ -940,17 +940,20 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- Each weld finds its component through the primary key (lateral, limit 1): a join would
+    -- let a big import's stale statistics pick a merge join that reads every component of the
+    -- table for a chunk's few hundred welds.
     if tg_op = 'INSERT' then
         perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(1, c, n) from new_rows n join pipetrak.components c on c.id = n.component_id));
+            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
     elsif tg_op = 'UPDATE' then
         perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, c, o) from old_rows o join pipetrak.components c on c.id = o.component_id
+            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
             union all
-            select pipetrak.weld_state(1, c, n) from new_rows n join pipetrak.components c on c.id = n.component_id));
+            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
     else
         perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, c, o) from old_rows o join pipetrak.components c on c.id = o.component_id));
+            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l));
     end if;
     return null;
 end
