@@ -157,6 +157,107 @@ begin
 end
 $$;
 
+-- The size limits of the API's arguments, by name: one vocabulary for every function (a `name`
+-- is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and
+-- list arguments through `pipetrak.limited` before anything else runs, so an oversized value is
+-- refused before any lookup, lock or parse of its content; the functions behind them and the
+-- tables' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values
+-- bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB).
+create function pipetrak.argument_limits()
+returns table (argument text, max integer, unit text)
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    values
+        ('attributes', 16384, 'bytes'), ('changes', 65536, 'bytes'), ('data', 65536, 'bytes'),
+        ('weights', 16384, 'bytes'),
+        -- 10,000 items of a batch, each with a note or reason of up to 2,000 characters.
+        ('corrections', 16777216, 'bytes'), ('updates', 16777216, 'bytes'),
+        ('component_ids', 10000, 'items'),
+        ('client', 200, 'characters'), ('client_request_id', 200, 'characters'), ('client_spec', 200, 'characters'),
+        ('company_role', 200, 'characters'), ('component_type', 100, 'characters'), ('confirm_name', 200, 'characters'),
+        ('description', 2000, 'characters'), ('display_name', 200, 'characters'), ('drawing_no', 200, 'characters'),
+        ('email', 320, 'characters'), ('filename', 255, 'characters'), ('group_by', 50, 'characters'),
+        ('job_number', 100, 'characters'), ('kind', 50, 'characters'), ('line_numbers', 4000, 'characters'),
+        ('medium', 200, 'characters'), ('method', 20, 'characters'), ('milestone', 100, 'characters'),
+        ('name', 200, 'characters'), ('note', 2000, 'characters'), ('notes', 2000, 'characters'),
+        -- No NOTIFY payload reaches 8,000 bytes.
+        ('payload', 7999, 'characters'),
+        ('query', 200, 'characters'), ('reason', 2000, 'characters'), ('report_number', 100, 'characters'),
+        ('result', 20, 'characters'), ('revision', 50, 'characters'), ('role', 50, 'characters'),
+        ('sequence_mode', 20, 'characters'), ('sheet', 50, 'characters'), ('signoff', 50, 'characters'),
+        ('size', 50, 'characters'), ('spec', 200, 'characters'), ('stage', 50, 'characters'),
+        ('stencil', 50, 'characters'), ('tag', 200, 'characters'), ('temperature_unit', 20, 'characters'),
+        ('test_pressure_unit', 20, 'characters'), ('test_type', 50, 'characters'), ('time_zone', 100, 'characters'),
+        ('title', 500, 'characters'), ('token', 200, 'characters'), ('weld_number', 200, 'characters'),
+        ('weld_type', 50, 'characters')
+$$;
+
+-- The limit of one argument (null for a name the registry lacks). Immutable: a constant name is
+-- folded into the plan of the statement that asks.
+create function pipetrak.argument_limit(p_argument text)
+returns integer
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select l.max from pipetrak.argument_limits() l where l.argument = p_argument $$;
+
+-- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
+-- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument
+-- the registry lacks is a bug of the extension, refused whatever its size. Security definer: the
+-- wrappers run as their caller, who may not call the private error function.
+create function pipetrak.limited(p_argument text, p_value text)
+returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    -- A text of no more bytes than the limit has no more characters: counting them walks the text.
+    if octet_length(p_value) > v_max and length(p_value) > v_max then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max, 'length', length(p_value)));
+    end if;
+    return p_value;
+end
+$$;
+
+create function pipetrak.limited(p_argument text, p_value jsonb)
+returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    perform pipetrak.check_json_size(p_argument, p_value, v_max);
+    return p_value;
+end
+$$;
+
+create function pipetrak.limited(p_argument text, p_value anyarray)
+returns anyarray
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    if cardinality(p_value) > v_max then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'items', cardinality(p_value), 'limit', v_max));
+    end if;
+    return p_value;
+end
+$$;
+
 -- Refuses infinity and -infinity, which date arithmetic can't use (it would say only 22008).
 create function pipetrak.check_date(p_argument text, p_value date)
 returns void

@@ -40,7 +40,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     insert into pipetrak.organizations (name, created_by) values (btrim(p_name), v_user) returning id into v_id;
     insert into pipetrak.memberships (organization_id, user_id, role, created_by) values (v_id, v_user, 'owner', v_user);
     return v_id;
@@ -195,8 +195,8 @@ begin
     if p_name is null or btrim(p_name) = '' or p_job_number is null or btrim(p_job_number) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name, job_number", "expected": "non-empty text"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
-    perform pipetrak.check_text_length('job_number', btrim(p_job_number), 100);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
+    perform pipetrak.check_text_length('job_number', btrim(p_job_number), pipetrak.argument_limit('job_number'));
     if exists (select from pipetrak.projects where organization_id = p_organization_id and job_number = btrim(p_job_number)) then
         perform pipetrak.raise_error('job_number_taken', jsonb_build_object('job_number', btrim(p_job_number)));
     end if;

@@ -46,7 +46,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     execute format('select exists (select from pipetrak.%I where project_id = $1 and lower(name) = lower($2) and retired_at is null and id is distinct from $3)',
                    pipetrak.reference_table(p_kind))
         into v_taken using p_project_id, btrim(p_name), p_except_id;
@@ -155,7 +155,7 @@ begin
     if p_drawing_no is null or btrim(p_drawing_no) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "drawing_no", "expected": "a drawing number"}');
     end if;
-    perform pipetrak.check_text_length('drawing_no', btrim(p_drawing_no), 200);
+    perform pipetrak.check_text_length('drawing_no', btrim(p_drawing_no), pipetrak.argument_limit('drawing_no'));
     perform pipetrak.check_assignment(p_project_id, p_area_id, p_system_id, p_test_package_id);
     select id into v_id from pipetrak.drawings
     where project_id = p_project_id and drawing_key = pipetrak.normalize_drawing_key(p_drawing_no) and retired_at is null;
@@ -292,9 +292,9 @@ declare
     v_created bigint[];
     v_existing bigint[];
 begin
-    perform pipetrak.check_json_size('attributes', p_attributes, 16384);
-    perform pipetrak.check_text_length('description', p_description, 2000);
-    perform pipetrak.check_text_length('spec', p_spec, 200);
+    perform pipetrak.check_json_size('attributes', p_attributes, pipetrak.argument_limit('attributes'));
+    perform pipetrak.check_text_length('description', p_description, pipetrak.argument_limit('description'));
+    perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',
@@ -303,7 +303,7 @@ begin
     if v_tag = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
     end if;
-    perform pipetrak.check_text_length('tag', v_tag, 200);
+    perform pipetrak.check_text_length('tag', v_tag, pipetrak.argument_limit('tag'));
     if v_quantity <= 0 or (v_type <> all (pipetrak.component_types('linear_aggregate')) and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'quantity',
             'expected', 'a whole number from 1 (linear feet > 0 for pipe)'));

@@ -79,10 +79,13 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "milestone, value", "expected": "a milestone name and a value"}');
     end if;
     -- Inline rather than through check_text_length/check_date: this is the hot path.
-    if length(p_note) > 2000 then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'note', 'max_length', 2000, 'length', length(p_note)));
-    elsif length(p_client_request_id) > 200 then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'client_request_id', 'max_length', 200,
+    -- (The limits are constants folded into the cached plans.)
+    if length(p_note) > pipetrak.argument_limit('note') then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'note', 'max_length', pipetrak.argument_limit('note'),
+                                                                         'length', length(p_note)));
+    elsif length(p_client_request_id) > pipetrak.argument_limit('client_request_id') then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'client_request_id',
+                                                                         'max_length', pipetrak.argument_limit('client_request_id'),
                                                                          'length', length(p_client_request_id)));
     elsif not isfinite(p_work_date) then
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
@@ -329,7 +332,7 @@ begin
         perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
     end if;
     perform pipetrak.require_project_role(v_project_id, 'quality_control');
-    perform pipetrak.check_text_length('note', p_note, 2000);
+    perform pipetrak.check_text_length('note', p_note, pipetrak.argument_limit('note'));
     update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note,
         status = 'resolved'
     where id = p_review_item_id and resolved_at is null;

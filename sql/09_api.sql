@@ -9,17 +9,17 @@ comment on function pipetrak_api.sync_profile() is 'Creates or refreshes your pr
 
 create function pipetrak_api.create_organization(name text)
 returns bigint language sql volatile
-as $$ select pipetrak.create_organization(name) $$;
+as $$ select pipetrak.create_organization(pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.create_organization(text) is 'Creates an organization with you as its owner; returns its id.';
 
 create function pipetrak_api.add_member(organization_id bigint, user_id uuid, role text)
 returns void language sql volatile
-as $$ select pipetrak.add_member(organization_id, user_id, role) $$;
+as $$ select pipetrak.add_member(organization_id, user_id, pipetrak.limited('role', role)) $$;
 comment on function pipetrak_api.add_member(bigint, uuid, text) is 'Adds someone who already shares an organization with you, by user id, with a role (owners and admins; only owners add owners). Anyone else is invited by email: invite_member.';
 
 create function pipetrak_api.change_member_role(organization_id bigint, user_id uuid, role text)
 returns void language sql volatile
-as $$ select pipetrak.change_member_role(organization_id, user_id, role) $$;
+as $$ select pipetrak.change_member_role(organization_id, user_id, pipetrak.limited('role', role)) $$;
 comment on function pipetrak_api.change_member_role(bigint, uuid, text) is 'Changes a member''s role. Nobody changes their own role; only owners change or grant owner.';
 
 create function pipetrak_api.remove_member(organization_id bigint, user_id uuid)
@@ -30,13 +30,13 @@ comment on function pipetrak_api.remove_member(bigint, uuid) is 'Removes a membe
 create function pipetrak_api.create_project(organization_id bigint, name text, job_number text, time_zone text default 'UTC',
                                             sequence_mode text default 'flag', week_lock boolean default true)
 returns bigint language sql volatile
-as $$ select pipetrak.create_project(organization_id, name, job_number, time_zone, sequence_mode, week_lock) $$;
+as $$ select pipetrak.create_project(organization_id, pipetrak.limited('name', name), pipetrak.limited('job_number', job_number), pipetrak.limited('time_zone', time_zone), pipetrak.limited('sequence_mode', sequence_mode), week_lock) $$;
 comment on function pipetrak_api.create_project(bigint, text, text, text, text, boolean) is 'Creates a project (owners and admins) with its own copy of the default milestone templates; returns its id.';
 
 create function pipetrak_api.update_project_settings(project_id bigint, time_zone text default null,
                                                      sequence_mode text default null, week_lock boolean default null)
 returns void language sql volatile
-as $$ select pipetrak.update_project_settings(project_id, time_zone, sequence_mode, week_lock) $$;
+as $$ select pipetrak.update_project_settings(project_id, pipetrak.limited('time_zone', time_zone), pipetrak.limited('sequence_mode', sequence_mode), week_lock) $$;
 comment on function pipetrak_api.update_project_settings(bigint, text, text, boolean) is 'Changes a project''s time zone, sequence mode (flag, enforce, off) or week lock; omitted settings stay.';
 
 create function pipetrak_api.archive_project(project_id bigint)
@@ -46,12 +46,12 @@ comment on function pipetrak_api.archive_project(bigint) is 'Archives a project:
 
 create function pipetrak_api.create_area(project_id bigint, name text, description text default null)
 returns bigint language sql volatile
-as $$ select pipetrak.create_reference('area', project_id, name, description) $$;
+as $$ select pipetrak.create_reference('area', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
 comment on function pipetrak_api.create_area(bigint, text, text) is 'Creates an area; names are unique (ignoring case) in a project.';
 
 create function pipetrak_api.rename_area(area_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_reference('area', area_id, name) $$;
+as $$ select pipetrak.rename_reference('area', area_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_area(bigint, text) is 'Renames an area.';
 
 create function pipetrak_api.retire_area(area_id bigint)
@@ -61,12 +61,12 @@ comment on function pipetrak_api.retire_area(bigint) is 'Retires an area no live
 
 create function pipetrak_api.create_system(project_id bigint, name text, description text default null)
 returns bigint language sql volatile
-as $$ select pipetrak.create_reference('system', project_id, name, description) $$;
+as $$ select pipetrak.create_reference('system', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
 comment on function pipetrak_api.create_system(bigint, text, text) is 'Creates a system; names are unique (ignoring case) in a project.';
 
 create function pipetrak_api.rename_system(system_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_reference('system', system_id, name) $$;
+as $$ select pipetrak.rename_reference('system', system_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_system(bigint, text) is 'Renames a system.';
 
 create function pipetrak_api.retire_system(system_id bigint)
@@ -76,12 +76,12 @@ comment on function pipetrak_api.retire_system(bigint) is 'Retires a system no l
 
 create function pipetrak_api.create_test_package(project_id bigint, name text, description text default null)
 returns bigint language sql volatile
-as $$ select pipetrak.create_reference('test_package', project_id, name, description) $$;
+as $$ select pipetrak.create_reference('test_package', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
 comment on function pipetrak_api.create_test_package(bigint, text, text) is 'Creates a test package; set its test details with update_test_package.';
 
 create function pipetrak_api.rename_test_package(test_package_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_reference('test_package', test_package_id, name) $$;
+as $$ select pipetrak.rename_reference('test_package', test_package_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_test_package(bigint, text) is 'Renames a test package.';
 
 create function pipetrak_api.retire_test_package(test_package_id bigint)
@@ -94,7 +94,7 @@ create function pipetrak_api.update_test_package(test_package_id bigint, test_ty
                                                  target_date date default null, requires_coating boolean default false,
                                                  requires_insulation boolean default false)
 returns void language sql volatile
-as $$ select pipetrak.update_test_package(test_package_id, test_type, test_pressure, test_pressure_unit, target_date,
+as $$ select pipetrak.update_test_package(test_package_id, pipetrak.limited('test_type', test_type), test_pressure, pipetrak.limited('test_pressure_unit', test_pressure_unit), target_date,
                                           requires_coating, requires_insulation) $$;
 comment on function pipetrak_api.update_test_package(bigint, text, numeric, text, date, boolean, boolean) is 'Sets a test package''s test type (Hydrostatic, Pneumatic, Sensitive Leak, Alternative Leak, In-service, Other), pressure + unit, target date, coating and insulation needs.';
 
@@ -102,12 +102,12 @@ create function pipetrak_api.create_drawing(project_id bigint, drawing_no text, 
                                             title text default null, area_id bigint default null, system_id bigint default null,
                                             test_package_id bigint default null)
 returns bigint language sql volatile
-as $$ select pipetrak.create_drawing(project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id) $$;
+as $$ select pipetrak.create_drawing(project_id, pipetrak.limited('drawing_no', drawing_no), pipetrak.limited('sheet', sheet), pipetrak.limited('revision', revision), pipetrak.limited('title', title), area_id, system_id, test_package_id) $$;
 comment on function pipetrak_api.create_drawing(bigint, text, text, text, text, bigint, bigint, bigint) is 'Creates a drawing; numbers are compared after normalization (case, spaces, sheet suffix). Returns its id.';
 
 create function pipetrak_api.revise_drawing(drawing_id bigint, revision text default null, title text default null)
 returns void language sql volatile
-as $$ select pipetrak.revise_drawing(drawing_id, revision, title) $$;
+as $$ select pipetrak.revise_drawing(drawing_id, pipetrak.limited('revision', revision), pipetrak.limited('title', title)) $$;
 comment on function pipetrak_api.revise_drawing(bigint, text, text) is 'Records a drawing''s new revision and/or title.';
 
 create function pipetrak_api.assign_drawing(drawing_id bigint, area_id bigint default null, system_id bigint default null,
@@ -125,7 +125,7 @@ create function pipetrak_api.create_component(project_id bigint, drawing_id bigi
                                               size text default null, quantity numeric default 1, description text default null,
                                               spec text default null, attributes jsonb default '{}')
 returns jsonb language sql volatile
-as $$ select pipetrak.create_component(project_id, drawing_id, component_type, tag, size, quantity, description, spec, attributes) $$;
+as $$ select pipetrak.create_component(project_id, drawing_id, pipetrak.limited('component_type', component_type), pipetrak.limited('tag', tag), pipetrak.limited('size', size), quantity, pipetrak.limited('description', description), pipetrak.limited('spec', spec), pipetrak.limited('attributes', attributes)) $$;
 comment on function pipetrak_api.create_component(bigint, bigint, text, text, text, numeric, text, text, jsonb) is 'Creates components: quantity n of a per-seq type makes seqs 1..n (only the missing ones); pipe takes the footage. Returns {"created": [ids], "existing": [ids]}.';
 
 create function pipetrak_api.assign_component(component_id bigint, area_id bigint default null, system_id bigint default null,
@@ -141,27 +141,27 @@ comment on function pipetrak_api.retire_component(bigint) is 'Retires a componen
 
 create function pipetrak_api.reweight_template(project_id bigint, component_type text, weights jsonb, recompute boolean default true)
 returns integer language sql volatile
-as $$ select pipetrak.reweight_template(project_id, component_type, weights, recompute) $$;
+as $$ select pipetrak.reweight_template(project_id, pipetrak.limited('component_type', component_type), pipetrak.limited('weights', weights), recompute) $$;
 comment on function pipetrak_api.reweight_template(bigint, text, jsonb, boolean) is 'Re-weights a project''s template: weights is {"Milestone": integer, …} for every milestone, summing to 100. Existing components are recomputed at once; returns how many changed.';
 
 create function pipetrak_api.update_milestone(component_id bigint, milestone text, value numeric, work_date date default null,
                                               note text default null, client_request_id text default null,
                                               expected_version integer default null)
 returns jsonb language sql volatile
-as $$ select pipetrak.update_milestone(component_id, milestone, value, work_date, note, client_request_id, expected_version) $$;
+as $$ select pipetrak.update_milestone(component_id, pipetrak.limited('milestone', milestone), value, work_date, pipetrak.limited('note', note), pipetrak.limited('client_request_id', client_request_id), expected_version) $$;
 comment on function pipetrak_api.update_milestone(bigint, text, numeric, date, text, text, integer) is 'Sets one milestone (0 or 100; 0-100 for partial ones) with a work date (default today, project time). Replaying a client_request_id returns the first result; a stale expected_version is a 409. Returns the component''s milestones, % complete, version and out-of-sequence flag.';
 
 create function pipetrak_api.update_milestones(updates jsonb)
 returns jsonb language sql volatile
-as $$ select pipetrak.update_milestones(updates) $$;
+as $$ select pipetrak.update_milestones(pipetrak.limited('updates', updates)) $$;
 comment on function pipetrak_api.update_milestones(jsonb) is 'Bulk update_milestone: an array of {component_id, milestone, value, work_date?, note?}; all or nothing; one result per item.';
 
 create function pipetrak_api.assign_welder(component_id bigint, stencil text, date_welded date default null, note text default null)
 returns jsonb language sql volatile
-as $$ select pipetrak.assign_welder(component_id, stencil, date_welded, note) $$;
+as $$ select pipetrak.assign_welder(component_id, pipetrak.limited('stencil', stencil), date_welded, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.assign_welder(bigint, text, date, text) is 'Assigns a welder (by stencil; unknown ones are created unverified) to a field weld, completing Weld Complete on the date welded and opening a QC review item.';
 
 create function pipetrak_api.resolve_review_item(review_item_id bigint, note text default null)
 returns void language sql volatile
-as $$ select pipetrak.resolve_review_item(review_item_id, note) $$;
+as $$ select pipetrak.resolve_review_item(review_item_id, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.resolve_review_item(bigint, text) is 'Resolves a review item with a note (owner, admin, project manager, QC inspector).';

@@ -1178,9 +1178,9 @@ begin
         -- A big import into a table whose statistics still say it is (nearly) empty: every index led
         -- by project_id then looks as good as the identity index to the probes below, and each
         -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows),
-        -- once: statistics that have seen one chunk's rows already rank the indexes right, and the
-        -- planner scales them to the table's growing size itself (each ANALYZE of a big table costs
-        -- most of a second: one per chunk was a fifth of a 100,000-row commit).
+        -- once: statistics that have seen one chunk's rows already rank the indexes right for the
+        -- chunks that follow (each ANALYZE of a big table costs most of a second: one per chunk was
+        -- a fifth of a 100,000-row commit); the last chunk counts again (below).
         if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
                                  where c.oid = 'pipetrak.components'::regclass) < v_created then
             analyze pipetrak.components;
@@ -1273,6 +1273,14 @@ begin
         returning * into v_job;
         if v_job.status = 'committed' then
             perform pipetrak.import_apply_budgets(p_import_id);
+            -- A job that made a tenth of the table or more leaves statistics that have seen only
+            -- its first chunk: the set-based statements of the next validation (the file again,
+            -- compared with every component) would plan their joins for a table ten times smaller.
+            if (v_job.result ->> 'components_created')::integer > 1000
+               and (v_job.result ->> 'components_created')::integer * 10 > (
+                       select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.components'::regclass) then
+                analyze pipetrak.components;
+            end if;
         end if;
         -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
         perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
@@ -1726,7 +1734,7 @@ create function pipetrak_api.import_upload(project_id bigint, kind text, filenam
 returns bigint
 language sql volatile security invoker
 set search_path = pg_catalog, pg_temp
-as $$ select pipetrak.import_upload(project_id, kind, filename, content) $$;
+as $$ select pipetrak.import_upload(project_id, pipetrak.limited('kind', kind), pipetrak.limited('filename', filename), content) $$;
 comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
     'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
 

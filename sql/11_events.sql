@@ -64,7 +64,7 @@ as $$
 declare
     v_event text;
 begin
-    perform pipetrak.check_text_length('payload', p_payload, 7999);
+    perform pipetrak.check_text_length('payload', p_payload, pipetrak.argument_limit('payload'));
     perform pipetrak.require_project_role(p_project_id, 'read');
     v_event := pipetrak.signed_event_text((select s.signing_key from pipetrak.project_secrets s where s.project_id = p_project_id),
                                           p_payload);
@@ -108,6 +108,6 @@ comment on function pipetrak_api.project_channel(bigint) is
 create function pipetrak_api.event_is_genuine(project_id bigint, payload text)
 returns boolean
 language sql stable security invoker
-as $$ select pipetrak.event_is_genuine(project_id, payload) $$;
+as $$ select pipetrak.event_is_genuine(project_id, pipetrak.limited('payload', payload)) $$;
 comment on function pipetrak_api.event_is_genuine(bigint, text) is
     'True when a payload received on the project''s channel was sent by pipetrak (its signature checks out); anyone who knows a channel can NOTIFY into it.';

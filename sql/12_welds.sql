@@ -209,9 +209,9 @@ begin
         perform pipetrak.raise_error('nde_before_welded', jsonb_build_object('examined_on', coalesce(p_examined_on, v_today),
                                                                               'date_welded', v_weld.date_welded));
     end if;
-    perform pipetrak.check_text_length('report_number', p_report_number, 100);
-    perform pipetrak.check_text_length('notes', p_notes, 2000);
-    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    perform pipetrak.check_text_length('report_number', p_report_number, pipetrak.argument_limit('report_number'));
+    perform pipetrak.check_text_length('notes', p_notes, pipetrak.argument_limit('notes'));
+    perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     select * into v_previous from pipetrak.nde_results
     where component_id = p_component_id and method = v_method order by id desc limit 1;
     if v_result is null and v_previous.result is null then
@@ -287,7 +287,7 @@ begin
     if length(btrim(coalesce(p_reason, ''))) < p_min then
         perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'reason', 'why', p_why, 'min_length', p_min));
     end if;
-    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     return btrim(p_reason);
 end
 $$;
@@ -443,7 +443,7 @@ begin
     if coalesce(p_xray_percent, 5) not in (0, 5, 10, 100) then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'xray_percent', 'expected', '0, 5, 10 or 100'));
     end if;
-    perform pipetrak.check_text_length('spec', p_spec, 200);
+    perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     -- As someone allowed to add welds (foreman and up) rather than components (project manager and up).
     v_id := (pipetrak.insert_weld(p_project_id, p_drawing_id, p_weld_number, p_size, p_spec) ->> 'id')::bigint;
     update pipetrak.field_welds
@@ -474,7 +474,7 @@ begin
     if v_tag = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "weld_number", "expected": "the weld number"}');
     end if;
-    perform pipetrak.check_text_length('weld_number', v_tag, 200);
+    perform pipetrak.check_text_length('weld_number', v_tag, pipetrak.argument_limit('weld_number'));
     select * into v_drawing from pipetrak.drawings where id = p_drawing_id and project_id = p_project_id and retired_at is null;
     if v_drawing.id is null then
         perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
@@ -514,7 +514,7 @@ begin
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
-    perform pipetrak.check_text_length('note', p_note, 2000);
+    perform pipetrak.check_text_length('note', p_note, pipetrak.argument_limit('note'));
     -- The original weld of the chain, and how many repairs the chain holds.
     with recursive chain(id, repair_of, depth) as (
         select w.component_id, w.repair_of, 0 from pipetrak.field_welds w where w.component_id = p_component_id
@@ -603,7 +603,7 @@ begin
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
     end if;
-    perform pipetrak.check_text_length('name', p_name, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
     insert into pipetrak.welders (project_id, stencil, name)
     values (p_project_id, v_stencil, nullif(btrim(coalesce(p_name, '')), ''))
     on conflict (project_id, stencil) do nothing
@@ -624,7 +624,7 @@ as $$
 declare
     v_welder pipetrak.welders := pipetrak.lock_welder(p_welder_id, 'quality_control');
 begin
-    perform pipetrak.check_text_length('name', p_name, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
     update pipetrak.welders set name = nullif(btrim(coalesce(p_name, '')), '') where id = v_welder.id;
 end
 $$;
@@ -695,7 +695,7 @@ comment on view pipetrak_api.qc_queue is 'Open review items of your projects, ol
 create function pipetrak_api.dismiss_review_item(review_item_id bigint, note text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.dismiss_review_item(review_item_id, note) $$;
+as $$ select pipetrak.dismiss_review_item(review_item_id, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.dismiss_review_item(bigint, text) is
     'Dismisses an open review item with a note (it stays in the record as dismissed). QC inspector and up.';
 
@@ -703,42 +703,42 @@ create function pipetrak_api.record_nde(component_id bigint, method text, result
                                         report_number text default null, notes text default null, reason text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.record_nde(component_id, method, result, examined_on, report_number, notes, reason) $$;
+as $$ select pipetrak.record_nde(component_id, pipetrak.limited('method', method), pipetrak.limited('result', result), examined_on, pipetrak.limited('report_number', report_number), pipetrak.limited('notes', notes), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.record_nde(bigint, text, text, date, text, text, text) is
     'Records an NDE result (method RT/UT/PT/MT/VT, result PASS/FAIL/PENDING) on a welded weld; a method recorded before is superseded and needs a reason. Returns the weld''s status. QC inspector and up.';
 
 create function pipetrak_api.clear_nde(component_id bigint, method text, reason text)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.clear_nde(component_id, method, reason) $$;
+as $$ select pipetrak.clear_nde(component_id, pipetrak.limited('method', method), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.clear_nde(bigint, text, text) is
     'Clears a weld''s current result for one NDE method with a reason (a superseding record without a result). QC inspector and up.';
 
 create function pipetrak_api.edit_welder(component_id bigint, reason text, stencil text default null, date_welded date default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.edit_welder(component_id, stencil, date_welded, reason) $$;
+as $$ select pipetrak.edit_welder(component_id, pipetrak.limited('stencil', stencil), date_welded, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.edit_welder(bigint, text, text, date) is
     'Changes the welder (by stencil) and/or date welded of a welded weld, with a reason; its milestones stay. Foreman and up.';
 
 create function pipetrak_api.clear_welder(component_id bigint, reason text)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.clear_welder(component_id, reason) $$;
+as $$ select pipetrak.clear_welder(component_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.clear_welder(bigint, text) is
     'Un-welds a weld with a reason: clears welder and date and lowers Weld Complete to 0. Refused while the weld has an NDE result. Foreman and up.';
 
 create function pipetrak_api.retire_weld(component_id bigint, reason text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.retire_weld(component_id, reason) $$;
+as $$ select pipetrak.retire_weld(component_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.retire_weld(bigint, text) is
     'Retires a weld with a reason of at least 10 characters (its history stays). Owner, admin, project manager.';
 
 create function pipetrak_api.move_weld(component_id bigint, drawing_id bigint, reason text default null)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.move_weld(component_id, drawing_id, reason) $$;
+as $$ select pipetrak.move_weld(component_id, drawing_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.move_weld(bigint, bigint, text) is
     'Moves a weld not yet welded to another drawing of its project that has no weld of its number. Owner, admin, project manager.';
 
@@ -746,28 +746,28 @@ create function pipetrak_api.create_unplanned_weld(project_id bigint, drawing_id
                                                    size text, spec text, note text, xray_percent integer default null)
 returns bigint
 language sql volatile security invoker
-as $$ select pipetrak.create_unplanned_weld(project_id, drawing_id, weld_number, weld_type, size, spec, note, xray_percent) $$;
+as $$ select pipetrak.create_unplanned_weld(project_id, drawing_id, pipetrak.limited('weld_number', weld_number), pipetrak.limited('weld_type', weld_type), pipetrak.limited('size', size), pipetrak.limited('spec', spec), pipetrak.limited('note', note), xray_percent) $$;
 comment on function pipetrak_api.create_unplanned_weld(bigint, bigint, text, text, text, text, text, integer) is
     'Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a note are required; x-ray tier 5 % unless given. Foreman and up.';
 
 create function pipetrak_api.create_repair(component_id bigint, note text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.create_repair(component_id, note) $$;
+as $$ select pipetrak.create_repair(component_id, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.create_repair(bigint, text) is
     'Repairs a rejected weld: creates <number>.<n> on the same drawing with its facts and Fit-up at 100; the rejected weld leaves the rollups. At most 10 repairs per chain. Foreman and up.';
 
 create function pipetrak_api.create_welder(project_id bigint, stencil text, name text default null)
 returns bigint
 language sql volatile security invoker
-as $$ select pipetrak.create_welder(project_id, stencil, name) $$;
+as $$ select pipetrak.create_welder(project_id, pipetrak.limited('stencil', stencil), pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.create_welder(bigint, text, text) is
     'Adds a welder to a project by stencil (2–12 letters, digits or dashes; unique in the project), unverified. Foreman and up.';
 
 create function pipetrak_api.rename_welder(welder_id bigint, name text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.rename_welder(welder_id, name) $$;
+as $$ select pipetrak.rename_welder(welder_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_welder(bigint, text) is 'Sets a welder''s name. QC inspector and up.';
 
 create function pipetrak_api.verify_welder(welder_id bigint, verified boolean default true)
@@ -1112,7 +1112,7 @@ returns table (group_id bigint, group_name text, total bigint, fitted_up bigint,
                rejected bigint, nde_required bigint, nde_pass bigint, nde_fail bigint, nde_pending bigint,
                pass_rate numeric, repairs bigint, repair_rate numeric, first_pass_accepted bigint, mean_days_to_nde numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.weld_progress(project_id, group_by) $$;
+as $$ select * from pipetrak.weld_progress(project_id, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.weld_progress(bigint, text) is
     'Weld progress of a project by area, system, test_package or welder: total, fitted up, welded, accepted, rejected, NDE required/pass/fail/pending, pass rate, repairs and repair rate, first-pass acceptance, mean days welded to NDE.';
 
@@ -1121,7 +1121,7 @@ create function pipetrak_api.welder_summary(project_id bigint, date_from date de
 returns table (date_from date, date_to date, welder_id bigint, welder text, welder_name text, weld_type text,
                xray_percent integer, welded bigint, examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
 language sql stable security invoker
-as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) s $$;
+as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, pipetrak.limited('weld_type', weld_type), xray_percent) s $$;
 comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
     'Per welder, weld type and x-ray tier for welds welded in a date window (each row says its window; null: open-ended): welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
 

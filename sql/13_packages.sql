@@ -581,8 +581,8 @@ begin
     if btrim(coalesce(p_name, '')) = '' or btrim(coalesce(p_company_role, '')) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name, company_role", "expected": "who signs and their role in their company"}');
     end if;
-    perform pipetrak.check_text_length('name', p_name, 200);
-    perform pipetrak.check_text_length('company_role', p_company_role, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
+    perform pipetrak.check_text_length('company_role', p_company_role, pipetrak.argument_limit('company_role'));
     perform pipetrak.check_date('signed_on', p_signed_on);
     if coalesce(p_signed_on, v_today) > v_today then
         perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('signed_on', p_signed_on, 'today', v_today));
@@ -728,10 +728,10 @@ begin
     if (p_temperature is null) <> (v_temperature_unit is null) or abs(p_temperature) >= 1000000 or v_temperature_unit not in ('F', 'C') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "temperature, temperature_unit", "expected": "a temperature with its unit (F or C), or neither"}');
     end if;
-    perform pipetrak.check_text_length('client', p_client, 200);
-    perform pipetrak.check_text_length('client_spec', p_client_spec, 200);
-    perform pipetrak.check_text_length('line_numbers', p_line_numbers, 4000);
-    perform pipetrak.check_text_length('medium', p_medium, 200);
+    perform pipetrak.check_text_length('client', p_client, pipetrak.argument_limit('client'));
+    perform pipetrak.check_text_length('client_spec', p_client_spec, pipetrak.argument_limit('client_spec'));
+    perform pipetrak.check_text_length('line_numbers', p_line_numbers, pipetrak.argument_limit('line_numbers'));
+    perform pipetrak.check_text_length('medium', p_medium, pipetrak.argument_limit('medium'));
     select number into v_number from pipetrak.package_certificates where test_package_id = v_package.id;
     if v_number is null then
         insert into pipetrak.certificate_numbers as n (project_id, last_number) values (v_package.project_id, 1)
@@ -948,21 +948,21 @@ create function pipetrak_api.set_post_hydro(component_ids bigint[] default null,
                                             post_hydro boolean default true)
 returns integer
 language sql volatile security invoker
-as $$ select pipetrak.set_post_hydro(component_ids, drawing_id, post_hydro) $$;
+as $$ select pipetrak.set_post_hydro(pipetrak.limited('component_ids', component_ids), drawing_id, post_hydro) $$;
 comment on function pipetrak_api.set_post_hydro(bigint[], bigint, boolean) is
     'Flags components post-hydro (installed after their package''s test: members, not testable), or clears the flag: the ids given (up to 10,000) or every live component of a drawing. All-or-nothing; returns how many changed. Owner, admin, project manager.';
 
 create function pipetrak_api.start_stage(test_package_id bigint, stage text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.start_stage(test_package_id, stage) $$;
+as $$ select pipetrak.start_stage(test_package_id, pipetrak.limited('stage', stage)) $$;
 comment on function pipetrak_api.start_stage(bigint, text) is
     'Starts a package stage (pre_hydro, test, drain_flush, post_hydro, coatings, insulation, final) once the one before it is completed or skipped. QC inspector and up.';
 
 create function pipetrak_api.save_stage(test_package_id bigint, stage text, data jsonb, reason text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.save_stage(test_package_id, stage, data, reason) $$;
+as $$ select pipetrak.save_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('data', data), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.save_stage(bigint, text, jsonb, text) is
     'Merges fields into a started stage''s data (null removes one); a completed stage changes only with a reason, kept in package_events. Returns the data. QC inspector and up.';
 
@@ -970,21 +970,21 @@ create function pipetrak_api.sign_stage(test_package_id bigint, stage text, sign
                                         signed_on date default null, reason text default null)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.sign_stage(test_package_id, stage, signoff, name, company_role, signed_on, reason) $$;
+as $$ select pipetrak.sign_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('signoff', signoff), pipetrak.limited('name', name), pipetrak.limited('company_role', company_role), signed_on, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.sign_stage(bigint, text, text, text, text, date, text) is
     'Records a stage sign-off (qc, client or manufacturer, as the stage needs): name, company role, date (today unless given). On a completed stage only with a reason. QC inspector and up.';
 
 create function pipetrak_api.complete_stage(test_package_id bigint, stage text, data jsonb default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.complete_stage(test_package_id, stage, data) $$;
+as $$ select pipetrak.complete_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('data', data)) $$;
 comment on function pipetrak_api.complete_stage(bigint, text, jsonb) is
     'Completes a stage in progress once its data and sign-offs are complete. Pre-Hydro needs no member weld awaiting NDE; Test Acceptance needs every testable member ready and earns Test = 100 on each (work date = test date); Final earns Restore = 100. QC inspector and up.';
 
 create function pipetrak_api.skip_stage(test_package_id bigint, stage text, reason text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.skip_stage(test_package_id, stage, reason) $$;
+as $$ select pipetrak.skip_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.skip_stage(bigint, text, text) is
     'Skips a stage with a reason (never Test Acceptance or Final), in order like starting one. QC inspector and up.';
 
@@ -994,8 +994,8 @@ create function pipetrak_api.save_certificate(test_package_id bigint, client tex
                                               temperature numeric default null, temperature_unit text default null)
 returns text
 language sql volatile security invoker
-as $$ select pipetrak.save_certificate(test_package_id, client, client_spec, line_numbers, test_pressure, test_pressure_unit,
-                                       medium, temperature, temperature_unit) $$;
+as $$ select pipetrak.save_certificate(test_package_id, pipetrak.limited('client', client), pipetrak.limited('client_spec', client_spec), pipetrak.limited('line_numbers', line_numbers), test_pressure, pipetrak.limited('test_pressure_unit', test_pressure_unit),
+                                       pipetrak.limited('medium', medium), temperature, pipetrak.limited('temperature_unit', temperature_unit)) $$;
 comment on function pipetrak_api.save_certificate(bigint, text, text, text, numeric, text, text, numeric, text) is
     'Saves a package''s certificate (numbered PKG-NNN per project on first save, never reused); editable until Test Acceptance completes. Returns the number. QC inspector and up.';
 

@@ -1016,7 +1016,7 @@ returns table (date_from date, date_to date, group_key text, group_name text, co
                tested_percent numeric, restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric,
                mh_punch numeric, mh_test numeric, mh_restore numeric)
 language sql stable security invoker
-as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, group_by) d $$;
+as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, pipetrak.limited('group_by', group_by)) d $$;
 comment on function pipetrak_api.progress_delta(bigint, date, date, text) is
     'What got done in a window of work dates (each row says its window), per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
 
@@ -1025,7 +1025,7 @@ returns table (as_of date, group_key text, group_name text, percent_complete num
                installed_percent numeric, punched_percent numeric, tested_percent numeric, restored_percent numeric,
                earned_mh numeric)
 language sql stable security invoker
-as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, group_by) a $$;
+as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, pipetrak.limited('group_by', group_by)) a $$;
 comment on function pipetrak_api.progress_as_of(bigint, date, text) is
     'Progress per group as it stood at the end of a work date (each row says it; from the milestone events), % of the group''s available credit now.';
 
@@ -1034,7 +1034,7 @@ returns table (group_key text, group_name text, week_start date, week_end date, 
                change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
                tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.weekly_report(project_id, week_end, group_by) $$;
+as $$ select * from pipetrak.weekly_report(project_id, week_end, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.weekly_report(bigint, date, text) is
     'A locked week''s report (week_end: its Sunday; each row says the week it covers) per group: progress at its end as frozen when the week locked, and the change since the week before (null for the first frozen week). It reads the same forever; a week locked before the project''s snapshots began has none (week_not_frozen). Corrections to a frozen week show in the next week''s change.';
 
@@ -1043,7 +1043,7 @@ returns table (group_key text, group_name text, budget_mh numeric, earned_mh num
                remaining_mh numeric, earned_receive_mh numeric, earned_install_mh numeric, earned_punch_mh numeric,
                earned_test_mh numeric, earned_restore_mh numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.manhour_progress(project_id, group_by) $$;
+as $$ select * from pipetrak.manhour_progress(project_id, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.manhour_progress(bigint, text) is
     'Man-hours per area, system, test_package or project: budget, earned (total and per category), % earned and remaining.';
 
@@ -1051,13 +1051,13 @@ create function pipetrak_api.weld_delta(project_id bigint, date_from date, date_
 returns table (date_from date, date_to date, group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint,
                nde_fail bigint, repairs bigint, new_welds bigint)
 language sql stable security invoker
-as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, group_by) d $$;
+as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, pipetrak.limited('group_by', group_by)) d $$;
 comment on function pipetrak_api.weld_delta(bigint, date, date, text) is
     'Weld work in a window (each row says its window) per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
 
 create function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.spread_budget(project_id, total_mh, reason, effective_date) $$;
+as $$ select pipetrak.spread_budget(project_id, total_mh, pipetrak.limited('reason', reason), effective_date) $$;
 comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
     'Makes a new active man-hour budget version: spreads total_mh over the live components by diameter^1.5 (reducers: mean size; pipe: × feet × 0.1; unreadable size: 0.5, counted in guessed_sizes). Returns {version, components, guessed_sizes}. Owner, admin, project manager.';

@@ -254,7 +254,7 @@ as $$
 declare
     v_profile pipetrak.user_profiles := pipetrak.sync_profile();
 begin
-    perform pipetrak.check_text_length('display_name', btrim(p_display_name), 200);
+    perform pipetrak.check_text_length('display_name', btrim(p_display_name), pipetrak.argument_limit('display_name'));
     -- Shown in sentences (activity_feed): a line break or other control character would forge one.
     if p_display_name ~ '[[:cntrl:]]' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "display_name", "expected": "a name on one line, without control characters"}');
@@ -276,7 +276,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     update pipetrak.organizations set name = btrim(p_name) where id = p_organization_id;
 end
 $$;
@@ -365,7 +365,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     update pipetrak.projects set name = btrim(p_name) where id = p_project_id;
 end
 $$;
@@ -418,7 +418,7 @@ comment on view pipetrak_api.invitations is
 
 create function pipetrak_api.invite_member(organization_id bigint, email text, role text)
 returns jsonb language sql volatile
-as $$ select pipetrak.invite_member(organization_id, email, role) $$;
+as $$ select pipetrak.invite_member(organization_id, pipetrak.limited('email', email), pipetrak.limited('role', role)) $$;
 comment on function pipetrak_api.invite_member(bigint, text, text) is
     'Invites an email address with a role (owners and admins; only owners invite owners). Returns {invitation_id, token, expires_at}: send the token to the invitee, it is shown only now and valid 7 days.';
 
@@ -435,29 +435,29 @@ comment on function pipetrak_api.revoke_invitation(bigint) is 'Revokes an open i
 
 create function pipetrak_api.accept_invitation(token text)
 returns jsonb language sql volatile
-as $$ select pipetrak.accept_invitation(token) $$;
+as $$ select pipetrak.accept_invitation(pipetrak.limited('token', token)) $$;
 comment on function pipetrak_api.accept_invitation(text) is
     'Joins the organization an invitation is for, as the signed-in user whose JWT email is the invited address. Returns {organization_id, role}.';
 
 create function pipetrak_api.update_profile(display_name text)
 returns jsonb language sql volatile
-as $$ select to_jsonb(pipetrak.update_profile(display_name)) $$;
+as $$ select to_jsonb(pipetrak.update_profile(pipetrak.limited('display_name', display_name))) $$;
 comment on function pipetrak_api.update_profile(text) is 'Sets your display name (blank clears it); returns your profile.';
 
 create function pipetrak_api.rename_organization(organization_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_organization(organization_id, name) $$;
+as $$ select pipetrak.rename_organization(organization_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_organization(bigint, text) is 'Renames an organization (owners and admins).';
 
 create function pipetrak_api.delete_organization(organization_id bigint, confirm_name text)
 returns void language sql volatile
-as $$ select pipetrak.delete_organization(organization_id, confirm_name) $$;
+as $$ select pipetrak.delete_organization(organization_id, pipetrak.limited('confirm_name', confirm_name)) $$;
 comment on function pipetrak_api.delete_organization(bigint, text) is
     'Deletes an organization with all its projects, members and history, in one transaction (owners, naming it exactly).';
 
 create function pipetrak_api.rename_project(project_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_project(project_id, name) $$;
+as $$ select pipetrak.rename_project(project_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_project(bigint, text) is 'Renames a project (owners and admins).';
 
 create function pipetrak_api.unarchive_project(project_id bigint)
@@ -467,6 +467,6 @@ comment on function pipetrak_api.unarchive_project(bigint) is 'Makes an archived
 
 create function pipetrak_api.delete_project(project_id bigint, confirm_name text)
 returns void language sql volatile
-as $$ select pipetrak.delete_project(project_id, confirm_name) $$;
+as $$ select pipetrak.delete_project(project_id, pipetrak.limited('confirm_name', confirm_name)) $$;
 comment on function pipetrak_api.delete_project(bigint, text) is
     'Deletes a project with all its components and history, in one transaction (owners and admins, naming it exactly).';

@@ -83,7 +83,7 @@ declare
     v_before jsonb;
     v_after jsonb;
 begin
-    perform pipetrak.check_json_size('changes', p_changes, 65536);
+    perform pipetrak.check_json_size('changes', p_changes, pipetrak.argument_limit('changes'));
     if jsonb_typeof(p_changes) is distinct from 'object' or p_changes = '{}'
        or exists (select from jsonb_object_keys(p_changes) k
                   where k not in ('description', 'spec', 'attributes', 'tag', 'size', 'drawing_id', 'component_type')) then
@@ -92,25 +92,25 @@ begin
     end if;
     if p_changes ? 'description' then
         v_new.description := nullif(btrim(p_changes ->> 'description'), '');
-        perform pipetrak.check_text_length('description', v_new.description, 2000);
+        perform pipetrak.check_text_length('description', v_new.description, pipetrak.argument_limit('description'));
     end if;
     if p_changes ? 'spec' then
         v_new.spec := nullif(btrim(p_changes ->> 'spec'), '');
-        perform pipetrak.check_text_length('spec', v_new.spec, 200);
+        perform pipetrak.check_text_length('spec', v_new.spec, pipetrak.argument_limit('spec'));
     end if;
     if p_changes ? 'attributes' then
         if jsonb_typeof(p_changes -> 'attributes') is distinct from 'object' then
             perform pipetrak.raise_error('invalid_argument', '{"argument": "attributes", "expected": "an object; a key set to null is removed"}');
         end if;
         v_new.attributes := jsonb_strip_nulls(v_old.attributes || (p_changes -> 'attributes'));
-        perform pipetrak.check_json_size('attributes', v_new.attributes, 16384);
+        perform pipetrak.check_json_size('attributes', v_new.attributes, pipetrak.argument_limit('attributes'));
     end if;
     if p_changes ? 'tag' then
         v_new.tag := pipetrak.normalize_commodity_code(coalesce(p_changes ->> 'tag', ''));
         if v_new.tag = '' then
             perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
         end if;
-        perform pipetrak.check_text_length('tag', v_new.tag, 200);
+        perform pipetrak.check_text_length('tag', v_new.tag, pipetrak.argument_limit('tag'));
     end if;
     if p_changes ? 'size' then
         v_new.size := pipetrak.normalize_size(coalesce(p_changes ->> 'size', ''));
@@ -360,24 +360,24 @@ comment on view pipetrak_api.component_changes is
 
 create function pipetrak_api.correct_component(component_id bigint, changes jsonb, reason text)
 returns jsonb language sql volatile
-as $$ select pipetrak.correct_component(component_id, changes, reason) $$;
+as $$ select pipetrak.correct_component(component_id, pipetrak.limited('changes', changes), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.correct_component(bigint, jsonb, text) is
     'Corrects a component in place, keeping its history: changes is {description?, spec?, attributes? (merged; null removes a key), tag?, size?, drawing_id?, component_type? (only without progress)}. Returns the fields changed; logged with the reason.';
 
 create function pipetrak_api.correct_components(corrections jsonb, reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('correct', corrections, reason) $$;
+as $$ select pipetrak.component_batch('correct', pipetrak.limited('corrections', corrections), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.correct_components(jsonb, text) is
     'Corrects many components at once, all or nothing: an array of {component_id, …changes, reason?}; a failure names the item. Returns how many.';
 
 create function pipetrak_api.retire_components(component_ids bigint[], reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('retire', to_jsonb(component_ids), reason) $$;
+as $$ select pipetrak.component_batch('retire', to_jsonb(pipetrak.limited('component_ids', component_ids)), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.retire_components(bigint[], text) is
     'Retires components with a reason, all or nothing (welds by the weld rules): they keep their history and leave the rollups. Returns how many.';
 
 create function pipetrak_api.restore_components(component_ids bigint[], reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('restore', to_jsonb(component_ids), reason) $$;
+as $$ select pipetrak.component_batch('restore', to_jsonb(pipetrak.limited('component_ids', component_ids)), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.restore_components(bigint[], text) is
     'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';

@@ -212,7 +212,7 @@ begin
             if v_query = '' then
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "query", "expected": "some text to look for"}');
             end if;
-            perform pipetrak.check_text_length('query', v_query, 200);
+            perform pipetrak.check_text_length('query', v_query, pipetrak.argument_limit('query'));
             -- The policies' rule, checked once: a member of the project reads it, anyone else finds no
             -- project. Row-level security itself would keep the indexes out: its filter must run
             -- before any operator that isn't leakproof, and LIKE and pg_trgm's are not.
@@ -305,7 +305,7 @@ $$;
 create function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
 returns table (kind text, id bigint, label text, detail text, score real)
 language sql stable
-as $$ select * from pipetrak.search_project(project_id, query, max_results) $$;
+as $$ select * from pipetrak.search_project(project_id, pipetrak.limited('query', query), max_results) $$;
 comment on function pipetrak_api.search(bigint, text, integer) is
     'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, near code 1–2, similar 0–1), 20 results by default (at most 100); members only.';
 

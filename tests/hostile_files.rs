@@ -582,3 +582,173 @@ fn no_hostile_file_crashes_stalls_or_starves_the_server() {
     }
     assert!(failures.is_empty(), "{failures:#?}\n{report}");
 }
+
+/// Runs `sql` as the owner on a connection of its own and cancels it with `pg_cancel_backend`
+/// 150 ms in: how long after the cancel the call ended (zero when it had ended before).
+fn call_cancel_latency(admin: &mut Client, sql: String, arg: Option<String>) -> Duration {
+    let mut d = connect();
+    let pid: i32 = d
+        .query_one("select pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    let worker = std::thread::spawn(move || {
+        let _ = match &arg {
+            Some(a) => call(&mut d, &sql, &[a]),
+            None => call(&mut d, &sql, &[]),
+        };
+        Instant::now()
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let cancelled = Instant::now();
+    admin
+        .execute("select pg_cancel_backend($1)", &[&pid])
+        .expect("cancel");
+    let ended = worker.join().expect("the call's thread");
+    ended.saturating_duration_since(cancelled)
+}
+
+/// Oversized and batch-sized arguments sent straight to the API by a signed-in owner: values far
+/// past their limits are refused before any work (memory is then what the server needs to receive
+/// the value at all), and the largest batches a call allows (10,000 corrections, retirements,
+/// restorations) run within the memory limit and stop within a second of a cancel.
+#[test]
+#[ignore = "needs a live server: run tests/scripts/test.sh"]
+fn no_hostile_argument_starves_the_server() {
+    let mut admin = connect();
+    let mut c = connect();
+    let org = call(
+        &mut c,
+        "select pipetrak_api.create_organization(name => 'Hostile arguments')::text",
+        &[],
+    )
+    .expect("org");
+    let project = call(&mut c, &format!("select pipetrak_api.create_project(organization_id => {org}, name => 'HA', job_number => 'HA-1')::text"), &[])
+        .expect("project");
+    // 10,000 valves on 100 drawings, through an import.
+    let mut csv = String::from("DRAWING,TYPE,QTY,CMDTY CODE,SIZE\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!("HA-{},Valve,1,V-{i},2\n", i % 100));
+    }
+    let import = call(&mut c, &format!("select pipetrak_api.import_upload(project_id => {project}, kind => 'takeoff', filename => 'ha.csv', content => $1)::text"), &[&csv.as_bytes()])
+        .expect("upload");
+    call(
+        &mut c,
+        &format!("select pipetrak_api.import_validate(import_id => {import})::text"),
+        &[],
+    )
+    .expect("validate");
+    call(
+        &mut c,
+        &format!("select pipetrak_api.import_commit(import_id => {import})::text"),
+        &[],
+    )
+    .expect("commit");
+    let ids: String = call(&mut c, &format!("select array_agg(id order by id)::text from pipetrak.components where project_id = {project}"), &[])
+        .expect("ids");
+    assert_eq!(
+        ids.matches(',').count() + 1,
+        10_000,
+        "the import made 10,000 components"
+    );
+    let first = ids
+        .trim_matches(|ch| ch == '{' || ch == '}')
+        .split(',')
+        .next()
+        .unwrap_or("0")
+        .to_string();
+    let corrections = format!(
+        "[{}]",
+        ids.trim_matches(|ch| ch == '{' || ch == '}')
+            .split(',')
+            .map(|id| format!(r#"{{"component_id": {id}, "description": "checked"}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let big_text = "x".repeat(100 << 20);
+    let big_changes = format!(r#"{{"attributes": {{"a": "{big_text}"}}}}"#);
+    let many_keys = format!(
+        r#"{{"attributes": {{{}}}}}"#,
+        (0..500_000)
+            .map(|i| format!(r#""k{i}": 1"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let pid: i32 = c
+        .query_one("select pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    // (name, SQL, its one text argument, expected outcome: "ok" or a SQLSTATE)
+    let calls: Vec<(&str, String, Option<String>, &str)> = vec![
+        ("correct_component: 100 MB of attributes", format!("select pipetrak_api.correct_component(component_id => {first}, changes => $1::text::jsonb, reason => 'hostile')::text"), Some(big_changes), "PT413"),
+        ("correct_component: 500,000 attribute keys", format!("select pipetrak_api.correct_component(component_id => {first}, changes => $1::text::jsonb, reason => 'hostile')::text"), Some(many_keys), "PT413"),
+        ("event_is_genuine: a 100 MB payload", format!("select pipetrak_api.event_is_genuine(project_id => {project}, payload => $1::text)::text"), Some(big_text), "PT422"),
+        ("retire_components: 1,000,000 ids", "select pipetrak_api.retire_components(component_ids => array(select generate_series(1, 1000000))::bigint[], reason => 'hostile')::text".to_string(), None, "PT413"),
+        ("correct_components: 10,000 corrections", "select pipetrak_api.correct_components(corrections => $1::text::jsonb, reason => 'checked in the field')::text".to_string(), Some(corrections), "ok"),
+        ("retire_components: 10,000 ids", format!("select pipetrak_api.retire_components(component_ids => array(select id from pipetrak.components where project_id = {project}), reason => 'hostile')::text"), None, "ok"),
+        ("restore_components: 10,000 ids", format!("select pipetrak_api.restore_components(component_ids => array(select id from pipetrak.components where project_id = {project}), reason => 'hostile')::text"), None, "ok"),
+    ];
+    let log = ServerLog::open();
+    let mut failures = Vec::new();
+    let mut report = String::from(
+        "| call | outcome | time | peak backend memory (receiving the value alone) | cancel |\n|---|---|---|---|---|\n",
+    );
+    for (name, sql, arg, expected) in calls {
+        // What the server needs to receive the value at all (the protocol's buffer, the
+        // parameter, its parse as JSON), before any function of the extension runs.
+        let receive_clock = Instant::now();
+        let receiving = match &arg {
+            Some(a) => {
+                let memory = PeakMemory::watch(pid);
+                let sql = if sql.contains("::jsonb") {
+                    "select pg_column_size($1::text::jsonb)::text"
+                } else {
+                    "select octet_length($1::text)::text"
+                };
+                let _ = call(&mut c, sql, &[a]);
+                memory.finish()
+            }
+            None => 0,
+        };
+        let receive_time = receive_clock.elapsed();
+        let memory = PeakMemory::watch(pid);
+        let clock = Instant::now();
+        let outcome = match &arg {
+            Some(a) => call(&mut c, &sql, &[a]),
+            None => call(&mut c, &sql, &[]),
+        };
+        let elapsed = clock.elapsed();
+        let peak = memory.finish();
+        let outcome = outcome.map_or_else(|code| code, |_| "ok".to_string());
+        let cancel = call_cancel_latency(&mut admin, sql, arg);
+        report.push_str(&format!(
+            "| {name} | {outcome} | {} ms | {} MB ({} MB) | {} ms |\n",
+            elapsed.as_millis(),
+            peak / 1024,
+            receiving / 1024,
+            cancel.as_millis()
+        ));
+        if outcome != expected {
+            failures.push(format!("{name}: ended in {outcome}, expected {expected}"));
+        }
+        // Beyond receiving the value, the call may use at most the limit.
+        if peak.saturating_sub(receiving) >= PEAK_LIMIT_KB {
+            failures.push(format!(
+                "{name}: peak backend memory {} MB, {} MB to receive the value",
+                peak / 1024,
+                receiving / 1024
+            ));
+        }
+        // A cancel lands once the value is received (PostgreSQL reads and parses a parameter
+        // before any function runs, and answers a cancel after).
+        if cancel > Duration::from_secs(1) + receive_time {
+            failures.push(format!(
+                "{name}: a cancel took {cancel:?} ({receive_time:?} to receive the value)"
+            ));
+        }
+        if let Some(line) = log.signal_since() {
+            failures.push(format!("{name}: the server log says {line:?}"));
+        }
+    }
+    println!("{report}");
+    assert!(failures.is_empty(), "{failures:#?}\n{report}");
+}

@@ -2,6 +2,107 @@
 -- until 0.2.0 is released; then this file is frozen like every released script.
 \echo Use "ALTER EXTENSION pipetrak UPDATE TO '0.2.0'" to load this file. \quit
 
+-- The size limits of the API's arguments, by name: one vocabulary for every function (a `name`
+-- is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and
+-- list arguments through `pipetrak.limited` before anything else runs, so an oversized value is
+-- refused before any lookup, lock or parse of its content; the functions behind them and the
+-- tables' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values
+-- bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB).
+create function pipetrak.argument_limits()
+returns table (argument text, max integer, unit text)
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    values
+        ('attributes', 16384, 'bytes'), ('changes', 65536, 'bytes'), ('data', 65536, 'bytes'),
+        ('weights', 16384, 'bytes'),
+        -- 10,000 items of a batch, each with a note or reason of up to 2,000 characters.
+        ('corrections', 16777216, 'bytes'), ('updates', 16777216, 'bytes'),
+        ('component_ids', 10000, 'items'),
+        ('client', 200, 'characters'), ('client_request_id', 200, 'characters'), ('client_spec', 200, 'characters'),
+        ('company_role', 200, 'characters'), ('component_type', 100, 'characters'), ('confirm_name', 200, 'characters'),
+        ('description', 2000, 'characters'), ('display_name', 200, 'characters'), ('drawing_no', 200, 'characters'),
+        ('email', 320, 'characters'), ('filename', 255, 'characters'), ('group_by', 50, 'characters'),
+        ('job_number', 100, 'characters'), ('kind', 50, 'characters'), ('line_numbers', 4000, 'characters'),
+        ('medium', 200, 'characters'), ('method', 20, 'characters'), ('milestone', 100, 'characters'),
+        ('name', 200, 'characters'), ('note', 2000, 'characters'), ('notes', 2000, 'characters'),
+        -- No NOTIFY payload reaches 8,000 bytes.
+        ('payload', 7999, 'characters'),
+        ('query', 200, 'characters'), ('reason', 2000, 'characters'), ('report_number', 100, 'characters'),
+        ('result', 20, 'characters'), ('revision', 50, 'characters'), ('role', 50, 'characters'),
+        ('sequence_mode', 20, 'characters'), ('sheet', 50, 'characters'), ('signoff', 50, 'characters'),
+        ('size', 50, 'characters'), ('spec', 200, 'characters'), ('stage', 50, 'characters'),
+        ('stencil', 50, 'characters'), ('tag', 200, 'characters'), ('temperature_unit', 20, 'characters'),
+        ('test_pressure_unit', 20, 'characters'), ('test_type', 50, 'characters'), ('time_zone', 100, 'characters'),
+        ('title', 500, 'characters'), ('token', 200, 'characters'), ('weld_number', 200, 'characters'),
+        ('weld_type', 50, 'characters')
+$$;
+
+-- The limit of one argument (null for a name the registry lacks). Immutable: a constant name is
+-- folded into the plan of the statement that asks.
+create function pipetrak.argument_limit(p_argument text)
+returns integer
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$ select l.max from pipetrak.argument_limits() l where l.argument = p_argument $$;
+
+-- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
+-- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument
+-- the registry lacks is a bug of the extension, refused whatever its size. Security definer: the
+-- wrappers run as their caller, who may not call the private error function.
+create function pipetrak.limited(p_argument text, p_value text)
+returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    -- A text of no more bytes than the limit has no more characters: counting them walks the text.
+    if octet_length(p_value) > v_max and length(p_value) > v_max then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max, 'length', length(p_value)));
+    end if;
+    return p_value;
+end
+$$;
+
+create function pipetrak.limited(p_argument text, p_value jsonb)
+returns jsonb
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    perform pipetrak.check_json_size(p_argument, p_value, v_max);
+    return p_value;
+end
+$$;
+
+create function pipetrak.limited(p_argument text, p_value anyarray)
+returns anyarray
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    if cardinality(p_value) > v_max then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'items', cardinality(p_value), 'limit', v_max));
+    end if;
+    return p_value;
+end
+$$;
+
 -- Earned credit comes back in named columns (earned_total … earned_restore) instead of one
 -- positional array: the Rust functions milestone_credit and plan_milestone replace
 -- milestone_earned and plan_milestone_update (whose symbols stay in the library for databases
@@ -78,10 +179,13 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "milestone, value", "expected": "a milestone name and a value"}');
     end if;
     -- Inline rather than through check_text_length/check_date: this is the hot path.
-    if length(p_note) > 2000 then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'note', 'max_length', 2000, 'length', length(p_note)));
-    elsif length(p_client_request_id) > 200 then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'client_request_id', 'max_length', 200,
+    -- (The limits are constants folded into the cached plans.)
+    if length(p_note) > pipetrak.argument_limit('note') then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'note', 'max_length', pipetrak.argument_limit('note'),
+                                                                         'length', length(p_note)));
+    elsif length(p_client_request_id) > pipetrak.argument_limit('client_request_id') then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', 'client_request_id',
+                                                                         'max_length', pipetrak.argument_limit('client_request_id'),
                                                                          'length', length(p_client_request_id)));
     elsif not isfinite(p_work_date) then
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
@@ -266,9 +370,9 @@ declare
     v_created bigint[];
     v_existing bigint[];
 begin
-    perform pipetrak.check_json_size('attributes', p_attributes, 16384);
-    perform pipetrak.check_text_length('description', p_description, 2000);
-    perform pipetrak.check_text_length('spec', p_spec, 200);
+    perform pipetrak.check_json_size('attributes', p_attributes, pipetrak.argument_limit('attributes'));
+    perform pipetrak.check_text_length('description', p_description, pipetrak.argument_limit('description'));
+    perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',
@@ -277,7 +381,7 @@ begin
     if v_tag = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
     end if;
-    perform pipetrak.check_text_length('tag', v_tag, 200);
+    perform pipetrak.check_text_length('tag', v_tag, pipetrak.argument_limit('tag'));
     if v_quantity <= 0 or (v_type <> all (pipetrak.component_types('linear_aggregate')) and v_quantity <> trunc(v_quantity)) or v_quantity > 100000 then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'quantity',
             'expected', 'a whole number from 1 (linear feet > 0 for pipe)'));
@@ -871,9 +975,9 @@ begin
         -- A big import into a table whose statistics still say it is (nearly) empty: every index led
         -- by project_id then looks as good as the identity index to the probes below, and each
         -- probe would scan the whole project. Counted again (ANALYZE sees this transaction's rows),
-        -- once: statistics that have seen one chunk's rows already rank the indexes right, and the
-        -- planner scales them to the table's growing size itself (each ANALYZE of a big table costs
-        -- most of a second: one per chunk was a fifth of a 100,000-row commit).
+        -- once: statistics that have seen one chunk's rows already rank the indexes right for the
+        -- chunks that follow (each ANALYZE of a big table costs most of a second: one per chunk was
+        -- a fifth of a 100,000-row commit); the last chunk counts again (below).
         if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
                                  where c.oid = 'pipetrak.components'::regclass) < v_created then
             analyze pipetrak.components;
@@ -966,6 +1070,14 @@ begin
         returning * into v_job;
         if v_job.status = 'committed' then
             perform pipetrak.import_apply_budgets(p_import_id);
+            -- A job that made a tenth of the table or more leaves statistics that have seen only
+            -- its first chunk: the set-based statements of the next validation (the file again,
+            -- compared with every component) would plan their joins for a table ten times smaller.
+            if (v_job.result ->> 'components_created')::integer > 1000
+               and (v_job.result ->> 'components_created')::integer * 10 > (
+                       select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.components'::regclass) then
+                analyze pipetrak.components;
+            end if;
         end if;
         -- Ids and counts only, signed, on the project's secret channel: LISTEN ignores row-level security.
         perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
@@ -1414,7 +1526,7 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project',
+                  'search_project', 'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
                   'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader
@@ -1602,7 +1714,7 @@ begin
         perform pipetrak.raise_error('review_item_not_found', jsonb_build_object('review_item_id', p_review_item_id));
     end if;
     perform pipetrak.require_project_role(v_project_id, 'quality_control');
-    perform pipetrak.check_text_length('note', p_note, 2000);
+    perform pipetrak.check_text_length('note', p_note, pipetrak.argument_limit('note'));
     update pipetrak.review_items set resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = p_note,
         status = 'resolved'
     where id = p_review_item_id and resolved_at is null;
@@ -1947,7 +2059,7 @@ end
 $$;
 
 -- A reason given for a change to a weld: at least `p_min` characters.
-create function pipetrak.check_reason(p_reason text, p_min integer, p_why text)
+create or replace function pipetrak.check_reason(p_reason text, p_min integer, p_why text)
 returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -1956,7 +2068,7 @@ begin
     if length(btrim(coalesce(p_reason, ''))) < p_min then
         perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'reason', 'why', p_why, 'min_length', p_min));
     end if;
-    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     return btrim(p_reason);
 end
 $$;
@@ -2089,7 +2201,7 @@ $$;
 
 -- Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a
 -- note required; x-ray tier 5 % unless given.
-create function pipetrak.create_unplanned_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_weld_type text,
+create or replace function pipetrak.create_unplanned_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_weld_type text,
                                                p_size text, p_spec text, p_note text, p_xray_percent integer)
 returns bigint
 language plpgsql volatile security definer
@@ -2112,7 +2224,7 @@ begin
     if coalesce(p_xray_percent, 5) not in (0, 5, 10, 100) then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'xray_percent', 'expected', '0, 5, 10 or 100'));
     end if;
-    perform pipetrak.check_text_length('spec', p_spec, 200);
+    perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     -- As someone allowed to add welds (foreman and up) rather than components (project manager and up).
     v_id := (pipetrak.insert_weld(p_project_id, p_drawing_id, p_weld_number, p_size, p_spec) ->> 'id')::bigint;
     update pipetrak.field_welds
@@ -2129,7 +2241,7 @@ $$;
 
 -- A new weld component with its facts row, on a live drawing of the project, refusing a number the
 -- drawing already has. Returns {"id"}.
-create function pipetrak.insert_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_size text, p_spec text)
+create or replace function pipetrak.insert_weld(p_project_id bigint, p_drawing_id bigint, p_weld_number text, p_size text, p_spec text)
 returns jsonb
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -2143,7 +2255,7 @@ begin
     if v_tag = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "weld_number", "expected": "the weld number"}');
     end if;
-    perform pipetrak.check_text_length('weld_number', v_tag, 200);
+    perform pipetrak.check_text_length('weld_number', v_tag, pipetrak.argument_limit('weld_number'));
     select * into v_drawing from pipetrak.drawings where id = p_drawing_id and project_id = p_project_id and retired_at is null;
     if v_drawing.id is null then
         perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
@@ -2166,7 +2278,7 @@ $$;
 
 -- Repairs a rejected weld: a new weld `<original>.<k>` on the same drawing and assignments with
 -- the rejected weld's facts, Fit-up at 100; the rejected weld leaves the rollups (see the notes).
-create function pipetrak.create_repair(p_component_id bigint, p_note text)
+create or replace function pipetrak.create_repair(p_component_id bigint, p_note text)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -2183,7 +2295,7 @@ begin
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
-    perform pipetrak.check_text_length('note', p_note, 2000);
+    perform pipetrak.check_text_length('note', p_note, pipetrak.argument_limit('note'));
     -- The original weld of the chain, and how many repairs the chain holds.
     with recursive chain(id, repair_of, depth) as (
         select w.component_id, w.repair_of, 0 from pipetrak.field_welds w where w.component_id = p_component_id
@@ -2259,7 +2371,7 @@ begin
 end
 $$;
 
-create function pipetrak.create_welder(p_project_id bigint, p_stencil text, p_name text)
+create or replace function pipetrak.create_welder(p_project_id bigint, p_stencil text, p_name text)
 returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -2272,7 +2384,7 @@ begin
     if v_stencil is null then
         perform pipetrak.raise_error('invalid_stencil', jsonb_build_object('stencil', p_stencil));
     end if;
-    perform pipetrak.check_text_length('name', p_name, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
     insert into pipetrak.welders (project_id, stencil, name)
     values (p_project_id, v_stencil, nullif(btrim(coalesce(p_name, '')), ''))
     on conflict (project_id, stencil) do nothing
@@ -2285,7 +2397,7 @@ begin
 end
 $$;
 
-create function pipetrak.rename_welder(p_welder_id bigint, p_name text)
+create or replace function pipetrak.rename_welder(p_welder_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -2293,7 +2405,7 @@ as $$
 declare
     v_welder pipetrak.welders := pipetrak.lock_welder(p_welder_id, 'quality_control');
 begin
-    perform pipetrak.check_text_length('name', p_name, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
     update pipetrak.welders set name = nullif(btrim(coalesce(p_name, '')), '') where id = v_welder.id;
 end
 $$;
@@ -2361,82 +2473,82 @@ left join pipetrak.welders w on w.id = f.welder_id
 where r.status = 'open';
 comment on view pipetrak_api.qc_queue is 'Open review items of your projects, oldest first by id, with the component, drawing, welder and weld status QC needs.';
 
-create function pipetrak_api.dismiss_review_item(review_item_id bigint, note text)
+create or replace function pipetrak_api.dismiss_review_item(review_item_id bigint, note text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.dismiss_review_item(review_item_id, note) $$;
+as $$ select pipetrak.dismiss_review_item(review_item_id, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.dismiss_review_item(bigint, text) is
     'Dismisses an open review item with a note (it stays in the record as dismissed). QC inspector and up.';
 
-create function pipetrak_api.record_nde(component_id bigint, method text, result text, examined_on date default null,
+create or replace function pipetrak_api.record_nde(component_id bigint, method text, result text, examined_on date default null,
                                         report_number text default null, notes text default null, reason text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.record_nde(component_id, method, result, examined_on, report_number, notes, reason) $$;
+as $$ select pipetrak.record_nde(component_id, pipetrak.limited('method', method), pipetrak.limited('result', result), examined_on, pipetrak.limited('report_number', report_number), pipetrak.limited('notes', notes), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.record_nde(bigint, text, text, date, text, text, text) is
     'Records an NDE result (method RT/UT/PT/MT/VT, result PASS/FAIL/PENDING) on a welded weld; a method recorded before is superseded and needs a reason. Returns the weld''s status. QC inspector and up.';
 
-create function pipetrak_api.clear_nde(component_id bigint, method text, reason text)
+create or replace function pipetrak_api.clear_nde(component_id bigint, method text, reason text)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.clear_nde(component_id, method, reason) $$;
+as $$ select pipetrak.clear_nde(component_id, pipetrak.limited('method', method), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.clear_nde(bigint, text, text) is
     'Clears a weld''s current result for one NDE method with a reason (a superseding record without a result). QC inspector and up.';
 
-create function pipetrak_api.edit_welder(component_id bigint, reason text, stencil text default null, date_welded date default null)
+create or replace function pipetrak_api.edit_welder(component_id bigint, reason text, stencil text default null, date_welded date default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.edit_welder(component_id, stencil, date_welded, reason) $$;
+as $$ select pipetrak.edit_welder(component_id, pipetrak.limited('stencil', stencil), date_welded, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.edit_welder(bigint, text, text, date) is
     'Changes the welder (by stencil) and/or date welded of a welded weld, with a reason; its milestones stay. Foreman and up.';
 
-create function pipetrak_api.clear_welder(component_id bigint, reason text)
+create or replace function pipetrak_api.clear_welder(component_id bigint, reason text)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.clear_welder(component_id, reason) $$;
+as $$ select pipetrak.clear_welder(component_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.clear_welder(bigint, text) is
     'Un-welds a weld with a reason: clears welder and date and lowers Weld Complete to 0. Refused while the weld has an NDE result. Foreman and up.';
 
-create function pipetrak_api.retire_weld(component_id bigint, reason text)
+create or replace function pipetrak_api.retire_weld(component_id bigint, reason text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.retire_weld(component_id, reason) $$;
+as $$ select pipetrak.retire_weld(component_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.retire_weld(bigint, text) is
     'Retires a weld with a reason of at least 10 characters (its history stays). Owner, admin, project manager.';
 
-create function pipetrak_api.move_weld(component_id bigint, drawing_id bigint, reason text default null)
+create or replace function pipetrak_api.move_weld(component_id bigint, drawing_id bigint, reason text default null)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.move_weld(component_id, drawing_id, reason) $$;
+as $$ select pipetrak.move_weld(component_id, drawing_id, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.move_weld(bigint, bigint, text) is
     'Moves a weld not yet welded to another drawing of its project that has no weld of its number. Owner, admin, project manager.';
 
-create function pipetrak_api.create_unplanned_weld(project_id bigint, drawing_id bigint, weld_number text, weld_type text,
+create or replace function pipetrak_api.create_unplanned_weld(project_id bigint, drawing_id bigint, weld_number text, weld_type text,
                                                    size text, spec text, note text, xray_percent integer default null)
 returns bigint
 language sql volatile security invoker
-as $$ select pipetrak.create_unplanned_weld(project_id, drawing_id, weld_number, weld_type, size, spec, note, xray_percent) $$;
+as $$ select pipetrak.create_unplanned_weld(project_id, drawing_id, pipetrak.limited('weld_number', weld_number), pipetrak.limited('weld_type', weld_type), pipetrak.limited('size', size), pipetrak.limited('spec', spec), pipetrak.limited('note', note), xray_percent) $$;
 comment on function pipetrak_api.create_unplanned_weld(bigint, bigint, text, text, text, text, text, integer) is
     'Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a note are required; x-ray tier 5 % unless given. Foreman and up.';
 
-create function pipetrak_api.create_repair(component_id bigint, note text default null)
+create or replace function pipetrak_api.create_repair(component_id bigint, note text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.create_repair(component_id, note) $$;
+as $$ select pipetrak.create_repair(component_id, pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.create_repair(bigint, text) is
     'Repairs a rejected weld: creates <number>.<n> on the same drawing with its facts and Fit-up at 100; the rejected weld leaves the rollups. At most 10 repairs per chain. Foreman and up.';
 
-create function pipetrak_api.create_welder(project_id bigint, stencil text, name text default null)
+create or replace function pipetrak_api.create_welder(project_id bigint, stencil text, name text default null)
 returns bigint
 language sql volatile security invoker
-as $$ select pipetrak.create_welder(project_id, stencil, name) $$;
+as $$ select pipetrak.create_welder(project_id, pipetrak.limited('stencil', stencil), pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.create_welder(bigint, text, text) is
     'Adds a welder to a project by stencil (2–12 letters, digits or dashes; unique in the project), unverified. Foreman and up.';
 
-create function pipetrak_api.rename_welder(welder_id bigint, name text)
+create or replace function pipetrak_api.rename_welder(welder_id bigint, name text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.rename_welder(welder_id, name) $$;
+as $$ select pipetrak.rename_welder(welder_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_welder(bigint, text) is 'Sets a welder''s name. QC inspector and up.';
 
 create function pipetrak_api.verify_welder(welder_id bigint, verified boolean default true)
@@ -2776,21 +2888,21 @@ begin
 end
 $$;
 
-create function pipetrak_api.weld_progress(project_id bigint, group_by text)
+create or replace function pipetrak_api.weld_progress(project_id bigint, group_by text)
 returns table (group_id bigint, group_name text, total bigint, fitted_up bigint, welded bigint, accepted bigint,
                rejected bigint, nde_required bigint, nde_pass bigint, nde_fail bigint, nde_pending bigint,
                pass_rate numeric, repairs bigint, repair_rate numeric, first_pass_accepted bigint, mean_days_to_nde numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.weld_progress(project_id, group_by) $$;
+as $$ select * from pipetrak.weld_progress(project_id, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.weld_progress(bigint, text) is
     'Weld progress of a project by area, system, test_package or welder: total, fitted up, welded, accepted, rejected, NDE required/pass/fail/pending, pass rate, repairs and repair rate, first-pass acceptance, mean days welded to NDE.';
 
-create function pipetrak_api.welder_summary(project_id bigint, date_from date default null, date_to date default null,
+create or replace function pipetrak_api.welder_summary(project_id bigint, date_from date default null, date_to date default null,
                                             weld_type text default null, xray_percent integer default null)
 returns table (date_from date, date_to date, welder_id bigint, welder text, welder_name text, weld_type text,
                xray_percent integer, welded bigint, examined bigint, rejects bigint, reject_rate numeric, examined_percent numeric)
 language sql stable security invoker
-as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, weld_type, xray_percent) s $$;
+as $$ select date_from, date_to, s.* from pipetrak.welder_summary(project_id, date_from, date_to, pipetrak.limited('weld_type', weld_type), xray_percent) s $$;
 comment on function pipetrak_api.welder_summary(bigint, date, date, text, integer) is
     'Per welder, weld type and x-ray tier for welds welded in a date window (each row says its window; null: open-ended): welded, examined by RT, rejects, reject rate (rejects ÷ examined) and examined %.';
 
@@ -3970,7 +4082,7 @@ as $$ select coalesce((select c.missing from pipetrak.package_stage_check(p_stag
 
 -- Records a sign-off (qc, client or manufacturer, as the stage needs), replacing an earlier one of
 -- the same kind; on a completed stage only with a reason, kept with the before and after.
-create function pipetrak.sign_stage(p_test_package_id bigint, p_stage text, p_signoff text, p_name text, p_company_role text,
+create or replace function pipetrak.sign_stage(p_test_package_id bigint, p_stage text, p_signoff text, p_name text, p_company_role text,
                                     p_signed_on date, p_reason text)
 returns void
 language plpgsql volatile security definer
@@ -3990,8 +4102,8 @@ begin
     if btrim(coalesce(p_name, '')) = '' or btrim(coalesce(p_company_role, '')) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name, company_role", "expected": "who signs and their role in their company"}');
     end if;
-    perform pipetrak.check_text_length('name', p_name, 200);
-    perform pipetrak.check_text_length('company_role', p_company_role, 200);
+    perform pipetrak.check_text_length('name', p_name, pipetrak.argument_limit('name'));
+    perform pipetrak.check_text_length('company_role', p_company_role, pipetrak.argument_limit('company_role'));
     perform pipetrak.check_date('signed_on', p_signed_on);
     if coalesce(p_signed_on, v_today) > v_today then
         perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('signed_on', p_signed_on, 'today', v_today));
@@ -4117,7 +4229,7 @@ $$;
 
 -- Saves a package's certificate, numbering it PKG-NNN on first save; refused once Test Acceptance
 -- is complete. Returns the certificate number.
-create function pipetrak.save_certificate(p_test_package_id bigint, p_client text, p_client_spec text, p_line_numbers text,
+create or replace function pipetrak.save_certificate(p_test_package_id bigint, p_client text, p_client_spec text, p_line_numbers text,
                                           p_test_pressure numeric, p_test_pressure_unit text, p_medium text,
                                           p_temperature numeric, p_temperature_unit text)
 returns text
@@ -4137,10 +4249,10 @@ begin
     if (p_temperature is null) <> (v_temperature_unit is null) or abs(p_temperature) >= 1000000 or v_temperature_unit not in ('F', 'C') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "temperature, temperature_unit", "expected": "a temperature with its unit (F or C), or neither"}');
     end if;
-    perform pipetrak.check_text_length('client', p_client, 200);
-    perform pipetrak.check_text_length('client_spec', p_client_spec, 200);
-    perform pipetrak.check_text_length('line_numbers', p_line_numbers, 4000);
-    perform pipetrak.check_text_length('medium', p_medium, 200);
+    perform pipetrak.check_text_length('client', p_client, pipetrak.argument_limit('client'));
+    perform pipetrak.check_text_length('client_spec', p_client_spec, pipetrak.argument_limit('client_spec'));
+    perform pipetrak.check_text_length('line_numbers', p_line_numbers, pipetrak.argument_limit('line_numbers'));
+    perform pipetrak.check_text_length('medium', p_medium, pipetrak.argument_limit('medium'));
     select number into v_number from pipetrak.package_certificates where test_package_id = v_package.id;
     if v_number is null then
         insert into pipetrak.certificate_numbers as n (project_id, last_number) values (v_package.project_id, 1)
@@ -4348,58 +4460,58 @@ select k.test_package_id, k.project_id, pipetrak.certificate_label(k.number) as 
 from pipetrak.package_certificates k;
 comment on view pipetrak_api.test_package_certificates is 'Test package certificates (PKG-NNN per project).';
 
-create function pipetrak_api.set_post_hydro(component_ids bigint[] default null, drawing_id bigint default null,
+create or replace function pipetrak_api.set_post_hydro(component_ids bigint[] default null, drawing_id bigint default null,
                                             post_hydro boolean default true)
 returns integer
 language sql volatile security invoker
-as $$ select pipetrak.set_post_hydro(component_ids, drawing_id, post_hydro) $$;
+as $$ select pipetrak.set_post_hydro(pipetrak.limited('component_ids', component_ids), drawing_id, post_hydro) $$;
 comment on function pipetrak_api.set_post_hydro(bigint[], bigint, boolean) is
     'Flags components post-hydro (installed after their package''s test: members, not testable), or clears the flag: the ids given (up to 10,000) or every live component of a drawing. All-or-nothing; returns how many changed. Owner, admin, project manager.';
 
-create function pipetrak_api.start_stage(test_package_id bigint, stage text)
+create or replace function pipetrak_api.start_stage(test_package_id bigint, stage text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.start_stage(test_package_id, stage) $$;
+as $$ select pipetrak.start_stage(test_package_id, pipetrak.limited('stage', stage)) $$;
 comment on function pipetrak_api.start_stage(bigint, text) is
     'Starts a package stage (pre_hydro, test, drain_flush, post_hydro, coatings, insulation, final) once the one before it is completed or skipped. QC inspector and up.';
 
-create function pipetrak_api.save_stage(test_package_id bigint, stage text, data jsonb, reason text default null)
+create or replace function pipetrak_api.save_stage(test_package_id bigint, stage text, data jsonb, reason text default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.save_stage(test_package_id, stage, data, reason) $$;
+as $$ select pipetrak.save_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('data', data), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.save_stage(bigint, text, jsonb, text) is
     'Merges fields into a started stage''s data (null removes one); a completed stage changes only with a reason, kept in package_events. Returns the data. QC inspector and up.';
 
-create function pipetrak_api.sign_stage(test_package_id bigint, stage text, signoff text, name text, company_role text,
+create or replace function pipetrak_api.sign_stage(test_package_id bigint, stage text, signoff text, name text, company_role text,
                                         signed_on date default null, reason text default null)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.sign_stage(test_package_id, stage, signoff, name, company_role, signed_on, reason) $$;
+as $$ select pipetrak.sign_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('signoff', signoff), pipetrak.limited('name', name), pipetrak.limited('company_role', company_role), signed_on, pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.sign_stage(bigint, text, text, text, text, date, text) is
     'Records a stage sign-off (qc, client or manufacturer, as the stage needs): name, company role, date (today unless given). On a completed stage only with a reason. QC inspector and up.';
 
-create function pipetrak_api.complete_stage(test_package_id bigint, stage text, data jsonb default null)
+create or replace function pipetrak_api.complete_stage(test_package_id bigint, stage text, data jsonb default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.complete_stage(test_package_id, stage, data) $$;
+as $$ select pipetrak.complete_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('data', data)) $$;
 comment on function pipetrak_api.complete_stage(bigint, text, jsonb) is
     'Completes a stage in progress once its data and sign-offs are complete. Pre-Hydro needs no member weld awaiting NDE; Test Acceptance needs every testable member ready and earns Test = 100 on each (work date = test date); Final earns Restore = 100. QC inspector and up.';
 
-create function pipetrak_api.skip_stage(test_package_id bigint, stage text, reason text)
+create or replace function pipetrak_api.skip_stage(test_package_id bigint, stage text, reason text)
 returns void
 language sql volatile security invoker
-as $$ select pipetrak.skip_stage(test_package_id, stage, reason) $$;
+as $$ select pipetrak.skip_stage(test_package_id, pipetrak.limited('stage', stage), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.skip_stage(bigint, text, text) is
     'Skips a stage with a reason (never Test Acceptance or Final), in order like starting one. QC inspector and up.';
 
-create function pipetrak_api.save_certificate(test_package_id bigint, client text default null, client_spec text default null,
+create or replace function pipetrak_api.save_certificate(test_package_id bigint, client text default null, client_spec text default null,
                                               line_numbers text default null, test_pressure numeric default null,
                                               test_pressure_unit text default null, medium text default null,
                                               temperature numeric default null, temperature_unit text default null)
 returns text
 language sql volatile security invoker
-as $$ select pipetrak.save_certificate(test_package_id, client, client_spec, line_numbers, test_pressure, test_pressure_unit,
-                                       medium, temperature, temperature_unit) $$;
+as $$ select pipetrak.save_certificate(test_package_id, pipetrak.limited('client', client), pipetrak.limited('client_spec', client_spec), pipetrak.limited('line_numbers', line_numbers), test_pressure, pipetrak.limited('test_pressure_unit', test_pressure_unit),
+                                       pipetrak.limited('medium', medium), temperature, pipetrak.limited('temperature_unit', temperature_unit)) $$;
 comment on function pipetrak_api.save_certificate(bigint, text, text, text, numeric, text, text, numeric, text) is
     'Saves a package''s certificate (numbered PKG-NNN per project on first save, never reused); editable until Test Acceptance completes. Returns the number. QC inspector and up.';
 
@@ -5416,55 +5528,55 @@ cross join lateral (select case when c.component_type = any (pipetrak.component_
                                    and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n;
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first by event_id: order by event_id desc with a limit.';
 
-create function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
+create or replace function pipetrak_api.progress_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
 returns table (date_from date, date_to date, group_key text, group_name text, components_touched bigint, events bigint,
                percent_complete numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
                tested_percent numeric, restored_percent numeric, earned_mh numeric, mh_receive numeric, mh_install numeric,
                mh_punch numeric, mh_test numeric, mh_restore numeric)
 language sql stable security invoker
-as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, group_by) d $$;
+as $$ select date_from, date_to, d.* from pipetrak.progress_delta(project_id, date_from, date_to, pipetrak.limited('group_by', group_by)) d $$;
 comment on function pipetrak_api.progress_delta(bigint, date, date, text) is
     'What got done in a window of work dates (each row says its window), per area, system, test_package, drawing, component_type or project: components touched, events, credit earned in total and per category as % of the group''s available credit (rollbacks subtract), and earned man-hours where a budget exists.';
 
-create function pipetrak_api.progress_as_of(project_id bigint, as_of date, group_by text default 'area')
+create or replace function pipetrak_api.progress_as_of(project_id bigint, as_of date, group_by text default 'area')
 returns table (as_of date, group_key text, group_name text, percent_complete numeric, received_percent numeric,
                installed_percent numeric, punched_percent numeric, tested_percent numeric, restored_percent numeric,
                earned_mh numeric)
 language sql stable security invoker
-as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, group_by) a $$;
+as $$ select as_of, a.* from pipetrak.progress_as_of(project_id, as_of, pipetrak.limited('group_by', group_by)) a $$;
 comment on function pipetrak_api.progress_as_of(bigint, date, text) is
     'Progress per group as it stood at the end of a work date (each row says it; from the milestone events), % of the group''s available credit now.';
 
-create function pipetrak_api.weekly_report(project_id bigint, week_end date, group_by text default 'area')
+create or replace function pipetrak_api.weekly_report(project_id bigint, week_end date, group_by text default 'area')
 returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, percent_complete numeric,
                change numeric, received_percent numeric, installed_percent numeric, punched_percent numeric,
                tested_percent numeric, restored_percent numeric, earned_mh numeric, earned_mh_change numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.weekly_report(project_id, week_end, group_by) $$;
+as $$ select * from pipetrak.weekly_report(project_id, week_end, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.weekly_report(bigint, date, text) is
     'A locked week''s report (week_end: its Sunday; each row says the week it covers) per group: progress at its end as frozen when the week locked, and the change since the week before (null for the first frozen week). It reads the same forever; a week locked before the project''s snapshots began has none (week_not_frozen). Corrections to a frozen week show in the next week''s change.';
 
-create function pipetrak_api.manhour_progress(project_id bigint, group_by text default 'project')
+create or replace function pipetrak_api.manhour_progress(project_id bigint, group_by text default 'project')
 returns table (group_key text, group_name text, budget_mh numeric, earned_mh numeric, percent_earned numeric,
                remaining_mh numeric, earned_receive_mh numeric, earned_install_mh numeric, earned_punch_mh numeric,
                earned_test_mh numeric, earned_restore_mh numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.manhour_progress(project_id, group_by) $$;
+as $$ select * from pipetrak.manhour_progress(project_id, pipetrak.limited('group_by', group_by)) $$;
 comment on function pipetrak_api.manhour_progress(bigint, text) is
     'Man-hours per area, system, test_package or project: budget, earned (total and per category), % earned and remaining.';
 
-create function pipetrak_api.weld_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
+create or replace function pipetrak_api.weld_delta(project_id bigint, date_from date, date_to date, group_by text default 'area')
 returns table (date_from date, date_to date, group_key text, group_name text, fitted_up bigint, welded bigint, nde_pass bigint,
                nde_fail bigint, repairs bigint, new_welds bigint)
 language sql stable security invoker
-as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, group_by) d $$;
+as $$ select date_from, date_to, d.* from pipetrak.weld_delta(project_id, date_from, date_to, pipetrak.limited('group_by', group_by)) d $$;
 comment on function pipetrak_api.weld_delta(bigint, date, date, text) is
     'Weld work in a window (each row says its window) per area, system, test_package, drawing or welder: fitted up and welded (net of rollbacks), NDE PASS and FAIL recorded, repairs and new welds created.';
 
-create function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
+create or replace function pipetrak_api.spread_budget(project_id bigint, total_mh numeric, reason text, effective_date date default null)
 returns jsonb
 language sql volatile security invoker
-as $$ select pipetrak.spread_budget(project_id, total_mh, reason, effective_date) $$;
+as $$ select pipetrak.spread_budget(project_id, total_mh, pipetrak.limited('reason', reason), effective_date) $$;
 comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
     'Makes a new active man-hour budget version: spreads total_mh over the live components by diameter^1.5 (reducers: mean size; pipe: × feet × 0.1; unreadable size: 0.5, counted in guessed_sizes). Returns {version, components, guessed_sizes}. Owner, admin, project manager.';
 -- ---- end of sql/14_history.sql ----
@@ -5845,7 +5957,7 @@ end
 $$;
 
 -- Sets the caller's display name (NULL or blank clears it).
-create function pipetrak.update_profile(p_display_name text)
+create or replace function pipetrak.update_profile(p_display_name text)
 returns pipetrak.user_profiles
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -5853,7 +5965,7 @@ as $$
 declare
     v_profile pipetrak.user_profiles := pipetrak.sync_profile();
 begin
-    perform pipetrak.check_text_length('display_name', btrim(p_display_name), 200);
+    perform pipetrak.check_text_length('display_name', btrim(p_display_name), pipetrak.argument_limit('display_name'));
     -- Shown in sentences (activity_feed): a line break or other control character would forge one.
     if p_display_name ~ '[[:cntrl:]]' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "display_name", "expected": "a name on one line, without control characters"}');
@@ -5865,7 +5977,7 @@ begin
 end
 $$;
 
-create function pipetrak.rename_organization(p_organization_id bigint, p_name text)
+create or replace function pipetrak.rename_organization(p_organization_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -5875,7 +5987,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     update pipetrak.organizations set name = btrim(p_name) where id = p_organization_id;
 end
 $$;
@@ -5954,7 +6066,7 @@ begin
 end
 $$;
 
-create function pipetrak.rename_project(p_project_id bigint, p_name text)
+create or replace function pipetrak.rename_project(p_project_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -5964,7 +6076,7 @@ begin
     if p_name is null or btrim(p_name) = '' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
     end if;
-    perform pipetrak.check_text_length('name', btrim(p_name), 200);
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
     update pipetrak.projects set name = btrim(p_name) where id = p_project_id;
 end
 $$;
@@ -6015,9 +6127,9 @@ from pipetrak.invitations i;
 comment on view pipetrak_api.invitations is
     'Invitations of the organizations whose members you manage: address, role, state (pending, expired, accepted, revoked), when sent and until when valid.';
 
-create function pipetrak_api.invite_member(organization_id bigint, email text, role text)
+create or replace function pipetrak_api.invite_member(organization_id bigint, email text, role text)
 returns jsonb language sql volatile
-as $$ select pipetrak.invite_member(organization_id, email, role) $$;
+as $$ select pipetrak.invite_member(organization_id, pipetrak.limited('email', email), pipetrak.limited('role', role)) $$;
 comment on function pipetrak_api.invite_member(bigint, text, text) is
     'Invites an email address with a role (owners and admins; only owners invite owners). Returns {invitation_id, token, expires_at}: send the token to the invitee, it is shown only now and valid 7 days.';
 
@@ -6032,31 +6144,31 @@ returns void language sql volatile
 as $$ select pipetrak.revoke_invitation(invitation_id) $$;
 comment on function pipetrak_api.revoke_invitation(bigint) is 'Revokes an open invitation: its token stops working.';
 
-create function pipetrak_api.accept_invitation(token text)
+create or replace function pipetrak_api.accept_invitation(token text)
 returns jsonb language sql volatile
-as $$ select pipetrak.accept_invitation(token) $$;
+as $$ select pipetrak.accept_invitation(pipetrak.limited('token', token)) $$;
 comment on function pipetrak_api.accept_invitation(text) is
     'Joins the organization an invitation is for, as the signed-in user whose JWT email is the invited address. Returns {organization_id, role}.';
 
-create function pipetrak_api.update_profile(display_name text)
+create or replace function pipetrak_api.update_profile(display_name text)
 returns jsonb language sql volatile
-as $$ select to_jsonb(pipetrak.update_profile(display_name)) $$;
+as $$ select to_jsonb(pipetrak.update_profile(pipetrak.limited('display_name', display_name))) $$;
 comment on function pipetrak_api.update_profile(text) is 'Sets your display name (blank clears it); returns your profile.';
 
-create function pipetrak_api.rename_organization(organization_id bigint, name text)
+create or replace function pipetrak_api.rename_organization(organization_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_organization(organization_id, name) $$;
+as $$ select pipetrak.rename_organization(organization_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_organization(bigint, text) is 'Renames an organization (owners and admins).';
 
-create function pipetrak_api.delete_organization(organization_id bigint, confirm_name text)
+create or replace function pipetrak_api.delete_organization(organization_id bigint, confirm_name text)
 returns void language sql volatile
-as $$ select pipetrak.delete_organization(organization_id, confirm_name) $$;
+as $$ select pipetrak.delete_organization(organization_id, pipetrak.limited('confirm_name', confirm_name)) $$;
 comment on function pipetrak_api.delete_organization(bigint, text) is
     'Deletes an organization with all its projects, members and history, in one transaction (owners, naming it exactly).';
 
-create function pipetrak_api.rename_project(project_id bigint, name text)
+create or replace function pipetrak_api.rename_project(project_id bigint, name text)
 returns void language sql volatile
-as $$ select pipetrak.rename_project(project_id, name) $$;
+as $$ select pipetrak.rename_project(project_id, pipetrak.limited('name', name)) $$;
 comment on function pipetrak_api.rename_project(bigint, text) is 'Renames a project (owners and admins).';
 
 create function pipetrak_api.unarchive_project(project_id bigint)
@@ -6064,9 +6176,9 @@ returns void language sql volatile
 as $$ select pipetrak.unarchive_project(project_id) $$;
 comment on function pipetrak_api.unarchive_project(bigint) is 'Makes an archived project writable again (owners and admins).';
 
-create function pipetrak_api.delete_project(project_id bigint, confirm_name text)
+create or replace function pipetrak_api.delete_project(project_id bigint, confirm_name text)
 returns void language sql volatile
-as $$ select pipetrak.delete_project(project_id, confirm_name) $$;
+as $$ select pipetrak.delete_project(project_id, pipetrak.limited('confirm_name', confirm_name)) $$;
 comment on function pipetrak_api.delete_project(bigint, text) is
     'Deletes a project with all its components and history, in one transaction (owners and admins, naming it exactly).';
 -- ---- end of sql/15_team.sql ----
@@ -6142,7 +6254,7 @@ $$;
 -- block: a batch runs this for each item inside one subtransaction of its own — a subtransaction
 -- per item would overflow the backend's cache of them past 64 and make every later row check of
 -- the batch slower (10,000 items took 61 s where 1,000 took 4.7 s).
-create function pipetrak.correct_component_for(p_component_id bigint, p_changes jsonb, p_reason text)
+create or replace function pipetrak.correct_component_for(p_component_id bigint, p_changes jsonb, p_reason text)
 returns jsonb
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -6157,7 +6269,7 @@ declare
     v_before jsonb;
     v_after jsonb;
 begin
-    perform pipetrak.check_json_size('changes', p_changes, 65536);
+    perform pipetrak.check_json_size('changes', p_changes, pipetrak.argument_limit('changes'));
     if jsonb_typeof(p_changes) is distinct from 'object' or p_changes = '{}'
        or exists (select from jsonb_object_keys(p_changes) k
                   where k not in ('description', 'spec', 'attributes', 'tag', 'size', 'drawing_id', 'component_type')) then
@@ -6166,25 +6278,25 @@ begin
     end if;
     if p_changes ? 'description' then
         v_new.description := nullif(btrim(p_changes ->> 'description'), '');
-        perform pipetrak.check_text_length('description', v_new.description, 2000);
+        perform pipetrak.check_text_length('description', v_new.description, pipetrak.argument_limit('description'));
     end if;
     if p_changes ? 'spec' then
         v_new.spec := nullif(btrim(p_changes ->> 'spec'), '');
-        perform pipetrak.check_text_length('spec', v_new.spec, 200);
+        perform pipetrak.check_text_length('spec', v_new.spec, pipetrak.argument_limit('spec'));
     end if;
     if p_changes ? 'attributes' then
         if jsonb_typeof(p_changes -> 'attributes') is distinct from 'object' then
             perform pipetrak.raise_error('invalid_argument', '{"argument": "attributes", "expected": "an object; a key set to null is removed"}');
         end if;
         v_new.attributes := jsonb_strip_nulls(v_old.attributes || (p_changes -> 'attributes'));
-        perform pipetrak.check_json_size('attributes', v_new.attributes, 16384);
+        perform pipetrak.check_json_size('attributes', v_new.attributes, pipetrak.argument_limit('attributes'));
     end if;
     if p_changes ? 'tag' then
         v_new.tag := pipetrak.normalize_commodity_code(coalesce(p_changes ->> 'tag', ''));
         if v_new.tag = '' then
             perform pipetrak.raise_error('invalid_argument', '{"argument": "tag", "expected": "the commodity code, spool id, weld number or tag"}');
         end if;
-        perform pipetrak.check_text_length('tag', v_new.tag, 200);
+        perform pipetrak.check_text_length('tag', v_new.tag, pipetrak.argument_limit('tag'));
     end if;
     if p_changes ? 'size' then
         v_new.size := pipetrak.normalize_size(coalesce(p_changes ->> 'size', ''));
@@ -6431,27 +6543,27 @@ left join pipetrak.user_profiles p on p.user_id = ch.user_id;
 comment on view pipetrak_api.component_changes is
     'The append-only change log of components beside their milestones: corrections, retirements, restorations and assignments, with who, when, the fields before and after, and the reason.';
 
-create function pipetrak_api.correct_component(component_id bigint, changes jsonb, reason text)
+create or replace function pipetrak_api.correct_component(component_id bigint, changes jsonb, reason text)
 returns jsonb language sql volatile
-as $$ select pipetrak.correct_component(component_id, changes, reason) $$;
+as $$ select pipetrak.correct_component(component_id, pipetrak.limited('changes', changes), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.correct_component(bigint, jsonb, text) is
     'Corrects a component in place, keeping its history: changes is {description?, spec?, attributes? (merged; null removes a key), tag?, size?, drawing_id?, component_type? (only without progress)}. Returns the fields changed; logged with the reason.';
 
-create function pipetrak_api.correct_components(corrections jsonb, reason text)
+create or replace function pipetrak_api.correct_components(corrections jsonb, reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('correct', corrections, reason) $$;
+as $$ select pipetrak.component_batch('correct', pipetrak.limited('corrections', corrections), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.correct_components(jsonb, text) is
     'Corrects many components at once, all or nothing: an array of {component_id, …changes, reason?}; a failure names the item. Returns how many.';
 
-create function pipetrak_api.retire_components(component_ids bigint[], reason text)
+create or replace function pipetrak_api.retire_components(component_ids bigint[], reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('retire', to_jsonb(component_ids), reason) $$;
+as $$ select pipetrak.component_batch('retire', to_jsonb(pipetrak.limited('component_ids', component_ids)), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.retire_components(bigint[], text) is
     'Retires components with a reason, all or nothing (welds by the weld rules): they keep their history and leave the rollups. Returns how many.';
 
-create function pipetrak_api.restore_components(component_ids bigint[], reason text)
+create or replace function pipetrak_api.restore_components(component_ids bigint[], reason text)
 returns integer language sql volatile
-as $$ select pipetrak.component_batch('restore', to_jsonb(component_ids), reason) $$;
+as $$ select pipetrak.component_batch('restore', to_jsonb(pipetrak.limited('component_ids', component_ids)), pipetrak.limited('reason', reason)) $$;
 comment on function pipetrak_api.restore_components(bigint[], text) is
     'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';
 -- ---- end of sql/16_corrections.sql ----
@@ -6761,7 +6873,7 @@ begin
             if v_query = '' then
                 perform pipetrak.raise_error('invalid_argument', '{"argument": "query", "expected": "some text to look for"}');
             end if;
-            perform pipetrak.check_text_length('query', v_query, 200);
+            perform pipetrak.check_text_length('query', v_query, pipetrak.argument_limit('query'));
             -- The policies' rule, checked once: a member of the project reads it, anyone else finds no
             -- project. Row-level security itself would keep the indexes out: its filter must run
             -- before any operator that isn't leakproof, and LIKE and pg_trgm's are not.
@@ -6851,10 +6963,10 @@ begin
 end
 $$;
 
-create function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
+create or replace function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
 returns table (kind text, id bigint, label text, detail text, score real)
 language sql stable
-as $$ select * from pipetrak.search_project(project_id, query, max_results) $$;
+as $$ select * from pipetrak.search_project(project_id, pipetrak.limited('query', query), max_results) $$;
 comment on function pipetrak_api.search(bigint, text, integer) is
     'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, near code 1–2, similar 0–1), 20 results by default (at most 100); members only.';
 
@@ -7798,9 +7910,9 @@ begin
         perform pipetrak.raise_error('nde_before_welded', jsonb_build_object('examined_on', coalesce(p_examined_on, v_today),
                                                                               'date_welded', v_weld.date_welded));
     end if;
-    perform pipetrak.check_text_length('report_number', p_report_number, 100);
-    perform pipetrak.check_text_length('notes', p_notes, 2000);
-    perform pipetrak.check_text_length('reason', p_reason, 2000);
+    perform pipetrak.check_text_length('report_number', p_report_number, pipetrak.argument_limit('report_number'));
+    perform pipetrak.check_text_length('notes', p_notes, pipetrak.argument_limit('notes'));
+    perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     select * into v_previous from pipetrak.nde_results
     where component_id = p_component_id and method = v_method order by id desc limit 1;
     if v_result is null and v_previous.result is null then
@@ -8178,7 +8290,7 @@ as $$
 declare
     v_event text;
 begin
-    perform pipetrak.check_text_length('payload', p_payload, 7999);
+    perform pipetrak.check_text_length('payload', p_payload, pipetrak.argument_limit('payload'));
     perform pipetrak.require_project_role(p_project_id, 'read');
     v_event := pipetrak.signed_event_text((select s.signing_key from pipetrak.project_secrets s where s.project_id = p_project_id),
                                           p_payload);
@@ -8201,6 +8313,216 @@ alter table pipetrak.components drop constraint components_project_id_fkey;
 alter table pipetrak.progress_parts drop constraint progress_parts_project_id_fkey,
     drop constraint progress_parts_drawing_id_fkey,
     add foreign key (project_id, drawing_id) references pipetrak.drawings (project_id, id);
+
+-- Creates an organization with the caller as its owner.
+create or replace function pipetrak.create_organization(p_name text)
+returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_user uuid := (pipetrak.sync_profile()).user_id;
+    v_id bigint;
+begin
+    if p_name is null or btrim(p_name) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
+    end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
+    insert into pipetrak.organizations (name, created_by) values (btrim(p_name), v_user) returning id into v_id;
+    insert into pipetrak.memberships (organization_id, user_id, role, created_by) values (v_id, v_user, 'owner', v_user);
+    return v_id;
+end
+$$;
+
+-- Creates a project and gives it its own copy of the default milestone templates.
+create or replace function pipetrak.create_project(p_organization_id bigint, p_name text, p_job_number text,
+                                        p_time_zone text, p_sequence_mode text, p_week_lock boolean)
+returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_id bigint;
+begin
+    perform pipetrak.require_organization_role(p_organization_id, 'manage_projects');
+    perform pipetrak.check_project_settings(coalesce(p_time_zone, 'UTC'), coalesce(p_sequence_mode, 'flag'));
+    if p_name is null or btrim(p_name) = '' or p_job_number is null or btrim(p_job_number) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "name, job_number", "expected": "non-empty text"}');
+    end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
+    perform pipetrak.check_text_length('job_number', btrim(p_job_number), pipetrak.argument_limit('job_number'));
+    if exists (select from pipetrak.projects where organization_id = p_organization_id and job_number = btrim(p_job_number)) then
+        perform pipetrak.raise_error('job_number_taken', jsonb_build_object('job_number', btrim(p_job_number)));
+    end if;
+    insert into pipetrak.projects (organization_id, name, job_number, time_zone, sequence_mode, week_lock, created_by)
+    values (p_organization_id, btrim(p_name), btrim(p_job_number), coalesce(p_time_zone, 'UTC'),
+            coalesce(p_sequence_mode, 'flag'), coalesce(p_week_lock, true), pipetrak.current_user_id())
+    returning id into v_id;
+    insert into pipetrak.project_secrets (project_id, channel_key, signing_key)
+    values (v_id, pipetrak.random_key(), pipetrak.random_key());
+    insert into pipetrak.milestone_templates (project_id, component_type, names, weights, is_partial, categories)
+    select v_id, d.component_type, array_agg(d.name order by d.position), array_agg(d.weight order by d.position),
+           array_agg(d.is_partial order by d.position), array_agg(d.category order by d.position)
+    from pipetrak.default_milestones() d
+    group by d.component_type;
+    return v_id;
+end
+$$;
+
+create or replace function pipetrak.check_reference_name(p_kind text, p_project_id bigint, p_name text, p_except_id bigint)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_taken boolean;
+begin
+    if p_name is null or btrim(p_name) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "name", "expected": "a non-empty name"}');
+    end if;
+    perform pipetrak.check_text_length('name', btrim(p_name), pipetrak.argument_limit('name'));
+    execute format('select exists (select from pipetrak.%I where project_id = $1 and lower(name) = lower($2) and retired_at is null and id is distinct from $3)',
+                   pipetrak.reference_table(p_kind))
+        into v_taken using p_project_id, btrim(p_name), p_except_id;
+    if v_taken then
+        perform pipetrak.raise_error('name_taken', jsonb_build_object('kind', p_kind, 'name', btrim(p_name)));
+    end if;
+    return btrim(p_name);
+end
+$$;
+
+-- Creates a drawing; its number is compared after normalization.
+create or replace function pipetrak.create_drawing(p_project_id bigint, p_drawing_no text, p_sheet text, p_revision text, p_title text,
+                                        p_area_id bigint, p_system_id bigint, p_test_package_id bigint)
+returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_id bigint;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    if p_drawing_no is null or btrim(p_drawing_no) = '' then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "drawing_no", "expected": "a drawing number"}');
+    end if;
+    perform pipetrak.check_text_length('drawing_no', btrim(p_drawing_no), pipetrak.argument_limit('drawing_no'));
+    perform pipetrak.check_assignment(p_project_id, p_area_id, p_system_id, p_test_package_id);
+    select id into v_id from pipetrak.drawings
+    where project_id = p_project_id and drawing_key = pipetrak.normalize_drawing_key(p_drawing_no) and retired_at is null;
+    if v_id is not null then
+        perform pipetrak.raise_error('drawing_exists', jsonb_build_object('drawing_id', v_id, 'drawing_key', pipetrak.normalize_drawing_key(p_drawing_no)));
+    end if;
+    insert into pipetrak.drawings (project_id, drawing_no, sheet, revision, title, area_id, system_id, test_package_id)
+    values (p_project_id, btrim(p_drawing_no), p_sheet, p_revision, p_title, p_area_id, p_system_id, p_test_package_id)
+    returning id into v_id;
+    return v_id;
+end
+$$;
+
+create or replace function pipetrak_api.create_organization(name text)
+returns bigint language sql volatile
+as $$ select pipetrak.create_organization(pipetrak.limited('name', name)) $$;
+
+create or replace function pipetrak_api.add_member(organization_id bigint, user_id uuid, role text)
+returns void language sql volatile
+as $$ select pipetrak.add_member(organization_id, user_id, pipetrak.limited('role', role)) $$;
+
+create or replace function pipetrak_api.change_member_role(organization_id bigint, user_id uuid, role text)
+returns void language sql volatile
+as $$ select pipetrak.change_member_role(organization_id, user_id, pipetrak.limited('role', role)) $$;
+
+create or replace function pipetrak_api.create_project(organization_id bigint, name text, job_number text, time_zone text default 'UTC',
+                                            sequence_mode text default 'flag', week_lock boolean default true)
+returns bigint language sql volatile
+as $$ select pipetrak.create_project(organization_id, pipetrak.limited('name', name), pipetrak.limited('job_number', job_number), pipetrak.limited('time_zone', time_zone), pipetrak.limited('sequence_mode', sequence_mode), week_lock) $$;
+
+create or replace function pipetrak_api.update_project_settings(project_id bigint, time_zone text default null,
+                                                     sequence_mode text default null, week_lock boolean default null)
+returns void language sql volatile
+as $$ select pipetrak.update_project_settings(project_id, pipetrak.limited('time_zone', time_zone), pipetrak.limited('sequence_mode', sequence_mode), week_lock) $$;
+
+create or replace function pipetrak_api.create_area(project_id bigint, name text, description text default null)
+returns bigint language sql volatile
+as $$ select pipetrak.create_reference('area', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
+
+create or replace function pipetrak_api.rename_area(area_id bigint, name text)
+returns void language sql volatile
+as $$ select pipetrak.rename_reference('area', area_id, pipetrak.limited('name', name)) $$;
+
+create or replace function pipetrak_api.create_system(project_id bigint, name text, description text default null)
+returns bigint language sql volatile
+as $$ select pipetrak.create_reference('system', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
+
+create or replace function pipetrak_api.rename_system(system_id bigint, name text)
+returns void language sql volatile
+as $$ select pipetrak.rename_reference('system', system_id, pipetrak.limited('name', name)) $$;
+
+create or replace function pipetrak_api.create_test_package(project_id bigint, name text, description text default null)
+returns bigint language sql volatile
+as $$ select pipetrak.create_reference('test_package', project_id, pipetrak.limited('name', name), pipetrak.limited('description', description)) $$;
+
+create or replace function pipetrak_api.rename_test_package(test_package_id bigint, name text)
+returns void language sql volatile
+as $$ select pipetrak.rename_reference('test_package', test_package_id, pipetrak.limited('name', name)) $$;
+
+create or replace function pipetrak_api.update_test_package(test_package_id bigint, test_type text default null,
+                                                 test_pressure numeric default null, test_pressure_unit text default null,
+                                                 target_date date default null, requires_coating boolean default false,
+                                                 requires_insulation boolean default false)
+returns void language sql volatile
+as $$ select pipetrak.update_test_package(test_package_id, pipetrak.limited('test_type', test_type), test_pressure, pipetrak.limited('test_pressure_unit', test_pressure_unit), target_date,
+                                          requires_coating, requires_insulation) $$;
+
+create or replace function pipetrak_api.create_drawing(project_id bigint, drawing_no text, sheet text default null, revision text default null,
+                                            title text default null, area_id bigint default null, system_id bigint default null,
+                                            test_package_id bigint default null)
+returns bigint language sql volatile
+as $$ select pipetrak.create_drawing(project_id, pipetrak.limited('drawing_no', drawing_no), pipetrak.limited('sheet', sheet), pipetrak.limited('revision', revision), pipetrak.limited('title', title), area_id, system_id, test_package_id) $$;
+
+create or replace function pipetrak_api.revise_drawing(drawing_id bigint, revision text default null, title text default null)
+returns void language sql volatile
+as $$ select pipetrak.revise_drawing(drawing_id, pipetrak.limited('revision', revision), pipetrak.limited('title', title)) $$;
+
+create or replace function pipetrak_api.create_component(project_id bigint, drawing_id bigint, component_type text, tag text,
+                                              size text default null, quantity numeric default 1, description text default null,
+                                              spec text default null, attributes jsonb default '{}')
+returns jsonb language sql volatile
+as $$ select pipetrak.create_component(project_id, drawing_id, pipetrak.limited('component_type', component_type), pipetrak.limited('tag', tag), pipetrak.limited('size', size), quantity, pipetrak.limited('description', description), pipetrak.limited('spec', spec), pipetrak.limited('attributes', attributes)) $$;
+
+create or replace function pipetrak_api.reweight_template(project_id bigint, component_type text, weights jsonb, recompute boolean default true)
+returns integer language sql volatile
+as $$ select pipetrak.reweight_template(project_id, pipetrak.limited('component_type', component_type), pipetrak.limited('weights', weights), recompute) $$;
+
+create or replace function pipetrak_api.update_milestone(component_id bigint, milestone text, value numeric, work_date date default null,
+                                              note text default null, client_request_id text default null,
+                                              expected_version integer default null)
+returns jsonb language sql volatile
+as $$ select pipetrak.update_milestone(component_id, pipetrak.limited('milestone', milestone), value, work_date, pipetrak.limited('note', note), pipetrak.limited('client_request_id', client_request_id), expected_version) $$;
+
+create or replace function pipetrak_api.update_milestones(updates jsonb)
+returns jsonb language sql volatile
+as $$ select pipetrak.update_milestones(pipetrak.limited('updates', updates)) $$;
+
+create or replace function pipetrak_api.assign_welder(component_id bigint, stencil text, date_welded date default null, note text default null)
+returns jsonb language sql volatile
+as $$ select pipetrak.assign_welder(component_id, pipetrak.limited('stencil', stencil), date_welded, pipetrak.limited('note', note)) $$;
+
+create or replace function pipetrak_api.resolve_review_item(review_item_id bigint, note text default null)
+returns void language sql volatile
+as $$ select pipetrak.resolve_review_item(review_item_id, pipetrak.limited('note', note)) $$;
+
+-- The SET clause keeps it a function call, which hands the file on by reference: inlined into
+-- the caller's query, the file would be copied once more (50 MB for a 50 MB upload).
+create or replace function pipetrak_api.import_upload(project_id bigint, kind text, filename text, content bytea)
+returns bigint
+language sql volatile security invoker
+set search_path = pg_catalog, pg_temp
+as $$ select pipetrak.import_upload(project_id, pipetrak.limited('kind', kind), pipetrak.limited('filename', filename), content) $$;
+
+create or replace function pipetrak_api.event_is_genuine(project_id bigint, payload text)
+returns boolean
+language sql stable security invoker
+as $$ select pipetrak.event_is_genuine(project_id, pipetrak.limited('payload', payload)) $$;
 
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).

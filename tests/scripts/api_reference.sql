@@ -31,4 +31,11 @@ select string_agg(line, E'\n' order by workflow, ord, name)
 from (
     select workflow, 0 as ord, '' as name, E'\n**' || substr(workflow, 3) || '**' || E'\n' as line from grouped group by workflow
     union all
-    select workflow, 1, name, format('- %s — %s', signature, coalesce(comment, '(no comment)')) from grouped) lines;
+    select workflow, 1, name, format('- %s — %s', signature, coalesce(comment, '(no comment)')) from grouped) lines
+-- Then the limits of the arguments, from their one registry.
+union all
+select E'\n**Argument limits** (`pipetrak.argument_limits()`; texts in characters, JSON in bytes as sent, lists in '
+       'items). A larger value is refused with `text_too_long`, `value_too_large` or `batch_too_large` before '
+       'anything else is done; a file has its own limit (`file_too_large`, 50 MB).\n\n'
+       || string_agg(format('`%s` %s', l.argument, l.max), ', ' order by l.argument)
+from pipetrak.argument_limits() l;
