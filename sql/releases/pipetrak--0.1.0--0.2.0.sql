@@ -8,43 +8,53 @@
 -- refused before any lookup, lock or parse of its content; the functions behind them and the
 -- tables' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values
 -- bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB).
-create function pipetrak.argument_limits()
-returns table (argument text, max integer, unit text)
-language sql immutable
-set search_path = pg_catalog, pg_temp
+-- (Batches: 10,000 items, each with a note or reason of up to 2,000 characters, fit in 16 MB; no
+-- NOTIFY payload reaches 8,000 bytes.) One JSON constant: a limit is found by key, and a constant
+-- name is folded into the plan of the statement that asks. No SET clause on these three, so they
+-- are inlined (operators named in full).
+create function pipetrak.argument_registry()
+returns jsonb
+language sql immutable parallel safe
 as $$
-    values
-        ('attributes', 16384, 'bytes'), ('changes', 65536, 'bytes'), ('data', 65536, 'bytes'),
-        ('weights', 16384, 'bytes'),
-        -- 10,000 items of a batch, each with a note or reason of up to 2,000 characters.
-        ('corrections', 16777216, 'bytes'), ('updates', 16777216, 'bytes'),
-        ('component_ids', 10000, 'items'),
-        ('client', 200, 'characters'), ('client_request_id', 200, 'characters'), ('client_spec', 200, 'characters'),
-        ('company_role', 200, 'characters'), ('component_type', 100, 'characters'), ('confirm_name', 200, 'characters'),
-        ('description', 2000, 'characters'), ('display_name', 200, 'characters'), ('drawing_no', 200, 'characters'),
-        ('email', 320, 'characters'), ('filename', 255, 'characters'), ('group_by', 50, 'characters'),
-        ('job_number', 100, 'characters'), ('kind', 50, 'characters'), ('line_numbers', 4000, 'characters'),
-        ('medium', 200, 'characters'), ('method', 20, 'characters'), ('milestone', 100, 'characters'),
-        ('name', 200, 'characters'), ('note', 2000, 'characters'), ('notes', 2000, 'characters'),
-        -- No NOTIFY payload reaches 8,000 bytes.
-        ('payload', 7999, 'characters'),
-        ('query', 200, 'characters'), ('reason', 2000, 'characters'), ('report_number', 100, 'characters'),
-        ('result', 20, 'characters'), ('revision', 50, 'characters'), ('role', 50, 'characters'),
-        ('sequence_mode', 20, 'characters'), ('sheet', 50, 'characters'), ('signoff', 50, 'characters'),
-        ('size', 50, 'characters'), ('spec', 200, 'characters'), ('stage', 50, 'characters'),
-        ('stencil', 50, 'characters'), ('tag', 200, 'characters'), ('temperature_unit', 20, 'characters'),
-        ('test_pressure_unit', 20, 'characters'), ('test_type', 50, 'characters'), ('time_zone', 100, 'characters'),
-        ('title', 500, 'characters'), ('token', 200, 'characters'), ('weld_number', 200, 'characters'),
-        ('weld_type', 50, 'characters')
+    select '{
+        "attributes": [16384, "bytes"], "changes": [65536, "bytes"], "client": [200, "characters"],
+        "client_request_id": [200, "characters"], "client_spec": [200, "characters"],
+        "company_role": [200, "characters"], "component_ids": [10000, "items"],
+        "component_type": [100, "characters"], "confirm_name": [200, "characters"],
+        "corrections": [16777216, "bytes"], "data": [65536, "bytes"], "description": [2000, "characters"],
+        "display_name": [200, "characters"], "drawing_no": [200, "characters"], "email": [320, "characters"],
+        "filename": [255, "characters"], "group_by": [50, "characters"], "job_number": [100, "characters"],
+        "kind": [50, "characters"], "line_numbers": [4000, "characters"], "medium": [200, "characters"],
+        "method": [20, "characters"], "milestone": [100, "characters"], "name": [200, "characters"],
+        "note": [2000, "characters"], "notes": [2000, "characters"], "payload": [7999, "characters"],
+        "query": [200, "characters"], "reason": [2000, "characters"], "report_number": [100, "characters"],
+        "result": [20, "characters"], "revision": [50, "characters"], "role": [50, "characters"],
+        "sequence_mode": [20, "characters"], "sheet": [50, "characters"], "signoff": [50, "characters"],
+        "size": [50, "characters"], "spec": [200, "characters"], "stage": [50, "characters"],
+        "stencil": [50, "characters"], "tag": [200, "characters"], "temperature_unit": [20, "characters"],
+        "test_pressure_unit": [20, "characters"], "test_type": [50, "characters"],
+        "time_zone": [100, "characters"], "title": [500, "characters"], "token": [200, "characters"],
+        "updates": [16777216, "bytes"], "weights": [16384, "bytes"], "weld_number": [200, "characters"],
+        "weld_type": [50, "characters"]
+    }'::pg_catalog.jsonb
 $$;
 
--- The limit of one argument (null for a name the registry lacks). Immutable: a constant name is
--- folded into the plan of the statement that asks.
+-- The registry as rows: argument, limit, unit.
+create function pipetrak.argument_limits()
+returns table (argument text, max integer, unit text)
+language sql immutable parallel safe
+as $$
+    select r.key, (r.value operator(pg_catalog.->>) 0)::pg_catalog.int4, r.value operator(pg_catalog.->>) 1
+    from pg_catalog.jsonb_each(pipetrak.argument_registry()) r
+$$;
+
+-- The limit of one argument (null for a name the registry lacks).
 create function pipetrak.argument_limit(p_argument text)
 returns integer
-language sql immutable
-set search_path = pg_catalog, pg_temp
-as $$ select l.max from pipetrak.argument_limits() l where l.argument = p_argument $$;
+language sql immutable parallel safe
+as $$
+    select (pipetrak.argument_registry() operator(pg_catalog.->) p_argument operator(pg_catalog.->>) 0)::pg_catalog.int4
+$$;
 
 -- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
 -- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument
