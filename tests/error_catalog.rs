@@ -1,6 +1,6 @@
 //! One catalog of errors: every key the SQL raises or the Rust domain returns is a row of
-//! `pipetrak.error_codes` (sql/01_bootstrap.sql), every row is raised somewhere, and the README's
-//! table lists each with its SQLSTATE.
+//! `pipetrak.error_codes` (sql/01_bootstrap.sql), every row is raised somewhere, and the table of
+//! sql/ERRORS.md lists each with its SQLSTATE.
 
 use pipetrak::domain::error::DomainError;
 use regex::Regex;
@@ -62,7 +62,7 @@ fn every_catalogued_key_is_raised() {
 
 #[test]
 fn the_readme_lists_every_key_with_its_sqlstate() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let readme = std::fs::read_to_string(root().join("sql/ERRORS.md")).expect("sql/ERRORS.md");
     let missing: Vec<String> = catalog()
         .into_iter()
         .filter(|(key, state)| !readme.contains(&format!("| {key} | {state} |")))
@@ -70,6 +70,6 @@ fn the_readme_lists_every_key_with_its_sqlstate() {
         .collect();
     assert!(
         missing.is_empty(),
-        "not in the README's error table: {missing:?}"
+        "not in the error table of sql/ERRORS.md: {missing:?}"
     );
 }

@@ -1,5 +1,5 @@
--- The README's API reference, generated from the catalog: every pipetrak_api function and view,
--- grouped by workflow, with its arguments and its `comment on`. test.sh checks that the README's
+-- The API reference (sql/API.md), generated from the catalog: every pipetrak_api function and view,
+-- grouped by workflow, with its arguments and its `comment on`. test.sh checks that sql/API.md's
 -- copy (between the api-reference markers) is what this prints.
 with objects as (
     select p.proname::text as name, format('`%s(%s)`', p.proname, pg_get_function_arguments(p.oid)) as signature,

@@ -54,12 +54,12 @@ for suite in pgtap/*.sql; do
   passed=$((passed + p)); failed=$((failed + f))
 done
 
-# The README's API reference is what the catalog says (blank lines at its ends aside).
+# The generated API reference (sql/API.md) is what the catalog says (blank lines at its ends aside).
 api_reference_current() {
   diff <(psql -qXAt -d pipetrak_test -f tests/scripts/api_reference.sql | sed '/./,$!d') \
-       <(sed -n '/<!-- api-reference:begin -->/,/<!-- api-reference:end -->/p' README.md | sed '1d;$d' | sed '/./,$!d')
+       <(sed -n '/<!-- api-reference:begin -->/,/<!-- api-reference:end -->/p' sql/API.md | sed '1d;$d' | sed '/./,$!d')
 }
-counted "the README's API reference is current" api_reference_current
+counted "the API reference (sql/API.md) is current" api_reference_current
 
 echo "== client and concurrency tests (live server)"
 database_create pipetrak_client
