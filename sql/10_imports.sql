@@ -345,15 +345,22 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag)
 -- drawings an import would create. pg_trgm may live in any schema: the function and its index are
 -- written against the schema it was installed in.
 do $$
+begin
+    execute format('create index drawings_key_trgm_idx on pipetrak.drawings using gin (drawing_key %I.gin_trgm_ops) where retired_at is null',
+                   (select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+                    where e.extname = 'pg_trgm'));
+end
+$$;
+-- Code (an upgrade runs it again): `create or replace`.
+do $$
 declare
     v_schema text;
 begin
     select n.nspname into v_schema
     from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
     where e.extname = 'pg_trgm';
-    execute format('create index drawings_key_trgm_idx on pipetrak.drawings using gin (drawing_key %I.gin_trgm_ops) where retired_at is null', v_schema);
     execute format($f$
-        create function pipetrak.similar_drawings(p_project_id bigint, p_key text)
+        create or replace function pipetrak.similar_drawings(p_project_id bigint, p_key text)
         returns table (drawing_no text, score real)
         language sql stable
         set search_path = pg_catalog, pg_temp

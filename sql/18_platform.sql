@@ -186,15 +186,22 @@ create type pipetrak.search_result as (kind text, id bigint, label text, detail 
 create index components_tag_prefix_idx on pipetrak.components (project_id, upper(tag) text_pattern_ops)
     where retired_at is null;
 do $$
+begin
+    execute format('create index components_tag_trgm_idx on pipetrak.components using gin (tag %I.gin_trgm_ops) where retired_at is null',
+                   (select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+                    where e.extname = 'pg_trgm'));
+end
+$$;
+-- Code (an upgrade runs it again): `create or replace`.
+do $$
 declare
     v_schema text;
 begin
     select n.nspname into v_schema
     from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
     where e.extname = 'pg_trgm';
-    execute format('create index components_tag_trgm_idx on pipetrak.components using gin (tag %I.gin_trgm_ops) where retired_at is null', v_schema);
     execute format($f$
-        create function pipetrak.search_project(p_project_id bigint, p_query text, p_limit integer)
+        create or replace function pipetrak.search_project(p_project_id bigint, p_query text, p_limit integer)
         returns setof pipetrak.search_result
         language plpgsql stable security definer
         set search_path = pg_catalog, pg_temp
