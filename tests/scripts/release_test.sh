@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The release checks, run by test.sh after the extension is installed into the project's cluster:
-# 1. released install and upgrade scripts are unchanged (sql/releases/SHA256SUMS);
+# 1. released install and upgrade scripts are unchanged (sql/releases/SHA256SUMS), and the upgrade
+#    to the current version is generated, not written (tests/scripts/release.sh);
 # 2. for every released version: a database created at that version and filled with realistic data
 #    (the real sample files imported, milestones updated, review items raised), then
 #    `ALTER EXTENSION pipetrak UPDATE`, has the schema of a fresh install (pg_dump of every member
@@ -92,6 +93,7 @@ pgtap_passes() { # database
 same_file() { diff -u "$1" "$2"; }
 
 check "released install and upgrade scripts are unchanged" bash -c "cd sql/releases && sha256sum --quiet -c SHA256SUMS"
+check "the upgrade script to $current is what sql/ and the Rust functions generate (release.sh check)" bash tests/scripts/release.sh check
 
 database_create pipetrak_fresh >/dev/null
 schema_of pipetrak_fresh >"$work/fresh.schema"
@@ -105,7 +107,7 @@ for script in sql/releases/pipetrak--*.sql; do
   # Columns an upgrade rewrites on purpose are compared on their own below, not as data kept:
   # 0.2.0 names the review item kind `weld_completed` (it was `weld_complete`).
   columns_before=$(columns_of "$db" | sed "s/, ('review_items', 'kind')//; s/('review_items', 'kind'), //")
-  kinds_before=$(psql -qXAt -d "$db" -c "select string_agg(replace(kind, 'weld_complete', 'weld_completed') || ' ' || n, ', ' order by kind) from (select kind, count(*) n from pipetrak.review_items group by kind) k")
+  kinds_before=$(psql -qXAt -d "$db" -c "select string_agg(regexp_replace(kind, '^weld_complete$', 'weld_completed') || ' ' || n, ', ' order by kind) from (select kind, count(*) n from pipetrak.review_items group by kind) k")
   data_of "$db" "$columns_before" >"$work/before.data"
   check "$version → $current: ALTER EXTENSION pipetrak UPDATE" psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "alter extension pipetrak update"
   schema_of "$db" >"$work/upgraded.schema"

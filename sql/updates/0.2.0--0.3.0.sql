@@ -1,0 +1,4 @@
+-- pipetrak 0.2.0 → 0.3.0: the state changes, written by hand (tests/scripts/release.sh puts every
+-- code object of 0.3.0 after them). State is what `create or replace` can't bring: tables, types,
+-- indexes, sequences, data migrations, and the drops of functions and views whose signature or
+-- columns change (they are then created again as code). Each change in the order it was made.
