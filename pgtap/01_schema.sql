@@ -1,6 +1,6 @@
 -- Schema shape and hardening: RLS everywhere, fixed search_path, nothing public, pg_dump coverage.
 begin;
-select plan(11);
+select plan(12);
 
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
@@ -66,6 +66,12 @@ select is(
     (select array_agg(c.relname::text) from pg_class c
      where c.relnamespace = 'pipetrak_api'::regnamespace and obj_description(c.oid, 'pg_class') is null),
     null, 'every API view has a comment');
+
+select is(
+    (select array_agg(c.relname::text order by c.relname) from pg_class c
+     where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'p')
+       and obj_description(c.oid, 'pg_class') is null),
+    null, 'every table says what it holds (comment on table), for a DBA''s \dt+');
 
 select * from finish();
 rollback;

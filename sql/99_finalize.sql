@@ -116,5 +116,48 @@ begin
 end
 $$;
 
+-- What each table holds, for a DBA reading `\dt+` (the design notes are beside each table).
+comment on table pipetrak.error_codes is 'Catalog of every error the extension raises: key, SQLSTATE, message, hint. Shipped with the extension (not user data; not dumped).';
+comment on table pipetrak.user_profiles is 'One row per signed-in user: email and display name from the JWT (sync_profile, update_profile).';
+comment on table pipetrak.organizations is 'Tenants: each holds projects and members.';
+comment on table pipetrak.memberships is 'Who belongs to an organization, with one role (owner … viewer); row-level security reads it.';
+comment on table pipetrak.invitations is 'Invitations to an organization by email: the tokens hash, role, expiry, acceptance or revocation.';
+comment on table pipetrak.projects is 'Projects of an organization: time zone, sequence mode, week lock, archive state.';
+comment on table pipetrak.project_secrets is 'Per-project keys: the realtime channel name and the event signing key. Readable by no user role.';
+comment on table pipetrak.areas is 'Areas of a project (unique names, ignoring case); retired, never deleted while used.';
+comment on table pipetrak.systems is 'Systems of a project (unique names, ignoring case); retired, never deleted while used.';
+comment on table pipetrak.test_packages is 'Test packages of a project: test type, pressure, target date, coating and insulation duties.';
+comment on table pipetrak.drawings is 'Drawings of a project, keyed so look-alike spellings of a number are one drawing; default area, system and package of their components.';
+comment on table pipetrak.milestone_templates is 'Per project and component type: the milestones, their weights, categories and kinds (partial or discrete).';
+comment on table pipetrak.components is 'The tracked things: one row per component with its identity, milestone values and earned credit (ten-thousandths of a percent).';
+comment on table pipetrak.milestone_events is 'Append-only audit of every milestone change: before, after, work date, actor, credit. The history reports read it.';
+comment on table pipetrak.client_requests is 'Replays of offline updates: the first result of each client_request_id, returned again when the request is replayed.';
+comment on table pipetrak.review_items is 'Items for a person to review (out-of-sequence progress, welds completed, import findings): open, resolved or dismissed.';
+comment on table pipetrak.welders is 'Welders of a project: stencil, name, verification.';
+comment on table pipetrak.field_welds is 'The weld facts of field-weld components: type, size, welder, date welded, NDE duty and current results, status, repair chain.';
+comment on table pipetrak.nde_results is 'Append-only NDE results of welds: method, result, date, report, who recorded it; a correction supersedes.';
+comment on table pipetrak.weld_events is 'Append-only history of weld changes (welder, NDE, retirements, moves, imports) with before, after and reason.';
+comment on table pipetrak.examination_calls is 'X-ray sampling: welds called for examination (tracers after a reject, the lot sample) and when they were examined.';
+comment on table pipetrak.weld_tallies is 'Derived weld counts per area, system, package, welder, type and x-ray tier, kept by triggers. Not dumped: rebuilt on restore (rebuild_weld_tallies).';
+comment on table pipetrak.weld_day_tallies is 'Derived per welder and day: welds welded, examined and rejected by RT, kept by triggers. Not dumped: rebuilt on restore.';
+comment on table pipetrak.import_jobs is 'Imports: the uploaded file, kind, status (uploaded, validated, committing, committed, failed), summary and result.';
+comment on table pipetrak.import_rows is 'Staged rows of an import with their issues, kept a day after commit and a week after validation (purge_staged_rows).';
+comment on table pipetrak.component_sources is 'What an imported row made (for the remediation round trip): the components a reported or fixed row created or corrected.';
+comment on table pipetrak.package_stages is 'Workflow stages of a test package with their data and state.';
+comment on table pipetrak.stage_signoffs is 'Sign-offs of package stages: who signed, as what company role, when.';
+comment on table pipetrak.package_events is 'Append-only history of a test package: stages started, saved, signed, completed, skipped.';
+comment on table pipetrak.certificate_numbers is 'The next certificate number per project (numbers are never reused).';
+comment on table pipetrak.package_certificates is 'Test certificates of packages: number, client, pressure, medium, temperature.';
+comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a project: total, reason, effective date.';
+comment on table pipetrak.component_budgets is 'Each components budgeted man-hours under the current budget version.';
+comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
+comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk update that nets the rollups once at its end. Holds rows only inside a transaction; not dumped.';
+comment on table pipetrak.progress_days is 'Derived credit earned per day and part, from the milestone events; the history reports read it. Not dumped: rebuilt on restore.';
+comment on table pipetrak.component_touches is 'Derived per day: the components a days events touched. Not dumped: rebuilt on restore.';
+comment on table pipetrak.historical_writes is 'Per-transaction mark of a write of the historical record (a weld log''s commit), whose work dates may lie in a locked week. Only the extension writes it; a row lives for its transaction. Not dumped.';
+comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen, per project.';
+comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A weeks report never changes.';
+comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
+
 select pipetrak.register_dump_tables();
 select pipetrak.grant_privileges();
