@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(128);
+select plan(131);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -412,6 +412,17 @@ select is((select count(*) from pipetrak.memberships where organization_id = :or
 select is((select string_agg(b.relname, ', ') from project_b_rows b join pg_temp.rows_of(:project_b) now using (relname) where now.n <> b.n),
     null, 'another organization''s project keeps every row');
 select ok((select sum(n) from project_b_rows) > 0, 'which has rows to keep');
+
+-- Metrics for a DBA: what they count is what the tables hold; no user role runs them.
+select is((pipetrak.metrics() -> 'overall' ->> 'components')::bigint,
+          (select count(*) from pipetrak.components where retired_at is null),
+          'metrics count the live components of every project');
+select is((select (p ->> 'components')::bigint from jsonb_array_elements(pipetrak.metrics() -> 'projects') p
+           where (p ->> 'project_id')::bigint = (select min(id) from pipetrak.projects)),
+          (select count(*) from pipetrak.components where retired_at is null and project_id = (select min(id) from pipetrak.projects)),
+          'and of each project');
+select is(array[pg_temp.try_as('owner', 'select pipetrak.metrics()::text'), pg_temp.try_as('anon', 'select pipetrak.metrics()::text')],
+          array['42501', '42501'], 'no user role reads the metrics of every tenant');
 
 select * from finish();
 rollback;

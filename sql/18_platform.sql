@@ -317,3 +317,72 @@ comment on function pipetrak_api.search(bigint, text, integer) is
     'Finds in a project drawings, components (commodity code, tag, spool id), welds (number), welders (stencil, name) and test packages by prefix or similarity: ranked (exact 3, prefix ~2, near code 1–2, similar 0–1), 20 results by default (at most 100); members only.';
 
 select pipetrak.install_platform();
+
+-- ---- Operations ----
+
+-- What a DBA watches, overall and per project: live and retired components, milestone events in
+-- the last day and per day over the last week, imports by status with the median and longest
+-- validation and commit of the last 30 days, open review items, staged import rows, and the
+-- NOTIFY queue's use. Across every tenant, so no user role may call it (it is not on the
+-- allow-list): a superuser or the extension's owner runs `select pipetrak.metrics()`. Reads the
+-- last week's events (a scan of milestone_events by time) and counts components per project.
+create function pipetrak.metrics()
+returns jsonb
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with projects as (
+        select p.id, p.name, p.organization_id, p.archived_at is not null as archived,
+               (select count(*) from pipetrak.components c where c.project_id = p.id and c.retired_at is null) as components,
+               (select count(*) from pipetrak.components c where c.project_id = p.id and c.retired_at is not null) as retired_components,
+               (select count(*) from pipetrak.review_items r where r.project_id = p.id and r.resolved_at is null) as open_review_items
+        from pipetrak.projects p),
+    events as (
+        select e.project_id, e.created_at::date as day, count(*) as n
+        from pipetrak.milestone_events e
+        where e.created_at >= now() - interval '7 days'
+        group by 1, 2),
+    imports as (
+        select j.project_id, j.status, count(*) as n,
+               percentile_cont(0.5) within group (order by extract(epoch from j.validated_at - j.created_at))
+                   filter (where j.validated_at >= now() - interval '30 days') as validate_median_s,
+               max(extract(epoch from j.committed_at - j.validated_at)) filter (where j.committed_at >= now() - interval '30 days') as commit_max_s,
+               percentile_cont(0.5) within group (order by extract(epoch from j.committed_at - j.validated_at))
+                   filter (where j.committed_at >= now() - interval '30 days') as commit_median_s
+        from pipetrak.import_jobs j
+        group by 1, 2)
+    select jsonb_build_object(
+        'at', now(),
+        'overall', jsonb_build_object(
+            'organizations', (select count(*) from pipetrak.organizations),
+            'projects', (select count(*) from projects),
+            'components', (select coalesce(sum(components), 0) from projects),
+            'retired_components', (select coalesce(sum(retired_components), 0) from projects),
+            'milestone_events_last_day', (select count(*) from pipetrak.milestone_events e where e.created_at >= now() - interval '1 day'),
+            'milestone_events_per_day', (select coalesce(jsonb_object_agg(d.day, d.n order by d.day), '{}')
+                                         from (select day, sum(n) as n from events group by day) d),
+            'imports', (select coalesce(jsonb_object_agg(i.status, i.n), '{}') from (select status, sum(n) as n from imports group by status) i),
+            'import_validate_median_s', (select percentile_cont(0.5) within group (order by extract(epoch from j.validated_at - j.created_at))
+                                         from pipetrak.import_jobs j where j.validated_at >= now() - interval '30 days'),
+            'import_commit_median_s', (select percentile_cont(0.5) within group (order by extract(epoch from j.committed_at - j.validated_at))
+                                       from pipetrak.import_jobs j where j.committed_at >= now() - interval '30 days'),
+            'import_commit_max_s', (select max(extract(epoch from j.committed_at - j.validated_at))
+                                    from pipetrak.import_jobs j where j.committed_at >= now() - interval '30 days'),
+            'open_review_items', (select coalesce(sum(open_review_items), 0) from projects),
+            'staged_import_rows', (select count(*) from pipetrak.import_rows),
+            'notify_queue_usage', pg_notification_queue_usage()),
+        'projects', (select coalesce(jsonb_agg(jsonb_build_object(
+                         'project_id', p.id, 'name', p.name, 'organization_id', p.organization_id, 'archived', p.archived,
+                         'components', p.components, 'retired_components', p.retired_components,
+                         'open_review_items', p.open_review_items,
+                         'milestone_events_per_day', (select coalesce(jsonb_object_agg(e.day, e.n order by e.day), '{}')
+                                                      from events e where e.project_id = p.id),
+                         'imports', (select coalesce(jsonb_object_agg(i.status, jsonb_strip_nulls(jsonb_build_object(
+                                         'count', i.n, 'validate_median_s', round(i.validate_median_s::numeric, 3),
+                                         'commit_median_s', round(i.commit_median_s::numeric, 3),
+                                         'commit_max_s', round(i.commit_max_s::numeric, 3)))), '{}')
+                                     from imports i where i.project_id = p.id)) order by p.id), '[]')
+                     from projects p))
+$$;
+comment on function pipetrak.metrics() is
+    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows and NOTIFY queue use, overall and per project.';
