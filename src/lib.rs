@@ -8,6 +8,12 @@
 //!   is loaded into running backends) and without transparent huge pages (which inflated resident
 //!   memory by ~15 MB).
 
+// No unwrap, expect or panic in the library: a user's input never aborts a statement that way.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod domain;
 pub mod pg;
 

@@ -17,13 +17,21 @@ pub fn commodity_code(raw: &str) -> String {
     collapse_upper(raw)
 }
 
+/// A regex from a pattern written in this file. Each is compiled by the unit tests, so the one
+/// `expect` of the library is never reached by anything a user sends.
+#[allow(clippy::expect_used)]
+fn static_regex(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("a pattern of this file compiles")
+}
+
 fn sheet_suffix() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     // A trailing sheet suffix: `01of28`, `1 OF 28`, `SH 1 OF 2`, `SHT. 1 OF 2`, `SHEET 1 OF 2` or
     // `(01of02)`, set off from the number by whitespace or an opening parenthesis.
     RE.get_or_init(|| {
-        Regex::new(r"^(.*?\S)(?:\s+|\s*\(\s*)(?:SH(?:EET|T)?\.?\s*)?0*(\d+)\s*OF\s*0*(\d+)\s*\)?$")
-            .expect("static regex")
+        static_regex(
+            r"^(.*?\S)(?:\s+|\s*\(\s*)(?:SH(?:EET|T)?\.?\s*)?0*(\d+)\s*OF\s*0*(\d+)\s*\)?$",
+        )
     })
 }
 
@@ -48,7 +56,7 @@ pub fn fold_lookalikes(raw: &str) -> Cow<'_, str> {
 
 fn spaced_hyphen() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"\s*-\s*").expect("static regex"))
+    RE.get_or_init(|| static_regex(r"\s*-\s*"))
 }
 
 /// The key two spellings of one drawing share: look-alike characters folded, case and runs of
@@ -284,7 +292,7 @@ fn format_inches(ten_thousandths: u64) -> String {
 
 fn stencil_pattern() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[A-Z0-9-]{2,12}$").expect("static regex"))
+    RE.get_or_init(|| static_regex(r"^[A-Z0-9-]{2,12}$"))
 }
 
 /// A welder stencil, uppercased and trimmed; `None` when it does not match `^[A-Z0-9-]{2,12}$`.
