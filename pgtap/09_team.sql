@@ -4,7 +4,7 @@
 -- search, plain PostgreSQL without Supabase, and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(131);
+select plan(132);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -423,6 +423,9 @@ select is((select (p ->> 'components')::bigint from jsonb_array_elements(pipetra
           'and of each project');
 select is(array[pg_temp.try_as('owner', 'select pipetrak.metrics()::text'), pg_temp.try_as('anon', 'select pipetrak.metrics()::text')],
           array['42501', '42501'], 'no user role reads the metrics of every tenant');
+-- The snapshot schedule is opt-in and needs pg_cron (tests/scripts/cron_test.sh runs it with one).
+select throws_ok('select pipetrak.schedule_snapshots()', 'PT424', 'pg_cron is not installed in this database',
+                 'scheduling snapshots without pg_cron says what is missing');
 
 select * from finish();
 rollback;

@@ -101,6 +101,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('weld_type_change',         'PT409', 'A field weld can''t become another type, nor another type a field weld', 'Retire the component (with a reason) and create the right one.'),
     ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.'),
     ('value_too_large',          'PT413', 'A value is larger than allowed', 'Send less: the detail names the argument and its limit in bytes.'),
+    ('pg_cron_missing',          'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.'),
     ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys

@@ -478,14 +478,57 @@ language sql volatile
 set search_path = pg_catalog, pg_temp
 as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id, null)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
 
--- Where pg_cron is installed, it takes the snapshots every hour; pipetrak does not require it.
-do $$
+-- A DBA may have pg_cron take the due snapshots on a schedule (hourly by default; pipetrak does
+-- not require pg_cron, and the first write after a week locks freezes it anyway). Opt-in: an
+-- install schedules nothing. The job is named, so scheduling again changes only its schedule;
+-- returns its id. Neither function is granted to any user role.
+create function pipetrak.schedule_snapshots(p_schedule text default '7 * * * *')
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
 begin
+    if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        perform pipetrak.raise_error('pg_cron_missing');
+    end if;
+    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, 'select pipetrak.take_all_due_snapshots()');
+end
+$$;
+
+-- Removes the scheduled job; false when there was none.
+create function pipetrak.unschedule_snapshots()
+returns boolean
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- (Nested: cron.job is read only where pg_cron is installed.)
     if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
-        execute $cron$select cron.schedule('pipetrak-weekly-snapshots', '7 * * * *', 'select pipetrak.take_all_due_snapshots()')$cron$;
+        if exists (select from cron.job where jobname = 'pipetrak-weekly-snapshots') then
+            perform cron.unschedule('pipetrak-weekly-snapshots');
+            return true;
+        end if;
+    end if;
+    return false;
+end
+$$;
+
+-- DROP EXTENSION pipetrak takes the job with it: before the command runs (the objects it drops
+-- are not listed before they go), its text says whether pipetrak is among the extensions named.
+-- A drop that then fails rolls the unscheduling back with it.
+create function pipetrak.drop_extension_unschedules()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pg_catalog.current_query() ~* '\mdrop\s+extension\s+(if\s+exists\s+)?([^;]*,\s*)?"?pipetrak"?(\s|,|;|$)' then
+        perform pipetrak.unschedule_snapshots();
     end if;
 end
 $$;
+create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
+    execute function pipetrak.drop_extension_unschedules();
 
 -- ---- Reports ----
 

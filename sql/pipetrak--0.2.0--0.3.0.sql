@@ -10,6 +10,11 @@
 -- indexes, sequences, data migrations, and the drops of functions and views whose signature or
 -- columns change (they are then created again as code). Each change in the order it was made.
 
+-- The snapshot schedule is opt-in (pipetrak.schedule_snapshots): a job 0.2.0 scheduled where
+-- pg_cron was installed stays, and DROP EXTENSION now removes it.
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('pg_cron_missing', 'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.');
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -772,7 +777,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:40
+-- src/lib.rs:46
 -- requires:
 --   tables
 
@@ -1020,7 +1025,7 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:45
+-- src/lib.rs:51
 -- requires:
 --   identity
 
@@ -1313,7 +1318,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:50
+-- src/lib.rs:56
 -- requires:
 --   integrity
 --   default_milestones
@@ -1577,7 +1582,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:55
+-- src/lib.rs:61
 -- requires:
 --   tenancy
 --   milestone_credit
@@ -2117,7 +2122,7 @@ AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:66
+-- src/lib.rs:72
 -- requires:
 --   project_data
 --   plan_milestone
@@ -2464,7 +2469,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:76
+-- src/lib.rs:82
 -- requires:
 --   milestones
 
@@ -2673,7 +2678,7 @@ comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:81
+-- src/lib.rs:87
 -- requires:
 --   views
 
@@ -4520,7 +4525,7 @@ comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:95
+-- src/lib.rs:101
 -- requires:
 --   imports
 --   event_signature
@@ -7240,6 +7245,59 @@ set search_path = pg_catalog, pg_temp
 as $$ select coalesce(sum(pipetrak.take_due_snapshots(p.id, null)), 0)::integer from pipetrak.projects p where p.archived_at is null $$;
 
 
+-- A DBA may have pg_cron take the due snapshots on a schedule (hourly by default; pipetrak does
+-- not require pg_cron, and the first write after a week locks freezes it anyway). Opt-in: an
+-- install schedules nothing. The job is named, so scheduling again changes only its schedule;
+-- returns its id. Neither function is granted to any user role.
+create or replace function pipetrak.schedule_snapshots(p_schedule text default '7 * * * *')
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        perform pipetrak.raise_error('pg_cron_missing');
+    end if;
+    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, 'select pipetrak.take_all_due_snapshots()');
+end
+$$;
+
+
+-- Removes the scheduled job; false when there was none.
+create or replace function pipetrak.unschedule_snapshots()
+returns boolean
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- (Nested: cron.job is read only where pg_cron is installed.)
+    if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        if exists (select from cron.job where jobname = 'pipetrak-weekly-snapshots') then
+            perform cron.unschedule('pipetrak-weekly-snapshots');
+            return true;
+        end if;
+    end if;
+    return false;
+end
+$$;
+
+
+-- DROP EXTENSION pipetrak takes the job with it: before the command runs (the objects it drops
+-- are not listed before they go), its text says whether pipetrak is among the extensions named.
+-- A drop that then fails rolls the unscheduling back with it.
+create or replace function pipetrak.drop_extension_unschedules()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pg_catalog.current_query() ~* '\mdrop\s+extension\s+(if\s+exists\s+)?([^;]*,\s*)?"?pipetrak"?(\s|,|;|$)' then
+        perform pipetrak.unschedule_snapshots();
+    end if;
+end
+$$;
+
+
 -- ---- Reports ----
 
 -- The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type,
@@ -8689,7 +8747,7 @@ comment on function pipetrak_api.restore_components(bigint[], text) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:139
+-- src/lib.rs:145
 -- requires:
 --   corrections
 --   queue_change
@@ -8803,7 +8861,7 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:144
+-- src/lib.rs:150
 -- requires:
 --   realtime
 
@@ -9182,7 +9240,7 @@ comment on function pipetrak.metrics() is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:149
+-- src/lib.rs:155
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -9386,6 +9444,12 @@ comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen,
 comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A weeks report never changes.';
 
 comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
+
+-- ==== State changes that need the code (sql/updates/0.2.0--0.3.0.sql) ====
+
+
+create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
+    execute function pipetrak.drop_extension_unschedules();
 
 -- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
 -- allow-list granted again (a new internal function stays private unless listed).

@@ -2,3 +2,13 @@
 -- code object of 0.3.0 after them). State is what `create or replace` can't bring: tables, types,
 -- indexes, sequences, data migrations, and the drops of functions and views whose signature or
 -- columns change (they are then created again as code). Each change in the order it was made.
+
+-- The snapshot schedule is opt-in (pipetrak.schedule_snapshots): a job 0.2.0 scheduled where
+-- pg_cron was installed stays, and DROP EXTENSION now removes it.
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('pg_cron_missing', 'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.');
+
+-- ==== after the code ====
+
+create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
+    execute function pipetrak.drop_extension_unschedules();

@@ -9,9 +9,15 @@
 //! the same order. The script ends by registering tables for pg_dump and granting from the
 //! allow-list again.
 //!
+//! State that needs the new code (an event trigger on a new function, data a new function computes)
+//! goes after the line `-- ==== after the code ====` of the state file, and runs after the code.
+//!
 //! Usage: `cargo run --example upgrade_script -- INSTALL_SCRIPT STATE_CHANGES FROM TO > OUT`
 
 use std::fs;
+
+/// The line of a state file after which its changes run, after the code.
+const AFTER_CODE: &str = "-- ==== after the code ====";
 
 /// Splits SQL text into statements, each with the comments and blank lines before it. Knows
 /// line and block comments, quoted strings and identifiers, and dollar quotes.
@@ -147,11 +153,18 @@ fn main() {
          -- Do not edit: change sql/ or the state changes and generate it again.\n\
          \\echo Use \"ALTER EXTENSION pipetrak UPDATE TO '{to}'\" to load this file. \\quit\n"
     );
+    // State that needs the new code (a trigger on a new function, data computed by one) follows
+    // the marker line in the state file, and the code.
+    let (before, after) = state.split_once(AFTER_CODE).unwrap_or((&state, ""));
     println!("-- ==== State changes (sql/updates/{from}--{to}.sql) ====\n");
-    println!("{}\n", state.trim_end());
+    println!("{}\n", before.trim_end());
     println!("-- ==== Code, as a fresh {to} install creates it ====");
     for statement in &code {
         println!("{}", statement.trim_end_matches(char::is_whitespace));
+    }
+    if !after.trim().is_empty() {
+        println!("\n-- ==== State changes that need the code (sql/updates/{from}--{to}.sql) ====");
+        println!("{}", after.trim_end());
     }
     println!(
         "\n-- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the\n\

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config sudo
-          postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl)
+          postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -68,6 +68,14 @@ grep -E '^test |panicked|^test result' "$log/client.txt"
 grep -q '^test result' "$log/client.txt" || failed=$((failed + 1))
 count_cargo "$log/client.txt"
 
+echo "== the snapshot schedule against a real pg_cron"
+bash "$here/cron_test.sh" >"$log/cron.txt" 2>&1
+grep -E '^(not )?ok - |^#' "$log/cron.txt"
+p=$(grep -c '^ok - ' "$log/cron.txt")
+f=$(grep -c '^not ok - ' "$log/cron.txt")
+[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && { tail -20 "$log/cron.txt"; f=1; }
+passed=$((passed + p)); failed=$((failed + f))
+
 echo "== releases: upgrade from every released version, dump and restore"
 bash "$here/release_test.sh" >"$log/release.txt" 2>&1
 grep -E '^(not )?ok - |^#' "$log/release.txt"
