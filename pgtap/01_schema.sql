@@ -1,6 +1,6 @@
 -- Schema shape and hardening: RLS everywhere, fixed search_path, nothing public, pg_dump coverage.
 begin;
-select plan(12);
+select plan(13);
 
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
@@ -72,6 +72,11 @@ select is(
      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'p')
        and obj_description(c.oid, 'pg_class') is null),
     null, 'every table says what it holds (comment on table), for a DBA''s \dt+');
+
+select is(
+    (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
+     where p.pronamespace = 'pipetrak'::regnamespace and obj_description(p.oid, 'pg_proc') is null),
+    null, 'every internal function says what it does (comment on function), for a DBA''s \df+');
 
 select * from finish();
 rollback;

@@ -235,6 +235,7 @@ begin
 end
 $$;
 
+-- The same for a JSON value (value_too_large past its limit in bytes).
 create function pipetrak.limited(p_argument text, p_value jsonb)
 returns jsonb
 language plpgsql stable security definer
@@ -251,6 +252,7 @@ begin
 end
 $$;
 
+-- The same for a list (batch_too_large past its limit in items).
 create function pipetrak.limited(p_argument text, p_value anyarray)
 returns anyarray
 language plpgsql stable security definer

@@ -67,6 +67,7 @@ begin
 end
 $$;
 
+-- Refuses a name that is not one of the seven roles (invalid_role).
 create function pipetrak.check_role_name(p_role text)
 returns void
 language plpgsql immutable
@@ -165,6 +166,7 @@ begin
 end
 $$;
 
+-- Refuses an unknown time zone (invalid_time_zone) or sequence mode (flag, enforce, off); null means unchanged.
 create function pipetrak.check_project_settings(p_time_zone text, p_sequence_mode text)
 returns void
 language plpgsql stable

@@ -35,6 +35,7 @@ begin
 end
 $$;
 
+-- The trimmed name for an area, system or test package of a project, refused when empty, too long or taken by another live one (ignoring case).
 create function pipetrak.check_reference_name(p_kind text, p_project_id bigint, p_name text, p_except_id bigint)
 returns text
 language plpgsql stable
@@ -73,6 +74,7 @@ begin
 end
 $$;
 
+-- Renames an area, system or test package (project managers and up); names stay unique in the project.
 create function pipetrak.rename_reference(p_kind text, p_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer

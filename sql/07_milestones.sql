@@ -43,7 +43,6 @@ begin
 end
 $$;
 
--- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
 -- Transactions writing the historical record (a weld log's commit): their work dates may lie in a
 -- locked week. Only extension functions write it (nobody else may); a row lives for its transaction.
 create table pipetrak.historical_writes (
@@ -51,6 +50,7 @@ create table pipetrak.historical_writes (
 );
 alter table pipetrak.historical_writes enable row level security;
 
+-- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
 create function pipetrak.update_milestone(p_component_id bigint, p_milestone text, p_value numeric, p_work_date date,
                                           p_note text, p_client_request_id text, p_expected_version integer)
 returns jsonb

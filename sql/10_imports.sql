@@ -370,6 +370,8 @@ begin
             order by 2 desc limit 3'$f$, v_schema);
 end
 $$;
+comment on function pipetrak.similar_drawings(bigint, text) is
+    'Existing live drawings whose keys look like a key (pg_trgm similarity, best three first), for the hints on drawings an import would create.';
 
 -- Removes the staged rows of jobs kept past their time: a committed job's a day after its commit,
 -- an uncommitted one's a week after its validation (it must be validated again to be committed).

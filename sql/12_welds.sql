@@ -253,6 +253,7 @@ begin
 end
 $$;
 
+-- Records an NDE result of a weld as a QC inspector (see write_nde); the API's record_nde.
 create function pipetrak.record_nde(p_component_id bigint, p_method text, p_result text, p_examined_on date,
                                     p_report_number text, p_notes text, p_reason text)
 returns jsonb
@@ -267,6 +268,7 @@ begin
 end
 $$;
 
+-- Clears a weld's result of one method, with a reason (see write_nde); the API's clear_nde.
 create function pipetrak.clear_nde(p_component_id bigint, p_method text, p_reason text)
 returns jsonb
 language plpgsql volatile security definer
@@ -590,6 +592,7 @@ begin
 end
 $$;
 
+-- Creates a welder of a project by stencil (2 to 12 letters, digits or dashes) and name; returns its id.
 create function pipetrak.create_welder(p_project_id bigint, p_stencil text, p_name text)
 returns bigint
 language plpgsql volatile security definer
@@ -616,6 +619,7 @@ begin
 end
 $$;
 
+-- Renames a welder (their stencil stays).
 create function pipetrak.rename_welder(p_welder_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -629,6 +633,7 @@ begin
 end
 $$;
 
+-- Marks a welder verified, or not, as a QC inspector.
 create function pipetrak.verify_welder(p_welder_id bigint, p_verified boolean)
 returns void
 language plpgsql volatile security definer
@@ -934,6 +939,7 @@ begin
 end
 $$;
 
+-- Trigger: applies the welds a statement inserted, changed or deleted to the tallies.
 create function pipetrak.weld_tallies_follow_welds()
 returns trigger
 language plpgsql
@@ -959,6 +965,7 @@ begin
 end
 $$;
 
+-- Trigger: moves a weld's tallies when its component changes area, system, package, retirement or fit-up.
 create function pipetrak.weld_tallies_follow_components()
 returns trigger
 language plpgsql

@@ -494,6 +494,7 @@ begin
 end
 $$;
 
+-- Appends an event to a package's history: the stage, what was done, before, after, reason and actor.
 create function pipetrak.log_package_event(p_stage pipetrak.package_stages, p_action text, p_before jsonb, p_after jsonb, p_reason text)
 returns void
 language sql volatile
@@ -504,6 +505,7 @@ as $$
             p_reason, pipetrak.current_user_id())
 $$;
 
+-- Starts a stage of a test package once the stages before it are done (see package_stage_rule).
 create function pipetrak.start_stage(p_test_package_id bigint, p_stage text)
 returns void
 language plpgsql volatile security definer
@@ -748,6 +750,7 @@ begin
 end
 $$;
 
+-- A certificate number as printed: PKG-001.
 create function pipetrak.certificate_label(p_number integer)
 returns text
 language sql immutable parallel safe

@@ -266,6 +266,7 @@ begin
 end
 $$;
 
+-- Renames an organization (owners and admins).
 create function pipetrak.rename_organization(p_organization_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -355,6 +356,7 @@ begin
 end
 $$;
 
+-- Renames a project (owners and admins).
 create function pipetrak.rename_project(p_project_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer

@@ -308,6 +308,8 @@ begin
     $f$, v_schema);
 end
 $$;
+comment on function pipetrak.search_project(bigint, text, integer) is
+    'Search of a project for its members: drawings, components, welds, welders and test packages, ranked: exact, prefix, near code, similar; the API''s search.';
 
 create function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
 returns table (kind text, id bigint, label text, detail text, score real)

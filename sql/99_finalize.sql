@@ -116,6 +116,11 @@ begin
 end
 $$;
 
+comment on function pipetrak.grant_privileges() is
+    'Grants from the allow-list: authenticated and service_role run the API and the few internal functions it hands off to; nothing is public. Run by every install and upgrade.';
+comment on function pipetrak.register_dump_tables() is
+    'Registers every data table and sequence for pg_dump (not the derived tables, rebuilt on restore). Run by every install and upgrade.';
+
 -- What each table holds, for a DBA reading `\dt+` (the design notes are beside each table).
 comment on table pipetrak.error_codes is 'Catalog of every error the extension raises: key, SQLSTATE, message, hint. Shipped with the extension (not user data; not dumped).';
 comment on table pipetrak.user_profiles is 'One row per signed-in user: email and display name from the JWT (sync_profile, update_profile).';

@@ -158,6 +158,7 @@ end
 $$;
 
 
+-- The same for a JSON value (value_too_large past its limit in bytes).
 create or replace function pipetrak.limited(p_argument text, p_value jsonb)
 returns jsonb
 language plpgsql stable security definer
@@ -175,6 +176,7 @@ end
 $$;
 
 
+-- The same for a list (batch_too_large past its limit in items).
 create or replace function pipetrak.limited(p_argument text, p_value anyarray)
 returns anyarray
 language plpgsql stable security definer
@@ -210,7 +212,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:40
+-- src/pg/normalize.rs:47
 -- pipetrak::pg::normalize::accepted_component_types
 create or replace function "accepted_component_types"() RETURNS TEXT /* String */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -232,7 +234,7 @@ AS 'MODULE_PATHNAME', 'change_events_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:49
+-- src/pg/normalize.rs:56
 -- pipetrak::pg::normalize::component_types
 create or replace function "component_types"(
 	"identity" TEXT /* & str */
@@ -261,7 +263,7 @@ AS 'MODULE_PATHNAME', 'default_milestones_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:13
+-- src/pg/normalize.rs:15
 -- pipetrak::pg::normalize::drawing_lookalike
 create or replace function "drawing_lookalike"(
 	"key" TEXT /* & str */
@@ -438,7 +440,7 @@ AS 'MODULE_PATHNAME', 'milestone_credit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:58
+-- src/pg/normalize.rs:65
 -- pipetrak::pg::normalize::natural_key
 create or replace function "natural_key"(
 	"raw" TEXT /* & str */
@@ -450,7 +452,7 @@ AS 'MODULE_PATHNAME', 'natural_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:23
+-- src/pg/normalize.rs:29
 -- pipetrak::pg::normalize::normalize_commodity_code
 create or replace function "normalize_commodity_code"(
 	"raw" TEXT /* & str */
@@ -462,7 +464,7 @@ AS 'MODULE_PATHNAME', 'normalize_commodity_code_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:7
+-- src/pg/normalize.rs:9
 -- pipetrak::pg::normalize::normalize_drawing_key
 create or replace function "normalize_drawing_key"(
 	"raw" TEXT /* & str */
@@ -474,7 +476,7 @@ AS 'MODULE_PATHNAME', 'normalize_drawing_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:18
+-- src/pg/normalize.rs:22
 -- pipetrak::pg::normalize::normalize_size
 create or replace function "normalize_size"(
 	"raw" TEXT /* & str */
@@ -486,7 +488,7 @@ AS 'MODULE_PATHNAME', 'normalize_size_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:29
+-- src/pg/normalize.rs:35
 -- pipetrak::pg::normalize::normalize_stencil
 create or replace function "normalize_stencil"(
 	"raw" TEXT /* & str */
@@ -570,7 +572,7 @@ AS 'MODULE_PATHNAME', 'package_state_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/normalize.rs:35
+-- src/pg/normalize.rs:41
 -- pipetrak::pg::normalize::parse_component_type
 create or replace function "parse_component_type"(
 	"raw" TEXT /* & str */
@@ -1395,6 +1397,7 @@ end
 $$;
 
 
+-- Refuses a name that is not one of the seven roles (invalid_role).
 create or replace function pipetrak.check_role_name(p_role text)
 returns void
 language plpgsql immutable
@@ -1497,6 +1500,7 @@ end
 $$;
 
 
+-- Refuses an unknown time zone (invalid_time_zone) or sequence mode (flag, enforce, off); null means unchanged.
 create or replace function pipetrak.check_project_settings(p_time_zone text, p_sequence_mode text)
 returns void
 language plpgsql stable
@@ -1629,6 +1633,7 @@ end
 $$;
 
 
+-- The trimmed name for an area, system or test package of a project, refused when empty, too long or taken by another live one (ignoring case).
 create or replace function pipetrak.check_reference_name(p_kind text, p_project_id bigint, p_name text, p_except_id bigint)
 returns text
 language plpgsql stable
@@ -1669,6 +1674,7 @@ end
 $$;
 
 
+-- Renames an area, system or test package (project managers and up); names stay unique in the project.
 create or replace function pipetrak.rename_reference(p_kind text, p_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -2175,6 +2181,7 @@ end
 $$;
 
 
+-- Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.
 create or replace function pipetrak.update_milestone(p_component_id bigint, p_milestone text, p_value numeric, p_work_date date,
                                           p_note text, p_client_request_id text, p_expected_version integer)
 returns jsonb
@@ -3092,6 +3099,9 @@ begin
             order by 2 desc limit 3'$f$, v_schema);
 end
 $$;
+
+comment on function pipetrak.similar_drawings(bigint, text) is
+    'Existing live drawings whose keys look like a key (pg_trgm similarity, best three first), for the hints on drawings an import would create.';
 
 
 -- Removes the staged rows of jobs kept past their time: a committed job's a day after its commit,
@@ -4840,6 +4850,7 @@ end
 $$;
 
 
+-- Records an NDE result of a weld as a QC inspector (see write_nde); the API's record_nde.
 create or replace function pipetrak.record_nde(p_component_id bigint, p_method text, p_result text, p_examined_on date,
                                     p_report_number text, p_notes text, p_reason text)
 returns jsonb
@@ -4855,6 +4866,7 @@ end
 $$;
 
 
+-- Clears a weld's result of one method, with a reason (see write_nde); the API's clear_nde.
 create or replace function pipetrak.clear_nde(p_component_id bigint, p_method text, p_reason text)
 returns jsonb
 language plpgsql volatile security definer
@@ -5188,6 +5200,7 @@ end
 $$;
 
 
+-- Creates a welder of a project by stencil (2 to 12 letters, digits or dashes) and name; returns its id.
 create or replace function pipetrak.create_welder(p_project_id bigint, p_stencil text, p_name text)
 returns bigint
 language plpgsql volatile security definer
@@ -5215,6 +5228,7 @@ end
 $$;
 
 
+-- Renames a welder (their stencil stays).
 create or replace function pipetrak.rename_welder(p_welder_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -5229,6 +5243,7 @@ end
 $$;
 
 
+-- Marks a welder verified, or not, as a QC inspector.
 create or replace function pipetrak.verify_welder(p_welder_id bigint, p_verified boolean)
 returns void
 language plpgsql volatile security definer
@@ -5495,6 +5510,7 @@ end
 $$;
 
 
+-- Trigger: applies the welds a statement inserted, changed or deleted to the tallies.
 create or replace function pipetrak.weld_tallies_follow_welds()
 returns trigger
 language plpgsql
@@ -5521,6 +5537,7 @@ end
 $$;
 
 
+-- Trigger: moves a weld's tallies when its component changes area, system, package, retirement or fit-up.
 create or replace function pipetrak.weld_tallies_follow_components()
 returns trigger
 language plpgsql
@@ -6296,6 +6313,7 @@ end
 $$;
 
 
+-- Appends an event to a package's history: the stage, what was done, before, after, reason and actor.
 create or replace function pipetrak.log_package_event(p_stage pipetrak.package_stages, p_action text, p_before jsonb, p_after jsonb, p_reason text)
 returns void
 language sql volatile
@@ -6307,6 +6325,7 @@ as $$
 $$;
 
 
+-- Starts a stage of a test package once the stages before it are done (see package_stage_rule).
 create or replace function pipetrak.start_stage(p_test_package_id bigint, p_stage text)
 returns void
 language plpgsql volatile security definer
@@ -6558,6 +6577,7 @@ end
 $$;
 
 
+-- A certificate number as printed: PKG-001.
 create or replace function pipetrak.certificate_label(p_number integer)
 returns text
 language sql immutable parallel safe
@@ -8144,6 +8164,7 @@ end
 $$;
 
 
+-- Renames an organization (owners and admins).
 create or replace function pipetrak.rename_organization(p_organization_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -8236,6 +8257,7 @@ end
 $$;
 
 
+-- Renames a project (owners and admins).
 create or replace function pipetrak.rename_project(p_project_id bigint, p_name text)
 returns void
 language plpgsql volatile security definer
@@ -9157,6 +9179,9 @@ begin
 end
 $$;
 
+comment on function pipetrak.search_project(bigint, text, integer) is
+    'Search of a project for its members: drawings, components, welds, welders and test packages, ranked: exact, prefix, near code, similar; the API''s search.';
+
 
 create or replace function pipetrak_api.search(project_id bigint, query text, max_results integer default 20)
 returns table (kind text, id bigint, label text, detail text, score real)
@@ -9240,7 +9265,524 @@ comment on function pipetrak.metrics() is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:155
+-- src/lib.rs:156
+-- requires:
+--   platform
+
+-- Generated by `cargo run --example function_comments` from the comments above each function
+-- in sql/ and src/pg/ (do not edit; the test command checks it is current): what each internal
+-- function does, for a DBA's \df+.
+
+comment on function pipetrak.accept_invitation is 'Accepts an invitation as the signed-in user whose JWT email is the invited address. Returns {organization_id, role}.';
+
+comment on function pipetrak.accepted_component_types is 'The component type names a user may write, for the hint of an unknown type.';
+
+comment on function pipetrak.add_member is 'Adds a user to an organization with a role. Owners and admins; only owners add owners.';
+
+comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
+
+comment on function pipetrak.argument_limit is 'The limit of one argument (null for a name the registry lacks).';
+
+comment on function pipetrak.argument_limits is 'The registry as rows: argument, limit, unit.';
+
+comment on function pipetrak.argument_registry is 'The size limits of the API''s arguments, by name: one vocabulary for every function (a `name` is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and list arguments through `pipetrak.limited` before anything else runs, so an oversized value is refused before any lookup, lock or parse of its content; the functions behind them and the tables'' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB). (Batches: 10,000 items, each with a note or reason of up to 2,000 characters, fit in 16 MB; no NOTIFY payload reaches 8,000 bytes.) One JSON constant: a limit is found by key, and a constant name is folded into the plan of the statement that asks. No SET clause on these three, so they are inlined (operators named in full).';
+
+comment on function pipetrak.assign_component is 'Assigns one component to an area/system/test package of its own (non-NULL arguments pin it), or with p_follow_drawing puts it back on its drawing''s assignment.';
+
+comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, system and test package (NULL clears one); its components follow, except where a component was assigned on its own.';
+
+comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
+
+comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
+
+comment on function pipetrak.category_weight is 'Sum of a template''s weights in one category (the credit available there).';
+
+comment on function pipetrak.certificate_label is 'A certificate number as printed: PKG-001.';
+
+comment on function pipetrak.change_events is 'The events `changes` ({kind: [ids]} of one project) would be sent as (for tests).';
+
+comment on function pipetrak.change_member_role is 'Changes a member''s role. Nobody changes their own; only owners touch owners.';
+
+comment on function pipetrak.channel_name is 'The channel name a channel key stands for (49 characters, below the 63 a name may have).';
+
+comment on function pipetrak.check_assignment is 'Checks that the given area/system/test package ids are live rows of the project.';
+
+comment on function pipetrak.check_date is 'Refuses infinity and -infinity, which date arithmetic can''t use (it would say only 22008).';
+
+comment on function pipetrak.check_group_by is 'Refuses a grouping the reports don''t know. The report helpers are parallel safe: a query that calls a parallel-unsafe function never runs in parallel, and a year''s delta needs the workers.';
+
+comment on function pipetrak.check_import_upload is 'Checks an upload (the caller''s role, the arguments, the size and sniffed `p_format`) and returns the format; a file of no format is refused with `p_refusal` ({code, message}: what the file is, named by its signature, or that it is damaged). It is given the file''s size, never the file: see import_upload.';
+
+comment on function pipetrak.check_json_size is 'Refuses a JSON value larger than `p_max_bytes` as sent (its text), with a catalogued error naming the argument: what a request stores or aggregates is bounded before any work is done on it.';
+
+comment on function pipetrak.check_member_change is 'Checks that the caller (with role p_caller_role) may give or take away role p_role, and that the change is not about themself.';
+
+comment on function pipetrak.check_pressure is 'Refuses a test pressure without its unit (or the reverse), not above 0, or in a unit other than PSIG, PSI, BAR or KPA (`p_unit` already trimmed and uppercased).';
+
+comment on function pipetrak.check_project_settings is 'Refuses an unknown time zone (invalid_time_zone) or sequence mode (flag, enforce, off); null means unchanged.';
+
+comment on function pipetrak.check_reason is 'A reason given for a change to a weld: at least `p_min` characters.';
+
+comment on function pipetrak.check_reference_name is 'The trimmed name for an area, system or test package of a project, refused when empty, too long or taken by another live one (ignoring case).';
+
+comment on function pipetrak.check_role_name is 'Refuses a name that is not one of the seven roles (invalid_role).';
+
+comment on function pipetrak.check_stage_order is 'Refuses to start (or skip) a stage while one before it is neither completed nor skipped.';
+
+comment on function pipetrak.check_stage_status is 'Refuses a stage in a status other than `p_allowed` for `p_action`.';
+
+comment on function pipetrak.check_text_length is 'Refuses a text longer than `p_max` characters with a catalogued error naming the argument (the table''s check constraint would say only 23514).';
+
+comment on function pipetrak.clear_nde is 'Clears a weld''s result of one method, with a reason (see write_nde); the API''s clear_nde.';
+
+comment on function pipetrak.clear_welder is 'Un-welds a weld: clears its welder and date and lowers Weld Complete to 0 (refused while it has a current NDE result).';
+
+comment on function pipetrak.complete_stage is 'Completes a stage in progress once its data and sign-offs are there; Pre-Hydro needs no member weld awaiting NDE; Test Acceptance needs every testable member ready and earns Test; Final earns Restore. Returns {stage, status, earned}.';
+
+comment on function pipetrak.component_batch is 'Runs `p_action` (correct, retire, restore) over a batch, all-or-nothing: a failure keeps its SQLSTATE and names the item''s index and component id. Each item''s function checks the caller''s role (from the request''s claims); it runs as the extension so that its own refusals (a batch too large, an item without an id) are the catalogued errors, not a permission error on raise_error.';
+
+comment on function pipetrak.component_credit_by_day is 'A component''s events per work date: how many, and their credit and man-hours per category.';
+
+comment on function pipetrak.component_state is 'A component''s state as the API returns it; `p_names` are its template''s milestone names. PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be parsed and planned again in every transaction; PL/pgSQL keeps its plan for the session.';
+
+comment on function pipetrak.component_types is 'The canonical names of the component types identified by `identity` (by_id, per_drawing, linear_aggregate, single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of listing type names. Immutable, so with a constant argument it is folded when a statement is planned.';
+
+comment on function pipetrak.correct_component is 'One correction (the API''s): as correct_component_for, a concurrent correction or import that took the identity between the check and the update said as duplicate_component.';
+
+comment on function pipetrak.correct_component_for is 'Corrects one live component: `p_changes` holds any of description, spec, attributes, tag, size, drawing_id, component_type. Returns the changed fields with their new values. No exception block: a batch runs this for each item inside one subtransaction of its own — a subtransaction per item would overflow the backend''s cache of them past 64 and make every later row check of the batch slower (10,000 items took 61 s where 1,000 took 4.7 s).';
+
+comment on function pipetrak.create_component is 'Creates a component, exploding a quantity into seqs 1..n for per-seq types (only the missing seqs are created). Pipe aggregates take the given footage. Returns {"created": [ids], "existing": [ids]}.';
+
+comment on function pipetrak.create_drawing is 'Creates a drawing; its number is compared after normalization.';
+
+comment on function pipetrak.create_organization is 'Creates an organization with the caller as its owner.';
+
+comment on function pipetrak.create_package_stages is 'Creates a package''s stages for its test type, coating and insulation (none without a test type).';
+
+comment on function pipetrak.create_project is 'Creates a project and gives it its own copy of the default milestone templates.';
+
+comment on function pipetrak.create_reference is 'Creates an area, system or test package; returns its id.';
+
+comment on function pipetrak.create_repair is 'Repairs a rejected weld: a new weld `<original>.<k>` on the same drawing and assignments with the rejected weld''s facts, Fit-up at 100; the rejected weld leaves the rollups (see the notes).';
+
+comment on function pipetrak.create_unplanned_weld is 'Adds a weld found in the field (not in the weld log): number, drawing, type, size, spec and a note required; x-ray tier 5 % unless given.';
+
+comment on function pipetrak.create_welder is 'Creates a welder of a project by stencil (2 to 12 letters, digits or dashes) and name; returns its id.';
+
+comment on function pipetrak.current_claims is 'The claims PostgREST (or the SQL client) put into the request; {} when there are none.';
+
+comment on function pipetrak.current_user_id is 'The caller''s user id: the JWT "sub" claim when it is a uuid, else NULL (anonymous).';
+
+comment on function pipetrak.default_milestones is 'The system default templates of every component type (spec §5).';
+
+comment on function pipetrak.delete_organization is 'Deletes an organization and everything of it, when an owner names it exactly.';
+
+comment on function pipetrak.delete_project is 'Deletes a project and everything of it, when an owner or admin names it exactly (archived or not).';
+
+comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
+
+comment on function pipetrak.drawing_lookalike is 'The letters and digits of a drawing key: two keys that share it look alike.';
+
+comment on function pipetrak.drawing_project is 'The project of a live drawing the caller may act on with `p_permission`, or drawing_not_found.';
+
+comment on function pipetrak.drop_extension_unschedules is 'DROP EXTENSION pipetrak takes the job with it: before the command runs (the objects it drops are not listed before they go), its text says whether pipetrak is among the extensions named. A drop that then fails rolls the unscheduling back with it.';
+
+comment on function pipetrak.earn_package_milestone is 'Sets `p_milestone` (Test or Restore) to 100 on every testable member of the package below it, as the package''s completion earns it (see the notes). One statement writes the members, their events and their progress parts: the parts take the members'' deltas directly (the progress trigger stands aside, as for a bulk update), since only earned credit changes — readiness and membership don''t. Returns how many members it earned.';
+
+comment on function pipetrak.edit_welder is 'Changes the welder and/or date welded of a welded weld, keeping its milestones.';
+
+comment on function pipetrak.event_is_genuine is 'True when `p_payload` is, byte for byte, an event the extension sent on this project''s channel (for members; others: project_not_found): the signature is checked over the event text taken verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.';
+
+comment on function pipetrak.event_signature is 'HMAC-SHA256 of `body` under `key`, as hex.';
+
+comment on function pipetrak.group_available is 'Each group''s available credit now (live components × category weights, in ppm) and budget.';
+
+comment on function pipetrak.group_key is 'The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type, project), as text so one report serves every grouping.';
+
+comment on function pipetrak.group_name is 'The name of a group key.';
+
+comment on function pipetrak.id_union is 'Ids added to a day''s set: the set as it is when it holds them all (the common case: one more event of a component already touched that day), else with them appended. A bulk write may append an id twice; the counts are distinct counts. Inlined (no sub-select).';
+
+comment on function pipetrak.identity_key is 'What makes a component unique among the live components of its project (spec §4); imports compute the same key for rows they compare with the project. Numbers are cast to text explicitly: `text || bigint` is only stable, and an immutable SQL function whose body isn''t immutable is never inlined — it would run as a function call per row (~10 µs each).';
+
+comment on function pipetrak.import_apply_budgets is 'A committed takeoff with a man-hour column makes a new active budget version (method import): each component the file names takes the file''s budget (a counted row''s budget split evenly over its seqs; a pipe the sum of its rows''), every other component keeps the budget it had. No-op for a file without budgets.';
+
+comment on function pipetrak.import_apply_remediation is 'Remediation rows of one chunk, in file order. A row whose original row made components corrects them: a pipe''s feet move to the pipe the row names; counted items keep their seq while their item stays the same, else take the next free seqs of their new item; an id or instrument whose new identity another live component holds is left as it was; a type changed on a component without progress retires it for a new one (with progress it is left alone). A row whose original made nothing yet makes it (counted items on the next free seqs, so they add to what the original''s other rows made). Returns {created, updated, left}.';
+
+comment on function pipetrak.import_commit is 'Commits in one call: every remaining chunk, or at most `p_max_chunks` of them (one request per chunk through PostgREST). Calling it again resumes where the last call stopped.';
+
+comment on function pipetrak.import_commit_chunk is 'Commits the next chunk of a validated job (spec §6.4) and returns the job''s state. Each chunk is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).';
+
+comment on function pipetrak.import_drawing_counts is '{create, unchanged} for the distinct drawings the valid staged rows name.';
+
+comment on function pipetrak.import_file_cells is 'The original cells of rows `lines` of an uploaded file, for the remediation CSV.';
+
+comment on function pipetrak.import_id_scope is 'Where an id must be unique in a file: '''' (the whole file) for spool ids, the drawing for weld numbers (spec §4), null for types identified otherwise. No SET clause, so it is inlined.';
+
+comment on function pipetrak.import_issue is 'An issue as the reader writes them, with its severity and hint from the one catalog of codes. No SET clause, so it is inlined, and with a constant code its catalog lookups are folded when the statement is planned.';
+
+comment on function pipetrak.import_issue_codes is 'The catalog of import issue codes (for the README and clients): code, severity, hint.';
+
+comment on function pipetrak.import_issue_hint is 'The hint of an import issue code (null for an unknown code).';
+
+comment on function pipetrak.import_issue_severity is 'The severity of an import issue code (null for an unknown code). Immutable, so SQL that builds an issue with a constant code pays for it once, when planning.';
+
+comment on function pipetrak.import_jobs_delete_rows is 'What the missing foreign key would do on delete: a deleted job takes its staged rows along.';
+
+comment on function pipetrak.import_mark_reported is 'Marks the rows the remediation CSV holds: rows with errors or warnings, and the other rows of the same counted item or pipe (so that re-imported quantities and footage add up).';
+
+comment on function pipetrak.import_mark_welds is 'A weld log''s welds of one chunk with a welder and a date welded are made welded the way a foreman would (Fit-up and Weld Complete at 100 with the date welded as work date, audited, one "weld completed" review item), and an NDE result is recorded through the NDE records (the method is the weld''s one listed NDE type, or RT for an x-ray tier; otherwise the result stays a weld fact). A log is the historical record: its dates may lie in a locked week (never in the future: the reader refuses those). What is already so is left alone, so importing a log again changes nothing. Returns {welded, nde}.';
+
+comment on function pipetrak.import_name_counts is '{create, unchanged} for the distinct lowercased names of areas, systems or test packages.';
+
+comment on function pipetrak.import_next_seq is 'The next seq of a counted item: one past the highest its live components hold.';
+
+comment on function pipetrak.import_plan is 'The components a job''s rows stand for (per-seq rows counted out; one chunk, or all when `p_chunk` is null), each beside the live component of the project with the same identity when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index). No SET clause, so the planner inlines it into the statements that use it.';
+
+comment on function pipetrak.import_record_sources is 'Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`), and, in a file with reported rows, every pipe row''s feet: a fixed row may move its feet onto a pipe other rows of the file make (a size fixed from `2 SCH` to `2`), which then sums them all. Pipes are the file''s truth: footage recorded from other imports'' rows is dropped, and a pipe whose rows are recorded is the sum of their feet.';
+
+comment on function pipetrak.import_references is 'Creates the areas, systems and test packages one chunk''s rows name and the project lacks.';
+
+comment on function pipetrak.import_refusal is 'Why an upload is refused, when it is: the error key (`unsupported_file`, `damaged_file`) and a message naming what the file is (a PDF, a PNG, a Word document, a damaged workbook, …).';
+
+comment on function pipetrak.import_rehearse is 'What committing a validated job would create and update, found by committing it (its valid rows) in a subtransaction that is then rolled back. Remediation rows correct what their original rows made one by one, each seeing the corrections before it, so a second, read-only model of them would drift from the commit; the rehearsal is the commit itself. Everything it wrote is undone (notifications too); only sequences keep the ids it drew. Null when the commit would fail (the dry run then keeps its estimate).';
+
+comment on function pipetrak.import_renumber_after_fixes is 'A file whose fixed rows a remediation import committed before it: the seqs of its counted items'' rows still to commit are numbered again, in file order, counting the items each fixed row made (what the corrected file would have numbered), so they come before or after those as the rows do instead of colliding with them.';
+
+comment on function pipetrak.import_report_csv is 'The remediation CSV (spec §6.3): the reported rows (see import_mark_reported) in their original columns, then the row in the original file, the reference to it (`<import id>:<row>`) and the issues. A row of a remediation import points at its original row still.';
+
+comment on function pipetrak.import_resolve_repeats is 'Rules across rows (spec §6), over the staged rows valid on their own: spool ids (in the file) and weld numbers (on a drawing) are unique (a repeat is an error), rows of one item merge (per-seq quantities number on into one range; a pipe''s footage or an instrument is one component), rows repeated cell for cell get a warning. Every row of a pipe spread over several rows takes the pipe''s total footage (staging gave each its own). The reader flags every row that may repeat an earlier one; only rows sharing a key with a flagged row are looked at, since any other key is unique in the file. Returns what changed, to correct the reader''s counts. The staged rows are read through their (import_id, …) indexes only (the caller turns seq scans off): other jobs'' rows, of any tenant, are never scanned, and each way a row can relate to a flagged one is a join of its own (an OR of IN lists can''t be one, and became a comparison of every row with every flagged row once the flags outgrew work_mem).';
+
+comment on function pipetrak.import_row_gone is 'Why a staged row names nothing to import, when the project retired what it names: a weld on this drawing repaired ("was repaired as W-1.1") or retired, or moved away ("was moved to drawing P-2"), with no live weld of that number here; a component every seq of the row names retired, none live. Null otherwise.';
+
+comment on function pipetrak.import_seq_in_file is 'The first seq a counted item''s row takes in the corrected file: one after the items of the rows before it in the original (each as a remediation import `p_import_id` fixed it, or as the original read it when valid and not fixed).';
+
+comment on function pipetrak.import_sniff is 'The file type of an upload: ''csv'', ''xlsx'' or ''xls'', or null when it is none of them (a zip or compound file that holds no workbook, like an .ods, .docx or .doc, is none).';
+
+comment on function pipetrak.import_stage is 'Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was found about the file: format, sheet, header, file-level issues, the row counts, what the valid rows name (`found`: components, reference names, stencils), and how many rows the reader flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).';
+
+comment on function pipetrak.import_still_named is 'The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.';
+
+comment on function pipetrak.import_sum_footage is 'Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its footage to another pipe).';
+
+comment on function pipetrak.import_upload is 'Stores an uploaded file as a new job (spec §9). The type is sniffed from the content. A SQL function, so the file reaches the table without the extra copy a PL/pgSQL variable costs: a 50 MB upload already takes about 150 MB of the backend''s memory in PostgreSQL''s own protocol buffers, and every import function stays below 256 MB.';
+
+comment on function pipetrak.import_validate is 'Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the project and stores the summary. Writes nothing else.';
+
+comment on function pipetrak.import_weld_merge is 'A weld''s facts after importing row `r` onto it (`p_welder_id`: the welder of the row''s stencil; -1 for one the commit will create). Imports merge, never erase: a blank cell leaves the stored fact alone; the weld''s engineering facts (type, size, schedule, base metal, spec, x-ray tier, PWHT, NDE methods) take the file''s value; what the field records — welder, date welded, NDE result — is only filled in where it is blank, never replaced (corrections are edit_welder and record_nde, with a reason). The dry run and the commit both compare a weld with this.';
+
+comment on function pipetrak.insert_weld is 'A new weld component with its facts row, on a live drawing of the project, refusing a number the drawing already has. Returns {"id"}.';
+
+comment on function pipetrak.install_platform is 'Installs the buckets, the storage.objects policies, the attachments view and the Realtime policy where Supabase''s schemas exist. Safe to run again.';
+
+comment on function pipetrak.invitation_stands is 'Whether `p_user` may still invite to `p_role` in the organization (owners and admins; owners only to owner): an invitation holds only while its inviter''s standing does.';
+
+comment on function pipetrak.invitation_state is 'Where an invitation stands.';
+
+comment on function pipetrak.invite_member is 'Invites `p_email` to an organization with a role. Owners and admins; only owners invite owners. Returns {invitation_id, token, expires_at}: the token is shown this once.';
+
+comment on function pipetrak.last_locked_sunday is 'The Sunday (days since 1970-01-01) ending the latest locked week at `local_now` (seconds since 1970-01-01 on the project''s local clock).';
+
+comment on function pipetrak.last_locked_week_end is 'The Sunday ending the project''s latest locked week.';
+
+comment on function pipetrak.like_infix is '`p_text` as a LIKE pattern matching what contains it.';
+
+comment on function pipetrak.like_prefix is '`p_text` as a LIKE pattern matching what starts with it (its wildcards taken literally).';
+
+comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument the registry lacks is a bug of the extension, refused whatever its size. Security definer: the wrappers run as their caller, who may not call the private error function.';
+
+comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (value_too_large past its limit in bytes).';
+
+comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (batch_too_large past its limit in items).';
+
+comment on function pipetrak.live_weld is 'The project''s live field weld with this number on this drawing (a weld is its drawing and number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every component of the project). No SET clause, so the planner inlines it.';
+
+comment on function pipetrak.lock_component is 'A live component the caller may act on with `p_permission`, locked for update; component_not_found for what the caller can''t see.';
+
+comment on function pipetrak.lock_import is 'The job, locked, after checking the caller may import into its project. Without its file: returning the row would copy the whole file into the caller''s memory.';
+
+comment on function pipetrak.lock_invitation is 'An open invitation of an organization the caller manages, locked; invitation_not_found otherwise.';
+
+comment on function pipetrak.lock_package is 'The live test package (locked), after checking the caller''s role in its project.';
+
+comment on function pipetrak.lock_stage is 'The package''s stage (locked) and the order of all its stages, for one stage operation.';
+
+comment on function pipetrak.lock_weld is 'The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld, and a weld that has a repair (it takes no more changes).';
+
+comment on function pipetrak.lock_welder is 'A welder of the caller''s project, locked after checking the caller''s permission on it.';
+
+comment on function pipetrak.log_component_change is 'Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).';
+
+comment on function pipetrak.log_package_event is 'Appends an event to a package''s history: the stage, what was done, before, after, reason and actor.';
+
+comment on function pipetrak.lot_welds is 'The welds of a weld''s lot (welded; live, or repaired), the weld itself included.';
+
+comment on function pipetrak.manhour_progress is 'Man-hour rollup per group: budget, earned (total and per category), % earned, remaining.';
+
+comment on function pipetrak.manhour_weight is 'A component''s man-hour spread weight and whether its size was guessed (spec §11).';
+
+comment on function pipetrak.memberships_keep_an_owner is 'An organization never loses its last owner, however its memberships change (checked at commit, so an owner can be swapped inside one transaction). Security definer: the check runs at commit, outside the API function that made the change, as the caller, who may neither lock the organization''s row nor see every membership.';
+
+comment on function pipetrak.milestone_credit is 'Earned credit of a component, one row with a column per category.';
+
+comment on function pipetrak.move_weld is 'Moves a weld not yet welded to another live drawing of its project that has no weld of its number.';
+
+comment on function pipetrak.my_organization_ids is 'Organizations where the caller''s role grants `p_permission`. These two run in every policy and permission check: PL/pgSQL keeps their plans for the session, where a SQL function that can''t be inlined (security definer) is planned again on every call.';
+
+comment on function pipetrak.my_project_ids is 'Projects where the caller''s role grants `p_permission`.';
+
+comment on function pipetrak.natural_key is 'A sort key putting text in natural order (`ISO-2` before `ISO-10`).';
+
+comment on function pipetrak.new_invitation_token is 'A fresh token (returned once) and the hash that is stored.';
+
+comment on function pipetrak.normalize_commodity_code is 'A commodity code, spool id, weld number or tag as the project compares it: trimmed, uppercased, whitespace collapsed.';
+
+comment on function pipetrak.normalize_drawing_key is 'The key of a drawing number: case, spaces, look-alike dashes and letters, and sheet spellings folded, so two spellings of one number are one drawing.';
+
+comment on function pipetrak.normalize_size is 'A size as the project keys it: fractions, inches and metric DN folded to one spelling (`1 1/2"` and `1.5` are one size), `NOSIZE` when empty.';
+
+comment on function pipetrak.normalize_stencil is 'NULL when the text is not a valid stencil.';
+
+comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
+
+comment on function pipetrak.package_stage_blocker is 'The stage before `stage` that is neither completed nor skipped (it keeps `stage` from starting); null when none.';
+
+comment on function pipetrak.package_stage_check is 'The data fields completing `stage` still needs, and the latest of its dates (ISO; null when none); no row for an unknown key.';
+
+comment on function pipetrak.package_stage_keys is 'The stage keys a package of `test_type` gets, in order; null for an unknown test type.';
+
+comment on function pipetrak.package_stage_rule is 'A stage''s printed name and the sign-offs it needs; no row for an unknown key.';
+
+comment on function pipetrak.package_state is 'A package''s state (draft, testing, tested, turned_over) from its stages and their statuses, in order.';
+
+comment on function pipetrak.package_welds_awaiting_nde is 'Member welds of a package whose NDE is outstanding: not cleared (see the notes), called for examination and not yet examined, or not yet examined in an x-ray lot that still owes random examinations (a shortfall: any of its unexamined welds may be the one examined, so each holds the package until the lot''s sample is taken).';
+
+comment on function pipetrak.parse_component_type is 'The canonical type name for what a user wrote, NULL when it is not one.';
+
+comment on function pipetrak.parts_at is 'Per part: credit and man-hours earned by the end of `p_date` (from the days) beside what is available now (live components × category weights, in ppm, and budget).';
+
+comment on function pipetrak.percent_of is 'Percent of `p_possible` that `p_earned` is, to two decimals; NULL when nothing is possible.';
+
+comment on function pipetrak.plan_milestone is 'Plans one milestone update: validates the value, applies it, computes the new % complete and checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising, and the new credit with a column per category.';
+
+comment on function pipetrak.progress_as_of is 'Progress per group as it stood at the end of a work date (from the events).';
+
+comment on function pipetrak.progress_at is 'Credit and man-hours per part at the end of `p_date`, from the days.';
+
+comment on function pipetrak.progress_days_add is 'Adds (p_sign = 1) or takes away (-1) events'' credit and man-hours to or from the days of the parts their components are in now. `p_events`: event ids.';
+
+comment on function pipetrak.progress_days_follow_component is 'A component that moves takes its history along. One that is retired (a repaired weld too) leaves the history the day it is retired, project time: its credit comes out of that day, so a report up to an earlier day still says what was earned then, and a report up to today says what the live components hold (the rollups). A restore brings the credit back on its day. A batch (component_batch) defers retirements and restorations and nets them once at its end.';
+
+comment on function pipetrak.progress_days_follow_events is 'New events count in their days (a restore''s COPY too); update_milestones adds its events once, at its end (see progress_deferred).';
+
+comment on function pipetrak.progress_days_leave is 'Takes a component''s credit and man-hours per day out of the part `p_part` (where it was): a move, after which progress_days_add puts its events in the part it is in now.';
+
+comment on function pipetrak.progress_days_scope is 'Adds `p_sign` times the whole credit and man-hours of components to one day of the parts they are in now, per part in one statement: what their retirement takes out of the history (-1) and their restoration brings back (1), on `p_day` (null: today in each project''s time zone). No event is counted; the day''s touched set stays.';
+
+comment on function pipetrak.progress_defer is 'Defers the rollups to the end of the running transaction''s bulk write (see progress_deferred), and the history''s days too when `p_days` (the writer then adds its events itself); whatever the session set, the flags say what this writer wants.';
+
+comment on function pipetrak.progress_deferred is 'Whether the running transaction''s bulk write (update_milestones, a package earning its milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes into them once, where thousands of upserts of one row in one transaction would each walk the row''s growing chain of versions. Only the extension writes progress_deferrals, so a user who sets pipetrak.progress_deferred skips nothing.';
+
+comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] per group (rollbacks subtract), as % of the group''s available credit now, in man-hours where budgets exist, and the components the window''s events touched.';
+
+comment on function pipetrak.progress_groups is 'Progress per group from per-part credit and availability: a frozen week''s as it was frozen, or the days up to a date beside what is available now. `exact_percent` is unrounded.';
+
+comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
+
+comment on function pipetrak.progress_parts_apply is 'Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1) the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.';
+
+comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
+
+comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into (p_sign = 1) or out of (-1) their part''s ready count: their weld''s NDE now clears them, or no longer does.';
+
+comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer): the triggers keep the rollups again.';
+
+comment on function pipetrak.progress_rollup is 'Rollup of the progress parts by project, drawing, area, system or test package (key NULL = unassigned). Inlined by the planner, so a filter on project_id reaches the parts'' index.';
+
+comment on function pipetrak.project_channel is 'The project''s channel, for its members only (others: project_not_found).';
+
+comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
+
+comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
+
+comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension''s triggers call it.';
+
+comment on function pipetrak.queue_changes is 'Queues what a statement changed on one of the watched tables (transition table `changed`).';
+
+comment on function pipetrak.queued_changes is 'The running transaction''s queued changes, {project: {kind: [ids]}} (for tests).';
+
+comment on function pipetrak.raise_error is 'Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys become an internal error that still reveals nothing but the key.';
+
+comment on function pipetrak.random_key is '32 bytes from the server''s strong random source (gen_random_uuid uses it), hashed together.';
+
+comment on function pipetrak.ratio is 'a ÷ b to four decimals; null when b is 0.';
+
+comment on function pipetrak.ready_for_test is 'Whether a live, testable member is ready for its package''s test (spec §10): every milestone up to and including Punch at 100, and its NDE clears it. Inlined by the planner.';
+
+comment on function pipetrak.realtime_topic_allows is 'Whether the caller may receive on the Realtime topic `p_topic` (project:<id> of theirs).';
+
+comment on function pipetrak.rebuild_progress_days is 'Rebuilds the days from the events (for a DBA, like rebuild_progress_parts), each retired component''s credit taken out on the day it was retired. Returns the rows.';
+
+comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress part from the components (for a DBA: after a data-only restore with triggers disabled, or to check the parts against a recount). Returns the number of parts.';
+
+comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
+
+comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
+
+comment on function pipetrak.record_nde is 'Records an NDE result of a weld as a QC inspector (see write_nde); the API''s record_nde.';
+
+comment on function pipetrak.reference_project is 'The project of a live area/system/test package the caller may manage, or reference_not_found.';
+
+comment on function pipetrak.reference_table is 'The table behind a reference kind (''area'', ''system'', ''test_package'').';
+
+comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets.';
+
+comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
+
+comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
+
+comment on function pipetrak.rename_organization is 'Renames an organization (owners and admins).';
+
+comment on function pipetrak.rename_project is 'Renames a project (owners and admins).';
+
+comment on function pipetrak.rename_reference is 'Renames an area, system or test package (project managers and up); names stay unique in the project.';
+
+comment on function pipetrak.rename_welder is 'Renames a welder (their stencil stays).';
+
+comment on function pipetrak.render_report_csv is 'The remediation CSV: `header`, then for each row its `cells` (a JSON array of strings), its row in the original file, the reference to that row (`<import id>:<row>`) and its `notes`.';
+
+comment on function pipetrak.repair_nde_methods is 'The NDE methods a repair of a rejected weld must pass (`weld::repair_methods`): the weld''s required methods and the ones that failed it.';
+
+comment on function pipetrak.repick_examination is 'QC swaps a called weld not yet examined for another welded weld of its lot, not yet examined or called.';
+
+comment on function pipetrak.require_organization_role is 'The caller''s role in an organization, after checking it grants `p_permission`. Someone outside the organization learns nothing (not found); a member without the right is refused.';
+
+comment on function pipetrak.require_project_role is 'The caller''s role in a project''s organization, after checking it grants `p_permission`; writes to an archived project are refused.';
+
+comment on function pipetrak.require_user is 'The caller''s id, or the not_authenticated error.';
+
+comment on function pipetrak.resend_invitation is 'Sends an open invitation again (expired or not): a new token, 7 more days; the old link dies.';
+
+comment on function pipetrak.resolve_examination_calls is 'Resolves the open examination calls that `p_component_id` completes (every weld they name examined).';
+
+comment on function pipetrak.resolve_items_of is 'Resolves a component''s open review items (of one kind, or all when `p_kind` is null): what they asked for happened.';
+
+comment on function pipetrak.resolve_review_item is 'Resolves a review item with a note (QC: owner, admin, project manager, QC inspector).';
+
+comment on function pipetrak.restore_component is 'Brings a retired component back into its project (and the rollups), unless a live component has taken its identity meanwhile, its drawing is retired, or it is a repaired weld.';
+
+comment on function pipetrak.retire_component is 'Retires a component: it keeps its history and leaves the rollups.';
+
+comment on function pipetrak.retire_component_for is 'Retires a live component with a reason (a weld by the weld rules).';
+
+comment on function pipetrak.retire_drawing is 'Retires a drawing and its live components (history stays; they leave the rollups).';
+
+comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
+
+comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
+
+comment on function pipetrak.revise_drawing is 'Records a new revision or title of a drawing.';
+
+comment on function pipetrak.revoke_invitation is 'Revokes an open invitation: its link stops working.';
+
+comment on function pipetrak.revoke_lapsed_invitations is 'Revokes the pending invitations of the organization whose inviter may no longer send them (a member removed or demoted): a removed admin''s invitation must not let them back in.';
+
+comment on function pipetrak.reweight_template is 'Re-weights a project''s template of one type: p_weights is {"Milestone": weight, …} for every milestone; the sum must stay 100. Existing components are recomputed in the same transaction (with p_recompute false, only allowed while none of them has progress).';
+
+comment on function pipetrak.role_can is 'What each role may do (the permission matrix of spec §2).';
+
+comment on function pipetrak.rotate_project_secrets is 'New channel and signing keys for every project of an organization (someone left it and knew the old ones). Listeners on the old channel get a last signed event telling them to ask again.';
+
+comment on function pipetrak.sampling_call_after_failure is 'What a FAIL of a weld called at `stage` (0: examined for the sample) calls for: the next stage and how many welds (null: the whole lot); no row once the whole lot is called for. `failed` (the failed welds of the lot''s progression) stays in the signature the SQL calls, but the rule no longer depends on it: each reject or failed tracer calls two more.';
+
+comment on function pipetrak.sampling_required is 'Examinations a lot of `welded` welds needs at `tier` percent (rounded up).';
+
+comment on function pipetrak.save_certificate is 'Saves a package''s certificate, numbering it PKG-NNN on first save; refused once Test Acceptance is complete. Returns the certificate number.';
+
+comment on function pipetrak.save_stage is 'Merges `p_data` into a stage''s data (a null removes a field). A completed stage''s data changes only with a reason, kept with the before and after.';
+
+comment on function pipetrak.schedule_snapshots is 'A DBA may have pg_cron take the due snapshots on a schedule (hourly by default; pipetrak does not require pg_cron, and the first write after a week locks freezes it anyway). Opt-in: an install schedules nothing. The job is named, so scheduling again changes only its schedule; returns its id. Neither function is granted to any user role.';
+
+comment on function pipetrak.set_post_hydro is 'Flags components post-hydro (or not): the ids given, or every live component of a drawing. All-or-nothing; returns how many changed.';
+
+comment on function pipetrak.sign_stage is 'Records a sign-off (qc, client or manufacturer, as the stage needs), replacing an earlier one of the same kind; on a completed stage only with a reason, kept with the before and after.';
+
+comment on function pipetrak.signed_event_text is 'The event text of a payload when it is exactly one `signed_payload` made under `key` (shape and signature over those bytes); NULL otherwise.';
+
+comment on function pipetrak.signed_payload is 'The NOTIFY payload of an event: `{"sig": …, "event": …}`, the signature over exactly `event_text` under `key`. notify_project and the change events both send this shape.';
+
+comment on function pipetrak.skip_stage is 'Skips a stage with a reason (never Test Acceptance or Final).';
+
+comment on function pipetrak.spread_budget is 'Spreads a new active budget version of `p_total_mh` over the project''s live components by weight (see the notes); the previous version stops being active. Returns {version, components, guessed_sizes}.';
+
+comment on function pipetrak.stage_missing is 'The data fields a stage still needs to complete.';
+
+comment on function pipetrak.start_stage is 'Starts a stage of a test package once the stages before it are done (see package_stage_rule).';
+
+comment on function pipetrak.storage_allows is 'Whether the caller may read (or write) the object `p_name` of bucket `p_bucket`.';
+
+comment on function pipetrak.sync_profile is 'Creates or refreshes the caller''s profile from the JWT claims (email, name).';
+
+comment on function pipetrak.take_all_due_snapshots is 'Every project''s due snapshots (what pg_cron runs).';
+
+comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). The milestone engine calls it before it writes an event, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
+
+comment on function pipetrak.take_snapshot is 'Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.';
+
+comment on function pipetrak.template_problem is 'The key of the first template problem, for the re-weight API; NULL when the template is valid.';
+
+comment on function pipetrak.test_package_blockers is 'The not-ready testable members of a package, grouped by drawing (natural order), with what each lacks: the milestones through Punch below 100, and "NDE" with the weld''s status when its NDE doesn''t clear it.';
+
+comment on function pipetrak.turnover_report is 'The turnover report of a package as one JSON document (spec §10). Its NDE summary counts welds: needing NDE (listed methods or an x-ray tier), accepted (pass), rejected (fail), and needing NDE but neither yet (pending). Repaired welds have left the package (they are retired).';
+
+comment on function pipetrak.unarchive_project is 'Makes an archived project writable again.';
+
+comment on function pipetrak.unschedule_snapshots is 'Removes the scheduled job; false when there was none.';
+
+comment on function pipetrak.update_milestone is 'Sets one milestone of one component (spec §5, §9). See pipetrak_api.update_milestone.';
+
+comment on function pipetrak.update_milestones is 'Applies many updates all-or-nothing; an error names the item (its 0-based index) that failed.';
+
+comment on function pipetrak.update_profile is 'Sets the caller''s display name (NULL or blank clears it).';
+
+comment on function pipetrak.update_project_settings is 'Changes a project''s time zone, sequence mode or week lock (NULL leaves a setting as it is).';
+
+comment on function pipetrak.update_test_package is 'Sets a test package''s test details (all of them, as given); its stages follow the test type, coating and insulation until one starts.';
+
+comment on function pipetrak.verify_welder is 'Marks a welder verified, or not, as a QC inspector.';
+
+comment on function pipetrak.weekly_report is 'A locked week''s report per group: progress at its end as frozen (or, locked and not taken yet, as the next taking will freeze it: no write has landed since it locked), and the change since the week before''s report (percentage points). A locked week reads the same forever: a week locked before the project''s snapshots began was never frozen, so it has no report (`week_not_frozen`; progress_as_of says what the events say now), and the first frozen week has no frozen base, so its change is null. A correction dated in a frozen week shows here as part of the next week''s change.';
+
+comment on function pipetrak.weld_clears_nde is 'Whether a field weld''s NDE lets it be tested (spec §10: accepted, or needing none): accepted, or active with no listed method, a tier below 100 % (a sampled tier examines the lot, not each weld) and no PENDING result. Null facts (not a weld) let it. Inlined by the planner.';
+
+comment on function pipetrak.weld_current_result is 'The weld''s current result for one method (null when it has none), as write_nde keeps it.';
+
+comment on function pipetrak.weld_delta is 'Weld work in [p_from, p_to] per group (area, system, test package, drawing or welder): welds fitted up and welded (net of rollbacks, by work date), NDE results recorded PASS and FAIL (by examination date, superseded ones included: each was a result given that day), repairs and new welds created (by the day they were created, project time).';
+
+comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates.';
+
+comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
+
+comment on function pipetrak.weld_state is 'What one weld (its component and facts rows) adds to (+1) or takes from (-1) the tallies.';
+
+comment on function pipetrak.weld_status is 'A weld''s status (''active'', ''accepted'' or ''rejected'') from the methods listed for it, its x-ray tier, and its current NDE result per method, oldest first (`methods[i]` gave `results[i]`).';
+
+comment on function pipetrak.weld_tallies_apply is 'Applies weld states to the tallies: one upsert per row touched, in key order so concurrent writers lock alike; rows whose changes cancel out are not written. PL/pgSQL, not SQL: its statements'' plans are kept for the session (every weld write runs them).';
+
+comment on function pipetrak.weld_tallies_follow_components is 'Trigger: moves a weld''s tallies when its component changes area, system, package, retirement or fit-up.';
+
+comment on function pipetrak.weld_tallies_follow_welds is 'Trigger: applies the welds a statement inserted, changed or deleted to the tallies.';
+
+comment on function pipetrak.welder_summary is 'Per welder × weld type × x-ray tier, for welds welded in [p_from, p_to]: welded, examined by RT (a current RT PASS or FAIL), rejects, reject rate and examined %.';
+
+comment on function pipetrak.work_date_problem is 'NULL when a work date is acceptable, else the error key. Dates are days since 1970-01-01, `local_now` seconds since 1970-01-01 on the project''s local clock.';
+
+comment on function pipetrak.write_nde is 'Writes an NDE record for one method of a weld, superseding the method''s previous record, and keeps the weld''s status, history and review items in step. `p_result` null clears the method.';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:161
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -9360,6 +9902,13 @@ begin
     end loop;
 end
 $$;
+
+
+comment on function pipetrak.grant_privileges() is
+    'Grants from the allow-list: authenticated and service_role run the API and the few internal functions it hands off to; nothing is public. Run by every install and upgrade.';
+
+comment on function pipetrak.register_dump_tables() is
+    'Registers every data table and sequence for pg_dump (not the derived tables, rebuilt on restore). Run by every install and upgrade.';
 
 
 -- What each table holds, for a DBA reading `\dt+` (the design notes are beside each table).

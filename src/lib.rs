@@ -152,4 +152,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "platform",
     requires = ["realtime"]
 );
+// What each internal function does, generated from the comments above it (for a DBA's \df+).
+::pgrx::extension_sql_file!(
+    "../sql/98_comments.sql",
+    name = "comments",
+    requires = ["platform"]
+);
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

@@ -4,6 +4,8 @@ use crate::domain::component_type::{ComponentType, Identity};
 use crate::domain::normalize;
 use pgrx::prelude::*;
 
+/// The key of a drawing number: case, spaces, look-alike dashes and letters, and sheet spellings
+/// folded, so two spellings of one number are one drawing.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn normalize_drawing_key(raw: &str) -> String {
     normalize::drawing_key(raw)
@@ -15,11 +17,15 @@ pub fn drawing_lookalike(key: &str) -> String {
     normalize::drawing_lookalike(key)
 }
 
+/// A size as the project keys it: fractions, inches and metric DN folded to one spelling
+/// (`1 1/2"` and `1.5` are one size), `NOSIZE` when empty.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn normalize_size(raw: &str) -> String {
     normalize::size(raw).value
 }
 
+/// A commodity code, spool id, weld number or tag as the project compares it: trimmed,
+/// uppercased, whitespace collapsed.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn normalize_commodity_code(raw: &str) -> String {
     normalize::commodity_code(raw)
@@ -37,6 +43,7 @@ pub fn parse_component_type(raw: &str) -> Option<&'static str> {
     ComponentType::parse(raw).map(ComponentType::as_str)
 }
 
+/// The component type names a user may write, for the hint of an unknown type.
 #[pg_extern(immutable, parallel_safe)]
 pub fn accepted_component_types() -> String {
     ComponentType::accepted_names()

@@ -60,6 +60,10 @@ api_reference_current() {
        <(sed -n '/<!-- api-reference:begin -->/,/<!-- api-reference:end -->/p' sql/API.md | sed '1d;$d' | sed '/./,$!d')
 }
 counted "the API reference (sql/API.md) is current" api_reference_current
+# The functions' comments (sql/98_comments.sql) are what the comments above them say.
+counted "the function comments (sql/98_comments.sql) are current" \
+  bash -c 'diff <(cargo run -q --example function_comments) sql/98_comments.sql'
+
 
 echo "== client and concurrency tests (live server)"
 database_create pipetrak_client
