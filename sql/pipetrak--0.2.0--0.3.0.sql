@@ -305,7 +305,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:537
+-- src/pg/imports.rs:525
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -319,7 +319,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:531
+-- src/pg/imports.rs:519
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -331,7 +331,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:525
+-- src/pg/imports.rs:513
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -384,7 +384,7 @@ AS 'MODULE_PATHNAME', 'import_stage_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:376
+-- src/pg/milestones.rs:312
 -- pipetrak::pg::milestones::last_locked_sunday
 create or replace function "last_locked_sunday"(
 	"local_now" bigint /* i64 */
@@ -396,7 +396,7 @@ AS 'MODULE_PATHNAME', 'last_locked_sunday_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:382
+-- src/pg/milestones.rs:318
 -- pipetrak::pg::milestones::manhour_weight
 create or replace function "manhour_weight"(
 	"component_type" TEXT, /* & str */
@@ -434,8 +434,8 @@ AS 'MODULE_PATHNAME', 'milestone_credit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:156
--- pipetrak::pg::milestones::milestone_earned
+-- src/pg/released.rs:14
+-- pipetrak::pg::released::milestone_earned
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
@@ -584,7 +584,7 @@ AS 'MODULE_PATHNAME', 'parse_component_type_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:204
+-- src/pg/milestones.rs:193
 -- pipetrak::pg::milestones::plan_milestone
 create or replace function "plan_milestone"(
 	"names" TEXT[], /* Vec < Option < String > > */
@@ -616,8 +616,8 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:268
--- pipetrak::pg::milestones::plan_milestone_update
+-- src/pg/released.rs:25
+-- pipetrak::pg::released::plan_milestone_update
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
@@ -646,13 +646,13 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:483
--- pipetrak::pg::imports::render_remediation_csv
+-- src/pg/released.rs:77
+-- pipetrak::pg::released::render_remediation_csv
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:496
+-- src/pg/imports.rs:484
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -2113,7 +2113,7 @@ AS 'MODULE_PATHNAME', 'weld_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/milestones.rs:362
+-- src/pg/milestones.rs:298
 -- pipetrak::pg::milestones::work_date_problem
 create or replace function "work_date_problem"(
 	"work_date" INT, /* i32 */

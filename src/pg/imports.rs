@@ -479,18 +479,6 @@ pub fn import_file_cells(
     TableIterator::new(found.into_iter().map(|(line, cells)| (line as i32, cells)))
 }
 
-/// The remediation CSV of 0.1.0 (its SQL calls it; 0.2.0 calls `render_report_csv`).
-#[pg_extern(immutable, parallel_safe, sql = false)]
-pub fn render_remediation_csv(
-    header: Vec<Option<String>>,
-    cells: Vec<Option<JsonB>>,
-    notes: Vec<Option<String>>,
-) -> Option<String> {
-    let rows = vec![None; notes.len()];
-    let references = vec![None; notes.len()];
-    render_report_csv(header, cells, rows, references, notes)
-}
-
 /// The remediation CSV: `header`, then for each row its `cells` (a JSON array of strings), its
 /// row in the original file, the reference to that row (`<import id>:<row>`) and its `notes`.
 #[pg_extern(immutable, parallel_safe)]

@@ -102,13 +102,13 @@ pub fn template_problem(
 
 /// Earned credit `[total, receive, install, punch, test, restore]`, in ten-thousandths of a
 /// percent (1_000_000 = 100 %).
-fn credit_of(earned: &Earned) -> [i32; 6] {
+pub(super) fn credit_of(earned: &Earned) -> [i32; 6] {
     let [receive, install, punch, test, restore] = earned.by_category.map(|v| v as i32);
     [earned.total as i32, receive, install, punch, test, restore]
 }
 
 /// The credit a template's weights and categories earn for `values`.
-fn earned_for(
+pub(super) fn earned_for(
     weights: &[Option<i32>],
     categories: &[Option<String>],
     values: &[Option<i32>],
@@ -151,20 +151,9 @@ pub fn milestone_credit(
     TableIterator::once((total, receive, install, punch, test, restore))
 }
 
-/// 0.1.0's positional form of `milestone_credit` (`[total, receive, install, punch, test,
-/// restore]`). No SQL: it serves databases still at 0.1.0 until `ALTER EXTENSION pipetrak UPDATE`.
-#[pg_extern(immutable, parallel_safe, sql = false)]
-pub fn milestone_earned(
-    weights: Vec<Option<i32>>,
-    categories: Vec<Option<String>>,
-    values: Vec<Option<i32>>,
-) -> Vec<i32> {
-    credit_of(&earned_for(&weights, &categories, &values)).to_vec()
-}
-
 /// A planned update, or the key of why it can't be made.
 #[allow(clippy::too_many_arguments)]
-fn planned(
+pub(super) fn planned(
     names: &[Option<String>],
     weights: &[Option<i32>],
     partial: &[Option<bool>],
@@ -192,7 +181,7 @@ fn planned(
 }
 
 /// Under `enforce` a broken sequence refuses the update; the violations go with the key.
-fn refusal(plan: &Plan, sequence_mode: &str) -> Option<String> {
+pub(super) fn refusal(plan: &Plan, sequence_mode: &str) -> Option<String> {
     let refused = !plan.violations.is_empty()
         && SequenceMode::parse(sequence_mode) == Some(SequenceMode::Enforce);
     refused.then(|| DomainError::OutOfSequence.code().to_string())
@@ -263,65 +252,12 @@ pub fn plan_milestone(
     )
 }
 
-/// 0.1.0's form of `plan_milestone`, with the credit as one positional array. No SQL: it serves
-/// databases still at 0.1.0 until `ALTER EXTENSION pipetrak UPDATE`.
-#[pg_extern(immutable, parallel_safe, sql = false)]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub fn plan_milestone_update(
-    names: Vec<Option<String>>,
-    weights: Vec<Option<i32>>,
-    partial: Vec<Option<bool>>,
-    categories: Vec<Option<String>>,
-    current_values: Vec<Option<i32>>,
-    milestone: &str,
-    value: &str,
-    has_welder: bool,
-    sequence_mode: &str,
-) -> TableIterator<
-    'static,
-    (
-        name!(error_code, Option<String>),
-        name!(milestone_index, i32),
-        name!(old_value, i32),
-        name!(new_values, Vec<i32>),
-        name!(earned, Vec<i32>),
-        name!(violations, Vec<String>),
-    ),
-> {
-    TableIterator::once(
-        match planned(
-            &names,
-            &weights,
-            &partial,
-            &categories,
-            &current_values,
-            milestone,
-            value,
-            has_welder,
-            sequence_mode,
-        ) {
-            Ok(p) => {
-                let values = p.values.iter().map(|&v| v as i32).collect();
-                (
-                    refusal(&p, sequence_mode),
-                    p.index as i32 + 1,
-                    p.old_value as i32,
-                    values,
-                    credit_of(&p.earned).to_vec(),
-                    p.violations,
-                )
-            }
-            Err(code) => (Some(code), 0, 0, Vec::new(), Vec::new(), Vec::new()),
-        },
-    )
-}
-
-struct Plan {
-    index: usize,
-    old_value: u32,
-    values: Vec<u32>,
-    earned: Earned,
-    violations: Vec<String>,
+pub(super) struct Plan {
+    pub(super) index: usize,
+    pub(super) old_value: u32,
+    pub(super) values: Vec<u32>,
+    pub(super) earned: Earned,
+    pub(super) violations: Vec<String>,
 }
 
 fn plan(

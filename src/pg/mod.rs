@@ -7,4 +7,5 @@ pub mod imports;
 pub mod milestones;
 pub mod normalize;
 pub mod packages;
+pub mod released;
 pub mod welds;
