@@ -7805,37 +7805,49 @@ select w.project_id, w.week_end, w.taken_at from pipetrak.snapshot_weeks w;
 comment on view pipetrak_api.weekly_snapshots is 'The weeks whose progress is frozen, and when each was taken (read one with weekly_report).';
 
 
+-- The Monday of this week in a time zone. Leakproof, so that row-level security lets a reader's
+-- filter `work_date >= week_start(…)` bound an index scan instead of running after it (the days of
+-- a whole history): its one argument is a project's time zone, read from a project row the reader
+-- already sees (an unknown zone can't be stored), and it reveals nothing of any other row. A SET
+-- clause keeps it a call the planner can't inline into non-leakproof parts.
+create or replace function pipetrak.week_start(p_time_zone text)
+returns date
+language sql stable leakproof parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select date_trunc('week', now() at time zone p_time_zone)::date $$;
+
+
+-- One row per project, each figure a lateral subquery of that project: a filter on the project
+-- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
+-- every visible project's, and this week's credit is a range of the (project, work date) index
+-- however long the history.
 create or replace view pipetrak_api.project_dashboard with (security_invoker = true) as
-with parts as (
-    select p.project_id, sum(p.component_count) as components, sum(p.completed_count) as completed,
-           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
-           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
-    from pipetrak.progress_parts p group by p.project_id),
-packages as (
-    select p.project_id, count(*) as ready
-    from (select p.project_id, p.test_package_id from pipetrak.progress_parts p
-          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
-          group by 1, 2
-          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) p
-    group by 1),
-items as (select r.project_id, count(*) as open from pipetrak.review_items r where r.resolved_at is null group by 1),
-week as (
-    select d.project_id, sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
-    from pipetrak.progress_days d join pipetrak.projects pr on pr.id = d.project_id
-    where d.work_date >= date_trunc('week', now() at time zone pr.time_zone)::date
-    group by 1)
 select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
                      else pipetrak.percent_of(x.earned, x.components * 1000000) end, 0) as percent_complete,
        x.budget > 0 as by_man_hours, coalesce(x.components, 0) as components, coalesce(x.completed, 0) as completed,
-       coalesce(k.ready, 0) as packages_ready, coalesce(i.open, 0) as open_review_items,
+       k.ready as packages_ready, i.open as open_review_items,
        coalesce(pipetrak.percent_of(w.credit, x.components * 1000000), 0) as earned_this_week_percent,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
-left join parts x on x.project_id = pr.id
-left join packages k on k.project_id = pr.id
-left join items i on i.project_id = pr.id
-left join week w on w.project_id = pr.id;
+cross join lateral (
+    select sum(p.component_count) as components, sum(p.completed_count) as completed,
+           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
+           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
+    from pipetrak.progress_parts p where p.project_id = pr.id) x
+cross join lateral (
+    select count(*) as ready
+    from (select p.test_package_id from pipetrak.progress_parts p
+          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
+          where p.project_id = pr.id
+          group by 1
+          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) q) k
+cross join lateral (
+    select count(*) as open from pipetrak.review_items r where r.project_id = pr.id and r.resolved_at is null) i
+cross join lateral (
+    select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
+    from pipetrak.progress_days d
+    where d.project_id = pr.id and d.work_date >= pipetrak.week_start(pr.time_zone)) w;
 
 comment on view pipetrak_api.project_dashboard is 'One row per project: % complete (by earned man-hours where a budget exists, else by credit), components, completed, test packages ready, open review items, credit earned this week (Monday on, % of the project), budget and earned man-hours.';
 
@@ -9751,6 +9763,8 @@ comment on function pipetrak.update_test_package is 'Sets a test package''s test
 
 comment on function pipetrak.verify_welder is 'Marks a welder verified, or not, as a QC inspector.';
 
+comment on function pipetrak.week_start is 'The Monday of this week in a time zone. Leakproof, so that row-level security lets a reader''s filter `work_date >= week_start(…)` bound an index scan instead of running after it (the days of a whole history): its one argument is a project''s time zone, read from a project row the reader already sees (an unknown zone can''t be stored), and it reveals nothing of any other row. A SET clause keeps it a call the planner can''t inline into non-leakproof parts.';
+
 comment on function pipetrak.weekly_report is 'A locked week''s report per group: progress at its end as frozen (or, locked and not taken yet, as the next taking will freeze it: no write has landed since it locked), and the change since the week before''s report (percentage points). A locked week reads the same forever: a week locked before the project''s snapshots began was never frozen, so it has no report (`week_not_frozen`; progress_as_of says what the events say now), and the first frozen week has no frozen base, so its change is null. A correction dated in a frozen week shows here as part of the next week''s change.';
 
 comment on function pipetrak.weld_clears_nde is 'Whether a field weld''s NDE lets it be tested (spec §10: accepted, or needing none): accepted, or active with no listed method, a tier below 100 % (a sampled tier examines the lot, not each weld) and no PENDING result. Null facts (not a weld) let it. Inlined by the planner.';
@@ -9831,7 +9845,7 @@ begin
               and p.proname = any (array[
                   -- called by views and policies as the reader
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
-                  'progress_rollup', 'percent_of',
+                  'progress_rollup', 'percent_of', 'week_start',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
                   'create_project', 'update_project_settings', 'archive_project', 'project_channel',

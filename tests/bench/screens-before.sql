@@ -1,0 +1,38 @@
+-- The project dashboard as it was written before its figures became lateral subqueries of each
+-- project (tests/bench/screens.sh measures the two side by side): every figure aggregated over
+-- every visible project first, then joined to the projects; this week's credit joined to the
+-- project for its time zone, which reads every day of the project's history.
+create schema if not exists bench;
+grant usage on schema bench to authenticated;
+create view bench.project_dashboard_before with (security_invoker = true) as
+with parts as (
+    select p.project_id, sum(p.component_count) as components, sum(p.completed_count) as completed,
+           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
+           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
+    from pipetrak.progress_parts p group by p.project_id),
+packages as (
+    select p.project_id, count(*) as ready
+    from (select p.project_id, p.test_package_id from pipetrak.progress_parts p
+          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
+          group by 1, 2
+          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) p
+    group by 1),
+items as (select r.project_id, count(*) as open from pipetrak.review_items r where r.resolved_at is null group by 1),
+week as (
+    select d.project_id, sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
+    from pipetrak.progress_days d join pipetrak.projects pr on pr.id = d.project_id
+    where d.work_date >= date_trunc('week', now() at time zone pr.time_zone)::date
+    group by 1)
+select pr.id as project_id, pr.name as project_name,
+       coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
+                     else pipetrak.percent_of(x.earned, x.components * 1000000) end, 0) as percent_complete,
+       x.budget > 0 as by_man_hours, coalesce(x.components, 0) as components, coalesce(x.completed, 0) as completed,
+       coalesce(k.ready, 0) as packages_ready, coalesce(i.open, 0) as open_review_items,
+       coalesce(pipetrak.percent_of(w.credit, x.components * 1000000), 0) as earned_this_week_percent,
+       round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
+from pipetrak.projects pr
+left join parts x on x.project_id = pr.id
+left join packages k on k.project_id = pr.id
+left join items i on i.project_id = pr.id
+left join week w on w.project_id = pr.id;
+grant select on bench.project_dashboard_before to authenticated;
