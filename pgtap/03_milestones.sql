@@ -1,7 +1,7 @@
 -- The milestone engine's contract (spec §5, §9) and the rollups it keeps current.
 begin;
 \ir fixtures/actors.sql
-select plan(22);
+select plan(23);
 
 -- Rollups recomputed from scratch from the components, to compare with the maintained parts.
 create function pg_temp.recomputed_parts() returns table (drawing_id bigint, area_id bigint, component_type text,
@@ -93,6 +93,15 @@ select is((select percent_complete from pipetrak_api.components where id = :valv
 reset role;
 select set_eq('select * from pg_temp.maintained_parts()', 'select * from pg_temp.recomputed_parts()',
     'progress parts equal a recomputation from the components');
+
+-- A page of drawings rolls each drawing up on its own: the same figures as the rollup of all.
+select set_eq(
+    $$select project_id, drawing_id, drawing_no, component_count, completed_count, percent_complete, received_percent,
+             installed_percent, punched_percent, tested_percent, restored_percent from pipetrak_api.drawing_progress$$,
+    $$select r.project_id, r.key_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete, r.received_percent,
+             r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
+      from pipetrak.progress_rollup('drawing') r join pipetrak.drawings d on d.id = r.key_id$$,
+    'drawing_progress holds every drawing with live components, with the rollup''s figures');
 
 select * from finish();
 rollback;

@@ -123,6 +123,8 @@ create table pipetrak.drawings (
     foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
 );
 create unique index drawings_key_idx on pipetrak.drawings (project_id, drawing_key) where retired_at is null;
+-- Pages of a project's drawings in number order (drawing_progress).
+create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
 create index drawings_area_id_idx on pipetrak.drawings (area_id) where area_id is not null;
 create index drawings_system_id_idx on pipetrak.drawings (system_id) where system_id is not null;
 create index drawings_test_package_id_idx on pipetrak.drawings (test_package_id) where test_package_id is not null;

@@ -8,6 +8,9 @@
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('pg_cron_missing', 'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.');
 
+-- Pages of a project's drawings in number order (drawing_progress reads a page, not them all).
+create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
+
 -- ==== after the code ====
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')

@@ -36,3 +36,11 @@ left join packages k on k.project_id = pr.id
 left join items i on i.project_id = pr.id
 left join week w on w.project_id = pr.id;
 grant select on bench.project_dashboard_before to authenticated;
+
+-- The drawing page as it was: every drawing of the project rolled up, then sorted and cut.
+create view bench.drawing_progress_before with (security_invoker = true) as
+select r.project_id, r.key_id as drawing_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete,
+       r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
+from pipetrak.progress_rollup('drawing') r
+join pipetrak.drawings d on d.id = r.key_id;
+grant select on bench.drawing_progress_before to authenticated;
