@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(79);
+select plan(82);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -354,6 +354,33 @@ select is(pg_temp.error_of('owner', format('select pipetrak_api.save_certificate
     'PT404 test_package_not_found', 'an owner passing another organization''s package id finds nothing');
 select is(pg_temp.error_of('owner', format('select pipetrak_api.set_post_hydro(drawing_id => %s)', :drawing_b)),
     'PT404 drawing_not_found', 'nor its drawing');
+
+-- An open review item counts in its component's package, and follows the component to another
+-- package; a retired component's item counts nowhere.
+insert into pipetrak.review_items (project_id, component_id, kind) values (:project_a, :valve_a, 'out_of_sequence');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.create_test_package(project_id => :project_a, name => 'TP-moved') as package_moved \gset
+select set_config('role', 'postgres', true);
+create temp table items_before as
+select test_package_id, open_review_items from pipetrak_api.test_package_readiness where project_id = :project_a;
+select is((select open_review_items from items_before where test_package_id = :package_a),
+          (select count(*) from pipetrak.review_items r join pipetrak.components c on c.id = r.component_id
+           where r.resolved_at is null and c.retired_at is null and c.test_package_id = :package_a),
+          'a package counts the open review items of its live members');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.assign_component(component_id => :valve_a, test_package_id => :package_moved);
+select set_config('role', 'postgres', true);
+select is(array(select open_review_items from pipetrak_api.test_package_readiness
+                where test_package_id in (:package_a, :package_moved) order by test_package_id),
+          array[(select open_review_items from items_before where test_package_id = :package_a)
+                  - (select count(*) from pipetrak.review_items where component_id = :valve_a and resolved_at is null),
+                (select count(*) from pipetrak.review_items where component_id = :valve_a and resolved_at is null)],
+          'a component moved to another package takes its open review items there');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.retire_component(component_id => :valve_a);
+select set_config('role', 'postgres', true);
+select is((select open_review_items from pipetrak_api.test_package_readiness where test_package_id = :package_moved),
+          0::bigint, 'a retired component''s open review items count in no package');
 
 select * from finish();
 rollback;

@@ -322,12 +322,16 @@ create table pipetrak.review_items (
     resolution_note text,
     -- open, resolved (what it asked for happened, or QC says so) or dismissed (QC, with a note).
     status          text not null default 'open' check (status in ('open', 'resolved', 'dismissed')),
+    -- The test package of the item's component while the component is live, kept by triggers
+    -- (sql/13_packages.sql), so package readiness counts open items without a lookup each.
+    test_package_id bigint,
     check ((resolved_at is null) = (resolved_by is null)),
     check ((status = 'open') = (resolved_at is null)),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index review_items_open_idx on pipetrak.review_items (project_id, id) where resolved_at is null;
 create index review_items_component_idx on pipetrak.review_items (component_id);
+create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
 
 -- Replays of offline updates: the first result of each client request id, returned again on replay.
 create table pipetrak.client_requests (

@@ -885,6 +885,41 @@ $$;
 
 -- ---- API ----
 
+-- Review items follow their component's test package: an item takes it when it is raised (a
+-- restored dump keeps the one it had), and open items follow the component when it moves to
+-- another package, is retired (none) or restored.
+create function pipetrak.review_item_package()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if new.test_package_id is null then
+        new.test_package_id := (select c.test_package_id from pipetrak.components c where c.id = new.component_id and c.retired_at is null);
+    end if;
+    return new;
+end
+$$;
+create trigger review_items_package before insert on pipetrak.review_items
+    for each row execute function pipetrak.review_item_package();
+
+-- Trigger: open review items of a component follow it to its new package (none while retired).
+create function pipetrak.review_items_follow_component()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    update pipetrak.review_items r set test_package_id = case when new.retired_at is null then new.test_package_id end
+    where r.component_id = new.id and r.resolved_at is null;
+    return null;
+end
+$$;
+create trigger components_review_items after update on pipetrak.components
+    for each row
+    when (old.test_package_id is distinct from new.test_package_id or (old.retired_at is null) <> (new.retired_at is null))
+    execute function pipetrak.review_items_follow_component();
+
 create view pipetrak_api.test_package_readiness with (security_invoker = true) as
 with parts as (
     select p.project_id, p.test_package_id, sum(p.component_count) as members,
@@ -892,15 +927,12 @@ with parts as (
     from pipetrak.progress_parts p
     where p.test_package_id is not null
     group by p.project_id, p.test_package_id),
--- Open items are few beside the members: each looks up its component (a lateral join the planner
--- can't flatten — `limit 1` — so it never walks the components' primary key to match them).
+-- Open items carry their live component's package (kept by the triggers above).
 items as (
-    select r.project_id, c.test_package_id, count(*) as n
+    select r.project_id, r.test_package_id, count(*) as n
     from pipetrak.review_items r
-    cross join lateral (select c.test_package_id from pipetrak.components c
-                        where c.id = r.component_id and c.retired_at is null limit 1) c
-    where r.resolved_at is null and c.test_package_id is not null
-    group by r.project_id, c.test_package_id),
+    where r.resolved_at is null and r.test_package_id is not null
+    group by r.project_id, r.test_package_id),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e

@@ -206,6 +206,8 @@ comment on function pipetrak.retire_component_for is 'Retires a live component w
 comment on function pipetrak.retire_drawing is 'Retires a drawing and its live components (history stays; they leave the rollups).';
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
+comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
+comment on function pipetrak.review_items_follow_component is 'Trigger: open review items of a component follow it to its new package (none while retired).';
 comment on function pipetrak.revise_drawing is 'Records a new revision or title of a drawing.';
 comment on function pipetrak.revoke_invitation is 'Revokes an open invitation: its link stops working.';
 comment on function pipetrak.revoke_lapsed_invitations is 'Revokes the pending invitations of the organization whose inviter may no longer send them (a member removed or demoted): a removed admin''s invitation must not let them back in.';

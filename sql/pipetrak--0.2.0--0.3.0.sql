@@ -18,6 +18,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
 -- Pages of a project's drawings in number order (drawing_progress reads a page, not them all).
 create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
 
+-- Review items carry their component's test package (readiness counts them without a lookup each).
+alter table pipetrak.review_items add column test_package_id bigint;
+update pipetrak.review_items r set test_package_id = c.test_package_id
+from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
+create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -6733,6 +6739,45 @@ $$;
 
 -- ---- API ----
 
+-- Review items follow their component's test package: an item takes it when it is raised (a
+-- restored dump keeps the one it had), and open items follow the component when it moves to
+-- another package, is retired (none) or restored.
+create or replace function pipetrak.review_item_package()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if new.test_package_id is null then
+        new.test_package_id := (select c.test_package_id from pipetrak.components c where c.id = new.component_id and c.retired_at is null);
+    end if;
+    return new;
+end
+$$;
+
+create or replace trigger review_items_package before insert on pipetrak.review_items
+    for each row execute function pipetrak.review_item_package();
+
+
+-- Trigger: open review items of a component follow it to its new package (none while retired).
+create or replace function pipetrak.review_items_follow_component()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    update pipetrak.review_items r set test_package_id = case when new.retired_at is null then new.test_package_id end
+    where r.component_id = new.id and r.resolved_at is null;
+    return null;
+end
+$$;
+
+create or replace trigger components_review_items after update on pipetrak.components
+    for each row
+    when (old.test_package_id is distinct from new.test_package_id or (old.retired_at is null) <> (new.retired_at is null))
+    execute function pipetrak.review_items_follow_component();
+
+
 create or replace view pipetrak_api.test_package_readiness with (security_invoker = true) as
 with parts as (
     select p.project_id, p.test_package_id, sum(p.component_count) as members,
@@ -6740,15 +6785,12 @@ with parts as (
     from pipetrak.progress_parts p
     where p.test_package_id is not null
     group by p.project_id, p.test_package_id),
--- Open items are few beside the members: each looks up its component (a lateral join the planner
--- can't flatten — `limit 1` — so it never walks the components' primary key to match them).
+-- Open items carry their live component's package (kept by the triggers above).
 items as (
-    select r.project_id, c.test_package_id, count(*) as n
+    select r.project_id, r.test_package_id, count(*) as n
     from pipetrak.review_items r
-    cross join lateral (select c.test_package_id from pipetrak.components c
-                        where c.id = r.component_id and c.retired_at is null limit 1) c
-    where r.resolved_at is null and c.test_package_id is not null
-    group by r.project_id, c.test_package_id),
+    where r.resolved_at is null and r.test_package_id is not null
+    group by r.project_id, r.test_package_id),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
@@ -9710,6 +9752,10 @@ comment on function pipetrak.retire_drawing is 'Retires a drawing and its live c
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
+
+comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
+
+comment on function pipetrak.review_items_follow_component is 'Trigger: open review items of a component follow it to its new package (none while retired).';
 
 comment on function pipetrak.revise_drawing is 'Records a new revision or title of a drawing.';
 

@@ -11,6 +11,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
 -- Pages of a project's drawings in number order (drawing_progress reads a page, not them all).
 create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
 
+-- Review items carry their component's test package (readiness counts them without a lookup each).
+alter table pipetrak.review_items add column test_package_id bigint;
+update pipetrak.review_items r set test_package_id = c.test_package_id
+from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
+create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
+
 -- ==== after the code ====
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')

@@ -44,3 +44,45 @@ select r.project_id, r.key_id as drawing_id, d.drawing_no, r.component_count, r.
 from pipetrak.progress_rollup('drawing') r
 join pipetrak.drawings d on d.id = r.key_id;
 grant select on bench.drawing_progress_before to authenticated;
+
+-- Package readiness as it was: each open review item looked up its component to find its package.
+create view bench.test_package_readiness_before with (security_invoker = true) as
+with parts as (
+    select p.project_id, p.test_package_id, sum(p.component_count) as members,
+           sum(p.component_count - p.post_hydro_count) as testable, sum(p.ready_count) as ready, sum(p.post_hydro_count) as post_hydro
+    from pipetrak.progress_parts p
+    where p.test_package_id is not null
+    group by p.project_id, p.test_package_id),
+-- Open items are few beside the members: each looks up its component (a lateral join the planner
+-- can't flatten — `limit 1` — so it never walks the components' primary key to match them).
+items as (
+    select r.project_id, c.test_package_id, count(*) as n
+    from pipetrak.review_items r
+    cross join lateral (select c.test_package_id from pipetrak.components c
+                        where c.id = r.component_id and c.retired_at is null limit 1) c
+    where r.resolved_at is null and c.test_package_id is not null
+    group by r.project_id, c.test_package_id),
+examinations as (
+    select e.project_id, c.test_package_id, count(*) as n
+    from pipetrak.examination_calls e
+    join pipetrak.components c on c.id = e.component_id
+    join pipetrak.field_welds f on f.component_id = e.component_id
+    where c.test_package_id is not null and c.retired_at is null and coalesce(f.current_nde ->> 'RT', '') not in ('PASS', 'FAIL')
+    group by e.project_id, c.test_package_id),
+stages as (
+    select s.project_id, s.test_package_id,
+           pipetrak.package_state(array_agg(s.stage order by s.position), array_agg(s.status order by s.position)) as state
+    from pipetrak.package_stages s
+    group by s.project_id, s.test_package_id)
+select t.id as test_package_id, t.project_id, t.name as test_package_name, t.test_type, t.target_date,
+       coalesce(p.members, 0)::bigint as members, coalesce(p.testable, 0)::bigint as testable, coalesce(p.ready, 0)::bigint as ready,
+       case when coalesce(p.testable, 0) = 0 then 100.00 else round(100.0 * p.ready / p.testable, 2) end as ready_percent,
+       coalesce(p.post_hydro, 0)::bigint as post_hydro, coalesce(i.n, 0) as open_review_items,
+       coalesce(x.n, 0) as open_examinations, coalesce(s.state, 'draft') as state
+from pipetrak.test_packages t
+left join parts p on p.project_id = t.project_id and p.test_package_id = t.id
+left join items i on i.project_id = t.project_id and i.test_package_id = t.id
+left join examinations x on x.project_id = t.project_id and x.test_package_id = t.id
+left join stages s on s.project_id = t.project_id and s.test_package_id = t.id
+where t.retired_at is null;
+grant select on bench.test_package_readiness_before to authenticated;

@@ -6,7 +6,8 @@
 # (progress_days, 2,000 parts a day) is synthesized for 1 and then 3 years of history. Each measurement alternates, round by round, the current view with the
 # view as it was written before (every figure aggregated over every visible project first, this
 # week's credit found by scanning all the project's days; every drawing rolled up before a page
-# is cut), created in the same database from
+# is cut; each open review item's package looked up through its component), created in the same
+# database from
 # tests/bench/screens-before.sql: one run, same data, medians and spreads.
 # Usage: bash tests/bench/screens.sh [rounds]   (default 30)
 set -euo pipefail
@@ -113,6 +114,8 @@ dashboard="select * from pipetrak_api.project_dashboard where project_id = $proj
 before="select * from bench.project_dashboard_before where project_id = $project"
 page="select * from pipetrak_api.drawing_progress where project_id = $project order by drawing_no limit 50"
 page_before="select * from bench.drawing_progress_before where project_id = $project order by drawing_no limit 50"
+readiness="select * from pipetrak_api.test_package_readiness where project_id = $project"
+readiness_before="select * from bench.test_package_readiness_before where project_id = $project"
 declare -A result
 for years in 1 3; do
   echo "== $years year(s) of history"
@@ -123,6 +126,8 @@ for years in 1 3; do
   echo "dashboard: $nm ms (before: $bm ms), $days days rows"
 done
 read -r pm plo phi pbm pblo pbhi < <(measure "$page" "$page_before" | tail -1)
+read -r rm rlo rhi rbm rblo rbhi < <(measure "$readiness" "$readiness_before" | tail -1)
+items=$(q -c "select count(*) from pipetrak.review_items where project_id = $project and resolved_at is null")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
   echo "# Screens benchmark (latest run)"
@@ -138,5 +143,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     echo "| project_dashboard of one project, $years year(s) of history ($days day rows) | $nm ms ($nlo–$nhi) | $bm ms ($blo–$bhi) | $(ratio "$nm" "$bm")x | < 10 ms with a page of drawings |"
   done
   echo "| drawing_progress page of 50 (of 2,000) | $pm ms ($plo–$phi) | $pbm ms ($pblo–$pbhi) | $(ratio "$pm" "$pbm")x | < 3 ms |"
+  echo "| test_package_readiness of all 200 packages ($items open review items) | $rm ms ($rlo–$rhi) | $rbm ms ($rblo–$rbhi) | $(ratio "$rm" "$rbm")x | < 5 ms |"
 } >"$here/screens-results.md"
 cat "$here/screens-results.md"
