@@ -2,6 +2,77 @@
 -- over HTTP). Each hands its arguments to the security-definer function in `pipetrak` that checks
 -- the caller's role and does the work.
 
+-- The size limits of the API's arguments are one registry, by argument name, in Rust
+-- (`domain::arguments`; `pipetrak.argument_limit(name)`, and `pipetrak.argument_limits()` as
+-- rows). Each pipetrak_api function below passes its text, JSON and list arguments through
+-- `pipetrak.limited` before anything else runs, so an oversized value is refused before any
+-- lookup, lock or parse of its content; the functions behind them keep the same numbers.
+
+-- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
+-- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without
+-- a SET clause, so each wrapper's call is inlined and, its argument name being a constant, its
+-- limit folded into the plan: a value within bounds costs a comparison, no function call (as a
+-- plpgsql security-definer function, three of them were a tenth of a milestone update). An
+-- argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.
+create function pipetrak.limited(p_argument text, p_value text)
+returns text
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or (pg_catalog.octet_length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                      and pg_catalog.length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument))
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+-- The same for a JSON value (its size in bytes).
+create function pipetrak.limited(p_argument text, p_value jsonb)
+returns jsonb
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or pg_catalog.pg_column_size(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+-- The same for a list (its items).
+create function pipetrak.limited(p_argument text, p_value anyarray)
+returns anyarray
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or pg_catalog.cardinality(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+-- Raises the size error of `p_value` (called only when limited refuses it). Security definer:
+-- the wrappers run as their caller, who may not call the private error function.
+create function pipetrak.refused_size(p_argument text, p_value anyelement)
+returns anyelement
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+    v_type regtype := pg_typeof(p_value);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    elsif v_type = 'jsonb'::regtype then
+        perform pipetrak.check_json_size(p_argument, p_value::jsonb, v_max);
+    elsif v_type = 'text'::regtype then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max,
+                                                                         'length', length(p_value::text)));
+    else
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'limit', v_max,
+                                                                           'items', cardinality(p_value)));
+    end if;
+    return p_value;
+end
+$$;
+
 create function pipetrak_api.sync_profile()
 returns jsonb language sql volatile
 as $$ select to_jsonb(pipetrak.sync_profile()) $$;

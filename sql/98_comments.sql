@@ -6,9 +6,8 @@ comment on function pipetrak.accept_invitation is 'Accepts an invitation as the 
 comment on function pipetrak.accepted_component_types is 'The component type names a user may write, for the hint of an unknown type.';
 comment on function pipetrak.add_member is 'Adds a user to an organization with a role. Owners and admins; only owners add owners.';
 comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
-comment on function pipetrak.argument_limit is 'The limit of one argument (null for a name the registry lacks).';
-comment on function pipetrak.argument_limits is 'The registry as rows: argument, limit, unit.';
-comment on function pipetrak.argument_registry is 'The size limits of the API''s arguments, by name: one vocabulary for every function (a `name` is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and list arguments through `pipetrak.limited` before anything else runs, so an oversized value is refused before any lookup, lock or parse of its content; the functions behind them and the tables'' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB). (Batches: 10,000 items, each with a note or reason of up to 2,000 characters, fit in 16 MB; no NOTIFY payload reaches 8,000 bytes.) One JSON constant: a limit is found by key, and a constant name is folded into the plan of the statement that asks. No SET clause on these three, so they are inlined (operators named in full).';
+comment on function pipetrak.argument_limit is 'The limit of an API argument by name (characters, bytes or items), NULL for a name the registry lacks.';
+comment on function pipetrak.argument_limits is 'The size limits of the API''s arguments, one per argument name: argument, limit, unit.';
 comment on function pipetrak.assign_component is 'Assigns one component to an area/system/test package of its own (non-NULL arguments pin it), or with p_follow_drawing puts it back on its drawing''s assignment.';
 comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, system and test package (NULL clears one); its components follow, except where a component was assigned on its own.';
 comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
@@ -110,9 +109,9 @@ comment on function pipetrak.last_locked_sunday is 'The Sunday (days since 1970-
 comment on function pipetrak.last_locked_week_end is 'The Sunday ending the project''s latest locked week.';
 comment on function pipetrak.like_infix is '`p_text` as a LIKE pattern matching what contains it.';
 comment on function pipetrak.like_prefix is '`p_text` as a LIKE pattern matching what starts with it (its wildcards taken literally).';
-comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument the registry lacks is a bug of the extension, refused whatever its size. Security definer: the wrappers run as their caller, who may not call the private error function.';
-comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (value_too_large past its limit in bytes).';
-comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (batch_too_large past its limit in items).';
+comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without a SET clause, so each wrapper''s call is inlined and, its argument name being a constant, its limit folded into the plan: a value within bounds costs a comparison, no function call (as a plpgsql security-definer function, three of them were a tenth of a milestone update). An argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.';
+comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (its size in bytes).';
+comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items).';
 comment on function pipetrak.live_weld is 'The project''s live field weld with this number on this drawing (a weld is its drawing and number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every component of the project). No SET clause, so the planner inlines it.';
 comment on function pipetrak.lock_component is 'A live component the caller may act on with `p_permission`, locked for update; component_not_found for what the caller can''t see.';
 comment on function pipetrak.lock_import is 'The job, locked, after checking the caller may import into its project. Without its file: returning the row would copy the whole file into the caller''s memory.';
@@ -185,6 +184,7 @@ comment on function pipetrak.reference_project is 'The project of a live area/sy
 comment on function pipetrak.reference_table is 'The table behind a reference kind (''area'', ''system'', ''test_package'').';
 comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets.';
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
+comment on function pipetrak.refused_size is 'Raises the size error of `p_value` (called only when limited refuses it). Security definer: the wrappers run as their caller, who may not call the private error function.';
 comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
 comment on function pipetrak.rename_organization is 'Renames an organization (owners and admins).';
 comment on function pipetrak.rename_project is 'Renames a project (owners and admins).';

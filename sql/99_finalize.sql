@@ -63,7 +63,9 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project', 'limited',
+                  'search_project',
+                  -- the argument limits every wrapper inlines, and the refusal they call
+                  'limited', 'argument_limit', 'refused_size',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
                   'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader

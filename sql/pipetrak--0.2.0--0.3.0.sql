@@ -24,6 +24,12 @@ update pipetrak.review_items r set test_package_id = c.test_package_id
 from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
 create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
 
+-- The argument limits moved to Rust (argument_limit and argument_limits are now its functions,
+-- created as code below, with pgrx's parameter names): the SQL ones and their JSON constant go.
+drop function pipetrak.argument_registry();
+drop function pipetrak.argument_limit(text);
+drop function pipetrak.argument_limits();
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -86,125 +92,6 @@ end
 $$;
 
 
--- The size limits of the API's arguments, by name: one vocabulary for every function (a `name`
--- is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and
--- list arguments through `pipetrak.limited` before anything else runs, so an oversized value is
--- refused before any lookup, lock or parse of its content; the functions behind them and the
--- tables' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values
--- bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB).
--- (Batches: 10,000 items, each with a note or reason of up to 2,000 characters, fit in 16 MB; no
--- NOTIFY payload reaches 8,000 bytes.) One JSON constant: a limit is found by key, and a constant
--- name is folded into the plan of the statement that asks. No SET clause on these three, so they
--- are inlined (operators named in full).
-create or replace function pipetrak.argument_registry()
-returns jsonb
-language sql immutable parallel safe
-as $$
-    select '{
-        "attributes": [16384, "bytes"], "changes": [65536, "bytes"], "client": [200, "characters"],
-        "client_request_id": [200, "characters"], "client_spec": [200, "characters"],
-        "company_role": [200, "characters"], "component_ids": [10000, "items"],
-        "component_type": [100, "characters"], "confirm_name": [200, "characters"],
-        "corrections": [16777216, "bytes"], "data": [65536, "bytes"], "description": [2000, "characters"],
-        "display_name": [200, "characters"], "drawing_no": [200, "characters"], "email": [320, "characters"],
-        "filename": [255, "characters"], "group_by": [50, "characters"], "job_number": [100, "characters"],
-        "kind": [50, "characters"], "line_numbers": [4000, "characters"], "medium": [200, "characters"],
-        "method": [20, "characters"], "milestone": [100, "characters"], "name": [200, "characters"],
-        "note": [2000, "characters"], "notes": [2000, "characters"], "payload": [7999, "characters"],
-        "query": [200, "characters"], "reason": [2000, "characters"], "report_number": [100, "characters"],
-        "result": [20, "characters"], "revision": [50, "characters"], "role": [50, "characters"],
-        "sequence_mode": [20, "characters"], "sheet": [50, "characters"], "signoff": [50, "characters"],
-        "size": [50, "characters"], "spec": [200, "characters"], "stage": [50, "characters"],
-        "stencil": [50, "characters"], "tag": [200, "characters"], "temperature_unit": [20, "characters"],
-        "test_pressure_unit": [20, "characters"], "test_type": [50, "characters"],
-        "time_zone": [100, "characters"], "title": [500, "characters"], "token": [200, "characters"],
-        "updates": [16777216, "bytes"], "weights": [16384, "bytes"], "weld_number": [200, "characters"],
-        "weld_type": [50, "characters"]
-    }'::pg_catalog.jsonb
-$$;
-
-
--- The registry as rows: argument, limit, unit.
-create or replace function pipetrak.argument_limits()
-returns table (argument text, max integer, unit text)
-language sql immutable parallel safe
-as $$
-    select r.key, (r.value operator(pg_catalog.->>) 0)::pg_catalog.int4, r.value operator(pg_catalog.->>) 1
-    from pg_catalog.jsonb_each(pipetrak.argument_registry()) r
-$$;
-
-
--- The limit of one argument (null for a name the registry lacks).
-create or replace function pipetrak.argument_limit(p_argument text)
-returns integer
-language sql immutable parallel safe
-as $$
-    select (pipetrak.argument_registry() operator(pg_catalog.->) p_argument operator(pg_catalog.->>) 0)::pg_catalog.int4
-$$;
-
-
--- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
--- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument
--- the registry lacks is a bug of the extension, refused whatever its size. Security definer: the
--- wrappers run as their caller, who may not call the private error function.
-create or replace function pipetrak.limited(p_argument text, p_value text)
-returns text
-language plpgsql stable security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_max integer := pipetrak.argument_limit(p_argument);
-begin
-    if v_max is null then
-        raise exception 'pipetrak: no limit registered for argument %', p_argument;
-    end if;
-    -- A text of no more bytes than the limit has no more characters: counting them walks the text.
-    if octet_length(p_value) > v_max and length(p_value) > v_max then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max, 'length', length(p_value)));
-    end if;
-    return p_value;
-end
-$$;
-
-
--- The same for a JSON value (value_too_large past its limit in bytes).
-create or replace function pipetrak.limited(p_argument text, p_value jsonb)
-returns jsonb
-language plpgsql stable security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_max integer := pipetrak.argument_limit(p_argument);
-begin
-    if v_max is null then
-        raise exception 'pipetrak: no limit registered for argument %', p_argument;
-    end if;
-    perform pipetrak.check_json_size(p_argument, p_value, v_max);
-    return p_value;
-end
-$$;
-
-
--- The same for a list (batch_too_large past its limit in items).
-create or replace function pipetrak.limited(p_argument text, p_value anyarray)
-returns anyarray
-language plpgsql stable security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_max integer := pipetrak.argument_limit(p_argument);
-begin
-    if v_max is null then
-        raise exception 'pipetrak: no limit registered for argument %', p_argument;
-    end if;
-    if cardinality(p_value) > v_max then
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'items', cardinality(p_value), 'limit', v_max));
-    end if;
-    return p_value;
-end
-$$;
-
-
 -- Refuses infinity and -infinity, which date arithmetic can't use (it would say only 22008).
 create or replace function pipetrak.check_date(p_argument text, p_value date)
 returns void
@@ -227,6 +114,32 @@ create or replace function "accepted_component_types"() RETURNS TEXT /* String *
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'accepted_component_types_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/limits.rs:9
+-- pipetrak::pg::limits::argument_limit
+create or replace function "argument_limit"(
+	"argument" TEXT /* & str */
+) RETURNS INT /* Option < i32 > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'argument_limit_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/limits.rs:15
+-- pipetrak::pg::limits::argument_limits
+create or replace function "argument_limits"() RETURNS TABLE (
+	"argument" TEXT,  /* & '_ str */
+	"max" INT,  /* i32 */
+	"unit" TEXT  /* & '_ str */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 
 /* </end connected objects> */
 
@@ -2712,10 +2625,86 @@ comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components
 -- src/lib.rs:87
 -- requires:
 --   views
+--   argument_limit
 
 -- Write side of the API: security_invoker functions with named parameters (they become JSON keys
 -- over HTTP). Each hands its arguments to the security-definer function in `pipetrak` that checks
 -- the caller's role and does the work.
+
+-- The size limits of the API's arguments are one registry, by argument name, in Rust
+-- (`domain::arguments`; `pipetrak.argument_limit(name)`, and `pipetrak.argument_limits()` as
+-- rows). Each pipetrak_api function below passes its text, JSON and list arguments through
+-- `pipetrak.limited` before anything else runs, so an oversized value is refused before any
+-- lookup, lock or parse of its content; the functions behind them keep the same numbers.
+
+-- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
+-- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without
+-- a SET clause, so each wrapper's call is inlined and, its argument name being a constant, its
+-- limit folded into the plan: a value within bounds costs a comparison, no function call (as a
+-- plpgsql security-definer function, three of them were a tenth of a milestone update). An
+-- argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.
+create or replace function pipetrak.limited(p_argument text, p_value text)
+returns text
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or (pg_catalog.octet_length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                      and pg_catalog.length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument))
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+
+-- The same for a JSON value (its size in bytes).
+create or replace function pipetrak.limited(p_argument text, p_value jsonb)
+returns jsonb
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or pg_catalog.pg_column_size(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+
+-- The same for a list (its items).
+create or replace function pipetrak.limited(p_argument text, p_value anyarray)
+returns anyarray
+language sql stable parallel safe
+as $$
+    select case when pipetrak.argument_limit(p_argument) is null
+                  or pg_catalog.cardinality(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
+                then pipetrak.refused_size(p_argument, p_value)
+                else p_value end
+$$;
+
+
+-- Raises the size error of `p_value` (called only when limited refuses it). Security definer:
+-- the wrappers run as their caller, who may not call the private error function.
+create or replace function pipetrak.refused_size(p_argument text, p_value anyelement)
+returns anyelement
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+    v_type regtype := pg_typeof(p_value);
+begin
+    if v_max is null then
+        raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    elsif v_type = 'jsonb'::regtype then
+        perform pipetrak.check_json_size(p_argument, p_value::jsonb, v_max);
+    elsif v_type = 'text'::regtype then
+        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max,
+                                                                         'length', length(p_value::text)));
+    else
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'limit', v_max,
+                                                                           'items', cardinality(p_value)));
+    end if;
+    return p_value;
+end
+$$;
+
 
 create or replace function pipetrak_api.sync_profile()
 returns jsonb language sql volatile
@@ -4559,7 +4548,7 @@ comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:101
+-- src/lib.rs:105
 -- requires:
 --   imports
 --   event_signature
@@ -8841,7 +8830,7 @@ comment on function pipetrak_api.restore_components(bigint[], text) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:145
+-- src/lib.rs:149
 -- requires:
 --   corrections
 --   queue_change
@@ -8955,7 +8944,7 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:150
+-- src/lib.rs:154
 -- requires:
 --   realtime
 
@@ -9337,7 +9326,7 @@ comment on function pipetrak.metrics() is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:156
+-- src/lib.rs:160
 -- requires:
 --   platform
 
@@ -9353,11 +9342,9 @@ comment on function pipetrak.add_member is 'Adds a user to an organization with 
 
 comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
 
-comment on function pipetrak.argument_limit is 'The limit of one argument (null for a name the registry lacks).';
+comment on function pipetrak.argument_limit is 'The limit of an API argument by name (characters, bytes or items), NULL for a name the registry lacks.';
 
-comment on function pipetrak.argument_limits is 'The registry as rows: argument, limit, unit.';
-
-comment on function pipetrak.argument_registry is 'The size limits of the API''s arguments, by name: one vocabulary for every function (a `name` is 200 characters wherever it is sent). Each pipetrak_api function passes its text, JSON and list arguments through `pipetrak.limited` before anything else runs, so an oversized value is refused before any lookup, lock or parse of its content; the functions behind them and the tables'' checks keep the same numbers (`argument_limit`). Texts count characters, JSON values bytes as sent, lists items. A file (`content`) has its own limit (file_too_large, 50 MB). (Batches: 10,000 items, each with a note or reason of up to 2,000 characters, fit in 16 MB; no NOTIFY payload reaches 8,000 bytes.) One JSON constant: a limit is found by key, and a constant name is folded into the plan of the statement that asks. No SET clause on these three, so they are inlined (operators named in full).';
+comment on function pipetrak.argument_limits is 'The size limits of the API''s arguments, one per argument name: argument, limit, unit.';
 
 comment on function pipetrak.assign_component is 'Assigns one component to an area/system/test package of its own (non-NULL arguments pin it), or with p_follow_drawing puts it back on its drawing''s assignment.';
 
@@ -9561,11 +9548,11 @@ comment on function pipetrak.like_infix is '`p_text` as a LIKE pattern matching 
 
 comment on function pipetrak.like_prefix is '`p_text` as a LIKE pattern matching what starts with it (its wildcards taken literally).';
 
-comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). An argument the registry lacks is a bug of the extension, refused whatever its size. Security definer: the wrappers run as their caller, who may not call the private error function.';
+comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without a SET clause, so each wrapper''s call is inlined and, its argument name being a constant, its limit folded into the plan: a value within bounds costs a comparison, no function call (as a plpgsql security-definer function, three of them were a tenth of a milestone update). An argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.';
 
-comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (value_too_large past its limit in bytes).';
+comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (its size in bytes).';
 
-comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (batch_too_large past its limit in items).';
+comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items).';
 
 comment on function pipetrak.live_weld is 'The project''s live field weld with this number on this drawing (a weld is its drawing and number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every component of the project). No SET clause, so the planner inlines it.';
 
@@ -9710,6 +9697,8 @@ comment on function pipetrak.reference_table is 'The table behind a reference ki
 comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets.';
 
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
+
+comment on function pipetrak.refused_size is 'Raises the size error of `p_value` (called only when limited refuses it). Security definer: the wrappers run as their caller, who may not call the private error function.';
 
 comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
 
@@ -9860,7 +9849,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:161
+-- src/lib.rs:165
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -9927,7 +9916,9 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project', 'limited',
+                  'search_project',
+                  -- the argument limits every wrapper inlines, and the refusal they call
+                  'limited', 'argument_limit', 'refused_size',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
                   'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader

@@ -84,7 +84,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "views",
     requires = ["milestones"]
 );
-::pgrx::extension_sql_file!("../sql/09_api.sql", name = "api", requires = ["views"]);
+::pgrx::extension_sql_file!(
+    "../sql/09_api.sql",
+    name = "api",
+    requires = ["views", argument_limit]
+);
 ::pgrx::extension_sql_file!(
     "../sql/10_imports.sql",
     name = "imports",

@@ -17,6 +17,12 @@ update pipetrak.review_items r set test_package_id = c.test_package_id
 from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
 create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
 
+-- The argument limits moved to Rust (argument_limit and argument_limits are now its functions,
+-- created as code below, with pgrx's parameter names): the SQL ones and their JSON constant go.
+drop function pipetrak.argument_registry();
+drop function pipetrak.argument_limit(text);
+drop function pipetrak.argument_limits();
+
 -- ==== after the code ====
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')

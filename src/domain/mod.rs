@@ -1,5 +1,6 @@
 //! Pure domain logic: no pgrx here, so all of it is tested with plain `cargo test`.
 
+pub mod arguments;
 pub mod changes;
 pub mod component_type;
 pub mod error;

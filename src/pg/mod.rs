@@ -4,6 +4,7 @@
 pub mod changes;
 pub mod events;
 pub mod imports;
+pub mod limits;
 pub mod milestones;
 pub mod normalize;
 pub mod packages;
