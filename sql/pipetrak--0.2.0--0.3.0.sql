@@ -5613,21 +5613,23 @@ $$;
 -- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
 -- other reason do not.
 
+-- The names only a page shows (repair of, area, system, package) are looked up for the rows
+-- returned, after any limit, and leave the planner four relations to join instead of eight; the
+-- drawing and the welder stay joins, for filters on their number and stencil to use indexes.
 create or replace view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
-       w.name as welder_name, f.date_welded, f.status, f.repair_of, r.tag as repair_of_number, f.repaired_by, f.unplanned,
-       c.percent_complete, c.area_id, a.name as area, c.system_id, s.name as system, c.test_package_id,
-       t.name as test_package, nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
+       w.name as welder_name, f.date_welded, f.status, f.repair_of,
+       (select r.tag from pipetrak.components r where r.id = f.repair_of) as repair_of_number, f.repaired_by, f.unplanned,
+       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id) as area,
+       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id) as system, c.test_package_id,
+       (select t.name from pipetrak.test_packages t where t.id = c.test_package_id) as test_package,
+       nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        lower(c.tag || ' ' || d.drawing_no || ' ' || coalesce(w.stencil, '')) as search_text
 from pipetrak.components c
 join pipetrak.field_welds f on f.component_id = c.id
 join pipetrak.drawings d on d.id = c.drawing_id
 left join pipetrak.welders w on w.id = f.welder_id
-left join pipetrak.components r on r.id = f.repair_of
-left join pipetrak.areas a on a.id = c.area_id
-left join pipetrak.systems s on s.id = c.system_id
-left join pipetrak.test_packages t on t.id = c.test_package_id
 where c.component_type = 'field_weld';
 
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
