@@ -95,7 +95,7 @@ select is((select is_called from definer_hits), false,
 select is(
     (select array_agg(p.proname::text order by p.proname::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and has_function_privilege('authenticated', p.oid, 'execute')),
-    array['accept_invitation', 'add_member', 'archive_project', 'argument_limit', 'assign_component', 'assign_drawing',
+    array['accept_invitation', 'add_member', 'archive_project', 'assign_component', 'assign_drawing',
           'assign_welder', 'certificate_label', 'change_member_role', 'clear_nde',
           'clear_welder', 'complete_stage', 'component_batch', 'component_types', 'correct_component',
           'create_component', 'create_drawing', 'create_organization', 'create_project', 'create_reference',
@@ -105,7 +105,7 @@ select is(
           'invitation_state', 'invite_member', 'limited', 'limited', 'limited', 'manhour_progress', 'move_weld', 'my_organization_ids',
           'my_project_ids', 'package_stage_rule', 'package_state', 'percent_of',
           'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel',
-          'realtime_topic_allows', 'record_nde', 'refused_size', 'remove_member', 'rename_organization', 'rename_project',
+          'realtime_topic_allows', 'record_nde', 'remove_member', 'rename_organization', 'rename_project',
           'rename_reference', 'rename_welder', 'repick_examination', 'resend_invitation',
           'resolve_review_item', 'restore_component', 'retire_component', 'retire_component_for',
           'retire_drawing', 'retire_reference', 'retire_weld', 'revise_drawing', 'revoke_invitation',
@@ -127,8 +127,8 @@ select is(
 select is(
     (select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
      where p.pronamespace = 'pipetrak'::regnamespace and p.prosecdef and has_function_privilege('authenticated', p.oid, 'execute')
-       -- (refused_size raises a size error and reads no row: it has no caller to check)
-       and p.proname not in ('my_organization_ids', 'my_project_ids', 'refused_size')
+       -- (limited measures its argument and reads no row: it has no caller to check)
+       and p.proname not in ('my_organization_ids', 'my_project_ids', 'limited')
        and not (pg_get_functiondef(p.oid) ~ 'require_(project|organization)_role|require_user|lock_(import|component|weld|welder|package|invitation)|write_nde\(|sync_profile\(|reference_project|drawing_project|my_project_ids|update_milestone\(|import_commit_chunk\(')),
     null, 'every definer function authenticated may run checks the caller first');
 

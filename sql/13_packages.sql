@@ -911,7 +911,8 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     update pipetrak.review_items r set test_package_id = case when new.retired_at is null then new.test_package_id end
-    where r.component_id = new.id and r.resolved_at is null;
+    where r.component_id = new.id and r.resolved_at is null
+      and r.test_package_id is distinct from case when new.retired_at is null then new.test_package_id end;
     return null;
 end
 $$;

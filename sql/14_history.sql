@@ -491,7 +491,19 @@ begin
     if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
         perform pipetrak.raise_error('pg_cron_missing');
     end if;
-    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, 'select pipetrak.take_all_due_snapshots()');
+    -- The job checks that pipetrak is still installed (a drop the trigger below can't see, such
+    -- as DROP EXTENSION pg_trgm CASCADE, leaves a job that removes itself at its next run).
+    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, $job$
+        do $do$
+        begin
+            if exists (select from pg_catalog.pg_extension where extname = 'pipetrak') then
+                perform pipetrak.take_all_due_snapshots();
+            else
+                perform cron.unschedule(j.jobid) from cron.job j where j.jobname = 'pipetrak-weekly-snapshots';
+            end if;
+        end
+        $do$
+    $job$);
 end
 $$;
 
@@ -504,8 +516,9 @@ as $$
 begin
     -- (Nested: cron.job is read only where pg_cron is installed.)
     if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        -- By id: unschedule by name finds only the caller's own job.
         if exists (select from cron.job where jobname = 'pipetrak-weekly-snapshots') then
-            perform cron.unschedule('pipetrak-weekly-snapshots');
+            perform cron.unschedule(j.jobid) from cron.job j where j.jobname = 'pipetrak-weekly-snapshots';
             return true;
         end if;
     end if;
@@ -998,21 +1011,27 @@ create view pipetrak_api.weekly_snapshots with (security_invoker = true) as
 select w.project_id, w.week_end, w.taken_at from pipetrak.snapshot_weeks w;
 comment on view pipetrak_api.weekly_snapshots is 'The weeks whose progress is frozen, and when each was taken (read one with weekly_report).';
 
--- The Monday of this week in a time zone. Leakproof, so that row-level security lets a reader's
--- filter `work_date >= week_start(…)` bound an index scan instead of running after it (the days of
--- a whole history): its one argument is a project's time zone, read from a project row the reader
--- already sees (an unknown zone can't be stored), and it reveals nothing of any other row. A SET
--- clause keeps it a call the planner can't inline into non-leakproof parts.
+-- The Monday of this week in a time zone; null for a name that is not a zone. Leakproof, so that
+-- row-level security lets the dashboard's `work_date >= week_start(zone)` bound an index scan
+-- (a function it can't trust only filters after the scan: every day of a project's history).
+-- What makes it leakproof: it never raises (an unknown zone's error would carry the argument;
+-- here it is caught and the week is null), writes nothing, and returns only a date of the week.
 create function pipetrak.week_start(p_time_zone text)
 returns date
-language sql stable leakproof parallel safe
+language plpgsql stable leakproof parallel safe
 set search_path = pg_catalog, pg_temp
-as $$ select date_trunc('week', now() at time zone p_time_zone)::date $$;
+as $$
+begin
+    return date_trunc('week', now() at time zone p_time_zone)::date;
+exception when others then
+    return null;
+end
+$$;
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
 -- every visible project's, and this week's credit is a range of the (project, work date) index
--- however long the history.
+-- however long the history (week_start is leakproof).
 create view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)

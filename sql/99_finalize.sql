@@ -64,8 +64,8 @@ begin
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
                   'search_project',
-                  -- the argument limits every wrapper inlines, and the refusal they call
-                  'limited', 'argument_limit', 'refused_size',
+                  -- the argument limits every wrapper checks first
+                  'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
                   'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader
@@ -128,7 +128,7 @@ comment on table pipetrak.error_codes is 'Catalog of every error the extension r
 comment on table pipetrak.user_profiles is 'One row per signed-in user: email and display name from the JWT (sync_profile, update_profile).';
 comment on table pipetrak.organizations is 'Tenants: each holds projects and members.';
 comment on table pipetrak.memberships is 'Who belongs to an organization, with one role (owner … viewer); row-level security reads it.';
-comment on table pipetrak.invitations is 'Invitations to an organization by email: the tokens hash, role, expiry, acceptance or revocation.';
+comment on table pipetrak.invitations is 'Invitations to an organization by email: the token''s hash, role, expiry, acceptance or revocation.';
 comment on table pipetrak.projects is 'Projects of an organization: time zone, sequence mode, week lock, archive state.';
 comment on table pipetrak.project_secrets is 'Per-project keys: the realtime channel name and the event signing key. Readable by no user role.';
 comment on table pipetrak.areas is 'Areas of a project (unique names, ignoring case); retired, never deleted while used.';
@@ -156,14 +156,14 @@ comment on table pipetrak.package_events is 'Append-only history of a test packa
 comment on table pipetrak.certificate_numbers is 'The next certificate number per project (numbers are never reused).';
 comment on table pipetrak.package_certificates is 'Test certificates of packages: number, client, pressure, medium, temperature.';
 comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a project: total, reason, effective date.';
-comment on table pipetrak.component_budgets is 'Each components budgeted man-hours under the current budget version.';
+comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
 comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk update that nets the rollups once at its end. Holds rows only inside a transaction; not dumped.';
 comment on table pipetrak.progress_days is 'Derived credit earned per day and part, from the milestone events; the history reports read it. Not dumped: rebuilt on restore.';
-comment on table pipetrak.component_touches is 'Derived per day: the components a days events touched. Not dumped: rebuilt on restore.';
+comment on table pipetrak.component_touches is 'Derived: the days each component was touched, under its current drawing and groups, for counting components over long windows. Not dumped: rebuilt on restore.';
 comment on table pipetrak.historical_writes is 'Per-transaction mark of a write of the historical record (a weld log''s commit), whose work dates may lie in a locked week. Only the extension writes it; a row lives for its transaction. Not dumped.';
 comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen, per project.';
-comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A weeks report never changes.';
+comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A week''s report never changes.';
 comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
 
 select pipetrak.register_dump_tables();

@@ -19,9 +19,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
 create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
 
 -- Review items carry their component's test package (readiness counts them without a lookup each).
+-- (Without change events: filling a column is not a change anyone must hear of.)
 alter table pipetrak.review_items add column test_package_id bigint;
+alter table pipetrak.review_items disable trigger review_items_announce_update;
 update pipetrak.review_items r set test_package_id = c.test_package_id
 from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
+alter table pipetrak.review_items enable trigger review_items_announce_update;
 create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
 
 -- The argument limits moved to Rust (argument_limit and argument_limits are now its functions,
@@ -1238,6 +1241,12 @@ begin
     return null;
 end
 $$;
+
+
+drop trigger if exists memberships_last_owner on pipetrak.memberships;
+create constraint trigger memberships_last_owner after update or delete on pipetrak.memberships
+    deferrable initially deferred
+    for each row execute function pipetrak.memberships_keep_an_owner();
 
 /* </end connected objects> */
 
@@ -2638,70 +2647,84 @@ comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components
 -- lookup, lock or parse of its content; the functions behind them keep the same numbers.
 
 -- `p_value` when it is within its argument's limit; otherwise a catalogued error naming the
--- argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without
--- a SET clause, so each wrapper's call is inlined and, its argument name being a constant, its
--- limit folded into the plan: a value within bounds costs a comparison, no function call (as a
--- plpgsql security-definer function, three of them were a tenth of a milestone update). An
--- argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.
+-- argument, its limit and its size (text_too_long, value_too_large, batch_too_large; see
+-- refuse_size). PL/pgSQL, so a caller's argument expression is evaluated once (an inlined check
+-- evaluated it at each reference: a 100 MB JSON parsed three times), and security definer with a
+-- fixed search_path: as a plain invoker function, a 100 MB value was copied more than once more
+-- (peak memory 930 MB against 550). About 7 µs a call. An argument the registry lacks is refused
+-- whatever its size: a bug of the extension, loud.
 create or replace function pipetrak.limited(p_argument text, p_value text)
 returns text
-language sql stable parallel safe
+language plpgsql stable security definer parallel safe
+set search_path = pg_catalog, pg_temp
 as $$
-    select case when pipetrak.argument_limit(p_argument) is null
-                  or (pg_catalog.octet_length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
-                      and pg_catalog.length(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument))
-                then pipetrak.refused_size(p_argument, p_value)
-                else p_value end
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null or (pg_catalog.octet_length(p_value) > v_max and pg_catalog.length(p_value) > v_max) then
+        perform pipetrak.refuse_size(p_argument, 'characters', pg_catalog.length(p_value));
+    end if;
+    return p_value;
+end
 $$;
 
 
--- The same for a JSON value (its size in bytes).
+-- The same for a JSON value: its size in bytes as sent (a compressed value, taken from a table,
+-- as its text).
 create or replace function pipetrak.limited(p_argument text, p_value jsonb)
 returns jsonb
-language sql stable parallel safe
+language plpgsql stable security definer parallel safe
+set search_path = pg_catalog, pg_temp
 as $$
-    select case when pipetrak.argument_limit(p_argument) is null
-                  or pg_catalog.pg_column_size(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
-                then pipetrak.refused_size(p_argument, p_value)
-                else p_value end
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
+begin
+    if v_max is null or pg_catalog.pg_column_size(p_value) > v_max then
+        perform pipetrak.refuse_size(p_argument, 'bytes', pg_catalog.pg_column_size(p_value));
+    elsif pg_catalog.pg_column_compression(p_value) is not null and pg_catalog.octet_length(p_value::pg_catalog.text) > v_max then
+        perform pipetrak.refuse_size(p_argument, 'bytes', pg_catalog.octet_length(p_value::pg_catalog.text));
+    end if;
+    return p_value;
+end
 $$;
 
 
 -- The same for a list (its items).
 create or replace function pipetrak.limited(p_argument text, p_value anyarray)
 returns anyarray
-language sql stable parallel safe
-as $$
-    select case when pipetrak.argument_limit(p_argument) is null
-                  or pg_catalog.cardinality(p_value) operator(pg_catalog.>) pipetrak.argument_limit(p_argument)
-                then pipetrak.refused_size(p_argument, p_value)
-                else p_value end
-$$;
-
-
--- Raises the size error of `p_value` (called only when limited refuses it). Security definer:
--- the wrappers run as their caller, who may not call the private error function.
-create or replace function pipetrak.refused_size(p_argument text, p_value anyelement)
-returns anyelement
-language plpgsql stable security definer
+language plpgsql stable security definer parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_max integer := pipetrak.argument_limit(p_argument);
-    v_type regtype := pg_typeof(p_value);
+begin
+    if v_max is null or pg_catalog.cardinality(p_value) > v_max then
+        perform pipetrak.refuse_size(p_argument, 'items', pg_catalog.cardinality(p_value));
+    end if;
+    return p_value;
+end
+$$;
+
+
+-- Raises the size error of an argument (called only when limited refuses it), from its size:
+-- the value itself is never passed on.
+create or replace function pipetrak.refuse_size(p_argument text, p_unit text, p_size bigint)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_max integer := pipetrak.argument_limit(p_argument);
 begin
     if v_max is null then
         raise exception 'pipetrak: no limit registered for argument %', p_argument;
-    elsif v_type = 'jsonb'::regtype then
-        perform pipetrak.check_json_size(p_argument, p_value::jsonb, v_max);
-    elsif v_type = 'text'::regtype then
-        perform pipetrak.raise_error('text_too_long', jsonb_build_object('argument', p_argument, 'max_length', v_max,
-                                                                         'length', length(p_value::text)));
-    else
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', p_argument, 'limit', v_max,
-                                                                           'items', cardinality(p_value)));
     end if;
-    return p_value;
+    perform pipetrak.raise_error(
+        case p_unit when 'characters' then 'text_too_long' when 'bytes' then 'value_too_large' else 'batch_too_large' end,
+        case p_unit
+            when 'characters' then jsonb_build_object('argument', p_argument, 'max_length', v_max, 'length', p_size)
+            when 'bytes' then jsonb_build_object('argument', p_argument, 'max_bytes', v_max, 'bytes', p_size)
+            else jsonb_build_object('argument', p_argument, 'limit', v_max, 'items', p_size) end);
 end
 $$;
 
@@ -4541,6 +4564,22 @@ as $$ select pipetrak.import_commit(import_id, skip_invalid_rows, max_chunks) $$
 
 comment on function pipetrak_api.import_commit(bigint, boolean, integer) is
     'Commits a validated import in chunks of 5,000 rows: all of them, or max_chunks per call (call again to resume). Rows with errors block it unless skip_invalid_rows.';
+
+
+-- From SQL: each chunk commits on its own (no SET clause, invoker: both are required for COMMIT).
+create or replace procedure pipetrak_api.import_commit_chunked(import_id bigint, skip_invalid_rows boolean default false)
+language plpgsql
+as $$
+declare
+    v_state jsonb;
+begin
+    loop
+        v_state := pipetrak.import_commit_chunk(import_id, skip_invalid_rows);
+        commit;
+        exit when v_state ->> 'status' = 'committed';
+    end loop;
+end
+$$;
 
 comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
     'CALL it outside a transaction: commits an import chunk by chunk, each in its own transaction with a signed NOTIFY on the project''s channel (project_channel); resumes after a crash.';
@@ -6758,7 +6797,8 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     update pipetrak.review_items r set test_package_id = case when new.retired_at is null then new.test_package_id end
-    where r.component_id = new.id and r.resolved_at is null;
+    where r.component_id = new.id and r.resolved_at is null
+      and r.test_package_id is distinct from case when new.retired_at is null then new.test_package_id end;
     return null;
 end
 $$;
@@ -7329,7 +7369,19 @@ begin
     if not exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
         perform pipetrak.raise_error('pg_cron_missing');
     end if;
-    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, 'select pipetrak.take_all_due_snapshots()');
+    -- The job checks that pipetrak is still installed (a drop the trigger below can't see, such
+    -- as DROP EXTENSION pg_trgm CASCADE, leaves a job that removes itself at its next run).
+    return cron.schedule('pipetrak-weekly-snapshots', p_schedule, $job$
+        do $do$
+        begin
+            if exists (select from pg_catalog.pg_extension where extname = 'pipetrak') then
+                perform pipetrak.take_all_due_snapshots();
+            else
+                perform cron.unschedule(j.jobid) from cron.job j where j.jobname = 'pipetrak-weekly-snapshots';
+            end if;
+        end
+        $do$
+    $job$);
 end
 $$;
 
@@ -7343,8 +7395,9 @@ as $$
 begin
     -- (Nested: cron.job is read only where pg_cron is installed.)
     if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+        -- By id: unschedule by name finds only the caller's own job.
         if exists (select from cron.job where jobname = 'pipetrak-weekly-snapshots') then
-            perform cron.unschedule('pipetrak-weekly-snapshots');
+            perform cron.unschedule(j.jobid) from cron.job j where j.jobname = 'pipetrak-weekly-snapshots';
             return true;
         end if;
     end if;
@@ -7856,22 +7909,28 @@ select w.project_id, w.week_end, w.taken_at from pipetrak.snapshot_weeks w;
 comment on view pipetrak_api.weekly_snapshots is 'The weeks whose progress is frozen, and when each was taken (read one with weekly_report).';
 
 
--- The Monday of this week in a time zone. Leakproof, so that row-level security lets a reader's
--- filter `work_date >= week_start(…)` bound an index scan instead of running after it (the days of
--- a whole history): its one argument is a project's time zone, read from a project row the reader
--- already sees (an unknown zone can't be stored), and it reveals nothing of any other row. A SET
--- clause keeps it a call the planner can't inline into non-leakproof parts.
+-- The Monday of this week in a time zone; null for a name that is not a zone. Leakproof, so that
+-- row-level security lets the dashboard's `work_date >= week_start(zone)` bound an index scan
+-- (a function it can't trust only filters after the scan: every day of a project's history).
+-- What makes it leakproof: it never raises (an unknown zone's error would carry the argument;
+-- here it is caught and the week is null), writes nothing, and returns only a date of the week.
 create or replace function pipetrak.week_start(p_time_zone text)
 returns date
-language sql stable leakproof parallel safe
+language plpgsql stable leakproof parallel safe
 set search_path = pg_catalog, pg_temp
-as $$ select date_trunc('week', now() at time zone p_time_zone)::date $$;
+as $$
+begin
+    return date_trunc('week', now() at time zone p_time_zone)::date;
+exception when others then
+    return null;
+end
+$$;
 
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
 -- every visible project's, and this week's credit is a range of the (project, work date) index
--- however long the history.
+-- however long the history (week_start is leakproof).
 create or replace view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
@@ -9550,9 +9609,9 @@ comment on function pipetrak.like_infix is '`p_text` as a LIKE pattern matching 
 
 comment on function pipetrak.like_prefix is '`p_text` as a LIKE pattern matching what starts with it (its wildcards taken literally).';
 
-comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large). SQL without a SET clause, so each wrapper''s call is inlined and, its argument name being a constant, its limit folded into the plan: a value within bounds costs a comparison, no function call (as a plpgsql security-definer function, three of them were a tenth of a milestone update). An argument the registry lacks folds to a refusal of every value: a bug of the extension, loud.';
+comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value` when it is within its argument''s limit; otherwise a catalogued error naming the argument, its limit and its size (text_too_long, value_too_large, batch_too_large; see refuse_size). PL/pgSQL, so a caller''s argument expression is evaluated once (an inlined check evaluated it at each reference: a 100 MB JSON parsed three times), and security definer with a fixed search_path: as a plain invoker function, a 100 MB value was copied more than once more (peak memory 930 MB against 550). About 7 µs a call. An argument the registry lacks is refused whatever its size: a bug of the extension, loud.';
 
-comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value (its size in bytes).';
+comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value: its size in bytes as sent (a compressed value, taken from a table, as its text).';
 
 comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items).';
 
@@ -9700,7 +9759,7 @@ comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' 
 
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
 
-comment on function pipetrak.refused_size is 'Raises the size error of `p_value` (called only when limited refuses it). Security definer: the wrappers run as their caller, who may not call the private error function.';
+comment on function pipetrak.refuse_size is 'Raises the size error of an argument (called only when limited refuses it), from its size: the value itself is never passed on.';
 
 comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
 
@@ -9818,7 +9877,7 @@ comment on function pipetrak.update_test_package is 'Sets a test package''s test
 
 comment on function pipetrak.verify_welder is 'Marks a welder verified, or not, as a QC inspector.';
 
-comment on function pipetrak.week_start is 'The Monday of this week in a time zone. Leakproof, so that row-level security lets a reader''s filter `work_date >= week_start(…)` bound an index scan instead of running after it (the days of a whole history): its one argument is a project''s time zone, read from a project row the reader already sees (an unknown zone can''t be stored), and it reveals nothing of any other row. A SET clause keeps it a call the planner can''t inline into non-leakproof parts.';
+comment on function pipetrak.week_start is 'The Monday of this week in a time zone; null for a name that is not a zone. Leakproof, so that row-level security lets the dashboard''s `work_date >= week_start(zone)` bound an index scan (a function it can''t trust only filters after the scan: every day of a project''s history). What makes it leakproof: it never raises (an unknown zone''s error would carry the argument; here it is caught and the week is null), writes nothing, and returns only a date of the week.';
 
 comment on function pipetrak.weekly_report is 'A locked week''s report per group: progress at its end as frozen (or, locked and not taken yet, as the next taking will freeze it: no write has landed since it locked), and the change since the week before''s report (percentage points). A locked week reads the same forever: a week locked before the project''s snapshots began was never frozen, so it has no report (`week_not_frozen`; progress_as_of says what the events say now), and the first frozen week has no frozen base, so its change is null. A correction dated in a frozen week shows here as part of the next week''s change.';
 
@@ -9919,8 +9978,8 @@ begin
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
                   'search_project',
-                  -- the argument limits every wrapper inlines, and the refusal they call
-                  'limited', 'argument_limit', 'refused_size',
+                  -- the argument limits every wrapper checks first
+                  'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
                   'storage_allows', 'realtime_topic_allows', 'invitation_state',
                   -- called by the sampling and package views as the reader
@@ -9991,7 +10050,7 @@ comment on table pipetrak.organizations is 'Tenants: each holds projects and mem
 
 comment on table pipetrak.memberships is 'Who belongs to an organization, with one role (owner … viewer); row-level security reads it.';
 
-comment on table pipetrak.invitations is 'Invitations to an organization by email: the tokens hash, role, expiry, acceptance or revocation.';
+comment on table pipetrak.invitations is 'Invitations to an organization by email: the token''s hash, role, expiry, acceptance or revocation.';
 
 comment on table pipetrak.projects is 'Projects of an organization: time zone, sequence mode, week lock, archive state.';
 
@@ -10047,7 +10106,7 @@ comment on table pipetrak.package_certificates is 'Test certificates of packages
 
 comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a project: total, reason, effective date.';
 
-comment on table pipetrak.component_budgets is 'Each components budgeted man-hours under the current budget version.';
+comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
 
@@ -10055,13 +10114,13 @@ comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk
 
 comment on table pipetrak.progress_days is 'Derived credit earned per day and part, from the milestone events; the history reports read it. Not dumped: rebuilt on restore.';
 
-comment on table pipetrak.component_touches is 'Derived per day: the components a days events touched. Not dumped: rebuilt on restore.';
+comment on table pipetrak.component_touches is 'Derived: the days each component was touched, under its current drawing and groups, for counting components over long windows. Not dumped: rebuilt on restore.';
 
 comment on table pipetrak.historical_writes is 'Per-transaction mark of a write of the historical record (a weld log''s commit), whose work dates may lie in a locked week. Only the extension writes it; a row lives for its transaction. Not dumped.';
 
 comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen, per project.';
 
-comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A weeks report never changes.';
+comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A week''s report never changes.';
 
 comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
 

@@ -12,9 +12,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
 create index drawings_number_idx on pipetrak.drawings (project_id, drawing_no);
 
 -- Review items carry their component's test package (readiness counts them without a lookup each).
+-- (Without change events: filling a column is not a change anyone must hear of.)
 alter table pipetrak.review_items add column test_package_id bigint;
+alter table pipetrak.review_items disable trigger review_items_announce_update;
 update pipetrak.review_items r set test_package_id = c.test_package_id
 from pipetrak.components c where c.id = r.component_id and c.retired_at is null;
+alter table pipetrak.review_items enable trigger review_items_announce_update;
 create index review_items_open_package_idx on pipetrak.review_items (project_id, test_package_id) where resolved_at is null;
 
 -- The argument limits moved to Rust (argument_limit and argument_limits are now its functions,

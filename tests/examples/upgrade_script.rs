@@ -39,7 +39,11 @@ fn statements(sql: &str) -> Vec<String> {
             }
             b'\'' | b'"' => {
                 let quote = b[i];
-                let escapes = quote == b'\'' && i > 0 && matches!(b[i - 1], b'E' | b'e');
+                // E'…' (backslash escapes) only where the E stands alone: not `date'…'`.
+                let escapes = quote == b'\''
+                    && i > 0
+                    && matches!(b[i - 1], b'E' | b'e')
+                    && (i < 2 || !(b[i - 2].is_ascii_alphanumeric() || b[i - 2] == b'_'));
                 i += 1;
                 while i < b.len() {
                     if escapes && b[i] == b'\\' {
@@ -56,12 +60,13 @@ fn statements(sql: &str) -> Vec<String> {
                     i += 1;
                 }
             }
-            b'$' => {
-                // A dollar quote: $tag$ … $tag$ (a tag is letters, digits and underscores).
+            // A dollar quote: $tag$ … $tag$ (a tag is letters, digits and underscores, not
+            // starting with a digit), never right after an identifier character ($1, a$b).
+            b'$' if i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_') => {
                 let tag_end = sql[i + 1..]
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .map(|e| i + 1 + e);
-                if let Some(e) = tag_end.filter(|&e| b[e] == b'$') {
+                if let Some(e) = tag_end.filter(|&e| b[e] == b'$' && !b[i + 1].is_ascii_digit()) {
                     let tag = &sql[i..=e];
                     let close = sql[e + 1..]
                         .find(tag)
@@ -77,6 +82,12 @@ fn statements(sql: &str) -> Vec<String> {
             _ => {}
         }
         i += 1;
+    }
+    // A statement must end with `;`: text after the last one would be lost, so it is refused.
+    let (_, rest) = head(&sql[start..]);
+    if !rest.trim().is_empty() {
+        eprintln!("text after the last statement: {}", rest.trim());
+        std::process::exit(1);
     }
     out
 }
@@ -114,6 +125,19 @@ fn as_code(statement: &str) -> Option<String> {
     };
     if words.starts_with("create function") || words.starts_with("create or replace function") {
         Some(replace_with("function"))
+    } else if words.starts_with("create procedure")
+        || words.starts_with("create or replace procedure")
+    {
+        Some(replace_with("procedure"))
+    } else if words.starts_with("create constraint trigger") {
+        // create constraint trigger NAME after … on TABLE: no "or replace" for those.
+        let lower = body.to_lowercase();
+        let name = body.split_whitespace().nth(3)?;
+        let on = lower.find(" on ")?;
+        let table = body[on + 4..].split_whitespace().next()?;
+        Some(format!(
+            "{lead}drop trigger if exists {name} on {table};\n{body}"
+        ))
     } else if words.starts_with("create view") || words.starts_with("create or replace view") {
         Some(replace_with("view"))
     } else if words.starts_with("create trigger") || words.starts_with("create or replace trigger")
@@ -127,7 +151,8 @@ fn as_code(statement: &str) -> Option<String> {
             "{lead}drop policy if exists {name} {on} {table};\n{body}"
         ))
     } else if words.starts_with("comment on")
-        || (words.starts_with("do ") && body.to_lowercase().contains("create or replace function"))
+        || ((words.starts_with("do ") || words.starts_with("do$"))
+            && body.to_lowercase().contains("create or replace function"))
     {
         Some(statement.to_string())
     } else {

@@ -37,7 +37,8 @@ CONF
   # (Its setting is known only once the library is loaded: two restarts the first time.)
   local round
   for round in 1 2; do
-    [ "$(psql -qXAt -d postgres -c 'show cron.database_name' 2>/dev/null)" = pipetrak_cron ] && break
+    [ "$(psql -qXAt -d postgres -c 'show shared_preload_libraries')" = pg_cron ] &&
+      [ "$(psql -qXAt -d postgres -c 'show cron.database_name' 2>/dev/null)" = pipetrak_cron ] && break
     psql -qX -d postgres -c "alter system set shared_preload_libraries = 'pg_cron'" >/dev/null
     psql -qX -d postgres -c "alter system set cron.database_name = 'pipetrak_cron'" >/dev/null 2>&1 || true
     as_postgres "$PG_BIN/pg_ctl" -D "$PIPETRAK_PGDATA" -l "$PIPETRAK_HOME/postgres.log" -w restart >/dev/null
