@@ -455,25 +455,20 @@ impl ServerLog {
 fn cancel_latency(admin: &mut Client, project: &str, kind: &str, bytes: &[u8]) -> Option<Duration> {
     let mut d = connect();
     let import = call(&mut d, &format!("select pipetrak_api.import_upload(project_id => {project}, kind => '{kind}', filename => 'hostile', content => $1)::text"), &[&bytes]).ok()?;
-    let pid: i32 = d
-        .query_one("select pg_backend_pid()", &[])
-        .expect("pid")
-        .get(0);
-    let worker = std::thread::spawn(move || {
-        let _ = call(
-            &mut d,
-            &format!("select pipetrak_api.import_validate(import_id => {import})::text"),
-            &[],
-        );
-        Instant::now()
-    });
-    std::thread::sleep(Duration::from_millis(150));
-    let cancelled = Instant::now();
-    admin
-        .execute("select pg_cancel_backend($1)", &[&pid])
-        .expect("cancel");
-    let ended = worker.join().expect("the validation's thread");
-    Some(ended.saturating_duration_since(cancelled))
+    Some(call_cancel_latency(
+        admin,
+        format!("select pipetrak_api.import_validate(import_id => {import})::text"),
+        None,
+        Duration::from_millis(150),
+    ))
+}
+
+/// `call` with the one text argument `sql` may take.
+fn call_with(client: &mut Client, sql: &str, arg: &Option<String>) -> Result<String, String> {
+    match arg {
+        Some(a) => call(client, sql, &[a]),
+        None => call(client, sql, &[]),
+    }
 }
 
 #[test]
@@ -597,10 +592,7 @@ fn call_cancel_latency(
         .expect("pid")
         .get(0);
     let worker = std::thread::spawn(move || {
-        let _ = match &arg {
-            Some(a) => call(&mut d, &sql, &[a]),
-            None => call(&mut d, &sql, &[]),
-        };
+        let _ = call_with(&mut d, &sql, &arg);
         Instant::now()
     });
     std::thread::sleep(after);
@@ -717,10 +709,7 @@ fn no_hostile_argument_starves_the_server() {
         let receive_time = receive_clock.elapsed();
         let memory = PeakMemory::watch(pid);
         let clock = Instant::now();
-        let outcome = match &arg {
-            Some(a) => call(&mut c, &sql, &[a]),
-            None => call(&mut c, &sql, &[]),
-        };
+        let outcome = call_with(&mut c, &sql, &arg);
         let elapsed = clock.elapsed();
         let peak = memory.finish();
         let outcome = outcome.map_or_else(|code| code, |_| "ok".to_string());
