@@ -204,6 +204,40 @@ pub fn date(cell: &Cell) -> Option<NaiveDate> {
     read_date(cell, Some(DateOrder::MonthFirst), DateSystem::Excel1900).map(DateReading::value)
 }
 
+/// What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+fn starts_a_formula(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A cell as the report writes it: one that Excel would run as a formula gets a leading `'`, and
+/// so does one that already starts with `'` before such a character or another `'`, so that
+/// `restore_formula` gives every cell back exactly (a remediation report writes its cells this
+/// way; reading one back in restores them).
+pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    let mut chars = cell.chars();
+    let escape = match chars.next() {
+        Some(c) if starts_a_formula(c) => true,
+        Some('\'') => chars
+            .next()
+            .is_some_and(|c| c == '\'' || starts_a_formula(c)),
+        _ => false,
+    };
+    if escape {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// The cell `neutralize_formula` was given (applied to cells of a report read back in).
+pub fn restore_formula(cell: &str) -> Option<&str> {
+    let rest = cell.strip_prefix('\'')?;
+    rest.chars()
+        .next()
+        .filter(|&c| c == '\'' || starts_a_formula(c))
+        .map(|_| rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! commit), so a fixed row corrects instead of adding. A report of a report keeps pointing at the
 //! first file's rows.
 
-use super::cell::Cell;
+use super::cell::{neutralize_formula, Cell};
 use super::columns::{
     header_key, REMEDIATION_HEADER, REMEDIATION_REF_HEADER, REMEDIATION_ROW_HEADER,
 };
@@ -38,39 +38,6 @@ pub fn original_cells(
         }
     });
     found
-}
-
-/// What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
-fn starts_a_formula(c: char) -> bool {
-    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
-}
-
-/// A cell as the report writes it: one that Excel would run as a formula gets a leading `'`, and
-/// so does one that already starts with `'` before such a character or another `'`, so that
-/// `restore_formula` gives every cell back exactly.
-pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    let mut chars = cell.chars();
-    let escape = match chars.next() {
-        Some(c) if starts_a_formula(c) => true,
-        Some('\'') => chars
-            .next()
-            .is_some_and(|c| c == '\'' || starts_a_formula(c)),
-        _ => false,
-    };
-    if escape {
-        format!("'{cell}").into()
-    } else {
-        cell.into()
-    }
-}
-
-/// The cell `neutralize_formula` was given (applied to cells of a report read back in).
-pub fn restore_formula(cell: &str) -> Option<&str> {
-    let rest = cell.strip_prefix('\'')?;
-    rest.chars()
-        .next()
-        .filter(|&c| c == '\'' || starts_a_formula(c))
-        .map(|_| rest)
 }
 
 /// Writes the report as UTF-8 CSV with a BOM, so Excel opens special characters correctly. Cells
@@ -123,6 +90,7 @@ pub fn remediation_csv(header: &[String], rows: &[ReportRow]) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::import::cell::restore_formula;
     use proptest::prelude::*;
 
     proptest! {

@@ -16,7 +16,6 @@ use super::file::{self, FileReader, FileSource, StrayLines};
 use super::issue::{Issue, IssueCode};
 use super::limits::{self, GuardedWorkbook};
 use super::number::{self, DecimalMark};
-use super::report;
 use super::xls;
 use super::Kind;
 use calamine::{Data, DataRef, Reader, Xls, Xlsx};
@@ -1032,7 +1031,7 @@ fn restored(restore: bool, mut row: Row) -> Row {
     if restore {
         for cell in &mut row.cells {
             if let Cell::Text(text) = cell {
-                if let Some(original) = report::restore_formula(text) {
+                if let Some(original) = cell::restore_formula(text) {
                     *text = original.to_string();
                 }
             }
