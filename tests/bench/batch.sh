@@ -6,15 +6,13 @@
 # transaction (the writes of the correction and retirement runs rolled back); medians.
 # Usage: bash tests/bench/batch.sh
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 db=pipetrak_bench_batch
 owner=c0000000-0000-4000-8000-000000000001
 foreman=c0000000-0000-4000-8000-000000000004
 
-cluster_start
-extension_install >/dev/null 2>&1
+bench_start quiet-install
 database_create "$db"
 psql -qX -d "$db" -v ON_ERROR_STOP=1 >/dev/null <<SQL
 select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
@@ -57,16 +55,17 @@ rollback;
 SQL
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# The median of the lines on stdin (the mean of the middle two for an even count).
+median_lines() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 small=() large=()
 for run in 1 2 3 4 5; do
   small+=("$(timed_batch 1000 $((run % 2 * 100)))")
   large+=("$(timed_batch 10000 $(((run + 1) % 2 * 100)))")
 done
-s=$(printf '%s\n' "${small[@]}" | median)
-l=$(printf '%s\n' "${large[@]}" | median)
-ratio=$(awk -v a="$l" -v b="$s" 'BEGIN {printf "%.2f", a / b}')
+s=$(printf '%s\n' "${small[@]}" | median_lines)
+l=$(printf '%s\n' "${large[@]}" | median_lines)
+ratio=$(ratio "$l" "$s")
 declare -A cs cl cr
 for action in correct retire; do
   small=() large=()
@@ -74,9 +73,9 @@ for action in correct retire; do
     small+=("$(timed_component_batch $action 1000)")
     large+=("$(timed_component_batch $action 10000)")
   done
-  cs[$action]=$(printf '%s\n' "${small[@]}" | median)
-  cl[$action]=$(printf '%s\n' "${large[@]}" | median)
-  cr[$action]=$(awk -v a="${cl[$action]}" -v b="${cs[$action]}" 'BEGIN {printf "%.2f", a / b}')
+  cs[$action]=$(printf '%s\n' "${small[@]}" | median_lines)
+  cl[$action]=$(printf '%s\n' "${large[@]}" | median_lines)
+  cr[$action]=$(ratio "${cl[$action]}" "${cs[$action]}")
 done
 
 report=$(cat <<TXT

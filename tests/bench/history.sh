@@ -7,16 +7,13 @@
 # the bare baseline of the milestone benchmark (medians). Writes tests/bench/history-results.md.
 # Usage: bash tests/bench/history.sh [seconds per write run]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 seconds=${1:-10}
 db=pipetrak_bench_history
-work=$(mktemp -d)
-chmod 777 "$work"
 
-cluster_start
-extension_install
+bench_start
+bench_work 777
 database_create "$db"
 owner=c0000000-0000-4000-8000-000000000001
 foreman=c0000000-0000-4000-8000-000000000004
@@ -70,17 +67,8 @@ spread=$(for i in 1 2 3 4 5; do
 done | sort -n | sed -n 3p)
 
 # The baseline of the milestone benchmark: one row update and one event insert, no logic.
-psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-create schema bench;
-create table bench.components as select * from pipetrak.components where project_id = $project;
-alter table bench.components add primary key (id);
-create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
-create sequence bench.events_id_seq;
-alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
-vacuum analyze bench.components;
-SQL
+baseline_tables "project_id = $project"
 
-as_user() { printf 'begin;\nset local role authenticated;\nselect set_config(%s, %s, true);\n' "'request.jwt.claims'" "'{\"sub\": \"$1\", \"role\": \"authenticated\"}'"; }
 { echo "\\set cid random($lo, $hi)"; echo "\\set v random(0, 1)"; as_user "$foreman"
   echo "select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v * 100);"
   echo "commit;"; } >"$work/update.sql"
@@ -92,31 +80,21 @@ insert into bench.milestone_events (project_id, component_id, milestone, old_val
 values ($project, :cid, 'Receive', 0, 100, current_date, '$foreman');
 commit;
 PGB
-read_script() { { as_user "$viewer"; echo "$1"; echo "commit;"; } >"$work/$2.sql"; }
-read_script "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 6, date_to => current_date, group_by => 'area');" delta_week
-read_script "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 364, date_to => current_date, group_by => 'area');" delta_year
-read_script "select * from pipetrak_api.progress_as_of(project_id => $project, as_of => current_date - 100, group_by => 'area');" as_of
-read_script "select * from pipetrak_api.manhour_progress(project_id => $project, group_by => 'area'); select * from pipetrak_api.manhour_progress(project_id => $project);" manhours
+user_script "$viewer" delta_week "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 6, date_to => current_date, group_by => 'area');"
+user_script "$viewer" delta_year "select * from pipetrak_api.progress_delta(project_id => $project, date_from => current_date - 364, date_to => current_date, group_by => 'area');"
+user_script "$viewer" as_of "select * from pipetrak_api.progress_as_of(project_id => $project, as_of => current_date - 100, group_by => 'area');"
+user_script "$viewer" manhours "select * from pipetrak_api.manhour_progress(project_id => $project, group_by => 'area'); select * from pipetrak_api.manhour_progress(project_id => $project);"
 sunday=$(psql -qXAt -d "$db" -c "select current_date - 100 + (7 - extract(isodow from current_date - 100)::integer)")
 printf 'begin;\nselect pipetrak.take_snapshot(%s, %s);\nrollback;\n' "$project" "'$sunday'" >"$work/snapshot.sql"
 
-run() {
-  local script=$1 clients=$2 limit=$3
-  rm -f "$work"/log.*
-  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
-    || { cat "$work/out.txt"; exit 1; }
-  cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
 echo "== running"
-baseline=$(run baseline.sql 1 "-T $seconds")
-update=$(run update.sql 1 "-T $seconds")
-week=$(run delta_week.sql 1 "-t 20")
-year=$(run delta_year.sql 1 "-t 10")
-asof=$(run as_of.sql 1 "-t 10")
-manhours=$(run manhours.sql 1 "-t 30")
-snapshot=$(run snapshot.sql 1 "-t 10")
+baseline=$(pgbench_median baseline.sql 1 "-T $seconds")
+update=$(pgbench_median update.sql 1 "-T $seconds")
+week=$(pgbench_median delta_week.sql 1 "-t 20")
+year=$(pgbench_median delta_year.sql 1 "-t 10")
+asof=$(pgbench_median as_of.sql 1 "-t 10")
+manhours=$(pgbench_median manhours.sql 1 "-t 30")
+snapshot=$(pgbench_median snapshot.sql 1 "-t 10")
 
 report=$(cat <<TXT
 | measurement ($total components in the database; 200,000 and $events events over a year in the project) | pipetrak | baseline / target | ratio |

@@ -4,11 +4,9 @@
 # project's own server, and writes each one's outcome, time and the backend's peak private memory
 # to tests/bench/hostile-files-results.md. Usage: bash tests/bench/hostile_files.sh
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh" >/dev/null
-source "$here/../scripts/cluster.sh"
-cluster_start
-extension_install >/dev/null 2>&1
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+bench_start quiet
 database_create pipetrak_bench_hostile >/dev/null
 cd "$PIPETRAK_ROOT"
 PIPETRAK_TEST_URL=$(database_url pipetrak_bench_hostile) PIPETRAK_SERVER_LOG=$PIPETRAK_HOME/postgres.log PIPETRAK_HOSTILE_RESULTS="$here/hostile-files-results.md" \

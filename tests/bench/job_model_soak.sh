@@ -6,8 +6,8 @@
 # A failure prints the shrunk sequence of API calls and adds it to tests/job_model.proptest-regressions,
 # which the test command replays first from then on.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/../scripts" && pwd)
-source "$here/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 cd "$PIPETRAK_ROOT"
 cluster_start
 extension_install

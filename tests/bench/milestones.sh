@@ -3,16 +3,13 @@
 # dashboard read, on a project of 200,000 components in a database of 1,000,000 — each beside a
 # baseline measured in the same run. Usage: bash tests/bench/milestones.sh [seconds per run]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 seconds=${1:-20}
 db=pipetrak_bench
-work=$(mktemp -d)
-chmod 777 "$work"
 
-cluster_start
-extension_install
+bench_start
+bench_work 777
 database_create "$db"
 owner=c0000000-0000-4000-8000-000000000001
 foreman=c0000000-0000-4000-8000-000000000004
@@ -51,25 +48,11 @@ total=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.components")
 echo "components: $total in the database, project $project holds ids $lo..$hi"
 
 # Baseline tables: copies of the rows with their primary keys, no triggers, no RLS, no logic.
-psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-create schema bench;
-create table bench.components as select * from pipetrak.components where project_id = $project;
-alter table bench.components add primary key (id);
-create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
-create sequence bench.events_id_seq;
-alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
-vacuum analyze bench.components;
-SQL
+baseline_tables "project_id = $project"
 
-cat >"$work/update.sql" <<PGB
-\set cid random($lo, $hi)
-\set v random(0, 1) * 100
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true);
-select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v);
-commit;
-PGB
+{ echo "\\set cid random($lo, $hi)"; echo "\\set v random(0, 1) * 100"; as_user "$foreman"
+  echo "select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v);"
+  echo "commit;"; } >"$work/update.sql"
 cat >"$work/baseline.sql" <<PGB
 \set cid random($lo, $hi)
 \set v random(0, 1) * 100
@@ -79,16 +62,11 @@ insert into bench.milestone_events (project_id, component_id, milestone, old_val
 values ($project, :cid, 'Receive', 0, :v, current_date, '$foreman');
 commit;
 PGB
-cat >"$work/dashboard.sql" <<PGB
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true);
-select * from pipetrak_api.project_progress where project_id = $project;
-select * from pipetrak_api.area_progress where project_id = $project;
-select * from pipetrak_api.system_progress where project_id = $project;
-select * from pipetrak_api.test_package_progress where project_id = $project;
-commit;
-PGB
+user_script "$foreman" dashboard \
+  "select * from pipetrak_api.project_progress where project_id = $project;" \
+  "select * from pipetrak_api.area_progress where project_id = $project;" \
+  "select * from pipetrak_api.system_progress where project_id = $project;" \
+  "select * from pipetrak_api.test_package_progress where project_id = $project;"
 # The predecessor's way: aggregate every component of the project on each read.
 cat >"$work/dashboard_baseline.sql" <<PGB
 begin;
@@ -99,26 +77,13 @@ select test_package_id, count(*), avg(percent_complete) from pipetrak.components
 commit;
 PGB
 
-# Runs pgbench and prints "median_ms tps" from its per-transaction log.
-run() {
-  local script=$1 clients=$2 limit=$3
-  rm -f "$work"/log.*
-  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
-    || { cat "$work/out.txt"; exit 1; }
-  local median tps
-  median=$(cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
-  tps=$(grep -Eo 'tps = [0-9.]+' "$work/out.txt" | head -1 | awk '{printf "%.0f", $3}')
-  echo "$median $tps"
-}
-
 echo "== running (${seconds}s per write run)"
-read -r b1 bt1 <<<"$(run baseline.sql 1 "-T $seconds")"
-read -r u1 ut1 <<<"$(run update.sql 1 "-T $seconds")"
-read -r b4 bt4 <<<"$(run baseline.sql 4 "-T $seconds")"
-read -r u4 ut4 <<<"$(run update.sql 4 "-T $seconds")"
-read -r dbase _ <<<"$(run dashboard_baseline.sql 1 "-t 30")"
-read -r dash _ <<<"$(run dashboard.sql 1 "-t 200")"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+read -r b1 bt1 <<<"$(pgbench_run baseline.sql 1 "-T $seconds")"
+read -r u1 ut1 <<<"$(pgbench_run update.sql 1 "-T $seconds")"
+read -r b4 bt4 <<<"$(pgbench_run baseline.sql 4 "-T $seconds")"
+read -r u4 ut4 <<<"$(pgbench_run update.sql 4 "-T $seconds")"
+read -r dbase _ <<<"$(pgbench_run dashboard_baseline.sql 1 "-t 30")"
+read -r dash _ <<<"$(pgbench_run dashboard.sql 1 "-t 200")"
 
 report=$(cat <<TXT
 | measurement (project of 200,000 in a database of $total) | pipetrak | baseline | ratio |

@@ -9,16 +9,13 @@
 # turnover report of that package (medians). Writes tests/bench/packages-results.md.
 # Usage: bash tests/bench/packages.sh [runs per measurement]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 runs=${1:-15}
 db=pipetrak_bench_packages
-work=$(mktemp -d)
-chmod 777 "$work"
 
-cluster_start
-extension_install
+bench_start
+bench_work 777
 database_create "$db"
 owner=c0000000-0000-4000-8000-000000000001
 qc=c0000000-0000-4000-8000-000000000005
@@ -100,20 +97,11 @@ select pipetrak_api.sign_stage(test_package_id => $big, stage => 'test', signoff
 select pipetrak_api.save_stage(test_package_id => $big, stage => 'test', data => jsonb_build_object('test_date', current_date - 1,
     'medium', 'water', 'pressure_held', 60, 'hold_time_min', 10, 'gauges', '[{"number": "G-1", "calibration_date": "2026-01-01"}]'::jsonb));
 SQL
-as_qc() { printf 'begin;\nset local role authenticated;\nselect set_config(%s, %s, true);\n' "'request.jwt.claims'" "'{\"sub\": \"$qc\", \"role\": \"authenticated\"}'"; }
 
 # The baseline: the same rows and events written bare, in one transaction.
-psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-create schema bench;
-create table bench.components as select * from pipetrak.components where test_package_id = $big;
-alter table bench.components add primary key (id);
-create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
-create sequence bench.events_id_seq;
-alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
-vacuum analyze bench.components;
-SQL
+baseline_tables "test_package_id = $big"
 
-{ as_qc; echo "select pipetrak_api.complete_stage(test_package_id => $big, stage => 'test');"; echo "rollback;"; } >"$work/accept.sql"
+{ as_user "$qc"; echo "select pipetrak_api.complete_stage(test_package_id => $big, stage => 'test');"; echo "rollback;"; } >"$work/accept.sql"
 # The baseline as the issue words it: 5,000 bare row updates + 5,000 event inserts in one
 # transaction (the milestone benchmark's unit of work, once per member, run server-side); and the
 # same rows written by one bare update and one insert statement, for comparison.
@@ -144,19 +132,9 @@ insert into bench.milestone_events (project_id, component_id, milestone, old_val
 select project_id, id, 'Test', 0, 100, current_date, '$qc' from updated;
 rollback;
 SQL
-read_script() { { as_qc; echo "$1"; echo "commit;"; } >"$work/$2.sql"; }
-read_script "select * from pipetrak_api.test_package_readiness where project_id = $project;" readiness_all
-read_script "select * from pipetrak_api.test_package_readiness where test_package_id = $small; select * from pipetrak_api.test_package_blockers(test_package_id => $small);" readiness_one
-read_script "select pipetrak_api.turnover_report(test_package_id => $big);" turnover
-
-# Runs pgbench for a number of transactions; prints the median latency in ms.
-run() {
-  rm -f "$work"/log.*
-  (cd "$work" && pgbench -n -d "$db" -f "$1" -c 1 -j 1 -t "$runs" -l --log-prefix=log >"$work/out.txt" 2>&1) \
-    || { cat "$work/out.txt"; exit 1; }
-  cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+user_script "$qc" readiness_all "select * from pipetrak_api.test_package_readiness where project_id = $project;"
+user_script "$qc" readiness_one "select * from pipetrak_api.test_package_readiness where test_package_id = $small; select * from pipetrak_api.test_package_blockers(test_package_id => $small);"
+user_script "$qc" turnover "select pipetrak_api.turnover_report(test_package_id => $big);"
 
 # A write run rolls back: each starts from freshly vacuumed tables, so no run pays for the dead
 # rows of the ones before (pipetrak and baseline alike). Prints the median latency in ms.
@@ -164,21 +142,19 @@ run_vacuumed() {
   local i
   for i in $(seq "$runs"); do
     psql -qX -d "$db" -c "vacuum pipetrak.components, pipetrak.milestone_events, pipetrak.progress_parts, bench.components, bench.milestone_events"
-    rm -f "$work"/log.*
-    (cd "$work" && pgbench -n -d "$db" -f "$1" -c 1 -j 1 -t 1 -l --log-prefix=log >"$work/out.txt" 2>&1) \
-      || { cat "$work/out.txt"; exit 1; }
-    cat "$work"/log.* | awk '{print $3}'
-  done | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'
+    pgbench_logged "$1" 1 "-t 1"
+    logged_latencies
+  done | median_ms
 }
 
 echo "== running ($runs runs each)"
 accept=$(run_vacuumed accept.sql)
 baseline=$(run_vacuumed baseline.sql)
 baseline_set=$(run_vacuumed baseline_set.sql)
-all=$(run readiness_all.sql)
-one=$(run readiness_one.sql)
-turnover=$(run turnover.sql)
-earned=$( { as_qc; echo "select pipetrak_api.complete_stage(test_package_id => $big, stage => 'test') ->> 'earned';"; echo "rollback;"; } \
+all=$(pgbench_median readiness_all.sql 1 "-t $runs")
+one=$(pgbench_median readiness_one.sql 1 "-t $runs")
+turnover=$(pgbench_median turnover.sql 1 "-t $runs")
+earned=$( { as_user "$qc"; echo "select pipetrak_api.complete_stage(test_package_id => $big, stage => 'test') ->> 'earned';"; echo "rollback;"; } \
   | psql -qXAt -d "$db" | grep -E '^[0-9]+$')
 
 report=$(cat <<TXT

@@ -11,18 +11,15 @@
 # tests/bench/screens-before.sql: one run, same data, medians and spreads.
 # Usage: bash tests/bench/screens.sh [rounds]   (default 30)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 rounds=${1:-30}
-bash "$here/../scripts/setup.sh" >/dev/null
-source "$here/../scripts/cluster.sh"
-cluster_start
-extension_install >/dev/null 2>&1
+bench_start quiet
 cd "$PIPETRAK_ROOT"
 db=pipetrak_bench_screens
 database_create "$db"
 owner=5c000000-0000-4000-8000-000000000001
 foreman=5c000000-0000-4000-8000-000000000004
-q() { psql -qXAt -d "$db" -v ON_ERROR_STOP=1 "$@"; }
 
 echo "== generating a project of 220,000 components beside 19 of 2,000"
 q <<SQL
@@ -128,7 +125,6 @@ done
 read -r pm plo phi pbm pblo pbhi < <(measure "$page" "$page_before" | tail -1)
 read -r rm rlo rhi rbm rblo rbhi < <(measure "$readiness" "$readiness_before" | tail -1)
 items=$(q -c "select count(*) from pipetrak.review_items where project_id = $project and resolved_at is null")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 {
   echo "# Screens benchmark (latest run)"
   echo

@@ -5,16 +5,13 @@
 # 1,000,000 components against a plain ILIKE scan of the same project.
 # Usage: bash tests/bench/team.sh [seconds per write run]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 seconds=${1:-10}
 db=pipetrak_bench_team
-work=$(mktemp -d)
-chmod 777 "$work"
 
-cluster_start
-extension_install
+bench_start
+bench_work 777
 database_create "$db"
 owner=c0000000-0000-4000-8000-000000000001
 foreman=c0000000-0000-4000-8000-000000000004
@@ -56,66 +53,35 @@ total=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.components")
 welds=$(psql -qXAt -d "$db" -c "select count(*) from pipetrak.field_welds where project_id = $project")
 echo "components: $total in the database, project $project: 200,000 valves and $welds welds"
 
-cat >"$work/update.sql" <<PGB
-\set cid random($lo, $hi)
-\set v random(0, 1) * 100
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true);
-select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v);
-commit;
-PGB
+{ echo "\\set cid random($lo, $hi)"; echo "\\set v random(0, 1) * 100"; as_user "$foreman"
+  echo "select pipetrak_api.update_milestone(component_id => :cid, milestone => 'Receive', value => :v);"
+  echo "commit;"; } >"$work/update.sql"
 
-# Runs pgbench and prints "median_ms tps" from its per-transaction log.
-run() {
-  local script=$1 clients=$2 limit=$3
-  rm -f "$work"/log.*
-  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
-    || { cat "$work/out.txt"; exit 1; }
-  local median tps
-  median=$(cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
-  tps=$(grep -Eo 'tps = [0-9.]+' "$work/out.txt" | head -1 | awk '{printf "%.0f", $3}')
-  echo "$median $tps"
-}
 events() {
   psql -qX -d "$db" -c "alter table pipetrak.milestone_events $1 trigger milestone_events_announce"
 }
-median3() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[2]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 echo "== update_milestone with and without change events (${seconds}s runs, alternating, 3 each)"
 declare -a off1 on1 off4 on4
 for round in 1 2 3; do
-  events disable; read -r m _ <<<"$(run update.sql 1 "-T $seconds")"; off1+=("$m")
-  events enable;  read -r m _ <<<"$(run update.sql 1 "-T $seconds")"; on1+=("$m")
-  events disable; read -r m _ <<<"$(run update.sql 4 "-T $seconds")"; off4+=("$m")
-  events enable;  read -r m _ <<<"$(run update.sql 4 "-T $seconds")"; on4+=("$m")
+  events disable; read -r m _ <<<"$(pgbench_run update.sql 1 "-T $seconds")"; off1+=("$m")
+  events enable;  read -r m _ <<<"$(pgbench_run update.sql 1 "-T $seconds")"; on1+=("$m")
+  events disable; read -r m _ <<<"$(pgbench_run update.sql 4 "-T $seconds")"; off4+=("$m")
+  events enable;  read -r m _ <<<"$(pgbench_run update.sql 4 "-T $seconds")"; on4+=("$m")
 done
 events enable
-u_off1=$(median3 "${off1[@]}"); u_on1=$(median3 "${on1[@]}")
-u_off4=$(median3 "${off4[@]}"); u_on4=$(median3 "${on4[@]}")
+u_off1=$(median "${off1[@]}"); u_on1=$(median "${on1[@]}")
+u_off4=$(median "${off4[@]}"); u_on4=$(median "${on4[@]}")
 
 echo "== search"
 search_row() {
   local label=$1 query=$2
-  cat >"$work/search.sql" <<PGB
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true);
-select count(*) from pipetrak_api.search(project_id => $project, query => '$query');
-commit;
-PGB
-  cat >"$work/scan.sql" <<PGB
-begin;
-set local role authenticated;
-select set_config('request.jwt.claims', '{"sub": "$foreman", "role": "authenticated"}', true);
-select count(*) from (select id from pipetrak.components where project_id = $project and retired_at is null
-                      and tag ilike '%' || '$query' || '%' limit 20) s;
-commit;
-PGB
+  user_script "$foreman" search "select count(*) from pipetrak_api.search(project_id => $project, query => '$query');"
+  user_script "$foreman" scan "select count(*) from (select id from pipetrak.components where project_id = $project and retired_at is null
+                      and tag ilike '%' || '$query' || '%' limit 20) s;"
   local s b
-  read -r s _ <<<"$(run search.sql 1 "-t 200")"
-  read -r b _ <<<"$(run scan.sql 1 "-t 20")"
+  read -r s _ <<<"$(pgbench_run search.sql 1 "-t 200")"
+  read -r b _ <<<"$(pgbench_run scan.sql 1 "-t 20")"
   echo "| search '$query' ($label): median | $s ms | $b ms | $(ratio "$s" "$b")x |"
 }
 rows=$(

@@ -5,15 +5,13 @@
 # Three validations of each, medians. Usage: bash tests/bench/tenants.sh [ROWS] (default 200,000;
 # the other tenant's file has 0.8 × ROWS rows, as 800,000 beside 1,000,000).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 rows=${1:-200000}
 noisy_rows=$((rows * 4 / 5))
-bash "$here/../scripts/setup.sh" >/dev/null
-source "$here/../scripts/cluster.sh"
-cluster_start
-extension_install >/dev/null 2>&1
+bench_start quiet
 cd "$PIPETRAK_ROOT"
-work=$(mktemp -d)
+bench_work
 cargo run -q --release --example generate_takeoff -- "$rows" "$work" >/dev/null
 cargo run -q --release --example generate_takeoff -- $((noisy_rows / 2)) "$work" >/dev/null
 # Every data row of the other tenant's file twice in a row.
@@ -23,7 +21,7 @@ db=pipetrak_bench_tenants
 database_create "$db" >/dev/null
 victim=b1c00000-0000-4000-8000-000000000001
 noisy=b2c00000-0000-4000-8000-000000000001
-as_user() { # user sql -> last value
+tenant_sql() { # user sql -> last value (the SQL run as the user, role and claims set for the session)
   psql -qXAt -d "$db" -v ON_ERROR_STOP=1 <<SQL | tail -1
 set role authenticated;
 select set_config('request.jwt.claims', '{"sub": "$1"}', false) \g /dev/null
@@ -32,18 +30,17 @@ SQL
 }
 project_of() { # user -> a new organization's project
   local org
-  org=$(as_user "$1" "select pipetrak_api.create_organization(name => 'Tenant $1');")
-  as_user "$1" "select pipetrak_api.create_project(organization_id => $org, name => 'P', job_number => 'P-1');"
+  org=$(tenant_sql "$1" "select pipetrak_api.create_organization(name => 'Tenant $1');")
+  tenant_sql "$1" "select pipetrak_api.create_project(organization_id => $org, name => 'P', job_number => 'P-1');"
 }
 upload() { # user project file -> import id
-  as_user "$1" "select pipetrak_api.import_upload(project_id => $2, kind => 'takeoff', filename => 'f.csv', content => decode('$(base64 -w0 "$3")', 'base64'));"
+  tenant_sql "$1" "select pipetrak_api.import_upload(project_id => $2, kind => 'takeoff', filename => 'f.csv', content => decode('$(base64 -w0 "$3")', 'base64'));"
 }
 validate_ms() { # user import -> milliseconds
-  as_user "$1" "select extract(epoch from clock_timestamp()) as t0 \gset
+  tenant_sql "$1" "select extract(epoch from clock_timestamp()) as t0 \gset
 select pipetrak_api.import_validate(import_id => $2) is not null \g /dev/null
 select round((extract(epoch from clock_timestamp()) - :t0) * 1000, 1);"
 }
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 victim_import=$(upload "$victim" "$(project_of "$victim")" "$work/takeoff-$rows.csv")
 alone=()
@@ -59,7 +56,7 @@ report=$(cat <<TXT
 |---|---|---|
 | tenant A validates $rows CSV rows, alone | $a ms | 1.00x |
 | tenant B validates $noisy_rows rows repeating in pairs (its rows stay staged) | $noisy_ms ms | |
-| tenant A validates the same file again, beside B's staged rows | $b ms | $(awk -v a="$b" -v b="$a" 'BEGIN {printf "%.2f", a / b}')x |
+| tenant A validates the same file again, beside B's staged rows | $b ms | $(ratio "$b" "$a")x |
 TXT
 )
 echo "$report" | tee "$here/tenants-results.md"

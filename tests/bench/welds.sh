@@ -7,16 +7,13 @@
 # the welder summary for a year, the sampling view of the project (medians). Writes
 # tests/bench/welds-results.md. Usage: bash tests/bench/welds.sh [seconds per write run]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/../scripts/setup.sh"
-source "$here/../scripts/cluster.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 seconds=${1:-15}
 db=pipetrak_bench_welds
-work=$(mktemp -d)
-chmod 777 "$work"
 
-cluster_start
-extension_install
+bench_start
+bench_work 777
 database_create "$db"
 owner=c0000000-0000-4000-8000-000000000001
 foreman=c0000000-0000-4000-8000-000000000004
@@ -71,17 +68,8 @@ drawing=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.drawings where pr
 echo "components: $total; project $project holds welds $lo..$hi"
 
 # The baseline of the milestone benchmark: one row update and one event insert, no logic.
-psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-create schema bench;
-create table bench.components as select * from pipetrak.components where project_id = $project;
-alter table bench.components add primary key (id);
-create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
-create sequence bench.events_id_seq;
-alter table bench.milestone_events alter id set default nextval('bench.events_id_seq');
-vacuum analyze bench.components;
-SQL
+baseline_tables "project_id = $project"
 
-as_user() { printf 'begin;\nset local role authenticated;\nselect set_config(%s, %s, true);\n' "'request.jwt.claims'" "'{\"sub\": \"$1\", \"role\": \"authenticated\"}'"; }
 { echo "\\set cid random($lo, $hi)"; as_user "$foreman"
   echo "select pipetrak_api.edit_welder(component_id => :cid, reason => 'bench', stencil => 'K-' || (:cid % 200 + 1)) from pipetrak.field_welds where component_id = :cid and welder_id is not null;"
   echo "commit;"; } >"$work/assign.sql"
@@ -96,9 +84,8 @@ insert into bench.milestone_events (project_id, component_id, milestone, old_val
 values ($project, :cid, 'Weld Complete', 0, 100, current_date, '$foreman');
 commit;
 PGB
-read_script() { { as_user "$qc"; echo "$1"; echo "commit;"; } >"$work/$2.sql"; }
-read_script "select * from pipetrak_api.weld_log where project_id = $project and welder = 'K-17' order by weld_number limit 50;" log_welder
-read_script "select * from pipetrak_api.weld_log where project_id = $project and drawing_id = $drawing order by weld_number limit 50;" log_drawing
+user_script "$qc" log_welder "select * from pipetrak_api.weld_log where project_id = $project and welder = 'K-17' order by weld_number limit 50;"
+user_script "$qc" log_drawing "select * from pipetrak_api.weld_log where project_id = $project and drawing_id = $drawing order by weld_number limit 50;"
 # The bare join a weld log page needs (weld, facts, drawing, welder), as the table owner: no RLS,
 # no name lookups.
 bare="select c.id, c.tag, d.drawing_no, f.weld_type, f.weld_size, f.welder_id, w.stencil, w.name, f.date_welded, f.status, f.current_nde
@@ -106,34 +93,21 @@ from pipetrak.components c join pipetrak.field_welds f on f.component_id = c.id 
 left join pipetrak.welders w on w.id = f.welder_id where c.project_id = $project"
 echo "$bare and w.stencil = 'K-17' order by c.tag limit 50;" >"$work/bare_welder.sql"
 echo "$bare and c.drawing_id = $drawing order by c.tag limit 50;" >"$work/bare_drawing.sql"
-read_script "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'welder');" progress_welder
-read_script "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'area');" progress_area
-read_script "select * from pipetrak_api.welder_summary(project_id => $project, date_from => current_date - 365, date_to => current_date);" summary
-read_script "select * from pipetrak_api.sampling_lots where project_id = $project;" sampling
-
-# Runs pgbench; prints "median_ms tps" from its per-transaction log.
-run() {
-  local script=$1 clients=$2 limit=$3
-  rm -f "$work"/log.*
-  (cd "$work" && pgbench -n -d "$db" -f "$script" -c "$clients" -j "$clients" $limit -l --log-prefix=log >"$work/out.txt" 2>&1) \
-    || { cat "$work/out.txt"; exit 1; }
-  local median tps
-  median=$(cat "$work"/log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}')
-  tps=$(grep -Eo 'tps = [0-9.]+' "$work/out.txt" | head -1 | awk '{printf "%.0f", $3}')
-  echo "$median $tps"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+user_script "$qc" progress_welder "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'welder');"
+user_script "$qc" progress_area "select * from pipetrak_api.weld_progress(project_id => $project, group_by => 'area');"
+user_script "$qc" summary "select * from pipetrak_api.welder_summary(project_id => $project, date_from => current_date - 365, date_to => current_date);"
+user_script "$qc" sampling "select * from pipetrak_api.sampling_lots where project_id = $project;"
 
 echo "== running (${seconds}s per write run)"
-read -r b1 _ <<<"$(run baseline.sql 1 "-T $seconds")"
-read -r a1 _ <<<"$(run assign.sql 1 "-T $seconds")"
-read -r n1 _ <<<"$(run nde.sql 1 "-T $seconds")"
-read -r b4 _ <<<"$(run baseline.sql 4 "-T $seconds")"
-read -r a4 _ <<<"$(run assign.sql 4 "-T $seconds")"
-read -r n4 _ <<<"$(run nde.sql 4 "-T $seconds")"
+read -r b1 _ <<<"$(pgbench_run baseline.sql 1 "-T $seconds")"
+read -r a1 _ <<<"$(pgbench_run assign.sql 1 "-T $seconds")"
+read -r n1 _ <<<"$(pgbench_run nde.sql 1 "-T $seconds")"
+read -r b4 _ <<<"$(pgbench_run baseline.sql 4 "-T $seconds")"
+read -r a4 _ <<<"$(pgbench_run assign.sql 4 "-T $seconds")"
+read -r n4 _ <<<"$(pgbench_run nde.sql 4 "-T $seconds")"
 declare -A reads
 for r in log_welder bare_welder log_drawing bare_drawing progress_welder progress_area summary sampling; do
-  read -r reads[$r] _ <<<"$(run "$r.sql" 1 "-t 30")"
+  read -r reads[$r] _ <<<"$(pgbench_run "$r.sql" 1 "-t 30")"
 done
 
 report=$(cat <<TXT
