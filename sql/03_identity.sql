@@ -37,6 +37,15 @@ as $$
                 then (pipetrak.current_claims() ->> 'sub')::pg_catalog.uuid end
 $$;
 
+-- The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'
+-- check constraints restate it; pgTAP compares them).
+create function pipetrak.member_roles()
+returns text[]
+language sql immutable parallel safe
+as $$
+    select array['owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer']
+$$;
+
 -- What each role may do (the permission matrix of spec §2).
 create function pipetrak.role_can(p_role text, p_permission text)
 returns boolean

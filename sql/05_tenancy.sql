@@ -74,7 +74,7 @@ language plpgsql immutable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if p_role is null or p_role not in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer') then
+    if p_role is null or p_role <> all (pipetrak.member_roles()) then
         perform pipetrak.raise_error('invalid_role', jsonb_build_object('role', p_role));
     end if;
 end

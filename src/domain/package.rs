@@ -197,7 +197,8 @@ pub fn dates_of(stage: Stage, data: &Value) -> Vec<NaiveDate> {
 }
 
 /// Status of one stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum StageStatus {
     NotStarted,
     InProgress,

@@ -4,7 +4,9 @@
 use super::progress::FULL;
 use super::template::{Category, Milestone};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr, strum::EnumIter,
+)]
 #[strum(serialize_all = "snake_case")]
 pub enum SequenceMode {
     /// Accept, mark the event out of sequence and open a review item.

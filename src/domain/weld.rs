@@ -7,7 +7,10 @@ pub const METHODS: [&str; 5] = ["RT", "UT", "PT", "MT", "VT"];
 /// What an NDE record may say (a record without a result clears the method).
 pub const RESULTS: [&str; 3] = ["PASS", "FAIL", "PENDING"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+/// The weld types a field weld may have.
+pub const WELD_TYPES: [&str; 5] = ["BW", "SW", "FW", "TW", "CW"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum WeldStatus {
     Active,

@@ -33,7 +33,9 @@ pub mod xls;
 pub use issue::{Issue, IssueCode, Severity};
 
 /// What a file holds: a material takeoff (components) or a field-weld log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
+)]
 #[strum(serialize_all = "snake_case")]
 pub enum Kind {
     Takeoff,

@@ -34,7 +34,7 @@ const SNIFF_BYTES: usize = 8192;
 /// in any real file.
 const HEAD_TEXT_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum Format {
     Csv,

@@ -27,7 +27,7 @@ pub const MAX_ROW_QUANTITY: f64 = 10_000.0;
 /// Most feet of pipe one row may hold.
 pub const MAX_ROW_FEET: f64 = 1_000_000.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, strum::IntoStaticStr, strum::EnumIter)]
 #[strum(serialize_all = "snake_case")]
 pub enum RowStatus {
     #[default]
@@ -352,7 +352,7 @@ impl Validator {
         let issues = &mut row.issues;
         if let Some(t) = read.optional(Field::WeldType) {
             let t = t.to_uppercase();
-            if ["BW", "SW", "FW", "TW", "CW"].contains(&t.as_str()) {
+            if crate::domain::weld::WELD_TYPES.contains(&t.as_str()) {
                 weld.weld_type = Some(t);
             } else {
                 issues.push(read.issue(
@@ -390,7 +390,7 @@ impl Validator {
                 .filter(|p| !p.is_empty())
             {
                 let part = part.to_uppercase();
-                if !["RT", "UT", "PT", "MT", "VT"].contains(&part.as_str()) {
+                if !crate::domain::weld::METHODS.contains(&part.as_str()) {
                     issues.push(read.issue(
                         Field::NdeTypes,
                         IssueCode::InvalidNdeType,
