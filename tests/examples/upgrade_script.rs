@@ -192,8 +192,10 @@ fn main() {
         println!("{}", after.trim_end());
     }
     println!(
-        "\n-- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the\n\
-         -- allow-list granted again (a new internal function stays private unless listed).\n\
+        "\n-- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),\n\
+         -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again\n\
+         -- (a new internal function stays private unless listed).\n\
+         select pipetrak.describe_api_columns();\n\
          select pipetrak.register_dump_tables();\n\
          select pipetrak.grant_privileges();"
     );
