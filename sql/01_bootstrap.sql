@@ -14,6 +14,24 @@ create table pipetrak.error_codes (
     hint     text not null
 );
 
+-- Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when
+-- the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.
+create function pipetrak.error_counter_create()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format('create sequence if not exists pipetrak.%I', 'error_count_' || new.code);
+    execute format('comment on sequence pipetrak.%I is %L', 'error_count_' || new.code,
+                   'Refusals with error ' || new.code || ' since the extension was installed (pipetrak.metrics()).');
+    return null;
+end
+$$;
+
+create trigger error_codes_counter after insert or update of code on pipetrak.error_codes
+    for each row execute function pipetrak.error_counter_create();
+
 insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('not_authenticated',        'PT401', 'No signed-in user in this request', 'Send a JWT whose "sub" claim is the user''s uuid (request.jwt.claims).'),
     ('permission_denied',        '42501', 'Your role does not allow this', 'Ask an owner or admin of the organization for a role that allows it.'),
@@ -55,7 +73,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('import_not_validated',     'PT409', 'The import has not been validated', 'Call import_validate first and look at its report.'),
     ('import_already_committed', 'PT409', 'The import is committing or committed', 'Upload the file again to start a new import; commit resumes with import_commit.'),
     ('import_has_errors',        'PT422', 'Rows of the import have errors', 'Fix them (see import_issues or import_report_csv) and upload again, or commit with skip_invalid_rows => true.'),
-    ('file_too_large',           'PT413', 'The file is larger than 50 MB', 'Split the file, or remove pivot sheets and pictures from the workbook.'),
+    ('file_too_large',           'PT413', 'The file is larger than the upload limit', 'Split the file, or remove pivot sheets and pictures from the workbook (the detail gives the limit: 50 MB unless the administrator set pipetrak.max_upload_mb lower).'),
     ('unsupported_file',         'PT415', 'The file is neither CSV nor an Excel workbook (.xlsx, .xls)', 'Save it from Excel as .xlsx or CSV (comma, semicolon or tab separated); .ods, .xlsb and Word files are not read.'),
     ('damaged_file',             'PT415', 'The workbook is damaged or incomplete', 'Open it in Excel (which repairs what it can) and save it again, or upload it again if the upload was cut short.'),
     ('empty_file',               'PT422', 'The file is empty', 'Export the sheet again: the upload has no bytes.'),
@@ -63,7 +81,7 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('text_too_long',            'PT422', 'A text is longer than allowed', 'Shorten it: the detail names the argument and its maximum length in characters.'),
     ('invalid_date',             'PT422', 'That is not a calendar date', 'Send a finite date such as 2025-03-04 (not infinity or -infinity).'),
     ('user_not_found',           'PT404', 'No such user among the people you work with', 'Only people who already share an organization with you can be added by id; ask the person to share their user id from an organization you both belong to.'),
-    ('batch_too_large',          'PT413', 'Too many items in one request', 'Send at most 10,000 updates per call and split larger batches.'),
+    ('batch_too_large',          'PT413', 'Too many items in one request', 'Split the batch: the detail gives the limit (10,000 items unless the administrator set pipetrak.max_batch_items lower).'),
     ('weld_not_welded',          'PT409', 'The weld has no welder and date welded yet', 'Assign the welder and date welded (assign_welder) before recording NDE.'),
     ('nde_before_welded',        'PT422', 'The examination is dated before the weld was welded', 'Use the date the weld was examined: on or after its date welded.'),
     ('reason_required',          'PT422', 'A reason is required', 'Say why (at least the characters the detail gives): it is kept in the history.'),
@@ -104,8 +122,27 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('pg_cron_missing',          'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.'),
     ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');
 
+-- Counts one refusal with the catalogued error `p_code` in its counter (`error_count_<code>`, a
+-- sequence: nextval is the one write PostgreSQL keeps when the transaction then rolls back, as a
+-- refused request's does). Nothing is counted where nothing may be written (a standby, a read-only
+-- transaction) or for a code the catalog lacks. Read by pipetrak.metrics().
+create function pipetrak.count_error(p_code text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_counter regclass := to_regclass(format('pipetrak.%I', 'error_count_' || p_code));
+begin
+    if v_counter is not null and not pg_is_in_recovery() and current_setting('transaction_read_only') = 'off' then
+        perform nextval(v_counter);
+    end if;
+end
+$$;
+
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
--- become an internal error that still reveals nothing but the key.
+-- become an internal error that still reveals nothing but the key. Each refusal is counted
+-- (count_error) and, with pipetrak.log_refusals on, logged as one JSON line.
 create function pipetrak.raise_error(p_code text, p_context jsonb default '{}', p_message text default null)
 returns void
 language plpgsql stable
@@ -117,6 +154,16 @@ begin
     select * into v_error from pipetrak.error_codes where code = p_code;
     if not found then
         v_error := row(p_code, 'XX000', 'internal error', 'Report this to your administrator.');
+    end if;
+    perform pipetrak.count_error(p_code);
+    if pipetrak.logging('refusals') then
+        begin
+            raise log 'pipetrak: %', jsonb_build_object(
+                'event', 'refused', 'code', p_code, 'sqlstate', v_error.sqlstate,
+                'user', pipetrak.current_user_id(), 'session_user', session_user, 'detail', coalesce(p_context, '{}'));
+        exception when others then
+            null;  -- claims that are not JSON: the refusal itself still reaches the caller
+        end;
     end if;
     raise exception using
         errcode = v_error.sqlstate,

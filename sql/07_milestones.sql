@@ -216,8 +216,8 @@ begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
     end if;
-    if jsonb_array_length(p_updates) > 10000 then
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', 10000));
+    if jsonb_array_length(p_updates) > pipetrak.max_batch_items() then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', pipetrak.max_batch_items()));
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, instead
     -- of one upsert per item (only components the caller may update; any other fails its item).

@@ -49,7 +49,7 @@ begin
 end
 $$;
 
--- The same for a list (its items).
+-- The same for a list (its items): no more than the batch limit (pipetrak.max_batch_items) either.
 create function pipetrak.limited(p_argument text, p_value anyarray)
 returns anyarray
 language plpgsql stable security definer parallel safe
@@ -58,7 +58,7 @@ as $$
 declare
     v_max integer := pipetrak.argument_limit(p_argument);
 begin
-    if v_max is null or pg_catalog.cardinality(p_value) > v_max then
+    if v_max is null or pg_catalog.cardinality(p_value) > least(v_max, pipetrak.max_batch_items()) then
         perform pipetrak.refuse_size(p_argument, 'items', pg_catalog.cardinality(p_value));
     end if;
     return p_value;
@@ -77,6 +77,9 @@ declare
 begin
     if v_max is null then
         raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    if p_unit = 'items' then
+        v_max := least(v_max, pipetrak.max_batch_items());
     end if;
     perform pipetrak.raise_error(
         case p_unit when 'characters' then 'text_too_long' when 'bytes' then 'value_too_large' else 'batch_too_large' end,

@@ -195,6 +195,29 @@ $$;
 create trigger import_jobs_delete_rows after delete on pipetrak.import_jobs
     referencing old table as deleted_jobs for each statement execute function pipetrak.import_jobs_delete_rows();
 
+-- With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or
+-- is committed: its ids, outcome, rows and issues (validation) or what it wrote (commit), and how
+-- long the transaction that got it there had run.
+create function pipetrak.import_jobs_log()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    raise log 'pipetrak: %', jsonb_build_object(
+        'event', 'import_' || new.status, 'import_id', new.id, 'project_id', new.project_id, 'kind', new.kind,
+        'format', new.format,
+        'rows', new.summary -> 'rows', 'issues', new.summary -> 'issues',
+        'written', case when new.status = 'committed' then new.result end,
+        'transaction_ms', round(extract(epoch from clock_timestamp() - now()) * 1000));
+    return null;
+end
+$$;
+create trigger import_jobs_log after update of status on pipetrak.import_jobs
+    for each row when (old.status is distinct from new.status and new.status in ('validated', 'failed', 'committed')
+                       and pipetrak.logging('imports'))
+    execute function pipetrak.import_jobs_log();
+
 alter table pipetrak.import_jobs enable row level security;
 alter table pipetrak.import_rows enable row level security;
 -- Jobs, files and reports are seen by those who may import into the project (owner, admin, PM).
@@ -250,8 +273,8 @@ begin
     if p_size = 0 then
         perform pipetrak.raise_error('empty_file', jsonb_build_object('filename', p_filename));
     end if;
-    if p_size > 50 * 1024 * 1024 then
-        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', 50 * 1024 * 1024));
+    if p_size > pipetrak.max_upload_bytes() then
+        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', pipetrak.max_upload_bytes()));
     end if;
     if p_format is null and p_refusal ->> 'code' = 'damaged_file' then
         perform pipetrak.raise_error('damaged_file', jsonb_build_object('filename', p_filename), p_refusal ->> 'message');

@@ -313,8 +313,8 @@ begin
         perform pipetrak.require_project_role((select project_id from pipetrak.drawings where id = p_drawing_id), 'manage_project_data');
         v_ids := array(select c.id from pipetrak.components c where c.drawing_id = p_drawing_id and c.retired_at is null order by c.id);
     else
-        if cardinality(p_component_ids) > 10000 then
-            perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', cardinality(p_component_ids), 'limit', 10000));
+        if cardinality(p_component_ids) > pipetrak.max_batch_items() then
+            perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', cardinality(p_component_ids), 'limit', pipetrak.max_batch_items()));
         end if;
         v_ids := array(select distinct x from unnest(p_component_ids) x where x is not null order by x);
         select x into v_missing from unnest(v_ids) x

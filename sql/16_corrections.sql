@@ -289,8 +289,8 @@ begin
     perform pipetrak.require_user();
     if jsonb_typeof(p_items) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'items', 'expected', 'an array'));
-    elsif jsonb_array_length(p_items) > 10000 then
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', 10000));
+    elsif jsonb_array_length(p_items) > pipetrak.max_batch_items() then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', pipetrak.max_batch_items()));
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, and the
     -- history takes its retirements and restorations once too (see progress_deferred): one upsert

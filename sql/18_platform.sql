@@ -132,6 +132,10 @@ begin
             if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
                 grant select on pipetrak_api.attachments to service_role;
             end if;
+            -- Its columns' words (when Storage came after the extension; an install describes them later).
+            if to_regprocedure('pipetrak.describe_api_columns()') is not null then
+                perform pipetrak.describe_api_columns();
+            end if;
             v_installed := v_installed || 'storage'::text;
         exception when insufficient_privilege then
             raise warning 'pipetrak: no privilege to install the Storage buckets and policies; run select pipetrak.install_platform() as their owner';
@@ -372,7 +376,12 @@ as $$
                                     from pipetrak.import_jobs j where j.committed_at >= now() - interval '30 days'),
             'open_review_items', (select coalesce(sum(open_review_items), 0) from projects),
             'staged_import_rows', (select count(*) from pipetrak.import_rows),
-            'notify_queue_usage', pg_notification_queue_usage()),
+            'notify_queue_usage', pg_notification_queue_usage(),
+            -- Refusals by catalogued error since the extension was installed (count_error).
+            'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
+                                 from pipetrak.error_codes e,
+                                      lateral (select pg_sequence_last_value(to_regclass(format('pipetrak.%I', 'error_count_' || e.code))) as n) x
+                                 where x.n is not null)),
         'projects', (select coalesce(jsonb_agg(jsonb_build_object(
                          'project_id', p.id, 'name', p.name, 'organization_id', p.organization_id, 'archived', p.archived,
                          'components', p.components, 'retired_components', p.retired_components,
@@ -387,4 +396,21 @@ as $$
                      from projects p))
 $$;
 comment on function pipetrak.metrics() is
-    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows and NOTIFY queue use, overall and per project.';
+    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use and refusals by error code, overall and per project.';
+
+-- The extension's settings (registry: src/pg/settings.rs) with the value this session sees, the
+-- default and the range: `select * from pipetrak.settings()`. PL/pgSQL so the library is loaded
+-- (and its settings defined) before pg_settings is read.
+create function pipetrak.settings()
+returns table (name text, value text, default_value text, min_value integer, max_value integer, description text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.max_batch_items();
+    return query
+        select r.name, s.setting, s.boot_val, r.min_value, r.max_value, r.description
+        from pipetrak.setting_registry() r left join pg_settings s on s.name = r.name
+        order by r.name;
+end
+$$;

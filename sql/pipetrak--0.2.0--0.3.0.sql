@@ -33,13 +33,62 @@ drop function pipetrak.argument_registry();
 drop function pipetrak.argument_limit(text);
 drop function pipetrak.argument_limits();
 
+-- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
+-- limit in the detail instead of a fixed figure.
+update pipetrak.error_codes set message = 'The file is larger than the upload limit',
+    hint = 'Split the file, or remove pivot sheets and pictures from the workbook (the detail gives the limit: 50 MB unless the administrator set pipetrak.max_upload_mb lower).'
+where code = 'file_too_large';
+update pipetrak.error_codes set
+    hint = 'Split the batch: the detail gives the limit (10,000 items unless the administrator set pipetrak.max_batch_items lower).'
+where code = 'batch_too_large';
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
 
 
+-- Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when
+-- the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.
+create or replace function pipetrak.error_counter_create()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format('create sequence if not exists pipetrak.%I', 'error_count_' || new.code);
+    execute format('comment on sequence pipetrak.%I is %L', 'error_count_' || new.code,
+                   'Refusals with error ' || new.code || ' since the extension was installed (pipetrak.metrics()).');
+    return null;
+end
+$$;
+
+
+create or replace trigger error_codes_counter after insert or update of code on pipetrak.error_codes
+    for each row execute function pipetrak.error_counter_create();
+
+
+-- Counts one refusal with the catalogued error `p_code` in its counter (`error_count_<code>`, a
+-- sequence: nextval is the one write PostgreSQL keeps when the transaction then rolls back, as a
+-- refused request's does). Nothing is counted where nothing may be written (a standby, a read-only
+-- transaction) or for a code the catalog lacks. Read by pipetrak.metrics().
+create or replace function pipetrak.count_error(p_code text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_counter regclass := to_regclass(format('pipetrak.%I', 'error_count_' || p_code));
+begin
+    if v_counter is not null and not pg_is_in_recovery() and current_setting('transaction_read_only') = 'off' then
+        perform nextval(v_counter);
+    end if;
+end
+$$;
+
+
 -- Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys
--- become an internal error that still reveals nothing but the key.
+-- become an internal error that still reveals nothing but the key. Each refusal is counted
+-- (count_error) and, with pipetrak.log_refusals on, logged as one JSON line.
 create or replace function pipetrak.raise_error(p_code text, p_context jsonb default '{}', p_message text default null)
 returns void
 language plpgsql stable
@@ -51,6 +100,16 @@ begin
     select * into v_error from pipetrak.error_codes where code = p_code;
     if not found then
         v_error := row(p_code, 'XX000', 'internal error', 'Report this to your administrator.');
+    end if;
+    perform pipetrak.count_error(p_code);
+    if pipetrak.logging('refusals') then
+        begin
+            raise log 'pipetrak: %', jsonb_build_object(
+                'event', 'refused', 'code', p_code, 'sqlstate', v_error.sqlstate,
+                'user', pipetrak.current_user_id(), 'session_user', session_user, 'detail', coalesce(p_context, '{}'));
+        exception when others then
+            null;  -- claims that are not JSON: the refusal itself still reaches the caller
+        end;
     end if;
     raise exception using
         errcode = v_error.sqlstate,
@@ -147,7 +206,7 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:82
+-- src/pg/changes.rs:65
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -321,6 +380,18 @@ AS 'MODULE_PATHNAME', 'last_locked_sunday_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/settings.rs:126
+-- pipetrak::pg::settings::logging
+create or replace function "logging"(
+	"what" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'logging_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/milestones.rs:318
 -- pipetrak::pg::milestones::manhour_weight
 create or replace function "manhour_weight"(
@@ -334,6 +405,26 @@ create or replace function "manhour_weight"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'manhour_weight_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/settings.rs:120
+-- pipetrak::pg::settings::max_batch_items
+create or replace function "max_batch_items"() RETURNS INT /* i32 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'max_batch_items_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/settings.rs:114
+-- pipetrak::pg::settings::max_upload_bytes
+create or replace function "max_upload_bytes"() RETURNS bigint /* i64 */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'max_upload_bytes_wrapper';
 
 /* </end connected objects> */
 
@@ -547,7 +638,7 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:48
+-- src/pg/changes.rs:31
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
 	"project_id" bigint, /* i64 */
@@ -561,7 +652,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:76
+-- src/pg/changes.rs:59
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -632,6 +723,21 @@ create or replace function "sampling_required"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sampling_required_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/settings.rs:137
+-- pipetrak::pg::settings::setting_registry
+create or replace function "setting_registry"() RETURNS TABLE (
+	"name" TEXT,  /* String */
+	"description" TEXT,  /* String */
+	"min_value" INT,  /* Option < i32 > */
+	"max_value" INT  /* Option < i32 > */
+)
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'setting_registry_wrapper';
 
 /* </end connected objects> */
 
@@ -746,6 +852,16 @@ as $$
     -- planned again in every transaction.
     select case when pipetrak.current_claims() ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                 then (pipetrak.current_claims() ->> 'sub')::pg_catalog.uuid end
+$$;
+
+
+-- The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'
+-- check constraints restate it; pgTAP compares them).
+create or replace function pipetrak.member_roles()
+returns text[]
+language sql immutable parallel safe
+as $$
+    select array['owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer']
 $$;
 
 
@@ -1335,7 +1451,7 @@ language plpgsql immutable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if p_role is null or p_role not in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder', 'viewer') then
+    if p_role is null or p_role <> all (pipetrak.member_roles()) then
         perform pipetrak.raise_error('invalid_role', jsonb_build_object('role', p_role));
     end if;
 end
@@ -2029,6 +2145,28 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/vocabularies.rs:52
+-- pipetrak::pg::vocabularies::vocabularies
+create or replace function "vocabularies"() RETURNS TEXT[] /* Vec < & '_ str > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'vocabularies_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/vocabularies.rs:34
+-- pipetrak::pg::vocabularies::vocabulary
+create or replace function "vocabulary"(
+	"name" TEXT /* & str */
+) RETURNS TEXT[] /* :: std :: option :: Option < Vec < & '_ str > > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'vocabulary_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/welds.rs:8
 -- pipetrak::pg::welds::weld_status
 create or replace function "weld_status"(
@@ -2279,8 +2417,8 @@ begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
     end if;
-    if jsonb_array_length(p_updates) > 10000 then
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', 10000));
+    if jsonb_array_length(p_updates) > pipetrak.max_batch_items() then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_updates), 'limit', pipetrak.max_batch_items()));
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, instead
     -- of one upsert per item (only components the caller may update; any other fails its item).
@@ -2689,7 +2827,7 @@ end
 $$;
 
 
--- The same for a list (its items).
+-- The same for a list (its items): no more than the batch limit (pipetrak.max_batch_items) either.
 create or replace function pipetrak.limited(p_argument text, p_value anyarray)
 returns anyarray
 language plpgsql stable security definer parallel safe
@@ -2698,7 +2836,7 @@ as $$
 declare
     v_max integer := pipetrak.argument_limit(p_argument);
 begin
-    if v_max is null or pg_catalog.cardinality(p_value) > v_max then
+    if v_max is null or pg_catalog.cardinality(p_value) > least(v_max, pipetrak.max_batch_items()) then
         perform pipetrak.refuse_size(p_argument, 'items', pg_catalog.cardinality(p_value));
     end if;
     return p_value;
@@ -2718,6 +2856,9 @@ declare
 begin
     if v_max is null then
         raise exception 'pipetrak: no limit registered for argument %', p_argument;
+    end if;
+    if p_unit = 'items' then
+        v_max := least(v_max, pipetrak.max_batch_items());
     end if;
     perform pipetrak.raise_error(
         case p_unit when 'characters' then 'text_too_long' when 'bytes' then 'value_too_large' else 'batch_too_large' end,
@@ -2968,6 +3109,31 @@ $$;
 create or replace trigger import_jobs_delete_rows after delete on pipetrak.import_jobs
     referencing old table as deleted_jobs for each statement execute function pipetrak.import_jobs_delete_rows();
 
+
+-- With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or
+-- is committed: its ids, outcome, rows and issues (validation) or what it wrote (commit), and how
+-- long the transaction that got it there had run.
+create or replace function pipetrak.import_jobs_log()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    raise log 'pipetrak: %', jsonb_build_object(
+        'event', 'import_' || new.status, 'import_id', new.id, 'project_id', new.project_id, 'kind', new.kind,
+        'format', new.format,
+        'rows', new.summary -> 'rows', 'issues', new.summary -> 'issues',
+        'written', case when new.status = 'committed' then new.result end,
+        'transaction_ms', round(extract(epoch from clock_timestamp() - now()) * 1000));
+    return null;
+end
+$$;
+
+create or replace trigger import_jobs_log after update of status on pipetrak.import_jobs
+    for each row when (old.status is distinct from new.status and new.status in ('validated', 'failed', 'committed')
+                       and pipetrak.logging('imports'))
+    execute function pipetrak.import_jobs_log();
+
 -- Jobs, files and reports are seen by those who may import into the project (owner, admin, PM).
 drop policy if exists import_jobs_select_importer on pipetrak.import_jobs;
 create policy import_jobs_select_importer on pipetrak.import_jobs for select to authenticated
@@ -3026,8 +3192,8 @@ begin
     if p_size = 0 then
         perform pipetrak.raise_error('empty_file', jsonb_build_object('filename', p_filename));
     end if;
-    if p_size > 50 * 1024 * 1024 then
-        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', 50 * 1024 * 1024));
+    if p_size > pipetrak.max_upload_bytes() then
+        perform pipetrak.raise_error('file_too_large', jsonb_build_object('bytes', p_size, 'limit', pipetrak.max_upload_bytes()));
     end if;
     if p_format is null and p_refusal ->> 'code' = 'damaged_file' then
         perform pipetrak.raise_error('damaged_file', jsonb_build_object('filename', p_filename), p_refusal ->> 'message');
@@ -4587,7 +4753,7 @@ comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:105
+-- src/lib.rs:107
 -- requires:
 --   imports
 --   event_signature
@@ -6180,8 +6346,8 @@ begin
         perform pipetrak.require_project_role((select project_id from pipetrak.drawings where id = p_drawing_id), 'manage_project_data');
         v_ids := array(select c.id from pipetrak.components c where c.drawing_id = p_drawing_id and c.retired_at is null order by c.id);
     else
-        if cardinality(p_component_ids) > 10000 then
-            perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', cardinality(p_component_ids), 'limit', 10000));
+        if cardinality(p_component_ids) > pipetrak.max_batch_items() then
+            perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', cardinality(p_component_ids), 'limit', pipetrak.max_batch_items()));
         end if;
         v_ids := array(select distinct x from unnest(p_component_ids) x where x is not null order by x);
         select x into v_missing from unnest(v_ids) x
@@ -8785,8 +8951,8 @@ begin
     perform pipetrak.require_user();
     if jsonb_typeof(p_items) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'items', 'expected', 'an array'));
-    elsif jsonb_array_length(p_items) > 10000 then
-        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', 10000));
+    elsif jsonb_array_length(p_items) > pipetrak.max_batch_items() then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('items', jsonb_array_length(p_items), 'limit', pipetrak.max_batch_items()));
     end if;
     -- The batch's components leave the progress parts now and come back once at the end, and the
     -- history takes its retirements and restorations once too (see progress_deferred): one upsert
@@ -8891,7 +9057,7 @@ comment on function pipetrak_api.restore_components(bigint[], text) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:149
+-- src/lib.rs:151
 -- requires:
 --   corrections
 --   queue_change
@@ -9005,9 +9171,11 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:154
+-- src/lib.rs:156
 -- requires:
 --   realtime
+--   setting_registry
+--   max_batch_items
 
 -- Supabase Storage and Realtime where they exist, and search (spec §12).
 --
@@ -9144,6 +9312,10 @@ begin
             end if;
             if exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
                 grant select on pipetrak_api.attachments to service_role;
+            end if;
+            -- Its columns' words (when Storage came after the extension; an install describes them later).
+            if to_regprocedure('pipetrak.describe_api_columns()') is not null then
+                perform pipetrak.describe_api_columns();
             end if;
             v_installed := v_installed || 'storage'::text;
         exception when insufficient_privilege then
@@ -9366,7 +9538,12 @@ as $$
                                     from pipetrak.import_jobs j where j.committed_at >= now() - interval '30 days'),
             'open_review_items', (select coalesce(sum(open_review_items), 0) from projects),
             'staged_import_rows', (select count(*) from pipetrak.import_rows),
-            'notify_queue_usage', pg_notification_queue_usage()),
+            'notify_queue_usage', pg_notification_queue_usage(),
+            -- Refusals by catalogued error since the extension was installed (count_error).
+            'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
+                                 from pipetrak.error_codes e,
+                                      lateral (select pg_sequence_last_value(to_regclass(format('pipetrak.%I', 'error_count_' || e.code))) as n) x
+                                 where x.n is not null)),
         'projects', (select coalesce(jsonb_agg(jsonb_build_object(
                          'project_id', p.id, 'name', p.name, 'organization_id', p.organization_id, 'archived', p.archived,
                          'components', p.components, 'retired_components', p.retired_components,
@@ -9382,14 +9559,401 @@ as $$
 $$;
 
 comment on function pipetrak.metrics() is
-    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows and NOTIFY queue use, overall and per project.';
+    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use and refusals by error code, overall and per project.';
+
+
+-- The extension's settings (registry: src/pg/settings.rs) with the value this session sees, the
+-- default and the range: `select * from pipetrak.settings()`. PL/pgSQL so the library is loaded
+-- (and its settings defined) before pg_settings is read.
+create or replace function pipetrak.settings()
+returns table (name text, value text, default_value text, min_value integer, max_value integer, description text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform pipetrak.max_batch_items();
+    return query
+        select r.name, s.setting, s.boot_val, r.min_value, r.max_value, r.description
+        from pipetrak.setting_registry() r left join pg_settings s on s.name = r.name
+        order by r.name;
+end
+$$;
 
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:160
+-- src/lib.rs:162
 -- requires:
 --   platform
+
+-- The API views' columns, described for PostgREST's OpenAPI document and a DBA's \d+. A column
+-- name means the same in every view (one vocabulary: '*'); where a view gives it a narrower
+-- meaning, that view's entry wins. Installing fails if a view column has no description, so a new
+-- column comes with its words.
+--
+-- Design notes:
+-- - The dictionary can't rot either: installing fails on an entry for a view column that isn't
+--   there, a '*' word that no view uses (or that every view using it overrides), and a pair
+--   described twice.
+-- - Generic words (status, state, kind, value, number, summary, result, …) are described per view
+--   even where only one view has them, so a new view with such a column must say what it means
+--   there instead of inheriting another view's meaning.
+-- - `attachments` exists only where Supabase Storage does (install_platform, 18_platform.sql); its
+--   entries are checked when it exists and kept when it doesn't. install_platform describes it
+--   again when Storage arrives after the extension.
+-- - A function, so install_platform can call it and every upgrade runs it after the code (the
+--   upgrade generator appends the call, as it does grant_privileges).
+
+-- Comments every column of the API's views from the dictionary below; raises if a column has no
+-- words or the dictionary has words no column takes.
+create or replace function pipetrak.describe_api_columns()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $column_comments$
+declare
+    v_row record;
+    v_missing text;
+    v_stray text;
+begin
+    for v_row in
+        with described (view_name, column_name, description) as (values
+        -- ---- The vocabulary: what a column name means in every view ----
+        -- Ids and owners
+        ('*', 'id', 'This row''s id (other views name it after the thing: drawing_id, component_id, …).'),
+        ('*', 'project_id', 'The project''s id.'),
+        ('*', 'organization_id', 'The organization''s id.'),
+        ('*', 'component_id', 'The component''s id; a field weld is a component, so for a weld this is the weld''s id.'),
+        ('*', 'drawing_id', 'The drawing''s id.'),
+        ('*', 'area_id', 'The area the component is in: its own assignment, else its drawing''s; null when none.'),
+        ('*', 'system_id', 'The system the component is in: its own assignment, else its drawing''s; null when none.'),
+        ('*', 'test_package_id', 'The test package''s id.'),
+        ('*', 'event_id', 'The milestone event''s id.'),
+        ('*', 'review_item_id', 'The review item''s id.'),
+        ('*', 'import_id', 'The import job''s id.'),
+        ('*', 'stage_id', 'The package stage''s id.'),
+        ('*', 'welder_id', 'The welder''s id; null while the weld has no welder.'),
+        ('*', 'version_id', 'The id of the budget version the budget comes from (see budget_versions).'),
+        -- Who and when
+        ('*', 'user_id', 'Who made the change: their user id (the JWT''s sub claim).'),
+        ('*', 'actor', 'Who made the change: their user id.'),
+        ('*', 'user_name', 'Who made the change, by display name; null when their profile has none.'),
+        ('*', 'created_by', 'Who created it: their user id.'),
+        ('*', 'created_at', 'When it was created.'),
+        ('*', 'updated_at', 'When it last changed.'),
+        ('*', 'retired_at', 'When it was retired (it stays for the record but is no longer in use); null while live.'),
+        ('*', 'email', 'The user''s email address from their profile (first taken from the JWT); null when unknown.'),
+        ('*', 'display_name', 'The name shown for the user: taken from the JWT on first use, then as they set it (update_profile); null when unknown.'),
+        ('*', 'role', 'The role in the organization: owner, admin, project_manager, foreman, qc_inspector, welder or viewer.'),
+        ('*', 'my_role', 'Your role in the organization: owner, admin, project_manager, foreman, qc_inspector, welder or viewer.'),
+        -- Projects and reference data
+        ('*', 'name', 'The name, unique among the project''s live ones (ignoring case).'),
+        ('*', 'description', 'A free-text description; null when none.'),
+        ('*', 'project_name', 'The project''s name.'),
+        ('*', 'job_number', 'The job number, unique within the organization.'),
+        ('*', 'time_zone', 'The project''s IANA time zone (e.g. America/Chicago): work dates, "today" and week locks are in it.'),
+        ('*', 'sequence_mode', 'What an out-of-sequence milestone update does: flag (accepted, marked and sent to review), enforce (refused) or off.'),
+        ('*', 'week_lock', 'Whether weeks lock: updates dated in a week are refused from the Tuesday 09:00 (project time) after it ends; owners and admins are exempt.'),
+        ('*', 'archived_at', 'When the project was archived (readable, no more writes); null while active.'),
+        ('*', 'area', 'The name of the component''s area; null when none.'),
+        ('*', 'area_name', 'The area''s name; null on the row that gathers components without an area.'),
+        ('*', 'system', 'The name of the component''s system; null when none.'),
+        ('*', 'system_name', 'The system''s name; null on the row that gathers components without a system.'),
+        ('*', 'test_package', 'The name of the component''s test package; null when none.'),
+        ('*', 'test_package_name', 'The test package''s name.'),
+        ('*', 'test_type', 'The pressure test: Hydrostatic, Pneumatic, Sensitive Leak, Alternative Leak, In-service or Other; null until set (no stages until then).'),
+        ('*', 'test_pressure', 'The test pressure (above 0), in test_pressure_unit; null when not given.'),
+        ('*', 'test_pressure_unit', 'The unit of test_pressure: PSIG, PSI, BAR or KPA; null when no pressure is given.'),
+        ('*', 'target_date', 'The date the package is planned to be tested by; null when not set.'),
+        ('*', 'requires_coating', 'Whether the package needs a Protective Coatings Acceptance stage.'),
+        ('*', 'requires_insulation', 'Whether the package needs an Insulation Acceptance stage.'),
+        -- Drawings and components
+        ('*', 'drawing_no', 'The drawing number as entered (lookups and imports match it by its normalized key, drawing_key).'),
+        ('*', 'drawing_key', 'The drawing number normalized (trimmed, uppercased, spaces collapsed, sheet suffix as N OF M): spellings of one drawing share it.'),
+        ('*', 'sheet', 'The drawing''s sheet as entered; null when not given.'),
+        ('*', 'revision', 'The drawing''s revision as entered; null when not given.'),
+        ('*', 'component_type', 'The component type: spool, field_weld, pipe, threaded_pipe, valve, fitting, flange, gasket, bolt, support, instrument, tubing, hose or misc_component.'),
+        ('*', 'tag', 'The component''s identifying code, normalized: commodity code, spool id, weld number or instrument tag.'),
+        ('*', 'size', 'The nominal size in inches, normalized (2, 1.5, 2X1 for a reducer, NOSIZE when none; text that can''t be read is kept uppercased).'),
+        ('*', 'seq', 'Which one of a counted item this is (3 in "3 of 10"): 1 up to the quantity per drawing, code and size; 1 for types identified otherwise.'),
+        ('*', 'quantity', 'Linear feet for pipe and threaded pipe (the takeoff''s rows summed); 1 for every other type.'),
+        ('*', 'spec', 'The piping spec as given; null when not given.'),
+        ('*', 'attributes', 'The takeoff''s other columns for this component, as a JSON object of column → value (corrections merge into it).'),
+        ('*', 'milestones', 'The component''s milestone values as a JSON object, milestone name → value 0–100.'),
+        -- Milestone templates and events
+        ('*', 'names', 'The template''s milestone names, in order.'),
+        ('*', 'weights', 'Each milestone''s weight in whole percent of the component, in the same order; they sum to 100.'),
+        ('*', 'is_partial', 'Per milestone, in the same order: true when it takes any value 0–100, false when only 0 or 100.'),
+        ('*', 'categories', 'Per milestone, in the same order: its report category (receive, install, punch, test, restore).'),
+        ('*', 'milestone', 'The milestone changed, by name (e.g. Install).'),
+        ('*', 'old_value', 'The milestone''s value before the change, 0–100.'),
+        ('*', 'new_value', 'The milestone''s value after the change, 0–100.'),
+        ('*', 'work_date', 'The work date the change counts on, in the project''s time zone (by default the day it was made; never in the future).'),
+        ('*', 'note', 'The note given with the update; null when none.'),
+        ('*', 'out_of_sequence', 'Whether the change broke the milestone sequence (accepted because the project flags rather than enforces); see violations.'),
+        ('*', 'violations', 'The sequence rules the change broke, e.g. "Install requires Receive"; empty when none.'),
+        ('*', 'client_request_id', 'The id a client gave an offline update, so that replaying it returns the first result; null when none.'),
+        ('*', 'sentence', 'The change as a sentence, e.g. "J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07".'),
+        -- Progress
+        ('*', 'percent_complete', 'The average % complete of the live components counted, 0–100 to two decimals (0 when there are none).'),
+        ('*', 'component_count', 'How many live (not retired) components the row counts.'),
+        ('*', 'completed_count', 'How many of those components are 100 % complete.'),
+        ('*', 'received_percent', 'Earned share of the receive credit (Receive) available to these components, % 0–100; null when none is available.'),
+        ('*', 'installed_percent', 'Earned share of the install credit (Erect, Connect, Support, Install, Fabricate, Fit-up, Weld Complete) available to these components, % 0–100; null when none is available.'),
+        ('*', 'punched_percent', 'Earned share of the punch credit (Punch) available to these components, % 0–100; null when none is available.'),
+        ('*', 'tested_percent', 'Earned share of the test credit (Test) available to these components, % 0–100; null when none is available.'),
+        ('*', 'restored_percent', 'Earned share of the restore credit (Restore) available to these components, % 0–100; null when none is available.'),
+        ('*', 'open_review_items', 'How many of the project''s review items are open.'),
+        -- Man-hours and history
+        ('*', 'budget_mh', 'The component''s budgeted man-hours (to 0.0001).'),
+        ('*', 'earned_mh', 'Earned man-hours: each live component''s budget × its earned credit, summed (two decimals); null when there are no live components.'),
+        ('*', 'by_man_hours', 'Whether percent_complete is by earned man-hours (a budget exists) rather than by credit; null when there are no live components.'),
+        ('*', 'earned_this_week_percent', 'Credit earned on work dates from Monday of this week (project time zone), net of rollbacks, as % of the project''s total credit.'),
+        ('*', 'packages_ready', 'How many live test packages have at least one testable member and every testable member ready.'),
+        ('*', 'total_mh', 'The version''s total budget in man-hours (an import version: the sum of the components'' budgets).'),
+        ('*', 'effective_date', 'The date the version takes effect from, as given (by default the day it was made, in the project''s time zone).'),
+        ('*', 'active', 'Whether this is the project''s active version (one at a time).'),
+        ('*', 'guessed_sizes', 'How many components had no readable size and were weighed as 0.5.'),
+        ('*', 'week_end', 'The Sunday that ends the frozen week.'),
+        ('*', 'taken_at', 'When the week''s progress was frozen.'),
+        -- Logs
+        ('*', 'before', 'The changed fields'' values before the change, as a JSON object ({} when there were none).'),
+        ('*', 'after', 'The changed fields'' values after the change, as a JSON object.'),
+        ('*', 'reason', 'Why, as the user gave it; null when none was needed.'),
+        ('*', 'fields', 'The names of the fields the change changed.'),
+        -- Review items
+        ('*', 'kind', 'What the review item is about: out_of_sequence, weld_completed or examination_called.'),
+        ('*', 'details', 'The item''s facts as JSON: the milestone and violations (out_of_sequence), welder and date welded (weld_completed), stage and the welds called with their numbers (examination_called).'),
+        ('*', 'resolved_at', 'When the item was resolved or dismissed; null while open.'),
+        ('*', 'resolved_by', 'Who resolved or dismissed the item (user id); null while open.'),
+        ('*', 'resolution_note', 'Why the item closed: the note it was dismissed with, or what resolved it (e.g. NDE recorded: RT PASS); null while open.'),
+        -- Welds and welders
+        ('*', 'stencil', 'The welder''s stencil: 2 to 12 uppercase letters, digits or dashes, unique in the project.'),
+        ('*', 'verified', 'Whether the welder has been verified (by a QC inspector or above); imports create unverified ones.'),
+        ('*', 'welder', 'The welder''s stencil; null when there is no welder.'),
+        ('*', 'welder_name', 'The welder''s name; null when unknown or when the weld has no welder.'),
+        ('*', 'weld_number', 'The weld''s number on its drawing; a repair is numbered <weld>.<n> (e.g. W-12.1).'),
+        ('*', 'weld_type', 'The weld type: BW, SW, FW, TW or CW; null when not given.'),
+        ('*', 'weld_size', 'The weld''s size as given; null when not given.'),
+        ('*', 'schedule', 'The pipe schedule as given (e.g. 40, 80, XS); null when not given.'),
+        ('*', 'base_metal', 'The base metal as given; null when not given.'),
+        ('*', 'xray_percent', 'The x-ray (RT) examination tier in percent: 0, 5, 10 or 100; null when not given.'),
+        ('*', 'pwht_required', 'Whether post-weld heat treatment is required; null when not given.'),
+        ('*', 'nde_types', 'The NDE methods the weld requires (RT, UT, PT, MT, VT); an x-ray tier above 0 requires RT as well.'),
+        ('*', 'date_welded', 'The date the weld was welded, in the project''s time zone; null until welded.'),
+        ('*', 'weld_status', 'The weld''s QC status: accepted, rejected or active; null when the component is not a weld.'),
+        ('*', 'nde_result', 'The last NDE result written to the weld, of any method: PASS, FAIL or PENDING (a clear leaves it); each method''s current result is in nde_results.'),
+        ('*', 'nde_date', 'The date of the last NDE record written to the weld, of any method (a clear included); null when none.'),
+        ('*', 'repair_of', 'The id of the rejected weld this weld repairs; null when it is not a repair.'),
+        ('*', 'repair_of_number', 'The number of the weld this weld repairs; null when it is not a repair.'),
+        ('*', 'repaired_by', 'The id of this weld''s repair; null when it has none (a repaired weld is retired).'),
+        ('*', 'unplanned', 'Whether the weld was added in the field rather than coming from the weld log.'),
+        ('*', 'current_nde', 'Each NDE method''s current result as JSON, e.g. {"RT": "PASS"}; null when there is none.'),
+        ('*', 'last_examined_on', 'The latest examination date among the weld''s NDE records with a result; null when never examined.'),
+        ('*', 'search_text', 'Weld number, drawing number and stencil in lowercase, for an ilike search.'),
+        ('*', 'examined_on', 'The date examined, in the project''s time zone (by default the day recorded); never before the weld was welded nor in the future.'),
+        ('*', 'report_number', 'The NDE report''s number; null when not given.'),
+        ('*', 'notes', 'The inspector''s notes; null when none.'),
+        ('*', 'supersedes', 'The id of the same method''s previous record, which this one replaces; null for the first.'),
+        ('*', 'recorded_by', 'Who recorded it (user id).'),
+        ('*', 'recorded_at', 'When it was recorded.'),
+        ('*', 'is_current', 'Whether this is its method''s latest record (a current record without a result means the method was cleared).'),
+        -- X-ray sampling
+        ('*', 'welded', 'How many welds of the lot are welded.'),
+        ('*', 'examined', 'How many welds of the lot have a current RT result of PASS or FAIL.'),
+        ('*', 'required', 'How many welds of the lot must be examined: ceil(welded × tier ÷ 100).'),
+        ('*', 'shortfall', 'How many more welds must be examined to reach required; 0 when met.'),
+        ('*', 'called_for', 'The numbers of the welds called for examination and not yet examined.'),
+        ('*', 'repairs_awaiting_reexamination', 'How many of the lot''s repaired rejects have a repair that has not passed yet.'),
+        -- Test packages
+        ('*', 'members', 'How many live components belong to the package (pinned to it, else through their drawing).'),
+        ('*', 'testable', 'How many members are testable (not flagged post-hydro).'),
+        ('*', 'ready', 'How many testable members are ready: every milestone through Punch at 100 and NDE clear.'),
+        ('*', 'ready_percent', 'ready ÷ testable in %, 0–100 to two decimals; 100 when nothing is testable.'),
+        ('*', 'post_hydro', 'How many members are flagged post-hydro (installed after the test: members, not testable).'),
+        ('*', 'open_examinations', 'How many member welds are called for examination and not yet examined (no current RT PASS or FAIL).'),
+        ('*', 'stage', 'The stage''s key: pre_hydro, test, drain_flush, post_hydro, coatings, insulation or final.'),
+        ('*', 'position', 'The stage''s place in its package''s order, from 1.'),
+        ('*', 'data', 'The stage''s recorded data as a JSON object (e.g. test date, medium, pressure held for the test stage).'),
+        ('*', 'skip_reason', 'Why the stage was skipped; null unless skipped.'),
+        ('*', 'started_at', 'When the stage was started; null until then.'),
+        ('*', 'started_by', 'Who started the stage (user id); null until then.'),
+        ('*', 'completed_at', 'When the stage was completed; null until then.'),
+        ('*', 'completed_by', 'Who completed the stage (user id); null until then.'),
+        ('*', 'signoffs_needed', 'The sign-offs completing the stage needs: qc, client, manufacturer.'),
+        ('*', 'signoffs', 'The sign-offs given, as a JSON array of {signoff, name, company_role, signed_on, entered_by, entered_at}.'),
+        ('*', 'client', 'The client''s name as printed on the certificate; null when not given.'),
+        ('*', 'client_spec', 'The client''s specification as printed on the certificate; null when not given.'),
+        ('*', 'line_numbers', 'The line numbers the test covers, as written; null when not given.'),
+        ('*', 'medium', 'The test medium (e.g. water, air); null when not given.'),
+        ('*', 'temperature', 'The test temperature in temperature_unit; null when not given.'),
+        ('*', 'temperature_unit', 'The unit of temperature: F or C; null when no temperature is given.'),
+        -- Imports
+        ('*', 'filename', 'The file''s name as uploaded.'),
+        ('*', 'size_bytes', 'The uploaded file''s size in bytes (at most 50 MB).'),
+        ('*', 'skip_invalid_rows', 'Whether the commit skips rows with errors (chosen when committing); null before.'),
+        ('*', 'chunks_total', 'How many chunks of 5,000 rows the commit writes; null until the commit starts.'),
+        ('*', 'chunks_done', 'How many of the commit''s chunks are written.'),
+        ('*', 'validated_at', 'When validation last ran; null before.'),
+        ('*', 'committed_at', 'When the commit finished; null until committed.'),
+        ('*', 'severity', 'How bad the issue is: error (the row is not committed), warning or info.'),
+        -- Invitations
+        ('*', 'invited_by', 'Who made the invitation (user id).'),
+        ('*', 'sent_at', 'When the invitation was last sent (made or resent; each send makes a new token).'),
+        ('*', 'expires_at', 'When the current token stops working: 7 days after it was sent.'),
+        ('*', 'sent_count', 'How many times the invitation has been sent.'),
+        ('*', 'accepted_at', 'When the invitation was accepted; null until then.'),
+        ('*', 'accepted_by', 'Who accepted the invitation (user id); null until then.'),
+        ('*', 'revoked_at', 'When the invitation was revoked; null unless revoked.'),
+        ('*', 'revoked_by', 'Who revoked the invitation (user id); null unless revoked.'),
+
+        -- ---- Where a view means something narrower ----
+        ('activity_feed', 'actor', 'Who made the change, by display name (else email, else Someone).'),
+        ('activity_feed', 'created_at', 'When the change was recorded (its work_date may be earlier).'),
+        ('area_progress', 'area_id', 'The area''s id; null on the row that gathers components without an area.'),
+        ('budget_versions', 'components', 'How many components the version budgeted.'),
+        ('budget_versions', 'created_by', 'Who made the version (user id); for an import version, who committed the import.'),
+        ('budget_versions', 'method', 'How the budget was made: spread (a total spread over the components by size) or import (a takeoff''s man-hour column).'),
+        ('budget_versions', 'reason', 'Why the version was made, as given; an import version names its import.'),
+        ('budget_versions', 'version', 'The version''s number within the project: 1, 2, …'),
+        ('component_changes', 'action', 'What was done: correct, retire, restore or assign.'),
+        ('components', 'percent_complete', 'The component''s % complete, 0–100: Σ milestone weight × value ÷ 100, current in the same transaction.'),
+        ('components', 'test_package_id', 'The test package the component belongs to: its own (pinned), else its drawing''s; null when none.'),
+        ('components', 'version', 'The component''s version, raised by every change; send it as expected_version so that a stale update is refused (409).'),
+        ('drawings', 'area_id', 'The drawing''s area, which its components follow unless assigned on their own; null when none.'),
+        ('drawings', 'system_id', 'The drawing''s system, which its components follow unless assigned on their own; null when none.'),
+        ('drawings', 'test_package_id', 'The drawing''s test package, which its components follow unless assigned on their own; null when none.'),
+        ('drawings', 'title', 'The drawing''s title; null when not given.'),
+        ('import_issues', 'code', 'The issue''s stable key in snake_case (e.g. unknown_component_type); the README lists them.'),
+        ('import_issues', 'column', 'The column''s header as in the file; null when the issue is about a row or the whole file.'),
+        ('import_issues', 'hint', 'How to fix it.'),
+        ('import_issues', 'message', 'What is wrong, in words.'),
+        ('import_issues', 'row', 'The row as Excel shows it (the header is row 1); 0 or the header''s row for an issue of the whole file.'),
+        ('import_issues', 'value', 'The cell''s text as read from the file; null when the issue is about no one cell.'),
+        ('imports', 'created_at', 'When the file was uploaded.'),
+        ('imports', 'created_by', 'Who uploaded the file (user id).'),
+        ('imports', 'format', 'The file''s format, sniffed from its content: csv, xlsx or xls.'),
+        ('imports', 'kind', 'What the file is: takeoff (components) or field_welds (a weld log).'),
+        ('imports', 'result', 'What the commit has written so far, summed over its chunks (counts such as components_created); {} before committing.'),
+        ('imports', 'status', 'Where the job stands: uploaded → validated → committing → committed, or failed (the file can''t be read; the reason is in summary).'),
+        ('imports', 'summary', 'What validation found, as JSON: file facts (format, sheet, header), row and issue counts, file-level issues and what a commit would create, update and leave alone; null until validated.'),
+        ('invitations', 'created_at', 'When the invitation was made (an expired one invited again is made anew).'),
+        ('invitations', 'email', 'The invited address: whoever signs in with it as their JWT email may accept.'),
+        ('invitations', 'role', 'The role accepting the invitation gives: owner, admin, project_manager, foreman, qc_inspector, welder or viewer.'),
+        ('invitations', 'state', 'pending, expired (7 days after it was last sent), accepted or revoked.'),
+        ('memberships', 'created_at', 'When the member joined the organization.'),
+        ('memberships', 'user_id', 'The member''s user id (the JWT''s sub claim).'),
+        ('milestone_events', 'created_at', 'When the change was recorded (its work_date may be earlier).'),
+        ('milestone_templates', 'updated_at', 'When the template was last re-weighted (or created).'),
+        ('my_profile', 'created_at', 'When your profile was made (your first signed-in request).'),
+        ('my_profile', 'user_id', 'Your user id (your JWT''s sub claim).'),
+        ('nde_results', 'method', 'The NDE method: RT, UT, PT, MT or VT.'),
+        ('nde_results', 'reason', 'Why the method''s previous record was superseded or its result cleared; null for a first record.'),
+        ('nde_results', 'result', 'PASS, FAIL or PENDING; null when this record clears the method''s result.'),
+        ('organizations', 'name', 'The organization''s name.'),
+        ('package_events', 'action', 'What happened: stage_started, stage_edited, signoff_changed, stage_completed or stage_skipped.'),
+        ('package_events', 'reason', 'Why: required to change a completed stage or to skip one; null otherwise.'),
+        ('project_dashboard', 'budget_mh', 'The active budget''s man-hours over the project''s live components (two decimals); 0 without a budget, null when there are no live components.'),
+        ('project_dashboard', 'completed', 'How many of the project''s live components are 100 % complete.'),
+        ('project_dashboard', 'components', 'How many live components the project has.'),
+        ('project_dashboard', 'percent_complete', 'The project''s % complete, 0–100: earned ÷ budgeted man-hours where a budget exists (see by_man_hours), else the average component % complete; 0 without components.'),
+        ('projects', 'name', 'The project''s name.'),
+        ('qc_queue', 'component_id', 'The component the item is about (for an examination call, the weld that failed).'),
+        ('qc_queue', 'created_at', 'When the review item was opened.'),
+        ('review_items', 'component_id', 'The component the item is about (for an examination call, the weld that failed).'),
+        ('review_items', 'event_id', 'The milestone event that raised the item; null for an examination call.'),
+        ('review_items', 'status', 'open, resolved (what it asked for happened) or dismissed (by QC, with a note).'),
+        ('sampling_lots', 'stage', 'The lot''s progressive examination: 0 none, 1 two tracers called after a reject, 2 two more per failed tracer, 3 every weld of the lot.'),
+        ('sampling_lots', 'state', 'sampling (examinations still owed), sampled, progressive (called welds or repairs outstanding), accepted (after a progression) or full_examination.'),
+        ('sampling_lots', 'welder', 'The welder''s stencil.'),
+        ('sampling_lots', 'welder_id', 'The welder''s id.'),
+        ('sampling_lots', 'weld_type', 'The lot''s weld type (BW, SW, FW, TW or CW); null for welds without one.'),
+        ('sampling_lots', 'xray_percent', 'The lot''s x-ray tier in percent: 5 or 10.'),
+        ('system_progress', 'system_id', 'The system''s id; null on the row that gathers components without a system.'),
+        ('test_package_certificates', 'number', 'The certificate number, PKG-NNN per project: given on first save, never reused.'),
+        ('test_package_progress', 'test_package_id', 'The test package''s id; null on the row that gathers components without a package.'),
+        ('test_package_progress', 'test_package_name', 'The test package''s name; null on the row that gathers components without a package.'),
+        ('test_package_readiness', 'open_review_items', 'How many review items on the package''s live members are open.'),
+        ('test_package_readiness', 'state', 'The package''s workflow state: draft (no stage started), testing, tested (Test Acceptance completed) or turned_over (every stage completed or skipped).'),
+        ('test_package_stages', 'status', 'not_started, in_progress, completed or skipped.'),
+        ('test_package_stages', 'title', 'The stage''s name as printed (e.g. Pre-Hydro Acceptance).'),
+        ('weld_events', 'action', 'What happened: nde_recorded, nde_cleared, welder_edited, welder_cleared, retired, moved, repaired, created_repair, created_unplanned, examination_repicked or imported.'),
+        ('weld_log', 'percent_complete', 'The weld''s % complete, 0–100: Σ milestone weight × value ÷ 100.'),
+        ('weld_log', 'retired_at', 'When the weld was retired, or replaced by its repair; null while live.'),
+        ('weld_log', 'status', 'The weld''s QC status: accepted (every required method passed), rejected (a current FAIL) or active.'),
+        ('weld_log', 'test_package_id', 'The test package the weld belongs to: its own (pinned), else its drawing''s; null when none.'),
+        ('welders', 'name', 'The welder''s name; null when only the stencil is known (an import creates welders by stencil).'),
+        -- Supabase Storage's files (the view exists only where Storage does)
+        ('attachments', 'bucket', 'The Storage bucket: pipetrak-drawings, pipetrak-imports or pipetrak-attachments.'),
+        ('attachments', 'content_type', 'The file''s MIME type, from Storage''s metadata; null when unknown.'),
+        ('attachments', 'created_at', 'When the file was uploaded.'),
+        ('attachments', 'id', 'The Storage object''s id (a uuid).'),
+        ('attachments', 'linked_id', 'The id of the drawing, weld or test package the file belongs to (from its path); null for an import file.'),
+        ('attachments', 'linked_to', 'What the file belongs to: drawing, import, weld or package.'),
+        ('attachments', 'path', 'The file''s path in its bucket; the first segment is the project id.'),
+        ('attachments', 'size', 'The file''s size in bytes, from Storage''s metadata; null when unknown.'),
+        ('attachments', 'uploaded_by', 'Who uploaded the file: the Storage owner''s user id.')
+        ), columns as (
+            select c.relname::text as view_name, a.attname::text as column_name
+            from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+            where c.relnamespace = 'pipetrak_api'::regnamespace and c.relkind = 'v'
+        ), optional_views (view_name) as (values
+            -- Made by install_platform() only where Supabase Storage exists.
+            ('attachments')
+        )
+        -- Every view column with its words: the view's own entry, else the vocabulary's.
+        select 'column' as finding, c.view_name, c.column_name, coalesce(own.description, general.description) as description
+        from columns c
+        left join described own on own.view_name = c.view_name and own.column_name = c.column_name
+        left join described general on general.view_name = '*' and general.column_name = c.column_name
+        union all
+        -- A view's entry for a column the view doesn't have (an optional view's, only when it exists).
+        select 'stray', d.view_name, d.column_name, 'no such view column'
+        from described d
+        where d.view_name <> '*'
+          and not exists (select from columns c where c.view_name = d.view_name and c.column_name = d.column_name)
+          and not (d.view_name in (select o.view_name from optional_views o)
+                   and not exists (select from columns c where c.view_name = d.view_name))
+        union all
+        -- A word of the vocabulary that no view column takes (none has the name, or each view overrides it).
+        select 'stray', d.view_name, d.column_name, 'no view column takes it'
+        from described d
+        where d.view_name = '*'
+          and not exists (select from columns c where c.column_name = d.column_name
+                          and not exists (select from described own
+                                          where own.view_name = c.view_name and own.column_name = c.column_name))
+        union all
+        select 'stray', d.view_name, d.column_name, 'described twice'
+        from described d
+        group by d.view_name, d.column_name
+        having count(*) > 1
+        order by 1, 2, 3
+    loop
+        if v_row.finding = 'stray' then
+            v_stray := concat_ws(', ', v_stray, format('%s.%s (%s)', v_row.view_name, v_row.column_name, v_row.description));
+        elsif v_row.description is null then
+            v_missing := concat_ws(', ', v_missing, format('%s.%s', v_row.view_name, v_row.column_name));
+        else
+            execute format('comment on column pipetrak_api.%I.%I is %L', v_row.view_name, v_row.column_name, v_row.description);
+        end if;
+    end loop;
+    if v_missing is not null then
+        raise exception 'pipetrak_api view columns without a description: %', v_missing
+            using hint = 'Describe them in sql/97_column_comments.sql (a ''*'' entry, or the view''s own where the name means something narrower there).';
+    end if;
+    if v_stray is not null then
+        raise exception 'sql/97_column_comments.sql describes what no view column takes: %', v_stray
+            using hint = 'Remove or rename the entries (a ''*'' entry that every view overrides is dead too).';
+    end if;
+end
+$column_comments$;
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:168
+-- requires:
+--   column_comments
 
 -- Generated by `cargo run --example function_comments` from the comments above each function
 -- in sql/ and src/pg/ (do not edit; the test command checks it is current): what each internal
@@ -9471,6 +10035,8 @@ comment on function pipetrak.correct_component is 'One correction (the API''s): 
 
 comment on function pipetrak.correct_component_for is 'Corrects one live component: `p_changes` holds any of description, spec, attributes, tag, size, drawing_id, component_type. Returns the changed fields with their new values. No exception block: a batch runs this for each item inside one subtransaction of its own — a subtransaction per item would overflow the backend''s cache of them past 64 and make every later row check of the batch slower (10,000 items took 61 s where 1,000 took 4.7 s).';
 
+comment on function pipetrak.count_error is 'Counts one refusal with the catalogued error `p_code` in its counter (`error_count_<code>`, a sequence: nextval is the one write PostgreSQL keeps when the transaction then rolls back, as a refused request''s does). Nothing is counted where nothing may be written (a standby, a read-only transaction) or for a code the catalog lacks. Read by pipetrak.metrics().';
+
 comment on function pipetrak.create_component is 'Creates a component, exploding a quantity into seqs 1..n for per-seq types (only the missing seqs are created). Pipe aggregates take the given footage. Returns {"created": [ids], "existing": [ids]}.';
 
 comment on function pipetrak.create_drawing is 'Creates a drawing; its number is compared after normalization.';
@@ -9499,6 +10065,8 @@ comment on function pipetrak.delete_organization is 'Deletes an organization and
 
 comment on function pipetrak.delete_project is 'Deletes a project and everything of it, when an owner or admin names it exactly (archived or not).';
 
+comment on function pipetrak.describe_api_columns is 'Comments every column of the API''s views from the dictionary below; raises if a column has no words or the dictionary has words no column takes.';
+
 comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
 
 comment on function pipetrak.drawing_lookalike is 'The letters and digits of a drawing key: two keys that share it look alike.';
@@ -9510,6 +10078,8 @@ comment on function pipetrak.drop_extension_unschedules is 'DROP EXTENSION pipet
 comment on function pipetrak.earn_package_milestone is 'Sets `p_milestone` (Test or Restore) to 100 on every testable member of the package below it, as the package''s completion earns it (see the notes). One statement writes the members, their events and their progress parts: the parts take the members'' deltas directly (the progress trigger stands aside, as for a bulk update), since only earned credit changes — readiness and membership don''t. Returns how many members it earned.';
 
 comment on function pipetrak.edit_welder is 'Changes the welder and/or date welded of a welded weld, keeping its milestones.';
+
+comment on function pipetrak.error_counter_create is 'Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.';
 
 comment on function pipetrak.event_is_genuine is 'True when `p_payload` is, byte for byte, an event the extension sent on this project''s channel (for members; others: project_not_found): the signature is checked over the event text taken verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.';
 
@@ -9548,6 +10118,8 @@ comment on function pipetrak.import_issue_hint is 'The hint of an import issue c
 comment on function pipetrak.import_issue_severity is 'The severity of an import issue code (null for an unknown code). Immutable, so SQL that builds an issue with a constant code pays for it once, when planning.';
 
 comment on function pipetrak.import_jobs_delete_rows is 'What the missing foreign key would do on delete: a deleted job takes its staged rows along.';
+
+comment on function pipetrak.import_jobs_log is 'With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or is committed: its ids, outcome, rows and issues (validation) or what it wrote (commit), and how long the transaction that got it there had run.';
 
 comment on function pipetrak.import_mark_reported is 'Marks the rows the remediation CSV holds: rows with errors or warnings, and the other rows of the same counted item or pipe (so that re-imported quantities and footage add up).';
 
@@ -9613,7 +10185,7 @@ comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value
 
 comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value: its size in bytes as sent (a compressed value, taken from a table, as its text).';
 
-comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items).';
+comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items): no more than the batch limit (pipetrak.max_batch_items) either.';
 
 comment on function pipetrak.live_weld is 'The project''s live field weld with this number on this drawing (a weld is its drawing and number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every component of the project). No SET clause, so the planner inlines it.';
 
@@ -9635,11 +10207,19 @@ comment on function pipetrak.log_component_change is 'Logs the fields of `p_befo
 
 comment on function pipetrak.log_package_event is 'Appends an event to a package''s history: the stage, what was done, before, after, reason and actor.';
 
+comment on function pipetrak.logging is 'Whether log lines of `what` (imports, refusals) are on.';
+
 comment on function pipetrak.lot_welds is 'The welds of a weld''s lot (welded; live, or repaired), the weld itself included.';
 
 comment on function pipetrak.manhour_progress is 'Man-hour rollup per group: budget, earned (total and per category), % earned, remaining.';
 
 comment on function pipetrak.manhour_weight is 'A component''s man-hour spread weight and whether its size was guessed (spec §11).';
+
+comment on function pipetrak.max_batch_items is 'The most items one batch request carries (`pipetrak.max_batch_items`).';
+
+comment on function pipetrak.max_upload_bytes is 'The largest import file accepted, in bytes (`pipetrak.max_upload_mb`).';
+
+comment on function pipetrak.member_roles is 'The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'' check constraints restate it; pgTAP compares them).';
 
 comment on function pipetrak.memberships_keep_an_owner is 'An organization never loses its last owner, however its memberships change (checked at commit, so an owner can be swapped inside one transaction). Security definer: the check runs at commit, outside the API function that made the change, as the caller, who may neither lock the organization''s row nor see every membership.';
 
@@ -9731,7 +10311,7 @@ comment on function pipetrak.queue_changes is 'Queues what a statement changed o
 
 comment on function pipetrak.queued_changes is 'The running transaction''s queued changes, {project: {kind: [ids]}} (for tests).';
 
-comment on function pipetrak.raise_error is 'Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys become an internal error that still reveals nothing but the key.';
+comment on function pipetrak.raise_error is 'Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys become an internal error that still reveals nothing but the key. Each refusal is counted (count_error) and, with pipetrak.log_refusals on, logged as one JSON line.';
 
 comment on function pipetrak.random_key is '32 bytes from the server''s strong random source (gen_random_uuid uses it), hashed together.';
 
@@ -9831,6 +10411,10 @@ comment on function pipetrak.schedule_snapshots is 'A DBA may have pg_cron take 
 
 comment on function pipetrak.set_post_hydro is 'Flags components post-hydro (or not): the ids given, or every live component of a drawing. All-or-nothing; returns how many changed.';
 
+comment on function pipetrak.setting_registry is 'The extension''s settings: name, what it does, and its range (pipetrak.settings() adds the values from pg_settings).';
+
+comment on function pipetrak.settings is 'The extension''s settings (registry: src/pg/settings.rs) with the value this session sees, the default and the range: `select * from pipetrak.settings()`. PL/pgSQL so the library is loaded (and its settings defined) before pg_settings is read.';
+
 comment on function pipetrak.sign_stage is 'Records a sign-off (qc, client or manufacturer, as the stage needs), replacing an earlier one of the same kind; on a completed stage only with a reason, kept with the before and after.';
 
 comment on function pipetrak.signed_event_text is 'The event text of a payload when it is exactly one `signed_payload` made under `key` (shape and signature over those bytes); NULL otherwise.';
@@ -9877,6 +10461,10 @@ comment on function pipetrak.update_test_package is 'Sets a test package''s test
 
 comment on function pipetrak.verify_welder is 'Marks a welder verified, or not, as a QC inspector.';
 
+comment on function pipetrak.vocabularies is 'The names `vocabulary` knows.';
+
+comment on function pipetrak.vocabulary is 'The words of vocabulary `name` (see `vocabularies()`); NULL for a name it doesn''t know.';
+
 comment on function pipetrak.week_start is 'The Monday of this week in a time zone; null for a name that is not a zone. Leakproof, so that row-level security lets the dashboard''s `work_date >= week_start(zone)` bound an index scan (a function it can''t trust only filters after the scan: every day of a project''s history). What makes it leakproof: it never raises (an unknown zone''s error would carry the argument; here it is caught and the week is null), writes nothing, and returns only a date of the week.';
 
 comment on function pipetrak.weekly_report is 'A locked week''s report per group: progress at its end as frozen (or, locked and not taken yet, as the next taking will freeze it: no write has landed since it locked), and the change since the week before''s report (percentage points). A locked week reads the same forever: a week locked before the project''s snapshots began was never frozen, so it has no report (`week_not_frozen`; progress_as_of says what the events say now), and the first frozen week has no frozen base, so its change is null. A correction dated in a frozen week shows here as part of the next week''s change.';
@@ -9910,7 +10498,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:165
+-- src/lib.rs:173
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -10127,10 +10715,15 @@ comment on table pipetrak.component_changes is 'Append-only change log of compon
 -- ==== State changes that need the code (sql/updates/0.2.0--0.3.0.sql) ====
 
 
+-- A refusal counter for every catalogued error (the trigger that makes them is new code).
+update pipetrak.error_codes set code = code;
+
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
     execute function pipetrak.drop_extension_unschedules();
 
--- Every upgrade ends here: new tables and sequences registered for pg_dump, privileges from the
--- allow-list granted again (a new internal function stays private unless listed).
+-- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
+-- new tables and sequences registered for pg_dump, privileges from the allow-list granted again
+-- (a new internal function stays private unless listed).
+select pipetrak.describe_api_columns();
 select pipetrak.register_dump_tables();
 select pipetrak.grant_privileges();

@@ -22,7 +22,7 @@ pub mod pg;
 /// Called when a backend loads the library: registers the extension's settings.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    pg::changes::define_settings();
+    pg::settings::define_settings();
 }
 
 // Rust's own allocations (never Postgres's palloc): an import reads on one thread and stages on
@@ -99,7 +99,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         import_refusal,
         render_report_csv,
         import_issue_severity,
-        import_issue_hint
+        import_issue_hint,
+        logging,
+        max_upload_bytes
     ]
 );
 ::pgrx::extension_sql_file!(
@@ -154,12 +156,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/18_platform.sql",
     name = "platform",
-    requires = ["realtime"]
+    requires = ["realtime", setting_registry, max_batch_items]
+);
+// What each column of the API's views holds (PostgREST's OpenAPI document, a DBA's \d+).
+::pgrx::extension_sql_file!(
+    "../sql/97_column_comments.sql",
+    name = "column_comments",
+    requires = ["platform"]
 );
 // What each internal function does, generated from the comments above it (for a DBA's \df+).
 ::pgrx::extension_sql_file!(
     "../sql/98_comments.sql",
     name = "comments",
-    requires = ["platform"]
+    requires = ["column_comments"]
 );
 ::pgrx::extension_sql_file!("../sql/99_finalize.sql", name = "finalize", finalize);

@@ -7,6 +7,9 @@
 
 mod corpus;
 
+mod common;
+
+use common::ServerLog;
 use postgres::{Client, NoTls};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -420,33 +423,6 @@ fn attacks() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         "PT415",
     ));
     files
-}
-
-/// The postmaster's log (`PIPETRAK_SERVER_LOG`), read from where it stood when the suite began.
-struct ServerLog {
-    path: String,
-    from: u64,
-}
-
-impl ServerLog {
-    fn open() -> ServerLog {
-        let path = std::env::var("PIPETRAK_SERVER_LOG")
-            .expect("PIPETRAK_SERVER_LOG names the server's log file");
-        let from = std::fs::metadata(&path).map_or(0, |m| m.len());
-        ServerLog { path, from }
-    }
-
-    /// A line written since the suite began that says a backend was terminated by a signal.
-    fn signal_since(&self) -> Option<String> {
-        use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(&self.path).expect("the server log");
-        file.seek(std::io::SeekFrom::Start(self.from)).ok()?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).ok()?;
-        text.lines()
-            .find(|l| l.contains("terminated by signal") || l.contains("was terminated by"))
-            .map(str::to_string)
-    }
 }
 
 /// Uploads the file again and validates it on a connection of its own, cancelled with

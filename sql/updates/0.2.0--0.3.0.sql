@@ -26,7 +26,19 @@ drop function pipetrak.argument_registry();
 drop function pipetrak.argument_limit(text);
 drop function pipetrak.argument_limits();
 
+-- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
+-- limit in the detail instead of a fixed figure.
+update pipetrak.error_codes set message = 'The file is larger than the upload limit',
+    hint = 'Split the file, or remove pivot sheets and pictures from the workbook (the detail gives the limit: 50 MB unless the administrator set pipetrak.max_upload_mb lower).'
+where code = 'file_too_large';
+update pipetrak.error_codes set
+    hint = 'Split the batch: the detail gives the limit (10,000 items unless the administrator set pipetrak.max_batch_items lower).'
+where code = 'batch_too_large';
+
 -- ==== after the code ====
+
+-- A refusal counter for every catalogued error (the trigger that makes them is new code).
+update pipetrak.error_codes set code = code;
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
     execute function pipetrak.drop_extension_unschedules();

@@ -7,9 +7,9 @@
 //! than in a table: the writes and the commit-time trigger of a queue table cost more than the
 //! NOTIFY itself.
 
+use super::settings::CHANGE_EVENTS;
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::signed_payload;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{JsonB, PgBuiltInOids, PgOid};
@@ -24,23 +24,6 @@ thread_local! {
     static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// The keys' query, planned once per session (the plan cache revalidates it).
     static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
-}
-
-/// `pipetrak.change_events`: on by default; a superuser may turn it off for a database or a
-/// role (`alter database … set pipetrak.change_events = off`) where write throughput matters more
-/// than screens refreshing: PostgreSQL lets one notifying transaction commit at a time.
-static CHANGE_EVENTS: GucSetting<bool> = GucSetting::<bool>::new(true);
-
-/// Registers the setting; called when the library loads.
-pub fn define_settings() {
-    GucRegistry::define_bool_guc(
-        c"pipetrak.change_events",
-        c"Announce committed changes on each project's channel (NOTIFY, Supabase Realtime).",
-        c"Off: no change events are queued or sent. Only a superuser may change it.",
-        &CHANGE_EVENTS,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
 }
 
 /// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only

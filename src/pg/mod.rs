@@ -9,4 +9,6 @@ pub mod milestones;
 pub mod normalize;
 pub mod packages;
 pub mod released;
+pub mod settings;
+pub mod vocabularies;
 pub mod welds;

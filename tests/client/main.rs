@@ -11,6 +11,7 @@ mod common;
 mod events;
 mod field;
 mod imports;
+mod operating;
 mod welds;
 
 use common::*;

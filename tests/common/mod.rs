@@ -118,3 +118,38 @@ pub fn commit(
     request(c, owner, &format!("select pipetrak_api.import_commit(import_id => {import}, skip_invalid_rows => {skip_invalid})"))
         .map_err(|e| sql_error(&e))
 }
+
+/// The postmaster's log (`PIPETRAK_SERVER_LOG`), read from where it stood when it was opened.
+pub struct ServerLog {
+    path: String,
+    from: u64,
+}
+
+impl ServerLog {
+    pub fn open() -> ServerLog {
+        let path = std::env::var("PIPETRAK_SERVER_LOG")
+            .expect("PIPETRAK_SERVER_LOG names the server's log file");
+        let from = std::fs::metadata(&path).map_or(0, |m| m.len());
+        ServerLog { path, from }
+    }
+
+    /// What the server logged since it was opened.
+    pub fn since(&self) -> String {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.path) {
+            if file.seek(std::io::SeekFrom::Start(self.from)).is_ok() {
+                let _ = file.read_to_string(&mut text);
+            }
+        }
+        text
+    }
+
+    /// A line written since it was opened that says a backend was terminated by a signal.
+    pub fn signal_since(&self) -> Option<String> {
+        self.since()
+            .lines()
+            .find(|l| l.contains("terminated by signal") || l.contains("was terminated by"))
+            .map(str::to_string)
+    }
+}

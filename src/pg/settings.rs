@@ -1,0 +1,165 @@
+//! The settings a DBA sets (`ALTER DATABASE … SET pipetrak.… = …`, `ALTER ROLE … SET`, or
+//! postgresql.conf): one registry, here. Each is defined when a backend loads the library, and
+//! `pipetrak.settings()` lists them with their values, defaults and ranges.
+//!
+//! Design notes (decisions where the spec was silent):
+//! - Only a superuser changes them (`SUSET`): they bound what any request may cost, and a signed-in
+//!   user with SQL access must not raise them for their own session.
+//! - A limit can be lowered, never raised past the figure the product was measured at (the 50 MB
+//!   upload and the 10,000-item batch are what the memory budget of a backend was proven with).
+//! - Log lines are JSON objects after the word `pipetrak:` (one line each, at LOG level: the
+//!   server log, never the client), so a log shipper can parse them; off by default.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+/// `pipetrak.change_events`: announce committed changes on each project's channel.
+pub static CHANGE_EVENTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// `pipetrak.max_upload_mb`: the largest file an import accepts.
+static MAX_UPLOAD_MB: GucSetting<i32> = GucSetting::<i32>::new(UPLOAD_MB);
+const UPLOAD_MB: i32 = 50;
+/// `pipetrak.max_batch_items`: the most items one batch request carries.
+static MAX_BATCH_ITEMS: GucSetting<i32> = GucSetting::<i32>::new(BATCH_ITEMS);
+const BATCH_ITEMS: i32 = 10_000;
+/// `pipetrak.log_imports`: a log line for each validated, committed or failed import.
+static LOG_IMPORTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// `pipetrak.log_refusals`: a log line for each request refused with a catalogued error.
+static LOG_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+struct Flag {
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<bool>,
+}
+
+struct Limit {
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    min: i32,
+    /// The default and the highest value.
+    max: i32,
+    setting: &'static GucSetting<i32>,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: c"pipetrak.change_events",
+        short: c"Announce committed changes on each project's channel (NOTIFY, Supabase Realtime).",
+        long: c"Off: no change events are queued or sent (where write throughput matters more than screens refreshing).",
+        setting: &CHANGE_EVENTS,
+    },
+    Flag {
+        name: c"pipetrak.log_imports",
+        short: c"Log one JSON line for each import validated, committed or failed.",
+        long: c"At LOG level in the server log: import id, project, kind, outcome, row counts and duration.",
+        setting: &LOG_IMPORTS,
+    },
+    Flag {
+        name: c"pipetrak.log_refusals",
+        short: c"Log one JSON line for each request refused with a catalogued error.",
+        long: c"At LOG level in the server log: error code, SQLSTATE, the signed-in user and the error's detail.",
+        setting: &LOG_REFUSALS,
+    },
+];
+
+const LIMITS: &[Limit] = &[
+    Limit {
+        name: c"pipetrak.max_upload_mb",
+        short: c"The largest import file accepted, in MB (at most 50).",
+        long: c"A DBA may lower it; 50 MB is what a backend's memory budget was measured with.",
+        min: 1,
+        max: UPLOAD_MB,
+        setting: &MAX_UPLOAD_MB,
+    },
+    Limit {
+        name: c"pipetrak.max_batch_items",
+        short: c"The most items one batch request carries (at most 10000).",
+        long: c"Milestone batches, bulk reassignments and component lists; a DBA may lower it.",
+        min: 1,
+        max: BATCH_ITEMS,
+        setting: &MAX_BATCH_ITEMS,
+    },
+];
+
+/// Registers the settings; called when the library loads.
+pub fn define_settings() {
+    for flag in FLAGS {
+        GucRegistry::define_bool_guc(
+            flag.name,
+            flag.short,
+            flag.long,
+            flag.setting,
+            GucContext::Suset,
+            GucFlags::default(),
+        );
+    }
+    for limit in LIMITS {
+        GucRegistry::define_int_guc(
+            limit.name,
+            limit.short,
+            limit.long,
+            limit.setting,
+            limit.min,
+            limit.max,
+            GucContext::Suset,
+            GucFlags::default(),
+        );
+    }
+}
+
+/// The largest import file accepted, in bytes (`pipetrak.max_upload_mb`).
+#[pg_extern(stable, parallel_safe)]
+fn max_upload_bytes() -> i64 {
+    i64::from(MAX_UPLOAD_MB.get()) * 1024 * 1024
+}
+
+/// The most items one batch request carries (`pipetrak.max_batch_items`).
+#[pg_extern(stable, parallel_safe)]
+fn max_batch_items() -> i32 {
+    MAX_BATCH_ITEMS.get()
+}
+
+/// Whether log lines of `what` (imports, refusals) are on.
+#[pg_extern(stable, parallel_safe)]
+fn logging(what: &str) -> bool {
+    match what {
+        "imports" => LOG_IMPORTS.get(),
+        "refusals" => LOG_REFUSALS.get(),
+        _ => false,
+    }
+}
+
+/// The extension's settings: name, what it does, and its range (pipetrak.settings() adds the
+/// values from pg_settings).
+#[pg_extern(immutable, parallel_safe)]
+fn setting_registry() -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(description, String),
+        name!(min_value, Option<i32>),
+        name!(max_value, Option<i32>),
+    ),
+> {
+    let text = |c: &CStr| c.to_string_lossy().into_owned();
+    let flags = FLAGS.iter().map(move |f| {
+        (
+            text(f.name),
+            format!("{} {}", text(f.short), text(f.long)),
+            None,
+            None,
+        )
+    });
+    let limits = LIMITS.iter().map(move |l| {
+        (
+            text(l.name),
+            format!("{} {}", text(l.short), text(l.long)),
+            Some(l.min),
+            Some(l.max),
+        )
+    });
+    TableIterator::new(flags.chain(limits).collect::<Vec<_>>())
+}
