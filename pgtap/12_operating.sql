@@ -4,7 +4,7 @@
 -- rolls back.
 begin;
 \ir fixtures/actors.sql
-select plan(13);
+select plan(14);
 
 select set_eq($$select name from pipetrak.settings()$$,
               $$values ('pipetrak.change_events'), ('pipetrak.log_imports'), ('pipetrak.log_refusals'),
@@ -62,6 +62,8 @@ select is(pg_sequence_last_value('pipetrak.error_count_batch_too_large'), :batch
           'every refusal is counted, although each rolled back');
 select is((pipetrak.metrics() -> 'overall' -> 'refusals_by_code' ->> 'batch_too_large')::bigint, :batches_refused + 3::bigint,
           'metrics report refusals by error code');
+select is((pipetrak.metrics() -> 'overall' ->> 'events_waiting')::bigint, (select count(*) from pipetrak.event_outbox),
+          'metrics report the change events waiting for the sender');
 select is_empty($$select code from pipetrak.error_codes
                   where to_regclass(format('pipetrak.%I', 'error_count_' || code)) is null$$,
                 'every catalogued error has its refusal counter');

@@ -1,5 +1,5 @@
 -- The milestone engine: one update = one component row, one event, one progress part; the
--- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
+-- arithmetic and the rules come from Rust (pipetrak.plan_milestone, pipetrak.work_date_problem).
 --
 -- Design notes (decisions where the spec was silent):
 -- - Milestone values live on the component as `numeric(5,2)[]` in template order; earned credit is

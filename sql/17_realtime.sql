@@ -4,10 +4,13 @@
 -- How: statement triggers on the tables a screen reads hand the ids each statement changed to
 -- pipetrak.queue_change, which keeps them in the backend (src/pg/changes.rs) with the
 -- subtransaction that made them. Just before the transaction commits, they become one event per
--- project — {"kind": "changes", "changes": {kind: [ids]}, "part": n, "parts": m} — signed and
--- sent as notify_project sends an event (in Rust: a commit-time trigger on a queue table cost more
--- than the NOTIFY itself). A savepoint rolled back takes its changes with it, an aborted
--- transaction all of them, so what is announced is what committed.
+-- project — {"kind": "changes", "changes": {kind: [ids]}, "part": n, "parts": m} — signed as
+-- notify_project signs an event and put in the event outbox; once the transaction has committed,
+-- the database's event sender (a background worker, src/pg/sender.rs) NOTIFYs them, so writers
+-- never queue on the lock PostgreSQL holds for a notifying transaction's commit. Where no sender
+-- can start, the writer NOTIFYs them itself. A savepoint rolled back takes its changes with it,
+-- an aborted transaction all of them (and its outbox rows), so what is announced is what
+-- committed.
 --
 -- Design notes (decisions where the spec was silent):
 -- - Kinds: milestones (component ids), welds (component ids: weld facts, welder, NDE), packages
@@ -21,6 +24,23 @@
 -- - Where Supabase Realtime's `realtime.send` exists, each part also goes to the private topic
 --   `project:<id>` (event "changes", unsigned: Realtime's own authorization guards the topic);
 --   a failure there never fails the writer's transaction (realtime.send only warns).
+
+-- Events waiting for the database's event sender (src/pg/sender.rs): a committing writer puts its
+-- signed events here instead of NOTIFYing (PostgreSQL lets one notifying transaction commit at a
+-- time), and the sender NOTIFYs and deletes them once the writer has committed. Unlogged: an event
+-- is news, not a record (a crash may drop the last ones; screens reload on reconnect).
+create unlogged table pipetrak.event_outbox (
+    id      bigint generated always as identity primary key,
+    channel text not null,
+    payload text not null
+);
+-- The database's running sender, for writers to find and wake it.
+create unlogged table pipetrak.event_sender (
+    pid        integer not null,
+    started_at timestamptz not null
+);
+alter table pipetrak.event_outbox enable row level security;
+alter table pipetrak.event_sender enable row level security;
 
 -- Queues what a statement changed on one of the watched tables (transition table `changed`).
 create function pipetrak.queue_changes()

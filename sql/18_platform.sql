@@ -377,6 +377,8 @@ as $$
             'open_review_items', (select coalesce(sum(open_review_items), 0) from projects),
             'staged_import_rows', (select count(*) from pipetrak.import_rows),
             'notify_queue_usage', pg_notification_queue_usage(),
+            -- Change events committed and not yet sent by the event sender (src/pg/sender.rs).
+            'events_waiting', (select count(*) from pipetrak.event_outbox),
             -- Refusals by catalogued error since the extension was installed (count_error).
             'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
                                  from pipetrak.error_codes e,
@@ -396,7 +398,7 @@ as $$
                      from projects p))
 $$;
 comment on function pipetrak.metrics() is
-    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use and refusals by error code, overall and per project.';
+    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use, change events waiting to be sent and refusals by error code, overall and per project.';
 
 -- The extension's settings (registry: src/pg/settings.rs) with the value this session sees, the
 -- default and the range: `select * from pipetrak.settings()`. PL/pgSQL so the library is loaded

@@ -78,7 +78,7 @@ begin
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender from %I', v_role);
         -- Invitations are read without the token's hash.
         execute format('revoke all on table pipetrak.invitations from %I', v_role);
         execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,
@@ -158,6 +158,8 @@ comment on table pipetrak.package_certificates is 'Test certificates of packages
 comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a project: total, reason, effective date.';
 comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
+comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
+comment on table pipetrak.event_sender is 'The pid of the database''s running event sender (a background worker started on demand). Unlogged; not dumped.';
 comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk update that nets the rollups once at its end. Holds rows only inside a transaction; not dumped.';
 comment on table pipetrak.progress_days is 'Derived credit earned per day and part, from the milestone events; the history reports read it. Not dumped: rebuilt on restore.';
 comment on table pipetrak.component_touches is 'Derived: the days each component was touched, under its current drawing and groups, for counting components over long windows. Not dumped: rebuilt on restore.';

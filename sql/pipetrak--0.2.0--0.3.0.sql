@@ -42,6 +42,19 @@ update pipetrak.error_codes set
     hint = 'Split the batch: the detail gives the limit (10,000 items unless the administrator set pipetrak.max_batch_items lower).'
 where code = 'batch_too_large';
 
+-- Change events leave the writers' commits: they wait in an outbox for the database's sender.
+create unlogged table pipetrak.event_outbox (
+    id      bigint generated always as identity primary key,
+    channel text not null,
+    payload text not null
+);
+create unlogged table pipetrak.event_sender (
+    pid        integer not null,
+    started_at timestamptz not null
+);
+alter table pipetrak.event_outbox enable row level security;
+alter table pipetrak.event_sender enable row level security;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -206,7 +219,7 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:65
+-- src/pg/changes.rs:70
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -638,7 +651,7 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:31
+-- src/pg/changes.rs:36
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
 	"project_id" bigint, /* i64 */
@@ -652,7 +665,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:59
+-- src/pg/changes.rs:64
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -2205,7 +2218,7 @@ AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
 --   normalize_stencil
 
 -- The milestone engine: one update = one component row, one event, one progress part; the
--- arithmetic and the rules come from Rust (pipetrak.plan_milestone_update, pipetrak.work_date_problem).
+-- arithmetic and the rules come from Rust (pipetrak.plan_milestone, pipetrak.work_date_problem).
 --
 -- Design notes (decisions where the spec was silent):
 -- - Milestone values live on the component as `numeric(5,2)[]` in template order; earned credit is
@@ -9054,37 +9067,6 @@ as $$ select pipetrak.component_batch('restore', to_jsonb(pipetrak.limited('comp
 comment on function pipetrak_api.restore_components(bigint[], text) is
     'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';
 
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:151
--- requires:
---   corrections
---   queue_change
-
--- Change events (spec §8, §12): every committed change a screen shows is announced once per
--- transaction on the project's channel (see 11_events.sql for the channel and the signature).
---
--- How: statement triggers on the tables a screen reads hand the ids each statement changed to
--- pipetrak.queue_change, which keeps them in the backend (src/pg/changes.rs) with the
--- subtransaction that made them. Just before the transaction commits, they become one event per
--- project — {"kind": "changes", "changes": {kind: [ids]}, "part": n, "parts": m} — signed and
--- sent as notify_project sends an event (in Rust: a commit-time trigger on a queue table cost more
--- than the NOTIFY itself). A savepoint rolled back takes its changes with it, an aborted
--- transaction all of them, so what is announced is what committed.
---
--- Design notes (decisions where the spec was silent):
--- - Kinds: milestones (component ids), welds (component ids: weld facts, welder, NDE), packages
---   (test package ids: attributes, stages, sign-offs, certificates), imports (import ids),
---   review_items (ids), components (component ids of corrections, retirements, restorations and
---   assignments).
--- - An event is split into parts of at most about 7,000 bytes of ids (NOTIFY's payload limit is
---   8,000). A transaction that changes more than 5,000 ids of one project (an import's chunk) sends
---   one event with counts instead of ids — {"counts": {kind: n}, "reload": true} — and a screen
---   reloads: a few parts are worth splitting, hundreds are not.
--- - Where Supabase Realtime's `realtime.send` exists, each part also goes to the private topic
---   `project:<id>` (event "changes", unsigned: Realtime's own authorization guards the topic);
---   a failure there never fails the writer's transaction (realtime.send only warns).
 
 -- Queues what a statement changed on one of the watched tables (transition table `changed`).
 create or replace function pipetrak.queue_changes()
@@ -9539,6 +9521,8 @@ as $$
             'open_review_items', (select coalesce(sum(open_review_items), 0) from projects),
             'staged_import_rows', (select count(*) from pipetrak.import_rows),
             'notify_queue_usage', pg_notification_queue_usage(),
+            -- Change events committed and not yet sent by the event sender (src/pg/sender.rs).
+            'events_waiting', (select count(*) from pipetrak.event_outbox),
             -- Refusals by catalogued error since the extension was installed (count_error).
             'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
                                  from pipetrak.error_codes e,
@@ -9559,7 +9543,7 @@ as $$
 $$;
 
 comment on function pipetrak.metrics() is
-    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use and refusals by error code, overall and per project.';
+    'For a DBA (superuser): components, milestone events per day, imports by status with durations, open review items, staged rows, NOTIFY queue use, change events waiting to be sent and refusals by error code, overall and per project.';
 
 
 -- The extension's settings (registry: src/pg/settings.rs) with the value this session sees, the
@@ -10580,7 +10564,7 @@ begin
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender from %I', v_role);
         -- Invitations are read without the token's hash.
         execute format('revoke all on table pipetrak.invitations from %I', v_role);
         execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,
@@ -10697,6 +10681,10 @@ comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a proje
 comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
+
+comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
+
+comment on table pipetrak.event_sender is 'The pid of the database''s running event sender (a background worker started on demand). Unlogged; not dumped.';
 
 comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk update that nets the rollups once at its end. Holds rows only inside a transaction; not dumped.';
 

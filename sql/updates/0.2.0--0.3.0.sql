@@ -35,6 +35,19 @@ update pipetrak.error_codes set
     hint = 'Split the batch: the detail gives the limit (10,000 items unless the administrator set pipetrak.max_batch_items lower).'
 where code = 'batch_too_large';
 
+-- Change events leave the writers' commits: they wait in an outbox for the database's sender.
+create unlogged table pipetrak.event_outbox (
+    id      bigint generated always as identity primary key,
+    channel text not null,
+    payload text not null
+);
+create unlogged table pipetrak.event_sender (
+    pid        integer not null,
+    started_at timestamptz not null
+);
+alter table pipetrak.event_outbox enable row level security;
+alter table pipetrak.event_sender enable row level security;
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).

@@ -1,12 +1,15 @@
 //! Change events held in the backend until commit (see `sql/17_realtime.sql`).
 //!
 //! The statement triggers of the watched tables call `queue_change`; just before the transaction
-//! commits, a transaction callback turns the queue into events and sends them (one NOTIFY per
-//! event, signed, on the project's channel), as the role that queued them. A rolled-back
+//! commits, a transaction callback turns the queue into events, signs them (one per event, on the
+//! project's channel), as the role that queued them, and hands them to the database's event
+//! sender through the outbox (`super::sender`), which NOTIFYs them once the transaction has
+//! committed; where no sender can run, it NOTIFYs them itself. A rolled-back
 //! savepoint drops what it queued; an aborted transaction drops everything. Kept in memory rather
 //! than in a table: the writes and the commit-time trigger of a queue table cost more than the
 //! NOTIFY itself.
 
+use super::sender;
 use super::settings::CHANGE_EVENTS;
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::signed_payload;
@@ -24,6 +27,8 @@ thread_local! {
     static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// The keys' query, planned once per session (the plan cache revalidates it).
     static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    /// This transaction put events in the outbox: the sender is woken once it commits.
+    static QUEUED_FOR_SENDER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only
@@ -87,10 +92,19 @@ unsafe extern "C-unwind" fn on_transaction(
 ) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => send(),
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            if QUEUED_FOR_SENDER.replace(false) {
+                sender::wake_sender();
+            }
+            QUEUE.with(|queue| queue.borrow_mut().clear())
+        }
         // Parallel workers queue nothing (triggers don't run in them); a transaction prepared for
         // two-phase commit can't NOTIFY, so its changes go unannounced.
         pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT => {}
-        _ => QUEUE.with(|queue| queue.borrow_mut().clear()),
+        _ => {
+            QUEUED_FOR_SENDER.set(false);
+            QUEUE.with(|queue| queue.borrow_mut().clear())
+        }
     }
 }
 
@@ -165,6 +179,7 @@ fn send() {
             }
         }
         let realtime = realtime_send_exists(client)?;
+        let outbox = sender::sender_available(client);
         for (project_id, mut event) in events {
             // A project deleted in this transaction has no keys left: nobody to tell.
             let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
@@ -175,12 +190,21 @@ fn send() {
             // Signed over exactly the text sent (`domain::event`).
             let text = event.to_string();
             let payload = signed_payload(signing_key, &text);
-            // SAFETY: pg_notify takes two text datums, made here in the current memory context.
-            unsafe {
-                pgrx::direct_function_call_as_datum(
-                    pg_sys::pg_notify,
-                    &[channel.as_str().into_datum(), payload.as_str().into_datum()],
-                );
+            if outbox {
+                client.update(
+                    "insert into pipetrak.event_outbox (channel, payload) values ($1, $2)",
+                    None,
+                    &[channel.as_str().into(), payload.as_str().into()],
+                )?;
+                QUEUED_FOR_SENDER.set(true);
+            } else {
+                // SAFETY: pg_notify takes two text datums, made here in the current memory context.
+                unsafe {
+                    pgrx::direct_function_call_as_datum(
+                        pg_sys::pg_notify,
+                        &[channel.as_str().into_datum(), payload.as_str().into_datum()],
+                    );
+                }
             }
             if realtime {
                 client.update(

@@ -9,6 +9,7 @@ pub mod milestones;
 pub mod normalize;
 pub mod packages;
 pub mod released;
+pub mod sender;
 pub mod settings;
 pub mod vocabularies;
 pub mod welds;

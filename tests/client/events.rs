@@ -1,7 +1,7 @@
 //! Events: project channels (NOTIFY), signed and split payloads, Supabase storage and realtime.
 
 use crate::common::*;
-use crate::{big_takeoff, site, upload_validated, Site};
+use crate::{begin_as, big_takeoff, site, upload_validated, Site};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use serde_json::Value;
@@ -513,4 +513,81 @@ fn with_supabase_storage_and_realtime_only_members_get_in() {
     admin
         .batch_execute("drop database pipetrak_supabase")
         .expect("drop");
+}
+
+/// The NOTIFYs a listening connection receives within `wait`: (sending process, payload).
+fn received_from(listener: &mut Client, wait: Duration) -> Vec<(i32, String)> {
+    listener
+        .notifications()
+        .timeout_iter(wait)
+        .iterator()
+        .filter_map(Result::ok)
+        .map(|n| (n.process_id(), n.payload().to_string()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a live server: PIPETRAK_TEST_URL (tests/scripts/test.sh)"]
+fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
+    let mut c = connect();
+    let s = site(&mut c, "Sender", 402);
+    let ids = supports(&mut c, &s, 3);
+    let mut listener = listening_member(&mut c, &s);
+    received(&mut listener, Duration::from_millis(200));
+
+    // A foreman's update, on a connection whose process we know.
+    let mut writer = connect();
+    let writer_pid: i32 = writer
+        .query_one("select pg_backend_pid()", &[])
+        .expect("pid")
+        .get(0);
+    receive_all(&mut writer, &s, &ids[..1]);
+    let got = received_from(&mut listener, Duration::from_secs(3));
+    assert_eq!(got.len(), 1, "one event for one transaction: {got:?}");
+    let (sender_pid, payload) = &got[0];
+    assert!(is_genuine(&mut c, &s, payload), "{payload}");
+    assert_ne!(
+        *sender_pid, writer_pid,
+        "the writer's commit did not NOTIFY"
+    );
+    let kind: String = c
+        .query_one(
+            "select coalesce((select backend_type from pg_stat_activity where pid = $1), 'gone')",
+            &[sender_pid],
+        )
+        .expect("activity")
+        .get(0);
+    assert!(
+        kind == "pipetrak event sender" || kind == "gone",
+        "sent by {kind}"
+    );
+
+    // A rolled-back update sends nothing and leaves nothing waiting.
+    let mut tx = begin_as(&mut writer, &s.foreman);
+    tx.execute(
+        &format!("select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", ids[1]),
+        &[],
+    )
+    .expect("update");
+    tx.rollback().expect("rollback");
+    assert!(received(&mut listener, Duration::from_millis(700)).is_empty());
+    let waiting: i64 = c
+        .query_one("select count(*) from pipetrak.event_outbox", &[])
+        .expect("outbox")
+        .get(0);
+    assert_eq!(waiting, 0, "nothing waits in the outbox");
+
+    // Idle, the sender leaves (DROP DATABASE waits 5 s for other sessions), and the next event
+    // starts another.
+    std::thread::sleep(Duration::from_secs(5));
+    let senders: i64 = c
+        .query_one(
+            "select count(*) from pg_stat_activity where backend_type = 'pipetrak event sender' and datname = current_database()",
+            &[],
+        )
+        .expect("activity")
+        .get(0);
+    assert_eq!(senders, 0, "an idle sender leaves");
+    receive_all(&mut writer, &s, &ids[2..3]);
+    assert_eq!(received(&mut listener, Duration::from_secs(3)).len(), 1);
 }

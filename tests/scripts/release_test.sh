@@ -45,7 +45,8 @@ columns_of() {
 # tables and columns: an upgraded database compares with itself before the upgrade, what the
 # upgrade added aside. Generated columns (identity and drawing keys) are left out: they follow
 # their columns, and an upgrade that changes their rule computes them again. The error catalog is the extension's own (compared with a fresh install's);
-# its refusal counters count what one server refused (not dumped, not data).
+# its refusal counters count what one server refused, and the event outbox and sender hold what
+# one server is sending (none of them dumped, none of them data).
 data_of() {
   local columns=${2:-$(columns_of "$1")}
   psql -qXAt -d "$1" <<SQL
@@ -59,6 +60,7 @@ select case c.relkind
     else format('select %L || '' '' || last_value || '' '' || is_called from %s', c.oid::regclass::text, c.oid::regclass)
 end
 from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S') and c.relname <> 'error_codes' and c.relname !~ '^error_count_'
+  and c.relname not in ('event_outbox', 'event_outbox_id_seq', 'event_sender')
   and c.relname::text in (select x.t from (values $columns) x(t, a)) order by c.relname \gexec
 SQL
 }

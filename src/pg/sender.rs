@@ -1,0 +1,225 @@
+//! The event sender: change events leave the writers' commits (see `sql/17_realtime.sql`).
+//!
+//! PostgreSQL lets one transaction that NOTIFYs commit at a time, from its pre-commit until its
+//! commit record is flushed: concurrent writers that each NOTIFY lose group commit and queue on
+//! that lock. So a writer signs its events at pre-commit as before but writes them to the outbox
+//! (`pipetrak.event_outbox`), a plain insert in its own transaction, and after it commits wakes
+//! the database's sender, a background worker that NOTIFYs what committed and deletes it. What
+//! listeners get is unchanged: one event per transaction, after it commits, never for one rolled
+//! back (its outbox rows roll back with it).
+//!
+//! Design notes (decisions where the spec was silent):
+//! - One sender per database, started on demand by the first writer that finds none (a dynamic
+//!   background worker: no `shared_preload_libraries` needed). Starting, it locks
+//!   `pipetrak.event_sender` (no user may: not an advisory lock a stranger could hold) and leaves
+//!   at once if the sender recorded there still runs; else it records its pid, where writers look
+//!   it up (once per session, then whenever the pid they know is no longer a sender). A session
+//!   that started one waits a second for it before starting another.
+//! - It leaves after `IDLE` without events, so it never keeps a database from being dropped
+//!   (DROP DATABASE waits 5 s for other sessions) nor holds a connection slot for nothing; the next
+//!   event starts it again (a few milliseconds, off the writer's path).
+//! - Where no sender can start (every `max_worker_processes` slot taken), the writer sends its
+//!   events itself, as before: slower under concurrency, never lost.
+//! - The outbox is unlogged: an event is news, not a record. A crash may drop events of the last
+//!   instants; screens reload on reconnect anyway.
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::time::{Duration, Instant};
+
+/// What the sender's worker is called (pg_stat_activity's backend_type).
+const SENDER_TYPE: &str = "pipetrak event sender";
+const SENDER_TYPE_C: &CStr = c"pipetrak event sender";
+/// The sender leaves after this long without an event.
+const IDLE: Duration = Duration::from_secs(2);
+/// Events sent per transaction of the sender.
+const BATCH: i64 = 1000;
+/// How long a session that started a sender counts on it before starting another.
+const STARTING: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// The pid of the database's sender as this session last found it (0: not known).
+    static SENDER_PID: Cell<i32> = const { Cell::new(0) };
+    /// This session's database has the outbox (found once).
+    static OUTBOX_PRESENT: Cell<bool> = const { Cell::new(false) };
+    /// When this session last started a sender.
+    static STARTED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// True when `pid` is a running sender.
+fn is_sender(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: returns a pointer to a static string or null; read before anything else runs.
+    let kind = unsafe { pg_sys::GetBackgroundWorkerTypeByPid(pid) };
+    // SAFETY: a non-null result is a NUL-terminated string.
+    !kind.is_null() && unsafe { CStr::from_ptr(kind) } == SENDER_TYPE_C
+}
+
+/// At pre-commit, with events to send: whether a sender will send them (so the writer queues
+/// them in the outbox) — one that runs, or one started now. False where none can start.
+pub fn sender_available(client: &pgrx::spi::SpiClient<'_>) -> bool {
+    if is_sender(SENDER_PID.get()) {
+        return true;
+    }
+    // A database still at a version without the outbox (before ALTER EXTENSION … UPDATE) keeps
+    // the writers' own NOTIFY.
+    if !OUTBOX_PRESENT.get() {
+        let present = client
+            .select(
+                "select to_regclass('pipetrak.event_outbox') is not null and to_regclass('pipetrak.event_sender') is not null",
+                Some(1),
+                &[],
+            )
+            .ok()
+            .and_then(|rows| rows.first().get_one::<bool>().ok().flatten())
+            .unwrap_or(false);
+        if !present {
+            return false;
+        }
+        OUTBOX_PRESENT.set(true);
+    }
+    let recorded = client
+        .select("select pid from pipetrak.event_sender", Some(1), &[])
+        .ok()
+        .and_then(|rows| rows.first().get_one::<i32>().ok().flatten())
+        .unwrap_or(0);
+    if is_sender(recorded) {
+        SENDER_PID.set(recorded);
+        return true;
+    }
+    SENDER_PID.set(0);
+    if STARTED_AT.get().is_some_and(|at| at.elapsed() < STARTING) {
+        // The one this session started is on its way; it drains the outbox when it starts.
+        return true;
+    }
+    let started = start_sender(client);
+    if started {
+        STARTED_AT.set(Some(Instant::now()));
+    }
+    started
+}
+
+/// Starts a sender for this database, as the extension's owner; false when none can start.
+fn start_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
+    let owner = client
+        .select(
+            "select extowner from pg_catalog.pg_extension where extname = 'pipetrak'",
+            Some(1),
+            &[],
+        )
+        .ok()
+        .and_then(|rows| rows.first().get_one::<pg_sys::Oid>().ok().flatten());
+    let Some(owner) = owner else {
+        return false;
+    };
+    // SAFETY: reads this backend's database.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    BackgroundWorkerBuilder::new(SENDER_TYPE)
+        .set_type(SENDER_TYPE)
+        .set_library("pipetrak")
+        .set_function("pipetrak_event_sender")
+        .set_argument(Some(pg_sys::Datum::from(database)))
+        .set_extra(&u32::from(owner).to_string())
+        .enable_spi_access()
+        .set_restart_time(None)
+        .load_dynamic()
+        .is_ok()
+}
+
+/// After the writer commits: wakes the sender it queued events for.
+pub fn wake_sender() {
+    let pid = SENDER_PID.get();
+    if !is_sender(pid) {
+        // Started at pre-commit and not known yet: it drains the outbox when it starts.
+        return;
+    }
+    // SAFETY: BackendPidGetProc returns the live process's PGPROC or null; setting its latch
+    // only wakes it.
+    unsafe {
+        let proc = pg_sys::BackendPidGetProc(pid);
+        if !proc.is_null() {
+            pg_sys::SetLatch(&raw mut (*proc).procLatch);
+        }
+    }
+}
+
+const DRAIN: &str = "with sent as (
+        delete from pipetrak.event_outbox
+        where id in (select id from pipetrak.event_outbox order by id limit $1)
+        returning id, channel, payload)
+    select channel, payload, pg_catalog.pg_notify(channel, payload) is null from sent order by id";
+
+/// The sender's main: sends what the outbox holds, then waits to be woken; leaves when idle,
+/// terminated, or when the extension is gone from its database.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = pg_sys::Oid::from(argument.value() as u32);
+    let Ok(owner) = BackgroundWorker::get_extra().parse::<u32>() else {
+        return;
+    };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), Some(pg_sys::Oid::from(owner)));
+    let first = BackgroundWorker::transaction(|| {
+        let present =
+            Spi::get_one::<bool>("select to_regclass('pipetrak.event_outbox') is not null");
+        if present != Ok(Some(true)) {
+            return false;
+        }
+        if Spi::run("lock table pipetrak.event_sender in exclusive mode").is_err() {
+            return false;
+        }
+        let another = Spi::get_one::<bool>(
+            "select exists (select from pipetrak.event_sender s join pg_catalog.pg_stat_activity a on a.pid = s.pid
+                            where a.backend_type = 'pipetrak event sender' and a.pid <> pg_catalog.pg_backend_pid())",
+        );
+        if another != Ok(Some(false)) {
+            return false;
+        }
+        // SAFETY: reads this process's pid.
+        let pid = unsafe { pg_sys::MyProcPid };
+        Spi::run_with_args(
+            "with gone as (delete from pipetrak.event_sender)
+             insert into pipetrak.event_sender (pid, started_at) values ($1, now())",
+            &[pid.into()],
+        )
+        .is_ok()
+    });
+    if !first {
+        return;
+    }
+    let mut last_event = Instant::now();
+    loop {
+        let sent = BackgroundWorker::transaction(|| {
+            if Spi::get_one::<bool>("select to_regclass('pipetrak.event_outbox') is not null")
+                != Ok(Some(true))
+            {
+                return None;
+            }
+            Spi::connect(|client| {
+                client
+                    .select(DRAIN, None, &[BATCH.into()])
+                    .map(|rows| rows.len())
+                    .ok()
+            })
+        });
+        let Some(sent) = sent else {
+            return;
+        };
+        if sent > 0 {
+            last_event = Instant::now();
+            if sent as i64 == BATCH {
+                continue;
+            }
+        } else if last_event.elapsed() >= IDLE {
+            return;
+        }
+        if !BackgroundWorker::wait_latch(Some(IDLE)) {
+            return;
+        }
+    }
+}
