@@ -113,8 +113,8 @@ select is(
           'set_post_hydro', 'sign_stage', 'skip_stage', 'spread_budget', 'start_stage', 'storage_allows',
           'sync_profile', 'test_package_blockers', 'turnover_report', 'unarchive_project',
           'update_milestone', 'update_milestones', 'update_profile', 'update_project_settings',
-          'update_test_package', 'verify_welder', 'week_start', 'weekly_report', 'weld_delta', 'weld_progress',
-          'welder_summary'],
+          'update_test_package', 'verify_welder', 'week_start', 'weekly_report', 'weld_delta', 'weld_log_page',
+          'weld_progress', 'weld_search_text', 'welder_summary'],
     'authenticated runs exactly the allow-listed internal functions');
 
 select is(

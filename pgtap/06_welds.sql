@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(101);
+select plan(112);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -292,6 +292,51 @@ select is((select jsonb_agg(weld_number || ' ' || coalesce(welder, '-') || ' ' |
     'the weld log: one row per weld with welder, status and current NDE');
 select is((select array_agg(weld_number order by weld_number) from pipetrak_api.weld_log where search_text like '%r-1%w-r2%'),
     array['R3'], 'search_text finds a weld by drawing and stencil');
+-- weld_log_page is the weld log a page at a time: for each filter, its pages laid end to end are
+-- the view's rows under the same filter, in weld number order (pages of 2, so keyset paging runs).
+create function pg_temp.paged(p_project bigint, p_filters text, p_size integer) returns text[] language plpgsql as $f$
+declare
+    v_rows text[] := '{}';
+    v_page text[];
+    v_last text[];
+begin
+    loop
+        execute format('select array_agg(weld_number || %L || component_id order by weld_number, component_id)
+                        from pipetrak_api.weld_log_page(project_id => %s%s, page_size => %s, after_weld_number => %L, after_component_id => %L)',
+                       '|', p_project, p_filters, p_size, v_last[1], v_last[2]) into v_page;
+        exit when v_page is null;
+        v_rows := v_rows || v_page;
+        exit when cardinality(v_page) < p_size;
+        v_last := string_to_array(v_page[cardinality(v_page)], '|');
+    end loop;
+    return v_rows;
+end $f$;
+create function pg_temp.viewed(p_project bigint, p_where text) returns text[] language plpgsql as $f$
+declare v_rows text[];
+begin
+    execute format('select coalesce(array_agg(weld_number || %L || component_id order by weld_number, component_id), ''{}'')
+                    from pipetrak_api.weld_log where project_id = %s and %s', '|', p_project, p_where) into v_rows;
+    return v_rows;
+end $f$;
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select is(pg_temp.paged(:project_a, f.filters, 2), pg_temp.viewed(:project_a, f.condition),
+          format('weld_log_page(%s) pages through the weld log rows %s', f.filters, f.condition))
+from (values (', drawing_id => ' || :drawing_r, format('drawing_id = %s and retired_at is null', :drawing_r)),
+             (', welder => ''W-R1''', 'welder = ''W-R1'' and retired_at is null'),
+             (', status => ''active''', 'status = ''active'' and retired_at is null'),
+             (', search => ''R-1 w''', 'search_text like ''%r-1 w%'' and retired_at is null'),
+             (', test_package_id => ' || :package_a, format('test_package_id = %s and retired_at is null', :package_a)),
+             ('', 'retired_at is null'),
+             (', retired => true', 'true'),
+             (', drawing_id => ' || :drawing_r || ', retired => true, search => ''R2''', format('drawing_id = %s and search_text like ''%%r2%%''', :drawing_r)))
+     as f(filters, condition);
+select is(pg_temp.paged(:project_a, ', search => ''%''', 50), '{}'::text[],
+          'a search for % looks for the character, not for anything');
+select is(pg_temp.matrix(format('select count(*) >= 0 from pipetrak_api.weld_log_page(project_id => %s)', :project_a)),
+    array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
+    'weld_log_page: every member; the outsider can''t find the project; anon is refused');
+select is(pg_temp.error_of('viewer', format('select count(*) from pipetrak_api.weld_log_page(project_id => %s, page_size => 501)', :project_a)),
+          'PT400 invalid_argument', 'a page holds at most 500 rows');
 select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.weld_progress(project_id => %s, group_by => ''welder'')', :project_a)),
     array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
     'weld_progress: every member; the outsider can''t find the project; anon is refused');

@@ -360,8 +360,9 @@ as $$
     limit 1
 $$;
 
--- Live field welds by number, for the dry run's note that a number also exists on another drawing.
-create index components_weld_number_idx on pipetrak.components (project_id, tag)
+-- Live field welds by number: the dry run's note that a number also exists on another drawing,
+-- and the weld log's pages in weld number order (weld_log_page; the id breaks ties).
+create index components_weld_number_idx on pipetrak.components (project_id, tag, id)
     where component_type = 'field_weld' and retired_at is null;
 
 -- Existing drawings whose keys look like `p_key` (pg_trgm similarity, best first), for hints on

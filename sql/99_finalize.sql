@@ -45,7 +45,7 @@ begin
               and p.proname = any (array[
                   -- called by views and policies as the reader
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
-                  'progress_rollup', 'percent_of', 'week_start',
+                  'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
                   'create_project', 'update_project_settings', 'archive_project', 'project_channel',
@@ -63,7 +63,7 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project',
+                  'search_project', 'weld_log_page',
                   -- the argument limits every wrapper checks first
                   'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader

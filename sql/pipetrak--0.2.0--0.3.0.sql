@@ -55,6 +55,11 @@ create unlogged table pipetrak.event_sender (
 alter table pipetrak.event_outbox enable row level security;
 alter table pipetrak.event_sender enable row level security;
 
+-- The weld log's pages walk live weld numbers with the id as tie-breaker.
+drop index pipetrak.components_weld_number_idx;
+create index components_weld_number_idx on pipetrak.components (project_id, tag, id)
+    where component_type = 'field_weld' and retired_at is null;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -5834,6 +5839,16 @@ $$;
 -- The names only a page shows (repair of, area, system, package) are looked up for the rows
 -- returned, after any limit, and leave the planner four relations to join instead of eight; the
 -- drawing and the welder stay joins, for filters on their number and stencil to use indexes.
+-- What a weld log search matches: weld number, drawing and stencil, lowercase (the view's
+-- search_text and weld_log_page's search).
+create or replace function pipetrak.weld_search_text(p_tag text, p_drawing_no text, p_stencil text)
+returns text
+language sql immutable parallel safe
+as $$
+    select lower(p_tag || ' ' || p_drawing_no || ' ' || coalesce(p_stencil, ''))
+$$;
+
+
 create or replace view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
@@ -5843,7 +5858,7 @@ select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d
        c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id) as system, c.test_package_id,
        (select t.name from pipetrak.test_packages t where t.id = c.test_package_id) as test_package,
        nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
-       lower(c.tag || ' ' || d.drawing_no || ' ' || coalesce(w.stencil, '')) as search_text
+       pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) as search_text
 from pipetrak.components c
 join pipetrak.field_welds f on f.component_id = c.id
 join pipetrak.drawings d on d.id = c.drawing_id
@@ -5851,6 +5866,120 @@ left join pipetrak.welders w on w.id = f.welder_id
 where c.component_type = 'field_weld';
 
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
+
+
+-- A page of a project's weld log for a screen: the welds matching the filters given (drawing,
+-- welder stencil, status, test package, search text; live welds unless p_retired), in weld number
+-- order after (p_after_weld_number, p_after_component_id) — keyset paging: pass the last row of
+-- the page before — at most 500 to a page. The rows of pipetrak_api.weld_log.
+-- Design notes: the view filtered and sorted by weld number reads every weld of the project first
+-- (242 ms for 100,000 welds, 5 ms for one welder's 500) whatever the page; here the filter given
+-- drives its own index (drawing, welder, test package, else the weld numbers of the project) and
+-- reading stops at a page. Members only, checked once: the rows are then read without row-level
+-- security on each of the view's eight relations, and names are looked up for the page's rows.
+create or replace function pipetrak.weld_log_page(p_project_id bigint, p_drawing_id bigint, p_welder text, p_status text,
+                                       p_test_package_id bigint, p_search text, p_after_weld_number text,
+                                       p_after_component_id bigint, p_page_size integer, p_retired boolean)
+returns setof pipetrak_api.weld_log
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_limit integer := coalesce(p_page_size, 50);
+    v_pattern text := '%' || replace(replace(replace(lower(p_search), '\', '\\'), '%', '\%'), '_', '\_') || '%';
+    v_retired boolean := coalesce(p_retired, false);
+    v_after text := coalesce(p_after_weld_number, '');
+    v_after_id bigint := coalesce(p_after_component_id, 0);
+    v_ids bigint[];
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    if v_limit not between 1 and 500 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "page_size", "expected": "1 to 500"}');
+    end if;
+    if p_status is not null and p_status <> all (pipetrak.vocabulary('weld_status')) then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "status", "expected": "active, accepted or rejected"}');
+    end if;
+    -- One query per driving filter, each a plan of its own kept for the session; the others are
+    -- checks on the rows it reads.
+    if p_drawing_id is not null then
+        v_ids := array(
+            select c.id from pipetrak.components c
+            join pipetrak.field_welds f on f.component_id = c.id
+            join pipetrak.drawings d on d.id = c.drawing_id
+            left join pipetrak.welders w on w.id = f.welder_id
+            where c.drawing_id = p_drawing_id and c.project_id = p_project_id and c.component_type = 'field_weld'
+              and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
+              and (p_welder is null or w.stencil = p_welder) and (p_status is null or f.status = p_status)
+              and (p_test_package_id is null or c.test_package_id = p_test_package_id)
+              and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
+            order by c.tag, c.id limit v_limit);
+    elsif p_welder is not null then
+        v_ids := array(
+            select c.id from pipetrak.welders w
+            join pipetrak.field_welds f on f.welder_id = w.id
+            join pipetrak.components c on c.id = f.component_id
+            join pipetrak.drawings d on d.id = c.drawing_id
+            where w.project_id = p_project_id and w.stencil = p_welder
+              and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
+              and (p_status is null or f.status = p_status)
+              and (p_test_package_id is null or c.test_package_id = p_test_package_id)
+              and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
+            order by c.tag, c.id limit v_limit);
+    elsif p_test_package_id is not null then
+        v_ids := array(
+            select c.id from pipetrak.components c
+            join pipetrak.field_welds f on f.component_id = c.id
+            join pipetrak.drawings d on d.id = c.drawing_id
+            left join pipetrak.welders w on w.id = f.welder_id
+            where c.test_package_id = p_test_package_id and c.project_id = p_project_id and c.component_type = 'field_weld'
+              and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
+              and (p_status is null or f.status = p_status)
+              and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
+            order by c.tag, c.id limit v_limit);
+    elsif not v_retired then
+        -- The project's live weld numbers in order (components_weld_number_idx), until a page is found.
+        v_ids := array(
+            select c.id from pipetrak.components c
+            join pipetrak.field_welds f on f.component_id = c.id
+            join pipetrak.drawings d on d.id = c.drawing_id
+            left join pipetrak.welders w on w.id = f.welder_id
+            where c.project_id = p_project_id and c.component_type = 'field_weld' and c.retired_at is null
+              and (c.tag, c.id) > (v_after, v_after_id)
+              and (p_status is null or f.status = p_status)
+              and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
+            order by c.tag, c.id limit v_limit);
+    else
+        v_ids := array(
+            select c.id from pipetrak.components c
+            join pipetrak.field_welds f on f.component_id = c.id
+            join pipetrak.drawings d on d.id = c.drawing_id
+            left join pipetrak.welders w on w.id = f.welder_id
+            where c.project_id = p_project_id and c.component_type = 'field_weld'
+              and (c.tag, c.id) > (v_after, v_after_id)
+              and (p_status is null or f.status = p_status)
+              and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
+            order by c.tag, c.id limit v_limit);
+    end if;
+    return query select v.* from pipetrak_api.weld_log v where v.component_id = any (v_ids) order by v.weld_number, v.component_id;
+end
+$$;
+
+
+create or replace function pipetrak_api.weld_log_page(project_id bigint, drawing_id bigint default null, welder text default null,
+                                           status text default null, test_package_id bigint default null,
+                                           search text default null, after_weld_number text default null,
+                                           after_component_id bigint default null, page_size integer default 50,
+                                           retired boolean default false)
+returns setof pipetrak_api.weld_log
+language sql stable
+as $$
+    select * from pipetrak.weld_log_page(project_id, drawing_id, pipetrak.limited('welder', welder), pipetrak.limited('status', status),
+                                         test_package_id, pipetrak.limited('search', search),
+                                         pipetrak.limited('after_weld_number', after_weld_number), after_component_id, page_size, retired)
+$$;
+
+comment on function pipetrak_api.weld_log_page(bigint, bigint, text, text, bigint, text, text, bigint, integer, boolean) is
+    'A page of the weld log for screens: weld_log rows of one project filtered by drawing, welder (stencil), status, test package and search text (weld number, drawing or stencil), live welds unless retired => true, in weld number order; the next page starts after the last row (after_weld_number, after_component_id). page_size 1 to 500 (50). Its cost stays that of a page however large the project.';
 
 
 -- Weld progress of a project grouped by area, system, test package or welder.
@@ -10459,9 +10588,13 @@ comment on function pipetrak.weld_current_result is 'The weld''s current result 
 
 comment on function pipetrak.weld_delta is 'Weld work in [p_from, p_to] per group (area, system, test package, drawing or welder): welds fitted up and welded (net of rollbacks, by work date), NDE results recorded PASS and FAIL (by examination date, superseded ones included: each was a result given that day), repairs and new welds created (by the day they were created, project time).';
 
+comment on function pipetrak.weld_log_page is 'A page of a project''s weld log for a screen: the welds matching the filters given (drawing, welder stencil, status, test package, search text; live welds unless p_retired), in weld number order after (p_after_weld_number, p_after_component_id) — keyset paging: pass the last row of the page before — at most 500 to a page. The rows of pipetrak_api.weld_log. Design notes: the view filtered and sorted by weld number reads every weld of the project first (242 ms for 100,000 welds, 5 ms for one welder''s 500) whatever the page; here the filter given drives its own index (drawing, welder, test package, else the weld numbers of the project) and reading stops at a page. Members only, checked once: the rows are then read without row-level security on each of the view''s eight relations, and names are looked up for the page''s rows.';
+
 comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates.';
 
 comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
+
+comment on function pipetrak.weld_search_text is 'The names only a page shows (repair of, area, system, package) are looked up for the rows returned, after any limit, and leave the planner four relations to join instead of eight; the drawing and the welder stay joins, for filters on their number and stencil to use indexes. What a weld log search matches: weld number, drawing and stencil, lowercase (the view''s search_text and weld_log_page''s search).';
 
 comment on function pipetrak.weld_state is 'What one weld (its component and facts rows) adds to (+1) or takes from (-1) the tallies.';
 
@@ -10531,7 +10664,7 @@ begin
               and p.proname = any (array[
                   -- called by views and policies as the reader
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
-                  'progress_rollup', 'percent_of', 'week_start',
+                  'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
                   'create_project', 'update_project_settings', 'archive_project', 'project_channel',
@@ -10549,7 +10682,7 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project',
+                  'search_project', 'weld_log_page',
                   -- the argument limits every wrapper checks first
                   'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader

@@ -48,6 +48,11 @@ create unlogged table pipetrak.event_sender (
 alter table pipetrak.event_outbox enable row level security;
 alter table pipetrak.event_sender enable row level security;
 
+-- The weld log's pages walk live weld numbers with the id as tie-breaker.
+drop index pipetrak.components_weld_number_idx;
+create index components_weld_number_idx on pipetrak.components (project_id, tag, id)
+    where component_type = 'field_weld' and retired_at is null;
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).

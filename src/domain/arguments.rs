@@ -25,6 +25,7 @@ impl Unit {
 
 /// Every limit, sorted by argument name.
 pub const LIMITS: &[(&str, u32, Unit)] = &[
+    ("after_weld_number", 200, Unit::Characters),
     ("attributes", 16_384, Unit::Bytes),
     ("changes", 65_536, Unit::Bytes),
     ("client", 200, Unit::Characters),
@@ -58,12 +59,14 @@ pub const LIMITS: &[(&str, u32, Unit)] = &[
     ("result", 20, Unit::Characters),
     ("revision", 50, Unit::Characters),
     ("role", 50, Unit::Characters),
+    ("search", 200, Unit::Characters),
     ("sequence_mode", 20, Unit::Characters),
     ("sheet", 50, Unit::Characters),
     ("signoff", 50, Unit::Characters),
     ("size", 50, Unit::Characters),
     ("spec", 200, Unit::Characters),
     ("stage", 50, Unit::Characters),
+    ("status", 50, Unit::Characters),
     ("stencil", 50, Unit::Characters),
     ("tag", 200, Unit::Characters),
     ("temperature_unit", 20, Unit::Characters),
@@ -76,6 +79,7 @@ pub const LIMITS: &[(&str, u32, Unit)] = &[
     ("weights", 16_384, Unit::Bytes),
     ("weld_number", 200, Unit::Characters),
     ("weld_type", 50, Unit::Characters),
+    ("welder", 50, Unit::Characters),
 ];
 
 /// The limit of an argument, None for a name the registry lacks.
