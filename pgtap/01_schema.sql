@@ -97,7 +97,8 @@ $$;
 create temp table vocabulary_columns (table_name text, column_name text, vocabulary text);
 insert into vocabulary_columns values
     ('field_welds', 'status', 'weld_status'), ('field_welds', 'weld_type', 'weld_type'),
-    ('field_welds', 'nde_result', 'nde_result'), ('nde_results', 'method', 'nde_method'),
+    ('field_welds', 'nde_result', 'nde_result'), ('field_welds', 'nde_types', 'nde_method'),
+    ('nde_results', 'method', 'nde_method'),
     ('nde_results', 'result', 'nde_result'), ('package_stages', 'stage', 'package_stage'),
     ('package_stages', 'status', 'stage_status'), ('import_jobs', 'kind', 'import_kind'),
     ('import_jobs', 'format', 'import_format'), ('import_rows', 'status', 'import_row_status'),

@@ -7,8 +7,8 @@ begin;
 select plan(14);
 
 select set_eq($$select name from pipetrak.settings()$$,
-              $$values ('pipetrak.change_events'), ('pipetrak.log_imports'), ('pipetrak.log_refusals'),
-                       ('pipetrak.max_batch_items'), ('pipetrak.max_upload_mb')$$,
+              $$values ('pipetrak.change_events'), ('pipetrak.event_sender'), ('pipetrak.log_imports'),
+                       ('pipetrak.log_refusals'), ('pipetrak.max_batch_items'), ('pipetrak.max_upload_mb')$$,
               'pipetrak.settings() lists every setting of the extension');
 select is_empty($$select name from pipetrak.settings() where value is null or default_value is null or description = ''$$,
                 'each setting has its value, its default and a description');

@@ -194,7 +194,7 @@ declare
     v_record_id bigint;
     v_status text;
 begin
-    if v_method <> all (array['RT', 'UT', 'PT', 'MT', 'VT']) or v_result <> all (array['PASS', 'FAIL', 'PENDING']) then
+    if v_method <> all (pipetrak.vocabulary('nde_method')) or v_result <> all (pipetrak.vocabulary('nde_result')) then
         perform pipetrak.raise_error('invalid_nde', jsonb_build_object('method', p_method, 'result', p_result));
     end if;
     if v_weld.welder_id is null or v_weld.date_welded is null then
@@ -435,8 +435,8 @@ declare
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
     v_note := pipetrak.check_reason(p_note, 3, 'adding an unplanned weld');
-    if v_type <> all (array['BW', 'SW', 'FW', 'TW', 'CW']) then
-        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'BW, SW, FW, TW or CW'));
+    if v_type <> all (pipetrak.vocabulary('weld_type')) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'one of ' || array_to_string(pipetrak.vocabulary('weld_type'), ', ')));
     end if;
     if btrim(coalesce(p_size, '')) = '' or btrim(coalesce(p_spec, '')) = '' then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', case when btrim(coalesce(p_size, '')) = '' then 'size' else 'spec' end,

@@ -224,7 +224,7 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:70
+-- src/pg/changes.rs:72
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -398,7 +398,7 @@ AS 'MODULE_PATHNAME', 'last_locked_sunday_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:126
+-- src/pg/settings.rs:156
 -- pipetrak::pg::settings::logging
 create or replace function "logging"(
 	"what" TEXT /* & str */
@@ -427,7 +427,7 @@ AS 'MODULE_PATHNAME', 'manhour_weight_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:120
+-- src/pg/settings.rs:150
 -- pipetrak::pg::settings::max_batch_items
 create or replace function "max_batch_items"() RETURNS INT /* i32 */
 STRICT STABLE PARALLEL SAFE
@@ -437,7 +437,7 @@ AS 'MODULE_PATHNAME', 'max_batch_items_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:114
+-- src/pg/settings.rs:144
 -- pipetrak::pg::settings::max_upload_bytes
 create or replace function "max_upload_bytes"() RETURNS bigint /* i64 */
 STRICT STABLE PARALLEL SAFE
@@ -656,7 +656,7 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:36
+-- src/pg/changes.rs:38
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
 	"project_id" bigint, /* i64 */
@@ -670,7 +670,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:64
+-- src/pg/changes.rs:66
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -745,7 +745,7 @@ AS 'MODULE_PATHNAME', 'sampling_required_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:137
+-- src/pg/settings.rs:167
 -- pipetrak::pg::settings::setting_registry
 create or replace function "setting_registry"() RETURNS TABLE (
 	"name" TEXT,  /* String */
@@ -5026,7 +5026,7 @@ declare
     v_record_id bigint;
     v_status text;
 begin
-    if v_method <> all (array['RT', 'UT', 'PT', 'MT', 'VT']) or v_result <> all (array['PASS', 'FAIL', 'PENDING']) then
+    if v_method <> all (pipetrak.vocabulary('nde_method')) or v_result <> all (pipetrak.vocabulary('nde_result')) then
         perform pipetrak.raise_error('invalid_nde', jsonb_build_object('method', p_method, 'result', p_result));
     end if;
     if v_weld.welder_id is null or v_weld.date_welded is null then
@@ -5275,8 +5275,8 @@ declare
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
     v_note := pipetrak.check_reason(p_note, 3, 'adding an unplanned weld');
-    if v_type <> all (array['BW', 'SW', 'FW', 'TW', 'CW']) then
-        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'BW, SW, FW, TW or CW'));
+    if v_type <> all (pipetrak.vocabulary('weld_type')) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'one of ' || array_to_string(pipetrak.vocabulary('weld_type'), ', ')));
     end if;
     if btrim(coalesce(p_size, '')) = '' or btrim(coalesce(p_spec, '')) = '' then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', case when btrim(coalesce(p_size, '')) = '' then 'size' else 'spec' end,

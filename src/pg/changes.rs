@@ -10,7 +10,7 @@
 //! NOTIFY itself.
 
 use super::sender;
-use super::settings::CHANGE_EVENTS;
+use super::settings::{EventSender, CHANGE_EVENTS, EVENT_SENDER};
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::signed_payload;
 use pgrx::prelude::*;
@@ -27,6 +27,8 @@ thread_local! {
     static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// The keys' query, planned once per session (the plan cache revalidates it).
     static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    /// The outbox insert, planned once per session.
+    static OUTBOX_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
     /// This transaction put events in the outbox: the sender is woken once it commits.
     static QUEUED_FOR_SENDER: Cell<bool> = const { Cell::new(false) };
 }
@@ -120,6 +122,8 @@ unsafe extern "C-unwind" fn on_subtransaction(
     }
 }
 
+const OUTBOX_INSERT: &str = "insert into pipetrak.event_outbox (channel, payload) values ($1, $2)";
+
 /// A project's channel, its signing key, and the transaction's time as jsonb prints it.
 const SECRETS: &str = "select s.project_id, pipetrak.channel_name(s.channel_key), s.signing_key, \
                        to_jsonb(now())::text from pipetrak.project_secrets s where s.project_id = any ($1)";
@@ -179,7 +183,11 @@ fn send() {
             }
         }
         let realtime = realtime_send_exists(client)?;
-        let outbox = sender::sender_available(client);
+        let outbox = match EVENT_SENDER.get() {
+            EventSender::Off => false,
+            EventSender::Always => sender::sender_available(client),
+            EventSender::Auto => !sender::notify_lock_free() && sender::sender_available(client),
+        };
         for (project_id, mut event) in events {
             // A project deleted in this transaction has no keys left: nobody to tell.
             let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
@@ -191,11 +199,25 @@ fn send() {
             let text = event.to_string();
             let payload = signed_payload(signing_key, &text);
             if outbox {
-                client.update(
-                    "insert into pipetrak.event_outbox (channel, payload) values ($1, $2)",
+                let plan =
+                    OUTBOX_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
+                        match plan.take() {
+                            Some(kept) => Ok(kept),
+                            None => Ok(client
+                                .prepare_mut(
+                                    OUTBOX_INSERT,
+                                    &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID); 2],
+                                )?
+                                .keep()),
+                        }
+                    })?;
+                let inserted = client.update(
+                    &plan,
                     None,
                     &[channel.as_str().into(), payload.as_str().into()],
-                )?;
+                );
+                OUTBOX_PLAN.with(|kept| kept.replace(Some(plan)));
+                inserted?;
                 QUEUED_FOR_SENDER.set(true);
             } else {
                 // SAFETY: pg_notify takes two text datums, made here in the current memory context.

@@ -2,11 +2,13 @@
 //!
 //! PostgreSQL lets one transaction that NOTIFYs commit at a time, from its pre-commit until its
 //! commit record is flushed: concurrent writers that each NOTIFY lose group commit and queue on
-//! that lock. So a writer signs its events at pre-commit as before but writes them to the outbox
-//! (`pipetrak.event_outbox`), a plain insert in its own transaction, and after it commits wakes
-//! the database's sender, a background worker that NOTIFYs what committed and deletes it. What
-//! listeners get is unchanged: one event per transaction, after it commits, never for one rolled
-//! back (its outbox rows roll back with it).
+//! that lock. So a writer signs its events at pre-commit as before, and then: when that lock is
+//! free, it takes it and NOTIFYs itself (a lone writer pays nothing more); when another
+//! transaction holds it, it writes its events to the outbox (`pipetrak.event_outbox`), a plain
+//! insert in its own transaction, and after it commits wakes the database's sender, a background
+//! worker that NOTIFYs what committed and deletes it. What listeners get is unchanged: one event
+//! per transaction, after it commits, never for one rolled back (its outbox rows roll back with
+//! it).
 //!
 //! Design notes (decisions where the spec was silent):
 //! - One sender per database, started on demand by the first writer that finds none (a dynamic
@@ -25,6 +27,8 @@
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgBuiltInOids, PgOid};
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
@@ -44,6 +48,8 @@ thread_local! {
     static SENDER_PID: Cell<i32> = const { Cell::new(0) };
     /// This session's database has the outbox (found once).
     static OUTBOX_PRESENT: Cell<bool> = const { Cell::new(false) };
+    /// The sender's drain, planned once and kept across its transactions.
+    static DRAIN_PLAN: std::cell::RefCell<Option<OwnedPreparedStatement>> = const { std::cell::RefCell::new(None) };
     /// When this session last started a sender.
     static STARTED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
@@ -57,6 +63,26 @@ fn is_sender(pid: i32) -> bool {
     let kind = unsafe { pg_sys::GetBackgroundWorkerTypeByPid(pid) };
     // SAFETY: a non-null result is a NUL-terminated string.
     !kind.is_null() && unsafe { CStr::from_ptr(kind) } == SENDER_TYPE_C
+}
+
+/// At pre-commit, with events to send: takes the lock PostgreSQL's NOTIFY holds from pre-commit to
+/// the end of the transaction (`PreCommit_Notify` takes it again, already held), when no other
+/// transaction holds it. True: this transaction NOTIFYs its events itself without waiting for
+/// anyone. False: another notifying transaction is committing; the outbox takes the events.
+pub fn notify_lock_free() -> bool {
+    // The lock tag of async.c's PreCommit_Notify: an object lock on database 0 of pg_database.
+    let tag = pg_sys::LOCKTAG {
+        locktag_field1: 0,
+        locktag_field2: u32::from(pg_sys::DatabaseRelationId),
+        locktag_field3: 0,
+        locktag_field4: 0,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    };
+    // SAFETY: a transaction-scoped lock asked for without waiting; released at the end of the
+    // transaction like NOTIFY's own.
+    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as i32, false, true) };
+    got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
 }
 
 /// At pre-commit, with events to send: whether a sender will send them (so the writer queues
@@ -153,6 +179,17 @@ const DRAIN: &str = "with sent as (
         returning id, channel, payload)
     select channel, payload, pg_catalog.pg_notify(channel, payload) is null from sent order by id";
 
+/// True while this database has the outbox (the extension may be dropped while the sender
+/// waits). Two catalog cache lookups, no query.
+fn outbox_present() -> bool {
+    // SAFETY: name lookups in the catalog caches, in a transaction; InvalidOid when missing.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"pipetrak".as_ptr(), true);
+        schema != pg_sys::Oid::INVALID
+            && pg_sys::get_relname_relid(c"event_outbox".as_ptr(), schema) != pg_sys::Oid::INVALID
+    }
+}
+
 /// The sender's main: sends what the outbox holds, then waits to be woken; leaves when idle,
 /// terminated, or when the extension is gone from its database.
 #[pg_guard]
@@ -165,9 +202,7 @@ pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), Some(pg_sys::Oid::from(owner)));
     let first = BackgroundWorker::transaction(|| {
-        let present =
-            Spi::get_one::<bool>("select to_regclass('pipetrak.event_outbox') is not null");
-        if present != Ok(Some(true)) {
+        if !outbox_present() {
             return false;
         }
         if Spi::run("lock table pipetrak.event_sender in exclusive mode").is_err() {
@@ -195,16 +230,25 @@ pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
     let mut last_event = Instant::now();
     loop {
         let sent = BackgroundWorker::transaction(|| {
-            if Spi::get_one::<bool>("select to_regclass('pipetrak.event_outbox') is not null")
-                != Ok(Some(true))
-            {
+            if !outbox_present() {
                 return None;
             }
             Spi::connect(|client| {
-                client
-                    .select(DRAIN, None, &[BATCH.into()])
-                    .map(|rows| rows.len())
-                    .ok()
+                DRAIN_PLAN.with(|kept| {
+                    let mut kept = kept.borrow_mut();
+                    if kept.is_none() {
+                        *kept = Some(
+                            client
+                                .prepare_mut(DRAIN, &[PgOid::BuiltIn(PgBuiltInOids::INT8OID)])
+                                .ok()?
+                                .keep(),
+                        );
+                    }
+                    client
+                        .select(kept.as_ref()?, None, &[BATCH.into()])
+                        .map(|rows| rows.len())
+                        .ok()
+                })
             })
         });
         let Some(sent) = sent else {

@@ -10,12 +10,34 @@
 //! - Log lines are JSON objects after the word `pipetrak:` (one line each, at LOG level: the
 //!   server log, never the client), so a log shipper can parse them; off by default.
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::prelude::*;
 use std::ffi::CStr;
 
 /// `pipetrak.change_events`: announce committed changes on each project's channel.
 pub static CHANGE_EVENTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Who NOTIFYs a transaction's change events (`pipetrak.event_sender`; see `super::sender`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventSender {
+    /// The writer itself unless another notifying transaction is committing; then the sender.
+    #[name = c"auto"]
+    Auto,
+    /// Always the database's event sender.
+    #[name = c"always"]
+    Always,
+    /// Always the writer itself (no background worker).
+    #[name = c"off"]
+    Off,
+}
+
+/// `pipetrak.event_sender`.
+pub static EVENT_SENDER: GucSetting<EventSender> =
+    GucSetting::<EventSender>::new(EventSender::Auto);
+const EVENT_SENDER_NAME: &CStr = c"pipetrak.event_sender";
+const EVENT_SENDER_SHORT: &CStr =
+    c"Who NOTIFYs change events: auto (the writer, or the event sender while another notifying commit runs), always (the event sender), off (the writer).";
+const EVENT_SENDER_LONG: &CStr = c"The event sender is a background worker per database, started on demand: concurrent writers then do not wait for each other's commits. off where no background worker may run.";
 /// `pipetrak.max_upload_mb`: the largest file an import accepts.
 static MAX_UPLOAD_MB: GucSetting<i32> = GucSetting::<i32>::new(UPLOAD_MB);
 const UPLOAD_MB: i32 = 50;
@@ -96,6 +118,14 @@ pub fn define_settings() {
             GucFlags::default(),
         );
     }
+    GucRegistry::define_enum_guc(
+        EVENT_SENDER_NAME,
+        EVENT_SENDER_SHORT,
+        EVENT_SENDER_LONG,
+        &EVENT_SENDER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     for limit in LIMITS {
         GucRegistry::define_int_guc(
             limit.name,
@@ -153,6 +183,12 @@ fn setting_registry() -> TableIterator<
             None,
         )
     });
+    let sender = std::iter::once((
+        text(EVENT_SENDER_NAME),
+        format!("{} {}", text(EVENT_SENDER_SHORT), text(EVENT_SENDER_LONG)),
+        None,
+        None,
+    ));
     let limits = LIMITS.iter().map(move |l| {
         (
             text(l.name),
@@ -161,5 +197,5 @@ fn setting_registry() -> TableIterator<
             Some(l.max),
         )
     });
-    TableIterator::new(flags.chain(limits).collect::<Vec<_>>())
+    TableIterator::new(flags.chain(sender).chain(limits).collect::<Vec<_>>())
 }

@@ -61,13 +61,19 @@ events() {
   psql -qX -d "$db" -c "alter table pipetrak.milestone_events $1 trigger milestone_events_announce"
 }
 
-echo "== update_milestone with and without change events (${seconds}s runs, alternating, 3 each)"
+echo "== update_milestone with and without change events (${seconds}s runs, alternating, 4 each)"
 declare -a off1 on1 off4 on4
-for round in 1 2 3; do
-  events disable; read -r m _ <<<"$(pgbench_run update.sql 1 "-T $seconds")"; off1+=("$m")
-  events enable;  read -r m _ <<<"$(pgbench_run update.sql 1 "-T $seconds")"; on1+=("$m")
-  events disable; read -r m _ <<<"$(pgbench_run update.sql 4 "-T $seconds")"; off4+=("$m")
-  events enable;  read -r m _ <<<"$(pgbench_run update.sql 4 "-T $seconds")"; on4+=("$m")
+# Rounds alternate which side goes first (off-on, on-off, …): a machine that drifts slower or
+# faster during the run then weighs on both sides alike.
+measure() { # events-state clients
+  events "$1"; read -r m _ <<<"$(pgbench_run update.sql "$2" "-T $seconds")"
+  if [ "$1" = disable ]; then eval "off$2+=(\"$m\")"; else eval "on$2+=(\"$m\")"; fi
+}
+for round in 1 2 3 4; do
+  for clients in 1 4; do
+    if [ $((round % 2)) = 1 ]; then measure disable "$clients"; measure enable "$clients"
+    else measure enable "$clients"; measure disable "$clients"; fi
+  done
 done
 events enable
 u_off1=$(median "${off1[@]}"); u_on1=$(median "${on1[@]}")
@@ -102,7 +108,7 @@ report=$(cat <<TXT
 $rows
 
 Search baseline: the first 20 components of the project whose tag contains the text (ILIKE '%…%', no index).
-Medians of 3 alternating ${seconds}-second runs per write measurement; 200 searches per query.
+Medians of 4 alternating ${seconds}-second runs per write measurement (the side that goes first alternates); 200 searches per query.
 TXT
 )
 echo "$report" | tee "$here/team-results.md"

@@ -543,13 +543,25 @@ fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
     let mut listener = listening_member(&mut c, &s);
     received(&mut listener, Duration::from_millis(200));
 
-    // A foreman's update, on a connection whose process we know.
+    // A lone writer NOTIFYs its own events (auto): nobody else is committing.
     let mut writer = connect();
     let writer_pid: i32 = writer
         .query_one("select pg_backend_pid()", &[])
         .expect("pid")
         .get(0);
     receive_all(&mut writer, &s, &ids[..1]);
+    let got = received_from(&mut listener, Duration::from_secs(3));
+    assert_eq!(
+        got.iter().map(|(pid, _)| *pid).collect::<Vec<_>>(),
+        vec![writer_pid],
+        "{got:?}"
+    );
+
+    // Through the sender (as while other notifying commits run; here always, a superuser's setting).
+    writer
+        .batch_execute("set pipetrak.event_sender = always")
+        .expect("a superuser's setting");
+    receive_all(&mut writer, &s, &ids[1..2]);
     let got = received_from(&mut listener, Duration::from_secs(3));
     assert_eq!(got.len(), 1, "one event for one transaction: {got:?}");
     let (sender_pid, payload) = &got[0];
@@ -573,7 +585,7 @@ fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
     // A rolled-back update sends nothing and leaves nothing waiting.
     let mut tx = begin_as(&mut writer, &s.foreman);
     tx.execute(
-        &format!("select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", ids[1]),
+        &format!("select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", ids[2]),
         &[],
     )
     .expect("update");
