@@ -5883,6 +5883,9 @@ create or replace function pipetrak.weld_log_page(p_project_id bigint, p_drawing
 returns setof pipetrak_api.weld_log
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
+-- Every read here is by an index, by design; the planner would scan the small name tables (areas,
+-- systems, packages: a page or two) once per row of the page instead — a third of a page's cost.
+set enable_seqscan = off
 as $$
 declare
     v_limit integer := coalesce(p_page_size, 50);
