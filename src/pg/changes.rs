@@ -236,6 +236,9 @@ fn send() {
                 )?;
             }
         }
+        if QUEUED_FOR_SENDER.get() {
+            sender::sender_after_insert(client);
+        }
         Ok(())
     });
     // SAFETY: as above.

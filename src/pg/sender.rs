@@ -54,15 +54,37 @@ thread_local! {
     static STARTED_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// True when `pid` is a running sender.
+/// True when `pid` is a running sender of this database.
 fn is_sender(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
     // SAFETY: returns a pointer to a static string or null; read before anything else runs.
     let kind = unsafe { pg_sys::GetBackgroundWorkerTypeByPid(pid) };
-    // SAFETY: a non-null result is a NUL-terminated string.
-    !kind.is_null() && unsafe { CStr::from_ptr(kind) } == SENDER_TYPE_C
+    // SAFETY: a non-null result is a NUL-terminated string; BackendPidGetProc returns the live
+    // process's PGPROC or null, whose database is read once.
+    !kind.is_null()
+        && unsafe { CStr::from_ptr(kind) } == SENDER_TYPE_C
+        && unsafe {
+            let proc = pg_sys::BackendPidGetProc(pid);
+            !proc.is_null() && (*proc).databaseId == pg_sys::MyDatabaseId
+        }
+}
+
+/// After the writer's events are in the outbox, in its transaction: makes sure a sender will
+/// take them. A sender leaving (idle) locks the outbox, sends what committed and unregisters in
+/// one transaction, so an insert that comes after it finds no sender registered and starts one.
+pub fn sender_after_insert(client: &pgrx::spi::SpiClient<'_>) {
+    let recorded = client
+        .select("select pid from pipetrak.event_sender", Some(1), &[])
+        .ok()
+        .and_then(|rows| rows.first().get_one::<i32>().ok().flatten())
+        .unwrap_or(0);
+    if is_sender(recorded) {
+        SENDER_PID.set(recorded);
+    } else if STARTED_AT.get().is_none_or(|at| at.elapsed() >= STARTING) && start_sender(client) {
+        STARTED_AT.set(Some(Instant::now()));
+    }
 }
 
 /// At pre-commit, with events to send: takes the lock PostgreSQL's NOTIFY holds from pre-commit to
@@ -179,6 +201,11 @@ const DRAIN: &str = "with sent as (
         returning id, channel, payload)
     select channel, payload, pg_catalog.pg_notify(channel, payload) is null from sent order by id";
 
+/// Everything the outbox holds, sent (the leaving sender's last drain).
+const DRAIN_ALL: &str =
+    "with sent as (delete from pipetrak.event_outbox returning id, channel, payload)
+    select pg_catalog.pg_notify(channel, payload) from sent order by id";
+
 /// True while this database has the outbox (the extension may be dropped while the sender
 /// waits). Two catalog cache lookups, no query.
 fn outbox_present() -> bool {
@@ -260,6 +287,19 @@ pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
                 continue;
             }
         } else if last_event.elapsed() >= IDLE {
+            // Leaving: with the outbox locked against inserts (those in flight finish first),
+            // send what committed and unregister, in one transaction. A writer whose insert
+            // comes after finds no sender registered and starts one (sender_after_insert).
+            BackgroundWorker::transaction(|| {
+                if !outbox_present() {
+                    return;
+                }
+                let _ = Spi::run("lock table pipetrak.event_outbox in share mode");
+                let _ = Spi::run(DRAIN_ALL);
+                let _ = Spi::run(
+                    "delete from pipetrak.event_sender where pid = pg_catalog.pg_backend_pid()",
+                );
+            });
             return;
         }
         if !BackgroundWorker::wait_latch(Some(IDLE)) {
