@@ -122,7 +122,8 @@ unsafe extern "C-unwind" fn on_subtransaction(
     }
 }
 
-const OUTBOX_INSERT: &str = "insert into pipetrak.event_outbox (channel, payload) values ($1, $2)";
+const OUTBOX_INSERT: &str =
+    "insert into pipetrak.event_outbox (channel, payload) values ($1, $2) returning id";
 
 /// A project's channel, its signing key, and the transaction's time as jsonb prints it.
 const SECRETS: &str = "select s.project_id, pipetrak.channel_name(s.channel_key), s.signing_key, \
@@ -160,6 +161,25 @@ fn send() {
         );
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
+    // The statements below run as the extension's owner: with the caller's search_path, a
+    // temporary type or function of theirs could be picked up (pg_temp is searched first for
+    // types). Only pg_catalog, then pg_temp last, until they are done.
+    // SAFETY: a GUC nest level opened here and closed below (an error in between aborts the
+    // transaction, which unwinds it).
+    let nest = unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest
+    };
     let sent = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
         let mut secrets = BTreeMap::new();
         let plan = SECRETS_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
@@ -183,11 +203,7 @@ fn send() {
             }
         }
         let realtime = realtime_send_exists(client)?;
-        let outbox = match EVENT_SENDER.get() {
-            EventSender::Off => false,
-            EventSender::Always => sender::sender_available(client),
-            EventSender::Auto => !sender::notify_lock_free() && sender::sender_available(client),
-        };
+        let mut messages = Vec::with_capacity(events.len());
         for (project_id, mut event) in events {
             // A project deleted in this transaction has no keys left: nobody to tell.
             let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
@@ -197,37 +213,7 @@ fn send() {
             event["sent_at"] = serde_json::from_str(sent_at).unwrap_or(Value::Null);
             // Signed over exactly the text sent (`domain::event`).
             let text = event.to_string();
-            let payload = signed_payload(signing_key, &text);
-            if outbox {
-                let plan =
-                    OUTBOX_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
-                        match plan.take() {
-                            Some(kept) => Ok(kept),
-                            None => Ok(client
-                                .prepare_mut(
-                                    OUTBOX_INSERT,
-                                    &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID); 2],
-                                )?
-                                .keep()),
-                        }
-                    })?;
-                let inserted = client.update(
-                    &plan,
-                    None,
-                    &[channel.as_str().into(), payload.as_str().into()],
-                );
-                OUTBOX_PLAN.with(|kept| kept.replace(Some(plan)));
-                inserted?;
-                QUEUED_FOR_SENDER.set(true);
-            } else {
-                // SAFETY: pg_notify takes two text datums, made here in the current memory context.
-                unsafe {
-                    pgrx::direct_function_call_as_datum(
-                        pg_sys::pg_notify,
-                        &[channel.as_str().into_datum(), payload.as_str().into_datum()],
-                    );
-                }
-            }
+            messages.push((channel.clone(), signed_payload(signing_key, &text)));
             if realtime {
                 client.update(
                     "select realtime.send($1, 'changes', $2, true)",
@@ -236,13 +222,50 @@ fn send() {
                 )?;
             }
         }
-        if QUEUED_FOR_SENDER.get() {
-            sender::sender_after_insert(client);
+        // Through the sender only where one runs (and still runs once the events are in the
+        // outbox: a sender leaving locks the outbox, so an insert after it finds it gone); else
+        // this transaction NOTIFYs them itself, and a sender is started for the next ones.
+        let contended = match EVENT_SENDER.get() {
+            EventSender::Off => false,
+            EventSender::Always => true,
+            EventSender::Auto => !sender::notify_lock_free(),
+        };
+        let mut direct = !contended || !sender::live_sender(client);
+        if !direct {
+            let mut ids = Vec::with_capacity(messages.len());
+            for (channel, payload) in &messages {
+                ids.push(outbox_insert(client, channel, payload)?);
+            }
+            if sender::live_sender(client) {
+                QUEUED_FOR_SENDER.set(true);
+            } else {
+                client.update(
+                    "delete from pipetrak.event_outbox where id = any ($1)",
+                    None,
+                    &[ids.into()],
+                )?;
+                direct = true;
+            }
+        }
+        if direct {
+            if contended {
+                sender::start_sender(client);
+            }
+            for (channel, payload) in &messages {
+                // SAFETY: pg_notify takes two text datums, made here in the current memory context.
+                unsafe {
+                    pgrx::direct_function_call_as_datum(
+                        pg_sys::pg_notify,
+                        &[channel.as_str().into_datum(), payload.as_str().into_datum()],
+                    );
+                }
+            }
         }
         Ok(())
     });
     // SAFETY: as above.
     unsafe {
+        pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::PopActiveSnapshot();
         pg_sys::SetUserIdAndSecContext(user, context);
     }
@@ -250,6 +273,25 @@ fn send() {
         // Announcing is best effort: the changes themselves commit.
         pgrx::warning!("pipetrak: change events not sent: {e}");
     }
+}
+
+/// Puts one signed event in the outbox; its id.
+fn outbox_insert(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    channel: &str,
+    payload: &str,
+) -> pgrx::spi::SpiResult<i64> {
+    let plan = OUTBOX_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
+        match plan.take() {
+            Some(kept) => Ok(kept),
+            None => Ok(client
+                .prepare_mut(OUTBOX_INSERT, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID); 2])?
+                .keep()),
+        }
+    })?;
+    let inserted = client.update(&plan, None, &[channel.into(), payload.into()]);
+    OUTBOX_PLAN.with(|kept| kept.replace(Some(plan)));
+    Ok(inserted?.first().get_one::<i64>()?.unwrap_or(0))
 }
 
 /// Whether Supabase Realtime's `realtime.send` is there to call.

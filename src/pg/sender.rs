@@ -3,9 +3,9 @@
 //! PostgreSQL lets one transaction that NOTIFYs commit at a time, from its pre-commit until its
 //! commit record is flushed: concurrent writers that each NOTIFY lose group commit and queue on
 //! that lock. So a writer signs its events at pre-commit as before, and then: when that lock is
-//! free, it takes it and NOTIFYs itself (a lone writer pays nothing more); when another
-//! transaction holds it, it writes its events to the outbox (`pipetrak.event_outbox`), a plain
-//! insert in its own transaction, and after it commits wakes the database's sender, a background
+//! free, it NOTIFYs itself (a lone writer pays nothing more); when another transaction holds it
+//! and the database's sender runs, it writes its events to the outbox (`pipetrak.event_outbox`),
+//! a plain insert in its own transaction, and after it commits wakes the sender, a background
 //! worker that NOTIFYs what committed and deletes it. What listeners get is unchanged: one event
 //! per transaction, after it commits, never for one rolled back (its outbox rows roll back with
 //! it).
@@ -20,8 +20,12 @@
 //! - It leaves after `IDLE` without events, so it never keeps a database from being dropped
 //!   (DROP DATABASE waits 5 s for other sessions) nor holds a connection slot for nothing; the next
 //!   event starts it again (a few milliseconds, off the writer's path).
-//! - Where no sender can start (every `max_worker_processes` slot taken), the writer sends its
-//!   events itself, as before: slower under concurrency, never lost.
+//! - A writer counts only on a sender that runs and is registered, checked again after its
+//!   insert (a leaving sender locks the outbox, sends what committed and unregisters in one
+//!   transaction, so an insert after that finds none). Where none runs, the writer NOTIFYs itself
+//!   and starts one for the next events; where none can start (no free `max_worker_processes`
+//!   slot, an owner that may not log in), writers keep NOTIFYing themselves: slower under
+//!   concurrency, never lost. Its SQL runs with search_path `pg_catalog, pg_temp`.
 //! - The outbox is unlogged: an event is news, not a record. A crash may drop events of the last
 //!   instants; screens reload on reconnect anyway.
 
@@ -71,26 +75,10 @@ fn is_sender(pid: i32) -> bool {
         }
 }
 
-/// After the writer's events are in the outbox, in its transaction: makes sure a sender will
-/// take them. A sender leaving (idle) locks the outbox, sends what committed and unregisters in
-/// one transaction, so an insert that comes after it finds no sender registered and starts one.
-pub fn sender_after_insert(client: &pgrx::spi::SpiClient<'_>) {
-    let recorded = client
-        .select("select pid from pipetrak.event_sender", Some(1), &[])
-        .ok()
-        .and_then(|rows| rows.first().get_one::<i32>().ok().flatten())
-        .unwrap_or(0);
-    if is_sender(recorded) {
-        SENDER_PID.set(recorded);
-    } else if STARTED_AT.get().is_none_or(|at| at.elapsed() >= STARTING) && start_sender(client) {
-        STARTED_AT.set(Some(Instant::now()));
-    }
-}
-
-/// At pre-commit, with events to send: takes the lock PostgreSQL's NOTIFY holds from pre-commit to
-/// the end of the transaction (`PreCommit_Notify` takes it again, already held), when no other
-/// transaction holds it. True: this transaction NOTIFYs its events itself without waiting for
-/// anyone. False: another notifying transaction is committing; the outbox takes the events.
+/// At pre-commit, with events to send: whether the lock PostgreSQL's NOTIFY holds from a
+/// transaction's pre-commit to its end is free now (asked without waiting and let go at once:
+/// held from here, it would also cover this transaction's remaining pre-commit work). True: this
+/// transaction NOTIFYs its events itself. False: another notifying transaction is committing.
 pub fn notify_lock_free() -> bool {
     // The lock tag of async.c's PreCommit_Notify: an object lock on database 0 of pg_database.
     let tag = pg_sys::LOCKTAG {
@@ -103,22 +91,24 @@ pub fn notify_lock_free() -> bool {
     };
     // SAFETY: a transaction-scoped lock asked for without waiting; released at the end of the
     // transaction like NOTIFY's own.
-    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as i32, false, true) };
-    got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+    unsafe {
+        let mode = pg_sys::AccessExclusiveLock as i32;
+        let got = pg_sys::LockAcquire(&tag, mode, false, true);
+        if got == pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL {
+            return false;
+        }
+        pg_sys::LockRelease(&tag, mode, false);
+        true
+    }
 }
 
-/// At pre-commit, with events to send: whether a sender will send them (so the writer queues
-/// them in the outbox) — one that runs, or one started now. False where none can start.
-pub fn sender_available(client: &pgrx::spi::SpiClient<'_>) -> bool {
-    if is_sender(SENDER_PID.get()) {
-        return true;
-    }
-    // A database still at a version without the outbox (before ALTER EXTENSION … UPDATE) keeps
-    // the writers' own NOTIFY.
+/// Whether this database's sender is running (the registered one, read afresh). A database
+/// still at a version without the outbox (before ALTER EXTENSION … UPDATE) has none.
+pub fn live_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
     if !OUTBOX_PRESENT.get() {
         let present = client
             .select(
-                "select to_regclass('pipetrak.event_outbox') is not null and to_regclass('pipetrak.event_sender') is not null",
+                "select pg_catalog.to_regclass('pipetrak.event_outbox') is not null and pg_catalog.to_regclass('pipetrak.event_sender') is not null",
                 Some(1),
                 &[],
             )
@@ -135,24 +125,23 @@ pub fn sender_available(client: &pgrx::spi::SpiClient<'_>) -> bool {
         .ok()
         .and_then(|rows| rows.first().get_one::<i32>().ok().flatten())
         .unwrap_or(0);
-    if is_sender(recorded) {
-        SENDER_PID.set(recorded);
-        return true;
-    }
-    SENDER_PID.set(0);
-    if STARTED_AT.get().is_some_and(|at| at.elapsed() < STARTING) {
-        // The one this session started is on its way; it drains the outbox when it starts.
-        return true;
-    }
-    let started = start_sender(client);
-    if started {
-        STARTED_AT.set(Some(Instant::now()));
-    }
-    started
+    SENDER_PID.set(if is_sender(recorded) { recorded } else { 0 });
+    SENDER_PID.get() != 0
 }
 
-/// Starts a sender for this database, as the extension's owner; false when none can start.
-fn start_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
+/// Starts a sender for this database, as the extension's owner, unless this session started one
+/// in the last second (it is on its way).
+pub fn start_sender(client: &pgrx::spi::SpiClient<'_>) {
+    if STARTED_AT.get().is_some_and(|at| at.elapsed() < STARTING) || !OUTBOX_PRESENT.get() {
+        return;
+    }
+    if launch_sender(client) {
+        STARTED_AT.set(Some(Instant::now()));
+    }
+}
+
+/// Registers the dynamic background worker; false when it can't (no free slot).
+fn launch_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
     let owner = client
         .select(
             "select extowner from pg_catalog.pg_extension where extname = 'pipetrak'",
@@ -182,7 +171,6 @@ fn start_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
 pub fn wake_sender() {
     let pid = SENDER_PID.get();
     if !is_sender(pid) {
-        // Started at pre-commit and not known yet: it drains the outbox when it starts.
         return;
     }
     // SAFETY: BackendPidGetProc returns the live process's PGPROC or null; setting its latch
@@ -209,11 +197,19 @@ const DRAIN_ALL: &str =
 /// True while this database has the outbox (the extension may be dropped while the sender
 /// waits). Two catalog cache lookups, no query.
 fn outbox_present() -> bool {
+    outbox_oid().is_some()
+}
+
+/// The outbox's relation, when there is one.
+fn outbox_oid() -> Option<pg_sys::Oid> {
     // SAFETY: name lookups in the catalog caches, in a transaction; InvalidOid when missing.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"pipetrak".as_ptr(), true);
-        schema != pg_sys::Oid::INVALID
-            && pg_sys::get_relname_relid(c"event_outbox".as_ptr(), schema) != pg_sys::Oid::INVALID
+        if schema == pg_sys::Oid::INVALID {
+            return None;
+        }
+        let relation = pg_sys::get_relname_relid(c"event_outbox".as_ptr(), schema);
+        (relation != pg_sys::Oid::INVALID).then_some(relation)
     }
 }
 
@@ -237,7 +233,8 @@ pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
         }
         let another = Spi::get_one::<bool>(
             "select exists (select from pipetrak.event_sender s join pg_catalog.pg_stat_activity a on a.pid = s.pid
-                            where a.backend_type = 'pipetrak event sender' and a.pid <> pg_catalog.pg_backend_pid())",
+                            where a.backend_type = 'pipetrak event sender' and a.pid <> pg_catalog.pg_backend_pid()
+                              and a.datname = pg_catalog.current_database())",
         );
         if another != Ok(Some(false)) {
             return false;
@@ -287,20 +284,28 @@ pub extern "C-unwind" fn pipetrak_event_sender(argument: pg_sys::Datum) {
                 continue;
             }
         } else if last_event.elapsed() >= IDLE {
-            // Leaving: with the outbox locked against inserts (those in flight finish first),
-            // send what committed and unregister, in one transaction. A writer whose insert
-            // comes after finds no sender registered and starts one (sender_after_insert).
-            BackgroundWorker::transaction(|| {
-                if !outbox_present() {
-                    return;
+            // Leaving: with the outbox locked against inserts (taken only when no writer holds
+            // it: never waited for), send what committed and unregister, in one transaction. A
+            // writer whose insert comes after finds no sender registered and NOTIFYs itself.
+            let left = BackgroundWorker::transaction(|| {
+                let Some(outbox) = outbox_oid() else {
+                    return true;
+                };
+                // SAFETY: a lock asked for without waiting, held to the end of this transaction.
+                if !unsafe { pg_sys::ConditionalLockRelationOid(outbox, pg_sys::ShareLock as i32) }
+                {
+                    return false;
                 }
-                let _ = Spi::run("lock table pipetrak.event_outbox in share mode");
                 let _ = Spi::run(DRAIN_ALL);
                 let _ = Spi::run(
                     "delete from pipetrak.event_sender where pid = pg_catalog.pg_backend_pid()",
                 );
+                true
             });
-            return;
+            if left {
+                return;
+            }
+            // Writers were inserting: stay, and try again after the next wait.
         }
         if !BackgroundWorker::wait_latch(Some(IDLE)) {
             return;

@@ -70,7 +70,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: c"pipetrak.change_events",
         short: c"Announce committed changes on each project's channel (NOTIFY, Supabase Realtime).",
-        long: c"Off: no change events are queued or sent (where write throughput matters more than screens refreshing). On, a background worker per database sends them after each commit.",
+        long: c"Off: no change events are queued or sent (where write throughput matters more than screens refreshing). On: the committing writer sends them, or the event sender while another notifying commit runs (pipetrak.event_sender).",
         setting: &CHANGE_EVENTS,
     },
     Flag {

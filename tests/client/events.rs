@@ -539,7 +539,7 @@ fn received_from(listener: &mut Client, wait: Duration) -> Vec<(i32, String)> {
 fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
     let mut c = connect();
     let s = site(&mut c, "Sender", 402);
-    let ids = supports(&mut c, &s, 3);
+    let ids = supports(&mut c, &s, 4);
     let mut listener = listening_member(&mut c, &s);
     received(&mut listener, Duration::from_millis(200));
 
@@ -557,14 +557,22 @@ fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
         "{got:?}"
     );
 
-    // Through the sender (as while other notifying commits run; here always, a superuser's setting).
+    // Through the sender (as while other notifying commits run; here always, a superuser's
+    // setting). The first such commit finds no sender running: it NOTIFYs itself and starts one,
+    // which the next one goes through.
     writer
         .batch_execute("set pipetrak.event_sender = always")
         .expect("a superuser's setting");
     receive_all(&mut writer, &s, &ids[1..2]);
+    std::thread::sleep(Duration::from_millis(300));
+    receive_all(&mut writer, &s, &ids[2..3]);
     let got = received_from(&mut listener, Duration::from_secs(3));
-    assert_eq!(got.len(), 1, "one event for one transaction: {got:?}");
-    let (sender_pid, payload) = &got[0];
+    assert_eq!(got.len(), 2, "one event for each transaction: {got:?}");
+    assert_eq!(
+        got[0].0, writer_pid,
+        "no sender ran yet: the writer NOTIFYed"
+    );
+    let (sender_pid, payload) = &got[1];
     assert!(is_genuine(&mut c, &s, payload), "{payload}");
     assert_ne!(
         *sender_pid, writer_pid,
@@ -585,7 +593,7 @@ fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
     // A rolled-back update sends nothing and leaves nothing waiting.
     let mut tx = begin_as(&mut writer, &s.foreman);
     tx.execute(
-        &format!("select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", ids[2]),
+        &format!("select pipetrak_api.update_milestone(component_id => {}, milestone => 'Receive', value => 100)", ids[3]),
         &[],
     )
     .expect("update");
@@ -608,6 +616,6 @@ fn events_leave_the_writers_commit_and_the_sender_leaves_when_idle() {
         .expect("activity")
         .get(0);
     assert_eq!(senders, 0, "an idle sender leaves");
-    receive_all(&mut writer, &s, &ids[2..3]);
+    receive_all(&mut writer, &s, &ids[3..4]);
     assert_eq!(received(&mut listener, Duration::from_secs(3)).len(), 1);
 }
