@@ -102,9 +102,11 @@ pub fn notify_lock_free() -> bool {
     }
 }
 
-/// Whether this database's sender is running (the registered one, read afresh). A database
-/// still at a version without the outbox (before ALTER EXTENSION … UPDATE) has none.
-pub fn live_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
+/// Whether this database's sender is running (the registered one, read afresh: run as a
+/// read-write statement, it takes a new snapshot, so a sender that unregistered after this
+/// transaction began is seen gone). A database still at a version without the outbox (before
+/// ALTER EXTENSION … UPDATE) has none.
+pub fn live_sender(client: &mut pgrx::spi::SpiClient<'_>) -> bool {
     if !OUTBOX_PRESENT.get() {
         let present = client
             .select(
@@ -121,7 +123,7 @@ pub fn live_sender(client: &pgrx::spi::SpiClient<'_>) -> bool {
         OUTBOX_PRESENT.set(true);
     }
     let recorded = client
-        .select("select pid from pipetrak.event_sender", Some(1), &[])
+        .update("select pid from pipetrak.event_sender", Some(1), &[])
         .ok()
         .and_then(|rows| rows.first().get_one::<i32>().ok().flatten())
         .unwrap_or(0);
