@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(112);
+select plan(113);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -337,6 +337,9 @@ select is(pg_temp.matrix(format('select count(*) >= 0 from pipetrak_api.weld_log
     'weld_log_page: every member; the outsider can''t find the project; anon is refused');
 select is(pg_temp.error_of('viewer', format('select count(*) from pipetrak_api.weld_log_page(project_id => %s, page_size => 501)', :project_a)),
           'PT400 invalid_argument', 'a page holds at most 500 rows');
+select is(pg_temp.error_of('project_manager', format('select pipetrak_api.retire_component(component_id => %s)', :weld_a))
+          || ' ' || (select (retired_at is null)::text from pipetrak.components where id = :weld_a),
+          'PT422 reason_required true', 'retire_component, which takes no reason, refuses a weld and leaves it live (retire_weld takes one)');
 select is(pg_temp.matrix(format('select count(*) > 0 from pipetrak_api.weld_progress(project_id => %s, group_by => ''welder'')', :project_a)),
     array['true', 'true', 'true', 'true', 'true', 'true', 'true', 'PT404', '42501'],
     'weld_progress: every member; the outsider can''t find the project; anon is refused');

@@ -399,8 +399,16 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := (pipetrak.lock_component(p_component_id, 'manage_project_data')).project_id;
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_project_id bigint := v_component.project_id;
 begin
+    -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
+    -- with a reason): this call has no reason to give.
+    if v_component.component_type = 'field_weld' then
+        perform pipetrak.raise_error('reason_required',
+            jsonb_build_object('argument', 'reason', 'why', 'retiring a weld', 'min_length', 10,
+                               'use', 'retire_weld(component_id, reason)'));
+    end if;
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     -- Nothing is left to review on a retired component.
     perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');

@@ -225,7 +225,7 @@ comment on function pipetrak_api.assign_component(bigint, bigint, bigint, bigint
 create function pipetrak_api.retire_component(component_id bigint)
 returns void language sql volatile
 as $$ select pipetrak.retire_component(component_id) $$;
-comment on function pipetrak_api.retire_component(bigint) is 'Retires a component: its history stays, it leaves the rollups.';
+comment on function pipetrak_api.retire_component(bigint) is 'Retires a component: its history stays, it leaves the rollups. A field weld is retired with a reason: retire_weld.';
 
 create function pipetrak_api.reweight_template(project_id bigint, component_type text, weights jsonb, recompute boolean default true)
 returns integer language sql volatile

@@ -2075,8 +2075,16 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := (pipetrak.lock_component(p_component_id, 'manage_project_data')).project_id;
+    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_project_id bigint := v_component.project_id;
 begin
+    -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
+    -- with a reason): this call has no reason to give.
+    if v_component.component_type = 'field_weld' then
+        perform pipetrak.raise_error('reason_required',
+            jsonb_build_object('argument', 'reason', 'why', 'retiring a weld', 'min_length', 10,
+                               'use', 'retire_weld(component_id, reason)'));
+    end if;
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     -- Nothing is left to review on a retired component.
     perform pipetrak.resolve_items_of(p_component_id, null, 'component retired');
@@ -3072,7 +3080,7 @@ create or replace function pipetrak_api.retire_component(component_id bigint)
 returns void language sql volatile
 as $$ select pipetrak.retire_component(component_id) $$;
 
-comment on function pipetrak_api.retire_component(bigint) is 'Retires a component: its history stays, it leaves the rollups.';
+comment on function pipetrak_api.retire_component(bigint) is 'Retires a component: its history stays, it leaves the rollups. A field weld is retired with a reason: retire_weld.';
 
 
 create or replace function pipetrak_api.reweight_template(project_id bigint, component_type text, weights jsonb, recompute boolean default true)
