@@ -65,7 +65,7 @@ select is((pipetrak.metrics() -> 'overall' -> 'refusals_by_code' ->> 'batch_too_
 select is((pipetrak.metrics() -> 'overall' ->> 'events_waiting')::bigint, (select count(*) from pipetrak.event_outbox),
           'metrics report the change events waiting for the sender');
 select is_empty($$select code from pipetrak.error_codes
-                  where to_regclass(format('pipetrak.%I', 'error_count_' || code)) is null$$,
+                  where to_regclass(pipetrak.error_counter(code)) is null$$,
                 'every catalogued error has its refusal counter');
 
 select * from finish();

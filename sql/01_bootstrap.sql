@@ -14,6 +14,14 @@ create table pipetrak.error_codes (
     hint     text not null
 );
 
+-- The counter of an error code's refusals: a sequence, `pipetrak.error_count_<code>` (quoted).
+create function pipetrak.error_counter(p_code text)
+returns text
+language sql immutable parallel safe
+as $$
+    select pg_catalog.format('pipetrak.%I', 'error_count_' || p_code)
+$$;
+
 -- Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when
 -- the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.
 create function pipetrak.error_counter_create()
@@ -22,8 +30,8 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    execute format('create sequence if not exists pipetrak.%I', 'error_count_' || new.code);
-    execute format('comment on sequence pipetrak.%I is %L', 'error_count_' || new.code,
+    execute format('create sequence if not exists %s', pipetrak.error_counter(new.code));
+    execute format('comment on sequence %s is %L', pipetrak.error_counter(new.code),
                    'Refusals with error ' || new.code || ' since the extension was installed (pipetrak.metrics()).');
     return null;
 end
@@ -132,7 +140,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_counter regclass := to_regclass(format('pipetrak.%I', 'error_count_' || p_code));
+    v_counter regclass := to_regclass(pipetrak.error_counter(p_code));
 begin
     if v_counter is not null and not pg_is_in_recovery() and current_setting('transaction_read_only') = 'off' then
         perform nextval(v_counter);

@@ -382,7 +382,7 @@ as $$
             -- Refusals by catalogued error since the extension was installed (count_error).
             'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
                                  from pipetrak.error_codes e,
-                                      lateral (select pg_sequence_last_value(to_regclass(format('pipetrak.%I', 'error_count_' || e.code))) as n) x
+                                      lateral (select pg_sequence_last_value(to_regclass(pipetrak.error_counter(e.code))) as n) x
                                  where x.n is not null)),
         'projects', (select coalesce(jsonb_agg(jsonb_build_object(
                          'project_id', p.id, 'name', p.name, 'organization_id', p.organization_id, 'archived', p.archived,

@@ -65,6 +65,15 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag,
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
 
 
+-- The counter of an error code's refusals: a sequence, `pipetrak.error_count_<code>` (quoted).
+create or replace function pipetrak.error_counter(p_code text)
+returns text
+language sql immutable parallel safe
+as $$
+    select pg_catalog.format('pipetrak.%I', 'error_count_' || p_code)
+$$;
+
+
 -- Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when
 -- the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.
 create or replace function pipetrak.error_counter_create()
@@ -73,8 +82,8 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    execute format('create sequence if not exists pipetrak.%I', 'error_count_' || new.code);
-    execute format('comment on sequence pipetrak.%I is %L', 'error_count_' || new.code,
+    execute format('create sequence if not exists %s', pipetrak.error_counter(new.code));
+    execute format('comment on sequence %s is %L', pipetrak.error_counter(new.code),
                    'Refusals with error ' || new.code || ' since the extension was installed (pipetrak.metrics()).');
     return null;
 end
@@ -95,7 +104,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_counter regclass := to_regclass(format('pipetrak.%I', 'error_count_' || p_code));
+    v_counter regclass := to_regclass(pipetrak.error_counter(p_code));
 begin
     if v_counter is not null and not pg_is_in_recovery() and current_setting('transaction_read_only') = 'off' then
         perform nextval(v_counter);
@@ -9666,7 +9675,7 @@ as $$
             -- Refusals by catalogued error since the extension was installed (count_error).
             'refusals_by_code', (select coalesce(jsonb_object_agg(e.code, x.n order by e.code), '{}')
                                  from pipetrak.error_codes e,
-                                      lateral (select pg_sequence_last_value(to_regclass(format('pipetrak.%I', 'error_count_' || e.code))) as n) x
+                                      lateral (select pg_sequence_last_value(to_regclass(pipetrak.error_counter(e.code))) as n) x
                                  where x.n is not null)),
         'projects', (select coalesce(jsonb_agg(jsonb_build_object(
                          'project_id', p.id, 'name', p.name, 'organization_id', p.organization_id, 'archived', p.archived,
@@ -10202,6 +10211,8 @@ comment on function pipetrak.drop_extension_unschedules is 'DROP EXTENSION pipet
 comment on function pipetrak.earn_package_milestone is 'Sets `p_milestone` (Test or Restore) to 100 on every testable member of the package below it, as the package''s completion earns it (see the notes). One statement writes the members, their events and their progress parts: the parts take the members'' deltas directly (the progress trigger stands aside, as for a bulk update), since only earned credit changes — readiness and membership don''t. Returns how many members it earned.';
 
 comment on function pipetrak.edit_welder is 'Changes the welder and/or date welded of a welded weld, keeping its milestones.';
+
+comment on function pipetrak.error_counter is 'The counter of an error code''s refusals: a sequence, `pipetrak.error_count_<code>` (quoted).';
 
 comment on function pipetrak.error_counter_create is 'Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.';
 

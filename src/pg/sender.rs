@@ -108,16 +108,7 @@ pub fn notify_lock_free() -> bool {
 /// ALTER EXTENSION … UPDATE) has none.
 pub fn live_sender(client: &mut pgrx::spi::SpiClient<'_>) -> bool {
     if !OUTBOX_PRESENT.get() {
-        let present = client
-            .select(
-                "select pg_catalog.to_regclass('pipetrak.event_outbox') is not null and pg_catalog.to_regclass('pipetrak.event_sender') is not null",
-                Some(1),
-                &[],
-            )
-            .ok()
-            .and_then(|rows| rows.first().get_one::<bool>().ok().flatten())
-            .unwrap_or(false);
-        if !present {
+        if outbox_oid().is_none() || relation_oid(c"event_sender").is_none() {
             return false;
         }
         OUTBOX_PRESENT.set(true);
@@ -204,13 +195,18 @@ fn outbox_present() -> bool {
 
 /// The outbox's relation, when there is one.
 fn outbox_oid() -> Option<pg_sys::Oid> {
+    relation_oid(c"event_outbox")
+}
+
+/// The relation `name` of the extension's schema, when there is one.
+fn relation_oid(name: &CStr) -> Option<pg_sys::Oid> {
     // SAFETY: name lookups in the catalog caches, in a transaction; InvalidOid when missing.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"pipetrak".as_ptr(), true);
         if schema == pg_sys::Oid::INVALID {
             return None;
         }
-        let relation = pg_sys::get_relname_relid(c"event_outbox".as_ptr(), schema);
+        let relation = pg_sys::get_relname_relid(name.as_ptr(), schema);
         (relation != pg_sys::Oid::INVALID).then_some(relation)
     }
 }

@@ -14,12 +14,9 @@ fn literal(text: &str) -> String {
 
 /// Notifications a listening connection receives within `wait`.
 fn received(listener: &mut Client, wait: Duration) -> Vec<String> {
-    listener
-        .notifications()
-        .timeout_iter(wait)
-        .iterator()
-        .filter_map(Result::ok)
-        .map(|n| n.payload().to_string())
+    received_from(listener, wait)
+        .into_iter()
+        .map(|(_, payload)| payload)
         .collect()
 }
 
@@ -125,13 +122,7 @@ fn events_reach_members_only_and_forgeries_are_told_apart() {
     c.execute("select pg_notify($1, $2)", &[&channel, &format!(r#"{{"event": {{"kind": "import_progress", "project_id": {}, "import_id": 1}}, "sig": "00"}}"#, site.project)])
         .expect("forge");
 
-    let received: Vec<String> = member
-        .notifications()
-        .timeout_iter(Duration::from_secs(2))
-        .iterator()
-        .filter_map(Result::ok)
-        .map(|n| n.payload().to_string())
-        .collect();
+    let received = received(&mut member, Duration::from_secs(2));
     // The upload, the validation and the commit each announce the import; the commit also says
     // how its chunk went. Change events come from the event sender once the commit is done, so
     // the forgery, sent right after the commit, may arrive before some of them: it is told apart
