@@ -534,6 +534,11 @@ declare
     v_infos_added integer := 0;
     v_failed boolean;
     v_similar jsonb;
+    -- Rows of a remediation CSV name the original rows they stand for.
+    v_refers boolean := false;
+    -- The distinct drawings of the valid rows and the first row of each (import_drawing_keys).
+    v_keys text[];
+    v_key_lines integer[];
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -591,13 +596,16 @@ begin
         where r.import_id = p_import_id and r.line = j.line;
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
             where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null);
     end if;
 
     -- A row's man-hour budget, staged in its attributes (the staging statement serves every
-    -- installed version), goes to its own column.
-    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
-        attributes = r.attributes - 'pipetrak_budget_mh'
-    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+    -- installed version), goes to its own column: only a file with a budget column has any.
+    if coalesce((v_file ->> 'budget_column')::boolean, true) then
+        update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+            attributes = r.attributes - 'pipetrak_budget_mh'
+        where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+    end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -622,15 +630,15 @@ begin
         end if;
     end if;
 
+    select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+
     -- Two spellings of a drawing number in this file that stay different but look alike (the same
     -- letters and digits): a warning on the first row of each spelling after the first. The pairs
     -- are found over the distinct keys; only their few rows are then read and written.
     select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
     from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
-          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
-                from pipetrak.import_rows x
-                where x.import_id = p_import_id and x.status = 'valid'
-                group by x.drawing_key) k) s
+          from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
     where s.line <> s.first_line;
     if jsonb_array_length(v_similar) > 0 then
         update pipetrak.import_rows r
@@ -652,11 +660,9 @@ begin
             format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
         from (
             select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
-            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.status = 'valid'
-                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
-                  group by x.drawing_key) n
+            from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
+                  where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)) n
             cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
             group by n.drawing_key
         ) s
@@ -706,6 +712,8 @@ begin
             v_warnings_added := v_warnings_added + v_flagged;
             v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
                                 '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+            -- A drawing only skipped rows named is not the file's any more.
+            select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
         end if;
     end if;
 
@@ -787,7 +795,7 @@ begin
     -- values the reader found. Each looked up.
     select jsonb_build_object(
         'components', v_components,
-        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
         'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
                      array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
         'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
@@ -820,7 +828,7 @@ begin
     where id = p_import_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
-    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+    if v_refers
        or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
@@ -1020,15 +1028,25 @@ as $$
     from changed c
 $$;
 
--- {create, unchanged} for the distinct drawings the valid staged rows name.
-create function pipetrak.import_drawing_counts(p_import_id bigint, p_project_id bigint)
+-- The distinct drawings the valid staged rows name, each with its first row: read once by
+-- import_validate for its checks and its summary (a pass over every staged row).
+create function pipetrak.import_drawing_keys(p_import_id bigint, out keys text[], out lines integer[])
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}')
+    from (select r.drawing_key, min(r.line) as line from pipetrak.import_rows r
+          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+$$;
+
+-- {create, unchanged} for drawings `p_keys` of project `p_project_id`.
+create function pipetrak.import_drawing_counts(p_project_id bigint, p_keys text[])
 returns jsonb
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-    from (select r.drawing_key from pipetrak.import_rows r
-          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+    from unnest(p_keys) k(drawing_key)
     cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
                                        and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e
 $$;

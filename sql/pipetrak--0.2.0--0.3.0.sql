@@ -33,6 +33,9 @@ drop function pipetrak.argument_registry();
 drop function pipetrak.argument_limit(text);
 drop function pipetrak.argument_limits();
 
+-- Validation reads a file's distinct drawings once (import_drawing_keys); the count takes them.
+drop function pipetrak.import_drawing_counts(bigint, bigint);
+
 -- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
 -- limit in the detail instead of a fixed figure.
 update pipetrak.error_codes set message = 'The file is larger than the upload limit',
@@ -299,7 +302,7 @@ AS 'MODULE_PATHNAME', 'event_signature_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:464
+-- src/pg/imports.rs:468
 -- pipetrak::pg::imports::import_file_cells
 create or replace function "import_file_cells"(
 	"content" bytea, /* & [u8] */
@@ -316,7 +319,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:525
+-- src/pg/imports.rs:529
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -330,7 +333,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:519
+-- src/pg/imports.rs:523
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -342,7 +345,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:513
+-- src/pg/imports.rs:517
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -354,7 +357,7 @@ AS 'MODULE_PATHNAME', 'import_issue_severity_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:436
+-- src/pg/imports.rs:440
 -- pipetrak::pg::imports::import_refusal
 create or replace function "import_refusal"(
 	"content" bytea /* & [u8] */
@@ -369,7 +372,7 @@ AS 'MODULE_PATHNAME', 'import_refusal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:427
+-- src/pg/imports.rs:431
 -- pipetrak::pg::imports::import_sniff
 create or replace function "import_sniff"(
 	"content" bytea /* & [u8] */
@@ -381,7 +384,7 @@ AS 'MODULE_PATHNAME', 'import_sniff_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:298
+-- src/pg/imports.rs:299
 -- pipetrak::pg::imports::import_stage
 create or replace function "import_stage"(
 	"import_id" bigint, /* i64 */
@@ -695,7 +698,7 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:484
+-- src/pg/imports.rs:488
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -3477,6 +3480,11 @@ declare
     v_infos_added integer := 0;
     v_failed boolean;
     v_similar jsonb;
+    -- Rows of a remediation CSV name the original rows they stand for.
+    v_refers boolean := false;
+    -- The distinct drawings of the valid rows and the first row of each (import_drawing_keys).
+    v_keys text[];
+    v_key_lines integer[];
 begin
     if v_job.status in ('committing', 'committed') then
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
@@ -3534,13 +3542,16 @@ begin
         where r.import_id = p_import_id and r.line = j.line;
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
             where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
+        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null);
     end if;
 
     -- A row's man-hour budget, staged in its attributes (the staging statement serves every
-    -- installed version), goes to its own column.
-    update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
-        attributes = r.attributes - 'pipetrak_budget_mh'
-    where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+    -- installed version), goes to its own column: only a file with a budget column has any.
+    if coalesce((v_file ->> 'budget_column')::boolean, true) then
+        update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
+            attributes = r.attributes - 'pipetrak_budget_mh'
+        where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+    end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
     -- counts and what it found are corrected by what they changed.
@@ -3565,15 +3576,15 @@ begin
         end if;
     end if;
 
+    select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+
     -- Two spellings of a drawing number in this file that stay different but look alike (the same
     -- letters and digits): a warning on the first row of each spelling after the first. The pairs
     -- are found over the distinct keys; only their few rows are then read and written.
     select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
     from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
-          from (select x.drawing_key, min(x.line) as line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
-                from pipetrak.import_rows x
-                where x.import_id = p_import_id and x.status = 'valid'
-                group by x.drawing_key) k) s
+          from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
     where s.line <> s.first_line;
     if jsonb_array_length(v_similar) > 0 then
         update pipetrak.import_rows r
@@ -3595,11 +3606,9 @@ begin
             format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
         from (
             select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
-            from (select x.drawing_key, min(x.line) as line from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.status = 'valid'
-                    and not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                    and d.drawing_key = x.drawing_key and d.retired_at is null)
-                  group by x.drawing_key) n
+            from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
+                  where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                    and d.drawing_key = x.drawing_key and d.retired_at is null)) n
             cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
             group by n.drawing_key
         ) s
@@ -3649,6 +3658,8 @@ begin
             v_warnings_added := v_warnings_added + v_flagged;
             v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
                                 '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+            -- A drawing only skipped rows named is not the file's any more.
+            select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
         end if;
     end if;
 
@@ -3730,7 +3741,7 @@ begin
     -- values the reader found. Each looked up.
     select jsonb_build_object(
         'components', v_components,
-        'drawings', pipetrak.import_drawing_counts(p_import_id, v_job.project_id),
+        'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
         'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
                      array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
         'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
@@ -3763,7 +3774,7 @@ begin
     where id = p_import_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
-    if exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null)
+    if v_refers
        or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
@@ -3970,15 +3981,26 @@ as $$
 $$;
 
 
--- {create, unchanged} for the distinct drawings the valid staged rows name.
-create or replace function pipetrak.import_drawing_counts(p_import_id bigint, p_project_id bigint)
+-- The distinct drawings the valid staged rows name, each with its first row: read once by
+-- import_validate for its checks and its summary (a pass over every staged row).
+create or replace function pipetrak.import_drawing_keys(p_import_id bigint, out keys text[], out lines integer[])
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}')
+    from (select r.drawing_key, min(r.line) as line from pipetrak.import_rows r
+          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+$$;
+
+
+-- {create, unchanged} for drawings `p_keys` of project `p_project_id`.
+create or replace function pipetrak.import_drawing_counts(p_project_id bigint, p_keys text[])
 returns jsonb
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-    from (select r.drawing_key from pipetrak.import_rows r
-          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+    from unnest(p_keys) k(drawing_key)
     cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
                                        and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e
 $$;
@@ -10238,7 +10260,9 @@ comment on function pipetrak.import_commit is 'Commits in one call: every remain
 
 comment on function pipetrak.import_commit_chunk is 'Commits the next chunk of a validated job (spec §6.4) and returns the job''s state. Each chunk is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).';
 
-comment on function pipetrak.import_drawing_counts is '{create, unchanged} for the distinct drawings the valid staged rows name.';
+comment on function pipetrak.import_drawing_counts is '{create, unchanged} for drawings `p_keys` of project `p_project_id`.';
+
+comment on function pipetrak.import_drawing_keys is 'The distinct drawings the valid staged rows name, each with its first row: read once by import_validate for its checks and its summary (a pass over every staged row).';
 
 comment on function pipetrak.import_file_cells is 'The original cells of rows `lines` of an uploaded file, for the remediation CSV.';
 

@@ -26,6 +26,9 @@ drop function pipetrak.argument_registry();
 drop function pipetrak.argument_limit(text);
 drop function pipetrak.argument_limits();
 
+-- Validation reads a file's distinct drawings once (import_drawing_keys); the count takes them.
+drop function pipetrak.import_drawing_counts(bigint, bigint);
+
 -- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
 -- limit in the detail instead of a fixed figure.
 update pipetrak.error_codes set message = 'The file is larger than the upload limit',

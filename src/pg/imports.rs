@@ -28,6 +28,7 @@
 
 use crate::domain::component_type::Identity;
 use crate::domain::import::cell::DateSystem;
+use crate::domain::import::columns::Field;
 use crate::domain::import::file::FileSource;
 use crate::domain::import::issue::Issue;
 use crate::domain::import::report::{original_cells, remediation_csv, ReportRow};
@@ -405,6 +406,9 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
             "header_line": layout.header_line,
             "header": layout.header, "file_issues": layout.notes, "rows": counts, "found": found,
             "maybe_repeated": outcome.counts.maybe_repeated,
+            // Rows carry a man-hour budget only when the file has that column: SQL moves
+            // budgets out of the attributes only then, instead of looking at every row.
+            "budget_column": layout.mapping.index(Field::BudgetMh).is_some(),
         }),
         Err(issue) => json!({"file_issues": [issue], "rows": counts}),
     })

@@ -443,6 +443,34 @@ mod tests {
         assert!(scan.check(Phase::Opening).is_ok());
     }
 
+    proptest::proptest! {
+        /// However a part arrives in reads, the scan counts the same: tag names split across reads,
+        /// closing tags, prefixes, names longer than the 16 bytes kept.
+        #[test]
+        fn the_scan_counts_the_same_for_any_split(cuts in proptest::collection::vec(0usize..400, 0..12)) {
+            let xml = b"<sst uniqueCount=\"2\"><x:si><t>a b</t></x:si><si/></sst><sheetData><row r=\"1\">\
+    <c r=\"A1\"><v>1</v></c></row><row/><averyveryverylongtagname/><x:row\tspans=\"1\"></x:row>\
+    <Relationship Id=\"r\"/><xf/></sheetData>";
+            let whole = {
+                let mut scan = XmlScan::default();
+                scan.feed(xml).expect("scan");
+                (scan.items, scan.rows, scan.listed, scan.in_tag, scan.run)
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(xml.len())).collect();
+            cuts.sort_unstable();
+            let mut scan = XmlScan::default();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([xml.len()]) {
+                scan.feed(&xml[from..cut]).expect("scan");
+                from = cut;
+            }
+            proptest::prop_assert_eq!((scan.items, scan.rows, scan.listed, scan.in_tag, scan.run), whole);
+            proptest::prop_assert_eq!(whole.0, 2);
+            proptest::prop_assert_eq!(whole.1, 3);
+            proptest::prop_assert_eq!(whole.2, 2);
+        }
+    }
+
     #[test]
     fn the_scan_refuses_a_declared_count_beyond_the_limit() {
         let mut scan = XmlScan::default();
