@@ -63,6 +63,10 @@ drop index pipetrak.components_weld_number_idx;
 create index components_weld_number_idx on pipetrak.components (project_id, tag, id)
     where component_type = 'field_weld' and retired_at is null;
 
+-- The touched components are derived rows of their components' projects: no foreign key to check
+-- for each component a write touches.
+alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -7351,46 +7355,50 @@ set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
 begin
-    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
-           component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
-           mh_receive, mh_install, mh_punch, mh_test, mh_restore, components)
-    select c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
-           p_sign * count(*),
-           p_sign * coalesce(sum(e.credit) filter (where e.category = 'receive'), 0),
-           p_sign * coalesce(sum(e.credit) filter (where e.category = 'install'), 0),
-           p_sign * coalesce(sum(e.credit) filter (where e.category = 'punch'), 0),
-           p_sign * coalesce(sum(e.credit) filter (where e.category = 'test'), 0),
-           p_sign * coalesce(sum(e.credit) filter (where e.category = 'restore'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'receive'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
-           p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0),
-           case when p_sign > 0 then array_agg(distinct c.id order by c.id) else '{}' end
-    from unnest(p_events) as x(id)
-    join pipetrak.milestone_events e on e.id = x.id
-    join pipetrak.components c on c.id = e.component_id
-    group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
-    on conflict on constraint progress_days_key do update set
-        events = d.events + excluded.events,
-        credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
-        credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
-        credit_restore = d.credit_restore + excluded.credit_restore,
-        mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
-        mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-        mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components);
-    if p_sign > 0 then
-        insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
-                                                     component_type, days)
-        select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
-               range_agg(daterange(e.work_date, e.work_date, '[]'))
+    -- One statement: the events and their components are read once for the days and the touches.
+    with ev as materialized (
+        select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
+               c.component_type, e.category, e.credit, e.mh
         from unnest(p_events) as x(id)
         join pipetrak.milestone_events e on e.id = x.id
-        join pipetrak.components c on c.id = e.component_id
-        group by c.id order by c.id
-        on conflict (component_id) do update set days = t.days + excluded.days
-        where not t.days @> excluded.days;
-    end if;
+        join pipetrak.components c on c.id = e.component_id),
+    days as (
+        insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+               component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
+               mh_receive, mh_install, mh_punch, mh_test, mh_restore, components)
+        select e.project_id, e.work_date, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
+               p_sign * count(*),
+               p_sign * coalesce(sum(e.credit) filter (where e.category = 'receive'), 0),
+               p_sign * coalesce(sum(e.credit) filter (where e.category = 'install'), 0),
+               p_sign * coalesce(sum(e.credit) filter (where e.category = 'punch'), 0),
+               p_sign * coalesce(sum(e.credit) filter (where e.category = 'test'), 0),
+               p_sign * coalesce(sum(e.credit) filter (where e.category = 'restore'), 0),
+               p_sign * coalesce(sum(e.mh) filter (where e.category = 'receive'), 0),
+               p_sign * coalesce(sum(e.mh) filter (where e.category = 'install'), 0),
+               p_sign * coalesce(sum(e.mh) filter (where e.category = 'punch'), 0),
+               p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
+               p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0),
+               case when p_sign > 0 then array_agg(distinct e.component_id order by e.component_id) else '{}' end
+        from ev e
+        group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
+        on conflict on constraint progress_days_key do update set
+            events = d.events + excluded.events,
+            credit_receive = d.credit_receive + excluded.credit_receive, credit_install = d.credit_install + excluded.credit_install,
+            credit_punch = d.credit_punch + excluded.credit_punch, credit_test = d.credit_test + excluded.credit_test,
+            credit_restore = d.credit_restore + excluded.credit_restore,
+            mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
+            mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
+            mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components))
+    -- A day taken away leaves the touches alone (a touch is a day the component had an event).
+    insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
+                                                 component_type, days)
+    select e.component_id, e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
+           range_agg(daterange(e.work_date, e.work_date, '[]'))
+    from ev e
+    where p_sign > 0
+    group by 1, 2, 3, 4, 5, 6, 7 order by 1
+    on conflict (component_id) do update set days = t.days + excluded.days
+    where not t.days @> excluded.days;
 end
 $$;
 

@@ -56,6 +56,10 @@ drop index pipetrak.components_weld_number_idx;
 create index components_weld_number_idx on pipetrak.components (project_id, tag, id)
     where component_type = 'field_weld' and retired_at is null;
 
+-- The touched components are derived rows of their components' projects: no foreign key to check
+-- for each component a write touches.
+alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).
