@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(82);
+select plan(85);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -381,6 +381,35 @@ select pipetrak_api.retire_component(component_id => :valve_a);
 select set_config('role', 'postgres', true);
 select is((select open_review_items from pipetrak_api.test_package_readiness where test_package_id = :package_moved),
           0::bigint, 'a retired component''s open review items count in no package');
+
+-- The package rows the dashboard and readiness read follow every writer of the parts (milestones,
+-- NDE, stages earning Test and Restore, moves, retirements above): each equals its parts summed.
+create temp view package_sums_of_parts as
+select project_id, test_package_id, sum(component_count)::integer as component_count, sum(completed_count)::integer as completed_count,
+       sum(earned_total)::bigint as earned_total, sum(post_hydro_count)::integer as post_hydro_count, sum(ready_count)::integer as ready_count,
+       sum(budget_mh) as budget_mh, sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore) as mh_earned
+from pipetrak.progress_parts group by 1, 2;
+select is((select count(*) from (
+              (select * from package_sums_of_parts except select * from pipetrak.progress_packages)
+              union all
+              (select * from pipetrak.progress_packages except select * from package_sums_of_parts)) d),
+          0::bigint, 'each package''s counts equal its progress parts summed, after every operation above');
+select is((select (component_count, ready_count) from pipetrak.progress_packages where test_package_id = :package_a),
+          (select (count(*)::integer, count(*) filter (where pipetrak.ready_for_test(c.milestone_values, t.names,
+                                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)))::integer)
+           from pipetrak.components c
+           join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
+           left join pipetrak.field_welds f on f.component_id = c.id
+           where c.test_package_id = :package_a and c.retired_at is null and not c.post_hydro),
+          'a package''s members and ready members equal a recount of its components');
+-- A DBA's rebuild of the parts mends a package row that drifted.
+update pipetrak.progress_packages set ready_count = ready_count + 7 where test_package_id = :package_a;
+select pipetrak.rebuild_progress_parts();
+select is((select count(*) from (
+              (select * from package_sums_of_parts except select * from pipetrak.progress_packages)
+              union all
+              (select * from pipetrak.progress_packages except select * from package_sums_of_parts)) d),
+          0::bigint, 'rebuilding the parts rebuilds the package rows too');
 
 select * from finish();
 rollback;

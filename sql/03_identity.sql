@@ -180,6 +180,7 @@ alter table pipetrak.milestone_events enable row level security;
 alter table pipetrak.review_items enable row level security;
 alter table pipetrak.client_requests enable row level security;
 alter table pipetrak.progress_parts enable row level security;
+alter table pipetrak.progress_packages enable row level security;
 -- No policy: nobody but the extension's own functions reads a project's event keys.
 alter table pipetrak.project_secrets enable row level security;
 alter table pipetrak.progress_deferrals enable row level security;
@@ -224,6 +225,8 @@ create policy milestone_events_select_member on pipetrak.milestone_events for se
 create policy review_items_select_member on pipetrak.review_items for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 create policy progress_parts_select_member on pipetrak.progress_parts for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+create policy progress_packages_select_member on pipetrak.progress_packages for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
 -- Replay records are private to the user who sent them.

@@ -8,8 +8,9 @@
 --   rows instead of scanning components. Category % = earned credit ÷ available credit in that
 --   category (weighted).
 -- - The parts also count post-hydro members and testable members ready for their package's test
---   (`ready_for_test`), so package readiness sums parts too; a weld's NDE changes its count through
---   the trigger on `field_welds` (13_packages.sql).
+--   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
+--   (13_packages.sql). `progress_packages` sums the parts per test package (a row trigger on the
+--   parts), so readiness and the project dashboard read one row per package, not every part.
 -- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
 --   and truncate even for the table owner.
 
@@ -212,8 +213,10 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    lock table pipetrak.progress_parts in exclusive mode;
+    lock table pipetrak.progress_parts, pipetrak.progress_packages in exclusive mode;
     delete from pipetrak.progress_parts;
+    -- Emptied too (not left to the parts' deletion): a rebuild also mends packages that drifted.
+    delete from pipetrak.progress_packages;
     perform pipetrak.progress_parts_add(1, array(select c.id from pipetrak.components c where c.retired_at is null));
     return (select count(*) from pipetrak.progress_parts);
 end
@@ -228,6 +231,60 @@ create trigger components_progress_update after update on pipetrak.components
 create trigger components_progress_delete after delete on pipetrak.components
     referencing old table as old_rows
     for each statement execute function pipetrak.progress_parts_apply();
+
+-- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
+-- changes one part (a milestone update) or a few hundred (an import's chunk, a package earning
+-- Test), and one upsert of the difference costs less than a statement trigger's transition tables.
+-- A part never changes key (writers add to counters), but if one did, it would move.
+create function pipetrak.progress_packages_follow_parts()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_same boolean := tg_op = 'UPDATE'
+        and (new.project_id, new.test_package_id) is not distinct from (old.project_id, old.test_package_id);
+begin
+    if tg_op <> 'DELETE' then
+        insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
+                                                     post_hydro_count, ready_count, budget_mh, mh_earned)
+        values (new.project_id, new.test_package_id,
+                new.component_count - case when v_same then old.component_count else 0 end,
+                new.completed_count - case when v_same then old.completed_count else 0 end,
+                new.earned_total - case when v_same then old.earned_total else 0 end,
+                new.post_hydro_count - case when v_same then old.post_hydro_count else 0 end,
+                new.ready_count - case when v_same then old.ready_count else 0 end,
+                new.budget_mh - case when v_same then old.budget_mh else 0 end,
+                new.mh_receive + new.mh_install + new.mh_punch + new.mh_test + new.mh_restore
+                - case when v_same then old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore else 0 end)
+        on conflict on constraint progress_packages_key do update set
+            component_count = g.component_count + excluded.component_count,
+            completed_count = g.completed_count + excluded.completed_count,
+            earned_total = g.earned_total + excluded.earned_total,
+            post_hydro_count = g.post_hydro_count + excluded.post_hydro_count,
+            ready_count = g.ready_count + excluded.ready_count,
+            budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
+    end if;
+    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same) then
+        insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
+                                                     post_hydro_count, ready_count, budget_mh, mh_earned)
+        values (old.project_id, old.test_package_id, -old.component_count, -old.completed_count, -old.earned_total,
+                -old.post_hydro_count, -old.ready_count, -old.budget_mh,
+                -(old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore))
+        on conflict on constraint progress_packages_key do update set
+            component_count = g.component_count + excluded.component_count,
+            completed_count = g.completed_count + excluded.completed_count,
+            earned_total = g.earned_total + excluded.earned_total,
+            post_hydro_count = g.post_hydro_count + excluded.post_hydro_count,
+            ready_count = g.ready_count + excluded.ready_count,
+            budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
+    end if;
+    return null;
+end
+$$;
+
+create trigger progress_parts_packages after insert or update or delete on pipetrak.progress_parts
+    for each row execute function pipetrak.progress_packages_follow_parts();
 
 -- Append-only logs (milestone events, NDE results and weld events, package events, the component
 -- change log) refuse updates, deletes and truncation for everyone, the extension's own functions

@@ -646,10 +646,10 @@ begin
         perform from pipetrak.components c where c.test_package_id = v_package.id and c.retired_at is null
         for no key update;
     end if;
-    -- Every testable member ready (the parts count them): nothing to name. Otherwise, which and where.
+    -- Every testable member ready (the package's counts say so): nothing to name. Otherwise, which and where.
     if v_stage.stage = 'final' or (v_stage.stage = 'test' and exists (
-           select from pipetrak.progress_parts p where p.test_package_id = v_package.id
-           group by p.test_package_id having sum(p.component_count - p.post_hydro_count - p.ready_count) > 0)) then
+           select from pipetrak.progress_packages g where g.project_id = v_package.project_id and g.test_package_id = v_package.id
+             and g.component_count - g.post_hydro_count - g.ready_count > 0)) then
         select jsonb_build_object('not_ready', sum(b.n), 'needs', case when v_stage.stage = 'test' then 'ready' else 'Test' end,
                                   'drawings', jsonb_agg(jsonb_build_object('drawing_no', b.drawing_no, 'members', b.n) order by b.n desc, b.drawing_no))
         into v_not_ready
@@ -922,12 +922,12 @@ create trigger components_review_items after update on pipetrak.components
     execute function pipetrak.review_items_follow_component();
 
 create view pipetrak_api.test_package_readiness with (security_invoker = true) as
+-- The members' counts are the package's row of progress_packages (kept from the parts).
 with parts as (
-    select p.project_id, p.test_package_id, sum(p.component_count) as members,
-           sum(p.component_count - p.post_hydro_count) as testable, sum(p.ready_count) as ready, sum(p.post_hydro_count) as post_hydro
-    from pipetrak.progress_parts p
-    where p.test_package_id is not null
-    group by p.project_id, p.test_package_id),
+    select g.project_id, g.test_package_id, g.component_count as members, g.component_count - g.post_hydro_count as testable,
+           g.ready_count as ready, g.post_hydro_count as post_hydro
+    from pipetrak.progress_packages g
+    where g.test_package_id is not null),
 -- Open items carry their live component's package (kept by the triggers above).
 items as (
     select r.project_id, r.test_package_id, count(*) as n

@@ -1037,8 +1037,9 @@ $$;
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
--- every visible project's, and this week's credit is a range of the (project, work date) index
--- however long the history (week_start is leakproof).
+-- every visible project's; its totals and packages ready are the project's package rows
+-- (progress_packages: one per package, not one per part), and this week's credit is a range of
+-- the (project, work date) index however long the history (week_start is leakproof).
 create view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
@@ -1049,17 +1050,15 @@ select pr.id as project_id, pr.name as project_name,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
 cross join lateral (
-    select sum(p.component_count) as components, sum(p.completed_count) as completed,
-           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
-           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
-    from pipetrak.progress_parts p where p.project_id = pr.id) x
+    select sum(g.component_count) as components, sum(g.completed_count) as completed,
+           sum(g.earned_total) as earned, sum(g.budget_mh) as budget, sum(g.mh_earned) / 1000000 as earned_mh
+    from pipetrak.progress_packages g where g.project_id = pr.id) x
 cross join lateral (
     select count(*) as ready
-    from (select p.test_package_id from pipetrak.progress_parts p
-          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
-          where p.project_id = pr.id
-          group by 1
-          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) q) k
+    from pipetrak.progress_packages g
+    join pipetrak.test_packages t on t.id = g.test_package_id and t.retired_at is null
+    where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
+      and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
     select count(*) as open from pipetrak.review_items r where r.project_id = pr.id and r.resolved_at is null) i
 cross join lateral (

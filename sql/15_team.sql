@@ -316,6 +316,7 @@ begin
     delete from pipetrak.progress_days where project_id = any (p_project_ids);
     delete from pipetrak.component_touches where project_id = any (p_project_ids);
     delete from pipetrak.progress_parts where project_id = any (p_project_ids);
+    delete from pipetrak.progress_packages where project_id = any (p_project_ids);
     delete from pipetrak.weld_tallies where project_id = any (p_project_ids);
     delete from pipetrak.weld_day_tallies where project_id = any (p_project_ids);
     delete from pipetrak.component_budgets where project_id = any (p_project_ids);

@@ -67,6 +67,28 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag,
 -- for each component a write touches.
 alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
 
+-- The parts summed per test package, for the dashboard and readiness (a trigger on the parts keeps
+-- them from here on; filled from the parts as they stand).
+create table pipetrak.progress_packages (
+    project_id       bigint not null,
+    test_package_id  bigint,
+    component_count  integer not null default 0,
+    completed_count  integer not null default 0,
+    earned_total     bigint not null default 0,
+    post_hydro_count integer not null default 0,
+    ready_count      integer not null default 0,
+    budget_mh        numeric not null default 0,
+    mh_earned        numeric not null default 0,
+    constraint progress_packages_key unique nulls not distinct (project_id, test_package_id)
+);
+alter table pipetrak.progress_packages enable row level security;
+insert into pipetrak.progress_packages (project_id, test_package_id, component_count, completed_count, earned_total,
+                                        post_hydro_count, ready_count, budget_mh, mh_earned)
+select project_id, test_package_id, sum(component_count), sum(completed_count), sum(earned_total), sum(post_hydro_count),
+       sum(ready_count), sum(budget_mh), sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore)
+from pipetrak.progress_parts
+group by project_id, test_package_id;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -1093,6 +1115,10 @@ drop policy if exists progress_parts_select_member on pipetrak.progress_parts;
 create policy progress_parts_select_member on pipetrak.progress_parts for select to authenticated
     using (project_id in (select pipetrak.my_project_ids()));
 
+drop policy if exists progress_packages_select_member on pipetrak.progress_packages;
+create policy progress_packages_select_member on pipetrak.progress_packages for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
 
 -- Replay records are private to the user who sent them.
 drop policy if exists client_requests_select_own on pipetrak.client_requests;
@@ -1116,8 +1142,9 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 --   rows instead of scanning components. Category % = earned credit ÷ available credit in that
 --   category (weighted).
 -- - The parts also count post-hydro members and testable members ready for their package's test
---   (`ready_for_test`), so package readiness sums parts too; a weld's NDE changes its count through
---   the trigger on `field_welds` (13_packages.sql).
+--   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
+--   (13_packages.sql). `progress_packages` sums the parts per test package (a row trigger on the
+--   parts), so readiness and the project dashboard read one row per package, not every part.
 -- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
 --   and truncate even for the table owner.
 
@@ -1327,8 +1354,10 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    lock table pipetrak.progress_parts in exclusive mode;
+    lock table pipetrak.progress_parts, pipetrak.progress_packages in exclusive mode;
     delete from pipetrak.progress_parts;
+    -- Emptied too (not left to the parts' deletion): a rebuild also mends packages that drifted.
+    delete from pipetrak.progress_packages;
     perform pipetrak.progress_parts_add(1, array(select c.id from pipetrak.components c where c.retired_at is null));
     return (select count(*) from pipetrak.progress_parts);
 end
@@ -1346,6 +1375,62 @@ create or replace trigger components_progress_update after update on pipetrak.co
 create or replace trigger components_progress_delete after delete on pipetrak.components
     referencing old table as old_rows
     for each statement execute function pipetrak.progress_parts_apply();
+
+
+-- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
+-- changes one part (a milestone update) or a few hundred (an import's chunk, a package earning
+-- Test), and one upsert of the difference costs less than a statement trigger's transition tables.
+-- A part never changes key (writers add to counters), but if one did, it would move.
+create or replace function pipetrak.progress_packages_follow_parts()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_same boolean := tg_op = 'UPDATE'
+        and (new.project_id, new.test_package_id) is not distinct from (old.project_id, old.test_package_id);
+begin
+    if tg_op <> 'DELETE' then
+        insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
+                                                     post_hydro_count, ready_count, budget_mh, mh_earned)
+        values (new.project_id, new.test_package_id,
+                new.component_count - case when v_same then old.component_count else 0 end,
+                new.completed_count - case when v_same then old.completed_count else 0 end,
+                new.earned_total - case when v_same then old.earned_total else 0 end,
+                new.post_hydro_count - case when v_same then old.post_hydro_count else 0 end,
+                new.ready_count - case when v_same then old.ready_count else 0 end,
+                new.budget_mh - case when v_same then old.budget_mh else 0 end,
+                new.mh_receive + new.mh_install + new.mh_punch + new.mh_test + new.mh_restore
+                - case when v_same then old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore else 0 end)
+        on conflict on constraint progress_packages_key do update set
+            component_count = g.component_count + excluded.component_count,
+            completed_count = g.completed_count + excluded.completed_count,
+            earned_total = g.earned_total + excluded.earned_total,
+            post_hydro_count = g.post_hydro_count + excluded.post_hydro_count,
+            ready_count = g.ready_count + excluded.ready_count,
+            budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
+    end if;
+    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same) then
+        insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
+                                                     post_hydro_count, ready_count, budget_mh, mh_earned)
+        values (old.project_id, old.test_package_id, -old.component_count, -old.completed_count, -old.earned_total,
+                -old.post_hydro_count, -old.ready_count, -old.budget_mh,
+                -(old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore))
+        on conflict on constraint progress_packages_key do update set
+            component_count = g.component_count + excluded.component_count,
+            completed_count = g.completed_count + excluded.completed_count,
+            earned_total = g.earned_total + excluded.earned_total,
+            post_hydro_count = g.post_hydro_count + excluded.post_hydro_count,
+            ready_count = g.ready_count + excluded.ready_count,
+            budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
+    end if;
+    return null;
+end
+$$;
+
+
+create or replace trigger progress_parts_packages after insert or update or delete on pipetrak.progress_parts
+    for each row execute function pipetrak.progress_packages_follow_parts();
 
 
 -- Append-only logs (milestone events, NDE results and weld events, package events, the component
@@ -6878,10 +6963,10 @@ begin
         perform from pipetrak.components c where c.test_package_id = v_package.id and c.retired_at is null
         for no key update;
     end if;
-    -- Every testable member ready (the parts count them): nothing to name. Otherwise, which and where.
+    -- Every testable member ready (the package's counts say so): nothing to name. Otherwise, which and where.
     if v_stage.stage = 'final' or (v_stage.stage = 'test' and exists (
-           select from pipetrak.progress_parts p where p.test_package_id = v_package.id
-           group by p.test_package_id having sum(p.component_count - p.post_hydro_count - p.ready_count) > 0)) then
+           select from pipetrak.progress_packages g where g.project_id = v_package.project_id and g.test_package_id = v_package.id
+             and g.component_count - g.post_hydro_count - g.ready_count > 0)) then
         select jsonb_build_object('not_ready', sum(b.n), 'needs', case when v_stage.stage = 'test' then 'ready' else 'Test' end,
                                   'drawings', jsonb_agg(jsonb_build_object('drawing_no', b.drawing_no, 'members', b.n) order by b.n desc, b.drawing_no))
         into v_not_ready
@@ -7164,12 +7249,12 @@ create or replace trigger components_review_items after update on pipetrak.compo
 
 
 create or replace view pipetrak_api.test_package_readiness with (security_invoker = true) as
+-- The members' counts are the package's row of progress_packages (kept from the parts).
 with parts as (
-    select p.project_id, p.test_package_id, sum(p.component_count) as members,
-           sum(p.component_count - p.post_hydro_count) as testable, sum(p.ready_count) as ready, sum(p.post_hydro_count) as post_hydro
-    from pipetrak.progress_parts p
-    where p.test_package_id is not null
-    group by p.project_id, p.test_package_id),
+    select g.project_id, g.test_package_id, g.component_count as members, g.component_count - g.post_hydro_count as testable,
+           g.ready_count as ready, g.post_hydro_count as post_hydro
+    from pipetrak.progress_packages g
+    where g.test_package_id is not null),
 -- Open items carry their live component's package (kept by the triggers above).
 items as (
     select r.project_id, r.test_package_id, count(*) as n
@@ -8287,8 +8372,9 @@ $$;
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
--- every visible project's, and this week's credit is a range of the (project, work date) index
--- however long the history (week_start is leakproof).
+-- every visible project's; its totals and packages ready are the project's package rows
+-- (progress_packages: one per package, not one per part), and this week's credit is a range of
+-- the (project, work date) index however long the history (week_start is leakproof).
 create or replace view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
@@ -8299,17 +8385,15 @@ select pr.id as project_id, pr.name as project_name,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
 cross join lateral (
-    select sum(p.component_count) as components, sum(p.completed_count) as completed,
-           sum(p.earned_total) as earned, sum(p.budget_mh) as budget,
-           sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as earned_mh
-    from pipetrak.progress_parts p where p.project_id = pr.id) x
+    select sum(g.component_count) as components, sum(g.completed_count) as completed,
+           sum(g.earned_total) as earned, sum(g.budget_mh) as budget, sum(g.mh_earned) / 1000000 as earned_mh
+    from pipetrak.progress_packages g where g.project_id = pr.id) x
 cross join lateral (
     select count(*) as ready
-    from (select p.test_package_id from pipetrak.progress_parts p
-          join pipetrak.test_packages t on t.id = p.test_package_id and t.retired_at is null
-          where p.project_id = pr.id
-          group by 1
-          having sum(p.component_count - p.post_hydro_count) > 0 and sum(p.component_count - p.post_hydro_count - p.ready_count) = 0) q) k
+    from pipetrak.progress_packages g
+    join pipetrak.test_packages t on t.id = g.test_package_id and t.retired_at is null
+    where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
+      and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
     select count(*) as open from pipetrak.review_items r where r.project_id = pr.id and r.resolved_at is null) i
 cross join lateral (
@@ -8695,6 +8779,7 @@ begin
     delete from pipetrak.progress_days where project_id = any (p_project_ids);
     delete from pipetrak.component_touches where project_id = any (p_project_ids);
     delete from pipetrak.progress_parts where project_id = any (p_project_ids);
+    delete from pipetrak.progress_packages where project_id = any (p_project_ids);
     delete from pipetrak.weld_tallies where project_id = any (p_project_ids);
     delete from pipetrak.weld_day_tallies where project_id = any (p_project_ids);
     delete from pipetrak.component_budgets where project_id = any (p_project_ids);
@@ -10454,6 +10539,8 @@ comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] 
 
 comment on function pipetrak.progress_groups is 'Progress per group from per-part credit and availability: a frozen week''s as it was frozen, or the days up to a date beside what is available now. `exact_percent` is unrounded.';
 
+comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables. A part never changes key (writers add to counters), but if one did, it would move.';
+
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
 comment on function pipetrak.progress_parts_apply is 'Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1) the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.';
@@ -10763,7 +10850,7 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
+-- Not progress_parts, progress_packages, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
 -- the components, welds and events rebuilds them (their COPY fires the triggers), so dumping them
 -- too would count everything twice. Not progress_deferrals: it only holds rows inside a
 -- transaction. One call per relation: each call rewrites the extension's catalog row.
@@ -10868,6 +10955,8 @@ comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a proje
 comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
+
+comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package (and for the parts in none), kept by a trigger on the parts; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
 
 comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
 

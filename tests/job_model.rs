@@ -1607,6 +1607,21 @@ fn a_jobs_life_follows_the_model_after_every_call() {
         .map(|r| r.get(0))
         .collect()
     };
+    // Each package's row (the dashboard's and readiness's counts) equals its parts summed.
+    let drifted: i64 = c
+        .query_one(
+            "with sums as (
+                 select project_id, test_package_id, sum(component_count)::integer, sum(completed_count)::integer,
+                        sum(earned_total)::bigint, sum(post_hydro_count)::integer, sum(ready_count)::integer, sum(budget_mh),
+                        sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore)
+                 from pipetrak.progress_parts group by 1, 2)
+             select count(*) from ((select * from sums except select * from pipetrak.progress_packages)
+                                   union all (select * from pipetrak.progress_packages except select * from sums)) d",
+            &[],
+        )
+        .expect("package rows")
+        .get(0);
+    assert_eq!(drifted, 0, "package rows equal their parts summed");
     let (parts, tallies, kept_days) = (kept(&mut c, PARTS), kept(&mut c, TALLIED), days(&mut c));
     c.execute("select pipetrak.rebuild_progress_parts()", &[])
         .expect("rebuild parts");

@@ -60,6 +60,28 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag,
 -- for each component a write touches.
 alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
 
+-- The parts summed per test package, for the dashboard and readiness (a trigger on the parts keeps
+-- them from here on; filled from the parts as they stand).
+create table pipetrak.progress_packages (
+    project_id       bigint not null,
+    test_package_id  bigint,
+    component_count  integer not null default 0,
+    completed_count  integer not null default 0,
+    earned_total     bigint not null default 0,
+    post_hydro_count integer not null default 0,
+    ready_count      integer not null default 0,
+    budget_mh        numeric not null default 0,
+    mh_earned        numeric not null default 0,
+    constraint progress_packages_key unique nulls not distinct (project_id, test_package_id)
+);
+alter table pipetrak.progress_packages enable row level security;
+insert into pipetrak.progress_packages (project_id, test_package_id, component_count, completed_count, earned_total,
+                                        post_hydro_count, ready_count, budget_mh, mh_earned)
+select project_id, test_package_id, sum(component_count), sum(completed_count), sum(earned_total), sum(post_hydro_count),
+       sum(ready_count), sum(budget_mh), sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore)
+from pipetrak.progress_parts
+group by project_id, test_package_id;
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).
