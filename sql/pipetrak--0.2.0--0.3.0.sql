@@ -1137,9 +1137,9 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 -- Design notes (decisions where the spec was silent):
 -- - Rollups: `progress_parts` holds one row per (drawing, area, system, test package, type) with
 --   counts and earned sums, maintained by statement-level triggers on `components` (transition
---   tables, one upsert per touched part, key order). A milestone update touches one part row of its
---   drawing — never a row shared by the whole project — and the rollup views sum a few thousand
---   rows instead of scanning components. Category % = earned credit ÷ available credit in that
+--   tables, the old rows netted against the new: one upsert per part that changes, key order). A
+--   milestone update writes one part row of its drawing, once — never a row shared by the whole
+--   project — and the rollup views sum a few thousand rows instead of scanning components. Category % = earned credit ÷ available credit in that
 --   category (weighted).
 -- - The parts also count post-hydro members and testable members ready for their package's test
 --   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
@@ -1217,118 +1217,46 @@ end
 $$;
 
 
--- Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1)
--- the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.
-create or replace function pipetrak.progress_parts_apply()
-returns trigger
-language plpgsql
+-- Moves the parts from the components as they were (`p_old`) to the components as they are
+-- (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per
+-- part — one upsert per part whose counts change (a milestone update writes its part once, not
+-- once to take the old state out and again to put the new one in), in key order so concurrent
+-- writers lock alike. The one place that says what a component adds to its part.
+create or replace function pipetrak.progress_parts_shift(p_old pipetrak.components[], p_new pipetrak.components[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- A bulk milestone update nets its changes into the parts once, at its end (see
-    -- update_milestones): thousands of upserts of one part row in one transaction would each walk
-    -- the row's growing chain of versions.
-    if pipetrak.progress_deferred() then
-        return null;
-    end if;
-    if tg_op in ('UPDATE', 'DELETE') then
-        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-        select o.project_id, o.drawing_id, o.area_id, o.system_id, o.test_package_id, o.component_type,
-               -count(*), -count(*) filter (where o.earned_total = 1000000), -sum(o.earned_total), -sum(o.earned_receive),
-               -sum(o.earned_install), -sum(o.earned_punch), -sum(o.earned_test), -sum(o.earned_restore),
-               -count(*) filter (where o.post_hydro),
-               -count(*) filter (where not o.post_hydro and pipetrak.ready_for_test(o.milestone_values, t.names,
-                                           pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
-               -coalesce(sum(b.budget_mh), 0), -coalesce(sum(b.budget_mh * o.earned_receive), 0),
-               -coalesce(sum(b.budget_mh * o.earned_install), 0), -coalesce(sum(b.budget_mh * o.earned_punch), 0),
-               -coalesce(sum(b.budget_mh * o.earned_test), 0), -coalesce(sum(b.budget_mh * o.earned_restore), 0)
-        from old_rows o
-        join pipetrak.milestone_templates t on t.project_id = o.project_id and t.component_type = o.component_type
-        left join pipetrak.field_welds f on f.component_id = o.id
-        left join pipetrak.component_budgets b on b.component_id = o.id
-        where o.retired_at is null
-        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
-        on conflict on constraint progress_parts_key do update set
-            component_count = p.component_count + excluded.component_count,
-            completed_count = p.completed_count + excluded.completed_count,
-            earned_total = p.earned_total + excluded.earned_total,
-            earned_receive = p.earned_receive + excluded.earned_receive,
-            earned_install = p.earned_install + excluded.earned_install,
-            earned_punch = p.earned_punch + excluded.earned_punch,
-            earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore,
-            post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count,
-            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
-            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
-            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
-    end if;
-    if tg_op in ('UPDATE', 'INSERT') then
-        insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
-               component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
-               post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-        select n.project_id, n.drawing_id, n.area_id, n.system_id, n.test_package_id, n.component_type,
-               count(*), count(*) filter (where n.earned_total = 1000000), sum(n.earned_total), sum(n.earned_receive),
-               sum(n.earned_install), sum(n.earned_punch), sum(n.earned_test), sum(n.earned_restore),
-               count(*) filter (where n.post_hydro),
-               count(*) filter (where not n.post_hydro and pipetrak.ready_for_test(n.milestone_values, t.names,
-                                          pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
-               coalesce(sum(b.budget_mh), 0), coalesce(sum(b.budget_mh * n.earned_receive), 0),
-               coalesce(sum(b.budget_mh * n.earned_install), 0), coalesce(sum(b.budget_mh * n.earned_punch), 0),
-               coalesce(sum(b.budget_mh * n.earned_test), 0), coalesce(sum(b.budget_mh * n.earned_restore), 0)
-        from new_rows n
-        join pipetrak.milestone_templates t on t.project_id = n.project_id and t.component_type = n.component_type
-        left join pipetrak.field_welds f on f.component_id = n.id
-        left join pipetrak.component_budgets b on b.component_id = n.id
-        where n.retired_at is null
-        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
-        on conflict on constraint progress_parts_key do update set
-            component_count = p.component_count + excluded.component_count,
-            completed_count = p.completed_count + excluded.completed_count,
-            earned_total = p.earned_total + excluded.earned_total,
-            earned_receive = p.earned_receive + excluded.earned_receive,
-            earned_install = p.earned_install + excluded.earned_install,
-            earned_punch = p.earned_punch + excluded.earned_punch,
-            earned_test = p.earned_test + excluded.earned_test,
-            earned_restore = p.earned_restore + excluded.earned_restore,
-            post_hydro_count = p.post_hydro_count + excluded.post_hydro_count,
-            ready_count = p.ready_count + excluded.ready_count,
-            budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
-            mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
-            mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
-    end if;
-    return null;
-end
-$$;
-
-
--- Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress
--- parts, as the trigger does for a statement's rows.
-create or replace function pipetrak.progress_parts_add(p_sign integer, p_component_ids bigint[])
-returns void
-language sql volatile
-set search_path = pg_catalog, pg_temp
-as $$
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
            component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
            post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
-    select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
-           p_sign * count(*), p_sign * count(*) filter (where c.earned_total = 1000000), p_sign * sum(c.earned_total),
-           p_sign * sum(c.earned_receive), p_sign * sum(c.earned_install), p_sign * sum(c.earned_punch), p_sign * sum(c.earned_test),
-           p_sign * sum(c.earned_restore), p_sign * count(*) filter (where c.post_hydro),
-           p_sign * count(*) filter (where not c.post_hydro and pipetrak.ready_for_test(c.milestone_values, t.names,
-                                                pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde))),
-           p_sign * coalesce(sum(b.budget_mh), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_receive), 0),
-           p_sign * coalesce(sum(b.budget_mh * c.earned_install), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_punch), 0),
-           p_sign * coalesce(sum(b.budget_mh * c.earned_test), 0), p_sign * coalesce(sum(b.budget_mh * c.earned_restore), 0)
-    from pipetrak.components c
-    join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    left join pipetrak.field_welds f on f.component_id = c.id
-    left join pipetrak.component_budgets b on b.component_id = c.id
-    where c.id = any (p_component_ids) and c.retired_at is null
-    group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+    select * from (
+        select x.project_id, x.drawing_id, x.area_id, x.system_id, x.test_package_id, x.component_type,
+               sum(x.sign)::integer as component_count,
+               sum(x.sign * (x.earned_total = 1000000)::integer)::integer as completed_count,
+               sum(x.sign * x.earned_total)::bigint as earned_total, sum(x.sign * x.earned_receive)::bigint as earned_receive,
+               sum(x.sign * x.earned_install)::bigint as earned_install, sum(x.sign * x.earned_punch)::bigint as earned_punch,
+               sum(x.sign * x.earned_test)::bigint as earned_test, sum(x.sign * x.earned_restore)::bigint as earned_restore,
+               sum(x.sign * x.post_hydro::integer)::integer as post_hydro_count,
+               sum(x.sign * coalesce(not x.post_hydro and pipetrak.ready_for_test(x.milestone_values, t.names,
+                                         pipetrak.weld_clears_nde(f.status, f.nde_types, f.xray_percent, f.current_nde)), false)::integer
+                  )::integer as ready_count,
+               coalesce(sum(x.sign * b.budget_mh), 0) as budget_mh, coalesce(sum(x.sign * b.budget_mh * x.earned_receive), 0) as mh_receive,
+               coalesce(sum(x.sign * b.budget_mh * x.earned_install), 0) as mh_install,
+               coalesce(sum(x.sign * b.budget_mh * x.earned_punch), 0) as mh_punch,
+               coalesce(sum(x.sign * b.budget_mh * x.earned_test), 0) as mh_test,
+               coalesce(sum(x.sign * b.budget_mh * x.earned_restore), 0) as mh_restore
+        from (select -1 as sign, o.* from unnest(p_old) o union all select 1, n.* from unnest(p_new) n) x
+        join pipetrak.milestone_templates t on t.project_id = x.project_id and t.component_type = x.component_type
+        left join pipetrak.field_welds f on f.component_id = x.id
+        left join pipetrak.component_budgets b on b.component_id = x.id
+        where x.retired_at is null
+        group by 1, 2, 3, 4, 5, 6) d
+    where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
+           d.earned_restore, d.post_hydro_count, d.ready_count, d.budget_mh, d.mh_receive, d.mh_install, d.mh_punch, d.mh_test,
+           d.mh_restore) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    order by 1, 2, 3, 4, 5, 6
     on conflict on constraint progress_parts_key do update set
         component_count = p.component_count + excluded.component_count,
         completed_count = p.completed_count + excluded.completed_count,
@@ -1342,7 +1270,47 @@ as $$
         ready_count = p.ready_count + excluded.ready_count,
         budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
         mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
-        mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore
+        mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
+end
+$$;
+
+
+-- Trigger: the components a statement inserted, changed or deleted move their parts.
+create or replace function pipetrak.progress_parts_apply()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- A bulk milestone update nets its changes into the parts once, at its end (see
+    -- update_milestones): thousands of upserts of one part row in one transaction would each walk
+    -- the row's growing chain of versions.
+    if pipetrak.progress_deferred() then
+        return null;
+    end if;
+    if tg_op = 'INSERT' then
+        perform pipetrak.progress_parts_shift('{}', array(select n::pipetrak.components from new_rows n));
+    elsif tg_op = 'UPDATE' then
+        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
+                                              array(select n::pipetrak.components from new_rows n));
+    else
+        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o), '{}');
+    end if;
+    return null;
+end
+$$;
+
+
+-- Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress
+-- parts, as the trigger does for a statement's rows.
+create or replace function pipetrak.progress_parts_add(p_sign integer, p_component_ids bigint[])
+returns void
+language sql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+    select pipetrak.progress_parts_shift(
+        case when p_sign < 0 then array(select c from pipetrak.components c where c.id = any (p_component_ids)) else '{}' end,
+        case when p_sign > 0 then array(select c from pipetrak.components c where c.id = any (p_component_ids)) else '{}' end)
 $$;
 
 
@@ -1353,12 +1321,17 @@ returns bigint
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_ids bigint[];
 begin
     lock table pipetrak.progress_parts, pipetrak.progress_packages in exclusive mode;
     delete from pipetrak.progress_parts;
     -- Emptied too (not left to the parts' deletion): a rebuild also mends packages that drifted.
     delete from pipetrak.progress_packages;
-    perform pipetrak.progress_parts_add(1, array(select c.id from pipetrak.components c where c.retired_at is null));
+    -- In chunks of 50,000: the components pass as rows (progress_parts_shift), not all at once.
+    for v_ids in select array_agg(c.id) from pipetrak.components c where c.retired_at is null group by c.id / 50000 loop
+        perform pipetrak.progress_parts_add(1, v_ids);
+    end loop;
     return (select count(*) from pipetrak.progress_parts);
 end
 $$;
@@ -10543,9 +10516,11 @@ comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part'
 
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
-comment on function pipetrak.progress_parts_apply is 'Adds the live components of a transition table to (sign = 1) or removes them from (sign = -1) the progress parts, one upsert per part touched, in key order so concurrent writers lock alike.';
+comment on function pipetrak.progress_parts_apply is 'Trigger: the components a statement inserted, changed or deleted move their parts.';
 
 comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
+
+comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part.';
 
 comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into (p_sign = 1) or out of (-1) their part''s ready count: their weld''s NDE now clears them, or no longer does.';
 
