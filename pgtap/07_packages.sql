@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(85);
+select plan(87);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -402,6 +402,16 @@ select is((select (component_count, ready_count) from pipetrak.progress_packages
            left join pipetrak.field_welds f on f.component_id = c.id
            where c.test_package_id = :package_a and c.retired_at is null and not c.post_hydro),
           'a package''s members and ready members equal a recount of its components');
+select is((select count(*) from (
+              (select project_id, test_package_id, count(*)::integer from pipetrak.review_items where resolved_at is null group by 1, 2
+               except select project_id, test_package_id, open_items from pipetrak.review_item_counts)
+              union all
+              (select project_id, test_package_id, open_items from pipetrak.review_item_counts where open_items <> 0
+               except select project_id, test_package_id, count(*)::integer from pipetrak.review_items where resolved_at is null group by 1, 2)) d),
+          0::bigint, 'open review items counted per package equal a recount, after raising, resolving, moving and retiring');
+update pipetrak.review_item_counts set open_items = open_items + 3 where test_package_id = :package_a;
+select is(pipetrak.rebuild_review_item_counts(), (select count(*) from pipetrak.review_items where resolved_at is null),
+          'a DBA''s recount of the open review items mends counts that drifted');
 -- A DBA's rebuild of the parts mends a package row that drifted.
 update pipetrak.progress_packages set ready_count = ready_count + 7 where test_package_id = :package_a;
 select pipetrak.rebuild_progress_parts();

@@ -1037,8 +1037,9 @@ $$;
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
--- every visible project's; its totals and packages ready are the project's package rows
--- (progress_packages: one per package, not one per part), and this week's credit is a range of
+-- every visible project's; its totals, packages ready and open review items are the project's
+-- package rows (progress_packages, review_item_counts: one per package, not one per part or
+-- item), and this week's credit is a range of
 -- the (project, work date) index however long the history (week_start is leakproof).
 create view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
@@ -1060,7 +1061,7 @@ cross join lateral (
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
       and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
-    select count(*) as open from pipetrak.review_items r where r.project_id = pr.id and r.resolved_at is null) i
+    select coalesce(sum(r.open_items), 0)::bigint as open from pipetrak.review_item_counts r where r.project_id = pr.id) i
 cross join lateral (
     select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d

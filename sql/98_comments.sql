@@ -189,6 +189,7 @@ comment on function pipetrak.ready_for_test is 'Whether a live, testable member 
 comment on function pipetrak.realtime_topic_allows is 'Whether the caller may receive on the Realtime topic `p_topic` (project:<id> of theirs).';
 comment on function pipetrak.rebuild_progress_days is 'Rebuilds the days from the events (for a DBA, like rebuild_progress_parts), each retired component''s credit taken out on the day it was retired. Returns the rows.';
 comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress part from the components (for a DBA: after a data-only restore with triggers disabled, or to check the parts against a recount). Returns the number of parts.';
+comment on function pipetrak.rebuild_review_item_counts is 'Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or to check the counts). Returns the number of open items.';
 comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
 comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
 comment on function pipetrak.record_nde is 'Records an NDE result of a weld as a QC inspector (see write_nde); the API''s record_nde.';
@@ -218,6 +219,8 @@ comment on function pipetrak.retire_component_for is 'Retires a live component w
 comment on function pipetrak.retire_drawing is 'Retires a drawing and its live components (history stays; they leave the rollups).';
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
+comment on function pipetrak.review_item_counts_follow_items is 'Trigger: the items a statement raised, resolved, moved or deleted move their counts.';
+comment on function pipetrak.review_item_counts_shift is 'Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).';
 comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
 comment on function pipetrak.review_items_follow_component is 'Trigger: open review items of a component follow it to its new package (none while retired).';
 comment on function pipetrak.revise_drawing is 'Records a new revision or title of a drawing.';

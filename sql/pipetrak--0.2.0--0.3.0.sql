@@ -89,6 +89,18 @@ select project_id, test_package_id, sum(component_count), sum(completed_count), 
 from pipetrak.progress_parts
 group by project_id, test_package_id;
 
+-- Open review items counted per package, for readiness and the dashboard (triggers on the items
+-- keep them from here on; filled from the items as they stand).
+create table pipetrak.review_item_counts (
+    project_id      bigint not null,
+    test_package_id bigint,
+    open_items      integer not null default 0,
+    constraint review_item_counts_key unique nulls not distinct (project_id, test_package_id)
+);
+alter table pipetrak.review_item_counts enable row level security;
+insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
+select project_id, test_package_id, count(*) from pipetrak.review_items where resolved_at is null group by 1, 2;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -7220,6 +7232,80 @@ create or replace trigger components_review_items after update on pipetrak.compo
     when (old.test_package_id is distinct from new.test_package_id or (old.retired_at is null) <> (new.retired_at is null))
     execute function pipetrak.review_items_follow_component();
 
+drop policy if exists review_item_counts_select_member on pipetrak.review_item_counts;
+create policy review_item_counts_select_member on pipetrak.review_item_counts for select to authenticated
+    using (project_id in (select pipetrak.my_project_ids()));
+
+
+-- Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).
+create or replace function pipetrak.review_item_counts_shift(p_old pipetrak.review_items[], p_new pipetrak.review_items[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.review_item_counts as r (project_id, test_package_id, open_items)
+    select * from (
+        select x.project_id, x.test_package_id, sum(x.sign)::integer as open_items
+        from (select -1 as sign, o.project_id, o.test_package_id from unnest(p_old) o where o.resolved_at is null
+              union all
+              select 1, n.project_id, n.test_package_id from unnest(p_new) n where n.resolved_at is null) x
+        group by 1, 2) d
+    where d.open_items <> 0
+    order by 1, 2
+    on conflict on constraint review_item_counts_key do update set open_items = r.open_items + excluded.open_items;
+end
+$$;
+
+
+-- Trigger: the items a statement raised, resolved, moved or deleted move their counts.
+create or replace function pipetrak.review_item_counts_follow_items()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if tg_op = 'INSERT' then
+        perform pipetrak.review_item_counts_shift('{}', array(select n::pipetrak.review_items from new_rows n));
+    elsif tg_op = 'UPDATE' then
+        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o),
+                                                  array(select n::pipetrak.review_items from new_rows n));
+    else
+        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o), '{}');
+    end if;
+    return null;
+end
+$$;
+
+create or replace trigger review_items_counts_insert after insert on pipetrak.review_items
+    referencing new table as new_rows
+    for each statement execute function pipetrak.review_item_counts_follow_items();
+
+create or replace trigger review_items_counts_update after update on pipetrak.review_items
+    referencing old table as old_rows new table as new_rows
+    for each statement execute function pipetrak.review_item_counts_follow_items();
+
+create or replace trigger review_items_counts_delete after delete on pipetrak.review_items
+    referencing old table as old_rows
+    for each statement execute function pipetrak.review_item_counts_follow_items();
+
+
+-- Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or
+-- to check the counts). Returns the number of open items.
+create or replace function pipetrak.rebuild_review_item_counts()
+returns bigint
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    lock table pipetrak.review_item_counts in exclusive mode;
+    delete from pipetrak.review_item_counts;
+    insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
+    select r.project_id, r.test_package_id, count(*) from pipetrak.review_items r where r.resolved_at is null group by 1, 2;
+    return (select coalesce(sum(open_items), 0) from pipetrak.review_item_counts);
+end
+$$;
+
 
 create or replace view pipetrak_api.test_package_readiness with (security_invoker = true) as
 -- The members' counts are the package's row of progress_packages (kept from the parts).
@@ -7228,12 +7314,12 @@ with parts as (
            g.ready_count as ready, g.post_hydro_count as post_hydro
     from pipetrak.progress_packages g
     where g.test_package_id is not null),
--- Open items carry their live component's package (kept by the triggers above).
+-- Open items carry their live component's package, and are counted per package (both kept by the
+-- triggers above).
 items as (
-    select r.project_id, r.test_package_id, count(*) as n
-    from pipetrak.review_items r
-    where r.resolved_at is null and r.test_package_id is not null
-    group by r.project_id, r.test_package_id),
+    select r.project_id, r.test_package_id, r.open_items::bigint as n
+    from pipetrak.review_item_counts r
+    where r.test_package_id is not null),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
@@ -8345,8 +8431,9 @@ $$;
 
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
--- every visible project's; its totals and packages ready are the project's package rows
--- (progress_packages: one per package, not one per part), and this week's credit is a range of
+-- every visible project's; its totals, packages ready and open review items are the project's
+-- package rows (progress_packages, review_item_counts: one per package, not one per part or
+-- item), and this week's credit is a range of
 -- the (project, work date) index however long the history (week_start is leakproof).
 create or replace view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
@@ -8368,7 +8455,7 @@ cross join lateral (
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
       and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
-    select count(*) as open from pipetrak.review_items r where r.project_id = pr.id and r.resolved_at is null) i
+    select coalesce(sum(r.open_items), 0)::bigint as open from pipetrak.review_item_counts r where r.project_id = pr.id) i
 cross join lateral (
     select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d
@@ -8740,6 +8827,7 @@ begin
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
+    delete from pipetrak.review_item_counts where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);
     delete from pipetrak.nde_results where project_id = any (p_project_ids);
     delete from pipetrak.weld_events where project_id = any (p_project_ids);
@@ -10554,6 +10642,8 @@ comment on function pipetrak.rebuild_progress_days is 'Rebuilds the days from th
 
 comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress part from the components (for a DBA: after a data-only restore with triggers disabled, or to check the parts against a recount). Returns the number of parts.';
 
+comment on function pipetrak.rebuild_review_item_counts is 'Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or to check the counts). Returns the number of open items.';
+
 comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
 
 comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
@@ -10611,6 +10701,10 @@ comment on function pipetrak.retire_drawing is 'Retires a drawing and its live c
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
+
+comment on function pipetrak.review_item_counts_follow_items is 'Trigger: the items a statement raised, resolved, moved or deleted move their counts.';
+
+comment on function pipetrak.review_item_counts_shift is 'Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).';
 
 comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
 
@@ -10825,9 +10919,9 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, progress_packages, weld_tallies, weld_day_tallies, progress_days, component_touches: restoring
--- the components, welds and events rebuilds them (their COPY fires the triggers), so dumping them
--- too would count everything twice. Not progress_deferrals: it only holds rows inside a
+-- Not progress_parts, progress_packages, review_item_counts, weld_tallies, weld_day_tallies,
+-- progress_days, component_touches: restoring the components, welds, events and review items
+-- rebuilds them (their COPY fires the triggers), so dumping them too would count everything twice. Not progress_deferrals: it only holds rows inside a
 -- transaction. One call per relation: each call rewrites the extension's catalog row.
 create or replace function pipetrak.register_dump_tables()
 returns void
@@ -10932,6 +11026,8 @@ comment on table pipetrak.component_budgets is 'Each component''s budgeted man-h
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
 
 comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package (and for the parts in none), kept by a trigger on the parts; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
+
+comment on table pipetrak.review_item_counts is 'Derived: open review items per project and test package (and for items in none), kept by triggers on the items; readiness and the dashboard read it. Not dumped: a restore counts the items again.';
 
 comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
 

@@ -1622,6 +1622,22 @@ fn a_jobs_life_follows_the_model_after_every_call() {
         .expect("package rows")
         .get(0);
     assert_eq!(drifted, 0, "package rows equal their parts summed");
+    let miscounted: i64 = c
+        .query_one(
+            "with open as (select project_id, test_package_id, count(*)::integer as n from pipetrak.review_items
+                           where resolved_at is null group by 1, 2)
+             select count(*) from ((select * from open except select project_id, test_package_id, open_items
+                                    from pipetrak.review_item_counts)
+                                   union all (select project_id, test_package_id, open_items from pipetrak.review_item_counts
+                                              where open_items <> 0 except select * from open)) d",
+            &[],
+        )
+        .expect("open item counts")
+        .get(0);
+    assert_eq!(
+        miscounted, 0,
+        "open review items per package equal a recount"
+    );
     let (parts, tallies, kept_days) = (kept(&mut c, PARTS), kept(&mut c, TALLIED), days(&mut c));
     c.execute("select pipetrak.rebuild_progress_parts()", &[])
         .expect("rebuild parts");

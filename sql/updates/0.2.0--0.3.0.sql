@@ -82,6 +82,18 @@ select project_id, test_package_id, sum(component_count), sum(completed_count), 
 from pipetrak.progress_parts
 group by project_id, test_package_id;
 
+-- Open review items counted per package, for readiness and the dashboard (triggers on the items
+-- keep them from here on; filled from the items as they stand).
+create table pipetrak.review_item_counts (
+    project_id      bigint not null,
+    test_package_id bigint,
+    open_items      integer not null default 0,
+    constraint review_item_counts_key unique nulls not distinct (project_id, test_package_id)
+);
+alter table pipetrak.review_item_counts enable row level security;
+insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
+select project_id, test_package_id, count(*) from pipetrak.review_items where resolved_at is null group by 1, 2;
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).

@@ -98,7 +98,8 @@ same_file() { diff -u "$1" "$2"; }
 check "released install and upgrade scripts are unchanged" bash -c "cd sql/releases && sha256sum --quiet -c SHA256SUMS"
 check "the upgrade script to $current is what sql/ and the Rust functions generate (release.sh check)" bash tests/scripts/release.sh check
 
-# Each package's row (what the dashboard and readiness read) equals its progress parts summed.
+# Each package's rows (what the dashboard and readiness read) equal its progress parts summed and a
+# count of its open review items.
 cat >"$work/packages.sql" <<'SQL'
 create temp view sums as
 select project_id, test_package_id, sum(component_count)::integer as n, sum(completed_count)::integer as completed,
@@ -109,6 +110,12 @@ select 1 / (count(*) = 0 and exists (select from pipetrak.progress_packages wher
     (select * from sums except select * from pipetrak.progress_packages)
     union all
     (select * from pipetrak.progress_packages except select * from sums)) d;
+select 1 / (count(*) = 0)::int from (
+    (select project_id, test_package_id, count(*)::integer from pipetrak.review_items where resolved_at is null group by 1, 2
+     except select project_id, test_package_id, open_items from pipetrak.review_item_counts)
+    union all
+    (select project_id, test_package_id, open_items from pipetrak.review_item_counts where open_items <> 0
+     except select project_id, test_package_id, count(*)::integer from pipetrak.review_items where resolved_at is null group by 1, 2)) d;
 SQL
 
 database_create pipetrak_fresh >/dev/null
@@ -130,7 +137,7 @@ for script in sql/releases/pipetrak--*.sql; do
   check "$version → $current: the schema equals a fresh install's" same_file "$work/fresh.schema" "$work/upgraded.schema"
   data_of "$db" "$columns_before" >"$work/after.data"
   check "$version → $current: every table's data is intact" same_file "$work/before.data" "$work/after.data"
-  check "$version → $current: the package rows equal their parts summed" psql -qXAt -d "$db" -v ON_ERROR_STOP=1 -f "$work/packages.sql"
+  check "$version → $current: the package rows equal their parts summed and open items counted" psql -qXAt -d "$db" -v ON_ERROR_STOP=1 -f "$work/packages.sql"
   kinds_after=$(psql -qXAt -d "$db" -c "select string_agg(kind || ' ' || n, ', ' order by kind) from (select kind, count(*) n from pipetrak.review_items group by kind) k")
   check "$version → $current: review items keep their kinds under the current names" test "$kinds_before" = "$kinds_after"
   errors_of pipetrak_fresh >"$work/fresh.errors"
@@ -209,7 +216,7 @@ select 1 / (count(*) = 0)::int from (
     except
     select drawing_id, component_type, count(*), sum(earned_total) from pipetrak.components where retired_at is null group by 1, 2) d;
 SQL
-check "the restored package rows equal their parts summed" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 -f "$work/packages.sql"
+check "the restored package rows equal their parts summed and open items counted" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 -f "$work/packages.sql"
 check "the restored progress parts (readiness counts too) equal a rebuild" psql -qXAt -d "$restored" -v ON_ERROR_STOP=1 <<'SQL'
 create temp table restored_parts as select * from pipetrak.progress_parts where component_count <> 0;
 select 1 / (pipetrak.rebuild_progress_parts() > 0)::int;
