@@ -42,7 +42,7 @@ user_script() {
 # Creates the bare baseline in schema bench: a copy of the components where $1 (with its primary key) and an empty events table, no triggers or RLS.
 baseline_tables() {
   psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-create schema bench;
+create schema if not exists bench;
 create table bench.components as select * from pipetrak.components where $1;
 alter table bench.components add primary key (id);
 create table bench.milestone_events (like pipetrak.milestone_events including defaults including indexes);
