@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(113);
+select plan(114);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -240,6 +240,15 @@ select (select review_item_id from pipetrak_api.qc_queue where component_id = :w
 select (select review_item_id from pipetrak_api.qc_queue where component_id = :weld_q2 and kind = 'weld_completed') as item_q2 \gset
 select is((select drawing_no || ' ' || tag || ' ' || welder || ' ' || weld_status from pipetrak_api.qc_queue where review_item_id = :item_q),
     'P-100 01of02 Q-1 K-12 active', 'the queue shows the joint: drawing, weld, welder, status');
+-- The oldest open item rewritten (its row now lies after the others): the queue still starts with it.
+select set_config('role', 'postgres', true);
+update pipetrak.review_items set details = details || '{"touched": true}'
+where id = (select min(id) from pipetrak.review_items where project_id = :project_a and resolved_at is null);
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select is(array(select review_item_id from pipetrak_api.qc_queue where project_id = :project_a limit 3),
+          array(select id from pipetrak.review_items where project_id = :project_a and resolved_at is null order by id limit 3),
+          'the QC queue comes oldest first without the client sorting');
+select pg_temp.act_as(pg_temp.uid('foreman'));
 select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.dismiss_review_item(review_item_id => %s, note => '''')', :item_q)),
     'PT422 reason_required', 'dismissing needs a note');
 select is(pg_temp.matrix(format('select pipetrak_api.dismiss_review_item(review_item_id => %s, note => ''by %%1$s'')', :item_q)),

@@ -5659,7 +5659,11 @@ join pipetrak.components c on c.id = r.component_id
 join pipetrak.drawings d on d.id = c.drawing_id
 left join pipetrak.field_welds f on f.component_id = c.id
 left join pipetrak.welders w on w.id = f.welder_id
-where r.status = 'open';
+-- Open (resolved_at is null: status open, by the table's check) and oldest first, so that
+-- `GET /qc_queue?project_id=eq.N&limit=50` is the head of the queue without the client sorting;
+-- the open items' (project, id) index serves both.
+where r.resolved_at is null
+order by r.id;
 
 comment on view pipetrak_api.qc_queue is 'Open review items of your projects, oldest first by id, with the component, drawing, welder and weld status QC needs.';
 
