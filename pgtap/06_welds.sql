@@ -2,7 +2,7 @@
 -- and who may do what (per role, anon, and a member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(114);
+select plan(116);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -121,6 +121,22 @@ select is(pg_temp.error_of('owner', 'select pipetrak_api.create_welder(project_i
 select is(pg_temp.matrix(format('select count(*) from pipetrak_api.nde_results where component_id = %s', :weld_a)),
     array['12', '12', '12', '12', '12', '12', '12', '0', '42501'],
     'members read the NDE records; the outsider sees none; anon is refused');
+
+-- A weld's examination dates are its current results': a corrected date replaces the one it
+-- corrects, and a cleared method no longer dates the weld.
+select pg_temp.act_as(pg_temp.uid('owner'));
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld', tag => 'E-1') -> 'created' ->> 0)::bigint as weld_e \gset
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.assign_welder(component_id => :weld_e, stencil => 'K-12', date_welded => current_date - 5) is not null as welded;
+select pg_temp.act_as(pg_temp.uid('qc_inspector'));
+select pipetrak_api.record_nde(component_id => :weld_e, method => 'RT', result => 'PASS', examined_on => current_date - 1) is not null as shot;
+select pipetrak_api.record_nde(component_id => :weld_e, method => 'RT', result => 'PASS', examined_on => current_date - 4,
+                               reason => 'report dated wrongly') is not null as corrected;
+select is((select (current_date - first_examined_on) || ' ' || (current_date - last_examined_on) from pipetrak.field_welds where component_id = :weld_e),
+    '4 4', 'a corrected examination date replaces the one it corrects (first and last examined)');
+select pipetrak_api.clear_nde(component_id => :weld_e, method => 'RT', reason => 'film belongs to another weld') is not null as cleared;
+select is((select last_examined_on from pipetrak_api.weld_log where component_id = :weld_e), null::date,
+    'a cleared method no longer dates the weld''s examination');
 
 -- ---- welder and date, un-welding, retiring and moving ----
 select pg_temp.act_as(pg_temp.uid('owner'));

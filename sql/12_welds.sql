@@ -120,7 +120,9 @@ as $$
 $$;
 
 -- What a weld's NDE records make of it, in one pass over them: its status (see the design notes),
--- its current result per method ({"RT": "PASS", …}) and its first and last examination dates.
+-- its current result per method ({"RT": "PASS", …}) and its first and last examination dates —
+-- those of its current results: a superseded record was corrected (its date with it) and a
+-- cleared method was not examined, so neither dates the weld's examination.
 create function pipetrak.weld_nde_state(p_component_id bigint)
 returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
 language plpgsql stable
@@ -129,14 +131,14 @@ as $$
 begin
     return query
     with latest as (
-        select distinct on (n.method) n.id, n.method, n.result
+        select distinct on (n.method) n.id, n.method, n.result, n.examined_on
         from pipetrak.nde_results n
         where n.component_id = p_component_id
         order by n.method, n.id desc),
     examined as (
-        select min(n.examined_on) as first_on, max(n.examined_on) as last_on
-        from pipetrak.nde_results n
-        where n.component_id = p_component_id and n.result is not null)
+        select min(c.examined_on) as first_on, max(c.examined_on) as last_on
+        from latest c
+        where c.result is not null)
     select pipetrak.weld_status(w.nde_types, w.xray_percent,
                coalesce((select array_agg(c.method order by c.id) from latest c where c.result is not null), '{}'),
                coalesce((select array_agg(c.result order by c.id) from latest c where c.result is not null), '{}')),

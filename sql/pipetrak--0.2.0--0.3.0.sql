@@ -5063,7 +5063,9 @@ $$;
 
 
 -- What a weld's NDE records make of it, in one pass over them: its status (see the design notes),
--- its current result per method ({"RT": "PASS", …}) and its first and last examination dates.
+-- its current result per method ({"RT": "PASS", …}) and its first and last examination dates —
+-- those of its current results: a superseded record was corrected (its date with it) and a
+-- cleared method was not examined, so neither dates the weld's examination.
 create or replace function pipetrak.weld_nde_state(p_component_id bigint)
 returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
 language plpgsql stable
@@ -5072,14 +5074,14 @@ as $$
 begin
     return query
     with latest as (
-        select distinct on (n.method) n.id, n.method, n.result
+        select distinct on (n.method) n.id, n.method, n.result, n.examined_on
         from pipetrak.nde_results n
         where n.component_id = p_component_id
         order by n.method, n.id desc),
     examined as (
-        select min(n.examined_on) as first_on, max(n.examined_on) as last_on
-        from pipetrak.nde_results n
-        where n.component_id = p_component_id and n.result is not null)
+        select min(c.examined_on) as first_on, max(c.examined_on) as last_on
+        from latest c
+        where c.result is not null)
     select pipetrak.weld_status(w.nde_types, w.xray_percent,
                coalesce((select array_agg(c.method order by c.id) from latest c where c.result is not null), '{}'),
                coalesce((select array_agg(c.result order by c.id) from latest c where c.result is not null), '{}')),
@@ -10804,7 +10806,7 @@ comment on function pipetrak.weld_delta is 'Weld work in [p_from, p_to] per grou
 
 comment on function pipetrak.weld_log_page is 'A page of a project''s weld log for a screen: the welds matching the filters given (drawing, welder stencil, status, test package, search text; live welds unless p_retired), in weld number order after (p_after_weld_number, p_after_component_id) — keyset paging: pass the last row of the page before — at most 500 to a page. The rows of pipetrak_api.weld_log. Design notes: the view filtered and sorted by weld number reads every weld of the project first (242 ms for 100,000 welds, 5 ms for one welder''s 500) whatever the page; here the filter given drives its own index (drawing, welder, test package, else the weld numbers of the project) and reading stops at a page. Members only, checked once: the rows are then read without row-level security on each of the view''s eight relations, and names are looked up for the page''s rows.';
 
-comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates.';
+comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates — those of its current results: a superseded record was corrected (its date with it) and a cleared method was not examined, so neither dates the weld''s examination.';
 
 comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
 
@@ -11059,6 +11061,20 @@ update pipetrak.error_codes set code = code;
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
     execute function pipetrak.drop_extension_unschedules();
+
+-- A weld's first and last examination dates are those of its current results (weld_nde_state):
+-- welds with a corrected or cleared record are dated again (their tallies follow; without change
+-- events, as above).
+alter table pipetrak.field_welds disable trigger field_welds_announce_update;
+update pipetrak.field_welds f set first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on
+from (select w.component_id, s.first_examined_on, s.last_examined_on
+      from pipetrak.field_welds w
+      cross join lateral pipetrak.weld_nde_state(w.component_id) s
+      where exists (select from pipetrak.nde_results r
+                    where r.component_id = w.component_id and (r.supersedes is not null or r.result is null))) n
+where n.component_id = f.component_id
+  and (f.first_examined_on, f.last_examined_on) is distinct from (n.first_examined_on, n.last_examined_on);
+alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

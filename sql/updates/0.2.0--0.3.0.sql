@@ -101,3 +101,17 @@ update pipetrak.error_codes set code = code;
 
 create event trigger pipetrak_drop_unschedules on ddl_command_start when tag in ('DROP EXTENSION')
     execute function pipetrak.drop_extension_unschedules();
+
+-- A weld's first and last examination dates are those of its current results (weld_nde_state):
+-- welds with a corrected or cleared record are dated again (their tallies follow; without change
+-- events, as above).
+alter table pipetrak.field_welds disable trigger field_welds_announce_update;
+update pipetrak.field_welds f set first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on
+from (select w.component_id, s.first_examined_on, s.last_examined_on
+      from pipetrak.field_welds w
+      cross join lateral pipetrak.weld_nde_state(w.component_id) s
+      where exists (select from pipetrak.nde_results r
+                    where r.component_id = w.component_id and (r.supersedes is not null or r.result is null))) n
+where n.component_id = f.component_id
+  and (f.first_examined_on, f.last_examined_on) is distinct from (n.first_examined_on, n.last_examined_on);
+alter table pipetrak.field_welds enable trigger field_welds_announce_update;
