@@ -53,7 +53,7 @@ select is(
 select is(
     (select array_agg(c.relname::text order by c.relname) from pg_class c
      where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'S')
-       and c.relname not in ('error_codes', 'progress_parts', 'progress_packages', 'review_item_counts', 'progress_deferrals', 'historical_writes',
+       and c.relname not in ('error_codes', 'progress_parts', 'progress_packages', 'progress_deferrals', 'historical_writes',
                              'weld_tallies', 'weld_day_tallies', 'progress_days', 'component_touches')
        and c.relname !~ '^error_count_' and c.relname not in ('event_outbox', 'event_outbox_id_seq', 'event_sender')
        and not exists (select from pg_extension e where e.extname = 'pipetrak' and c.oid = any (e.extconfig))),

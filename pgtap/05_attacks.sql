@@ -138,7 +138,7 @@ select is(
        and has_table_privilege('authenticated', c.oid, 'select')
        and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
-           'review_items', 'client_requests', 'progress_parts', 'progress_packages', 'review_item_counts', 'progress_facts', 'import_jobs', 'import_rows',
+           'review_items', 'client_requests', 'progress_parts', 'progress_packages', 'progress_facts', 'import_jobs', 'import_rows',
            'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
            'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
            'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots',

@@ -3,7 +3,7 @@
 -- the dashboard and activity feed, and who may read and change what.
 begin;
 \ir fixtures/actors.sql
-select plan(53);
+select plan(54);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -153,6 +153,29 @@ select is(pg_temp.error_of('viewer', format('select * from pipetrak_api.weekly_r
     'PT400 invalid_argument', 'a week ends on a Sunday');
 reset role;
 select is(pipetrak.take_due_snapshots(:project), 0, 'taking due snapshots again changes nothing');
+
+-- Any component write through the API freezes the weeks that locked before it lands, as they
+-- stood: here a move (which re-dates the component's history into its new area), with week L
+-- locked but not taken yet.
+delete from pipetrak.weekly_snapshots where project_id = :project and week_end >= :'l'::date;
+delete from pipetrak.snapshot_weeks where project_id = :project and week_end >= :'l'::date;
+-- What week L's snapshot holds if it is taken just before the move.
+create temp table week_l as
+select :project::bigint as project_id, :'l'::date as week_end, a.* from pipetrak.parts_at(:project, :'l'::date) a;
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.assign_component(component_id => (select id from v where tag = 'V-C'), area_id => :north) is not null as moved;
+reset role;
+select is((select count(*)::int from (
+              (select * from pipetrak.weekly_snapshots where project_id = :project and week_end = :'l'::date except select * from week_l)
+              union all
+              (select * from week_l except select * from pipetrak.weekly_snapshots where project_id = :project and week_end = :'l'::date)) d)
+          || ' ' || exists (select from week_l)
+          || ' ' || exists (select from pipetrak.snapshot_weeks where project_id = :project and week_end = :'l'::date),
+          '0 true true', 'a move after a week locked freezes the week first, as it stood');
+select pg_temp.act_as(pg_temp.uid('owner'));
+select pipetrak_api.assign_component(component_id => (select id from v where tag = 'V-C'), follow_drawing => true) is not null as back;
+reset role;
+select pipetrak.take_snapshot(:project, :'l'::date + 7);
 
 -- A retired component leaves the history the day it is retired: up to today the history says
 -- what the rollups say; an earlier day keeps what was earned then.

@@ -420,23 +420,28 @@ create table pipetrak.progress_deferrals (
 create index progress_parts_system_idx on pipetrak.progress_parts (project_id, system_id);
 create index progress_parts_test_package_idx on pipetrak.progress_parts (project_id, test_package_id);
 
--- The parts summed per test package (one row per package of a project, and one for the parts in
--- none), kept by a row trigger on progress_parts (04_integrity.sql), whoever writes the parts. The
--- screens opened most read these few rows: the project dashboard (its totals and packages ready)
--- and package readiness, instead of every part of a large project (18,000 parts for 1,000,000
--- components: 25 ms a dashboard). Derived like the parts: not dumped, no foreign keys (the
--- project's deletion removes its rows); a package's row is written by every writer of its members'
--- parts, as the part rows are by the writers of their drawing.
+-- The parts summed per test package, with the package's open review items: one row per package,
+-- kept by triggers on progress_parts (04_integrity.sql) and on review_items (13_packages.sql),
+-- whoever writes them. The screens opened most read these rows: the project dashboard (totals,
+-- packages ready, open items) and package readiness, instead of every part and open item of a
+-- large project (18,000 parts and 20,000 items for 1,000,000 components: 25 ms a dashboard).
+-- Components and items in no package have no row here (readers take them from the parts and the
+-- items): a row every unpackaged write of a project shared would make its writers wait for each
+-- other's commits. Writers lock a package's row, as they lock a part's, in key order — the parts
+-- are written in (project, package, …) order — so two writers never wait on each other in a
+-- circle. Derived like the parts: not dumped, no foreign keys (purge_projects removes a
+-- project's rows).
 create table pipetrak.progress_packages (
-    project_id       bigint not null,
-    test_package_id  bigint,
-    component_count  integer not null default 0,
-    completed_count  integer not null default 0,
-    earned_total     bigint not null default 0,
-    post_hydro_count integer not null default 0,
-    ready_count      integer not null default 0,
-    budget_mh        numeric not null default 0,
+    project_id        bigint not null,
+    test_package_id   bigint not null,
+    component_count   integer not null default 0,
+    completed_count   integer not null default 0,
+    earned_total      bigint not null default 0,
+    post_hydro_count  integer not null default 0,
+    ready_count       integer not null default 0,
+    budget_mh         numeric not null default 0,
     -- Σ budget × earned credit (ppm) over the categories: earned man-hours × 1,000,000.
-    mh_earned        numeric not null default 0,
-    constraint progress_packages_key unique nulls not distinct (project_id, test_package_id)
+    mh_earned         numeric not null default 0,
+    open_review_items integer not null default 0,
+    primary key (project_id, test_package_id)
 );

@@ -10,7 +10,8 @@
 -- - The parts also count post-hydro members and testable members ready for their package's test
 --   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
 --   (13_packages.sql). `progress_packages` sums the parts per test package (a row trigger on the
---   parts), so readiness and the project dashboard read one row per package, not every part.
+--   parts) with its open review items, so readiness and the project dashboard read one row per
+--   package, not every part.
 -- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
 --   and truncate even for the table owner.
 
@@ -117,7 +118,9 @@ begin
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
            d.earned_restore, d.post_hydro_count, d.ready_count, d.budget_mh, d.mh_receive, d.mh_install, d.mh_punch, d.mh_test,
            d.mh_restore) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    order by 1, 2, 3, 4, 5, 6
+    -- Key order, package first, as every writer of the parts: the package rows (progress_packages,
+    -- kept by a row trigger on the parts) are then locked in key order too.
+    order by d.project_id, d.test_package_id, d.drawing_id, d.area_id, d.system_id, d.component_type
     on conflict on constraint progress_parts_key do update set
         component_count = p.component_count + excluded.component_count,
         completed_count = p.completed_count + excluded.completed_count,
@@ -148,13 +151,32 @@ begin
     if pipetrak.progress_deferred() then
         return null;
     end if;
+    -- Weeks that locked since the last write are frozen before a component write through the API
+    -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
+    -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
+    -- must not freeze weeks from half-restored tables.
+    if pipetrak.current_user_id() is not null then
+        if tg_op = 'DELETE' then
+            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct o.project_id from old_rows o) x;
+        else
+            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct n.project_id from new_rows n) x;
+        end if;
+    end if;
+    -- The rows pass as arrays, 10,000 components at a time (by id, a component's old and new row
+    -- together): a restore's COPY of every component is one statement.
     if tg_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift('{}', array(select n::pipetrak.components from new_rows n));
+        perform pipetrak.progress_parts_shift('{}', x.rows)
+        from (select array_agg(n::pipetrak.components) as rows from new_rows n group by n.id / 10000) x;
     elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
-                                              array(select n::pipetrak.components from new_rows n));
+        perform pipetrak.progress_parts_shift(coalesce(x.old, '{}'), coalesce(x.new, '{}'))
+        from (select array_agg(r.c) filter (where r.sign < 0) as old, array_agg(r.c) filter (where r.sign > 0) as new
+              from (select -1 as sign, o::pipetrak.components as c from old_rows o
+                    union all
+                    select 1, n::pipetrak.components from new_rows n) r
+              group by (r.c).id / 10000) x;
     else
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o), '{}');
+        perform pipetrak.progress_parts_shift(x.rows, '{}')
+        from (select array_agg(o::pipetrak.components) as rows from old_rows o group by o.id / 10000) x;
     end if;
     return null;
 end
@@ -190,6 +212,10 @@ begin
     for v_ids in select array_agg(c.id) from pipetrak.components c where c.retired_at is null group by c.id / 50000 loop
         perform pipetrak.progress_parts_add(1, v_ids);
     end loop;
+    -- The packages' open review items, counted again.
+    perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+    from (select r.project_id, r.test_package_id, count(*)::integer as n from pipetrak.review_items r
+          where r.resolved_at is null and r.test_package_id is not null group by 1, 2) x;
     return (select count(*) from pipetrak.progress_parts);
 end
 $$;
@@ -206,8 +232,9 @@ create trigger components_progress_delete after delete on pipetrak.components
 
 -- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
 -- changes one part (a milestone update) or a few hundred (an import's chunk, a package earning
--- Test), and one upsert of the difference costs less than a statement trigger's transition tables.
--- A part never changes key (writers add to counters), but if one did, it would move.
+-- Test), and one upsert of the difference costs less than a statement trigger's transition tables;
+-- the parts come in package order, so the package rows are locked in key order too. A part never
+-- changes key (writers add to counters), but if one did, it would move.
 create function pipetrak.progress_packages_follow_parts()
 returns trigger
 language plpgsql
@@ -217,7 +244,7 @@ declare
     v_same boolean := tg_op = 'UPDATE'
         and (new.project_id, new.test_package_id) is not distinct from (old.project_id, old.test_package_id);
 begin
-    if tg_op <> 'DELETE' then
+    if tg_op <> 'DELETE' and new.test_package_id is not null then
         insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
                                                      post_hydro_count, ready_count, budget_mh, mh_earned)
         values (new.project_id, new.test_package_id,
@@ -229,7 +256,7 @@ begin
                 new.budget_mh - case when v_same then old.budget_mh else 0 end,
                 new.mh_receive + new.mh_install + new.mh_punch + new.mh_test + new.mh_restore
                 - case when v_same then old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore else 0 end)
-        on conflict on constraint progress_packages_key do update set
+        on conflict (project_id, test_package_id) do update set
             component_count = g.component_count + excluded.component_count,
             completed_count = g.completed_count + excluded.completed_count,
             earned_total = g.earned_total + excluded.earned_total,
@@ -237,13 +264,13 @@ begin
             ready_count = g.ready_count + excluded.ready_count,
             budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
     end if;
-    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same) then
+    if (tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same)) and old.test_package_id is not null then
         insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
                                                      post_hydro_count, ready_count, budget_mh, mh_earned)
         values (old.project_id, old.test_package_id, -old.component_count, -old.completed_count, -old.earned_total,
                 -old.post_hydro_count, -old.ready_count, -old.budget_mh,
                 -(old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore))
-        on conflict on constraint progress_packages_key do update set
+        on conflict (project_id, test_package_id) do update set
             component_count = g.component_count + excluded.component_count,
             completed_count = g.completed_count + excluded.completed_count,
             earned_total = g.earned_total + excluded.earned_total,

@@ -164,9 +164,8 @@ begin
     where id = v_component.id
     returning * into v_component;
 
-    -- Weeks that locked since the last write are frozen before this one lands (spec §11).
-    perform pipetrak.take_due_snapshots(v_component.project_id,
-        date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from v_local_now)::bigint)::integer);
+    -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
+    -- progress trigger the update above fired took them (progress_parts_apply).
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,

@@ -150,7 +150,8 @@ begin
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
     where c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
       and pipetrak.ready_for_test(c.milestone_values, t.names, true)
-    group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+    -- Key order, package first, as every writer of the parts (progress_parts_shift).
+    group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
     on conflict on constraint progress_parts_key do update set ready_count = p.ready_count + excluded.ready_count;
 end
 $$;
@@ -427,7 +428,7 @@ begin
                sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore),
                sum(e.budget_mh * (e.new_test - e.earned_test)), sum(e.budget_mh * (e.new_restore - e.earned_restore))
         from earned e
-        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
         on conflict on constraint progress_parts_key do update set
             completed_count = p.completed_count + excluded.completed_count,
             earned_total = p.earned_total + excluded.earned_total,
@@ -921,98 +922,69 @@ create trigger components_review_items after update on pipetrak.components
     when (old.test_package_id is distinct from new.test_package_id or (old.retired_at is null) <> (new.retired_at is null))
     execute function pipetrak.review_items_follow_component();
 
--- Open review items counted per project and test package (and for items in none), kept by
--- statement triggers on the items, netted per package: readiness and the project dashboard read
--- a row per package instead of counting every open item (20,000 in a large project: 4 ms a read).
--- Derived, like the progress parts: not dumped (a restore's COPY of the items counts them again),
--- no foreign keys (purge_projects removes a project's rows).
-create table pipetrak.review_item_counts (
-    project_id      bigint not null,
-    test_package_id bigint,
-    open_items      integer not null default 0,
-    constraint review_item_counts_key unique nulls not distinct (project_id, test_package_id)
-);
-alter table pipetrak.review_item_counts enable row level security;
-create policy review_item_counts_select_member on pipetrak.review_item_counts for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
-
--- Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).
-create function pipetrak.review_item_counts_shift(p_old pipetrak.review_items[], p_new pipetrak.review_items[])
+-- Adds open review items to their packages' rows (progress_packages), in key order; counts that
+-- net to zero are not written.
+create function pipetrak.progress_packages_add_items(p_project_ids bigint[], p_package_ids bigint[], p_counts integer[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    insert into pipetrak.review_item_counts as r (project_id, test_package_id, open_items)
-    select * from (
-        select x.project_id, x.test_package_id, sum(x.sign)::integer as open_items
-        from (select -1 as sign, o.project_id, o.test_package_id from unnest(p_old) o where o.resolved_at is null
-              union all
-              select 1, n.project_id, n.test_package_id from unnest(p_new) n where n.resolved_at is null) x
-        group by 1, 2) d
-    where d.open_items <> 0
+    insert into pipetrak.progress_packages as g (project_id, test_package_id, open_review_items)
+    select u.project_id, u.test_package_id, u.n
+    from unnest(p_project_ids, p_package_ids, p_counts) as u(project_id, test_package_id, n)
+    where u.n <> 0
     order by 1, 2
-    on conflict on constraint review_item_counts_key do update set open_items = r.open_items + excluded.open_items;
+    on conflict (project_id, test_package_id) do update set open_review_items = g.open_review_items + excluded.open_review_items;
 end
 $$;
 
--- Trigger: the items a statement raised, resolved, moved or deleted move their counts.
-create function pipetrak.review_item_counts_follow_items()
+-- Trigger: the open items a statement raised, resolved, moved or deleted, netted per package,
+-- reach their packages' rows (items in no package have none: readers count those).
+create function pipetrak.progress_packages_follow_items()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
     if tg_op = 'INSERT' then
-        perform pipetrak.review_item_counts_shift('{}', array(select n::pipetrak.review_items from new_rows n));
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select n.project_id, n.test_package_id, count(*)::integer as n from new_rows n
+              where n.resolved_at is null and n.test_package_id is not null group by 1, 2) x;
     elsif tg_op = 'UPDATE' then
-        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o),
-                                                  array(select n::pipetrak.review_items from new_rows n));
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
+              from (select -1 as sign, o.project_id, o.test_package_id from old_rows o
+                    where o.resolved_at is null and o.test_package_id is not null
+                    union all
+                    select 1, n.project_id, n.test_package_id from new_rows n
+                    where n.resolved_at is null and n.test_package_id is not null) r
+              group by 1, 2) x;
     else
-        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o), '{}');
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select o.project_id, o.test_package_id, -count(*)::integer as n from old_rows o
+              where o.resolved_at is null and o.test_package_id is not null group by 1, 2) x;
     end if;
     return null;
 end
 $$;
-create trigger review_items_counts_insert after insert on pipetrak.review_items
+create trigger review_items_packages_insert after insert on pipetrak.review_items
     referencing new table as new_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
-create trigger review_items_counts_update after update on pipetrak.review_items
+    for each statement execute function pipetrak.progress_packages_follow_items();
+create trigger review_items_packages_update after update on pipetrak.review_items
     referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
-create trigger review_items_counts_delete after delete on pipetrak.review_items
+    for each statement execute function pipetrak.progress_packages_follow_items();
+create trigger review_items_packages_delete after delete on pipetrak.review_items
     referencing old table as old_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
-
--- Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or
--- to check the counts). Returns the number of open items.
-create function pipetrak.rebuild_review_item_counts()
-returns bigint
-language plpgsql volatile
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    lock table pipetrak.review_item_counts in exclusive mode;
-    delete from pipetrak.review_item_counts;
-    insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
-    select r.project_id, r.test_package_id, count(*) from pipetrak.review_items r where r.resolved_at is null group by 1, 2;
-    return (select coalesce(sum(open_items), 0) from pipetrak.review_item_counts);
-end
-$$;
+    for each statement execute function pipetrak.progress_packages_follow_items();
 
 create view pipetrak_api.test_package_readiness with (security_invoker = true) as
--- The members' counts are the package's row of progress_packages (kept from the parts).
+-- The members' counts and open review items are the package's row of progress_packages (kept
+-- from the parts and the items by the triggers above).
 with parts as (
     select g.project_id, g.test_package_id, g.component_count as members, g.component_count - g.post_hydro_count as testable,
-           g.ready_count as ready, g.post_hydro_count as post_hydro
-    from pipetrak.progress_packages g
-    where g.test_package_id is not null),
--- Open items carry their live component's package, and are counted per package (both kept by the
--- triggers above).
-items as (
-    select r.project_id, r.test_package_id, r.open_items::bigint as n
-    from pipetrak.review_item_counts r
-    where r.test_package_id is not null),
+           g.ready_count as ready, g.post_hydro_count as post_hydro, g.open_review_items::bigint as open_items
+    from pipetrak.progress_packages g),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
@@ -1028,11 +1000,10 @@ stages as (
 select t.id as test_package_id, t.project_id, t.name as test_package_name, t.test_type, t.target_date,
        coalesce(p.members, 0)::bigint as members, coalesce(p.testable, 0)::bigint as testable, coalesce(p.ready, 0)::bigint as ready,
        case when coalesce(p.testable, 0) = 0 then 100.00 else round(100.0 * p.ready / p.testable, 2) end as ready_percent,
-       coalesce(p.post_hydro, 0)::bigint as post_hydro, coalesce(i.n, 0) as open_review_items,
+       coalesce(p.post_hydro, 0)::bigint as post_hydro, coalesce(p.open_items, 0) as open_review_items,
        coalesce(x.n, 0) as open_examinations, coalesce(s.state, 'draft') as state
 from pipetrak.test_packages t
 left join parts p on p.project_id = t.project_id and p.test_package_id = t.id
-left join items i on i.project_id = t.project_id and i.test_package_id = t.id
 left join examinations x on x.project_id = t.project_id and x.test_package_id = t.id
 left join stages s on s.project_id = t.project_id and s.test_package_id = t.id
 where t.retired_at is null;

@@ -18,10 +18,12 @@
 --   were recorded: a later budget version restates the man-hour rollups, not past deltas.
 -- - Weekly snapshots freeze, per part, the cumulative credit and man-hours at the end of a locked
 --   week, with what was available then (so its percentages never change). A week's snapshot is
---   taken by the first milestone write after the week locks (the milestone engine takes due
---   snapshots before it writes an event), by `pipetrak.take_due_snapshots()` (which pg_cron runs
---   hourly where that extension is installed), or read live by the weekly report until then: no
---   write has happened since the lock, so the numbers are the same. Snapshots start with the last
+--   taken by the first write through the API after the week locks that changes components,
+--   their history or budgets (milestones, imports, moves, retirements, corrections, package
+--   stages: each takes due snapshots before it changes the parts or the days), by
+--   `pipetrak.take_due_snapshots()` (which pg_cron runs hourly where that extension is
+--   installed), or read live by the weekly report until then: no write has happened since the
+--   lock, so the numbers are the same. Snapshots start with the last
 --   locked week at a project's first taking: weeks before it are not reconstructed. A correction
 --   dated in a frozen week changes the next snapshot, never the frozen one.
 -- - Man-hours: budget versions per project, one active. Spreading a total weighs each live
@@ -277,6 +279,11 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_apply
+    -- does for every component write, which fires after this row trigger).
+    if pipetrak.current_user_id() is not null then
+        perform pipetrak.take_due_snapshots(new.project_id, null);
+    end if;
     if (old.retired_at is null) <> (new.retired_at is null) then
         if not pipetrak.progress_deferred() then
             perform pipetrak.progress_days_scope(case when new.retired_at is null then 1 else -1 end, array[new.id], null);
@@ -426,9 +433,10 @@ begin
 end
 $$;
 
--- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
--- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
--- changes nothing. Returns the weeks taken.
+-- Freezes every locked week of a project not frozen yet (see the notes). Every component write
+-- through the API calls it before it changes the parts or the days (progress_parts_apply,
+-- progress_days_follow_component), as do package earning, bulk updates and budgets, so a write
+-- never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.
 create function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)
 returns integer
 language plpgsql volatile
@@ -895,13 +903,21 @@ begin
 end
 $$;
 
--- Sets the progress parts' budgets and earned man-hours of a project from its components' budgets.
+-- Sets the progress parts' budgets and earned man-hours of a project from its components' budgets
+-- (due weeks frozen first: a snapshot keeps the budget it had).
 create function pipetrak.refresh_part_budgets(p_project_id bigint)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.take_due_snapshots(p_project_id, null);
+    -- Every part and package row of the project is about to change: locked first, in key order
+    -- (as every writer of the parts locks them), so no concurrent writer waits on us in a circle.
+    perform from pipetrak.progress_parts p where p.project_id = p_project_id
+    order by p.project_id, p.test_package_id, p.drawing_id, p.area_id, p.system_id, p.component_type
+    for update;
+    perform from pipetrak.progress_packages g where g.project_id = p_project_id order by g.test_package_id for update;
     update pipetrak.progress_parts set budget_mh = 0, mh_receive = 0, mh_install = 0, mh_punch = 0, mh_test = 0, mh_restore = 0
     where project_id = p_project_id and (budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore) <> (0, 0, 0, 0, 0, 0);
     update pipetrak.progress_parts p set budget_mh = x.budget, mh_receive = x.receive, mh_install = x.install, mh_punch = x.punch,
@@ -1038,8 +1054,8 @@ $$;
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
 -- every visible project's; its totals, packages ready and open review items are the project's
--- package rows (progress_packages, review_item_counts: one per package, not one per part or
--- item), and this week's credit is a range of
+-- package rows (progress_packages: one per package, not one per part or item) with the parts and
+-- open items in no package (index ranges), and this week's credit is a range of
 -- the (project, work date) index however long the history (week_start is leakproof).
 create view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
@@ -1051,9 +1067,15 @@ select pr.id as project_id, pr.name as project_name,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
 cross join lateral (
-    select sum(g.component_count) as components, sum(g.completed_count) as completed,
-           sum(g.earned_total) as earned, sum(g.budget_mh) as budget, sum(g.mh_earned) / 1000000 as earned_mh
-    from pipetrak.progress_packages g where g.project_id = pr.id) x
+    select sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
+           sum(u.budget) as budget, sum(u.mh) / 1000000 as earned_mh
+    from (select g.component_count as components, g.completed_count as completed, g.earned_total as earned,
+                 g.budget_mh as budget, g.mh_earned as mh
+          from pipetrak.progress_packages g where g.project_id = pr.id
+          union all
+          select p.component_count, p.completed_count, p.earned_total, p.budget_mh,
+                 p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore
+          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u) x
 cross join lateral (
     select count(*) as ready
     from pipetrak.progress_packages g
@@ -1061,7 +1083,9 @@ cross join lateral (
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
       and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
-    select coalesce(sum(r.open_items), 0)::bigint as open from pipetrak.review_item_counts r where r.project_id = pr.id) i
+    select (select coalesce(sum(g.open_review_items), 0) from pipetrak.progress_packages g where g.project_id = pr.id)
+           + (select count(*) from pipetrak.review_items r
+              where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) as open) i
 cross join lateral (
     select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d

@@ -304,7 +304,6 @@ begin
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
-    delete from pipetrak.review_item_counts where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);
     delete from pipetrak.nde_results where project_id = any (p_project_ids);
     delete from pipetrak.weld_events where project_id = any (p_project_ids);

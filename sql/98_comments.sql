@@ -168,7 +168,9 @@ comment on function pipetrak.progress_defer is 'Defers the rollups to the end of
 comment on function pipetrak.progress_deferred is 'Whether the running transaction''s bulk write (update_milestones, a package earning its milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes into them once, where thousands of upserts of one row in one transaction would each walk the row''s growing chain of versions. Only the extension writes progress_deferrals, so a user who sets pipetrak.progress_deferred skips nothing.';
 comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] per group (rollbacks subtract), as % of the group''s available credit now, in man-hours where budgets exist, and the components the window''s events touched.';
 comment on function pipetrak.progress_groups is 'Progress per group from per-part credit and availability: a frozen week''s as it was frozen, or the days up to a date beside what is available now. `exact_percent` is unrounded.';
-comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables. A part never changes key (writers add to counters), but if one did, it would move.';
+comment on function pipetrak.progress_packages_add_items is 'Adds open review items to their packages'' rows (progress_packages), in key order; counts that net to zero are not written.';
+comment on function pipetrak.progress_packages_follow_items is 'Trigger: the open items a statement raised, resolved, moved or deleted, netted per package, reach their packages'' rows (items in no package have none: readers count those).';
+comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables; the parts come in package order, so the package rows are locked in key order too. A part never changes key (writers add to counters), but if one did, it would move.';
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 comment on function pipetrak.progress_parts_apply is 'Trigger: the components a statement inserted, changed or deleted move their parts.';
 comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
@@ -189,13 +191,12 @@ comment on function pipetrak.ready_for_test is 'Whether a live, testable member 
 comment on function pipetrak.realtime_topic_allows is 'Whether the caller may receive on the Realtime topic `p_topic` (project:<id> of theirs).';
 comment on function pipetrak.rebuild_progress_days is 'Rebuilds the days from the events (for a DBA, like rebuild_progress_parts), each retired component''s credit taken out on the day it was retired. Returns the rows.';
 comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress part from the components (for a DBA: after a data-only restore with triggers disabled, or to check the parts against a recount). Returns the number of parts.';
-comment on function pipetrak.rebuild_review_item_counts is 'Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or to check the counts). Returns the number of open items.';
 comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
 comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
 comment on function pipetrak.record_nde is 'Records an NDE result of a weld as a QC inspector (see write_nde); the API''s record_nde.';
 comment on function pipetrak.reference_project is 'The project of a live area/system/test package the caller may manage, or reference_not_found.';
 comment on function pipetrak.reference_table is 'The table behind a reference kind (''area'', ''system'', ''test_package'').';
-comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets.';
+comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets (due weeks frozen first: a snapshot keeps the budget it had).';
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
 comment on function pipetrak.refuse_size is 'Raises the size error of an argument (called only when limited refuses it), from its size: the value itself is never passed on.';
 comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
@@ -219,8 +220,6 @@ comment on function pipetrak.retire_component_for is 'Retires a live component w
 comment on function pipetrak.retire_drawing is 'Retires a drawing and its live components (history stays; they leave the rollups).';
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
-comment on function pipetrak.review_item_counts_follow_items is 'Trigger: the items a statement raised, resolved, moved or deleted move their counts.';
-comment on function pipetrak.review_item_counts_shift is 'Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).';
 comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
 comment on function pipetrak.review_items_follow_component is 'Trigger: open review items of a component follow it to its new package (none while retired).';
 comment on function pipetrak.revise_drawing is 'Records a new revision or title of a drawing.';
@@ -247,7 +246,7 @@ comment on function pipetrak.start_stage is 'Starts a stage of a test package on
 comment on function pipetrak.storage_allows is 'Whether the caller may read (or write) the object `p_name` of bucket `p_bucket`.';
 comment on function pipetrak.sync_profile is 'Creates or refreshes the caller''s profile from the JWT claims (email, name).';
 comment on function pipetrak.take_all_due_snapshots is 'Every project''s due snapshots (what pg_cron runs).';
-comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). The milestone engine calls it before it writes an event, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
+comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). Every component write through the API calls it before it changes the parts or the days (progress_parts_apply, progress_days_follow_component), as do package earning, bulk updates and budgets, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
 comment on function pipetrak.take_snapshot is 'Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.';
 comment on function pipetrak.template_problem is 'The key of the first template problem, for the re-weight API; NULL when the template is valid.';
 comment on function pipetrak.test_package_blockers is 'The not-ready testable members of a package, grouped by drawing (natural order), with what each lacks: the milestones through Punch below 100, and "NDE" with the weld''s status when its NDE doesn''t clear it.';

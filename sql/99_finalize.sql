@@ -89,8 +89,8 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, progress_packages, review_item_counts, weld_tallies, weld_day_tallies,
--- progress_days, component_touches: restoring the components, welds, events and review items
+-- Not progress_parts, progress_packages, weld_tallies, weld_day_tallies, progress_days,
+-- component_touches: restoring the components, welds, events and review items
 -- rebuilds them (their COPY fires the triggers), so dumping them too would count everything twice. Not progress_deferrals: it only holds rows inside a
 -- transaction. One call per relation: each call rewrites the extension's catalog row.
 create function pipetrak.register_dump_tables()
@@ -158,8 +158,7 @@ comment on table pipetrak.package_certificates is 'Test certificates of packages
 comment on table pipetrak.budget_versions is 'Man-hour budget spreads of a project: total, reason, effective date.';
 comment on table pipetrak.component_budgets is 'Each component''s budgeted man-hours under the current budget version.';
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
-comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package (and for the parts in none), kept by a trigger on the parts; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
-comment on table pipetrak.review_item_counts is 'Derived: open review items per project and test package (and for items in none), kept by triggers on the items; readiness and the dashboard read it. Not dumped: a restore counts the items again.';
+comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package, with its open review items, kept by triggers on the parts and the items; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
 comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
 comment on table pipetrak.event_sender is 'The pid of the database''s running event sender (a background worker started on demand). Unlogged; not dumped.';
 comment on table pipetrak.progress_deferrals is 'Per-transaction marks of a bulk update that nets the rollups once at its end. Holds rows only inside a transaction; not dumped.';

@@ -67,39 +67,38 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag,
 -- for each component a write touches.
 alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
 
--- The parts summed per test package, for the dashboard and readiness (a trigger on the parts keeps
--- them from here on; filled from the parts as they stand).
+-- The parts summed per test package, with its open review items, for the dashboard and readiness
+-- (triggers on the parts and the items keep them from here on; filled from them as they stand).
 create table pipetrak.progress_packages (
-    project_id       bigint not null,
-    test_package_id  bigint,
-    component_count  integer not null default 0,
-    completed_count  integer not null default 0,
-    earned_total     bigint not null default 0,
-    post_hydro_count integer not null default 0,
-    ready_count      integer not null default 0,
-    budget_mh        numeric not null default 0,
-    mh_earned        numeric not null default 0,
-    constraint progress_packages_key unique nulls not distinct (project_id, test_package_id)
+    project_id        bigint not null,
+    test_package_id   bigint not null,
+    component_count   integer not null default 0,
+    completed_count   integer not null default 0,
+    earned_total      bigint not null default 0,
+    post_hydro_count  integer not null default 0,
+    ready_count       integer not null default 0,
+    budget_mh         numeric not null default 0,
+    mh_earned         numeric not null default 0,
+    open_review_items integer not null default 0,
+    primary key (project_id, test_package_id)
 );
 alter table pipetrak.progress_packages enable row level security;
 insert into pipetrak.progress_packages (project_id, test_package_id, component_count, completed_count, earned_total,
-                                        post_hydro_count, ready_count, budget_mh, mh_earned)
-select project_id, test_package_id, sum(component_count), sum(completed_count), sum(earned_total), sum(post_hydro_count),
-       sum(ready_count), sum(budget_mh), sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore)
-from pipetrak.progress_parts
-group by project_id, test_package_id;
-
--- Open review items counted per package, for readiness and the dashboard (triggers on the items
--- keep them from here on; filled from the items as they stand).
-create table pipetrak.review_item_counts (
-    project_id      bigint not null,
-    test_package_id bigint,
-    open_items      integer not null default 0,
-    constraint review_item_counts_key unique nulls not distinct (project_id, test_package_id)
-);
-alter table pipetrak.review_item_counts enable row level security;
-insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
-select project_id, test_package_id, count(*) from pipetrak.review_items where resolved_at is null group by 1, 2;
+                                        post_hydro_count, ready_count, budget_mh, mh_earned, open_review_items)
+select k.project_id, k.test_package_id, coalesce(p.component_count, 0), coalesce(p.completed_count, 0),
+       coalesce(p.earned_total, 0), coalesce(p.post_hydro_count, 0), coalesce(p.ready_count, 0), coalesce(p.budget_mh, 0),
+       coalesce(p.mh_earned, 0), coalesce(r.open_items, 0)
+from (select project_id, test_package_id from pipetrak.progress_parts where test_package_id is not null
+      union
+      select project_id, test_package_id from pipetrak.review_items where resolved_at is null and test_package_id is not null) k
+left join (select project_id, test_package_id, sum(component_count) as component_count, sum(completed_count) as completed_count,
+                  sum(earned_total) as earned_total, sum(post_hydro_count) as post_hydro_count, sum(ready_count) as ready_count,
+                  sum(budget_mh) as budget_mh, sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore) as mh_earned
+           from pipetrak.progress_parts where test_package_id is not null group by 1, 2) p
+       on p.project_id = k.project_id and p.test_package_id = k.test_package_id
+left join (select project_id, test_package_id, count(*) as open_items from pipetrak.review_items
+           where resolved_at is null and test_package_id is not null group by 1, 2) r
+       on r.project_id = k.project_id and r.test_package_id = k.test_package_id;
 
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
@@ -1156,7 +1155,8 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 -- - The parts also count post-hydro members and testable members ready for their package's test
 --   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
 --   (13_packages.sql). `progress_packages` sums the parts per test package (a row trigger on the
---   parts), so readiness and the project dashboard read one row per package, not every part.
+--   parts) with its open review items, so readiness and the project dashboard read one row per
+--   package, not every part.
 -- - Audit log is append-only for everyone: no grants, plus a trigger that refuses update, delete
 --   and truncate even for the table owner.
 
@@ -1268,7 +1268,9 @@ begin
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
            d.earned_restore, d.post_hydro_count, d.ready_count, d.budget_mh, d.mh_receive, d.mh_install, d.mh_punch, d.mh_test,
            d.mh_restore) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    order by 1, 2, 3, 4, 5, 6
+    -- Key order, package first, as every writer of the parts: the package rows (progress_packages,
+    -- kept by a row trigger on the parts) are then locked in key order too.
+    order by d.project_id, d.test_package_id, d.drawing_id, d.area_id, d.system_id, d.component_type
     on conflict on constraint progress_parts_key do update set
         component_count = p.component_count + excluded.component_count,
         completed_count = p.completed_count + excluded.completed_count,
@@ -1300,13 +1302,32 @@ begin
     if pipetrak.progress_deferred() then
         return null;
     end if;
+    -- Weeks that locked since the last write are frozen before a component write through the API
+    -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
+    -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
+    -- must not freeze weeks from half-restored tables.
+    if pipetrak.current_user_id() is not null then
+        if tg_op = 'DELETE' then
+            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct o.project_id from old_rows o) x;
+        else
+            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct n.project_id from new_rows n) x;
+        end if;
+    end if;
+    -- The rows pass as arrays, 10,000 components at a time (by id, a component's old and new row
+    -- together): a restore's COPY of every component is one statement.
     if tg_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift('{}', array(select n::pipetrak.components from new_rows n));
+        perform pipetrak.progress_parts_shift('{}', x.rows)
+        from (select array_agg(n::pipetrak.components) as rows from new_rows n group by n.id / 10000) x;
     elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
-                                              array(select n::pipetrak.components from new_rows n));
+        perform pipetrak.progress_parts_shift(coalesce(x.old, '{}'), coalesce(x.new, '{}'))
+        from (select array_agg(r.c) filter (where r.sign < 0) as old, array_agg(r.c) filter (where r.sign > 0) as new
+              from (select -1 as sign, o::pipetrak.components as c from old_rows o
+                    union all
+                    select 1, n::pipetrak.components from new_rows n) r
+              group by (r.c).id / 10000) x;
     else
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o), '{}');
+        perform pipetrak.progress_parts_shift(x.rows, '{}')
+        from (select array_agg(o::pipetrak.components) as rows from old_rows o group by o.id / 10000) x;
     end if;
     return null;
 end
@@ -1344,6 +1365,10 @@ begin
     for v_ids in select array_agg(c.id) from pipetrak.components c where c.retired_at is null group by c.id / 50000 loop
         perform pipetrak.progress_parts_add(1, v_ids);
     end loop;
+    -- The packages' open review items, counted again.
+    perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+    from (select r.project_id, r.test_package_id, count(*)::integer as n from pipetrak.review_items r
+          where r.resolved_at is null and r.test_package_id is not null group by 1, 2) x;
     return (select count(*) from pipetrak.progress_parts);
 end
 $$;
@@ -1364,8 +1389,9 @@ create or replace trigger components_progress_delete after delete on pipetrak.co
 
 -- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
 -- changes one part (a milestone update) or a few hundred (an import's chunk, a package earning
--- Test), and one upsert of the difference costs less than a statement trigger's transition tables.
--- A part never changes key (writers add to counters), but if one did, it would move.
+-- Test), and one upsert of the difference costs less than a statement trigger's transition tables;
+-- the parts come in package order, so the package rows are locked in key order too. A part never
+-- changes key (writers add to counters), but if one did, it would move.
 create or replace function pipetrak.progress_packages_follow_parts()
 returns trigger
 language plpgsql
@@ -1375,7 +1401,7 @@ declare
     v_same boolean := tg_op = 'UPDATE'
         and (new.project_id, new.test_package_id) is not distinct from (old.project_id, old.test_package_id);
 begin
-    if tg_op <> 'DELETE' then
+    if tg_op <> 'DELETE' and new.test_package_id is not null then
         insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
                                                      post_hydro_count, ready_count, budget_mh, mh_earned)
         values (new.project_id, new.test_package_id,
@@ -1387,7 +1413,7 @@ begin
                 new.budget_mh - case when v_same then old.budget_mh else 0 end,
                 new.mh_receive + new.mh_install + new.mh_punch + new.mh_test + new.mh_restore
                 - case when v_same then old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore else 0 end)
-        on conflict on constraint progress_packages_key do update set
+        on conflict (project_id, test_package_id) do update set
             component_count = g.component_count + excluded.component_count,
             completed_count = g.completed_count + excluded.completed_count,
             earned_total = g.earned_total + excluded.earned_total,
@@ -1395,13 +1421,13 @@ begin
             ready_count = g.ready_count + excluded.ready_count,
             budget_mh = g.budget_mh + excluded.budget_mh, mh_earned = g.mh_earned + excluded.mh_earned;
     end if;
-    if tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same) then
+    if (tg_op = 'DELETE' or (tg_op = 'UPDATE' and not v_same)) and old.test_package_id is not null then
         insert into pipetrak.progress_packages as g (project_id, test_package_id, component_count, completed_count, earned_total,
                                                      post_hydro_count, ready_count, budget_mh, mh_earned)
         values (old.project_id, old.test_package_id, -old.component_count, -old.completed_count, -old.earned_total,
                 -old.post_hydro_count, -old.ready_count, -old.budget_mh,
                 -(old.mh_receive + old.mh_install + old.mh_punch + old.mh_test + old.mh_restore))
-        on conflict on constraint progress_packages_key do update set
+        on conflict (project_id, test_package_id) do update set
             component_count = g.component_count + excluded.component_count,
             completed_count = g.completed_count + excluded.completed_count,
             earned_total = g.earned_total + excluded.earned_total,
@@ -2476,9 +2502,8 @@ begin
     where id = v_component.id
     returning * into v_component;
 
-    -- Weeks that locked since the last write are frozen before this one lands (spec §11).
-    perform pipetrak.take_due_snapshots(v_component.project_id,
-        date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from v_local_now)::bigint)::integer);
+    -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
+    -- progress trigger the update above fired took them (progress_parts_apply).
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
@@ -6438,7 +6463,8 @@ begin
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
     where c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
       and pipetrak.ready_for_test(c.milestone_values, t.names, true)
-    group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+    -- Key order, package first, as every writer of the parts (progress_parts_shift).
+    group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
     on conflict on constraint progress_parts_key do update set ready_count = p.ready_count + excluded.ready_count;
 end
 $$;
@@ -6726,7 +6752,7 @@ begin
                sum(e.new_total - e.earned_total), sum(e.new_test - e.earned_test), sum(e.new_restore - e.earned_restore),
                sum(e.budget_mh * (e.new_test - e.earned_test)), sum(e.budget_mh * (e.new_restore - e.earned_restore))
         from earned e
-        group by 1, 2, 3, 4, 5, 6 order by 1, 2, 3, 4, 5, 6
+        group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
         on conflict on constraint progress_parts_key do update set
             completed_count = p.completed_count + excluded.completed_count,
             earned_total = p.earned_total + excluded.earned_total,
@@ -7238,94 +7264,75 @@ create or replace trigger components_review_items after update on pipetrak.compo
     when (old.test_package_id is distinct from new.test_package_id or (old.retired_at is null) <> (new.retired_at is null))
     execute function pipetrak.review_items_follow_component();
 
-drop policy if exists review_item_counts_select_member on pipetrak.review_item_counts;
-create policy review_item_counts_select_member on pipetrak.review_item_counts for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
 
-
--- Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).
-create or replace function pipetrak.review_item_counts_shift(p_old pipetrak.review_items[], p_new pipetrak.review_items[])
+-- Adds open review items to their packages' rows (progress_packages), in key order; counts that
+-- net to zero are not written.
+create or replace function pipetrak.progress_packages_add_items(p_project_ids bigint[], p_package_ids bigint[], p_counts integer[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    insert into pipetrak.review_item_counts as r (project_id, test_package_id, open_items)
-    select * from (
-        select x.project_id, x.test_package_id, sum(x.sign)::integer as open_items
-        from (select -1 as sign, o.project_id, o.test_package_id from unnest(p_old) o where o.resolved_at is null
-              union all
-              select 1, n.project_id, n.test_package_id from unnest(p_new) n where n.resolved_at is null) x
-        group by 1, 2) d
-    where d.open_items <> 0
+    insert into pipetrak.progress_packages as g (project_id, test_package_id, open_review_items)
+    select u.project_id, u.test_package_id, u.n
+    from unnest(p_project_ids, p_package_ids, p_counts) as u(project_id, test_package_id, n)
+    where u.n <> 0
     order by 1, 2
-    on conflict on constraint review_item_counts_key do update set open_items = r.open_items + excluded.open_items;
+    on conflict (project_id, test_package_id) do update set open_review_items = g.open_review_items + excluded.open_review_items;
 end
 $$;
 
 
--- Trigger: the items a statement raised, resolved, moved or deleted move their counts.
-create or replace function pipetrak.review_item_counts_follow_items()
+-- Trigger: the open items a statement raised, resolved, moved or deleted, netted per package,
+-- reach their packages' rows (items in no package have none: readers count those).
+create or replace function pipetrak.progress_packages_follow_items()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
     if tg_op = 'INSERT' then
-        perform pipetrak.review_item_counts_shift('{}', array(select n::pipetrak.review_items from new_rows n));
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select n.project_id, n.test_package_id, count(*)::integer as n from new_rows n
+              where n.resolved_at is null and n.test_package_id is not null group by 1, 2) x;
     elsif tg_op = 'UPDATE' then
-        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o),
-                                                  array(select n::pipetrak.review_items from new_rows n));
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
+              from (select -1 as sign, o.project_id, o.test_package_id from old_rows o
+                    where o.resolved_at is null and o.test_package_id is not null
+                    union all
+                    select 1, n.project_id, n.test_package_id from new_rows n
+                    where n.resolved_at is null and n.test_package_id is not null) r
+              group by 1, 2) x;
     else
-        perform pipetrak.review_item_counts_shift(array(select o::pipetrak.review_items from old_rows o), '{}');
+        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+        from (select o.project_id, o.test_package_id, -count(*)::integer as n from old_rows o
+              where o.resolved_at is null and o.test_package_id is not null group by 1, 2) x;
     end if;
     return null;
 end
 $$;
 
-create or replace trigger review_items_counts_insert after insert on pipetrak.review_items
+create or replace trigger review_items_packages_insert after insert on pipetrak.review_items
     referencing new table as new_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
+    for each statement execute function pipetrak.progress_packages_follow_items();
 
-create or replace trigger review_items_counts_update after update on pipetrak.review_items
+create or replace trigger review_items_packages_update after update on pipetrak.review_items
     referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
+    for each statement execute function pipetrak.progress_packages_follow_items();
 
-create or replace trigger review_items_counts_delete after delete on pipetrak.review_items
+create or replace trigger review_items_packages_delete after delete on pipetrak.review_items
     referencing old table as old_rows
-    for each statement execute function pipetrak.review_item_counts_follow_items();
-
-
--- Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or
--- to check the counts). Returns the number of open items.
-create or replace function pipetrak.rebuild_review_item_counts()
-returns bigint
-language plpgsql volatile
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    lock table pipetrak.review_item_counts in exclusive mode;
-    delete from pipetrak.review_item_counts;
-    insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
-    select r.project_id, r.test_package_id, count(*) from pipetrak.review_items r where r.resolved_at is null group by 1, 2;
-    return (select coalesce(sum(open_items), 0) from pipetrak.review_item_counts);
-end
-$$;
+    for each statement execute function pipetrak.progress_packages_follow_items();
 
 
 create or replace view pipetrak_api.test_package_readiness with (security_invoker = true) as
--- The members' counts are the package's row of progress_packages (kept from the parts).
+-- The members' counts and open review items are the package's row of progress_packages (kept
+-- from the parts and the items by the triggers above).
 with parts as (
     select g.project_id, g.test_package_id, g.component_count as members, g.component_count - g.post_hydro_count as testable,
-           g.ready_count as ready, g.post_hydro_count as post_hydro
-    from pipetrak.progress_packages g
-    where g.test_package_id is not null),
--- Open items carry their live component's package, and are counted per package (both kept by the
--- triggers above).
-items as (
-    select r.project_id, r.test_package_id, r.open_items::bigint as n
-    from pipetrak.review_item_counts r
-    where r.test_package_id is not null),
+           g.ready_count as ready, g.post_hydro_count as post_hydro, g.open_review_items::bigint as open_items
+    from pipetrak.progress_packages g),
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
@@ -7341,11 +7348,10 @@ stages as (
 select t.id as test_package_id, t.project_id, t.name as test_package_name, t.test_type, t.target_date,
        coalesce(p.members, 0)::bigint as members, coalesce(p.testable, 0)::bigint as testable, coalesce(p.ready, 0)::bigint as ready,
        case when coalesce(p.testable, 0) = 0 then 100.00 else round(100.0 * p.ready / p.testable, 2) end as ready_percent,
-       coalesce(p.post_hydro, 0)::bigint as post_hydro, coalesce(i.n, 0) as open_review_items,
+       coalesce(p.post_hydro, 0)::bigint as post_hydro, coalesce(p.open_items, 0) as open_review_items,
        coalesce(x.n, 0) as open_examinations, coalesce(s.state, 'draft') as state
 from pipetrak.test_packages t
 left join parts p on p.project_id = t.project_id and p.test_package_id = t.id
-left join items i on i.project_id = t.project_id and i.test_package_id = t.id
 left join examinations x on x.project_id = t.project_id and x.test_package_id = t.id
 left join stages s on s.project_id = t.project_id and s.test_package_id = t.id
 where t.retired_at is null;
@@ -7680,6 +7686,11 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_apply
+    -- does for every component write, which fires after this row trigger).
+    if pipetrak.current_user_id() is not null then
+        perform pipetrak.take_due_snapshots(new.project_id, null);
+    end if;
     if (old.retired_at is null) <> (new.retired_at is null) then
         if not pipetrak.progress_deferred() then
             perform pipetrak.progress_days_scope(case when new.retired_at is null then 1 else -1 end, array[new.id], null);
@@ -7802,9 +7813,10 @@ end
 $$;
 
 
--- Freezes every locked week of a project not frozen yet (see the notes). The milestone engine
--- calls it before it writes an event, so a write never lands in a week it freezes. Taking twice
--- changes nothing. Returns the weeks taken.
+-- Freezes every locked week of a project not frozen yet (see the notes). Every component write
+-- through the API calls it before it changes the parts or the days (progress_parts_apply,
+-- progress_days_follow_component), as do package earning, bulk updates and budgets, so a write
+-- never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.
 create or replace function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)
 returns integer
 language plpgsql volatile
@@ -8285,13 +8297,21 @@ end
 $$;
 
 
--- Sets the progress parts' budgets and earned man-hours of a project from its components' budgets.
+-- Sets the progress parts' budgets and earned man-hours of a project from its components' budgets
+-- (due weeks frozen first: a snapshot keeps the budget it had).
 create or replace function pipetrak.refresh_part_budgets(p_project_id bigint)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.take_due_snapshots(p_project_id, null);
+    -- Every part and package row of the project is about to change: locked first, in key order
+    -- (as every writer of the parts locks them), so no concurrent writer waits on us in a circle.
+    perform from pipetrak.progress_parts p where p.project_id = p_project_id
+    order by p.project_id, p.test_package_id, p.drawing_id, p.area_id, p.system_id, p.component_type
+    for update;
+    perform from pipetrak.progress_packages g where g.project_id = p_project_id order by g.test_package_id for update;
     update pipetrak.progress_parts set budget_mh = 0, mh_receive = 0, mh_install = 0, mh_punch = 0, mh_test = 0, mh_restore = 0
     where project_id = p_project_id and (budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore) <> (0, 0, 0, 0, 0, 0);
     update pipetrak.progress_parts p set budget_mh = x.budget, mh_receive = x.receive, mh_install = x.install, mh_punch = x.punch,
@@ -8438,8 +8458,8 @@ $$;
 -- One row per project, each figure a lateral subquery of that project: a filter on the project
 -- (a client reads its own) reaches every part, so the dashboard reads one project's rows and not
 -- every visible project's; its totals, packages ready and open review items are the project's
--- package rows (progress_packages, review_item_counts: one per package, not one per part or
--- item), and this week's credit is a range of
+-- package rows (progress_packages: one per package, not one per part or item) with the parts and
+-- open items in no package (index ranges), and this week's credit is a range of
 -- the (project, work date) index however long the history (week_start is leakproof).
 create or replace view pipetrak_api.project_dashboard with (security_invoker = true) as
 select pr.id as project_id, pr.name as project_name,
@@ -8451,9 +8471,15 @@ select pr.id as project_id, pr.name as project_name,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
 cross join lateral (
-    select sum(g.component_count) as components, sum(g.completed_count) as completed,
-           sum(g.earned_total) as earned, sum(g.budget_mh) as budget, sum(g.mh_earned) / 1000000 as earned_mh
-    from pipetrak.progress_packages g where g.project_id = pr.id) x
+    select sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
+           sum(u.budget) as budget, sum(u.mh) / 1000000 as earned_mh
+    from (select g.component_count as components, g.completed_count as completed, g.earned_total as earned,
+                 g.budget_mh as budget, g.mh_earned as mh
+          from pipetrak.progress_packages g where g.project_id = pr.id
+          union all
+          select p.component_count, p.completed_count, p.earned_total, p.budget_mh,
+                 p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore
+          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u) x
 cross join lateral (
     select count(*) as ready
     from pipetrak.progress_packages g
@@ -8461,7 +8487,9 @@ cross join lateral (
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
       and g.component_count - g.post_hydro_count - g.ready_count = 0) k
 cross join lateral (
-    select coalesce(sum(r.open_items), 0)::bigint as open from pipetrak.review_item_counts r where r.project_id = pr.id) i
+    select (select coalesce(sum(g.open_review_items), 0) from pipetrak.progress_packages g where g.project_id = pr.id)
+           + (select count(*) from pipetrak.review_items r
+              where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) as open) i
 cross join lateral (
     select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d
@@ -8833,7 +8861,6 @@ begin
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
-    delete from pipetrak.review_item_counts where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);
     delete from pipetrak.nde_results where project_id = any (p_project_ids);
     delete from pipetrak.weld_events where project_id = any (p_project_ids);
@@ -10606,7 +10633,11 @@ comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] 
 
 comment on function pipetrak.progress_groups is 'Progress per group from per-part credit and availability: a frozen week''s as it was frozen, or the days up to a date beside what is available now. `exact_percent` is unrounded.';
 
-comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables. A part never changes key (writers add to counters), but if one did, it would move.';
+comment on function pipetrak.progress_packages_add_items is 'Adds open review items to their packages'' rows (progress_packages), in key order; counts that net to zero are not written.';
+
+comment on function pipetrak.progress_packages_follow_items is 'Trigger: the open items a statement raised, resolved, moved or deleted, netted per package, reach their packages'' rows (items in no package have none: readers count those).';
+
+comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables; the parts come in package order, so the package rows are locked in key order too. A part never changes key (writers add to counters), but if one did, it would move.';
 
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
@@ -10648,8 +10679,6 @@ comment on function pipetrak.rebuild_progress_days is 'Rebuilds the days from th
 
 comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress part from the components (for a DBA: after a data-only restore with triggers disabled, or to check the parts against a recount). Returns the number of parts.';
 
-comment on function pipetrak.rebuild_review_item_counts is 'Recounts the open review items (for a DBA: after a data-only restore with triggers disabled, or to check the counts). Returns the number of open items.';
-
 comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
 
 comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
@@ -10660,7 +10689,7 @@ comment on function pipetrak.reference_project is 'The project of a live area/sy
 
 comment on function pipetrak.reference_table is 'The table behind a reference kind (''area'', ''system'', ''test_package'').';
 
-comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets.';
+comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' budgets and earned man-hours of a project from its components'' budgets (due weeks frozen first: a snapshot keeps the budget it had).';
 
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
 
@@ -10707,10 +10736,6 @@ comment on function pipetrak.retire_drawing is 'Retires a drawing and its live c
 comment on function pipetrak.retire_reference is 'Retires an area, system or test package that no live drawing or component uses.';
 
 comment on function pipetrak.retire_weld is 'Retires a weld with a reason (at least 10 characters).';
-
-comment on function pipetrak.review_item_counts_follow_items is 'Trigger: the items a statement raised, resolved, moved or deleted move their counts.';
-
-comment on function pipetrak.review_item_counts_shift is 'Moves the counts from the items as they were (`p_old`) to the items as they are (`p_new`).';
 
 comment on function pipetrak.review_item_package is 'Review items follow their component''s test package: an item takes it when it is raised (a restored dump keeps the one it had), and open items follow the component when it moves to another package, is retired (none) or restored.';
 
@@ -10764,7 +10789,7 @@ comment on function pipetrak.sync_profile is 'Creates or refreshes the caller''s
 
 comment on function pipetrak.take_all_due_snapshots is 'Every project''s due snapshots (what pg_cron runs).';
 
-comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). The milestone engine calls it before it writes an event, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
+comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). Every component write through the API calls it before it changes the parts or the days (progress_parts_apply, progress_days_follow_component), as do package earning, bulk updates and budgets, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
 
 comment on function pipetrak.take_snapshot is 'Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.';
 
@@ -10925,8 +10950,8 @@ $$;
 
 
 -- pg_dump skips extension tables unless they are registered: every data table and its sequence.
--- Not progress_parts, progress_packages, review_item_counts, weld_tallies, weld_day_tallies,
--- progress_days, component_touches: restoring the components, welds, events and review items
+-- Not progress_parts, progress_packages, weld_tallies, weld_day_tallies, progress_days,
+-- component_touches: restoring the components, welds, events and review items
 -- rebuilds them (their COPY fires the triggers), so dumping them too would count everything twice. Not progress_deferrals: it only holds rows inside a
 -- transaction. One call per relation: each call rewrites the extension's catalog row.
 create or replace function pipetrak.register_dump_tables()
@@ -11031,9 +11056,7 @@ comment on table pipetrak.component_budgets is 'Each component''s budgeted man-h
 
 comment on table pipetrak.progress_parts is 'Derived progress per drawing, area, system, package and type, kept by statement triggers; the rollups sum it. Not dumped: rebuilt on restore (rebuild_progress_parts).';
 
-comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package (and for the parts in none), kept by a trigger on the parts; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
-
-comment on table pipetrak.review_item_counts is 'Derived: open review items per project and test package (and for items in none), kept by triggers on the items; readiness and the dashboard read it. Not dumped: a restore counts the items again.';
+comment on table pipetrak.progress_packages is 'Derived: the progress parts summed per test package, with its open review items, kept by triggers on the parts and the items; the dashboard and package readiness read it. Not dumped: rebuilt with the parts.';
 
 comment on table pipetrak.event_outbox is 'Signed change events of committed transactions waiting for the event sender to NOTIFY them (a few rows for milliseconds). Unlogged; not dumped.';
 

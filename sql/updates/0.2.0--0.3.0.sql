@@ -60,39 +60,38 @@ create index components_weld_number_idx on pipetrak.components (project_id, tag,
 -- for each component a write touches.
 alter table pipetrak.component_touches drop constraint component_touches_project_id_fkey;
 
--- The parts summed per test package, for the dashboard and readiness (a trigger on the parts keeps
--- them from here on; filled from the parts as they stand).
+-- The parts summed per test package, with its open review items, for the dashboard and readiness
+-- (triggers on the parts and the items keep them from here on; filled from them as they stand).
 create table pipetrak.progress_packages (
-    project_id       bigint not null,
-    test_package_id  bigint,
-    component_count  integer not null default 0,
-    completed_count  integer not null default 0,
-    earned_total     bigint not null default 0,
-    post_hydro_count integer not null default 0,
-    ready_count      integer not null default 0,
-    budget_mh        numeric not null default 0,
-    mh_earned        numeric not null default 0,
-    constraint progress_packages_key unique nulls not distinct (project_id, test_package_id)
+    project_id        bigint not null,
+    test_package_id   bigint not null,
+    component_count   integer not null default 0,
+    completed_count   integer not null default 0,
+    earned_total      bigint not null default 0,
+    post_hydro_count  integer not null default 0,
+    ready_count       integer not null default 0,
+    budget_mh         numeric not null default 0,
+    mh_earned         numeric not null default 0,
+    open_review_items integer not null default 0,
+    primary key (project_id, test_package_id)
 );
 alter table pipetrak.progress_packages enable row level security;
 insert into pipetrak.progress_packages (project_id, test_package_id, component_count, completed_count, earned_total,
-                                        post_hydro_count, ready_count, budget_mh, mh_earned)
-select project_id, test_package_id, sum(component_count), sum(completed_count), sum(earned_total), sum(post_hydro_count),
-       sum(ready_count), sum(budget_mh), sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore)
-from pipetrak.progress_parts
-group by project_id, test_package_id;
-
--- Open review items counted per package, for readiness and the dashboard (triggers on the items
--- keep them from here on; filled from the items as they stand).
-create table pipetrak.review_item_counts (
-    project_id      bigint not null,
-    test_package_id bigint,
-    open_items      integer not null default 0,
-    constraint review_item_counts_key unique nulls not distinct (project_id, test_package_id)
-);
-alter table pipetrak.review_item_counts enable row level security;
-insert into pipetrak.review_item_counts (project_id, test_package_id, open_items)
-select project_id, test_package_id, count(*) from pipetrak.review_items where resolved_at is null group by 1, 2;
+                                        post_hydro_count, ready_count, budget_mh, mh_earned, open_review_items)
+select k.project_id, k.test_package_id, coalesce(p.component_count, 0), coalesce(p.completed_count, 0),
+       coalesce(p.earned_total, 0), coalesce(p.post_hydro_count, 0), coalesce(p.ready_count, 0), coalesce(p.budget_mh, 0),
+       coalesce(p.mh_earned, 0), coalesce(r.open_items, 0)
+from (select project_id, test_package_id from pipetrak.progress_parts where test_package_id is not null
+      union
+      select project_id, test_package_id from pipetrak.review_items where resolved_at is null and test_package_id is not null) k
+left join (select project_id, test_package_id, sum(component_count) as component_count, sum(completed_count) as completed_count,
+                  sum(earned_total) as earned_total, sum(post_hydro_count) as post_hydro_count, sum(ready_count) as ready_count,
+                  sum(budget_mh) as budget_mh, sum(mh_receive + mh_install + mh_punch + mh_test + mh_restore) as mh_earned
+           from pipetrak.progress_parts where test_package_id is not null group by 1, 2) p
+       on p.project_id = k.project_id and p.test_package_id = k.test_package_id
+left join (select project_id, test_package_id, count(*) as open_items from pipetrak.review_items
+           where resolved_at is null and test_package_id is not null group by 1, 2) r
+       on r.project_id = k.project_id and r.test_package_id = k.test_package_id;
 
 -- ==== after the code ====
 
