@@ -163,8 +163,12 @@ begin
         end if;
     end if;
     -- The rows pass as arrays, 10,000 components at a time (by id, a component's old and new row
-    -- together): a restore's COPY of every component is one statement.
-    if tg_op = 'INSERT' then
+    -- together): a restore's COPY of every component is one statement. A statement of a few rows
+    -- (a milestone update: one) passes them at once, without grouping.
+    if tg_op = 'UPDATE' and (select count(*) from (select from new_rows limit 10001) n) <= 10000 then
+        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
+                                              array(select n::pipetrak.components from new_rows n));
+    elsif tg_op = 'INSERT' then
         perform pipetrak.progress_parts_shift('{}', x.rows)
         from (select array_agg(n::pipetrak.components) as rows from new_rows n group by n.id / 10000) x;
     elsif tg_op = 'UPDATE' then
