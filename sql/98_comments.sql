@@ -126,6 +126,7 @@ comment on function pipetrak.lock_package is 'The live test package (locked), af
 comment on function pipetrak.lock_stage is 'The package''s stage (locked) and the order of all its stages, for one stage operation.';
 comment on function pipetrak.lock_weld is 'The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld, and a weld that has a repair (it takes no more changes).';
 comment on function pipetrak.lock_welder is 'A welder of the caller''s project, locked after checking the caller''s permission on it.';
+comment on function pipetrak.locked_week_end is 'The Sunday ending the latest week locked now in a time zone (the rule is Rust''s last_locked_sunday). No FROM clause, so the planner inlines it.';
 comment on function pipetrak.log_component_change is 'Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).';
 comment on function pipetrak.log_package_event is 'Appends an event to a package''s history: the stage, what was done, before, after, reason and actor.';
 comment on function pipetrak.logging is 'Whether log lines of `what` (imports, refusals) are on.';

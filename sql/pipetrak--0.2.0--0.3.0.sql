@@ -7750,14 +7750,23 @@ create policy weekly_snapshots_select_member on pipetrak.weekly_snapshots for se
     using (project_id in (select pipetrak.my_project_ids()));
 
 
+-- The Sunday ending the latest week locked now in a time zone (the rule is Rust's
+-- last_locked_sunday). No FROM clause, so the planner inlines it.
+create or replace function pipetrak.locked_week_end(p_time_zone text)
+returns date
+language sql stable parallel safe
+as $$
+    select date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from now() at time zone p_time_zone)::bigint)::integer
+$$;
+
+
 -- The Sunday ending the project's latest locked week.
 create or replace function pipetrak.last_locked_week_end(p_project_id bigint)
 returns date
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select date '1970-01-01' + pipetrak.last_locked_sunday(extract(epoch from now() at time zone p.time_zone)::bigint)::integer
-    from pipetrak.projects p where p.id = p_project_id
+    select pipetrak.locked_week_end(p.time_zone) from pipetrak.projects p where p.id = p_project_id
 $$;
 
 
@@ -7827,12 +7836,17 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    -- The engine passes the last locked week's Sunday it has at hand.
-    v_last date := coalesce(p_last_locked, pipetrak.last_locked_week_end(p_project_id));
-    v_taken date := (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id);
+    v_last date := p_last_locked;
+    v_taken date;
     v_week date;
     v_count integer := 0;
 begin
+    -- One statement whose plan the session keeps (every component write runs it): the last locked
+    -- week's Sunday (unless the caller has it at hand) and the last week taken.
+    select coalesce(v_last, pipetrak.locked_week_end(p.time_zone)),
+           (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p.id)
+    into v_last, v_taken
+    from pipetrak.projects p where p.id = p_project_id;
     if v_last is null or v_taken >= v_last then
         return 0;
     end if;
@@ -10552,6 +10566,8 @@ comment on function pipetrak.lock_stage is 'The package''s stage (locked) and th
 comment on function pipetrak.lock_weld is 'The weld (locked, checked for `p_permission`) and its facts; refuses what is not a field weld, and a weld that has a repair (it takes no more changes).';
 
 comment on function pipetrak.lock_welder is 'A welder of the caller''s project, locked after checking the caller''s permission on it.';
+
+comment on function pipetrak.locked_week_end is 'The Sunday ending the latest week locked now in a time zone (the rule is Rust''s last_locked_sunday). No FROM clause, so the planner inlines it.';
 
 comment on function pipetrak.log_component_change is 'Logs the fields of `p_before` whose values `p_after` changes (nothing when none did).';
 
