@@ -427,10 +427,12 @@ create index progress_parts_test_package_idx on pipetrak.progress_parts (project
 -- large project (18,000 parts and 20,000 items for 1,000,000 components: 25 ms a dashboard).
 -- Components and items in no package have no row here (readers take them from the parts and the
 -- items): a row every unpackaged write of a project shared would make its writers wait for each
--- other's commits. Writers lock a package's row, as they lock a part's, in key order — the parts
--- are written in (project, package, …) order — so two writers never wait on each other in a
--- circle. Derived like the parts: not dumped, no foreign keys (purge_projects removes a
--- project's rows).
+-- other's commits. Within one statement, writers lock package rows in key order (the parts are
+-- written in (project, package, …) order). A package's row is held to commit like a part's, so a
+-- transaction of many statements (an import's commit, a move of components with open items) can
+-- still meet a concurrent writer of the same package in a deadlock, which PostgreSQL breaks by
+-- failing one of them (40P01; the request can be sent again). Derived like the parts: not
+-- dumped, no foreign keys (purge_projects removes a project's rows).
 create table pipetrak.progress_packages (
     project_id        bigint not null,
     test_package_id   bigint not null,
