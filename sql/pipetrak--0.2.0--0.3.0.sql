@@ -1150,8 +1150,8 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 --   counts and earned sums, maintained by statement-level triggers on `components` (transition
 --   tables, the old rows netted against the new: one upsert per part that changes, key order). A
 --   milestone update writes one part row of its drawing, once — never a row shared by the whole
---   project — and the rollup views sum a few thousand rows instead of scanning components. Category % = earned credit ÷ available credit in that
---   category (weighted).
+--   project — and the rollup views sum a few thousand rows instead of scanning components.
+--   Category % = earned credit ÷ available credit in that category (weighted).
 -- - The parts also count post-hydro members and testable members ready for their package's test
 --   (`ready_for_test`); a weld's NDE changes its count through the trigger on `field_welds`
 --   (13_packages.sql). `progress_packages` sums the parts per test package (a row trigger on the
