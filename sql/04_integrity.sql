@@ -41,13 +41,17 @@ $$;
 -- into them once, where thousands of upserts of one row in one transaction would each walk the
 -- row's growing chain of versions. Only the extension writes progress_deferrals, so a user who
 -- sets pipetrak.progress_deferred skips nothing.
+-- PL/pgSQL without a search_path of its own (every caller is an extension function that fixes
+-- one; the body names its table): every component write asks, and a SQL function it can't inline
+-- is planned again in each transaction (~30 µs), where PL/pgSQL keeps its plan for the session.
 create function pipetrak.progress_deferred()
 returns boolean
-language sql stable
-set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
-    select current_setting('pipetrak.progress_deferred', true) = 'on'
-       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
+begin
+    return current_setting('pipetrak.progress_deferred', true) = 'on'
+       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id());
+end
 $$;
 
 -- Defers the rollups to the end of the running transaction's bulk write (see progress_deferred),

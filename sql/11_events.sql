@@ -14,10 +14,12 @@ as $$
 $$;
 
 -- The channel name a channel key stands for (49 characters, below the 63 a name may have).
+-- No search_path of its own, so the planner inlines it (built-in functions only): the sender
+-- reads it at every commit that queued events, and a SQL function it can't inline is planned
+-- again in each transaction.
 create function pipetrak.channel_name(p_channel_key bytea)
 returns text
-language sql immutable
-set search_path = pg_catalog, pg_temp
+language sql immutable parallel safe
 as $$
     select 'pipetrak_' || left(encode(sha256(p_channel_key), 'hex'), 40)
 $$;

@@ -1188,13 +1188,17 @@ $$;
 -- into them once, where thousands of upserts of one row in one transaction would each walk the
 -- row's growing chain of versions. Only the extension writes progress_deferrals, so a user who
 -- sets pipetrak.progress_deferred skips nothing.
+-- PL/pgSQL without a search_path of its own (every caller is an extension function that fixes
+-- one; the body names its table): every component write asks, and a SQL function it can't inline
+-- is planned again in each transaction (~30 µs), where PL/pgSQL keeps its plan for the session.
 create or replace function pipetrak.progress_deferred()
 returns boolean
-language sql stable
-set search_path = pg_catalog, pg_temp
+language plpgsql stable
 as $$
-    select current_setting('pipetrak.progress_deferred', true) = 'on'
-       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id())
+begin
+    return current_setting('pipetrak.progress_deferred', true) = 'on'
+       and exists (select from pipetrak.progress_deferrals d where d.backend_pid = pg_backend_pid() and d.xact = pg_current_xact_id());
+end
 $$;
 
 
@@ -4937,10 +4941,12 @@ $$;
 
 
 -- The channel name a channel key stands for (49 characters, below the 63 a name may have).
+-- No search_path of its own, so the planner inlines it (built-in functions only): the sender
+-- reads it at every commit that queued events, and a SQL function it can't inline is planned
+-- again in each transaction.
 create or replace function pipetrak.channel_name(p_channel_key bytea)
 returns text
-language sql immutable
-set search_path = pg_catalog, pg_temp
+language sql immutable parallel safe
 as $$
     select 'pipetrak_' || left(encode(sha256(p_channel_key), 'hex'), 40)
 $$;
@@ -10347,7 +10353,7 @@ comment on function pipetrak.change_events is 'The events `changes` ({kind: [ids
 
 comment on function pipetrak.change_member_role is 'Changes a member''s role. Nobody changes their own; only owners touch owners.';
 
-comment on function pipetrak.channel_name is 'The channel name a channel key stands for (49 characters, below the 63 a name may have).';
+comment on function pipetrak.channel_name is 'The channel name a channel key stands for (49 characters, below the 63 a name may have). No search_path of its own, so the planner inlines it (built-in functions only): the sender reads it at every commit that queued events, and a SQL function it can''t inline is planned again in each transaction.';
 
 comment on function pipetrak.check_assignment is 'Checks that the given area/system/test package ids are live rows of the project.';
 
@@ -10647,7 +10653,7 @@ comment on function pipetrak.progress_days_scope is 'Adds `p_sign` times the who
 
 comment on function pipetrak.progress_defer is 'Defers the rollups to the end of the running transaction''s bulk write (see progress_deferred), and the history''s days too when `p_days` (the writer then adds its events itself); whatever the session set, the flags say what this writer wants.';
 
-comment on function pipetrak.progress_deferred is 'Whether the running transaction''s bulk write (update_milestones, a package earning its milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes into them once, where thousands of upserts of one row in one transaction would each walk the row''s growing chain of versions. Only the extension writes progress_deferrals, so a user who sets pipetrak.progress_deferred skips nothing.';
+comment on function pipetrak.progress_deferred is 'Whether the running transaction''s bulk write (update_milestones, a package earning its milestone, component_batch) has deferred the rollups to its end: a bulk write nets its changes into them once, where thousands of upserts of one row in one transaction would each walk the row''s growing chain of versions. Only the extension writes progress_deferrals, so a user who sets pipetrak.progress_deferred skips nothing. PL/pgSQL without a search_path of its own (every caller is an extension function that fixes one; the body names its table): every component write asks, and a SQL function it can''t inline is planned again in each transaction (~30 µs), where PL/pgSQL keeps its plan for the session.';
 
 comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] per group (rollbacks subtract), as % of the group''s available credit now, in man-hours where budgets exist, and the components the window''s events touched.';
 
