@@ -57,6 +57,9 @@ comment on function pipetrak.delete_organization is 'Deletes an organization and
 comment on function pipetrak.delete_project is 'Deletes a project and everything of it, when an owner or admin names it exactly (archived or not).';
 comment on function pipetrak.describe_api_columns is 'Comments every column of the API''s views from the dictionary below; raises if a column has no words or the dictionary has words no column takes.';
 comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
+comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). Granted to no user role.';
+comment on function pipetrak.distribution_obstacles is 'What stops the schema from being distributed by project on Citus, one row an obstacle: the table (or table.object) and what Citus would refuse. Empty when distribute() can run.';
+comment on function pipetrak.distribution_plan is 'Where each table of pipetrak goes on a Citus cluster: ''reference'', ''distributed'' (by project_id) or ''coordinator''.';
 comment on function pipetrak.drawing_lookalike is 'The letters and digits of a drawing key: two keys that share it look alike.';
 comment on function pipetrak.drawing_project is 'The project of a live drawing the caller may act on with `p_permission`, or drawing_not_found.';
 comment on function pipetrak.drop_extension_unschedules is 'DROP EXTENSION pipetrak takes the job with it: before the command runs (the objects it drops are not listed before they go), its text says whether pipetrak is among the extensions named. A drop that then fails rolls the unscheduling back with it.';

@@ -158,11 +158,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "platform",
     requires = ["realtime", setting_registry, max_batch_items]
 );
+// Scale-out on Citus: where each table goes, what stops it, and distribute().
+::pgrx::extension_sql_file!(
+    "../sql/19_distribution.sql",
+    name = "distribution",
+    requires = ["platform"]
+);
 // What each column of the API's views holds (PostgREST's OpenAPI document, a DBA's \d+).
 ::pgrx::extension_sql_file!(
     "../sql/97_column_comments.sql",
     name = "column_comments",
-    requires = ["platform"]
+    requires = ["distribution"]
 );
 // What each internal function does, generated from the comments above it (for a DBA's \df+).
 ::pgrx::extension_sql_file!(

@@ -93,6 +93,11 @@ left join (select project_id, test_package_id, count(*) as open_items from pipet
            where resolved_at is null and test_package_id is not null group by 1, 2) r
        on r.project_id = k.project_id and r.test_package_id = k.test_package_id;
 
+-- Scale-out on Citus: distribute() refuses where Citus is missing or the schema is not ready.
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('citus_missing', 'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
+    ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.');
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).

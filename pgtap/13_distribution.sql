@@ -1,0 +1,50 @@
+-- Scale-out on Citus: where each table goes, what the schema still lacks, and distribute()'s
+-- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
+begin;
+select plan(6);
+
+select is(
+    (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
+     where o.obstacle = 'the table is not in distribution_plan()'),
+    null, 'every table of pipetrak has a place in distribution_plan()');
+
+select is(
+    (select array_agg(p.table_name order by p.table_name) from pipetrak.distribution_plan() p
+     where to_regclass('pipetrak.' || p.table_name) is null),
+    null, 'distribution_plan() names only tables that exist');
+
+select is(
+    (select array_agg(p.table_name order by p.table_name) from pipetrak.distribution_plan() p
+     group by p.table_name having count(*) > 1),
+    null, 'distribution_plan() places each table once');
+
+-- A table nobody placed is an obstacle, and one without project_id and a key without it are
+-- found once it is placed among the sharded ones (the detector reads the catalog, not a list).
+create table pipetrak.probe_unplaced (id bigint primary key);
+select is(
+    (select array_agg(o.obstacle order by o.obstacle) from pipetrak.distribution_obstacles() o where o.object like 'probe_unplaced%'),
+    array['the table is not in distribution_plan()'], 'a new table is an obstacle until distribution_plan() places it');
+drop table pipetrak.probe_unplaced;
+
+-- A sharded table (by its name in the plan) without project_id, with a key and a policy Citus
+-- refuses and a statement trigger reading its transition table: each is found.
+alter table pipetrak.weld_day_tallies rename to weld_day_tallies_kept;
+create table pipetrak.weld_day_tallies (id bigint primary key, owner_id bigint);
+alter table pipetrak.weld_day_tallies enable row level security;
+create policy probe_policy on pipetrak.weld_day_tallies using (owner_id in (select 1));
+create trigger probe_trigger after insert on pipetrak.weld_day_tallies referencing new table as n
+    for each statement execute function pipetrak.queue_changes();
+select is(
+    (select array_agg(o.object || ': ' || o.obstacle order by o.object, o.obstacle) from pipetrak.distribution_obstacles() o
+     where o.object = 'weld_day_tallies' or o.object like 'weld\_day\_tallies.%'),
+    array['weld_day_tallies: no project_id column to shard by',
+          'weld_day_tallies.probe_policy: a row-level security policy with a subquery',
+          'weld_day_tallies.probe_trigger: a statement trigger reading transition tables',
+          'weld_day_tallies.weld_day_tallies_pkey: a primary or unique key without project_id'],
+    'what Citus refuses in a sharded table is each found in the catalog');
+
+select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
+                 'distribute() is refused where Citus is not installed');
+
+select * from finish();
+rollback;

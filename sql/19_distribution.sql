@@ -1,0 +1,137 @@
+-- Scale-out on Citus, sharded by project (optional: plain PostgreSQL 15 and Supabase are the
+-- product as shipped).
+--
+-- Design notes (decisions where the spec was silent):
+-- - One place says where each table goes (`distribution_plan`): reference tables (copied to every
+--   node: the catalog, who is who, and the projects themselves, so a project's row is next to its
+--   shards), distributed tables (sharded by `project_id`, co-located: one project's rows of every
+--   table on one node), and coordinator tables (a backend's own bookkeeping and the change events'
+--   outbox, read and written on the node the session runs on). A table the plan does not name is
+--   itself an obstacle, so a new table can't be forgotten.
+-- - What Citus refuses in the schema is found by reading the catalog (`distribution_obstacles`),
+--   on any PostgreSQL: the list shrinks as the schema is made ready, and `distribute()` refuses
+--   while it is not empty, with a catalogued error, before it changes anything. A half-distributed
+--   database is worse than none.
+-- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
+--   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
+
+-- Where each table of pipetrak goes on a Citus cluster: 'reference', 'distributed' (by project_id)
+-- or 'coordinator'.
+create function pipetrak.distribution_plan()
+returns table (table_name text, placement text)
+language sql immutable parallel safe
+as $$
+    select t, 'reference' from unnest(array['error_codes', 'user_profiles', 'organizations', 'memberships', 'invitations',
+                                             'projects', 'project_secrets']) t
+    union all
+    select t, 'coordinator' from unnest(array['progress_deferrals', 'historical_writes', 'event_outbox', 'event_sender']) t
+    union all
+    select t, 'distributed' from unnest(array['areas', 'systems', 'test_packages', 'drawings', 'milestone_templates', 'welders',
+                                               'components', 'field_welds', 'milestone_events', 'review_items', 'client_requests',
+                                               'budget_versions', 'component_budgets', 'progress_parts', 'progress_packages',
+                                               'import_jobs', 'import_rows', 'component_sources', 'nde_results', 'weld_events',
+                                               'weld_tallies', 'weld_day_tallies', 'examination_calls', 'package_stages',
+                                               'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
+                                               'progress_days', 'component_touches', 'snapshot_weeks', 'weekly_snapshots',
+                                               'component_changes']) t
+$$;
+
+-- What stops the schema from being distributed by project on Citus, one row an obstacle: the
+-- table (or table.object) and what Citus would refuse. Empty when distribute() can run.
+create function pipetrak.distribution_obstacles()
+returns table (object text, obstacle text)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with tables as (
+        select c.oid, c.relname::text as name, p.placement
+        from pg_class c
+        left join pipetrak.distribution_plan() p on p.table_name = c.relname
+        where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'p')),
+    sharded as (
+        select t.* from tables t where t.placement = 'distributed'),
+    found as (
+        select t.name as object, 'the table is not in distribution_plan()' as obstacle
+        from tables t where t.placement is null
+        union all
+        select t.name, 'no project_id column to shard by'
+        from sharded t
+        where not exists (select from pg_attribute a where a.attrelid = t.oid and a.attname = 'project_id' and not a.attisdropped)
+        union all
+        select t.name || '.' || k.conname, case k.contype when 'f' then 'a foreign key between sharded tables without project_id'
+                                                         else 'a primary or unique key without project_id' end
+        from sharded t
+        join pg_constraint k on k.conrelid = t.oid and k.contype in ('p', 'u', 'f')
+        where (k.contype <> 'f' or k.confrelid in (select s.oid from sharded s))
+          and not exists (select from pg_attribute a
+                          where a.attrelid = t.oid and a.attname = 'project_id' and a.attnum = any (k.conkey))
+        union all
+        select t.name || '.' || p.polname, 'a row-level security policy with a subquery'
+        from tables t
+        join pg_policy p on p.polrelid = t.oid
+        where t.placement in ('distributed', 'reference')
+          and concat(pg_get_expr(p.polqual, p.polrelid), ' ', pg_get_expr(p.polwithcheck, p.polrelid)) ~* '\mselect\M'
+        union all
+        select t.name || '.' || g.tgname, 'a statement trigger reading transition tables'
+        from sharded t
+        join pg_trigger g on g.tgrelid = t.oid and not g.tgisinternal
+        where (g.tgoldtable is not null or g.tgnewtable is not null))
+    select f.object, f.obstacle from found f order by f.object, f.obstacle
+$$;
+
+-- Distributes pipetrak's tables on a Citus coordinator (as distribution_plan() says, co-located
+-- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
+-- after the workers are added. Refused where Citus is not installed, and while
+-- distribution_obstacles() lists anything (nothing is changed then). Granted to no user role.
+create function pipetrak.distribute()
+returns table (table_name text, placement text)
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_obstacles jsonb;
+    v_table record;
+    v_first text;
+begin
+    if not (select r.rolsuper from pg_roles r where r.rolname = current_user) then
+        perform pipetrak.raise_error('permission_denied', '{"needs": "a superuser (Citus changes every table)"}');
+    end if;
+    if not exists (select from pg_extension where extname = 'citus') then
+        perform pipetrak.raise_error('citus_missing');
+    end if;
+    select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
+    from pipetrak.distribution_obstacles() o;
+    if v_obstacles is not null then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
+            'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
+    end if;
+    -- Reference tables first (the sharded ones' foreign keys point at them), then the sharded
+    -- ones, parents before children (by the longest chain of foreign keys below each), all
+    -- co-located with the first.
+    for v_table in
+        select p.table_name, p.placement from pipetrak.distribution_plan() p
+        where p.placement <> 'coordinator'
+        order by p.placement = 'distributed', (
+            with recursive depth(oid, level) as (
+                select c.oid, 0 from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relname = p.table_name
+                union all
+                select k.confrelid, d.level + 1 from depth d join pg_constraint k on k.conrelid = d.oid and k.contype = 'f'
+                where k.confrelid <> d.oid and d.level < 20)
+            select max(level) from depth), p.table_name
+    loop
+        if v_table.placement = 'reference' then
+            execute format('select create_reference_table(%L)', 'pipetrak.' || v_table.table_name);
+        elsif v_first is null then
+            execute format('select create_distributed_table(%L, %L, colocate_with => %L)',
+                           'pipetrak.' || v_table.table_name, 'project_id', 'none');
+            v_first := 'pipetrak.' || v_table.table_name;
+        else
+            execute format('select create_distributed_table(%L, %L, colocate_with => %L)',
+                           'pipetrak.' || v_table.table_name, 'project_id', v_first);
+        end if;
+        table_name := v_table.table_name;
+        placement := v_table.placement;
+        return next;
+    end loop;
+end
+$$;
