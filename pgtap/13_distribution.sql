@@ -1,7 +1,7 @@
 -- Scale-out on Citus: where each table goes, what the schema still lacks, and distribute()'s
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
-select plan(6);
+select plan(7);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -26,10 +26,16 @@ select is(
     array['the table is not in distribution_plan()'], 'a new table is an obstacle until distribution_plan() places it');
 drop table pipetrak.probe_unplaced;
 
--- A sharded table (by its name in the plan) without project_id, with a key and a policy Citus
--- refuses and a statement trigger reading its transition table: each is found.
+-- A sharded table (by its name in the plan) with keys, a unique index and a foreign key Citus
+-- refuses, a policy with a subquery and a trigger reading a transition table: each is found, and
+-- what carries project_id (a unique key, a foreign key pairing it) is not.
 alter table pipetrak.weld_day_tallies rename to weld_day_tallies_kept;
-create table pipetrak.weld_day_tallies (id bigint primary key, owner_id bigint);
+create table pipetrak.weld_day_tallies (id bigint primary key, project_id bigint, owner_id bigint, drawing_id bigint,
+                                        unique (project_id, owner_id),
+                                        foreign key (drawing_id) references pipetrak.drawings (id),
+                                        constraint probe_paired foreign key (project_id, drawing_id)
+                                            references pipetrak.drawings (project_id, id));
+create unique index probe_index on pipetrak.weld_day_tallies (owner_id);
 alter table pipetrak.weld_day_tallies enable row level security;
 create policy probe_policy on pipetrak.weld_day_tallies using (owner_id in (select 1));
 create trigger probe_trigger after insert on pipetrak.weld_day_tallies referencing new table as n
@@ -37,11 +43,19 @@ create trigger probe_trigger after insert on pipetrak.weld_day_tallies referenci
 select is(
     (select array_agg(o.object || ': ' || o.obstacle order by o.object, o.obstacle) from pipetrak.distribution_obstacles() o
      where o.object = 'weld_day_tallies' or o.object like 'weld\_day\_tallies.%'),
-    array['weld_day_tallies: no project_id column to shard by',
+    array['weld_day_tallies.probe_index: a unique index without project_id',
           'weld_day_tallies.probe_policy: a row-level security policy with a subquery',
-          'weld_day_tallies.probe_trigger: a statement trigger reading transition tables',
-          'weld_day_tallies.weld_day_tallies_pkey: a primary or unique key without project_id'],
-    'what Citus refuses in a sharded table is each found in the catalog');
+          'weld_day_tallies.probe_trigger: a trigger reading transition tables',
+          'weld_day_tallies.weld_day_tallies_drawing_id_fkey: a foreign key between sharded tables without project_id',
+          'weld_day_tallies.weld_day_tallies_pkey: a primary, unique or exclusion key without project_id'],
+    'what Citus refuses in a sharded table is each found in the catalog, and nothing else');
+
+-- A sharded table without the column to shard by.
+alter table pipetrak.weld_tallies rename to weld_tallies_kept;
+create table pipetrak.weld_tallies (note text);
+select is(
+    (select array_agg(o.obstacle) from pipetrak.distribution_obstacles() o where o.object = 'weld_tallies'),
+    array['no project_id column to shard by'], 'a sharded table without project_id is found');
 
 select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
                  'distribute() is refused where Citus is not installed');

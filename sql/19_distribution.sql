@@ -47,7 +47,7 @@ as $$
         select c.oid, c.relname::text as name, p.placement
         from pg_class c
         left join pipetrak.distribution_plan() p on p.table_name = c.relname
-        where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'p')),
+        where c.relnamespace = 'pipetrak'::regnamespace and c.relkind in ('r', 'p') and not c.relispartition),
     sharded as (
         select t.* from tables t where t.placement = 'distributed'),
     found as (
@@ -58,13 +58,33 @@ as $$
         from sharded t
         where not exists (select from pg_attribute a where a.attrelid = t.oid and a.attname = 'project_id' and not a.attisdropped)
         union all
+        -- Keys and exclusion constraints of a sharded table hold only within a shard: each needs
+        -- project_id. A foreign key between sharded tables must pair project_id with project_id.
         select t.name || '.' || k.conname, case k.contype when 'f' then 'a foreign key between sharded tables without project_id'
-                                                         else 'a primary or unique key without project_id' end
+                                                         else 'a primary, unique or exclusion key without project_id' end
         from sharded t
-        join pg_constraint k on k.conrelid = t.oid and k.contype in ('p', 'u', 'f')
-        where (k.contype <> 'f' or k.confrelid in (select s.oid from sharded s))
+        join pg_constraint k on k.conrelid = t.oid and k.contype in ('p', 'u', 'x', 'f')
+        where case when k.contype = 'f' then
+                  k.confrelid in (select s.oid from sharded s)
+                  and not exists (select from unnest(k.conkey, k.confkey) u(a, b)
+                                  join pg_attribute x on x.attrelid = k.conrelid and x.attnum = u.a and x.attname = 'project_id'
+                                  join pg_attribute y on y.attrelid = k.confrelid and y.attnum = u.b and y.attname = 'project_id')
+              else not exists (select from pg_attribute a
+                               where a.attrelid = t.oid and a.attname = 'project_id' and a.attnum = any (k.conkey)) end
+        union all
+        select t.name || '.' || c.relname, 'a unique index without project_id'
+        from sharded t
+        join pg_index i on i.indrelid = t.oid and i.indisunique
+        join pg_class c on c.oid = i.indexrelid
+        where not exists (select from pg_constraint k where k.conindid = i.indexrelid and k.conrelid = t.oid)
           and not exists (select from pg_attribute a
-                          where a.attrelid = t.oid and a.attname = 'project_id' and a.attnum = any (k.conkey))
+                          where a.attrelid = t.oid and a.attname = 'project_id' and a.attnum = any (i.indkey::int2[]))
+        union all
+        -- A reference table is on every node: it can't point at one shard's rows.
+        select t.name || '.' || k.conname, 'a foreign key from a reference table to a sharded one'
+        from tables t
+        join pg_constraint k on k.conrelid = t.oid and k.contype = 'f'
+        where t.placement = 'reference' and k.confrelid in (select s.oid from sharded s)
         union all
         select t.name || '.' || p.polname, 'a row-level security policy with a subquery'
         from tables t
@@ -72,10 +92,11 @@ as $$
         where t.placement in ('distributed', 'reference')
           and concat(pg_get_expr(p.polqual, p.polrelid), ' ', pg_get_expr(p.polwithcheck, p.polrelid)) ~* '\mselect\M'
         union all
-        select t.name || '.' || g.tgname, 'a statement trigger reading transition tables'
-        from sharded t
+        select t.name || '.' || g.tgname, 'a trigger reading transition tables'
+        from tables t
         join pg_trigger g on g.tgrelid = t.oid and not g.tgisinternal
-        where (g.tgoldtable is not null or g.tgnewtable is not null))
+        where t.placement in ('distributed', 'reference')
+          and (g.tgoldtable is not null or g.tgnewtable is not null))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
@@ -105,6 +126,12 @@ begin
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
     end if;
+    -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
+    -- and one transaction creates every table: sequential, so a table created after one with a
+    -- foreign key to a reference table is not refused for the parallel work before it.
+    execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    perform set_config('citus.enable_unsafe_triggers', 'on', true);
+    perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
     -- Reference tables first (the sharded ones' foreign keys point at them), then the sharded
     -- ones, parents before children (by the longest chain of foreign keys below each), all
     -- co-located with the first.

@@ -12,7 +12,7 @@ CITUS_PORTS=(54330 54331 54332) # coordinator, worker 1, worker 2
 CITUS_SOCKET=$CITUS_HOME/socket
 
 # The build's own packages (apt); the rest comes with setup.sh.
-citus_packages=(libcurl4-openssl-dev liblz4-dev libzstd-dev libssl-dev libkrb5-dev autoconf flex bison make gcc)
+citus_packages=(libcurl4-openssl-dev liblz4-dev libzstd-dev libssl-dev libkrb5-dev autoconf flex bison make gcc patch)
 
 # True when Citus is installed in the system PostgreSQL 15.
 citus_installed() { [ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]; }
@@ -22,6 +22,7 @@ citus_installed() { [ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ]; }
 citus_build() {
   citus_installed && return 0
   local source=${PIPETRAK_CITUS_SOURCE:?PIPETRAK_CITUS_SOURCE names the folder of a Citus source tarball}
+  source=$(cd "$source" && pwd) || return 1
   local tarball
   tarball=$(ls "$source"/citus-*.tar.gz 2>/dev/null | head -1)
   [ -n "$tarball" ] || { echo "citus: no citus-*.tar.gz in $source" >&2; return 1; }
