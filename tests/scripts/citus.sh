@@ -111,16 +111,7 @@ citus_cluster_stop() {
 citus_database_create() {
   local db=$1 node
   for node in 0 1 2; do
-    citus_psql $node postgres <<SQL >/dev/null || return 1
-select pg_terminate_backend(pid) from pg_stat_activity where datname = '$db' and pid <> pg_backend_pid();
-drop database if exists $db;
-create database $db;
-do \$\$ begin
-  if not exists (select from pg_roles where rolname = 'anon') then create role anon nologin; end if;
-  if not exists (select from pg_roles where rolname = 'authenticated') then create role authenticated nologin; end if;
-  if not exists (select from pg_roles where rolname = 'service_role') then create role service_role nologin bypassrls; end if;
-end \$\$;
-SQL
+    database_recreate_sql "$db" | citus_psql $node postgres >/dev/null || return 1
     citus_psql $node "$db" -c "create extension citus" >/dev/null || return 1
   done
   citus_psql 0 "$db" <<SQL >/dev/null

@@ -52,20 +52,29 @@ extension_install() {
     install -m 644 "$PIPETRAK_ROOT"/sql/releases/pipetrak--*.sql "$("$PG_BIN/pg_config" --sharedir)/extension/"
 }
 
+# The SQL (for psql on the server's postgres database) that drops and creates database $1 and
+# creates PostgREST's roles where they are missing: anon, authenticated, service_role and the
+# authenticator that switches to them.
+database_recreate_sql() {
+  cat <<SQL
+select pg_terminate_backend(pid) from pg_stat_activity where datname = '$1' and pid <> pg_backend_pid();
+drop database if exists "$1";
+create database "$1";
+select format('create role %I nologin noinherit%s', r, case when r = 'service_role' then ' bypassrls' else '' end)
+from unnest(array['anon', 'authenticated', 'service_role']) r
+where not exists (select from pg_roles where rolname = r) \\gexec
+select 'create role authenticator login noinherit' where not exists (select from pg_roles where rolname = 'authenticator') \\gexec
+grant anon, authenticated, service_role to authenticator;
+SQL
+}
+
 # (Re)creates database $1 with the PostgREST roles and the extension (plus pgTAP when $2 = with-pgtap,
 # nothing when $2 = without-extension), at version $3 when given, else the current one.
 database_create() {
   local db=$1 version=""
   [ -n "${3:-}" ] && version=" version '$3'"
   psql -qX -d postgres -v ON_ERROR_STOP=1 <<SQL >/dev/null
-select pg_terminate_backend(pid) from pg_stat_activity where datname = '$db' and pid <> pg_backend_pid();
-drop database if exists "$db";
-create database "$db";
-select format('create role %I nologin noinherit%s', r, case when r = 'service_role' then ' bypassrls' else '' end)
-from unnest(array['anon', 'authenticated', 'service_role']) r
-where not exists (select from pg_roles where rolname = r) \gexec
-select 'create role authenticator login noinherit' where not exists (select from pg_roles where rolname = 'authenticator') \gexec
-grant anon, authenticated, service_role to authenticator;
+$(database_recreate_sql "$db")
 SQL
   [ "${2:-}" = without-extension ] && return 0
   psql -qX -d "$db" -v ON_ERROR_STOP=1 -c "create extension pipetrak$version cascade" >/dev/null
