@@ -32,7 +32,7 @@ drop table pipetrak.probe_unplaced;
 alter table pipetrak.weld_day_tallies rename to weld_day_tallies_kept;
 create table pipetrak.weld_day_tallies (id bigint primary key, project_id bigint, owner_id bigint, drawing_id bigint,
                                         unique (project_id, owner_id),
-                                        foreign key (drawing_id) references pipetrak.drawings (id),
+                                        foreign key (owner_id, drawing_id) references pipetrak.drawings (project_id, id),
                                         constraint probe_paired foreign key (project_id, drawing_id)
                                             references pipetrak.drawings (project_id, id));
 create unique index probe_index on pipetrak.weld_day_tallies (owner_id);
@@ -46,7 +46,7 @@ select is(
     array['weld_day_tallies.probe_index: a unique index without project_id',
           'weld_day_tallies.probe_policy: a row-level security policy with a subquery',
           'weld_day_tallies.probe_trigger: a trigger reading transition tables',
-          'weld_day_tallies.weld_day_tallies_drawing_id_fkey: a foreign key between sharded tables without project_id',
+          'weld_day_tallies.weld_day_tallies_owner_id_drawing_id_fkey: a foreign key between sharded tables without project_id',
           'weld_day_tallies.weld_day_tallies_pkey: a primary, unique or exclusion key without project_id'],
     'what Citus refuses in a sharded table is each found in the catalog, and nothing else');
 

@@ -61,31 +61,33 @@ create table pipetrak.project_secrets (
 
 -- Areas of a plant; names unique (case-insensitive) among live areas of a project.
 create table pipetrak.areas (
-    id          bigserial primary key,
+    id          bigserial,
     project_id  bigint not null references pipetrak.projects,
     name        text not null check (btrim(name) <> '' and length(name) <= 200),
     description text,
     retired_at  timestamptz,
     created_at  timestamptz not null default now(),
-    unique (project_id, id)
+    unique (project_id, id),
+    primary key (id, project_id)
 );
 create unique index areas_name_idx on pipetrak.areas (project_id, lower(name)) where retired_at is null;
 
 -- Process systems; same shape as areas.
 create table pipetrak.systems (
-    id          bigserial primary key,
+    id          bigserial,
     project_id  bigint not null references pipetrak.projects,
     name        text not null check (btrim(name) <> '' and length(name) <= 200),
     description text,
     retired_at  timestamptz,
     created_at  timestamptz not null default now(),
-    unique (project_id, id)
+    unique (project_id, id),
+    primary key (id, project_id)
 );
 create unique index systems_name_idx on pipetrak.systems (project_id, lower(name)) where retired_at is null;
 
 -- Test packages: what is pressure-tested together, and how.
 create table pipetrak.test_packages (
-    id                  bigserial primary key,
+    id                  bigserial,
     project_id          bigint not null references pipetrak.projects,
     name                text not null check (btrim(name) <> '' and length(name) <= 200),
     description         text,
@@ -98,13 +100,14 @@ create table pipetrak.test_packages (
     retired_at          timestamptz,
     created_at          timestamptz not null default now(),
     unique (project_id, id),
-    check ((test_pressure is null) = (test_pressure_unit is null))
+    check ((test_pressure is null) = (test_pressure_unit is null)),
+    primary key (id, project_id)
 );
 create unique index test_packages_name_idx on pipetrak.test_packages (project_id, lower(name)) where retired_at is null;
 
 -- Isometric drawings. `drawing_key` is the normalized number two spellings of a drawing share.
 create table pipetrak.drawings (
-    id              bigserial primary key,
+    id              bigserial,
     project_id      bigint not null references pipetrak.projects,
     drawing_no      text not null check (btrim(drawing_no) <> '' and length(drawing_no) <= 200),
     drawing_key     text not null generated always as (pipetrak.normalize_drawing_key(drawing_no)) stored,
@@ -120,7 +123,8 @@ create table pipetrak.drawings (
     unique (project_id, id),
     foreign key (project_id, area_id) references pipetrak.areas (project_id, id),
     foreign key (project_id, system_id) references pipetrak.systems (project_id, id),
-    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
+    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id),
+    primary key (id, project_id)
 );
 create unique index drawings_key_idx on pipetrak.drawings (project_id, drawing_key) where retired_at is null;
 -- Pages of a project's drawings in number order (drawing_progress).
@@ -160,14 +164,15 @@ create table pipetrak.milestone_templates (
 
 -- Welders of a project, by normalized stencil. Imports create unknown stencils unverified.
 create table pipetrak.welders (
-    id         bigserial primary key,
+    id         bigserial,
     project_id bigint not null references pipetrak.projects,
     stencil    text not null check (stencil ~ '^[A-Z0-9-]{2,12}$'),
     name       text,
     verified   boolean not null default false,
     created_at timestamptz not null default now(),
     unique (project_id, id),
-    unique (project_id, stencil)
+    unique (project_id, stencil),
+    primary key (id, project_id)
 );
 
 -- What makes a component unique among the live components of its project (spec §4); imports
@@ -192,7 +197,7 @@ $$;
 -- The project is the drawing's (the (project_id, drawing_id) key below, and drawings reference
 -- their project): no key of its own, whose check would cost every insert an index probe and a lock.
 create table pipetrak.components (
-    id                   bigserial primary key,
+    id                   bigserial,
     project_id           bigint not null,
     drawing_id           bigint not null,
     component_type       text not null,
@@ -235,7 +240,8 @@ create table pipetrak.components (
     foreign key (project_id, component_type) references pipetrak.milestone_templates (project_id, component_type),
     foreign key (project_id, area_id) references pipetrak.areas (project_id, id),
     foreign key (project_id, system_id) references pipetrak.systems (project_id, id),
-    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
+    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id),
+    primary key (id, project_id)
 );
 create unique index components_identity_idx on pipetrak.components (project_id, identity_key) where retired_at is null;
 create index components_drawing_id_idx on pipetrak.components (drawing_id);
@@ -245,7 +251,7 @@ create index components_test_package_id_idx on pipetrak.components (test_package
 
 -- Weld facts of a field_weld component (spec §7).
 create table pipetrak.field_welds (
-    component_id  bigint primary key references pipetrak.components,
+    component_id  bigint not null,
     project_id    bigint not null references pipetrak.projects,
     weld_type     text check (weld_type in ('BW', 'SW', 'FW', 'TW', 'CW')),
     weld_size     text,
@@ -274,6 +280,7 @@ create table pipetrak.field_welds (
     last_examined_on date,
     -- The repair of this weld, once it has one (see create_repair in 12_welds.sql).
     repaired_by   bigint,
+    primary key (component_id, project_id),
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
@@ -285,7 +292,7 @@ create index field_welds_welder_id_idx on pipetrak.field_welds (welder_id) where
 -- locked by the update, while a key-share lock on the project row would be taken by every writer
 -- of the project at once (multixacts on one hot row).
 create table pipetrak.milestone_events (
-    id                bigserial primary key,
+    id                bigserial,
     project_id        bigint not null,
     component_id      bigint not null,
     milestone         text not null,
@@ -303,17 +310,18 @@ create table pipetrak.milestone_events (
     category          text,
     credit            integer not null default 0,
     mh                numeric,
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    primary key (id, project_id)
 );
 create index milestone_events_component_idx on pipetrak.milestone_events (component_id, id);
 create index milestone_events_project_idx on pipetrak.milestone_events (project_id, id);
 
 -- Things QC must look at: out-of-sequence updates, completed welds.
 create table pipetrak.review_items (
-    id              bigserial primary key,
+    id              bigserial,
     project_id      bigint not null,
     component_id    bigint not null,
-    event_id        bigint references pipetrak.milestone_events,
+    event_id        bigint,
     kind            text not null check (kind in ('out_of_sequence', 'weld_completed', 'examination_called')),
     details         jsonb not null default '{}',
     created_at      timestamptz not null default now(),
@@ -327,7 +335,9 @@ create table pipetrak.review_items (
     test_package_id bigint,
     check ((resolved_at is null) = (resolved_by is null)),
     check ((status = 'open') = (resolved_at is null)),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    foreign key (event_id, project_id) references pipetrak.milestone_events (id, project_id),
+    primary key (id, project_id)
 );
 create index review_items_open_idx on pipetrak.review_items (project_id, id) where resolved_at is null;
 create index review_items_component_idx on pipetrak.review_items (component_id);
@@ -340,14 +350,14 @@ create table pipetrak.client_requests (
     project_id        bigint not null references pipetrak.projects,
     result            jsonb not null,
     created_at        timestamptz not null default now(),
-    primary key (user_id, client_request_id)
+    primary key (user_id, client_request_id, project_id)
 );
 create index client_requests_project_idx on pipetrak.client_requests (project_id);
 
 -- Man-hour budgets (spec §11): versions per project, one active; the active version's budget per
 -- component.
 create table pipetrak.budget_versions (
-    id             bigserial primary key,
+    id             bigserial,
     project_id     bigint not null references pipetrak.projects,
     version        integer not null,
     method         text not null check (method in ('spread', 'import')),
@@ -360,7 +370,8 @@ create table pipetrak.budget_versions (
     created_by     uuid not null,
     created_at     timestamptz not null default now(),
     unique (project_id, version),
-    unique (project_id, id)
+    unique (project_id, id),
+    primary key (id, project_id)
 );
 create unique index budget_versions_active_idx on pipetrak.budget_versions (project_id) where active;
 
@@ -368,10 +379,11 @@ create unique index budget_versions_active_idx on pipetrak.budget_versions (proj
 -- read (components are retired, never deleted), and checking two keys per row tripled the time
 -- of spreading a budget over a large project.
 create table pipetrak.component_budgets (
-    component_id bigint primary key,
+    component_id bigint not null,
     project_id   bigint not null,
     version_id   bigint not null,
-    budget_mh    numeric(14, 4) not null check (budget_mh >= 0)
+    budget_mh    numeric(14, 4) not null check (budget_mh >= 0),
+    primary key (component_id, project_id)
 );
 create index component_budgets_project_idx on pipetrak.component_budgets (project_id);
 

@@ -76,7 +76,7 @@
 
 -- An import job: uploaded → validated → committing → committed (or failed: the file can't be read).
 create table pipetrak.import_jobs (
-    id                bigserial primary key,
+    id                bigserial,
     project_id        bigint not null references pipetrak.projects,
     kind              text not null check (kind in ('takeoff', 'field_welds')),
     filename          text not null check (btrim(filename) <> '' and length(filename) <= 255),
@@ -98,7 +98,8 @@ create table pipetrak.import_jobs (
     updated_at        timestamptz not null default now(),
     -- Staged rows are kept until then (see purge_staged_rows); null once removed or never staged.
     staged_until      timestamptz,
-    check (chunks_total is null or chunks_done between 0 and chunks_total)
+    check (chunks_total is null or chunks_done between 0 and chunks_total),
+    primary key (id, project_id)
 );
 create index import_jobs_project_id_idx on pipetrak.import_jobs (project_id, id);
 create index import_jobs_staged_until_idx on pipetrak.import_jobs (staged_until) where staged_until is not null;
@@ -153,7 +154,9 @@ create table pipetrak.import_rows (
     reported       boolean not null default false,
     -- The row's man-hour budget (BUDGET MH / MAN HOURS / MH column; spec §11).
     budget_mh      numeric,
-    primary key (import_id, line)
+    -- The job's project: the rows shard with it (see 19_distribution.sql).
+    project_id     bigint not null,
+    primary key (import_id, line, project_id)
 );
 create index import_rows_chunk_idx on pipetrak.import_rows (import_id, chunk);
 -- The few rows the reader flagged (partial: the other rows cost nothing to index).
@@ -171,12 +174,14 @@ alter table pipetrak.import_rows
 -- original whose row a remediation import already brought in skips that row: either order ends
 -- in the same project. A pipe whose footage came from several such rows is the sum of them.
 create table pipetrak.component_sources (
-    component_id bigint not null references pipetrak.components,
+    component_id bigint not null,
     -- The original row: its import and its row in that file.
     import_id    bigint not null,
     line         integer not null,
     footage      numeric(14, 2),
-    primary key (import_id, line, component_id)
+    project_id   bigint not null,
+    primary key (import_id, line, component_id, project_id),
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
 create index component_sources_component_idx on pipetrak.component_sources (component_id);
 alter table pipetrak.component_sources enable row level security;
@@ -1255,7 +1260,7 @@ begin
         cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id) do nothing;
+        on conflict (component_id, project_id) do nothing;
         get diagnostics v_welds = row_count;
         if v_job.kind = 'field_welds' then
             with merged as (
@@ -1371,8 +1376,8 @@ begin
         return;
     end if;
     with made as (
-        insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
-        select c.id, p_import_id, r.line,
+        insert into pipetrak.component_sources as s (component_id, project_id, import_id, line, footage)
+        select c.id, p_project_id, p_import_id, r.line,
                case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
         from pipetrak.import_rows r
         cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
@@ -1390,7 +1395,7 @@ begin
         where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
           and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
           and r.line <> all (p_apart)
-        on conflict (import_id, line, component_id) do update set footage = excluded.footage
+        on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage
         returning s.component_id, s.footage)
     select array_agg(distinct m.component_id) filter (where m.footage is not null) into v_pipes from made m;
     if v_pipes is null then
@@ -1539,9 +1544,9 @@ begin
             end if;
             delete from pipetrak.component_sources s
             where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
-            insert into pipetrak.component_sources (component_id, import_id, line, footage)
-            values (v_target, r.origin_import_id, r.origin_line, r.quantity)
-            on conflict (import_id, line, component_id) do update set footage = excluded.footage;
+            insert into pipetrak.component_sources (component_id, project_id, import_id, line, footage)
+            values (v_target, p_project_id, r.origin_import_id, r.origin_line, r.quantity)
+            on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage;
             perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
             continue;
         end if;
@@ -1610,8 +1615,8 @@ begin
             else
                 v_created := v_created + 1;
             end if;
-            insert into pipetrak.component_sources (component_id, import_id, line)
-            values (v_target, r.origin_import_id, r.origin_line)
+            insert into pipetrak.component_sources (component_id, project_id, import_id, line)
+            values (v_target, p_project_id, r.origin_import_id, r.origin_line)
             on conflict do nothing;
         end loop;
     end loop;

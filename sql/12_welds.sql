@@ -43,7 +43,7 @@
 --   retiring any component.
 
 create table pipetrak.nde_results (
-    id            bigserial primary key,
+    id            bigserial,
     project_id    bigint not null,
     component_id  bigint not null,
     method        text not null check (method in ('RT', 'UT', 'PT', 'MT', 'VT')),
@@ -59,13 +59,14 @@ create table pipetrak.nde_results (
     recorded_by   uuid not null,
     recorded_at   timestamptz not null default now(),
     check (supersedes is null or reason is not null),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    primary key (id, project_id)
 );
 create index nde_results_component_idx on pipetrak.nde_results (component_id, method, id);
 create index nde_results_project_idx on pipetrak.nde_results (project_id, id);
 
 create table pipetrak.weld_events (
-    id           bigserial primary key,
+    id           bigserial,
     project_id   bigint not null,
     component_id bigint not null,
     action       text not null,
@@ -74,7 +75,8 @@ create table pipetrak.weld_events (
     reason       text,
     actor        uuid not null,
     created_at   timestamptz not null default now(),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    primary key (id, project_id)
 );
 create index weld_events_component_idx on pipetrak.weld_events (component_id, id);
 create index weld_events_project_idx on pipetrak.weld_events (project_id, id);
@@ -1276,16 +1278,18 @@ comment on function pipetrak_api.welder_summary(bigint, date, date, text, intege
 -- A FAIL calls only once (superseding it with another FAIL calls nothing more).
 
 create table pipetrak.examination_calls (
-    id           bigserial primary key,
+    id           bigserial,
     project_id   bigint not null,
     -- The weld called for, and the failed weld whose examination called it.
-    component_id bigint not null unique,
+    component_id bigint not null,
     failed_weld  bigint not null,
     stage        integer not null check (stage between 1 and 3),
     chosen_by    text not null check (chosen_by in ('random', 'qc')),
     called_by    uuid not null,
     called_at    timestamptz not null default now(),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    primary key (id, project_id),
+    unique (component_id, project_id)
 );
 create index examination_calls_project_idx on pipetrak.examination_calls (project_id, id);
 alter table pipetrak.examination_calls enable row level security;

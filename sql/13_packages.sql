@@ -33,7 +33,7 @@
 -- ---- Tables ----
 
 create table pipetrak.package_stages (
-    id              bigserial primary key,
+    id              bigserial,
     project_id      bigint not null,
     test_package_id bigint not null,
     stage           text not null check (stage in ('pre_hydro', 'test', 'drain_flush', 'post_hydro', 'coatings', 'insulation', 'final')),
@@ -45,14 +45,15 @@ create table pipetrak.package_stages (
     started_by      uuid,
     completed_at    timestamptz,
     completed_by    uuid,
-    unique (test_package_id, stage),
+    unique (test_package_id, stage, project_id),
     unique (project_id, id),
-    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
+    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id),
+    primary key (id, project_id)
 );
 create index package_stages_project_idx on pipetrak.package_stages (project_id);
 
 create table pipetrak.stage_signoffs (
-    id           bigserial primary key,
+    id           bigserial,
     project_id   bigint not null,
     stage_id     bigint not null,
     signoff      text not null check (signoff in ('qc', 'client', 'manufacturer')),
@@ -61,13 +62,14 @@ create table pipetrak.stage_signoffs (
     signed_on    date not null,
     entered_by   uuid not null,
     entered_at   timestamptz not null default now(),
-    unique (stage_id, signoff),
-    foreign key (project_id, stage_id) references pipetrak.package_stages (project_id, id)
+    unique (stage_id, signoff, project_id),
+    foreign key (project_id, stage_id) references pipetrak.package_stages (project_id, id),
+    primary key (id, project_id)
 );
 create index stage_signoffs_project_idx on pipetrak.stage_signoffs (project_id);
 
 create table pipetrak.package_events (
-    id              bigserial primary key,
+    id              bigserial,
     project_id      bigint not null,
     test_package_id bigint not null,
     stage           text,
@@ -77,7 +79,8 @@ create table pipetrak.package_events (
     reason          text,
     actor           uuid not null,
     created_at      timestamptz not null default now(),
-    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
+    foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id),
+    primary key (id, project_id)
 );
 create index package_events_package_idx on pipetrak.package_events (test_package_id, id);
 create index package_events_project_idx on pipetrak.package_events (project_id, id);
@@ -88,7 +91,7 @@ create table pipetrak.certificate_numbers (
 );
 
 create table pipetrak.package_certificates (
-    test_package_id    bigint primary key,
+    test_package_id    bigint not null,
     project_id         bigint not null,
     number             integer not null,
     client             text check (length(client) <= 200),
@@ -105,6 +108,7 @@ create table pipetrak.package_certificates (
     unique (project_id, number),
     check ((test_pressure is null) = (test_pressure_unit is null)),
     check ((temperature is null) = (temperature_unit is null)),
+    primary key (test_package_id, project_id),
     foreign key (project_id, test_package_id) references pipetrak.test_packages (project_id, id)
 );
 
@@ -602,7 +606,7 @@ begin
     insert into pipetrak.stage_signoffs (project_id, stage_id, signoff, name, company_role, signed_on, entered_by)
     values (v_stage.project_id, v_stage.id, p_signoff, btrim(p_name), btrim(p_company_role), coalesce(p_signed_on, v_today),
             pipetrak.current_user_id())
-    on conflict (stage_id, signoff) do update set name = excluded.name, company_role = excluded.company_role,
+    on conflict (stage_id, signoff, project_id) do update set name = excluded.name, company_role = excluded.company_role,
         signed_on = excluded.signed_on, entered_by = excluded.entered_by, entered_at = now();
 end
 $$;

@@ -75,14 +75,15 @@ create policy progress_days_select_member on pipetrak.progress_days for select t
 -- the component's, so it has no foreign key to projects — checking one for each component a write
 -- touches cost 17 ms of the 250 ms a 5,000-member package spends earning Test.
 create table pipetrak.component_touches (
-    component_id    bigint primary key,
+    component_id    bigint not null,
     project_id      bigint not null,
     drawing_id      bigint not null,
     area_id         bigint,
     system_id       bigint,
     test_package_id bigint,
     component_type  text not null,
-    days            datemultirange not null
+    days            datemultirange not null,
+    primary key (component_id, project_id)
 );
 create index component_touches_project_idx on pipetrak.component_touches (project_id);
 alter table pipetrak.component_touches enable row level security;
@@ -152,7 +153,7 @@ begin
     from ev e
     where p_sign > 0
     group by 1, 2, 3, 4, 5, 6, 7 order by 1
-    on conflict (component_id) do update set days = t.days + excluded.days
+    on conflict (component_id, project_id) do update set days = t.days + excluded.days
     where not t.days @> excluded.days;
 end
 $$;
@@ -907,7 +908,7 @@ begin
          and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
     where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
     group by c.id
-    on conflict (component_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
+    on conflict (component_id, project_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
     update pipetrak.budget_versions set
         total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
         components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)

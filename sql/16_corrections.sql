@@ -18,7 +18,7 @@
 -- - Retiring a weld keeps the weld rules (retire_weld: reason of 10 or more, never a repaired one).
 
 create table pipetrak.component_changes (
-    id           bigserial primary key,
+    id           bigserial,
     project_id   bigint not null,
     component_id bigint not null,
     action       text not null check (action in ('correct', 'retire', 'restore', 'assign')),
@@ -28,7 +28,8 @@ create table pipetrak.component_changes (
     reason       text check (length(reason) <= 2000),
     user_id      uuid not null,
     created_at   timestamptz not null default now(),
-    foreign key (project_id, component_id) references pipetrak.components (project_id, id)
+    foreign key (project_id, component_id) references pipetrak.components (project_id, id),
+    primary key (id, project_id)
 );
 create index component_changes_component_idx on pipetrak.component_changes (component_id, id);
 create index component_changes_project_idx on pipetrak.component_changes (project_id, id);

@@ -12,6 +12,11 @@
 --   on any PostgreSQL: the list shrinks as the schema is made ready, and `distribute()` refuses
 --   while it is not empty, with a catalogued error, before it changes anything. A half-distributed
 --   database is worse than none.
+-- - Keys: every primary, unique and foreign key of a sharded table includes `project_id`. Ids
+--   stay global (one sequence per table) and lead their key, `(id, project_id)`: a lookup by id
+--   reads the same index it did when the key was the id alone, and Citus accepts the key because
+--   it holds the shard column. The job number stays unique per organization: `projects` is a
+--   reference table, where Citus enforces any key.
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 

@@ -105,6 +105,52 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('citus_missing', 'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
     ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.');
 
+-- Every key of a project's rows includes its project (sharding by project on Citus needs it;
+-- see 19_distribution.sql). Ids stay global, so the id leads each key: lookups by id read the
+-- same index as before. Foreign keys that named a component or an event alone pair it with its
+-- project; the staged import rows and the import sources carry their job's project.
+alter table pipetrak.field_welds drop constraint field_welds_component_id_fkey;
+alter table pipetrak.component_sources drop constraint component_sources_component_id_fkey;
+alter table pipetrak.review_items drop constraint review_items_event_id_fkey;
+alter table pipetrak.areas drop constraint areas_pkey, add primary key (id, project_id);
+alter table pipetrak.systems drop constraint systems_pkey, add primary key (id, project_id);
+alter table pipetrak.test_packages drop constraint test_packages_pkey, add primary key (id, project_id);
+alter table pipetrak.drawings drop constraint drawings_pkey, add primary key (id, project_id);
+alter table pipetrak.welders drop constraint welders_pkey, add primary key (id, project_id);
+alter table pipetrak.components drop constraint components_pkey, add primary key (id, project_id);
+alter table pipetrak.field_welds drop constraint field_welds_pkey, add primary key (component_id, project_id);
+alter table pipetrak.milestone_events drop constraint milestone_events_pkey, add primary key (id, project_id);
+alter table pipetrak.review_items drop constraint review_items_pkey, add primary key (id, project_id),
+    add foreign key (event_id, project_id) references pipetrak.milestone_events (id, project_id);
+alter table pipetrak.client_requests drop constraint client_requests_pkey,
+    add primary key (user_id, client_request_id, project_id);
+alter table pipetrak.budget_versions drop constraint budget_versions_pkey, add primary key (id, project_id);
+alter table pipetrak.component_budgets drop constraint component_budgets_pkey, add primary key (component_id, project_id);
+alter table pipetrak.import_jobs drop constraint import_jobs_pkey, add primary key (id, project_id);
+alter table pipetrak.nde_results drop constraint nde_results_pkey, add primary key (id, project_id);
+alter table pipetrak.weld_events drop constraint weld_events_pkey, add primary key (id, project_id);
+alter table pipetrak.examination_calls drop constraint examination_calls_pkey, add primary key (id, project_id),
+    drop constraint examination_calls_component_id_key, add unique (component_id, project_id);
+alter table pipetrak.package_stages drop constraint package_stages_pkey, add primary key (id, project_id),
+    drop constraint package_stages_test_package_id_stage_key, add unique (test_package_id, stage, project_id);
+alter table pipetrak.stage_signoffs drop constraint stage_signoffs_pkey, add primary key (id, project_id),
+    drop constraint stage_signoffs_stage_id_signoff_key, add unique (stage_id, signoff, project_id);
+alter table pipetrak.package_events drop constraint package_events_pkey, add primary key (id, project_id);
+alter table pipetrak.package_certificates drop constraint package_certificates_pkey,
+    add primary key (test_package_id, project_id);
+alter table pipetrak.component_touches drop constraint component_touches_pkey, add primary key (component_id, project_id);
+alter table pipetrak.component_changes drop constraint component_changes_pkey, add primary key (id, project_id);
+alter table pipetrak.import_rows add column project_id bigint;
+update pipetrak.import_rows r set project_id = j.project_id from pipetrak.import_jobs j where j.id = r.import_id;
+delete from pipetrak.import_rows where project_id is null;
+alter table pipetrak.import_rows alter column project_id set not null,
+    drop constraint import_rows_pkey, add primary key (import_id, line, project_id);
+alter table pipetrak.component_sources add column project_id bigint;
+update pipetrak.component_sources s set project_id = c.project_id from pipetrak.components c where c.id = s.component_id;
+alter table pipetrak.component_sources alter column project_id set not null,
+    drop constraint component_sources_pkey, add primary key (import_id, line, component_id, project_id),
+    add foreign key (project_id, component_id) references pipetrak.components (project_id, id);
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -344,7 +390,7 @@ AS 'MODULE_PATHNAME', 'event_signature_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:468
+-- src/pg/imports.rs:486
 -- pipetrak::pg::imports::import_file_cells
 create or replace function "import_file_cells"(
 	"content" bytea, /* & [u8] */
@@ -361,7 +407,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:529
+-- src/pg/imports.rs:547
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -375,7 +421,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:523
+-- src/pg/imports.rs:541
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -387,7 +433,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:517
+-- src/pg/imports.rs:535
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -399,7 +445,7 @@ AS 'MODULE_PATHNAME', 'import_issue_severity_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:440
+-- src/pg/imports.rs:458
 -- pipetrak::pg::imports::import_refusal
 create or replace function "import_refusal"(
 	"content" bytea /* & [u8] */
@@ -414,7 +460,7 @@ AS 'MODULE_PATHNAME', 'import_refusal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:431
+-- src/pg/imports.rs:449
 -- pipetrak::pg::imports::import_sniff
 create or replace function "import_sniff"(
 	"content" bytea /* & [u8] */
@@ -426,7 +472,7 @@ AS 'MODULE_PATHNAME', 'import_sniff_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:299
+-- src/pg/imports.rs:316
 -- pipetrak::pg::imports::import_stage
 create or replace function "import_stage"(
 	"import_id" bigint, /* i64 */
@@ -740,7 +786,7 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:488
+-- src/pg/imports.rs:506
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -4324,7 +4370,7 @@ begin
         cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
         left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
         where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id) do nothing;
+        on conflict (component_id, project_id) do nothing;
         get diagnostics v_welds = row_count;
         if v_job.kind = 'field_welds' then
             with merged as (
@@ -4441,8 +4487,8 @@ begin
         return;
     end if;
     with made as (
-        insert into pipetrak.component_sources as s (component_id, import_id, line, footage)
-        select c.id, p_import_id, r.line,
+        insert into pipetrak.component_sources as s (component_id, project_id, import_id, line, footage)
+        select c.id, p_project_id, p_import_id, r.line,
                case when r.component_type = any (pipetrak.component_types('linear_aggregate')) then r.quantity end
         from pipetrak.import_rows r
         cross join lateral generate_series(r.seq_from, r.seq_to) as q(seq)
@@ -4460,7 +4506,7 @@ begin
         where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
           and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
           and r.line <> all (p_apart)
-        on conflict (import_id, line, component_id) do update set footage = excluded.footage
+        on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage
         returning s.component_id, s.footage)
     select array_agg(distinct m.component_id) filter (where m.footage is not null) into v_pipes from made m;
     if v_pipes is null then
@@ -4613,9 +4659,9 @@ begin
             end if;
             delete from pipetrak.component_sources s
             where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
-            insert into pipetrak.component_sources (component_id, import_id, line, footage)
-            values (v_target, r.origin_import_id, r.origin_line, r.quantity)
-            on conflict (import_id, line, component_id) do update set footage = excluded.footage;
+            insert into pipetrak.component_sources (component_id, project_id, import_id, line, footage)
+            values (v_target, p_project_id, r.origin_import_id, r.origin_line, r.quantity)
+            on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage;
             perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
             continue;
         end if;
@@ -4684,8 +4730,8 @@ begin
             else
                 v_created := v_created + 1;
             end if;
-            insert into pipetrak.component_sources (component_id, import_id, line)
-            values (v_target, r.origin_import_id, r.origin_line)
+            insert into pipetrak.component_sources (component_id, project_id, import_id, line)
+            values (v_target, p_project_id, r.origin_import_id, r.origin_line)
             on conflict do nothing;
         end loop;
     end loop;
@@ -6949,7 +6995,7 @@ begin
     insert into pipetrak.stage_signoffs (project_id, stage_id, signoff, name, company_role, signed_on, entered_by)
     values (v_stage.project_id, v_stage.id, p_signoff, btrim(p_name), btrim(p_company_role), coalesce(p_signed_on, v_today),
             pipetrak.current_user_id())
-    on conflict (stage_id, signoff) do update set name = excluded.name, company_role = excluded.company_role,
+    on conflict (stage_id, signoff, project_id) do update set name = excluded.name, company_role = excluded.company_role,
         signed_on = excluded.signed_on, entered_by = excluded.entered_by, entered_at = now();
 end
 $$;
@@ -7568,7 +7614,7 @@ begin
     from ev e
     where p_sign > 0
     group by 1, 2, 3, 4, 5, 6, 7 order by 1
-    on conflict (component_id) do update set days = t.days + excluded.days
+    on conflict (component_id, project_id) do update set days = t.days + excluded.days
     where not t.days @> excluded.days;
 end
 $$;
@@ -8316,7 +8362,7 @@ begin
          and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
     where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
     group by c.id
-    on conflict (component_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
+    on conflict (component_id, project_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
     update pipetrak.budget_versions set
         total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
         components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)

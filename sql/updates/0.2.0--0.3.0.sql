@@ -98,6 +98,52 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('citus_missing', 'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
     ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.');
 
+-- Every key of a project's rows includes its project (sharding by project on Citus needs it;
+-- see 19_distribution.sql). Ids stay global, so the id leads each key: lookups by id read the
+-- same index as before. Foreign keys that named a component or an event alone pair it with its
+-- project; the staged import rows and the import sources carry their job's project.
+alter table pipetrak.field_welds drop constraint field_welds_component_id_fkey;
+alter table pipetrak.component_sources drop constraint component_sources_component_id_fkey;
+alter table pipetrak.review_items drop constraint review_items_event_id_fkey;
+alter table pipetrak.areas drop constraint areas_pkey, add primary key (id, project_id);
+alter table pipetrak.systems drop constraint systems_pkey, add primary key (id, project_id);
+alter table pipetrak.test_packages drop constraint test_packages_pkey, add primary key (id, project_id);
+alter table pipetrak.drawings drop constraint drawings_pkey, add primary key (id, project_id);
+alter table pipetrak.welders drop constraint welders_pkey, add primary key (id, project_id);
+alter table pipetrak.components drop constraint components_pkey, add primary key (id, project_id);
+alter table pipetrak.field_welds drop constraint field_welds_pkey, add primary key (component_id, project_id);
+alter table pipetrak.milestone_events drop constraint milestone_events_pkey, add primary key (id, project_id);
+alter table pipetrak.review_items drop constraint review_items_pkey, add primary key (id, project_id),
+    add foreign key (event_id, project_id) references pipetrak.milestone_events (id, project_id);
+alter table pipetrak.client_requests drop constraint client_requests_pkey,
+    add primary key (user_id, client_request_id, project_id);
+alter table pipetrak.budget_versions drop constraint budget_versions_pkey, add primary key (id, project_id);
+alter table pipetrak.component_budgets drop constraint component_budgets_pkey, add primary key (component_id, project_id);
+alter table pipetrak.import_jobs drop constraint import_jobs_pkey, add primary key (id, project_id);
+alter table pipetrak.nde_results drop constraint nde_results_pkey, add primary key (id, project_id);
+alter table pipetrak.weld_events drop constraint weld_events_pkey, add primary key (id, project_id);
+alter table pipetrak.examination_calls drop constraint examination_calls_pkey, add primary key (id, project_id),
+    drop constraint examination_calls_component_id_key, add unique (component_id, project_id);
+alter table pipetrak.package_stages drop constraint package_stages_pkey, add primary key (id, project_id),
+    drop constraint package_stages_test_package_id_stage_key, add unique (test_package_id, stage, project_id);
+alter table pipetrak.stage_signoffs drop constraint stage_signoffs_pkey, add primary key (id, project_id),
+    drop constraint stage_signoffs_stage_id_signoff_key, add unique (stage_id, signoff, project_id);
+alter table pipetrak.package_events drop constraint package_events_pkey, add primary key (id, project_id);
+alter table pipetrak.package_certificates drop constraint package_certificates_pkey,
+    add primary key (test_package_id, project_id);
+alter table pipetrak.component_touches drop constraint component_touches_pkey, add primary key (component_id, project_id);
+alter table pipetrak.component_changes drop constraint component_changes_pkey, add primary key (id, project_id);
+alter table pipetrak.import_rows add column project_id bigint;
+update pipetrak.import_rows r set project_id = j.project_id from pipetrak.import_jobs j where j.id = r.import_id;
+delete from pipetrak.import_rows where project_id is null;
+alter table pipetrak.import_rows alter column project_id set not null,
+    drop constraint import_rows_pkey, add primary key (import_id, line, project_id);
+alter table pipetrak.component_sources add column project_id bigint;
+update pipetrak.component_sources s set project_id = c.project_id from pipetrak.components c where c.id = s.component_id;
+alter table pipetrak.component_sources alter column project_id set not null,
+    drop constraint component_sources_pkey, add primary key (import_id, line, component_id, project_id),
+    add foreign key (project_id, component_id) references pipetrak.components (project_id, id);
+
 -- ==== after the code ====
 
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).

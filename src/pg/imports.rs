@@ -130,7 +130,7 @@ impl Batch {
         self.cells_hash.push(row.cells_hash);
     }
 
-    fn flush(self, import_id: i64) {
+    fn flush(self, import_id: i64, insert: &str) {
         if self.line.is_empty() {
             return;
         }
@@ -170,10 +170,29 @@ impl Batch {
             b.by_footage.into(),
         ];
         // A failure here is an internal error (the rows were built to fit the table), not user input.
-        if let Err(e) = Spi::run_with_args(STAGE_INSERT, &args) {
+        if let Err(e) = Spi::run_with_args(insert, &args) {
             pgrx::error!("pipetrak: staging import rows failed: {e}");
         }
     }
+}
+
+/// The staging insert for this database's schema: rows carry their job's project where
+/// `import_rows` has the column (a database not yet upgraded to 0.3.0 has not).
+fn stage_insert() -> String {
+    let has_project = Spi::get_one::<bool>(
+        "select exists (select from pg_catalog.pg_attribute
+                        where attrelid = 'pipetrak.import_rows'::regclass and attname = 'project_id' and not attisdropped)",
+    );
+    let (column, value) = match has_project {
+        Ok(Some(true)) => (
+            ", project_id",
+            ", (select j.project_id from pipetrak.import_jobs j where j.id = $1)",
+        ),
+        _ => ("", ""),
+    };
+    STAGE_INSERT
+        .replace("{project}", column)
+        .replace("{project_value}", value)
 }
 
 /// Sets its flag when dropped.
@@ -316,6 +335,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     let Ok(Some(len)) = len else {
         pgrx::error!("pipetrak: import {import_id} has no file");
     };
+    let insert = stage_insert();
     let gone = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
         // Dropped when this closure ends, normally or unwinding: the reader then stops at its
@@ -376,7 +396,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
                     let _ = slices.send(file_slice(import_id, offset, len));
                 }
                 Ok(Request::Rows(batch)) => {
-                    in_own_context("pipetrak import batch", || batch.flush(import_id))
+                    in_own_context("pipetrak import batch", || batch.flush(import_id, &insert))
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     pgrx::check_for_interrupts!();
