@@ -1,7 +1,8 @@
 -- Scale-out on Citus: where each table goes, what the schema still lacks, and distribute()'s
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
-select plan(7);
+\ir fixtures/actors.sql
+select plan(10);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -56,6 +57,32 @@ create table pipetrak.weld_tallies (note text);
 select is(
     (select array_agg(o.obstacle) from pipetrak.distribution_obstacles() o where o.object = 'weld_tallies'),
     array['no project_id column to shard by'], 'a sharded table without project_id is found');
+
+-- Read policies ask a function, not a subquery (Citus refuses those on distributed tables), and
+-- the function reads the caller's projects once per query, not once per row.
+select is((select count(*) from pipetrak.distribution_obstacles() o where o.obstacle like '%policy%'
+           and o.object not like 'weld_day_tallies.%'),
+          0::bigint, 'no read policy holds a subquery');
+set track_functions = 'all';
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select coalesce(pg_stat_get_xact_function_calls('pipetrak.my_project_ids(text)'::regprocedure), 0) as calls_before \gset
+select count(*) as templates_read from pipetrak.milestone_templates \gset
+select coalesce(pg_stat_get_xact_function_calls('pipetrak.my_project_ids(text)'::regprocedure), 0) as calls_after \gset
+reset role;
+select ok(:templates_read >= 10 and :calls_after - :calls_before = 1,
+          format('a read of %s rows asks for the caller''s projects once (asked %s times)', :templates_read,
+                 :calls_after - :calls_before));
+-- The same question again in the same transaction is asked again (a new query, a new snapshot):
+-- a membership removed in between is not remembered.
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select count(*) as before_removal from pipetrak.milestone_templates where project_id = :project_a \gset
+reset role;
+delete from pipetrak.memberships where user_id = pg_temp.uid('viewer');
+select pg_temp.act_as(pg_temp.uid('viewer'));
+select count(*) as after_removal from pipetrak.milestone_templates where project_id = :project_a \gset
+reset role;
+select ok(:before_removal > 0 and :after_removal = 0,
+          'a member removed reads nothing from the next query on, in the same session and transaction');
 
 select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
                  'distribute() is refused where Citus is not installed');

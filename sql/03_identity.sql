@@ -1,5 +1,6 @@
--- Identity and membership helpers. Policies call them as `(select …)` / `in (select …)` so each is
--- evaluated once per statement, not once per row.
+-- Identity and membership helpers. The read policies ask through project_visible,
+-- organization_visible, member_visible and caller_is (src/pg/visibility.rs), which read the
+-- caller's ids once per query and look each row up in them.
 --
 -- Design notes (decisions where the spec was silent):
 -- - Writes only through functions. `pipetrak_api` holds only `security_invoker` views and
@@ -9,8 +10,10 @@
 --   (filtered by RLS) and no insert/update/delete anywhere, so a foreman cannot bypass the sequence
 --   rules or the audit log by writing a table, and a viewer cannot change progress at all (pgTAP
 --   `02_security`).
--- - RLS: enabled on every table; read policies are set-based (`project_id in (select
---   pipetrak.my_project_ids())`), helpers are `security definer`, every filtered column indexed.
+-- - RLS: enabled on every table; read policies call a function (`pipetrak.project_visible(project_id)`)
+--   rather than hold a subquery, which Citus refuses on distributed tables. The function reads the
+--   caller's projects (`my_project_ids`, `security definer`) once per query and looks each row up
+--   in them, as the subquery's hash did; every filtered column indexed.
 --   There are deliberately no write policies: without a write privilege they would never be
 --   reached.
 -- - Not found vs forbidden: someone outside an organization gets `PT404` for its ids (existence is
@@ -191,44 +194,42 @@ create policy error_codes_select_authenticated on pipetrak.error_codes for selec
 
 -- Your own profile, and the profiles of people who share an organization with you.
 create policy user_profiles_select_member on pipetrak.user_profiles for select to authenticated
-    using (user_id = (select pipetrak.current_user_id())
-           or user_id in (select m.user_id from pipetrak.memberships m
-                          where m.organization_id in (select pipetrak.my_organization_ids())));
+    using (pipetrak.member_visible(user_id));
 
 create policy organizations_select_member on pipetrak.organizations for select to authenticated
-    using (id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(id));
 
 create policy memberships_select_member on pipetrak.memberships for select to authenticated
-    using (organization_id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(organization_id));
 
 create policy projects_select_member on pipetrak.projects for select to authenticated
-    using (organization_id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(organization_id));
 
 create policy areas_select_member on pipetrak.areas for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy systems_select_member on pipetrak.systems for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy test_packages_select_member on pipetrak.test_packages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy drawings_select_member on pipetrak.drawings for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy milestone_templates_select_member on pipetrak.milestone_templates for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy welders_select_member on pipetrak.welders for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy components_select_member on pipetrak.components for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy field_welds_select_member on pipetrak.field_welds for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy milestone_events_select_member on pipetrak.milestone_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy review_items_select_member on pipetrak.review_items for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy progress_parts_select_member on pipetrak.progress_parts for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy progress_packages_select_member on pipetrak.progress_packages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- Replay records are private to the user who sent them.
 create policy client_requests_select_own on pipetrak.client_requests for select to authenticated
-    using (user_id = (select pipetrak.current_user_id()));
+    using (pipetrak.caller_is(user_id));

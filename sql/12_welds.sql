@@ -84,9 +84,9 @@ create index weld_events_project_idx on pipetrak.weld_events (project_id, id);
 alter table pipetrak.nde_results enable row level security;
 alter table pipetrak.weld_events enable row level security;
 create policy nde_results_select_member on pipetrak.nde_results for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- The weld's records are append-only (see refuse_change).
 create trigger nde_results_no_update before update or delete on pipetrak.nde_results
@@ -879,9 +879,9 @@ create table pipetrak.weld_day_tallies (
 alter table pipetrak.weld_tallies enable row level security;
 alter table pipetrak.weld_day_tallies enable row level security;
 create policy weld_tallies_select_member on pipetrak.weld_tallies for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy weld_day_tallies_select_member on pipetrak.weld_day_tallies for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- Applies weld states to the tallies: one upsert per row touched, in key order so concurrent
 -- writers lock alike; rows whose changes cancel out are not written. PL/pgSQL, not SQL: its
@@ -1294,7 +1294,7 @@ create table pipetrak.examination_calls (
 create index examination_calls_project_idx on pipetrak.examination_calls (project_id, id);
 alter table pipetrak.examination_calls enable row level security;
 create policy examination_calls_select_member on pipetrak.examination_calls for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- The welds of a weld's lot (welded; live, or repaired), the weld itself included.
 create function pipetrak.lot_welds(p_component_id bigint)

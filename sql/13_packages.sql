@@ -118,15 +118,15 @@ alter table pipetrak.package_events enable row level security;
 alter table pipetrak.certificate_numbers enable row level security;
 alter table pipetrak.package_certificates enable row level security;
 create policy package_stages_select_member on pipetrak.package_stages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy stage_signoffs_select_member on pipetrak.stage_signoffs for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy package_events_select_member on pipetrak.package_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy certificate_numbers_select_member on pipetrak.certificate_numbers for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy package_certificates_select_member on pipetrak.package_certificates for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- A package's history is append-only (see refuse_change).
 create trigger package_events_no_update before update or delete on pipetrak.package_events

@@ -35,9 +35,9 @@
 alter table pipetrak.budget_versions enable row level security;
 alter table pipetrak.component_budgets enable row level security;
 create policy budget_versions_select_member on pipetrak.budget_versions for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy component_budgets_select_member on pipetrak.component_budgets for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- ---- Credit per day ----
 
@@ -67,7 +67,7 @@ create table pipetrak.progress_days (
 );
 alter table pipetrak.progress_days enable row level security;
 create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- The days each component was touched, where it is now: a window longer than a month counts its
 -- components here (one row each) rather than distinct over every component-day of the window.
@@ -88,7 +88,7 @@ create table pipetrak.component_touches (
 create index component_touches_project_idx on pipetrak.component_touches (project_id);
 alter table pipetrak.component_touches enable row level security;
 create policy component_touches_select_member on pipetrak.component_touches for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- Ids added to a day's set: the set as it is when it holds them all (the common case: one more
 -- event of a component already touched that day), else with them appended. A bulk write may
@@ -366,9 +366,9 @@ create index weekly_snapshots_week_idx on pipetrak.weekly_snapshots (project_id,
 alter table pipetrak.snapshot_weeks enable row level security;
 alter table pipetrak.weekly_snapshots enable row level security;
 create policy snapshot_weeks_select_member on pipetrak.snapshot_weeks for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 create policy weekly_snapshots_select_member on pipetrak.weekly_snapshots for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- The Sunday ending the latest week locked now in a time zone (the rule is Rust's
 -- last_locked_sunday). No FROM clause, so the planner inlines it.

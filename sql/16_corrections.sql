@@ -35,7 +35,7 @@ create index component_changes_component_idx on pipetrak.component_changes (comp
 create index component_changes_project_idx on pipetrak.component_changes (project_id, id);
 alter table pipetrak.component_changes enable row level security;
 create policy component_changes_select_member on pipetrak.component_changes for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 -- Append-only (see refuse_change).
 create trigger component_changes_no_update before update or delete on pipetrak.component_changes

@@ -12,6 +12,7 @@ comment on function pipetrak.assign_component is 'Assigns one component to an ar
 comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, system and test package (NULL clears one); its components follow, except where a component was assigned on its own.';
 comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
 comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
+comment on function pipetrak.caller_is is 'Whether the user is the caller (who reads their own stored requests).';
 comment on function pipetrak.category_weight is 'Sum of a template''s weights in one category (the credit available there).';
 comment on function pipetrak.certificate_label is 'A certificate number as printed: PKG-001.';
 comment on function pipetrak.change_events is 'The events `changes` ({kind: [ids]} of one project) would be sent as (for tests).';
@@ -139,6 +140,7 @@ comment on function pipetrak.manhour_weight is 'A component''s man-hour spread w
 comment on function pipetrak.max_batch_items is 'The most items one batch request carries (`pipetrak.max_batch_items`).';
 comment on function pipetrak.max_upload_bytes is 'The largest import file accepted, in bytes (`pipetrak.max_upload_mb`).';
 comment on function pipetrak.member_roles is 'The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'' check constraints restate it; pgTAP compares them).';
+comment on function pipetrak.member_visible is 'Whether the user is the caller or a member of one of the caller''s organizations.';
 comment on function pipetrak.memberships_keep_an_owner is 'An organization never loses its last owner, however its memberships change (checked at commit, so an owner can be swapped inside one transaction). Security definer: the check runs at commit, outside the API function that made the change, as the caller, who may neither lock the organization''s row nor see every membership.';
 comment on function pipetrak.milestone_credit is 'Earned credit of a component, one row with a column per category.';
 comment on function pipetrak.move_weld is 'Moves a weld not yet welded to another live drawing of its project that has no weld of its number.';
@@ -151,6 +153,7 @@ comment on function pipetrak.normalize_drawing_key is 'The key of a drawing numb
 comment on function pipetrak.normalize_size is 'A size as the project keys it: fractions, inches and metric DN folded to one spelling (`1 1/2"` and `1.5` are one size), `NOSIZE` when empty.';
 comment on function pipetrak.normalize_stencil is 'NULL when the text is not a valid stencil.';
 comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
+comment on function pipetrak.organization_visible is 'Whether the caller''s role in the organization grants `permission` (''read'': any member).';
 comment on function pipetrak.package_stage_blocker is 'The stage before `stage` that is neither completed nor skipped (it keeps `stage` from starting); null when none.';
 comment on function pipetrak.package_stage_check is 'The data fields completing `stage` still needs, and the latest of its dates (ISO; null when none); no row for an unknown key.';
 comment on function pipetrak.package_stage_keys is 'The stage keys a package of `test_type` gets, in order; null for an unknown test type.';
@@ -183,6 +186,7 @@ comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, test
 comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer): the triggers keep the rollups again.';
 comment on function pipetrak.progress_rollup is 'Rollup of the progress parts by project, drawing, area, system or test package (key NULL = unassigned). Inlined by the planner, so a filter on project_id reaches the parts'' index.';
 comment on function pipetrak.project_channel is 'The project''s channel, for its members only (others: project_not_found).';
+comment on function pipetrak.project_visible is 'Whether the caller''s role in the project''s organization grants `permission` (''read'': any member). The read policies of project tables call it.';
 comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
 comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
 comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension''s triggers call it.';

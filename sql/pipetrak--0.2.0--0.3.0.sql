@@ -324,6 +324,18 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/visibility.rs:178
+-- pipetrak::pg::visibility::caller_is
+create or replace function "caller_is"(
+	"user_id" uuid /* pgrx :: Uuid */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'caller_is_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/changes.rs:72
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
@@ -390,7 +402,7 @@ AS 'MODULE_PATHNAME', 'event_signature_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:486
+-- src/pg/imports.rs:488
 -- pipetrak::pg::imports::import_file_cells
 create or replace function "import_file_cells"(
 	"content" bytea, /* & [u8] */
@@ -407,7 +419,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:547
+-- src/pg/imports.rs:549
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -421,7 +433,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:541
+-- src/pg/imports.rs:543
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -433,7 +445,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:535
+-- src/pg/imports.rs:537
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -445,7 +457,7 @@ AS 'MODULE_PATHNAME', 'import_issue_severity_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:458
+-- src/pg/imports.rs:460
 -- pipetrak::pg::imports::import_refusal
 create or replace function "import_refusal"(
 	"content" bytea /* & [u8] */
@@ -460,7 +472,7 @@ AS 'MODULE_PATHNAME', 'import_refusal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:449
+-- src/pg/imports.rs:451
 -- pipetrak::pg::imports::import_sniff
 create or replace function "import_sniff"(
 	"content" bytea /* & [u8] */
@@ -472,7 +484,7 @@ AS 'MODULE_PATHNAME', 'import_sniff_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:316
+-- src/pg/imports.rs:318
 -- pipetrak::pg::imports::import_stage
 create or replace function "import_stage"(
 	"import_id" bigint, /* i64 */
@@ -543,6 +555,18 @@ create or replace function "max_upload_bytes"() RETURNS bigint /* i64 */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'max_upload_bytes_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/visibility.rs:172
+-- pipetrak::pg::visibility::member_visible
+create or replace function "member_visible"(
+	"user_id" uuid /* pgrx :: Uuid */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'member_visible_wrapper';
 
 /* </end connected objects> */
 
@@ -630,6 +654,19 @@ create or replace function "normalize_stencil"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'normalize_stencil_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/visibility.rs:157
+-- pipetrak::pg::visibility::organization_visible
+create or replace function "organization_visible"(
+	"organization_id" bigint, /* i64 */
+	"permission" TEXT DEFAULT 'read' /* & str */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'organization_visible_wrapper';
 
 /* </end connected objects> */
 
@@ -756,6 +793,19 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/visibility.rs:142
+-- pipetrak::pg::visibility::project_visible
+create or replace function "project_visible"(
+	"project_id" bigint, /* i64 */
+	"permission" TEXT DEFAULT 'read' /* & str */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'project_visible_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/changes.rs:38
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
@@ -786,7 +836,7 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:506
+-- src/pg/imports.rs:508
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -931,9 +981,14 @@ $$;
 -- src/lib.rs:46
 -- requires:
 --   tables
+--   project_visible
+--   organization_visible
+--   member_visible
+--   caller_is
 
--- Identity and membership helpers. Policies call them as `(select …)` / `in (select …)` so each is
--- evaluated once per statement, not once per row.
+-- Identity and membership helpers. The read policies ask through project_visible,
+-- organization_visible, member_visible and caller_is (src/pg/visibility.rs), which read the
+-- caller's ids once per query and look each row up in them.
 --
 -- Design notes (decisions where the spec was silent):
 -- - Writes only through functions. `pipetrak_api` holds only `security_invoker` views and
@@ -943,8 +998,10 @@ $$;
 --   (filtered by RLS) and no insert/update/delete anywhere, so a foreman cannot bypass the sequence
 --   rules or the audit log by writing a table, and a viewer cannot change progress at all (pgTAP
 --   `02_security`).
--- - RLS: enabled on every table; read policies are set-based (`project_id in (select
---   pipetrak.my_project_ids())`), helpers are `security definer`, every filtered column indexed.
+-- - RLS: enabled on every table; read policies call a function (`pipetrak.project_visible(project_id)`)
+--   rather than hold a subquery, which Citus refuses on distributed tables. The function reads the
+--   caller's projects (`my_project_ids`, `security definer`) once per query and looks each row up
+--   in them, as the subquery's hash did; every filtered column indexed.
 --   There are deliberately no write policies: without a write privilege they would never be
 --   reached.
 -- - Not found vs forbidden: someone outside an organization gets `PT404` for its ids (existence is
@@ -1113,84 +1170,82 @@ create policy error_codes_select_authenticated on pipetrak.error_codes for selec
 -- Your own profile, and the profiles of people who share an organization with you.
 drop policy if exists user_profiles_select_member on pipetrak.user_profiles;
 create policy user_profiles_select_member on pipetrak.user_profiles for select to authenticated
-    using (user_id = (select pipetrak.current_user_id())
-           or user_id in (select m.user_id from pipetrak.memberships m
-                          where m.organization_id in (select pipetrak.my_organization_ids())));
+    using (pipetrak.member_visible(user_id));
 
 
 drop policy if exists organizations_select_member on pipetrak.organizations;
 create policy organizations_select_member on pipetrak.organizations for select to authenticated
-    using (id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(id));
 
 
 drop policy if exists memberships_select_member on pipetrak.memberships;
 create policy memberships_select_member on pipetrak.memberships for select to authenticated
-    using (organization_id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(organization_id));
 
 
 drop policy if exists projects_select_member on pipetrak.projects;
 create policy projects_select_member on pipetrak.projects for select to authenticated
-    using (organization_id in (select pipetrak.my_organization_ids()));
+    using (pipetrak.organization_visible(organization_id));
 
 
 drop policy if exists areas_select_member on pipetrak.areas;
 create policy areas_select_member on pipetrak.areas for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists systems_select_member on pipetrak.systems;
 create policy systems_select_member on pipetrak.systems for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists test_packages_select_member on pipetrak.test_packages;
 create policy test_packages_select_member on pipetrak.test_packages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists drawings_select_member on pipetrak.drawings;
 create policy drawings_select_member on pipetrak.drawings for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists milestone_templates_select_member on pipetrak.milestone_templates;
 create policy milestone_templates_select_member on pipetrak.milestone_templates for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists welders_select_member on pipetrak.welders;
 create policy welders_select_member on pipetrak.welders for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists components_select_member on pipetrak.components;
 create policy components_select_member on pipetrak.components for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists field_welds_select_member on pipetrak.field_welds;
 create policy field_welds_select_member on pipetrak.field_welds for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists milestone_events_select_member on pipetrak.milestone_events;
 create policy milestone_events_select_member on pipetrak.milestone_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists review_items_select_member on pipetrak.review_items;
 create policy review_items_select_member on pipetrak.review_items for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists progress_parts_select_member on pipetrak.progress_parts;
 create policy progress_parts_select_member on pipetrak.progress_parts for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists progress_packages_select_member on pipetrak.progress_packages;
 create policy progress_packages_select_member on pipetrak.progress_packages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- Replay records are private to the user who sent them.
 drop policy if exists client_requests_select_own on pipetrak.client_requests;
 create policy client_requests_select_own on pipetrak.client_requests for select to authenticated
-    using (user_id = (select pipetrak.current_user_id()));
+    using (pipetrak.caller_is(user_id));
 
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:51
+-- src/lib.rs:57
 -- requires:
 --   identity
 
@@ -1556,7 +1611,7 @@ create constraint trigger memberships_last_owner after update or delete on pipet
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:56
+-- src/lib.rs:62
 -- requires:
 --   integrity
 --   default_milestones
@@ -1822,7 +1877,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:61
+-- src/lib.rs:67
 -- requires:
 --   tenancy
 --   milestone_credit
@@ -2394,7 +2449,7 @@ AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:72
+-- src/lib.rs:78
 -- requires:
 --   project_data
 --   plan_milestone
@@ -2741,7 +2796,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:82
+-- src/lib.rs:88
 -- requires:
 --   milestones
 
@@ -2965,7 +3020,7 @@ comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:87
+-- src/lib.rs:93
 -- requires:
 --   views
 --   argument_limit
@@ -3333,12 +3388,11 @@ create or replace trigger import_jobs_log after update of status on pipetrak.imp
 -- Jobs, files and reports are seen by those who may import into the project (owner, admin, PM).
 drop policy if exists import_jobs_select_importer on pipetrak.import_jobs;
 create policy import_jobs_select_importer on pipetrak.import_jobs for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids('manage_project_data')));
+    using (pipetrak.project_visible(project_id, 'manage_project_data'));
 
 drop policy if exists import_rows_select_importer on pipetrak.import_rows;
 create policy import_rows_select_importer on pipetrak.import_rows for select to authenticated
-    using (import_id in (select j.id from pipetrak.import_jobs j
-                         where j.project_id in (select pipetrak.my_project_ids('manage_project_data'))));
+    using (pipetrak.project_visible(project_id, 'manage_project_data'));
 
 
 -- The job, locked, after checking the caller may import into its project. Without its file:
@@ -4968,7 +5022,7 @@ comment on procedure pipetrak_api.import_commit_chunked(bigint, boolean) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:107
+-- src/lib.rs:113
 -- requires:
 --   imports
 --   event_signature
@@ -5102,11 +5156,11 @@ comment on function pipetrak_api.event_is_genuine(bigint, text) is
 
 drop policy if exists nde_results_select_member on pipetrak.nde_results;
 create policy nde_results_select_member on pipetrak.nde_results for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists weld_events_select_member on pipetrak.weld_events;
 create policy weld_events_select_member on pipetrak.weld_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- The weld's records are append-only (see refuse_change).
@@ -5879,11 +5933,11 @@ $$;
 
 drop policy if exists weld_tallies_select_member on pipetrak.weld_tallies;
 create policy weld_tallies_select_member on pipetrak.weld_tallies for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists weld_day_tallies_select_member on pipetrak.weld_day_tallies;
 create policy weld_day_tallies_select_member on pipetrak.weld_day_tallies for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- Applies weld states to the tallies: one upsert per row touched, in key order so concurrent
@@ -6290,7 +6344,7 @@ comment on function pipetrak_api.welder_summary(bigint, date, date, text, intege
 
 drop policy if exists examination_calls_select_member on pipetrak.examination_calls;
 create policy examination_calls_select_member on pipetrak.examination_calls for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- The welds of a weld's lot (welded; live, or repaired), the weld itself included.
@@ -6477,23 +6531,23 @@ comment on function pipetrak_api.repick_examination(bigint, bigint) is
 
 drop policy if exists package_stages_select_member on pipetrak.package_stages;
 create policy package_stages_select_member on pipetrak.package_stages for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists stage_signoffs_select_member on pipetrak.stage_signoffs;
 create policy stage_signoffs_select_member on pipetrak.stage_signoffs for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists package_events_select_member on pipetrak.package_events;
 create policy package_events_select_member on pipetrak.package_events for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists certificate_numbers_select_member on pipetrak.certificate_numbers;
 create policy certificate_numbers_select_member on pipetrak.certificate_numbers for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists package_certificates_select_member on pipetrak.package_certificates;
 create policy package_certificates_select_member on pipetrak.package_certificates for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- A package's history is append-only (see refuse_change).
@@ -7535,19 +7589,19 @@ comment on function pipetrak_api.turnover_report(bigint) is
 
 drop policy if exists budget_versions_select_member on pipetrak.budget_versions;
 create policy budget_versions_select_member on pipetrak.budget_versions for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists component_budgets_select_member on pipetrak.component_budgets;
 create policy component_budgets_select_member on pipetrak.component_budgets for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists progress_days_select_member on pipetrak.progress_days;
 create policy progress_days_select_member on pipetrak.progress_days for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists component_touches_select_member on pipetrak.component_touches;
 create policy component_touches_select_member on pipetrak.component_touches for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- Ids added to a day's set: the set as it is when it holds them all (the common case: one more
@@ -7800,11 +7854,11 @@ $$;
 
 drop policy if exists snapshot_weeks_select_member on pipetrak.snapshot_weeks;
 create policy snapshot_weeks_select_member on pipetrak.snapshot_weeks for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 drop policy if exists weekly_snapshots_select_member on pipetrak.weekly_snapshots;
 create policy weekly_snapshots_select_member on pipetrak.weekly_snapshots for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- The Sunday ending the latest week locked now in a time zone (the rule is Rust's
@@ -8664,7 +8718,7 @@ comment on function pipetrak_api.spread_budget(bigint, numeric, text, date) is
 -- grant_privileges).
 drop policy if exists invitations_select_manager on pipetrak.invitations;
 create policy invitations_select_manager on pipetrak.invitations for select to authenticated
-    using (organization_id in (select pipetrak.my_organization_ids('manage_members')));
+    using (pipetrak.organization_visible(organization_id, 'manage_members'));
 
 
 -- Where an invitation stands.
@@ -9134,7 +9188,7 @@ comment on function pipetrak_api.delete_project(bigint, text) is
 
 drop policy if exists component_changes_select_member on pipetrak.component_changes;
 create policy component_changes_select_member on pipetrak.component_changes for select to authenticated
-    using (project_id in (select pipetrak.my_project_ids()));
+    using (pipetrak.project_visible(project_id));
 
 
 -- Append-only (see refuse_change).
@@ -9586,7 +9640,7 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:156
+-- src/lib.rs:162
 -- requires:
 --   realtime
 --   setting_registry
@@ -9999,7 +10053,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:162
+-- src/lib.rs:168
 -- requires:
 --   platform
 
@@ -10017,6 +10071,11 @@ $$;
 --   on any PostgreSQL: the list shrinks as the schema is made ready, and `distribute()` refuses
 --   while it is not empty, with a catalogued error, before it changes anything. A half-distributed
 --   database is worse than none.
+-- - Keys: every primary, unique and foreign key of a sharded table includes `project_id`. Ids
+--   stay global (one sequence per table) and lead their key, `(id, project_id)`: a lookup by id
+--   reads the same index it did when the key was the id alone, and Citus accepts the key because
+--   it holds the shard column. The job number stays unique per organization: `projects` is a
+--   reference table, where Citus enforces any key.
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 
@@ -10173,7 +10232,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:168
+-- src/lib.rs:174
 -- requires:
 --   distribution
 
@@ -10542,7 +10601,7 @@ $column_comments$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:174
+-- src/lib.rs:180
 -- requires:
 --   column_comments
 
@@ -10569,6 +10628,8 @@ comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, sy
 comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
 
 comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
+
+comment on function pipetrak.caller_is is 'Whether the user is the caller (who reads their own stored requests).';
 
 comment on function pipetrak.category_weight is 'Sum of a template''s weights in one category (the credit available there).';
 
@@ -10824,6 +10885,8 @@ comment on function pipetrak.max_upload_bytes is 'The largest import file accept
 
 comment on function pipetrak.member_roles is 'The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'' check constraints restate it; pgTAP compares them).';
 
+comment on function pipetrak.member_visible is 'Whether the user is the caller or a member of one of the caller''s organizations.';
+
 comment on function pipetrak.memberships_keep_an_owner is 'An organization never loses its last owner, however its memberships change (checked at commit, so an owner can be swapped inside one transaction). Security definer: the check runs at commit, outside the API function that made the change, as the caller, who may neither lock the organization''s row nor see every membership.';
 
 comment on function pipetrak.milestone_credit is 'Earned credit of a component, one row with a column per category.';
@@ -10847,6 +10910,8 @@ comment on function pipetrak.normalize_size is 'A size as the project keys it: f
 comment on function pipetrak.normalize_stencil is 'NULL when the text is not a valid stencil.';
 
 comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
+
+comment on function pipetrak.organization_visible is 'Whether the caller''s role in the organization grants `permission` (''read'': any member).';
 
 comment on function pipetrak.package_stage_blocker is 'The stage before `stage` that is neither completed nor skipped (it keeps `stage` from starting); null when none.';
 
@@ -10911,6 +10976,8 @@ comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer
 comment on function pipetrak.progress_rollup is 'Rollup of the progress parts by project, drawing, area, system or test package (key NULL = unassigned). Inlined by the planner, so a filter on project_id reaches the parts'' index.';
 
 comment on function pipetrak.project_channel is 'The project''s channel, for its members only (others: project_not_found).';
+
+comment on function pipetrak.project_visible is 'Whether the caller''s role in the project''s organization grants `permission` (''read'': any member). The read policies of project tables call it.';
 
 comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
 
@@ -11113,7 +11180,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:179
+-- src/lib.rs:185
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -11162,6 +11229,7 @@ begin
               and p.proname = any (array[
                   -- called by views and policies as the reader
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
+                  'project_visible', 'organization_visible', 'member_visible', 'caller_is',
                   'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',

@@ -46,7 +46,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/03_identity.sql",
     name = "identity",
-    requires = ["tables"]
+    requires = [
+        "tables",
+        project_visible,
+        organization_visible,
+        member_visible,
+        caller_is
+    ]
 );
 ::pgrx::extension_sql_file!(
     "../sql/04_integrity.sql",

@@ -11,5 +11,6 @@ pub mod packages;
 pub mod released;
 pub mod sender;
 pub mod settings;
+pub mod visibility;
 pub mod vocabularies;
 pub mod welds;
