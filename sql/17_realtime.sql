@@ -1,10 +1,10 @@
 -- Change events (spec §8, §12): every committed change a screen shows is announced once per
 -- transaction on the project's channel (see 11_events.sql for the channel and the signature).
 --
--- How: statement triggers on the tables a screen reads hand the ids each statement changed to
--- pipetrak.queue_change, which keeps them in the backend (src/pg/changes.rs) with the
--- subtransaction that made them. Just before the transaction commits, they become one event per
--- project — {"kind": "changes", "changes": {kind: [ids]}, "part": n, "parts": m} — signed as
+-- How: a row trigger on each table a screen reads (pipetrak.announce_change, its arguments the
+-- kind and the column of the id) keeps each changed row's id in the backend (src/pg/changes.rs)
+-- with the subtransaction that made it. Just before the transaction commits, they become one
+-- event per project — {"kind": "changes", "changes": {kind: [ids]}, "part": n, "parts": m} — signed as
 -- notify_project signs an event and put in the event outbox; once the transaction has committed,
 -- the database's event sender (a background worker, src/pg/sender.rs) NOTIFYs them, so writers
 -- never queue on the lock PostgreSQL holds for a notifying transaction's commit. Where no sender
@@ -42,67 +42,37 @@ create unlogged table pipetrak.event_sender (
 alter table pipetrak.event_outbox enable row level security;
 alter table pipetrak.event_sender enable row level security;
 
--- Queues what a statement changed on one of the watched tables (transition table `changed`).
-create function pipetrak.queue_changes()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    -- One static statement per table, so each keeps its plan for the session.
-    if tg_table_name = 'milestone_events' then
-        perform pipetrak.queue_change(project_id, 'milestones', array_agg(component_id)) from changed group by project_id;
-    elsif tg_table_name = 'field_welds' then
-        perform pipetrak.queue_change(project_id, 'welds', array_agg(component_id)) from changed group by project_id;
-    elsif tg_table_name = 'test_packages' then
-        perform pipetrak.queue_change(project_id, 'packages', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name in ('package_events', 'package_stages', 'package_certificates') then
-        perform pipetrak.queue_change(project_id, 'packages', array_agg(test_package_id)) from changed group by project_id;
-    elsif tg_table_name = 'stage_signoffs' then
-        perform pipetrak.queue_change(c.project_id, 'packages', array_agg(s.test_package_id))
-        from changed c join pipetrak.package_stages s on s.id = c.stage_id group by c.project_id;
-    elsif tg_table_name = 'import_jobs' then
-        perform pipetrak.queue_change(project_id, 'imports', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name = 'review_items' then
-        perform pipetrak.queue_change(project_id, 'review_items', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name = 'component_changes' then
-        perform pipetrak.queue_change(project_id, 'components', array_agg(component_id)) from changed group by project_id;
-    end if;
-    return null;
-end
-$$;
-
 create trigger milestone_events_announce after insert on pipetrak.milestone_events
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('milestones', 'component_id');
 create trigger field_welds_announce_insert after insert on pipetrak.field_welds
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('welds', 'component_id');
 create trigger field_welds_announce_update after update on pipetrak.field_welds
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('welds', 'component_id');
 create trigger test_packages_announce_insert after insert on pipetrak.test_packages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'id');
 create trigger test_packages_announce_update after update on pipetrak.test_packages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'id');
 create trigger package_events_announce after insert on pipetrak.package_events
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 create trigger package_stages_announce_insert after insert on pipetrak.package_stages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 create trigger package_stages_announce_update after update on pipetrak.package_stages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 create trigger stage_signoffs_announce_insert after insert on pipetrak.stage_signoffs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'stage_id');
 create trigger stage_signoffs_announce_update after update on pipetrak.stage_signoffs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'stage_id');
 create trigger package_certificates_announce_insert after insert on pipetrak.package_certificates
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 create trigger package_certificates_announce_update after update on pipetrak.package_certificates
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 create trigger import_jobs_announce_insert after insert on pipetrak.import_jobs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('imports', 'id');
 create trigger import_jobs_announce_update after update on pipetrak.import_jobs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('imports', 'id');
 create trigger review_items_announce_insert after insert on pipetrak.review_items
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('review_items', 'id');
 create trigger review_items_announce_update after update on pipetrak.review_items
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('review_items', 'id');
 create trigger component_changes_announce after insert on pipetrak.component_changes
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('components', 'component_id');

@@ -5,6 +5,7 @@
 comment on function pipetrak.accept_invitation is 'Accepts an invitation as the signed-in user whose JWT email is the invited address. Returns {organization_id, role}.';
 comment on function pipetrak.accepted_component_types is 'The component type names a user may write, for the hint of an unknown type.';
 comment on function pipetrak.add_member is 'Adds a user to an organization with a role. Owners and admins; only owners add owners.';
+comment on function pipetrak.announce_change is 'Trigger, for each row inserted or updated in a watched table: queues the row''s id as a change of its project. Arguments: the kind, and the column holding the id the screens know the row by (`stage_id`: a package stage, announced as its test package). A row trigger rather than a statement trigger reading a transition table: one row costs a few microseconds instead of a tuplestore, a PL/pgSQL call and a query, and it works where Citus runs it (on a shard).';
 comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
 comment on function pipetrak.argument_limit is 'The limit of an API argument by name (characters, bytes or items), NULL for a name the registry lacks.';
 comment on function pipetrak.argument_limits is 'The size limits of the API''s arguments, one per argument name: argument, limit, unit.';
@@ -189,8 +190,7 @@ comment on function pipetrak.project_channel is 'The project''s channel, for its
 comment on function pipetrak.project_visible is 'Whether the caller''s role in the project''s organization grants `permission` (''read'': any member). The read policies of project tables call it.';
 comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
 comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
-comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension''s triggers call it.';
-comment on function pipetrak.queue_changes is 'Queues what a statement changed on one of the watched tables (transition table `changed`).';
+comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension calls it.';
 comment on function pipetrak.queued_changes is 'The running transaction''s queued changes, {project: {kind: [ids]}} (for tests).';
 comment on function pipetrak.raise_error is 'Raises the catalogued error `p_code`: detail is {"code": p_code, ...p_context}. Unknown keys become an internal error that still reveals nothing but the key. Each refusal is counted (count_error) and, with pipetrak.log_refusals on, logged as one JSON line.';
 comment on function pipetrak.random_key is '32 bytes from the server''s strong random source (gen_random_uuid uses it), hashed together.';

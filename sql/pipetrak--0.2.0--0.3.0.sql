@@ -336,7 +336,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:72
+-- src/pg/changes.rs:107
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -820,7 +820,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:66
+-- src/pg/changes.rs:101
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -9562,88 +9562,67 @@ as $$ select pipetrak.component_batch('restore', to_jsonb(pipetrak.limited('comp
 comment on function pipetrak_api.restore_components(bigint[], text) is
     'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';
 
+/* </end connected objects> */
 
--- Queues what a statement changed on one of the watched tables (transition table `changed`).
-create or replace function pipetrak.queue_changes()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    -- One static statement per table, so each keeps its plan for the session.
-    if tg_table_name = 'milestone_events' then
-        perform pipetrak.queue_change(project_id, 'milestones', array_agg(component_id)) from changed group by project_id;
-    elsif tg_table_name = 'field_welds' then
-        perform pipetrak.queue_change(project_id, 'welds', array_agg(component_id)) from changed group by project_id;
-    elsif tg_table_name = 'test_packages' then
-        perform pipetrak.queue_change(project_id, 'packages', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name in ('package_events', 'package_stages', 'package_certificates') then
-        perform pipetrak.queue_change(project_id, 'packages', array_agg(test_package_id)) from changed group by project_id;
-    elsif tg_table_name = 'stage_signoffs' then
-        perform pipetrak.queue_change(c.project_id, 'packages', array_agg(s.test_package_id))
-        from changed c join pipetrak.package_stages s on s.id = c.stage_id group by c.project_id;
-    elsif tg_table_name = 'import_jobs' then
-        perform pipetrak.queue_change(project_id, 'imports', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name = 'review_items' then
-        perform pipetrak.queue_change(project_id, 'review_items', array_agg(id)) from changed group by project_id;
-    elsif tg_table_name = 'component_changes' then
-        perform pipetrak.queue_change(project_id, 'components', array_agg(component_id)) from changed group by project_id;
-    end if;
-    return null;
-end
-$$;
+/* <begin connected objects> */
+-- src/pg/changes.rs:48
+-- pipetrak::pg::changes::announce_change
+create or replace function "announce_change"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
 
 
 create or replace trigger milestone_events_announce after insert on pipetrak.milestone_events
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('milestones', 'component_id');
 
 create or replace trigger field_welds_announce_insert after insert on pipetrak.field_welds
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('welds', 'component_id');
 
 create or replace trigger field_welds_announce_update after update on pipetrak.field_welds
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('welds', 'component_id');
 
 create or replace trigger test_packages_announce_insert after insert on pipetrak.test_packages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'id');
 
 create or replace trigger test_packages_announce_update after update on pipetrak.test_packages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'id');
 
 create or replace trigger package_events_announce after insert on pipetrak.package_events
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 
 create or replace trigger package_stages_announce_insert after insert on pipetrak.package_stages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 
 create or replace trigger package_stages_announce_update after update on pipetrak.package_stages
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 
 create or replace trigger stage_signoffs_announce_insert after insert on pipetrak.stage_signoffs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'stage_id');
 
 create or replace trigger stage_signoffs_announce_update after update on pipetrak.stage_signoffs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'stage_id');
 
 create or replace trigger package_certificates_announce_insert after insert on pipetrak.package_certificates
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 
 create or replace trigger package_certificates_announce_update after update on pipetrak.package_certificates
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('packages', 'test_package_id');
 
 create or replace trigger import_jobs_announce_insert after insert on pipetrak.import_jobs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('imports', 'id');
 
 create or replace trigger import_jobs_announce_update after update on pipetrak.import_jobs
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('imports', 'id');
 
 create or replace trigger review_items_announce_insert after insert on pipetrak.review_items
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('review_items', 'id');
 
 create or replace trigger review_items_announce_update after update on pipetrak.review_items
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('review_items', 'id');
 
 create or replace trigger component_changes_announce after insert on pipetrak.component_changes
-    referencing new table as changed for each statement execute function pipetrak.queue_changes();
+    for each row execute function pipetrak.announce_change('components', 'component_id');
 
 /* </end connected objects> */
 
@@ -10623,6 +10602,8 @@ comment on function pipetrak.accepted_component_types is 'The component type nam
 
 comment on function pipetrak.add_member is 'Adds a user to an organization with a role. Owners and admins; only owners add owners.';
 
+comment on function pipetrak.announce_change is 'Trigger, for each row inserted or updated in a watched table: queues the row''s id as a change of its project. Arguments: the kind, and the column holding the id the screens know the row by (`stage_id`: a package stage, announced as its test package). A row trigger rather than a statement trigger reading a transition table: one row costs a few microseconds instead of a tuplestore, a PL/pgSQL call and a query, and it works where Citus runs it (on a shard).';
+
 comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
 
 comment on function pipetrak.argument_limit is 'The limit of an API argument by name (characters, bytes or items), NULL for a name the registry lacks.';
@@ -10991,9 +10972,7 @@ comment on function pipetrak.purge_projects is 'Removes every row of the project
 
 comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
 
-comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension''s triggers call it.';
-
-comment on function pipetrak.queue_changes is 'Queues what a statement changed on one of the watched tables (transition table `changed`).';
+comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension calls it.';
 
 comment on function pipetrak.queued_changes is 'The running transaction''s queued changes, {project: {kind: [ids]}} (for tests).';
 
@@ -11431,6 +11410,10 @@ from (select w.component_id, s.first_examined_on, s.last_examined_on
 where n.component_id = f.component_id
   and (f.first_examined_on, f.last_examined_on) is distinct from (n.first_examined_on, n.last_examined_on);
 alter table pipetrak.field_welds enable trigger field_welds_announce_update;
+
+-- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
+-- function goes (the triggers were replaced above).
+drop function pipetrak.queue_changes();
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -157,7 +157,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/17_realtime.sql",
     name = "realtime",
-    requires = ["corrections", queue_change]
+    requires = ["corrections", announce_change]
 );
 ::pgrx::extension_sql_file!(
     "../sql/18_platform.sql",

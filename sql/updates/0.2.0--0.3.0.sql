@@ -165,3 +165,7 @@ from (select w.component_id, s.first_examined_on, s.last_examined_on
 where n.component_id = f.component_id
   and (f.first_examined_on, f.last_examined_on) is distinct from (n.first_examined_on, n.last_examined_on);
 alter table pipetrak.field_welds enable trigger field_welds_announce_update;
+
+-- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
+-- function goes (the triggers were replaced above).
+drop function pipetrak.queue_changes();

@@ -30,14 +30,25 @@ pub struct ChangeQueue {
 impl ChangeQueue {
     /// Records `ids` of `kind` changed in project `project_id` by subtransaction `subtransaction`.
     pub fn push(&mut self, subtransaction: u32, project_id: i64, kind: &str, ids: Vec<i64>) {
-        if !ids.is_empty() {
-            self.changes.push(Change {
-                subtransaction,
-                project_id,
-                kind: kind.to_string(),
-                ids,
-            });
+        if ids.is_empty() {
+            return;
         }
+        // A row trigger pushes one id at a time: the rows of one statement join one change.
+        if let Some(last) = self.changes.last_mut() {
+            if last.subtransaction == subtransaction
+                && last.project_id == project_id
+                && last.kind == kind
+            {
+                last.ids.extend(ids);
+                return;
+            }
+        }
+        self.changes.push(Change {
+            subtransaction,
+            project_id,
+            kind: kind.to_string(),
+            ids,
+        });
     }
 
     /// Forgets what subtransaction `subtransaction` and the ones inside it changed (it rolled

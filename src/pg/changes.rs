@@ -34,9 +34,47 @@ thread_local! {
 }
 
 /// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only
-/// the extension's triggers call it.
+/// the extension calls it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
+    queue(project_id, kind, ids.into_iter().flatten().collect());
+}
+
+/// Trigger, for each row inserted or updated in a watched table: queues the row's id as a change
+/// of its project. Arguments: the kind, and the column holding the id the screens know the row by
+/// (`stage_id`: a package stage, announced as its test package). A row trigger rather than a
+/// statement trigger reading a transition table: one row costs a few microseconds instead of a
+/// tuplestore, a PL/pgSQL call and a query, and it works where Citus runs it (on a shard).
+#[pg_trigger]
+fn announce_change<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    if !CHANGE_EVENTS.get() {
+        return Ok(None);
+    }
+    let args = trigger.extra_args()?;
+    let (Some(kind), Some(column), Some(row)) = (args.first(), args.get(1), trigger.new()) else {
+        return Ok(None);
+    };
+    let project_id = row.get_by_name::<i64>("project_id").ok().flatten();
+    let mut id = row.get_by_name::<i64>(column).ok().flatten();
+    if column == "stage_id" {
+        id = id.and_then(|stage| {
+            Spi::get_one_with_args::<i64>(
+                "select s.test_package_id from pipetrak.package_stages s where s.id operator(pg_catalog.=) $1",
+                &[stage.into()],
+            )
+            .ok()
+            .flatten()
+        });
+    }
+    if let (Some(project_id), Some(id)) = (project_id, id) {
+        queue(project_id, kind, vec![id]);
+    }
+    Ok(None)
+}
+
+fn queue(project_id: i64, kind: &str, ids: Vec<i64>) {
     if !CHANGE_EVENTS.get() {
         return;
     }
@@ -53,12 +91,9 @@ fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
         unsafe { (pg_sys::GetCurrentSubTransactionId(), pg_sys::GetUserId()) };
     WRITER.set(user);
     QUEUE.with(|queue| {
-        queue.borrow_mut().push(
-            subtransaction,
-            project_id,
-            kind,
-            ids.into_iter().flatten().collect(),
-        )
+        queue
+            .borrow_mut()
+            .push(subtransaction, project_id, kind, ids)
     });
 }
 

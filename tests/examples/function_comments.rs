@@ -1,7 +1,7 @@
 //! Writes `sql/98_comments.sql`: a `comment on function` for every internal function, taken from
 //! the comment its code already has — the `--` lines right above `create function` in `sql/`, the
-//! `///` lines above a `#[pg_extern]` in `src/pg/` — so a DBA's `\df+` says what each does, and
-//! the text has one source. Functions `sql/` comments itself (`comment on function` by hand) are
+//! `///` lines above a `#[pg_extern]` or `#[pg_trigger]` in `src/pg/` — so a DBA's `\df+` says
+//! what each does, and the text has one source. Functions `sql/` comments itself (`comment on function` by hand) are
 //! left to it. The test command checks the file is current and pgTAP that no function lacks one.
 //!
 //! Usage: `cargo run --example function_comments > sql/98_comments.sql`
@@ -123,7 +123,8 @@ fn main() {
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let line = line.trim();
-            if !line.starts_with("#[pg_extern") || line.contains("sql = false") {
+            let exported = line.starts_with("#[pg_extern") || line.starts_with("#[pg_trigger");
+            if !exported || line.contains("sql = false") {
                 continue;
             }
             // The attributes between the doc comment and the function.
