@@ -17,6 +17,12 @@
 --   reads the same index it did when the key was the id alone, and Citus accepts the key because
 --   it holds the shard column. The job number stays unique per organization: `projects` is a
 --   reference table, where Citus enforces any key.
+-- - Policies call a function (project_visible and its kin, src/pg/visibility.rs): Citus accepts
+--   that on distributed tables, and it costs what the subquery did (the caller's ids read once
+--   per query). Change events are queued by row triggers (announce_change), which run wherever a
+--   row is written. What remains are the statement triggers keeping the derived tables; they
+--   read transition tables to net a statement's rows into one upsert per derived row, which is
+--   what keeps bulk writes fast on a single node.
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 
