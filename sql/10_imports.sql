@@ -186,19 +186,21 @@ create table pipetrak.component_sources (
 create index component_sources_component_idx on pipetrak.component_sources (component_id);
 alter table pipetrak.component_sources enable row level security;
 
--- What the missing foreign key would do on delete: a deleted job takes its staged rows along.
+-- What the missing foreign key would do on delete: a deleted job takes its staged rows along
+-- (a row trigger: jobs are deleted a project's few at a time, and Citus refuses statement
+-- triggers reading transition tables).
 create function pipetrak.import_jobs_delete_rows()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    delete from pipetrak.import_rows r using deleted_jobs d where r.import_id = d.id;
+    delete from pipetrak.import_rows r where r.import_id = old.id and r.project_id = old.project_id;
     return null;
 end
 $$;
 create trigger import_jobs_delete_rows after delete on pipetrak.import_jobs
-    referencing old table as deleted_jobs for each statement execute function pipetrak.import_jobs_delete_rows();
+    for each row execute function pipetrak.import_jobs_delete_rows();
 
 -- With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or
 -- is committed: its ids, outcome, rows and issues (validation) or what it wrote (commit), and how

@@ -3345,20 +3345,22 @@ as $$ select pipetrak.resolve_review_item(review_item_id, pipetrak.limited('note
 comment on function pipetrak_api.resolve_review_item(bigint, text) is 'Resolves a review item with a note (owner, admin, project manager, QC inspector).';
 
 
--- What the missing foreign key would do on delete: a deleted job takes its staged rows along.
+-- What the missing foreign key would do on delete: a deleted job takes its staged rows along
+-- (a row trigger: jobs are deleted a project's few at a time, and Citus refuses statement
+-- triggers reading transition tables).
 create or replace function pipetrak.import_jobs_delete_rows()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    delete from pipetrak.import_rows r using deleted_jobs d where r.import_id = d.id;
+    delete from pipetrak.import_rows r where r.import_id = old.id and r.project_id = old.project_id;
     return null;
 end
 $$;
 
 create or replace trigger import_jobs_delete_rows after delete on pipetrak.import_jobs
-    referencing old table as deleted_jobs for each statement execute function pipetrak.import_jobs_delete_rows();
+    for each row execute function pipetrak.import_jobs_delete_rows();
 
 
 -- With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or
@@ -10063,6 +10065,12 @@ $$;
 --   reads the same index it did when the key was the id alone, and Citus accepts the key because
 --   it holds the shard column. The job number stays unique per organization: `projects` is a
 --   reference table, where Citus enforces any key.
+-- - Policies call a function (project_visible and its kin, src/pg/visibility.rs): Citus accepts
+--   that on distributed tables, and it costs what the subquery did (the caller's ids read once
+--   per query). Change events are queued by row triggers (announce_change), which run wherever a
+--   row is written. What remains are the statement triggers keeping the derived tables; they
+--   read transition tables to net a statement's rows into one upsert per derived row, which is
+--   what keeps bulk writes fast on a single node.
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 
@@ -10768,7 +10776,7 @@ comment on function pipetrak.import_issue_hint is 'The hint of an import issue c
 
 comment on function pipetrak.import_issue_severity is 'The severity of an import issue code (null for an unknown code). Immutable, so SQL that builds an issue with a constant code pays for it once, when planning.';
 
-comment on function pipetrak.import_jobs_delete_rows is 'What the missing foreign key would do on delete: a deleted job takes its staged rows along.';
+comment on function pipetrak.import_jobs_delete_rows is 'What the missing foreign key would do on delete: a deleted job takes its staged rows along (a row trigger: jobs are deleted a project''s few at a time, and Citus refuses statement triggers reading transition tables).';
 
 comment on function pipetrak.import_jobs_log is 'With pipetrak.log_imports on, one JSON line in the server log when a job is validated, fails or is committed: its ids, outcome, rows and issues (validation) or what it wrote (commit), and how long the transaction that got it there had run.';
 
