@@ -2,7 +2,7 @@
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
 \ir fixtures/actors.sql
-select plan(10);
+select plan(11);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -83,6 +83,22 @@ select count(*) as after_removal from pipetrak.milestone_templates where project
 reset role;
 select ok(:before_removal > 0 and :after_removal = 0,
           'a member removed reads nothing from the next query on, in the same session and transaction');
+
+-- The lookup is read-only, as a STABLE function's queries are: a parallel read through the
+-- policies into a new table (whose command the leader has already marked as writing) works.
+set parallel_setup_cost = 0;
+set parallel_tuple_cost = 0;
+set min_parallel_table_scan_size = 0;
+select pg_temp.act_as(pg_temp.uid('owner'));
+create temporary table probe_parallel as select * from pipetrak.milestone_templates;
+reset role;
+reset parallel_setup_cost;
+reset parallel_tuple_cost;
+reset min_parallel_table_scan_size;
+select is((select count(*) from probe_parallel),
+          (select count(*) from pipetrak.milestone_templates t join pipetrak.projects p on p.id = t.project_id
+           where p.organization_id = :org_a),
+          'a parallel read through the policies in a statement that writes (create table as) works');
 
 select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
                  'distribute() is refused where Citus is not installed');

@@ -69,8 +69,11 @@ declare
     v_result jsonb;
 begin
     if p_client_request_id is not null then
+        -- The first stored (a request id is keyed with its project: the same id replayed at once
+        -- into two projects stores both).
         select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id;
+        where user_id = v_user and client_request_id = p_client_request_id
+        order by created_at limit 1;
         if found then
             return v_result;
         end if;

@@ -324,7 +324,7 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:178
+-- src/pg/visibility.rs:228
 -- pipetrak::pg::visibility::caller_is
 create or replace function "caller_is"(
 	"user_id" uuid /* pgrx :: Uuid */
@@ -336,7 +336,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:107
+-- src/pg/changes.rs:109
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -559,7 +559,7 @@ AS 'MODULE_PATHNAME', 'max_upload_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:172
+-- src/pg/visibility.rs:222
 -- pipetrak::pg::visibility::member_visible
 create or replace function "member_visible"(
 	"user_id" uuid /* pgrx :: Uuid */
@@ -658,7 +658,7 @@ AS 'MODULE_PATHNAME', 'normalize_stencil_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:157
+-- src/pg/visibility.rs:207
 -- pipetrak::pg::visibility::organization_visible
 create or replace function "organization_visible"(
 	"organization_id" bigint, /* i64 */
@@ -793,7 +793,7 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:142
+-- src/pg/visibility.rs:192
 -- pipetrak::pg::visibility::project_visible
 create or replace function "project_visible"(
 	"project_id" bigint, /* i64 */
@@ -820,7 +820,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:101
+-- src/pg/changes.rs:103
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -2521,8 +2521,11 @@ declare
     v_result jsonb;
 begin
     if p_client_request_id is not null then
+        -- The first stored (a request id is keyed with its project: the same id replayed at once
+        -- into two projects stores both).
         select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id;
+        where user_id = v_user and client_request_id = p_client_request_id
+        order by created_at limit 1;
         if found then
             return v_result;
         end if;
@@ -9567,7 +9570,7 @@ comment on function pipetrak_api.restore_components(bigint[], text) is
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:48
+-- src/pg/changes.rs:49
 -- pipetrak::pg::changes::announce_change
 create or replace function "announce_change"()
 	RETURNS TRIGGER
@@ -10610,7 +10613,7 @@ comment on function pipetrak.accepted_component_types is 'The component type nam
 
 comment on function pipetrak.add_member is 'Adds a user to an organization with a role. Owners and admins; only owners add owners.';
 
-comment on function pipetrak.announce_change is 'Trigger, for each row inserted or updated in a watched table: queues the row''s id as a change of its project. Arguments: the kind, and the column holding the id the screens know the row by (`stage_id`: a package stage, announced as its test package). A row trigger rather than a statement trigger reading a transition table: one row costs a few microseconds instead of a tuplestore, a PL/pgSQL call and a query, and it works where Citus runs it (on a shard).';
+comment on function pipetrak.announce_change is 'Trigger, for each row inserted or updated in a watched table: queues the row''s id as a change of its project. Arguments: the kind, and the column holding the id the screens know the row by (`stage_id`: a package stage, announced as its test package). A row trigger rather than a statement trigger reading a transition table: one row costs a few microseconds instead of a tuplestore, a PL/pgSQL call and a query, and Citus accepts it on a distributed table (where the events then start on the worker is for the scale-out work to route).';
 
 comment on function pipetrak.archive_project is 'Archives a project: it stays readable and takes no more writes.';
 

@@ -1,7 +1,7 @@
 //! Change events held in the backend until commit (see `sql/17_realtime.sql`).
 //!
-//! The statement triggers of the watched tables call `queue_change`; just before the transaction
-//! commits, a transaction callback turns the queue into events, signs them (one per event, on the
+//! A row trigger on each watched table (`announce_change`) queues the row's id; just before the
+//! transaction commits, a transaction callback turns the queue into events, signs them (one per event, on the
 //! project's channel), as the role that queued them, and hands them to the database's event
 //! sender through the outbox (`super::sender`), which NOTIFYs them once the transaction has
 //! committed; where no sender can run, it NOTIFYs them itself. A rolled-back
@@ -44,7 +44,8 @@ fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
 /// of its project. Arguments: the kind, and the column holding the id the screens know the row by
 /// (`stage_id`: a package stage, announced as its test package). A row trigger rather than a
 /// statement trigger reading a transition table: one row costs a few microseconds instead of a
-/// tuplestore, a PL/pgSQL call and a query, and it works where Citus runs it (on a shard).
+/// tuplestore, a PL/pgSQL call and a query, and Citus accepts it on a distributed table (where
+/// the events then start on the worker is for the scale-out work to route).
 #[pg_trigger]
 fn announce_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
@@ -61,8 +62,9 @@ fn announce_change<'a>(
     if column == "stage_id" {
         id = id.and_then(|stage| {
             Spi::get_one_with_args::<i64>(
-                "select s.test_package_id from pipetrak.package_stages s where s.id operator(pg_catalog.=) $1",
-                &[stage.into()],
+                "select s.test_package_id from pipetrak.package_stages s
+                 where s.id operator(pg_catalog.=) $1 and s.project_id operator(pg_catalog.=) $2",
+                &[stage.into(), project_id.into()],
             )
             .ok()
             .flatten()

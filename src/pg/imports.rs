@@ -20,8 +20,8 @@
 //!   would otherwise be copied into every caller's memory. The insert unnests its column arrays in
 //!   the select list (one ProjectSet) rather than in `FROM`, which materializes each array first.
 //!   `import_rows` has no foreign key to its job (its per-row check cost more than the row): only
-//!   `import_validate` writes rows, for a job it holds locked, and a statement trigger deletes a
-//!   deleted job's rows. `analyze` of the staged rows samples 3,000 rows (statistics target 10: the
+//!   `import_validate` writes rows, for a job it holds locked, and a row trigger deletes a deleted
+//!   job's rows. `analyze` of the staged rows samples 3,000 rows (statistics target 10: the
 //!   columns are few-valued or unique), so its memory is the same for any file. The summary counts
 //!   drawings over the staged rows (one hash aggregate); the reader keeps only the area, system,
 //!   test package and stencil names, which are few per project.

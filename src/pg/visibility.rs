@@ -4,32 +4,38 @@
 //! the caller's ids are read once per query, not once per row. The first call of a query asks
 //! `pipetrak.my_project_ids` (or `my_organization_ids`, or the members of the caller's
 //! organizations) through a plan kept for the session, and keeps the answer in the calling
-//! expression's `fn_extra`, which lives as long as that query's execution: the next execution
-//! (a new statement, a new snapshot) asks again. Every row after the first is a hash lookup.
+//! expression's `fn_extra`, which lives as long as that query's execution (in each process of a
+//! parallel query): the next execution (a new statement, a new snapshot) asks again. Where an
+//! expression lives longer (a PL/pgSQL simple expression lives for its transaction), the answer is
+//! also tied to the transaction, the role and the claims it was asked for. Every row after the
+//! first is a hash lookup.
 //!
-//! The SQL they run names every function and operator with its schema: a caller may set any
-//! search_path, and what decides visibility must not resolve to a function of theirs.
+//! The lookup runs read-only, as PL/pgSQL runs a STABLE function's queries: no new command id or
+//! snapshot inside the caller's query, which may be running in parallel mode. The SQL names every
+//! function and operator with its schema: a caller may set any search_path, and what decides
+//! visibility must not resolve to a function of theirs.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
-use pgrx::{PgBuiltInOids, PgOid};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashSet;
+use std::ffi::CStr;
 
-const PROJECTS: &str = "select x from pipetrak.my_project_ids($1::pg_catalog.text) as x";
-const ORGANIZATIONS: &str = "select x from pipetrak.my_organization_ids($1::pg_catalog.text) as x";
+const PROJECTS: &CStr = c"select x from pipetrak.my_project_ids($1::pg_catalog.text) as x";
+const ORGANIZATIONS: &CStr =
+    c"select x from pipetrak.my_organization_ids($1::pg_catalog.text) as x";
 // The caller and every member of the caller's organizations (user ids as text: the set holds
 // their 16 bytes).
-const MEMBERS: &str = "select pipetrak.current_user_id()::pg_catalog.text
+const MEMBERS: &CStr = c"select pipetrak.current_user_id()::pg_catalog.text
     union
     select m.user_id::pg_catalog.text from pipetrak.memberships m
     where m.organization_id operator(pg_catalog.=) any (array(select pipetrak.my_organization_ids('read')))";
-const CALLER: &str = "select pipetrak.current_user_id()::pg_catalog.text";
+const CALLER: &CStr = c"select pipetrak.current_user_id()::pg_catalog.text";
 
 thread_local! {
-    // The session's plans, one per question.
-    static PLANS: RefCell<[Option<OwnedPreparedStatement>; 4]> = const { RefCell::new([None, None, None, None]) };
+    // The session's plans, one per question (kept with SPI_keepplan: they live as long as the
+    // backend, and the plan cache revalidates them).
+    static PLANS: Cell<[pg_sys::SPIPlanPtr; 4]> = const { Cell::new([std::ptr::null_mut(); 4]) };
 }
 
 #[derive(Clone, Copy)]
@@ -41,7 +47,7 @@ enum Question {
 }
 
 impl Question {
-    fn sql(self) -> &'static str {
+    fn sql(self) -> &'static CStr {
         match self {
             Question::Projects => PROJECTS,
             Question::Organizations => ORGANIZATIONS,
@@ -56,48 +62,83 @@ impl Question {
     }
 }
 
-/// What one query execution learned: the permission asked and the ids it grants.
+/// What one query execution learned: the ids `permission` grants, asked in transaction `lxid`
+/// as role `role` with `claims` (request.jwt.claims).
 #[derive(Default)]
 struct Answer {
     permission: Option<String>,
+    lxid: pg_sys::LocalTransactionId,
+    role: pg_sys::Oid,
+    claims: Option<Vec<u8>>,
     ids: HashSet<[u8; 16]>,
 }
 
-/// Runs `question` for `permission` (a plan kept for the session) and returns the ids, each as
-/// 16 bytes: a bigint's big-endian bytes, zero-padded, or a uuid's text parsed.
+/// The running transaction, role and claims (see `Answer`).
+fn asker() -> (
+    pg_sys::LocalTransactionId,
+    pg_sys::Oid,
+    Option<&'static [u8]>,
+) {
+    // SAFETY: MyProc is this backend's own PGPROC; GetConfigOption returns the setting's current
+    // value (or null), valid until the setting changes, which can't happen while it is compared.
+    unsafe {
+        let claims = pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false);
+        (
+            (*pg_sys::MyProc).lxid,
+            pg_sys::GetUserId(),
+            (!claims.is_null()).then(|| CStr::from_ptr(claims).to_bytes()),
+        )
+    }
+}
+
+/// Runs `question` for `permission` (a plan kept for the session, read-only) and returns the
+/// ids, each as 16 bytes: a bigint's big-endian bytes, zero-padded, or a uuid's text parsed.
 fn ask(question: Question, permission: &str) -> HashSet<[u8; 16]> {
-    let result = Spi::connect(|client| -> pgrx::spi::SpiResult<HashSet<[u8; 16]>> {
-        let plan = PLANS.with(|plans| plans.borrow_mut()[question as usize].take());
-        let plan = match plan {
-            Some(kept) => kept,
-            None => {
-                let types: &[PgOid] = if question.by_permission() {
-                    &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)]
-                } else {
-                    &[]
-                };
-                client.prepare(question.sql(), types)?.keep()
-            }
-        };
-        let rows = if question.by_permission() {
-            client.select(&plan, None, &[permission.into()])
-        } else {
-            client.select(&plan, None, &[])
-        };
-        PLANS.with(|plans| plans.borrow_mut()[question as usize] = Some(plan));
+    let result = Spi::connect(|_client| -> pgrx::spi::SpiResult<HashSet<[u8; 16]>> {
         let mut ids = HashSet::new();
-        for row in rows? {
-            let id = if question.by_permission() {
-                row.get::<i64>(1)?.map(bigint_bytes)
-            } else {
-                row.get::<String>(1)?.and_then(|text| uuid_bytes(&text))
-            };
-            ids.extend(id);
+        // SAFETY: SPI is connected for this closure. The plan is prepared from a constant and
+        // kept; the arguments match its parameters; the tuple table is read before SPI closes.
+        unsafe {
+            let mut plans = PLANS.get();
+            let mut plan = plans[question as usize];
+            if plan.is_null() {
+                let mut types = [pg_sys::TEXTOID];
+                let nargs = if question.by_permission() { 1 } else { 0 };
+                plan = pg_sys::SPI_prepare(question.sql().as_ptr(), nargs, types.as_mut_ptr());
+                if plan.is_null() {
+                    return Ok(ids);
+                }
+                pg_sys::SPI_keepplan(plan);
+                plans[question as usize] = plan;
+                PLANS.set(plans);
+            }
+            let mut values = [permission.into_datum().unwrap_or(pg_sys::Datum::from(0))];
+            let nulls = [b' ' as std::ffi::c_char];
+            let status =
+                pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), true, 0);
+            let table = pg_sys::SPI_tuptable;
+            if status != pg_sys::SPI_OK_SELECT as i32 || table.is_null() {
+                return Ok(ids);
+            }
+            for i in 0..(*table).numvals as usize {
+                let mut isnull = false;
+                let datum =
+                    pg_sys::SPI_getbinval(*(*table).vals.add(i), (*table).tupdesc, 1, &mut isnull);
+                if isnull {
+                    continue;
+                }
+                let id = if question.by_permission() {
+                    i64::from_datum(datum, false).map(bigint_bytes)
+                } else {
+                    String::from_datum(datum, false).and_then(|text| uuid_bytes(&text))
+                };
+                ids.extend(id);
+            }
         }
         Ok(ids)
     });
-    // A failure reading the caller's own ids grants nothing (the reads are plain selects of the
-    // extension's tables; nothing a caller sends reaches them).
+    // A failure reading the caller's own ids grants nothing (an error in the lookup itself
+    // raises, as any query's would).
     result.unwrap_or_default()
 }
 
@@ -120,7 +161,8 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
 }
 
 /// Whether `id` is among the ids `question` grants for `permission`, asked once per execution of
-/// the calling query (the answer is kept in its `fn_extra`).
+/// the calling query (the answer is kept in its `fn_extra`) and again where the transaction, the
+/// role or the claims changed since.
 fn visible(
     fcinfo: pg_sys::FunctionCallInfo,
     question: Question,
@@ -130,9 +172,17 @@ fn visible(
     // SAFETY: fcinfo is the call's own FunctionCallInfo, which Postgres passes to every function;
     // fn_extra is allocated in fn_mcxt and dropped with it (pg_func_extra).
     let mut answer = unsafe { pgrx::fcinfo::pg_func_extra(fcinfo, Answer::default) };
-    if answer.permission.as_deref() != Some(permission) {
+    let (lxid, role, claims) = asker();
+    if answer.permission.as_deref() != Some(permission)
+        || answer.lxid != lxid
+        || answer.role != role
+        || answer.claims.as_deref() != claims
+    {
         answer.ids = ask(question, permission);
         answer.permission = Some(permission.to_owned());
+        answer.lxid = lxid;
+        answer.role = role;
+        answer.claims = claims.map(<[u8]>::to_vec);
     }
     answer.ids.contains(&id)
 }
