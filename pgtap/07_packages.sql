@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(84);
+select plan(86);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -414,6 +414,27 @@ select is((select format('%s differ; packages with members: %s', count(*),
               union all (select * from package_rows except select * from package_recount)) e),
           '0 differ; packages with members: t',
           'each package''s row equals a recount of its live members, ready members and open review items, after every operation above');
+-- Open items reach their package from each statement's captured rows (src/pg/captured.rs): a
+-- statement of more rows than the capture holds before it flushes on its own (10,000) counts
+-- each row once, and so does one deleting them; a savepoint rolled back takes its rows along.
+select c.id as packaged_component from pipetrak.components c
+where c.test_package_id = :package_a and c.retired_at is null limit 1 \gset
+insert into pipetrak.review_items (project_id, component_id, kind, test_package_id)
+select c.project_id, c.id, 'out_of_sequence', c.test_package_id
+from pipetrak.components c, generate_series(1, 10050) where c.id = :packaged_component;
+select is((select count(*) from ((select * from package_recount except select * from package_rows)
+                                 union all (select * from package_rows except select * from package_recount)) e),
+          0::bigint, 'a statement of 10,050 new open items counts each once in its package');
+savepoint items_kept;
+delete from pipetrak.review_items where component_id = :packaged_component and kind = 'out_of_sequence'
+                                    and event_id is null and resolved_at is null;
+rollback to savepoint items_kept;
+update pipetrak.review_items set resolved_at = now(), resolved_by = pg_temp.uid('owner'), status = 'resolved'
+where component_id = :packaged_component and kind = 'out_of_sequence' and event_id is null and resolved_at is null;
+select is((select count(*) from ((select * from package_recount except select * from package_rows)
+                                 union all (select * from package_rows except select * from package_recount)) e),
+          0::bigint, 'resolving them in one statement after a rolled-back delete of them leaves the package recounted');
+
 -- A DBA's rebuild of the parts mends package rows that drifted.
 update pipetrak.progress_packages set ready_count = ready_count + 7, open_review_items = open_review_items + 3
 where test_package_id = :package_a;

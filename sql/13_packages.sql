@@ -943,44 +943,29 @@ begin
 end
 $$;
 
--- Trigger: the open items a statement raised, resolved, moved or deleted, netted per package,
--- reach their packages' rows (items in no package have none: readers count those).
-create function pipetrak.progress_packages_follow_items()
-returns trigger
-language plpgsql
+-- The open items a statement raised, resolved, moved or deleted (`p_old`, `p_new`: its rows as
+-- they were and are, handed over by the statement's trigger; see src/pg/captured.rs), netted per
+-- package, reach their packages' rows (items in no package have none: readers count those).
+create function pipetrak.progress_packages_net_items(p_op text, p_old pipetrak.review_items[], p_new pipetrak.review_items[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tg_op = 'INSERT' then
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select n.project_id, n.test_package_id, count(*)::integer as n from new_rows n
-              where n.resolved_at is null and n.test_package_id is not null group by 1, 2) x;
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
-              from (select -1 as sign, o.project_id, o.test_package_id from old_rows o
-                    where o.resolved_at is null and o.test_package_id is not null
-                    union all
-                    select 1, n.project_id, n.test_package_id from new_rows n
-                    where n.resolved_at is null and n.test_package_id is not null) r
-              group by 1, 2) x;
-    else
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select o.project_id, o.test_package_id, -count(*)::integer as n from old_rows o
-              where o.resolved_at is null and o.test_package_id is not null group by 1, 2) x;
-    end if;
-    return null;
+    perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+    from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
+          from (select -1 as sign, o.project_id, o.test_package_id from unnest(p_old) o
+                where o.resolved_at is null and o.test_package_id is not null
+                union all
+                select 1, n.project_id, n.test_package_id from unnest(p_new) n
+                where n.resolved_at is null and n.test_package_id is not null) r
+          group by 1, 2) x;
 end
 $$;
-create trigger review_items_packages_insert after insert on pipetrak.review_items
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
-create trigger review_items_packages_update after update on pipetrak.review_items
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
-create trigger review_items_packages_delete after delete on pipetrak.review_items
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
+create trigger review_items_packages_rows after insert or update or delete on pipetrak.review_items
+    for each row execute function pipetrak.capture_row('progress_packages_net_items');
+create trigger review_items_packages after insert or update or delete on pipetrak.review_items
+    for each statement execute function pipetrak.flush_rows('progress_packages_net_items');
 
 create view pipetrak_api.test_package_readiness with (security_invoker = true) as
 -- The members' counts and open review items are the package's row of progress_packages (kept

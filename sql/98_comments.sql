@@ -14,6 +14,7 @@ comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, sy
 comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
 comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
 comment on function pipetrak.caller_is is 'Whether the user is the caller (who reads their own stored requests).';
+comment on function pipetrak.capture_row is 'Trigger, for each row: keeps the row''s old and new images for the statement''s flush.';
 comment on function pipetrak.category_weight is 'Sum of a template''s weights in one category (the credit available there).';
 comment on function pipetrak.certificate_label is 'A certificate number as printed: PKG-001.';
 comment on function pipetrak.change_events is 'The events `changes` ({kind: [ids]} of one project) would be sent as (for tests).';
@@ -71,6 +72,7 @@ comment on function pipetrak.error_counter is 'The counter of an error code''s r
 comment on function pipetrak.error_counter_create is 'Each code has a counter of its refusals (count_error; pipetrak.metrics() reads them), made when the code enters the catalog (by this install, by the upgrade that adds it) or is renamed.';
 comment on function pipetrak.event_is_genuine is 'True when `p_payload` is, byte for byte, an event the extension sent on this project''s channel (for members; others: project_not_found): the signature is checked over the event text taken verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.';
 comment on function pipetrak.event_signature is 'HMAC-SHA256 of `body` under `key`, as hex.';
+comment on function pipetrak.flush_rows is 'Trigger, for each statement: hands the statement''s captured rows to the upkeep function.';
 comment on function pipetrak.group_available is 'Each group''s available credit now (live components × category weights, in ppm) and budget.';
 comment on function pipetrak.group_key is 'The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type, project), as text so one report serves every grouping.';
 comment on function pipetrak.group_name is 'The name of a group key.';
@@ -177,8 +179,8 @@ comment on function pipetrak.progress_deferred is 'Whether the running transacti
 comment on function pipetrak.progress_delta is 'Credit earned in [p_from, p_to] per group (rollbacks subtract), as % of the group''s available credit now, in man-hours where budgets exist, and the components the window''s events touched.';
 comment on function pipetrak.progress_groups is 'Progress per group from per-part credit and availability: a frozen week''s as it was frozen, or the days up to a date beside what is available now. `exact_percent` is unrounded.';
 comment on function pipetrak.progress_packages_add_items is 'Adds open review items to their packages'' rows (progress_packages), in key order; counts that net to zero are not written.';
-comment on function pipetrak.progress_packages_follow_items is 'Trigger: the open items a statement raised, resolved, moved or deleted, netted per package, reach their packages'' rows (items in no package have none: readers count those).';
 comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables; the parts come in package order, so the package rows are locked in key order too. A part never changes key (writers add to counters), but if one did, it would move.';
+comment on function pipetrak.progress_packages_net_items is 'The open items a statement raised, resolved, moved or deleted (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger; see src/pg/captured.rs), netted per package, reach their packages'' rows (items in no package have none: readers count those).';
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 comment on function pipetrak.progress_parts_apply is 'Trigger: the components a statement inserted, changed or deleted move their parts.';
 comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';

@@ -6542,6 +6542,36 @@ as $$ select pipetrak.repick_examination(component_id, replacement_id) $$;
 comment on function pipetrak_api.repick_examination(bigint, bigint) is
     'Swaps a weld called for examination (not yet examined) for another welded weld of its lot: QC''s pick instead of the random one. QC inspector and up.';
 
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/changes.rs:49
+-- pipetrak::pg::changes::announce_change
+create or replace function "announce_change"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:77
+-- pipetrak::pg::captured::capture_row
+create or replace function "capture_row"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'capture_row_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:127
+-- pipetrak::pg::captured::flush_rows
+create or replace function "flush_rows"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'flush_rows_wrapper';
+
 drop policy if exists package_stages_select_member on pipetrak.package_stages;
 create policy package_stages_select_member on pipetrak.package_stages for select to authenticated
     using (pipetrak.project_visible(project_id));
@@ -7411,47 +7441,31 @@ end
 $$;
 
 
--- Trigger: the open items a statement raised, resolved, moved or deleted, netted per package,
--- reach their packages' rows (items in no package have none: readers count those).
-create or replace function pipetrak.progress_packages_follow_items()
-returns trigger
-language plpgsql
+-- The open items a statement raised, resolved, moved or deleted (`p_old`, `p_new`: its rows as
+-- they were and are, handed over by the statement's trigger; see src/pg/captured.rs), netted per
+-- package, reach their packages' rows (items in no package have none: readers count those).
+create or replace function pipetrak.progress_packages_net_items(p_op text, p_old pipetrak.review_items[], p_new pipetrak.review_items[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tg_op = 'INSERT' then
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select n.project_id, n.test_package_id, count(*)::integer as n from new_rows n
-              where n.resolved_at is null and n.test_package_id is not null group by 1, 2) x;
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
-              from (select -1 as sign, o.project_id, o.test_package_id from old_rows o
-                    where o.resolved_at is null and o.test_package_id is not null
-                    union all
-                    select 1, n.project_id, n.test_package_id from new_rows n
-                    where n.resolved_at is null and n.test_package_id is not null) r
-              group by 1, 2) x;
-    else
-        perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
-        from (select o.project_id, o.test_package_id, -count(*)::integer as n from old_rows o
-              where o.resolved_at is null and o.test_package_id is not null group by 1, 2) x;
-    end if;
-    return null;
+    perform pipetrak.progress_packages_add_items(array_agg(x.project_id), array_agg(x.test_package_id), array_agg(x.n))
+    from (select r.project_id, r.test_package_id, sum(r.sign)::integer as n
+          from (select -1 as sign, o.project_id, o.test_package_id from unnest(p_old) o
+                where o.resolved_at is null and o.test_package_id is not null
+                union all
+                select 1, n.project_id, n.test_package_id from unnest(p_new) n
+                where n.resolved_at is null and n.test_package_id is not null) r
+          group by 1, 2) x;
 end
 $$;
 
-create or replace trigger review_items_packages_insert after insert on pipetrak.review_items
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
+create or replace trigger review_items_packages_rows after insert or update or delete on pipetrak.review_items
+    for each row execute function pipetrak.capture_row('progress_packages_net_items');
 
-create or replace trigger review_items_packages_update after update on pipetrak.review_items
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
-
-create or replace trigger review_items_packages_delete after delete on pipetrak.review_items
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_packages_follow_items();
+create or replace trigger review_items_packages after insert or update or delete on pipetrak.review_items
+    for each statement execute function pipetrak.flush_rows('progress_packages_net_items');
 
 
 create or replace view pipetrak_api.test_package_readiness with (security_invoker = true) as
@@ -9567,16 +9581,6 @@ as $$ select pipetrak.component_batch('restore', to_jsonb(pipetrak.limited('comp
 comment on function pipetrak_api.restore_components(bigint[], text) is
     'Brings retired components back, with a reason, all or nothing; refused when a live component has taken the identity. Returns how many.';
 
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/changes.rs:49
--- pipetrak::pg::changes::announce_change
-create or replace function "announce_change"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
-
 
 create or replace trigger milestone_events_announce after insert on pipetrak.milestone_events
     for each row execute function pipetrak.announce_change('milestones', 'component_id');
@@ -9632,7 +9636,7 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:162
+-- src/lib.rs:164
 -- requires:
 --   realtime
 --   setting_registry
@@ -10045,7 +10049,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:168
+-- src/lib.rs:170
 -- requires:
 --   platform
 
@@ -10230,7 +10234,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:174
+-- src/lib.rs:176
 -- requires:
 --   distribution
 
@@ -10599,7 +10603,7 @@ $column_comments$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:180
+-- src/lib.rs:182
 -- requires:
 --   column_comments
 
@@ -10630,6 +10634,8 @@ comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unk
 comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
 
 comment on function pipetrak.caller_is is 'Whether the user is the caller (who reads their own stored requests).';
+
+comment on function pipetrak.capture_row is 'Trigger, for each row: keeps the row''s old and new images for the statement''s flush.';
 
 comment on function pipetrak.category_weight is 'Sum of a template''s weights in one category (the credit available there).';
 
@@ -10744,6 +10750,8 @@ comment on function pipetrak.error_counter_create is 'Each code has a counter of
 comment on function pipetrak.event_is_genuine is 'True when `p_payload` is, byte for byte, an event the extension sent on this project''s channel (for members; others: project_not_found): the signature is checked over the event text taken verbatim from the payload (`domain::event`), so keys added, repeated or reordered make it not genuine. No NOTIFY carries 8000 bytes: a longer payload is refused before any work.';
 
 comment on function pipetrak.event_signature is 'HMAC-SHA256 of `body` under `key`, as hex.';
+
+comment on function pipetrak.flush_rows is 'Trigger, for each statement: hands the statement''s captured rows to the upkeep function.';
 
 comment on function pipetrak.group_available is 'Each group''s available credit now (live components × category weights, in ppm) and budget.';
 
@@ -10957,9 +10965,9 @@ comment on function pipetrak.progress_groups is 'Progress per group from per-par
 
 comment on function pipetrak.progress_packages_add_items is 'Adds open review items to their packages'' rows (progress_packages), in key order; counts that net to zero are not written.';
 
-comment on function pipetrak.progress_packages_follow_items is 'Trigger: the open items a statement raised, resolved, moved or deleted, netted per package, reach their packages'' rows (items in no package have none: readers count those).';
-
 comment on function pipetrak.progress_packages_follow_parts is 'Trigger: a part''s change reaches its package''s row (progress_packages). A row trigger: a write changes one part (a milestone update) or a few hundred (an import''s chunk, a package earning Test), and one upsert of the difference costs less than a statement trigger''s transition tables; the parts come in package order, so the package rows are locked in key order too. A part never changes key (writers add to counters), but if one did, it would move.';
+
+comment on function pipetrak.progress_packages_net_items is 'The open items a statement raised, resolved, moved or deleted (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger; see src/pg/captured.rs), netted per package, reach their packages'' rows (items in no package have none: readers count those).';
 
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
@@ -11178,7 +11186,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:185
+-- src/lib.rs:187
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.

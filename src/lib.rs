@@ -140,7 +140,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         package_stage_check,
         package_state,
         package_stage_blocker,
-        natural_key
+        natural_key,
+        capture_row,
+        flush_rows
     ]
 );
 ::pgrx::extension_sql_file!(

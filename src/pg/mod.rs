@@ -1,6 +1,7 @@
 //! Thin pgrx glue: SQL-callable wrappers over `crate::domain`. They return results as data (an
 //! error key, never a raised error); `sql/` turns a key into the catalogued SQLSTATE.
 
+pub mod captured;
 pub mod changes;
 pub mod events;
 pub mod imports;

@@ -1,0 +1,238 @@
+//! A statement's rows for the upkeep of derived tables, without transition tables (which Citus
+//! refuses on distributed tables). A row trigger (`capture_row`) copies each row's old and new
+//! image into the transaction's memory; the statement trigger that follows (`flush_rows`) hands
+//! the statement's images, as two arrays of the table's row type, to the SQL function its
+//! argument names — `pipetrak.<function>(op text, old rows[], new rows[])` — which nets them into
+//! one upsert per derived row, as it did reading the transition tables. Both triggers take the
+//! function's name as their argument.
+//!
+//! Design notes:
+//! - A statement's rows are flushed at its end. Rows of a statement nested inside another (a
+//!   trigger's own write to the same table) are flushed by the nested statement's trigger,
+//!   together with any the outer one captured so far: the functions add differences, so a row
+//!   flushed early counts the same.
+//! - Past 10,000 rows held the row trigger flushes its table's rows of its operation, so a
+//!   restore's COPY of a million rows never holds more than that in memory; a flush frees the
+//!   images it handed over.
+//! - A savepoint rolled back forgets the rows it captured (their derived writes roll back with
+//!   it); the end of the transaction forgets everything. The images live in the transaction's
+//!   memory context, freed with it.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::{Cell, RefCell};
+
+/// Rows held before the row trigger flushes its table's rows itself.
+const FLUSH_AT: usize = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn of(event: u32) -> Option<Op> {
+        match event & pg_sys::TRIGGER_EVENT_OPMASK {
+            pg_sys::TRIGGER_EVENT_INSERT => Some(Op::Insert),
+            pg_sys::TRIGGER_EVENT_UPDATE => Some(Op::Update),
+            pg_sys::TRIGGER_EVENT_DELETE => Some(Op::Delete),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Insert => "INSERT",
+            Op::Update => "UPDATE",
+            Op::Delete => "DELETE",
+        }
+    }
+}
+
+/// One row's images: composite datums in the transaction's memory.
+struct Row {
+    relid: pg_sys::Oid,
+    op: Op,
+    subtransaction: pg_sys::SubTransactionId,
+    old: Option<pg_sys::Datum>,
+    new: Option<pg_sys::Datum>,
+}
+
+thread_local! {
+    static ROWS: RefCell<Vec<Row>> = const { RefCell::new(Vec::new()) };
+    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The upkeep function named by a trigger's argument: a plain name of pipetrak's, nothing else.
+fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<String> {
+    let args = trigger.extra_args().ok()?;
+    let name = args.first()?;
+    let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    plain.then(|| name.clone())
+}
+
+/// Trigger, for each row: keeps the row's old and new images for the statement's flush.
+#[pg_trigger]
+fn capture_row<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    let data = trigger.trigger_data();
+    let (Some(op), Some(function)) = (Op::of(data.tg_event), function_of(trigger)) else {
+        return Ok(None);
+    };
+    register_callbacks();
+    // SAFETY: the trigger's own TriggerData (Postgres checked it is a row trigger's); the images
+    // are copied into TopTransactionContext, which outlives the statement, and the previous
+    // context is restored before anything else runs.
+    let (relid, old, new, subtransaction) = unsafe {
+        let relation = data.tg_relation;
+        let desc = (*relation).rd_att;
+        let copy = |tuple: pg_sys::HeapTuple| {
+            (!tuple.is_null()).then(|| pg_sys::heap_copy_tuple_as_datum(tuple, desc))
+        };
+        let previous = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
+        let (old, new) = match op {
+            Op::Insert => (None, copy(data.tg_trigtuple)),
+            Op::Update => (copy(data.tg_trigtuple), copy(data.tg_newtuple)),
+            Op::Delete => (copy(data.tg_trigtuple), None),
+        };
+        pg_sys::MemoryContextSwitchTo(previous);
+        (
+            (*relation).rd_id,
+            old,
+            new,
+            pg_sys::GetCurrentSubTransactionId(),
+        )
+    };
+    let held = ROWS.with(|rows| {
+        let mut rows = rows.borrow_mut();
+        rows.push(Row {
+            relid,
+            op,
+            subtransaction,
+            old,
+            new,
+        });
+        rows.len()
+    });
+    if held >= FLUSH_AT {
+        flush(relid, op, &function);
+    }
+    Ok(None)
+}
+
+/// Trigger, for each statement: hands the statement's captured rows to the upkeep function.
+#[pg_trigger]
+fn flush_rows<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    let data = trigger.trigger_data();
+    if let (Some(op), Some(function)) = (Op::of(data.tg_event), function_of(trigger)) {
+        // SAFETY: the trigger's own relation.
+        let relid = unsafe { (*data.tg_relation).rd_id };
+        flush(relid, op, &function);
+    }
+    Ok(None)
+}
+
+/// Calls `pipetrak.<function>(op, old[], new[])` with the rows captured for `relid` and `op`.
+fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
+    let rows: Vec<Row> = ROWS.with(|rows| {
+        let mut rows = rows.borrow_mut();
+        let (taken, kept) = std::mem::take(&mut *rows)
+            .into_iter()
+            .partition(|r| r.relid == relid && r.op == op);
+        *rows = kept;
+        taken
+    });
+    if rows.is_empty() {
+        return;
+    }
+    // SAFETY: the images are composite datums of `relid`'s row type, alive in the transaction's
+    // memory; construct_array copies them into the array it returns.
+    let (old, new, array_type) = unsafe {
+        let row_type = pg_sys::get_rel_type_id(relid);
+        let array_type = pg_sys::get_array_type(row_type);
+        let array = |mut datums: Vec<pg_sys::Datum>| {
+            pg_sys::Datum::from(pg_sys::construct_array(
+                datums.as_mut_ptr(),
+                datums.len() as i32,
+                row_type,
+                -1,
+                false,
+                pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
+            ))
+        };
+        let arrays = (
+            array(rows.iter().filter_map(|r| r.old).collect()),
+            array(rows.iter().filter_map(|r| r.new).collect()),
+            array_type,
+        );
+        // The arrays hold copies: the images go now, not at the end of a long transaction.
+        for datum in rows.iter().flat_map(|r| [r.old, r.new]).flatten() {
+            pg_sys::pfree(datum.cast_mut_ptr());
+        }
+        arrays
+    };
+    // SAFETY: each datum is an array of the type named beside it.
+    let args = unsafe {
+        [
+            op.name().into(),
+            pgrx::datum::DatumWithOid::new(old, array_type),
+            pgrx::datum::DatumWithOid::new(new, array_type),
+        ]
+    };
+    if let Err(e) = Spi::run_with_args(&format!("select pipetrak.{function}($1, $2, $3)"), &args) {
+        // The function is the extension's own and its arguments are the rows just written: an
+        // internal error, not a user's.
+        pgrx::error!("pipetrak: keeping {function} failed: {e}");
+    }
+}
+
+fn register_callbacks() {
+    if CALLBACKS_REGISTERED.get() {
+        return;
+    }
+    // SAFETY: plain registrations of functions that live as long as the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
+    }
+    CALLBACKS_REGISTERED.set(true);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            ROWS.with(|rows| rows.borrow_mut().clear())
+        }
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction(
+    event: pg_sys::SubXactEvent::Type,
+    subtransaction: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        // Subtransactions are numbered in the order they start: the one rolled back and those
+        // inside it are the numbers from it on.
+        ROWS.with(|rows| {
+            rows.borrow_mut()
+                .retain(|r| r.subtransaction < subtransaction)
+        });
+    }
+}
