@@ -5167,6 +5167,36 @@ as $$ select pipetrak.event_is_genuine(project_id, pipetrak.limited('payload', p
 comment on function pipetrak_api.event_is_genuine(bigint, text) is
     'True when a payload received on the project''s channel was sent by pipetrak (its signature checks out); anyone who knows a channel can NOTIFY into it.';
 
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/changes.rs:49
+-- pipetrak::pg::changes::announce_change
+create or replace function "announce_change"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:79
+-- pipetrak::pg::captured::capture_row
+create or replace function "capture_row"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'capture_row_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:130
+-- pipetrak::pg::captured::flush_rows
+create or replace function "flush_rows"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'flush_rows_wrapper';
+
 drop policy if exists nde_results_select_member on pipetrak.nde_results;
 create policy nde_results_select_member on pipetrak.nde_results for select to authenticated
     using (pipetrak.project_visible(project_id));
@@ -6018,29 +6048,23 @@ end
 $$;
 
 
--- Trigger: applies the welds a statement inserted, changed or deleted to the tallies.
-create or replace function pipetrak.weld_tallies_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, handed over by the statement's trigger; see src/pg/captured.rs) move their tallies. Each
+-- weld finds its component through the primary key (lateral, limit 1): a join would let a big
+-- import's stale statistics pick a merge join that reads every component of the table for a
+-- chunk's few hundred welds.
+create or replace function pipetrak.weld_tallies_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- Each weld finds its component through the primary key (lateral, limit 1): a join would
-    -- let a big import's stale statistics pick a merge join that reads every component of the
-    -- table for a chunk's few hundred welds.
-    if tg_op = 'INSERT' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
-            union all
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    else
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l));
-    end if;
-    return null;
+    perform pipetrak.weld_tallies_apply(array(
+        select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
+        cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
+        union all
+        select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
+        cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
 end
 $$;
 
@@ -6061,17 +6085,11 @@ end
 $$;
 
 
-create or replace trigger field_welds_tallies_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create or replace trigger field_welds_tallies_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('weld_tallies_net_welds');
 
-create or replace trigger field_welds_tallies_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
-
-create or replace trigger field_welds_tallies_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create or replace trigger field_welds_tallies after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('weld_tallies_net_welds');
 
 create or replace trigger components_weld_tallies after update on pipetrak.components
     for each row
@@ -6542,36 +6560,6 @@ as $$ select pipetrak.repick_examination(component_id, replacement_id) $$;
 comment on function pipetrak_api.repick_examination(bigint, bigint) is
     'Swaps a weld called for examination (not yet examined) for another welded weld of its lot: QC''s pick instead of the random one. QC inspector and up.';
 
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/changes.rs:49
--- pipetrak::pg::changes::announce_change
-create or replace function "announce_change"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/captured.rs:77
--- pipetrak::pg::captured::capture_row
-create or replace function "capture_row"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'capture_row_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/captured.rs:127
--- pipetrak::pg::captured::flush_rows
-create or replace function "flush_rows"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'flush_rows_wrapper';
-
 drop policy if exists package_stages_select_member on pipetrak.package_stages;
 create policy package_stages_select_member on pipetrak.package_stages for select to authenticated
     using (pipetrak.project_visible(project_id));
@@ -6628,48 +6616,44 @@ end
 $$;
 
 
--- A weld row that doesn't exist clears its component (see weld_clears_nde), so an inserted weld
--- can only take its component out of the ready count, and a deleted one only put it back.
-create or replace function pipetrak.progress_parts_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, an update's old and new at the same position; see src/pg/captured.rs) move their
+-- components in or out of the parts' ready counts. A weld row that doesn't exist clears its
+-- component (see weld_clears_nde), so an inserted weld can only take its component out of the
+-- ready count, and a deleted one only put it back.
+create or replace function pipetrak.progress_parts_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tg_op = 'INSERT' then
+    if p_op = 'INSERT' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n
+            select n.component_id from unnest(p_new) n
             where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
-    elsif tg_op = 'DELETE' then
+    elsif p_op = 'DELETE' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select o.component_id from old_rows o
+            select o.component_id from unnest(p_old) o
             where not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
     else
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), -1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
     end if;
-    return null;
 end
 $$;
 
 
-create or replace trigger field_welds_ready_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
+create or replace trigger field_welds_ready_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('progress_parts_net_welds');
 
-create or replace trigger field_welds_ready_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
-
-create or replace trigger field_welds_ready_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
+create or replace trigger field_welds_ready after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('progress_parts_net_welds');
 
 
 -- ---- Packages and their stages ----
@@ -10973,7 +10957,7 @@ comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes
 
 comment on function pipetrak.progress_parts_apply is 'Trigger: the components a statement inserted, changed or deleted move their parts.';
 
-comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
+comment on function pipetrak.progress_parts_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, an update''s old and new at the same position; see src/pg/captured.rs) move their components in or out of the parts'' ready counts. A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
 
 comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part.';
 
@@ -11175,7 +11159,7 @@ comment on function pipetrak.weld_tallies_apply is 'Applies weld states to the t
 
 comment on function pipetrak.weld_tallies_follow_components is 'Trigger: moves a weld''s tallies when its component changes area, system, package, retirement or fit-up.';
 
-comment on function pipetrak.weld_tallies_follow_welds is 'Trigger: applies the welds a statement inserted, changed or deleted to the tallies.';
+comment on function pipetrak.weld_tallies_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger; see src/pg/captured.rs) move their tallies. Each weld finds its component through the primary key (lateral, limit 1): a join would let a big import''s stale statistics pick a merge join that reads every component of the table for a chunk''s few hundred welds.';
 
 comment on function pipetrak.welder_summary is 'Per welder × weld type × x-ray tier, for welds welded in [p_from, p_to]: welded, examined by RT (a current RT PASS or FAIL), rejects, reject rate and examined %.';
 
@@ -11433,6 +11417,17 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
+
+-- A weld's tallies and its component's readiness follow the captured rows of each statement
+-- (capture_row, flush_rows): the statement triggers reading transition tables go.
+drop trigger field_welds_tallies_insert on pipetrak.field_welds;
+drop trigger field_welds_tallies_update on pipetrak.field_welds;
+drop trigger field_welds_tallies_delete on pipetrak.field_welds;
+drop function pipetrak.weld_tallies_follow_welds();
+drop trigger field_welds_ready_insert on pipetrak.field_welds;
+drop trigger field_welds_ready_update on pipetrak.field_welds;
+drop trigger field_welds_ready_delete on pipetrak.field_welds;
+drop function pipetrak.progress_parts_follow_welds();
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -127,7 +127,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         "events",
         weld_status,
         sampling_required,
-        sampling_call_after_failure
+        sampling_call_after_failure,
+        capture_row,
+        flush_rows
     ]
 );
 ::pgrx::extension_sql_file!(
@@ -140,9 +142,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         package_stage_check,
         package_state,
         package_stage_blocker,
-        natural_key,
-        capture_row,
-        flush_rows
+        natural_key
     ]
 );
 ::pgrx::extension_sql_file!(

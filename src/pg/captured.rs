@@ -2,9 +2,10 @@
 //! refuses on distributed tables). A row trigger (`capture_row`) copies each row's old and new
 //! image into the transaction's memory; the statement trigger that follows (`flush_rows`) hands
 //! the statement's images, as two arrays of the table's row type, to the SQL function its
-//! argument names — `pipetrak.<function>(op text, old rows[], new rows[])` — which nets them into
-//! one upsert per derived row, as it did reading the transition tables. Both triggers take the
-//! function's name as their argument.
+//! argument names — `pipetrak.<function>(op text, old rows[], new rows[])`, an update's old and
+//! new image at the same position — which nets them into one upsert per derived row, as it did
+//! reading the transition tables. Both triggers take the function's name as their argument; a
+//! table may have several such pairs, each capturing for its own function.
 //!
 //! Design notes:
 //! - A statement's rows are flushed at its end. Rows of a statement nested inside another (a
@@ -51,10 +52,11 @@ impl Op {
     }
 }
 
-/// One row's images: composite datums in the transaction's memory.
+/// One row's images for one upkeep function: composite datums in the transaction's memory.
 struct Row {
     relid: pg_sys::Oid,
     op: Op,
+    function: String,
     subtransaction: pg_sys::SubTransactionId,
     old: Option<pg_sys::Datum>,
     new: Option<pg_sys::Datum>,
@@ -111,6 +113,7 @@ fn capture_row<'a>(
         rows.push(Row {
             relid,
             op,
+            function: function.clone(),
             subtransaction,
             old,
             new,
@@ -137,13 +140,14 @@ fn flush_rows<'a>(
     Ok(None)
 }
 
-/// Calls `pipetrak.<function>(op, old[], new[])` with the rows captured for `relid` and `op`.
+/// Calls `pipetrak.<function>(op, old[], new[])` with the rows captured for it on `relid` by `op`
+/// (an update's old and new images at the same position of the two arrays).
 fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
     let rows: Vec<Row> = ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
         let (taken, kept) = std::mem::take(&mut *rows)
             .into_iter()
-            .partition(|r| r.relid == relid && r.op == op);
+            .partition(|r| r.relid == relid && r.op == op && r.function == function);
         *rows = kept;
         taken
     });
