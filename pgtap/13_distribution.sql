@@ -40,7 +40,7 @@ create unique index probe_index on pipetrak.weld_day_tallies (owner_id);
 alter table pipetrak.weld_day_tallies enable row level security;
 create policy probe_policy on pipetrak.weld_day_tallies using (owner_id in (select 1));
 create trigger probe_trigger after insert on pipetrak.weld_day_tallies referencing new table as n
-    for each statement execute function pipetrak.progress_days_follow_events();
+    for each statement execute function pipetrak.flush_rows('progress_days_net_events');
 select is(
     (select array_agg(o.object || ': ' || o.obstacle order by o.object, o.obstacle) from pipetrak.distribution_obstacles() o
      where o.object = 'weld_day_tallies' or o.object like 'weld\_day\_tallies.%'),

@@ -142,10 +142,12 @@ begin
 end
 $$;
 
--- Trigger: the components a statement inserted, changed or deleted move their parts.
-create function pipetrak.progress_parts_apply()
-returns trigger
-language plpgsql
+-- The components a statement inserted, changed or deleted move their parts (`p_old`, `p_new`:
+-- its rows as they were and are, handed over by the statement's trigger in chunks of at most
+-- 10,000; see src/pg/captured.rs).
+create function pipetrak.progress_parts_net_components(p_op text, p_old pipetrak.components[], p_new pipetrak.components[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -153,40 +155,17 @@ begin
     -- update_milestones): thousands of upserts of one part row in one transaction would each walk
     -- the row's growing chain of versions.
     if pipetrak.progress_deferred() then
-        return null;
+        return;
     end if;
     -- Weeks that locked since the last write are frozen before a component write through the API
     -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
     -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
     -- must not freeze weeks from half-restored tables.
     if pipetrak.current_user_id() is not null then
-        if tg_op = 'DELETE' then
-            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct o.project_id from old_rows o) x;
-        else
-            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct n.project_id from new_rows n) x;
-        end if;
+        perform pipetrak.take_due_snapshots(x.project_id, null)
+        from (select distinct r.project_id from unnest(case when p_op = 'DELETE' then p_old else p_new end) r) x;
     end if;
-    -- The rows pass as arrays, 10,000 components at a time (by id, a component's old and new row
-    -- together): a restore's COPY of every component is one statement. A statement of a few rows
-    -- (a milestone update: one) passes them at once, without grouping.
-    if tg_op = 'UPDATE' and (select count(*) from (select from new_rows limit 10001) n) <= 10000 then
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
-                                              array(select n::pipetrak.components from new_rows n));
-    elsif tg_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift('{}', x.rows)
-        from (select array_agg(n::pipetrak.components) as rows from new_rows n group by n.id / 10000) x;
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_parts_shift(coalesce(x.old, '{}'), coalesce(x.new, '{}'))
-        from (select array_agg(r.c) filter (where r.sign < 0) as old, array_agg(r.c) filter (where r.sign > 0) as new
-              from (select -1 as sign, o::pipetrak.components as c from old_rows o
-                    union all
-                    select 1, n::pipetrak.components from new_rows n) r
-              group by (r.c).id / 10000) x;
-    else
-        perform pipetrak.progress_parts_shift(x.rows, '{}')
-        from (select array_agg(o::pipetrak.components) as rows from old_rows o group by o.id / 10000) x;
-    end if;
-    return null;
+    perform pipetrak.progress_parts_shift(coalesce(p_old, '{}'), coalesce(p_new, '{}'));
 end
 $$;
 
@@ -228,15 +207,10 @@ begin
 end
 $$;
 
-create trigger components_progress_insert after insert on pipetrak.components
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_parts_apply();
-create trigger components_progress_update after update on pipetrak.components
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_parts_apply();
-create trigger components_progress_delete after delete on pipetrak.components
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_parts_apply();
+create trigger components_progress_rows after insert or update or delete on pipetrak.components
+    for each row execute function pipetrak.capture_row('progress_parts_net_components');
+create trigger components_progress after insert or update or delete on pipetrak.components
+    for each statement execute function pipetrak.flush_rows('progress_parts_net_components');
 
 -- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
 -- changes one part (a milestone update) or a few hundred (an import's chunk, a package earning

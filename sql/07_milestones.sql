@@ -168,7 +168,7 @@ begin
     returning * into v_component;
 
     -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
-    -- progress trigger the update above fired took them (progress_parts_apply).
+    -- progress trigger the update above fired took them (progress_parts_net_components).
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,

@@ -158,31 +158,32 @@ begin
 end
 $$;
 
--- New events count in their days (a restore's COPY too); update_milestones adds its events once,
+-- New events count in their days (a restore's COPY too; `p_new`: the events a statement inserted,
+-- handed over by its trigger, see src/pg/captured.rs); update_milestones adds its events once,
 -- at its end (see progress_deferred).
-create function pipetrak.progress_days_follow_events()
-returns trigger
-language plpgsql
+create function pipetrak.progress_days_net_events(p_op text, p_old pipetrak.milestone_events[], p_new pipetrak.milestone_events[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
-        return null;
+        return;
     end if;
-    perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
+    perform pipetrak.progress_days_add(1, array(select n.id from unnest(p_new) n));
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
-    from (select distinct n.component_id from new_rows n) n
+    from (select distinct n.component_id from unnest(p_new) n) n
     join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
     join pipetrak.projects p on p.id = c.project_id;
-    return null;
 end
 $$;
 
+create trigger milestone_events_progress_days_rows after insert on pipetrak.milestone_events
+    for each row execute function pipetrak.capture_row('progress_days_net_events');
 create trigger milestone_events_progress_days after insert on pipetrak.milestone_events
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_days_follow_events();
+    for each statement execute function pipetrak.flush_rows('progress_days_net_events');
 
 -- A component's events per work date: how many, and their credit and man-hours per category.
 create function pipetrak.component_credit_by_day(p_component_id bigint)
@@ -280,7 +281,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_apply
+    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_net_components
     -- does for every component write, which fires after this row trigger).
     if pipetrak.current_user_id() is not null then
         perform pipetrak.take_due_snapshots(new.project_id, null);
@@ -443,7 +444,7 @@ end
 $$;
 
 -- Freezes every locked week of a project not frozen yet (see the notes). Every component write
--- through the API calls it before it changes the parts or the days (progress_parts_apply,
+-- through the API calls it before it changes the parts or the days (progress_parts_net_components,
 -- progress_days_follow_component), as do package earning, bulk updates and budgets, so a write
 -- never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.
 create function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)

@@ -1245,9 +1245,93 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/vocabularies.rs:52
+-- pipetrak::pg::vocabularies::vocabularies
+create or replace function "vocabularies"() RETURNS TEXT[] /* Vec < & '_ str > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'vocabularies_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/vocabularies.rs:34
+-- pipetrak::pg::vocabularies::vocabulary
+create or replace function "vocabulary"(
+	"name" TEXT /* & str */
+) RETURNS TEXT[] /* :: std :: option :: Option < Vec < & '_ str > > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'vocabulary_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/welds.rs:8
+-- pipetrak::pg::welds::weld_status
+create or replace function "weld_status"(
+	"listed" TEXT[], /* Vec < Option < String > > */
+	"xray_percent" INT, /* Option < i32 > */
+	"methods" TEXT[], /* Vec < Option < String > > */
+	"results" TEXT[] /* Vec < Option < String > > */
+) RETURNS TEXT /* & '_ str */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'weld_status_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/milestones.rs:298
+-- pipetrak::pg::milestones::work_date_problem
+create or replace function "work_date_problem"(
+	"work_date" INT, /* i32 */
+	"local_now" bigint, /* i64 */
+	"week_lock" bool, /* bool */
+	"exempt" bool /* bool */
+) RETURNS TEXT /* Option < & '_ str > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/changes.rs:49
+-- pipetrak::pg::changes::announce_change
+create or replace function "announce_change"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:84
+-- pipetrak::pg::captured::capture_row
+create or replace function "capture_row"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'capture_row_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/captured.rs:135
+-- pipetrak::pg::captured::flush_rows
+create or replace function "flush_rows"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'flush_rows_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:57
 -- requires:
 --   identity
+--   capture_row
+--   flush_rows
 
 -- Triggers that keep derived data current and protect invariants whoever writes.
 --
@@ -1399,10 +1483,12 @@ end
 $$;
 
 
--- Trigger: the components a statement inserted, changed or deleted move their parts.
-create or replace function pipetrak.progress_parts_apply()
-returns trigger
-language plpgsql
+-- The components a statement inserted, changed or deleted move their parts (`p_old`, `p_new`:
+-- its rows as they were and are, handed over by the statement's trigger in chunks of at most
+-- 10,000; see src/pg/captured.rs).
+create or replace function pipetrak.progress_parts_net_components(p_op text, p_old pipetrak.components[], p_new pipetrak.components[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -1410,40 +1496,17 @@ begin
     -- update_milestones): thousands of upserts of one part row in one transaction would each walk
     -- the row's growing chain of versions.
     if pipetrak.progress_deferred() then
-        return null;
+        return;
     end if;
     -- Weeks that locked since the last write are frozen before a component write through the API
     -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
     -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
     -- must not freeze weeks from half-restored tables.
     if pipetrak.current_user_id() is not null then
-        if tg_op = 'DELETE' then
-            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct o.project_id from old_rows o) x;
-        else
-            perform pipetrak.take_due_snapshots(x.project_id, null) from (select distinct n.project_id from new_rows n) x;
-        end if;
+        perform pipetrak.take_due_snapshots(x.project_id, null)
+        from (select distinct r.project_id from unnest(case when p_op = 'DELETE' then p_old else p_new end) r) x;
     end if;
-    -- The rows pass as arrays, 10,000 components at a time (by id, a component's old and new row
-    -- together): a restore's COPY of every component is one statement. A statement of a few rows
-    -- (a milestone update: one) passes them at once, without grouping.
-    if tg_op = 'UPDATE' and (select count(*) from (select from new_rows limit 10001) n) <= 10000 then
-        perform pipetrak.progress_parts_shift(array(select o::pipetrak.components from old_rows o),
-                                              array(select n::pipetrak.components from new_rows n));
-    elsif tg_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift('{}', x.rows)
-        from (select array_agg(n::pipetrak.components) as rows from new_rows n group by n.id / 10000) x;
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.progress_parts_shift(coalesce(x.old, '{}'), coalesce(x.new, '{}'))
-        from (select array_agg(r.c) filter (where r.sign < 0) as old, array_agg(r.c) filter (where r.sign > 0) as new
-              from (select -1 as sign, o::pipetrak.components as c from old_rows o
-                    union all
-                    select 1, n::pipetrak.components from new_rows n) r
-              group by (r.c).id / 10000) x;
-    else
-        perform pipetrak.progress_parts_shift(x.rows, '{}')
-        from (select array_agg(o::pipetrak.components) as rows from old_rows o group by o.id / 10000) x;
-    end if;
-    return null;
+    perform pipetrak.progress_parts_shift(coalesce(p_old, '{}'), coalesce(p_new, '{}'));
 end
 $$;
 
@@ -1488,17 +1551,11 @@ end
 $$;
 
 
-create or replace trigger components_progress_insert after insert on pipetrak.components
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_parts_apply();
+create or replace trigger components_progress_rows after insert or update or delete on pipetrak.components
+    for each row execute function pipetrak.capture_row('progress_parts_net_components');
 
-create or replace trigger components_progress_update after update on pipetrak.components
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_parts_apply();
-
-create or replace trigger components_progress_delete after delete on pipetrak.components
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_parts_apply();
+create or replace trigger components_progress after insert or update or delete on pipetrak.components
+    for each statement execute function pipetrak.flush_rows('progress_parts_net_components');
 
 
 -- Trigger: a part's change reaches its package's row (progress_packages). A row trigger: a write
@@ -2397,58 +2454,6 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/vocabularies.rs:52
--- pipetrak::pg::vocabularies::vocabularies
-create or replace function "vocabularies"() RETURNS TEXT[] /* Vec < & '_ str > */
-IMMUTABLE STRICT PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'vocabularies_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/vocabularies.rs:34
--- pipetrak::pg::vocabularies::vocabulary
-create or replace function "vocabulary"(
-	"name" TEXT /* & str */
-) RETURNS TEXT[] /* :: std :: option :: Option < Vec < & '_ str > > */
-IMMUTABLE STRICT PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'vocabulary_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/welds.rs:8
--- pipetrak::pg::welds::weld_status
-create or replace function "weld_status"(
-	"listed" TEXT[], /* Vec < Option < String > > */
-	"xray_percent" INT, /* Option < i32 > */
-	"methods" TEXT[], /* Vec < Option < String > > */
-	"results" TEXT[] /* Vec < Option < String > > */
-) RETURNS TEXT /* & '_ str */
-IMMUTABLE PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'weld_status_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/milestones.rs:298
--- pipetrak::pg::milestones::work_date_problem
-create or replace function "work_date_problem"(
-	"work_date" INT, /* i32 */
-	"local_now" bigint, /* i64 */
-	"week_lock" bool, /* bool */
-	"exempt" bool /* bool */
-) RETURNS TEXT /* Option < & '_ str > */
-IMMUTABLE STRICT PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/lib.rs:78
 -- requires:
 --   project_data
@@ -2620,7 +2625,7 @@ begin
     returning * into v_component;
 
     -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
-    -- progress trigger the update above fired took them (progress_parts_apply).
+    -- progress trigger the update above fired took them (progress_parts_net_components).
     -- The event keeps the credit it earned (a rollback's is negative) and its man-hours at the
     -- component's budget now: history reports sum them.
     insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
@@ -5167,36 +5172,6 @@ as $$ select pipetrak.event_is_genuine(project_id, pipetrak.limited('payload', p
 comment on function pipetrak_api.event_is_genuine(bigint, text) is
     'True when a payload received on the project''s channel was sent by pipetrak (its signature checks out); anyone who knows a channel can NOTIFY into it.';
 
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/changes.rs:49
--- pipetrak::pg::changes::announce_change
-create or replace function "announce_change"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'announce_change_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/captured.rs:79
--- pipetrak::pg::captured::capture_row
-create or replace function "capture_row"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'capture_row_wrapper';
-
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/captured.rs:130
--- pipetrak::pg::captured::flush_rows
-create or replace function "flush_rows"()
-	RETURNS TRIGGER
-	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'flush_rows_wrapper';
-
 drop policy if exists nde_results_select_member on pipetrak.nde_results;
 create policy nde_results_select_member on pipetrak.nde_results for select to authenticated
     using (pipetrak.project_visible(project_id));
@@ -7685,32 +7660,34 @@ end
 $$;
 
 
--- New events count in their days (a restore's COPY too); update_milestones adds its events once,
+-- New events count in their days (a restore's COPY too; `p_new`: the events a statement inserted,
+-- handed over by its trigger, see src/pg/captured.rs); update_milestones adds its events once,
 -- at its end (see progress_deferred).
-create or replace function pipetrak.progress_days_follow_events()
-returns trigger
-language plpgsql
+create or replace function pipetrak.progress_days_net_events(p_op text, p_old pipetrak.milestone_events[], p_new pipetrak.milestone_events[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
-        return null;
+        return;
     end if;
-    perform pipetrak.progress_days_add(1, array(select n.id from new_rows n));
+    perform pipetrak.progress_days_add(1, array(select n.id from unnest(p_new) n));
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
-    from (select distinct n.component_id from new_rows n) n
+    from (select distinct n.component_id from unnest(p_new) n) n
     join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
     join pipetrak.projects p on p.id = c.project_id;
-    return null;
 end
 $$;
 
 
+create or replace trigger milestone_events_progress_days_rows after insert on pipetrak.milestone_events
+    for each row execute function pipetrak.capture_row('progress_days_net_events');
+
 create or replace trigger milestone_events_progress_days after insert on pipetrak.milestone_events
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_days_follow_events();
+    for each statement execute function pipetrak.flush_rows('progress_days_net_events');
 
 
 -- A component's events per work date: how many, and their credit and man-hours per category.
@@ -7812,7 +7789,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_apply
+    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_net_components
     -- does for every component write, which fires after this row trigger).
     if pipetrak.current_user_id() is not null then
         perform pipetrak.take_due_snapshots(new.project_id, null);
@@ -7949,7 +7926,7 @@ $$;
 
 
 -- Freezes every locked week of a project not frozen yet (see the notes). Every component write
--- through the API calls it before it changes the parts or the days (progress_parts_apply,
+-- through the API calls it before it changes the parts or the days (progress_parts_net_components,
 -- progress_days_follow_component), as do package earning, bulk updates and budgets, so a write
 -- never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.
 create or replace function pipetrak.take_due_snapshots(p_project_id bigint, p_last_locked date default null)
@@ -9620,7 +9597,7 @@ create or replace trigger component_changes_announce after insert on pipetrak.co
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:164
+-- src/lib.rs:162
 -- requires:
 --   realtime
 --   setting_registry
@@ -10033,7 +10010,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:170
+-- src/lib.rs:168
 -- requires:
 --   platform
 
@@ -10218,7 +10195,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:176
+-- src/lib.rs:174
 -- requires:
 --   distribution
 
@@ -10587,7 +10564,7 @@ $column_comments$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:182
+-- src/lib.rs:180
 -- requires:
 --   column_comments
 
@@ -10933,9 +10910,9 @@ comment on function pipetrak.progress_days_add is 'Adds (p_sign = 1) or takes aw
 
 comment on function pipetrak.progress_days_follow_component is 'A component that moves takes its history along. One that is retired (a repaired weld too) leaves the history the day it is retired, project time: its credit comes out of that day, so a report up to an earlier day still says what was earned then, and a report up to today says what the live components hold (the rollups). A restore brings the credit back on its day. A batch (component_batch) defers retirements and restorations and nets them once at its end.';
 
-comment on function pipetrak.progress_days_follow_events is 'New events count in their days (a restore''s COPY too); update_milestones adds its events once, at its end (see progress_deferred).';
-
 comment on function pipetrak.progress_days_leave is 'Takes a component''s credit and man-hours per day out of the part `p_part` (where it was): a move, after which progress_days_add puts its events in the part it is in now.';
+
+comment on function pipetrak.progress_days_net_events is 'New events count in their days (a restore''s COPY too; `p_new`: the events a statement inserted, handed over by its trigger, see src/pg/captured.rs); update_milestones adds its events once, at its end (see progress_deferred).';
 
 comment on function pipetrak.progress_days_scope is 'Adds `p_sign` times the whole credit and man-hours of components to one day of the parts they are in now, per part in one statement: what their retirement takes out of the history (-1) and their restoration brings back (1), on `p_day` (null: today in each project''s time zone). No event is counted; the day''s touched set stays.';
 
@@ -10955,7 +10932,7 @@ comment on function pipetrak.progress_packages_net_items is 'The open items a st
 
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
-comment on function pipetrak.progress_parts_apply is 'Trigger: the components a statement inserted, changed or deleted move their parts.';
+comment on function pipetrak.progress_parts_net_components is 'The components a statement inserted, changed or deleted move their parts (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger in chunks of at most 10,000; see src/pg/captured.rs).';
 
 comment on function pipetrak.progress_parts_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, an update''s old and new at the same position; see src/pg/captured.rs) move their components in or out of the parts'' ready counts. A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
 
@@ -11103,7 +11080,7 @@ comment on function pipetrak.sync_profile is 'Creates or refreshes the caller''s
 
 comment on function pipetrak.take_all_due_snapshots is 'Every project''s due snapshots (what pg_cron runs).';
 
-comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). Every component write through the API calls it before it changes the parts or the days (progress_parts_apply, progress_days_follow_component), as do package earning, bulk updates and budgets, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
+comment on function pipetrak.take_due_snapshots is 'Freezes every locked week of a project not frozen yet (see the notes). Every component write through the API calls it before it changes the parts or the days (progress_parts_net_components, progress_days_follow_component), as do package earning, bulk updates and budgets, so a write never lands in a week it freezes. Taking twice changes nothing. Returns the weeks taken.';
 
 comment on function pipetrak.take_snapshot is 'Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.';
 
@@ -11170,7 +11147,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:187
+-- src/lib.rs:185
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -11428,6 +11405,14 @@ drop trigger field_welds_ready_insert on pipetrak.field_welds;
 drop trigger field_welds_ready_update on pipetrak.field_welds;
 drop trigger field_welds_ready_delete on pipetrak.field_welds;
 drop function pipetrak.progress_parts_follow_welds();
+
+-- The components' parts and the events' history days follow the captured rows of each
+-- statement too: their statement triggers reading transition tables go.
+drop trigger components_progress_insert on pipetrak.components;
+drop trigger components_progress_update on pipetrak.components;
+drop trigger components_progress_delete on pipetrak.components;
+drop function pipetrak.progress_parts_apply();
+drop function pipetrak.progress_days_follow_events();
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -57,7 +57,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/04_integrity.sql",
     name = "integrity",
-    requires = ["identity"]
+    requires = ["identity", capture_row, flush_rows]
 );
 ::pgrx::extension_sql_file!(
     "../sql/05_tenancy.sql",
@@ -127,9 +127,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
         "events",
         weld_status,
         sampling_required,
-        sampling_call_after_failure,
-        capture_row,
-        flush_rows
+        sampling_call_after_failure
     ]
 );
 ::pgrx::extension_sql_file!(

@@ -180,3 +180,11 @@ drop trigger field_welds_ready_insert on pipetrak.field_welds;
 drop trigger field_welds_ready_update on pipetrak.field_welds;
 drop trigger field_welds_ready_delete on pipetrak.field_welds;
 drop function pipetrak.progress_parts_follow_welds();
+
+-- The components' parts and the events' history days follow the captured rows of each
+-- statement too: their statement triggers reading transition tables go.
+drop trigger components_progress_insert on pipetrak.components;
+drop trigger components_progress_update on pipetrak.components;
+drop trigger components_progress_delete on pipetrak.components;
+drop function pipetrak.progress_parts_apply();
+drop function pipetrak.progress_days_follow_events();

@@ -21,7 +21,10 @@
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgBuiltInOids, PgOid};
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// Rows held before the row trigger flushes its table's rows itself.
 const FLUSH_AT: usize = 10_000;
@@ -64,6 +67,8 @@ struct Row {
 
 thread_local! {
     static ROWS: RefCell<Vec<Row>> = const { RefCell::new(Vec::new()) };
+    /// Each upkeep function's call, planned once per session and table.
+    static PLANS: RefCell<HashMap<(String, pg_sys::Oid), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
     static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -188,7 +193,27 @@ fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
             pgrx::datum::DatumWithOid::new(new, array_type),
         ]
     };
-    if let Err(e) = Spi::run_with_args(&format!("select pipetrak.{function}($1, $2, $3)"), &args) {
+    let called = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
+        let key = (function.to_owned(), relid);
+        let plan = PLANS.with(|plans| plans.borrow_mut().remove(&key));
+        let plan = match plan {
+            Some(kept) => kept,
+            None => client
+                .prepare_mut(
+                    &format!("select pipetrak.{function}($1, $2, $3)"),
+                    &[
+                        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+                        PgOid::from(array_type),
+                        PgOid::from(array_type),
+                    ],
+                )?
+                .keep(),
+        };
+        let result = client.update(&plan, None, &args).map(|_| ());
+        PLANS.with(|plans| plans.borrow_mut().insert(key, plan));
+        result
+    });
+    if let Err(e) = called {
         // The function is the extension's own and its arguments are the rows just written: an
         // internal error, not a user's.
         pgrx::error!("pipetrak: keeping {function} failed: {e}");
