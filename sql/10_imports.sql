@@ -229,9 +229,9 @@ alter table pipetrak.import_jobs enable row level security;
 alter table pipetrak.import_rows enable row level security;
 -- Jobs, files and reports are seen by those who may import into the project (owner, admin, PM).
 create policy import_jobs_select_importer on pipetrak.import_jobs for select to authenticated
-    using (pipetrak.project_visible(project_id, 'manage_project_data'));
+    using (pipetrak.project_visible_for(project_id, 'manage_project_data'));
 create policy import_rows_select_importer on pipetrak.import_rows for select to authenticated
-    using (pipetrak.project_visible(project_id, 'manage_project_data'));
+    using (pipetrak.project_visible_for(project_id, 'manage_project_data'));
 
 -- The job, locked, after checking the caller may import into its project. Without its file:
 -- returning the row would copy the whole file into the caller's memory.

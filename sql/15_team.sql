@@ -44,7 +44,7 @@ alter table pipetrak.invitations enable row level security;
 -- Those who manage the organization's members see its invitations (never the token's hash: see
 -- grant_privileges).
 create policy invitations_select_manager on pipetrak.invitations for select to authenticated
-    using (pipetrak.organization_visible(organization_id, 'manage_members'));
+    using (pipetrak.organization_visible_for(organization_id, 'manage_members'));
 
 -- Where an invitation stands.
 create function pipetrak.invitation_state(p_accepted_at timestamptz, p_revoked_at timestamptz, p_expires_at timestamptz)

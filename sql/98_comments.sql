@@ -156,7 +156,8 @@ comment on function pipetrak.normalize_drawing_key is 'The key of a drawing numb
 comment on function pipetrak.normalize_size is 'A size as the project keys it: fractions, inches and metric DN folded to one spelling (`1 1/2"` and `1.5` are one size), `NOSIZE` when empty.';
 comment on function pipetrak.normalize_stencil is 'NULL when the text is not a valid stencil.';
 comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
-comment on function pipetrak.organization_visible is 'Whether the caller''s role in the organization grants `permission` (''read'': any member).';
+comment on function pipetrak.organization_visible is 'Whether the caller is a member of the organization.';
+comment on function pipetrak.organization_visible_for is 'Whether the caller''s role in the organization grants `permission`.';
 comment on function pipetrak.package_stage_blocker is 'The stage before `stage` that is neither completed nor skipped (it keeps `stage` from starting); null when none.';
 comment on function pipetrak.package_stage_check is 'The data fields completing `stage` still needs, and the latest of its dates (ISO; null when none); no row for an unknown key.';
 comment on function pipetrak.package_stage_keys is 'The stage keys a package of `test_type` gets, in order; null for an unknown test type.';
@@ -189,7 +190,8 @@ comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, test
 comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer): the triggers keep the rollups again.';
 comment on function pipetrak.progress_rollup is 'Rollup of the progress parts by project, drawing, area, system or test package (key NULL = unassigned). Inlined by the planner, so a filter on project_id reaches the parts'' index.';
 comment on function pipetrak.project_channel is 'The project''s channel, for its members only (others: project_not_found).';
-comment on function pipetrak.project_visible is 'Whether the caller''s role in the project''s organization grants `permission` (''read'': any member). The read policies of project tables call it.';
+comment on function pipetrak.project_visible is 'Whether the caller is a member of the project''s organization. The read policies of project tables call it (no permission argument: the per-row call stays as cheap as the subquery''s hash probe was).';
+comment on function pipetrak.project_visible_for is 'Whether the caller''s role in the project''s organization grants `permission`.';
 comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
 comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
 comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension calls it.';

@@ -45,7 +45,8 @@ begin
               and p.proname = any (array[
                   -- called by views and policies as the reader
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
-                  'project_visible', 'organization_visible', 'member_visible', 'caller_is',
+                  'project_visible', 'project_visible_for', 'organization_visible', 'organization_visible_for',
+                  'member_visible', 'caller_is',
                   'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
