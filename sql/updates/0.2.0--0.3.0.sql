@@ -170,17 +170,6 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
 
--- A weld's tallies and its component's readiness follow the captured rows of each statement
--- (capture_row, flush_rows): the statement triggers reading transition tables go.
-drop trigger field_welds_tallies_insert on pipetrak.field_welds;
-drop trigger field_welds_tallies_update on pipetrak.field_welds;
-drop trigger field_welds_tallies_delete on pipetrak.field_welds;
-drop function pipetrak.weld_tallies_follow_welds();
-drop trigger field_welds_ready_insert on pipetrak.field_welds;
-drop trigger field_welds_ready_update on pipetrak.field_welds;
-drop trigger field_welds_ready_delete on pipetrak.field_welds;
-drop function pipetrak.progress_parts_follow_welds();
-
 -- The components' parts and the events' history days follow the captured rows of each
 -- statement too: their statement triggers reading transition tables go.
 drop trigger components_progress_insert on pipetrak.components;
