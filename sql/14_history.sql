@@ -281,8 +281,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_net_components
-    -- does for every component write, which fires after this row trigger).
+    -- A move or retirement re-dates history: due weeks are frozen first (as
+    -- progress_parts_net_components does for every component write, which fires after this row
+    -- trigger).
     if pipetrak.current_user_id() is not null then
         perform pipetrak.take_due_snapshots(new.project_id, null);
     end if;

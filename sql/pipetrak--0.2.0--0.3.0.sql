@@ -336,7 +336,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:109
+-- src/pg/changes.rs:100
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -830,7 +830,7 @@ AS 'MODULE_PATHNAME', 'project_visible_for_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:38
+-- src/pg/changes.rs:37
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
 	"project_id" bigint, /* i64 */
@@ -844,7 +844,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:103
+-- src/pg/changes.rs:94
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -1321,7 +1321,7 @@ AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:49
+-- src/pg/changes.rs:48
 -- pipetrak::pg::changes::announce_change
 create or replace function "announce_change"()
 	RETURNS TRIGGER
@@ -1331,7 +1331,7 @@ create or replace function "announce_change"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:84
+-- src/pg/captured.rs:106
 -- pipetrak::pg::captured::capture_row
 create or replace function "capture_row"()
 	RETURNS TRIGGER
@@ -1341,7 +1341,7 @@ create or replace function "capture_row"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:135
+-- src/pg/captured.rs:154
 -- pipetrak::pg::captured::flush_rows
 create or replace function "flush_rows"()
 	RETURNS TRIGGER
@@ -7829,8 +7829,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- A move or retirement re-dates history: due weeks are frozen first (as progress_parts_net_components
-    -- does for every component write, which fires after this row trigger).
+    -- A move or retirement re-dates history: due weeks are frozen first (as
+    -- progress_parts_net_components does for every component write, which fires after this row
+    -- trigger).
     if pipetrak.current_user_id() is not null then
         perform pipetrak.take_due_snapshots(new.project_id, null);
     end if;

@@ -3,6 +3,7 @@
 //! savepoint rolled back takes its changes with it; `events` turns what is left into events for
 //! NOTIFY: per project, the ids of each kind, in parts small enough for its payload limit.
 
+use super::savepoints::BySubtransaction;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +16,6 @@ pub const PART_BYTES: usize = 7000;
 pub const RELOAD_OVER: usize = 5000;
 
 struct Change {
-    subtransaction: u32,
     project_id: i64,
     kind: String,
     ids: Vec<i64>,
@@ -24,7 +24,7 @@ struct Change {
 /// The changes of the running transaction.
 #[derive(Default)]
 pub struct ChangeQueue {
-    changes: Vec<Change>,
+    changes: BySubtransaction<Change>,
 }
 
 impl ChangeQueue {
@@ -34,28 +34,26 @@ impl ChangeQueue {
             return;
         }
         // A row trigger pushes one id at a time: the rows of one statement join one change.
-        if let Some(last) = self.changes.last_mut() {
-            if last.subtransaction == subtransaction
-                && last.project_id == project_id
-                && last.kind == kind
-            {
+        if let Some(last) = self.changes.last_of(subtransaction) {
+            if last.project_id == project_id && last.kind == kind {
                 last.ids.extend(ids);
                 return;
             }
         }
-        self.changes.push(Change {
+        self.changes.push(
             subtransaction,
-            project_id,
-            kind: kind.to_string(),
-            ids,
-        });
+            Change {
+                project_id,
+                kind: kind.to_string(),
+                ids,
+            },
+        );
     }
 
     /// Forgets what subtransaction `subtransaction` and the ones inside it changed (it rolled
-    /// back). Subtransactions are numbered in the order they start, so those are the numbers from
-    /// it on.
+    /// back).
     pub fn roll_back(&mut self, subtransaction: u32) {
-        self.changes.retain(|c| c.subtransaction < subtransaction);
+        self.changes.roll_back(subtransaction);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,7 +67,7 @@ impl ChangeQueue {
     /// Each project's distinct ids per kind.
     pub fn by_project(&self) -> BTreeMap<i64, BTreeMap<String, BTreeSet<i64>>> {
         let mut projects: BTreeMap<i64, BTreeMap<String, BTreeSet<i64>>> = BTreeMap::new();
-        for change in &self.changes {
+        for change in self.changes.iter() {
             projects
                 .entry(change.project_id)
                 .or_default()

@@ -11,6 +11,7 @@ pub mod normalize;
 pub mod package;
 pub mod progress;
 pub mod sampling;
+pub mod savepoints;
 pub mod sequence;
 pub mod template;
 pub mod weld;

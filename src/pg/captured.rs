@@ -19,11 +19,12 @@
 //!   it); the end of the transaction forgets everything. The images live in the transaction's
 //!   memory context, freed with it.
 
+use crate::domain::savepoints::BySubtransaction;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgBuiltInOids, PgOid};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Rows held before the row trigger flushes its table's rows itself.
@@ -59,25 +60,46 @@ impl Op {
 struct Row {
     relid: pg_sys::Oid,
     op: Op,
-    function: String,
-    subtransaction: pg_sys::SubTransactionId,
+    /// The upkeep function: its place in `FUNCTIONS`.
+    function: usize,
     old: Option<pg_sys::Datum>,
     new: Option<pg_sys::Datum>,
 }
 
 thread_local! {
-    static ROWS: RefCell<Vec<Row>> = const { RefCell::new(Vec::new()) };
+    static ROWS: RefCell<BySubtransaction<Row>> = RefCell::new(BySubtransaction::default());
+    /// The upkeep functions' names met this session (a handful): rows name theirs by place.
+    static FUNCTIONS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     /// Each upkeep function's call, planned once per session and table.
-    static PLANS: RefCell<HashMap<(String, pg_sys::Oid), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
-    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static PLANS: RefCell<HashMap<(usize, pg_sys::Oid), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
-/// The upkeep function named by a trigger's argument: a plain name of pipetrak's, nothing else.
-fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<String> {
+/// The upkeep function named by a trigger's argument (a plain name of pipetrak's, nothing else):
+/// its place in `FUNCTIONS`.
+fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<usize> {
     let args = trigger.extra_args().ok()?;
     let name = args.first()?;
     let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_');
-    plain.then(|| name.clone())
+    if !plain {
+        return None;
+    }
+    Some(FUNCTIONS.with(|functions| {
+        let mut functions = functions.borrow_mut();
+        functions.iter().position(|f| f == name).unwrap_or_else(|| {
+            functions.push(name.clone());
+            functions.len() - 1
+        })
+    }))
+}
+
+/// Forgets every row held (the transaction ends; `super::held`).
+pub fn forget() {
+    ROWS.with(|rows| rows.borrow_mut().clear());
+}
+
+/// Forgets the rows of a savepoint rolled back and of those inside it (`super::held`).
+pub fn roll_back(subtransaction: u32) {
+    ROWS.with(|rows| rows.borrow_mut().roll_back(subtransaction));
 }
 
 /// Trigger, for each row: keeps the row's old and new images for the statement's flush.
@@ -89,11 +111,11 @@ fn capture_row<'a>(
     let (Some(op), Some(function)) = (Op::of(data.tg_event), function_of(trigger)) else {
         return Ok(None);
     };
-    register_callbacks();
+    super::held::watch();
     // SAFETY: the trigger's own TriggerData (Postgres checked it is a row trigger's); the images
     // are copied into TopTransactionContext, which outlives the statement, and the previous
     // context is restored before anything else runs.
-    let (relid, old, new, subtransaction) = unsafe {
+    let (relid, old, new) = unsafe {
         let relation = data.tg_relation;
         let desc = (*relation).rd_att;
         let copy = |tuple: pg_sys::HeapTuple| {
@@ -106,27 +128,24 @@ fn capture_row<'a>(
             Op::Delete => (copy(data.tg_trigtuple), None),
         };
         pg_sys::MemoryContextSwitchTo(previous);
-        (
-            (*relation).rd_id,
-            old,
-            new,
-            pg_sys::GetCurrentSubTransactionId(),
-        )
+        ((*relation).rd_id, old, new)
     };
     let held = ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        rows.push(Row {
-            relid,
-            op,
-            function: function.clone(),
-            subtransaction,
-            old,
-            new,
-        });
+        rows.push(
+            super::held::subtransaction(),
+            Row {
+                relid,
+                op,
+                function,
+                old,
+                new,
+            },
+        );
         rows.len()
     });
     if held >= FLUSH_AT {
-        flush(relid, op, &function);
+        flush(relid, op, function);
     }
     Ok(None)
 }
@@ -140,21 +159,20 @@ fn flush_rows<'a>(
     if let (Some(op), Some(function)) = (Op::of(data.tg_event), function_of(trigger)) {
         // SAFETY: the trigger's own relation.
         let relid = unsafe { (*data.tg_relation).rd_id };
-        flush(relid, op, &function);
+        flush(relid, op, function);
     }
     Ok(None)
 }
 
 /// Calls `pipetrak.<function>(op, old[], new[])` with the rows captured for it on `relid` by `op`
 /// (an update's old and new images at the same position of the two arrays).
-fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
-    let rows: Vec<Row> = ROWS.with(|rows| {
-        let mut rows = rows.borrow_mut();
-        let (taken, kept) = std::mem::take(&mut *rows)
-            .into_iter()
-            .partition(|r| r.relid == relid && r.op == op && r.function == function);
-        *rows = kept;
-        taken
+fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
+    let Some(name) = FUNCTIONS.with(|functions| functions.borrow().get(function).cloned()) else {
+        return;
+    };
+    let rows = ROWS.with(|rows| {
+        rows.borrow_mut()
+            .take(|r| r.relid == relid && r.op == op && r.function == function)
     });
     if rows.is_empty() {
         return;
@@ -194,13 +212,13 @@ fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
         ]
     };
     let called = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
-        let key = (function.to_owned(), relid);
+        let key = (function, relid);
         let plan = PLANS.with(|plans| plans.borrow_mut().remove(&key));
         let plan = match plan {
             Some(kept) => kept,
             None => client
                 .prepare_mut(
-                    &format!("select pipetrak.{function}($1, $2, $3)"),
+                    &format!("select pipetrak.{name}($1, $2, $3)"),
                     &[
                         PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
                         PgOid::from(array_type),
@@ -216,52 +234,6 @@ fn flush(relid: pg_sys::Oid, op: Op, function: &str) {
     if let Err(e) = called {
         // The function is the extension's own and its arguments are the rows just written: an
         // internal error, not a user's.
-        pgrx::error!("pipetrak: keeping {function} failed: {e}");
-    }
-}
-
-fn register_callbacks() {
-    if CALLBACKS_REGISTERED.get() {
-        return;
-    }
-    // SAFETY: plain registrations of functions that live as long as the library.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
-    }
-    CALLBACKS_REGISTERED.set(true);
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_transaction(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-        | pg_sys::XactEvent::XACT_EVENT_ABORT
-        | pg_sys::XactEvent::XACT_EVENT_PREPARE
-        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
-        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
-            ROWS.with(|rows| rows.borrow_mut().clear())
-        }
-        _ => {}
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_subtransaction(
-    event: pg_sys::SubXactEvent::Type,
-    subtransaction: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        // Subtransactions are numbered in the order they start: the one rolled back and those
-        // inside it are the numbers from it on.
-        ROWS.with(|rows| {
-            rows.borrow_mut()
-                .retain(|r| r.subtransaction < subtransaction)
-        });
+        pgrx::error!("pipetrak: keeping {name} failed: {e}");
     }
 }

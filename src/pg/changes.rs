@@ -24,7 +24,6 @@ thread_local! {
     static QUEUE: RefCell<ChangeQueue> = RefCell::new(ChangeQueue::default());
     /// The role that queued the changes (the extension's owner, through its functions).
     static WRITER: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::Oid::INVALID) };
-    static CALLBACKS_REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// The keys' query, planned once per session (the plan cache revalidates it).
     static SECRETS_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
     /// The outbox insert, planned once per session.
@@ -80,18 +79,10 @@ fn queue(project_id: i64, kind: &str, ids: Vec<i64>) {
     if !CHANGE_EVENTS.get() {
         return;
     }
-    if !CALLBACKS_REGISTERED.get() {
-        // SAFETY: plain registrations of functions that live as long as the library.
-        unsafe {
-            pg_sys::RegisterXactCallback(Some(on_transaction), std::ptr::null_mut());
-            pg_sys::RegisterSubXactCallback(Some(on_subtransaction), std::ptr::null_mut());
-        }
-        CALLBACKS_REGISTERED.set(true);
-    }
-    // SAFETY: reads of the running transaction's state.
-    let (subtransaction, user) =
-        unsafe { (pg_sys::GetCurrentSubTransactionId(), pg_sys::GetUserId()) };
-    WRITER.set(user);
+    super::held::watch();
+    let subtransaction = super::held::subtransaction();
+    // SAFETY: a read of the running transaction's state.
+    WRITER.set(unsafe { pg_sys::GetUserId() });
     QUEUE.with(|queue| {
         queue
             .borrow_mut()
@@ -124,11 +115,9 @@ fn change_events(changes: JsonB) -> Vec<JsonB> {
     project_events(&kinds).into_iter().map(JsonB).collect()
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_transaction(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
+/// At a transaction's end (`super::held`): just before commit, sends the queued changes; after
+/// it, wakes the sender; otherwise forgets them.
+pub fn at_transaction_end(event: pg_sys::XactEvent::Type) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => send(),
         pg_sys::XactEvent::XACT_EVENT_COMMIT => {
@@ -147,16 +136,9 @@ unsafe extern "C-unwind" fn on_transaction(
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_subtransaction(
-    event: pg_sys::SubXactEvent::Type,
-    subtransaction: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        QUEUE.with(|queue| queue.borrow_mut().roll_back(subtransaction));
-    }
+/// A savepoint rolled back (`super::held`): its changes go with it.
+pub fn roll_back(subtransaction: u32) {
+    QUEUE.with(|queue| queue.borrow_mut().roll_back(subtransaction));
 }
 
 const OUTBOX_INSERT: &str =

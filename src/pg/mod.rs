@@ -4,6 +4,7 @@
 pub mod captured;
 pub mod changes;
 pub mod events;
+pub mod held;
 pub mod imports;
 pub mod limits;
 pub mod milestones;

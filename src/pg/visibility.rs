@@ -19,7 +19,6 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::ffi::CStr;
 
 const PROJECTS: &CStr = c"select x from pipetrak.my_project_ids($1::pg_catalog.text) as x";
@@ -75,10 +74,11 @@ struct Answer {
 }
 
 /// Runs `question` for `permission` (a plan kept for the session, read-only) and returns the
-/// ids, each as 16 bytes: a bigint's big-endian bytes, zero-padded, or a uuid's text parsed.
-fn ask(question: Question, permission: &str) -> HashSet<[u8; 16]> {
-    let result = Spi::connect(|_client| -> pgrx::spi::SpiResult<HashSet<[u8; 16]>> {
-        let mut ids = HashSet::new();
+/// ids, sorted and each once, each as 16 bytes: a bigint's big-endian bytes, zero-padded, or a
+/// uuid's text parsed.
+fn ask(question: Question, permission: &str) -> Vec<[u8; 16]> {
+    let result = Spi::connect(|_client| -> pgrx::spi::SpiResult<Vec<[u8; 16]>> {
+        let mut ids = Vec::new();
         // SAFETY: SPI is connected for this closure. The plan is prepared from a constant and
         // kept; the arguments match its parameters; the tuple table is read before SPI closes.
         unsafe {
@@ -118,6 +118,8 @@ fn ask(question: Question, permission: &str) -> HashSet<[u8; 16]> {
                 ids.extend(id);
             }
         }
+        ids.sort_unstable();
+        ids.dedup();
         Ok(ids)
     });
     // A failure reading the caller's own ids grants nothing (an error in the lookup itself
@@ -161,9 +163,7 @@ fn visible(
         || answer.lxid != lxid
         || answer.role != role
     {
-        let mut ids: Vec<[u8; 16]> = ask(question, permission).into_iter().collect();
-        ids.sort_unstable();
-        answer.ids = ids;
+        answer.ids = ask(question, permission);
         answer.permission = Some(permission.to_owned());
         answer.lxid = lxid;
         answer.role = role;
