@@ -947,29 +947,23 @@ begin
 end
 $$;
 
--- Trigger: applies the welds a statement inserted, changed or deleted to the tallies.
-create function pipetrak.weld_tallies_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, handed over by the statement's trigger; see src/pg/captured.rs) move their tallies. Each
+-- weld finds its component through the primary key (lateral, limit 1): a join would let a big
+-- import's stale statistics pick a merge join that reads every component of the table for a
+-- chunk's few hundred welds.
+create function pipetrak.weld_tallies_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- Each weld finds its component through the primary key (lateral, limit 1): a join would
-    -- let a big import's stale statistics pick a merge join that reads every component of the
-    -- table for a chunk's few hundred welds.
-    if tg_op = 'INSERT' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
-            union all
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    else
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l));
-    end if;
-    return null;
+    perform pipetrak.weld_tallies_apply(array(
+        select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
+        cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
+        union all
+        select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
+        cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
 end
 $$;
 
@@ -988,15 +982,10 @@ begin
 end
 $$;
 
-create trigger field_welds_tallies_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
-create trigger field_welds_tallies_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
-create trigger field_welds_tallies_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create trigger field_welds_tallies_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('weld_tallies_net_welds');
+create trigger field_welds_tallies after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('weld_tallies_net_welds');
 create trigger components_weld_tallies after update on pipetrak.components
     for each row
     when (new.component_type = 'field_weld'

@@ -160,45 +160,42 @@ begin
 end
 $$;
 
--- A weld row that doesn't exist clears its component (see weld_clears_nde), so an inserted weld
--- can only take its component out of the ready count, and a deleted one only put it back.
-create function pipetrak.progress_parts_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, an update's old and new at the same position; see src/pg/captured.rs) move their
+-- components in or out of the parts' ready counts. A weld row that doesn't exist clears its
+-- component (see weld_clears_nde), so an inserted weld can only take its component out of the
+-- ready count, and a deleted one only put it back.
+create function pipetrak.progress_parts_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tg_op = 'INSERT' then
+    if p_op = 'INSERT' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n
+            select n.component_id from unnest(p_new) n
             where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
-    elsif tg_op = 'DELETE' then
+    elsif p_op = 'DELETE' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select o.component_id from old_rows o
+            select o.component_id from unnest(p_old) o
             where not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
     else
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), -1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
     end if;
-    return null;
 end
 $$;
 
-create trigger field_welds_ready_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
-create trigger field_welds_ready_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
-create trigger field_welds_ready_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
+create trigger field_welds_ready_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('progress_parts_net_welds');
+create trigger field_welds_ready after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('progress_parts_net_welds');
 
 -- ---- Packages and their stages ----
 

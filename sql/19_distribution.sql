@@ -23,9 +23,9 @@
 --   row is written. The derived tables (progress parts, package rows, history days) are kept
 --   from each statement's captured rows (src/pg/captured.rs): a row trigger keeps each row's
 --   images and a statement trigger without transition tables hands them to the same SQL, which
---   nets a statement into one upsert per derived row — what keeps bulk writes fast. The field
---   welds' tallies and ready counts still read transition tables: captured, a weld write cost
---   1.2× (one client) to 1.4× (four) what it does now, a regression not yet explained.
+--   nets a statement into one upsert per derived row — what keeps bulk writes fast. Those SQL
+--   functions run with generic plans, as the transition tables' queries did (custom plans of
+--   their array parameters were planned again on every call: a weld write cost 1.3× more).
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 

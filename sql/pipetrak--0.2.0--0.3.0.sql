@@ -1331,7 +1331,7 @@ create or replace function "announce_change"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:106
+-- src/pg/captured.rs:107
 -- pipetrak::pg::captured::capture_row
 create or replace function "capture_row"()
 	RETURNS TRIGGER
@@ -1341,7 +1341,7 @@ create or replace function "capture_row"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:154
+-- src/pg/captured.rs:155
 -- pipetrak::pg::captured::flush_rows
 create or replace function "flush_rows"()
 	RETURNS TRIGGER
@@ -6047,29 +6047,23 @@ end
 $$;
 
 
--- Trigger: applies the welds a statement inserted, changed or deleted to the tallies.
-create or replace function pipetrak.weld_tallies_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, handed over by the statement's trigger; see src/pg/captured.rs) move their tallies. Each
+-- weld finds its component through the primary key (lateral, limit 1): a join would let a big
+-- import's stale statistics pick a merge join that reads every component of the table for a
+-- chunk's few hundred welds.
+create or replace function pipetrak.weld_tallies_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- Each weld finds its component through the primary key (lateral, limit 1): a join would
-    -- let a big import's stale statistics pick a merge join that reads every component of the
-    -- table for a chunk's few hundred welds.
-    if tg_op = 'INSERT' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    elsif tg_op = 'UPDATE' then
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
-            union all
-            select pipetrak.weld_state(1, l.c, n) from new_rows n cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
-    else
-        perform pipetrak.weld_tallies_apply(array(
-            select pipetrak.weld_state(-1, l.c, o) from old_rows o cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l));
-    end if;
-    return null;
+    perform pipetrak.weld_tallies_apply(array(
+        select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
+        cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
+        union all
+        select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
+        cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
 end
 $$;
 
@@ -6090,17 +6084,11 @@ end
 $$;
 
 
-create or replace trigger field_welds_tallies_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create or replace trigger field_welds_tallies_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('weld_tallies_net_welds');
 
-create or replace trigger field_welds_tallies_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
-
-create or replace trigger field_welds_tallies_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.weld_tallies_follow_welds();
+create or replace trigger field_welds_tallies after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('weld_tallies_net_welds');
 
 create or replace trigger components_weld_tallies after update on pipetrak.components
     for each row
@@ -6627,48 +6615,44 @@ end
 $$;
 
 
--- A weld row that doesn't exist clears its component (see weld_clears_nde), so an inserted weld
--- can only take its component out of the ready count, and a deleted one only put it back.
-create or replace function pipetrak.progress_parts_follow_welds()
-returns trigger
-language plpgsql
+-- The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and
+-- are, an update's old and new at the same position; see src/pg/captured.rs) move their
+-- components in or out of the parts' ready counts. A weld row that doesn't exist clears its
+-- component (see weld_clears_nde), so an inserted weld can only take its component out of the
+-- ready count, and a deleted one only put it back.
+create or replace function pipetrak.progress_parts_net_welds(p_op text, p_old pipetrak.field_welds[], p_new pipetrak.field_welds[])
+returns void
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if tg_op = 'INSERT' then
+    if p_op = 'INSERT' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n
+            select n.component_id from unnest(p_new) n
             where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
-    elsif tg_op = 'DELETE' then
+    elsif p_op = 'DELETE' then
         perform pipetrak.progress_parts_shift_ready(array(
-            select o.component_id from old_rows o
+            select o.component_id from unnest(p_old) o
             where not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
     else
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
         perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from new_rows n join old_rows o on o.component_id = n.component_id
-            where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)
-              and pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), -1);
+            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+            where not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+              and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
     end if;
-    return null;
 end
 $$;
 
 
-create or replace trigger field_welds_ready_insert after insert on pipetrak.field_welds
-    referencing new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
+create or replace trigger field_welds_ready_rows after insert or update or delete on pipetrak.field_welds
+    for each row execute function pipetrak.capture_row('progress_parts_net_welds');
 
-create or replace trigger field_welds_ready_update after update on pipetrak.field_welds
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
-
-create or replace trigger field_welds_ready_delete after delete on pipetrak.field_welds
-    referencing old table as old_rows
-    for each statement execute function pipetrak.progress_parts_follow_welds();
+create or replace trigger field_welds_ready after insert or update or delete on pipetrak.field_welds
+    for each statement execute function pipetrak.flush_rows('progress_parts_net_welds');
 
 
 -- ---- Packages and their stages ----
@@ -10080,9 +10064,9 @@ $$;
 --   row is written. The derived tables (progress parts, package rows, history days) are kept
 --   from each statement's captured rows (src/pg/captured.rs): a row trigger keeps each row's
 --   images and a statement trigger without transition tables hands them to the same SQL, which
---   nets a statement into one upsert per derived row — what keeps bulk writes fast. The field
---   welds' tallies and ready counts still read transition tables: captured, a weld write cost
---   1.2× (one client) to 1.4× (four) what it does now, a regression not yet explained.
+--   nets a statement into one upsert per derived row — what keeps bulk writes fast. Those SQL
+--   functions run with generic plans, as the transition tables' queries did (custom plans of
+--   their array parameters were planned again on every call: a weld write cost 1.3× more).
 -- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
 --   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
 
@@ -10986,9 +10970,9 @@ comment on function pipetrak.progress_packages_net_items is 'The open items a st
 
 comment on function pipetrak.progress_parts_add is 'Adds (p_sign = 1) or removes (-1) the live components `p_component_ids` to or from the progress parts, as the trigger does for a statement''s rows.';
 
-comment on function pipetrak.progress_parts_follow_welds is 'A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
-
 comment on function pipetrak.progress_parts_net_components is 'The components a statement inserted, changed or deleted move their parts (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger in chunks of at most 10,000; see src/pg/captured.rs).';
+
+comment on function pipetrak.progress_parts_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, an update''s old and new at the same position; see src/pg/captured.rs) move their components in or out of the parts'' ready counts. A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
 
 comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part.';
 
@@ -11192,7 +11176,7 @@ comment on function pipetrak.weld_tallies_apply is 'Applies weld states to the t
 
 comment on function pipetrak.weld_tallies_follow_components is 'Trigger: moves a weld''s tallies when its component changes area, system, package, retirement or fit-up.';
 
-comment on function pipetrak.weld_tallies_follow_welds is 'Trigger: applies the welds a statement inserted, changed or deleted to the tallies.';
+comment on function pipetrak.weld_tallies_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, handed over by the statement''s trigger; see src/pg/captured.rs) move their tallies. Each weld finds its component through the primary key (lateral, limit 1): a join would let a big import''s stale statistics pick a merge join that reads every component of the table for a chunk''s few hundred welds.';
 
 comment on function pipetrak.welder_summary is 'Per welder × weld type × x-ray tier, for welds welded in [p_from, p_to]: welded, examined by RT (a current RT PASS or FAIL), rejects, reject rate and examined %.';
 
@@ -11459,6 +11443,17 @@ drop trigger components_progress_update on pipetrak.components;
 drop trigger components_progress_delete on pipetrak.components;
 drop function pipetrak.progress_parts_apply();
 drop function pipetrak.progress_days_follow_events();
+
+-- A weld's tallies and its component's readiness follow the captured rows of each statement
+-- (capture_row, flush_rows): the statement triggers reading transition tables go.
+drop trigger field_welds_tallies_insert on pipetrak.field_welds;
+drop trigger field_welds_tallies_update on pipetrak.field_welds;
+drop trigger field_welds_tallies_delete on pipetrak.field_welds;
+drop function pipetrak.weld_tallies_follow_welds();
+drop trigger field_welds_ready_insert on pipetrak.field_welds;
+drop trigger field_welds_ready_update on pipetrak.field_welds;
+drop trigger field_welds_ready_delete on pipetrak.field_welds;
+drop function pipetrak.progress_parts_follow_welds();
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -177,3 +177,14 @@ drop trigger components_progress_update on pipetrak.components;
 drop trigger components_progress_delete on pipetrak.components;
 drop function pipetrak.progress_parts_apply();
 drop function pipetrak.progress_days_follow_events();
+
+-- A weld's tallies and its component's readiness follow the captured rows of each statement
+-- (capture_row, flush_rows): the statement triggers reading transition tables go.
+drop trigger field_welds_tallies_insert on pipetrak.field_welds;
+drop trigger field_welds_tallies_update on pipetrak.field_welds;
+drop trigger field_welds_tallies_delete on pipetrak.field_welds;
+drop function pipetrak.weld_tallies_follow_welds();
+drop trigger field_welds_ready_insert on pipetrak.field_welds;
+drop trigger field_welds_ready_update on pipetrak.field_welds;
+drop trigger field_welds_ready_delete on pipetrak.field_welds;
+drop function pipetrak.progress_parts_follow_welds();

@@ -10,7 +10,7 @@
 //! NOTIFY itself.
 
 use super::sender;
-use super::settings::{EventSender, CHANGE_EVENTS, EVENT_SENDER};
+use super::settings::{with_setting, EventSender, CHANGE_EVENTS, EVENT_SENDER};
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::signed_payload;
 use pgrx::prelude::*;
@@ -183,108 +183,94 @@ fn send() {
     // The statements below run as the extension's owner: with the caller's search_path, a
     // temporary type or function of theirs could be picked up (pg_temp is searched first for
     // types). Only pg_catalog, then pg_temp last, until they are done.
-    // SAFETY: a GUC nest level opened here and closed below (an error in between aborts the
-    // transaction, which unwinds it).
-    let nest = unsafe {
-        let nest = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        nest
-    };
-    let sent = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
-        let mut secrets = BTreeMap::new();
-        let plan = SECRETS_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
-            match plan.take() {
-                Some(kept) => Ok(kept),
-                None => Ok(client
-                    .prepare(SECRETS, &[PgOid::BuiltIn(PgBuiltInOids::INT8ARRAYOID)])?
-                    .keep()),
-            }
-        })?;
-        let rows = client.select(&plan, None, &[projects.into()]);
-        SECRETS_PLAN.with(|kept| kept.replace(Some(plan)));
-        for row in rows? {
-            if let (Some(project_id), Some(channel), Some(signing_key), Some(sent_at)) = (
-                row.get::<i64>(1)?,
-                row.get::<String>(2)?,
-                row.get::<Vec<u8>>(3)?,
-                row.get::<String>(4)?,
-            ) {
-                secrets.insert(project_id, (channel, signing_key, sent_at));
-            }
-        }
-        let realtime = realtime_send_exists(client)?;
-        let mut messages = Vec::with_capacity(events.len());
-        for (project_id, mut event) in events {
-            // A project deleted in this transaction has no keys left: nobody to tell.
-            let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
-                continue;
-            };
-            event["project_id"] = json!(project_id);
-            event["sent_at"] = serde_json::from_str(sent_at).unwrap_or(Value::Null);
-            // Signed over exactly the text sent (`domain::event`).
-            let text = event.to_string();
-            messages.push((channel.clone(), signed_payload(signing_key, &text)));
-            if realtime {
-                client.update(
-                    "select realtime.send($1, 'changes', $2, true)",
-                    None,
-                    &[JsonB(event).into(), format!("project:{project_id}").into()],
-                )?;
-            }
-        }
-        // Through the sender only where one runs (and still runs once the events are in the
-        // outbox: a sender leaving locks the outbox, so an insert after it finds it gone); else
-        // this transaction NOTIFYs them itself, and a sender is started for the next ones.
-        let contended = match EVENT_SENDER.get() {
-            EventSender::Off => false,
-            EventSender::Always => true,
-            EventSender::Auto => !sender::notify_lock_free(),
-        };
-        let mut direct = !contended || !sender::live_sender(client);
-        if !direct {
-            let mut ids = Vec::with_capacity(messages.len());
-            for (channel, payload) in &messages {
-                ids.push(outbox_insert(client, channel, payload)?);
-            }
-            if sender::live_sender(client) {
-                QUEUED_FOR_SENDER.set(true);
-            } else {
-                client.update(
-                    "delete from pipetrak.event_outbox where id = any ($1)",
-                    None,
-                    &[ids.into()],
-                )?;
-                direct = true;
-            }
-        }
-        if direct {
-            if contended {
-                sender::start_sender(client);
-            }
-            for (channel, payload) in &messages {
-                // SAFETY: pg_notify takes two text datums, made here in the current memory context.
-                unsafe {
-                    pgrx::direct_function_call_as_datum(
-                        pg_sys::pg_notify,
-                        &[channel.as_str().into_datum(), payload.as_str().into_datum()],
-                    );
+    let sent = with_setting(c"search_path", c"pg_catalog, pg_temp", || {
+        Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
+            let mut secrets = BTreeMap::new();
+            let plan =
+                SECRETS_PLAN.with(|plan| -> pgrx::spi::SpiResult<OwnedPreparedStatement> {
+                    match plan.take() {
+                        Some(kept) => Ok(kept),
+                        None => Ok(client
+                            .prepare(SECRETS, &[PgOid::BuiltIn(PgBuiltInOids::INT8ARRAYOID)])?
+                            .keep()),
+                    }
+                })?;
+            let rows = client.select(&plan, None, &[projects.into()]);
+            SECRETS_PLAN.with(|kept| kept.replace(Some(plan)));
+            for row in rows? {
+                if let (Some(project_id), Some(channel), Some(signing_key), Some(sent_at)) = (
+                    row.get::<i64>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<Vec<u8>>(3)?,
+                    row.get::<String>(4)?,
+                ) {
+                    secrets.insert(project_id, (channel, signing_key, sent_at));
                 }
             }
-        }
-        Ok(())
+            let realtime = realtime_send_exists(client)?;
+            let mut messages = Vec::with_capacity(events.len());
+            for (project_id, mut event) in events {
+                // A project deleted in this transaction has no keys left: nobody to tell.
+                let Some((channel, signing_key, sent_at)) = secrets.get(&project_id) else {
+                    continue;
+                };
+                event["project_id"] = json!(project_id);
+                event["sent_at"] = serde_json::from_str(sent_at).unwrap_or(Value::Null);
+                // Signed over exactly the text sent (`domain::event`).
+                let text = event.to_string();
+                messages.push((channel.clone(), signed_payload(signing_key, &text)));
+                if realtime {
+                    client.update(
+                        "select realtime.send($1, 'changes', $2, true)",
+                        None,
+                        &[JsonB(event).into(), format!("project:{project_id}").into()],
+                    )?;
+                }
+            }
+            // Through the sender only where one runs (and still runs once the events are in the
+            // outbox: a sender leaving locks the outbox, so an insert after it finds it gone); else
+            // this transaction NOTIFYs them itself, and a sender is started for the next ones.
+            let contended = match EVENT_SENDER.get() {
+                EventSender::Off => false,
+                EventSender::Always => true,
+                EventSender::Auto => !sender::notify_lock_free(),
+            };
+            let mut direct = !contended || !sender::live_sender(client);
+            if !direct {
+                let mut ids = Vec::with_capacity(messages.len());
+                for (channel, payload) in &messages {
+                    ids.push(outbox_insert(client, channel, payload)?);
+                }
+                if sender::live_sender(client) {
+                    QUEUED_FOR_SENDER.set(true);
+                } else {
+                    client.update(
+                        "delete from pipetrak.event_outbox where id = any ($1)",
+                        None,
+                        &[ids.into()],
+                    )?;
+                    direct = true;
+                }
+            }
+            if direct {
+                if contended {
+                    sender::start_sender(client);
+                }
+                for (channel, payload) in &messages {
+                    // SAFETY: pg_notify takes two text datums, made here in the current memory context.
+                    unsafe {
+                        pgrx::direct_function_call_as_datum(
+                            pg_sys::pg_notify,
+                            &[channel.as_str().into_datum(), payload.as_str().into_datum()],
+                        );
+                    }
+                }
+            }
+            Ok(())
+        })
     });
     // SAFETY: as above.
     unsafe {
-        pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::PopActiveSnapshot();
         pg_sys::SetUserIdAndSecContext(user, context);
     }

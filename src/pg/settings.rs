@@ -199,3 +199,28 @@ fn setting_registry() -> TableIterator<
     });
     TableIterator::new(flags.chain(sender).chain(limits).collect::<Vec<_>>())
 }
+
+/// Runs `f` with PostgreSQL's setting `name` at `value`, as a function's `SET` clause would, and
+/// puts it back after. An error inside aborts the (sub)transaction, which puts it back too.
+pub fn with_setting<R>(name: &CStr, value: &CStr, f: impl FnOnce() -> R) -> R {
+    // SAFETY: a GUC nest level opened here and closed below (or unwound by the abort of an error
+    // in between), as fmgr does for a function's SET clause.
+    let nest = unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest
+    };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    result
+}
