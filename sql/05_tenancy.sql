@@ -21,7 +21,8 @@ begin
         email = coalesce(excluded.email, p.email),
         -- A name its user set stays: the claims only fill it in.
         display_name = coalesce(p.display_name, excluded.display_name),
-        updated_at = now()
+        -- The row proposed carries now() from its default (Citus refuses a function here).
+        updated_at = excluded.updated_at
     returning * into v_profile;
     return v_profile;
 end

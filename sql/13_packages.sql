@@ -604,7 +604,9 @@ begin
     values (v_stage.project_id, v_stage.id, p_signoff, btrim(p_name), btrim(p_company_role), coalesce(p_signed_on, v_today),
             pipetrak.current_user_id())
     on conflict (stage_id, signoff, project_id) do update set name = excluded.name, company_role = excluded.company_role,
-        signed_on = excluded.signed_on, entered_by = excluded.entered_by, entered_at = now();
+        signed_on = excluded.signed_on, entered_by = excluded.entered_by,
+        -- now() from the proposed row's default (Citus refuses a function here).
+        entered_at = excluded.entered_at;
 end
 $$;
 

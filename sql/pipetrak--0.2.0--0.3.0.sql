@@ -1331,7 +1331,7 @@ create or replace function "announce_change"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:107
+-- src/pg/captured.rs:132
 -- pipetrak::pg::captured::capture_row
 create or replace function "capture_row"()
 	RETURNS TRIGGER
@@ -1341,7 +1341,7 @@ create or replace function "capture_row"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:155
+-- src/pg/captured.rs:208
 -- pipetrak::pg::captured::flush_rows
 create or replace function "flush_rows"()
 	RETURNS TRIGGER
@@ -1720,7 +1720,8 @@ begin
         email = coalesce(excluded.email, p.email),
         -- A name its user set stays: the claims only fill it in.
         display_name = coalesce(p.display_name, excluded.display_name),
-        updated_at = now()
+        -- The row proposed carries now() from its default (Citus refuses a function here).
+        updated_at = excluded.updated_at
     returning * into v_profile;
     return v_profile;
 end
@@ -7076,7 +7077,9 @@ begin
     values (v_stage.project_id, v_stage.id, p_signoff, btrim(p_name), btrim(p_company_role), coalesce(p_signed_on, v_today),
             pipetrak.current_user_id())
     on conflict (stage_id, signoff, project_id) do update set name = excluded.name, company_role = excluded.company_role,
-        signed_on = excluded.signed_on, entered_by = excluded.entered_by, entered_at = now();
+        signed_on = excluded.signed_on, entered_by = excluded.entered_by,
+        -- now() from the proposed row's default (Citus refuses a function here).
+        entered_at = excluded.entered_at;
 end
 $$;
 

@@ -69,10 +69,18 @@ struct Row {
 
 thread_local! {
     static ROWS: RefCell<BySubtransaction<Row>> = RefCell::new(BySubtransaction::default());
-    /// The upkeep functions' names met this session (a handful): rows name theirs by place.
-    static FUNCTIONS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The upkeep functions met this session (a handful): rows name theirs by place.
+    static FUNCTIONS: RefCell<Vec<Function>> = const { RefCell::new(Vec::new()) };
     /// Each upkeep function's call, planned once per session and table.
     static PLANS: RefCell<HashMap<(usize, pg_sys::Oid), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// An upkeep function: its name, and the row type its arrays hold — the table's. On a Citus
+/// worker the trigger fires on a shard (`components_102047`), whose rows are of the shard's own
+/// type: they are captured as the table's rows, which the function takes.
+struct Function {
+    name: String,
+    row_type: pg_sys::Oid,
 }
 
 /// The upkeep function named by a trigger's argument (a plain name of pipetrak's, nothing else):
@@ -84,12 +92,29 @@ fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<usize> {
     if !plain {
         return None;
     }
+    if let Some(found) =
+        FUNCTIONS.with(|functions| functions.borrow().iter().position(|f| &f.name == name))
+    {
+        return Some(found);
+    }
+    // Its second argument's type: an array of the table's rows.
+    let array_type = Spi::get_one_with_args::<pg_sys::Oid>(
+        "select p.proargtypes[1] from pg_catalog.pg_proc p
+         where p.pronamespace operator(pg_catalog.=) 'pipetrak'::pg_catalog.regnamespace
+           and p.proname operator(pg_catalog.=) $1 and p.pronargs operator(pg_catalog.=) 3",
+        &[name.as_str().into()],
+    )
+    .ok()
+    .flatten()?;
+    // SAFETY: a catalog lookup that returns InvalidOid for a type that is no array.
+    let row_type = unsafe { pg_sys::get_element_type(array_type) };
     Some(FUNCTIONS.with(|functions| {
         let mut functions = functions.borrow_mut();
-        functions.iter().position(|f| f == name).unwrap_or_else(|| {
-            functions.push(name.clone());
-            functions.len() - 1
-        })
+        functions.push(Function {
+            name: name.clone(),
+            row_type,
+        });
+        functions.len() - 1
     }))
 }
 
@@ -113,22 +138,50 @@ fn capture_row<'a>(
         return Ok(None);
     };
     super::held::watch();
-    // SAFETY: the trigger's own TriggerData (Postgres checked it is a row trigger's); the images
-    // are copied into TopTransactionContext, which outlives the statement, and the previous
-    // context is restored before anything else runs.
+    let row_type = FUNCTIONS.with(|functions| functions.borrow().get(function).map(|f| f.row_type));
+    // SAFETY: the trigger's own TriggerData (Postgres checked it is a row trigger's). A shard's
+    // rows are converted (by column name) to the table's row type, its descriptor pinned in the
+    // type cache while in use. The images are copied into TopTransactionContext, which outlives
+    // the statement, and the previous context is restored before anything else runs.
     let (relid, old, new) = unsafe {
         let relation = data.tg_relation;
-        let desc = (*relation).rd_att;
+        let own_desc = (*relation).rd_att;
+        let own_type = (*(*relation).rd_rel).reltype;
+        let table_desc = match row_type {
+            Some(t) if t != own_type && t != pg_sys::Oid::INVALID => {
+                pg_sys::lookup_rowtype_tupdesc(t, -1)
+            }
+            _ => std::ptr::null_mut(),
+        };
+        let (desc, map) = if table_desc.is_null() {
+            (own_desc, std::ptr::null_mut())
+        } else {
+            (
+                table_desc,
+                pg_sys::convert_tuples_by_name(own_desc, table_desc),
+            )
+        };
+        let as_table = |tuple: pg_sys::HeapTuple| {
+            if tuple.is_null() || map.is_null() {
+                tuple
+            } else {
+                pg_sys::execute_attr_map_tuple(tuple, map)
+            }
+        };
+        let (old_tuple, new_tuple) = match op {
+            Op::Insert => (std::ptr::null_mut(), as_table(data.tg_trigtuple)),
+            Op::Update => (as_table(data.tg_trigtuple), as_table(data.tg_newtuple)),
+            Op::Delete => (as_table(data.tg_trigtuple), std::ptr::null_mut()),
+        };
         let copy = |tuple: pg_sys::HeapTuple| {
             (!tuple.is_null()).then(|| pg_sys::heap_copy_tuple_as_datum(tuple, desc))
         };
         let previous = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
-        let (old, new) = match op {
-            Op::Insert => (None, copy(data.tg_trigtuple)),
-            Op::Update => (copy(data.tg_trigtuple), copy(data.tg_newtuple)),
-            Op::Delete => (copy(data.tg_trigtuple), None),
-        };
+        let (old, new) = (copy(old_tuple), copy(new_tuple));
         pg_sys::MemoryContextSwitchTo(previous);
+        if !table_desc.is_null() {
+            pg_sys::DecrTupleDescRefCount(table_desc);
+        }
         ((*relation).rd_id, old, new)
     };
     let held = ROWS.with(|rows| {
@@ -168,7 +221,12 @@ fn flush_rows<'a>(
 /// Calls `pipetrak.<function>(op, old[], new[])` with the rows captured for it on `relid` by `op`
 /// (an update's old and new images at the same position of the two arrays).
 fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
-    let Some(name) = FUNCTIONS.with(|functions| functions.borrow().get(function).cloned()) else {
+    let Some((name, row_type)) = FUNCTIONS.with(|functions| {
+        functions
+            .borrow()
+            .get(function)
+            .map(|f| (f.name.clone(), f.row_type))
+    }) else {
         return;
     };
     let rows = ROWS.with(|rows| {
@@ -181,7 +239,11 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
     // SAFETY: the images are composite datums of `relid`'s row type, alive in the transaction's
     // memory; construct_array copies them into the array it returns.
     let (old, new, array_type) = unsafe {
-        let row_type = pg_sys::get_rel_type_id(relid);
+        let row_type = if row_type == pg_sys::Oid::INVALID {
+            pg_sys::get_rel_type_id(relid)
+        } else {
+            row_type
+        };
         let array_type = pg_sys::get_array_type(row_type);
         let array = |mut datums: Vec<pg_sys::Datum>| {
             pg_sys::Datum::from(pg_sys::construct_array(
