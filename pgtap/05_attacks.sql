@@ -104,7 +104,7 @@ select is(
           'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate',
           'invitation_state', 'invite_member', 'limited', 'limited', 'limited', 'manhour_progress', 'member_visible', 'move_weld',
           'my_organization_ids', 'my_project_ids', 'organization_visible', 'organization_visible_for', 'package_stage_rule',
-          'package_state', 'percent_of', 'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'project_visible',
+          'package_state', 'percent_of', 'pre_request', 'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'project_visible',
           'project_visible_for',
           'realtime_topic_allows', 'record_nde', 'remove_member', 'rename_organization', 'rename_project',
           'rename_reference', 'rename_welder', 'repick_examination', 'resend_invitation',

@@ -26,8 +26,21 @@
 --   nets a statement into one upsert per derived row — what keeps bulk writes fast. Those SQL
 --   functions run with generic plans, as the transition tables' queries did (custom plans of
 --   their array parameters were planned again on every call: a weld write cost 1.3× more).
--- - What the catalog can't show (SQL functions with parameters over distributed tables, claims set
---   with set_config, NOTIFY on a worker) is found by the cluster test, tests/scripts/citus_test.sh.
+-- - Foreign keys: distribute() drops them, places every table and adds them back (Citus would
+--   otherwise turn tables into "Citus local" ones, recreating the extension's views).
+-- - Identity: the API's write functions are security definers, so their queries reach the
+--   workers as the extension's owner; reads through the views reach them as `authenticated`,
+--   which distribute() lets log in on the workers. The claims follow as a SET LOCAL, which Citus
+--   sends to every node a transaction uses (`citus.propagate_set_commands = local`, set by
+--   distribute()); PostgREST's pre-request, `pipetrak.pre_request`, issues it. The policies'
+--   lookup of the caller's projects reads reference tables from inside a shard's query, which
+--   Citus allows when told (src/pg/visibility.rs).
+-- - Not yet: calls that take an id (a component's, a weld's) find its project on every shard
+--   (the upkeep of derived tables joins tables by id too, which Citus can't route); change events
+--   of a write on a worker are not announced (a NOTIFY there is not heard on the coordinator).
+--   distribution_obstacles() lists both; distribute(p_preview => true) accepts them, to try the
+--   schema on a cluster. What the catalog can't show is found by the cluster test,
+--   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql on both engines.
 
 -- Where each table of pipetrak goes on a Citus cluster: 'reference', 'distributed' (by project_id)
 -- or 'coordinator'.
@@ -117,16 +130,36 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('identity', 'the caller''s claims, set with set_config, do not reach the workers'),
                      ('events', 'change events queued on a worker do not reach a listener on the coordinator')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
+$$;
+
+-- PostgREST's db-pre-request on a Citus cluster (`db-pre-request = "pipetrak.pre_request"`; SQL
+-- clients call it after setting their claims): passes the request's claims on to the workers,
+-- where the read policies of the shards ask them. PostgREST sets them with set_config(), which
+-- Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses. A no-op
+-- on a single node.
+create function pipetrak.pre_request()
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- A SET LOCAL of another setting than the function's own SET outlives the call.
+    if current_setting('citus.propagate_set_commands', true) = 'local' then
+        execute format('set local %I = %L', 'request.jwt.claims', coalesce(current_setting('request.jwt.claims', true), ''));
+    end if;
+end
 $$;
 
 -- Distributes pipetrak's tables on a Citus coordinator (as distribution_plan() says, co-located
 -- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
 -- after the workers are added. Refused where Citus is not installed, and while
--- distribution_obstacles() lists anything (nothing is changed then). Granted to no user role.
-create function pipetrak.distribute()
+-- distribution_obstacles() lists anything (nothing is changed then). With p_preview, the
+-- obstacles of the API alone (objects 'api' and 'events': calls that don't route to one
+-- shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted
+-- to no user role.
+create function pipetrak.distribute(p_preview boolean default false)
 returns table (table_name text, placement text)
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -135,6 +168,8 @@ declare
     v_obstacles jsonb;
     v_table record;
     v_first text;
+    v_keys jsonb;
+    v_key jsonb;
 begin
     if not (select r.rolsuper from pg_roles r where r.rolname = current_user) then
         perform pipetrak.raise_error('permission_denied', '{"needs": "a superuser (Citus changes every table)"}');
@@ -143,7 +178,8 @@ begin
         perform pipetrak.raise_error('citus_missing');
     end if;
     select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
-    from pipetrak.distribution_obstacles() o;
+    from pipetrak.distribution_obstacles() o
+    where not (p_preview and o.object in ('api', 'events'));
     if v_obstacles is not null then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
@@ -152,8 +188,42 @@ begin
     -- and one transaction creates every table: sequential, so a table created after one with a
     -- foreign key to a reference table is not refused for the parallel work before it.
     execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    -- Identity on the workers. A read through the API views runs on the shards as the caller's
+    -- role, over a connection Citus opens as that role: authenticated may log in on the workers
+    -- (only; workers take connections from the coordinator alone, as Citus requires). anon reads
+    -- nothing, so it stays as it is.
+    -- The claims reach them as a SET LOCAL, which Citus passes on when told to (pre_request).
+    execute format('alter database %I set citus.propagate_set_commands = %L', current_database(), 'local');
+    if exists (select from run_command_on_workers(
+                   'set citus.enable_ddl_propagation to off; alter role authenticated login') w
+               where not w.success) then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
+            'what', 'a worker refused to let the authenticated role log in'));
+    end if;
     perform set_config('citus.enable_unsafe_triggers', 'on', true);
     perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- Citus turns a local table with a foreign key to a new reference table into a "Citus local"
+    -- table, recreating the views over it: refused for the extension's own views. So the foreign
+    -- keys go first — here, and on each worker, where CREATE EXTENSION made the same tables as
+    -- plain ones (Citus uses them as the distributed tables' shells there) — and come back once
+    -- every table is placed, when Citus creates them on the shards too. The workers' commands
+    -- commit on their own: a distribution that fails after them is run again (if exists).
+    select jsonb_agg(jsonb_build_object('table', k.conrelid::regclass::text, 'name', k.conname,
+                                        'definition', pg_get_constraintdef(k.oid)) order by k.conrelid, k.conname)
+    into v_keys
+    from pg_constraint k
+    join pg_class c on c.oid = k.conrelid
+    where k.contype = 'f' and c.relnamespace = 'pipetrak'::regnamespace
+      and c.relname in (select p.table_name from pipetrak.distribution_plan() p where p.placement <> 'coordinator');
+    for v_key in select * from jsonb_array_elements(coalesce(v_keys, '[]')) loop
+        execute format('alter table %s drop constraint %I', v_key ->> 'table', v_key ->> 'name');
+        if exists (select from run_command_on_workers(format('alter table %s drop constraint if exists %I',
+                                                             v_key ->> 'table', v_key ->> 'name')) w
+                   where not w.success) then
+            perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
+                'what', 'a worker refused to drop a foreign key before distributing', 'key', v_key ->> 'name'));
+        end if;
+    end loop;
     -- Reference tables first (the sharded ones' foreign keys point at them), then the sharded
     -- ones, parents before children (by the longest chain of foreign keys below each), all
     -- co-located with the first.
@@ -181,6 +251,9 @@ begin
         table_name := v_table.table_name;
         placement := v_table.placement;
         return next;
+    end loop;
+    for v_key in select * from jsonb_array_elements(coalesce(v_keys, '[]')) loop
+        execute format('alter table %s add constraint %I %s', v_key ->> 'table', v_key ->> 'name', v_key ->> 'definition');
     end loop;
 end
 $$;

@@ -47,6 +47,8 @@ begin
                   'current_claims', 'current_user_id', 'my_organization_ids', 'my_project_ids',
                   'project_visible', 'project_visible_for', 'organization_visible', 'organization_visible_for',
                   'member_visible', 'caller_is',
+                  -- PostgREST's db-pre-request on a Citus cluster
+                  'pre_request',
                   'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',

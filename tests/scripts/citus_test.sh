@@ -9,9 +9,12 @@
 # to a folder holding citus-<version>.tar.gz (a `git archive` of a Citus release tag supporting
 # PostgreSQL 15), its SHA256SUMS and any *.patch the release needs.
 #
-# Stage 1 of scale-out: the schema is not ready to shard yet, so the checks are that Citus and
-# pipetrak install side by side, that distribute() refuses with the catalogued error and the same
-# obstacles a single node lists, and that it refuses before changing anything.
+# Stage 1 of scale-out: the schema shards by project, the API does not route every call to one
+# shard yet. The checks: Citus and pipetrak install side by side; distribute() refuses with the
+# catalogued error and the obstacles a single node lists, before changing anything; with
+# p_preview it places every table (foreign keys kept, on the shards too); and the flow of
+# tests/scripts/citus_flow.sql (two organizations' users, as PostgREST calls) prints the same on
+# the cluster as on a plain PostgreSQL.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/cluster.sh"
@@ -72,3 +75,64 @@ refuses_others() {
   grep -q 'permission denied for function distribute' <<<"$out" || { echo "$out"; return 1; }
 }
 check "distribute() is granted to no other role" refuses_others
+
+# With p_preview the API's own obstacles are accepted: every table is placed as the plan says,
+# the sharded ones co-located.
+placed_as_planned() {
+  local placed planned
+  placed=$(citus_psql 0 $db -c "select count(*) from pipetrak.distribute(p_preview => true)") || return 1
+  planned=$(citus_psql 0 $db -c "select count(*) from pipetrak.distribution_plan() where placement <> 'coordinator'")
+  [ "$placed" = "$planned" ] || { echo "placed $placed of $planned"; return 1; }
+  [ "$(citus_psql 0 $db -c "select count(*) from pipetrak.distribution_plan() p where p.placement = 'distributed'
+        and not exists (select from pg_dist_partition d where d.logicalrelid = ('pipetrak.' || p.table_name)::regclass
+                        and d.partmethod = 'h' and d.colocationid = (select colocationid from pg_dist_partition
+                                                                     where logicalrelid = 'pipetrak.components'::regclass))")" = 0 ] ||
+    { echo "a sharded table is not co-located with components"; return 1; }
+  [ "$(citus_psql 0 $db -c "select count(*) from pipetrak.distribution_plan() p where p.placement = 'reference'
+        and not exists (select from pg_dist_partition d where d.logicalrelid = ('pipetrak.' || p.table_name)::regclass
+                        and d.partmethod = 'n')")" = 0 ] || { echo "a reference table was not made one"; return 1; }
+}
+check "distribute(p_preview => true) places every table, the sharded ones co-located" placed_as_planned || exit 1
+
+# The foreign keys come back (distribute() drops them while it places the tables) and hold on
+# the shards: a drawing can't name another project's area.
+keys_kept() {
+  database_create pipetrak_citus_plain >/dev/null || return 1
+  local keys="select count(*) from pg_constraint k join pg_class c on c.oid = k.conrelid
+              where k.contype = 'f' and c.relnamespace = 'pipetrak'::regnamespace"
+  [ "$(citus_psql 0 $db -c "$keys")" = "$(psql -qXAt -d pipetrak_citus_plain -c "$keys")" ] ||
+    { echo "coordinator: $(citus_psql 0 $db -c "$keys") foreign keys"; return 1; }
+  local shard_keys
+  shard_keys=$(psql -qXAt -h "$CITUS_SOCKET" -p "${CITUS_PORTS[1]}" -U postgres -d $db -c "set citus.override_table_visibility = off" \
+    -c "select count(*) from pg_constraint k join pg_class c on c.oid = k.conrelid where k.contype = 'f' and c.relname ~ '^drawings_[0-9]+$'")
+  [ "${shard_keys:-0}" -gt 0 ] || { echo "no foreign key on the drawings' shards of worker 1"; return 1; }
+}
+check "every foreign key is back, on the shards too" keys_kept
+
+# The flow: each user's requests on the cluster print what they print on a plain PostgreSQL.
+same_flow() {
+  local plain cluster
+  database_create pipetrak_citus_plain >/dev/null || return 1
+  plain=$(psql -qXAt -d pipetrak_citus_plain -f "$here/citus_flow.sql" 2>&1)
+  cluster=$(psql -qXAt -h "$CITUS_SOCKET" -p "${CITUS_PORTS[0]}" -U postgres -d $db -f "$here/citus_flow.sql" 2>&1)
+  grep -q 'a: drawings|P-100, P-101' <<<"$plain" || { echo "the plain flow itself failed: $plain"; return 1; }
+  diff <(echo "$plain") <(echo "$cluster") || return 1
+  psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
+}
+check "two organizations' users: the cluster answers as plain PostgreSQL (reads through RLS, PT404)" same_flow
+
+# Without the pre-request the claims stay on the coordinator: a user's reads of sharded tables
+# find nothing on the workers, rather than someone else's rows.
+claims_needed() {
+  local out
+  out=$(citus_psql 0 $db <<'SQL'
+begin;
+select set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated"}', true) \g /dev/null
+select count(*) from pipetrak_api.drawings;
+commit;
+SQL
+)
+  [ "$out" = 0 ] || { echo "read $out drawings without the pre-request"; return 1; }
+}
+check "without pipetrak.pre_request a user reads no shard's rows" claims_needed

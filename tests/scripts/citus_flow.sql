@@ -1,0 +1,56 @@
+-- The flow the Citus test runs on the cluster and on a plain PostgreSQL 15, as PostgREST's users of
+-- two organizations would: each request a transaction, the role and claims set with set_config()
+-- and then the pre-request (pipetrak.pre_request) PostgREST is configured with on a cluster. It
+-- prints what the users see, without ids (the two installs number rows differently); errors as
+-- their SQLSTATE. The test compares the two outputs.
+\set ON_ERROR_STOP 0
+\set VERBOSITY terse
+\set a '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated", "email": "a@example.com"}'
+\set b '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated", "email": "b@example.com"}'
+\set as_a 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''a'', true), pipetrak.pre_request() \\g /dev/null'
+\set as_b 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''b'', true), pipetrak.pre_request() \\g /dev/null'
+
+begin; :as_a
+select pipetrak_api.create_organization(name => 'Org A') as org_a \gset
+commit;
+begin; :as_a
+select pipetrak_api.create_project(organization_id => :org_a, name => 'Refinery A', job_number => 'A-1') as project_a \gset
+commit;
+begin; :as_a
+select pipetrak_api.create_area(project_id => :project_a, name => 'Unit 1') as area_a \gset
+select pipetrak_api.create_system(project_id => :project_a, name => 'Steam') as system_a \gset
+select pipetrak_api.create_test_package(project_id => :project_a, name => 'TP-1') as package_a \gset
+commit;
+begin; :as_a
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'P-100', area_id => :area_a,
+                                   system_id => :system_a, test_package_id => :package_a) as drawing_a \gset
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'P-101', area_id => :area_a) is not null;
+commit;
+begin; :as_b
+select pipetrak_api.create_organization(name => 'Org B') as org_b \gset
+commit;
+begin; :as_b
+select pipetrak_api.create_project(organization_id => :org_b, name => 'Plant B', job_number => 'B-1') as project_b \gset
+select pipetrak_api.create_drawing(project_id => :project_b, drawing_no => 'B-1') is not null;
+commit;
+
+-- What each user reads through the API views (row-level security on the shards).
+begin; :as_a
+select 'a: projects', string_agg(name, ', ' order by name) from pipetrak_api.projects;
+select 'a: areas', string_agg(name, ', ' order by name) from pipetrak_api.areas;
+select 'a: drawings', string_agg(drawing_no, ', ' order by drawing_no) from pipetrak_api.drawings;
+commit;
+begin; :as_b
+select 'b: projects', string_agg(name, ', ' order by name) from pipetrak_api.projects;
+select 'b: areas', count(*) from pipetrak_api.areas;
+select 'b: drawings', string_agg(drawing_no, ', ' order by drawing_no) from pipetrak_api.drawings;
+select 'b: drawings of a', count(*) from pipetrak_api.drawings where project_id = :project_a;
+commit;
+
+-- The other organization's ids: not found.
+begin; :as_b
+select pipetrak_api.create_area(project_id => :project_a, name => 'Intruder');
+rollback;
+begin; :as_b
+select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'X-1');
+rollback;
