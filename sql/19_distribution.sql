@@ -224,19 +224,12 @@ begin
                 'what', 'a worker refused to drop a foreign key before distributing', 'key', v_key ->> 'name'));
         end if;
     end loop;
-    -- Reference tables first (the sharded ones' foreign keys point at them), then the sharded
-    -- ones, parents before children (by the longest chain of foreign keys below each), all
-    -- co-located with the first.
+    -- Reference tables first, then the sharded ones, all co-located with the first (the foreign
+    -- keys are gone until the end, so no other order matters).
     for v_table in
         select p.table_name, p.placement from pipetrak.distribution_plan() p
         where p.placement <> 'coordinator'
-        order by p.placement = 'distributed', (
-            with recursive depth(oid, level) as (
-                select c.oid, 0 from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relname = p.table_name
-                union all
-                select k.confrelid, d.level + 1 from depth d join pg_constraint k on k.conrelid = d.oid and k.contype = 'f'
-                where k.confrelid <> d.oid and d.level < 20)
-            select max(level) from depth), p.table_name
+        order by p.placement = 'distributed', p.table_name
     loop
         if v_table.placement = 'reference' then
             execute format('select create_reference_table(%L)', 'pipetrak.' || v_table.table_name);

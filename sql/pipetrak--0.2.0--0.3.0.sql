@@ -336,7 +336,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:113
+-- src/pg/changes.rs:117
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -844,7 +844,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:107
+-- src/pg/changes.rs:111
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -1331,7 +1331,7 @@ create or replace function "announce_change"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:132
+-- src/pg/captured.rs:140
 -- pipetrak::pg::captured::capture_row
 create or replace function "capture_row"()
 	RETURNS TRIGGER
@@ -1341,7 +1341,7 @@ create or replace function "capture_row"()
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/captured.rs:208
+-- src/pg/captured.rs:216
 -- pipetrak::pg::captured::flush_rows
 create or replace function "flush_rows"()
 	RETURNS TRIGGER
@@ -10271,19 +10271,12 @@ begin
                 'what', 'a worker refused to drop a foreign key before distributing', 'key', v_key ->> 'name'));
         end if;
     end loop;
-    -- Reference tables first (the sharded ones' foreign keys point at them), then the sharded
-    -- ones, parents before children (by the longest chain of foreign keys below each), all
-    -- co-located with the first.
+    -- Reference tables first, then the sharded ones, all co-located with the first (the foreign
+    -- keys are gone until the end, so no other order matters).
     for v_table in
         select p.table_name, p.placement from pipetrak.distribution_plan() p
         where p.placement <> 'coordinator'
-        order by p.placement = 'distributed', (
-            with recursive depth(oid, level) as (
-                select c.oid, 0 from pg_class c where c.relnamespace = 'pipetrak'::regnamespace and c.relname = p.table_name
-                union all
-                select k.confrelid, d.level + 1 from depth d join pg_constraint k on k.conrelid = d.oid and k.contype = 'f'
-                where k.confrelid <> d.oid and d.level < 20)
-            select max(level) from depth), p.table_name
+        order by p.placement = 'distributed', p.table_name
     loop
         if v_table.placement = 'reference' then
             execute format('select create_reference_table(%L)', 'pipetrak.' || v_table.table_name);
@@ -11493,6 +11486,26 @@ comment on table pipetrak.component_changes is 'Append-only change log of compon
 -- ==== State changes that need the code (sql/updates/0.2.0--0.3.0.sql) ====
 
 
+-- The components' parts and the events' history days follow the captured rows of each
+-- statement too: their statement triggers reading transition tables go — first, before any
+-- data below is changed, or both kinds of trigger would count a change.
+drop trigger components_progress_insert on pipetrak.components;
+drop trigger components_progress_update on pipetrak.components;
+drop trigger components_progress_delete on pipetrak.components;
+drop function pipetrak.progress_parts_apply();
+drop function pipetrak.progress_days_follow_events();
+
+-- A weld's tallies and its component's readiness follow the captured rows of each statement
+-- (capture_row, flush_rows): the statement triggers reading transition tables go.
+drop trigger field_welds_tallies_insert on pipetrak.field_welds;
+drop trigger field_welds_tallies_update on pipetrak.field_welds;
+drop trigger field_welds_tallies_delete on pipetrak.field_welds;
+drop function pipetrak.weld_tallies_follow_welds();
+drop trigger field_welds_ready_insert on pipetrak.field_welds;
+drop trigger field_welds_ready_update on pipetrak.field_welds;
+drop trigger field_welds_ready_delete on pipetrak.field_welds;
+drop function pipetrak.progress_parts_follow_welds();
+
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).
 update pipetrak.error_codes set code = code;
 
@@ -11516,25 +11529,6 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
-
--- The components' parts and the events' history days follow the captured rows of each
--- statement too: their statement triggers reading transition tables go.
-drop trigger components_progress_insert on pipetrak.components;
-drop trigger components_progress_update on pipetrak.components;
-drop trigger components_progress_delete on pipetrak.components;
-drop function pipetrak.progress_parts_apply();
-drop function pipetrak.progress_days_follow_events();
-
--- A weld's tallies and its component's readiness follow the captured rows of each statement
--- (capture_row, flush_rows): the statement triggers reading transition tables go.
-drop trigger field_welds_tallies_insert on pipetrak.field_welds;
-drop trigger field_welds_tallies_update on pipetrak.field_welds;
-drop trigger field_welds_tallies_delete on pipetrak.field_welds;
-drop function pipetrak.weld_tallies_follow_welds();
-drop trigger field_welds_ready_insert on pipetrak.field_welds;
-drop trigger field_welds_ready_update on pipetrak.field_welds;
-drop trigger field_welds_ready_delete on pipetrak.field_welds;
-drop function pipetrak.progress_parts_follow_welds();
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -146,6 +146,26 @@ alter table pipetrak.component_sources alter column project_id set not null,
 
 -- ==== after the code ====
 
+-- The components' parts and the events' history days follow the captured rows of each
+-- statement too: their statement triggers reading transition tables go — first, before any
+-- data below is changed, or both kinds of trigger would count a change.
+drop trigger components_progress_insert on pipetrak.components;
+drop trigger components_progress_update on pipetrak.components;
+drop trigger components_progress_delete on pipetrak.components;
+drop function pipetrak.progress_parts_apply();
+drop function pipetrak.progress_days_follow_events();
+
+-- A weld's tallies and its component's readiness follow the captured rows of each statement
+-- (capture_row, flush_rows): the statement triggers reading transition tables go.
+drop trigger field_welds_tallies_insert on pipetrak.field_welds;
+drop trigger field_welds_tallies_update on pipetrak.field_welds;
+drop trigger field_welds_tallies_delete on pipetrak.field_welds;
+drop function pipetrak.weld_tallies_follow_welds();
+drop trigger field_welds_ready_insert on pipetrak.field_welds;
+drop trigger field_welds_ready_update on pipetrak.field_welds;
+drop trigger field_welds_ready_delete on pipetrak.field_welds;
+drop function pipetrak.progress_parts_follow_welds();
+
 -- A refusal counter for every catalogued error (the trigger that makes them is new code).
 update pipetrak.error_codes set code = code;
 
@@ -169,22 +189,3 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
-
--- The components' parts and the events' history days follow the captured rows of each
--- statement too: their statement triggers reading transition tables go.
-drop trigger components_progress_insert on pipetrak.components;
-drop trigger components_progress_update on pipetrak.components;
-drop trigger components_progress_delete on pipetrak.components;
-drop function pipetrak.progress_parts_apply();
-drop function pipetrak.progress_days_follow_events();
-
--- A weld's tallies and its component's readiness follow the captured rows of each statement
--- (capture_row, flush_rows): the statement triggers reading transition tables go.
-drop trigger field_welds_tallies_insert on pipetrak.field_welds;
-drop trigger field_welds_tallies_update on pipetrak.field_welds;
-drop trigger field_welds_tallies_delete on pipetrak.field_welds;
-drop function pipetrak.weld_tallies_follow_welds();
-drop trigger field_welds_ready_insert on pipetrak.field_welds;
-drop trigger field_welds_ready_update on pipetrak.field_welds;
-drop trigger field_welds_ready_delete on pipetrak.field_welds;
-drop function pipetrak.progress_parts_follow_welds();

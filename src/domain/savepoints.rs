@@ -32,11 +32,13 @@ impl<T> BySubtransaction<T> {
         self.items.retain(|(made_in, _)| *made_in < subtransaction);
     }
 
-    /// Takes out the items `wanted` picks, in their order; the others stay.
-    pub fn take(&mut self, wanted: impl Fn(&T) -> bool) -> Vec<T> {
+    /// Takes out the items `wanted` picks among those subtransaction `subtransaction` and the
+    /// ones inside it made, in their order; the others stay (an outer subtransaction's items are
+    /// not taken inside a savepoint that may still roll back).
+    pub fn take(&mut self, subtransaction: u32, wanted: impl Fn(&T) -> bool) -> Vec<T> {
         let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.items)
             .into_iter()
-            .partition(|(_, item)| wanted(item));
+            .partition(|(made_in, item)| *made_in >= subtransaction && wanted(item));
         self.items = kept;
         taken.into_iter().map(|(_, item)| item).collect()
     }
@@ -92,8 +94,18 @@ mod tests {
         for (sub, n) in [(1, 1), (1, 2), (2, 3), (2, 4)] {
             held.push(sub, n);
         }
-        assert_eq!(held.take(|n| n % 2 == 0), [2, 4]);
+        assert_eq!(held.take(1, |n| n % 2 == 0), [2, 4]);
         assert_eq!(held.iter().copied().collect::<Vec<_>>(), [1, 3]);
         assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn inside_a_savepoint_take_leaves_the_outer_items() {
+        let mut held = BySubtransaction::default();
+        for (sub, n) in [(1, 1), (2, 2), (3, 3)] {
+            held.push(sub, n);
+        }
+        assert_eq!(held.take(2, |_| true), [2, 3]);
+        assert_eq!(held.iter().copied().collect::<Vec<_>>(), [1]);
     }
 }

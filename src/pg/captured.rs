@@ -103,9 +103,12 @@ fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<usize> {
          where p.pronamespace operator(pg_catalog.=) 'pipetrak'::pg_catalog.regnamespace
            and p.proname operator(pg_catalog.=) $1 and p.pronargs operator(pg_catalog.=) 3",
         &[name.as_str().into()],
-    )
-    .ok()
-    .flatten()?;
+    );
+    let Ok(Some(array_type)) = array_type else {
+        // The triggers are the extension's own: a name without its function is an internal
+        // error, and skipping the upkeep would let the derived tables drift.
+        pgrx::error!("pipetrak: no upkeep function pipetrak.{name}(text, rows[], rows[])");
+    };
     // SAFETY: a catalog lookup that returns InvalidOid for a type that is no array.
     let row_type = unsafe { pg_sys::get_element_type(array_type) };
     Some(FUNCTIONS.with(|functions| {
@@ -116,6 +119,11 @@ fn function_of(trigger: &pgrx::PgTrigger<'_>) -> Option<usize> {
         });
         functions.len() - 1
     }))
+}
+
+/// How many rows are held (each statement's trigger flushes its own: none at commit).
+pub fn held() -> usize {
+    ROWS.with(|rows| rows.borrow().len())
 }
 
 /// Forgets every row held (the transaction ends; `super::held`).
@@ -230,8 +238,9 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
         return;
     };
     let rows = ROWS.with(|rows| {
-        rows.borrow_mut()
-            .take(|r| r.relid == relid && r.op == op && r.function == function)
+        rows.borrow_mut().take(super::held::subtransaction(), |r| {
+            r.relid == relid && r.op == op && r.function == function
+        })
     });
     if rows.is_empty() {
         return;

@@ -80,6 +80,10 @@ fn announce_change<'a>(
 /// coordinator, and reading the projects' keys from inside a task is refused
 /// (`distribution_obstacles()` lists it as 'events').
 fn citus_task() -> bool {
+    // Only where Citus runs: elsewhere the name is anybody's to set.
+    if !super::visibility::on_citus() {
+        return false;
+    }
     // SAFETY: a lookup of a built-in setting by name; the string is copied before anything else.
     let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
     !name.is_null()

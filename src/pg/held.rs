@@ -35,10 +35,16 @@ unsafe extern "C-unwind" fn on_transaction(
     _arg: *mut std::ffi::c_void,
 ) {
     // The rows first: they are flushed by the statements that wrote them, so anything still held
-    // here belongs to a transaction that is ending.
-    if event != pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT
-        && event != pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT
-    {
+    // here belongs to a transaction that is ending. Rows held at commit had no statement trigger
+    // to flush them (one of a pair disabled): their derived rows are not kept, and a DBA is told.
+    if event == pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT {
+        let held = super::captured::held();
+        if held > 0 {
+            pgrx::warning!(
+                "pipetrak: {held} captured rows were not applied to the derived tables (a capture_row trigger without its flush_rows); rebuild them"
+            );
+        }
+    } else if event != pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT {
         super::captured::forget();
     }
     super::changes::at_transaction_end(event);

@@ -40,7 +40,7 @@ thread_local! {
 }
 
 /// Whether Citus is loaded in this backend (it is preloaded, so the answer holds for the session).
-fn on_citus() -> bool {
+pub fn on_citus() -> bool {
     thread_local! {
         static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
     }
