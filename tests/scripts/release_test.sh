@@ -47,6 +47,12 @@ columns_of() {
 # their columns, and an upgrade that changes their rule computes them again. The error catalog is the extension's own (compared with a fresh install's);
 # its refusal counters count what one server refused, and the event outbox and sender hold what
 # one server is sending (none of them dumped, none of them data).
+# What an upgrade derives again on purpose, left out of the comparison with the data before it and
+# checked by rule instead: a weld's examination dates (from its current results) and the tallies
+# that count them (compared with a recount below).
+mended="('field_welds', 'first_examined_on'), ('field_welds', 'last_examined_on'),
+        ('weld_tallies', 'examined_welds'), ('weld_tallies', 'days_to_nde')"
+
 data_of() {
   local columns=${2:-$(columns_of "$1")}
   psql -qXAt -d "$1" <<SQL
@@ -55,7 +61,8 @@ select case c.relkind
                          c.oid::regclass::text,
                          (select string_agg(quote_ident(a.attname), ', ' order by a.attnum) from pg_attribute a
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
-                            and (c.relname::text, a.attname::text) in (values $columns)),
+                            and (c.relname::text, a.attname::text) in (values $columns)
+                            and (c.relname::text, a.attname::text) not in (values $mended)),
                          c.oid::regclass)
     else format('select %L || '' '' || last_value || '' '' || is_called from %s', c.oid::regclass::text, c.oid::regclass)
 end
@@ -89,12 +96,11 @@ from pipetrak_api.projects p order by p.id limit 1;
 select pipetrak_api.update_milestone(component_id => (select min(id) from pipetrak_api.components where tag = 'VTP-1'),
                                      milestone => 'Install', value => 100);
 select 1 / (count(*) >= 2)::int from pipetrak.review_items;
--- NDE on the welded weld (where the version records NDE), recorded twice and one cleared: the
--- upgrade dates such welds again.
+-- NDE on the welded weld (where the version records NDE), recorded and then cleared: the upgrade
+-- dates such welds again (an examination cleared is no examination).
 select to_regprocedure('pipetrak_api.clear_nde(bigint,text,text)') is not null as has_nde \gset
 \if :has_nde
 select pipetrak_api.record_nde(component_id => w.id, method => 'RT', result => 'FAIL', reason => 'r'),
-       pipetrak_api.record_nde(component_id => w.id, method => 'VT', result => 'PASS', reason => 'r'),
        pipetrak_api.clear_nde(component_id => w.id, method => 'RT', reason => 'entered on the wrong weld')
 from (select max(id) as id from pipetrak_api.components where component_type = 'field_weld') w;
 \endif
@@ -148,6 +154,9 @@ for script in sql/releases/pipetrak--*.sql; do
   errors_of "$db" >"$work/upgraded.errors"
   check "$version → $current: the error catalog equals a fresh install's" same_file "$work/fresh.errors" "$work/upgraded.errors"
   check "$version → $current: the pgTAP suites pass on the upgraded database" pgtap_passes "$db"
+  check "$version → $current: every weld's examination dates are those of its current results" psql -qXAt -d "$db" -v ON_ERROR_STOP=1 -c \
+    "select 1 / (count(*) = 0)::int from pipetrak.field_welds w cross join lateral pipetrak.weld_nde_state(w.component_id) s
+     where (w.first_examined_on, w.last_examined_on) is distinct from (s.first_examined_on, s.last_examined_on)"
   # The upgrade changes welds' rows (their examination dates) while it replaces the triggers that
   # keep the tallies: each change counted once.
   check "$version → $current: the weld tallies equal a recount of the welds" psql -qXAt -d "$db" -v ON_ERROR_STOP=1 <<'SQL'
