@@ -100,7 +100,7 @@ select set_eq(
              installed_percent, punched_percent, tested_percent, restored_percent from pipetrak_api.drawing_progress$$,
     $$select r.project_id, r.key_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete, r.received_percent,
              r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
-      from pipetrak.progress_rollup('drawing') r join pipetrak.drawings d on d.id = r.key_id$$,
+      from pipetrak.progress_rollups r join pipetrak.drawings d on d.id = r.key_id where r.level = 'drawing'$$,
     'drawing_progress holds every drawing with live components, with the rollup''s figures');
 
 select * from finish();

@@ -104,7 +104,7 @@ select is(
           'import_commit', 'import_commit_chunk', 'import_report_csv', 'import_upload', 'import_validate',
           'invitation_state', 'invite_member', 'limited', 'limited', 'limited', 'manhour_progress', 'member_visible', 'move_weld',
           'my_organization_ids', 'my_project_ids', 'organization_visible', 'organization_visible_for', 'package_stage_rule',
-          'package_state', 'percent_of', 'pre_request', 'progress_as_of', 'progress_delta', 'progress_rollup', 'project_channel', 'project_visible',
+          'package_state', 'percent_of', 'pre_request', 'progress_as_of', 'progress_delta', 'project_channel', 'project_visible',
           'project_visible_for',
           'realtime_topic_allows', 'record_nde', 'remove_member', 'rename_organization', 'rename_project',
           'rename_reference', 'rename_welder', 'repick_examination', 'resend_invitation',
@@ -139,7 +139,7 @@ select is(
        and has_table_privilege('authenticated', c.oid, 'select')
        and c.relname not in ('error_codes', 'user_profiles', 'organizations', 'memberships', 'projects', 'areas', 'systems',
            'test_packages', 'drawings', 'milestone_templates', 'welders', 'components', 'field_welds', 'milestone_events',
-           'review_items', 'client_requests', 'progress_parts', 'progress_packages', 'progress_facts', 'import_jobs', 'import_rows',
+           'review_items', 'client_requests', 'progress_parts', 'progress_packages', 'progress_facts', 'progress_rollups', 'import_jobs', 'import_rows',
            'nde_results', 'weld_events', 'examination_calls', 'weld_tallies', 'weld_day_tallies',
            'package_stages', 'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
            'budget_versions', 'component_budgets', 'progress_days', 'snapshot_weeks', 'weekly_snapshots',

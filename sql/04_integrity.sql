@@ -87,13 +87,18 @@ $$;
 -- (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per
 -- part — one upsert per part whose counts change (a milestone update writes its part once, not
 -- once to take the old state out and again to put the new one in), in key order so concurrent
--- writers lock alike. The one place that says what a component adds to its part.
+-- writers lock alike. The one place that says what a component adds to its part. One project at a
+-- time, each table read filtered by it: on Citus every statement then runs on that project's
+-- shard (joins of sharded tables by id alone can't be planned there).
 create function pipetrak.progress_parts_shift(p_old pipetrak.components[], p_new pipetrak.components[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
+    for v_project in select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1 loop
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
            component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
            post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
@@ -114,10 +119,10 @@ begin
                coalesce(sum(x.sign * b.budget_mh * x.earned_test), 0) as mh_test,
                coalesce(sum(x.sign * b.budget_mh * x.earned_restore), 0) as mh_restore
         from (select -1 as sign, o.* from unnest(p_old) o union all select 1, n.* from unnest(p_new) n) x
-        join pipetrak.milestone_templates t on t.project_id = x.project_id and t.component_type = x.component_type
-        left join pipetrak.field_welds f on f.component_id = x.id
-        left join pipetrak.component_budgets b on b.component_id = x.id
-        where x.retired_at is null
+        join pipetrak.milestone_templates t on t.project_id = v_project and t.component_type = x.component_type
+        left join pipetrak.field_welds f on f.project_id = v_project and f.component_id = x.id
+        left join pipetrak.component_budgets b on b.project_id = v_project and b.component_id = x.id
+        where x.project_id = v_project and x.retired_at is null
         group by 1, 2, 3, 4, 5, 6) d
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
            d.earned_restore, d.post_hydro_count, d.ready_count, d.budget_mh, d.mh_receive, d.mh_install, d.mh_punch, d.mh_test,
@@ -139,6 +144,7 @@ begin
         budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
         mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
         mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
+    end loop;
 end
 $$;
 
@@ -161,7 +167,8 @@ begin
     -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
     -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
     -- must not freeze weeks from half-restored tables.
-    if pipetrak.current_user_id() is not null then
+    -- On a Citus worker (a coordinator's task) they are left to the coordinator (citus_task).
+    if pipetrak.current_user_id() is not null and not pipetrak.citus_task() then
         perform pipetrak.take_due_snapshots(x.project_id, null)
         from (select distinct r.project_id from unnest(case when p_op = 'DELETE' then p_old else p_new end) r) x;
     end if;

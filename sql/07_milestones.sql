@@ -60,6 +60,7 @@ as $$
 declare
     v_user uuid := pipetrak.require_user();
     v_component pipetrak.components;
+    v_project bigint;
     v_ctx record;
     v_local_now timestamp;
     v_work_date date;
@@ -94,8 +95,11 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- One locked read for the component, its project, the caller's role and the template: this is
-    -- the hot path, so it does not go through lock_component + require_project_role.
+    -- The component's project first (an index read; on Citus a read of every shard), then one
+    -- locked read for the component, its project, the caller's role and the template, every table
+    -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
+    -- through lock_component + require_project_role.
+    v_project := (select c.project_id from pipetrak.components c where c.id = p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -103,8 +107,8 @@ begin
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = v_user
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    left join pipetrak.component_budgets b on b.component_id = c.id
-    where c.id = p_component_id
+    left join pipetrak.component_budgets b on b.component_id = c.id and b.project_id = c.project_id
+    where c.id = p_component_id and c.project_id = v_project
     for update of c;
     v_component := v_ctx.component;
     if v_ctx.role is null then
@@ -141,7 +145,8 @@ begin
         if length(btrim(coalesce(p_note, ''))) < 3 then
             perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'note', 'why', 'un-welding a weld', 'min_length', 3));
         end if;
-        if exists (select from pipetrak.field_welds f where f.component_id = v_component.id and f.current_nde <> '{}') then
+        if exists (select from pipetrak.field_welds f
+                   where f.component_id = v_component.id and f.project_id = v_project and f.current_nde <> '{}') then
             perform pipetrak.raise_error('weld_has_nde', jsonb_build_object('component_id', v_component.id));
         end if;
     end if;
@@ -151,7 +156,8 @@ begin
         array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
         p_milestone, p_value::text,
         v_component.component_type = 'field_weld'
-            and exists (select from pipetrak.field_welds w where w.component_id = v_component.id and w.welder_id is not null),
+            and exists (select from pipetrak.field_welds w
+                        where w.component_id = v_component.id and w.project_id = v_project and w.welder_id is not null),
         v_ctx.sequence_mode);
     if v_plan.error_code is not null then
         perform pipetrak.raise_error(v_plan.error_code, jsonb_build_object(
@@ -164,7 +170,7 @@ begin
         earned_total = v_plan.earned_total, earned_receive = v_plan.earned_receive, earned_install = v_plan.earned_install,
         earned_punch = v_plan.earned_punch, earned_test = v_plan.earned_test, earned_restore = v_plan.earned_restore,
         version = version + 1, updated_at = now()
-    where id = v_component.id
+    where id = v_component.id and project_id = v_project
     returning * into v_component;
 
     -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
@@ -262,9 +268,11 @@ begin
     perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     -- This batch's events: after the last one before it, of its components, of this transaction.
-    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e
-                                                where e.id > v_first_event and e.component_id = any (v_ids) and e.created_at = now()
-                                                order by e.id));
+    perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
+                                                              where e.project_id = x.project_id and e.id > v_first_event
+                                                                and e.component_id = any (v_ids) and e.created_at = now()
+                                                              order by e.id))
+    from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
     return to_jsonb(v_results);
 end
 $$;

@@ -957,13 +957,23 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
-    perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
-        cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
-        union all
-        select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
-        cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
+    -- One project at a time, its components read by (id, project): on Citus each read is then
+    -- planned for the project's shard, whose rows are of the shard's own type (hence row(x.*)).
+    for v_project in select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1 loop
+        perform pipetrak.weld_tallies_apply(array(
+            select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
+            cross join lateral (select row(x.*)::pipetrak.components as c from pipetrak.components x
+                                where x.id = o.component_id and x.project_id = v_project limit 1) l
+            where o.project_id = v_project
+            union all
+            select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
+            cross join lateral (select row(x.*)::pipetrak.components as c from pipetrak.components x
+                                where x.id = n.component_id and x.project_id = v_project limit 1) l
+            where n.project_id = v_project));
+    end loop;
 end
 $$;
 
@@ -975,9 +985,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id
+        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id));
+        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end
 $$;

@@ -101,25 +101,19 @@ as $$
 $$;
 
 -- Adds (p_sign = 1) or takes away (-1) events' credit and man-hours to or from the days of the
--- parts their components are in now. `p_events`: event ids.
-create function pipetrak.progress_days_add(p_sign integer, p_events bigint[])
+-- parts their components are in now. `p_events`: event ids, all of project `p_project_id` (every
+-- table read by the project: on Citus, its shard). Every milestone write runs this statement for
+-- one event, through the captured rows' flush, which plans it generically on a single node (a
+-- custom plan for each call cost more than running it).
+create function pipetrak.progress_days_add(p_sign integer, p_project_id bigint, p_events bigint[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
--- Every milestone write runs this statement for one event: planning it anew for each call (a
--- custom plan) cost more than running it. The generic plan joins by the events' ids for any count.
-set plan_cache_mode = force_generic_plan
 as $$
 begin
-    -- One statement: the events and their components are read once for the days and the touches.
-    with ev as materialized (
-        select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
-               c.component_type, e.category, e.credit, e.mh
-        from unnest(p_events) as x(id)
-        join pipetrak.milestone_events e on e.id = x.id
-        join pipetrak.components c on c.id = e.component_id),
-    days as (
-        insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+    -- Two statements, each reading the events and their components (a statement writing through
+    -- a CTE is planned by Citus in steps that ship its rows between nodes).
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
                component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
                mh_receive, mh_install, mh_punch, mh_test, mh_restore, components)
         select e.project_id, e.work_date, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
@@ -135,7 +129,11 @@ begin
                p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
                p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0),
                case when p_sign > 0 then array_agg(distinct e.component_id order by e.component_id) else '{}' end
-        from ev e
+        from (select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
+                     c.component_type, e.category, e.credit, e.mh
+              from unnest(p_events) as x(id)
+              join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
+              join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id) e
         group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
         on conflict on constraint progress_days_key do update set
             events = d.events + excluded.events,
@@ -144,17 +142,20 @@ begin
             credit_restore = d.credit_restore + excluded.credit_restore,
             mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
             mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-            mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components))
+            mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components);
     -- A day taken away leaves the touches alone (a touch is a day the component had an event).
-    insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
-                                                 component_type, days)
-    select e.component_id, e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
-           range_agg(daterange(e.work_date, e.work_date, '[]'))
-    from ev e
-    where p_sign > 0
-    group by 1, 2, 3, 4, 5, 6, 7 order by 1
-    on conflict (component_id, project_id) do update set days = t.days + excluded.days
-    where not t.days @> excluded.days;
+    if p_sign > 0 then
+        insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
+                                                     component_type, days)
+        select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+               range_agg(daterange(e.work_date, e.work_date, '[]'))
+        from unnest(p_events) as x(id)
+        join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
+        join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id
+        group by 1, 2, 3, 4, 5, 6, 7 order by 1
+        on conflict (component_id, project_id) do update set days = t.days + excluded.days
+        where not t.days @> excluded.days;
+    end if;
 end
 $$;
 
@@ -170,7 +171,8 @@ begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
         return;
     end if;
-    perform pipetrak.progress_days_add(1, array(select n.id from unnest(p_new) n));
+    perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
+    from (select distinct n.project_id from unnest(p_new) n) x;
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
@@ -283,8 +285,8 @@ as $$
 begin
     -- A move or retirement re-dates history: due weeks are frozen first (as
     -- progress_parts_net_components does for every component write, which fires after this row
-    -- trigger).
-    if pipetrak.current_user_id() is not null then
+    -- trigger). Not in a Citus worker's task (citus_task): left to the coordinator.
+    if pipetrak.current_user_id() is not null and not pipetrak.citus_task() then
         perform pipetrak.take_due_snapshots(new.project_id, null);
     end if;
     if (old.retired_at is null) <> (new.retired_at is null) then
@@ -293,7 +295,8 @@ begin
         end if;
     elsif new.retired_at is null then
         perform pipetrak.progress_days_leave(new.id, old);
-        perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
+        perform pipetrak.progress_days_add(1, new.project_id, array(select e.id from pipetrak.milestone_events e
+                                                                    where e.component_id = new.id and e.project_id = new.project_id));
         update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
             test_package_id = new.test_package_id, component_type = new.component_type
         where component_id = new.id;
@@ -322,7 +325,8 @@ begin
     lock table pipetrak.progress_days, pipetrak.component_touches in exclusive mode;
     delete from pipetrak.progress_days;
     delete from pipetrak.component_touches;
-    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
+    perform pipetrak.progress_days_add(1, p.id, array(select e.id from pipetrak.milestone_events e where e.project_id = p.id))
+    from pipetrak.projects p;
     for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
         perform pipetrak.progress_days_scope(-1, array[c.id], (select (c.retired_at at time zone p.time_zone)::date
                                                                from pipetrak.projects p where p.id = c.project_id));
@@ -461,8 +465,9 @@ declare
 begin
     -- One statement whose plan the session keeps (every component write runs it): the last locked
     -- week's Sunday (unless the caller has it at hand) and the last week taken.
+    -- (The weeks by the argument, not correlated with the project's row: Citus refuses that.)
     select coalesce(v_last, pipetrak.locked_week_end(p.time_zone)),
-           (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p.id)
+           (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id)
     into v_last, v_taken
     from pipetrak.projects p where p.id = p_project_id;
     if v_last is null or v_taken >= v_last then

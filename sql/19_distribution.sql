@@ -32,9 +32,12 @@
 --   workers as the extension's owner; reads through the views reach them as `authenticated`,
 --   which distribute() lets log in on the workers. The claims follow as a SET LOCAL, which Citus
 --   sends to every node a transaction uses (`citus.propagate_set_commands = local`, set by
---   distribute()); PostgREST's pre-request, `pipetrak.pre_request`, issues it. The policies'
---   lookup of the caller's projects reads reference tables from inside a shard's query, which
---   Citus allows when told (src/pg/visibility.rs).
+--   distribute()); PostgREST's pre-request, `pipetrak.pre_request`, issues it.
+-- - A shard's triggers and policies query other tables from inside the coordinator's task, which
+--   Citus allows when told (`citus.allow_nested_distributed_execution`, set on the workers'
+--   database): each touches reference tables or the same project's co-located shards, so it runs
+--   locally. The upkeep functions work one project at a time and filter every table by it, so
+--   each of their statements is planned for one shard.
 -- - Not yet: calls that take an id (a component's, a weld's) find its project on every shard
 --   (the upkeep of derived tables joins tables by id too, which Citus can't route); change events
 --   of a write on a worker are not announced (a NOTIFY there is not heard on the coordinator).
@@ -130,7 +133,8 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events queued on a worker do not reach a listener on the coordinator')) x(object, obstacle))
+                     ('events', 'change events queued on a worker do not reach a listener on the coordinator'),
+                     ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
@@ -156,7 +160,7 @@ $$;
 -- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
 -- after the workers are added. Refused where Citus is not installed, and while
 -- distribution_obstacles() lists anything (nothing is changed then). With p_preview, the
--- obstacles of the API alone (objects 'api' and 'events': calls that don't route to one
+-- obstacles of the API alone (objects 'api', 'events' and 'snapshots': calls that don't route to one
 -- shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted
 -- to no user role.
 create function pipetrak.distribute(p_preview boolean default false)
@@ -179,27 +183,46 @@ begin
     end if;
     select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
     from pipetrak.distribution_obstacles() o
-    where not (p_preview and o.object in ('api', 'events'));
+    where not (p_preview and o.object in ('api', 'events', 'snapshots'));
     if v_obstacles is not null then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
     end if;
-    -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
-    -- and one transaction creates every table: sequential, so a table created after one with a
-    -- foreign key to a reference table is not refused for the parallel work before it.
-    execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    -- The workers' own settings first, each committed by its own connection: once this
+    -- transaction has changed the database's settings (which Citus sends to the workers in it),
+    -- another change of them on a worker would wait for it.
     -- Identity on the workers. A read through the API views runs on the shards as the caller's
     -- role, over a connection Citus opens as that role: authenticated may log in on the workers
     -- (only; workers take connections from the coordinator alone, as Citus requires). anon reads
     -- nothing, so it stays as it is.
-    -- The claims reach them as a SET LOCAL, which Citus passes on when told to (pre_request).
-    execute format('alter database %I set citus.propagate_set_commands = %L', current_database(), 'local');
     if exists (select from run_command_on_workers(
                    'set citus.enable_ddl_propagation to off; alter role authenticated login') w
                where not w.success) then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'a worker refused to let the authenticated role log in'));
     end if;
+    -- On a worker, a shard's triggers (the derived tables' upkeep) and policies (the caller's
+    -- projects) run queries of their own inside the coordinator's task, which Citus refuses unless
+    -- told. Each reads reference tables or writes the same project's rows, whose shards are
+    -- co-located on that worker: executed locally, as on one node.
+    if exists (select from run_command_on_workers(format(
+                   'set citus.enable_ddl_propagation to off; alter database %I set citus.allow_nested_distributed_execution = on',
+                   current_database())) w
+               where not w.success) then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
+            'what', 'a worker refused a setting of its database'));
+    end if;
+    -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
+    -- and one transaction creates every table: sequential, so a table created after one with a
+    -- foreign key to a reference table is not refused for the parallel work before it.
+    execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    -- The claims reach the workers as a SET LOCAL, which Citus passes on when told to
+    -- (pre_request). On the coordinator only: a worker told so too records the coordinator's
+    -- whole command string as its own SET LOCAL and sends it again, BEGIN included, on the
+    -- connections its triggers open.
+    perform set_config('citus.enable_ddl_propagation', 'off', true);
+    execute format('alter database %I set citus.propagate_set_commands = %L', current_database(), 'local');
+    perform set_config('citus.enable_ddl_propagation', 'on', true);
     perform set_config('citus.enable_unsafe_triggers', 'on', true);
     perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
     -- Citus turns a local table with a foreign key to a new reference table into a "Citus local"

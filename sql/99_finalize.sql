@@ -49,7 +49,7 @@ begin
                   'member_visible', 'caller_is',
                   -- PostgREST's db-pre-request on a Citus cluster
                   'pre_request',
-                  'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
+                  'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
                   'create_project', 'update_project_settings', 'archive_project', 'project_channel',

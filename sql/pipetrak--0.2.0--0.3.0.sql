@@ -151,6 +151,10 @@ alter table pipetrak.component_sources alter column project_id set not null,
     drop constraint component_sources_pkey, add primary key (import_id, line, component_id, project_id),
     add foreign key (project_id, component_id) references pipetrak.components (project_id, id);
 
+-- Events' days are added by project (progress_days_add takes it): the form without goes before
+-- the code, whose comments name the function without its arguments.
+drop function pipetrak.progress_days_add(integer, bigint[]);
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -324,7 +328,7 @@ AS 'MODULE_PATHNAME', 'argument_limits_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:259
+-- src/pg/visibility.rs:230
 -- pipetrak::pg::visibility::caller_is
 create or replace function "caller_is"(
 	"user_id" uuid /* pgrx :: Uuid */
@@ -336,7 +340,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:117
+-- src/pg/changes.rs:100
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -344,6 +348,16 @@ create or replace function "change_events"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'change_events_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/settings.rs:254
+-- pipetrak::pg::settings::citus_task
+create or replace function "citus_task"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'citus_task_wrapper';
 
 /* </end connected objects> */
 
@@ -510,7 +524,7 @@ AS 'MODULE_PATHNAME', 'last_locked_sunday_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:156
+-- src/pg/settings.rs:157
 -- pipetrak::pg::settings::logging
 create or replace function "logging"(
 	"what" TEXT /* & str */
@@ -539,7 +553,7 @@ AS 'MODULE_PATHNAME', 'manhour_weight_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:150
+-- src/pg/settings.rs:151
 -- pipetrak::pg::settings::max_batch_items
 create or replace function "max_batch_items"() RETURNS INT /* i32 */
 STRICT STABLE PARALLEL SAFE
@@ -549,7 +563,7 @@ AS 'MODULE_PATHNAME', 'max_batch_items_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:144
+-- src/pg/settings.rs:145
 -- pipetrak::pg::settings::max_upload_bytes
 create or replace function "max_upload_bytes"() RETURNS bigint /* i64 */
 STRICT STABLE PARALLEL SAFE
@@ -559,7 +573,7 @@ AS 'MODULE_PATHNAME', 'max_upload_bytes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:253
+-- src/pg/visibility.rs:224
 -- pipetrak::pg::visibility::member_visible
 create or replace function "member_visible"(
 	"user_id" uuid /* pgrx :: Uuid */
@@ -658,7 +672,7 @@ AS 'MODULE_PATHNAME', 'normalize_stencil_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:227
+-- src/pg/visibility.rs:198
 -- pipetrak::pg::visibility::organization_visible
 create or replace function "organization_visible"(
 	"organization_id" bigint /* i64 */
@@ -670,7 +684,7 @@ AS 'MODULE_PATHNAME', 'organization_visible_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:238
+-- src/pg/visibility.rs:209
 -- pipetrak::pg::visibility::organization_visible_for
 create or replace function "organization_visible_for"(
 	"organization_id" bigint, /* i64 */
@@ -805,7 +819,7 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:206
+-- src/pg/visibility.rs:177
 -- pipetrak::pg::visibility::project_visible
 create or replace function "project_visible"(
 	"project_id" bigint /* i64 */
@@ -817,7 +831,7 @@ AS 'MODULE_PATHNAME', 'project_visible_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/visibility.rs:212
+-- src/pg/visibility.rs:183
 -- pipetrak::pg::visibility::project_visible_for
 create or replace function "project_visible_for"(
 	"project_id" bigint, /* i64 */
@@ -844,7 +858,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:111
+-- src/pg/changes.rs:94
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -919,7 +933,7 @@ AS 'MODULE_PATHNAME', 'sampling_required_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:167
+-- src/pg/settings.rs:168
 -- pipetrak::pg::settings::setting_registry
 create or replace function "setting_registry"() RETURNS TABLE (
 	"name" TEXT,  /* String */
@@ -1451,13 +1465,18 @@ $$;
 -- (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per
 -- part — one upsert per part whose counts change (a milestone update writes its part once, not
 -- once to take the old state out and again to put the new one in), in key order so concurrent
--- writers lock alike. The one place that says what a component adds to its part.
+-- writers lock alike. The one place that says what a component adds to its part. One project at a
+-- time, each table read filtered by it: on Citus every statement then runs on that project's
+-- shard (joins of sharded tables by id alone can't be planned there).
 create or replace function pipetrak.progress_parts_shift(p_old pipetrak.components[], p_new pipetrak.components[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
+    for v_project in select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1 loop
     insert into pipetrak.progress_parts as p (project_id, drawing_id, area_id, system_id, test_package_id, component_type,
            component_count, completed_count, earned_total, earned_receive, earned_install, earned_punch, earned_test, earned_restore,
            post_hydro_count, ready_count, budget_mh, mh_receive, mh_install, mh_punch, mh_test, mh_restore)
@@ -1478,10 +1497,10 @@ begin
                coalesce(sum(x.sign * b.budget_mh * x.earned_test), 0) as mh_test,
                coalesce(sum(x.sign * b.budget_mh * x.earned_restore), 0) as mh_restore
         from (select -1 as sign, o.* from unnest(p_old) o union all select 1, n.* from unnest(p_new) n) x
-        join pipetrak.milestone_templates t on t.project_id = x.project_id and t.component_type = x.component_type
-        left join pipetrak.field_welds f on f.component_id = x.id
-        left join pipetrak.component_budgets b on b.component_id = x.id
-        where x.retired_at is null
+        join pipetrak.milestone_templates t on t.project_id = v_project and t.component_type = x.component_type
+        left join pipetrak.field_welds f on f.project_id = v_project and f.component_id = x.id
+        left join pipetrak.component_budgets b on b.project_id = v_project and b.component_id = x.id
+        where x.project_id = v_project and x.retired_at is null
         group by 1, 2, 3, 4, 5, 6) d
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
            d.earned_restore, d.post_hydro_count, d.ready_count, d.budget_mh, d.mh_receive, d.mh_install, d.mh_punch, d.mh_test,
@@ -1503,6 +1522,7 @@ begin
         budget_mh = p.budget_mh + excluded.budget_mh, mh_receive = p.mh_receive + excluded.mh_receive,
         mh_install = p.mh_install + excluded.mh_install, mh_punch = p.mh_punch + excluded.mh_punch,
         mh_test = p.mh_test + excluded.mh_test, mh_restore = p.mh_restore + excluded.mh_restore;
+    end loop;
 end
 $$;
 
@@ -1526,7 +1546,8 @@ begin
     -- lands (spec §11), whichever write it is: what a snapshot reads (the parts, the days) is
     -- still as it was. Not for writes without a caller (a restore's COPY, a DBA's SQL): a restore
     -- must not freeze weeks from half-restored tables.
-    if pipetrak.current_user_id() is not null then
+    -- On a Citus worker (a coordinator's task) they are left to the coordinator (citus_task).
+    if pipetrak.current_user_id() is not null and not pipetrak.citus_task() then
         perform pipetrak.take_due_snapshots(x.project_id, null)
         from (select distinct r.project_id from unnest(case when p_op = 'DELETE' then p_old else p_new end) r) x;
     end if;
@@ -2542,6 +2563,7 @@ as $$
 declare
     v_user uuid := pipetrak.require_user();
     v_component pipetrak.components;
+    v_project bigint;
     v_ctx record;
     v_local_now timestamp;
     v_work_date date;
@@ -2576,8 +2598,11 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- One locked read for the component, its project, the caller's role and the template: this is
-    -- the hot path, so it does not go through lock_component + require_project_role.
+    -- The component's project first (an index read; on Citus a read of every shard), then one
+    -- locked read for the component, its project, the caller's role and the template, every table
+    -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
+    -- through lock_component + require_project_role.
+    v_project := (select c.project_id from pipetrak.components c where c.id = p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -2585,8 +2610,8 @@ begin
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = v_user
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    left join pipetrak.component_budgets b on b.component_id = c.id
-    where c.id = p_component_id
+    left join pipetrak.component_budgets b on b.component_id = c.id and b.project_id = c.project_id
+    where c.id = p_component_id and c.project_id = v_project
     for update of c;
     v_component := v_ctx.component;
     if v_ctx.role is null then
@@ -2623,7 +2648,8 @@ begin
         if length(btrim(coalesce(p_note, ''))) < 3 then
             perform pipetrak.raise_error('reason_required', jsonb_build_object('argument', 'note', 'why', 'un-welding a weld', 'min_length', 3));
         end if;
-        if exists (select from pipetrak.field_welds f where f.component_id = v_component.id and f.current_nde <> '{}') then
+        if exists (select from pipetrak.field_welds f
+                   where f.component_id = v_component.id and f.project_id = v_project and f.current_nde <> '{}') then
             perform pipetrak.raise_error('weld_has_nde', jsonb_build_object('component_id', v_component.id));
         end if;
     end if;
@@ -2633,7 +2659,8 @@ begin
         array(select (v * 100)::integer from unnest(v_component.milestone_values) v),
         p_milestone, p_value::text,
         v_component.component_type = 'field_weld'
-            and exists (select from pipetrak.field_welds w where w.component_id = v_component.id and w.welder_id is not null),
+            and exists (select from pipetrak.field_welds w
+                        where w.component_id = v_component.id and w.project_id = v_project and w.welder_id is not null),
         v_ctx.sequence_mode);
     if v_plan.error_code is not null then
         perform pipetrak.raise_error(v_plan.error_code, jsonb_build_object(
@@ -2646,7 +2673,7 @@ begin
         earned_total = v_plan.earned_total, earned_receive = v_plan.earned_receive, earned_install = v_plan.earned_install,
         earned_punch = v_plan.earned_punch, earned_test = v_plan.earned_test, earned_restore = v_plan.earned_restore,
         version = version + 1, updated_at = now()
-    where id = v_component.id
+    where id = v_component.id and project_id = v_project
     returning * into v_component;
 
     -- Weeks that locked since the last write were frozen before this one landed (spec §11): the
@@ -2745,9 +2772,11 @@ begin
     perform pipetrak.progress_resume();
     perform pipetrak.progress_parts_add(1, v_ids);
     -- This batch's events: after the last one before it, of its components, of this transaction.
-    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e
-                                                where e.id > v_first_event and e.component_id = any (v_ids) and e.created_at = now()
-                                                order by e.id));
+    perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
+                                                              where e.project_id = x.project_id and e.id > v_first_event
+                                                                and e.component_id = any (v_ids) and e.created_at = now()
+                                                              order by e.id))
+    from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
     return to_jsonb(v_results);
 end
 $$;
@@ -2858,27 +2887,26 @@ as $$
 $$;
 
 
--- Rollup of the progress parts by project, drawing, area, system or test package (key NULL =
--- unassigned). Inlined by the planner, so a filter on project_id reaches the parts' index.
-create or replace function pipetrak.progress_rollup(p_level text)
-returns table (project_id bigint, key_id bigint, component_count bigint, completed_count bigint, percent_complete numeric,
-               received_percent numeric, installed_percent numeric, punched_percent numeric, tested_percent numeric,
-               restored_percent numeric)
-language sql stable
-as $$
-    select f.project_id,
-           case p_level when 'project' then f.project_id when 'drawing' then f.drawing_id when 'area' then f.area_id
-                        when 'system' then f.system_id when 'test_package' then f.test_package_id end,
-           sum(f.component_count)::bigint, sum(f.completed_count)::bigint,
-           pipetrak.percent_of(sum(f.earned_total), sum(f.component_count) * 1000000),
-           pipetrak.percent_of(sum(f.earned_receive), sum(f.possible_receive)),
-           pipetrak.percent_of(sum(f.earned_install), sum(f.possible_install)),
-           pipetrak.percent_of(sum(f.earned_punch), sum(f.possible_punch)),
-           pipetrak.percent_of(sum(f.earned_test), sum(f.possible_test)),
-           pipetrak.percent_of(sum(f.earned_restore), sum(f.possible_restore))
-    from pipetrak.progress_facts f
-    group by 1, 2
-$$;
+-- Rollup of the progress parts at each level — project, drawing, area, system, test package (key
+-- NULL = unassigned) — one row per project, level and key. A view rather than a function taking
+-- the level: Citus can't plan a SQL function's query over sharded tables with its parameter
+-- (never inlined there). A filter on level and project_id reaches the parts' index; the level
+-- picks the key through the one-row VALUES scan the filter leaves (the same cost as the function's
+-- constant).
+create or replace view pipetrak.progress_rollups with (security_invoker = true) as
+select f.project_id, l.level,
+       case l.level when 'project' then f.project_id when 'drawing' then f.drawing_id when 'area' then f.area_id
+                    when 'system' then f.system_id when 'test_package' then f.test_package_id end as key_id,
+       sum(f.component_count)::bigint as component_count, sum(f.completed_count)::bigint as completed_count,
+       pipetrak.percent_of(sum(f.earned_total), sum(f.component_count) * 1000000) as percent_complete,
+       pipetrak.percent_of(sum(f.earned_receive), sum(f.possible_receive)) as received_percent,
+       pipetrak.percent_of(sum(f.earned_install), sum(f.possible_install)) as installed_percent,
+       pipetrak.percent_of(sum(f.earned_punch), sum(f.possible_punch)) as punched_percent,
+       pipetrak.percent_of(sum(f.earned_test), sum(f.possible_test)) as tested_percent,
+       pipetrak.percent_of(sum(f.earned_restore), sum(f.possible_restore)) as restored_percent
+from (values ('project'), ('drawing'), ('area'), ('system'), ('test_package')) l(level)
+cross join pipetrak.progress_facts f
+group by 1, 2, 3;
 
 
 create or replace view pipetrak_api.project_progress with (security_invoker = true) as
@@ -2886,7 +2914,7 @@ select p.id as project_id, p.name as project_name, coalesce(r.component_count, 0
        coalesce(r.completed_count, 0) as completed_count, coalesce(r.percent_complete, 0) as percent_complete,
        r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
 from pipetrak.projects p
-left join pipetrak.progress_rollup('project') r on r.project_id = p.id;
+left join pipetrak.progress_rollups r on r.project_id = p.id and r.level = 'project';
 
 comment on view pipetrak_api.project_progress is 'Progress of each project: component and completed counts, average % complete, and % earned per category (received, installed, punched, tested, restored).';
 
@@ -2894,7 +2922,7 @@ comment on view pipetrak_api.project_progress is 'Progress of each project: comp
 -- A page of drawings reads a page: the drawings in the order asked (an index gives the drawing
 -- number's), each rolled up on its own through the parts' (project, drawing) key, so a client
 -- showing 50 of 2,000 drawings rolls up 50 (1.3 ms against 10.6; the whole list of 2,000 costs
--- about 1.5 times one aggregate of them all, 22 ms against 15). The figures are progress_rollup's,
+-- about 1.5 times one aggregate of them all, 22 ms against 15). The figures are progress_rollups',
 -- for one drawing (pgTAP checks the two agree); a drawing without live components has no row.
 create or replace view pipetrak_api.drawing_progress with (security_invoker = true) as
 select d.project_id, d.id as drawing_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete,
@@ -2918,8 +2946,9 @@ comment on view pipetrak_api.drawing_progress is 'Progress per drawing (live com
 create or replace view pipetrak_api.area_progress with (security_invoker = true) as
 select r.project_id, r.key_id as area_id, a.name as area_name, r.component_count, r.completed_count, r.percent_complete,
        r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
-from pipetrak.progress_rollup('area') r
-left join pipetrak.areas a on a.id = r.key_id;
+from pipetrak.progress_rollups r
+left join pipetrak.areas a on a.id = r.key_id and a.project_id = r.project_id
+where r.level = 'area';
 
 comment on view pipetrak_api.area_progress is 'Progress per area; area_id NULL gathers components without an area.';
 
@@ -2927,8 +2956,9 @@ comment on view pipetrak_api.area_progress is 'Progress per area; area_id NULL g
 create or replace view pipetrak_api.system_progress with (security_invoker = true) as
 select r.project_id, r.key_id as system_id, s.name as system_name, r.component_count, r.completed_count, r.percent_complete,
        r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
-from pipetrak.progress_rollup('system') r
-left join pipetrak.systems s on s.id = r.key_id;
+from pipetrak.progress_rollups r
+left join pipetrak.systems s on s.id = r.key_id and s.project_id = r.project_id
+where r.level = 'system';
 
 comment on view pipetrak_api.system_progress is 'Progress per system; system_id NULL gathers components without a system.';
 
@@ -2936,8 +2966,9 @@ comment on view pipetrak_api.system_progress is 'Progress per system; system_id 
 create or replace view pipetrak_api.test_package_progress with (security_invoker = true) as
 select r.project_id, r.key_id as test_package_id, t.name as test_package_name, r.component_count, r.completed_count,
        r.percent_complete, r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
-from pipetrak.progress_rollup('test_package') r
-left join pipetrak.test_packages t on t.id = r.key_id;
+from pipetrak.progress_rollups r
+left join pipetrak.test_packages t on t.id = r.key_id and t.project_id = r.project_id
+where r.level = 'test_package';
 
 comment on view pipetrak_api.test_package_progress is 'Progress per test package; test_package_id NULL gathers components without one.';
 
@@ -3014,7 +3045,7 @@ select c.id, c.project_id, c.drawing_id, d.drawing_no, c.component_type, c.tag, 
        (select jsonb_object_agg(n, v) from unnest(t.names, c.milestone_values) as u(n, v)) as milestones,
        c.percent_complete, c.version, c.created_at, c.updated_at, c.retired_at
 from pipetrak.components c
-join pipetrak.drawings d on d.id = c.drawing_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
 join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type;
 
 comment on view pipetrak_api.components is 'Components of your projects with their milestone values and % complete (always current).';
@@ -6058,13 +6089,23 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
-    perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
-        cross join lateral (select x as c from pipetrak.components x where x.id = o.component_id limit 1) l
-        union all
-        select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
-        cross join lateral (select x as c from pipetrak.components x where x.id = n.component_id limit 1) l));
+    -- One project at a time, its components read by (id, project): on Citus each read is then
+    -- planned for the project's shard, whose rows are of the shard's own type (hence row(x.*)).
+    for v_project in select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1 loop
+        perform pipetrak.weld_tallies_apply(array(
+            select pipetrak.weld_state(-1, l.c, o) from unnest(p_old) o
+            cross join lateral (select row(x.*)::pipetrak.components as c from pipetrak.components x
+                                where x.id = o.component_id and x.project_id = v_project limit 1) l
+            where o.project_id = v_project
+            union all
+            select pipetrak.weld_state(1, l.c, n) from unnest(p_new) n
+            cross join lateral (select row(x.*)::pipetrak.components as c from pipetrak.components x
+                                where x.id = n.component_id and x.project_id = v_project limit 1) l
+            where n.project_id = v_project));
+    end loop;
 end
 $$;
 
@@ -6077,9 +6118,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id
+        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id));
+        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end
 $$;
@@ -7629,25 +7670,19 @@ $$;
 
 
 -- Adds (p_sign = 1) or takes away (-1) events' credit and man-hours to or from the days of the
--- parts their components are in now. `p_events`: event ids.
-create or replace function pipetrak.progress_days_add(p_sign integer, p_events bigint[])
+-- parts their components are in now. `p_events`: event ids, all of project `p_project_id` (every
+-- table read by the project: on Citus, its shard). Every milestone write runs this statement for
+-- one event, through the captured rows' flush, which plans it generically on a single node (a
+-- custom plan for each call cost more than running it).
+create or replace function pipetrak.progress_days_add(p_sign integer, p_project_id bigint, p_events bigint[])
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
--- Every milestone write runs this statement for one event: planning it anew for each call (a
--- custom plan) cost more than running it. The generic plan joins by the events' ids for any count.
-set plan_cache_mode = force_generic_plan
 as $$
 begin
-    -- One statement: the events and their components are read once for the days and the touches.
-    with ev as materialized (
-        select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
-               c.component_type, e.category, e.credit, e.mh
-        from unnest(p_events) as x(id)
-        join pipetrak.milestone_events e on e.id = x.id
-        join pipetrak.components c on c.id = e.component_id),
-    days as (
-        insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
+    -- Two statements, each reading the events and their components (a statement writing through
+    -- a CTE is planned by Citus in steps that ship its rows between nodes).
+    insert into pipetrak.progress_days as d (project_id, work_date, drawing_id, area_id, system_id, test_package_id,
                component_type, events, credit_receive, credit_install, credit_punch, credit_test, credit_restore,
                mh_receive, mh_install, mh_punch, mh_test, mh_restore, components)
         select e.project_id, e.work_date, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
@@ -7663,7 +7698,11 @@ begin
                p_sign * coalesce(sum(e.mh) filter (where e.category = 'test'), 0),
                p_sign * coalesce(sum(e.mh) filter (where e.category = 'restore'), 0),
                case when p_sign > 0 then array_agg(distinct e.component_id order by e.component_id) else '{}' end
-        from ev e
+        from (select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
+                     c.component_type, e.category, e.credit, e.mh
+              from unnest(p_events) as x(id)
+              join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
+              join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id) e
         group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
         on conflict on constraint progress_days_key do update set
             events = d.events + excluded.events,
@@ -7672,17 +7711,20 @@ begin
             credit_restore = d.credit_restore + excluded.credit_restore,
             mh_receive = d.mh_receive + excluded.mh_receive, mh_install = d.mh_install + excluded.mh_install,
             mh_punch = d.mh_punch + excluded.mh_punch, mh_test = d.mh_test + excluded.mh_test,
-            mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components))
+            mh_restore = d.mh_restore + excluded.mh_restore, components = pipetrak.id_union(d.components, excluded.components);
     -- A day taken away leaves the touches alone (a touch is a day the component had an event).
-    insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
-                                                 component_type, days)
-    select e.component_id, e.project_id, e.drawing_id, e.area_id, e.system_id, e.test_package_id, e.component_type,
-           range_agg(daterange(e.work_date, e.work_date, '[]'))
-    from ev e
-    where p_sign > 0
-    group by 1, 2, 3, 4, 5, 6, 7 order by 1
-    on conflict (component_id, project_id) do update set days = t.days + excluded.days
-    where not t.days @> excluded.days;
+    if p_sign > 0 then
+        insert into pipetrak.component_touches as t (component_id, project_id, drawing_id, area_id, system_id, test_package_id,
+                                                     component_type, days)
+        select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
+               range_agg(daterange(e.work_date, e.work_date, '[]'))
+        from unnest(p_events) as x(id)
+        join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
+        join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id
+        group by 1, 2, 3, 4, 5, 6, 7 order by 1
+        on conflict (component_id, project_id) do update set days = t.days + excluded.days
+        where not t.days @> excluded.days;
+    end if;
 end
 $$;
 
@@ -7699,7 +7741,8 @@ begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
         return;
     end if;
-    perform pipetrak.progress_days_add(1, array(select n.id from unnest(p_new) n));
+    perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
+    from (select distinct n.project_id from unnest(p_new) n) x;
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
@@ -7818,8 +7861,8 @@ as $$
 begin
     -- A move or retirement re-dates history: due weeks are frozen first (as
     -- progress_parts_net_components does for every component write, which fires after this row
-    -- trigger).
-    if pipetrak.current_user_id() is not null then
+    -- trigger). Not in a Citus worker's task (citus_task): left to the coordinator.
+    if pipetrak.current_user_id() is not null and not pipetrak.citus_task() then
         perform pipetrak.take_due_snapshots(new.project_id, null);
     end if;
     if (old.retired_at is null) <> (new.retired_at is null) then
@@ -7828,7 +7871,8 @@ begin
         end if;
     elsif new.retired_at is null then
         perform pipetrak.progress_days_leave(new.id, old);
-        perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e where e.component_id = new.id));
+        perform pipetrak.progress_days_add(1, new.project_id, array(select e.id from pipetrak.milestone_events e
+                                                                    where e.component_id = new.id and e.project_id = new.project_id));
         update pipetrak.component_touches set drawing_id = new.drawing_id, area_id = new.area_id, system_id = new.system_id,
             test_package_id = new.test_package_id, component_type = new.component_type
         where component_id = new.id;
@@ -7859,7 +7903,8 @@ begin
     lock table pipetrak.progress_days, pipetrak.component_touches in exclusive mode;
     delete from pipetrak.progress_days;
     delete from pipetrak.component_touches;
-    perform pipetrak.progress_days_add(1, array(select e.id from pipetrak.milestone_events e));
+    perform pipetrak.progress_days_add(1, p.id, array(select e.id from pipetrak.milestone_events e where e.project_id = p.id))
+    from pipetrak.projects p;
     for c in select x.* from pipetrak.components x where x.retired_at is not null order by x.id loop
         perform pipetrak.progress_days_scope(-1, array[c.id], (select (c.retired_at at time zone p.time_zone)::date
                                                                from pipetrak.projects p where p.id = c.project_id));
@@ -7970,8 +8015,9 @@ declare
 begin
     -- One statement whose plan the session keeps (every component write runs it): the last locked
     -- week's Sunday (unless the caller has it at hand) and the last week taken.
+    -- (The weeks by the argument, not correlated with the project's row: Citus refuses that.)
     select coalesce(v_last, pipetrak.locked_week_end(p.time_zone)),
-           (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p.id)
+           (select max(w.week_end) from pipetrak.snapshot_weeks w where w.project_id = p_project_id)
     into v_last, v_taken
     from pipetrak.projects p where p.id = p_project_id;
     if v_last is null or v_taken >= v_last then
@@ -10076,9 +10122,12 @@ $$;
 --   workers as the extension's owner; reads through the views reach them as `authenticated`,
 --   which distribute() lets log in on the workers. The claims follow as a SET LOCAL, which Citus
 --   sends to every node a transaction uses (`citus.propagate_set_commands = local`, set by
---   distribute()); PostgREST's pre-request, `pipetrak.pre_request`, issues it. The policies'
---   lookup of the caller's projects reads reference tables from inside a shard's query, which
---   Citus allows when told (src/pg/visibility.rs).
+--   distribute()); PostgREST's pre-request, `pipetrak.pre_request`, issues it.
+-- - A shard's triggers and policies query other tables from inside the coordinator's task, which
+--   Citus allows when told (`citus.allow_nested_distributed_execution`, set on the workers'
+--   database): each touches reference tables or the same project's co-located shards, so it runs
+--   locally. The upkeep functions work one project at a time and filter every table by it, so
+--   each of their statements is planned for one shard.
 -- - Not yet: calls that take an id (a component's, a weld's) find its project on every shard
 --   (the upkeep of derived tables joins tables by id too, which Citus can't route); change events
 --   of a write on a worker are not announced (a NOTIFY there is not heard on the coordinator).
@@ -10175,7 +10224,8 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events queued on a worker do not reach a listener on the coordinator')) x(object, obstacle))
+                     ('events', 'change events queued on a worker do not reach a listener on the coordinator'),
+                     ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
@@ -10203,7 +10253,7 @@ $$;
 -- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
 -- after the workers are added. Refused where Citus is not installed, and while
 -- distribution_obstacles() lists anything (nothing is changed then). With p_preview, the
--- obstacles of the API alone (objects 'api' and 'events': calls that don't route to one
+-- obstacles of the API alone (objects 'api', 'events' and 'snapshots': calls that don't route to one
 -- shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted
 -- to no user role.
 create or replace function pipetrak.distribute(p_preview boolean default false)
@@ -10226,27 +10276,46 @@ begin
     end if;
     select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
     from pipetrak.distribution_obstacles() o
-    where not (p_preview and o.object in ('api', 'events'));
+    where not (p_preview and o.object in ('api', 'events', 'snapshots'));
     if v_obstacles is not null then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
     end if;
-    -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
-    -- and one transaction creates every table: sequential, so a table created after one with a
-    -- foreign key to a reference table is not refused for the parallel work before it.
-    execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    -- The workers' own settings first, each committed by its own connection: once this
+    -- transaction has changed the database's settings (which Citus sends to the workers in it),
+    -- another change of them on a worker would wait for it.
     -- Identity on the workers. A read through the API views runs on the shards as the caller's
     -- role, over a connection Citus opens as that role: authenticated may log in on the workers
     -- (only; workers take connections from the coordinator alone, as Citus requires). anon reads
     -- nothing, so it stays as it is.
-    -- The claims reach them as a SET LOCAL, which Citus passes on when told to (pre_request).
-    execute format('alter database %I set citus.propagate_set_commands = %L', current_database(), 'local');
     if exists (select from run_command_on_workers(
                    'set citus.enable_ddl_propagation to off; alter role authenticated login') w
                where not w.success) then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'a worker refused to let the authenticated role log in'));
     end if;
+    -- On a worker, a shard's triggers (the derived tables' upkeep) and policies (the caller's
+    -- projects) run queries of their own inside the coordinator's task, which Citus refuses unless
+    -- told. Each reads reference tables or writes the same project's rows, whose shards are
+    -- co-located on that worker: executed locally, as on one node.
+    if exists (select from run_command_on_workers(format(
+                   'set citus.enable_ddl_propagation to off; alter database %I set citus.allow_nested_distributed_execution = on',
+                   current_database())) w
+               where not w.success) then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
+            'what', 'a worker refused a setting of its database'));
+    end if;
+    -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
+    -- and one transaction creates every table: sequential, so a table created after one with a
+    -- foreign key to a reference table is not refused for the parallel work before it.
+    execute format('alter database %I set citus.enable_unsafe_triggers = on', current_database());
+    -- The claims reach the workers as a SET LOCAL, which Citus passes on when told to
+    -- (pre_request). On the coordinator only: a worker told so too records the coordinator's
+    -- whole command string as its own SET LOCAL and sends it again, BEGIN included, on the
+    -- connections its triggers open.
+    perform set_config('citus.enable_ddl_propagation', 'off', true);
+    execute format('alter database %I set citus.propagate_set_commands = %L', current_database(), 'local');
+    perform set_config('citus.enable_ddl_propagation', 'on', true);
     perform set_config('citus.enable_unsafe_triggers', 'on', true);
     perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
     -- Citus turns a local table with a foreign key to a new reference table into a "Citus local"
@@ -10742,6 +10811,8 @@ comment on function pipetrak.check_stage_status is 'Refuses a stage in a status 
 
 comment on function pipetrak.check_text_length is 'Refuses a text longer than `p_max` characters with a catalogued error naming the argument (the table''s check constraint would say only 23514).';
 
+comment on function pipetrak.citus_task is 'Whether this backend runs a Citus coordinator''s task on a worker (Citus names its own connections so; only where Citus runs: elsewhere the name is anybody''s to set). What such a task must leave to the coordinator: change events (a NOTIFY on a worker is not heard there) and the weekly snapshots a write finds due (they lock the project''s row, a reference table''s, on every node).';
+
 comment on function pipetrak.clear_nde is 'Clears a weld''s result of one method, with a reason (see write_nde); the API''s clear_nde.';
 
 comment on function pipetrak.clear_welder is 'Un-welds a weld: clears its welder and date and lowers Weld Complete to 0 (refused while it has a current NDE result).';
@@ -10794,7 +10865,7 @@ comment on function pipetrak.describe_api_columns is 'Comments every column of t
 
 comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
 
-comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). With p_preview, the obstacles of the API alone (objects ''api'' and ''events'': calls that don''t route to one shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted to no user role.';
+comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). With p_preview, the obstacles of the API alone (objects ''api'', ''events'' and ''snapshots'': calls that don''t route to one shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted to no user role.';
 
 comment on function pipetrak.distribution_obstacles is 'What stops the schema from being distributed by project on Citus, one row an obstacle: the table (or table.object) and what Citus would refuse. Empty when distribute() can run.';
 
@@ -11016,7 +11087,7 @@ comment on function pipetrak.progress_as_of is 'Progress per group as it stood a
 
 comment on function pipetrak.progress_at is 'Credit and man-hours per part at the end of `p_date`, from the days.';
 
-comment on function pipetrak.progress_days_add is 'Adds (p_sign = 1) or takes away (-1) events'' credit and man-hours to or from the days of the parts their components are in now. `p_events`: event ids.';
+comment on function pipetrak.progress_days_add is 'Adds (p_sign = 1) or takes away (-1) events'' credit and man-hours to or from the days of the parts their components are in now. `p_events`: event ids, all of project `p_project_id` (every table read by the project: on Citus, its shard). Every milestone write runs this statement for one event, through the captured rows'' flush, which plans it generically on a single node (a custom plan for each call cost more than running it).';
 
 comment on function pipetrak.progress_days_follow_component is 'A component that moves takes its history along. One that is retired (a repaired weld too) leaves the history the day it is retired, project time: its credit comes out of that day, so a report up to an earlier day still says what was earned then, and a report up to today says what the live components hold (the rollups). A restore brings the credit back on its day. A batch (component_batch) defers retirements and restorations and nets them once at its end.';
 
@@ -11046,13 +11117,11 @@ comment on function pipetrak.progress_parts_net_components is 'The components a 
 
 comment on function pipetrak.progress_parts_net_welds is 'The welds a statement inserted, changed or deleted (`p_old`, `p_new`: its rows as they were and are, an update''s old and new at the same position; see src/pg/captured.rs) move their components in or out of the parts'' ready counts. A weld row that doesn''t exist clears its component (see weld_clears_nde), so an inserted weld can only take its component out of the ready count, and a deleted one only put it back.';
 
-comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part.';
+comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part. One project at a time, each table read filtered by it: on Citus every statement then runs on that project''s shard (joins of sharded tables by id alone can''t be planned there).';
 
 comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into (p_sign = 1) or out of (-1) their part''s ready count: their weld''s NDE now clears them, or no longer does.';
 
 comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer): the triggers keep the rollups again.';
-
-comment on function pipetrak.progress_rollup is 'Rollup of the progress parts by project, drawing, area, system or test package (key NULL = unassigned). Inlined by the planner, so a filter on project_id reaches the parts'' index.';
 
 comment on function pipetrak.project_channel is 'The project''s channel, for its members only (others: project_not_found).';
 
@@ -11312,7 +11381,7 @@ begin
                   'member_visible', 'caller_is',
                   -- PostgREST's db-pre-request on a Citus cluster
                   'pre_request',
-                  'progress_rollup', 'percent_of', 'week_start', 'weld_search_text',
+                  'percent_of', 'week_start', 'weld_search_text',
                   -- security-definer targets of pipetrak_api's wrappers
                   'sync_profile', 'create_organization', 'add_member', 'change_member_role', 'remove_member',
                   'create_project', 'update_project_settings', 'archive_project', 'project_channel',
@@ -11529,6 +11598,10 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
+
+-- The progress rollup is a view (progress_rollups, by level), which Citus can plan: the function
+-- taking the level goes (the views that called it were replaced above).
+drop function pipetrak.progress_rollup(text);
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -144,6 +144,10 @@ alter table pipetrak.component_sources alter column project_id set not null,
     drop constraint component_sources_pkey, add primary key (import_id, line, component_id, project_id),
     add foreign key (project_id, component_id) references pipetrak.components (project_id, id);
 
+-- Events' days are added by project (progress_days_add takes it): the form without goes before
+-- the code, whose comments name the function without its arguments.
+drop function pipetrak.progress_days_add(integer, bigint[]);
+
 -- ==== after the code ====
 
 -- The components' parts and the events' history days follow the captured rows of each
@@ -189,3 +193,7 @@ alter table pipetrak.field_welds enable trigger field_welds_announce_update;
 -- Change events are queued by a row trigger in Rust (announce_change): the statement triggers'
 -- function goes (the triggers were replaced above).
 drop function pipetrak.queue_changes();
+
+-- The progress rollup is a view (progress_rollups, by level), which Citus can plan: the function
+-- taking the level goes (the views that called it were replaced above).
+drop function pipetrak.progress_rollup(text);

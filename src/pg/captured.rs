@@ -19,7 +19,7 @@
 //!   it); the end of the transaction forgets everything. The images live in the transaction's
 //!   memory context, freed with it.
 
-use super::settings::with_setting;
+use super::settings::{on_citus, with_setting};
 use crate::domain::savepoints::BySubtransaction;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -301,8 +301,14 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
         };
         // Generic plans: the functions' queries read the arrays through parameters, which would
         // otherwise keep choosing custom plans — each call planned again, a third of a weld
-        // write's cost. A generic plan is what the transition tables' queries had.
-        let result = with_setting(c"plan_cache_mode", c"force_generic_plan", || {
+        // write's cost. A generic plan is what the transition tables' queries had. Not on Citus,
+        // which can't plan an INSERT … SELECT over sharded tables with its parameters unbound.
+        let mode = if on_citus() {
+            c"force_custom_plan"
+        } else {
+            c"force_generic_plan"
+        };
+        let result = with_setting(c"plan_cache_mode", mode, || {
             client.update(&plan, None, &args).map(|_| ())
         });
         PLANS.with(|plans| plans.borrow_mut().insert(key, plan));

@@ -10,7 +10,7 @@
 //! NOTIFY itself.
 
 use super::sender;
-use super::settings::{with_setting, EventSender, CHANGE_EVENTS, EVENT_SENDER};
+use super::settings::{citus_task, with_setting, EventSender, CHANGE_EVENTS, EVENT_SENDER};
 use crate::domain::changes::{project_events, ChangeQueue};
 use crate::domain::event::signed_payload;
 use pgrx::prelude::*;
@@ -73,23 +73,6 @@ fn announce_change<'a>(
         queue(project_id, kind, vec![id]);
     }
     Ok(None)
-}
-
-/// Whether this backend runs a Citus coordinator's task on a worker (Citus names its own
-/// connections so). Its writes are announced nowhere yet: a NOTIFY there is not heard on the
-/// coordinator, and reading the projects' keys from inside a task is refused
-/// (`distribution_obstacles()` lists it as 'events').
-fn citus_task() -> bool {
-    // Only where Citus runs: elsewhere the name is anybody's to set.
-    if !super::visibility::on_citus() {
-        return false;
-    }
-    // SAFETY: a lookup of a built-in setting by name; the string is copied before anything else.
-    let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
-    !name.is_null()
-        && unsafe { std::ffi::CStr::from_ptr(name) }
-            .to_bytes()
-            .starts_with(b"citus_internal gpid=")
 }
 
 fn queue(project_id: i64, kind: &str, ids: Vec<i64>) {

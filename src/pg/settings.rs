@@ -12,6 +12,7 @@
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::prelude::*;
+use std::cell::Cell;
 use std::ffi::CStr;
 
 /// `pipetrak.change_events`: announce committed changes on each project's channel.
@@ -223,4 +224,42 @@ pub fn with_setting<R>(name: &CStr, value: &CStr, f: impl FnOnce() -> R) -> R {
     // SAFETY: as above.
     unsafe { pg_sys::AtEOXact_GUC(true, nest) };
     result
+}
+
+/// Whether Citus is loaded in this backend (it is preloaded, so the answer holds for the session).
+pub fn on_citus() -> bool {
+    thread_local! {
+        static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    LOADED.with(|loaded| {
+        *loaded.get().get_or_insert_with(|| {
+            // SAFETY: a lookup of a setting by name that returns null where it is not defined.
+            !unsafe {
+                pg_sys::GetConfigOption(
+                    c"citus.allow_nested_distributed_execution".as_ptr(),
+                    true,
+                    false,
+                )
+            }
+            .is_null()
+        })
+    })
+}
+
+/// Whether this backend runs a Citus coordinator's task on a worker (Citus names its own
+/// connections so; only where Citus runs: elsewhere the name is anybody's to set). What such a
+/// task must leave to the coordinator: change events (a NOTIFY on a worker is not heard there) and
+/// the weekly snapshots a write finds due (they lock the project's row, a reference table's, on
+/// every node).
+#[pg_extern(stable, parallel_safe)]
+pub fn citus_task() -> bool {
+    if !on_citus() {
+        return false;
+    }
+    // SAFETY: a lookup of a built-in setting by name; the string is read before anything else.
+    let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
+    !name.is_null()
+        && unsafe { CStr::from_ptr(name) }
+            .to_bytes()
+            .starts_with(b"citus_internal gpid=")
 }

@@ -16,7 +16,6 @@
 //! function and operator with its schema: a caller may set any search_path, and what decides
 //! visibility must not resolve to a function of theirs.
 
-use super::settings::with_setting;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -37,26 +36,6 @@ thread_local! {
     // The session's plans, one per question (kept with SPI_keepplan: they live as long as the
     // backend, and the plan cache revalidates them).
     static PLANS: Cell<[pg_sys::SPIPlanPtr; 4]> = const { Cell::new([std::ptr::null_mut(); 4]) };
-}
-
-/// Whether Citus is loaded in this backend (it is preloaded, so the answer holds for the session).
-pub fn on_citus() -> bool {
-    thread_local! {
-        static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
-    }
-    LOADED.with(|loaded| {
-        *loaded.get().get_or_insert_with(|| {
-            // SAFETY: a lookup of a setting by name that returns null where it is not defined.
-            !unsafe {
-                pg_sys::GetConfigOption(
-                    c"citus.allow_nested_distributed_execution".as_ptr(),
-                    true,
-                    false,
-                )
-            }
-            .is_null()
-        })
-    })
 }
 
 #[derive(Clone, Copy)]
@@ -118,16 +97,8 @@ fn ask(question: Question, permission: &str) -> Vec<[u8; 16]> {
             }
             let mut values = [permission.into_datum().unwrap_or(pg_sys::Datum::from(0))];
             let nulls = [b' ' as std::ffi::c_char];
-            let values = values.as_mut_ptr();
-            let run = || pg_sys::SPI_execute_plan(plan, values, nulls.as_ptr(), true, 0);
-            // On a Citus worker the policy runs inside a query on a shard, where Citus refuses
-            // another distributed query unless told: this one reads reference tables only
-            // (memberships, projects), whose copy is on every node.
-            let status = if on_citus() {
-                with_setting(c"citus.allow_nested_distributed_execution", c"on", run)
-            } else {
-                run()
-            };
+            let status =
+                pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), true, 0);
             let table = pg_sys::SPI_tuptable;
             if status != pg_sys::SPI_OK_SELECT as i32 || table.is_null() {
                 return Ok(ids);

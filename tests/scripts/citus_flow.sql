@@ -54,3 +54,27 @@ rollback;
 begin; :as_b
 select pipetrak_api.create_drawing(project_id => :project_a, drawing_no => 'X-1');
 rollback;
+
+-- Components, and the milestones the field marks.
+begin; :as_a
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'valve',
+                                      tag => 'V-1', size => '2') -> 'created' ->> 0)::bigint as valve_a \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'valve',
+                                      tag => 'V-2', quantity => 3) -> 'created' ->> 0)::bigint as valve_a2 \gset
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_a, component_type => 'field_weld',
+                                      tag => 'W-1') -> 'created' ->> 0)::bigint as weld_a \gset
+commit;
+begin; :as_a
+select pipetrak_api.update_milestone(component_id => :valve_a, milestone => 'Receive', value => 100) ->> 'percent_complete';
+commit;
+begin; :as_a
+select 'a: components', string_agg(tag || ' ' || percent_complete, ', ' order by tag, id) from pipetrak_api.components;
+select 'a: project progress', percent_complete, component_count from pipetrak_api.project_progress;
+select 'a: area progress', area_name, percent_complete from pipetrak_api.area_progress;
+select 'a: drawing progress', drawing_no, percent_complete from pipetrak_api.drawing_progress order by drawing_no;
+select 'a: package progress', test_package_name, percent_complete from pipetrak_api.test_package_progress;
+commit;
+begin; :as_b
+select 'b: components of a', count(*) from pipetrak_api.components where project_id = :project_a;
+select pipetrak_api.update_milestone(component_id => :valve_a, milestone => 'Install', value => 100);
+rollback;
