@@ -253,14 +253,17 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_ctx record;
+    v_project bigint;
 begin
     -- One read for the component and the caller's role in its project, locking the row only for a
-    -- member (as update_milestone does): every weld and component operation starts here.
+    -- member (as update_milestone does): every weld and component operation starts here. The
+    -- component's project first, then the locked read by (id, project): on Citus, its shard.
+    v_project := (select x.project_id from pipetrak.components x where x.id = p_component_id);
     select c as component, m.role, p.archived_at into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.current_user_id()
-    where c.id = p_component_id
+    where c.id = p_component_id and c.project_id = v_project
     for update of c;
     if v_ctx.role is null then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));

@@ -220,6 +220,10 @@ declare
     v_message text;
     v_detail text;
     v_hint text;
+    -- On a single node the batch nets its rollups once (below); on Citus each item's triggers keep
+    -- them on the project's shard, which can't see this node's deferral.
+    v_netted boolean := not pipetrak.distributed();
+    v_project bigint;
 begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
@@ -231,19 +235,33 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
-    select coalesce(array_agg(x.id), '{}') into v_ids
-    from (select c.id from pipetrak.components c
-          where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                         where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-            and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-          order by c.id
-          for no key update) x;
-    perform pipetrak.take_due_snapshots(p.id, null)
-    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
-    perform pipetrak.progress_parts_add(-1, v_ids);
-    -- The days too: every event of a batch dated today lands on one row per part.
-    v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
-    perform pipetrak.progress_defer(true);
+    -- Per project (on Citus: its shard), projects in order.
+    v_ids := '{}';
+    for v_project in
+        select distinct c.project_id from pipetrak.components c
+        where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                       where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+          and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+        order by 1
+    loop
+        v_ids := v_ids || array(
+            select x.id
+            from (select c.id from pipetrak.components c
+                  where c.project_id = v_project
+                    and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                 where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                  order by c.id
+                  for no key update) x);
+        if v_netted then
+            perform pipetrak.take_due_snapshots(v_project, null);
+        end if;
+    end loop;
+    if v_netted then
+        perform pipetrak.progress_parts_add(-1, v_ids);
+        -- The days too: every event of a batch dated today lands on one row per part.
+        v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
+        perform pipetrak.progress_defer(true);
+    end if;
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -265,14 +283,16 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
-    perform pipetrak.progress_resume();
-    perform pipetrak.progress_parts_add(1, v_ids);
-    -- This batch's events: after the last one before it, of its components, of this transaction.
-    perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
-                                                              where e.project_id = x.project_id and e.id > v_first_event
-                                                                and e.component_id = any (v_ids) and e.created_at = now()
-                                                              order by e.id))
-    from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+    if v_netted then
+        perform pipetrak.progress_resume();
+        perform pipetrak.progress_parts_add(1, v_ids);
+        -- This batch's events: after the last one before it, of its components, of this transaction.
+        perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
+                                                                  where e.project_id = x.project_id and e.id > v_first_event
+                                                                    and e.component_id = any (v_ids) and e.created_at = now()
+                                                                  order by e.id))
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+    end if;
     return to_jsonb(v_results);
 end
 $$;
@@ -297,7 +317,7 @@ begin
     end if;
     -- A welded weld keeps its welder and date: changing them is edit_welder's, with a reason
     -- kept in the weld's history (spec §7.3).
-    if exists (select from pipetrak.field_welds f where f.component_id = p_component_id
+    if exists (select 1 from pipetrak.field_welds f where f.component_id = p_component_id and f.project_id = v_component.project_id
                and f.welder_id is not null and f.date_welded is not null) then
         perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -314,7 +334,7 @@ begin
     on conflict (project_id, stencil) do update set stencil = excluded.stencil
     returning id into v_welder_id;
     update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
-    where component_id = p_component_id;
+    where component_id = p_component_id and project_id = v_component.project_id;
     -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
     if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
         perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);

@@ -105,10 +105,15 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The caller and the component's project first: on Citus the update then runs on the
+    -- project's shard, with the caller as a value (it refuses a function of the claims there).
+    v_user uuid := pipetrak.current_user_id();
+    v_project bigint := (select c.project_id from pipetrak.components c where c.id = p_component_id);
 begin
-    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
         resolution_note = p_note
-    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind);
+    where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind);
 end
 $$;
 
@@ -984,10 +989,15 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- On a Citus worker the rows are a shard's, of its own row type: passed on as the table's
+    -- (the trigger's through their text, a query's through row(f.*): the same columns in the
+    -- same order).
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id and f.project_id = old.project_id
+        select pipetrak.weld_state(-1, old::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id and f.project_id = new.project_id));
+        select pipetrak.weld_state(1, new::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end
 $$;
@@ -1045,16 +1055,17 @@ create view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
        w.name as welder_name, f.date_welded, f.status, f.repair_of,
-       (select r.tag from pipetrak.components r where r.id = f.repair_of) as repair_of_number, f.repaired_by, f.unplanned,
-       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id) as area,
-       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id) as system, c.test_package_id,
-       (select t.name from pipetrak.test_packages t where t.id = c.test_package_id) as test_package,
+       (select r.tag from pipetrak.components r where r.id = f.repair_of and r.project_id = c.project_id) as repair_of_number, f.repaired_by, f.unplanned,
+       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id and a.project_id = c.project_id) as area,
+       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id and s.project_id = c.project_id) as system, c.test_package_id,
+       (select t.name from pipetrak.test_packages t
+        where t.id = c.test_package_id and t.project_id = c.project_id) as test_package,
        nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) as search_text
 from pipetrak.components c
-join pipetrak.field_welds f on f.component_id = c.id
-join pipetrak.drawings d on d.id = c.drawing_id
-left join pipetrak.welders w on w.id = f.welder_id
+join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
+left join pipetrak.welders w on w.id = f.welder_id and w.project_id = c.project_id
 where c.component_type = 'field_weld';
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
 
@@ -1097,9 +1108,9 @@ begin
     if p_drawing_id is not null then
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.drawing_id = p_drawing_id and c.project_id = p_project_id and c.component_type = 'field_weld'
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_welder is null or w.stencil = p_welder) and (p_status is null or f.status = p_status)
@@ -1109,9 +1120,9 @@ begin
     elsif p_welder is not null then
         v_ids := array(
             select c.id from pipetrak.welders w
-            join pipetrak.field_welds f on f.welder_id = w.id
-            join pipetrak.components c on c.id = f.component_id
-            join pipetrak.drawings d on d.id = c.drawing_id
+            join pipetrak.field_welds f on f.welder_id = w.id and f.project_id = p_project_id
+            join pipetrak.components c on c.id = f.component_id and c.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
             where w.project_id = p_project_id and w.stencil = p_welder
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -1121,9 +1132,9 @@ begin
     elsif p_test_package_id is not null then
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.test_package_id = p_test_package_id and c.project_id = p_project_id and c.component_type = 'field_weld'
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -1133,9 +1144,9 @@ begin
         -- The project's live weld numbers in order (components_weld_number_idx), until a page is found.
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.project_id = p_project_id and c.component_type = 'field_weld' and c.retired_at is null
               and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -1144,16 +1155,17 @@ begin
     else
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.project_id = p_project_id and c.component_type = 'field_weld'
               and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
               and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
             order by c.tag, c.id limit v_limit);
     end if;
-    return query select v.* from pipetrak_api.weld_log v where v.component_id = any (v_ids) order by v.weld_number, v.component_id;
+    return query select v.* from pipetrak_api.weld_log v
+                 where v.project_id = p_project_id and v.component_id = any (v_ids) order by v.weld_number, v.component_id;
 end
 $$;
 

@@ -45,6 +45,22 @@
 --   schema on a cluster. What the catalog can't show is found by the cluster test,
 --   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql on both engines.
 
+-- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
+-- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the
+-- coordinator that the workers' triggers can't see).
+create function pipetrak.distributed()
+returns boolean
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if to_regclass('pg_catalog.pg_dist_partition') is null then
+        return false;
+    end if;
+    return exists (select 1 from pg_catalog.pg_dist_partition d where d.logicalrelid = 'pipetrak.components'::regclass);
+end
+$$;
+
 -- Where each table of pipetrak goes on a Citus cluster: 'reference', 'distributed' (by project_id)
 -- or 'coordinator'.
 create function pipetrak.distribution_plan()

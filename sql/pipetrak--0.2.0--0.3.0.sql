@@ -2255,14 +2255,17 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_ctx record;
+    v_project bigint;
 begin
     -- One read for the component and the caller's role in its project, locking the row only for a
-    -- member (as update_milestone does): every weld and component operation starts here.
+    -- member (as update_milestone does): every weld and component operation starts here. The
+    -- component's project first, then the locked read by (id, project): on Citus, its shard.
+    v_project := (select x.project_id from pipetrak.components x where x.id = p_component_id);
     select c as component, m.role, p.archived_at into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.current_user_id()
-    where c.id = p_component_id
+    where c.id = p_component_id and c.project_id = v_project
     for update of c;
     if v_ctx.role is null then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));
@@ -2724,6 +2727,10 @@ declare
     v_message text;
     v_detail text;
     v_hint text;
+    -- On a single node the batch nets its rollups once (below); on Citus each item's triggers keep
+    -- them on the project's shard, which can't see this node's deferral.
+    v_netted boolean := not pipetrak.distributed();
+    v_project bigint;
 begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
@@ -2735,19 +2742,33 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
-    select coalesce(array_agg(x.id), '{}') into v_ids
-    from (select c.id from pipetrak.components c
-          where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                         where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-            and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-          order by c.id
-          for no key update) x;
-    perform pipetrak.take_due_snapshots(p.id, null)
-    from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
-    perform pipetrak.progress_parts_add(-1, v_ids);
-    -- The days too: every event of a batch dated today lands on one row per part.
-    v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
-    perform pipetrak.progress_defer(true);
+    -- Per project (on Citus: its shard), projects in order.
+    v_ids := '{}';
+    for v_project in
+        select distinct c.project_id from pipetrak.components c
+        where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                       where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+          and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+        order by 1
+    loop
+        v_ids := v_ids || array(
+            select x.id
+            from (select c.id from pipetrak.components c
+                  where c.project_id = v_project
+                    and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                 where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                  order by c.id
+                  for no key update) x);
+        if v_netted then
+            perform pipetrak.take_due_snapshots(v_project, null);
+        end if;
+    end loop;
+    if v_netted then
+        perform pipetrak.progress_parts_add(-1, v_ids);
+        -- The days too: every event of a batch dated today lands on one row per part.
+        v_first_event := (select coalesce(max(e.id), 0) from pipetrak.milestone_events e);
+        perform pipetrak.progress_defer(true);
+    end if;
     -- One exception block for the whole batch (one subtransaction), so a failure can name its item.
     begin
         for v_item in select value from jsonb_array_elements(p_updates) loop
@@ -2769,14 +2790,16 @@ begin
                       || jsonb_build_object('index', v_index))::text,
             hint = coalesce(nullif(v_hint, ''), 'Fix the update at that index and send the batch again.');
     end;
-    perform pipetrak.progress_resume();
-    perform pipetrak.progress_parts_add(1, v_ids);
-    -- This batch's events: after the last one before it, of its components, of this transaction.
-    perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
-                                                              where e.project_id = x.project_id and e.id > v_first_event
-                                                                and e.component_id = any (v_ids) and e.created_at = now()
-                                                              order by e.id))
-    from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+    if v_netted then
+        perform pipetrak.progress_resume();
+        perform pipetrak.progress_parts_add(1, v_ids);
+        -- This batch's events: after the last one before it, of its components, of this transaction.
+        perform pipetrak.progress_days_add(1, x.project_id, array(select e.id from pipetrak.milestone_events e
+                                                                  where e.project_id = x.project_id and e.id > v_first_event
+                                                                    and e.component_id = any (v_ids) and e.created_at = now()
+                                                                  order by e.id))
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+    end if;
     return to_jsonb(v_results);
 end
 $$;
@@ -2802,7 +2825,7 @@ begin
     end if;
     -- A welded weld keeps its welder and date: changing them is edit_welder's, with a reason
     -- kept in the weld's history (spec §7.3).
-    if exists (select from pipetrak.field_welds f where f.component_id = p_component_id
+    if exists (select 1 from pipetrak.field_welds f where f.component_id = p_component_id and f.project_id = v_component.project_id
                and f.welder_id is not null and f.date_welded is not null) then
         perform pipetrak.raise_error('weld_already_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -2819,7 +2842,7 @@ begin
     on conflict (project_id, stencil) do update set stencil = excluded.stencil
     returning id into v_welder_id;
     update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
-    where component_id = p_component_id;
+    where component_id = p_component_id and project_id = v_component.project_id;
     -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
     if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
         perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);
@@ -5258,10 +5281,15 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The caller and the component's project first: on Citus the update then runs on the
+    -- project's shard, with the caller as a value (it refuses a function of the claims there).
+    v_user uuid := pipetrak.current_user_id();
+    v_project bigint := (select c.project_id from pipetrak.components c where c.id = p_component_id);
 begin
-    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(),
+    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
         resolution_note = p_note
-    where component_id = p_component_id and status = 'open' and (p_kind is null or kind = p_kind);
+    where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind);
 end
 $$;
 
@@ -6117,10 +6145,15 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- On a Citus worker the rows are a shard's, of its own row type: passed on as the table's
+    -- (the trigger's through their text, a query's through row(f.*): the same columns in the
+    -- same order).
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old, f) from pipetrak.field_welds f where f.component_id = old.id and f.project_id = old.project_id
+        select pipetrak.weld_state(-1, old::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new, f) from pipetrak.field_welds f where f.component_id = new.id and f.project_id = new.project_id));
+        select pipetrak.weld_state(1, new::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end
 $$;
@@ -6184,16 +6217,17 @@ create or replace view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
        w.name as welder_name, f.date_welded, f.status, f.repair_of,
-       (select r.tag from pipetrak.components r where r.id = f.repair_of) as repair_of_number, f.repaired_by, f.unplanned,
-       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id) as area,
-       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id) as system, c.test_package_id,
-       (select t.name from pipetrak.test_packages t where t.id = c.test_package_id) as test_package,
+       (select r.tag from pipetrak.components r where r.id = f.repair_of and r.project_id = c.project_id) as repair_of_number, f.repaired_by, f.unplanned,
+       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id and a.project_id = c.project_id) as area,
+       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id and s.project_id = c.project_id) as system, c.test_package_id,
+       (select t.name from pipetrak.test_packages t
+        where t.id = c.test_package_id and t.project_id = c.project_id) as test_package,
        nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) as search_text
 from pipetrak.components c
-join pipetrak.field_welds f on f.component_id = c.id
-join pipetrak.drawings d on d.id = c.drawing_id
-left join pipetrak.welders w on w.id = f.welder_id
+join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
+left join pipetrak.welders w on w.id = f.welder_id and w.project_id = c.project_id
 where c.component_type = 'field_weld';
 
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
@@ -6238,9 +6272,9 @@ begin
     if p_drawing_id is not null then
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.drawing_id = p_drawing_id and c.project_id = p_project_id and c.component_type = 'field_weld'
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_welder is null or w.stencil = p_welder) and (p_status is null or f.status = p_status)
@@ -6250,9 +6284,9 @@ begin
     elsif p_welder is not null then
         v_ids := array(
             select c.id from pipetrak.welders w
-            join pipetrak.field_welds f on f.welder_id = w.id
-            join pipetrak.components c on c.id = f.component_id
-            join pipetrak.drawings d on d.id = c.drawing_id
+            join pipetrak.field_welds f on f.welder_id = w.id and f.project_id = p_project_id
+            join pipetrak.components c on c.id = f.component_id and c.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
             where w.project_id = p_project_id and w.stencil = p_welder
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -6262,9 +6296,9 @@ begin
     elsif p_test_package_id is not null then
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.test_package_id = p_test_package_id and c.project_id = p_project_id and c.component_type = 'field_weld'
               and (v_retired or c.retired_at is null) and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -6274,9 +6308,9 @@ begin
         -- The project's live weld numbers in order (components_weld_number_idx), until a page is found.
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.project_id = p_project_id and c.component_type = 'field_weld' and c.retired_at is null
               and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
@@ -6285,16 +6319,17 @@ begin
     else
         v_ids := array(
             select c.id from pipetrak.components c
-            join pipetrak.field_welds f on f.component_id = c.id
-            join pipetrak.drawings d on d.id = c.drawing_id
-            left join pipetrak.welders w on w.id = f.welder_id
+            join pipetrak.field_welds f on f.component_id = c.id and f.project_id = p_project_id
+            join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+            left join pipetrak.welders w on w.id = f.welder_id and w.project_id = p_project_id
             where c.project_id = p_project_id and c.component_type = 'field_weld'
               and (c.tag, c.id) > (v_after, v_after_id)
               and (p_status is null or f.status = p_status)
               and (p_search is null or pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) like v_pattern)
             order by c.tag, c.id limit v_limit);
     end if;
-    return query select v.* from pipetrak_api.weld_log v where v.component_id = any (v_ids) order by v.weld_number, v.component_id;
+    return query select v.* from pipetrak_api.weld_log v
+                 where v.project_id = p_project_id and v.component_id = any (v_ids) order by v.weld_number, v.component_id;
 end
 $$;
 
@@ -10135,6 +10170,23 @@ $$;
 --   schema on a cluster. What the catalog can't show is found by the cluster test,
 --   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql on both engines.
 
+-- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
+-- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the
+-- coordinator that the workers' triggers can't see).
+create or replace function pipetrak.distributed()
+returns boolean
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if to_regclass('pg_catalog.pg_dist_partition') is null then
+        return false;
+    end if;
+    return exists (select 1 from pg_catalog.pg_dist_partition d where d.logicalrelid = 'pipetrak.components'::regclass);
+end
+$$;
+
+
 -- Where each table of pipetrak goes on a Citus cluster: 'reference', 'distributed' (by project_id)
 -- or 'coordinator'.
 create or replace function pipetrak.distribution_plan()
@@ -10866,6 +10918,8 @@ comment on function pipetrak.describe_api_columns is 'Comments every column of t
 comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
 
 comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). With p_preview, the obstacles of the API alone (objects ''api'', ''events'' and ''snapshots'': calls that don''t route to one shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted to no user role.';
+
+comment on function pipetrak.distributed is 'Whether this install''s tables are distributed by Citus (distribute() ran): where a writer''s single-node shortcut doesn''t hold (a bulk write''s deferred rollups, kept in a table of the coordinator that the workers'' triggers can''t see).';
 
 comment on function pipetrak.distribution_obstacles is 'What stops the schema from being distributed by project on Citus, one row an obstacle: the table (or table.object) and what Citus would refuse. Empty when distribute() can run.';
 

@@ -78,3 +78,28 @@ begin; :as_b
 select 'b: components of a', count(*) from pipetrak_api.components where project_id = :project_a;
 select pipetrak_api.update_milestone(component_id => :valve_a, milestone => 'Install', value => 100);
 rollback;
+
+-- Many milestones in one call, the welder, NDE.
+begin; :as_a
+select jsonb_array_length(pipetrak_api.update_milestones(updates => jsonb_build_array(
+    jsonb_build_object('component_id', :valve_a, 'milestone', 'Install', 'value', 100),
+    jsonb_build_object('component_id', :valve_a2, 'milestone', 'Receive', 'value', 100))));
+commit;
+begin; :as_a
+select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12') ->> 'percent_complete';
+commit;
+begin; :as_a
+select pipetrak_api.record_nde(component_id => :weld_a, method => 'VT', result => 'PASS', reason => 'flow') is not null;
+commit;
+
+-- The screens' reads: progress again, package readiness, the weld log. (Not yet on a cluster: the
+-- reports grouped by name — delta, as-of, weekly — and search.)
+begin; :as_a
+select 'a: components', string_agg(tag || ' ' || percent_complete, ', ' order by tag, id) from pipetrak_api.components;
+select 'a: project progress', percent_complete, component_count from pipetrak_api.project_progress;
+select 'a: package readiness', test_package_name, members, ready from pipetrak_api.test_package_readiness;
+select 'a: weld log', weld_number, welder, status from pipetrak_api.weld_log_page(project_id => :project_a);
+commit;
+begin; :as_b
+select 'b: weld log of a', count(*) from pipetrak_api.weld_log_page(project_id => :project_a);
+commit;
