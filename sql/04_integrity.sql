@@ -120,8 +120,12 @@ begin
                coalesce(sum(x.sign * b.budget_mh * x.earned_restore), 0) as mh_restore
         from (select -1 as sign, o.* from unnest(p_old) o union all select 1, n.* from unnest(p_new) n) x
         join pipetrak.milestone_templates t on t.project_id = v_project and t.component_type = x.component_type
-        left join pipetrak.field_welds f on f.project_id = v_project and f.component_id = x.id
-        left join pipetrak.component_budgets b on b.project_id = v_project and b.component_id = x.id
+        -- By key (lateral, limit 1): a generic plan made while a project had no welds or budgets
+        -- would otherwise scan all of them for every write once it has.
+        left join lateral (select f.* from pipetrak.field_welds f
+                           where f.component_id = x.id and f.project_id = v_project limit 1) f on true
+        left join lateral (select b.* from pipetrak.component_budgets b
+                           where b.component_id = x.id and b.project_id = v_project limit 1) b on true
         where x.project_id = v_project and x.retired_at is null
         group by 1, 2, 3, 4, 5, 6) d
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,

@@ -132,8 +132,10 @@ begin
         from (select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
                      c.component_type, e.category, e.credit, e.mh
               from unnest(p_events) as x(id)
-              join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
-              join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id) e
+              cross join lateral (select e.* from pipetrak.milestone_events e
+                                  where e.id = x.id and e.project_id = p_project_id limit 1) e
+              cross join lateral (select c.* from pipetrak.components c
+                                  where c.id = e.component_id and c.project_id = p_project_id limit 1) c) e
         group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
         on conflict on constraint progress_days_key do update set
             events = d.events + excluded.events,
@@ -150,8 +152,10 @@ begin
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                range_agg(daterange(e.work_date, e.work_date, '[]'))
         from unnest(p_events) as x(id)
-        join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
-        join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id
+        cross join lateral (select e.* from pipetrak.milestone_events e
+                            where e.id = x.id and e.project_id = p_project_id limit 1) e
+        cross join lateral (select c.* from pipetrak.components c
+                            where c.id = e.component_id and c.project_id = p_project_id limit 1) c
         group by 1, 2, 3, 4, 5, 6, 7 order by 1
         on conflict (component_id, project_id) do update set days = t.days + excluded.days
         where not t.days @> excluded.days;
@@ -593,19 +597,24 @@ as $$
                            when 'component_type' then p_component_type else p_project_id::pg_catalog.text end
 $$;
 
--- The name of a group key.
-create function pipetrak.group_name(p_group_by text, p_key text)
+-- The name of a group key of project `p_project_id` (looked up by the project too: on Citus, on
+-- its shard; PL/pgSQL, since Citus can't plan a SQL function's queries over sharded tables with
+-- its parameters).
+create function pipetrak.group_name(p_group_by text, p_project_id bigint, p_key text)
 returns text
-language sql stable parallel safe
+language plpgsql stable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
-    select case p_group_by
-        when 'area' then (select a.name from pipetrak.areas a where a.id = p_key::bigint)
-        when 'system' then (select s.name from pipetrak.systems s where s.id = p_key::bigint)
-        when 'test_package' then (select t.name from pipetrak.test_packages t where t.id = p_key::bigint)
-        when 'drawing' then (select d.drawing_no from pipetrak.drawings d where d.id = p_key::bigint)
+begin
+    return case p_group_by
+        when 'area' then (select a.name from pipetrak.areas a where a.id = p_key::bigint and a.project_id = p_project_id)
+        when 'system' then (select s.name from pipetrak.systems s where s.id = p_key::bigint and s.project_id = p_project_id)
+        when 'test_package' then (select t.name from pipetrak.test_packages t
+                                  where t.id = p_key::bigint and t.project_id = p_project_id)
+        when 'drawing' then (select d.drawing_no from pipetrak.drawings d where d.id = p_key::bigint and d.project_id = p_project_id)
         when 'project' then (select p.name from pipetrak.projects p where p.id = p_key::bigint)
-        else p_key end
+        else p_key end;
+end
 $$;
 
 -- Refuses a grouping the reports don't know. The report helpers are parallel safe: a query that
@@ -691,7 +700,7 @@ begin
         from pipetrak.component_touches c
         where p_to - p_from > 31 and c.project_id = p_project_id and c.days && datemultirange(daterange(p_from, p_to, '[]'))
         group by 1)
-    select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
+    select e.k, pipetrak.group_name(p_group_by, p_project_id, e.k), coalesce(t.n, 0), e.events,
            pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
            pipetrak.percent_of(e.receive, a.receive), pipetrak.percent_of(e.install, a.install),
            pipetrak.percent_of(e.punch, a.punch), pipetrak.percent_of(e.test, a.test), pipetrak.percent_of(e.restore, a.restore),
@@ -763,7 +772,7 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "as_of", "expected": "a work date"}');
     end if;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), g.percent_complete, g.received_percent, g.installed_percent,
+    select g.k, pipetrak.group_name(p_group_by, p_project_id, g.k), g.percent_complete, g.received_percent, g.installed_percent,
            g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh
     from pipetrak.progress_groups(p_project_id, p_group_by, p_as_of, false) g
     order by 2 nulls last, 1;
@@ -811,7 +820,7 @@ begin
     v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
     v_has_base := v_before_frozen or p_week_end - 7 > v_taken;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
+    select g.k, pipetrak.group_name(p_group_by, p_project_id, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
            case when v_has_base then round(g.exact_percent - coalesce(b.exact_percent, 0), 2) end, g.received_percent,
            g.installed_percent, g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh,
            case when v_has_base then g.earned_mh - b.earned_mh end
@@ -968,7 +977,7 @@ begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'project']);
     return query
-    select x.k, pipetrak.group_name(p_group_by, x.k), round(x.budget, 2),
+    select x.k, pipetrak.group_name(p_group_by, p_project_id, x.k), round(x.budget, 2),
            round((x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
            pipetrak.percent_of((x.r + x.i + x.p + x.t + x.s) / 1000000, x.budget),
            round(x.budget - (x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
@@ -1030,8 +1039,9 @@ begin
                x.*
         from facts x join pipetrak.components c on c.id = x.component_id
         join pipetrak.field_welds f on f.component_id = x.component_id)
-    select k.k, case when p_group_by = 'welder' then (select w.stencil from pipetrak.welders w where w.id = k.k::bigint)
-                     else pipetrak.group_name(p_group_by, k.k) end,
+    select k.k, case when p_group_by = 'welder' then (select w.stencil from pipetrak.welders w
+                                                       where w.id = k.k::bigint and w.project_id = p_project_id)
+                     else pipetrak.group_name(p_group_by, p_project_id, k.k) end,
            sum(k.fitted)::bigint, sum(k.welded)::bigint, sum(k.pass)::bigint, sum(k.fail)::bigint, sum(k.repairs)::bigint,
            sum(k.new_welds)::bigint
     from keyed k

@@ -233,7 +233,7 @@ begin
                             case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                             || ' on ' || d.drawing_no,
                             case when upper(c.tag) = v_query then 3 else 2 - length(c.tag) / 1000.0 end)::pipetrak.search_result
-                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                  where c.project_id = p_project_id and c.retired_at is null
                    and upper(c.tag) like pipetrak.like_prefix(v_query)
                  order by length(c.tag), c.tag, c.id limit v_limit)
@@ -276,7 +276,7 @@ begin
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no,
                                1 + v_length::real / length(v_query) - abs(length(c.tag) - length(v_query)) / 1000.0)::pipetrak.search_result
-                    from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                    from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where c.project_id = p_project_id and c.retired_at is null
                       and upper(c.tag) like pipetrak.like_prefix(left(v_query, v_length))
                       and upper(c.tag) not like pipetrak.like_prefix(left(v_query, v_length + 1))
@@ -301,7 +301,7 @@ begin
                            where k.project_id = p_project_id and k.retired_at is null
                              and k.tag ilike pipetrak.like_infix(right(v_query, -v_half)) limit 1000)) candidate
                     join pipetrak.components c on c.id = candidate.id
-                    join pipetrak.drawings d on d.id = c.drawing_id
+                    join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where upper(c.tag) not like pipetrak.like_prefix(left(v_query, greatest(3, ceil(length(v_query) * 0.6))::integer))
                       and %1$I.similarity(c.tag, v_query) >= 0.3
                     order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit);

@@ -154,6 +154,8 @@ alter table pipetrak.component_sources alter column project_id set not null,
 -- Events' days are added by project (progress_days_add takes it): the form without goes before
 -- the code, whose comments name the function without its arguments.
 drop function pipetrak.progress_days_add(integer, bigint[]);
+-- A group's name is looked up in its project (group_name takes it).
+drop function pipetrak.group_name(text, text);
 
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
@@ -1498,8 +1500,12 @@ begin
                coalesce(sum(x.sign * b.budget_mh * x.earned_restore), 0) as mh_restore
         from (select -1 as sign, o.* from unnest(p_old) o union all select 1, n.* from unnest(p_new) n) x
         join pipetrak.milestone_templates t on t.project_id = v_project and t.component_type = x.component_type
-        left join pipetrak.field_welds f on f.project_id = v_project and f.component_id = x.id
-        left join pipetrak.component_budgets b on b.project_id = v_project and b.component_id = x.id
+        -- By key (lateral, limit 1): a generic plan made while a project had no welds or budgets
+        -- would otherwise scan all of them for every write once it has.
+        left join lateral (select f.* from pipetrak.field_welds f
+                           where f.component_id = x.id and f.project_id = v_project limit 1) f on true
+        left join lateral (select b.* from pipetrak.component_budgets b
+                           where b.component_id = x.id and b.project_id = v_project limit 1) b on true
         where x.project_id = v_project and x.retired_at is null
         group by 1, 2, 3, 4, 5, 6) d
     where (d.component_count, d.completed_count, d.earned_total, d.earned_receive, d.earned_install, d.earned_punch, d.earned_test,
@@ -7736,8 +7742,10 @@ begin
         from (select c.id as component_id, c.project_id, e.work_date, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
                      c.component_type, e.category, e.credit, e.mh
               from unnest(p_events) as x(id)
-              join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
-              join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id) e
+              cross join lateral (select e.* from pipetrak.milestone_events e
+                                  where e.id = x.id and e.project_id = p_project_id limit 1) e
+              cross join lateral (select c.* from pipetrak.components c
+                                  where c.id = e.component_id and c.project_id = p_project_id limit 1) c) e
         group by 1, 2, 3, 4, 5, 6, 7 order by 1, 2, 3, 4, 5, 6, 7
         on conflict on constraint progress_days_key do update set
             events = d.events + excluded.events,
@@ -7754,8 +7762,10 @@ begin
         select c.id, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type,
                range_agg(daterange(e.work_date, e.work_date, '[]'))
         from unnest(p_events) as x(id)
-        join pipetrak.milestone_events e on e.id = x.id and e.project_id = p_project_id
-        join pipetrak.components c on c.id = e.component_id and c.project_id = p_project_id
+        cross join lateral (select e.* from pipetrak.milestone_events e
+                            where e.id = x.id and e.project_id = p_project_id limit 1) e
+        cross join lateral (select c.* from pipetrak.components c
+                            where c.id = e.component_id and c.project_id = p_project_id limit 1) c
         group by 1, 2, 3, 4, 5, 6, 7 order by 1
         on conflict (component_id, project_id) do update set days = t.days + excluded.days
         where not t.days @> excluded.days;
@@ -8183,19 +8193,24 @@ as $$
 $$;
 
 
--- The name of a group key.
-create or replace function pipetrak.group_name(p_group_by text, p_key text)
+-- The name of a group key of project `p_project_id` (looked up by the project too: on Citus, on
+-- its shard; PL/pgSQL, since Citus can't plan a SQL function's queries over sharded tables with
+-- its parameters).
+create or replace function pipetrak.group_name(p_group_by text, p_project_id bigint, p_key text)
 returns text
-language sql stable parallel safe
+language plpgsql stable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
-    select case p_group_by
-        when 'area' then (select a.name from pipetrak.areas a where a.id = p_key::bigint)
-        when 'system' then (select s.name from pipetrak.systems s where s.id = p_key::bigint)
-        when 'test_package' then (select t.name from pipetrak.test_packages t where t.id = p_key::bigint)
-        when 'drawing' then (select d.drawing_no from pipetrak.drawings d where d.id = p_key::bigint)
+begin
+    return case p_group_by
+        when 'area' then (select a.name from pipetrak.areas a where a.id = p_key::bigint and a.project_id = p_project_id)
+        when 'system' then (select s.name from pipetrak.systems s where s.id = p_key::bigint and s.project_id = p_project_id)
+        when 'test_package' then (select t.name from pipetrak.test_packages t
+                                  where t.id = p_key::bigint and t.project_id = p_project_id)
+        when 'drawing' then (select d.drawing_no from pipetrak.drawings d where d.id = p_key::bigint and d.project_id = p_project_id)
         when 'project' then (select p.name from pipetrak.projects p where p.id = p_key::bigint)
-        else p_key end
+        else p_key end;
+end
 $$;
 
 
@@ -8284,7 +8299,7 @@ begin
         from pipetrak.component_touches c
         where p_to - p_from > 31 and c.project_id = p_project_id and c.days && datemultirange(daterange(p_from, p_to, '[]'))
         group by 1)
-    select e.k, pipetrak.group_name(p_group_by, e.k), coalesce(t.n, 0), e.events,
+    select e.k, pipetrak.group_name(p_group_by, p_project_id, e.k), coalesce(t.n, 0), e.events,
            pipetrak.percent_of(e.receive + e.install + e.punch + e.test + e.restore, a.total),
            pipetrak.percent_of(e.receive, a.receive), pipetrak.percent_of(e.install, a.install),
            pipetrak.percent_of(e.punch, a.punch), pipetrak.percent_of(e.test, a.test), pipetrak.percent_of(e.restore, a.restore),
@@ -8358,7 +8373,7 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "as_of", "expected": "a work date"}');
     end if;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), g.percent_complete, g.received_percent, g.installed_percent,
+    select g.k, pipetrak.group_name(p_group_by, p_project_id, g.k), g.percent_complete, g.received_percent, g.installed_percent,
            g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh
     from pipetrak.progress_groups(p_project_id, p_group_by, p_as_of, false) g
     order by 2 nulls last, 1;
@@ -8407,7 +8422,7 @@ begin
     v_before_frozen := exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p_week_end - 7);
     v_has_base := v_before_frozen or p_week_end - 7 > v_taken;
     return query
-    select g.k, pipetrak.group_name(p_group_by, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
+    select g.k, pipetrak.group_name(p_group_by, p_project_id, g.k), p_week_end - 6, p_week_end, v_frozen, g.percent_complete,
            case when v_has_base then round(g.exact_percent - coalesce(b.exact_percent, 0), 2) end, g.received_percent,
            g.installed_percent, g.punched_percent, g.tested_percent, g.restored_percent, g.earned_mh,
            case when v_has_base then g.earned_mh - b.earned_mh end
@@ -8568,7 +8583,7 @@ begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'project']);
     return query
-    select x.k, pipetrak.group_name(p_group_by, x.k), round(x.budget, 2),
+    select x.k, pipetrak.group_name(p_group_by, p_project_id, x.k), round(x.budget, 2),
            round((x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
            pipetrak.percent_of((x.r + x.i + x.p + x.t + x.s) / 1000000, x.budget),
            round(x.budget - (x.r + x.i + x.p + x.t + x.s) / 1000000, 2),
@@ -8631,8 +8646,9 @@ begin
                x.*
         from facts x join pipetrak.components c on c.id = x.component_id
         join pipetrak.field_welds f on f.component_id = x.component_id)
-    select k.k, case when p_group_by = 'welder' then (select w.stencil from pipetrak.welders w where w.id = k.k::bigint)
-                     else pipetrak.group_name(p_group_by, k.k) end,
+    select k.k, case when p_group_by = 'welder' then (select w.stencil from pipetrak.welders w
+                                                       where w.id = k.k::bigint and w.project_id = p_project_id)
+                     else pipetrak.group_name(p_group_by, p_project_id, k.k) end,
            sum(k.fitted)::bigint, sum(k.welded)::bigint, sum(k.pass)::bigint, sum(k.fail)::bigint, sum(k.repairs)::bigint,
            sum(k.new_welds)::bigint
     from keyed k
@@ -9928,7 +9944,7 @@ begin
                             case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                             || ' on ' || d.drawing_no,
                             case when upper(c.tag) = v_query then 3 else 2 - length(c.tag) / 1000.0 end)::pipetrak.search_result
-                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                 from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                  where c.project_id = p_project_id and c.retired_at is null
                    and upper(c.tag) like pipetrak.like_prefix(v_query)
                  order by length(c.tag), c.tag, c.id limit v_limit)
@@ -9971,7 +9987,7 @@ begin
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no,
                                1 + v_length::real / length(v_query) - abs(length(c.tag) - length(v_query)) / 1000.0)::pipetrak.search_result
-                    from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                    from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where c.project_id = p_project_id and c.retired_at is null
                       and upper(c.tag) like pipetrak.like_prefix(left(v_query, v_length))
                       and upper(c.tag) not like pipetrak.like_prefix(left(v_query, v_length + 1))
@@ -9996,7 +10012,7 @@ begin
                            where k.project_id = p_project_id and k.retired_at is null
                              and k.tag ilike pipetrak.like_infix(right(v_query, -v_half)) limit 1000)) candidate
                     join pipetrak.components c on c.id = candidate.id
-                    join pipetrak.drawings d on d.id = c.drawing_id
+                    join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where upper(c.tag) not like pipetrak.like_prefix(left(v_query, greatest(3, ceil(length(v_query) * 0.6))::integer))
                       and %1$I.similarity(c.tag, v_query) >= 0.3
                     order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit);
@@ -10949,7 +10965,7 @@ comment on function pipetrak.group_available is 'Each group''s available credit 
 
 comment on function pipetrak.group_key is 'The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type, project), as text so one report serves every grouping.';
 
-comment on function pipetrak.group_name is 'The name of a group key.';
+comment on function pipetrak.group_name is 'The name of a group key of project `p_project_id` (looked up by the project too: on Citus, on its shard; PL/pgSQL, since Citus can''t plan a SQL function''s queries over sharded tables with its parameters).';
 
 comment on function pipetrak.id_union is 'Ids added to a day''s set: the set as it is when it holds them all (the common case: one more event of a component already touched that day), else with them appended. A bulk write may append an id twice; the counts are distinct counts. Inlined (no sub-select).';
 

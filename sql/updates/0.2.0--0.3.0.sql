@@ -147,6 +147,8 @@ alter table pipetrak.component_sources alter column project_id set not null,
 -- Events' days are added by project (progress_days_add takes it): the form without goes before
 -- the code, whose comments name the function without its arguments.
 drop function pipetrak.progress_days_add(integer, bigint[]);
+-- A group's name is looked up in its project (group_name takes it).
+drop function pipetrak.group_name(text, text);
 
 -- ==== after the code ====
 

@@ -41,8 +41,9 @@ grant select on bench.project_dashboard_before to authenticated;
 create view bench.drawing_progress_before with (security_invoker = true) as
 select r.project_id, r.key_id as drawing_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete,
        r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
-from pipetrak.progress_rollup('drawing') r
-join pipetrak.drawings d on d.id = r.key_id;
+from pipetrak.progress_rollups r
+join pipetrak.drawings d on d.id = r.key_id
+where r.level = 'drawing';
 grant select on bench.drawing_progress_before to authenticated;
 
 -- Package readiness as it was: each open review item looked up its component to find its package.

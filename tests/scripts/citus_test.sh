@@ -121,7 +121,7 @@ same_flow() {
   diff <(echo "$plain") <(echo "$cluster") || return 1
   psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
 }
-check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, progress, readiness, weld log, RLS, PT404)" same_flow
+check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, progress, readiness, weld log, delta, RLS, PT404)" same_flow
 
 # Without the pre-request the claims stay on the coordinator: a user's reads of sharded tables
 # find nothing on the workers, rather than someone else's rows.
