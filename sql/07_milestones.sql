@@ -235,27 +235,38 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
-    -- Per project (on Citus: its shard), projects in order.
-    v_ids := '{}';
-    for v_project in
-        select distinct c.project_id from pipetrak.components c
-        where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                       where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-          and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-        order by 1
-    loop
-        v_ids := v_ids || array(
-            select x.id
-            from (select c.id from pipetrak.components c
-                  where c.project_id = v_project
-                    and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                 where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-                  order by c.id
-                  for no key update) x);
-        if v_netted then
-            perform pipetrak.take_due_snapshots(v_project, null);
-        end if;
-    end loop;
+    if v_netted then
+        -- One statement, every component in id order (as every writer of several components locks:
+        -- component_batch too), then the weeks due.
+        select coalesce(array_agg(x.id), '{}') into v_ids
+        from (select c.id from pipetrak.components c
+              where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                             where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+              order by c.id
+              for no key update) x;
+        perform pipetrak.take_due_snapshots(p.id, null)
+        from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
+    else
+        -- On Citus, a statement per project (its shard), projects in order, each in id order.
+        v_ids := '{}';
+        for v_project in
+            select distinct c.project_id from pipetrak.components c
+            where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                           where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+              and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+            order by 1
+        loop
+            v_ids := v_ids || array(
+                select x.id
+                from (select c.id from pipetrak.components c
+                      where c.project_id = v_project
+                        and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                     where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                      order by c.id
+                      for no key update) x);
+        end loop;
+    end if;
     if v_netted then
         perform pipetrak.progress_parts_add(-1, v_ids);
         -- The days too: every event of a batch dated today lands on one row per part.
@@ -291,7 +302,7 @@ begin
                                                                   where e.project_id = x.project_id and e.id > v_first_event
                                                                     and e.component_id = any (v_ids) and e.created_at = now()
                                                                   order by e.id))
-        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids) order by 1) x;
     end if;
     return to_jsonb(v_results);
 end

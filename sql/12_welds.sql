@@ -990,13 +990,12 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     -- On a Citus worker the rows are a shard's, of its own row type: passed on as the table's
-    -- (the trigger's through their text, a query's through row(f.*): the same columns in the
-    -- same order).
+    -- (row(….*): the same columns in the same order).
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        select pipetrak.weld_state(-1, row(old.*)::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
         where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        select pipetrak.weld_state(1, row(new.*)::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
         where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end

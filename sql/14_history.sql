@@ -176,7 +176,7 @@ begin
         return;
     end if;
     perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
-    from (select distinct n.project_id from unnest(p_new) n) x;
+    from (select distinct n.project_id from unnest(p_new) n order by 1) x;
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)

@@ -228,7 +228,9 @@ begin
             -- project. Row-level security itself would keep the indexes out: its filter must run
             -- before any operator that isn't leakproof, and LIKE and pg_trgm's are not.
             perform pipetrak.require_project_role(p_project_id, 'read');
-            v_found := array(
+            -- SELECT … INTO rather than assignments: Citus sends an assignment's parameters to
+            -- the worker with gaps it can't type.
+            select array(
                 (select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                             case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                             || ' on ' || d.drawing_no,
@@ -266,12 +268,12 @@ begin
                  from pipetrak.test_packages t
                  where t.project_id = p_project_id and t.retired_at is null
                    and (upper(t.name) like pipetrak.like_prefix(v_query) or upper(t.name) operator(%1$I.%%) v_query)
-                 limit v_limit));
+                 limit v_limit)) into v_found;
             -- Near codes: the longest leading part of the query some tag starts with.
             v_length := length(v_query) - 1;
             while (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit
                   and v_length >= greatest(3, ceil(length(v_query) * 0.6)) loop
-                v_found := v_found || array(
+                select v_found || array(
                     select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no,
@@ -280,7 +282,7 @@ begin
                     where c.project_id = p_project_id and c.retired_at is null
                       and upper(c.tag) like pipetrak.like_prefix(left(v_query, v_length))
                       and upper(c.tag) not like pipetrak.like_prefix(left(v_query, v_length + 1))
-                    order by abs(length(c.tag) - length(v_query)), c.tag, c.id limit v_limit);
+                    order by abs(length(c.tag) - length(v_query)), c.tag, c.id limit v_limit) into v_found;
                 v_length := v_length - 1;
             end loop;
             -- Typos: a code with one slip keeps one of its halves. Candidates start with the query's
@@ -289,7 +291,7 @@ begin
             -- nothing); they rank by trigram similarity, 0.3 and up.
             if (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit and length(v_query) >= 4 then
                 v_half := length(v_query) / 2;
-                v_found := v_found || array(
+                select v_found || array(
                     select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no, %1$I.similarity(c.tag, v_query))::pipetrak.search_result
@@ -304,7 +306,7 @@ begin
                     join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where upper(c.tag) not like pipetrak.like_prefix(left(v_query, greatest(3, ceil(length(v_query) * 0.6))::integer))
                       and %1$I.similarity(c.tag, v_query) >= 0.3
-                    order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit);
+                    order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit) into v_found;
             end if;
             return query select * from unnest(v_found) f order by f.score desc, f.label, f.id limit v_limit;
         end

@@ -38,12 +38,17 @@
 --   database): each touches reference tables or the same project's co-located shards, so it runs
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
--- - Not yet: calls that take an id (a component's, a weld's) find its project on every shard
---   (the upkeep of derived tables joins tables by id too, which Citus can't route); change events
---   of a write on a worker are not announced (a NOTIFY there is not heard on the coordinator).
---   distribution_obstacles() lists both; distribute(p_preview => true) accepts them, to try the
---   schema on a cluster. What the catalog can't show is found by the cluster test,
---   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql on both engines.
+-- - Calls that take an id (a component's, a weld's) read its project first — an index read on
+--   one node, a read of every shard on Citus — then lock and write by (id, project), on one
+--   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
+--   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
+--   is a reference table's row, on every node); imports and the calls the cluster flow doesn't
+--   cover are untried. distribution_obstacles() lists 'api', 'events' and 'snapshots';
+--   distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
+--   after distribute() lacks its settings (run its worker steps again). What the catalog can't
+--   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
+--   tests/scripts/citus_flow.sql on both engines and compares them.
 
 -- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
 -- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the

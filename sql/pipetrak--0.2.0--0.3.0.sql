@@ -2748,27 +2748,38 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
-    -- Per project (on Citus: its shard), projects in order.
-    v_ids := '{}';
-    for v_project in
-        select distinct c.project_id from pipetrak.components c
-        where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                       where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-          and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-        order by 1
-    loop
-        v_ids := v_ids || array(
-            select x.id
-            from (select c.id from pipetrak.components c
-                  where c.project_id = v_project
-                    and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                 where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
-                  order by c.id
-                  for no key update) x);
-        if v_netted then
-            perform pipetrak.take_due_snapshots(v_project, null);
-        end if;
-    end loop;
+    if v_netted then
+        -- One statement, every component in id order (as every writer of several components locks:
+        -- component_batch too), then the weeks due.
+        select coalesce(array_agg(x.id), '{}') into v_ids
+        from (select c.id from pipetrak.components c
+              where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                             where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+              order by c.id
+              for no key update) x;
+        perform pipetrak.take_due_snapshots(p.id, null)
+        from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
+    else
+        -- On Citus, a statement per project (its shard), projects in order, each in id order.
+        v_ids := '{}';
+        for v_project in
+            select distinct c.project_id from pipetrak.components c
+            where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                           where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+              and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+            order by 1
+        loop
+            v_ids := v_ids || array(
+                select x.id
+                from (select c.id from pipetrak.components c
+                      where c.project_id = v_project
+                        and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                                     where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                      order by c.id
+                      for no key update) x);
+        end loop;
+    end if;
     if v_netted then
         perform pipetrak.progress_parts_add(-1, v_ids);
         -- The days too: every event of a batch dated today lands on one row per part.
@@ -2804,7 +2815,7 @@ begin
                                                                   where e.project_id = x.project_id and e.id > v_first_event
                                                                     and e.component_id = any (v_ids) and e.created_at = now()
                                                                   order by e.id))
-        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids)) x;
+        from (select distinct c.project_id from pipetrak.components c where c.id = any (v_ids) order by 1) x;
     end if;
     return to_jsonb(v_results);
 end
@@ -6152,13 +6163,12 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     -- On a Citus worker the rows are a shard's, of its own row type: passed on as the table's
-    -- (the trigger's through their text, a query's through row(f.*): the same columns in the
-    -- same order).
+    -- (row(….*): the same columns in the same order).
     perform pipetrak.weld_tallies_apply(array(
-        select pipetrak.weld_state(-1, old::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        select pipetrak.weld_state(-1, row(old.*)::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
         where f.component_id = old.id and f.project_id = old.project_id
         union all
-        select pipetrak.weld_state(1, new::text::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
+        select pipetrak.weld_state(1, row(new.*)::pipetrak.components, row(f.*)::pipetrak.field_welds) from pipetrak.field_welds f
         where f.component_id = new.id and f.project_id = new.project_id));
     return null;
 end
@@ -7787,7 +7797,7 @@ begin
         return;
     end if;
     perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
-    from (select distinct n.project_id from unnest(p_new) n) x;
+    from (select distinct n.project_id from unnest(p_new) n order by 1) x;
     -- Events of a component retired already (only a restore loads them so): its credit leaves on
     -- the day it was retired, as it did when it was.
     perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
@@ -9939,7 +9949,9 @@ begin
             -- project. Row-level security itself would keep the indexes out: its filter must run
             -- before any operator that isn't leakproof, and LIKE and pg_trgm's are not.
             perform pipetrak.require_project_role(p_project_id, 'read');
-            v_found := array(
+            -- SELECT … INTO rather than assignments: Citus sends an assignment's parameters to
+            -- the worker with gaps it can't type.
+            select array(
                 (select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                             case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                             || ' on ' || d.drawing_no,
@@ -9977,12 +9989,12 @@ begin
                  from pipetrak.test_packages t
                  where t.project_id = p_project_id and t.retired_at is null
                    and (upper(t.name) like pipetrak.like_prefix(v_query) or upper(t.name) operator(%1$I.%%) v_query)
-                 limit v_limit));
+                 limit v_limit)) into v_found;
             -- Near codes: the longest leading part of the query some tag starts with.
             v_length := length(v_query) - 1;
             while (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit
                   and v_length >= greatest(3, ceil(length(v_query) * 0.6)) loop
-                v_found := v_found || array(
+                select v_found || array(
                     select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no,
@@ -9991,7 +10003,7 @@ begin
                     where c.project_id = p_project_id and c.retired_at is null
                       and upper(c.tag) like pipetrak.like_prefix(left(v_query, v_length))
                       and upper(c.tag) not like pipetrak.like_prefix(left(v_query, v_length + 1))
-                    order by abs(length(c.tag) - length(v_query)), c.tag, c.id limit v_limit);
+                    order by abs(length(c.tag) - length(v_query)), c.tag, c.id limit v_limit) into v_found;
                 v_length := v_length - 1;
             end loop;
             -- Typos: a code with one slip keeps one of its halves. Candidates start with the query's
@@ -10000,7 +10012,7 @@ begin
             -- nothing); they rank by trigram similarity, 0.3 and up.
             if (select count(*) from unnest(v_found) f where f.score >= 1) < v_limit and length(v_query) >= 4 then
                 v_half := length(v_query) / 2;
-                v_found := v_found || array(
+                select v_found || array(
                     select row(case when c.component_type = 'field_weld' then 'weld' else 'component' end, c.id, c.tag,
                                case when c.component_type = 'field_weld' then 'weld ' || c.tag else c.component_type || ' ' || c.size end
                                || ' on ' || d.drawing_no, %1$I.similarity(c.tag, v_query))::pipetrak.search_result
@@ -10015,7 +10027,7 @@ begin
                     join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
                     where upper(c.tag) not like pipetrak.like_prefix(left(v_query, greatest(3, ceil(length(v_query) * 0.6))::integer))
                       and %1$I.similarity(c.tag, v_query) >= 0.3
-                    order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit);
+                    order by %1$I.similarity(c.tag, v_query) desc, c.tag limit v_limit) into v_found;
             end if;
             return query select * from unnest(v_found) f order by f.score desc, f.label, f.id limit v_limit;
         end
@@ -10179,12 +10191,17 @@ $$;
 --   database): each touches reference tables or the same project's co-located shards, so it runs
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
--- - Not yet: calls that take an id (a component's, a weld's) find its project on every shard
---   (the upkeep of derived tables joins tables by id too, which Citus can't route); change events
---   of a write on a worker are not announced (a NOTIFY there is not heard on the coordinator).
---   distribution_obstacles() lists both; distribute(p_preview => true) accepts them, to try the
---   schema on a cluster. What the catalog can't show is found by the cluster test,
---   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql on both engines.
+-- - Calls that take an id (a component's, a weld's) read its project first — an index read on
+--   one node, a read of every shard on Citus — then lock and write by (id, project), on one
+--   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
+--   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
+--   is a reference table's row, on every node); imports and the calls the cluster flow doesn't
+--   cover are untried. distribution_obstacles() lists 'api', 'events' and 'snapshots';
+--   distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
+--   after distribute() lacks its settings (run its worker steps again). What the catalog can't
+--   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
+--   tests/scripts/citus_flow.sql on both engines and compares them.
 
 -- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
 -- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the

@@ -19,7 +19,7 @@
 //!   it); the end of the transaction forgets everything. The images live in the transaction's
 //!   memory context, freed with it.
 
-use super::settings::{on_citus, with_setting};
+use super::settings::{distributed, with_setting};
 use crate::domain::savepoints::BySubtransaction;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -283,6 +283,16 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
             pgrx::datum::DatumWithOid::new(new, array_type),
         ]
     };
+    // Generic plans: the functions' queries read the arrays through parameters, which would
+    // otherwise keep choosing custom plans — each call planned again, a third of a weld
+    // write's cost. A generic plan is what the transition tables' queries had. Not on a
+    // distributed install: Citus can't plan an INSERT … SELECT over sharded tables with its
+    // parameters unbound.
+    let mode = if distributed() {
+        c"force_custom_plan"
+    } else {
+        c"force_generic_plan"
+    };
     let called = Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
         let key = (function, relid);
         let plan = PLANS.with(|plans| plans.borrow_mut().remove(&key));
@@ -298,15 +308,6 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
                     ],
                 )?
                 .keep(),
-        };
-        // Generic plans: the functions' queries read the arrays through parameters, which would
-        // otherwise keep choosing custom plans — each call planned again, a third of a weld
-        // write's cost. A generic plan is what the transition tables' queries had. Not on Citus,
-        // which can't plan an INSERT … SELECT over sharded tables with its parameters unbound.
-        let mode = if on_citus() {
-            c"force_custom_plan"
-        } else {
-            c"force_generic_plan"
         };
         let result = with_setting(c"plan_cache_mode", mode, || {
             client.update(&plan, None, &args).map(|_| ())

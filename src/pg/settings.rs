@@ -263,3 +263,27 @@ pub fn citus_task() -> bool {
             .to_bytes()
             .starts_with(b"citus_internal gpid=")
 }
+
+/// Whether this install's tables are distributed by Citus (`pipetrak.distributed()`), asked once
+/// per transaction and only where Citus is loaded: a single node never asks.
+pub fn distributed() -> bool {
+    thread_local! {
+        static KNOWN: Cell<Option<(pg_sys::LocalTransactionId, bool)>> = const { Cell::new(None) };
+    }
+    if !on_citus() {
+        return false;
+    }
+    // SAFETY: MyProc is this backend's own PGPROC.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    if let Some((asked_in, answer)) = KNOWN.get() {
+        if asked_in == lxid {
+            return answer;
+        }
+    }
+    let answer = Spi::get_one::<bool>("select pipetrak.distributed()")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    KNOWN.set(Some((lxid, answer)));
+    answer
+}

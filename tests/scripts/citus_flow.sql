@@ -92,8 +92,7 @@ begin; :as_a
 select pipetrak_api.record_nde(component_id => :weld_a, method => 'VT', result => 'PASS', reason => 'flow') is not null;
 commit;
 
--- The screens' reads: progress again, package readiness, the weld log, a delta report. (Search
--- is not yet: Citus sends its statement's parameters to the worker with gaps it can't type.)
+-- The screens' reads: progress again, package readiness, the weld log, a delta report, search.
 begin; :as_a
 select 'a: components', string_agg(tag || ' ' || percent_complete, ', ' order by tag, id) from pipetrak_api.components;
 select 'a: project progress', percent_complete, component_count from pipetrak_api.project_progress;
@@ -101,6 +100,7 @@ select 'a: package readiness', test_package_name, members, ready from pipetrak_a
 select 'a: weld log', weld_number, welder, status from pipetrak_api.weld_log_page(project_id => :project_a);
 select 'a: delta', group_name, components_touched, events, percent_complete
 from pipetrak_api.progress_delta(project_id => :project_a, date_from => current_date - 7, date_to => current_date);
+select 'a: search', kind, label from pipetrak_api.search(project_id => :project_a, query => 'V-1');
 commit;
 begin; :as_b
 select 'b: weld log of a', count(*) from pipetrak_api.weld_log_page(project_id => :project_a);

@@ -116,12 +116,12 @@ same_flow() {
   plain=$(psql -qXAt -d pipetrak_citus_plain -f "$here/citus_flow.sql" 2>&1)
   cluster=$(psql -qXAt -h "$CITUS_SOCKET" -p "${CITUS_PORTS[0]}" -U postgres -d $db -f "$here/citus_flow.sql" 2>&1)
   grep -q 'a: drawings|P-100, P-101' <<<"$plain" && grep -q 'a: project progress|30.00|5' <<<"$plain" &&
-    grep -q 'a: weld log|W-1|K-12|accepted' <<<"$plain" ||
+    grep -q 'a: weld log|W-1|K-12|accepted' <<<"$plain" && grep -q 'a: search|component|V-1' <<<"$plain" ||
     { echo "the plain flow itself failed: $plain"; return 1; }
   diff <(echo "$plain") <(echo "$cluster") || return 1
   psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
 }
-check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, progress, readiness, weld log, delta, RLS, PT404)" same_flow
+check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, progress, readiness, weld log, delta, search, RLS, PT404)" same_flow
 
 # Without the pre-request the claims stay on the coordinator: a user's reads of sharded tables
 # find nothing on the workers, rather than someone else's rows.
