@@ -2,7 +2,7 @@
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
 \ir fixtures/actors.sql
-select plan(11);
+select plan(12);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -102,6 +102,14 @@ select is((select count(*) from probe_parallel),
 
 select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
                  'distribute() is refused where Citus is not installed');
+
+-- Work a Citus worker leaves to the coordinator (change events, due snapshots) is skipped only in a
+-- Citus task: on a single node a session naming itself like one, with a placeholder of Citus's
+-- setting, is no task (it would silence its own writes' change events).
+set local citus.allow_nested_distributed_execution = on;
+set local application_name = 'citus_internal gpid=10000000001';
+select is(pipetrak.citus_task(), false, 'a session can''t pass itself off as a Citus task where Citus is not loaded');
+reset application_name;
 
 select * from finish();
 rollback;

@@ -226,24 +226,25 @@ pub fn with_setting<R>(name: &CStr, value: &CStr, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Whether Citus is loaded in this backend (it is preloaded, so the answer holds for the session).
+/// Whether Citus is loaded in this backend (it is preloaded, so the answer holds for the session):
+/// its settings are defined — not placeholders, which anyone may create where it isn't loaded.
 pub fn on_citus() -> bool {
     thread_local! {
         static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
     }
-    LOADED.with(|loaded| {
-        *loaded.get().get_or_insert_with(|| {
-            // SAFETY: a lookup of a setting by name that returns null where it is not defined.
-            !unsafe {
-                pg_sys::GetConfigOption(
-                    c"citus.allow_nested_distributed_execution".as_ptr(),
-                    true,
-                    false,
-                )
-            }
-            .is_null()
-        })
-    })
+    if let Some(loaded) = LOADED.get() {
+        return loaded;
+    }
+    let name = c"citus.allow_nested_distributed_execution";
+    // SAFETY: lookups of a setting by name that return null / 0 where it is not defined.
+    let loaded = unsafe {
+        !pg_sys::GetConfigOption(name.as_ptr(), true, false).is_null()
+            && pg_sys::GetConfigOptionFlags(name.as_ptr(), true)
+                & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32
+                == 0
+    };
+    LOADED.set(Some(loaded));
+    loaded
 }
 
 /// Whether this backend runs a Citus coordinator's task on a worker (Citus names its own
