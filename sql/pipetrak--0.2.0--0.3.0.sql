@@ -354,7 +354,7 @@ AS 'MODULE_PATHNAME', 'change_events_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/settings.rs:254
+-- src/pg/settings.rs:255
 -- pipetrak::pg::settings::citus_task
 create or replace function "citus_task"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
