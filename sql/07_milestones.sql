@@ -224,6 +224,8 @@ declare
     -- them on the project's shard, which can't see this node's deferral.
     v_netted boolean := not pipetrak.distributed();
     v_project bigint;
+    -- The ids the batch names (well-formed ones; any other fails its item).
+    v_listed bigint[];
 begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
@@ -235,13 +237,14 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
+    v_listed := array(select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                      where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$');
     if v_netted then
         -- One statement, every component in id order (as every writer of several components locks:
         -- component_batch too), then the weeks due.
         select coalesce(array_agg(x.id), '{}') into v_ids
         from (select c.id from pipetrak.components c
-              where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                             where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+              where c.id = any (v_listed)
                 and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
               order by c.id
               for no key update) x;
@@ -252,8 +255,7 @@ begin
         v_ids := '{}';
         for v_project in
             select distinct c.project_id from pipetrak.components c
-            where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                           where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+            where c.id = any (v_listed)
               and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
             order by 1
         loop
@@ -261,8 +263,7 @@ begin
                 select x.id
                 from (select c.id from pipetrak.components c
                       where c.project_id = v_project
-                        and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                     where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                        and c.id = any (v_listed)
                       order by c.id
                       for no key update) x);
         end loop;

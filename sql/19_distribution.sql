@@ -195,6 +195,7 @@ declare
     v_first text;
     v_keys jsonb;
     v_key jsonb;
+    v_step record;
 begin
     if not (select r.rolsuper from pg_roles r where r.rolname = current_user) then
         perform pipetrak.raise_error('permission_denied', '{"needs": "a superuser (Citus changes every table)"}');
@@ -216,23 +217,21 @@ begin
     -- role, over a connection Citus opens as that role: authenticated may log in on the workers
     -- (only; workers take connections from the coordinator alone, as Citus requires). anon reads
     -- nothing, so it stays as it is.
-    if exists (select from run_command_on_workers(
-                   'set citus.enable_ddl_propagation to off; alter role authenticated login') w
-               where not w.success) then
-        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
-            'what', 'a worker refused to let the authenticated role log in'));
-    end if;
     -- On a worker, a shard's triggers (the derived tables' upkeep) and policies (the caller's
     -- projects) run queries of their own inside the coordinator's task, which Citus refuses unless
     -- told. Each reads reference tables or writes the same project's rows, whose shards are
     -- co-located on that worker: executed locally, as on one node.
-    if exists (select from run_command_on_workers(format(
-                   'set citus.enable_ddl_propagation to off; alter database %I set citus.allow_nested_distributed_execution = on',
-                   current_database())) w
-               where not w.success) then
-        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
-            'what', 'a worker refused a setting of its database'));
-    end if;
+    for v_step in
+        select * from (values
+            ('alter role authenticated login', 'a worker refused to let the authenticated role log in'),
+            (format('alter database %I set citus.allow_nested_distributed_execution = on', current_database()),
+             'a worker refused a setting of its database')) x(command, refused)
+    loop
+        if exists (select from run_command_on_workers('set citus.enable_ddl_propagation to off; ' || v_step.command) w
+                   where not w.success) then
+            perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object('what', v_step.refused));
+        end if;
+    end loop;
     -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
     -- and one transaction creates every table: sequential, so a table created after one with a
     -- foreign key to a reference table is not refused for the parallel work before it.

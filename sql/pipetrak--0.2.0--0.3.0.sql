@@ -2737,6 +2737,8 @@ declare
     -- them on the project's shard, which can't see this node's deferral.
     v_netted boolean := not pipetrak.distributed();
     v_project bigint;
+    -- The ids the batch names (well-formed ones; any other fails its item).
+    v_listed bigint[];
 begin
     if jsonb_typeof(p_updates) is distinct from 'array' then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "updates", "expected": "a JSON array of {component_id, milestone, value, work_date?, note?}"}');
@@ -2748,13 +2750,14 @@ begin
     -- of one upsert per item (only components the caller may update; any other fails its item).
     -- Locked while listed (in id order, as every writer locks), so the parts they leave are the
     -- committed ones; a week due to freeze is frozen first, with them in it.
+    v_listed := array(select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
+                      where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$');
     if v_netted then
         -- One statement, every component in id order (as every writer of several components locks:
         -- component_batch too), then the weeks due.
         select coalesce(array_agg(x.id), '{}') into v_ids
         from (select c.id from pipetrak.components c
-              where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                             where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+              where c.id = any (v_listed)
                 and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
               order by c.id
               for no key update) x;
@@ -2765,8 +2768,7 @@ begin
         v_ids := '{}';
         for v_project in
             select distinct c.project_id from pipetrak.components c
-            where c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                           where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+            where c.id = any (v_listed)
               and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
             order by 1
         loop
@@ -2774,8 +2776,7 @@ begin
                 select x.id
                 from (select c.id from pipetrak.components c
                       where c.project_id = v_project
-                        and c.id in (select (x ->> 'component_id')::bigint from jsonb_array_elements(p_updates) x
-                                     where jsonb_typeof(x -> 'component_id') = 'number' and (x ->> 'component_id') ~ '^[0-9]{1,18}$')
+                        and c.id = any (v_listed)
                       order by c.id
                       for no key update) x);
         end loop;
@@ -10352,6 +10353,7 @@ declare
     v_first text;
     v_keys jsonb;
     v_key jsonb;
+    v_step record;
 begin
     if not (select r.rolsuper from pg_roles r where r.rolname = current_user) then
         perform pipetrak.raise_error('permission_denied', '{"needs": "a superuser (Citus changes every table)"}');
@@ -10373,23 +10375,21 @@ begin
     -- role, over a connection Citus opens as that role: authenticated may log in on the workers
     -- (only; workers take connections from the coordinator alone, as Citus requires). anon reads
     -- nothing, so it stays as it is.
-    if exists (select from run_command_on_workers(
-                   'set citus.enable_ddl_propagation to off; alter role authenticated login') w
-               where not w.success) then
-        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
-            'what', 'a worker refused to let the authenticated role log in'));
-    end if;
     -- On a worker, a shard's triggers (the derived tables' upkeep) and policies (the caller's
     -- projects) run queries of their own inside the coordinator's task, which Citus refuses unless
     -- told. Each reads reference tables or writes the same project's rows, whose shards are
     -- co-located on that worker: executed locally, as on one node.
-    if exists (select from run_command_on_workers(format(
-                   'set citus.enable_ddl_propagation to off; alter database %I set citus.allow_nested_distributed_execution = on',
-                   current_database())) w
-               where not w.success) then
-        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
-            'what', 'a worker refused a setting of its database'));
-    end if;
+    for v_step in
+        select * from (values
+            ('alter role authenticated login', 'a worker refused to let the authenticated role log in'),
+            (format('alter database %I set citus.allow_nested_distributed_execution = on', current_database()),
+             'a worker refused a setting of its database')) x(command, refused)
+    loop
+        if exists (select from run_command_on_workers('set citus.enable_ddl_propagation to off; ' || v_step.command) w
+                   where not w.success) then
+            perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object('what', v_step.refused));
+        end if;
+    end loop;
     -- pipetrak's tables have triggers (Citus refuses them unless told, here and when they fire),
     -- and one transaction creates every table: sequential, so a table created after one with a
     -- foreign key to a reference table is not refused for the parallel work before it.
