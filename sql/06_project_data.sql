@@ -244,6 +244,23 @@ begin
 end
 $$;
 
+-- The project of a component (null for no such id), found by its id: on Citus a read of every
+-- shard, answered by the one holding it; the calls then work on that project's shard. A plain
+-- SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node,
+-- which makes each writing transaction a two-phase commit of all of them.
+create function pipetrak.component_project(p_component_id bigint)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project bigint;
+begin
+    select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    return v_project;
+end
+$$;
+
 -- A live component the caller may act on with `p_permission`, locked for update; component_not_found
 -- for what the caller can't see.
 create function pipetrak.lock_component(p_component_id bigint, p_permission text)
@@ -258,7 +275,7 @@ begin
     -- One read for the component and the caller's role in its project, locking the row only for a
     -- member (as update_milestone does): every weld and component operation starts here. The
     -- component's project first, then the locked read by (id, project): on Citus, its shard.
-    v_project := (select x.project_id from pipetrak.components x where x.id = p_component_id);
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id

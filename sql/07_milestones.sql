@@ -99,7 +99,7 @@ begin
     -- locked read for the component, its project, the caller's role and the template, every table
     -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
     -- through lock_component + require_project_role.
-    v_project := (select c.project_id from pipetrak.components c where c.id = p_component_id);
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx

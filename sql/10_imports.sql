@@ -233,6 +233,21 @@ create policy import_jobs_select_importer on pipetrak.import_jobs for select to 
 create policy import_rows_select_importer on pipetrak.import_rows for select to authenticated
     using (pipetrak.project_visible_for(project_id, 'manage_project_data'));
 
+-- The project of an import job (null for no such id), found by its id as component_project
+-- finds a component's.
+create function pipetrak.import_project(p_import_id bigint)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project bigint;
+begin
+    select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    return v_project;
+end
+$$;
+
 -- The job, locked, after checking the caller may import into its project. Without its file:
 -- returning the row would copy the whole file into the caller's memory.
 create function pipetrak.lock_import(p_import_id bigint)
@@ -242,10 +257,16 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_job pipetrak.import_jobs;
+    v_project bigint;
 begin
-    select * into v_job from pipetrak.import_jobs
-    where id = p_import_id and project_id in (select pipetrak.my_project_ids())
-    for update;
+    -- The job's project first (on Citus a read of every shard), then the locked row on its
+    -- project's shard.
+    v_project := pipetrak.import_project(p_import_id);
+    if v_project in (select pipetrak.my_project_ids()) then
+        select * into v_job from pipetrak.import_jobs
+        where id = p_import_id and project_id = v_project
+        for update;
+    end if;
     if v_job.id is null then
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
@@ -291,80 +312,73 @@ begin
 end
 $$;
 
+-- import_refusal as one value ({code, message} or null), for a call in a VALUES list.
+create function pipetrak.import_refusal_json(p_content bytea)
+returns jsonb
+language sql immutable parallel safe
+as $$ select to_jsonb(r) from pipetrak.import_refusal(p_content) r $$;
+
 -- Stores an uploaded file as a new job (spec §9). The type is sniffed from the content. A SQL
 -- function, so the file reaches the table without the extra copy a PL/pgSQL variable costs: a
 -- 50 MB upload already takes about 150 MB of the backend's memory in PostgreSQL's own protocol
--- buffers, and every import function stays below 256 MB.
+-- buffers, and every import function stays below 256 MB. One row of VALUES, so Citus routes it to
+-- the project's shard (it plans no INSERT … SELECT of a SQL function's parameters).
 create function pipetrak.import_upload(p_project_id bigint, p_kind text, p_filename text, p_content bytea)
 returns bigint
 language sql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
     insert into pipetrak.import_jobs (project_id, kind, filename, format, content, created_by)
-    select p_project_id, p_kind, btrim(p_filename), c.format, p_content, pipetrak.require_user()
-    from pipetrak.check_import_upload(p_project_id, p_kind, p_filename, octet_length(p_content),
-                                      pipetrak.import_sniff(coalesce(p_content, ''::bytea)),
-                                      (select to_jsonb(r) from pipetrak.import_refusal(coalesce(p_content, ''::bytea)) r)) as c(format)
+    values (p_project_id, p_kind, btrim(p_filename),
+            pipetrak.check_import_upload(p_project_id, p_kind, p_filename, octet_length(p_content),
+                                         pipetrak.import_sniff(coalesce(p_content, ''::bytea)),
+                                         pipetrak.import_refusal_json(coalesce(p_content, ''::bytea))),
+            p_content, pipetrak.require_user())
     returning id
 $$;
 
--- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
--- `p_chunk` is null), each beside the live component of the project with the same identity
--- when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index).
--- No SET clause, so the planner inlines it into the statements that use it.
-create function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer, p_compare boolean)
-returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
-               quantity numeric, description text, spec text, attributes jsonb, area text, system text,
-               test_package text, existing_id bigint, existing_quantity numeric, merged boolean)
-language sql stable
-as $$
-    select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
-           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity,
-           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) and r.issues @> '[{"code": "rows_merged"}]'
+-- The components the staged rows stand for (per-seq rows counted out), for a job's and project's
+-- filter. A view, not a function: PostgreSQL inlines it before Citus plans the statement (Citus
+-- can't plan an INSERT … SELECT through an inlined SQL function of distributed tables). Joins
+-- only, no correlated subquery: the caller's project filter then reaches every table, and on
+-- Citus the statement runs on the project's shard alone.
+create view pipetrak.import_plan_rows with (security_invoker = true) as
+    select r.import_id, r.project_id, r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq,
+           coalesce(r.group_quantity, 1) as quantity, r.description, r.spec, r.attributes, r.area, r.system,
+           r.test_package,
+           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single'))
+               and r.issues @> '[{"code": "rows_merged"}]' as merged
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
-    left join lateral (
-        select x.id from pipetrak.drawings x
-        where p_compare and x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
-        limit 1) d on true
-    -- A lateral probe per row. Only spools are identified without their drawing, so a new
-    -- drawing's rows probe nothing.
-    left join lateral (
-        select x.id, x.quantity from pipetrak.components x
-        where p_compare and (d.id is not null or r.component_type = any (pipetrak.component_types('by_id')))
-          and x.project_id = p_project_id and x.retired_at is null
-          and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
-        limit 1) c on true
-    where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
-      -- An instance the project retired is not made again (a re-import never brings one back;
-      -- a row every instance of which is retired is skipped with its reason before this): the
-      -- file's other instances are. A probe of the small index of retired identities.
-      and not exists (
-          select from pipetrak.drawings x
-          join pipetrak.components k on k.project_id = p_project_id and k.retired_at is not null
-               and k.identity_key = pipetrak.identity_key(r.component_type, x.id, r.tag, r.size, s.seq)
-          where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
-            and not exists (select from pipetrak.components l
-                            where l.project_id = p_project_id and l.retired_at is null and l.identity_key = k.identity_key))
-$$;
+    left join pipetrak.drawings x on x.project_id = r.project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+    -- An instance the project retired is not made again (a re-import never brings one back;
+    -- a row every instance of which is retired is skipped with its reason before this): the
+    -- file's other instances are. The project's retired identities without a live component
+    -- (the small index of retired identities, and the identity index).
+    left join (
+        select distinct k.project_id, k.identity_key
+        from pipetrak.components k
+        left join pipetrak.components l on l.project_id = k.project_id and l.retired_at is null and l.identity_key = k.identity_key
+        where k.retired_at is not null and l.id is null) gone
+      on x.id is not null and gone.project_id = r.project_id
+     and gone.identity_key = pipetrak.identity_key(r.component_type, x.id, r.tag, r.size, s.seq)
+    where r.status = 'valid' and gone.identity_key is null;
+comment on view pipetrak.import_plan_rows is
+    'The components staged import rows stand for (per-seq rows counted out), with whether a row merged into an earlier one; filter by import_id and project_id.';
 
--- The project's live field weld with this number on this drawing (a weld is its drawing and
--- number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every
--- component of the project). No SET clause, so the planner inlines it.
-create function pipetrak.live_weld(p_project_id bigint, p_drawing_key text, p_tag text)
-returns table (id bigint)
-language sql stable
-as $$
-    select x.id
+-- The projects' live field welds by drawing and number (a weld is its drawing and number, spec
+-- §4). Read by key — project_id, drawing_key and tag — as a lateral probe of the drawing and
+-- weld-number indexes (a join could scan every component of the project). A view, so
+-- PostgreSQL inlines it before Citus plans the statement (a shard's statement can't name an
+-- inlined SQL function of distributed tables).
+create view pipetrak.live_welds with (security_invoker = true) as
+    select d.project_id, d.drawing_key, c.tag, c.id
     from pipetrak.drawings d
-    cross join lateral (
-        select c.id from pipetrak.components c
-        where c.project_id = p_project_id and c.retired_at is null
-          and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
-        limit 1) x
-    where d.project_id = p_project_id and d.drawing_key = p_drawing_key and d.retired_at is null
-    limit 1
-$$;
+    join pipetrak.components c on c.project_id = d.project_id and c.drawing_id = d.id
+    where d.retired_at is null and c.retired_at is null and c.component_type = 'field_weld'
+      and c.identity_key = pipetrak.identity_key('field_weld', d.id, c.tag, null, 1);
+comment on view pipetrak.live_welds is
+    'Live field welds by project, drawing key and weld number (a weld is its drawing and number); read by all three.';
 
 -- Live field welds by number: the dry run's note that a number also exists on another drawing,
 -- and the weld log's pages in weld number order (weld_log_page; the id breaks ties).
@@ -405,9 +419,10 @@ comment on function pipetrak.similar_drawings(bigint, text) is
 
 -- Removes the staged rows of jobs kept past their time: a committed job's a day after its commit,
 -- an uncommitted one's a week after its validation (it must be validated again to be committed).
--- Of one organization's projects, or of all when `p_organization_id` is null (for a DBA's
--- scheduled job). Files stay with their jobs. Returns how many jobs it cleared.
-create function pipetrak.purge_staged_rows(p_organization_id bigint default null)
+-- Of one project (a validation clears its own project's: on Citus, one shard), of one
+-- organization's projects, or of all when both are null (for a DBA's scheduled job). Files stay
+-- with their jobs. Returns how many jobs it cleared.
+create function pipetrak.purge_staged_rows(p_organization_id bigint default null, p_project_id bigint default null)
 returns integer
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -419,14 +434,16 @@ begin
     from pipetrak.import_jobs j
     join pipetrak.projects p on p.id = j.project_id
     where j.staged_until < now() and j.status <> 'committing'
-      and (p_organization_id is null or p.organization_id = p_organization_id);
+      and (p_organization_id is null or p.organization_id = p_organization_id)
+      and (p_project_id is null or j.project_id = p_project_id);
     if v_jobs is null then
         return 0;
     end if;
-    delete from pipetrak.import_rows where import_id = any (v_jobs);
+    delete from pipetrak.import_rows
+    where import_id = any (v_jobs) and (p_project_id is null or project_id = p_project_id);
     update pipetrak.import_jobs
     set staged_until = null, status = case when status = 'committed' then status else 'uploaded' end, updated_at = now()
-    where id = any (v_jobs);
+    where id = any (v_jobs) and (p_project_id is null or project_id = p_project_id);
     return cardinality(v_jobs);
 end
 $$;
@@ -470,44 +487,47 @@ $$;
 create function pipetrak.import_row_gone(p_project_id bigint, p_component_type text, p_drawing_key text, p_tag text,
                                          p_size text, p_seq_from integer, p_seq_to integer)
 returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    with d as (
-        select x.id from pipetrak.drawings x
-        where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
-        limit 1)
-    select case
-        when p_component_type = 'field_weld' then (
-            select coalesce(
-                (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
-                 from d
-                 join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
-                      and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
-                 join pipetrak.field_welds f on f.component_id = c.id
-                 left join pipetrak.components rc on rc.id = f.repaired_by
-                 order by c.id desc limit 1),
-                (select format('was moved to drawing %s', nd.drawing_no)
-                 from d
-                 join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
-                      and e.before ->> 'drawing_id' = d.id::text
-                 join pipetrak.components c on c.id = e.component_id and c.tag = p_tag and c.retired_at is null
-                      and c.drawing_id <> d.id
-                 join pipetrak.drawings nd on nd.id = c.drawing_id
-                 order by e.id desc limit 1))
-            where not exists (select from pipetrak.live_weld(p_project_id, p_drawing_key, p_tag)))
-        else (
-            select 'was retired'
-            from d
-            where not exists (
-                select from generate_series(p_seq_from, p_seq_to) s(seq)
-                where exists (select from pipetrak.components c
-                              where c.project_id = p_project_id and c.retired_at is null
-                                and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
-                   or not exists (select from pipetrak.components c
-                                  where c.project_id = p_project_id and c.retired_at is not null
-                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
-    end
+begin
+    return (
+        with d as (
+            select x.id from pipetrak.drawings x
+            where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
+            limit 1)
+        select case
+            when p_component_type = 'field_weld' then (
+                select coalesce(
+                    (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
+                     from d
+                     join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
+                          and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
+                     join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
+                     left join pipetrak.components rc on rc.id = f.repaired_by and rc.project_id = f.project_id
+                     order by c.id desc limit 1),
+                    (select format('was moved to drawing %s', nd.drawing_no)
+                     from d
+                     join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
+                          and e.before ->> 'drawing_id' = d.id::text
+                     join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id and c.tag = p_tag and c.retired_at is null
+                          and c.drawing_id <> d.id
+                     join pipetrak.drawings nd on nd.id = c.drawing_id and nd.project_id = c.project_id
+                     order by e.id desc limit 1))
+                where not exists (select from pipetrak.live_welds lw where lw.project_id = p_project_id and lw.drawing_key = p_drawing_key and lw.tag = p_tag))
+            else (
+                select 'was retired'
+                from d
+                where not exists (
+                    select from generate_series(p_seq_from, p_seq_to) s(seq)
+                    where exists (select from pipetrak.components c
+                                  where c.project_id = p_project_id and c.retired_at is null
+                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
+                       or not exists (select from pipetrak.components c
+                                      where c.project_id = p_project_id and c.retired_at is not null
+                                        and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
+        end);
+end
 $$;
 
 -- Retired components by identity, for a re-import to find what the project retired.
@@ -550,16 +570,16 @@ begin
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
     select * into v_project from pipetrak.projects where id = v_job.project_id;
-    -- The organization's own expired staged rows go first: each tenant pays for its own.
-    perform pipetrak.purge_staged_rows(v_project.organization_id);
-    delete from pipetrak.import_rows where import_id = p_import_id;
+    -- The project's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(p_project_id => v_job.project_id);
+    delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
     -- rows: none of them may look valid.
     v_failed := not (v_file ? 'header')
         or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
     if v_failed then
-        delete from pipetrak.import_rows where import_id = p_import_id;
+        delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
         v_summary := jsonb_build_object(
             'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
             'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
@@ -573,11 +593,14 @@ begin
             'file_issues', coalesce(v_file -> 'file_issues', '[]'));
         update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
             staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
-        where id = p_import_id;
+        where id = p_import_id and project_id = v_job.project_id;
         return v_summary || jsonb_build_object('status', 'failed');
     end if;
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
-    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+    -- (Not on Citus: the shards' autovacuum counts them; an ANALYZE there reaches every node.)
+    if not pipetrak.distributed() then
+        analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+    end if;
 
     -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
     -- original row it stands for, which must be a row of an import of this project.
@@ -586,7 +609,7 @@ begin
             select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
                    split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
             from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_ref'),
         judged as (
             select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
                                 and o.id <> p_import_id) as known
@@ -595,14 +618,14 @@ begin
             attributes = r.attributes - 'pipetrak_ref',
             origin_import_id = case when j.known then j.import_id end,
             origin_line = case when j.known then j.origin_line end,
-            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
-                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
-                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+            issues = case when j.known then r.issues else pipetrak.import_issue_added(r.issues, r.line,
+                'unknown_reference', '%s:%s is not a row of an import of this project', array[j.import_id::text, j.origin_line::text],
+                'PIPETRAK REF', j.import_id::text || ':' || j.origin_line::text) end
         from judged j
-        where r.import_id = p_import_id and r.line = j.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = j.line;
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
-        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null);
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.issues @> '[{"code": "unknown_reference"}]');
+        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.origin_import_id is not null);
     end if;
 
     -- A row's man-hour budget, staged in its attributes (the staging statement serves every
@@ -610,7 +633,7 @@ begin
     if coalesce((v_file ->> 'budget_column')::boolean, true) then
         update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
             attributes = r.attributes - 'pipetrak_budget_mh'
-        where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_budget_mh';
     end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
@@ -648,11 +671,11 @@ begin
     where s.line <> s.first_line;
     if jsonb_array_length(v_similar) > 0 then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
-            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
+            'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
         from jsonb_array_elements(v_similar) p(pair)
-        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
-        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
         v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
     end if;
 
@@ -662,8 +685,8 @@ begin
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
     if v_has_drawings then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
-            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
+            'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
         from (
             select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
             from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
@@ -672,20 +695,20 @@ begin
             cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
             group by n.drawing_key
         ) s
-        where r.import_id = p_import_id and r.line = s.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
 
         -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
-            format('The project holds %s of this item, the file %s; surplus component ids: %s',
-                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
+            'The project holds %s of this item, the file %s; surplus component ids: %s',
+            array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
         from (
             select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
             from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
                   from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.status = 'valid'
+                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
                     and x.component_type = any (pipetrak.component_types('per_seq'))
                   group by 1, 2, 3, 4) g
             join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
@@ -693,7 +716,7 @@ begin
                 and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
             group by g.last_line, g.planned
         ) s
-        where r.import_id = p_import_id and r.line = s.last_line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
@@ -705,14 +728,14 @@ begin
        or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
         update pipetrak.import_rows r
         set status = 'skipped',
-            issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'retired_not_restored',
-                format('%s %s on drawing %s %s: the row is not imported', initcap(replace(r.component_type, '_', ' ')),
-                       r.tag, r.drawing_no, g.why), null, null))
+            issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
+                '%s %s on drawing %s %s: the row is not imported',
+                array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
         from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
                                                       v.seq_from, v.seq_to) as why
               from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.status = 'valid') g
-        where r.import_id = p_import_id and r.line = g.line and g.why is not null;
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
         get diagnostics v_flagged = row_count;
         if v_flagged > 0 then
             v_warnings_added := v_warnings_added + v_flagged;
@@ -727,20 +750,20 @@ begin
     -- (import_weld_merge): said on the row.
     if v_job.kind = 'field_welds' then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'field_value_kept',
-            format('Weld %s keeps what the field recorded: %s', r.tag, k.kept), 'WELD ID', r.tag))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
+            'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
         from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
               from pipetrak.import_rows v
-              cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
-              join pipetrak.field_welds w on w.component_id = c.id
-              left join pipetrak.welders wd on wd.id = w.welder_id
+              cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+              join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+              left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
               cross join lateral (values ('welder', wd.stencil, v.stencil),
                                          ('date welded', w.date_welded::text, v.date_welded::text),
                                          ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
-              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
                 and f.stored <> f.given
               group by v.line) k
-        where r.import_id = p_import_id and r.line = k.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
@@ -750,18 +773,19 @@ begin
     if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
                and c.retired_at is null) then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
-            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
-            'WELD ID', r.tag))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
+            'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
+            'WELD ID', r.tag)
         from (select v.line,
                      (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                      where c.project_id = v_job.project_id and d.project_id = v_job.project_id
+                        and c.component_type = 'field_weld' and c.retired_at is null
                         and c.tag = v.tag and d.drawing_key <> v.drawing_key
                       order by d.drawing_no limit 1) as other
               from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
-        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
         get diagnostics v_flagged = row_count;
         v_infos_added := v_infos_added + v_flagged;
     end if;
@@ -780,16 +804,32 @@ begin
                    count(*) filter (where p.existing_id is not null) as existing,
                    count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
                                       and p.quantity is distinct from p.existing_quantity) as footage_changed
-            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            -- Each planned component beside the live one of the project with the same identity
+            -- (lateral probes per row; only spools are identified without their drawing, so a
+            -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
+            from (select p.*, c.id as existing_id, c.quantity as existing_quantity
+                  from pipetrak.import_plan_rows p
+                  left join lateral (
+                      select x.id from pipetrak.drawings x
+                      where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                      limit 1) d on true
+                  left join lateral (
+                      select x.id, x.quantity from pipetrak.components x
+                      where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
+                        and x.project_id = v_job.project_id and x.retired_at is null
+                        and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
+                      limit 1) c on true
+                  where p.import_id = p_import_id and p.project_id = v_job.project_id) p
             where not p.merged),
         changed_welds as (
             select count(*) as changed
             from pipetrak.import_rows v
-            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
-            join pipetrak.field_welds w on w.component_id = c.id
+            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+            join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
             left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
-            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
-              and pipetrak.import_weld_merge(w, v, coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from w)
+            where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
+                                             coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
         select jsonb_build_object(
             'create', p.created,
             'update', p.footage_changed + w.changed,
@@ -831,14 +871,14 @@ begin
     update pipetrak.import_jobs set
         status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
         staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
-    where id = p_import_id;
+    where id = p_import_id and project_id = v_job.project_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
     if v_refers
-       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
-        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id and project_id = v_job.project_id;
     end if;
     return v_summary || jsonb_build_object('status', 'validated');
 end
@@ -860,8 +900,8 @@ declare
     v_planned bigint;
 begin
     select count(*) into v_planned
-    from pipetrak.import_plan(p_import_id, p_project_id, null, false) p
-    where not p.merged;
+    from pipetrak.import_plan_rows p
+    where p.import_id = p_import_id and p.project_id = p_project_id and not p.merged;
     begin
         loop
             v_state := pipetrak.import_commit_chunk(p_import_id, true);
@@ -887,22 +927,27 @@ $$;
 -- the same counted item or pipe (so that re-imported quantities and footage add up).
 create function pipetrak.import_mark_reported(p_import_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
     with flagged as (
         select r.line, r.component_type, r.drawing_key, r.tag, r.size
         from pipetrak.import_rows r
-        where r.import_id = p_import_id
+        where r.import_id = p_import_id and r.project_id = v_project
           and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
     mates as (
         select r.line from pipetrak.import_rows r
         join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f
               where f.component_type = any (pipetrak.component_types('per_seq') || pipetrak.component_types('linear_aggregate'))) f
           on (f.component_type, f.drawing_key, f.tag, f.size) = (r.component_type, r.drawing_key, r.tag, r.size)
-        where r.import_id = p_import_id and r.status = 'valid')
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid')
     update pipetrak.import_rows r set reported = true
-    where r.import_id = p_import_id and r.line in (select line from flagged union select line from mates)
+    where r.import_id = p_import_id and r.project_id = v_project and r.line in (select line from flagged union select line from mates);
+end
 $$;
 
 -- {create, unchanged} for the distinct lowercased names of areas, systems or test packages.
@@ -933,6 +978,19 @@ as $$
         'hint', pipetrak.import_issue_hint(p_code))
 $$;
 
+-- `p_issues` with one more issue, its message `p_template` filled in with `p_args` (format's %s).
+-- Declared immutable, which it is for text: format and jsonb_build_object are stable only for
+-- other types' output functions. So Citus accepts it in an UPDATE's SET beside the row's columns
+-- (it refuses stable functions there). Not inlined: one call per flagged row.
+create function pipetrak.import_issue_added(p_issues jsonb, p_line integer, p_code text, p_template text, p_args text[],
+                                            p_column text default null, p_value text default null)
+returns jsonb
+language sql immutable parallel safe
+as $$
+    select p_issues || pg_catalog.jsonb_build_array(pipetrak.import_issue(p_line, p_code,
+        pg_catalog.format(p_template, variadic p_args), p_column, p_value))
+$$;
+
 -- Where an id must be unique in a file: '' (the whole file) for spool ids, the drawing for weld
 -- numbers (spec §4), null for types identified otherwise. No SET clause, so it is inlined.
 create function pipetrak.import_id_scope(p_type text, p_drawing_key text)
@@ -956,19 +1014,24 @@ $$;
 -- every row with every flagged row once the flags outgrew work_mem).
 create function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
 returns jsonb
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+    v_counts jsonb;
+begin
     with staged as not materialized (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
                r.quantity, pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid'),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid'),
     flagged as materialized (
         select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size,
                pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' and r.maybe_repeated),
     related_lines as (
         select s.line from staged s join (select distinct f.cells_hash from flagged f) f on f.cells_hash = s.cells_hash
         union
@@ -1023,7 +1086,7 @@ as $$
             group_quantity = coalesce(v.pipe_footage, r.group_quantity),
             issues = r.issues || v.issues
         from verdicts v
-        where r.import_id = p_import_id and r.line = v.line
+        where r.import_id = p_import_id and r.project_id = v_project and r.line = v.line
         returning v.identical, v.duplicate, v.merged, v.merged_into_one)
     select jsonb_build_object(
         'identical', count(*) filter (where c.identical),
@@ -1031,30 +1094,41 @@ as $$
         'merged', count(*) filter (where c.merged),
         -- Rows the reader counted as components of their own.
         'not_components', count(*) filter (where c.duplicate or (c.merged and c.merged_into_one)))
-    from changed c
+    into v_counts
+    from changed c;
+    return v_counts;
+end
 $$;
 
 -- The distinct drawings the valid staged rows name, each with its first row: read once by
 -- import_validate for its checks and its summary (a pass over every staged row).
 create function pipetrak.import_drawing_keys(p_import_id bigint, out keys text[], out lines integer[])
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}')
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
+    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}') into keys, lines
     from (select r.drawing_key, min(r.line) as line from pipetrak.import_rows r
-          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+          where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' group by r.drawing_key) k;
+end
 $$;
 
 -- {create, unchanged} for drawings `p_keys` of project `p_project_id`.
 create function pipetrak.import_drawing_counts(p_project_id bigint, p_keys text[])
 returns jsonb
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-    from unnest(p_keys) k(drawing_key)
-    cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
-                                       and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e
+begin
+    return (
+        select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+        from unnest(p_keys) k(drawing_key)
+        cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
+                                           and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e);
+end
 $$;
 
 -- The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.
@@ -1089,16 +1163,20 @@ declare
 begin
     foreach v_table in array array['areas', 'systems', 'test_packages'] loop
         v_column := case v_table when 'areas' then 'area' when 'systems' then 'system' else 'test_package' end;
+        -- Counted by what the statement returns (Citus counts the rows ON CONFLICT skipped too).
         execute format($q$
-            insert into pipetrak.%I (project_id, name)
-            select distinct on (lower(r.%I)) $1, r.%I
-            from pipetrak.import_rows r
-            where r.import_id = $2 and r.chunk = $3 and r.status = 'valid' and r.%I is not null
-            order by lower(r.%I), r.line
-            on conflict (project_id, lower(name)) where retired_at is null do nothing$q$,
+            with made as (
+                insert into pipetrak.%I (project_id, name)
+                select distinct on (lower(r.%I)) $1, r.%I
+                from pipetrak.import_rows r
+                where r.import_id = $2 and r.project_id = $1 and r.chunk = $3 and r.status = 'valid' and r.%I is not null
+                order by lower(r.%I), r.line
+                on conflict (project_id, lower(name)) where retired_at is null do nothing
+                returning 1)
+            select count(*) from made$q$,
             v_table, v_column, v_column, v_column, v_column)
+        into v_count
         using p_project_id, p_import_id, p_chunk;
-        get diagnostics v_count = row_count;
         v_total := v_total + v_count;
     end loop;
     return v_total;
@@ -1133,6 +1211,10 @@ declare
     v_marked jsonb := '{}';
     v_corrected jsonb;
     v_changed integer;
+    v_last boolean;
+    v_totals jsonb;
+    v_committed_at timestamptz;
+    v_staged_until timestamptz;
 begin
     if v_job.status = 'failed' then
         perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
@@ -1148,12 +1230,12 @@ begin
                 'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
         end if;
         update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
-            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id),
             chunks_done = 0, result = '{}', updated_at = now()
-        where id = p_import_id
+        where id = p_import_id and project_id = v_job.project_id
         returning * into v_job;
         -- Fixed rows of this file were committed first: its other rows count their items after them.
-        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
             perform pipetrak.import_renumber_after_fixes(p_import_id);
         end if;
     end if;
@@ -1163,46 +1245,53 @@ begin
         v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
 
         -- Drawings on first sight take the area, system and test package of their first row.
-        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
-        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
-        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
-              from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
-              order by x.drawing_key collate "C", x.line) r
-        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
-        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
-        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
-        on conflict (project_id, drawing_key) where retired_at is null do nothing;
-        get diagnostics v_drawings = row_count;
+        -- Counted by what the statement returns: Citus reports the rows it sent to an INSERT …
+        -- SELECT as its row count, the ones ON CONFLICT skipped included (here and below).
+        with made as (
+            insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+            select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+            from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.chunk = v_chunk and x.status = 'valid'
+                  order by x.drawing_key collate "C", x.line) r
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+            on conflict (project_id, drawing_key) where retired_at is null do nothing
+            returning 1)
+        select count(*) into v_drawings from made;
 
-        insert into pipetrak.welders (project_id, stencil)
-        select distinct v_job.project_id, r.stencil
-        from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
-        on conflict (project_id, stencil) do nothing;
-        get diagnostics v_welders = row_count;
+        with made as (
+            insert into pipetrak.welders (project_id, stencil)
+            select distinct v_job.project_id, r.stencil
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+            on conflict (project_id, stencil) do nothing
+            returning 1)
+        select count(*) into v_welders from made;
 
         v_apart := array(
             select r.line from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid'
               and (r.origin_import_id is not null
                    or (r.reported and exists (select from pipetrak.component_sources s
-                                              where s.import_id = p_import_id and s.line = r.line))));
+                                              where s.import_id = p_import_id and s.project_id = v_job.project_id and s.line = r.line))));
 
         -- Components: a row's own area/system/package pins it when it differs from its drawing's.
         -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
         -- a pipe or instrument stand for that row's component: they write nothing themselves.
-        with written as (
-            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
-                                                  description, spec, attributes, area_id, system_id, test_package_id,
-                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
-            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
-                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
-                   a.id is distinct from null and a.id is distinct from d.area_id,
-                   s.id is distinct from null and s.id is distinct from d.system_id,
-                   t.id is distinct from null and t.id is distinct from d.test_package_id,
-                   array_fill(0::numeric, array[cardinality(m.names)])
-            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+        -- The rows to write are read first (materialized), every table by the job's project: on
+        -- Citus that is one statement on the project's shard, whose rows then go to it (Citus
+        -- plans no INSERT … SELECT reading distributed tables beside a sequence's default).
+        with planned as materialized (
+            select v_job.project_id as project_id, d.id as drawing_id, p.component_type, p.tag, p.size, p.seq, p.quantity,
+                   p.description, p.spec, p.attributes, coalesce(a.id, d.area_id) as area_id,
+                   coalesce(s.id, d.system_id) as system_id, coalesce(t.id, d.test_package_id) as test_package_id,
+                   a.id is distinct from null and a.id is distinct from d.area_id as area_pinned,
+                   s.id is distinct from null and s.id is distinct from d.system_id as system_pinned,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id as test_package_pinned,
+                   array_fill(0::numeric, array[cardinality(m.names)]) as milestone_values
+            from pipetrak.import_plan_rows p
             -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
             cross join lateral (
                 select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
@@ -1223,9 +1312,20 @@ begin
                 select x.id from pipetrak.test_packages x
                 where x.project_id = v_job.project_id and x.retired_at is null and lower(x.name) = lower(p.test_package)
                 limit 1) t on true
-            where not p.merged and p.line <> all (v_apart)
+            where p.import_id = p_import_id and p.project_id = v_job.project_id and p.chunk = v_chunk
+              and not p.merged and p.line <> all (v_apart)),
+        written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select x.project_id, x.drawing_id, x.component_type, x.tag, x.size, x.seq, x.quantity, x.description, x.spec,
+                   x.attributes, x.area_id, x.system_id, x.test_package_id, x.area_pinned, x.system_pinned,
+                   x.test_package_pinned, x.milestone_values
+            from planned x
             on conflict (project_id, identity_key) where retired_at is null do update
-                set quantity = excluded.quantity, updated_at = now()
+                -- The proposed row's updated_at is its default, now(): Citus takes no stable
+                -- function in DO UPDATE SET.
+                set quantity = excluded.quantity, updated_at = excluded.updated_at
                 where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
             -- xmax is 0 on a row this statement inserted, set on one it updated.
             returning c.xmax = 0 as inserted)
@@ -1238,7 +1338,9 @@ begin
         -- once: statistics that have seen one chunk's rows already rank the indexes right for the
         -- chunks that follow (each ANALYZE of a big table costs most of a second: one per chunk was
         -- a fifth of a 100,000-row commit); the last chunk counts again (below).
-        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
+        -- (Not on Citus: the coordinator's tables hold no rows, the workers' autovacuum counts the
+        -- shards', and an ANALYZE there after reading a reference table is refused.)
+        if v_created > 1000 and not pipetrak.distributed() and (select c.reltuples from pg_catalog.pg_class c
                                  where c.oid = 'pipetrak.components'::regclass) < v_created then
             analyze pipetrak.components;
         end if;
@@ -1253,25 +1355,31 @@ begin
 
         -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
         -- weld event naming the import, counted as an update.
-        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
-                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
-        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
-               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
-        from pipetrak.import_rows r
-        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id, project_id) do nothing;
-        get diagnostics v_welds = row_count;
+        -- (Counted by what it returns, as the drawings.)
+        with made as (
+            insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                                   xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+            select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+                   r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+            from pipetrak.import_rows r
+            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+            on conflict (component_id, project_id) do nothing
+            returning 1)
+        select count(*) into v_welds from made;
         if v_job.kind = 'field_welds' then
             with merged as (
-                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
+                -- row(….*): on Citus the rows are the shard's own types.
+                select row(w.*)::pipetrak.field_welds as before,
+                       pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(r.*)::pipetrak.import_rows, wd.id) as after
                 from pipetrak.import_rows r
-                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-                join pipetrak.field_welds w on w.component_id = c.id
+                cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+                join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
                 left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
+                where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+                  and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(r.*)::pipetrak.import_rows, wd.id)
+                      is distinct from row(w.*)::pipetrak.field_welds),
             changed as (
                 update pipetrak.field_welds f set
                     weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
@@ -1279,7 +1387,7 @@ begin
                     pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
                     date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
                 from merged m
-                where f.component_id = (m.before).component_id
+                where f.component_id = (m.before).component_id and f.project_id = v_job.project_id
                 returning f.component_id)
             insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
             select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
@@ -1296,10 +1404,10 @@ begin
             -- them, it is decided again from the results the weld holds (only a weld with a
             -- result can have another status).
             update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
-            where f.component_id in (
+            where f.project_id = v_job.project_id and f.component_id in (
                     select c.id from pipetrak.import_rows r
-                    cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-                    where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
+                    cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+                    where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
               and f.current_nde <> '{}'
               and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
         end if;
@@ -1308,32 +1416,39 @@ begin
             v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
         end if;
 
+        -- The job's counts are worked out here and written as values: Citus takes no CASE of
+        -- a stable function, nor a stable function of the row's columns, in an UPDATE's SET.
+        v_last := v_job.chunks_done + 1 >= v_job.chunks_total;
+        v_totals := jsonb_build_object(
+                'components_created', coalesce((v_job.result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((v_job.result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((v_job.result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((v_job.result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((v_job.result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((v_job.result ->> 'welders_created')::integer, 0) + v_welders)
+            -- A weld log also tells how many welds it welded and results it recorded.
+            || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                   'welds_welded', coalesce((v_job.result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                   'nde_recorded', coalesce((v_job.result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+               else '{}' end;
+        v_committed_at := case when v_last then now() end;
+        v_staged_until := case when v_last then now() + interval '1 day' else v_job.staged_until end;
         update pipetrak.import_jobs set
-            chunks_done = chunks_done + 1,
-            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
-            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
-            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
-            result = jsonb_build_object(
-                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
-                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
-                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
-                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
-                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
-                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
-                -- A weld log also tells how many welds it welded and results it recorded.
-                || case when v_job.kind = 'field_welds' then jsonb_build_object(
-                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
-                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
-                   else '{}' end,
+            chunks_done = v_job.chunks_done + 1,
+            status = case when v_last then 'committed' else v_job.status end,
+            committed_at = v_committed_at,
+            staged_until = v_staged_until,
+            result = v_totals,
             updated_at = now()
-        where id = p_import_id
+        where id = p_import_id and project_id = v_job.project_id
         returning * into v_job;
         if v_job.status = 'committed' then
             perform pipetrak.import_apply_budgets(p_import_id);
             -- A job that made a tenth of the table or more leaves statistics that have seen only
             -- its first chunk: the set-based statements of the next validation (the file again,
             -- compared with every component) would plan their joins for a table ten times smaller.
-            if (v_job.result ->> 'components_created')::integer > 1000
+            -- (Not on Citus, as above.)
+            if (v_job.result ->> 'components_created')::integer > 1000 and not pipetrak.distributed()
                and (v_job.result ->> 'components_created')::integer * 10 > (
                        select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.components'::regclass) then
                 analyze pipetrak.components;
@@ -1341,7 +1456,7 @@ begin
             -- The same for the drawings it made: a validation joining the file's rows to drawings
             -- that statistics still count as none probed every component by its tag (the trigram
             -- index), minutes instead of seconds.
-            if (v_job.result ->> 'drawings_created')::integer > 100
+            if (v_job.result ->> 'drawings_created')::integer > 100 and not pipetrak.distributed()
                and (v_job.result ->> 'drawings_created')::integer * 10 > (
                        select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.drawings'::regclass) then
                 analyze pipetrak.drawings;
@@ -1355,7 +1470,7 @@ begin
         -- A job with no rows to write.
         update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
             staged_until = now() + interval '1 day'
-        where id = p_import_id returning * into v_job;
+        where id = p_import_id and project_id = v_job.project_id returning * into v_job;
     end if;
     v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
                                    'chunks_total', v_job.chunks_total) || v_job.result;
@@ -1380,7 +1495,7 @@ declare
 begin
     select coalesce((j.summary -> 'issues' ->> 'error')::integer, 0) + coalesce((j.summary -> 'issues' ->> 'warning')::integer, 0) > 0
     into v_reported
-    from pipetrak.import_jobs j where j.id = p_import_id;
+    from pipetrak.import_jobs j where j.id = p_import_id and j.project_id = p_project_id;
     if not v_reported then
         return;
     end if;
@@ -1401,7 +1516,7 @@ begin
             where x.project_id = p_project_id and x.retired_at is null
               and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
             limit 1) c
-        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.chunk = p_chunk and r.status = 'valid'
           and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
           and r.line <> all (p_apart)
         on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage
@@ -1411,31 +1526,39 @@ begin
         return;
     end if;
     delete from pipetrak.component_sources s
-    where s.component_id = any (v_pipes) and s.import_id <> p_import_id
-      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id = s.import_id);
-    perform pipetrak.import_sum_footage(v_pipes);
+    where s.component_id = any (v_pipes) and s.project_id = p_project_id and s.import_id <> p_import_id
+      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.origin_import_id = s.import_id);
+    perform pipetrak.import_sum_footage(p_project_id, v_pipes);
 end
 $$;
 
--- Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no
--- recorded rows and no progress is retired (a fixed row moved its footage to another pipe).
-create function pipetrak.import_sum_footage(p_pipes bigint[])
+-- Each pipe of `p_pipes` (of project `p_project_id`) takes the sum of the feet its recorded rows
+-- gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its
+-- footage to another pipe). The new values are worked out before the UPDATE's SET, which then
+-- only copies them (Citus takes no CASE of a stable function there).
+create function pipetrak.import_sum_footage(p_project_id bigint, p_pipes bigint[])
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+begin
     with sums as (
-        select c.id, (select sum(s.footage) from pipetrak.component_sources s where s.component_id = c.id) as footage,
-               exists (select from pipetrak.component_sources s where s.component_id = c.id) as recorded, c.earned_total
+        select c.id, x.footage, x.recorded, c.earned_total,
+               case when not x.recorded and c.earned_total = 0 then now() end as retired_at
         from pipetrak.components c
-        where c.id = any (p_pipes) and c.retired_at is null)
+        cross join lateral (
+            select sum(s.footage) as footage, count(*) > 0 as recorded
+            from pipetrak.component_sources s
+            where s.component_id = c.id and s.project_id = p_project_id) x
+        where c.id = any (p_pipes) and c.project_id = p_project_id and c.retired_at is null)
     update pipetrak.components c set
         quantity = case when x.footage > 0 then x.footage else c.quantity end,
-        retired_at = case when not x.recorded and x.earned_total = 0 then now() end,
+        retired_at = x.retired_at,
         updated_at = now(), version = c.version + 1
     from sums x
-    where c.id = x.id
-      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0))
+    where c.id = x.id and c.project_id = p_project_id
+      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0));
+end
 $$;
 
 -- A file whose fixed rows a remediation import committed before it: the seqs of its counted items'
@@ -1444,21 +1567,25 @@ $$;
 -- do instead of colliding with them.
 create function pipetrak.import_renumber_after_fixes(p_import_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
     with fixed as (
         select s.line, c.component_type, d.drawing_key, c.tag, c.size, count(*)::integer as n
         from pipetrak.component_sources s
-        join pipetrak.components c on c.id = s.component_id and c.retired_at is null
-        join pipetrak.drawings d on d.id = c.drawing_id
-        where s.import_id = p_import_id and c.component_type = any (pipetrak.component_types('per_seq'))
+        join pipetrak.components c on c.id = s.component_id and c.project_id = s.project_id and c.retired_at is null
+        join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
+        where s.import_id = p_import_id and s.project_id = v_project and c.component_type = any (pipetrak.component_types('per_seq'))
         group by 1, 2, 3, 4, 5),
     waiting as (
         select r.line, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as n
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
-          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.line = r.line)),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
+          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_project and s.line = r.line)),
     numbered as (
         select x.line, x.n, x.waits,
                1 + coalesce(sum(x.n) over (partition by x.component_type, x.drawing_key, x.tag, x.size order by x.line
@@ -1466,8 +1593,9 @@ as $$
         from (select f.*, false as waits from fixed f union all select w.*, true from waiting w) x)
     update pipetrak.import_rows r set seq_from = x.seq_from, seq_to = x.seq_from + x.n - 1
     from numbered x
-    where r.import_id = p_import_id and r.line = x.line and x.waits
-      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1)
+    where r.import_id = p_import_id and r.project_id = v_project and r.line = x.line and x.waits
+      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1);
+end
 $$;
 
 -- The first seq a counted item's row takes in the corrected file: one after the items of the
@@ -1476,22 +1604,28 @@ $$;
 create function pipetrak.import_seq_in_file(p_import_id bigint, p_origin_import_id bigint, p_origin_line integer,
                                             p_component_type text, p_drawing_key text, p_tag text, p_size text)
 returns integer
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
-    from (
-        select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
-        from pipetrak.import_rows o
-        where o.import_id = p_origin_import_id and o.status = 'valid' and o.line < p_origin_line
-          and not exists (select from pipetrak.import_rows f
-                          where f.import_id = p_import_id and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
-        union all
-        select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
-        from pipetrak.import_rows f
-        where f.import_id = p_import_id and f.status = 'valid' and f.origin_import_id = p_origin_import_id
-          and f.origin_line < p_origin_line) x
-    where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size)
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
+    return (
+        select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
+        from (
+            select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
+            from pipetrak.import_rows o
+            where o.import_id = p_origin_import_id and o.project_id = v_project and o.status = 'valid' and o.line < p_origin_line
+              and not exists (select from pipetrak.import_rows f
+                              where f.import_id = p_import_id and f.project_id = v_project and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
+            union all
+            select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
+            from pipetrak.import_rows f
+            where f.import_id = p_import_id and f.project_id = v_project and f.status = 'valid' and f.origin_import_id = p_origin_import_id
+              and f.origin_line < p_origin_line) x
+        where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size));
+end
 $$;
 
 -- Remediation rows of one chunk, in file order. A row whose original row made components
@@ -1523,7 +1657,7 @@ declare
 begin
     for r in
         select * from pipetrak.import_rows x
-        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
+        where x.import_id = p_import_id and x.project_id = p_project_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
         order by x.line
     loop
         select * into v_drawing from pipetrak.drawings d
@@ -1531,8 +1665,8 @@ begin
         select m.names into v_names from pipetrak.milestone_templates m
         where m.project_id = p_project_id and m.component_type = r.component_type;
         v_linked := array(
-            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id
-            where s.import_id = r.origin_import_id and s.line = r.origin_line and c.retired_at is null
+            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id and c.project_id = s.project_id
+            where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and c.retired_at is null
             order by c.seq, c.id);
         v_per_seq := r.component_type = any (pipetrak.component_types('per_seq'));
 
@@ -1552,11 +1686,11 @@ begin
                 v_updated := v_updated + 1;
             end if;
             delete from pipetrak.component_sources s
-            where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
+            where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and s.component_id <> v_target;
             insert into pipetrak.component_sources (component_id, project_id, import_id, line, footage)
             values (v_target, p_project_id, r.origin_import_id, r.origin_line, r.quantity)
             on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage;
-            perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
+            perform pipetrak.import_sum_footage(p_project_id, array_append(v_linked, v_target));
             continue;
         end if;
 
@@ -1564,20 +1698,20 @@ begin
         for i in 1 .. greatest(v_count, cardinality(v_linked)) loop
             exit when i > v_count;
             if i <= cardinality(v_linked) then
-                select * into v_component from pipetrak.components where id = v_linked[i];
+                select * into v_component from pipetrak.components where id = v_linked[i] and project_id = p_project_id;
                 if v_component.component_type <> r.component_type then
                     if v_component.earned_total > 0 then
                         v_left := v_left + 1;
                         continue;
                     end if;
                     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
-                    where id = v_component.id;
+                    where id = v_component.id and project_id = p_project_id;
                     delete from pipetrak.component_sources s
-                    where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id = v_component.id;
+                    where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and s.component_id = v_component.id;
                 elsif (v_component.drawing_id, v_component.tag, v_component.size) = (v_drawing.id, r.tag, r.size) then
                     update pipetrak.components set description = r.description, spec = r.spec,
                         attributes = attributes || r.attributes, updated_at = now(), version = version + 1
-                    where id = v_component.id
+                    where id = v_component.id and project_id = p_project_id
                       and (description, spec, attributes) is distinct from (r.description, r.spec, attributes || r.attributes);
                     if found then
                         v_updated := v_updated + 1;
@@ -1592,7 +1726,7 @@ begin
                         update pipetrak.components set drawing_id = v_drawing.id, tag = r.tag, size = r.size, seq = v_seq,
                             description = r.description, spec = r.spec, attributes = attributes || r.attributes,
                             updated_at = now(), version = version + 1
-                        where id = v_component.id;
+                        where id = v_component.id and project_id = p_project_id;
                         v_updated := v_updated + 1;
                     end if;
                     continue;
@@ -1636,12 +1770,15 @@ $$;
 -- The next seq of a counted item: one past the highest its live components hold.
 create function pipetrak.import_next_seq(p_project_id bigint, p_drawing_id bigint, p_type text, p_tag text, p_size text)
 returns integer
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
-    where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
-      and c.tag = p_tag and c.size = p_size and c.retired_at is null
+begin
+    return (
+        select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
+        where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
+          and c.tag = p_tag and c.size = p_size and c.retired_at is null);
+end
 $$;
 
 -- A weld log's welds of one chunk with a welder and a date welded are made welded the way a
@@ -1669,12 +1806,12 @@ begin
                c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
                c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
         from pipetrak.import_rows x
-        cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
-        join pipetrak.components c on c.id = w.id
-        join pipetrak.field_welds f on f.component_id = w.id
-        left join pipetrak.welders wd on wd.id = f.welder_id
+        cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = p_project_id and lw.drawing_key = x.drawing_key and lw.tag = x.tag limit 1) w
+        join pipetrak.components c on c.id = w.id and c.project_id = p_project_id
+        join pipetrak.field_welds f on f.component_id = w.id and f.project_id = p_project_id
+        left join pipetrak.welders wd on wd.id = f.welder_id and wd.project_id = f.project_id
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
+        where x.import_id = p_import_id and x.project_id = p_project_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
           and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
         order by x.line
     loop
@@ -1689,7 +1826,8 @@ begin
             v_welded := v_welded + 1;
         end if;
         if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
-           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
+           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.project_id = p_project_id
+                       and f.welder_id is not null and f.date_welded is not null)
            -- A result recorded for the method (in the field or by an earlier import) is never
            -- superseded by a file: only a method without one takes the file's.
            and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is null then
@@ -1760,7 +1898,7 @@ begin
                              then 'included so the footage of this pipe adds up; already valid'
                              else 'included so the quantities of this item add up; already valid' end) as notes
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.reported)
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.reported)
     select pipetrak.render_report_csv(v_header, array_agg(to_jsonb(c.cells) order by r.line),
                array_agg(r.original_line order by r.line), array_agg(r.reference order by r.line), array_agg(r.notes order by r.line))
     into v_csv
@@ -1789,7 +1927,7 @@ union all
 select r.import_id, j.project_id, (i ->> 'line')::integer, i ->> 'column', i ->> 'value', i ->> 'severity', i ->> 'code',
        i ->> 'message', i ->> 'hint'
 from pipetrak.import_rows r
-join pipetrak.import_jobs j on j.id = r.import_id
+join pipetrak.import_jobs j on j.id = r.import_id and j.project_id = r.project_id
 cross join lateral jsonb_array_elements(r.issues) as i;
 comment on view pipetrak_api.import_issues is 'Validation issues of import jobs: row (as Excel shows it), column, value, severity, stable code, message and hint.';
 

@@ -109,7 +109,7 @@ declare
     -- The caller and the component's project first: on Citus the update then runs on the
     -- project's shard, with the caller as a value (it refuses a function of the claims there).
     v_user uuid := pipetrak.current_user_id();
-    v_project bigint := (select c.project_id from pipetrak.components c where c.id = p_component_id);
+    v_project bigint := pipetrak.component_project(p_component_id);
 begin
     update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
         resolution_note = p_note
@@ -1330,7 +1330,7 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := (select project_id from pipetrak.components where id = p_failed);
+    v_project_id bigint := pipetrak.component_project(p_failed);
     v_stage integer;
     v_failed integer;
     v_call record;

@@ -136,10 +136,10 @@ create trigger package_events_no_truncate before truncate on pipetrak.package_ev
 
 -- ---- Readiness kept current by NDE ----
 
--- Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into
--- (p_sign = 1) or out of (-1) their part's ready count: their weld's NDE now clears them, or no
--- longer does.
-create function pipetrak.progress_parts_shift_ready(p_component_ids bigint[], p_sign integer)
+-- Moves the live, testable members `p_component_ids` of project `p_project_id` whose milestones are
+-- ready through Punch into (p_sign = 1) or out of (-1) their part's ready count: their weld's NDE
+-- now clears them, or no longer does. By project: on Citus, a statement on its shard.
+create function pipetrak.progress_parts_shift_ready(p_project_id bigint, p_component_ids bigint[], p_sign integer)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -152,7 +152,7 @@ begin
     select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type, p_sign * count(*)
     from pipetrak.components c
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    where c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
+    where c.project_id = p_project_id and c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
       and pipetrak.ready_for_test(c.milestone_values, t.names, true)
     -- Key order, package first, as every writer of the parts (progress_parts_shift).
     group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
@@ -170,25 +170,36 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
-    if p_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from unnest(p_new) n
-            where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
-    elsif p_op = 'DELETE' then
-        perform pipetrak.progress_parts_shift_ready(array(
-            select o.component_id from unnest(p_old) o
-            where not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
-    else
-        perform pipetrak.progress_parts_shift_ready(array(
-            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
-            where pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
-              and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
-        perform pipetrak.progress_parts_shift_ready(array(
-            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
-            where not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
-              and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
-    end if;
+    -- Project by project (the rows' own), each a statement on its shard on Citus.
+    for v_project in
+        select distinct x.project_id from unnest(coalesce(p_new, p_old)) x order by 1
+    loop
+        if p_op = 'INSERT' then
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select n.component_id from unnest(p_new) n
+                where n.project_id = v_project
+                  and not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
+        elsif p_op = 'DELETE' then
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select o.component_id from unnest(p_old) o
+                where o.project_id = v_project
+                  and not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
+        else
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+                where (p_new[i]).project_id = v_project
+                  and pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+                  and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+                where (p_new[i]).project_id = v_project
+                  and not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+                  and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
+        end if;
+    end loop;
 end
 $$;
 
@@ -899,7 +910,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if new.test_package_id is null then
-        new.test_package_id := (select c.test_package_id from pipetrak.components c where c.id = new.component_id and c.retired_at is null);
+        -- SELECT … INTO by the row's project: on Citus, a statement on its shard.
+        select c.test_package_id into new.test_package_id from pipetrak.components c
+        where c.id = new.component_id and c.project_id = new.project_id and c.retired_at is null;
     end if;
     return new;
 end

@@ -171,18 +171,23 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
         return;
     end if;
-    perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
-    from (select distinct n.project_id from unnest(p_new) n order by 1) x;
-    -- Events of a component retired already (only a restore loads them so): its credit leaves on
-    -- the day it was retired, as it did when it was.
-    perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
-    from (select distinct n.component_id from unnest(p_new) n) n
-    join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
-    join pipetrak.projects p on p.id = c.project_id;
+    -- Project by project (the events' own), each a statement on its shard on Citus.
+    for v_project in select distinct n.project_id from unnest(p_new) n order by 1 loop
+        perform pipetrak.progress_days_add(1, v_project, array(select n.id from unnest(p_new) n where n.project_id = v_project));
+        -- Events of a component retired already (only a restore loads them so): its credit leaves
+        -- on the day it was retired, as it did when it was.
+        perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
+        from pipetrak.components c
+        join pipetrak.projects p on p.id = c.project_id
+        where c.project_id = v_project and c.retired_at is not null
+          and c.id = any (array(select n.component_id from unnest(p_new) n where n.project_id = v_project));
+    end loop;
 end
 $$;
 
@@ -900,7 +905,7 @@ declare
     v_version pipetrak.budget_versions;
 begin
     select * into v_job from pipetrak.import_jobs where id = p_import_id;
-    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.status = 'valid'
+    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
                    and r.budget_mh is not null) then
         return;
     end if;
@@ -919,16 +924,18 @@ begin
                                         then r.seq_to - r.seq_from + 1 else 1 end), 4)
     from pipetrak.import_rows r
     join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = r.drawing_key and d.retired_at is null
-    join pipetrak.components c on c.drawing_id = d.id and c.component_type = r.component_type and c.tag = r.tag
-         and c.size = r.size and c.retired_at is null
+    join pipetrak.components c on c.project_id = d.project_id and c.drawing_id = d.id and c.component_type = r.component_type
+         and c.tag = r.tag and c.size = r.size and c.retired_at is null
          and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
-    where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
+    where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid' and r.budget_mh is not null
     group by c.id
     on conflict (component_id, project_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
     update pipetrak.budget_versions set
-        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
-        components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)
-    where id = v_version.id;
+        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b
+                    where b.project_id = v_job.project_id and b.version_id = v_version.id),
+        components = (select count(*) from pipetrak.component_budgets b
+                      where b.project_id = v_job.project_id and b.version_id = v_version.id)
+    where id = v_version.id and project_id = v_job.project_id;
     perform pipetrak.refresh_part_budgets(v_job.project_id);
 end
 $$;

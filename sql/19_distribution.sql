@@ -41,11 +41,21 @@
 -- - Calls that take an id (a component's, a weld's) read its project first — an index read on
 --   one node, a read of every shard on Citus — then lock and write by (id, project), on one
 --   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Imports: every statement of a validation and a commit reads and writes by the job's project
+--   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
+--   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row
+--   counts of INSERT … SELECT … ON CONFLICT DO NOTHING are counted from RETURNING (Citus reports
+--   the rows it sent).
+-- - The derived tables (progress, tallies, history) are kept on the worker, by the statement
+--   triggers of the shard a write reaches, through Citus's nested execution. Every upkeep
+--   statement works on its rows' project, so Citus runs it in the task's own backend (local
+--   execution) and it commits with the task, two-phase commits included; one Citus would split
+--   over shards is refused there (src/pg/captured.rs): its own connections would commit apart
+--   from the task (a worker crashed in COMMIT PREPARED before this was so).
 -- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
 --   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
---   is a reference table's row, on every node); imports and the calls the cluster flow doesn't
---   cover are untried. distribution_obstacles() lists 'api', 'events' and 'snapshots';
---   distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
+--   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
+--   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
 --   after distribute() lacks its settings (run its worker steps again). What the catalog can't
 --   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
 --   tests/scripts/citus_flow.sql on both engines and compares them.

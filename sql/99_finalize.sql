@@ -78,11 +78,13 @@ begin
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
     end loop;
-    -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
+    -- Tables no reader needs at all: secrets, the extension's own bookkeeping, and the views only
+    -- its import functions read.
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender,
+                        pipetrak.import_plan_rows, pipetrak.live_welds from %I', v_role);
         -- Invitations are read without the token's hash.
         execute format('revoke all on table pipetrak.invitations from %I', v_role);
         execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,

@@ -157,6 +157,18 @@ drop function pipetrak.progress_days_add(integer, bigint[]);
 -- A group's name is looked up in its project (group_name takes it).
 drop function pipetrak.group_name(text, text);
 
+-- An import's plan is a view (import_plan_rows, which Citus can plan under an INSERT … SELECT);
+-- the dry run compares it with the project itself.
+drop function pipetrak.import_plan(bigint, bigint, integer, boolean);
+-- The same for a weld by drawing and number (the view live_welds).
+drop function pipetrak.live_weld(bigint, text, text);
+-- A validation purges its own project's expired staged rows (purge_staged_rows takes the project).
+drop function pipetrak.purge_staged_rows(bigint);
+-- A pipe's footage is summed within its project (import_sum_footage takes it).
+drop function pipetrak.import_sum_footage(bigint[]);
+-- Ready counts move within a project (progress_parts_shift_ready takes it).
+drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -2252,6 +2264,24 @@ end
 $$;
 
 
+-- The project of a component (null for no such id), found by its id: on Citus a read of every
+-- shard, answered by the one holding it; the calls then work on that project's shard. A plain
+-- SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node,
+-- which makes each writing transaction a two-phase commit of all of them.
+create or replace function pipetrak.component_project(p_component_id bigint)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project bigint;
+begin
+    select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    return v_project;
+end
+$$;
+
+
 -- A live component the caller may act on with `p_permission`, locked for update; component_not_found
 -- for what the caller can't see.
 create or replace function pipetrak.lock_component(p_component_id bigint, p_permission text)
@@ -2266,7 +2296,7 @@ begin
     -- One read for the component and the caller's role in its project, locking the row only for a
     -- member (as update_milestone does): every weld and component operation starts here. The
     -- component's project first, then the locked read by (id, project): on Citus, its shard.
-    v_project := (select x.project_id from pipetrak.components x where x.id = p_component_id);
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at into v_ctx
     from pipetrak.components c
     join pipetrak.projects p on p.id = c.project_id
@@ -2611,7 +2641,7 @@ begin
     -- locked read for the component, its project, the caller's role and the template, every table
     -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
     -- through lock_component + require_project_role.
-    v_project := (select c.project_id from pipetrak.components c where c.id = p_component_id);
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -3502,6 +3532,22 @@ create policy import_rows_select_importer on pipetrak.import_rows for select to 
     using (pipetrak.project_visible_for(project_id, 'manage_project_data'));
 
 
+-- The project of an import job (null for no such id), found by its id as component_project
+-- finds a component's.
+create or replace function pipetrak.import_project(p_import_id bigint)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project bigint;
+begin
+    select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    return v_project;
+end
+$$;
+
+
 -- The job, locked, after checking the caller may import into its project. Without its file:
 -- returning the row would copy the whole file into the caller's memory.
 create or replace function pipetrak.lock_import(p_import_id bigint)
@@ -3511,10 +3557,16 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_job pipetrak.import_jobs;
+    v_project bigint;
 begin
-    select * into v_job from pipetrak.import_jobs
-    where id = p_import_id and project_id in (select pipetrak.my_project_ids())
-    for update;
+    -- The job's project first (on Citus a read of every shard), then the locked row on its
+    -- project's shard.
+    v_project := pipetrak.import_project(p_import_id);
+    if v_project in (select pipetrak.my_project_ids()) then
+        select * into v_job from pipetrak.import_jobs
+        where id = p_import_id and project_id = v_project
+        for update;
+    end if;
     if v_job.id is null then
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
@@ -3562,82 +3614,78 @@ end
 $$;
 
 
+-- import_refusal as one value ({code, message} or null), for a call in a VALUES list.
+create or replace function pipetrak.import_refusal_json(p_content bytea)
+returns jsonb
+language sql immutable parallel safe
+as $$ select to_jsonb(r) from pipetrak.import_refusal(p_content) r $$;
+
+
 -- Stores an uploaded file as a new job (spec §9). The type is sniffed from the content. A SQL
 -- function, so the file reaches the table without the extra copy a PL/pgSQL variable costs: a
 -- 50 MB upload already takes about 150 MB of the backend's memory in PostgreSQL's own protocol
--- buffers, and every import function stays below 256 MB.
+-- buffers, and every import function stays below 256 MB. One row of VALUES, so Citus routes it to
+-- the project's shard (it plans no INSERT … SELECT of a SQL function's parameters).
 create or replace function pipetrak.import_upload(p_project_id bigint, p_kind text, p_filename text, p_content bytea)
 returns bigint
 language sql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
     insert into pipetrak.import_jobs (project_id, kind, filename, format, content, created_by)
-    select p_project_id, p_kind, btrim(p_filename), c.format, p_content, pipetrak.require_user()
-    from pipetrak.check_import_upload(p_project_id, p_kind, p_filename, octet_length(p_content),
-                                      pipetrak.import_sniff(coalesce(p_content, ''::bytea)),
-                                      (select to_jsonb(r) from pipetrak.import_refusal(coalesce(p_content, ''::bytea)) r)) as c(format)
+    values (p_project_id, p_kind, btrim(p_filename),
+            pipetrak.check_import_upload(p_project_id, p_kind, p_filename, octet_length(p_content),
+                                         pipetrak.import_sniff(coalesce(p_content, ''::bytea)),
+                                         pipetrak.import_refusal_json(coalesce(p_content, ''::bytea))),
+            p_content, pipetrak.require_user())
     returning id
 $$;
 
 
--- The components a job's rows stand for (per-seq rows counted out; one chunk, or all when
--- `p_chunk` is null), each beside the live component of the project with the same identity
--- when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index).
--- No SET clause, so the planner inlines it into the statements that use it.
-create or replace function pipetrak.import_plan(p_import_id bigint, p_project_id bigint, p_chunk integer, p_compare boolean)
-returns table (line integer, chunk integer, component_type text, drawing_key text, tag text, size text, seq integer,
-               quantity numeric, description text, spec text, attributes jsonb, area text, system text,
-               test_package text, existing_id bigint, existing_quantity numeric, merged boolean)
-language sql stable
-as $$
-    select r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq, coalesce(r.group_quantity, 1),
-           r.description, r.spec, r.attributes, r.area, r.system, r.test_package, c.id, c.quantity,
-           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single')) and r.issues @> '[{"code": "rows_merged"}]'
+-- The components the staged rows stand for (per-seq rows counted out), for a job's and project's
+-- filter. A view, not a function: PostgreSQL inlines it before Citus plans the statement (Citus
+-- can't plan an INSERT … SELECT through an inlined SQL function of distributed tables). Joins
+-- only, no correlated subquery: the caller's project filter then reaches every table, and on
+-- Citus the statement runs on the project's shard alone.
+create or replace view pipetrak.import_plan_rows with (security_invoker = true) as
+    select r.import_id, r.project_id, r.line, r.chunk, r.component_type, r.drawing_key, r.tag, r.size, s.seq,
+           coalesce(r.group_quantity, 1) as quantity, r.description, r.spec, r.attributes, r.area, r.system,
+           r.test_package,
+           r.component_type = any (pipetrak.component_types('linear_aggregate') || pipetrak.component_types('single'))
+               and r.issues @> '[{"code": "rows_merged"}]' as merged
     from pipetrak.import_rows r
     cross join lateral generate_series(r.seq_from, r.seq_to) as s(seq)
-    left join lateral (
-        select x.id from pipetrak.drawings x
-        where p_compare and x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
-        limit 1) d on true
-    -- A lateral probe per row. Only spools are identified without their drawing, so a new
-    -- drawing's rows probe nothing.
-    left join lateral (
-        select x.id, x.quantity from pipetrak.components x
-        where p_compare and (d.id is not null or r.component_type = any (pipetrak.component_types('by_id')))
-          and x.project_id = p_project_id and x.retired_at is null
-          and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, s.seq)
-        limit 1) c on true
-    where r.import_id = p_import_id and r.status = 'valid' and (p_chunk is null or r.chunk = p_chunk)
-      -- An instance the project retired is not made again (a re-import never brings one back;
-      -- a row every instance of which is retired is skipped with its reason before this): the
-      -- file's other instances are. A probe of the small index of retired identities.
-      and not exists (
-          select from pipetrak.drawings x
-          join pipetrak.components k on k.project_id = p_project_id and k.retired_at is not null
-               and k.identity_key = pipetrak.identity_key(r.component_type, x.id, r.tag, r.size, s.seq)
-          where x.project_id = p_project_id and x.drawing_key = r.drawing_key and x.retired_at is null
-            and not exists (select from pipetrak.components l
-                            where l.project_id = p_project_id and l.retired_at is null and l.identity_key = k.identity_key))
-$$;
+    left join pipetrak.drawings x on x.project_id = r.project_id and x.drawing_key = r.drawing_key and x.retired_at is null
+    -- An instance the project retired is not made again (a re-import never brings one back;
+    -- a row every instance of which is retired is skipped with its reason before this): the
+    -- file's other instances are. The project's retired identities without a live component
+    -- (the small index of retired identities, and the identity index).
+    left join (
+        select distinct k.project_id, k.identity_key
+        from pipetrak.components k
+        left join pipetrak.components l on l.project_id = k.project_id and l.retired_at is null and l.identity_key = k.identity_key
+        where k.retired_at is not null and l.id is null) gone
+      on x.id is not null and gone.project_id = r.project_id
+     and gone.identity_key = pipetrak.identity_key(r.component_type, x.id, r.tag, r.size, s.seq)
+    where r.status = 'valid' and gone.identity_key is null;
+
+comment on view pipetrak.import_plan_rows is
+    'The components staged import rows stand for (per-seq rows counted out), with whether a row merged into an earlier one; filter by import_id and project_id.';
 
 
--- The project's live field weld with this number on this drawing (a weld is its drawing and
--- number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every
--- component of the project). No SET clause, so the planner inlines it.
-create or replace function pipetrak.live_weld(p_project_id bigint, p_drawing_key text, p_tag text)
-returns table (id bigint)
-language sql stable
-as $$
-    select x.id
+-- The projects' live field welds by drawing and number (a weld is its drawing and number, spec
+-- §4). Read by key — project_id, drawing_key and tag — as a lateral probe of the drawing and
+-- weld-number indexes (a join could scan every component of the project). A view, so
+-- PostgreSQL inlines it before Citus plans the statement (a shard's statement can't name an
+-- inlined SQL function of distributed tables).
+create or replace view pipetrak.live_welds with (security_invoker = true) as
+    select d.project_id, d.drawing_key, c.tag, c.id
     from pipetrak.drawings d
-    cross join lateral (
-        select c.id from pipetrak.components c
-        where c.project_id = p_project_id and c.retired_at is null
-          and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
-        limit 1) x
-    where d.project_id = p_project_id and d.drawing_key = p_drawing_key and d.retired_at is null
-    limit 1
-$$;
+    join pipetrak.components c on c.project_id = d.project_id and c.drawing_id = d.id
+    where d.retired_at is null and c.retired_at is null and c.component_type = 'field_weld'
+      and c.identity_key = pipetrak.identity_key('field_weld', d.id, c.tag, null, 1);
+
+comment on view pipetrak.live_welds is
+    'Live field welds by project, drawing key and weld number (a weld is its drawing and number); read by all three.';
 
 -- Code (an upgrade runs it again): `create or replace`.
 do $$
@@ -3665,9 +3713,10 @@ comment on function pipetrak.similar_drawings(bigint, text) is
 
 -- Removes the staged rows of jobs kept past their time: a committed job's a day after its commit,
 -- an uncommitted one's a week after its validation (it must be validated again to be committed).
--- Of one organization's projects, or of all when `p_organization_id` is null (for a DBA's
--- scheduled job). Files stay with their jobs. Returns how many jobs it cleared.
-create or replace function pipetrak.purge_staged_rows(p_organization_id bigint default null)
+-- Of one project (a validation clears its own project's: on Citus, one shard), of one
+-- organization's projects, or of all when both are null (for a DBA's scheduled job). Files stay
+-- with their jobs. Returns how many jobs it cleared.
+create or replace function pipetrak.purge_staged_rows(p_organization_id bigint default null, p_project_id bigint default null)
 returns integer
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -3679,14 +3728,16 @@ begin
     from pipetrak.import_jobs j
     join pipetrak.projects p on p.id = j.project_id
     where j.staged_until < now() and j.status <> 'committing'
-      and (p_organization_id is null or p.organization_id = p_organization_id);
+      and (p_organization_id is null or p.organization_id = p_organization_id)
+      and (p_project_id is null or j.project_id = p_project_id);
     if v_jobs is null then
         return 0;
     end if;
-    delete from pipetrak.import_rows where import_id = any (v_jobs);
+    delete from pipetrak.import_rows
+    where import_id = any (v_jobs) and (p_project_id is null or project_id = p_project_id);
     update pipetrak.import_jobs
     set staged_until = null, status = case when status = 'committed' then status else 'uploaded' end, updated_at = now()
-    where id = any (v_jobs);
+    where id = any (v_jobs) and (p_project_id is null or project_id = p_project_id);
     return cardinality(v_jobs);
 end
 $$;
@@ -3732,44 +3783,47 @@ $$;
 create or replace function pipetrak.import_row_gone(p_project_id bigint, p_component_type text, p_drawing_key text, p_tag text,
                                          p_size text, p_seq_from integer, p_seq_to integer)
 returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    with d as (
-        select x.id from pipetrak.drawings x
-        where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
-        limit 1)
-    select case
-        when p_component_type = 'field_weld' then (
-            select coalesce(
-                (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
-                 from d
-                 join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
-                      and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
-                 join pipetrak.field_welds f on f.component_id = c.id
-                 left join pipetrak.components rc on rc.id = f.repaired_by
-                 order by c.id desc limit 1),
-                (select format('was moved to drawing %s', nd.drawing_no)
-                 from d
-                 join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
-                      and e.before ->> 'drawing_id' = d.id::text
-                 join pipetrak.components c on c.id = e.component_id and c.tag = p_tag and c.retired_at is null
-                      and c.drawing_id <> d.id
-                 join pipetrak.drawings nd on nd.id = c.drawing_id
-                 order by e.id desc limit 1))
-            where not exists (select from pipetrak.live_weld(p_project_id, p_drawing_key, p_tag)))
-        else (
-            select 'was retired'
-            from d
-            where not exists (
-                select from generate_series(p_seq_from, p_seq_to) s(seq)
-                where exists (select from pipetrak.components c
-                              where c.project_id = p_project_id and c.retired_at is null
-                                and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
-                   or not exists (select from pipetrak.components c
-                                  where c.project_id = p_project_id and c.retired_at is not null
-                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
-    end
+begin
+    return (
+        with d as (
+            select x.id from pipetrak.drawings x
+            where x.project_id = p_project_id and x.drawing_key = p_drawing_key and x.retired_at is null
+            limit 1)
+        select case
+            when p_component_type = 'field_weld' then (
+                select coalesce(
+                    (select case when f.repaired_by is not null then format('was repaired as %s', rc.tag) else 'was retired' end
+                     from d
+                     join pipetrak.components c on c.project_id = p_project_id and c.retired_at is not null
+                          and c.identity_key = pipetrak.identity_key('field_weld', d.id, p_tag, null, 1)
+                     join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
+                     left join pipetrak.components rc on rc.id = f.repaired_by and rc.project_id = f.project_id
+                     order by c.id desc limit 1),
+                    (select format('was moved to drawing %s', nd.drawing_no)
+                     from d
+                     join pipetrak.weld_events e on e.project_id = p_project_id and e.action = 'moved'
+                          and e.before ->> 'drawing_id' = d.id::text
+                     join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id and c.tag = p_tag and c.retired_at is null
+                          and c.drawing_id <> d.id
+                     join pipetrak.drawings nd on nd.id = c.drawing_id and nd.project_id = c.project_id
+                     order by e.id desc limit 1))
+                where not exists (select from pipetrak.live_welds lw where lw.project_id = p_project_id and lw.drawing_key = p_drawing_key and lw.tag = p_tag))
+            else (
+                select 'was retired'
+                from d
+                where not exists (
+                    select from generate_series(p_seq_from, p_seq_to) s(seq)
+                    where exists (select from pipetrak.components c
+                                  where c.project_id = p_project_id and c.retired_at is null
+                                    and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))
+                       or not exists (select from pipetrak.components c
+                                      where c.project_id = p_project_id and c.retired_at is not null
+                                        and c.identity_key = pipetrak.identity_key(p_component_type, d.id, p_tag, p_size, s.seq))))
+        end);
+end
 $$;
 
 
@@ -3809,16 +3863,16 @@ begin
         perform pipetrak.raise_error('import_already_committed', jsonb_build_object('import_id', p_import_id, 'status', v_job.status));
     end if;
     select * into v_project from pipetrak.projects where id = v_job.project_id;
-    -- The organization's own expired staged rows go first: each tenant pays for its own.
-    perform pipetrak.purge_staged_rows(v_project.organization_id);
-    delete from pipetrak.import_rows where import_id = p_import_id;
+    -- The project's own expired staged rows go first: each tenant pays for its own.
+    perform pipetrak.purge_staged_rows(p_project_id => v_job.project_id);
+    delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
     v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
     -- rows: none of them may look valid.
     v_failed := not (v_file ? 'header')
         or exists (select from jsonb_array_elements(coalesce(v_file -> 'file_issues', '[]')) i where i ->> 'severity' = 'error');
     if v_failed then
-        delete from pipetrak.import_rows where import_id = p_import_id;
+        delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
         v_summary := jsonb_build_object(
             'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
             'format', v_file -> 'format', 'sheet', v_file -> 'sheet', 'header_line', v_file -> 'header_line',
@@ -3832,11 +3886,14 @@ begin
             'file_issues', coalesce(v_file -> 'file_issues', '[]'));
         update pipetrak.import_jobs set status = 'failed', summary = v_summary, validated_at = now(), updated_at = now(),
             staged_until = null, chunks_total = null, chunks_done = 0, result = '{}'
-        where id = p_import_id;
+        where id = p_import_id and project_id = v_job.project_id;
         return v_summary || jsonb_build_object('status', 'failed');
     end if;
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
-    analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+    -- (Not on Citus: the shards' autovacuum counts them; an ANALYZE there reaches every node.)
+    if not pipetrak.distributed() then
+        analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
+    end if;
 
     -- A remediation CSV read back: each row's PIPETRAK REF (staged in its attributes) names the
     -- original row it stands for, which must be a row of an import of this project.
@@ -3845,7 +3902,7 @@ begin
             select r.line, split_part(r.attributes ->> 'pipetrak_ref', ':', 1)::bigint as import_id,
                    split_part(r.attributes ->> 'pipetrak_ref', ':', 2)::integer as origin_line
             from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.attributes ? 'pipetrak_ref'),
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_ref'),
         judged as (
             select x.*, exists (select from pipetrak.import_jobs o where o.id = x.import_id and o.project_id = v_job.project_id
                                 and o.id <> p_import_id) as known
@@ -3854,14 +3911,14 @@ begin
             attributes = r.attributes - 'pipetrak_ref',
             origin_import_id = case when j.known then j.import_id end,
             origin_line = case when j.known then j.origin_line end,
-            issues = case when j.known then r.issues else r.issues || jsonb_build_array(pipetrak.import_issue(r.line,
-                'unknown_reference', format('%s:%s is not a row of an import of this project', j.import_id, j.origin_line),
-                'PIPETRAK REF', format('%s:%s', j.import_id, j.origin_line))) end
+            issues = case when j.known then r.issues else pipetrak.import_issue_added(r.issues, r.line,
+                'unknown_reference', '%s:%s is not a row of an import of this project', array[j.import_id::text, j.origin_line::text],
+                'PIPETRAK REF', j.import_id::text || ':' || j.origin_line::text) end
         from judged j
-        where r.import_id = p_import_id and r.line = j.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = j.line;
         v_warnings_added := v_warnings_added + (select count(*) from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.issues @> '[{"code": "unknown_reference"}]');
-        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id is not null);
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.issues @> '[{"code": "unknown_reference"}]');
+        v_refers := exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.origin_import_id is not null);
     end if;
 
     -- A row's man-hour budget, staged in its attributes (the staging statement serves every
@@ -3869,7 +3926,7 @@ begin
     if coalesce((v_file ->> 'budget_column')::boolean, true) then
         update pipetrak.import_rows r set budget_mh = (r.attributes ->> 'pipetrak_budget_mh')::numeric,
             attributes = r.attributes - 'pipetrak_budget_mh'
-        where r.import_id = p_import_id and r.attributes ? 'pipetrak_budget_mh';
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_budget_mh';
     end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
@@ -3907,11 +3964,11 @@ begin
     where s.line <> s.first_line;
     if jsonb_array_length(v_similar) > 0 then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_in_file',
-            format('Drawing %s looks like %s on row %s of this file', r.drawing_no, f.drawing_no, f.line), 'DRAWING', r.drawing_no))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
+            'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
         from jsonb_array_elements(v_similar) p(pair)
-        join pipetrak.import_rows f on f.import_id = p_import_id and f.line = (p.pair ->> 1)::integer
-        where r.import_id = p_import_id and r.line = (p.pair ->> 0)::integer;
+        join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
         v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
     end if;
 
@@ -3921,8 +3978,8 @@ begin
     -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
     if v_has_drawings then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'similar_drawing_exists',
-            format('Drawing %s is not in the project; similar: %s', r.drawing_no, s.similar), 'DRAWING', r.drawing_no))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
+            'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
         from (
             select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
             from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
@@ -3931,20 +3988,20 @@ begin
             cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
             group by n.drawing_key
         ) s
-        where r.import_id = p_import_id and r.line = s.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
 
         -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'quantity_below_existing',
-            format('The project holds %s of this item, the file %s; surplus component ids: %s',
-                   s.planned + s.surplus_count, s.planned, s.surplus_ids), 'QTY', s.planned::text))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
+            'The project holds %s of this item, the file %s; surplus component ids: %s',
+            array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
         from (
             select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
             from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
                   from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.status = 'valid'
+                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
                     and x.component_type = any (pipetrak.component_types('per_seq'))
                   group by 1, 2, 3, 4) g
             join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
@@ -3952,7 +4009,7 @@ begin
                 and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
             group by g.last_line, g.planned
         ) s
-        where r.import_id = p_import_id and r.line = s.last_line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
@@ -3964,14 +4021,14 @@ begin
        or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
         update pipetrak.import_rows r
         set status = 'skipped',
-            issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'retired_not_restored',
-                format('%s %s on drawing %s %s: the row is not imported', initcap(replace(r.component_type, '_', ' ')),
-                       r.tag, r.drawing_no, g.why), null, null))
+            issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
+                '%s %s on drawing %s %s: the row is not imported',
+                array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
         from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
                                                       v.seq_from, v.seq_to) as why
               from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.status = 'valid') g
-        where r.import_id = p_import_id and r.line = g.line and g.why is not null;
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
         get diagnostics v_flagged = row_count;
         if v_flagged > 0 then
             v_warnings_added := v_warnings_added + v_flagged;
@@ -3986,20 +4043,20 @@ begin
     -- (import_weld_merge): said on the row.
     if v_job.kind = 'field_welds' then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'field_value_kept',
-            format('Weld %s keeps what the field recorded: %s', r.tag, k.kept), 'WELD ID', r.tag))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
+            'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
         from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
               from pipetrak.import_rows v
-              cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
-              join pipetrak.field_welds w on w.component_id = c.id
-              left join pipetrak.welders wd on wd.id = w.welder_id
+              cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+              join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+              left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
               cross join lateral (values ('welder', wd.stencil, v.stencil),
                                          ('date welded', w.date_welded::text, v.date_welded::text),
                                          ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
-              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
                 and f.stored <> f.given
               group by v.line) k
-        where r.import_id = p_import_id and r.line = k.line;
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
         get diagnostics v_flagged = row_count;
         v_warnings_added := v_warnings_added + v_flagged;
     end if;
@@ -4009,18 +4066,19 @@ begin
     if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
                and c.retired_at is null) then
         update pipetrak.import_rows r
-        set issues = r.issues || jsonb_build_array(pipetrak.import_issue(r.line, 'weld_number_elsewhere',
-            format('Weld %s is also on drawing %s; this row makes a new weld on %s', r.tag, o.other, r.drawing_no),
-            'WELD ID', r.tag))
+        set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
+            'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
+            'WELD ID', r.tag)
         from (select v.line,
                      (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                      where c.project_id = v_job.project_id and c.component_type = 'field_weld' and c.retired_at is null
+                      where c.project_id = v_job.project_id and d.project_id = v_job.project_id
+                        and c.component_type = 'field_weld' and c.retired_at is null
                         and c.tag = v.tag and d.drawing_key <> v.drawing_key
                       order by d.drawing_no limit 1) as other
               from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and not exists (select from pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag))) o
-        where r.import_id = p_import_id and r.line = o.line and o.other is not null;
+              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
         get diagnostics v_flagged = row_count;
         v_infos_added := v_infos_added + v_flagged;
     end if;
@@ -4039,16 +4097,32 @@ begin
                    count(*) filter (where p.existing_id is not null) as existing,
                    count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
                                       and p.quantity is distinct from p.existing_quantity) as footage_changed
-            from pipetrak.import_plan(p_import_id, v_job.project_id, null, true) p
+            -- Each planned component beside the live one of the project with the same identity
+            -- (lateral probes per row; only spools are identified without their drawing, so a
+            -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
+            from (select p.*, c.id as existing_id, c.quantity as existing_quantity
+                  from pipetrak.import_plan_rows p
+                  left join lateral (
+                      select x.id from pipetrak.drawings x
+                      where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                      limit 1) d on true
+                  left join lateral (
+                      select x.id, x.quantity from pipetrak.components x
+                      where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
+                        and x.project_id = v_job.project_id and x.retired_at is null
+                        and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
+                      limit 1) c on true
+                  where p.import_id = p_import_id and p.project_id = v_job.project_id) p
             where not p.merged),
         changed_welds as (
             select count(*) as changed
             from pipetrak.import_rows v
-            cross join lateral pipetrak.live_weld(v_job.project_id, v.drawing_key, v.tag) c
-            join pipetrak.field_welds w on w.component_id = c.id
+            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+            join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
             left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
-            where v.import_id = p_import_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
-              and pipetrak.import_weld_merge(w, v, coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from w)
+            where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+              and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
+                                             coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
         select jsonb_build_object(
             'create', p.created,
             'update', p.footage_changed + w.changed,
@@ -4090,14 +4164,14 @@ begin
     update pipetrak.import_jobs set
         status = 'validated', summary = v_summary, validated_at = now(), updated_at = now(),
         staged_until = now() + interval '7 days', chunks_total = null, chunks_done = 0, result = '{}'
-    where id = p_import_id;
+    where id = p_import_id and project_id = v_job.project_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
     if v_refers
-       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
-        update pipetrak.import_jobs set summary = v_summary where id = p_import_id;
+        update pipetrak.import_jobs set summary = v_summary where id = p_import_id and project_id = v_job.project_id;
     end if;
     return v_summary || jsonb_build_object('status', 'validated');
 end
@@ -4120,8 +4194,8 @@ declare
     v_planned bigint;
 begin
     select count(*) into v_planned
-    from pipetrak.import_plan(p_import_id, p_project_id, null, false) p
-    where not p.merged;
+    from pipetrak.import_plan_rows p
+    where p.import_id = p_import_id and p.project_id = p_project_id and not p.merged;
     begin
         loop
             v_state := pipetrak.import_commit_chunk(p_import_id, true);
@@ -4148,22 +4222,27 @@ $$;
 -- the same counted item or pipe (so that re-imported quantities and footage add up).
 create or replace function pipetrak.import_mark_reported(p_import_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
     with flagged as (
         select r.line, r.component_type, r.drawing_key, r.tag, r.size
         from pipetrak.import_rows r
-        where r.import_id = p_import_id
+        where r.import_id = p_import_id and r.project_id = v_project
           and exists (select from jsonb_array_elements(r.issues) i where i ->> 'severity' <> 'info')),
     mates as (
         select r.line from pipetrak.import_rows r
         join (select distinct f.component_type, f.drawing_key, f.tag, f.size from flagged f
               where f.component_type = any (pipetrak.component_types('per_seq') || pipetrak.component_types('linear_aggregate'))) f
           on (f.component_type, f.drawing_key, f.tag, f.size) = (r.component_type, r.drawing_key, r.tag, r.size)
-        where r.import_id = p_import_id and r.status = 'valid')
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid')
     update pipetrak.import_rows r set reported = true
-    where r.import_id = p_import_id and r.line in (select line from flagged union select line from mates)
+    where r.import_id = p_import_id and r.project_id = v_project and r.line in (select line from flagged union select line from mates);
+end
 $$;
 
 
@@ -4197,6 +4276,20 @@ as $$
 $$;
 
 
+-- `p_issues` with one more issue, its message `p_template` filled in with `p_args` (format's %s).
+-- Declared immutable, which it is for text: format and jsonb_build_object are stable only for
+-- other types' output functions. So Citus accepts it in an UPDATE's SET beside the row's columns
+-- (it refuses stable functions there). Not inlined: one call per flagged row.
+create or replace function pipetrak.import_issue_added(p_issues jsonb, p_line integer, p_code text, p_template text, p_args text[],
+                                            p_column text default null, p_value text default null)
+returns jsonb
+language sql immutable parallel safe
+as $$
+    select p_issues || pg_catalog.jsonb_build_array(pipetrak.import_issue(p_line, p_code,
+        pg_catalog.format(p_template, variadic p_args), p_column, p_value))
+$$;
+
+
 -- Where an id must be unique in a file: '' (the whole file) for spool ids, the drawing for weld
 -- numbers (spec §4), null for types identified otherwise. No SET clause, so it is inlined.
 create or replace function pipetrak.import_id_scope(p_type text, p_drawing_key text)
@@ -4221,19 +4314,24 @@ $$;
 -- every row with every flagged row once the flags outgrew work_mem).
 create or replace function pipetrak.import_resolve_repeats(p_import_id bigint, p_kind text)
 returns jsonb
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+    v_counts jsonb;
+begin
     with staged as not materialized (
         select r.line, r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as count,
                r.quantity, pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid'),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid'),
     flagged as materialized (
         select r.cells_hash, r.component_type, r.drawing_key, r.tag, r.size,
                pipetrak.import_id_scope(r.component_type, r.drawing_key) as id_scope
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid' and r.maybe_repeated),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' and r.maybe_repeated),
     related_lines as (
         select s.line from staged s join (select distinct f.cells_hash from flagged f) f on f.cells_hash = s.cells_hash
         union
@@ -4288,7 +4386,7 @@ as $$
             group_quantity = coalesce(v.pipe_footage, r.group_quantity),
             issues = r.issues || v.issues
         from verdicts v
-        where r.import_id = p_import_id and r.line = v.line
+        where r.import_id = p_import_id and r.project_id = v_project and r.line = v.line
         returning v.identical, v.duplicate, v.merged, v.merged_into_one)
     select jsonb_build_object(
         'identical', count(*) filter (where c.identical),
@@ -4296,32 +4394,43 @@ as $$
         'merged', count(*) filter (where c.merged),
         -- Rows the reader counted as components of their own.
         'not_components', count(*) filter (where c.duplicate or (c.merged and c.merged_into_one)))
-    from changed c
+    into v_counts
+    from changed c;
+    return v_counts;
+end
 $$;
 
 
 -- The distinct drawings the valid staged rows name, each with its first row: read once by
 -- import_validate for its checks and its summary (a pass over every staged row).
 create or replace function pipetrak.import_drawing_keys(p_import_id bigint, out keys text[], out lines integer[])
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}')
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
+    select coalesce(array_agg(k.drawing_key), '{}'), coalesce(array_agg(k.line), '{}') into keys, lines
     from (select r.drawing_key, min(r.line) as line from pipetrak.import_rows r
-          where r.import_id = p_import_id and r.status = 'valid' group by r.drawing_key) k
+          where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' group by r.drawing_key) k;
+end
 $$;
 
 
 -- {create, unchanged} for drawings `p_keys` of project `p_project_id`.
 create or replace function pipetrak.import_drawing_counts(p_project_id bigint, p_keys text[])
 returns jsonb
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-    from unnest(p_keys) k(drawing_key)
-    cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
-                                       and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e
+begin
+    return (
+        select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+        from unnest(p_keys) k(drawing_key)
+        cross join lateral (select exists (select from pipetrak.drawings d where d.project_id = p_project_id
+                                           and d.drawing_key = k.drawing_key and d.retired_at is null) as found) e);
+end
 $$;
 
 
@@ -4358,16 +4467,20 @@ declare
 begin
     foreach v_table in array array['areas', 'systems', 'test_packages'] loop
         v_column := case v_table when 'areas' then 'area' when 'systems' then 'system' else 'test_package' end;
+        -- Counted by what the statement returns (Citus counts the rows ON CONFLICT skipped too).
         execute format($q$
-            insert into pipetrak.%I (project_id, name)
-            select distinct on (lower(r.%I)) $1, r.%I
-            from pipetrak.import_rows r
-            where r.import_id = $2 and r.chunk = $3 and r.status = 'valid' and r.%I is not null
-            order by lower(r.%I), r.line
-            on conflict (project_id, lower(name)) where retired_at is null do nothing$q$,
+            with made as (
+                insert into pipetrak.%I (project_id, name)
+                select distinct on (lower(r.%I)) $1, r.%I
+                from pipetrak.import_rows r
+                where r.import_id = $2 and r.project_id = $1 and r.chunk = $3 and r.status = 'valid' and r.%I is not null
+                order by lower(r.%I), r.line
+                on conflict (project_id, lower(name)) where retired_at is null do nothing
+                returning 1)
+            select count(*) from made$q$,
             v_table, v_column, v_column, v_column, v_column)
+        into v_count
         using p_project_id, p_import_id, p_chunk;
-        get diagnostics v_count = row_count;
         v_total := v_total + v_count;
     end loop;
     return v_total;
@@ -4403,6 +4516,10 @@ declare
     v_marked jsonb := '{}';
     v_corrected jsonb;
     v_changed integer;
+    v_last boolean;
+    v_totals jsonb;
+    v_committed_at timestamptz;
+    v_staged_until timestamptz;
 begin
     if v_job.status = 'failed' then
         perform pipetrak.raise_error('import_failed', jsonb_build_object('import_id', p_import_id,
@@ -4418,12 +4535,12 @@ begin
                 'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
         end if;
         update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
-            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id),
+            chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id),
             chunks_done = 0, result = '{}', updated_at = now()
-        where id = p_import_id
+        where id = p_import_id and project_id = v_job.project_id
         returning * into v_job;
         -- Fixed rows of this file were committed first: its other rows count their items after them.
-        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id) then
+        if exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
             perform pipetrak.import_renumber_after_fixes(p_import_id);
         end if;
     end if;
@@ -4433,46 +4550,53 @@ begin
         v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
 
         -- Drawings on first sight take the area, system and test package of their first row.
-        insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
-        select v_job.project_id, r.drawing_no, a.id, s.id, t.id
-        from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
-              from pipetrak.import_rows x
-              where x.import_id = p_import_id and x.chunk = v_chunk and x.status = 'valid'
-              order by x.drawing_key collate "C", x.line) r
-        left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
-        left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
-        left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
-        on conflict (project_id, drawing_key) where retired_at is null do nothing;
-        get diagnostics v_drawings = row_count;
+        -- Counted by what the statement returns: Citus reports the rows it sent to an INSERT …
+        -- SELECT as its row count, the ones ON CONFLICT skipped included (here and below).
+        with made as (
+            insert into pipetrak.drawings (project_id, drawing_no, area_id, system_id, test_package_id)
+            select v_job.project_id, r.drawing_no, a.id, s.id, t.id
+            from (select distinct on (x.drawing_key collate "C") x.drawing_no, x.area, x.system, x.test_package
+                  from pipetrak.import_rows x
+                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.chunk = v_chunk and x.status = 'valid'
+                  order by x.drawing_key collate "C", x.line) r
+            left join pipetrak.areas a on a.project_id = v_job.project_id and a.retired_at is null and lower(a.name) = lower(r.area)
+            left join pipetrak.systems s on s.project_id = v_job.project_id and s.retired_at is null and lower(s.name) = lower(r.system)
+            left join pipetrak.test_packages t on t.project_id = v_job.project_id and t.retired_at is null and lower(t.name) = lower(r.test_package)
+            on conflict (project_id, drawing_key) where retired_at is null do nothing
+            returning 1)
+        select count(*) into v_drawings from made;
 
-        insert into pipetrak.welders (project_id, stencil)
-        select distinct v_job.project_id, r.stencil
-        from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
-        on conflict (project_id, stencil) do nothing;
-        get diagnostics v_welders = row_count;
+        with made as (
+            insert into pipetrak.welders (project_id, stencil)
+            select distinct v_job.project_id, r.stencil
+            from pipetrak.import_rows r
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.stencil is not null
+            on conflict (project_id, stencil) do nothing
+            returning 1)
+        select count(*) into v_welders from made;
 
         v_apart := array(
             select r.line from pipetrak.import_rows r
-            where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid'
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid'
               and (r.origin_import_id is not null
                    or (r.reported and exists (select from pipetrak.component_sources s
-                                              where s.import_id = p_import_id and s.line = r.line))));
+                                              where s.import_id = p_import_id and s.project_id = v_job.project_id and s.line = r.line))));
 
         -- Components: a row's own area/system/package pins it when it differs from its drawing's.
         -- An existing pipe aggregate takes the file's footage. Rows merged into an earlier row of
         -- a pipe or instrument stand for that row's component: they write nothing themselves.
-        with written as (
-            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
-                                                  description, spec, attributes, area_id, system_id, test_package_id,
-                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
-            select v_job.project_id, d.id, p.component_type, p.tag, p.size, p.seq, p.quantity, p.description, p.spec,
-                   p.attributes, coalesce(a.id, d.area_id), coalesce(s.id, d.system_id), coalesce(t.id, d.test_package_id),
-                   a.id is distinct from null and a.id is distinct from d.area_id,
-                   s.id is distinct from null and s.id is distinct from d.system_id,
-                   t.id is distinct from null and t.id is distinct from d.test_package_id,
-                   array_fill(0::numeric, array[cardinality(m.names)])
-            from pipetrak.import_plan(p_import_id, v_job.project_id, v_chunk, false) p
+        -- The rows to write are read first (materialized), every table by the job's project: on
+        -- Citus that is one statement on the project's shard, whose rows then go to it (Citus
+        -- plans no INSERT … SELECT reading distributed tables beside a sequence's default).
+        with planned as materialized (
+            select v_job.project_id as project_id, d.id as drawing_id, p.component_type, p.tag, p.size, p.seq, p.quantity,
+                   p.description, p.spec, p.attributes, coalesce(a.id, d.area_id) as area_id,
+                   coalesce(s.id, d.system_id) as system_id, coalesce(t.id, d.test_package_id) as test_package_id,
+                   a.id is distinct from null and a.id is distinct from d.area_id as area_pinned,
+                   s.id is distinct from null and s.id is distinct from d.system_id as system_pinned,
+                   t.id is distinct from null and t.id is distinct from d.test_package_id as test_package_pinned,
+                   array_fill(0::numeric, array[cardinality(m.names)]) as milestone_values
+            from pipetrak.import_plan_rows p
             -- Lateral, so each staged row probes the drawing index (drawings' statistics may be stale).
             cross join lateral (
                 select x.id, x.area_id, x.system_id, x.test_package_id from pipetrak.drawings x
@@ -4493,9 +4617,20 @@ begin
                 select x.id from pipetrak.test_packages x
                 where x.project_id = v_job.project_id and x.retired_at is null and lower(x.name) = lower(p.test_package)
                 limit 1) t on true
-            where not p.merged and p.line <> all (v_apart)
+            where p.import_id = p_import_id and p.project_id = v_job.project_id and p.chunk = v_chunk
+              and not p.merged and p.line <> all (v_apart)),
+        written as (
+            insert into pipetrak.components as c (project_id, drawing_id, component_type, tag, size, seq, quantity,
+                                                  description, spec, attributes, area_id, system_id, test_package_id,
+                                                  area_pinned, system_pinned, test_package_pinned, milestone_values)
+            select x.project_id, x.drawing_id, x.component_type, x.tag, x.size, x.seq, x.quantity, x.description, x.spec,
+                   x.attributes, x.area_id, x.system_id, x.test_package_id, x.area_pinned, x.system_pinned,
+                   x.test_package_pinned, x.milestone_values
+            from planned x
             on conflict (project_id, identity_key) where retired_at is null do update
-                set quantity = excluded.quantity, updated_at = now()
+                -- The proposed row's updated_at is its default, now(): Citus takes no stable
+                -- function in DO UPDATE SET.
+                set quantity = excluded.quantity, updated_at = excluded.updated_at
                 where c.component_type = any (pipetrak.component_types('linear_aggregate')) and c.quantity is distinct from excluded.quantity
             -- xmax is 0 on a row this statement inserted, set on one it updated.
             returning c.xmax = 0 as inserted)
@@ -4508,7 +4643,9 @@ begin
         -- once: statistics that have seen one chunk's rows already rank the indexes right for the
         -- chunks that follow (each ANALYZE of a big table costs most of a second: one per chunk was
         -- a fifth of a 100,000-row commit); the last chunk counts again (below).
-        if v_created > 1000 and (select c.reltuples from pg_catalog.pg_class c
+        -- (Not on Citus: the coordinator's tables hold no rows, the workers' autovacuum counts the
+        -- shards', and an ANALYZE there after reading a reference table is refused.)
+        if v_created > 1000 and not pipetrak.distributed() and (select c.reltuples from pg_catalog.pg_class c
                                  where c.oid = 'pipetrak.components'::regclass) < v_created then
             analyze pipetrak.components;
         end if;
@@ -4523,25 +4660,31 @@ begin
 
         -- Weld facts: created with the weld; on re-import merged (import_weld_merge), each change a
         -- weld event naming the import, counted as an update.
-        insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
-                                               xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
-        select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
-               r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
-        from pipetrak.import_rows r
-        cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-        left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-        where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-        on conflict (component_id, project_id) do nothing;
-        get diagnostics v_welds = row_count;
+        -- (Counted by what it returns, as the drawings.)
+        with made as (
+            insert into pipetrak.field_welds as w (component_id, project_id, weld_type, weld_size, schedule, base_metal, spec,
+                                                   xray_percent, pwht_required, nde_types, welder_id, date_welded, nde_result)
+            select c.id, v_job.project_id, r.weld_type, r.weld_size, r.schedule, r.base_metal, r.spec, r.xray_percent,
+                   r.pwht_required, coalesce(r.nde_types, '{}'), wd.id, r.date_welded, r.nde_result
+            from pipetrak.import_rows r
+            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+            on conflict (component_id, project_id) do nothing
+            returning 1)
+        select count(*) into v_welds from made;
         if v_job.kind = 'field_welds' then
             with merged as (
-                select w as before, pipetrak.import_weld_merge(w, r, wd.id) as after
+                -- row(….*): on Citus the rows are the shard's own types.
+                select row(w.*)::pipetrak.field_welds as before,
+                       pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(r.*)::pipetrak.import_rows, wd.id) as after
                 from pipetrak.import_rows r
-                cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-                join pipetrak.field_welds w on w.component_id = c.id
+                cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+                join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
                 left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = r.stencil
-                where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
-                  and pipetrak.import_weld_merge(w, r, wd.id) is distinct from w),
+                where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld'
+                  and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(r.*)::pipetrak.import_rows, wd.id)
+                      is distinct from row(w.*)::pipetrak.field_welds),
             changed as (
                 update pipetrak.field_welds f set
                     weld_type = (m.after).weld_type, weld_size = (m.after).weld_size, schedule = (m.after).schedule,
@@ -4549,7 +4692,7 @@ begin
                     pwht_required = (m.after).pwht_required, nde_types = (m.after).nde_types, welder_id = (m.after).welder_id,
                     date_welded = (m.after).date_welded, nde_result = (m.after).nde_result, updated_at = now()
                 from merged m
-                where f.component_id = (m.before).component_id
+                where f.component_id = (m.before).component_id and f.project_id = v_job.project_id
                 returning f.component_id)
             insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
             select v_job.project_id, (m.before).component_id, 'imported', d.before, d.after, format('import %s', p_import_id),
@@ -4566,10 +4709,10 @@ begin
             -- them, it is decided again from the results the weld holds (only a weld with a
             -- result can have another status).
             update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
-            where f.component_id in (
+            where f.project_id = v_job.project_id and f.component_id in (
                     select c.id from pipetrak.import_rows r
-                    cross join lateral pipetrak.live_weld(v_job.project_id, r.drawing_key, r.tag) c
-                    where r.import_id = p_import_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
+                    cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
+                    where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
               and f.current_nde <> '{}'
               and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
         end if;
@@ -4578,32 +4721,39 @@ begin
             v_marked := pipetrak.import_mark_welds(p_import_id, v_job.project_id, v_chunk);
         end if;
 
+        -- The job's counts are worked out here and written as values: Citus takes no CASE of
+        -- a stable function, nor a stable function of the row's columns, in an UPDATE's SET.
+        v_last := v_job.chunks_done + 1 >= v_job.chunks_total;
+        v_totals := jsonb_build_object(
+                'components_created', coalesce((v_job.result ->> 'components_created')::integer, 0) + v_created,
+                'components_updated', coalesce((v_job.result ->> 'components_updated')::integer, 0) + v_updated,
+                'welds_written', coalesce((v_job.result ->> 'welds_written')::integer, 0) + v_welds,
+                'drawings_created', coalesce((v_job.result ->> 'drawings_created')::integer, 0) + v_drawings,
+                'references_created', coalesce((v_job.result ->> 'references_created')::integer, 0) + v_references,
+                'welders_created', coalesce((v_job.result ->> 'welders_created')::integer, 0) + v_welders)
+            -- A weld log also tells how many welds it welded and results it recorded.
+            || case when v_job.kind = 'field_welds' then jsonb_build_object(
+                   'welds_welded', coalesce((v_job.result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
+                   'nde_recorded', coalesce((v_job.result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
+               else '{}' end;
+        v_committed_at := case when v_last then now() end;
+        v_staged_until := case when v_last then now() + interval '1 day' else v_job.staged_until end;
         update pipetrak.import_jobs set
-            chunks_done = chunks_done + 1,
-            status = case when chunks_done + 1 >= chunks_total then 'committed' else status end,
-            committed_at = case when chunks_done + 1 >= chunks_total then now() end,
-            staged_until = case when chunks_done + 1 >= chunks_total then now() + interval '1 day' else staged_until end,
-            result = jsonb_build_object(
-                'components_created', coalesce((result ->> 'components_created')::integer, 0) + v_created,
-                'components_updated', coalesce((result ->> 'components_updated')::integer, 0) + v_updated,
-                'welds_written', coalesce((result ->> 'welds_written')::integer, 0) + v_welds,
-                'drawings_created', coalesce((result ->> 'drawings_created')::integer, 0) + v_drawings,
-                'references_created', coalesce((result ->> 'references_created')::integer, 0) + v_references,
-                'welders_created', coalesce((result ->> 'welders_created')::integer, 0) + v_welders)
-                -- A weld log also tells how many welds it welded and results it recorded.
-                || case when v_job.kind = 'field_welds' then jsonb_build_object(
-                       'welds_welded', coalesce((result ->> 'welds_welded')::integer, 0) + coalesce((v_marked ->> 'welded')::integer, 0),
-                       'nde_recorded', coalesce((result ->> 'nde_recorded')::integer, 0) + coalesce((v_marked ->> 'nde')::integer, 0))
-                   else '{}' end,
+            chunks_done = v_job.chunks_done + 1,
+            status = case when v_last then 'committed' else v_job.status end,
+            committed_at = v_committed_at,
+            staged_until = v_staged_until,
+            result = v_totals,
             updated_at = now()
-        where id = p_import_id
+        where id = p_import_id and project_id = v_job.project_id
         returning * into v_job;
         if v_job.status = 'committed' then
             perform pipetrak.import_apply_budgets(p_import_id);
             -- A job that made a tenth of the table or more leaves statistics that have seen only
             -- its first chunk: the set-based statements of the next validation (the file again,
             -- compared with every component) would plan their joins for a table ten times smaller.
-            if (v_job.result ->> 'components_created')::integer > 1000
+            -- (Not on Citus, as above.)
+            if (v_job.result ->> 'components_created')::integer > 1000 and not pipetrak.distributed()
                and (v_job.result ->> 'components_created')::integer * 10 > (
                        select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.components'::regclass) then
                 analyze pipetrak.components;
@@ -4611,7 +4761,7 @@ begin
             -- The same for the drawings it made: a validation joining the file's rows to drawings
             -- that statistics still count as none probed every component by its tag (the trigram
             -- index), minutes instead of seconds.
-            if (v_job.result ->> 'drawings_created')::integer > 100
+            if (v_job.result ->> 'drawings_created')::integer > 100 and not pipetrak.distributed()
                and (v_job.result ->> 'drawings_created')::integer * 10 > (
                        select c.reltuples from pg_catalog.pg_class c where c.oid = 'pipetrak.drawings'::regclass) then
                 analyze pipetrak.drawings;
@@ -4625,7 +4775,7 @@ begin
         -- A job with no rows to write.
         update pipetrak.import_jobs set status = 'committed', committed_at = now(), updated_at = now(),
             staged_until = now() + interval '1 day'
-        where id = p_import_id returning * into v_job;
+        where id = p_import_id and project_id = v_job.project_id returning * into v_job;
     end if;
     v_result := jsonb_build_object('import_id', p_import_id, 'status', v_job.status, 'chunks_done', v_job.chunks_done,
                                    'chunks_total', v_job.chunks_total) || v_job.result;
@@ -4651,7 +4801,7 @@ declare
 begin
     select coalesce((j.summary -> 'issues' ->> 'error')::integer, 0) + coalesce((j.summary -> 'issues' ->> 'warning')::integer, 0) > 0
     into v_reported
-    from pipetrak.import_jobs j where j.id = p_import_id;
+    from pipetrak.import_jobs j where j.id = p_import_id and j.project_id = p_project_id;
     if not v_reported then
         return;
     end if;
@@ -4672,7 +4822,7 @@ begin
             where x.project_id = p_project_id and x.retired_at is null
               and x.identity_key = pipetrak.identity_key(r.component_type, d.id, r.tag, r.size, q.seq)
             limit 1) c
-        where r.import_id = p_import_id and r.chunk = p_chunk and r.status = 'valid'
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.chunk = p_chunk and r.status = 'valid'
           and (r.reported or r.component_type = any (pipetrak.component_types('linear_aggregate')))
           and r.line <> all (p_apart)
         on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage
@@ -4682,32 +4832,40 @@ begin
         return;
     end if;
     delete from pipetrak.component_sources s
-    where s.component_id = any (v_pipes) and s.import_id <> p_import_id
-      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.origin_import_id = s.import_id);
-    perform pipetrak.import_sum_footage(v_pipes);
+    where s.component_id = any (v_pipes) and s.project_id = p_project_id and s.import_id <> p_import_id
+      and not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.origin_import_id = s.import_id);
+    perform pipetrak.import_sum_footage(p_project_id, v_pipes);
 end
 $$;
 
 
--- Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no
--- recorded rows and no progress is retired (a fixed row moved its footage to another pipe).
-create or replace function pipetrak.import_sum_footage(p_pipes bigint[])
+-- Each pipe of `p_pipes` (of project `p_project_id`) takes the sum of the feet its recorded rows
+-- gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its
+-- footage to another pipe). The new values are worked out before the UPDATE's SET, which then
+-- only copies them (Citus takes no CASE of a stable function there).
+create or replace function pipetrak.import_sum_footage(p_project_id bigint, p_pipes bigint[])
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+begin
     with sums as (
-        select c.id, (select sum(s.footage) from pipetrak.component_sources s where s.component_id = c.id) as footage,
-               exists (select from pipetrak.component_sources s where s.component_id = c.id) as recorded, c.earned_total
+        select c.id, x.footage, x.recorded, c.earned_total,
+               case when not x.recorded and c.earned_total = 0 then now() end as retired_at
         from pipetrak.components c
-        where c.id = any (p_pipes) and c.retired_at is null)
+        cross join lateral (
+            select sum(s.footage) as footage, count(*) > 0 as recorded
+            from pipetrak.component_sources s
+            where s.component_id = c.id and s.project_id = p_project_id) x
+        where c.id = any (p_pipes) and c.project_id = p_project_id and c.retired_at is null)
     update pipetrak.components c set
         quantity = case when x.footage > 0 then x.footage else c.quantity end,
-        retired_at = case when not x.recorded and x.earned_total = 0 then now() end,
+        retired_at = x.retired_at,
         updated_at = now(), version = c.version + 1
     from sums x
-    where c.id = x.id
-      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0))
+    where c.id = x.id and c.project_id = p_project_id
+      and ((x.footage > 0 and c.quantity <> x.footage) or (not x.recorded and x.earned_total = 0));
+end
 $$;
 
 
@@ -4717,21 +4875,25 @@ $$;
 -- do instead of colliding with them.
 create or replace function pipetrak.import_renumber_after_fixes(p_import_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
     with fixed as (
         select s.line, c.component_type, d.drawing_key, c.tag, c.size, count(*)::integer as n
         from pipetrak.component_sources s
-        join pipetrak.components c on c.id = s.component_id and c.retired_at is null
-        join pipetrak.drawings d on d.id = c.drawing_id
-        where s.import_id = p_import_id and c.component_type = any (pipetrak.component_types('per_seq'))
+        join pipetrak.components c on c.id = s.component_id and c.project_id = s.project_id and c.retired_at is null
+        join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
+        where s.import_id = p_import_id and s.project_id = v_project and c.component_type = any (pipetrak.component_types('per_seq'))
         group by 1, 2, 3, 4, 5),
     waiting as (
         select r.line, r.component_type, r.drawing_key, r.tag, r.size, r.seq_to - r.seq_from + 1 as n
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
-          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.line = r.line)),
+        where r.import_id = p_import_id and r.project_id = v_project and r.status = 'valid' and r.component_type = any (pipetrak.component_types('per_seq'))
+          and not exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_project and s.line = r.line)),
     numbered as (
         select x.line, x.n, x.waits,
                1 + coalesce(sum(x.n) over (partition by x.component_type, x.drawing_key, x.tag, x.size order by x.line
@@ -4739,8 +4901,9 @@ as $$
         from (select f.*, false as waits from fixed f union all select w.*, true from waiting w) x)
     update pipetrak.import_rows r set seq_from = x.seq_from, seq_to = x.seq_from + x.n - 1
     from numbered x
-    where r.import_id = p_import_id and r.line = x.line and x.waits
-      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1)
+    where r.import_id = p_import_id and r.project_id = v_project and r.line = x.line and x.waits
+      and (r.seq_from, r.seq_to) is distinct from (x.seq_from, x.seq_from + x.n - 1);
+end
 $$;
 
 
@@ -4750,22 +4913,28 @@ $$;
 create or replace function pipetrak.import_seq_in_file(p_import_id bigint, p_origin_import_id bigint, p_origin_line integer,
                                             p_component_type text, p_drawing_key text, p_tag text, p_size text)
 returns integer
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
-    from (
-        select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
-        from pipetrak.import_rows o
-        where o.import_id = p_origin_import_id and o.status = 'valid' and o.line < p_origin_line
-          and not exists (select from pipetrak.import_rows f
-                          where f.import_id = p_import_id and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
-        union all
-        select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
-        from pipetrak.import_rows f
-        where f.import_id = p_import_id and f.status = 'valid' and f.origin_import_id = p_origin_import_id
-          and f.origin_line < p_origin_line) x
-    where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size)
+declare
+    -- The job's project: its staged rows are on its shard (19_distribution.sql).
+    v_project bigint := pipetrak.import_project(p_import_id);
+begin
+    return (
+        select 1 + coalesce(sum(x.seq_to - x.seq_from + 1), 0)::integer
+        from (
+            select o.component_type, o.drawing_key, o.tag, o.size, o.seq_from, o.seq_to
+            from pipetrak.import_rows o
+            where o.import_id = p_origin_import_id and o.project_id = v_project and o.status = 'valid' and o.line < p_origin_line
+              and not exists (select from pipetrak.import_rows f
+                              where f.import_id = p_import_id and f.project_id = v_project and f.origin_import_id = p_origin_import_id and f.origin_line = o.line)
+            union all
+            select f.component_type, f.drawing_key, f.tag, f.size, f.seq_from, f.seq_to
+            from pipetrak.import_rows f
+            where f.import_id = p_import_id and f.project_id = v_project and f.status = 'valid' and f.origin_import_id = p_origin_import_id
+              and f.origin_line < p_origin_line) x
+        where (x.component_type, x.drawing_key, x.tag, x.size) = (p_component_type, p_drawing_key, p_tag, p_size));
+end
 $$;
 
 
@@ -4798,7 +4967,7 @@ declare
 begin
     for r in
         select * from pipetrak.import_rows x
-        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
+        where x.import_id = p_import_id and x.project_id = p_project_id and x.chunk = p_chunk and x.status = 'valid' and x.origin_import_id is not null
         order by x.line
     loop
         select * into v_drawing from pipetrak.drawings d
@@ -4806,8 +4975,8 @@ begin
         select m.names into v_names from pipetrak.milestone_templates m
         where m.project_id = p_project_id and m.component_type = r.component_type;
         v_linked := array(
-            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id
-            where s.import_id = r.origin_import_id and s.line = r.origin_line and c.retired_at is null
+            select c.id from pipetrak.component_sources s join pipetrak.components c on c.id = s.component_id and c.project_id = s.project_id
+            where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and c.retired_at is null
             order by c.seq, c.id);
         v_per_seq := r.component_type = any (pipetrak.component_types('per_seq'));
 
@@ -4827,11 +4996,11 @@ begin
                 v_updated := v_updated + 1;
             end if;
             delete from pipetrak.component_sources s
-            where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id <> v_target;
+            where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and s.component_id <> v_target;
             insert into pipetrak.component_sources (component_id, project_id, import_id, line, footage)
             values (v_target, p_project_id, r.origin_import_id, r.origin_line, r.quantity)
             on conflict (import_id, line, component_id, project_id) do update set footage = excluded.footage;
-            perform pipetrak.import_sum_footage(array_append(v_linked, v_target));
+            perform pipetrak.import_sum_footage(p_project_id, array_append(v_linked, v_target));
             continue;
         end if;
 
@@ -4839,20 +5008,20 @@ begin
         for i in 1 .. greatest(v_count, cardinality(v_linked)) loop
             exit when i > v_count;
             if i <= cardinality(v_linked) then
-                select * into v_component from pipetrak.components where id = v_linked[i];
+                select * into v_component from pipetrak.components where id = v_linked[i] and project_id = p_project_id;
                 if v_component.component_type <> r.component_type then
                     if v_component.earned_total > 0 then
                         v_left := v_left + 1;
                         continue;
                     end if;
                     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
-                    where id = v_component.id;
+                    where id = v_component.id and project_id = p_project_id;
                     delete from pipetrak.component_sources s
-                    where s.import_id = r.origin_import_id and s.line = r.origin_line and s.component_id = v_component.id;
+                    where s.import_id = r.origin_import_id and s.project_id = p_project_id and s.line = r.origin_line and s.component_id = v_component.id;
                 elsif (v_component.drawing_id, v_component.tag, v_component.size) = (v_drawing.id, r.tag, r.size) then
                     update pipetrak.components set description = r.description, spec = r.spec,
                         attributes = attributes || r.attributes, updated_at = now(), version = version + 1
-                    where id = v_component.id
+                    where id = v_component.id and project_id = p_project_id
                       and (description, spec, attributes) is distinct from (r.description, r.spec, attributes || r.attributes);
                     if found then
                         v_updated := v_updated + 1;
@@ -4867,7 +5036,7 @@ begin
                         update pipetrak.components set drawing_id = v_drawing.id, tag = r.tag, size = r.size, seq = v_seq,
                             description = r.description, spec = r.spec, attributes = attributes || r.attributes,
                             updated_at = now(), version = version + 1
-                        where id = v_component.id;
+                        where id = v_component.id and project_id = p_project_id;
                         v_updated := v_updated + 1;
                     end if;
                     continue;
@@ -4912,12 +5081,15 @@ $$;
 -- The next seq of a counted item: one past the highest its live components hold.
 create or replace function pipetrak.import_next_seq(p_project_id bigint, p_drawing_id bigint, p_type text, p_tag text, p_size text)
 returns integer
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
-    where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
-      and c.tag = p_tag and c.size = p_size and c.retired_at is null
+begin
+    return (
+        select coalesce(max(c.seq), 0) + 1 from pipetrak.components c
+        where c.project_id = p_project_id and c.drawing_id = p_drawing_id and c.component_type = p_type
+          and c.tag = p_tag and c.size = p_size and c.retired_at is null);
+end
 $$;
 
 
@@ -4946,12 +5118,12 @@ begin
                c.milestone_values[array_position(t.names, 'Fit-up')] as fit_up,
                c.milestone_values[array_position(t.names, 'Weld Complete')] as weld_complete
         from pipetrak.import_rows x
-        cross join lateral pipetrak.live_weld(p_project_id, x.drawing_key, x.tag) w
-        join pipetrak.components c on c.id = w.id
-        join pipetrak.field_welds f on f.component_id = w.id
-        left join pipetrak.welders wd on wd.id = f.welder_id
+        cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = p_project_id and lw.drawing_key = x.drawing_key and lw.tag = x.tag limit 1) w
+        join pipetrak.components c on c.id = w.id and c.project_id = p_project_id
+        join pipetrak.field_welds f on f.component_id = w.id and f.project_id = p_project_id
+        left join pipetrak.welders wd on wd.id = f.welder_id and wd.project_id = f.project_id
         join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-        where x.import_id = p_import_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
+        where x.import_id = p_import_id and x.project_id = p_project_id and x.chunk = p_chunk and x.status = 'valid' and x.component_type = 'field_weld'
           and ((x.stencil is not null and x.date_welded is not null) or x.nde_result is not null)
         order by x.line
     loop
@@ -4966,7 +5138,8 @@ begin
             v_welded := v_welded + 1;
         end if;
         if r.nde_result is not null and (cardinality(r.nde_types) = 1 or (cardinality(r.nde_types) = 0 and r.xray_percent > 0))
-           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.welder_id is not null and f.date_welded is not null)
+           and exists (select from pipetrak.field_welds f where f.component_id = r.id and f.project_id = p_project_id
+                       and f.welder_id is not null and f.date_welded is not null)
            -- A result recorded for the method (in the field or by an earlier import) is never
            -- superseded by a file: only a method without one takes the file's.
            and r.current_nde ->> coalesce(r.nde_types[1], 'RT') is null then
@@ -5039,7 +5212,7 @@ begin
                              then 'included so the footage of this pipe adds up; already valid'
                              else 'included so the quantities of this item add up; already valid' end) as notes
         from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.reported)
+        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.reported)
     select pipetrak.render_report_csv(v_header, array_agg(to_jsonb(c.cells) order by r.line),
                array_agg(r.original_line order by r.line), array_agg(r.reference order by r.line), array_agg(r.notes order by r.line))
     into v_csv
@@ -5071,7 +5244,7 @@ union all
 select r.import_id, j.project_id, (i ->> 'line')::integer, i ->> 'column', i ->> 'value', i ->> 'severity', i ->> 'code',
        i ->> 'message', i ->> 'hint'
 from pipetrak.import_rows r
-join pipetrak.import_jobs j on j.id = r.import_id
+join pipetrak.import_jobs j on j.id = r.import_id and j.project_id = r.project_id
 cross join lateral jsonb_array_elements(r.issues) as i;
 
 comment on view pipetrak_api.import_issues is 'Validation issues of import jobs: row (as Excel shows it), column, value, severity, stable code, message and hint.';
@@ -5303,7 +5476,7 @@ declare
     -- The caller and the component's project first: on Citus the update then runs on the
     -- project's shard, with the caller as a value (it refuses a function of the claims there).
     v_user uuid := pipetrak.current_user_id();
-    v_project bigint := (select c.project_id from pipetrak.components c where c.id = p_component_id);
+    v_project bigint := pipetrak.component_project(p_component_id);
 begin
     update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
         resolution_note = p_note
@@ -6496,7 +6669,7 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := (select project_id from pipetrak.components where id = p_failed);
+    v_project_id bigint := pipetrak.component_project(p_failed);
     v_stage integer;
     v_failed integer;
     v_call record;
@@ -6684,10 +6857,10 @@ create or replace trigger package_events_no_truncate before truncate on pipetrak
 
 -- ---- Readiness kept current by NDE ----
 
--- Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into
--- (p_sign = 1) or out of (-1) their part's ready count: their weld's NDE now clears them, or no
--- longer does.
-create or replace function pipetrak.progress_parts_shift_ready(p_component_ids bigint[], p_sign integer)
+-- Moves the live, testable members `p_component_ids` of project `p_project_id` whose milestones are
+-- ready through Punch into (p_sign = 1) or out of (-1) their part's ready count: their weld's NDE
+-- now clears them, or no longer does. By project: on Citus, a statement on its shard.
+create or replace function pipetrak.progress_parts_shift_ready(p_project_id bigint, p_component_ids bigint[], p_sign integer)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -6700,7 +6873,7 @@ begin
     select c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id, c.component_type, p_sign * count(*)
     from pipetrak.components c
     join pipetrak.milestone_templates t on t.project_id = c.project_id and t.component_type = c.component_type
-    where c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
+    where c.project_id = p_project_id and c.id = any (p_component_ids) and c.retired_at is null and not c.post_hydro
       and pipetrak.ready_for_test(c.milestone_values, t.names, true)
     -- Key order, package first, as every writer of the parts (progress_parts_shift).
     group by 1, 2, 3, 4, 5, 6 order by 1, 5, 2, 3, 4, 6
@@ -6719,25 +6892,36 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
-    if p_op = 'INSERT' then
-        perform pipetrak.progress_parts_shift_ready(array(
-            select n.component_id from unnest(p_new) n
-            where not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
-    elsif p_op = 'DELETE' then
-        perform pipetrak.progress_parts_shift_ready(array(
-            select o.component_id from unnest(p_old) o
-            where not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
-    else
-        perform pipetrak.progress_parts_shift_ready(array(
-            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
-            where pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
-              and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
-        perform pipetrak.progress_parts_shift_ready(array(
-            select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
-            where not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
-              and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
-    end if;
+    -- Project by project (the rows' own), each a statement on its shard on Citus.
+    for v_project in
+        select distinct x.project_id from unnest(coalesce(p_new, p_old)) x order by 1
+    loop
+        if p_op = 'INSERT' then
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select n.component_id from unnest(p_new) n
+                where n.project_id = v_project
+                  and not pipetrak.weld_clears_nde(n.status, n.nde_types, n.xray_percent, n.current_nde)), -1);
+        elsif p_op = 'DELETE' then
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select o.component_id from unnest(p_old) o
+                where o.project_id = v_project
+                  and not pipetrak.weld_clears_nde(o.status, o.nde_types, o.xray_percent, o.current_nde)), 1);
+        else
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+                where (p_new[i]).project_id = v_project
+                  and pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+                  and not pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), 1);
+            perform pipetrak.progress_parts_shift_ready(v_project, array(
+                select (p_new[i]).component_id from generate_subscripts(p_new, 1) i
+                where (p_new[i]).project_id = v_project
+                  and not pipetrak.weld_clears_nde((p_new[i]).status, (p_new[i]).nde_types, (p_new[i]).xray_percent, (p_new[i]).current_nde)
+                  and pipetrak.weld_clears_nde((p_old[i]).status, (p_old[i]).nde_types, (p_old[i]).xray_percent, (p_old[i]).current_nde)), -1);
+        end if;
+    end loop;
 end
 $$;
 
@@ -7472,7 +7656,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if new.test_package_id is null then
-        new.test_package_id := (select c.test_package_id from pipetrak.components c where c.id = new.component_id and c.retired_at is null);
+        -- SELECT … INTO by the row's project: on Citus, a statement on its shard.
+        select c.test_package_id into new.test_package_id from pipetrak.components c
+        where c.id = new.component_id and c.project_id = new.project_id and c.retired_at is null;
     end if;
     return new;
 end
@@ -7793,18 +7979,23 @@ returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project bigint;
 begin
     if current_setting('pipetrak.days_deferred', true) = 'on' and pipetrak.progress_deferred() then
         return;
     end if;
-    perform pipetrak.progress_days_add(1, x.project_id, array(select n.id from unnest(p_new) n where n.project_id = x.project_id))
-    from (select distinct n.project_id from unnest(p_new) n order by 1) x;
-    -- Events of a component retired already (only a restore loads them so): its credit leaves on
-    -- the day it was retired, as it did when it was.
-    perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
-    from (select distinct n.component_id from unnest(p_new) n) n
-    join pipetrak.components c on c.id = n.component_id and c.retired_at is not null
-    join pipetrak.projects p on p.id = c.project_id;
+    -- Project by project (the events' own), each a statement on its shard on Citus.
+    for v_project in select distinct n.project_id from unnest(p_new) n order by 1 loop
+        perform pipetrak.progress_days_add(1, v_project, array(select n.id from unnest(p_new) n where n.project_id = v_project));
+        -- Events of a component retired already (only a restore loads them so): its credit leaves
+        -- on the day it was retired, as it did when it was.
+        perform pipetrak.progress_days_scope(-1, array[c.id], (c.retired_at at time zone p.time_zone)::date)
+        from pipetrak.components c
+        join pipetrak.projects p on p.id = c.project_id
+        where c.project_id = v_project and c.retired_at is not null
+          and c.id = any (array(select n.component_id from unnest(p_new) n where n.project_id = v_project));
+    end loop;
 end
 $$;
 
@@ -8515,7 +8706,7 @@ declare
     v_version pipetrak.budget_versions;
 begin
     select * into v_job from pipetrak.import_jobs where id = p_import_id;
-    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.status = 'valid'
+    if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
                    and r.budget_mh is not null) then
         return;
     end if;
@@ -8534,16 +8725,18 @@ begin
                                         then r.seq_to - r.seq_from + 1 else 1 end), 4)
     from pipetrak.import_rows r
     join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = r.drawing_key and d.retired_at is null
-    join pipetrak.components c on c.drawing_id = d.id and c.component_type = r.component_type and c.tag = r.tag
-         and c.size = r.size and c.retired_at is null
+    join pipetrak.components c on c.project_id = d.project_id and c.drawing_id = d.id and c.component_type = r.component_type
+         and c.tag = r.tag and c.size = r.size and c.retired_at is null
          and (c.component_type <> all (pipetrak.component_types('per_seq')) or c.seq between r.seq_from and r.seq_to)
-    where r.import_id = p_import_id and r.status = 'valid' and r.budget_mh is not null
+    where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid' and r.budget_mh is not null
     group by c.id
     on conflict (component_id, project_id) do update set budget_mh = excluded.budget_mh, version_id = excluded.version_id;
     update pipetrak.budget_versions set
-        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b where b.version_id = v_version.id),
-        components = (select count(*) from pipetrak.component_budgets b where b.version_id = v_version.id)
-    where id = v_version.id;
+        total_mh = (select coalesce(sum(b.budget_mh), 0) from pipetrak.component_budgets b
+                    where b.project_id = v_job.project_id and b.version_id = v_version.id),
+        components = (select count(*) from pipetrak.component_budgets b
+                      where b.project_id = v_job.project_id and b.version_id = v_version.id)
+    where id = v_version.id and project_id = v_job.project_id;
     perform pipetrak.refresh_part_budgets(v_job.project_id);
 end
 $$;
@@ -10195,11 +10388,21 @@ $$;
 -- - Calls that take an id (a component's, a weld's) read its project first — an index read on
 --   one node, a read of every shard on Citus — then lock and write by (id, project), on one
 --   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Imports: every statement of a validation and a commit reads and writes by the job's project
+--   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
+--   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row
+--   counts of INSERT … SELECT … ON CONFLICT DO NOTHING are counted from RETURNING (Citus reports
+--   the rows it sent).
+-- - The derived tables (progress, tallies, history) are kept on the worker, by the statement
+--   triggers of the shard a write reaches, through Citus's nested execution. Every upkeep
+--   statement works on its rows' project, so Citus runs it in the task's own backend (local
+--   execution) and it commits with the task, two-phase commits included; one Citus would split
+--   over shards is refused there (src/pg/captured.rs): its own connections would commit apart
+--   from the task (a worker crashed in COMMIT PREPARED before this was so).
 -- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
 --   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
---   is a reference table's row, on every node); imports and the calls the cluster flow doesn't
---   cover are untried. distribution_obstacles() lists 'api', 'events' and 'snapshots';
---   distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
+--   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
+--   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
 --   after distribute() lacks its settings (run its worker steps again). What the catalog can't
 --   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
 --   tests/scripts/citus_flow.sql on both engines and compares them.
@@ -10908,6 +11111,8 @@ comment on function pipetrak.component_batch is 'Runs `p_action` (correct, retir
 
 comment on function pipetrak.component_credit_by_day is 'A component''s events per work date: how many, and their credit and man-hours per category.';
 
+comment on function pipetrak.component_project is 'The project of a component (null for no such id), found by its id: on Citus a read of every shard, answered by the one holding it; the calls then work on that project''s shard. A plain SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node, which makes each writing transaction a two-phase commit of all of them.';
+
 comment on function pipetrak.component_state is 'A component''s state as the API returns it; `p_names` are its template''s milestone names. PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be parsed and planned again in every transaction; PL/pgSQL keeps its plan for the session.';
 
 comment on function pipetrak.component_types is 'The canonical names of the component types identified by `identity` (by_id, per_drawing, linear_aggregate, single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of listing type names. Immutable, so with a constant argument it is folded when a statement is planned.';
@@ -11006,6 +11211,8 @@ comment on function pipetrak.import_id_scope is 'Where an id must be unique in a
 
 comment on function pipetrak.import_issue is 'An issue as the reader writes them, with its severity and hint from the one catalog of codes. No SET clause, so it is inlined, and with a constant code its catalog lookups are folded when the statement is planned.';
 
+comment on function pipetrak.import_issue_added is '`p_issues` with one more issue, its message `p_template` filled in with `p_args` (format''s %s). Declared immutable, which it is for text: format and jsonb_build_object are stable only for other types'' output functions. So Citus accepts it in an UPDATE''s SET beside the row''s columns (it refuses stable functions there). Not inlined: one call per flagged row.';
+
 comment on function pipetrak.import_issue_codes is 'The catalog of import issue codes (for the README and clients): code, severity, hint.';
 
 comment on function pipetrak.import_issue_hint is 'The hint of an import issue code (null for an unknown code).';
@@ -11024,13 +11231,15 @@ comment on function pipetrak.import_name_counts is '{create, unchanged} for the 
 
 comment on function pipetrak.import_next_seq is 'The next seq of a counted item: one past the highest its live components hold.';
 
-comment on function pipetrak.import_plan is 'The components a job''s rows stand for (per-seq rows counted out; one chunk, or all when `p_chunk` is null), each beside the live component of the project with the same identity when `p_compare` (a writer leaves that to ON CONFLICT, which always probes the right index). No SET clause, so the planner inlines it into the statements that use it.';
+comment on function pipetrak.import_project is 'The project of an import job (null for no such id), found by its id as component_project finds a component''s.';
 
 comment on function pipetrak.import_record_sources is 'Records the components the reported fresh rows of one chunk made (not the rows in `p_apart`), and, in a file with reported rows, every pipe row''s feet: a fixed row may move its feet onto a pipe other rows of the file make (a size fixed from `2 SCH` to `2`), which then sums them all. Pipes are the file''s truth: footage recorded from other imports'' rows is dropped, and a pipe whose rows are recorded is the sum of their feet.';
 
 comment on function pipetrak.import_references is 'Creates the areas, systems and test packages one chunk''s rows name and the project lacks.';
 
 comment on function pipetrak.import_refusal is 'Why an upload is refused, when it is: the error key (`unsupported_file`, `damaged_file`) and a message naming what the file is (a PDF, a PNG, a Word document, a damaged workbook, …).';
+
+comment on function pipetrak.import_refusal_json is 'import_refusal as one value ({code, message} or null), for a call in a VALUES list.';
 
 comment on function pipetrak.import_rehearse is 'What committing a validated job would create and update, found by committing it (its valid rows) in a subtransaction that is then rolled back. Remediation rows correct what their original rows made one by one, each seeing the corrections before it, so a second, read-only model of them would drift from the commit; the rehearsal is the commit itself. Everything it wrote is undone (notifications too); only sequences keep the ids it drew. Null when the commit would fail (the dry run then keeps its estimate).';
 
@@ -11050,9 +11259,9 @@ comment on function pipetrak.import_stage is 'Reads an uploaded file and stages 
 
 comment on function pipetrak.import_still_named is 'The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.';
 
-comment on function pipetrak.import_sum_footage is 'Each pipe of `p_pipes` takes the sum of the feet its recorded rows gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its footage to another pipe).';
+comment on function pipetrak.import_sum_footage is 'Each pipe of `p_pipes` (of project `p_project_id`) takes the sum of the feet its recorded rows gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its footage to another pipe). The new values are worked out before the UPDATE''s SET, which then only copies them (Citus takes no CASE of a stable function there).';
 
-comment on function pipetrak.import_upload is 'Stores an uploaded file as a new job (spec §9). The type is sniffed from the content. A SQL function, so the file reaches the table without the extra copy a PL/pgSQL variable costs: a 50 MB upload already takes about 150 MB of the backend''s memory in PostgreSQL''s own protocol buffers, and every import function stays below 256 MB.';
+comment on function pipetrak.import_upload is 'Stores an uploaded file as a new job (spec §9). The type is sniffed from the content. A SQL function, so the file reaches the table without the extra copy a PL/pgSQL variable costs: a 50 MB upload already takes about 150 MB of the backend''s memory in PostgreSQL''s own protocol buffers, and every import function stays below 256 MB. One row of VALUES, so Citus routes it to the project''s shard (it plans no INSERT … SELECT of a SQL function''s parameters).';
 
 comment on function pipetrak.import_validate is 'Dry run (spec §6.2): reads the file, stages its rows with their issues, compares them with the project and stores the summary. Writes nothing else.';
 
@@ -11081,8 +11290,6 @@ comment on function pipetrak.limited(p_argument text, p_value text) is '`p_value
 comment on function pipetrak.limited(p_argument text, p_value jsonb) is 'The same for a JSON value: its size in bytes as sent (a compressed value, taken from a table, as its text).';
 
 comment on function pipetrak.limited(p_argument text, p_value anyarray) is 'The same for a list (its items): no more than the batch limit (pipetrak.max_batch_items) either.';
-
-comment on function pipetrak.live_weld is 'The project''s live field weld with this number on this drawing (a weld is its drawing and number, spec §4), as lateral probes of the drawing and identity indexes (a join could scan every component of the project). No SET clause, so the planner inlines it.';
 
 comment on function pipetrak.lock_component is 'A live component the caller may act on with `p_permission`, locked for update; component_not_found for what the caller can''t see.';
 
@@ -11206,7 +11413,7 @@ comment on function pipetrak.progress_parts_net_welds is 'The welds a statement 
 
 comment on function pipetrak.progress_parts_shift is 'Moves the parts from the components as they were (`p_old`) to the components as they are (`p_new`): the live ones of `p_old` leave their parts, those of `p_new` join theirs, netted per part — one upsert per part whose counts change (a milestone update writes its part once, not once to take the old state out and again to put the new one in), in key order so concurrent writers lock alike. The one place that says what a component adds to its part. One project at a time, each table read filtered by it: on Citus every statement then runs on that project''s shard (joins of sharded tables by id alone can''t be planned there).';
 
-comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, testable members `p_component_ids` whose milestones are ready through Punch into (p_sign = 1) or out of (-1) their part''s ready count: their weld''s NDE now clears them, or no longer does.';
+comment on function pipetrak.progress_parts_shift_ready is 'Moves the live, testable members `p_component_ids` of project `p_project_id` whose milestones are ready through Punch into (p_sign = 1) or out of (-1) their part''s ready count: their weld''s NDE now clears them, or no longer does. By project: on Citus, a statement on its shard.';
 
 comment on function pipetrak.progress_resume is 'Ends a deferral (progress_defer): the triggers keep the rollups again.';
 
@@ -11218,7 +11425,7 @@ comment on function pipetrak.project_visible_for is 'Whether the caller''s role 
 
 comment on function pipetrak.purge_projects is 'Removes every row of the projects `p_project_ids`, after a last event on each channel. Triggers are off for the deletes (session_replication_role, restored when the function returns): the append-only guards would refuse them, and the rollups they keep go with the projects. So every table that holds project rows is named here; pgTAP checks none is left with a row of them.';
 
-comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one organization''s projects, or of all when `p_organization_id` is null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
+comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one project (a validation clears its own project''s: on Citus, one shard), of one organization''s projects, or of all when both are null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
 
 comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension calls it.';
 
@@ -11497,11 +11704,13 @@ begin
             execute format('grant execute on function %s to %I', v_function, v_role);
         end loop;
     end loop;
-    -- Tables no reader needs at all: secrets and the extension's own bookkeeping.
+    -- Tables no reader needs at all: secrets, the extension's own bookkeeping, and the views only
+    -- its import functions read.
     foreach v_role in array array['authenticated', 'service_role'] loop
         continue when not exists (select from pg_catalog.pg_roles where rolname = v_role);
         execute format('revoke all on table pipetrak.project_secrets, pipetrak.progress_deferrals, pipetrak.component_sources,
-                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender from %I', v_role);
+                        pipetrak.historical_writes, pipetrak.event_outbox, pipetrak.event_sender,
+                        pipetrak.import_plan_rows, pipetrak.live_welds from %I', v_role);
         -- Invitations are read without the token's hash.
         execute format('revoke all on table pipetrak.invitations from %I', v_role);
         execute format('grant select (id, organization_id, email, role, invited_by, created_at, sent_at, expires_at, sent_count,

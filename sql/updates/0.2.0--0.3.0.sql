@@ -150,6 +150,18 @@ drop function pipetrak.progress_days_add(integer, bigint[]);
 -- A group's name is looked up in its project (group_name takes it).
 drop function pipetrak.group_name(text, text);
 
+-- An import's plan is a view (import_plan_rows, which Citus can plan under an INSERT … SELECT);
+-- the dry run compares it with the project itself.
+drop function pipetrak.import_plan(bigint, bigint, integer, boolean);
+-- The same for a weld by drawing and number (the view live_welds).
+drop function pipetrak.live_weld(bigint, text, text);
+-- A validation purges its own project's expired staged rows (purge_staged_rows takes the project).
+drop function pipetrak.purge_staged_rows(bigint);
+-- A pipe's footage is summed within its project (import_sum_footage takes it).
+drop function pipetrak.import_sum_footage(bigint[]);
+-- Ready counts move within a project (progress_parts_shift_ready takes it).
+drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
+
 -- ==== after the code ====
 
 -- The components' parts and the events' history days follow the captured rows of each

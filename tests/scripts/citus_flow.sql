@@ -9,6 +9,7 @@
 \set b '{"sub": "b0000000-0000-4000-8000-000000000002", "role": "authenticated", "email": "b@example.com"}'
 \set as_a 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''a'', true), pipetrak.pre_request() \\g /dev/null'
 \set as_b 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''b'', true), pipetrak.pre_request() \\g /dev/null'
+-- The files the imports upload (tests/data, base64): given with -v takeoff=… weld_log=… welds=….
 
 begin; :as_a
 select pipetrak_api.create_organization(name => 'Org A') as org_a \gset
@@ -104,4 +105,66 @@ select 'a: search', kind, label from pipetrak_api.search(project_id => :project_
 commit;
 begin; :as_b
 select 'b: weld log of a', count(*) from pipetrak_api.weld_log_page(project_id => :project_a);
+commit;
+
+-- Imports: a takeoff, a weld log (.xlsx) and a weld log with welders, dates and NDE methods (.csv),
+-- each uploaded, dry-run and committed in requests of their own; then what they made.
+begin; :as_a
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'takeoff', filename => 'quantity-instances.csv',
+                                  content => decode(:'takeoff', 'base64')) as import_takeoff \gset
+commit;
+begin; :as_a
+select 'a: takeoff dry run', pipetrak_api.import_validate(import_id => :import_takeoff) -> 'would' -> 'components';
+commit;
+begin; :as_a
+select 'a: takeoff commit', pipetrak_api.import_commit(import_id => :import_takeoff) - 'import_id';
+commit;
+begin; :as_a
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'field-weld-log-664.xlsx',
+                                  content => decode(:'weld_log', 'base64')) as import_log \gset
+commit;
+begin; :as_a
+select 'a: weld log dry run', pipetrak_api.import_validate(import_id => :import_log) -> 'rows';
+commit;
+begin; :as_a
+select 'a: weld log commit', pipetrak_api.import_commit(import_id => :import_log) - 'import_id';
+commit;
+begin; :as_a
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'field-welds-complete.csv',
+                                  content => decode(:'welds', 'base64')) as import_welds \gset
+commit;
+begin; :as_a
+select 'a: welds dry run', pipetrak_api.import_validate(import_id => :import_welds) -> 'would';
+commit;
+begin; :as_a
+select 'a: welds commit', pipetrak_api.import_commit(import_id => :import_welds) - 'import_id';
+commit;
+-- The other organization can't see the job.
+begin; :as_b
+select pipetrak_api.import_validate(import_id => :import_takeoff);
+rollback;
+begin; :as_b
+select 'b: imports', count(*) from pipetrak_api.imports;
+commit;
+begin; :as_a
+select 'a: imports', kind, filename, status from pipetrak_api.imports order by filename;
+select 'a: import issues', code, count(*) from pipetrak_api.import_issues group by code order by code;
+select 'a: project progress', percent_complete, component_count from pipetrak_api.project_progress;
+select 'a: drawings', count(*) from pipetrak_api.drawings;
+select 'a: weld log', count(*), count(welder), count(date_welded), sum(percent_complete), string_agg(distinct status, ', ')
+from pipetrak_api.weld_log where project_id = :project_a;
+select 'a: package readiness', test_package_name, members, ready from pipetrak_api.test_package_readiness order by 2;
+commit;
+-- The weld log again, after the field's work: nothing the field recorded is lost.
+begin; :as_a
+select pipetrak_api.import_upload(project_id => :project_a, kind => 'field_welds', filename => 'field-welds-complete.csv',
+                                  content => decode(:'welds', 'base64')) as import_again \gset
+commit;
+begin; :as_a
+select 'a: welds again dry run', pipetrak_api.import_validate(import_id => :import_again) -> 'would' -> 'components';
+select 'a: welds again commit', pipetrak_api.import_commit(import_id => :import_again) - 'import_id';
+commit;
+begin; :as_a
+select 'a: weld log after', count(*), count(welder), count(date_welded), sum(percent_complete), string_agg(distinct status, ', ')
+from pipetrak_api.weld_log where project_id = :project_a;
 commit;
