@@ -291,6 +291,8 @@ begin
     elsif (v_ctx.component).retired_at is not null then
         perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
     end if;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'components', array[p_component_id]);
     return v_ctx.component;
 end
 $$;

@@ -185,6 +185,8 @@ begin
             v_ctx.categories[v_plan.milestone_index], v_component.earned_total - (v_ctx.component).earned_total,
             v_ctx.budget_mh * (v_component.earned_total - (v_ctx.component).earned_total) / 1000000)
     returning id into v_event_id;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'milestones', array[v_component.id]);
 
     if cardinality(v_plan.violations) > 0 then
         insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
@@ -347,6 +349,7 @@ begin
     returning id into v_welder_id;
     update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
     where component_id = p_component_id and project_id = v_component.project_id;
+    perform pipetrak.queue_change(v_component.project_id, 'welds', array[p_component_id]);
     -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
     if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
         perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);

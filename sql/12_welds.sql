@@ -178,10 +178,12 @@ begin
         end if;
     end if;
     v_component := pipetrak.lock_component(p_component_id, p_permission);
-    select * into v_weld from pipetrak.field_welds where component_id = v_component.id;
+    select * into v_weld from pipetrak.field_welds where component_id = v_component.id and project_id = v_component.project_id;
     if v_component.component_type <> 'field_weld' or v_weld.component_id is null then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
     end if;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_component.project_id, 'welds', array[p_component_id]);
     return v_weld;
 end
 $$;

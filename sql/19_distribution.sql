@@ -52,8 +52,12 @@
 --   execution) and it commits with the task, two-phase commits included; one Citus would split
 --   over shards is refused there (src/pg/captured.rs): its own connections would commit apart
 --   from the task (a worker crashed in COMMIT PREPARED before this was so).
--- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
---   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
+-- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
+--   listener of the coordinator); the calls that write components, welds and milestones announce
+--   them from the coordinator instead (queue_change in lock_component, lock_weld and
+--   update_milestone), and an import's commit sends its own event there.
+-- - Not yet: the other writes (packages, review items, an import job's status) announce nothing
+--   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
 --   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
 --   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
 --   after distribute() lacks its settings (run its worker steps again). What the catalog can't
@@ -164,7 +168,7 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events queued on a worker do not reach a listener on the coordinator'),
+                     ('events', 'change events of packages, review items and import jobs written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;

@@ -354,7 +354,7 @@ AS 'MODULE_PATHNAME', 'caller_is_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:100
+-- src/pg/changes.rs:105
 -- pipetrak::pg::changes::change_events
 create or replace function "change_events"(
 	"changes" jsonb /* JsonB */
@@ -858,7 +858,7 @@ AS 'MODULE_PATHNAME', 'project_visible_for_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:37
+-- src/pg/changes.rs:40
 -- pipetrak::pg::changes::queue_change
 create or replace function "queue_change"(
 	"project_id" bigint, /* i64 */
@@ -872,7 +872,7 @@ AS 'MODULE_PATHNAME', 'queue_change_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:94
+-- src/pg/changes.rs:99
 -- pipetrak::pg::changes::queued_changes
 create or replace function "queued_changes"() RETURNS jsonb /* JsonB */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -1349,7 +1349,7 @@ AS 'MODULE_PATHNAME', 'work_date_problem_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/changes.rs:48
+-- src/pg/changes.rs:53
 -- pipetrak::pg::changes::announce_change
 create or replace function "announce_change"()
 	RETURNS TRIGGER
@@ -2312,6 +2312,8 @@ begin
     elsif (v_ctx.component).retired_at is not null then
         perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
     end if;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'components', array[p_component_id]);
     return v_ctx.component;
 end
 $$;
@@ -2727,6 +2729,8 @@ begin
             v_ctx.categories[v_plan.milestone_index], v_component.earned_total - (v_ctx.component).earned_total,
             v_ctx.budget_mh * (v_component.earned_total - (v_ctx.component).earned_total) / 1000000)
     returning id into v_event_id;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'milestones', array[v_component.id]);
 
     if cardinality(v_plan.violations) > 0 then
         insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
@@ -2891,6 +2895,7 @@ begin
     returning id into v_welder_id;
     update pipetrak.field_welds set welder_id = v_welder_id, date_welded = v_date, updated_at = now()
     where component_id = p_component_id and project_id = v_component.project_id;
+    perform pipetrak.queue_change(v_component.project_id, 'welds', array[p_component_id]);
     -- Welded: Fit-up and Weld Complete at 100 on the date welded (spec §7.3).
     if v_component.milestone_values[array_position(v_names, 'Fit-up')] < 100 then
         perform pipetrak.update_milestone(p_component_id, 'Fit-up', 100, v_date, p_note, null, null);
@@ -5548,10 +5553,12 @@ begin
         end if;
     end if;
     v_component := pipetrak.lock_component(p_component_id, p_permission);
-    select * into v_weld from pipetrak.field_welds where component_id = v_component.id;
+    select * into v_weld from pipetrak.field_welds where component_id = v_component.id and project_id = v_component.project_id;
     if v_component.component_type <> 'field_weld' or v_weld.component_id is null then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
     end if;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_component.project_id, 'welds', array[p_component_id]);
     return v_weld;
 end
 $$;
@@ -10399,8 +10406,12 @@ $$;
 --   execution) and it commits with the task, two-phase commits included; one Citus would split
 --   over shards is refused there (src/pg/captured.rs): its own connections would commit apart
 --   from the task (a worker crashed in COMMIT PREPARED before this was so).
--- - Not yet: writes on a worker announce no change events (a NOTIFY there is not heard on the
---   coordinator) and leave the weekly snapshots a write finds due to the coordinator (their lock
+-- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
+--   listener of the coordinator); the calls that write components, welds and milestones announce
+--   them from the coordinator instead (queue_change in lock_component, lock_weld and
+--   update_milestone), and an import's commit sends its own event there.
+-- - Not yet: the other writes (packages, review items, an import job's status) announce nothing
+--   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
 --   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
 --   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
 --   after distribute() lacks its settings (run its worker steps again). What the catalog can't
@@ -10513,7 +10524,7 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events queued on a worker do not reach a listener on the coordinator'),
+                     ('events', 'change events of packages, review items and import jobs written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
@@ -11427,7 +11438,7 @@ comment on function pipetrak.purge_projects is 'Removes every row of the project
 
 comment on function pipetrak.purge_staged_rows is 'Removes the staged rows of jobs kept past their time: a committed job''s a day after its commit, an uncommitted one''s a week after its validation (it must be validated again to be committed). Of one project (a validation clears its own project''s: on Citus, one shard), of one organization''s projects, or of all when both are null (for a DBA''s scheduled job). Files stay with their jobs. Returns how many jobs it cleared.';
 
-comment on function pipetrak.queue_change is 'Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only the extension calls it.';
+comment on function pipetrak.queue_change is 'On a distributed (Citus) install, queues `ids` of `kind` changed in project `project_id` by the calling function on the coordinator: the changed rows'' triggers run on the workers, where a NOTIFY is not heard by a listener of the coordinator, so the calls that write announce what they wrote here (lock_component, lock_weld, update_milestone). Elsewhere nothing: the triggers queue it. Private: only the extension calls it.';
 
 comment on function pipetrak.queued_changes is 'The running transaction''s queued changes, {project: {kind: [ids]}} (for tests).';
 

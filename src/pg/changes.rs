@@ -32,11 +32,16 @@ thread_local! {
     static QUEUED_FOR_SENDER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Queues `ids` of `kind` changed in project `project_id` by the running statement. Private: only
-/// the extension calls it.
+/// On a distributed (Citus) install, queues `ids` of `kind` changed in project `project_id` by the
+/// calling function on the coordinator: the changed rows' triggers run on the workers, where a
+/// NOTIFY is not heard by a listener of the coordinator, so the calls that write announce what
+/// they wrote here (lock_component, lock_weld, update_milestone). Elsewhere nothing: the triggers
+/// queue it. Private: only the extension calls it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
-    queue(project_id, kind, ids.into_iter().flatten().collect());
+    if super::settings::distributed() && !citus_task() {
+        queue(project_id, kind, ids.into_iter().flatten().collect());
+    }
 }
 
 /// Trigger, for each row inserted or updated in a watched table: queues the row's id as a change

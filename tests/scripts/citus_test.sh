@@ -132,6 +132,32 @@ same_flow() {
 }
 check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, imports of a takeoff and two weld logs and a re-import, progress, readiness, weld log, delta, search, RLS, PT404)" same_flow
 
+# A change a user makes on the cluster reaches a listener on the coordinator (PostgREST's,
+# Realtime's): the project's signed event naming the component, as on one node. The coordinator's
+# call announces it (a NOTIFY on the worker that wrote the row is not heard there).
+event_heard() {
+  local out valve
+  out=$(psql -qXAt -h "$CITUS_SOCKET" -p "${CITUS_PORTS[0]}" -U postgres -d $db 2>&1 <<'SQL'
+\set a '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated", "email": "a@example.com"}'
+\set as_a 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''a'', true), pipetrak.pre_request() \\g /dev/null'
+begin; :as_a
+select pipetrak_api.project_channel(project_id => c.project_id) as channel, c.id as valve
+from pipetrak_api.components c where c.tag = 'V-2' and c.percent_complete = 0 order by c.id limit 1 \gset
+commit;
+listen :"channel";
+begin; :as_a
+select 'valve', :valve;
+select pipetrak_api.update_milestone(component_id => :valve, milestone => 'Receive', value => 100) is not null;
+commit;
+select pg_sleep(2);
+SQL
+)
+  valve=$(sed -n 's/^valve|\([0-9]*\)$/\1/p' <<<"$out")
+  [ -n "$valve" ] && grep -q "^Asynchronous notification .*\"changes\":{\"milestones\":\[$valve\]}" <<<"$out" ||
+    { echo "$out"; return 1; }
+}
+check "a change event reaches a listener on the coordinator" event_heard
+
 # No node lost a backend to a signal while the flow ran (a worker crashed in COMMIT PREPARED once,
 # when the derived tables' statements of a task opened connections of their own).
 no_crash() {
