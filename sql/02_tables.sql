@@ -284,7 +284,10 @@ create table pipetrak.field_welds (
     foreign key (project_id, welder_id) references pipetrak.welders (project_id, id),
     foreign key (project_id, component_id) references pipetrak.components (project_id, id)
 );
-create index field_welds_project_id_idx on pipetrak.field_welds (project_id);
+-- By project, then component: a project's welds in one range, and a weld by (project, component)
+-- whichever of this and the primary key a plan picks (a generic plan made while the table was
+-- empty picked this one, scanning the project's welds for each row of an import).
+create index field_welds_project_id_idx on pipetrak.field_welds (project_id, component_id);
 create index field_welds_welder_id_idx on pipetrak.field_welds (welder_id) where welder_id is not null;
 
 -- The append-only audit log: one row per milestone change (see 04_integrity.sql for the guard).

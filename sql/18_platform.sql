@@ -243,11 +243,11 @@ begin
                 (select row('drawing', d.id, d.drawing_no, d.title,
                             case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
                                  when upper(d.drawing_no) like pipetrak.like_prefix(v_query) then 2 - length(d.drawing_no) / 1000.0
-                                 else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end)::pipetrak.search_result
+                                 else %1$I.similarity(lower(d.drawing_key), lower(pipetrak.normalize_drawing_key(v_query))) end)::pipetrak.search_result
                  from pipetrak.drawings d
                  where d.project_id = p_project_id and d.retired_at is null
                    and (upper(d.drawing_no) like pipetrak.like_prefix(v_query)
-                        or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
+                        or lower(d.drawing_key) operator(%1$I.%%) lower(pipetrak.normalize_drawing_key(v_query)))
                  order by length(d.drawing_no), d.drawing_no limit v_limit)
                 union all
                 (select row('welder', w.id, w.stencil, w.name,

@@ -39,8 +39,15 @@
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
 -- - Calls that take an id (a component's, a weld's) read its project first — an index read on
---   one node, a read of every shard on Citus — then lock and write by (id, project), on one
---   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+--   one node, a read of every shard on Citus (component_project, import_project: one SELECT …
+--   INTO, its shards' answers merged) — then lock and write by (id, project), on one shard.
+--   Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Decided for the next stage (one shard per call, that first read included): each call taking
+--   an id gets an optional project_id argument, which the screens always have; given, the call
+--   skips the read and its locked read by (id, project) proves the pair. Not chosen: ids that
+--   carry their project (every id handed out so far would change, and the sequences with them)
+--   and a reference table from id to project (every component a write replicated to every node,
+--   each import a two-phase commit of all of them).
 -- - Imports: every statement of a validation and a commit reads and writes by the job's project
 --   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
 --   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row

@@ -169,6 +169,23 @@ drop function pipetrak.import_sum_footage(bigint[]);
 -- Ready counts move within a project (progress_parts_shift_ready takes it).
 drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
 
+-- The welds' project index leads to the component too: a plan that picks it for a weld by
+-- (project, component) reads one entry, not the project's welds.
+drop index pipetrak.field_welds_project_id_idx;
+create index field_welds_project_id_idx on pipetrak.field_welds (project_id, component_id);
+
+-- The drawings' trigram index is of lower(drawing_key): of the column itself it also answered
+-- `drawing_key = …`, and plans took it over the key for an import's lookups (similar_drawings and
+-- search, as code below, read lower(drawing_key)).
+drop index pipetrak.drawings_key_trgm_idx;
+do $$
+begin
+    execute format('create index drawings_key_trgm_idx on pipetrak.drawings using gin ((lower(drawing_key)) %I.gin_trgm_ops) where retired_at is null',
+                   (select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+                    where e.extname = 'pg_trgm'));
+end
+$$;
+
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
 comment on schema pipetrak_api is 'pipetrak HTTP/SQL API: views for reads, functions for writes and workflows.';
@@ -3705,9 +3722,9 @@ begin
         returns table (drawing_no text, score real)
         language sql stable
         set search_path = pg_catalog, pg_temp
-        as 'select d.drawing_no, %1$I.similarity(d.drawing_key, p_key)
+        as 'select d.drawing_no, %1$I.similarity(lower(d.drawing_key), lower(p_key))
             from pipetrak.drawings d
-            where d.project_id = p_project_id and d.retired_at is null and d.drawing_key operator(%1$I.%%) p_key
+            where d.project_id = p_project_id and d.retired_at is null and lower(d.drawing_key) operator(%1$I.%%) lower(p_key)
             order by 2 desc limit 3'$f$, v_schema);
 end
 $$;
@@ -4570,6 +4587,13 @@ begin
             on conflict (project_id, drawing_key) where retired_at is null do nothing
             returning 1)
         select count(*) into v_drawings from made;
+        -- Statistics that still count the project's drawings as none would have the components'
+        -- statement below read them all for every row (the plan's lookup of a drawing by key):
+        -- counted again when this chunk made many of them (not on Citus, as below).
+        if v_drawings > 100 and not pipetrak.distributed() and (select c.reltuples from pg_catalog.pg_class c
+                                 where c.oid = 'pipetrak.drawings'::regclass) < v_drawings then
+            analyze pipetrak.drawings;
+        end if;
 
         with made as (
             insert into pipetrak.welders (project_id, stencil)
@@ -10165,11 +10189,11 @@ begin
                 (select row('drawing', d.id, d.drawing_no, d.title,
                             case when d.drawing_key = pipetrak.normalize_drawing_key(v_query) then 3
                                  when upper(d.drawing_no) like pipetrak.like_prefix(v_query) then 2 - length(d.drawing_no) / 1000.0
-                                 else %1$I.similarity(d.drawing_key, pipetrak.normalize_drawing_key(v_query)) end)::pipetrak.search_result
+                                 else %1$I.similarity(lower(d.drawing_key), lower(pipetrak.normalize_drawing_key(v_query))) end)::pipetrak.search_result
                  from pipetrak.drawings d
                  where d.project_id = p_project_id and d.retired_at is null
                    and (upper(d.drawing_no) like pipetrak.like_prefix(v_query)
-                        or d.drawing_key operator(%1$I.%%) pipetrak.normalize_drawing_key(v_query))
+                        or lower(d.drawing_key) operator(%1$I.%%) lower(pipetrak.normalize_drawing_key(v_query)))
                  order by length(d.drawing_no), d.drawing_no limit v_limit)
                 union all
                 (select row('welder', w.id, w.stencil, w.name,
@@ -10393,8 +10417,15 @@ $$;
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
 -- - Calls that take an id (a component's, a weld's) read its project first — an index read on
---   one node, a read of every shard on Citus — then lock and write by (id, project), on one
---   shard. Shard rows are of the shard's own type: typed functions get them as the table's rows.
+--   one node, a read of every shard on Citus (component_project, import_project: one SELECT …
+--   INTO, its shards' answers merged) — then lock and write by (id, project), on one shard.
+--   Shard rows are of the shard's own type: typed functions get them as the table's rows.
+-- - Decided for the next stage (one shard per call, that first read included): each call taking
+--   an id gets an optional project_id argument, which the screens always have; given, the call
+--   skips the read and its locked read by (id, project) proves the pair. Not chosen: ids that
+--   carry their project (every id handed out so far would change, and the sequences with them)
+--   and a reference table from id to project (every component a write replicated to every node,
+--   each import a two-phase commit of all of them).
 -- - Imports: every statement of a validation and a commit reads and writes by the job's project
 --   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
 --   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row

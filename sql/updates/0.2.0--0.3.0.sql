@@ -162,6 +162,23 @@ drop function pipetrak.import_sum_footage(bigint[]);
 -- Ready counts move within a project (progress_parts_shift_ready takes it).
 drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
 
+-- The welds' project index leads to the component too: a plan that picks it for a weld by
+-- (project, component) reads one entry, not the project's welds.
+drop index pipetrak.field_welds_project_id_idx;
+create index field_welds_project_id_idx on pipetrak.field_welds (project_id, component_id);
+
+-- The drawings' trigram index is of lower(drawing_key): of the column itself it also answered
+-- `drawing_key = …`, and plans took it over the key for an import's lookups (similar_drawings and
+-- search, as code below, read lower(drawing_key)).
+drop index pipetrak.drawings_key_trgm_idx;
+do $$
+begin
+    execute format('create index drawings_key_trgm_idx on pipetrak.drawings using gin ((lower(drawing_key)) %I.gin_trgm_ops) where retired_at is null',
+                   (select n.nspname from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+                    where e.extname = 'pg_trgm'));
+end
+$$;
+
 -- ==== after the code ====
 
 -- The components' parts and the events' history days follow the captured rows of each
