@@ -3,7 +3,7 @@
 -- member of another organization).
 begin;
 \ir fixtures/actors.sql
-select plan(86);
+select plan(88);
 
 -- Errors by SQLSTATE and catalog key (the detail's "code").
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
@@ -434,6 +434,25 @@ where component_id = :packaged_component and kind = 'out_of_sequence' and event_
 select is((select count(*) from ((select * from package_recount except select * from package_rows)
                                  union all (select * from package_rows except select * from package_recount)) e),
           0::bigint, 'resolving them in one statement after a rolled-back delete of them leaves the package recounted');
+
+-- A weld row deleted with the triggers on (a DBA's delete) puts its component back in its
+-- package's ready count, as a recount counts it: no weld row clears the weld.
+select pg_temp.act_as(pg_temp.uid('owner'));
+select (pipetrak_api.create_component(project_id => :project_a, drawing_id => :drawing_r1, component_type => 'field_weld',
+                                      tag => 'W-DEL') -> 'created' ->> 0)::bigint as weld_del \gset
+select pg_temp.act_as(pg_temp.uid('foreman'));
+select pipetrak_api.update_milestone(component_id => :weld_del, milestone => 'Fit-up', value => 100) is not null;
+select pipetrak_api.assign_welder(component_id => :weld_del, stencil => 'K-7', date_welded => current_date - 3) is not null;
+select pipetrak_api.update_milestone(component_id => :weld_del, milestone => 'Punch', value => 100) is not null;
+select set_config('role', 'postgres', true);
+update pipetrak.field_welds set nde_types = '{RT}' where component_id = :weld_del;
+select ready_count as ready_before from package_recount where test_package_id = :pkg \gset
+delete from pipetrak.field_welds where component_id = :weld_del;
+select is((select ready_count from package_recount where test_package_id = :pkg), :ready_before + 1,
+          'a punched weld waiting for RT counts as ready once its weld row is gone (the recount)');
+select is((select count(*) from ((select * from package_recount except select * from package_rows)
+                                 union all (select * from package_rows except select * from package_recount)) e),
+          0::bigint, 'and its package''s row follows the delete, as the recount');
 
 -- A DBA's rebuild of the parts mends package rows that drifted.
 update pipetrak.progress_packages set ready_count = ready_count + 7, open_review_items = open_review_items + 3

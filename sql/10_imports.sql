@@ -271,6 +271,8 @@ begin
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
+    -- On Citus the job's change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_job.project_id, 'imports', array[p_import_id]);
     v_job.content := null;
     return v_job;
 end
@@ -655,10 +657,10 @@ begin
         -- What only the rows now invalid named is no longer found.
         if v_duplicates > 0 then
             v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
-                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
-                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
-                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
-                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+                'areas', pipetrak.import_still_named(p_import_id, v_job.project_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, v_job.project_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, v_job.project_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, v_job.project_id, 'stencil', v_file -> 'found' -> 'stencils')));
         end if;
     end if;
 
@@ -1135,7 +1137,7 @@ end
 $$;
 
 -- The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.
-create function pipetrak.import_still_named(p_import_id bigint, p_column text, p_values jsonb)
+create function pipetrak.import_still_named(p_import_id bigint, p_project_id bigint, p_column text, p_values jsonb)
 returns jsonb
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -1145,9 +1147,10 @@ declare
     v_named jsonb;
 begin
     execute format('select coalesce(jsonb_agg(v.value), ''[]'') from jsonb_array_elements_text($2) v
-                    where v.value in (select r.%I from pipetrak.import_rows r where r.import_id = $1 and r.status = ''valid'')',
+                    where v.value in (select r.%I from pipetrak.import_rows r
+                                      where r.import_id = $1 and r.project_id = $3 and r.status = ''valid'')',
                    p_column)
-    into v_named using p_import_id, p_values;
+    into v_named using p_import_id, p_values, p_project_id;
     return v_named;
 end
 $$;
@@ -1413,13 +1416,13 @@ begin
             -- A weld's status follows its methods and tier (spec §7.4): where the log changed
             -- them, it is decided again from the results the weld holds (only a weld with a
             -- result can have another status).
-            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
+            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id, f.project_id) n)
             where f.project_id = v_job.project_id and f.component_id in (
                     select c.id from pipetrak.import_rows r
                     cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
                     where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
               and f.current_nde <> '{}'
-              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
+              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id, f.project_id) n);
         end if;
         -- A weld log marks its welds welded and records their NDE (spec §7).
         if v_job.kind = 'field_welds' then

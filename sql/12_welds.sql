@@ -129,8 +129,9 @@ $$;
 -- What a weld's NDE records make of it, in one pass over them: its status (see the design notes),
 -- its current result per method ({"RT": "PASS", …}) and its first and last examination dates —
 -- those of its current results: a superseded record was corrected (its date with it) and a
--- cleared method was not examined, so neither dates the weld's examination.
-create function pipetrak.weld_nde_state(p_component_id bigint)
+-- cleared method was not examined, so neither dates the weld's examination. Read by the weld's
+-- project too: on Citus, on its shard.
+create function pipetrak.weld_nde_state(p_component_id bigint, p_project_id bigint)
 returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -140,7 +141,7 @@ begin
     with latest as (
         select distinct on (n.method) n.id, n.method, n.result, n.examined_on
         from pipetrak.nde_results n
-        where n.component_id = p_component_id
+        where n.component_id = p_component_id and n.project_id = p_project_id
         order by n.method, n.id desc),
     examined as (
         select min(c.examined_on) as first_on, max(c.examined_on) as last_on
@@ -152,7 +153,7 @@ begin
            coalesce((select jsonb_object_agg(c.method, c.result) from latest c where c.result is not null), '{}'),
            e.first_on, e.last_on
     from pipetrak.field_welds w cross join examined e
-    where w.component_id = p_component_id;
+    where w.component_id = p_component_id and w.project_id = p_project_id;
 end
 $$;
 
@@ -241,8 +242,8 @@ begin
     set status = n.status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
         current_nde = n.current_nde, first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on,
         updated_at = now()
-    from pipetrak.weld_nde_state(p_component_id) n
-    where f.component_id = p_component_id
+    from pipetrak.weld_nde_state(p_component_id, v_weld.project_id) n
+    where f.component_id = p_component_id and f.project_id = v_weld.project_id
     returning f.status into v_status;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, case when v_result is null then 'nde_cleared' else 'nde_recorded' end,

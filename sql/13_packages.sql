@@ -173,9 +173,10 @@ as $$
 declare
     v_project bigint;
 begin
-    -- Project by project (the rows' own), each a statement on its shard on Citus.
+    -- Project by project (the rows' own, old and new: a delete hands over no new rows), each a
+    -- statement on its shard on Citus.
     for v_project in
-        select distinct x.project_id from unnest(coalesce(p_new, p_old)) x order by 1
+        select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1
     loop
         if p_op = 'INSERT' then
             perform pipetrak.progress_parts_shift_ready(v_project, array(

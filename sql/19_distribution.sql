@@ -61,9 +61,10 @@
 --   from the task (a worker crashed in COMMIT PREPARED before this was so).
 -- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
 --   listener of the coordinator); the calls that write components, welds and milestones announce
---   them from the coordinator instead (queue_change in lock_component, lock_weld and
---   update_milestone), and an import's commit sends its own event there.
--- - Not yet: the other writes (packages, review items, an import job's status) announce nothing
+--   them from the coordinator instead (queue_change in lock_component, lock_weld,
+--   update_milestone and lock_import); an import's commit sends its own event there (the job's ids and counts:
+--   the components and welds it writes announce nothing else on Citus).
+-- - Not yet: the other writes (packages, review items) announce nothing
 --   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
 --   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
 --   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
@@ -175,7 +176,7 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events of packages, review items and import jobs written on a worker do not reach a listener on the coordinator'),
+                     ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
@@ -246,6 +247,11 @@ begin
         select * from (values
             ('alter role authenticated login', 'a worker refused to let the authenticated role log in'),
             (format('alter database %I set citus.allow_nested_distributed_execution = on', current_database()),
+             'a worker refused a setting of its database'),
+            -- ... but only on the task's own shards: a statement Citus would split over several
+            -- opens connections of the task's own, which commit apart from it (a worker crashed in
+            -- COMMIT PREPARED so); refused instead, wherever it comes from (a trigger, a policy).
+            (format('alter database %I set citus.multi_task_query_log_level = %L', current_database(), 'error'),
              'a worker refused a setting of its database')) x(command, refused)
     loop
         if exists (select from run_command_on_workers('set citus.enable_ddl_propagation to off; ' || v_step.command) w

@@ -168,6 +168,10 @@ drop function pipetrak.purge_staged_rows(bigint);
 drop function pipetrak.import_sum_footage(bigint[]);
 -- Ready counts move within a project (progress_parts_shift_ready takes it).
 drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
+-- Names still named are looked up in the job's project (import_still_named takes it).
+drop function pipetrak.import_still_named(bigint, text, jsonb);
+-- A weld's NDE state is read within its project (weld_nde_state takes it).
+drop function pipetrak.weld_nde_state(bigint);
 
 -- The welds' project index leads to the component too: a plan that picks it for a weld by
 -- (project, component) reads one entry, not the project's welds.
@@ -3593,6 +3597,8 @@ begin
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
+    -- On Citus the job's change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_job.project_id, 'imports', array[p_import_id]);
     v_job.content := null;
     return v_job;
 end
@@ -3967,10 +3973,10 @@ begin
         -- What only the rows now invalid named is no longer found.
         if v_duplicates > 0 then
             v_file := jsonb_set(v_file, '{found}', v_file -> 'found' || jsonb_build_object(
-                'areas', pipetrak.import_still_named(p_import_id, 'area', v_file -> 'found' -> 'areas'),
-                'systems', pipetrak.import_still_named(p_import_id, 'system', v_file -> 'found' -> 'systems'),
-                'test_packages', pipetrak.import_still_named(p_import_id, 'test_package', v_file -> 'found' -> 'test_packages'),
-                'stencils', pipetrak.import_still_named(p_import_id, 'stencil', v_file -> 'found' -> 'stencils')));
+                'areas', pipetrak.import_still_named(p_import_id, v_job.project_id, 'area', v_file -> 'found' -> 'areas'),
+                'systems', pipetrak.import_still_named(p_import_id, v_job.project_id, 'system', v_file -> 'found' -> 'systems'),
+                'test_packages', pipetrak.import_still_named(p_import_id, v_job.project_id, 'test_package', v_file -> 'found' -> 'test_packages'),
+                'stencils', pipetrak.import_still_named(p_import_id, v_job.project_id, 'stencil', v_file -> 'found' -> 'stencils')));
         end if;
     end if;
 
@@ -4457,7 +4463,7 @@ $$;
 
 
 -- The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.
-create or replace function pipetrak.import_still_named(p_import_id bigint, p_column text, p_values jsonb)
+create or replace function pipetrak.import_still_named(p_import_id bigint, p_project_id bigint, p_column text, p_values jsonb)
 returns jsonb
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -4467,9 +4473,10 @@ declare
     v_named jsonb;
 begin
     execute format('select coalesce(jsonb_agg(v.value), ''[]'') from jsonb_array_elements_text($2) v
-                    where v.value in (select r.%I from pipetrak.import_rows r where r.import_id = $1 and r.status = ''valid'')',
+                    where v.value in (select r.%I from pipetrak.import_rows r
+                                      where r.import_id = $1 and r.project_id = $3 and r.status = ''valid'')',
                    p_column)
-    into v_named using p_import_id, p_values;
+    into v_named using p_import_id, p_values, p_project_id;
     return v_named;
 end
 $$;
@@ -4737,13 +4744,13 @@ begin
             -- A weld's status follows its methods and tier (spec §7.4): where the log changed
             -- them, it is decided again from the results the weld holds (only a weld with a
             -- result can have another status).
-            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id) n)
+            update pipetrak.field_welds f set status = (select n.status from pipetrak.weld_nde_state(f.component_id, f.project_id) n)
             where f.project_id = v_job.project_id and f.component_id in (
                     select c.id from pipetrak.import_rows r
                     cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = r.drawing_key and lw.tag = r.tag limit 1) c
                     where r.import_id = p_import_id and r.project_id = v_job.project_id and r.chunk = v_chunk and r.status = 'valid' and r.component_type = 'field_weld')
               and f.current_nde <> '{}'
-              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id) n);
+              and f.status is distinct from (select n.status from pipetrak.weld_nde_state(f.component_id, f.project_id) n);
         end if;
         -- A weld log marks its welds welded and records their NDE (spec §7).
         if v_job.kind = 'field_welds' then
@@ -5527,8 +5534,9 @@ $$;
 -- What a weld's NDE records make of it, in one pass over them: its status (see the design notes),
 -- its current result per method ({"RT": "PASS", …}) and its first and last examination dates —
 -- those of its current results: a superseded record was corrected (its date with it) and a
--- cleared method was not examined, so neither dates the weld's examination.
-create or replace function pipetrak.weld_nde_state(p_component_id bigint)
+-- cleared method was not examined, so neither dates the weld's examination. Read by the weld's
+-- project too: on Citus, on its shard.
+create or replace function pipetrak.weld_nde_state(p_component_id bigint, p_project_id bigint)
 returns table (status text, current_nde jsonb, first_examined_on date, last_examined_on date)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -5538,7 +5546,7 @@ begin
     with latest as (
         select distinct on (n.method) n.id, n.method, n.result, n.examined_on
         from pipetrak.nde_results n
-        where n.component_id = p_component_id
+        where n.component_id = p_component_id and n.project_id = p_project_id
         order by n.method, n.id desc),
     examined as (
         select min(c.examined_on) as first_on, max(c.examined_on) as last_on
@@ -5550,7 +5558,7 @@ begin
            coalesce((select jsonb_object_agg(c.method, c.result) from latest c where c.result is not null), '{}'),
            e.first_on, e.last_on
     from pipetrak.field_welds w cross join examined e
-    where w.component_id = p_component_id;
+    where w.component_id = p_component_id and w.project_id = p_project_id;
 end
 $$;
 
@@ -5641,8 +5649,8 @@ begin
     set status = n.status, nde_result = coalesce(v_result, nde_result), nde_date = coalesce(p_examined_on, v_today),
         current_nde = n.current_nde, first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on,
         updated_at = now()
-    from pipetrak.weld_nde_state(p_component_id) n
-    where f.component_id = p_component_id
+    from pipetrak.weld_nde_state(p_component_id, v_weld.project_id) n
+    where f.component_id = p_component_id and f.project_id = v_weld.project_id
     returning f.status into v_status;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
     values (v_weld.project_id, p_component_id, case when v_result is null then 'nde_cleared' else 'nde_recorded' end,
@@ -6926,9 +6934,10 @@ as $$
 declare
     v_project bigint;
 begin
-    -- Project by project (the rows' own), each a statement on its shard on Citus.
+    -- Project by project (the rows' own, old and new: a delete hands over no new rows), each a
+    -- statement on its shard on Citus.
     for v_project in
-        select distinct x.project_id from unnest(coalesce(p_new, p_old)) x order by 1
+        select o.project_id from unnest(p_old) o union select n.project_id from unnest(p_new) n order by 1
     loop
         if p_op = 'INSERT' then
             perform pipetrak.progress_parts_shift_ready(v_project, array(
@@ -10439,9 +10448,10 @@ $$;
 --   from the task (a worker crashed in COMMIT PREPARED before this was so).
 -- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
 --   listener of the coordinator); the calls that write components, welds and milestones announce
---   them from the coordinator instead (queue_change in lock_component, lock_weld and
---   update_milestone), and an import's commit sends its own event there.
--- - Not yet: the other writes (packages, review items, an import job's status) announce nothing
+--   them from the coordinator instead (queue_change in lock_component, lock_weld,
+--   update_milestone and lock_import); an import's commit sends its own event there (the job's ids and counts:
+--   the components and welds it writes announce nothing else on Citus).
+-- - Not yet: the other writes (packages, review items) announce nothing
 --   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
 --   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
 --   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
@@ -10555,7 +10565,7 @@ as $$
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
         from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
-                     ('events', 'change events of packages, review items and import jobs written on a worker do not reach a listener on the coordinator'),
+                     ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
@@ -10628,6 +10638,11 @@ begin
         select * from (values
             ('alter role authenticated login', 'a worker refused to let the authenticated role log in'),
             (format('alter database %I set citus.allow_nested_distributed_execution = on', current_database()),
+             'a worker refused a setting of its database'),
+            -- ... but only on the task's own shards: a statement Citus would split over several
+            -- opens connections of the task's own, which commit apart from it (a worker crashed in
+            -- COMMIT PREPARED so); refused instead, wherever it comes from (a trigger, a policy).
+            (format('alter database %I set citus.multi_task_query_log_level = %L', current_database(), 'error'),
              'a worker refused a setting of its database')) x(command, refused)
     loop
         if exists (select from run_command_on_workers('set citus.enable_ddl_propagation to off; ' || v_step.command) w
@@ -11639,7 +11654,7 @@ comment on function pipetrak.weld_delta is 'Weld work in [p_from, p_to] per grou
 
 comment on function pipetrak.weld_log_page is 'A page of a project''s weld log for a screen: the welds matching the filters given (drawing, welder stencil, status, test package, search text; live welds unless p_retired), in weld number order after (p_after_weld_number, p_after_component_id) — keyset paging: pass the last row of the page before — at most 500 to a page. The rows of pipetrak_api.weld_log. Design notes: the view filtered and sorted by weld number reads every weld of the project first (242 ms for 100,000 welds, 5 ms for one welder''s 500) whatever the page; here the filter given drives its own index (drawing, welder, test package, else the weld numbers of the project) and reading stops at a page. Members only, checked once: the rows are then read without row-level security on each of the view''s eight relations, and names are looked up for the page''s rows.';
 
-comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates — those of its current results: a superseded record was corrected (its date with it) and a cleared method was not examined, so neither dates the weld''s examination.';
+comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make of it, in one pass over them: its status (see the design notes), its current result per method ({"RT": "PASS", …}) and its first and last examination dates — those of its current results: a superseded record was corrected (its date with it) and a cleared method was not examined, so neither dates the weld''s examination. Read by the weld''s project too: on Citus, on its shard.';
 
 comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
 
@@ -11926,7 +11941,7 @@ alter table pipetrak.field_welds disable trigger field_welds_announce_update;
 update pipetrak.field_welds f set first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on
 from (select w.component_id, s.first_examined_on, s.last_examined_on
       from pipetrak.field_welds w
-      cross join lateral pipetrak.weld_nde_state(w.component_id) s
+      cross join lateral pipetrak.weld_nde_state(w.component_id, w.project_id) s
       where exists (select from pipetrak.nde_results r
                     where r.component_id = w.component_id and (r.supersedes is not null or r.result is null))) n
 where n.component_id = f.component_id

@@ -161,6 +161,10 @@ drop function pipetrak.purge_staged_rows(bigint);
 drop function pipetrak.import_sum_footage(bigint[]);
 -- Ready counts move within a project (progress_parts_shift_ready takes it).
 drop function pipetrak.progress_parts_shift_ready(bigint[], integer);
+-- Names still named are looked up in the job's project (import_still_named takes it).
+drop function pipetrak.import_still_named(bigint, text, jsonb);
+-- A weld's NDE state is read within its project (weld_nde_state takes it).
+drop function pipetrak.weld_nde_state(bigint);
 
 -- The welds' project index leads to the component too: a plan that picks it for a weld by
 -- (project, component) reads one entry, not the project's welds.
@@ -214,7 +218,7 @@ alter table pipetrak.field_welds disable trigger field_welds_announce_update;
 update pipetrak.field_welds f set first_examined_on = n.first_examined_on, last_examined_on = n.last_examined_on
 from (select w.component_id, s.first_examined_on, s.last_examined_on
       from pipetrak.field_welds w
-      cross join lateral pipetrak.weld_nde_state(w.component_id) s
+      cross join lateral pipetrak.weld_nde_state(w.component_id, w.project_id) s
       where exists (select from pipetrak.nde_results r
                     where r.component_id = w.component_id and (r.supersedes is not null or r.result is null))) n
 where n.component_id = f.component_id

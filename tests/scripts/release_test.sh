@@ -155,7 +155,7 @@ for script in sql/releases/pipetrak--*.sql; do
   check "$version → $current: the error catalog equals a fresh install's" same_file "$work/fresh.errors" "$work/upgraded.errors"
   check "$version → $current: the pgTAP suites pass on the upgraded database" pgtap_passes "$db"
   check "$version → $current: every weld's examination dates are those of its current results" psql -qXAt -d "$db" -v ON_ERROR_STOP=1 -c \
-    "select 1 / (count(*) = 0)::int from pipetrak.field_welds w cross join lateral pipetrak.weld_nde_state(w.component_id) s
+    "select 1 / (count(*) = 0)::int from pipetrak.field_welds w cross join lateral pipetrak.weld_nde_state(w.component_id, w.project_id) s
      where (w.first_examined_on, w.last_examined_on) is distinct from (s.first_examined_on, s.last_examined_on)"
   # The upgrade changes welds' rows (their examination dates) while it replaces the triggers that
   # keep the tallies: each change counted once.
