@@ -10444,8 +10444,9 @@ $$;
 --   triggers of the shard a write reaches, through Citus's nested execution. Every upkeep
 --   statement works on its rows' project, so Citus runs it in the task's own backend (local
 --   execution) and it commits with the task, two-phase commits included; one Citus would split
---   over shards is refused there (src/pg/captured.rs): its own connections would commit apart
---   from the task (a worker crashed in COMMIT PREPARED before this was so).
+--   over shards is refused there (the workers' citus.multi_task_query_log_level, which
+--   distribute() sets): its own connections would commit apart from the task (a worker crashed
+--   in COMMIT PREPARED before this was so).
 -- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
 --   listener of the coordinator); the calls that write components, welds and milestones announce
 --   them from the coordinator instead (queue_change in lock_component, lock_weld,

@@ -19,7 +19,7 @@
 //!   it); the end of the transaction forgets everything. The images live in the transaction's
 //!   memory context, freed with it.
 
-use super::settings::{citus_task, distributed, with_setting};
+use super::settings::{distributed, with_setting};
 use crate::domain::savepoints::BySubtransaction;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -309,23 +309,13 @@ fn flush(relid: pg_sys::Oid, op: Op, function: usize) {
                 )?
                 .keep(),
         };
-        let mut call = || {
-            with_setting(c"plan_cache_mode", mode, || {
-                client.update(&plan, None, &args).map(|_| ())
-            })
-        };
-        // In a Citus task (a worker's part of a coordinator's statement) the upkeep must stay
-        // on this node's shards, where Citus runs it in this backend (its local execution): a
-        // statement it would split over several shards opens connections of this backend's own,
-        // which Citus neither prepares nor commits with a two-phase commit of the task — the
-        // derived rows then commit apart from the rows they derive from, and a worker crashed in
-        // COMMIT PREPARED. Such a statement is refused instead ("multi-task query about to be
-        // executed"); every upkeep statement reads and writes by its rows' project.
-        let result = if citus_task() {
-            with_setting(c"citus.multi_task_query_log_level", c"error", call)
-        } else {
-            call()
-        };
+        // In a Citus task (a worker's part of a coordinator's statement) every upkeep statement
+        // reads and writes by its rows' project, so Citus runs it on this node's shards in this
+        // backend and it commits with the task; one it would split over shards is refused by
+        // the workers' own setting (distribute(): citus.multi_task_query_log_level).
+        let result = with_setting(c"plan_cache_mode", mode, || {
+            client.update(&plan, None, &args).map(|_| ())
+        });
         PLANS.with(|plans| plans.borrow_mut().insert(key, plan));
         result
     });
