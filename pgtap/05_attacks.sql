@@ -167,7 +167,7 @@ select is(pg_temp.matrix('select count(*) from pipetrak.import_file_cells(''a,b'
     array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'],
     'nobody runs the file reader by hand');
 
-select is(pg_temp.matrix('select pipetrak.import_stage(1, ''takeoff'', current_date)'),
+select is(pg_temp.matrix('select pipetrak.stage_import(1, 1, ''takeoff'', current_date)'),
     array['42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501', '42501'],
     'nobody stages rows by hand');
 

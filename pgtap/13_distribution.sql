@@ -2,7 +2,7 @@
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
 \ir fixtures/actors.sql
-select plan(12);
+select plan(19);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -99,6 +99,30 @@ select is((select count(*) from probe_parallel),
           (select count(*) from pipetrak.milestone_templates t join pipetrak.projects p on p.id = t.project_id
            where p.organization_id = :org_a),
           'a parallel read through the policies in a statement that writes (create table as) works');
+
+-- The request's project (pipetrak.project; PostgREST's Pipetrak-Project header through the
+-- pre-request): calls taking an id look for it in that project alone. It narrows, never widens.
+select set_config('request.headers', format('{"pipetrak-project": "%s", "accept": "*/*"}', :project_a), true) \g /dev/null
+select pipetrak.pre_request();
+select is(current_setting('pipetrak.project'), :'project_a', 'the pre-request copies the Pipetrak-Project header');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Receive'', 100) ->> ''percent_complete''', :valve_a)),
+          '10.0000', 'a call on an id of the request''s project works');
+select is(pg_temp.try_as('outsider', format('select pipetrak_api.update_milestone(%s, ''Install'', 100)', :valve_a)),
+          'PT404', 'naming another organization''s project in the header reaches none of its ids');
+select set_config('request.headers', format('{"pipetrak-project": "%s"}', :project_b), true) \g /dev/null
+select pipetrak.pre_request();
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Install'', 100)', :valve_a)),
+          'PT404', 'an id outside the request''s project is not found, even for a member of its own');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestones(''[{"component_id": %s, "milestone": "Install", "value": 100}]'')', :valve_a)),
+          'PT404', 'a batch finds only the request''s project''s ids');
+select set_config('request.headers', '{"accept": "*/*"}', true) \g /dev/null
+select pipetrak.pre_request();
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Install'', 100) ->> ''percent_complete''', :valve_a)),
+          '70.0000', 'a request without the header finds ids in every project, as before');
+select set_config('pipetrak.project', 'project A', true) \g /dev/null
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Punch'', 100)', :valve_a)),
+          'PT400', 'a malformed request project is refused with invalid_argument');
+select set_config('pipetrak.project', '', true) \g /dev/null
 
 select throws_ok('select pipetrak.distribute()', 'PT424', 'Citus is not installed in this database',
                  'distribute() is refused where Citus is not installed');

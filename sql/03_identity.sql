@@ -40,6 +40,32 @@ as $$
                 then (pipetrak.current_claims() ->> 'sub')::pg_catalog.uuid end
 $$;
 
+-- The project the caller says the request works in, or NULL: the setting pipetrak.project, which
+-- PostgREST's pre-request copies from the Pipetrak-Project header (pipetrak.pre_request) and an SQL
+-- client sets with SET LOCAL. A call taking an id (a component's, an import's) then looks for it
+-- in that project alone: one index read as before, and on Citus one shard instead of every shard.
+-- It narrows, never widens: an id of another project is not found (PT404), as an id the caller
+-- can't see is. Decided over a project_id argument on each call taking an id: the screens know
+-- their project once per request, and the calls, their signatures and the API reference stay as
+-- released.
+create function pipetrak.request_project()
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_setting text := current_setting('pipetrak.project', true);
+begin
+    if v_setting is null or v_setting = '' then
+        return null;
+    elsif v_setting !~ '^[0-9]{1,18}$' then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'pipetrak.project', 'value', left(v_setting, 40),
+                                                                            'expected', 'a project id'));
+    end if;
+    return v_setting::bigint;
+end
+$$;
+
 -- The seven roles a member holds (spec §2), most powerful first: the one list (the role columns'
 -- check constraints restate it; pgTAP compares them).
 create function pipetrak.member_roles()

@@ -245,7 +245,9 @@ end
 $$;
 
 -- The project of a component (null for no such id), found by its id: on Citus a read of every
--- shard, answered by the one holding it; the calls then work on that project's shard. A plain
+-- shard, answered by the one holding it, unless the request names its project
+-- (request_project): then a read of that project's shard. The calls then work on that project's
+-- shard. A plain
 -- SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node,
 -- which makes each writing transaction a two-phase commit of all of them.
 create function pipetrak.component_project(p_component_id bigint)
@@ -255,8 +257,14 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project bigint;
+    v_hint bigint;
 begin
-    select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    v_hint := pipetrak.request_project();
+    if v_hint is null then
+        select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    else
+        select c.project_id into v_project from pipetrak.components c where c.id = p_component_id and c.project_id = v_hint;
+    end if;
     return v_project;
 end
 $$;

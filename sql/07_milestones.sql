@@ -68,12 +68,16 @@ declare
     v_plan record;
     v_event_id bigint;
     v_result jsonb;
+    v_values numeric[];
 begin
+    -- The component's project first (an index read; on Citus a read of every shard unless the
+    -- request names its project): every table below is read by it (on Citus, the project's shard).
+    v_project := pipetrak.component_project(p_component_id);
     if p_client_request_id is not null then
-        -- The first stored (a request id is keyed with its project: the same id replayed at once
-        -- into two projects stores both).
+        -- The first stored for the component's project (a request id is keyed with its project:
+        -- a replay names the same component).
         select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id
+        where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
         order by created_at limit 1;
         if found then
             return v_result;
@@ -95,11 +99,9 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- The component's project first (an index read; on Citus a read of every shard), then one
-    -- locked read for the component, its project, the caller's role and the template, every table
-    -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
-    -- through lock_component + require_project_role.
-    v_project := pipetrak.component_project(p_component_id);
+    -- One locked read for the component, its project, the caller's role and the template, every
+    -- table by the project: this is the hot path, so it does not go through lock_component +
+    -- require_project_role.
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -165,8 +167,11 @@ begin
             'violations', to_jsonb(v_plan.violations)));
     end if;
 
+    -- The values worked out first: with a subquery in its SET, Citus would send the update's
+    -- generic plan (a session's sixth call on) to every shard.
+    v_values := array(select v / 100.0 from unnest(v_plan.new_values) v);
     update pipetrak.components set
-        milestone_values = array(select v / 100.0 from unnest(v_plan.new_values) v),
+        milestone_values = v_values,
         earned_total = v_plan.earned_total, earned_receive = v_plan.earned_receive, earned_install = v_plan.earned_install,
         earned_punch = v_plan.earned_punch, earned_test = v_plan.earned_test, earned_restore = v_plan.earned_restore,
         version = version + 1, updated_at = now()
@@ -226,6 +231,7 @@ declare
     -- them on the project's shard, which can't see this node's deferral.
     v_netted boolean := not pipetrak.distributed();
     v_project bigint;
+    v_projects bigint[];
     -- The ids the batch names (well-formed ones; any other fails its item).
     v_listed bigint[];
 begin
@@ -253,13 +259,19 @@ begin
         perform pipetrak.take_due_snapshots(p.id, null)
         from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     else
-        -- On Citus, a statement per project (its shard), projects in order, each in id order.
+        -- On Citus, a statement per project (its shard), projects in order, each in id order: the
+        -- request's project alone when it names one (request_project), else the listed ids' ones
+        -- (a read of every shard).
+        v_project := pipetrak.request_project();
+        v_projects := case when v_project is null
+                           then array(select distinct c.project_id from pipetrak.components c
+                                      where c.id = any (v_listed)
+                                        and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+                                      order by 1)
+                           else array(select v_project where v_project in (select pipetrak.my_project_ids('update_milestones')))
+                      end;
         v_ids := '{}';
-        for v_project in
-            select distinct c.project_id from pipetrak.components c
-            where c.id = any (v_listed)
-              and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-            order by 1
+        foreach v_project in array v_projects
         loop
             v_ids := v_ids || array(
                 select x.id

@@ -1,4 +1,4 @@
--- Imports (spec §6): a job owns the uploaded file; validation (Rust, pipetrak.import_stage) stages
+-- Imports (spec §6): a job owns the uploaded file; validation (Rust, pipetrak.stage_import) stages
 -- every row with its issues in import_rows, then SQL compares them with the project; commit
 -- writes them in chunks of 5,000 rows, each chunk recorded on the job so a crash resumes.
 --
@@ -242,8 +242,14 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project bigint;
+    v_hint bigint;
 begin
-    select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    v_hint := pipetrak.request_project();
+    if v_hint is null then
+        select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    else
+        select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id and j.project_id = v_hint;
+    end if;
     return v_project;
 end
 $$;
@@ -578,7 +584,7 @@ begin
     -- The project's own expired staged rows go first: each tenant pays for its own.
     perform pipetrak.purge_staged_rows(p_project_id => v_job.project_id);
     delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
-    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    v_file := pipetrak.stage_import(p_import_id, v_job.project_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
     -- rows: none of them may look valid.
     v_failed := not (v_file ? 'header')

@@ -171,7 +171,8 @@ declare
     v_project_id bigint;
 begin
     -- A repaired weld is retired: say it has a repair (to a member) rather than that it is retired.
-    select f.repaired_by, f.project_id into v_repaired_by, v_project_id from pipetrak.field_welds f where f.component_id = p_component_id;
+    v_project_id := pipetrak.component_project(p_component_id);
+    select f.repaired_by into v_repaired_by from pipetrak.field_welds f where f.component_id = p_component_id and f.project_id = v_project_id;
     if v_repaired_by is not null then
         if v_project_id in (select pipetrak.my_project_ids()) then
             perform pipetrak.require_project_role(v_project_id, p_permission);
@@ -225,7 +226,7 @@ begin
     perform pipetrak.check_text_length('notes', p_notes, pipetrak.argument_limit('notes'));
     perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     select * into v_previous from pipetrak.nde_results
-    where component_id = p_component_id and method = v_method order by id desc limit 1;
+    where component_id = p_component_id and project_id = v_weld.project_id and method = v_method order by id desc limit 1;
     if v_result is null and v_previous.result is null then
         perform pipetrak.raise_error('nde_not_recorded', jsonb_build_object('component_id', p_component_id, 'method', v_method));
     end if;
@@ -1041,9 +1042,10 @@ $$;
 -- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
 -- other reason do not.
 
--- The names only a page shows (repair of, area, system, package) are looked up for the rows
--- returned, after any limit, and leave the planner four relations to join instead of eight; the
--- drawing and the welder stay joins, for filters on their number and stencil to use indexes.
+-- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
+-- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
+-- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
+-- the view for a page's ids, so a screen pays the lookups for its page only.
 -- What a weld log search matches: weld number, drawing and stencil, lowercase (the view's
 -- search_text and weld_log_page's search).
 create function pipetrak.weld_search_text(p_tag text, p_drawing_no text, p_stencil text)
@@ -1057,17 +1059,19 @@ create view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
        w.name as welder_name, f.date_welded, f.status, f.repair_of,
-       (select r.tag from pipetrak.components r where r.id = f.repair_of and r.project_id = c.project_id) as repair_of_number, f.repaired_by, f.unplanned,
-       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id and a.project_id = c.project_id) as area,
-       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id and s.project_id = c.project_id) as system, c.test_package_id,
-       (select t.name from pipetrak.test_packages t
-        where t.id = c.test_package_id and t.project_id = c.project_id) as test_package,
+       r.tag as repair_of_number, f.repaired_by, f.unplanned,
+       c.percent_complete, c.area_id, a.name as area,
+       c.system_id, s.name as system, c.test_package_id, t.name as test_package,
        nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) as search_text
 from pipetrak.components c
 join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
 join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
 left join pipetrak.welders w on w.id = f.welder_id and w.project_id = c.project_id
+left join pipetrak.components r on r.id = f.repair_of and r.project_id = c.project_id
+left join pipetrak.areas a on a.id = c.area_id and a.project_id = c.project_id
+left join pipetrak.systems s on s.id = c.system_id and s.project_id = c.project_id
+left join pipetrak.test_packages t on t.id = c.test_package_id and t.project_id = c.project_id
 where c.component_type = 'field_weld';
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
 

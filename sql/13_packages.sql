@@ -990,8 +990,8 @@ with parts as (
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
-    join pipetrak.components c on c.id = e.component_id
-    join pipetrak.field_welds f on f.component_id = e.component_id
+    join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
+    join pipetrak.field_welds f on f.component_id = e.component_id and f.project_id = e.project_id
     where c.test_package_id is not null and c.retired_at is null and coalesce(f.current_nde ->> 'RT', '') not in ('PASS', 'FAIL')
     group by e.project_id, c.test_package_id),
 stages as (

@@ -903,8 +903,10 @@ as $$
 declare
     v_job pipetrak.import_jobs;
     v_version pipetrak.budget_versions;
+    v_project bigint;
 begin
-    select * into v_job from pipetrak.import_jobs where id = p_import_id;
+    v_project := pipetrak.import_project(p_import_id);
+    select * into v_job from pipetrak.import_jobs where id = p_import_id and project_id = v_project;
     if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
                    and r.budget_mh is not null) then
         return;

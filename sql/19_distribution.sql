@@ -38,16 +38,17 @@
 --   database): each touches reference tables or the same project's co-located shards, so it runs
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
--- - Calls that take an id (a component's, a weld's) read its project first — an index read on
---   one node, a read of every shard on Citus (component_project, import_project: one SELECT …
---   INTO, its shards' answers merged) — then lock and write by (id, project), on one shard.
---   Shard rows are of the shard's own type: typed functions get them as the table's rows.
--- - Decided for the next stage (one shard per call, that first read included): each call taking
---   an id gets an optional project_id argument, which the screens always have; given, the call
---   skips the read and its locked read by (id, project) proves the pair. Not chosen: ids that
---   carry their project (every id handed out so far would change, and the sequences with them)
---   and a reference table from id to project (every component a write replicated to every node,
---   each import a two-phase commit of all of them).
+-- - Calls that take an id (a component's, a weld's, an import's) read its project first — an
+--   index read on one node — then lock and write by (id, project), on one shard. The request
+--   names its project (pipetrak.project, which the pre-request copies from PostgREST's
+--   Pipetrak-Project header; request_project): the first read is then by (id, project) too, on
+--   that project's shard; without it, a read of every shard on Citus (component_project,
+--   import_project: one SELECT … INTO, its shards' answers merged). Shard rows are of the
+--   shard's own type: typed functions get them as the table's rows. Not chosen: a project_id
+--   argument on each call taking an id (forty signatures changed for what a request states once),
+--   ids that carry their project (every id handed out so far would change, and the sequences
+--   with them) and a reference table from id to project (every component a write replicated to
+--   every node, each import a two-phase commit of all of them).
 -- - Imports: every statement of a validation and a commit reads and writes by the job's project
 --   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
 --   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row
@@ -182,20 +183,28 @@ as $$
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
--- PostgREST's db-pre-request on a Citus cluster (`db-pre-request = "pipetrak.pre_request"`; SQL
--- clients call it after setting their claims): passes the request's claims on to the workers,
--- where the read policies of the shards ask them. PostgREST sets them with set_config(), which
--- Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses. A no-op
--- on a single node.
+-- PostgREST's db-pre-request (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it
+-- after setting their claims, or set what it sets themselves). It copies the request's
+-- Pipetrak-Project header, when sent, into pipetrak.project (request_project: the calls taking an
+-- id look in that project alone). On a Citus cluster it also passes the request's claims on to
+-- the workers, where the read policies of the shards ask them: PostgREST sets them with
+-- set_config(), which Citus keeps on the coordinator; a SET LOCAL it sends to every node the
+-- transaction uses.
 create function pipetrak.pre_request()
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_headers text := current_setting('request.headers', true);
 begin
     -- A SET LOCAL of another setting than the function's own SET outlives the call.
     if current_setting('citus.propagate_set_commands', true) = 'local' then
         execute format('set local %I = %L', 'request.jwt.claims', coalesce(current_setting('request.jwt.claims', true), ''));
+    end if;
+    -- PostgREST hands the headers over as a JSON object, names in lower case.
+    if v_headers like '{%' then
+        perform set_config('pipetrak.project', coalesce(v_headers::jsonb ->> 'pipetrak-project', ''), true);
     end if;
 end
 $$;

@@ -36,6 +36,10 @@ drop function pipetrak.argument_limits();
 -- Validation reads a file's distinct drawings once (import_drawing_keys); the count takes them.
 drop function pipetrak.import_drawing_counts(bigint, bigint);
 
+-- Staging takes the job's project (stage_import): its reads and writes go by it. The library
+-- keeps the old entry point for databases not yet updated (src/pg/released.rs).
+drop function pipetrak.import_stage(bigint, text, date);
+
 -- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
 -- limit in the detail instead of a fixed figure.
 update pipetrak.error_codes set message = 'The file is larger than the upload limit',
@@ -451,7 +455,7 @@ AS 'MODULE_PATHNAME', 'event_signature_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:488
+-- src/pg/imports.rs:496
 -- pipetrak::pg::imports::import_file_cells
 create or replace function "import_file_cells"(
 	"content" bytea, /* & [u8] */
@@ -468,7 +472,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:549
+-- src/pg/imports.rs:557
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -482,7 +486,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:543
+-- src/pg/imports.rs:551
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -494,7 +498,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:537
+-- src/pg/imports.rs:545
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -506,7 +510,7 @@ AS 'MODULE_PATHNAME', 'import_issue_severity_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:460
+-- src/pg/imports.rs:468
 -- pipetrak::pg::imports::import_refusal
 create or replace function "import_refusal"(
 	"content" bytea /* & [u8] */
@@ -521,7 +525,7 @@ AS 'MODULE_PATHNAME', 'import_refusal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:451
+-- src/pg/imports.rs:459
 -- pipetrak::pg::imports::import_sniff
 create or replace function "import_sniff"(
 	"content" bytea /* & [u8] */
@@ -533,17 +537,9 @@ AS 'MODULE_PATHNAME', 'import_sniff_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:318
--- pipetrak::pg::imports::import_stage
-create or replace function "import_stage"(
-	"import_id" bigint, /* i64 */
-	"kind" TEXT, /* & str */
-	"today" date /* pgrx :: datum :: Date */
-) RETURNS jsonb /* JsonB */
-STRICT VOLATILE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'import_stage_wrapper';
-
+-- src/pg/released.rs:90
+-- pipetrak::pg::released::import_stage
+-- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -909,7 +905,7 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:508
+-- src/pg/imports.rs:516
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -1009,6 +1005,21 @@ AS 'MODULE_PATHNAME', 'signed_payload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/imports.rs:321
+-- pipetrak::pg::imports::stage_import
+create or replace function "stage_import"(
+	"import_id" bigint, /* i64 */
+	"project" bigint, /* i64 */
+	"kind" TEXT, /* & str */
+	"today" date /* pgrx :: datum :: Date */
+) RETURNS jsonb /* JsonB */
+STRICT VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stage_import_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/milestones.rs:90
 -- pipetrak::pg::milestones::template_problem
 create or replace function "template_problem"(
@@ -1100,6 +1111,33 @@ as $$
     -- planned again in every transaction.
     select case when pipetrak.current_claims() ->> 'sub' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                 then (pipetrak.current_claims() ->> 'sub')::pg_catalog.uuid end
+$$;
+
+
+-- The project the caller says the request works in, or NULL: the setting pipetrak.project, which
+-- PostgREST's pre-request copies from the Pipetrak-Project header (pipetrak.pre_request) and an SQL
+-- client sets with SET LOCAL. A call taking an id (a component's, an import's) then looks for it
+-- in that project alone: one index read as before, and on Citus one shard instead of every shard.
+-- It narrows, never widens: an id of another project is not found (PT404), as an id the caller
+-- can't see is. Decided over a project_id argument on each call taking an id: the screens know
+-- their project once per request, and the calls, their signatures and the API reference stay as
+-- released.
+create or replace function pipetrak.request_project()
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_setting text := current_setting('pipetrak.project', true);
+begin
+    if v_setting is null or v_setting = '' then
+        return null;
+    elsif v_setting !~ '^[0-9]{1,18}$' then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'pipetrak.project', 'value', left(v_setting, 40),
+                                                                            'expected', 'a project id'));
+    end if;
+    return v_setting::bigint;
+end
 $$;
 
 
@@ -2286,7 +2324,9 @@ $$;
 
 
 -- The project of a component (null for no such id), found by its id: on Citus a read of every
--- shard, answered by the one holding it; the calls then work on that project's shard. A plain
+-- shard, answered by the one holding it, unless the request names its project
+-- (request_project): then a read of that project's shard. The calls then work on that project's
+-- shard. A plain
 -- SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node,
 -- which makes each writing transaction a two-phase commit of all of them.
 create or replace function pipetrak.component_project(p_component_id bigint)
@@ -2296,8 +2336,14 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project bigint;
+    v_hint bigint;
 begin
-    select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    v_hint := pipetrak.request_project();
+    if v_hint is null then
+        select c.project_id into v_project from pipetrak.components c where c.id = p_component_id;
+    else
+        select c.project_id into v_project from pipetrak.components c where c.id = p_component_id and c.project_id = v_hint;
+    end if;
     return v_project;
 end
 $$;
@@ -2633,12 +2679,16 @@ declare
     v_plan record;
     v_event_id bigint;
     v_result jsonb;
+    v_values numeric[];
 begin
+    -- The component's project first (an index read; on Citus a read of every shard unless the
+    -- request names its project): every table below is read by it (on Citus, the project's shard).
+    v_project := pipetrak.component_project(p_component_id);
     if p_client_request_id is not null then
-        -- The first stored (a request id is keyed with its project: the same id replayed at once
-        -- into two projects stores both).
+        -- The first stored for the component's project (a request id is keyed with its project:
+        -- a replay names the same component).
         select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id
+        where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
         order by created_at limit 1;
         if found then
             return v_result;
@@ -2660,11 +2710,9 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- The component's project first (an index read; on Citus a read of every shard), then one
-    -- locked read for the component, its project, the caller's role and the template, every table
-    -- by the project (on Citus: the project's shard): this is the hot path, so it does not go
-    -- through lock_component + require_project_role.
-    v_project := pipetrak.component_project(p_component_id);
+    -- One locked read for the component, its project, the caller's role and the template, every
+    -- table by the project: this is the hot path, so it does not go through lock_component +
+    -- require_project_role.
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -2730,8 +2778,11 @@ begin
             'violations', to_jsonb(v_plan.violations)));
     end if;
 
+    -- The values worked out first: with a subquery in its SET, Citus would send the update's
+    -- generic plan (a session's sixth call on) to every shard.
+    v_values := array(select v / 100.0 from unnest(v_plan.new_values) v);
     update pipetrak.components set
-        milestone_values = array(select v / 100.0 from unnest(v_plan.new_values) v),
+        milestone_values = v_values,
         earned_total = v_plan.earned_total, earned_receive = v_plan.earned_receive, earned_install = v_plan.earned_install,
         earned_punch = v_plan.earned_punch, earned_test = v_plan.earned_test, earned_restore = v_plan.earned_restore,
         version = version + 1, updated_at = now()
@@ -2792,6 +2843,7 @@ declare
     -- them on the project's shard, which can't see this node's deferral.
     v_netted boolean := not pipetrak.distributed();
     v_project bigint;
+    v_projects bigint[];
     -- The ids the batch names (well-formed ones; any other fails its item).
     v_listed bigint[];
 begin
@@ -2819,13 +2871,19 @@ begin
         perform pipetrak.take_due_snapshots(p.id, null)
         from (select distinct c.project_id as id from pipetrak.components c where c.id = any (v_ids) order by 1) p;
     else
-        -- On Citus, a statement per project (its shard), projects in order, each in id order.
+        -- On Citus, a statement per project (its shard), projects in order, each in id order: the
+        -- request's project alone when it names one (request_project), else the listed ids' ones
+        -- (a read of every shard).
+        v_project := pipetrak.request_project();
+        v_projects := case when v_project is null
+                           then array(select distinct c.project_id from pipetrak.components c
+                                      where c.id = any (v_listed)
+                                        and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
+                                      order by 1)
+                           else array(select v_project where v_project in (select pipetrak.my_project_ids('update_milestones')))
+                      end;
         v_ids := '{}';
-        for v_project in
-            select distinct c.project_id from pipetrak.components c
-            where c.id = any (v_listed)
-              and c.project_id in (select pipetrak.my_project_ids('update_milestones'))
-            order by 1
+        foreach v_project in array v_projects
         loop
             v_ids := v_ids || array(
                 select x.id
@@ -3021,12 +3079,14 @@ comment on view pipetrak_api.project_progress is 'Progress of each project: comp
 -- showing 50 of 2,000 drawings rolls up 50 (1.3 ms against 10.6; the whole list of 2,000 costs
 -- about 1.5 times one aggregate of them all, 22 ms against 15). The figures are progress_rollups',
 -- for one drawing (pgTAP checks the two agree); a drawing without live components has no row.
+-- The aggregate is grouped by project and joined on it (the same rows): Citus then sees the
+-- project the view is filtered by reach the parts, and runs a project's page on its shard alone.
 create or replace view pipetrak_api.drawing_progress with (security_invoker = true) as
 select d.project_id, d.id as drawing_id, d.drawing_no, r.component_count, r.completed_count, r.percent_complete,
        r.received_percent, r.installed_percent, r.punched_percent, r.tested_percent, r.restored_percent
 from pipetrak.drawings d
-cross join lateral (
-    select sum(f.component_count)::bigint as component_count, sum(f.completed_count)::bigint as completed_count,
+join lateral (
+    select f.project_id, sum(f.component_count)::bigint as component_count, sum(f.completed_count)::bigint as completed_count,
            pipetrak.percent_of(sum(f.earned_total), sum(f.component_count) * 1000000) as percent_complete,
            pipetrak.percent_of(sum(f.earned_receive), sum(f.possible_receive)) as received_percent,
            pipetrak.percent_of(sum(f.earned_install), sum(f.possible_install)) as installed_percent,
@@ -3035,7 +3095,7 @@ cross join lateral (
            pipetrak.percent_of(sum(f.earned_restore), sum(f.possible_restore)) as restored_percent
     from pipetrak.progress_facts f
     where f.project_id = d.project_id and f.drawing_id = d.id
-    having count(*) > 0) r;
+    group by f.project_id) r on r.project_id = d.project_id;
 
 comment on view pipetrak_api.drawing_progress is 'Progress per drawing (live components only): counts, average % complete, % per category.';
 
@@ -3567,8 +3627,14 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project bigint;
+    v_hint bigint;
 begin
-    select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    v_hint := pipetrak.request_project();
+    if v_hint is null then
+        select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id;
+    else
+        select j.project_id into v_project from pipetrak.import_jobs j where j.id = p_import_id and j.project_id = v_hint;
+    end if;
     return v_project;
 end
 $$;
@@ -3894,7 +3960,7 @@ begin
     -- The project's own expired staged rows go first: each tenant pays for its own.
     perform pipetrak.purge_staged_rows(p_project_id => v_job.project_id);
     delete from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id;
-    v_file := pipetrak.import_stage(p_import_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
+    v_file := pipetrak.stage_import(p_import_id, v_job.project_id, v_job.kind, (now() at time zone v_project.time_zone)::date);
     -- A file that can't be read, or holds nothing to import, fails with its reason and keeps no
     -- rows: none of them may look valid.
     v_failed := not (v_file ? 'header')
@@ -5577,7 +5643,8 @@ declare
     v_project_id bigint;
 begin
     -- A repaired weld is retired: say it has a repair (to a member) rather than that it is retired.
-    select f.repaired_by, f.project_id into v_repaired_by, v_project_id from pipetrak.field_welds f where f.component_id = p_component_id;
+    v_project_id := pipetrak.component_project(p_component_id);
+    select f.repaired_by into v_repaired_by from pipetrak.field_welds f where f.component_id = p_component_id and f.project_id = v_project_id;
     if v_repaired_by is not null then
         if v_project_id in (select pipetrak.my_project_ids()) then
             perform pipetrak.require_project_role(v_project_id, p_permission);
@@ -5632,7 +5699,7 @@ begin
     perform pipetrak.check_text_length('notes', p_notes, pipetrak.argument_limit('notes'));
     perform pipetrak.check_text_length('reason', p_reason, pipetrak.argument_limit('reason'));
     select * into v_previous from pipetrak.nde_results
-    where component_id = p_component_id and method = v_method order by id desc limit 1;
+    where component_id = p_component_id and project_id = v_weld.project_id and method = v_method order by id desc limit 1;
     if v_result is null and v_previous.result is null then
         perform pipetrak.raise_error('nde_not_recorded', jsonb_build_object('component_id', p_component_id, 'method', v_method));
     end if;
@@ -6429,9 +6496,10 @@ $$;
 -- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
 -- other reason do not.
 
--- The names only a page shows (repair of, area, system, package) are looked up for the rows
--- returned, after any limit, and leave the planner four relations to join instead of eight; the
--- drawing and the welder stay joins, for filters on their number and stencil to use indexes.
+-- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
+-- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
+-- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
+-- the view for a page's ids, so a screen pays the lookups for its page only.
 -- What a weld log search matches: weld number, drawing and stencil, lowercase (the view's
 -- search_text and weld_log_page's search).
 create or replace function pipetrak.weld_search_text(p_tag text, p_drawing_no text, p_stencil text)
@@ -6446,17 +6514,19 @@ create or replace view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
        w.name as welder_name, f.date_welded, f.status, f.repair_of,
-       (select r.tag from pipetrak.components r where r.id = f.repair_of and r.project_id = c.project_id) as repair_of_number, f.repaired_by, f.unplanned,
-       c.percent_complete, c.area_id, (select a.name from pipetrak.areas a where a.id = c.area_id and a.project_id = c.project_id) as area,
-       c.system_id, (select s.name from pipetrak.systems s where s.id = c.system_id and s.project_id = c.project_id) as system, c.test_package_id,
-       (select t.name from pipetrak.test_packages t
-        where t.id = c.test_package_id and t.project_id = c.project_id) as test_package,
+       r.tag as repair_of_number, f.repaired_by, f.unplanned,
+       c.percent_complete, c.area_id, a.name as area,
+       c.system_id, s.name as system, c.test_package_id, t.name as test_package,
        nullif(f.current_nde, '{}') as current_nde, f.last_examined_on, c.retired_at,
        pipetrak.weld_search_text(c.tag, d.drawing_no, w.stencil) as search_text
 from pipetrak.components c
 join pipetrak.field_welds f on f.component_id = c.id and f.project_id = c.project_id
 join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
 left join pipetrak.welders w on w.id = f.welder_id and w.project_id = c.project_id
+left join pipetrak.components r on r.id = f.repair_of and r.project_id = c.project_id
+left join pipetrak.areas a on a.id = c.area_id and a.project_id = c.project_id
+left join pipetrak.systems s on s.id = c.system_id and s.project_id = c.project_id
+left join pipetrak.test_packages t on t.id = c.test_package_id and t.project_id = c.project_id
 where c.component_type = 'field_weld';
 
 comment on view pipetrak_api.weld_log is 'The weld log: one row per weld of your projects (retired ones with retired_at) with drawing, welder, dates, facts, current NDE per method, status, repair of, % complete and assignments. Filter on any column; search_text (weld number, drawing, stencil, lowercase) takes ilike.';
@@ -7783,8 +7853,8 @@ with parts as (
 examinations as (
     select e.project_id, c.test_package_id, count(*) as n
     from pipetrak.examination_calls e
-    join pipetrak.components c on c.id = e.component_id
-    join pipetrak.field_welds f on f.component_id = e.component_id
+    join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
+    join pipetrak.field_welds f on f.component_id = e.component_id and f.project_id = e.project_id
     where c.test_package_id is not null and c.retired_at is null and coalesce(f.current_nde ->> 'RT', '') not in ('PASS', 'FAIL')
     group by e.project_id, c.test_package_id),
 stages as (
@@ -8744,8 +8814,10 @@ as $$
 declare
     v_job pipetrak.import_jobs;
     v_version pipetrak.budget_versions;
+    v_project bigint;
 begin
-    select * into v_job from pipetrak.import_jobs where id = p_import_id;
+    v_project := pipetrak.import_project(p_import_id);
+    select * into v_job from pipetrak.import_jobs where id = p_import_id and project_id = v_project;
     if not exists (select from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
                    and r.budget_mh is not null) then
         return;
@@ -10425,16 +10497,17 @@ $$;
 --   database): each touches reference tables or the same project's co-located shards, so it runs
 --   locally. The upkeep functions work one project at a time and filter every table by it, so
 --   each of their statements is planned for one shard.
--- - Calls that take an id (a component's, a weld's) read its project first — an index read on
---   one node, a read of every shard on Citus (component_project, import_project: one SELECT …
---   INTO, its shards' answers merged) — then lock and write by (id, project), on one shard.
---   Shard rows are of the shard's own type: typed functions get them as the table's rows.
--- - Decided for the next stage (one shard per call, that first read included): each call taking
---   an id gets an optional project_id argument, which the screens always have; given, the call
---   skips the read and its locked read by (id, project) proves the pair. Not chosen: ids that
---   carry their project (every id handed out so far would change, and the sequences with them)
---   and a reference table from id to project (every component a write replicated to every node,
---   each import a two-phase commit of all of them).
+-- - Calls that take an id (a component's, a weld's, an import's) read its project first — an
+--   index read on one node — then lock and write by (id, project), on one shard. The request
+--   names its project (pipetrak.project, which the pre-request copies from PostgREST's
+--   Pipetrak-Project header; request_project): the first read is then by (id, project) too, on
+--   that project's shard; without it, a read of every shard on Citus (component_project,
+--   import_project: one SELECT … INTO, its shards' answers merged). Shard rows are of the
+--   shard's own type: typed functions get them as the table's rows. Not chosen: a project_id
+--   argument on each call taking an id (forty signatures changed for what a request states once),
+--   ids that carry their project (every id handed out so far would change, and the sequences
+--   with them) and a reference table from id to project (every component a write replicated to
+--   every node, each import a two-phase commit of all of them).
 -- - Imports: every statement of a validation and a commit reads and writes by the job's project
 --   (staged rows shard with it), as views or PL/pgSQL where Citus can't plan a SQL function's
 --   parameters, with no stable function in an UPDATE's SET (Citus refuses them there). Row
@@ -10572,20 +10645,28 @@ as $$
 $$;
 
 
--- PostgREST's db-pre-request on a Citus cluster (`db-pre-request = "pipetrak.pre_request"`; SQL
--- clients call it after setting their claims): passes the request's claims on to the workers,
--- where the read policies of the shards ask them. PostgREST sets them with set_config(), which
--- Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses. A no-op
--- on a single node.
+-- PostgREST's db-pre-request (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it
+-- after setting their claims, or set what it sets themselves). It copies the request's
+-- Pipetrak-Project header, when sent, into pipetrak.project (request_project: the calls taking an
+-- id look in that project alone). On a Citus cluster it also passes the request's claims on to
+-- the workers, where the read policies of the shards ask them: PostgREST sets them with
+-- set_config(), which Citus keeps on the coordinator; a SET LOCAL it sends to every node the
+-- transaction uses.
 create or replace function pipetrak.pre_request()
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_headers text := current_setting('request.headers', true);
 begin
     -- A SET LOCAL of another setting than the function's own SET outlives the call.
     if current_setting('citus.propagate_set_commands', true) = 'local' then
         execute format('set local %I = %L', 'request.jwt.claims', coalesce(current_setting('request.jwt.claims', true), ''));
+    end if;
+    -- PostgREST hands the headers over as a JSON object, names in lower case.
+    if v_headers like '{%' then
+        perform set_config('pipetrak.project', coalesce(v_headers::jsonb ->> 'pipetrak-project', ''), true);
     end if;
 end
 $$;
@@ -11169,7 +11250,7 @@ comment on function pipetrak.component_batch is 'Runs `p_action` (correct, retir
 
 comment on function pipetrak.component_credit_by_day is 'A component''s events per work date: how many, and their credit and man-hours per category.';
 
-comment on function pipetrak.component_project is 'The project of a component (null for no such id), found by its id: on Citus a read of every shard, answered by the one holding it; the calls then work on that project''s shard. A plain SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node, which makes each writing transaction a two-phase commit of all of them.';
+comment on function pipetrak.component_project is 'The project of a component (null for no such id), found by its id: on Citus a read of every shard, answered by the one holding it, unless the request names its project (request_project): then a read of that project''s shard. The calls then work on that project''s shard. A plain SELECT … INTO: a scalar subquery would be planned by Citus as a result sent to every node, which makes each writing transaction a two-phase commit of all of them.';
 
 comment on function pipetrak.component_state is 'A component''s state as the API returns it; `p_names` are its template''s milestone names. PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be parsed and planned again in every transaction; PL/pgSQL keeps its plan for the session.';
 
@@ -11313,8 +11394,6 @@ comment on function pipetrak.import_seq_in_file is 'The first seq a counted item
 
 comment on function pipetrak.import_sniff is 'The file type of an upload: ''csv'', ''xlsx'' or ''xls'', or null when it is none of them (a zip or compound file that holds no workbook, like an .ods, .docx or .doc, is none).';
 
-comment on function pipetrak.import_stage is 'Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was found about the file: format, sheet, header, file-level issues, the row counts, what the valid rows name (`found`: components, reference names, stencils), and how many rows the reader flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).';
-
 comment on function pipetrak.import_still_named is 'The values of `p_values` (a JSON array) that a valid staged row still names in `p_column`.';
 
 comment on function pipetrak.import_sum_footage is 'Each pipe of `p_pipes` (of project `p_project_id`) takes the sum of the feet its recorded rows gave it; a pipe left with no recorded rows and no progress is retired (a fixed row moved its footage to another pipe). The new values are worked out before the UPDATE''s SET, which then only copies them (Citus takes no CASE of a stable function there).';
@@ -11433,7 +11512,7 @@ comment on function pipetrak.percent_of is 'Percent of `p_possible` that `p_earn
 
 comment on function pipetrak.plan_milestone is 'Plans one milestone update: validates the value, applies it, computes the new % complete and checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising, and the new credit with a column per category.';
 
-comment on function pipetrak.pre_request is 'PostgREST''s db-pre-request on a Citus cluster (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it after setting their claims): passes the request''s claims on to the workers, where the read policies of the shards ask them. PostgREST sets them with set_config(), which Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses. A no-op on a single node.';
+comment on function pipetrak.pre_request is 'PostgREST''s db-pre-request (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it after setting their claims, or set what it sets themselves). It copies the request''s Pipetrak-Project header, when sent, into pipetrak.project (request_project: the calls taking an id look in that project alone). On a Citus cluster it also passes the request''s claims on to the workers, where the read policies of the shards ask them: PostgREST sets them with set_config(), which Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses.';
 
 comment on function pipetrak.progress_as_of is 'Progress per group as it stood at the end of a work date (from the events).';
 
@@ -11535,6 +11614,8 @@ comment on function pipetrak.repair_nde_methods is 'The NDE methods a repair of 
 
 comment on function pipetrak.repick_examination is 'QC swaps a called weld not yet examined for another welded weld of its lot, not yet examined or called.';
 
+comment on function pipetrak.request_project is 'The project the caller says the request works in, or NULL: the setting pipetrak.project, which PostgREST''s pre-request copies from the Pipetrak-Project header (pipetrak.pre_request) and an SQL client sets with SET LOCAL. A call taking an id (a component''s, an import''s) then looks for it in that project alone: one index read as before, and on Citus one shard instead of every shard. It narrows, never widens: an id of another project is not found (PT404), as an id the caller can''t see is. Decided over a project_id argument on each call taking an id: the screens know their project once per request, and the calls, their signatures and the API reference stay as released.';
+
 comment on function pipetrak.require_organization_role is 'The caller''s role in an organization, after checking it grants `p_permission`. Someone outside the organization learns nothing (not found); a member without the right is refused.';
 
 comment on function pipetrak.require_project_role is 'The caller''s role in a project''s organization, after checking it grants `p_permission`; writes to an archived project are refused.';
@@ -11603,6 +11684,8 @@ comment on function pipetrak.skip_stage is 'Skips a stage with a reason (never T
 
 comment on function pipetrak.spread_budget is 'Spreads a new active budget version of `p_total_mh` over the project''s live components by weight (see the notes); the previous version stops being active. Returns {version, components, guessed_sizes}.';
 
+comment on function pipetrak.stage_import is 'Reads an uploaded file and stages its validated rows for import `import_id` of project `project` (every read and write by it: on Citus, the project''s shard). Returns what was found about the file: format, sheet, header, file-level issues, the row counts, what the valid rows name (`found`: components, reference names, stencils), and how many rows the reader flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).';
+
 comment on function pipetrak.stage_missing is 'The data fields a stage still needs to complete.';
 
 comment on function pipetrak.start_stage is 'Starts a stage of a test package once the stages before it are done (see package_stage_rule).';
@@ -11659,7 +11742,7 @@ comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make 
 
 comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
 
-comment on function pipetrak.weld_search_text is 'The names only a page shows (repair of, area, system, package) are looked up for the rows returned, after any limit, and leave the planner four relations to join instead of eight; the drawing and the welder stay joins, for filters on their number and stencil to use indexes. What a weld log search matches: weld number, drawing and stencil, lowercase (the view''s search_text and weld_log_page''s search).';
+comment on function pipetrak.weld_search_text is 'The names a row shows (repair of, area, system, package) are left joins by (id, project), as the drawing and the welder are: Citus then runs a project''s weld log on its shard alone (a correlated lookup in the select list is a query it sends to every shard). weld_log_page reads the view for a page''s ids, so a screen pays the lookups for its page only. What a weld log search matches: weld number, drawing and stencil, lowercase (the view''s search_text and weld_log_page''s search).';
 
 comment on function pipetrak.weld_state is 'What one weld (its component and facts rows) adds to (+1) or takes from (-1) the tallies.';
 

@@ -100,7 +100,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "imports",
     requires = [
         "api",
-        import_stage,
+        stage_import,
         import_sniff,
         import_refusal,
         render_report_csv,

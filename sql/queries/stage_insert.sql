@@ -1,4 +1,4 @@
--- One batch of validated rows into import_rows (pipetrak.import_stage sends it through SPI):
+-- One batch of validated rows into import_rows (pipetrak.stage_import sends it through SPI):
 -- $1 is the import, $2.. are the rows' columns as arrays, one element per row. The Rust library
 -- serves every installed version: `{project}` becomes `, project_id` and `{project_value}` the
 -- job's project where the table has that column (0.3.0 on), nothing before.

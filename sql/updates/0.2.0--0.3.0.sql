@@ -29,6 +29,10 @@ drop function pipetrak.argument_limits();
 -- Validation reads a file's distinct drawings once (import_drawing_keys); the count takes them.
 drop function pipetrak.import_drawing_counts(bigint, bigint);
 
+-- Staging takes the job's project (stage_import): its reads and writes go by it. The library
+-- keeps the old entry point for databases not yet updated (src/pg/released.rs).
+drop function pipetrak.import_stage(bigint, text, date);
+
 -- Limits a DBA may lower (pipetrak.max_upload_mb, pipetrak.max_batch_items): their errors give the
 -- limit in the detail instead of a fixed figure.
 update pipetrak.error_codes set message = 'The file is larger than the upload limit',

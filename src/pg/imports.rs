@@ -178,21 +178,18 @@ impl Batch {
 
 /// The staging insert for this database's schema: rows carry their job's project where
 /// `import_rows` has the column (a database not yet upgraded to 0.3.0 has not).
-fn stage_insert() -> String {
+fn stage_insert(project: i64) -> String {
     let has_project = Spi::get_one::<bool>(
         "select exists (select from pg_catalog.pg_attribute
                         where attrelid = 'pipetrak.import_rows'::regclass and attname = 'project_id' and not attisdropped)",
     );
     let (column, value) = match has_project {
-        Ok(Some(true)) => (
-            ", project_id",
-            ", (select j.project_id from pipetrak.import_jobs j where j.id = $1)",
-        ),
-        _ => ("", ""),
+        Ok(Some(true)) => (", project_id", format!(", {project}::bigint")),
+        _ => ("", String::new()),
     };
     STAGE_INSERT
         .replace("{project}", column)
-        .replace("{project_value}", value)
+        .replace("{project_value}", &value)
 }
 
 /// Sets its flag when dropped.
@@ -283,15 +280,17 @@ impl FileSource for UploadedFile<'_> {
     }
 }
 
-/// `len` bytes from `offset` of the job's file. The file is stored uncompressed (storage
-/// external), so Postgres fetches just the TOAST chunks of the slice.
-fn file_slice(import_id: i64, offset: u64, len: usize) -> Vec<u8> {
-    let query =
-        "select substring(content from $2::integer for $3) from pipetrak.import_jobs where id = $1";
+/// `len` bytes from `offset` of the job's file (job `import_id` of project `project`: on Citus,
+/// its shard). The file is stored uncompressed (storage external), so Postgres fetches just the
+/// TOAST chunks of the slice.
+fn file_slice(import_id: i64, project: i64, offset: u64, len: usize) -> Vec<u8> {
+    let query = "select substring(content from $2::integer for $3) from pipetrak.import_jobs
+                 where id = $1 and project_id = $4";
     let args = [
         import_id.into(),
         (offset as i64 + 1).into(),
         (len.min(i32::MAX as usize) as i32).into(),
+        project.into(),
     ];
     match in_own_context("pipetrak import slice", || {
         Spi::get_one_with_args::<Vec<u8>>(query, &args)
@@ -311,12 +310,13 @@ fn in_own_context<T>(name: &str, f: impl FnOnce() -> T) -> T {
     unsafe { context.switch_to(|_| f()) }
 }
 
-/// Reads an uploaded file and stages its validated rows for import `import_id`. Returns what was
+/// Reads an uploaded file and stages its validated rows for import `import_id` of project
+/// `project` (every read and write by it: on Citus, the project's shard). Returns what was
 /// found about the file: format, sheet, header, file-level issues, the row counts, what the valid
 /// rows name (`found`: components, reference names, stencils), and how many rows the reader
 /// flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).
 #[pg_extern(volatile)]
-pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
+pub fn stage_import(import_id: i64, project: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
     let Some(kind) = Kind::parse(kind) else {
         return JsonB(
             json!({"file_issues": [Issue::new(0, IssueCode::UnsupportedFile, format!("unknown import kind {kind:?}"))]}),
@@ -329,13 +329,13 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
     )
     .unwrap_or(chrono::NaiveDate::MAX);
     let len = Spi::get_one_with_args::<i64>(
-        "select length(content)::bigint from pipetrak.import_jobs where id = $1",
-        &[import_id.into()],
+        "select length(content)::bigint from pipetrak.import_jobs where id = $1 and project_id = $2",
+        &[import_id.into(), project.into()],
     );
     let Ok(Some(len)) = len else {
         pgrx::error!("pipetrak: import {import_id} has no file");
     };
-    let insert = stage_insert();
+    let insert = stage_insert(project);
     let gone = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
         // Dropped when this closure ends, normally or unwinding: the reader then stops at its
@@ -355,7 +355,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
             gone: &gone,
             whole: (len as u64 <= WHOLE_FILE_BYTES).then(|| {
                 in_own_context("pipetrak import file", || {
-                    file_slice(import_id, 0, len as usize)
+                    file_slice(import_id, project, 0, len as usize)
                 })
             }),
         };
@@ -393,7 +393,7 @@ pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> Jso
             match received.recv_timeout(std::time::Duration::from_millis(20)) {
                 // A reader that has finished no longer wants the slice it asked for ahead.
                 Ok(Request::Slice { offset, len }) => {
-                    let _ = slices.send(file_slice(import_id, offset, len));
+                    let _ = slices.send(file_slice(import_id, project, offset, len));
                 }
                 Ok(Request::Rows(batch)) => {
                     in_own_context("pipetrak import batch", || batch.flush(import_id, &insert))

@@ -4,7 +4,7 @@
 //! function its SQL still calls, the function moves here as such a wrapper; one place to see what
 //! older schemas need of this library.
 
-use super::imports::render_report_csv;
+use super::imports::{render_report_csv, stage_import};
 use super::milestones::{credit_of, earned_for, planned, refusal};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -83,4 +83,19 @@ pub fn render_remediation_csv(
     let rows = vec![None; notes.len()];
     let references = vec![None; notes.len()];
     render_report_csv(header, cells, rows, references, notes)
+}
+
+/// 0.2.0's form of `stage_import`, which found the job's project by its id alone. No SQL: it
+/// serves databases still at 0.2.0 until `ALTER EXTENSION pipetrak UPDATE`.
+#[pg_extern(volatile, sql = false)]
+pub fn import_stage(import_id: i64, kind: &str, today: pgrx::datum::Date) -> JsonB {
+    let project = Spi::get_one_with_args::<i64>(
+        "select project_id from pipetrak.import_jobs where id = $1",
+        &[import_id.into()],
+    );
+    match project {
+        Ok(Some(project)) => stage_import(import_id, project, kind, today),
+        // The caller locked the job: not finding it is an internal error.
+        _ => pgrx::error!("pipetrak: import {import_id} not found"),
+    }
 }

@@ -9,12 +9,14 @@
 # to a folder holding citus-<version>.tar.gz (a `git archive` of a Citus release tag supporting
 # PostgreSQL 15), its SHA256SUMS and any *.patch the release needs.
 #
-# Stage 1 of scale-out: the schema shards by project, the API does not route every call to one
-# shard yet. The checks: Citus and pipetrak install side by side; distribute() refuses with the
-# catalogued error and the obstacles a single node lists, before changing anything; with
-# p_preview it places every table (foreign keys kept, on the shards too); the flow of
-# tests/scripts/citus_flow.sql (two organizations' users, as PostgREST calls, imports of real files
-# included) prints the same on the cluster as on a plain PostgreSQL; and no node's backend died.
+# Stage 1 of scale-out: the schema shards by project; the screens' calls run on one shard when the
+# request names its project (the Pipetrak-Project header); the API's other calls don't route yet.
+# The checks: Citus and pipetrak install side by side; distribute() refuses with the catalogued
+# error and the obstacles a single node lists, before changing anything; with p_preview it places
+# every table (foreign keys kept, on the shards too); the flow of tests/scripts/citus_flow.sql (two
+# organizations' users, as PostgREST calls, imports of real files included) prints the same on the
+# cluster as on a plain PostgreSQL, every statement of a request on one project on one shard; the
+# screens' plans show one task; and no node's backend died.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/cluster.sh"
@@ -130,7 +132,25 @@ same_flow() {
   diff <(echo "$plain") <(echo "$cluster") || return 1
   psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
 }
-check "two organizations' users: the cluster answers as plain PostgreSQL (components, milestones single and bulk, welder, NDE, imports of a takeoff and two weld logs and a re-import, progress, readiness, weld log, delta, search, RLS, PT404)" same_flow
+check "two organizations' users: the cluster answers as plain PostgreSQL, each request on one project on one shard (components, milestones single and bulk, welder, NDE, imports of a takeoff and two weld logs and a re-import, progress, readiness, weld log, delta, search, RLS, PT404)" same_flow
+
+# The plans of a project's screens, as EXPLAIN shows them: one task, on the project's shard (the
+# flow above proves every statement of its per-project requests so, as they run).
+one_task_plans() {
+  local project q out
+  project=$(citus_psql 0 $db -c "select id from pipetrak.projects where name = 'Refinery A'") || return 1
+  for q in "select * from pipetrak_api.project_progress where project_id = $project" \
+           "select * from pipetrak_api.area_progress where project_id = $project" \
+           "select * from pipetrak_api.drawing_progress where project_id = $project order by drawing_no limit 50" \
+           "select * from pipetrak_api.test_package_readiness where project_id = $project" \
+           "select * from pipetrak_api.weld_log where project_id = $project order by weld_number limit 50" \
+           "select * from pipetrak_api.components where project_id = $project order by id limit 50" \
+           "select * from pipetrak_api.import_issues where project_id = $project limit 50"; do
+    out=$(citus_psql 0 $db -c "explain (costs off) $q") || return 1
+    grep -q "Task Count: 1$" <<<"$out" || { echo "$q: $(grep 'Task Count' <<<"$out")"; return 1; }
+  done
+}
+check "EXPLAIN of a project's screens (progress, drawings, readiness, weld log, components, import issues) shows one task" one_task_plans
 
 # A change a user makes on the cluster reaches a listener on the coordinator (PostgREST's,
 # Realtime's): the project's signed event naming the component, as on one node. The coordinator's
