@@ -176,5 +176,5 @@ select w.component_id, w.project_id, c.tag as weld_number, c.drawing_id, w.weld_
        w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types, w.welder_id, w.date_welded,
        w.nde_result, w.nde_date
 from pipetrak.field_welds w
-join pipetrak.components c on c.id = w.component_id;
+join pipetrak.components c on c.id = w.component_id and c.project_id = w.project_id;
 comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components.';

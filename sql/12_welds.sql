@@ -690,8 +690,7 @@ $$;
 create view pipetrak_api.nde_results with (security_invoker = true) as
 select n.id, n.project_id, n.component_id, n.method, n.result, n.examined_on, n.report_number, n.notes, n.supersedes,
        n.reason, n.recorded_by, n.recorded_at,
-       not exists (select from pipetrak.nde_results later
-                   where later.component_id = n.component_id and later.method = n.method and later.id > n.id) as is_current
+       n.id = max(n.id) over (partition by n.project_id, n.component_id, n.method) as is_current
 from pipetrak.nde_results n;
 comment on view pipetrak_api.nde_results is 'NDE records of your projects'' welds, append-only: is_current marks each method''s latest (a current record without a result means the method was cleared).';
 
@@ -703,10 +702,10 @@ create view pipetrak_api.qc_queue with (security_invoker = true) as
 select r.id as review_item_id, r.project_id, r.kind, r.details, r.created_at, r.component_id, c.component_type,
        c.tag, c.size, d.id as drawing_id, d.drawing_no, w.stencil as welder, f.date_welded, f.status as weld_status
 from pipetrak.review_items r
-join pipetrak.components c on c.id = r.component_id
-join pipetrak.drawings d on d.id = c.drawing_id
-left join pipetrak.field_welds f on f.component_id = c.id
-left join pipetrak.welders w on w.id = f.welder_id
+join pipetrak.components c on c.id = r.component_id and c.project_id = r.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = r.project_id
+left join pipetrak.field_welds f on f.component_id = c.id and f.project_id = r.project_id
+left join pipetrak.welders w on w.id = f.welder_id and w.project_id = r.project_id
 -- Open (resolved_at is null: status open, by the table's check) and oldest first, so that
 -- `GET /qc_queue?project_id=eq.N&limit=50` is the head of the queue without the client sorting;
 -- the open items' (project, id) index serves both.
@@ -1447,8 +1446,8 @@ calls as (
            array_agg(c.tag order by c.tag) filter (where f.current_nde ->> 'RT' is null
                                                    or f.current_nde ->> 'RT' not in ('PASS', 'FAIL')) as called_for
     from pipetrak.examination_calls e
-    join pipetrak.field_welds f on f.component_id = e.component_id
-    join pipetrak.components c on c.id = e.component_id
+    join pipetrak.field_welds f on f.component_id = e.component_id and f.project_id = e.project_id
+    join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
     where f.date_welded is not null and (c.retired_at is null or f.repaired_by is not null)
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
 -- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
@@ -1459,11 +1458,11 @@ awaiting as (
         with recursive chain(id, depth) as (
             select f.repaired_by, 1
             union all
-            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id
+            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id and r.project_id = f.project_id
             where r.repaired_by is not null and k.depth < 20)
         select k.id from chain k order by k.depth desc limit 1) e
-    join pipetrak.field_welds x on x.component_id = e.id
-    join pipetrak.components c on c.id = e.id and c.retired_at is null
+    join pipetrak.field_welds x on x.component_id = e.id and x.project_id = f.project_id
+    join pipetrak.components c on c.id = e.id and c.project_id = f.project_id and c.retired_at is null
     where f.repaired_by is not null and f.welder_id is not null and f.xray_percent in (5, 10) and f.date_welded is not null
       and x.status <> 'accepted'
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent)
@@ -1477,7 +1476,7 @@ select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_perce
             else 'sampled' end as state,
        coalesce(a.repairs, 0) as repairs_awaiting_reexamination
 from lots l
-join pipetrak.welders w on w.id = l.welder_id
+join pipetrak.welders w on w.id = l.welder_id and w.project_id = l.project_id
 left join calls k on k.project_id = l.project_id and k.welder_id = l.welder_id and k.weld_type is not distinct from l.weld_type
                  and k.xray_percent = l.xray_percent
 left join awaiting a on a.project_id = l.project_id and a.welder_id = l.welder_id and a.weld_type is not distinct from l.weld_type

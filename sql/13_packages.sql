@@ -1014,12 +1014,19 @@ comment on view pipetrak_api.test_package_readiness is 'Per live test package: m
 create view pipetrak_api.test_package_stages with (security_invoker = true) as
 select s.id as stage_id, s.project_id, s.test_package_id, s.stage, r.title, s.position, s.status, s.data, s.skip_reason,
        s.started_at, s.started_by, s.completed_at, s.completed_by, r.signoffs as signoffs_needed,
-       coalesce((select jsonb_agg(jsonb_build_object('signoff', g.signoff, 'name', g.name, 'company_role', g.company_role,
-                                                     'signed_on', g.signed_on, 'entered_by', g.entered_by, 'entered_at', g.entered_at)
-                                  order by g.signoff)
-                 from pipetrak.stage_signoffs g where g.stage_id = s.id), '[]') as signoffs
+       coalesce(g.signoffs, '[]') as signoffs
 from pipetrak.package_stages s
-cross join lateral pipetrak.package_stage_rule(s.stage) r;
+cross join lateral pipetrak.package_stage_rule(s.stage) r
+-- Grouped by project and joined on it (the same rows): Citus then runs a project's stages on its
+-- shard alone.
+left join lateral (
+    select g.project_id,
+           jsonb_agg(jsonb_build_object('signoff', g.signoff, 'name', g.name, 'company_role', g.company_role,
+                                        'signed_on', g.signed_on, 'entered_by', g.entered_by, 'entered_at', g.entered_at)
+                     order by g.signoff) as signoffs
+    from pipetrak.stage_signoffs g
+    where g.project_id = s.project_id and g.stage_id = s.id
+    group by g.project_id) g on g.project_id = s.project_id;
 comment on view pipetrak_api.test_package_stages is 'The workflow stages of your projects'' test packages in order, with status, data, the sign-offs each needs and those given.';
 
 create view pipetrak_api.package_events with (security_invoker = true) as

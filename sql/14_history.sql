@@ -1102,34 +1102,42 @@ select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
                      else pipetrak.percent_of(x.earned, x.components * 1000000) end, 0) as percent_complete,
        x.budget > 0 as by_man_hours, coalesce(x.components, 0) as components, coalesce(x.completed, 0) as completed,
-       k.ready as packages_ready, i.open as open_review_items,
+       coalesce(k.ready, 0) as packages_ready, coalesce(i.open, 0) as open_review_items,
        coalesce(pipetrak.percent_of(w.credit, x.components * 1000000), 0) as earned_this_week_percent,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
-cross join lateral (
-    select sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
+-- Each figure a lateral query grouped by the project and joined on it (a project without rows
+-- has none, hence the coalesces): Citus then runs a project's dashboard on its shard alone.
+left join lateral (
+    select u.project_id, sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
            sum(u.budget) as budget, sum(u.mh) / 1000000 as earned_mh
-    from (select g.component_count as components, g.completed_count as completed, g.earned_total as earned,
+    from (select g.project_id, g.component_count as components, g.completed_count as completed, g.earned_total as earned,
                  g.budget_mh as budget, g.mh_earned as mh
           from pipetrak.progress_packages g where g.project_id = pr.id
           union all
-          select p.component_count, p.completed_count, p.earned_total, p.budget_mh,
+          select p.project_id, p.component_count, p.completed_count, p.earned_total, p.budget_mh,
                  p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore
-          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u) x
-cross join lateral (
-    select count(*) as ready
+          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u
+    group by u.project_id) x on x.project_id = pr.id
+left join lateral (
+    select g.project_id, count(*) as ready
     from pipetrak.progress_packages g
-    join pipetrak.test_packages t on t.id = g.test_package_id and t.retired_at is null
+    join pipetrak.test_packages t on t.id = g.test_package_id and t.project_id = g.project_id and t.retired_at is null
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
-      and g.component_count - g.post_hydro_count - g.ready_count = 0) k
-cross join lateral (
-    select (select coalesce(sum(g.open_review_items), 0) from pipetrak.progress_packages g where g.project_id = pr.id)
-           + (select count(*) from pipetrak.review_items r
-              where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) as open) i
-cross join lateral (
-    select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
+      and g.component_count - g.post_hydro_count - g.ready_count = 0
+    group by g.project_id) k on k.project_id = pr.id
+left join lateral (
+    select o.project_id, sum(o.open)::bigint as open
+    from (select g.project_id, g.open_review_items::bigint as open from pipetrak.progress_packages g where g.project_id = pr.id
+          union all
+          select r.project_id, 1 from pipetrak.review_items r
+          where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) o
+    group by o.project_id) i on i.project_id = pr.id
+left join lateral (
+    select d.project_id, sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d
-    where d.project_id = pr.id and d.work_date >= pipetrak.week_start(pr.time_zone)) w;
+    where d.project_id = pr.id and d.work_date >= pipetrak.week_start(pr.time_zone)
+    group by d.project_id) w on w.project_id = pr.id;
 comment on view pipetrak_api.project_dashboard is 'One row per project: % complete (by earned man-hours where a budget exists, else by credit), components, completed, test packages ready, open review items, credit earned this week (Monday on, % of the project), budget and earned man-hours.';
 
 create view pipetrak_api.activity_feed with (security_invoker = true) as
@@ -1142,14 +1150,16 @@ select e.id as event_id, e.project_id, e.component_id, e.created_at, e.work_date
                         case when n.seqs > 1 then c.seq || ' of ' || n.seqs end),
               d.drawing_no) as sentence
 from pipetrak.milestone_events e
-join pipetrak.components c on c.id = e.component_id
-join pipetrak.drawings d on d.id = c.drawing_id
+join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = e.project_id
 left join pipetrak.user_profiles u on u.user_id = e.user_id
 -- "3 of 10": the seqs of a counted item.
-cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
-                                (select count(*) from pipetrak.components s
-                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
-                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n
+-- (Grouped by the project and joined on it: Citus then runs a project's feed on its shard alone.)
+left join lateral (select s.project_id, count(*) as seqs from pipetrak.components s
+                   where c.component_type = any (pipetrak.component_types('per_seq'))
+                     and s.project_id = c.project_id and s.drawing_id = c.drawing_id and s.component_type = c.component_type
+                     and s.tag = c.tag and s.size = c.size and s.retired_at is null
+                   group by s.project_id) n on n.project_id = c.project_id
 -- Newest first, so `GET /activity_feed?limit=20` shows the latest without the client sorting.
 order by e.id desc;
 comment on view pipetrak_api.activity_feed is 'Milestone changes of your projects as sentences ("J. Ortiz set Install 100 % on valve VBALU-001 2" 3 of 10, drawing P-26B07"), newest first (by event_id).';

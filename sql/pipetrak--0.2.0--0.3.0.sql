@@ -455,7 +455,7 @@ AS 'MODULE_PATHNAME', 'event_signature_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:496
+-- src/pg/imports.rs:488
 -- pipetrak::pg::imports::import_file_cells
 create or replace function "import_file_cells"(
 	"content" bytea, /* & [u8] */
@@ -472,7 +472,7 @@ AS 'MODULE_PATHNAME', 'import_file_cells_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:557
+-- src/pg/imports.rs:549
 -- pipetrak::pg::imports::import_issue_codes
 create or replace function "import_issue_codes"() RETURNS TABLE (
 	"code" TEXT,  /* & '_ str */
@@ -486,7 +486,7 @@ AS 'MODULE_PATHNAME', 'import_issue_codes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:551
+-- src/pg/imports.rs:543
 -- pipetrak::pg::imports::import_issue_hint
 create or replace function "import_issue_hint"(
 	"code" TEXT /* & str */
@@ -498,7 +498,7 @@ AS 'MODULE_PATHNAME', 'import_issue_hint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:545
+-- src/pg/imports.rs:537
 -- pipetrak::pg::imports::import_issue_severity
 create or replace function "import_issue_severity"(
 	"code" TEXT /* & str */
@@ -510,7 +510,7 @@ AS 'MODULE_PATHNAME', 'import_issue_severity_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:468
+-- src/pg/imports.rs:460
 -- pipetrak::pg::imports::import_refusal
 create or replace function "import_refusal"(
 	"content" bytea /* & [u8] */
@@ -525,7 +525,7 @@ AS 'MODULE_PATHNAME', 'import_refusal_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:459
+-- src/pg/imports.rs:451
 -- pipetrak::pg::imports::import_sniff
 create or replace function "import_sniff"(
 	"content" bytea /* & [u8] */
@@ -905,7 +905,7 @@ AS 'MODULE_PATHNAME', 'queued_changes_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:516
+-- src/pg/imports.rs:508
 -- pipetrak::pg::imports::render_report_csv
 create or replace function "render_report_csv"(
 	"header" TEXT[], /* Vec < Option < String > > */
@@ -1005,7 +1005,7 @@ AS 'MODULE_PATHNAME', 'signed_payload_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/imports.rs:321
+-- src/pg/imports.rs:318
 -- pipetrak::pg::imports::stage_import
 create or replace function "stage_import"(
 	"import_id" bigint, /* i64 */
@@ -3234,7 +3234,7 @@ select w.component_id, w.project_id, c.tag as weld_number, c.drawing_id, w.weld_
        w.base_metal, w.spec, w.xray_percent, w.pwht_required, w.nde_types, w.welder_id, w.date_welded,
        w.nde_result, w.nde_date
 from pipetrak.field_welds w
-join pipetrak.components c on c.id = w.component_id;
+join pipetrak.components c on c.id = w.component_id and c.project_id = w.project_id;
 
 comment on view pipetrak_api.field_welds is 'Weld facts of field_weld components.';
 
@@ -6179,8 +6179,7 @@ $$;
 create or replace view pipetrak_api.nde_results with (security_invoker = true) as
 select n.id, n.project_id, n.component_id, n.method, n.result, n.examined_on, n.report_number, n.notes, n.supersedes,
        n.reason, n.recorded_by, n.recorded_at,
-       not exists (select from pipetrak.nde_results later
-                   where later.component_id = n.component_id and later.method = n.method and later.id > n.id) as is_current
+       n.id = max(n.id) over (partition by n.project_id, n.component_id, n.method) as is_current
 from pipetrak.nde_results n;
 
 comment on view pipetrak_api.nde_results is 'NDE records of your projects'' welds, append-only: is_current marks each method''s latest (a current record without a result means the method was cleared).';
@@ -6196,10 +6195,10 @@ create or replace view pipetrak_api.qc_queue with (security_invoker = true) as
 select r.id as review_item_id, r.project_id, r.kind, r.details, r.created_at, r.component_id, c.component_type,
        c.tag, c.size, d.id as drawing_id, d.drawing_no, w.stencil as welder, f.date_welded, f.status as weld_status
 from pipetrak.review_items r
-join pipetrak.components c on c.id = r.component_id
-join pipetrak.drawings d on d.id = c.drawing_id
-left join pipetrak.field_welds f on f.component_id = c.id
-left join pipetrak.welders w on w.id = f.welder_id
+join pipetrak.components c on c.id = r.component_id and c.project_id = r.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = r.project_id
+left join pipetrak.field_welds f on f.component_id = c.id and f.project_id = r.project_id
+left join pipetrak.welders w on w.id = f.welder_id and w.project_id = r.project_id
 -- Open (resolved_at is null: status open, by the table's check) and oldest first, so that
 -- `GET /qc_queue?project_id=eq.N&limit=50` is the head of the queue without the client sorting;
 -- the open items' (project, id) index serves both.
@@ -6887,8 +6886,8 @@ calls as (
            array_agg(c.tag order by c.tag) filter (where f.current_nde ->> 'RT' is null
                                                    or f.current_nde ->> 'RT' not in ('PASS', 'FAIL')) as called_for
     from pipetrak.examination_calls e
-    join pipetrak.field_welds f on f.component_id = e.component_id
-    join pipetrak.components c on c.id = e.component_id
+    join pipetrak.field_welds f on f.component_id = e.component_id and f.project_id = e.project_id
+    join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
     where f.date_welded is not null and (c.retired_at is null or f.repaired_by is not null)
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent),
 -- The lot's repaired rejects whose repair (the live end of the chain) has not passed yet.
@@ -6899,11 +6898,11 @@ awaiting as (
         with recursive chain(id, depth) as (
             select f.repaired_by, 1
             union all
-            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id
+            select r.repaired_by, k.depth + 1 from chain k join pipetrak.field_welds r on r.component_id = k.id and r.project_id = f.project_id
             where r.repaired_by is not null and k.depth < 20)
         select k.id from chain k order by k.depth desc limit 1) e
-    join pipetrak.field_welds x on x.component_id = e.id
-    join pipetrak.components c on c.id = e.id and c.retired_at is null
+    join pipetrak.field_welds x on x.component_id = e.id and x.project_id = f.project_id
+    join pipetrak.components c on c.id = e.id and c.project_id = f.project_id and c.retired_at is null
     where f.repaired_by is not null and f.welder_id is not null and f.xray_percent in (5, 10) and f.date_welded is not null
       and x.status <> 'accepted'
     group by f.project_id, f.welder_id, f.weld_type, f.xray_percent)
@@ -6917,7 +6916,7 @@ select l.project_id, l.welder_id, w.stencil as welder, l.weld_type, l.xray_perce
             else 'sampled' end as state,
        coalesce(a.repairs, 0) as repairs_awaiting_reexamination
 from lots l
-join pipetrak.welders w on w.id = l.welder_id
+join pipetrak.welders w on w.id = l.welder_id and w.project_id = l.project_id
 left join calls k on k.project_id = l.project_id and k.welder_id = l.welder_id and k.weld_type is not distinct from l.weld_type
                  and k.xray_percent = l.xray_percent
 left join awaiting a on a.project_id = l.project_id and a.welder_id = l.welder_id and a.weld_type is not distinct from l.weld_type
@@ -7879,12 +7878,19 @@ comment on view pipetrak_api.test_package_readiness is 'Per live test package: m
 create or replace view pipetrak_api.test_package_stages with (security_invoker = true) as
 select s.id as stage_id, s.project_id, s.test_package_id, s.stage, r.title, s.position, s.status, s.data, s.skip_reason,
        s.started_at, s.started_by, s.completed_at, s.completed_by, r.signoffs as signoffs_needed,
-       coalesce((select jsonb_agg(jsonb_build_object('signoff', g.signoff, 'name', g.name, 'company_role', g.company_role,
-                                                     'signed_on', g.signed_on, 'entered_by', g.entered_by, 'entered_at', g.entered_at)
-                                  order by g.signoff)
-                 from pipetrak.stage_signoffs g where g.stage_id = s.id), '[]') as signoffs
+       coalesce(g.signoffs, '[]') as signoffs
 from pipetrak.package_stages s
-cross join lateral pipetrak.package_stage_rule(s.stage) r;
+cross join lateral pipetrak.package_stage_rule(s.stage) r
+-- Grouped by project and joined on it (the same rows): Citus then runs a project's stages on its
+-- shard alone.
+left join lateral (
+    select g.project_id,
+           jsonb_agg(jsonb_build_object('signoff', g.signoff, 'name', g.name, 'company_role', g.company_role,
+                                        'signed_on', g.signed_on, 'entered_by', g.entered_by, 'entered_at', g.entered_at)
+                     order by g.signoff) as signoffs
+    from pipetrak.stage_signoffs g
+    where g.project_id = s.project_id and g.stage_id = s.id
+    group by g.project_id) g on g.project_id = s.project_id;
 
 comment on view pipetrak_api.test_package_stages is 'The workflow stages of your projects'' test packages in order, with status, data, the sign-offs each needs and those given.';
 
@@ -9024,34 +9030,42 @@ select pr.id as project_id, pr.name as project_name,
        coalesce(case when x.budget > 0 then pipetrak.percent_of(x.earned_mh, x.budget)
                      else pipetrak.percent_of(x.earned, x.components * 1000000) end, 0) as percent_complete,
        x.budget > 0 as by_man_hours, coalesce(x.components, 0) as components, coalesce(x.completed, 0) as completed,
-       k.ready as packages_ready, i.open as open_review_items,
+       coalesce(k.ready, 0) as packages_ready, coalesce(i.open, 0) as open_review_items,
        coalesce(pipetrak.percent_of(w.credit, x.components * 1000000), 0) as earned_this_week_percent,
        round(x.budget, 2) as budget_mh, round(x.earned_mh, 2) as earned_mh
 from pipetrak.projects pr
-cross join lateral (
-    select sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
+-- Each figure a lateral query grouped by the project and joined on it (a project without rows
+-- has none, hence the coalesces): Citus then runs a project's dashboard on its shard alone.
+left join lateral (
+    select u.project_id, sum(u.components) as components, sum(u.completed) as completed, sum(u.earned) as earned,
            sum(u.budget) as budget, sum(u.mh) / 1000000 as earned_mh
-    from (select g.component_count as components, g.completed_count as completed, g.earned_total as earned,
+    from (select g.project_id, g.component_count as components, g.completed_count as completed, g.earned_total as earned,
                  g.budget_mh as budget, g.mh_earned as mh
           from pipetrak.progress_packages g where g.project_id = pr.id
           union all
-          select p.component_count, p.completed_count, p.earned_total, p.budget_mh,
+          select p.project_id, p.component_count, p.completed_count, p.earned_total, p.budget_mh,
                  p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore
-          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u) x
-cross join lateral (
-    select count(*) as ready
+          from pipetrak.progress_parts p where p.project_id = pr.id and p.test_package_id is null) u
+    group by u.project_id) x on x.project_id = pr.id
+left join lateral (
+    select g.project_id, count(*) as ready
     from pipetrak.progress_packages g
-    join pipetrak.test_packages t on t.id = g.test_package_id and t.retired_at is null
+    join pipetrak.test_packages t on t.id = g.test_package_id and t.project_id = g.project_id and t.retired_at is null
     where g.project_id = pr.id and g.component_count - g.post_hydro_count > 0
-      and g.component_count - g.post_hydro_count - g.ready_count = 0) k
-cross join lateral (
-    select (select coalesce(sum(g.open_review_items), 0) from pipetrak.progress_packages g where g.project_id = pr.id)
-           + (select count(*) from pipetrak.review_items r
-              where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) as open) i
-cross join lateral (
-    select sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
+      and g.component_count - g.post_hydro_count - g.ready_count = 0
+    group by g.project_id) k on k.project_id = pr.id
+left join lateral (
+    select o.project_id, sum(o.open)::bigint as open
+    from (select g.project_id, g.open_review_items::bigint as open from pipetrak.progress_packages g where g.project_id = pr.id
+          union all
+          select r.project_id, 1 from pipetrak.review_items r
+          where r.project_id = pr.id and r.resolved_at is null and r.test_package_id is null) o
+    group by o.project_id) i on i.project_id = pr.id
+left join lateral (
+    select d.project_id, sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore) as credit
     from pipetrak.progress_days d
-    where d.project_id = pr.id and d.work_date >= pipetrak.week_start(pr.time_zone)) w;
+    where d.project_id = pr.id and d.work_date >= pipetrak.week_start(pr.time_zone)
+    group by d.project_id) w on w.project_id = pr.id;
 
 comment on view pipetrak_api.project_dashboard is 'One row per project: % complete (by earned man-hours where a budget exists, else by credit), components, completed, test packages ready, open review items, credit earned this week (Monday on, % of the project), budget and earned man-hours.';
 
@@ -9066,14 +9080,16 @@ select e.id as event_id, e.project_id, e.component_id, e.created_at, e.work_date
                         case when n.seqs > 1 then c.seq || ' of ' || n.seqs end),
               d.drawing_no) as sentence
 from pipetrak.milestone_events e
-join pipetrak.components c on c.id = e.component_id
-join pipetrak.drawings d on d.id = c.drawing_id
+join pipetrak.components c on c.id = e.component_id and c.project_id = e.project_id
+join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = e.project_id
 left join pipetrak.user_profiles u on u.user_id = e.user_id
 -- "3 of 10": the seqs of a counted item.
-cross join lateral (select case when c.component_type = any (pipetrak.component_types('per_seq')) then
-                                (select count(*) from pipetrak.components s
-                                 where s.drawing_id = c.drawing_id and s.component_type = c.component_type
-                                   and s.tag = c.tag and s.size = c.size and s.retired_at is null) end as seqs) n
+-- (Grouped by the project and joined on it: Citus then runs a project's feed on its shard alone.)
+left join lateral (select s.project_id, count(*) as seqs from pipetrak.components s
+                   where c.component_type = any (pipetrak.component_types('per_seq'))
+                     and s.project_id = c.project_id and s.drawing_id = c.drawing_id and s.component_type = c.component_type
+                     and s.tag = c.tag and s.size = c.size and s.retired_at is null
+                   group by s.project_id) n on n.project_id = c.project_id
 -- Newest first, so `GET /activity_feed?limit=20` shows the latest without the client sorting.
 order by e.id desc;
 
