@@ -24,9 +24,12 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
+    v_hint bigint := pipetrak.request_project();
 begin
+    -- In the request's project alone when it names one (request_project: on Citus, one shard).
     execute format('select project_id from pipetrak.%I where id = $1 and retired_at is null', pipetrak.reference_table(p_kind))
-        into v_project_id using p_id;
+            || case when v_hint is not null then ' and project_id = $2' else '' end
+        into v_project_id using p_id, v_hint;
     if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
         perform pipetrak.raise_error('reference_not_found', jsonb_build_object('kind', p_kind, 'id', p_id));
     end if;
@@ -83,8 +86,8 @@ as $$
 declare
     v_project_id bigint := pipetrak.reference_project(p_kind, p_id);
 begin
-    execute format('update pipetrak.%I set name = $2 where id = $1', pipetrak.reference_table(p_kind))
-        using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id);
+    execute format('update pipetrak.%I set name = $2 where id = $1 and project_id = $3', pipetrak.reference_table(p_kind))
+        using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id), v_project_id;
 end
 $$;
 
@@ -97,6 +100,7 @@ as $$
 declare
     v_in_use bigint;
 begin
+    perform pipetrak.refuse_distributed('retire_reference');
     perform pipetrak.reference_project(p_kind, p_id);
     execute format('select (select count(*) from pipetrak.drawings where %1$I = $1 and retired_at is null)
                          + (select count(*) from pipetrak.components where %1$I = $1 and retired_at is null)', p_kind || '_id')
@@ -132,9 +136,16 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
+    v_hint bigint := pipetrak.request_project();
 begin
-    select project_id into v_project_id from pipetrak.drawings
-    where id = p_drawing_id and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    -- In the request's project alone when it names one (request_project: on Citus, one shard).
+    if v_hint is null then
+        select project_id into v_project_id from pipetrak.drawings
+        where id = p_drawing_id and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    else
+        select project_id into v_project_id from pipetrak.drawings
+        where id = p_drawing_id and project_id = v_hint and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    end if;
     if v_project_id is null then
         perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
     end if;
@@ -177,10 +188,11 @@ returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
 begin
-    perform pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     update pipetrak.drawings set revision = coalesce(p_revision, revision), title = coalesce(p_title, title), updated_at = now()
-    where id = p_drawing_id;
+    where id = p_drawing_id and project_id = v_project_id;
 end
 $$;
 
@@ -195,6 +207,7 @@ declare
     v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     v_moved integer;
 begin
+    perform pipetrak.refuse_distributed('assign_drawing');
     perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
     update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
     where id = p_drawing_id;
@@ -235,6 +248,7 @@ as $$
 declare
     v_retired integer;
 begin
+    perform pipetrak.refuse_distributed('retire_drawing');
     perform pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
     where drawing_id = p_drawing_id and retired_at is null;
@@ -400,12 +414,12 @@ declare
     v_after pipetrak.components;
 begin
     perform pipetrak.check_assignment(v_component.project_id, p_area_id, p_system_id, p_test_package_id);
-    select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id;
+    select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id and project_id = v_component.project_id;
     if coalesce(p_follow_drawing, false) then
         update pipetrak.components set area_id = v_drawing.area_id, system_id = v_drawing.system_id,
             test_package_id = v_drawing.test_package_id, area_pinned = false, system_pinned = false,
             test_package_pinned = false, updated_at = now(), version = version + 1
-        where id = p_component_id;
+        where id = p_component_id and project_id = v_component.project_id;
     else
         update pipetrak.components set
             area_id = coalesce(p_area_id, area_id), area_pinned = area_pinned or p_area_id is not null,
@@ -413,9 +427,9 @@ begin
             test_package_id = coalesce(p_test_package_id, test_package_id),
             test_package_pinned = test_package_pinned or p_test_package_id is not null,
             updated_at = now(), version = version + 1
-        where id = p_component_id;
+        where id = p_component_id and project_id = v_component.project_id;
     end if;
-    select * into v_after from pipetrak.components where id = p_component_id;
+    select * into v_after from pipetrak.components where id = p_component_id and project_id = v_component.project_id;
     perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'assign',
         jsonb_build_object('area_id', v_component.area_id, 'system_id', v_component.system_id, 'test_package_id', v_component.test_package_id),
         jsonb_build_object('area_id', v_after.area_id, 'system_id', v_after.system_id, 'test_package_id', v_after.test_package_id), null);
@@ -432,6 +446,7 @@ declare
     v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
     v_project_id bigint := v_component.project_id;
 begin
+    perform pipetrak.refuse_distributed('retire_component');
     -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
     -- with a reason): this call has no reason to give.
     if v_component.component_type = 'field_weld' then
@@ -458,7 +473,7 @@ begin
     with template as (
         select weights, categories from pipetrak.milestone_templates where project_id = p_project_id and component_type = p_component_type
     ), credit as (
-        select c.id, e.*
+        select c.id, c.project_id, e.*
         from pipetrak.components c
         cross join template t
         cross join lateral pipetrak.milestone_credit(t.weights, t.categories,
@@ -469,7 +484,7 @@ begin
         earned_install = e.earned_install, earned_punch = e.earned_punch, earned_test = e.earned_test,
         earned_restore = e.earned_restore, version = version + 1, updated_at = now()
     from credit e
-    where e.id = c.id
+    where e.id = c.id and e.project_id = c.project_id and c.project_id = p_project_id
       and (c.earned_total, c.earned_receive, c.earned_install, c.earned_punch, c.earned_test, c.earned_restore)
           is distinct from (e.earned_total, e.earned_receive, e.earned_install, e.earned_punch, e.earned_test, e.earned_restore);
     get diagnostics v_count = row_count;

@@ -383,6 +383,7 @@ as $$
 declare
     v_project_id bigint;
 begin
+    perform pipetrak.refuse_distributed('resolve_review_item');
     select project_id into v_project_id from pipetrak.review_items
     where id = p_review_item_id and project_id in (select pipetrak.my_project_ids());
     if v_project_id is null then

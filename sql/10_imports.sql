@@ -1898,9 +1898,10 @@ declare
     v_job pipetrak.import_jobs;
     v_header text[];
     v_csv text;
+    v_project bigint := pipetrak.import_project(p_import_id);
 begin
     select * into v_job from pipetrak.import_jobs
-    where id = p_import_id and project_id in (select pipetrak.my_project_ids('manage_project_data'));
+    where id = p_import_id and project_id = v_project and project_id in (select pipetrak.my_project_ids('manage_project_data'));
     if v_job.id is null then
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;

@@ -288,6 +288,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.refuse_distributed('clear_nde');
     return pipetrak.write_nde(p_component_id, p_method, null, null, null, null, p_reason);
 end
 $$;
@@ -320,6 +321,7 @@ declare
     v_welder_id bigint := v_weld.welder_id;
     v_today date;
 begin
+    perform pipetrak.refuse_distributed('edit_welder');
     if v_weld.welder_id is null or v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -363,6 +365,7 @@ declare
     v_reason text := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
     v_result jsonb;
 begin
+    perform pipetrak.refuse_distributed('clear_welder');
     if v_weld.welder_id is null and v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -389,6 +392,7 @@ declare
     v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
     v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
 begin
+    perform pipetrak.refuse_distributed('retire_weld');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
@@ -407,6 +411,7 @@ declare
     v_component pipetrak.components;
     v_drawing pipetrak.drawings;
 begin
+    perform pipetrak.refuse_distributed('move_weld');
     select * into v_component from pipetrak.components where id = p_component_id;
     select * into v_drawing from pipetrak.drawings
     where id = p_drawing_id and project_id = v_component.project_id and retired_at is null;
@@ -526,6 +531,7 @@ declare
     v_repair bigint;
     v_result jsonb;
 begin
+    perform pipetrak.refuse_distributed('create_repair');
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
@@ -594,6 +600,7 @@ as $$
 declare
     v_welder pipetrak.welders;
 begin
+    perform pipetrak.refuse_distributed('lock_welder');
     select * into v_welder from pipetrak.welders
     where id = p_welder_id and project_id in (select pipetrak.my_project_ids())
     for update;
@@ -671,6 +678,7 @@ declare
     v_item pipetrak.review_items;
     v_note text;
 begin
+    perform pipetrak.refuse_distributed('dismiss_review_item');
     select * into v_item from pipetrak.review_items
     where id = p_review_item_id and project_id in (select pipetrak.my_project_ids())
     for update;
@@ -1041,10 +1049,6 @@ $$;
 -- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
 -- other reason do not.
 
--- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
--- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
--- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
--- the view for a page's ids, so a screen pays the lookups for its page only.
 -- What a weld log search matches: weld number, drawing and stencil, lowercase (the view's
 -- search_text and weld_log_page's search).
 create function pipetrak.weld_search_text(p_tag text, p_drawing_no text, p_stencil text)
@@ -1054,6 +1058,10 @@ as $$
     select lower(p_tag || ' ' || p_drawing_no || ' ' || coalesce(p_stencil, ''))
 $$;
 
+-- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
+-- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
+-- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
+-- the view for a page's ids, so a screen pays the lookups for its page only.
 create view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
@@ -1205,8 +1213,10 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "group_by", "expected": "area, system, test_package or welder"}');
     end if;
     return query
+    -- Grouped by the project too (the same groups): Citus then runs it on the project's shard.
     with groups as (
-        select case p_group_by when 'area' then t.area_id when 'system' then t.system_id
+        select t.project_id,
+               case p_group_by when 'area' then t.area_id when 'system' then t.system_id
                                when 'test_package' then t.test_package_id else t.welder_id end as key,
                sum(t.total)::bigint as total, sum(t.fitted_up)::bigint as fitted_up, sum(t.welded)::bigint as welded,
                sum(t.accepted)::bigint as accepted, sum(t.rejected)::bigint as rejected, sum(t.nde_required)::bigint as nde_required,
@@ -1215,16 +1225,19 @@ begin
                round(sum(t.days_to_nde) / nullif(sum(t.examined_welds), 0), 1) as mean_days
         from pipetrak.weld_tallies t
         where t.project_id = p_project_id
-        group by 1
+        group by 1, 2
         having sum(t.total) > 0 or sum(t.rejected) > 0 or sum(t.nde_pass + t.nde_fail + t.nde_pending) > 0 or sum(t.lot_welded) > 0)
-    select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil), g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
+    select g.key, case p_group_by when 'area' then ar.name when 'system' then sy.name when 'test_package' then tp.name
+                               else wd.stencil end, g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
            g.nde_required, g.nde_pass, g.nde_fail, g.nde_pending, pipetrak.ratio(g.nde_pass, g.nde_pass + g.nde_fail),
            g.repairs, pipetrak.ratio(g.repairs, g.welded), g.first_pass_accepted, g.mean_days
     from groups g
-    left join pipetrak.areas ar on p_group_by = 'area' and ar.id = g.key
-    left join pipetrak.systems sy on p_group_by = 'system' and sy.id = g.key
-    left join pipetrak.test_packages tp on p_group_by = 'test_package' and tp.id = g.key
-    left join pipetrak.welders wd on p_group_by = 'welder' and wd.id = g.key
+    -- Each name table joined by (key, project) whatever the grouping, the name picked above: a join
+    -- condition folded to false (the grouping's constant) hides the project from Citus.
+    left join pipetrak.areas ar on ar.id = g.key and ar.project_id = g.project_id
+    left join pipetrak.systems sy on sy.id = g.key and sy.project_id = g.project_id
+    left join pipetrak.test_packages tp on tp.id = g.key and tp.project_id = g.project_id
+    left join pipetrak.welders wd on wd.id = g.key and wd.project_id = g.project_id
     order by 2 nulls last;
 end
 $$;
@@ -1246,6 +1259,7 @@ set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 begin
+    perform pipetrak.refuse_distributed('welder_summary');
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_date('from', p_from);
     perform pipetrak.check_date('to', p_to);
@@ -1401,6 +1415,7 @@ declare
     v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
     v_call pipetrak.examination_calls;
 begin
+    perform pipetrak.refuse_distributed('repick_examination');
     select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
     if v_call.id is null or pipetrak.weld_current_result(p_component_id, 'RT') in ('PASS', 'FAIL') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',

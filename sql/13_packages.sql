@@ -220,6 +220,7 @@ as $$
 declare
     v_ctx record;
 begin
+    perform pipetrak.refuse_distributed('lock_package');
     select t as package, m.role, p.archived_at into v_ctx
     from pipetrak.test_packages t
     join pipetrak.projects p on p.id = t.project_id
@@ -316,6 +317,7 @@ declare
     v_missing bigint;
     v_changed integer;
 begin
+    perform pipetrak.refuse_distributed('set_post_hydro');
     if (p_component_ids is null) = (p_drawing_id is null) then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "component_ids, drawing_id", "expected": "component ids or a drawing id, not both"}');
     end if;
@@ -785,6 +787,7 @@ as $$
 declare
     v_package pipetrak.test_packages;
 begin
+    perform pipetrak.refuse_distributed('test_package_blockers');
     select * into v_package from pipetrak.test_packages t
     where t.id = p_test_package_id and t.project_id in (select pipetrak.my_project_ids());
     if v_package.id is null then
@@ -823,6 +826,7 @@ declare
     v_package pipetrak.test_packages;
     v_report jsonb;
 begin
+    perform pipetrak.refuse_distributed('turnover_report');
     select * into v_package from pipetrak.test_packages t
     where t.id = p_test_package_id and t.project_id in (select pipetrak.my_project_ids());
     if v_package.id is null then

@@ -852,6 +852,7 @@ declare
     v_reason text;
     v_version pipetrak.budget_versions;
 begin
+    perform pipetrak.refuse_distributed('spread_budget');
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     v_reason := pipetrak.check_reason(p_reason, 3, 'a new budget version');
     perform pipetrak.check_date('effective_date', p_effective_date);
@@ -1017,6 +1018,7 @@ as $$
 declare
     v_tz text := (select p.time_zone from pipetrak.projects p where p.id = p_project_id);
 begin
+    perform pipetrak.refuse_distributed('weld_delta');
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'welder']);
     perform pipetrak.check_date('date_from', p_from);

@@ -195,6 +195,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.refuse_distributed('correct_component');
     perform pipetrak.require_user();
     return pipetrak.correct_component_for(p_component_id, p_changes, p_reason);
 exception when unique_violation then
@@ -286,6 +287,7 @@ declare
     v_ids bigint[];
     v_retired bigint[];
 begin
+    perform pipetrak.refuse_distributed('component_batch');
     -- A signed-in caller first; each item's function checks their role in its project.
     perform pipetrak.require_user();
     if jsonb_typeof(p_items) is distinct from 'array' then

@@ -177,10 +177,31 @@ as $$
         -- fail at its first call, so distribute() refuses until these are built (the cluster
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
-        from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
+        from (values ('api', 'calls on packages, welders, review items and drawings by their ids, moves, retirements, restorations and corrections of components, and the welder and weld delta reports refuse on a cluster (refuse_distributed)'),
                      ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
+$$;
+
+-- The calls that don't run on a Citus cluster yet call this first (their SQL, before any read
+-- of a sharded table): on a distributed install they refuse with not_supported_distributed,
+-- naming the call, rather than fail halfway with a Citus error; on one node it does nothing.
+-- What they lack is the same each time: rows found by an id alone (a package's, a welder's, a
+-- review item's, a drawing's), or upkeep that reads a component's history by its id alone
+-- (moves, retirements, restorations, corrections), or a report joining sharded tables without
+-- the project. tests/scripts/citus_test.sh calls every call taking an id on the cluster: each
+-- answers as on plain PostgreSQL or refuses so.
+create function pipetrak.refuse_distributed(p_call text)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pipetrak.distributed() then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object('what', p_call,
+            'why', 'this call does not run on one shard yet'));
+    end if;
+end
 $$;
 
 -- PostgREST's db-pre-request (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it

@@ -2092,9 +2092,12 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
+    v_hint bigint := pipetrak.request_project();
 begin
+    -- In the request's project alone when it names one (request_project: on Citus, one shard).
     execute format('select project_id from pipetrak.%I where id = $1 and retired_at is null', pipetrak.reference_table(p_kind))
-        into v_project_id using p_id;
+            || case when v_hint is not null then ' and project_id = $2' else '' end
+        into v_project_id using p_id, v_hint;
     if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
         perform pipetrak.raise_error('reference_not_found', jsonb_build_object('kind', p_kind, 'id', p_id));
     end if;
@@ -2154,8 +2157,8 @@ as $$
 declare
     v_project_id bigint := pipetrak.reference_project(p_kind, p_id);
 begin
-    execute format('update pipetrak.%I set name = $2 where id = $1', pipetrak.reference_table(p_kind))
-        using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id);
+    execute format('update pipetrak.%I set name = $2 where id = $1 and project_id = $3', pipetrak.reference_table(p_kind))
+        using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id), v_project_id;
 end
 $$;
 
@@ -2169,6 +2172,7 @@ as $$
 declare
     v_in_use bigint;
 begin
+    perform pipetrak.refuse_distributed('retire_reference');
     perform pipetrak.reference_project(p_kind, p_id);
     execute format('select (select count(*) from pipetrak.drawings where %1$I = $1 and retired_at is null)
                          + (select count(*) from pipetrak.components where %1$I = $1 and retired_at is null)', p_kind || '_id')
@@ -2206,9 +2210,16 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_project_id bigint;
+    v_hint bigint := pipetrak.request_project();
 begin
-    select project_id into v_project_id from pipetrak.drawings
-    where id = p_drawing_id and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    -- In the request's project alone when it names one (request_project: on Citus, one shard).
+    if v_hint is null then
+        select project_id into v_project_id from pipetrak.drawings
+        where id = p_drawing_id and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    else
+        select project_id into v_project_id from pipetrak.drawings
+        where id = p_drawing_id and project_id = v_hint and retired_at is null and project_id in (select pipetrak.my_project_ids());
+    end if;
     if v_project_id is null then
         perform pipetrak.raise_error('drawing_not_found', jsonb_build_object('drawing_id', p_drawing_id));
     end if;
@@ -2253,10 +2264,11 @@ returns void
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
 begin
-    perform pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     update pipetrak.drawings set revision = coalesce(p_revision, revision), title = coalesce(p_title, title), updated_at = now()
-    where id = p_drawing_id;
+    where id = p_drawing_id and project_id = v_project_id;
 end
 $$;
 
@@ -2272,6 +2284,7 @@ declare
     v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     v_moved integer;
 begin
+    perform pipetrak.refuse_distributed('assign_drawing');
     perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
     update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
     where id = p_drawing_id;
@@ -2313,6 +2326,7 @@ as $$
 declare
     v_retired integer;
 begin
+    perform pipetrak.refuse_distributed('retire_drawing');
     perform pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1
     where drawing_id = p_drawing_id and retired_at is null;
@@ -2482,12 +2496,12 @@ declare
     v_after pipetrak.components;
 begin
     perform pipetrak.check_assignment(v_component.project_id, p_area_id, p_system_id, p_test_package_id);
-    select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id;
+    select * into v_drawing from pipetrak.drawings where id = v_component.drawing_id and project_id = v_component.project_id;
     if coalesce(p_follow_drawing, false) then
         update pipetrak.components set area_id = v_drawing.area_id, system_id = v_drawing.system_id,
             test_package_id = v_drawing.test_package_id, area_pinned = false, system_pinned = false,
             test_package_pinned = false, updated_at = now(), version = version + 1
-        where id = p_component_id;
+        where id = p_component_id and project_id = v_component.project_id;
     else
         update pipetrak.components set
             area_id = coalesce(p_area_id, area_id), area_pinned = area_pinned or p_area_id is not null,
@@ -2495,9 +2509,9 @@ begin
             test_package_id = coalesce(p_test_package_id, test_package_id),
             test_package_pinned = test_package_pinned or p_test_package_id is not null,
             updated_at = now(), version = version + 1
-        where id = p_component_id;
+        where id = p_component_id and project_id = v_component.project_id;
     end if;
-    select * into v_after from pipetrak.components where id = p_component_id;
+    select * into v_after from pipetrak.components where id = p_component_id and project_id = v_component.project_id;
     perform pipetrak.log_component_change(v_component.project_id, p_component_id, 'assign',
         jsonb_build_object('area_id', v_component.area_id, 'system_id', v_component.system_id, 'test_package_id', v_component.test_package_id),
         jsonb_build_object('area_id', v_after.area_id, 'system_id', v_after.system_id, 'test_package_id', v_after.test_package_id), null);
@@ -2515,6 +2529,7 @@ declare
     v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
     v_project_id bigint := v_component.project_id;
 begin
+    perform pipetrak.refuse_distributed('retire_component');
     -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
     -- with a reason): this call has no reason to give.
     if v_component.component_type = 'field_weld' then
@@ -2542,7 +2557,7 @@ begin
     with template as (
         select weights, categories from pipetrak.milestone_templates where project_id = p_project_id and component_type = p_component_type
     ), credit as (
-        select c.id, e.*
+        select c.id, c.project_id, e.*
         from pipetrak.components c
         cross join template t
         cross join lateral pipetrak.milestone_credit(t.weights, t.categories,
@@ -2553,7 +2568,7 @@ begin
         earned_install = e.earned_install, earned_punch = e.earned_punch, earned_test = e.earned_test,
         earned_restore = e.earned_restore, version = version + 1, updated_at = now()
     from credit e
-    where e.id = c.id
+    where e.id = c.id and e.project_id = c.project_id and c.project_id = p_project_id
       and (c.earned_total, c.earned_receive, c.earned_install, c.earned_punch, c.earned_test, c.earned_restore)
           is distinct from (e.earned_total, e.earned_receive, e.earned_install, e.earned_punch, e.earned_test, e.earned_restore);
     get diagnostics v_count = row_count;
@@ -2997,6 +3012,7 @@ as $$
 declare
     v_project_id bigint;
 begin
+    perform pipetrak.refuse_distributed('resolve_review_item');
     select project_id into v_project_id from pipetrak.review_items
     where id = p_review_item_id and project_id in (select pipetrak.my_project_ids());
     if v_project_id is null then
@@ -5295,9 +5311,10 @@ declare
     v_job pipetrak.import_jobs;
     v_header text[];
     v_csv text;
+    v_project bigint := pipetrak.import_project(p_import_id);
 begin
     select * into v_job from pipetrak.import_jobs
-    where id = p_import_id and project_id in (select pipetrak.my_project_ids('manage_project_data'));
+    where id = p_import_id and project_id = v_project and project_id in (select pipetrak.my_project_ids('manage_project_data'));
     if v_job.id is null then
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
@@ -5763,6 +5780,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.refuse_distributed('clear_nde');
     return pipetrak.write_nde(p_component_id, p_method, null, null, null, null, p_reason);
 end
 $$;
@@ -5797,6 +5815,7 @@ declare
     v_welder_id bigint := v_weld.welder_id;
     v_today date;
 begin
+    perform pipetrak.refuse_distributed('edit_welder');
     if v_weld.welder_id is null or v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -5841,6 +5860,7 @@ declare
     v_reason text := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
     v_result jsonb;
 begin
+    perform pipetrak.refuse_distributed('clear_welder');
     if v_weld.welder_id is null and v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -5868,6 +5888,7 @@ declare
     v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
     v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
 begin
+    perform pipetrak.refuse_distributed('retire_weld');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
@@ -5887,6 +5908,7 @@ declare
     v_component pipetrak.components;
     v_drawing pipetrak.drawings;
 begin
+    perform pipetrak.refuse_distributed('move_weld');
     select * into v_component from pipetrak.components where id = p_component_id;
     select * into v_drawing from pipetrak.drawings
     where id = p_drawing_id and project_id = v_component.project_id and retired_at is null;
@@ -6009,6 +6031,7 @@ declare
     v_repair bigint;
     v_result jsonb;
 begin
+    perform pipetrak.refuse_distributed('create_repair');
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
@@ -6078,6 +6101,7 @@ as $$
 declare
     v_welder pipetrak.welders;
 begin
+    perform pipetrak.refuse_distributed('lock_welder');
     select * into v_welder from pipetrak.welders
     where id = p_welder_id and project_id in (select pipetrak.my_project_ids())
     for update;
@@ -6159,6 +6183,7 @@ declare
     v_item pipetrak.review_items;
     v_note text;
 begin
+    perform pipetrak.refuse_distributed('dismiss_review_item');
     select * into v_item from pipetrak.review_items
     where id = p_review_item_id and project_id in (select pipetrak.my_project_ids())
     for update;
@@ -6495,10 +6520,6 @@ $$;
 -- quality figures of its group (its FAIL is the reject the repair answers); welds retired for any
 -- other reason do not.
 
--- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
--- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
--- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
--- the view for a page's ids, so a screen pays the lookups for its page only.
 -- What a weld log search matches: weld number, drawing and stencil, lowercase (the view's
 -- search_text and weld_log_page's search).
 create or replace function pipetrak.weld_search_text(p_tag text, p_drawing_no text, p_stencil text)
@@ -6509,6 +6530,10 @@ as $$
 $$;
 
 
+-- The names a row shows (repair of, area, system, package) are left joins by (id, project), as
+-- the drawing and the welder are: Citus then runs a project's weld log on its shard alone (a
+-- correlated lookup in the select list is a query it sends to every shard). weld_log_page reads
+-- the view for a page's ids, so a screen pays the lookups for its page only.
 create or replace view pipetrak_api.weld_log with (security_invoker = true) as
 select c.id as component_id, c.project_id, c.tag as weld_number, c.drawing_id, d.drawing_no, f.weld_type, f.weld_size,
        f.schedule, f.base_metal, f.spec, f.xray_percent, f.pwht_required, f.nde_types, f.welder_id, w.stencil as welder,
@@ -6665,8 +6690,10 @@ begin
         perform pipetrak.raise_error('invalid_argument', '{"argument": "group_by", "expected": "area, system, test_package or welder"}');
     end if;
     return query
+    -- Grouped by the project too (the same groups): Citus then runs it on the project's shard.
     with groups as (
-        select case p_group_by when 'area' then t.area_id when 'system' then t.system_id
+        select t.project_id,
+               case p_group_by when 'area' then t.area_id when 'system' then t.system_id
                                when 'test_package' then t.test_package_id else t.welder_id end as key,
                sum(t.total)::bigint as total, sum(t.fitted_up)::bigint as fitted_up, sum(t.welded)::bigint as welded,
                sum(t.accepted)::bigint as accepted, sum(t.rejected)::bigint as rejected, sum(t.nde_required)::bigint as nde_required,
@@ -6675,16 +6702,19 @@ begin
                round(sum(t.days_to_nde) / nullif(sum(t.examined_welds), 0), 1) as mean_days
         from pipetrak.weld_tallies t
         where t.project_id = p_project_id
-        group by 1
+        group by 1, 2
         having sum(t.total) > 0 or sum(t.rejected) > 0 or sum(t.nde_pass + t.nde_fail + t.nde_pending) > 0 or sum(t.lot_welded) > 0)
-    select g.key, coalesce(ar.name, sy.name, tp.name, wd.stencil), g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
+    select g.key, case p_group_by when 'area' then ar.name when 'system' then sy.name when 'test_package' then tp.name
+                               else wd.stencil end, g.total, g.fitted_up, g.welded, g.accepted, g.rejected,
            g.nde_required, g.nde_pass, g.nde_fail, g.nde_pending, pipetrak.ratio(g.nde_pass, g.nde_pass + g.nde_fail),
            g.repairs, pipetrak.ratio(g.repairs, g.welded), g.first_pass_accepted, g.mean_days
     from groups g
-    left join pipetrak.areas ar on p_group_by = 'area' and ar.id = g.key
-    left join pipetrak.systems sy on p_group_by = 'system' and sy.id = g.key
-    left join pipetrak.test_packages tp on p_group_by = 'test_package' and tp.id = g.key
-    left join pipetrak.welders wd on p_group_by = 'welder' and wd.id = g.key
+    -- Each name table joined by (key, project) whatever the grouping, the name picked above: a join
+    -- condition folded to false (the grouping's constant) hides the project from Citus.
+    left join pipetrak.areas ar on ar.id = g.key and ar.project_id = g.project_id
+    left join pipetrak.systems sy on sy.id = g.key and sy.project_id = g.project_id
+    left join pipetrak.test_packages tp on tp.id = g.key and tp.project_id = g.project_id
+    left join pipetrak.welders wd on wd.id = g.key and wd.project_id = g.project_id
     order by 2 nulls last;
 end
 $$;
@@ -6708,6 +6738,7 @@ set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 begin
+    perform pipetrak.refuse_distributed('welder_summary');
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_date('from', p_from);
     perform pipetrak.check_date('to', p_to);
@@ -6844,6 +6875,7 @@ declare
     v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
     v_call pipetrak.examination_calls;
 begin
+    perform pipetrak.refuse_distributed('repick_examination');
     select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
     if v_call.id is null or pipetrak.weld_current_result(p_component_id, 'RT') in ('PASS', 'FAIL') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',
@@ -7053,6 +7085,7 @@ as $$
 declare
     v_ctx record;
 begin
+    perform pipetrak.refuse_distributed('lock_package');
     select t as package, m.role, p.archived_at into v_ctx
     from pipetrak.test_packages t
     join pipetrak.projects p on p.id = t.project_id
@@ -7153,6 +7186,7 @@ declare
     v_missing bigint;
     v_changed integer;
 begin
+    perform pipetrak.refuse_distributed('set_post_hydro');
     if (p_component_ids is null) = (p_drawing_id is null) then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "component_ids, drawing_id", "expected": "component ids or a drawing id, not both"}');
     end if;
@@ -7637,6 +7671,7 @@ as $$
 declare
     v_package pipetrak.test_packages;
 begin
+    perform pipetrak.refuse_distributed('test_package_blockers');
     select * into v_package from pipetrak.test_packages t
     where t.id = p_test_package_id and t.project_id in (select pipetrak.my_project_ids());
     if v_package.id is null then
@@ -7676,6 +7711,7 @@ declare
     v_package pipetrak.test_packages;
     v_report jsonb;
 begin
+    perform pipetrak.refuse_distributed('turnover_report');
     select * into v_package from pipetrak.test_packages t
     where t.id = p_test_package_id and t.project_id in (select pipetrak.my_project_ids());
     if v_package.id is null then
@@ -8768,6 +8804,7 @@ declare
     v_reason text;
     v_version pipetrak.budget_versions;
 begin
+    perform pipetrak.refuse_distributed('spread_budget');
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     v_reason := pipetrak.check_reason(p_reason, 3, 'a new budget version');
     perform pipetrak.check_date('effective_date', p_effective_date);
@@ -8937,6 +8974,7 @@ as $$
 declare
     v_tz text := (select p.time_zone from pipetrak.projects p where p.id = p_project_id);
 begin
+    perform pipetrak.refuse_distributed('weld_delta');
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'welder']);
     perform pipetrak.check_date('date_from', p_from);
@@ -9798,6 +9836,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    perform pipetrak.refuse_distributed('correct_component');
     perform pipetrak.require_user();
     return pipetrak.correct_component_for(p_component_id, p_changes, p_reason);
 exception when unique_violation then
@@ -9892,6 +9931,7 @@ declare
     v_ids bigint[];
     v_retired bigint[];
 begin
+    perform pipetrak.refuse_distributed('component_batch');
     -- A signed-in caller first; each item's function checks their role in its project.
     perform pipetrak.require_user();
     if jsonb_typeof(p_items) is distinct from 'array' then
@@ -10654,10 +10694,32 @@ as $$
         -- fail at its first call, so distribute() refuses until these are built (the cluster
         -- test, tests/scripts/citus_test.sh, is where each is proven gone).
         select x.object, x.obstacle
-        from (values ('api', 'per-project calls find their project by id on every shard, not on one'),
+        from (values ('api', 'calls on packages, welders, review items and drawings by their ids, moves, retirements, restorations and corrections of components, and the welder and weld delta reports refuse on a cluster (refuse_distributed)'),
                      ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
                      ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
     select f.object, f.obstacle from found f order by f.object, f.obstacle
+$$;
+
+
+-- The calls that don't run on a Citus cluster yet call this first (their SQL, before any read
+-- of a sharded table): on a distributed install they refuse with not_supported_distributed,
+-- naming the call, rather than fail halfway with a Citus error; on one node it does nothing.
+-- What they lack is the same each time: rows found by an id alone (a package's, a welder's, a
+-- review item's, a drawing's), or upkeep that reads a component's history by its id alone
+-- (moves, retirements, restorations, corrections), or a report joining sharded tables without
+-- the project. tests/scripts/citus_test.sh calls every call taking an id on the cluster: each
+-- answers as on plain PostgreSQL or refuses so.
+create or replace function pipetrak.refuse_distributed(p_call text)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pipetrak.distributed() then
+        perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object('what', p_call,
+            'why', 'this call does not run on one shard yet'));
+    end if;
+end
 $$;
 
 
@@ -11612,6 +11674,8 @@ comment on function pipetrak.refresh_part_budgets is 'Sets the progress parts'' 
 
 comment on function pipetrak.refuse_change is 'Append-only logs (milestone events, NDE results and weld events, package events, the component change log) refuse updates, deletes and truncation for everyone, the extension''s own functions included: each trigger names the log''s error key as its argument.';
 
+comment on function pipetrak.refuse_distributed is 'The calls that don''t run on a Citus cluster yet call this first (their SQL, before any read of a sharded table): on a distributed install they refuse with not_supported_distributed, naming the call, rather than fail halfway with a Citus error; on one node it does nothing. What they lack is the same each time: rows found by an id alone (a package''s, a welder''s, a review item''s, a drawing''s), or upkeep that reads a component''s history by its id alone (moves, retirements, restorations, corrections), or a report joining sharded tables without the project. tests/scripts/citus_test.sh calls every call taking an id on the cluster: each answers as on plain PostgreSQL or refuses so.';
+
 comment on function pipetrak.refuse_size is 'Raises the size error of an argument (called only when limited refuses it), from its size: the value itself is never passed on.';
 
 comment on function pipetrak.remove_member is 'Removes a member; their events stay attributed to them.';
@@ -11758,7 +11822,7 @@ comment on function pipetrak.weld_nde_state is 'What a weld''s NDE records make 
 
 comment on function pipetrak.weld_progress is 'Weld progress of a project grouped by area, system, test package or welder.';
 
-comment on function pipetrak.weld_search_text is 'The names a row shows (repair of, area, system, package) are left joins by (id, project), as the drawing and the welder are: Citus then runs a project''s weld log on its shard alone (a correlated lookup in the select list is a query it sends to every shard). weld_log_page reads the view for a page''s ids, so a screen pays the lookups for its page only. What a weld log search matches: weld number, drawing and stencil, lowercase (the view''s search_text and weld_log_page''s search).';
+comment on function pipetrak.weld_search_text is 'What a weld log search matches: weld number, drawing and stencil, lowercase (the view''s search_text and weld_log_page''s search).';
 
 comment on function pipetrak.weld_state is 'What one weld (its component and facts rows) adds to (+1) or takes from (-1) the tallies.';
 

@@ -130,9 +130,24 @@ same_flow() {
     grep -q 'a: welds commit|{"status": "committed".*"welds_welded": 3' <<<"$plain" ||
     { echo "the plain flow itself failed: $plain"; return 1; }
   diff <(echo "$plain") <(echo "$cluster") || return 1
-  psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
 }
 check "two organizations' users: the cluster answers as plain PostgreSQL, each request on one project on one shard (components, milestones single and bulk, welder, NDE, imports of a takeoff and two weld logs and a re-import, progress, readiness, weld log, delta, search, RLS, PT404)" same_flow
+
+# The API's other calls on a project, after the flow (its data on both engines): each answers on
+# the cluster as on plain PostgreSQL, on one shard, or refuses with not_supported_distributed —
+# never a Citus error.
+other_calls() {
+  local plain cluster refused
+  plain=$(psql -qXAt -d pipetrak_citus_plain -f "$here/citus_calls.sql" 2>&1)
+  cluster=$(psql -qXAt -h "$CITUS_SOCKET" -p "${CITUS_PORTS[0]}" -U postgres -d $db -f "$here/citus_calls.sql" 2>&1)
+  psql -qXAt -d postgres -c "drop database pipetrak_citus_plain"
+  grep -q '^progress_as_of|' <<<"$plain" || { echo "the plain calls failed: $plain"; return 1; }
+  [ "$(wc -l <<<"$plain")" = "$(wc -l <<<"$cluster")" ] || { diff <(echo "$plain") <(echo "$cluster"); return 1; }
+  refused=$(paste -d '\n' <(echo "$plain") <(echo "$cluster") | paste - - -d '\t' |
+    awk -F '\t' '$1 != $2 && $2 !~ /That is not supported on a distributed \(Citus\) installation yet$/ { print "plain:   " $1; print "cluster: " $2 }')
+  [ -z "$refused" ] || { echo "$refused"; return 1; }
+}
+check "the API's other calls on a project answer as on plain PostgreSQL, on one shard, or refuse with not_supported_distributed" other_calls
 
 # The plans of a project's screens, as EXPLAIN shows them: one task, on the project's shard (the
 # flow above proves every statement of its per-project requests so, as they run).

@@ -1,0 +1,104 @@
+-- After tests/scripts/citus_flow.sql, on the same database: the API's other calls on a project
+-- (the ones taking an id of a package, welder, drawing, review item, import or component, and the
+-- project reports the flow doesn't read), once each, as user A in a request naming project A,
+-- each statement asserted to run on one shard (citus.multi_task_query_log_level), each rolled
+-- back. Prints `call|answer` or the error. The Citus test runs it on both engines: each line on the
+-- cluster equals plain PostgreSQL's or is the catalogued refusal (not_supported_distributed) of
+-- a call that doesn't run on one shard yet (pipetrak.refuse_distributed).
+\set ON_ERROR_STOP 0
+\set VERBOSITY terse
+\set a '{"sub": "a0000000-0000-4000-8000-000000000001", "role": "authenticated", "email": "a@example.com"}'
+select id as project_a from pipetrak.projects where name = 'Refinery A' \gset
+select id as area_a from pipetrak.areas where project_id = :project_a and name = 'Unit 1' \gset
+select id as system_a from pipetrak.systems where project_id = :project_a and name = 'Steam' \gset
+select id as package_a from pipetrak.test_packages where project_id = :project_a and name = 'TP-1' \gset
+select id as drawing_a from pipetrak.drawings where project_id = :project_a and drawing_no = 'P-100' \gset
+select id as drawing_b from pipetrak.drawings where project_id = :project_a and drawing_no = 'P-101' \gset
+select id as valve_a from pipetrak.components where project_id = :project_a and tag = 'V-1' \gset
+select id as weld_a from pipetrak.components where project_id = :project_a and tag = 'W-1' and component_type = 'field_weld' \gset
+select min(id) as welder_a from pipetrak.welders where project_id = :project_a \gset
+select min(id) as import_a from pipetrak.import_jobs where project_id = :project_a \gset
+select min(id) as item_a from pipetrak.review_items where project_id = :project_a and resolved_at is null \gset
+\set go 'select set_config(''role'', ''authenticated'', true), set_config(''request.jwt.claims'', :''a'', true), set_config(''request.headers'', ''{"pipetrak-project": "'' || :''project_a'' || ''"}'', true), set_config(''citus.multi_task_query_log_level'', ''error'', true), pipetrak.pre_request() \\g /dev/null'
+begin; :go
+select 'rename_area', pipetrak_api.rename_area(:area_a, 'Unit 1b') is null; rollback;
+begin; :go
+select 'rename_system', pipetrak_api.rename_system(:system_a, 'Steam b') is null; rollback;
+begin; :go
+select 'rename_test_package', pipetrak_api.rename_test_package(:package_a, 'TP-1b') is null; rollback;
+begin; :go
+select 'update_test_package', pipetrak_api.update_test_package(:package_a, test_type => 'hydrostatic') is null; rollback;
+begin; :go
+select 'start_stage', pipetrak_api.start_stage(:package_a, 'Pre-Hydro') is null; rollback;
+begin; :go
+select 'test_package_blockers', count(*) from pipetrak_api.test_package_blockers(:package_a); rollback;
+begin; :go
+select 'turnover_report', pipetrak_api.turnover_report(:package_a) is null; rollback;
+begin; :go
+select 'rename_welder', pipetrak_api.rename_welder(:welder_a, 'Kim') is null; rollback;
+begin; :go
+select 'verify_welder', pipetrak_api.verify_welder(:welder_a, true) is null; rollback;
+begin; :go
+select 'assign_drawing', pipetrak_api.assign_drawing(:drawing_b, :area_a, :system_a, :package_a) is null; rollback;
+begin; :go
+select 'revise_drawing', pipetrak_api.revise_drawing(:drawing_a, 'B', 'Title') is null; rollback;
+begin; :go
+select 'assign_component', pipetrak_api.assign_component(:valve_a, :area_a, :system_a, null, false) is null; rollback;
+begin; :go
+select 'correct_component', pipetrak_api.correct_component(:valve_a, '{"description": "gate"}', 'typo') is null; rollback;
+begin; :go
+select 'retire_component', pipetrak_api.retire_component(:valve_a) is null; rollback;
+begin; :go
+select 'retire_components', pipetrak_api.retire_components(array[:valve_a]::bigint[], 'gone') is null; rollback;
+begin; :go
+select 'move_weld', pipetrak_api.move_weld(:weld_a, :drawing_b, 'moved') is null; rollback;
+begin; :go
+select 'create_repair', pipetrak_api.create_repair(:weld_a, 'repair') is null; rollback;
+begin; :go
+select 'edit_welder', pipetrak_api.edit_welder(:weld_a, 'fix', date_welded => current_date) is null; rollback;
+begin; :go
+select 'clear_nde', pipetrak_api.clear_nde(:weld_a, 'VT', 'wrong') is null; rollback;
+begin; :go
+select 'clear_welder', pipetrak_api.clear_welder(:weld_a, reason => 'wrong') is null; rollback;
+begin; :go
+select 'retire_weld', pipetrak_api.retire_weld(:weld_a, 'gone') is null; rollback;
+begin; :go
+select 'resolve_review_item', pipetrak_api.resolve_review_item(:item_a, 'ok') is null; rollback;
+begin; :go
+select 'dismiss_review_item', pipetrak_api.dismiss_review_item(:item_a, 'no') is null; rollback;
+begin; :go
+select 'set_post_hydro', pipetrak_api.set_post_hydro(array[:valve_a]::bigint[], null, true) is null; rollback;
+begin; :go
+select 'import_report_csv', length(pipetrak_api.import_report_csv(:import_a)) > 0; rollback;
+begin; :go
+select 'progress_as_of', count(*) from pipetrak_api.progress_as_of(:project_a, current_date, 'area'); rollback;
+begin; :go
+select 'weekly_report', count(*) from pipetrak_api.weekly_report(:project_a, current_date, 'area'); rollback;
+begin; :go
+select 'manhour_progress', count(*) from pipetrak_api.manhour_progress(:project_a, 'area'); rollback;
+begin; :go
+select 'weld_progress', count(*) from pipetrak_api.weld_progress(:project_a, 'area'); rollback;
+begin; :go
+select 'welder_summary', count(*) from pipetrak_api.welder_summary(:project_a); rollback;
+begin; :go
+select 'weld_delta', count(*) from pipetrak_api.weld_delta(:project_a, current_date - 7, current_date, 'area'); rollback;
+begin; :go
+select 'create_unplanned_weld', pipetrak_api.create_unplanned_weld(project_id => :project_a, drawing_id => :drawing_a, weld_number => 'W-99', weld_type => 'BW', size => '2') is null; rollback;
+begin; :go
+select 'create_welder', pipetrak_api.create_welder(:project_a, 'ZZ-1', 'Zed') is null; rollback;
+begin; :go
+select 'reweight_template', pipetrak_api.reweight_template(:project_a, 'valve', '{"Receive": 10, "Install": 60, "Punch": 10, "Test": 10, "Restore": 10}', true) is null; rollback;
+begin; :go
+select 'spread_budget', pipetrak_api.spread_budget(:project_a, 1000, 'plan', current_date) is null; rollback;
+begin; :go
+select 'retire_drawing', pipetrak_api.retire_drawing(:drawing_b) is null; rollback;
+begin; :go
+select 'retire_area', pipetrak_api.retire_area(:area_a) is null; rollback;
+begin; :go
+select 'retire_system', pipetrak_api.retire_system(:system_a) is null; rollback;
+begin; :go
+select 'retire_test_package', pipetrak_api.retire_test_package(:package_a) is null; rollback;
+begin; :go
+select 'update_project_settings', pipetrak_api.update_project_settings(:project_a, week_lock => true) is null; rollback;
+begin; :go
+select 'archive_project', pipetrak_api.archive_project(:project_a) is null; rollback;
