@@ -73,6 +73,10 @@ begin
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     execute format('insert into pipetrak.%I (project_id, name, description) values ($1, $2, $3) returning id', pipetrak.reference_table(p_kind))
         into v_id using p_project_id, pipetrak.check_reference_name(p_kind, p_project_id, p_name, null), p_description;
+    -- On Citus a package's change is announced from here (the shard's triggers can't).
+    if p_kind = 'test_package' then
+        perform pipetrak.queue_change(p_project_id, 'packages', array[v_id]);
+    end if;
     return v_id;
 end
 $$;
@@ -88,6 +92,10 @@ declare
 begin
     execute format('update pipetrak.%I set name = $2 where id = $1 and project_id = $3', pipetrak.reference_table(p_kind))
         using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id), v_project_id;
+    -- On Citus a package's change is announced from here (the shard's triggers can't).
+    if p_kind = 'test_package' then
+        perform pipetrak.queue_change(v_project_id, 'packages', array[p_id]);
+    end if;
 end
 $$;
 
@@ -313,8 +321,10 @@ begin
     elsif (v_ctx.component).retired_at is not null then
         perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
     end if;
-    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    -- On Citus the change is announced and the weeks due are frozen from here (the shard's
+    -- triggers can't).
     perform pipetrak.queue_change(v_project, 'components', array[p_component_id]);
+    perform pipetrak.freeze_due_weeks_here(v_project);
     return v_ctx.component;
 end
 $$;
@@ -342,6 +352,8 @@ begin
     perform pipetrak.check_text_length('description', p_description, pipetrak.argument_limit('description'));
     perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(p_project_id);
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',
             jsonb_build_object('component_type', p_component_type, 'accepted', pipetrak.accepted_component_types()));

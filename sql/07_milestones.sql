@@ -69,6 +69,7 @@ declare
     v_event_id bigint;
     v_result jsonb;
     v_values numeric[];
+    v_item bigint;
 begin
     -- The component's project first (an index read; on Citus a read of every shard unless the
     -- request names its project): every table below is read by it (on Citus, the project's shard).
@@ -167,6 +168,8 @@ begin
             'violations', to_jsonb(v_plan.violations)));
     end if;
 
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(v_project);
     -- The values worked out first: with a subquery in its SET, Citus would send the update's
     -- generic plan (a session's sixth call on) to every shard.
     v_values := array(select v / 100.0 from unnest(v_plan.new_values) v);
@@ -196,7 +199,9 @@ begin
     if cardinality(v_plan.violations) > 0 then
         insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
         values (v_component.project_id, v_component.id, v_event_id, 'out_of_sequence',
-                jsonb_build_object('milestone', v_ctx.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)));
+                jsonb_build_object('milestone', v_ctx.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)))
+        returning id into v_item;
+        perform pipetrak.queue_change(v_project, 'review_items', array[v_item]);
     end if;
 
     v_result := pipetrak.component_state(v_component, v_ctx.names, cardinality(v_plan.violations) > 0, v_plan.violations)
@@ -337,6 +342,7 @@ declare
     v_result jsonb;
     v_date date;
     v_names text[];
+    v_item bigint;
 begin
     if v_component.component_type <> 'field_weld' then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
@@ -369,7 +375,9 @@ begin
     v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, v_date, p_note, null, null);
     insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
     values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_completed',
-            jsonb_build_object('welder', v_stencil, 'date_welded', v_date));
+            jsonb_build_object('welder', v_stencil, 'date_welded', v_date))
+    returning id into v_item;
+    perform pipetrak.queue_change(v_component.project_id, 'review_items', array[v_item]);
     return v_result;
 end
 $$;

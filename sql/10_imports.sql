@@ -277,8 +277,10 @@ begin
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
-    -- On Citus the job's change is announced from here (queue_change; the shard's triggers can't).
+    -- On Citus the job's change is announced and the weeks due are frozen from here (the shard's
+    -- triggers can't).
     perform pipetrak.queue_change(v_job.project_id, 'imports', array[p_import_id]);
+    perform pipetrak.freeze_due_weeks_here(v_job.project_id);
     v_job.content := null;
     return v_job;
 end

@@ -110,10 +110,16 @@ declare
     -- project's shard, with the caller as a value (it refuses a function of the claims there).
     v_user uuid := pipetrak.current_user_id();
     v_project bigint := pipetrak.component_project(p_component_id);
+    v_resolved bigint[];
 begin
-    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
-        resolution_note = p_note
-    where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind);
+    with resolved as (
+        update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
+            resolution_note = p_note
+        where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind)
+        returning id)
+    select array_agg(id) into v_resolved from resolved;
+    -- On Citus the change is announced from here (the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'review_items', coalesce(v_resolved, '{}'));
 end
 $$;
 
@@ -452,6 +458,8 @@ declare
     v_id bigint;
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(p_project_id);
     v_note := pipetrak.check_reason(p_note, 3, 'adding an unplanned weld');
     if v_type <> all (pipetrak.vocabulary('weld_type')) then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'one of ' || array_to_string(pipetrak.vocabulary('weld_type'), ', ')));
@@ -1355,7 +1363,11 @@ declare
     v_failed integer;
     v_call record;
     v_called bigint[];
+    v_numbers jsonb;
+    v_item bigint;
 begin
+    -- A sampled lot's welds are read by their ids alone (lot_welds, weld_current_result).
+    perform pipetrak.refuse_distributed('progressive examination after an RT FAIL');
     if exists (select from pipetrak.review_items r where r.component_id = p_failed and r.kind = 'examination_called')
        or not exists (select from pipetrak.lot_welds(p_failed)) then
         return '{}';
@@ -1384,25 +1396,52 @@ begin
     if cardinality(v_called) = 0 then
         return v_called;
     end if;
+    -- The weld numbers first: Citus refuses a subquery in an INSERT's values.
+    v_numbers := (select jsonb_agg(c.tag order by c.id) from pipetrak.components c
+                  where c.project_id = v_project_id and c.id = any (v_called));
     insert into pipetrak.review_items (project_id, component_id, kind, details)
     values (v_project_id, p_failed, 'examination_called', jsonb_build_object('stage', v_call.stage, 'welds', to_jsonb(v_called),
-            'weld_numbers', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c where c.id = any (v_called))));
+            'weld_numbers', v_numbers))
+    returning id into v_item;
+    perform pipetrak.queue_change(v_project_id, 'review_items', array[v_item]);
     return v_called;
 end
 $$;
 
 -- Resolves the open examination calls that `p_component_id` completes (every weld they name examined).
+-- Every statement by the weld's project (on Citus, its shard); the calls resolved are announced.
 create function pipetrak.resolve_examination_calls(p_component_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
-    update pipetrak.review_items r
-    set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = 'called welds examined'
-    where r.project_id = (select project_id from pipetrak.components where id = p_component_id)
-      and r.kind = 'examination_called' and r.status = 'open' and r.details -> 'welds' @> to_jsonb(p_component_id)
-      and not exists (select from jsonb_array_elements_text(r.details -> 'welds') w(id)
-                      where pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'PASS' and pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'FAIL')
+declare
+    v_project bigint := pipetrak.component_project(p_component_id);
+    v_user uuid := pipetrak.current_user_id();
+    v_item record;
+    v_done bigint[] := '{}';
+begin
+    for v_item in
+        select r.id, array(select w::bigint from jsonb_array_elements_text(r.details -> 'welds') w) as welds
+        from pipetrak.review_items r
+        where r.project_id = v_project and r.kind = 'examination_called' and r.status = 'open'
+          and r.details -> 'welds' @> to_jsonb(p_component_id)
+    loop
+        -- Done when each weld it names has a current RT PASS or FAIL.
+        if (select count(*) from pipetrak.field_welds f
+            where f.project_id = v_project and f.component_id = any (v_item.welds)
+              and f.current_nde ->> 'RT' in ('PASS', 'FAIL')) = cardinality(v_item.welds) then
+            v_done := v_done || v_item.id;
+        end if;
+    end loop;
+    if cardinality(v_done) > 0 then
+        update pipetrak.review_items
+        set status = 'resolved', resolved_at = now(), resolved_by = v_user, resolution_note = 'called welds examined'
+        where project_id = v_project and id = any (v_done);
+        -- On Citus the change is announced from here (the shard's triggers can't).
+        perform pipetrak.queue_change(v_project, 'review_items', v_done);
+    end if;
+end
 $$;
 
 -- QC swaps a called weld not yet examined for another welded weld of its lot, not yet examined or called.

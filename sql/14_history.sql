@@ -496,6 +496,22 @@ begin
 end
 $$;
 
+-- The weeks due of a project, frozen by a call on the coordinator of a distributed install before
+-- it writes the project's components (lock_component, update_milestone, lock_import): there the
+-- component triggers that freeze them on one node run in the workers' tasks, which leave them
+-- (citus_task). Nothing elsewhere (the triggers do it).
+create function pipetrak.freeze_due_weeks_here(p_project_id bigint)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pipetrak.distributed_coordinator() then
+        perform pipetrak.take_due_snapshots(p_project_id, null);
+    end if;
+end
+$$;
+
 -- Freezes one week of a project (its Sunday) as the days say now; false when it was frozen already.
 create function pipetrak.take_snapshot(p_project_id bigint, p_week_end date)
 returns boolean

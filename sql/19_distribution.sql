@@ -62,17 +62,32 @@
 --   distribute() sets): its own connections would commit apart from the task (a worker crashed
 --   in COMMIT PREPARED before this was so).
 -- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
---   listener of the coordinator); the calls that write components, welds and milestones announce
---   them from the coordinator instead (queue_change in lock_component, lock_weld,
---   update_milestone and lock_import); an import's commit sends its own event there (the job's ids and counts:
---   the components and welds it writes announce nothing else on Citus).
--- - Not yet: the other writes (packages, review items) announce nothing
---   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
---   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
---   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
---   after distribute() lacks its settings (run its worker steps again). What the catalog can't
---   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
---   tests/scripts/citus_flow.sql on both engines and compares them.
+--   listener of the coordinator); the calls announce what they write from the coordinator
+--   instead (queue_change, a no-op on one node: lock_component, lock_weld, update_milestone,
+--   lock_import, the review items a call opens or resolves, a test package created or renamed);
+--   an import's commit sends its own event there (the job's ids and counts: the components and
+--   welds it writes announce nothing else on Citus).
+-- - Weekly snapshots: a component write freezes the weeks due first, from its triggers on one
+--   node; on a cluster those run in the workers' tasks, which leave it, and the calls that write
+--   components freeze them from the coordinator instead (freeze_due_weeks_here), before the
+--   write, so a locked week's figures never include it.
+-- - Views a screen filters by project join every sharded table by (id, project) and look up
+--   what they aggregate in lateral queries grouped by the project and joined on it: Citus then
+--   sees the view's project reach every table and runs the screen on one shard (a correlated
+--   lookup in a select list, a join by id alone, or a join condition folded to false all hide
+--   it). sampling_lots still reads every shard: its repair chains are a recursive query Citus
+--   routes only given a constant project.
+-- - Not yet: calls finding rows by an id alone (packages, welders, review items, drawings'
+--   assignments), the history upkeep of moves, retirements, restorations and corrections, the
+--   progressive examination an RT FAIL calls, and the welder summary and weld delta refuse on a
+--   cluster with not_supported_distributed (refuse_distributed, before they read a sharded
+--   table): stage 1's contract is that a call runs on one shard or refuses so, never that it
+--   fails halfway with a Citus error. distribute() is refused only for what the catalog shows
+--   (distribution_obstacles). A worker added after distribute() lacks its settings (run its
+--   worker steps again). What the catalog can't show is found by the cluster test,
+--   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql and
+--   tests/scripts/citus_calls.sql on both engines and compares them, each statement of a
+--   request on one project asserted to run on one shard.
 
 -- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
 -- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the
@@ -172,14 +187,7 @@ as $$
         join pg_trigger g on g.tgrelid = t.oid and not g.tgisinternal
         where t.placement in ('distributed', 'reference')
           and (g.tgoldtable is not null or g.tgnewtable is not null)
-        union all
-        -- What the schema can't show and the API doesn't do yet: a distributed install would
-        -- fail at its first call, so distribute() refuses until these are built (the cluster
-        -- test, tests/scripts/citus_test.sh, is where each is proven gone).
-        select x.object, x.obstacle
-        from (values ('api', 'calls on packages, welders, review items and drawings by their ids, moves, retirements, restorations and corrections of components, and the welder and weld delta reports refuse on a cluster (refuse_distributed)'),
-                     ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
-                     ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
+)
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
@@ -233,11 +241,9 @@ $$;
 -- Distributes pipetrak's tables on a Citus coordinator (as distribution_plan() says, co-located
 -- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
 -- after the workers are added. Refused where Citus is not installed, and while
--- distribution_obstacles() lists anything (nothing is changed then). With p_preview, the
--- obstacles of the API alone (objects 'api', 'events' and 'snapshots': calls that don't route to one
--- shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted
--- to no user role.
-create function pipetrak.distribute(p_preview boolean default false)
+-- distribution_obstacles() lists anything (nothing is changed then). The calls that don't run on
+-- one shard yet refuse there afterwards (refuse_distributed). Granted to no user role.
+create function pipetrak.distribute()
 returns table (table_name text, placement text)
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -257,8 +263,7 @@ begin
         perform pipetrak.raise_error('citus_missing');
     end if;
     select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
-    from pipetrak.distribution_obstacles() o
-    where not (p_preview and o.object in ('api', 'events', 'snapshots'));
+    from pipetrak.distribution_obstacles() o;
     if v_obstacles is not null then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));

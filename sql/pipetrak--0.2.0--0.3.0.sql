@@ -430,6 +430,16 @@ AS 'MODULE_PATHNAME', 'default_milestones_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/settings.rs:272
+-- pipetrak::pg::settings::distributed_coordinator
+create or replace function "distributed_coordinator"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'distributed_coordinator_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/normalize.rs:15
 -- pipetrak::pg::normalize::drawing_lookalike
 create or replace function "drawing_lookalike"(
@@ -2143,6 +2153,10 @@ begin
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     execute format('insert into pipetrak.%I (project_id, name, description) values ($1, $2, $3) returning id', pipetrak.reference_table(p_kind))
         into v_id using p_project_id, pipetrak.check_reference_name(p_kind, p_project_id, p_name, null), p_description;
+    -- On Citus a package's change is announced from here (the shard's triggers can't).
+    if p_kind = 'test_package' then
+        perform pipetrak.queue_change(p_project_id, 'packages', array[v_id]);
+    end if;
     return v_id;
 end
 $$;
@@ -2159,6 +2173,10 @@ declare
 begin
     execute format('update pipetrak.%I set name = $2 where id = $1 and project_id = $3', pipetrak.reference_table(p_kind))
         using p_id, pipetrak.check_reference_name(p_kind, v_project_id, p_name, p_id), v_project_id;
+    -- On Citus a package's change is announced from here (the shard's triggers can't).
+    if p_kind = 'test_package' then
+        perform pipetrak.queue_change(v_project_id, 'packages', array[p_id]);
+    end if;
 end
 $$;
 
@@ -2393,8 +2411,10 @@ begin
     elsif (v_ctx.component).retired_at is not null then
         perform pipetrak.raise_error('component_retired', jsonb_build_object('component_id', p_component_id));
     end if;
-    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    -- On Citus the change is announced and the weeks due are frozen from here (the shard's
+    -- triggers can't).
     perform pipetrak.queue_change(v_project, 'components', array[p_component_id]);
+    perform pipetrak.freeze_due_weeks_here(v_project);
     return v_ctx.component;
 end
 $$;
@@ -2423,6 +2443,8 @@ begin
     perform pipetrak.check_text_length('description', p_description, pipetrak.argument_limit('description'));
     perform pipetrak.check_text_length('spec', p_spec, pipetrak.argument_limit('spec'));
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(p_project_id);
     if v_type is null then
         perform pipetrak.raise_error('unknown_component_type',
             jsonb_build_object('component_type', p_component_type, 'accepted', pipetrak.accepted_component_types()));
@@ -2695,6 +2717,7 @@ declare
     v_event_id bigint;
     v_result jsonb;
     v_values numeric[];
+    v_item bigint;
 begin
     -- The component's project first (an index read; on Citus a read of every shard unless the
     -- request names its project): every table below is read by it (on Citus, the project's shard).
@@ -2793,6 +2816,8 @@ begin
             'violations', to_jsonb(v_plan.violations)));
     end if;
 
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(v_project);
     -- The values worked out first: with a subquery in its SET, Citus would send the update's
     -- generic plan (a session's sixth call on) to every shard.
     v_values := array(select v / 100.0 from unnest(v_plan.new_values) v);
@@ -2822,7 +2847,9 @@ begin
     if cardinality(v_plan.violations) > 0 then
         insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
         values (v_component.project_id, v_component.id, v_event_id, 'out_of_sequence',
-                jsonb_build_object('milestone', v_ctx.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)));
+                jsonb_build_object('milestone', v_ctx.names[v_plan.milestone_index], 'violations', to_jsonb(v_plan.violations)))
+        returning id into v_item;
+        perform pipetrak.queue_change(v_project, 'review_items', array[v_item]);
     end if;
 
     v_result := pipetrak.component_state(v_component, v_ctx.names, cardinality(v_plan.violations) > 0, v_plan.violations)
@@ -2965,6 +2992,7 @@ declare
     v_result jsonb;
     v_date date;
     v_names text[];
+    v_item bigint;
 begin
     if v_component.component_type <> 'field_weld' then
         perform pipetrak.raise_error('not_a_field_weld', jsonb_build_object('component_id', p_component_id));
@@ -2997,7 +3025,9 @@ begin
     v_result := pipetrak.update_milestone(p_component_id, 'Weld Complete', 100, v_date, p_note, null, null);
     insert into pipetrak.review_items (project_id, component_id, event_id, kind, details)
     values (v_component.project_id, p_component_id, (v_result ->> 'event_id')::bigint, 'weld_completed',
-            jsonb_build_object('welder', v_stencil, 'date_welded', v_date));
+            jsonb_build_object('welder', v_stencil, 'date_welded', v_date))
+    returning id into v_item;
+    perform pipetrak.queue_change(v_component.project_id, 'review_items', array[v_item]);
     return v_result;
 end
 $$;
@@ -3679,8 +3709,10 @@ begin
         perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     perform pipetrak.require_project_role(v_job.project_id, 'manage_project_data');
-    -- On Citus the job's change is announced from here (queue_change; the shard's triggers can't).
+    -- On Citus the job's change is announced and the weeks due are frozen from here (the shard's
+    -- triggers can't).
     perform pipetrak.queue_change(v_job.project_id, 'imports', array[p_import_id]);
+    perform pipetrak.freeze_due_weeks_here(v_job.project_id);
     v_job.content := null;
     return v_job;
 end
@@ -5596,10 +5628,16 @@ declare
     -- project's shard, with the caller as a value (it refuses a function of the claims there).
     v_user uuid := pipetrak.current_user_id();
     v_project bigint := pipetrak.component_project(p_component_id);
+    v_resolved bigint[];
 begin
-    update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
-        resolution_note = p_note
-    where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind);
+    with resolved as (
+        update pipetrak.review_items set status = 'resolved', resolved_at = now(), resolved_by = v_user,
+            resolution_note = p_note
+        where component_id = p_component_id and project_id = v_project and status = 'open' and (p_kind is null or kind = p_kind)
+        returning id)
+    select array_agg(id) into v_resolved from resolved;
+    -- On Citus the change is announced from here (the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'review_items', coalesce(v_resolved, '{}'));
 end
 $$;
 
@@ -5950,6 +5988,8 @@ declare
     v_id bigint;
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
+    -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
+    perform pipetrak.freeze_due_weeks_here(p_project_id);
     v_note := pipetrak.check_reason(p_note, 3, 'adding an unplanned weld');
     if v_type <> all (pipetrak.vocabulary('weld_type')) then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'weld_type', 'expected', 'one of ' || array_to_string(pipetrak.vocabulary('weld_type'), ', ')));
@@ -6813,7 +6853,11 @@ declare
     v_failed integer;
     v_call record;
     v_called bigint[];
+    v_numbers jsonb;
+    v_item bigint;
 begin
+    -- A sampled lot's welds are read by their ids alone (lot_welds, weld_current_result).
+    perform pipetrak.refuse_distributed('progressive examination after an RT FAIL');
     if exists (select from pipetrak.review_items r where r.component_id = p_failed and r.kind = 'examination_called')
        or not exists (select from pipetrak.lot_welds(p_failed)) then
         return '{}';
@@ -6842,26 +6886,53 @@ begin
     if cardinality(v_called) = 0 then
         return v_called;
     end if;
+    -- The weld numbers first: Citus refuses a subquery in an INSERT's values.
+    v_numbers := (select jsonb_agg(c.tag order by c.id) from pipetrak.components c
+                  where c.project_id = v_project_id and c.id = any (v_called));
     insert into pipetrak.review_items (project_id, component_id, kind, details)
     values (v_project_id, p_failed, 'examination_called', jsonb_build_object('stage', v_call.stage, 'welds', to_jsonb(v_called),
-            'weld_numbers', (select jsonb_agg(c.tag order by c.id) from pipetrak.components c where c.id = any (v_called))));
+            'weld_numbers', v_numbers))
+    returning id into v_item;
+    perform pipetrak.queue_change(v_project_id, 'review_items', array[v_item]);
     return v_called;
 end
 $$;
 
 
 -- Resolves the open examination calls that `p_component_id` completes (every weld they name examined).
+-- Every statement by the weld's project (on Citus, its shard); the calls resolved are announced.
 create or replace function pipetrak.resolve_examination_calls(p_component_id bigint)
 returns void
-language sql volatile
+language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
-    update pipetrak.review_items r
-    set status = 'resolved', resolved_at = now(), resolved_by = pipetrak.current_user_id(), resolution_note = 'called welds examined'
-    where r.project_id = (select project_id from pipetrak.components where id = p_component_id)
-      and r.kind = 'examination_called' and r.status = 'open' and r.details -> 'welds' @> to_jsonb(p_component_id)
-      and not exists (select from jsonb_array_elements_text(r.details -> 'welds') w(id)
-                      where pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'PASS' and pipetrak.weld_current_result(w.id::bigint, 'RT') is distinct from 'FAIL')
+declare
+    v_project bigint := pipetrak.component_project(p_component_id);
+    v_user uuid := pipetrak.current_user_id();
+    v_item record;
+    v_done bigint[] := '{}';
+begin
+    for v_item in
+        select r.id, array(select w::bigint from jsonb_array_elements_text(r.details -> 'welds') w) as welds
+        from pipetrak.review_items r
+        where r.project_id = v_project and r.kind = 'examination_called' and r.status = 'open'
+          and r.details -> 'welds' @> to_jsonb(p_component_id)
+    loop
+        -- Done when each weld it names has a current RT PASS or FAIL.
+        if (select count(*) from pipetrak.field_welds f
+            where f.project_id = v_project and f.component_id = any (v_item.welds)
+              and f.current_nde ->> 'RT' in ('PASS', 'FAIL')) = cardinality(v_item.welds) then
+            v_done := v_done || v_item.id;
+        end if;
+    end loop;
+    if cardinality(v_done) > 0 then
+        update pipetrak.review_items
+        set status = 'resolved', resolved_at = now(), resolved_by = v_user, resolution_note = 'called welds examined'
+        where project_id = v_project and id = any (v_done);
+        -- On Citus the change is announced from here (the shard's triggers can't).
+        perform pipetrak.queue_change(v_project, 'review_items', v_done);
+    end if;
+end
 $$;
 
 
@@ -8433,6 +8504,23 @@ begin
         end if;
     end loop;
     return v_count;
+end
+$$;
+
+
+-- The weeks due of a project, frozen by a call on the coordinator of a distributed install before
+-- it writes the project's components (lock_component, update_milestone, lock_import): there the
+-- component triggers that freeze them on one node run in the workers' tasks, which leave them
+-- (citus_task). Nothing elsewhere (the triggers do it).
+create or replace function pipetrak.freeze_due_weeks_here(p_project_id bigint)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pipetrak.distributed_coordinator() then
+        perform pipetrak.take_due_snapshots(p_project_id, null);
+    end if;
 end
 $$;
 
@@ -10577,17 +10665,32 @@ $$;
 --   distribute() sets): its own connections would commit apart from the task (a worker crashed
 --   in COMMIT PREPARED before this was so).
 -- - Change events: a row's trigger on a worker queues nothing (a NOTIFY there is not heard by a
---   listener of the coordinator); the calls that write components, welds and milestones announce
---   them from the coordinator instead (queue_change in lock_component, lock_weld,
---   update_milestone and lock_import); an import's commit sends its own event there (the job's ids and counts:
---   the components and welds it writes announce nothing else on Citus).
--- - Not yet: the other writes (packages, review items) announce nothing
---   on Citus, and the weekly snapshots a write finds due are left to the coordinator (their lock
---   is a reference table's row, on every node). distribution_obstacles() lists 'api', 'events'
---   and 'snapshots'; distribute(p_preview => true) accepts them, to try the schema on a cluster. A worker added
---   after distribute() lacks its settings (run its worker steps again). What the catalog can't
---   show is found by the cluster test, tests/scripts/citus_test.sh, which runs
---   tests/scripts/citus_flow.sql on both engines and compares them.
+--   listener of the coordinator); the calls announce what they write from the coordinator
+--   instead (queue_change, a no-op on one node: lock_component, lock_weld, update_milestone,
+--   lock_import, the review items a call opens or resolves, a test package created or renamed);
+--   an import's commit sends its own event there (the job's ids and counts: the components and
+--   welds it writes announce nothing else on Citus).
+-- - Weekly snapshots: a component write freezes the weeks due first, from its triggers on one
+--   node; on a cluster those run in the workers' tasks, which leave it, and the calls that write
+--   components freeze them from the coordinator instead (freeze_due_weeks_here), before the
+--   write, so a locked week's figures never include it.
+-- - Views a screen filters by project join every sharded table by (id, project) and look up
+--   what they aggregate in lateral queries grouped by the project and joined on it: Citus then
+--   sees the view's project reach every table and runs the screen on one shard (a correlated
+--   lookup in a select list, a join by id alone, or a join condition folded to false all hide
+--   it). sampling_lots still reads every shard: its repair chains are a recursive query Citus
+--   routes only given a constant project.
+-- - Not yet: calls finding rows by an id alone (packages, welders, review items, drawings'
+--   assignments), the history upkeep of moves, retirements, restorations and corrections, the
+--   progressive examination an RT FAIL calls, and the welder summary and weld delta refuse on a
+--   cluster with not_supported_distributed (refuse_distributed, before they read a sharded
+--   table): stage 1's contract is that a call runs on one shard or refuses so, never that it
+--   fails halfway with a Citus error. distribute() is refused only for what the catalog shows
+--   (distribution_obstacles). A worker added after distribute() lacks its settings (run its
+--   worker steps again). What the catalog can't show is found by the cluster test,
+--   tests/scripts/citus_test.sh, which runs tests/scripts/citus_flow.sql and
+--   tests/scripts/citus_calls.sql on both engines and compares them, each statement of a
+--   request on one project asserted to run on one shard.
 
 -- Whether this install's tables are distributed by Citus (distribute() ran): where a writer's
 -- single-node shortcut doesn't hold (a bulk write's deferred rollups, kept in a table of the
@@ -10689,14 +10792,7 @@ as $$
         join pg_trigger g on g.tgrelid = t.oid and not g.tgisinternal
         where t.placement in ('distributed', 'reference')
           and (g.tgoldtable is not null or g.tgnewtable is not null)
-        union all
-        -- What the schema can't show and the API doesn't do yet: a distributed install would
-        -- fail at its first call, so distribute() refuses until these are built (the cluster
-        -- test, tests/scripts/citus_test.sh, is where each is proven gone).
-        select x.object, x.obstacle
-        from (values ('api', 'calls on packages, welders, review items and drawings by their ids, moves, retirements, restorations and corrections of components, and the welder and weld delta reports refuse on a cluster (refuse_distributed)'),
-                     ('events', 'change events of packages and review items written on a worker do not reach a listener on the coordinator'),
-                     ('snapshots', 'weekly snapshots due at a component write are not taken by the write on a worker')) x(object, obstacle))
+)
     select f.object, f.obstacle from found f order by f.object, f.obstacle
 $$;
 
@@ -10753,11 +10849,9 @@ $$;
 -- Distributes pipetrak's tables on a Citus coordinator (as distribution_plan() says, co-located
 -- by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator,
 -- after the workers are added. Refused where Citus is not installed, and while
--- distribution_obstacles() lists anything (nothing is changed then). With p_preview, the
--- obstacles of the API alone (objects 'api', 'events' and 'snapshots': calls that don't route to one
--- shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted
--- to no user role.
-create or replace function pipetrak.distribute(p_preview boolean default false)
+-- distribution_obstacles() lists anything (nothing is changed then). The calls that don't run on
+-- one shard yet refuse there afterwards (refuse_distributed). Granted to no user role.
+create or replace function pipetrak.distribute()
 returns table (table_name text, placement text)
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -10777,8 +10871,7 @@ begin
         perform pipetrak.raise_error('citus_missing');
     end if;
     select jsonb_agg(jsonb_build_object('object', o.object, 'obstacle', o.obstacle)) into v_obstacles
-    from pipetrak.distribution_obstacles() o
-    where not (p_preview and o.object in ('api', 'events', 'snapshots'));
+    from pipetrak.distribution_obstacles() o;
     if v_obstacles is not null then
         perform pipetrak.raise_error('not_supported_distributed', jsonb_build_object(
             'what', 'distributing this schema', 'obstacles', jsonb_array_length(v_obstacles), 'first', v_obstacles -> 0));
@@ -11372,9 +11465,11 @@ comment on function pipetrak.describe_api_columns is 'Comments every column of t
 
 comment on function pipetrak.dismiss_review_item is 'Dismisses an open review item with a note (QC inspector and up).';
 
-comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). With p_preview, the obstacles of the API alone (objects ''api'', ''events'' and ''snapshots'': calls that don''t route to one shard yet) are accepted, to try the schema on a cluster: those calls then fail there. Granted to no user role.';
+comment on function pipetrak.distribute is 'Distributes pipetrak''s tables on a Citus coordinator (as distribution_plan() says, co-located by project) once the schema has no obstacle left. Run it as a superuser, on the coordinator, after the workers are added. Refused where Citus is not installed, and while distribution_obstacles() lists anything (nothing is changed then). The calls that don''t run on one shard yet refuse there afterwards (refuse_distributed). Granted to no user role.';
 
 comment on function pipetrak.distributed is 'Whether this install''s tables are distributed by Citus (distribute() ran): where a writer''s single-node shortcut doesn''t hold (a bulk write''s deferred rollups, kept in a table of the coordinator that the workers'' triggers can''t see).';
+
+comment on function pipetrak.distributed_coordinator is 'Whether this backend is the coordinator of a distributed install (its tables distributed by Citus, and not a coordinator''s task on a worker): where a call does the upkeep the shards'' triggers leave to it (change events, the weekly snapshots due). False on a single node without asking anything.';
 
 comment on function pipetrak.distribution_obstacles is 'What stops the schema from being distributed by project on Citus, one row an obstacle: the table (or table.object) and what Citus would refuse. Empty when distribute() can run.';
 
@@ -11399,6 +11494,8 @@ comment on function pipetrak.event_is_genuine is 'True when `p_payload` is, byte
 comment on function pipetrak.event_signature is 'HMAC-SHA256 of `body` under `key`, as hex.';
 
 comment on function pipetrak.flush_rows is 'Trigger, for each statement: hands the statement''s captured rows to the upkeep function.';
+
+comment on function pipetrak.freeze_due_weeks_here is 'The weeks due of a project, frozen by a call on the coordinator of a distributed install before it writes the project''s components (lock_component, update_milestone, lock_import): there the component triggers that freeze them on one node run in the workers'' tasks, which leave them (citus_task). Nothing elsewhere (the triggers do it).';
 
 comment on function pipetrak.group_available is 'Each group''s available credit now (live components × category weights, in ppm) and budget.';
 
@@ -11704,7 +11801,7 @@ comment on function pipetrak.require_user is 'The caller''s id, or the not_authe
 
 comment on function pipetrak.resend_invitation is 'Sends an open invitation again (expired or not): a new token, 7 more days; the old link dies.';
 
-comment on function pipetrak.resolve_examination_calls is 'Resolves the open examination calls that `p_component_id` completes (every weld they name examined).';
+comment on function pipetrak.resolve_examination_calls is 'Resolves the open examination calls that `p_component_id` completes (every weld they name examined). Every statement by the weld''s project (on Citus, its shard); the calls resolved are announced.';
 
 comment on function pipetrak.resolve_items_of is 'Resolves a component''s open review items (of one kind, or all when `p_kind` is null): what they asked for happened.';
 

@@ -39,7 +39,7 @@ thread_local! {
 /// queue it. Private: only the extension calls it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn queue_change(project_id: i64, kind: &str, ids: Vec<Option<i64>>) {
-    if super::settings::distributed() && !citus_task() {
+    if super::settings::distributed_coordinator() {
         queue(project_id, kind, ids.into_iter().flatten().collect());
     }
 }

@@ -265,6 +265,15 @@ pub fn citus_task() -> bool {
             .starts_with(b"citus_internal gpid=")
 }
 
+/// Whether this backend is the coordinator of a distributed install (its tables distributed by
+/// Citus, and not a coordinator's task on a worker): where a call does the upkeep the shards'
+/// triggers leave to it (change events, the weekly snapshots due). False on a single node without
+/// asking anything.
+#[pg_extern(stable, parallel_safe)]
+pub fn distributed_coordinator() -> bool {
+    distributed() && !citus_task()
+}
+
 /// Whether this install's tables are distributed by Citus (`pipetrak.distributed()`), asked once
 /// per transaction and only where Citus is loaded: a single node never asks.
 pub fn distributed() -> bool {

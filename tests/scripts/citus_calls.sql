@@ -63,6 +63,8 @@ select 'clear_welder', pipetrak_api.clear_welder(:weld_a, reason => 'wrong') is 
 begin; :go
 select 'retire_weld', pipetrak_api.retire_weld(:weld_a, 'gone') is null; rollback;
 begin; :go
+select 'record_nde RT FAIL', pipetrak_api.record_nde(:weld_a, 'RT', 'FAIL', reason => 'film re-read') ->> 'status'; rollback;
+begin; :go
 select 'resolve_review_item', pipetrak_api.resolve_review_item(:item_a, 'ok') is null; rollback;
 begin; :go
 select 'dismiss_review_item', pipetrak_api.dismiss_review_item(:item_a, 'no') is null; rollback;

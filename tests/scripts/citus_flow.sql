@@ -89,6 +89,13 @@ select 'b: components of a', count(*) from pipetrak_api.components where project
 select pipetrak_api.update_milestone(component_id => :valve_a, milestone => 'Install', value => 100);
 rollback;
 
+-- The week locked before the project's first write was frozen before it landed (the snapshot
+-- a locked week's reports read).
+begin; :a_in_a
+select 'a: frozen weeks', count(*), bool_and(extract(isodow from week_end) = 7 and week_end < current_date)
+from pipetrak_api.weekly_snapshots where project_id = :project_a;
+commit;
+
 -- Many milestones in one call, the welder, NDE.
 begin; :a_in_a
 select jsonb_array_length(pipetrak_api.update_milestones(updates => jsonb_build_array(
@@ -100,6 +107,9 @@ select pipetrak_api.assign_welder(component_id => :weld_a, stencil => 'K-12') ->
 commit;
 begin; :a_in_a
 select pipetrak_api.record_nde(component_id => :weld_a, method => 'VT', result => 'PASS', reason => 'flow') is not null;
+commit;
+begin; :a_in_a
+select pipetrak_api.record_nde(component_id => :weld_a, method => 'RT', result => 'PASS', reason => 'flow') ->> 'status';
 commit;
 
 -- The screens' reads: progress again, package readiness, the weld log, a delta report, search.
