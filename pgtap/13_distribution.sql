@@ -2,7 +2,7 @@
 -- refusals on a single node (tests/scripts/citus_test.sh runs it on a real cluster).
 begin;
 \ir fixtures/actors.sql
-select plan(19);
+select plan(24);
 
 select is(
     (select array_agg(o.object order by o.object) from pipetrak.distribution_obstacles() o
@@ -115,10 +115,26 @@ select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone
           'PT404', 'an id outside the request''s project is not found, even for a member of its own');
 select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestones(''[{"component_id": %s, "milestone": "Install", "value": 100}]'')', :valve_a)),
           'PT404', 'a batch finds only the request''s project''s ids');
+select set_config('request.headers', format('{"pipetrak-project": "%s"}', :project_b), true) \g /dev/null
+select pipetrak.pre_request();
+select is(pg_temp.try_as('project_manager', format('select pipetrak_api.rename_area(%s, ''Unit 7'')', :area_a)),
+          'PT404', 'an area outside the request''s project is not found');
+select is(pg_temp.try_as('project_manager', format('select pipetrak_api.revise_drawing(%s, ''C'')', :drawing_a)),
+          'PT404', 'a drawing outside the request''s project is not found');
+select set_config('request.headers', format('{"pipetrak-project": "%s"}', :project_a), true) \g /dev/null
+select pipetrak.pre_request();
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Punch'', 100, client_request_id => ''req-7'') ->> ''percent_complete''', :valve_a)),
+          '20.0000', 'a request naming its project stores its result for replay');
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Punch'', 0, client_request_id => ''req-7'') ->> ''percent_complete''', :valve_a)),
+          '20.0000', 'its replay in the same project returns the stored result (not Punch at 0)');
+select set_config('request.headers', format('{"pipetrak-project": "%s"}', :project_b), true) \g /dev/null
+select pipetrak.pre_request();
+select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Punch'', 0, client_request_id => ''req-7'')', :valve_a)),
+          'PT404', 'a replay naming another project finds no stored result there, nor the component');
 select set_config('request.headers', '{"accept": "*/*"}', true) \g /dev/null
 select pipetrak.pre_request();
 select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Install'', 100) ->> ''percent_complete''', :valve_a)),
-          '70.0000', 'a request without the header finds ids in every project, as before');
+          '80.0000', 'a request without the header finds ids in every project, as before');
 select set_config('pipetrak.project', 'project A', true) \g /dev/null
 select is(pg_temp.try_as('foreman', format('select pipetrak_api.update_milestone(%s, ''Punch'', 100)', :valve_a)),
           'PT400', 'a malformed request project is refused with invalid_argument');

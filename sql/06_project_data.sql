@@ -212,10 +212,11 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
+    v_project_id bigint;
     v_moved integer;
 begin
     perform pipetrak.refuse_distributed('assign_drawing');
+    v_project_id := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
     update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
     where id = p_drawing_id;
@@ -455,10 +456,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
-    v_project_id bigint := v_component.project_id;
+    v_component pipetrak.components;
+    v_project_id bigint;
 begin
     perform pipetrak.refuse_distributed('retire_component');
+    v_component := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_project_id := v_component.project_id;
     -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
     -- with a reason): this call has no reason to give.
     if v_component.component_type = 'field_weld' then

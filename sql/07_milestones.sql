@@ -71,16 +71,22 @@ declare
     v_values numeric[];
     v_item bigint;
 begin
-    -- The component's project first (an index read; on Citus a read of every shard unless the
-    -- request names its project): every table below is read by it (on Citus, the project's shard).
-    v_project := pipetrak.component_project(p_component_id);
     if p_client_request_id is not null then
-        -- The first stored for the component's project (a request id is keyed with its project:
-        -- a replay names the same component).
-        select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
-        order by created_at limit 1;
-        if found then
+        -- The first stored (a request id is keyed with its project: the same id replayed at once
+        -- into two projects stores both), before anything about the component is looked up: a
+        -- replay says nothing of it. In the request's project alone when it names one (on Citus,
+        -- its shard).
+        v_project := pipetrak.request_project();
+        if v_project is null then
+            select result into v_result from pipetrak.client_requests
+            where user_id = v_user and client_request_id = p_client_request_id
+            order by created_at limit 1;
+        else
+            select result into v_result from pipetrak.client_requests
+            where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
+            order by created_at limit 1;
+        end if;
+        if v_result is not null then
             return v_result;
         end if;
     end if;
@@ -100,9 +106,12 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- One locked read for the component, its project, the caller's role and the template, every
-    -- table by the project: this is the hot path, so it does not go through lock_component +
+    -- The component's project first (an index read; on Citus a read of every shard unless the
+    -- request names its project), then one locked read for the component, its project, the
+    -- caller's role and the template, every table by the project (on Citus, the project's
+    -- shard): this is the hot path, so it does not go through lock_component +
     -- require_project_role.
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx

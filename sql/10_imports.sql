@@ -1243,6 +1243,15 @@ begin
             perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
                 'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
         end if;
+        -- An RT FAIL of a sampled weld calls for more examinations, which a cluster refuses
+        -- (call_examinations): refused before the first chunk, never halfway through the file.
+        if pipetrak.distributed_coordinator()
+           and exists (select from pipetrak.import_rows r
+                       where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
+                         and r.nde_result = 'FAIL' and r.xray_percent in (5, 10) and coalesce(r.nde_types[1], 'RT') = 'RT'
+                         and cardinality(r.nde_types) <= 1) then
+            perform pipetrak.refuse_distributed('a weld log recording an RT FAIL of a sampled weld');
+        end if;
         update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
             chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id),
             chunks_done = 0, result = '{}', updated_at = now()

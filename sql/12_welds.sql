@@ -321,13 +321,16 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'changing the welder or date of a welded weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
     v_stencil text;
-    v_welder_id bigint := v_weld.welder_id;
+    v_welder_id bigint;
     v_today date;
 begin
     perform pipetrak.refuse_distributed('edit_welder');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'changing the welder or date of a welded weld');
+    v_welder_id := v_weld.welder_id;
     if v_weld.welder_id is null or v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -367,11 +370,13 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
     v_result jsonb;
 begin
     perform pipetrak.refuse_distributed('clear_welder');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
     if v_weld.welder_id is null and v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -395,10 +400,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
-    v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
 begin
     perform pipetrak.refuse_distributed('retire_weld');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_reason := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
@@ -413,11 +420,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_weld pipetrak.field_welds;
     v_component pipetrak.components;
     v_drawing pipetrak.drawings;
 begin
     perform pipetrak.refuse_distributed('move_weld');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_project_data');
     select * into v_component from pipetrak.components where id = p_component_id;
     select * into v_drawing from pipetrak.drawings
     where id = p_drawing_id and project_id = v_component.project_id and retired_at is null;
@@ -456,6 +464,7 @@ declare
     v_note text;
     v_type text := upper(btrim(coalesce(p_weld_type, '')));
     v_id bigint;
+    v_tag text;
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
     -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
@@ -477,10 +486,11 @@ begin
     update pipetrak.field_welds
     set weld_type = v_type, weld_size = btrim(p_size), spec = btrim(p_spec), xray_percent = coalesce(p_xray_percent, 5),
         unplanned = true, unplanned_note = v_note, updated_at = now()
-    where component_id = v_id;
+    where component_id = v_id and project_id = p_project_id;
+    -- The weld number first: Citus refuses a subquery in an INSERT's values.
+    select tag into v_tag from pipetrak.components where id = v_id and project_id = p_project_id;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
-    values (p_project_id, v_id, 'created_unplanned', '{}',
-            jsonb_build_object('weld_number', (select tag from pipetrak.components where id = v_id), 'drawing_id', p_drawing_id),
+    values (p_project_id, v_id, 'created_unplanned', '{}', jsonb_build_object('weld_number', v_tag, 'drawing_id', p_drawing_id),
             v_note, pipetrak.current_user_id());
     return v_id;
 end
@@ -531,7 +541,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_weld pipetrak.field_welds;
     v_component pipetrak.components;
     v_root bigint := p_component_id;
     v_chain integer := 0;
@@ -540,6 +550,7 @@ declare
     v_result jsonb;
 begin
     perform pipetrak.refuse_distributed('create_repair');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
@@ -1366,7 +1377,14 @@ declare
     v_numbers jsonb;
     v_item bigint;
 begin
-    -- A sampled lot's welds are read by their ids alone (lot_welds, weld_current_result).
+    -- Only a FAIL in a sampled lot (a welder's welds at 5 or 10 % x-ray) calls for more: read on
+    -- the weld's shard, so that any other FAIL is recorded on a cluster too.
+    if not exists (select from pipetrak.field_welds f
+                   where f.component_id = p_failed and f.project_id = v_project_id
+                     and f.welder_id is not null and f.xray_percent in (5, 10)) then
+        return '{}';
+    end if;
+    -- The lot's welds are read by their ids alone (lot_welds, weld_current_result).
     perform pipetrak.refuse_distributed('progressive examination after an RT FAIL');
     if exists (select from pipetrak.review_items r where r.component_id = p_failed and r.kind = 'examination_called')
        or not exists (select from pipetrak.lot_welds(p_failed)) then
@@ -1437,7 +1455,7 @@ begin
     if cardinality(v_done) > 0 then
         update pipetrak.review_items
         set status = 'resolved', resolved_at = now(), resolved_by = v_user, resolution_note = 'called welds examined'
-        where project_id = v_project and id = any (v_done);
+        where project_id = v_project and id = any (v_done) and status = 'open';
         -- On Citus the change is announced from here (the shard's triggers can't).
         perform pipetrak.queue_change(v_project, 'review_items', v_done);
     end if;
@@ -1451,10 +1469,11 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
+    v_weld pipetrak.field_welds;
     v_call pipetrak.examination_calls;
 begin
     perform pipetrak.refuse_distributed('repick_examination');
+    v_weld := pipetrak.lock_weld(p_component_id, 'quality_control');
     select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
     if v_call.id is null or pipetrak.weld_current_result(p_component_id, 'RT') in ('PASS', 'FAIL') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',

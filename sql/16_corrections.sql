@@ -210,9 +210,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'retiring a component');
+    v_component pipetrak.components;
+    v_reason text;
 begin
+    perform pipetrak.refuse_distributed('retire_component_for');
+    v_component := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'retiring a component');
     if v_component.component_type = 'field_weld' then
         perform pipetrak.retire_weld(p_component_id, p_reason);
     else
@@ -237,6 +240,7 @@ declare
     v_reason text;
     v_other bigint;
 begin
+    perform pipetrak.refuse_distributed('restore_component');
     select c.project_id into v_project_id from pipetrak.components c where c.id = p_component_id;
     if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));

@@ -2299,10 +2299,11 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_project_id bigint := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
+    v_project_id bigint;
     v_moved integer;
 begin
     perform pipetrak.refuse_distributed('assign_drawing');
+    v_project_id := pipetrak.drawing_project(p_drawing_id, 'manage_project_data');
     perform pipetrak.check_assignment(v_project_id, p_area_id, p_system_id, p_test_package_id);
     update pipetrak.drawings set area_id = p_area_id, system_id = p_system_id, test_package_id = p_test_package_id, updated_at = now()
     where id = p_drawing_id;
@@ -2548,10 +2549,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
-    v_project_id bigint := v_component.project_id;
+    v_component pipetrak.components;
+    v_project_id bigint;
 begin
     perform pipetrak.refuse_distributed('retire_component');
+    v_component := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_project_id := v_component.project_id;
     -- A weld leaves the log only with a reason and a weld event (retire_weld, or retire_components
     -- with a reason): this call has no reason to give.
     if v_component.component_type = 'field_weld' then
@@ -2719,16 +2722,22 @@ declare
     v_values numeric[];
     v_item bigint;
 begin
-    -- The component's project first (an index read; on Citus a read of every shard unless the
-    -- request names its project): every table below is read by it (on Citus, the project's shard).
-    v_project := pipetrak.component_project(p_component_id);
     if p_client_request_id is not null then
-        -- The first stored for the component's project (a request id is keyed with its project:
-        -- a replay names the same component).
-        select result into v_result from pipetrak.client_requests
-        where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
-        order by created_at limit 1;
-        if found then
+        -- The first stored (a request id is keyed with its project: the same id replayed at once
+        -- into two projects stores both), before anything about the component is looked up: a
+        -- replay says nothing of it. In the request's project alone when it names one (on Citus,
+        -- its shard).
+        v_project := pipetrak.request_project();
+        if v_project is null then
+            select result into v_result from pipetrak.client_requests
+            where user_id = v_user and client_request_id = p_client_request_id
+            order by created_at limit 1;
+        else
+            select result into v_result from pipetrak.client_requests
+            where user_id = v_user and client_request_id = p_client_request_id and project_id = v_project
+            order by created_at limit 1;
+        end if;
+        if v_result is not null then
             return v_result;
         end if;
     end if;
@@ -2748,9 +2757,12 @@ begin
         perform pipetrak.raise_error('invalid_date', jsonb_build_object('argument', 'work_date', 'value', p_work_date::text));
     end if;
 
-    -- One locked read for the component, its project, the caller's role and the template, every
-    -- table by the project: this is the hot path, so it does not go through lock_component +
+    -- The component's project first (an index read; on Citus a read of every shard unless the
+    -- request names its project), then one locked read for the component, its project, the
+    -- caller's role and the template, every table by the project (on Citus, the project's
+    -- shard): this is the hot path, so it does not go through lock_component +
     -- require_project_role.
+    v_project := pipetrak.component_project(p_component_id);
     select c as component, m.role, p.archived_at, p.time_zone, p.week_lock, p.sequence_mode,
            t.names, t.weights, t.is_partial, t.categories, b.budget_mh
     into v_ctx
@@ -4677,6 +4689,15 @@ begin
             perform pipetrak.raise_error('import_has_errors', jsonb_build_object('import_id', p_import_id,
                 'rows_with_errors', (v_job.summary -> 'rows' ->> 'with_errors')::integer));
         end if;
+        -- An RT FAIL of a sampled weld calls for more examinations, which a cluster refuses
+        -- (call_examinations): refused before the first chunk, never halfway through the file.
+        if pipetrak.distributed_coordinator()
+           and exists (select from pipetrak.import_rows r
+                       where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
+                         and r.nde_result = 'FAIL' and r.xray_percent in (5, 10) and coalesce(r.nde_types[1], 'RT') = 'RT'
+                         and cardinality(r.nde_types) <= 1) then
+            perform pipetrak.refuse_distributed('a weld log recording an RT FAIL of a sampled weld');
+        end if;
         update pipetrak.import_jobs set status = 'committing', skip_invalid_rows = coalesce(p_skip_invalid_rows, false),
             chunks_total = (select coalesce(max(chunk) + 1, 0) from pipetrak.import_rows where import_id = p_import_id and project_id = v_job.project_id),
             chunks_done = 0, result = '{}', updated_at = now()
@@ -5847,13 +5868,16 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'changing the welder or date of a welded weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
     v_stencil text;
-    v_welder_id bigint := v_weld.welder_id;
+    v_welder_id bigint;
     v_today date;
 begin
     perform pipetrak.refuse_distributed('edit_welder');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'changing the welder or date of a welded weld');
+    v_welder_id := v_weld.welder_id;
     if v_weld.welder_id is null or v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -5894,11 +5918,13 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
     v_result jsonb;
 begin
     perform pipetrak.refuse_distributed('clear_welder');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'un-welding a weld');
     if v_weld.welder_id is null and v_weld.date_welded is null then
         perform pipetrak.raise_error('weld_not_welded', jsonb_build_object('component_id', p_component_id));
     end if;
@@ -5923,10 +5949,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
-    v_reason text := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
+    v_weld pipetrak.field_welds;
+    v_reason text;
 begin
     perform pipetrak.refuse_distributed('retire_weld');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_reason := pipetrak.check_reason(p_reason, 10, 'retiring a weld');
     update pipetrak.components set retired_at = now(), updated_at = now(), version = version + 1 where id = p_component_id;
     perform pipetrak.resolve_items_of(p_component_id, null, 'weld retired');
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
@@ -5942,11 +5970,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_project_data');
+    v_weld pipetrak.field_welds;
     v_component pipetrak.components;
     v_drawing pipetrak.drawings;
 begin
     perform pipetrak.refuse_distributed('move_weld');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_project_data');
     select * into v_component from pipetrak.components where id = p_component_id;
     select * into v_drawing from pipetrak.drawings
     where id = p_drawing_id and project_id = v_component.project_id and retired_at is null;
@@ -5986,6 +6015,7 @@ declare
     v_note text;
     v_type text := upper(btrim(coalesce(p_weld_type, '')));
     v_id bigint;
+    v_tag text;
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_welds');
     -- On Citus the weeks due are frozen from here, before the write (the shard's triggers can't).
@@ -6007,10 +6037,11 @@ begin
     update pipetrak.field_welds
     set weld_type = v_type, weld_size = btrim(p_size), spec = btrim(p_spec), xray_percent = coalesce(p_xray_percent, 5),
         unplanned = true, unplanned_note = v_note, updated_at = now()
-    where component_id = v_id;
+    where component_id = v_id and project_id = p_project_id;
+    -- The weld number first: Citus refuses a subquery in an INSERT's values.
+    select tag into v_tag from pipetrak.components where id = v_id and project_id = p_project_id;
     insert into pipetrak.weld_events (project_id, component_id, action, before, after, reason, actor)
-    values (p_project_id, v_id, 'created_unplanned', '{}',
-            jsonb_build_object('weld_number', (select tag from pipetrak.components where id = v_id), 'drawing_id', p_drawing_id),
+    values (p_project_id, v_id, 'created_unplanned', '{}', jsonb_build_object('weld_number', v_tag, 'drawing_id', p_drawing_id),
             v_note, pipetrak.current_user_id());
     return v_id;
 end
@@ -6063,7 +6094,7 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'manage_welds');
+    v_weld pipetrak.field_welds;
     v_component pipetrak.components;
     v_root bigint := p_component_id;
     v_chain integer := 0;
@@ -6072,6 +6103,7 @@ declare
     v_result jsonb;
 begin
     perform pipetrak.refuse_distributed('create_repair');
+    v_weld := pipetrak.lock_weld(p_component_id, 'manage_welds');
     if v_weld.status <> 'rejected' then
         perform pipetrak.raise_error('weld_not_rejected', jsonb_build_object('component_id', p_component_id, 'status', v_weld.status));
     end if;
@@ -6856,7 +6888,14 @@ declare
     v_numbers jsonb;
     v_item bigint;
 begin
-    -- A sampled lot's welds are read by their ids alone (lot_welds, weld_current_result).
+    -- Only a FAIL in a sampled lot (a welder's welds at 5 or 10 % x-ray) calls for more: read on
+    -- the weld's shard, so that any other FAIL is recorded on a cluster too.
+    if not exists (select from pipetrak.field_welds f
+                   where f.component_id = p_failed and f.project_id = v_project_id
+                     and f.welder_id is not null and f.xray_percent in (5, 10)) then
+        return '{}';
+    end if;
+    -- The lot's welds are read by their ids alone (lot_welds, weld_current_result).
     perform pipetrak.refuse_distributed('progressive examination after an RT FAIL');
     if exists (select from pipetrak.review_items r where r.component_id = p_failed and r.kind = 'examination_called')
        or not exists (select from pipetrak.lot_welds(p_failed)) then
@@ -6928,7 +6967,7 @@ begin
     if cardinality(v_done) > 0 then
         update pipetrak.review_items
         set status = 'resolved', resolved_at = now(), resolved_by = v_user, resolution_note = 'called welds examined'
-        where project_id = v_project and id = any (v_done);
+        where project_id = v_project and id = any (v_done) and status = 'open';
         -- On Citus the change is announced from here (the shard's triggers can't).
         perform pipetrak.queue_change(v_project, 'review_items', v_done);
     end if;
@@ -6943,10 +6982,11 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_weld pipetrak.field_welds := pipetrak.lock_weld(p_component_id, 'quality_control');
+    v_weld pipetrak.field_welds;
     v_call pipetrak.examination_calls;
 begin
     perform pipetrak.refuse_distributed('repick_examination');
+    v_weld := pipetrak.lock_weld(p_component_id, 'quality_control');
     select * into v_call from pipetrak.examination_calls where component_id = p_component_id;
     if v_call.id is null or pipetrak.weld_current_result(p_component_id, 'RT') in ('PASS', 'FAIL') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'component_id',
@@ -9940,9 +9980,12 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_component pipetrak.components := pipetrak.lock_component(p_component_id, 'manage_project_data');
-    v_reason text := pipetrak.check_reason(p_reason, 3, 'retiring a component');
+    v_component pipetrak.components;
+    v_reason text;
 begin
+    perform pipetrak.refuse_distributed('retire_component_for');
+    v_component := pipetrak.lock_component(p_component_id, 'manage_project_data');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'retiring a component');
     if v_component.component_type = 'field_weld' then
         perform pipetrak.retire_weld(p_component_id, p_reason);
     else
@@ -9968,6 +10011,7 @@ declare
     v_reason text;
     v_other bigint;
 begin
+    perform pipetrak.refuse_distributed('restore_component');
     select c.project_id into v_project_id from pipetrak.components c where c.id = p_component_id;
     if v_project_id is null or v_project_id not in (select pipetrak.my_project_ids()) then
         perform pipetrak.raise_error('component_not_found', jsonb_build_object('component_id', p_component_id));

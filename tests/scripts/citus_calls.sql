@@ -27,9 +27,10 @@ select 'rename_system', pipetrak_api.rename_system(:system_a, 'Steam b') is null
 begin; :go
 select 'rename_test_package', pipetrak_api.rename_test_package(:package_a, 'TP-1b') is null; rollback;
 begin; :go
-select 'update_test_package', pipetrak_api.update_test_package(:package_a, test_type => 'hydrostatic') is null; rollback;
+select 'update_test_package', pipetrak_api.update_test_package(:package_a, test_type => 'Hydrostatic', test_pressure => 150, test_pressure_unit => 'psi') is null; rollback;
 begin; :go
-select 'start_stage', pipetrak_api.start_stage(:package_a, 'Pre-Hydro') is null; rollback;
+select pipetrak_api.update_test_package(:package_a, test_type => 'Hydrostatic', test_pressure => 150, test_pressure_unit => 'psi') is null;
+select 'start_stage', pipetrak_api.start_stage(:package_a, 'pre_hydro') is null; rollback;
 begin; :go
 select 'test_package_blockers', count(*) from pipetrak_api.test_package_blockers(:package_a); rollback;
 begin; :go
@@ -51,23 +52,27 @@ select 'retire_component', pipetrak_api.retire_component(:valve_a) is null; roll
 begin; :go
 select 'retire_components', pipetrak_api.retire_components(array[:valve_a]::bigint[], 'gone') is null; rollback;
 begin; :go
-select 'move_weld', pipetrak_api.move_weld(:weld_a, :drawing_b, 'moved') is null; rollback;
+select (pipetrak_api.create_component(:project_a, :drawing_a, 'field_weld', 'W-2') -> 'created' ->> 0)::bigint as new_weld \gset
+select 'move_weld', pipetrak_api.move_weld(:new_weld, :drawing_b, 'moved') is null; rollback;
 begin; :go
+select pipetrak_api.record_nde(:weld_a, 'VT', 'FAIL', reason => 'undercut') ->> 'status';
 select 'create_repair', pipetrak_api.create_repair(:weld_a, 'repair') is null; rollback;
 begin; :go
 select 'edit_welder', pipetrak_api.edit_welder(:weld_a, 'fix', date_welded => current_date) is null; rollback;
 begin; :go
 select 'clear_nde', pipetrak_api.clear_nde(:weld_a, 'VT', 'wrong') is null; rollback;
 begin; :go
-select 'clear_welder', pipetrak_api.clear_welder(:weld_a, reason => 'wrong') is null; rollback;
+select (pipetrak_api.create_component(:project_a, :drawing_a, 'field_weld', 'W-3') -> 'created' ->> 0)::bigint as new_weld \gset
+select pipetrak_api.assign_welder(:new_weld, 'K-12') ->> 'percent_complete';
+select 'clear_welder', pipetrak_api.clear_welder(:new_weld, reason => 'wrong stencil') is null; rollback;
 begin; :go
-select 'retire_weld', pipetrak_api.retire_weld(:weld_a, 'gone') is null; rollback;
+select 'retire_weld', pipetrak_api.retire_weld(:weld_a, 'cut out of the line') is null; rollback;
 begin; :go
 select 'record_nde RT FAIL', pipetrak_api.record_nde(:weld_a, 'RT', 'FAIL', reason => 'film re-read') ->> 'status'; rollback;
 begin; :go
 select 'resolve_review_item', pipetrak_api.resolve_review_item(:item_a, 'ok') is null; rollback;
 begin; :go
-select 'dismiss_review_item', pipetrak_api.dismiss_review_item(:item_a, 'no') is null; rollback;
+select 'dismiss_review_item', pipetrak_api.dismiss_review_item(:item_a, 'not needed here') is null; rollback;
 begin; :go
 select 'set_post_hydro', pipetrak_api.set_post_hydro(array[:valve_a]::bigint[], null, true) is null; rollback;
 begin; :go
@@ -75,7 +80,7 @@ select 'import_report_csv', length(pipetrak_api.import_report_csv(:import_a)) > 
 begin; :go
 select 'progress_as_of', count(*) from pipetrak_api.progress_as_of(:project_a, current_date, 'area'); rollback;
 begin; :go
-select 'weekly_report', count(*) from pipetrak_api.weekly_report(:project_a, current_date, 'area'); rollback;
+select 'weekly_report', count(*) from pipetrak_api.weekly_report(:project_a, date_trunc('week', current_date)::date - 8, 'area'); rollback;
 begin; :go
 select 'manhour_progress', count(*) from pipetrak_api.manhour_progress(:project_a, 'area'); rollback;
 begin; :go
@@ -85,7 +90,7 @@ select 'welder_summary', count(*) from pipetrak_api.welder_summary(:project_a); 
 begin; :go
 select 'weld_delta', count(*) from pipetrak_api.weld_delta(:project_a, current_date - 7, current_date, 'area'); rollback;
 begin; :go
-select 'create_unplanned_weld', pipetrak_api.create_unplanned_weld(project_id => :project_a, drawing_id => :drawing_a, weld_number => 'W-99', weld_type => 'BW', size => '2') is null; rollback;
+select 'create_unplanned_weld', pipetrak_api.create_unplanned_weld(project_id => :project_a, drawing_id => :drawing_a, weld_number => 'W-99', weld_type => 'BW', size => '2', spec => 'A106', note => 'added in the field') is null; rollback;
 begin; :go
 select 'create_welder', pipetrak_api.create_welder(:project_a, 'ZZ-1', 'Zed') is null; rollback;
 begin; :go
@@ -95,11 +100,11 @@ select 'spread_budget', pipetrak_api.spread_budget(:project_a, 1000, 'plan', cur
 begin; :go
 select 'retire_drawing', pipetrak_api.retire_drawing(:drawing_b) is null; rollback;
 begin; :go
-select 'retire_area', pipetrak_api.retire_area(:area_a) is null; rollback;
+select 'retire_area', pipetrak_api.retire_area(pipetrak_api.create_area(:project_a, 'Unit 9')) is null; rollback;
 begin; :go
-select 'retire_system', pipetrak_api.retire_system(:system_a) is null; rollback;
+select 'retire_system', pipetrak_api.retire_system(pipetrak_api.create_system(:project_a, 'Water')) is null; rollback;
 begin; :go
-select 'retire_test_package', pipetrak_api.retire_test_package(:package_a) is null; rollback;
+select 'retire_test_package', pipetrak_api.retire_test_package(pipetrak_api.create_test_package(:project_a, 'TP-9')) is null; rollback;
 begin; :go
 select 'update_project_settings', pipetrak_api.update_project_settings(:project_a, week_lock => true) is null; rollback;
 begin; :go
