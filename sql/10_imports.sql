@@ -1245,10 +1245,11 @@ begin
         end if;
         -- An RT FAIL of a sampled weld calls for more examinations, which a cluster refuses
         -- (call_examinations): refused before the first chunk, never halfway through the file.
+        -- Broadly: a row without an x-ray tier may be a 5 % weld (the default).
         if pipetrak.distributed_coordinator()
            and exists (select from pipetrak.import_rows r
                        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.status = 'valid'
-                         and r.nde_result = 'FAIL' and r.xray_percent in (5, 10) and coalesce(r.nde_types[1], 'RT') = 'RT'
+                         and r.nde_result = 'FAIL' and coalesce(r.xray_percent, 5) in (5, 10) and coalesce(r.nde_types[1], 'RT') = 'RT'
                          and cardinality(r.nde_types) <= 1) then
             perform pipetrak.refuse_distributed('a weld log recording an RT FAIL of a sampled weld');
         end if;

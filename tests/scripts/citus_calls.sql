@@ -69,6 +69,14 @@ begin; :go
 select 'retire_weld', pipetrak_api.retire_weld(:weld_a, 'cut out of the line') is null; rollback;
 begin; :go
 select 'record_nde RT FAIL', pipetrak_api.record_nde(:weld_a, 'RT', 'FAIL', reason => 'film re-read') ->> 'status'; rollback;
+-- A weld log recording an RT FAIL of a sampled (10 %) weld: committed on one node (the FAIL calls
+-- for more examinations); refused on a cluster before its first chunk, nothing written.
+begin; :go
+select pipetrak_api.import_upload(:project_a, 'field_welds', 'rt-fail.csv', convert_to(
+    E'Weld ID,Drawing ID,Weld Size,X-ray Percent,NDE Types,NDE Result,Welder Stencil,Date Welded\n'
+    || E'FW-900,P-100,2",10,RT,FAIL,K-12,' || (current_date - 1)::text || E'\n', 'UTF8')) as fail_import \gset
+select 'weld log with an RT FAIL, dry run', pipetrak_api.import_validate(:fail_import) -> 'rows' ->> 'valid';
+select 'weld log with an RT FAIL, commit', pipetrak_api.import_commit(:fail_import) ->> 'status'; rollback;
 begin; :go
 select 'resolve_review_item', pipetrak_api.resolve_review_item(:item_a, 'ok') is null; rollback;
 begin; :go
