@@ -211,6 +211,26 @@ create trigger field_welds_ready after insert or update or delete on pipetrak.fi
 
 -- ---- Packages and their stages ----
 
+-- The project of a test package (null for no such id), as component_project finds a component's:
+-- in the request's project alone when it names one (request_project: on Citus, one shard).
+create function pipetrak.package_project(p_test_package_id bigint)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_project bigint;
+    v_hint bigint := pipetrak.request_project();
+begin
+    if v_hint is null then
+        select t.project_id into v_project from pipetrak.test_packages t where t.id = p_test_package_id;
+    else
+        select t.project_id into v_project from pipetrak.test_packages t where t.id = p_test_package_id and t.project_id = v_hint;
+    end if;
+    return v_project;
+end
+$$;
+
 -- The live test package (locked), after checking the caller's role in its project.
 create function pipetrak.lock_package(p_test_package_id bigint, p_permission text)
 returns pipetrak.test_packages
@@ -219,13 +239,14 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_ctx record;
+    v_project bigint := pipetrak.package_project(p_test_package_id);
 begin
-    perform pipetrak.refuse_distributed('lock_package');
+    -- The package's project first, then the locked read by (id, project): on Citus, its shard.
     select t as package, m.role, p.archived_at into v_ctx
     from pipetrak.test_packages t
     join pipetrak.projects p on p.id = t.project_id
     join pipetrak.memberships m on m.organization_id = p.organization_id and m.user_id = pipetrak.current_user_id()
-    where t.id = p_test_package_id and t.retired_at is null
+    where t.id = p_test_package_id and t.project_id = v_project and t.retired_at is null
     for update of t;
     if v_ctx.role is null then
         perform pipetrak.raise_error('test_package_not_found', jsonb_build_object('test_package_id', p_test_package_id));
@@ -234,6 +255,8 @@ begin
     elsif v_ctx.archived_at is not null and p_permission <> 'read' then
         perform pipetrak.raise_error('project_archived', jsonb_build_object('project_id', (v_ctx.package).project_id));
     end if;
+    -- On Citus the change is announced from here (queue_change; the shard's triggers can't).
+    perform pipetrak.queue_change(v_project, 'packages', array[p_test_package_id]);
     return v_ctx.package;
 end
 $$;
@@ -245,7 +268,7 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    delete from pipetrak.package_stages where test_package_id = p_package.id;
+    delete from pipetrak.package_stages where test_package_id = p_package.id and project_id = p_package.project_id;
     insert into pipetrak.package_stages (project_id, test_package_id, stage, position)
     select p_package.project_id, p_package.id, s.stage, s.position
     from unnest(pipetrak.package_stage_keys(p_package.test_type, p_package.requires_coating, p_package.requires_insulation))
@@ -291,17 +314,18 @@ begin
     perform pipetrak.check_date('target_date', p_target_date);
     if (p_test_type, coalesce(p_requires_coating, false), coalesce(p_requires_insulation, false))
        is distinct from (v_package.test_type, v_package.requires_coating, v_package.requires_insulation) then
-        if exists (select from pipetrak.package_stages s where s.test_package_id = p_test_package_id and s.status <> 'not_started') then
+        if exists (select from pipetrak.package_stages s where s.test_package_id = p_test_package_id and s.project_id = v_package.project_id
+                   and s.status <> 'not_started') then
             perform pipetrak.raise_error('stages_started', jsonb_build_object('test_package_id', p_test_package_id));
         end if;
         update pipetrak.test_packages set test_type = p_test_type, requires_coating = coalesce(p_requires_coating, false),
             requires_insulation = coalesce(p_requires_insulation, false)
-        where id = p_test_package_id
+        where id = p_test_package_id and project_id = v_package.project_id
         returning * into v_package;
         perform pipetrak.create_package_stages(v_package);
     end if;
     update pipetrak.test_packages set test_pressure = p_test_pressure, test_pressure_unit = v_unit, target_date = p_target_date
-    where id = p_test_package_id;
+    where id = p_test_package_id and project_id = v_package.project_id;
 end
 $$;
 
@@ -467,12 +491,12 @@ declare
     v_stage pipetrak.package_stages;
 begin
     select * into v_stage from pipetrak.package_stages
-    where test_package_id = p_package.id and stage = p_stage
+    where test_package_id = p_package.id and project_id = p_package.project_id and stage = p_stage
     for update;
     if v_stage.id is null then
         perform pipetrak.raise_error('stage_not_found', jsonb_build_object('test_package_id', p_package.id, 'stage', p_stage,
             'stages', (select coalesce(jsonb_agg(s.stage order by s.position), '[]') from pipetrak.package_stages s
-                       where s.test_package_id = p_package.id)));
+                       where s.test_package_id = p_package.id and s.project_id = p_package.project_id)));
     end if;
     return v_stage;
 end
@@ -503,7 +527,7 @@ declare
 begin
     select pipetrak.package_stage_blocker(array_agg(s.stage order by s.position), array_agg(s.status order by s.position), p_stage.stage)
     into v_blocker
-    from pipetrak.package_stages s where s.test_package_id = p_stage.test_package_id;
+    from pipetrak.package_stages s where s.test_package_id = p_stage.test_package_id and s.project_id = p_stage.project_id;
     if v_blocker is not null then
         perform pipetrak.raise_error('stage_out_of_order', jsonb_build_object('stage', p_stage.stage, 'blocked_by', v_blocker));
     end if;
@@ -530,11 +554,13 @@ as $$
 declare
     v_package pipetrak.test_packages := pipetrak.lock_package(p_test_package_id, 'quality_control');
     v_stage pipetrak.package_stages := pipetrak.lock_stage(v_package, p_stage);
+    -- The caller as a value: Citus refuses a function of the claims in an UPDATE's SET.
+    v_user uuid := pipetrak.current_user_id();
 begin
     perform pipetrak.check_stage_status(v_stage, array['not_started'], 'start');
     perform pipetrak.check_stage_order(v_stage);
-    update pipetrak.package_stages set status = 'in_progress', started_at = now(), started_by = pipetrak.current_user_id()
-    where id = v_stage.id;
+    update pipetrak.package_stages set status = 'in_progress', started_at = now(), started_by = v_user
+    where id = v_stage.id and project_id = v_stage.project_id;
     perform pipetrak.log_package_event(v_stage, 'stage_started', null, null, null);
 end
 $$;
@@ -565,7 +591,7 @@ begin
         perform pipetrak.log_package_event(v_stage, 'stage_edited', jsonb_build_object('data', v_stage.data),
                                            jsonb_build_object('data', v_data), btrim(p_reason));
     end if;
-    update pipetrak.package_stages set data = v_data where id = v_stage.id;
+    update pipetrak.package_stages set data = v_data where id = v_stage.id and project_id = v_stage.project_id;
     return v_data;
 end
 $$;
@@ -605,7 +631,7 @@ begin
     if coalesce(p_signed_on, v_today) > v_today then
         perform pipetrak.raise_error('work_date_in_future', jsonb_build_object('signed_on', p_signed_on, 'today', v_today));
     end if;
-    select * into v_before from pipetrak.stage_signoffs where stage_id = v_stage.id and signoff = p_signoff;
+    select * into v_before from pipetrak.stage_signoffs where stage_id = v_stage.id and project_id = v_stage.project_id and signoff = p_signoff;
     if v_stage.status = 'completed' then
         perform pipetrak.check_reason(p_reason, 3, 'changing a completed stage''s sign-off');
         perform pipetrak.log_package_event(v_stage, 'signoff_changed',
@@ -633,21 +659,29 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_package pipetrak.test_packages := pipetrak.lock_package(p_test_package_id, 'quality_control');
-    v_stage pipetrak.package_stages := pipetrak.lock_stage(v_package, p_stage);
-    v_today date := (select (now() at time zone p.time_zone)::date from pipetrak.projects p where p.id = v_package.project_id);
+    v_package pipetrak.test_packages;
+    v_stage pipetrak.package_stages;
+    v_today date;
     v_check record;
     v_missing_signoffs text[];
     v_not_ready jsonb;
     v_earned integer := 0;
+    -- The caller as a value: Citus refuses a function of the claims in an UPDATE's SET.
+    v_user uuid := pipetrak.current_user_id();
 begin
+    -- The package's welds awaiting NDE and the members it earns are read by the package's id
+    -- alone (package_welds_awaiting_nde, earn_package_milestone).
+    perform pipetrak.refuse_distributed('complete_stage');
+    v_package := pipetrak.lock_package(p_test_package_id, 'quality_control');
+    v_stage := pipetrak.lock_stage(v_package, p_stage);
+    v_today := (select (now() at time zone p.time_zone)::date from pipetrak.projects p where p.id = v_package.project_id);
     perform pipetrak.check_stage_status(v_stage, array['in_progress'], 'complete');
     if p_data is not null then
         v_stage.data := pipetrak.save_stage(p_test_package_id, p_stage, p_data, null);
     end if;
     select * into v_check from pipetrak.package_stage_check(v_stage.stage, v_stage.data);
     v_missing_signoffs := array(select k from unnest((select r.signoffs from pipetrak.package_stage_rule(v_stage.stage) r)) k
-                                where not exists (select from pipetrak.stage_signoffs s where s.stage_id = v_stage.id and s.signoff = k));
+                                where not exists (select from pipetrak.stage_signoffs s where s.stage_id = v_stage.id and s.project_id = v_stage.project_id and s.signoff = k));
     if v_check.missing <> '{}' or v_missing_signoffs <> '{}' then
         perform pipetrak.raise_error('stage_incomplete', jsonb_build_object('stage', v_stage.stage,
             'missing_data', to_jsonb(v_check.missing), 'missing_signoffs', to_jsonb(v_missing_signoffs)));
@@ -695,8 +729,8 @@ begin
                                                         format('Final Package Acceptance of %s', v_package.name));
         end if;
     end if;
-    update pipetrak.package_stages set status = 'completed', completed_at = now(), completed_by = pipetrak.current_user_id()
-    where id = v_stage.id;
+    update pipetrak.package_stages set status = 'completed', completed_at = now(), completed_by = v_user
+    where id = v_stage.id and project_id = v_stage.project_id;
     perform pipetrak.log_package_event(v_stage, 'stage_completed', null, jsonb_build_object('earned', v_earned), null);
     return jsonb_build_object('stage', v_stage.stage, 'status', 'completed', 'earned', v_earned);
 end
@@ -712,6 +746,8 @@ declare
     v_package pipetrak.test_packages := pipetrak.lock_package(p_test_package_id, 'quality_control');
     v_stage pipetrak.package_stages := pipetrak.lock_stage(v_package, p_stage);
     v_reason text := pipetrak.check_reason(p_reason, 3, 'skipping a stage');
+    -- The caller as a value: Citus refuses a function of the claims in an UPDATE's SET.
+    v_user uuid := pipetrak.current_user_id();
 begin
     if v_stage.stage in ('test', 'final') then
         perform pipetrak.raise_error('stage_state', jsonb_build_object('stage', v_stage.stage, 'status', v_stage.status,
@@ -720,8 +756,8 @@ begin
     perform pipetrak.check_stage_status(v_stage, array['not_started', 'in_progress'], 'skip');
     perform pipetrak.check_stage_order(v_stage);
     update pipetrak.package_stages set status = 'skipped', skip_reason = v_reason, completed_at = now(),
-        completed_by = pipetrak.current_user_id()
-    where id = v_stage.id;
+        completed_by = v_user
+    where id = v_stage.id and project_id = v_stage.project_id;
     perform pipetrak.log_package_event(v_stage, 'stage_skipped', null, null, v_reason);
 end
 $$;
@@ -741,7 +777,8 @@ declare
     v_temperature_unit text := upper(btrim(p_temperature_unit));
     v_number integer;
 begin
-    if exists (select from pipetrak.package_stages s where s.test_package_id = v_package.id and s.stage = 'test' and s.status = 'completed') then
+    if exists (select from pipetrak.package_stages s where s.test_package_id = v_package.id and s.project_id = v_package.project_id
+               and s.stage = 'test' and s.status = 'completed') then
         perform pipetrak.raise_error('certificate_locked', jsonb_build_object('test_package_id', v_package.id));
     end if;
     perform pipetrak.check_pressure(p_test_pressure, v_unit);
@@ -752,7 +789,7 @@ begin
     perform pipetrak.check_text_length('client_spec', p_client_spec, pipetrak.argument_limit('client_spec'));
     perform pipetrak.check_text_length('line_numbers', p_line_numbers, pipetrak.argument_limit('line_numbers'));
     perform pipetrak.check_text_length('medium', p_medium, pipetrak.argument_limit('medium'));
-    select number into v_number from pipetrak.package_certificates where test_package_id = v_package.id;
+    select number into v_number from pipetrak.package_certificates where test_package_id = v_package.id and project_id = v_package.project_id;
     if v_number is null then
         insert into pipetrak.certificate_numbers as n (project_id, last_number) values (v_package.project_id, 1)
         on conflict (project_id) do update set last_number = n.last_number + 1
@@ -763,7 +800,7 @@ begin
     update pipetrak.package_certificates set client = nullif(btrim(p_client), ''), client_spec = nullif(btrim(p_client_spec), ''),
         line_numbers = nullif(btrim(p_line_numbers), ''), test_pressure = p_test_pressure, test_pressure_unit = v_unit,
         medium = nullif(btrim(p_medium), ''), temperature = p_temperature, temperature_unit = v_temperature_unit, updated_at = now()
-    where test_package_id = v_package.id;
+    where test_package_id = v_package.id and project_id = v_package.project_id;
     return pipetrak.certificate_label(v_number);
 end
 $$;

@@ -77,8 +77,9 @@
 --   lookup in a select list, a join by id alone, or a join condition folded to false all hide
 --   it). sampling_lots still reads every shard: its repair chains are a recursive query Citus
 --   routes only given a constant project.
--- - Not yet: calls finding rows by an id alone (packages, welders, review items, drawings'
---   assignments), the history upkeep of moves, retirements, restorations and corrections, the
+-- - Not yet: calls finding rows by an id alone (welders, review items, drawings' assignments, a
+--   package's completion, blockers and turnover: its welds awaiting NDE and members are read by
+--   the package's id), the history upkeep of moves, retirements, restorations and corrections, the
 --   progressive examination an RT FAIL calls, and the welder summary and weld delta refuse on a
 --   cluster with not_supported_distributed (refuse_distributed, before they read a sharded
 --   table): stage 1's contract is that a call runs on one shard or refuses so, never that it

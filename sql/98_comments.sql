@@ -163,6 +163,7 @@ comment on function pipetrak.normalize_stencil is 'NULL when the text is not a v
 comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
 comment on function pipetrak.organization_visible is 'Whether the caller is a member of the organization.';
 comment on function pipetrak.organization_visible_for is 'Whether the caller''s role in the organization grants `permission`.';
+comment on function pipetrak.package_project is 'The project of a test package (null for no such id), as component_project finds a component''s: in the request''s project alone when it names one (request_project: on Citus, one shard).';
 comment on function pipetrak.package_stage_blocker is 'The stage before `stage` that is neither completed nor skipped (it keeps `stage` from starting); null when none.';
 comment on function pipetrak.package_stage_check is 'The data fields completing `stage` still needs, and the latest of its dates (ISO; null when none); no row for an unknown key.';
 comment on function pipetrak.package_stage_keys is 'The stage keys a package of `test_type` gets, in order; null for an unknown test type.';

@@ -30,7 +30,12 @@ begin; :go
 select 'update_test_package', pipetrak_api.update_test_package(:package_a, test_type => 'Hydrostatic', test_pressure => 150, test_pressure_unit => 'psi') is null; rollback;
 begin; :go
 select pipetrak_api.update_test_package(:package_a, test_type => 'Hydrostatic', test_pressure => 150, test_pressure_unit => 'psi') is null;
-select 'start_stage', pipetrak_api.start_stage(:package_a, 'pre_hydro') is null; rollback;
+select 'start_stage', pipetrak_api.start_stage(:package_a, 'pre_hydro') is null;
+select 'save_stage', pipetrak_api.save_stage(:package_a, 'pre_hydro', '{"inspector": "Kim Lee", "nde_complete": true}') is null;
+select 'sign_stage', pipetrak_api.sign_stage(:package_a, 'pre_hydro', 'qc', 'Kim Lee', 'QC inspector', current_date) is null;
+select 'save_certificate', pipetrak_api.save_certificate(:package_a, client => 'Acme Refining') is null;
+select 'complete_stage', pipetrak_api.complete_stage(:package_a, 'pre_hydro') is null;
+select 'start_stage test', pipetrak_api.start_stage(:package_a, 'test') is null; rollback;
 begin; :go
 select 'test_package_blockers', count(*) from pipetrak_api.test_package_blockers(:package_a); rollback;
 begin; :go
