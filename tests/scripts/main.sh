@@ -16,4 +16,4 @@ psql -X -d pipetrak -c "select extname, extversion from pg_extension where extna
 # The end-to-end run: real files from tests/data imported through the API, then the progress.
 (cd "$PIPETRAK_ROOT" && psql -X -d pipetrak -f tests/scripts/main_import.sql)
 echo "PostgreSQL is running: $(database_url pipetrak)"
-echo "PostgREST: db-uri = postgres://authenticator@localhost:$PIPETRAK_PORT/pipetrak, db-schemas = pipetrak_api, db-anon-role = anon"
+echo "PostgREST: db-uri = postgres://authenticator@localhost:$PIPETRAK_PORT/pipetrak, db-schemas = pipetrak_api, db-anon-role = anon, db-pre-request = pipetrak.pre_request"
