@@ -128,6 +128,9 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('component_not_retired',    'PT409', 'The component is not retired', 'Only retired components are restored.'),
     ('value_too_large',          'PT413', 'A value is larger than allowed', 'Send less: the detail names the argument and its limit in bytes.'),
     ('pg_cron_missing',          'PT424', 'pg_cron is not installed in this database', 'Install pg_cron (CREATE EXTENSION pg_cron, with pg_cron in shared_preload_libraries) first; snapshots freeze on the first write after a week locks without it.'),
+    ('baseline_not_found',       'PT404', 'The project has no baseline of that version', 'See pipetrak_api.baselines for the project''s versions, or omit baseline_version to read the one in effect.'),
+    ('hours_not_found',          'PT404', 'Timesheet row not found', 'Use an hours_id from pipetrak_api.timesheet_hours of a project you belong to.'),
+    ('hours_voided',             'PT409', 'The timesheet row is already voided', 'Nothing to void; record the right hours with record_hours.'),
     ('citus_missing',            'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
     ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.'),
     ('week_not_frozen',          'PT409', 'That week locked before the project''s weekly snapshots began: it has no frozen report', 'Ask for a week from the first frozen one (in the detail) on, or read progress_as_of for what the events say now.');

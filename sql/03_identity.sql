@@ -83,6 +83,7 @@ as $$
     select case p_permission
         when 'read' then p_role is not null
         when 'update_milestones' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder')
+        when 'record_hours' then p_role in ('owner', 'admin', 'project_manager', 'foreman')
         when 'manage_welds' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector')
         when 'quality_control' then p_role in ('owner', 'admin', 'project_manager', 'qc_inspector')
         when 'manage_project_data' then p_role in ('owner', 'admin', 'project_manager')

@@ -525,6 +525,7 @@ begin
                                            credit_restore, mh_earned, component_count, possible_receive, possible_install,
                                            possible_punch, possible_test, possible_restore, budget_mh)
     select p_project_id, p_week_end, a.* from pipetrak.parts_at(p_project_id, p_week_end) a;
+    perform pipetrak.freeze_week_groups(p_project_id, p_week_end);
     return true;
 end
 $$;

@@ -302,6 +302,11 @@ begin
     delete from pipetrak.component_sources s using pipetrak.components c where c.id = s.component_id and c.project_id = any (p_project_ids);
     delete from pipetrak.stage_signoffs where project_id = any (p_project_ids);
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
+    delete from pipetrak.weekly_groups where project_id = any (p_project_ids);
+    delete from pipetrak.baseline_activities where project_id = any (p_project_ids);
+    delete from pipetrak.baselines where project_id = any (p_project_ids);
+    delete from pipetrak.hours_days where project_id = any (p_project_ids);
+    delete from pipetrak.timesheet_hours where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);

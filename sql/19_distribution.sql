@@ -124,6 +124,8 @@ as $$
                                                'weld_tallies', 'weld_day_tallies', 'examination_calls', 'package_stages',
                                                'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
                                                'progress_days', 'component_touches', 'snapshot_weeks', 'weekly_snapshots',
+                                               'baselines', 'baseline_activities', 'timesheet_hours', 'hours_days',
+                                               'weekly_groups',
                                                'component_changes']) t
 $$;
 

@@ -67,7 +67,10 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project', 'weld_log_page',
+                  'search_project', 'weld_log_page', 'set_baseline', 'record_hours', 'void_hours', 'controls_week',
+                  's_curve', 'forecasts', 'stalled_components',
+                  -- called by the controls views as the reader
+                  'group_name', 'week_end_of',
                   -- the argument limits every wrapper checks first
                   'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
@@ -117,7 +120,8 @@ begin
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
         'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
         'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots', 'invitations',
-        'invitations_id_seq', 'component_changes', 'component_changes_id_seq']
+        'invitations_id_seq', 'component_changes', 'component_changes_id_seq', 'baselines', 'baselines_id_seq',
+        'baseline_activities', 'timesheet_hours', 'timesheet_hours_id_seq', 'hours_days', 'weekly_groups']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;
@@ -173,6 +177,11 @@ comment on table pipetrak.component_touches is 'Derived: the days each component
 comment on table pipetrak.historical_writes is 'Per-transaction mark of a write of the historical record (a weld log''s commit), whose work dates may lie in a locked week. Only the extension writes it; a row lives for its transaction. Not dumped.';
 comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen, per project.';
 comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A week''s report never changes.';
+comment on table pipetrak.baselines is 'Baseline versions of a project''s plan: the kind of group planned, reason, effective date (never edited; a re-baseline is a new version).';
+comment on table pipetrak.baseline_activities is 'A baseline version''s activities: the group each plans, planned start and finish, budget man-hours, weight and curve.';
+comment on table pipetrak.timesheet_hours is 'Actual hours: work date, person or crew, craft, the group charged, hours; voided rows stay with their reason.';
+comment on table pipetrak.hours_days is 'Live timesheet hours summed per work date and group charged (kept by the functions that write hours).';
+comment on table pipetrak.weekly_groups is 'Frozen figures of each locked week per grouping and group: earned and available credit, man-hours, hours to date.';
 comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
 
 select pipetrak.register_dump_tables();

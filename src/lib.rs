@@ -170,11 +170,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "distribution",
     requires = ["platform"]
 );
+// Project controls: baselines, timesheets, earned against planned, forecasts.
+::pgrx::extension_sql_file!(
+    "../sql/20_controls.sql",
+    name = "controls",
+    requires = ["distribution", planned_series, velocity_finish, spi_finish, vocabulary]
+);
 // What each column of the API's views holds (PostgREST's OpenAPI document, a DBA's \d+).
 ::pgrx::extension_sql_file!(
     "../sql/97_column_comments.sql",
     name = "column_comments",
-    requires = ["distribution"]
+    requires = ["controls"]
 );
 // What each internal function does, generated from the comments above it (for a DBA's \df+).
 ::pgrx::extension_sql_file!(

@@ -102,6 +102,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('citus_missing', 'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
     ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.');
 
+-- Project controls (20_controls.sql): baselines, timesheets and each frozen week's figures per group.
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('baseline_not_found',       'PT404', 'The project has no baseline of that version', 'See pipetrak_api.baselines for the project''s versions, or omit baseline_version to read the one in effect.'),
+    ('hours_not_found',          'PT404', 'Timesheet row not found', 'Use an hours_id from pipetrak_api.timesheet_hours of a project you belong to.'),
+    ('hours_voided',             'PT409', 'The timesheet row is already voided', 'Nothing to void; record the right hours with record_hours.');
+
 -- Every key of a project's rows includes its project (sharding by project on Citus needs it;
 -- see 19_distribution.sql). Ids stay global, so the id leads each key: lookups by id read the
 -- same index as before. Foreign keys that named a component or an event alone pair it with its
@@ -187,6 +193,110 @@ begin
 end
 $$;
 
+-- Project controls: the tables of 20_controls.sql.
+create table pipetrak.baselines (
+    id             bigserial,
+    project_id     bigint not null references pipetrak.projects,
+    version        integer not null,
+    group_by       text not null check (group_by in ('area', 'system', 'test_package', 'drawing', 'project')),
+    reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
+    effective_date date not null,
+    activities     integer not null default 0,
+    budget_mh      numeric(14, 2),
+    import_id      bigint,
+    created_by     uuid not null,
+    created_at     timestamptz not null default now(),
+    primary key (id, project_id),
+    unique (project_id, version)
+);
+
+create table pipetrak.baseline_activities (
+    baseline_id    bigint not null,
+    project_id     bigint not null,
+    activity_code  text not null check (btrim(activity_code) <> '' and length(activity_code) <= 200),
+    name           text not null check (length(name) <= 500),
+    -- The area, system, test package or drawing (by the baseline's group_by); the project's id for
+    -- a baseline of the whole project.
+    group_id       bigint not null,
+    planned_start  date not null,
+    planned_finish date not null,
+    budget_mh      numeric(14, 2) check (budget_mh >= 0),
+    weight         numeric(14, 4) check (weight > 0),
+    curve          text not null default 'linear' check (curve in ('linear', 's_curve', 'front_loaded', 'back_loaded')),
+    primary key (baseline_id, project_id, activity_code),
+    check (planned_finish >= planned_start),
+    foreign key (baseline_id, project_id) references pipetrak.baselines (id, project_id)
+);
+create index baseline_activities_project_idx on pipetrak.baseline_activities (project_id);
+
+create table pipetrak.timesheet_hours (
+    id          bigserial,
+    project_id  bigint not null references pipetrak.projects,
+    work_date   date not null,
+    person      text check (btrim(person) <> '' and length(person) <= 200),
+    crew        text check (btrim(crew) <> '' and length(crew) <= 200),
+    craft       text check (btrim(craft) <> '' and length(craft) <= 200),
+    group_by    text not null check (group_by in ('area', 'system', 'test_package', 'drawing', 'project')),
+    -- The group charged (by group_by); the project's id for hours charged to the project.
+    group_id    bigint not null,
+    hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
+    note        text check (length(note) <= 2000),
+    import_id   bigint,
+    entered_by  uuid not null,
+    entered_at  timestamptz not null default now(),
+    voided_at   timestamptz,
+    voided_by   uuid,
+    void_reason text check (length(void_reason) <= 2000),
+    primary key (id, project_id),
+    check (person is not null or crew is not null)
+);
+create index timesheet_hours_project_idx on pipetrak.timesheet_hours (project_id, work_date);
+
+-- Hours per day and charged group (live rows), kept by the functions that write timesheet rows:
+-- a week's hours to date sum these, not 100,000 timesheet rows.
+create table pipetrak.hours_days (
+    project_id bigint not null,
+    work_date  date not null,
+    group_by   text not null,
+    group_id   bigint not null,
+    hours      numeric not null,
+    primary key (project_id, work_date, group_by, group_id)
+);
+
+-- A frozen week per grouping and group: what the controls reports read for a locked week.
+create table pipetrak.weekly_groups (
+    project_id bigint not null,
+    week_end   date not null,
+    group_by   text not null,
+    group_key  text,
+    earned     bigint not null,
+    available  bigint not null,
+    earned_mh  numeric not null,
+    budget_mh  numeric not null,
+    hours      numeric not null,
+    constraint weekly_groups_key unique nulls not distinct (project_id, week_end, group_by, group_key),
+    foreign key (project_id, week_end) references pipetrak.snapshot_weeks (project_id, week_end)
+);
+
+-- The last day each component was touched, for the stalled-components page.
+create index component_touches_last_idx on pipetrak.component_touches (project_id, upper(days));
+
+alter table pipetrak.baselines enable row level security;
+alter table pipetrak.baseline_activities enable row level security;
+alter table pipetrak.timesheet_hours enable row level security;
+alter table pipetrak.hours_days enable row level security;
+alter table pipetrak.weekly_groups enable row level security;
+create policy baselines_select_member on pipetrak.baselines for select to authenticated
+    using (pipetrak.project_visible(project_id));
+create policy baseline_activities_select_member on pipetrak.baseline_activities for select to authenticated
+    using (pipetrak.project_visible(project_id));
+create policy timesheet_hours_select_member on pipetrak.timesheet_hours for select to authenticated
+    using (pipetrak.project_visible(project_id));
+create policy hours_days_select_member on pipetrak.hours_days for select to authenticated
+    using (pipetrak.project_visible(project_id));
+create policy weekly_groups_select_member on pipetrak.weekly_groups for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
 -- ==== after the code ====
 
 -- The components' parts and the events' history days follow the captured rows of each
@@ -236,3 +346,6 @@ drop function pipetrak.queue_changes();
 -- The progress rollup is a view (progress_rollups, by level), which Citus can plan: the function
 -- taking the level goes (the views that called it were replaced above).
 drop function pipetrak.progress_rollup(text);
+
+-- The weeks frozen before project controls, per grouping and group (no hours were recorded then).
+select pipetrak.freeze_week_groups(w.project_id, w.week_end) from pipetrak.snapshot_weeks w order by w.project_id, w.week_end;

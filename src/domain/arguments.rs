@@ -25,6 +25,7 @@ impl Unit {
 
 /// Every limit, sorted by argument name.
 pub const LIMITS: &[(&str, u32, Unit)] = &[
+    ("activities", 16_777_216, Unit::Bytes),
     ("after_weld_number", 200, Unit::Characters),
     ("attributes", 16_384, Unit::Bytes),
     ("changes", 65_536, Unit::Bytes),

@@ -3,6 +3,7 @@
 pub mod arguments;
 pub mod changes;
 pub mod component_type;
+pub mod controls;
 pub mod error;
 pub mod event;
 pub mod import;

@@ -3,6 +3,7 @@
 
 pub mod captured;
 pub mod changes;
+pub mod controls;
 pub mod events;
 pub mod held;
 pub mod imports;

@@ -3,6 +3,7 @@
 //! constraint with its vocabulary here both ways, and the constraints of columns sharing a
 //! vocabulary with each other, so no list changes alone.
 
+use crate::domain::controls::Curve;
 use crate::domain::import::source::Format;
 use crate::domain::import::validate::RowStatus;
 use crate::domain::import::Kind;
@@ -13,7 +14,8 @@ use pgrx::prelude::*;
 use strum::IntoEnumIterator;
 
 /// Names of the vocabularies `vocabulary` knows.
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
+    "baseline_curve",
     "import_format",
     "import_kind",
     "import_row_status",
@@ -34,6 +36,7 @@ fn words<E: IntoEnumIterator + Into<&'static str>>() -> Vec<&'static str> {
 #[pg_extern(immutable, parallel_safe)]
 fn vocabulary(name: &str) -> Option<Vec<&'static str>> {
     Some(match name {
+        "baseline_curve" => words::<Curve>(),
         "import_format" => words::<Format>(),
         "import_kind" => words::<Kind>(),
         "import_row_status" => words::<RowStatus>(),
