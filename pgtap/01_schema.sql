@@ -101,6 +101,7 @@ insert into vocabulary_columns values
     ('nde_results', 'method', 'nde_method'),
     ('nde_results', 'result', 'nde_result'), ('package_stages', 'stage', 'package_stage'),
     ('package_stages', 'status', 'stage_status'), ('import_jobs', 'kind', 'import_kind'),
+    ('baseline_activities', 'curve', 'baseline_curve'),
     ('import_jobs', 'format', 'import_format'), ('import_rows', 'status', 'import_row_status'),
     ('projects', 'sequence_mode', 'sequence_mode');
 select is_empty($$select v.table_name || '.' || v.column_name || ' allows ' || pg_temp.allowed(v.table_name, v.column_name)::text

@@ -158,6 +158,7 @@ select is(pipetrak.take_due_snapshots(:project), 0, 'taking due snapshots again 
 -- stood: here a move (which re-dates the component's history into its new area), with week L
 -- locked but not taken yet.
 delete from pipetrak.weekly_snapshots where project_id = :project and week_end >= :'l'::date;
+delete from pipetrak.weekly_groups where project_id = :project and week_end >= :'l'::date;
 delete from pipetrak.snapshot_weeks where project_id = :project and week_end >= :'l'::date;
 -- What week L's snapshot holds if it is taken just before the move.
 create temp table week_l as

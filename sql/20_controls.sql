@@ -827,9 +827,9 @@ create function pipetrak_api.record_hours(project_id bigint, work_date date, hou
                                           "group" text default null, note text default null)
 returns bigint
 language sql volatile security invoker
-as $$ select pipetrak.record_hours(project_id, work_date, hours, pipetrak.limited('name', person), pipetrak.limited('name', crew),
-                                   pipetrak.limited('name', craft), pipetrak.limited('group_by', group_by),
-                                   pipetrak.limited('name', "group"), pipetrak.limited('note', note)) $$;
+as $$ select pipetrak.record_hours(project_id, work_date, hours, pipetrak.limited('person', person), pipetrak.limited('crew', crew),
+                                   pipetrak.limited('craft', craft), pipetrak.limited('group_by', group_by),
+                                   pipetrak.limited('group', "group"), pipetrak.limited('note', note)) $$;
 comment on function pipetrak_api.record_hours(bigint, date, numeric, text, text, text, text, text, text) is
     'Records actual hours (foreman and up): a work date (the week lock applies), hours, a person or crew, the craft, and the group charged (group_by area, system, test_package or drawing with the group''s name, or the project). Returns the row''s id.';
 
@@ -857,7 +857,7 @@ returns table (group_key text, group_name text, week_start date, week_end date, 
                planned_percent numeric, planned_percent_week numeric, earned_percent numeric, earned_percent_week numeric,
                planned_mh numeric, earned_mh numeric, actual_hours numeric, actual_hours_week numeric)
 language sql stable security invoker
-as $$ select * from pipetrak.s_curve(project_id, pipetrak.limited('group_by', group_by), pipetrak.limited('name', group_key), weeks,
+as $$ select * from pipetrak.s_curve(project_id, pipetrak.limited('group_by', group_by), pipetrak.limited('group_key', group_key), weeks,
                                      week_end, baseline_version) $$;
 comment on function pipetrak_api.s_curve(bigint, text, text, integer, date, integer) is
     'The weekly S-curve of the project or of each group (or the one group_key names): planned and earned %, cumulative and per week, planned and earned man-hours and actual hours, for the weeks (default 52) ending week_end (default this week). Frozen weeks read as frozen.';
@@ -879,6 +879,6 @@ returns table (component_id bigint, component_type text, tag text, size text, dr
                percent_complete numeric, last_event_on date, idle_days integer, as_of date)
 language sql stable security invoker
 as $$ select * from pipetrak.stalled_components(project_id, days, pipetrak.limited('group_by', group_by),
-                                                pipetrak.limited('name', group_key), page_size, page_offset) $$;
+                                                pipetrak.limited('group_key', group_key), page_size, page_offset) $$;
 comment on function pipetrak_api.stalled_components(bigint, integer, text, text, integer, integer) is
     'Components partly complete with no milestone event for at least `days` days (7, 14 and 21 are the presets), most idle first, a page at a time, with their group (area, system, test_package, drawing or project; one group with group_key).';

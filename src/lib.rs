@@ -174,7 +174,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ::pgrx::extension_sql_file!(
     "../sql/20_controls.sql",
     name = "controls",
-    requires = ["distribution", planned_series, velocity_finish, spi_finish, vocabulary]
+    requires = [
+        "distribution",
+        planned_series,
+        velocity_finish,
+        spi_finish,
+        vocabulary
+    ]
 );
 // What each column of the API's views holds (PostgREST's OpenAPI document, a DBA's \d+).
 ::pgrx::extension_sql_file!(

@@ -19,14 +19,7 @@
 
 /// How an activity's planned credit is spread over its dates (vocabulary `baseline_curve`).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::EnumIter,
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr, strum::EnumIter,
 )]
 #[strum(serialize_all = "snake_case")]
 pub enum Curve {
@@ -63,7 +56,13 @@ pub fn planned_share(curve: Curve, start: i64, finish: i64, day: i64) -> f64 {
 }
 
 /// The planned shares at the end of `weeks` consecutive weeks, the first ending on `first_day`.
-pub fn planned_series(curve: Curve, start: i64, finish: i64, first_day: i64, weeks: u32) -> Vec<f64> {
+pub fn planned_series(
+    curve: Curve,
+    start: i64,
+    finish: i64,
+    first_day: i64,
+    weeks: u32,
+) -> Vec<f64> {
     (0..i64::from(weeks))
         .map(|w| planned_share(curve, start, finish, first_day + 7 * w))
         .collect()
@@ -90,7 +89,13 @@ pub fn velocity_finish(earned_now: f64, earned_before: f64, weeks: u32, as_of: i
 /// stretched by 1 ÷ SPI (the "earned schedule" rule of thumb: at SPI 0.8 the work takes 1.25×
 /// its planned days), counted from the planned start. Complete: `as_of`. No SPI (nothing
 /// planned yet) or none earned: none.
-pub fn spi_finish(start: i64, finish: i64, spi: Option<f64>, earned_now: f64, as_of: i64) -> Option<i64> {
+pub fn spi_finish(
+    start: i64,
+    finish: i64,
+    spi: Option<f64>,
+    earned_now: f64,
+    as_of: i64,
+) -> Option<i64> {
     if earned_now >= 100.0 {
         return Some(as_of);
     }

@@ -8,7 +8,13 @@ use std::str::FromStr;
 /// The planned shares (0–1) of an activity at the end of `weeks` consecutive weeks, the first
 /// ending on `first_day`; NULL for a curve it doesn't know (the table's check refuses one).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn planned_series(curve: &str, start: i32, finish: i32, first_day: i32, weeks: i32) -> Option<Vec<f64>> {
+fn planned_series(
+    curve: &str,
+    start: i32,
+    finish: i32,
+    first_day: i32,
+    weeks: i32,
+) -> Option<Vec<f64>> {
     let curve = Curve::from_str(curve).ok()?;
     let weeks = u32::try_from(weeks.clamp(0, 10_000)).unwrap_or(0);
     Some(controls::planned_series(
