@@ -1489,3 +1489,99 @@ fn legacy_containers_that_mislead_a_reader_import_what_the_directory_links_or_ar
         refused.message
     );
 }
+
+// ---- Schedules and timesheets (project controls) ----
+
+fn controls(row: &ImportRow) -> &serde_json::Value {
+    row.attributes.get("pipetrak_controls").expect("typed values")
+}
+
+/// A Primavera P6 export as it comes out of P6's Excel export: field codes on the first row, the
+/// labels on the second, dates with a time of day, `*` on a constrained date and ` A` on an
+/// actual one, budgeted labor units, and an activity code column for the area.
+#[test]
+fn a_p6_schedule_export_reads_with_its_two_header_rows() {
+    let bytes = workbook(|book| {
+        let sheet = book.add_worksheet().set_name("TASK")?;
+        let rows = [
+            ["task_code", "task_name", "start_date", "end_date", "target_work_qty", "AREA"],
+            ["Activity ID", "Activity Name", "Start", "Finish", "Budgeted Labor Units", "Area"],
+            ["A1000", "Install piping, unit 100", "02-Mar-26 08:00 A", "29-May-26 17:00", "1,200", "U-100"],
+            ["A1010", "Hydrotest, unit 100", "01-Jun-26*", "12-Jun-26 17:00", "", "U-100"],
+            ["A1020", "Install piping, unit 200", "01-Apr-26", "15-Mar-26", "800", "U-200"],
+        ];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, text) in row.iter().enumerate() {
+                sheet.write(r as u32, c as u16, *text)?;
+            }
+        }
+        Ok(())
+    });
+    let (outcome, rows) = run(&bytes, Kind::Schedule);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(layout.header_line, 1, "the field codes head the table");
+    assert!(
+        layout.notes.iter().any(|n| n.code == IssueCode::HeaderRowsSkipped && n.message.contains("row 2 names the columns again")),
+        "{:?}",
+        layout.notes
+    );
+    assert_eq!(rows.len(), 3, "the labels row is not data");
+    assert_eq!(rows[0].tag, "A1000");
+    assert_eq!(
+        controls(&rows[0]),
+        &serde_json::json!({"name": "Install piping, unit 100", "planned_start": "2026-03-02",
+                            "planned_finish": "2026-05-29", "weight": null, "curve": "linear",
+                            "group_by": "area", "group": "U-100"})
+    );
+    assert_eq!(rows[0].attributes.get("pipetrak_budget_mh"), Some(&serde_json::json!(1200.0)));
+    assert_eq!(controls(&rows[1])["planned_start"], "2026-06-01", "a constrained start");
+    assert_eq!(rows[1].status, RowStatus::Valid);
+    assert!(has(&rows, 5, IssueCode::FinishBeforeStart));
+    assert_eq!(rows[2].status, RowStatus::Invalid);
+}
+
+#[test]
+fn schedule_rows_are_checked_cell_by_cell() {
+    let csv = "ACTIVITY ID,NAME,PLANNED START,PLANNED FINISH,WEIGHT,CURVE,SYSTEM\n\
+               S-1,Steam,2026-01-05,2026-03-01,2,S Curve,STM\n\
+               S-2,Water,2026-01-05,soon,0,steep,\n\
+               ,Orphan,2026-01-05,2026-01-06,,,\n\
+               S-3,Air,2027-01-05,2027-02-01,,back-loaded,AIR\n";
+    let (outcome, rows) = run(csv.as_bytes(), Kind::Schedule);
+    assert!(outcome.layout.is_ok());
+    assert_eq!(controls(&rows[0])["curve"], "s_curve");
+    assert_eq!(controls(&rows[0])["weight"], 2.0);
+    assert_eq!(controls(&rows[0])["group_by"], "system");
+    assert!(has(&rows, 3, IssueCode::InvalidDate));
+    assert!(has(&rows, 3, IssueCode::InvalidWeight));
+    assert!(has(&rows, 3, IssueCode::InvalidCurve));
+    assert_eq!(controls(&rows[1])["group_by"], "project", "no group named: the project");
+    assert!(has(&rows, 4, IssueCode::MissingValue), "an activity needs its id");
+    assert_eq!(rows[3].status, RowStatus::Valid, "a plan may lie in the future");
+    assert_eq!(controls(&rows[3])["curve"], "back_loaded");
+}
+
+#[test]
+fn timesheet_rows_are_checked_cell_by_cell() {
+    let csv = "DATE,EMPLOYEE,CREW,TRADE,HRS,AREA,NOTES\n\
+               2026-11-23,J. Ortiz,C1,Pipefitter,10,U-100,\n\
+               2026-11-23,,C2,Welder,7.5,,night shift\n\
+               2026-11-24,,,Welder,8,,\n\
+               2026-11-24,K. Lee,,Welder,-3,,\n\
+               2026-12-24,K. Lee,,Welder,8,,\n\
+               2026-11-24,K. Lee,,Welder,8.125,,\n";
+    let (outcome, rows) = run(csv.as_bytes(), Kind::Timesheet);
+    assert!(outcome.layout.is_ok());
+    assert_eq!(
+        controls(&rows[0]),
+        &serde_json::json!({"work_date": "2026-11-23", "person": "J. Ortiz", "crew": "C1", "craft": "Pipefitter",
+                            "hours": 10.0, "group_by": "area", "group": "U-100"})
+    );
+    assert_eq!(rows[1].status, RowStatus::Valid);
+    assert_eq!(controls(&rows[1])["group_by"], "project");
+    assert!(has(&rows, 4, IssueCode::MissingValue), "nobody named");
+    assert!(has(&rows, 5, IssueCode::InvalidHours));
+    assert!(has(&rows, 6, IssueCode::FutureDate));
+    assert!(has(&rows, 7, IssueCode::InvalidHours), "hours to the hundredth");
+    assert_eq!(outcome.counts.valid, 2);
+}

@@ -174,7 +174,9 @@ pub fn read_date(cell: &Cell, order: Option<DateOrder>, system: DateSystem) -> O
         Cell::Date(d) => Some(DateReading::Exact(*d)),
         Cell::Number(n) => system.date(*n).map(DateReading::Exact),
         Cell::Text(t) => {
-            let t = t.trim();
+            // A schedule marks a constrained date with `*` (Primavera P6: `01-Mar-26*`) and an
+            // actual one with a trailing ` A`, which the split below drops.
+            let t = t.trim().trim_end_matches('*').trim_end();
             let date_part = t.split(['T', ' ']).next().unwrap_or(t);
             if let Some((first, second, year)) = numeric_date(date_part) {
                 let month_first = NaiveDate::from_ymd_opt(year, first, second);
@@ -189,7 +191,8 @@ pub fn read_date(cell: &Cell, order: Option<DateOrder>, system: DateSystem) -> O
                     (None, None, _) => None,
                 };
             }
-            ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%Y", "%d-%b-%y"]
+            // Two-digit years first: chrono's %Y takes `26` as the year 26.
+            ["%Y-%m-%d", "%Y/%m/%d", "%d-%b-%y", "%d-%b-%Y"]
                 .iter()
                 .find_map(|f| NaiveDate::parse_from_str(date_part, f).ok())
                 .or_else(|| t.parse::<f64>().ok().and_then(|n| system.date(n)))
@@ -294,6 +297,10 @@ mod tests {
             "2025/01/15",
             "1/15/2025",
             "15-Jan-2025",
+            // Two-digit years, and a schedule's constrained (`*`) and actual (` A`) marks.
+            "15-Jan-25",
+            "15-Jan-25 08:00 A",
+            "15-Jan-25*",
             "2025-01-15T00:00:00",
             "45672",
         ] {

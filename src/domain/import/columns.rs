@@ -28,8 +28,21 @@ pub enum Field {
     Stencil,
     DateWelded,
     NdeResult,
-    /// A component's man-hour budget (spec §11).
+    /// A component's man-hour budget (spec §11), or a schedule activity's.
     BudgetMh,
+    /// A schedule's activity id, name, planned dates, weight and curve.
+    ActivityId,
+    ActivityName,
+    PlannedStart,
+    PlannedFinish,
+    Weight,
+    Curve,
+    /// A timesheet's work date, who worked (a person or a crew), their craft and hours.
+    WorkDate,
+    Person,
+    Crew,
+    Craft,
+    Hours,
     /// The issues column of our own remediation CSV: read back as nothing.
     RemediationNotes,
     /// The remediation CSV's row number in the original file: shown to the user, read as nothing.
@@ -167,6 +180,70 @@ impl Field {
                 "BUDGETED MH",
                 "MANHOURS",
                 "BUDGET HOURS",
+                "BUDGETED LABOR UNITS",
+                "BUDGETED UNITS",
+                // Primavera P6's field code for the budgeted labor units.
+                "TARGET WORK QTY",
+            ],
+            ActivityId => &[
+                "ACTIVITY ID",
+                "ACTIVITY",
+                "ACTIVITY CODE",
+                "ACT ID",
+                "TASK ID",
+                "TASK CODE",
+            ],
+            ActivityName => &[
+                "ACTIVITY NAME",
+                "TASK NAME",
+                "NAME",
+                "DESCRIPTION",
+                "ACTIVITY DESCRIPTION",
+            ],
+            PlannedStart => &[
+                "PLANNED START",
+                "START",
+                "BL START",
+                "BASELINE START",
+                "BL PROJECT START",
+                "START DATE",
+                "EARLY START",
+                // Primavera P6's field codes for the planned dates.
+                "TARGET START DATE",
+            ],
+            PlannedFinish => &[
+                "PLANNED FINISH",
+                "FINISH",
+                "BL FINISH",
+                "BASELINE FINISH",
+                "BL PROJECT FINISH",
+                "FINISH DATE",
+                "EARLY FINISH",
+                "END DATE",
+                "TARGET END DATE",
+            ],
+            Weight => &["WEIGHT", "WEIGHTING", "WEIGHT FACTOR"],
+            Curve => &["CURVE", "CURVE TYPE", "DISTRIBUTION", "RESOURCE CURVE"],
+            WorkDate => &["WORK DATE", "DATE", "DAY", "DATE WORKED", "TIMESHEET DATE"],
+            Person => &[
+                "PERSON",
+                "EMPLOYEE",
+                "EMPLOYEE NAME",
+                "NAME",
+                "WORKER",
+                "EMPLOYEE ID",
+                "BADGE",
+            ],
+            Crew => &["CREW", "CREW ID", "CREW NAME", "GANG"],
+            Craft => &["CRAFT", "TRADE", "CLASSIFICATION", "DISCIPLINE"],
+            Hours => &[
+                "HOURS",
+                "HRS",
+                "ACTUAL HOURS",
+                "HOURS WORKED",
+                "TOTAL HOURS",
+                "MAN HOURS",
+                "MH",
             ],
             RemediationNotes => &[REMEDIATION_HEADER],
             RemediationRow => &[REMEDIATION_ROW_HEADER],
@@ -219,6 +296,40 @@ impl Field {
                 RemediationRow,
                 RemediationRef,
             ],
+            // The group an activity plans or hours are charged to: an area, system, test package
+            // or drawing column (none: the project).
+            Kind::Schedule => &[
+                ActivityId,
+                ActivityName,
+                PlannedStart,
+                PlannedFinish,
+                BudgetMh,
+                Weight,
+                Curve,
+                Area,
+                System,
+                TestPackage,
+                Drawing,
+                Comments,
+                RemediationNotes,
+                RemediationRow,
+                RemediationRef,
+            ],
+            Kind::Timesheet => &[
+                WorkDate,
+                Person,
+                Crew,
+                Craft,
+                Hours,
+                Area,
+                System,
+                TestPackage,
+                Drawing,
+                Comments,
+                RemediationNotes,
+                RemediationRow,
+                RemediationRef,
+            ],
         }
     }
 
@@ -226,6 +337,8 @@ impl Field {
         match kind {
             Kind::Takeoff => &[Field::Drawing, Field::Type, Field::CmdtyCode],
             Kind::FieldWelds => &[Field::WeldId, Field::Drawing],
+            Kind::Schedule => &[Field::ActivityId, Field::PlannedStart, Field::PlannedFinish],
+            Kind::Timesheet => &[Field::WorkDate, Field::Hours],
         }
     }
 }

@@ -72,6 +72,10 @@ pub enum IssueCode {
     FutureDate,
     InvalidNdeResult,
     InvalidReference,
+    FinishBeforeStart,
+    InvalidWeight,
+    InvalidCurve,
+    InvalidHours,
     // Found by comparing with the rest of the file or with the project (added in SQL).
     SimilarDrawingInFile,
     SimilarDrawingExists,
@@ -80,6 +84,7 @@ pub enum IssueCode {
     WeldNumberElsewhere,
     FieldValueKept,
     RetiredNotRestored,
+    UnknownGroup,
 }
 
 impl IssueCode {
@@ -133,7 +138,7 @@ impl IssueCode {
             DamagedFile => "Open the file in Excel (it repairs what it can) and save it again, or upload it again if the upload was cut short.",
             FileOverLimits => "Imports read at most 1,024 columns, 1,048,576 rows, rows and texts under 1 MB and 1,000,000 distinct texts; of an .xlsx, the parts read unpack to under 1 GB; an .xls holds under 16 MB and its sheets' values span at most 500,000 cells. The message gives the figure; save the takeoff sheet alone as CSV or split it.",
             EmptyFile => "The file has no rows; export the sheet again.",
-            HeaderNotFound => "Put a header row (e.g. DRAWING, TYPE, QTY, CMDTY CODE) within the first 20 rows of the first sheet.",
+            HeaderNotFound => "Put a header row within the first 20 rows of the first sheet: a takeoff's DRAWING, TYPE, QTY, CMDTY CODE; a weld log's WELD ID, DRAWING; a schedule's ACTIVITY ID, START, FINISH; a timesheet's DATE, HOURS.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",
             QuantityColumnMissing => "Every row counts as quantity 1; add a QTY column to import more.",
             DuplicateColumn => "Rename or delete the second column; only the first one is read.",
@@ -158,7 +163,7 @@ impl IssueCode {
             QuantityDefaulted => "Quantity 1 is used; fill in QTY to import more.",
             QuantityIgnored => "Exactly one is created; list others on their own rows with their own ids.",
             UnparsedSize => "Write the size in inches, e.g. 2, 1 1/2, 3/4 or 2X1 for a reducer.",
-            DuplicateId => "Spool ids and weld numbers must be unique in a file; fix or delete the repeated row.",
+            DuplicateId => "Spool ids, weld numbers and activity ids must be unique in a file; fix or delete the repeated row.",
             IdenticalRows => "If these are really separate items, nothing to do; otherwise delete the repeat.",
             RowsMerged => "Nothing to do: the quantities add up into one numbered range.",
             NotAFieldWeld => "A field-weld log holds only field welds; import other components as a takeoff.",
@@ -170,6 +175,11 @@ impl IssueCode {
             InvalidDate => "Use a date such as 2025-01-15 (or an Excel date cell).",
             FutureDate => "Use today's date or an earlier one.",
             InvalidNdeResult => "Use PASS, FAIL or PENDING.",
+            FinishBeforeStart => "Give the activity a finish on or after its start.",
+            InvalidWeight => "Write the weight as a number above 0, or leave the cell empty (weight 1, or the budget man-hours).",
+            InvalidCurve => "Use linear, s_curve, front_loaded or back_loaded (spaces and dashes are read as underscores), or leave it empty for linear.",
+            InvalidHours => "Write the hours as a number above 0 (at most 100,000 on a row), with at most two decimals.",
+            UnknownGroup => "Name an area, system, test package or drawing the project has (create it first), or leave the group empty to charge the project.",
             InvalidReference => "Leave PIPETRAK REF as the report wrote it (import:row), or empty it to import the row as new.",
             WeldNumberElsewhere => "Nothing to do if this is another joint: welds are identified by drawing and number; correct the drawing if it is the same weld.",
             UnknownReference => "The row is imported as new; PIPETRAK REF must name a row of an import of this project.",

@@ -32,7 +32,8 @@ pub mod xls;
 
 pub use issue::{Issue, IssueCode, Severity};
 
-/// What a file holds: a material takeoff (components) or a field-weld log.
+/// What a file holds: a material takeoff (components), a field-weld log, a schedule export (a
+/// baseline's activities) or a timesheet (actual hours).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::EnumIter,
 )]
@@ -40,6 +41,8 @@ pub use issue::{Issue, IssueCode, Severity};
 pub enum Kind {
     Takeoff,
     FieldWelds,
+    Schedule,
+    Timesheet,
 }
 
 impl Kind {

@@ -883,7 +883,10 @@ fn scan(
     );
     layout.date_system = date_system;
     let restore = is_report(&layout);
-    let mut skipped = HeaderRows::default();
+    let mut skipped = HeaderRows {
+        kind: Some(kind),
+        ..HeaderRows::default()
+    };
     let rest = head
         .drain(index + 1..)
         .map(Ok)
@@ -904,8 +907,12 @@ fn scan(
 /// page repeats it) and a row of units right under it (`in`, `ft`, `(EA)`).
 #[derive(Default)]
 struct HeaderRows {
+    kind: Option<Kind>,
     repeated: Vec<u32>,
     units: Option<u32>,
+    /// A second header row: the first row under the header naming the same fields again in other
+    /// words (a Primavera P6 export heads its columns with field codes, then with labels).
+    labels: Option<u32>,
     /// A row with something in it has been seen under the header.
     past_first: bool,
 }
@@ -960,6 +967,21 @@ impl HeaderRows {
             self.units = Some(row.line);
             return true;
         }
+        if let (true, Some(kind)) = (first, self.kind) {
+            let mut shown = vec![String::new(); layout.table.start];
+            shown.extend(texts.iter().cloned());
+            let again = Mapping::of(kind, &shown);
+            if !layout.mapping.fields.is_empty() && again.missing_required(kind).is_empty() {
+                let mut ours = layout.mapping.fields.clone();
+                let mut theirs = again.fields;
+                ours.sort_by_key(|f| f.1);
+                theirs.sort_by_key(|f| f.1);
+                if ours == theirs {
+                    self.labels = Some(row.line);
+                    return true;
+                }
+            }
+        }
         false
     }
 
@@ -968,6 +990,9 @@ impl HeaderRows {
         let mut parts = Vec::new();
         if let Some(line) = self.units {
             parts.push(format!("row {line} holds units"));
+        }
+        if let Some(line) = self.labels {
+            parts.push(format!("row {line} names the columns again"));
         }
         if let Some(&first) = self.repeated.first() {
             let shown: Vec<String> = self.repeated.iter().take(5).map(u32::to_string).collect();
@@ -992,6 +1017,7 @@ impl HeaderRows {
         let line = self
             .units
             .into_iter()
+            .chain(self.labels)
             .chain(self.repeated.first().copied())
             .min()?;
         Some(Issue::new(

@@ -12,6 +12,8 @@ use super::number::{self, DecimalMark, Reading};
 use super::source::{self, Layout, Row};
 use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
+use crate::domain::controls::Curve;
+use std::str::FromStr;
 use crate::domain::normalize;
 use chrono::NaiveDate;
 use std::collections::hash_map::DefaultHasher;
@@ -177,6 +179,8 @@ impl Validator {
         let id_field = match self.kind {
             Kind::Takeoff => Field::CmdtyCode,
             Kind::FieldWelds => Field::WeldId,
+            Kind::Schedule => Field::ActivityId,
+            Kind::Timesheet => Field::WorkDate,
         };
         if layout.mapping.index(id_field) == Some(first_filled) && filled().nth(1).is_none() {
             if self.placeholders.0 == 0 {
@@ -238,6 +242,8 @@ impl Validator {
         match self.kind {
             Kind::Takeoff => self.takeoff(&read, &mut row),
             Kind::FieldWelds => self.field_weld(&read, &mut row),
+            Kind::Schedule => self.activity(&read, &mut row),
+            Kind::Timesheet => self.hours(&read, &mut row),
         }
         if let Some(text) = read.optional(Field::RemediationRef) {
             if reference(&text).is_none() {
@@ -411,35 +417,7 @@ impl Validator {
                 ));
             }
         }
-        if let Some(text) = read.optional(Field::DateWelded) {
-            let cell = read.cell(Field::DateWelded);
-            if let (None, Cell::Text(t)) = (self.date_order, cell) {
-                self.date_order = cell::date_order_shown(t);
-            }
-            let reading = cell::read_date(cell, self.date_order, read.layout.date_system);
-            if let Some(DateReading::Ambiguous { used, other }) = reading {
-                issues.push(read.issue(
-                    Field::DateWelded,
-                    IssueCode::AmbiguousDate,
-                    format!(
-                        "{text:?} reads as {used} (month first) or {other} (day first); {used} is used"
-                    ),
-                ));
-            }
-            match reading.map(DateReading::value) {
-                None => issues.push(read.issue(
-                    Field::DateWelded,
-                    IssueCode::InvalidDate,
-                    format!("{text:?} is not a date"),
-                )),
-                Some(d) if d > self.today => issues.push(read.issue(
-                    Field::DateWelded,
-                    IssueCode::FutureDate,
-                    format!("{d} is in the future"),
-                )),
-                Some(d) => weld.date_welded = Some(d),
-            }
-        }
+        weld.date_welded = self.date(read, Field::DateWelded, false, issues);
         if let Some(text) = read.optional(Field::NdeResult) {
             weld.nde_result = match text.to_uppercase().as_str() {
                 "PASS" | "PASSED" | "ACC" | "ACCEPT" | "ACCEPTED" => Some("PASS".into()),
@@ -456,6 +434,225 @@ impl Validator {
             };
         }
         row.weld = Some(weld);
+    }
+
+    /// A date cell, or none when it is empty or not a date (an issue says which); a date after
+    /// today is refused unless `future` (a schedule's plan). Learns the file's day/month order
+    /// from the first date written as text.
+    fn date(
+        &mut self,
+        read: &Reader<'_>,
+        field: Field,
+        future: bool,
+        issues: &mut Vec<Issue>,
+    ) -> Option<NaiveDate> {
+        let text = read.optional(field)?;
+        let cell = read.cell(field);
+        if let (None, Cell::Text(t)) = (self.date_order, cell) {
+            self.date_order = cell::date_order_shown(t);
+        }
+        let reading = cell::read_date(cell, self.date_order, read.layout.date_system);
+        if let Some(DateReading::Ambiguous { used, other }) = reading {
+            issues.push(read.issue(
+                field,
+                IssueCode::AmbiguousDate,
+                format!("{text:?} reads as {used} (month first) or {other} (day first); {used} is used"),
+            ));
+        }
+        match reading.map(DateReading::value) {
+            None => {
+                issues.push(read.issue(
+                    field,
+                    IssueCode::InvalidDate,
+                    format!("{text:?} is not a date"),
+                ));
+                None
+            }
+            Some(d) if d > self.today && !future => {
+                issues.push(read.issue(
+                    field,
+                    IssueCode::FutureDate,
+                    format!("{d} is in the future"),
+                ));
+                None
+            }
+            Some(d) => Some(d),
+        }
+    }
+
+    /// A positive number of a cell (or none, when empty); an issue of `code` when it is not one.
+    fn positive(
+        &self,
+        read: &Reader<'_>,
+        field: Field,
+        code: IssueCode,
+        issues: &mut Vec<Issue>,
+    ) -> Option<f64> {
+        let text = read.optional(field)?;
+        let value = match read.cell(field) {
+            Cell::Number(n) => Some(*n),
+            _ => number::read(text.trim(), read.layout.decimal).map(Reading::value),
+        };
+        match value {
+            Some(n) if n.is_finite() && n > 0.0 && n < 1e9 => Some(n),
+            _ => {
+                issues.push(read.issue(field, code, format!("{text:?} is not a number above 0")));
+                None
+            }
+        }
+    }
+
+    /// The group a schedule activity plans or hours are charged to: the first of the row's area,
+    /// system, test package and drawing cells that holds a name (SQL finds it in the project).
+    fn group(&self, read: &Reader<'_>, row: &mut ImportRow) -> Option<(&'static str, String)> {
+        [
+            (Field::Area, "area"),
+            (Field::System, "system"),
+            (Field::TestPackage, "test_package"),
+            (Field::Drawing, "drawing"),
+        ]
+        .into_iter()
+        .find_map(|(field, kind)| {
+            let name = read.optional(field)?;
+            if name.chars().count() > MAX_TEXT {
+                row.issues.push(read.issue(
+                    field,
+                    IssueCode::ValueTooLong,
+                    format!("The name is longer than {MAX_TEXT} characters"),
+                ));
+            }
+            Some((kind, name.split_whitespace().collect::<Vec<_>>().join(" ")))
+        })
+    }
+
+    /// A schedule activity: its id, name, planned dates (inclusive), budget man-hours (read by
+    /// `budget`), weight and curve, staged under `CONTROLS_KEY`.
+    fn activity(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
+        row.tag = read.text(Field::ActivityId).trim().to_string();
+        read.required_text(
+            Field::ActivityId,
+            &row.tag,
+            "The activity id is empty",
+            &mut row.issues,
+        );
+        let name = read.optional(Field::ActivityName);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 500) {
+            row.issues.push(read.issue(
+                Field::ActivityName,
+                IssueCode::ValueTooLong,
+                "The activity name is longer than 500 characters",
+            ));
+        }
+        let mut issues = Vec::new();
+        let start = self.date(read, Field::PlannedStart, true, &mut issues);
+        let finish = self.date(read, Field::PlannedFinish, true, &mut issues);
+        for (field, value) in [(Field::PlannedStart, start), (Field::PlannedFinish, finish)] {
+            if value.is_none() && read.optional(field).is_none() {
+                issues.push(read.issue(field, IssueCode::MissingValue, "The planned date is empty"));
+            }
+        }
+        if let (Some(s), Some(f)) = (start, finish) {
+            if f < s {
+                issues.push(read.issue(
+                    Field::PlannedFinish,
+                    IssueCode::FinishBeforeStart,
+                    format!("The activity finishes ({f}) before it starts ({s})"),
+                ));
+            }
+        }
+        let weight = self.positive(read, Field::Weight, IssueCode::InvalidWeight, &mut issues);
+        let curve = match read.optional(Field::Curve) {
+            None => Some(Curve::Linear),
+            Some(text) => {
+                let key = text.trim().to_lowercase().replace([' ', '-'], "_");
+                let curve = match key.as_str() {
+                    "s" | "bell" | "bell_shaped" => Some(Curve::SCurve),
+                    "front" | "front_load" => Some(Curve::FrontLoaded),
+                    "back" | "back_load" => Some(Curve::BackLoaded),
+                    "uniform" | "flat" => Some(Curve::Linear),
+                    other => Curve::from_str(other).ok(),
+                };
+                if curve.is_none() {
+                    issues.push(read.issue(
+                        Field::Curve,
+                        IssueCode::InvalidCurve,
+                        format!("{text:?} is not a curve"),
+                    ));
+                }
+                curve
+            }
+        };
+        let group = self.group(read, row);
+        row.issues.extend(issues);
+        let curve: Option<&'static str> = curve.map(Into::into);
+        row.attributes.insert(
+            CONTROLS_KEY.into(),
+            serde_json::json!({
+                "name": name,
+                "planned_start": start.map(|d| d.to_string()),
+                "planned_finish": finish.map(|d| d.to_string()),
+                "weight": weight,
+                "curve": curve,
+                "group_by": group.as_ref().map_or("project", |g| g.0),
+                "group": group.map(|g| g.1),
+            }),
+        );
+    }
+
+    /// A timesheet row: the work date (not in the future), who (a person or a crew), craft and
+    /// hours, and the group charged, staged under `CONTROLS_KEY`.
+    fn hours(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
+        let mut issues = Vec::new();
+        let work_date = self.date(read, Field::WorkDate, false, &mut issues);
+        if work_date.is_none() && read.optional(Field::WorkDate).is_none() {
+            issues.push(read.issue(Field::WorkDate, IssueCode::MissingValue, "The work date is empty"));
+        }
+        let person = read.optional(Field::Person);
+        let crew = read.optional(Field::Crew);
+        let craft = read.optional(Field::Craft);
+        for (field, value) in [(Field::Person, &person), (Field::Crew, &crew), (Field::Craft, &craft)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
+                issues.push(read.issue(
+                    field,
+                    IssueCode::ValueTooLong,
+                    format!("The name is longer than {MAX_TEXT} characters"),
+                ));
+            }
+        }
+        if person.is_none() && crew.is_none() {
+            let field = if read.layout.mapping.index(Field::Person).is_some() { Field::Person } else { Field::Crew };
+            issues.push(read.issue(field, IssueCode::MissingValue, "Neither a person nor a crew is named"));
+        }
+        let hours = match self.positive(read, Field::Hours, IssueCode::InvalidHours, &mut issues) {
+            Some(h) if h > 100_000.0 || (h * 100.0 - (h * 100.0).round()).abs() > 1e-6 => {
+                issues.push(read.issue(
+                    Field::Hours,
+                    IssueCode::InvalidHours,
+                    format!("{h} is over 100,000 hours or has more than two decimals"),
+                ));
+                None
+            }
+            None if read.optional(Field::Hours).is_none() => {
+                issues.push(read.issue(Field::Hours, IssueCode::MissingValue, "The hours are empty"));
+                None
+            }
+            other => other,
+        };
+        row.tag = person.clone().or_else(|| crew.clone()).unwrap_or_default();
+        let group = self.group(read, row);
+        row.issues.extend(issues);
+        row.attributes.insert(
+            CONTROLS_KEY.into(),
+            serde_json::json!({
+                "work_date": work_date.map(|d| d.to_string()),
+                "person": person,
+                "crew": crew,
+                "craft": craft,
+                "hours": hours.map(|h| (h * 100.0).round() / 100.0),
+                "group_by": group.as_ref().map_or("project", |g| g.0),
+                "group": group.map(|g| g.1),
+            }),
+        );
     }
 
     fn drawing(&mut self, read: &Reader<'_>, row: &mut ImportRow) {
@@ -829,6 +1026,9 @@ impl Reader<'_> {
 pub const ORIGIN_KEY: &str = "pipetrak_ref";
 /// The attribute that carries a row's man-hour budget into staging (see `budget`).
 pub const BUDGET_KEY: &str = "pipetrak_budget_mh";
+/// The attribute holding a schedule activity's or a timesheet row's typed values (SQL takes it
+/// out into the baseline or the timesheet).
+pub const CONTROLS_KEY: &str = "pipetrak_controls";
 
 /// `<import id>:<row>`, as the remediation CSV writes it.
 fn reference(text: &str) -> Option<String> {
@@ -923,6 +1123,8 @@ pub fn validate_source(
             let id = match kind {
                 Kind::Takeoff => "a commodity code",
                 Kind::FieldWelds => "a weld number",
+                Kind::Schedule => "an activity id",
+                Kind::Timesheet => "a date",
             };
             layout.notes.push(Issue::new(
                 first,
