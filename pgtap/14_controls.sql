@@ -3,7 +3,7 @@
 -- week that never moves; the stalled components; and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(48);
+select plan(64);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -282,6 +282,79 @@ select is(pg_temp.matrix(format('select count(*) from pipetrak.%s where project_
     array['7', '7', '7', '7', '7', '7', '7', '0', '42501'], 'frozen week figures (areas 2, drawings 2, no system, no package, the project): members only');
 select is(pg_temp.matrix(format('select count(*) from pipetrak.%s where project_id = %s', 'hours_days', :project)),
     array['5', '5', '5', '5', '5', '5', '5', '0', '42501'], 'hours per day: members only');
+
+-- ---- Importing a schedule and a timesheet (the import pipeline: dry run, issues, remediation) ----
+create function pg_temp.upload(p_kind text, p_text text) returns bigint language sql as $$
+    select pipetrak_api.import_upload(project_id => (select id from pipetrak.projects where name = 'Controls'), kind => p_kind,
+                                      filename => p_kind || '.csv', content => convert_to(p_text, 'UTF8'))
+$$;
+create function pg_temp.issues(p_import bigint) returns text language sql as $$
+    select string_agg(row || ':' || code, ',' order by row, code) from pipetrak_api.import_issues where import_id = p_import
+$$;
+grant execute on all functions in schema pg_temp to public;
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select pg_temp.upload('schedule', format(E'Activity ID,Activity Name,Start,Finish,Budgeted Labor Units,Area,Curve\n'
+    'A-100,North piping,%1$s,%2$s,120,North,s-curve\n'
+    'A-200,South piping,%1$s,%2$s,80,South,\n'
+    'A-200,South again,%1$s,%2$s,,South,\n'
+    'A-300,West piping,%1$s,%2$s,,West,\n'
+    'A-400,Mobilize,%1$s,%3$s,,,\n'
+    'A-500,North test,%4$s,%2$s,,North,\n', :'l'::date + 1, :'l'::date + 60, :'l'::date + 2, :'l'::date + 61)) as schedule \gset
+select pipetrak_api.import_validate(:schedule) as schedule_summary \gset
+select is(format('%s valid, %s with errors; %s', :'schedule_summary'::jsonb -> 'rows' ->> 'valid',
+                 :'schedule_summary'::jsonb -> 'rows' ->> 'with_errors', :'schedule_summary'::jsonb -> 'would' -> 'baseline'),
+    format('2 valid, 4 with errors; %s', jsonb_build_object('version', 3, 'group_by', 'area', 'activities', 2, 'budget_mh', 200.0,
+                                                            'planned_start', :'l'::date + 1, 'planned_finish', :'l'::date + 60)),
+    'a schedule''s dry run: the version it would make, of its valid rows');
+select is(pg_temp.issues(:schedule), '4:duplicate_id,5:unknown_group,6:unknown_group,7:finish_before_start',
+    'each row''s issue: a repeated activity, an area the project lacks, a row of the project in a schedule by area, dates reversed');
+select is(pg_temp.error_of('project_manager', format('select pipetrak_api.import_commit(import_id => %s)', :schedule)),
+    'PT422 import_has_errors', 'a schedule with errors is not committed unless told to skip them');
+select pipetrak_api.import_report_csv(:schedule) as schedule_report \gset
+select ok(position('PIPETRAK ISSUES' in :'schedule_report') > 0 and position('No live area of the project is named West' in :'schedule_report') > 0
+          and position('A-100' in :'schedule_report') = 0,
+    'the remediation CSV holds the rows with issues, each with its issues');
+select is((pipetrak_api.import_commit(import_id => :schedule, skip_invalid_rows => true) ->> 'baseline_version')::integer, 3,
+    'committed skipping its invalid rows, the schedule is baseline version 3');
+select is((select string_agg(format('%s %s %s %s', activity_code, group_name, curve, budget_mh), ', ' order by activity_code)
+           from pipetrak_api.baseline_activities where project_id = :project and version = 3),
+    'A-100 North s_curve 120.00, A-200 South linear 80.00', 'its activities, as the file planned them');
+select pg_temp.upload('schedule', replace(:'schedule_report', 'West', 'North')) as schedule_fix \gset
+select pipetrak_api.import_validate(:schedule_fix) is not null as validated \gset
+select ok(pg_temp.issues(:schedule_fix) like '%schedule_imported_whole%',
+    'a schedule''s remediation CSV is a report: the schedule is imported whole');
+
+select pg_temp.upload('timesheet', format(E'Date,Employee,Crew,Trade,Hours,Area\n'
+    '%1$s,J. Ortiz,,Pipefitter,10,North\n'
+    '%1$s,,C1,Welder,6.5,South\n'
+    '%1$s,K. Lee,,Welder,8,West\n'
+    '%1$s,,,Welder,4,North\n', :'l'::date + 1)) as timesheet \gset
+select pipetrak_api.import_validate(:timesheet) as timesheet_summary \gset
+select is(format('%s valid, %s with errors; %s rows, %s h', :'timesheet_summary'::jsonb -> 'rows' ->> 'valid',
+                 :'timesheet_summary'::jsonb -> 'rows' ->> 'with_errors', :'timesheet_summary'::jsonb -> 'would' -> 'hours' ->> 'rows',
+                 :'timesheet_summary'::jsonb -> 'would' -> 'hours' ->> 'hours'),
+    '2 valid, 2 with errors; 2 rows, 16.5 h', 'a timesheet''s dry run: the hours it would record');
+select is(pg_temp.issues(:timesheet), '4:unknown_group,5:missing_value', 'a group the project lacks, nobody named');
+select is((pipetrak_api.import_commit(import_id => :timesheet, skip_invalid_rows => true) ->> 'hours_rows_created')::integer, 2,
+    'its valid rows are recorded');
+select pipetrak_api.import_report_csv(:timesheet) as timesheet_report \gset
+select pg_temp.upload('timesheet', replace(replace(:'timesheet_report', 'West', 'North'), ',,,Welder', ',P. Ng,,Welder')) as timesheet_fix \gset
+select is((pipetrak_api.import_validate(:timesheet_fix) -> 'rows' ->> 'with_errors')::integer, 0, 'the fixed remediation CSV validates clean');
+select is((pipetrak_api.import_commit(import_id => :timesheet_fix) ->> 'hours_rows_created')::integer, 2, 'and records the fixed rows');
+-- A remediation row naming a row that was recorded corrects it: J. Ortiz worked 9 hours, not 10.
+select pg_temp.upload('timesheet', format(E'PIPETRAK ROW,PIPETRAK REF,Date,Employee,Crew,Trade,Hours,Area\n2,%s:2,%s,J. Ortiz,,Pipefitter,9,North\n',
+                                          :timesheet, :'l'::date + 1)) as timesheet_again \gset
+select pipetrak_api.import_validate(:timesheet_again) is not null as validated \gset
+select is((pipetrak_api.import_commit(import_id => :timesheet_again) ->> 'hours_rows_replaced')::integer, 1, 'a corrected row replaces the one it names');
+select is((select string_agg(format('%s %s %s', coalesce(person, crew), hours, voided_at is not null), ', ' order by hours_id)
+           from pipetrak_api.timesheet_hours where project_id = :project and import_id is not null),
+    'J. Ortiz 10.00 t, C1 6.50 f, K. Lee 8.00 f, P. Ng 4.00 f, J. Ortiz 9.00 f', 'the timesheet as imported and corrected');
+select is((select actual_hours_week from pipetrak_api.controls_week(project_id => :project, week_end => :'l'::date + 7, group_by => 'project')),
+    (select sum(hours) from pipetrak.timesheet_hours where project_id = :project and voided_at is null and work_date > :'l'::date),
+    'the week''s actual hours are the live rows''');
+select is(pg_temp.error_of('foreman', format('select pipetrak_api.import_upload(project_id => %s, kind => ''timesheet'', filename => ''t.csv'', content => ''x'')', :project)),
+    '42501 permission_denied', 'importing stays with project managers and up');
+reset role;
 
 select * from finish();
 rollback;

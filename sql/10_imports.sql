@@ -78,7 +78,7 @@
 create table pipetrak.import_jobs (
     id                bigserial,
     project_id        bigint not null references pipetrak.projects,
-    kind              text not null check (kind in ('takeoff', 'field_welds')),
+    kind              text not null check (kind in ('takeoff', 'field_welds', 'schedule', 'timesheet')),
     filename          text not null check (btrim(filename) <> '' and length(filename) <= 255),
     format            text not null check (format in ('csv', 'xlsx', 'xls')),
     content           bytea not null check (length(content) <= 50 * 1024 * 1024),
@@ -298,8 +298,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
-    if p_kind is null or p_kind not in ('takeoff', 'field_welds') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "kind", "expected": "takeoff or field_welds"}');
+    if p_kind is null or p_kind <> all (pipetrak.vocabulary('import_kind')) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'kind',
+            'expected', array_to_string(pipetrak.vocabulary('import_kind'), ', ')));
     end if;
     if p_filename is null or btrim(p_filename) = '' or length(p_filename) > 255 then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "filename", "expected": "the file''s name, 1 to 255 characters"}');
@@ -649,9 +650,22 @@ begin
         where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_budget_mh';
     end if;
 
+    -- A schedule or timesheet: its own rules across rows, and what the commit would record.
+    if v_job.kind in ('schedule', 'timesheet') then
+        v_repeats := pipetrak.import_controls_validate(p_import_id, v_job.project_id, v_job.kind);
+        v_would := v_repeats -> 'would';
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - (v_repeats ->> 'invalidated')::integer,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + (v_repeats ->> 'invalidated')::integer,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + (v_repeats ->> 'errors_added')::integer));
+    end if;
+
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
-    -- counts and what it found are corrected by what they changed.
-    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+    -- counts and what it found are corrected by what they changed. (Not of a schedule or timesheet:
+    -- the rest of the dry run compares components.)
+    if v_job.kind in ('schedule', 'timesheet') then
+        null;
+    elsif coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
         v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
         v_duplicates := (v_repeats ->> 'duplicates')::integer;
         v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
@@ -672,200 +686,202 @@ begin
         end if;
     end if;
 
-    select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+    if v_job.kind in ('takeoff', 'field_welds') then
+        select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
 
-    -- Two spellings of a drawing number in this file that stay different but look alike (the same
-    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
-    -- are found over the distinct keys; only their few rows are then read and written.
-    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
-    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
-          from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
-                from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
-    where s.line <> s.first_line;
-    if jsonb_array_length(v_similar) > 0 then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
-            'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
-        from jsonb_array_elements(v_similar) p(pair)
-        join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
-        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
-    end if;
-
-    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
-    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
-
-    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
-    if v_has_drawings then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
-            'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
-        from (
-            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
-            from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
-                  where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                    and d.drawing_key = x.drawing_key and d.retired_at is null)) n
-            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
-            group by n.drawing_key
-        ) s
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-
-        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
-            'The project holds %s of this item, the file %s; surplus component ids: %s',
-            array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
-        from (
-            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
-            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
-                  from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
-                    and x.component_type = any (pipetrak.component_types('per_seq'))
-                  group by 1, 2, 3, 4) g
-            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
-            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
-                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
-            group by g.last_line, g.planned
-        ) s
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-    end if;
-
-    -- A row naming what the project retired — a weld repaired or retired, a component retired
-    -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
-    -- brings one back (restore it first if it is back). Said on the row.
-    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
-       or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
-        update pipetrak.import_rows r
-        set status = 'skipped',
-            issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
-                '%s %s on drawing %s %s: the row is not imported',
-                array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
-        from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
-                                                      v.seq_from, v.seq_to) as why
-              from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
-        get diagnostics v_flagged = row_count;
-        if v_flagged > 0 then
-            v_warnings_added := v_warnings_added + v_flagged;
-            v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
-                                '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
-            -- A drawing only skipped rows named is not the file's any more.
-            select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+        -- Two spellings of a drawing number in this file that stay different but look alike (the same
+        -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+        -- are found over the distinct keys; only their few rows are then read and written.
+        select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+        from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+              from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                    from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
+        where s.line <> s.first_line;
+        if jsonb_array_length(v_similar) > 0 then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
+                'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
+            from jsonb_array_elements(v_similar) p(pair)
+            join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
+            v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
         end if;
-    end if;
 
-    -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
-    -- (import_weld_merge): said on the row.
-    if v_job.kind = 'field_welds' then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
-            'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
-        from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
-              from pipetrak.import_rows v
-              cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
-              join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
-              left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
-              cross join lateral (values ('welder', wd.stencil, v.stencil),
-                                         ('date welded', w.date_welded::text, v.date_welded::text),
-                                         ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and f.stored <> f.given
-              group by v.line) k
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-    end if;
+        -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+        v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
 
-    -- A weld number the project holds on another drawing but not on this one makes a new weld
-    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
-    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
-               and c.retired_at is null) then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
-            'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
-            'WELD ID', r.tag)
-        from (select v.line,
-                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                      where c.project_id = v_job.project_id and d.project_id = v_job.project_id
-                        and c.component_type = 'field_weld' and c.retired_at is null
-                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
-                      order by d.drawing_no limit 1) as other
-              from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
-        get diagnostics v_flagged = row_count;
-        v_infos_added := v_infos_added + v_flagged;
-    end if;
+        -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+        if v_has_drawings then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
+                'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
+            from (
+                select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+                from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
+                      where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                        and d.drawing_key = x.drawing_key and d.retired_at is null)) n
+                cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+                group by n.drawing_key
+            ) s
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
 
-    -- What a commit would create, update and leave alone. Into a project without components, all
-    -- the file's components are new: the reader counted them; otherwise each is compared.
-    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
-        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
-                                           'update', 0, 'unchanged', 0);
-    else
-        -- One pass over the planned components. Only a row merged into an earlier pipe or
-        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
-        -- errors), so leaving those out counts each component once.
-        with planned as (
-            select count(*) filter (where p.existing_id is null) as created,
-                   count(*) filter (where p.existing_id is not null) as existing,
-                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
-                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
-            -- Each planned component beside the live one of the project with the same identity
-            -- (lateral probes per row; only spools are identified without their drawing, so a
-            -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
-            from (select p.*, c.id as existing_id, c.quantity as existing_quantity
-                  from pipetrak.import_plan_rows p
-                  left join lateral (
-                      select x.id from pipetrak.drawings x
-                      where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
-                      limit 1) d on true
-                  left join lateral (
-                      select x.id, x.quantity from pipetrak.components x
-                      where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
-                        and x.project_id = v_job.project_id and x.retired_at is null
-                        and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
-                      limit 1) c on true
-                  where p.import_id = p_import_id and p.project_id = v_job.project_id) p
-            where not p.merged),
-        changed_welds as (
-            select count(*) as changed
-            from pipetrak.import_rows v
-            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
-            join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
-            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
-            where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
-              and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
-                                             coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
+            -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
+                'The project holds %s of this item, the file %s; surplus component ids: %s',
+                array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
+            from (
+                select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+                from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                      from pipetrak.import_rows x
+                      where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
+                        and x.component_type = any (pipetrak.component_types('per_seq'))
+                      group by 1, 2, 3, 4) g
+                join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+                join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                    and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+                group by g.last_line, g.planned
+            ) s
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
+        end if;
+
+        -- A row naming what the project retired — a weld repaired or retired, a component retired
+        -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
+        -- brings one back (restore it first if it is back). Said on the row.
+        if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
+           or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
+            update pipetrak.import_rows r
+            set status = 'skipped',
+                issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
+                    '%s %s on drawing %s %s: the row is not imported',
+                    array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
+            from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
+                                                          v.seq_from, v.seq_to) as why
+                  from pipetrak.import_rows v
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
+            get diagnostics v_flagged = row_count;
+            if v_flagged > 0 then
+                v_warnings_added := v_warnings_added + v_flagged;
+                v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
+                                    '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+                -- A drawing only skipped rows named is not the file's any more.
+                select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+            end if;
+        end if;
+
+        -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
+        -- (import_weld_merge): said on the row.
+        if v_job.kind = 'field_welds' then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
+                'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
+            from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
+                  from pipetrak.import_rows v
+                  cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+                  join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+                  left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
+                  cross join lateral (values ('welder', wd.stencil, v.stencil),
+                                             ('date welded', w.date_welded::text, v.date_welded::text),
+                                             ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                    and f.stored <> f.given
+                  group by v.line) k
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
+        end if;
+
+        -- A weld number the project holds on another drawing but not on this one makes a new weld
+        -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+        if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+                   and c.retired_at is null) then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
+                'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
+                'WELD ID', r.tag)
+            from (select v.line,
+                         (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                          where c.project_id = v_job.project_id and d.project_id = v_job.project_id
+                            and c.component_type = 'field_weld' and c.retired_at is null
+                            and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                          order by d.drawing_no limit 1) as other
+                  from pipetrak.import_rows v
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                    and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
+            get diagnostics v_flagged = row_count;
+            v_infos_added := v_infos_added + v_flagged;
+        end if;
+
+        -- What a commit would create, update and leave alone. Into a project without components, all
+        -- the file's components are new: the reader counted them; otherwise each is compared.
+        if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+            v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                               'update', 0, 'unchanged', 0);
+        else
+            -- One pass over the planned components. Only a row merged into an earlier pipe or
+            -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+            -- errors), so leaving those out counts each component once.
+            with planned as (
+                select count(*) filter (where p.existing_id is null) as created,
+                       count(*) filter (where p.existing_id is not null) as existing,
+                       count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                          and p.quantity is distinct from p.existing_quantity) as footage_changed
+                -- Each planned component beside the live one of the project with the same identity
+                -- (lateral probes per row; only spools are identified without their drawing, so a
+                -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
+                from (select p.*, c.id as existing_id, c.quantity as existing_quantity
+                      from pipetrak.import_plan_rows p
+                      left join lateral (
+                          select x.id from pipetrak.drawings x
+                          where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                          limit 1) d on true
+                      left join lateral (
+                          select x.id, x.quantity from pipetrak.components x
+                          where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
+                            and x.project_id = v_job.project_id and x.retired_at is null
+                            and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
+                          limit 1) c on true
+                      where p.import_id = p_import_id and p.project_id = v_job.project_id) p
+                where not p.merged),
+            changed_welds as (
+                select count(*) as changed
+                from pipetrak.import_rows v
+                cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+                join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
+                where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+                  and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
+                                                 coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
+            select jsonb_build_object(
+                'create', p.created,
+                'update', p.footage_changed + w.changed,
+                'unchanged', p.existing - p.footage_changed - w.changed)
+            from planned p, changed_welds w
+            into v_components;
+        end if;
+        -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+        -- values the reader found. Each looked up.
         select jsonb_build_object(
-            'create', p.created,
-            'update', p.footage_changed + w.changed,
-            'unchanged', p.existing - p.footage_changed - w.changed)
-        from planned p, changed_welds w
-        into v_components;
+            'components', v_components,
+            'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
+            'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+            'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+            'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+            'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                        from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                        cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                           and w.stencil = s.stencil) as found) e))
+        into v_would;
     end if;
-    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
-    -- values the reader found. Each looked up.
-    select jsonb_build_object(
-        'components', v_components,
-        'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
-        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
-        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
-        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
-        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
-                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
-                                                       and w.stencil = s.stencil) as found) e))
-    into v_would;
 
     v_summary := jsonb_build_object(
         'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
@@ -887,8 +903,8 @@ begin
     where id = p_import_id and project_id = v_job.project_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
-    if v_refers
-       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
+    if v_job.kind in ('takeoff', 'field_welds')
+       and (v_refers or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id)) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
         update pipetrak.import_jobs set summary = v_summary where id = p_import_id and project_id = v_job.project_id;
@@ -1264,7 +1280,17 @@ begin
         end if;
     end if;
 
-    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total and v_job.kind in ('schedule', 'timesheet') then
+        -- A schedule is one baseline version and a timesheet one set of hours: all at once.
+        v_totals := pipetrak.import_controls_commit(p_import_id, v_job.project_id, v_job.kind, v_job.filename);
+        update pipetrak.import_jobs set chunks_done = v_job.chunks_total, status = 'committed', committed_at = now(),
+            staged_until = now() + interval '1 day', result = v_totals, updated_at = now()
+        where id = p_import_id and project_id = v_job.project_id
+        returning * into v_job;
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_job.chunks_total, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', 0));
+    elsif v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
         v_chunk := v_job.chunks_done;
         v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
 
@@ -1971,7 +1997,7 @@ language sql volatile security invoker
 set search_path = pg_catalog, pg_temp
 as $$ select pipetrak.import_upload(project_id, pipetrak.limited('kind', kind), pipetrak.limited('filename', filename), content) $$;
 comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
-    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
+    'Uploads a takeoff (kind => takeoff), field-weld log (field_welds), schedule export (schedule: a new baseline version) or timesheet (timesheet: actual hours) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
 
 create function pipetrak_api.import_validate(import_id bigint)
 returns jsonb

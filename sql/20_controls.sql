@@ -93,6 +93,8 @@ create table pipetrak.timesheet_hours (
     hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
     note        text check (length(note) <= 2000),
     import_id   bigint,
+    -- The row of the import's file it came from (a remediation CSV's PIPETRAK REF names it).
+    import_line integer,
     entered_by  uuid not null,
     entered_at  timestamptz not null default now(),
     voided_at   timestamptz,
@@ -882,3 +884,152 @@ as $$ select * from pipetrak.stalled_components(project_id, days, pipetrak.limit
                                                 pipetrak.limited('group_key', group_key), page_size, page_offset) $$;
 comment on function pipetrak_api.stalled_components(bigint, integer, text, text, integer, integer) is
     'Components partly complete with no milestone event for at least `days` days (7, 14 and 21 are the presets), most idle first, a page at a time, with their group (area, system, test_package, drawing or project; one group with group_key).';
+
+-- ---- Imports: schedules and timesheets ----
+
+-- The dry run's rules across rows and with the project for a schedule or timesheet (after the
+-- reader checked each row's cells, staged under attributes 'pipetrak_controls'): each group named
+-- must be a live one of the project (`unknown_group`), a schedule's activities all plan groups of
+-- one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and
+-- name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV
+-- reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused
+-- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name. Returns
+-- {would, invalidated, errors_added}.
+create function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_group_by text;
+    v_invalid integer;
+    v_errors integer;
+    v_would jsonb;
+begin
+    if p_kind = 'schedule' then
+        v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
+                                where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+                                  and r.attributes -> 'pipetrak_controls' ->> 'group_by' <> 'project'
+                                order by r.line limit 1), 'project');
+    end if;
+    -- Each distinct group named, found once (a timesheet names a few groups on 100,000 rows).
+    with named as (
+        select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by, r.attributes -> 'pipetrak_controls' ->> 'group' as name
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+    found as (select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id from named n),
+    judged as (
+        select r.line, f.group_id,
+               case when f.group_id is null then format('No live %s of the project is named %s', replace(f.group_by, '_', ' '), f.name)
+                    when p_kind = 'schedule' and f.group_by <> v_group_by then
+                        format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
+                               case when f.group_by = 'project' then 'the project' else replace(f.group_by, '_', ' ') || ' ' || f.name end)
+               end as problem,
+               case f.group_by when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
+                               when 'drawing' then 'DRAWING' end as col,
+               case when p_kind = 'schedule' and count(*) over (partition by r.tag order by r.line) > 1 then r.tag end as repeated,
+               p_kind = 'schedule' and r.origin_import_id is not null as fixing
+        from pipetrak.import_rows r
+        join found f on f.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
+                    and f.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+    marked as (
+        update pipetrak.import_rows r set
+            status = case when j.problem is not null or j.repeated is not null or j.fixing then 'invalid' else r.status end,
+            attributes = jsonb_set(r.attributes, '{pipetrak_controls,group_id}', coalesce(to_jsonb(j.group_id), 'null')),
+            issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
+                              'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
+                          else r.issues end
+                     || case when j.problem is not null then jsonb_build_array(pipetrak.import_issue(r.line, 'unknown_group', j.problem, j.col, null))
+                             else '[]' end
+                     || case when j.fixing then jsonb_build_array(pipetrak.import_issue(r.line, 'schedule_imported_whole',
+                                 'A schedule is a whole baseline version, not rows to correct one by one', 'PIPETRAK REF', null))
+                             else '[]' end
+        from judged j
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
+        returning (j.problem is not null or j.repeated is not null or j.fixing)::integer as invalid,
+                  (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
+    select coalesce(sum(m.invalid), 0), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+    if p_kind = 'schedule' then
+        select jsonb_build_object('baseline', jsonb_build_object(
+                   'version', coalesce((select max(b.version) from pipetrak.baselines b where b.project_id = p_project_id), 0) + 1,
+                   'group_by', v_group_by, 'activities', count(*), 'budget_mh', sum(r.budget_mh),
+                   'planned_start', min((r.attributes -> 'pipetrak_controls' ->> 'planned_start')::date),
+                   'planned_finish', max((r.attributes -> 'pipetrak_controls' ->> 'planned_finish')::date)))
+        into v_would
+        from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+    else
+        select jsonb_build_object('hours', jsonb_build_object(
+                   'rows', count(*), 'hours', coalesce(sum((r.attributes -> 'pipetrak_controls' ->> 'hours')::numeric), 0),
+                   'first_work_date', min((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
+                   'last_work_date', max((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
+                   -- Rows dated in weeks locked already: recorded as the history they are; the
+                   -- frozen weeks' figures stay as frozen.
+                   'in_locked_weeks', count(*) filter (where (r.attributes -> 'pipetrak_controls' ->> 'work_date')::date
+                                                              <= pipetrak.last_locked_week_end(p_project_id))))
+        into v_would
+        from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+    end if;
+    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
+end
+$$;
+
+-- Commits a validated schedule (a new baseline version of its valid rows) or timesheet (its valid
+-- rows' hours) at once: a baseline is one version, and hours one set. Returns the job's counts.
+create function pipetrak.import_controls_commit(p_import_id bigint, p_project_id bigint, p_kind text, p_filename text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_result jsonb;
+    v_ids bigint[];
+begin
+    if p_kind = 'schedule' then
+        v_result := pipetrak.set_baseline(p_project_id,
+            (select s.summary -> 'would' -> 'baseline' ->> 'group_by' from pipetrak.import_jobs s where s.id = p_import_id and s.project_id = p_project_id),
+            format('Imported from %s (import %s)', p_filename, p_import_id), null,
+            (select jsonb_agg(jsonb_build_object('activity_code', r.tag, 'name', c ->> 'name',
+                                                 'group', c ->> 'group',
+                                                 'planned_start', c ->> 'planned_start', 'planned_finish', c ->> 'planned_finish',
+                                                 'budget_mh', r.budget_mh, 'weight', c -> 'weight', 'curve', c ->> 'curve') order by r.line)
+             from pipetrak.import_rows r cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+             where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+            p_import_id);
+        return jsonb_build_object('baseline_version', (v_result ->> 'version')::integer, 'baseline_id', (v_result ->> 'baseline_id')::bigint,
+                                  'activities_created', (v_result ->> 'activities')::integer);
+    end if;
+    -- A week that locked freezes before hours land in it.
+    perform pipetrak.take_due_snapshots(p_project_id);
+    -- A fixed row of a remediation CSV replaces the row it names (voided, with why).
+    with replaced as (
+        update pipetrak.timesheet_hours h set voided_at = now(), voided_by = pipetrak.current_user_id(),
+            void_reason = format('Corrected by import %s, row %s', p_import_id, r.line)
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null
+          and h.project_id = p_project_id and h.import_id = r.origin_import_id and h.import_line = r.origin_line and h.voided_at is null
+        returning h.id)
+    select array_agg(x.id) into v_ids from replaced x;
+    if v_ids is not null then
+        perform pipetrak.hours_days_add(-1, p_project_id, v_ids);
+    end if;
+    with made as (
+        insert into pipetrak.timesheet_hours (project_id, work_date, person, crew, craft, group_by, group_id, hours, note, import_id,
+                                              import_line, entered_by)
+        select p_project_id, (c ->> 'work_date')::date, c ->> 'person', c ->> 'crew', c ->> 'craft', c ->> 'group_by',
+               (c ->> 'group_id')::bigint, (c ->> 'hours')::numeric, r.attributes ->> 'comments', p_import_id, r.line,
+               pipetrak.current_user_id()
+        from pipetrak.import_rows r cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+        returning id)
+    select array_agg(m.id) into v_ids from made m;
+    if v_ids is not null then
+        perform pipetrak.hours_days_add(1, p_project_id, v_ids);
+    end if;
+    return jsonb_build_object('hours_rows_created', coalesce(cardinality(v_ids), 0),
+                              'hours_rows_replaced', (select count(*) from pipetrak.timesheet_hours h
+                                                      where h.project_id = p_project_id and h.void_reason like format('Corrected by import %s,%%', p_import_id)),
+                              'hours_recorded', (select coalesce(sum(h.hours), 0) from pipetrak.timesheet_hours h
+                                                 where h.project_id = p_project_id and h.import_id = p_import_id));
+end
+$$;

@@ -282,7 +282,7 @@ begin
         ('imports', 'created_at', 'When the file was uploaded.'),
         ('imports', 'created_by', 'Who uploaded the file (user id).'),
         ('imports', 'format', 'The file''s format, sniffed from its content: csv, xlsx or xls.'),
-        ('imports', 'kind', 'What the file is: takeoff (components) or field_welds (a weld log).'),
+        ('imports', 'kind', 'What the file is: takeoff (components), field_welds (a weld log), schedule (a baseline''s activities) or timesheet (actual hours).'),
         ('imports', 'result', 'What the commit has written so far, summed over its chunks (counts such as components_created); {} before committing.'),
         ('imports', 'status', 'Where the job stands: uploaded → validated → committing → committed, or failed (the file can''t be read; the reason is in summary).'),
         ('imports', 'summary', 'What validation found, as JSON: file facts (format, sheet, header), row and issue counts, file-level issues and what a commit would create, update and leave alone; null until validated.'),

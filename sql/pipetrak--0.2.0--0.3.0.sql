@@ -109,6 +109,12 @@ insert into pipetrak.error_codes (code, sqlstate, message, hint) values
     ('citus_missing', 'PT424', 'Citus is not installed in this database', 'Run pipetrak.distribute() on a Citus coordinator: citus in shared_preload_libraries, CREATE EXTENSION citus, the workers added.'),
     ('not_supported_distributed', 'PT501', 'That is not supported on a distributed (Citus) installation yet', 'The detail says what; pipetrak.distribution_obstacles() lists what the schema still lacks.');
 
+-- Project controls (20_controls.sql): baselines, timesheets and each frozen week's figures per group.
+insert into pipetrak.error_codes (code, sqlstate, message, hint) values
+    ('baseline_not_found',       'PT404', 'The project has no baseline of that version', 'See pipetrak_api.baselines for the project''s versions, or omit baseline_version to read the one in effect.'),
+    ('hours_not_found',          'PT404', 'Timesheet row not found', 'Use an hours_id from pipetrak_api.timesheet_hours of a project you belong to.'),
+    ('hours_voided',             'PT409', 'The timesheet row is already voided', 'Nothing to void; record the right hours with record_hours.');
+
 -- Every key of a project's rows includes its project (sharding by project on Citus needs it;
 -- see 19_distribution.sql). Ids stay global, so the id leads each key: lookups by id read the
 -- same index as before. Foreign keys that named a component or an event alone pair it with its
@@ -193,6 +199,106 @@ begin
                     where e.extname = 'pg_trgm'));
 end
 $$;
+
+-- Schedules and timesheets are imported like takeoffs.
+alter table pipetrak.import_jobs drop constraint import_jobs_kind_check,
+    add constraint import_jobs_kind_check check (kind in ('takeoff', 'field_welds', 'schedule', 'timesheet'));
+
+-- Project controls: the tables of 20_controls.sql.
+create table pipetrak.baselines (
+    id             bigserial,
+    project_id     bigint not null references pipetrak.projects,
+    version        integer not null,
+    group_by       text not null check (group_by in ('area', 'system', 'test_package', 'drawing', 'project')),
+    reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
+    effective_date date not null,
+    activities     integer not null default 0,
+    budget_mh      numeric(14, 2),
+    import_id      bigint,
+    created_by     uuid not null,
+    created_at     timestamptz not null default now(),
+    primary key (id, project_id),
+    unique (project_id, version)
+);
+
+create table pipetrak.baseline_activities (
+    baseline_id    bigint not null,
+    project_id     bigint not null,
+    activity_code  text not null check (btrim(activity_code) <> '' and length(activity_code) <= 200),
+    name           text not null check (length(name) <= 500),
+    -- The area, system, test package or drawing (by the baseline's group_by); the project's id for
+    -- a baseline of the whole project.
+    group_id       bigint not null,
+    planned_start  date not null,
+    planned_finish date not null,
+    budget_mh      numeric(14, 2) check (budget_mh >= 0),
+    weight         numeric(14, 4) check (weight > 0),
+    curve          text not null default 'linear' check (curve in ('linear', 's_curve', 'front_loaded', 'back_loaded')),
+    primary key (baseline_id, project_id, activity_code),
+    check (planned_finish >= planned_start),
+    foreign key (baseline_id, project_id) references pipetrak.baselines (id, project_id)
+);
+create index baseline_activities_project_idx on pipetrak.baseline_activities (project_id);
+
+create table pipetrak.timesheet_hours (
+    id          bigserial,
+    project_id  bigint not null references pipetrak.projects,
+    work_date   date not null,
+    person      text check (btrim(person) <> '' and length(person) <= 200),
+    crew        text check (btrim(crew) <> '' and length(crew) <= 200),
+    craft       text check (btrim(craft) <> '' and length(craft) <= 200),
+    group_by    text not null check (group_by in ('area', 'system', 'test_package', 'drawing', 'project')),
+    -- The group charged (by group_by); the project's id for hours charged to the project.
+    group_id    bigint not null,
+    hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
+    note        text check (length(note) <= 2000),
+    import_id   bigint,
+    -- The row of the import's file it came from (a remediation CSV's PIPETRAK REF names it).
+    import_line integer,
+    entered_by  uuid not null,
+    entered_at  timestamptz not null default now(),
+    voided_at   timestamptz,
+    voided_by   uuid,
+    void_reason text check (length(void_reason) <= 2000),
+    primary key (id, project_id),
+    check (person is not null or crew is not null)
+);
+create index timesheet_hours_project_idx on pipetrak.timesheet_hours (project_id, work_date);
+
+-- Hours per day and charged group (live rows), kept by the functions that write timesheet rows:
+-- a week's hours to date sum these, not 100,000 timesheet rows.
+create table pipetrak.hours_days (
+    project_id bigint not null,
+    work_date  date not null,
+    group_by   text not null,
+    group_id   bigint not null,
+    hours      numeric not null,
+    primary key (project_id, work_date, group_by, group_id)
+);
+
+-- A frozen week per grouping and group: what the controls reports read for a locked week.
+create table pipetrak.weekly_groups (
+    project_id bigint not null,
+    week_end   date not null,
+    group_by   text not null,
+    group_key  text,
+    earned     bigint not null,
+    available  bigint not null,
+    earned_mh  numeric not null,
+    budget_mh  numeric not null,
+    hours      numeric not null,
+    constraint weekly_groups_key unique nulls not distinct (project_id, week_end, group_by, group_key),
+    foreign key (project_id, week_end) references pipetrak.snapshot_weeks (project_id, week_end)
+);
+
+-- The last day each component was touched, for the stalled-components page.
+create index component_touches_last_idx on pipetrak.component_touches (project_id, upper(days));
+
+alter table pipetrak.baselines enable row level security;
+alter table pipetrak.baseline_activities enable row level security;
+alter table pipetrak.timesheet_hours enable row level security;
+alter table pipetrak.hours_days enable row level security;
+alter table pipetrak.weekly_groups enable row level security;
 
 -- ==== Code, as a fresh 0.3.0 install creates it ====
 
@@ -860,6 +966,22 @@ AS 'MODULE_PATHNAME', 'plan_milestone_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/controls.rs:10
+-- pipetrak::pg::controls::planned_series
+create or replace function "planned_series"(
+	"curve" TEXT, /* & str */
+	"start" INT, /* i32 */
+	"finish" INT, /* i32 */
+	"first_day" INT, /* i32 */
+	"weeks" INT /* i32 */
+) RETURNS double precision[] /* :: std :: option :: Option < Vec < f64 > > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'planned_series_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/visibility.rs:177
 -- pipetrak::pg::visibility::project_visible
 create or replace function "project_visible"(
@@ -1011,6 +1133,22 @@ create or replace function "signed_payload"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'signed_payload_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/controls.rs:39
+-- pipetrak::pg::controls::spi_finish
+create or replace function "spi_finish"(
+	"start" INT, /* Option < i32 > */
+	"finish" INT, /* Option < i32 > */
+	"spi" double precision, /* Option < f64 > */
+	"earned_now" double precision, /* Option < f64 > */
+	"as_of" INT /* Option < i32 > */
+) RETURNS INT /* Option < i32 > */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'spi_finish_wrapper';
 
 /* </end connected objects> */
 
@@ -1169,6 +1307,7 @@ as $$
     select case p_permission
         when 'read' then p_role is not null
         when 'update_milestones' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector', 'welder')
+        when 'record_hours' then p_role in ('owner', 'admin', 'project_manager', 'foreman')
         when 'manage_welds' then p_role in ('owner', 'admin', 'project_manager', 'foreman', 'qc_inspector')
         when 'quality_control' then p_role in ('owner', 'admin', 'project_manager', 'qc_inspector')
         when 'manage_project_data' then p_role in ('owner', 'admin', 'project_manager')
@@ -1366,7 +1505,22 @@ create policy client_requests_select_own on pipetrak.client_requests for select 
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/vocabularies.rs:52
+-- src/pg/controls.rs:30
+-- pipetrak::pg::controls::velocity_finish
+create or replace function "velocity_finish"(
+	"earned_now" double precision, /* f64 */
+	"earned_before" double precision, /* f64 */
+	"weeks" INT, /* i32 */
+	"as_of" INT /* i32 */
+) RETURNS INT /* Option < i32 > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'velocity_finish_wrapper';
+
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/vocabularies.rs:55
 -- pipetrak::pg::vocabularies::vocabularies
 create or replace function "vocabularies"() RETURNS TEXT[] /* Vec < & '_ str > */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -1376,7 +1530,7 @@ AS 'MODULE_PATHNAME', 'vocabularies_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/vocabularies.rs:34
+-- src/pg/vocabularies.rs:36
 -- pipetrak::pg::vocabularies::vocabulary
 create or replace function "vocabulary"(
 	"name" TEXT /* & str */
@@ -3743,8 +3897,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
-    if p_kind is null or p_kind not in ('takeoff', 'field_welds') then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "kind", "expected": "takeoff or field_welds"}');
+    if p_kind is null or p_kind <> all (pipetrak.vocabulary('import_kind')) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'kind',
+            'expected', array_to_string(pipetrak.vocabulary('import_kind'), ', ')));
     end if;
     if p_filename is null or btrim(p_filename) = '' or length(p_filename) > 255 then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "filename", "expected": "the file''s name, 1 to 255 characters"}');
@@ -4083,9 +4238,22 @@ begin
         where r.import_id = p_import_id and r.project_id = v_job.project_id and r.attributes ? 'pipetrak_budget_mh';
     end if;
 
+    -- A schedule or timesheet: its own rules across rows, and what the commit would record.
+    if v_job.kind in ('schedule', 'timesheet') then
+        v_repeats := pipetrak.import_controls_validate(p_import_id, v_job.project_id, v_job.kind);
+        v_would := v_repeats -> 'would';
+        v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
+            'valid', (v_file -> 'rows' ->> 'valid')::integer - (v_repeats ->> 'invalidated')::integer,
+            'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + (v_repeats ->> 'invalidated')::integer,
+            'errors', (v_file -> 'rows' ->> 'errors')::integer + (v_repeats ->> 'errors_added')::integer));
+    end if;
+
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
-    -- counts and what it found are corrected by what they changed.
-    if coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
+    -- counts and what it found are corrected by what they changed. (Not of a schedule or timesheet:
+    -- the rest of the dry run compares components.)
+    if v_job.kind in ('schedule', 'timesheet') then
+        null;
+    elsif coalesce((v_file ->> 'maybe_repeated')::integer, 0) > 0 then
         v_repeats := pipetrak.import_resolve_repeats(p_import_id, v_job.kind);
         v_duplicates := (v_repeats ->> 'duplicates')::integer;
         v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
@@ -4106,200 +4274,202 @@ begin
         end if;
     end if;
 
-    select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+    if v_job.kind in ('takeoff', 'field_welds') then
+        select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
 
-    -- Two spellings of a drawing number in this file that stay different but look alike (the same
-    -- letters and digits): a warning on the first row of each spelling after the first. The pairs
-    -- are found over the distinct keys; only their few rows are then read and written.
-    select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
-    from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
-          from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
-                from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
-    where s.line <> s.first_line;
-    if jsonb_array_length(v_similar) > 0 then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
-            'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
-        from jsonb_array_elements(v_similar) p(pair)
-        join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
-        v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
-    end if;
-
-    -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
-    v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
-
-    -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
-    if v_has_drawings then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
-            'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
-        from (
-            select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
-            from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
-                  where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
-                                    and d.drawing_key = x.drawing_key and d.retired_at is null)) n
-            cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
-            group by n.drawing_key
-        ) s
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-
-        -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
-            'The project holds %s of this item, the file %s; surplus component ids: %s',
-            array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
-        from (
-            select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
-            from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
-                  from pipetrak.import_rows x
-                  where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
-                    and x.component_type = any (pipetrak.component_types('per_seq'))
-                  group by 1, 2, 3, 4) g
-            join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
-            join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
-                and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
-            group by g.last_line, g.planned
-        ) s
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-    end if;
-
-    -- A row naming what the project retired — a weld repaired or retired, a component retired
-    -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
-    -- brings one back (restore it first if it is back). Said on the row.
-    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
-       or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
-        update pipetrak.import_rows r
-        set status = 'skipped',
-            issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
-                '%s %s on drawing %s %s: the row is not imported',
-                array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
-        from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
-                                                      v.seq_from, v.seq_to) as why
-              from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
-        get diagnostics v_flagged = row_count;
-        if v_flagged > 0 then
-            v_warnings_added := v_warnings_added + v_flagged;
-            v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
-                                '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
-            -- A drawing only skipped rows named is not the file's any more.
-            select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+        -- Two spellings of a drawing number in this file that stay different but look alike (the same
+        -- letters and digits): a warning on the first row of each spelling after the first. The pairs
+        -- are found over the distinct keys; only their few rows are then read and written.
+        select coalesce(jsonb_agg(jsonb_build_array(s.line, s.first_line)), '[]') into v_similar
+        from (select k.line, first_value(k.line) over (partition by k.lookalike order by k.line) as first_line
+              from (select x.line, pipetrak.drawing_lookalike(x.drawing_key) as lookalike
+                    from unnest(v_keys, v_key_lines) x(drawing_key, line)) k) s
+        where s.line <> s.first_line;
+        if jsonb_array_length(v_similar) > 0 then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_in_file',
+                'Drawing %s looks like %s on row %s of this file', array[r.drawing_no, f.drawing_no, f.line::text], 'DRAWING', r.drawing_no)
+            from jsonb_array_elements(v_similar) p(pair)
+            join pipetrak.import_rows f on f.import_id = p_import_id and f.project_id = v_job.project_id and f.line = (p.pair ->> 1)::integer
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = (p.pair ->> 0)::integer;
+            v_warnings_added := v_warnings_added + jsonb_array_length(v_similar);
         end if;
-    end if;
 
-    -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
-    -- (import_weld_merge): said on the row.
-    if v_job.kind = 'field_welds' then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
-            'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
-        from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
-              from pipetrak.import_rows v
-              cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
-              join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
-              left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
-              cross join lateral (values ('welder', wd.stencil, v.stencil),
-                                         ('date welded', w.date_welded::text, v.date_welded::text),
-                                         ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and f.stored <> f.given
-              group by v.line) k
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
-        get diagnostics v_flagged = row_count;
-        v_warnings_added := v_warnings_added + v_flagged;
-    end if;
+        -- Comparisons with what the project holds; a project without drawings holds nothing to compare.
+        v_has_drawings := exists (select from pipetrak.drawings d where d.project_id = v_job.project_id and d.retired_at is null);
 
-    -- A weld number the project holds on another drawing but not on this one makes a new weld
-    -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
-    if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
-               and c.retired_at is null) then
-        update pipetrak.import_rows r
-        set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
-            'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
-            'WELD ID', r.tag)
-        from (select v.line,
-                     (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
-                      where c.project_id = v_job.project_id and d.project_id = v_job.project_id
-                        and c.component_type = 'field_weld' and c.retired_at is null
-                        and c.tag = v.tag and d.drawing_key <> v.drawing_key
-                      order by d.drawing_no limit 1) as other
-              from pipetrak.import_rows v
-              where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
-                and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
-        where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
-        get diagnostics v_flagged = row_count;
-        v_infos_added := v_infos_added + v_flagged;
-    end if;
+        -- New drawings that look like existing ones (trigram similarity) get a hint on their first row.
+        if v_has_drawings then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'similar_drawing_exists',
+                'Drawing %s is not in the project; similar: %s', array[r.drawing_no, s.similar], 'DRAWING', r.drawing_no)
+            from (
+                select n.drawing_key, min(n.line) as line, string_agg(m.drawing_no, ', ' order by m.score desc) as similar
+                from (select x.drawing_key, x.line from unnest(v_keys, v_key_lines) x(drawing_key, line)
+                      where not exists (select from pipetrak.drawings d where d.project_id = v_job.project_id
+                                        and d.drawing_key = x.drawing_key and d.retired_at is null)) n
+                cross join lateral pipetrak.similar_drawings(v_job.project_id, n.drawing_key) m
+                group by n.drawing_key
+            ) s
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
 
-    -- What a commit would create, update and leave alone. Into a project without components, all
-    -- the file's components are new: the reader counted them; otherwise each is compared.
-    if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
-        v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
-                                           'update', 0, 'unchanged', 0);
-    else
-        -- One pass over the planned components. Only a row merged into an earlier pipe or
-        -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
-        -- errors), so leaving those out counts each component once.
-        with planned as (
-            select count(*) filter (where p.existing_id is null) as created,
-                   count(*) filter (where p.existing_id is not null) as existing,
-                   count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
-                                      and p.quantity is distinct from p.existing_quantity) as footage_changed
-            -- Each planned component beside the live one of the project with the same identity
-            -- (lateral probes per row; only spools are identified without their drawing, so a
-            -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
-            from (select p.*, c.id as existing_id, c.quantity as existing_quantity
-                  from pipetrak.import_plan_rows p
-                  left join lateral (
-                      select x.id from pipetrak.drawings x
-                      where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
-                      limit 1) d on true
-                  left join lateral (
-                      select x.id, x.quantity from pipetrak.components x
-                      where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
-                        and x.project_id = v_job.project_id and x.retired_at is null
-                        and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
-                      limit 1) c on true
-                  where p.import_id = p_import_id and p.project_id = v_job.project_id) p
-            where not p.merged),
-        changed_welds as (
-            select count(*) as changed
-            from pipetrak.import_rows v
-            cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
-            join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
-            left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
-            where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
-              and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
-                                             coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
+            -- A lower quantity than the project holds deletes nothing: warn with the surplus components.
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'quantity_below_existing',
+                'The project holds %s of this item, the file %s; surplus component ids: %s',
+                array[(s.planned + s.surplus_count)::text, s.planned::text, s.surplus_ids], 'QTY', s.planned::text)
+            from (
+                select g.last_line, g.planned, count(*) as surplus_count, string_agg(c.id::text, ', ' order by c.seq) as surplus_ids
+                from (select x.component_type, x.drawing_key, x.tag, x.size, max(x.seq_to) as planned, max(x.line) as last_line
+                      from pipetrak.import_rows x
+                      where x.import_id = p_import_id and x.project_id = v_job.project_id and x.status = 'valid'
+                        and x.component_type = any (pipetrak.component_types('per_seq'))
+                      group by 1, 2, 3, 4) g
+                join pipetrak.drawings d on d.project_id = v_job.project_id and d.drawing_key = g.drawing_key and d.retired_at is null
+                join pipetrak.components c on c.project_id = v_job.project_id and c.drawing_id = d.id and c.retired_at is null
+                    and c.component_type = g.component_type and c.tag = g.tag and c.size = g.size and c.seq > g.planned
+                group by g.last_line, g.planned
+            ) s
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = s.last_line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
+        end if;
+
+        -- A row naming what the project retired — a weld repaired or retired, a component retired
+        -- (every seq of the row) — or a weld moved to another drawing is skipped: a re-import never
+        -- brings one back (restore it first if it is back). Said on the row.
+        if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is not null)
+           or exists (select from pipetrak.weld_events e where e.project_id = v_job.project_id and e.action = 'moved') then
+            update pipetrak.import_rows r
+            set status = 'skipped',
+                issues = pipetrak.import_issue_added(r.issues, r.line, 'retired_not_restored',
+                    '%s %s on drawing %s %s: the row is not imported',
+                    array[initcap(replace(r.component_type, '_', ' ')), r.tag, r.drawing_no, g.why])
+            from (select v.line, pipetrak.import_row_gone(v_job.project_id, v.component_type, v.drawing_key, v.tag, v.size,
+                                                          v.seq_from, v.seq_to) as why
+                  from pipetrak.import_rows v
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid') g
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = g.line and g.why is not null;
+            get diagnostics v_flagged = row_count;
+            if v_flagged > 0 then
+                v_warnings_added := v_warnings_added + v_flagged;
+                v_file := jsonb_set(jsonb_set(v_file, '{rows,valid}', to_jsonb((v_file -> 'rows' ->> 'valid')::integer - v_flagged)),
+                                    '{rows,skipped}', to_jsonb((v_file -> 'rows' ->> 'skipped')::integer + v_flagged));
+                -- A drawing only skipped rows named is not the file's any more.
+                select k.keys, k.lines into v_keys, v_key_lines from pipetrak.import_drawing_keys(p_import_id) k;
+            end if;
+        end if;
+
+        -- A welder, date welded or NDE result the project holds that the file gives otherwise is kept
+        -- (import_weld_merge): said on the row.
+        if v_job.kind = 'field_welds' then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'field_value_kept',
+                'Weld %s keeps what the field recorded: %s', array[r.tag, k.kept], 'WELD ID', r.tag)
+            from (select v.line, string_agg(format('%s %s (the file says %s)', f.label, f.stored, f.given), '; ') as kept
+                  from pipetrak.import_rows v
+                  cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+                  join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+                  left join pipetrak.welders wd on wd.id = w.welder_id and wd.project_id = w.project_id
+                  cross join lateral (values ('welder', wd.stencil, v.stencil),
+                                             ('date welded', w.date_welded::text, v.date_welded::text),
+                                             ('NDE result', w.nde_result, v.nde_result)) f(label, stored, given)
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                    and f.stored <> f.given
+                  group by v.line) k
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = k.line;
+            get diagnostics v_flagged = row_count;
+            v_warnings_added := v_warnings_added + v_flagged;
+        end if;
+
+        -- A weld number the project holds on another drawing but not on this one makes a new weld
+        -- (a weld is its drawing and number, spec §4): noted, with the other drawing.
+        if exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.component_type = 'field_weld'
+                   and c.retired_at is null) then
+            update pipetrak.import_rows r
+            set issues = pipetrak.import_issue_added(r.issues, r.line, 'weld_number_elsewhere',
+                'Weld %s is also on drawing %s; this row makes a new weld on %s', array[r.tag, o.other, r.drawing_no],
+                'WELD ID', r.tag)
+            from (select v.line,
+                         (select d.drawing_no from pipetrak.components c join pipetrak.drawings d on d.id = c.drawing_id
+                          where c.project_id = v_job.project_id and d.project_id = v_job.project_id
+                            and c.component_type = 'field_weld' and c.retired_at is null
+                            and c.tag = v.tag and d.drawing_key <> v.drawing_key
+                          order by d.drawing_no limit 1) as other
+                  from pipetrak.import_rows v
+                  where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld'
+                    and not exists (select from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag)) o
+            where r.import_id = p_import_id and r.project_id = v_job.project_id and r.line = o.line and o.other is not null;
+            get diagnostics v_flagged = row_count;
+            v_infos_added := v_infos_added + v_flagged;
+        end if;
+
+        -- What a commit would create, update and leave alone. Into a project without components, all
+        -- the file's components are new: the reader counted them; otherwise each is compared.
+        if not exists (select from pipetrak.components c where c.project_id = v_job.project_id and c.retired_at is null) then
+            v_components := jsonb_build_object('create', coalesce((v_file -> 'found' ->> 'components')::bigint, 0),
+                                               'update', 0, 'unchanged', 0);
+        else
+            -- One pass over the planned components. Only a row merged into an earlier pipe or
+            -- instrument row repeats an identity (per-seq rows get disjoint seq ranges, repeated ids are
+            -- errors), so leaving those out counts each component once.
+            with planned as (
+                select count(*) filter (where p.existing_id is null) as created,
+                       count(*) filter (where p.existing_id is not null) as existing,
+                       count(*) filter (where p.existing_id is not null and p.component_type = any (pipetrak.component_types('linear_aggregate'))
+                                          and p.quantity is distinct from p.existing_quantity) as footage_changed
+                -- Each planned component beside the live one of the project with the same identity
+                -- (lateral probes per row; only spools are identified without their drawing, so a
+                -- new drawing's rows probe nothing). A commit leaves this to ON CONFLICT.
+                from (select p.*, c.id as existing_id, c.quantity as existing_quantity
+                      from pipetrak.import_plan_rows p
+                      left join lateral (
+                          select x.id from pipetrak.drawings x
+                          where x.project_id = v_job.project_id and x.drawing_key = p.drawing_key and x.retired_at is null
+                          limit 1) d on true
+                      left join lateral (
+                          select x.id, x.quantity from pipetrak.components x
+                          where (d.id is not null or p.component_type = any (pipetrak.component_types('by_id')))
+                            and x.project_id = v_job.project_id and x.retired_at is null
+                            and x.identity_key = pipetrak.identity_key(p.component_type, d.id, p.tag, p.size, p.seq)
+                          limit 1) c on true
+                      where p.import_id = p_import_id and p.project_id = v_job.project_id) p
+                where not p.merged),
+            changed_welds as (
+                select count(*) as changed
+                from pipetrak.import_rows v
+                cross join lateral (select lw.id from pipetrak.live_welds lw where lw.project_id = v_job.project_id and lw.drawing_key = v.drawing_key and lw.tag = v.tag limit 1) c
+                join pipetrak.field_welds w on w.component_id = c.id and w.project_id = v_job.project_id
+                left join pipetrak.welders wd on wd.project_id = v_job.project_id and wd.stencil = v.stencil
+                where v.import_id = p_import_id and v.project_id = v_job.project_id and v.status = 'valid' and v.component_type = 'field_weld' and v_job.kind = 'field_welds'
+                  and pipetrak.import_weld_merge(row(w.*)::pipetrak.field_welds, row(v.*)::pipetrak.import_rows,
+                                                 coalesce(wd.id, case when v.stencil is not null then -1 end)) is distinct from row(w.*)::pipetrak.field_welds)
+            select jsonb_build_object(
+                'create', p.created,
+                'update', p.footage_changed + w.changed,
+                'unchanged', p.existing - p.footage_changed - w.changed)
+            from planned p, changed_welds w
+            into v_components;
+        end if;
+        -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
+        -- values the reader found. Each looked up.
         select jsonb_build_object(
-            'create', p.created,
-            'update', p.footage_changed + w.changed,
-            'unchanged', p.existing - p.footage_changed - w.changed)
-        from planned p, changed_welds w
-        into v_components;
+            'components', v_components,
+            'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
+            'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
+            'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
+            'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
+                         array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
+            'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
+                        from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
+                        cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
+                                                           and w.stencil = s.stencil) as found) e))
+        into v_would;
     end if;
-    -- Drawings: the distinct keys of the staged rows; reference names and stencils: the distinct
-    -- values the reader found. Each looked up.
-    select jsonb_build_object(
-        'components', v_components,
-        'drawings', pipetrak.import_drawing_counts(v_job.project_id, v_keys),
-        'areas', pipetrak.import_name_counts(v_job.project_id, 'areas',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'areas') n)),
-        'systems', pipetrak.import_name_counts(v_job.project_id, 'systems',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'systems') n)),
-        'test_packages', pipetrak.import_name_counts(v_job.project_id, 'test_packages',
-                     array(select distinct lower(n) from jsonb_array_elements_text(v_file -> 'found' -> 'test_packages') n)),
-        'welders', (select jsonb_build_object('create', count(*) filter (where not e.found), 'unchanged', count(*) filter (where e.found))
-                    from jsonb_array_elements_text(v_file -> 'found' -> 'stencils') s(stencil)
-                    cross join lateral (select exists (select from pipetrak.welders w where w.project_id = v_job.project_id
-                                                       and w.stencil = s.stencil) as found) e))
-    into v_would;
 
     v_summary := jsonb_build_object(
         'import_id', p_import_id, 'kind', v_job.kind, 'filename', v_job.filename,
@@ -4321,8 +4491,8 @@ begin
     where id = p_import_id and project_id = v_job.project_id;
     -- A file that corrects earlier imports (a remediation CSV, or an original some of whose rows
     -- a remediation import already brought in) is rehearsed: its `would` is what the commit does.
-    if v_refers
-       or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id) then
+    if v_job.kind in ('takeoff', 'field_welds')
+       and (v_refers or exists (select from pipetrak.component_sources s where s.import_id = p_import_id and s.project_id = v_job.project_id)) then
         v_summary := jsonb_set(v_summary, '{would,components}',
                                coalesce(pipetrak.import_rehearse(p_import_id, v_job.project_id), v_summary -> 'would' -> 'components'));
         update pipetrak.import_jobs set summary = v_summary where id = p_import_id and project_id = v_job.project_id;
@@ -4710,7 +4880,17 @@ begin
         end if;
     end if;
 
-    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
+    if v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total and v_job.kind in ('schedule', 'timesheet') then
+        -- A schedule is one baseline version and a timesheet one set of hours: all at once.
+        v_totals := pipetrak.import_controls_commit(p_import_id, v_job.project_id, v_job.kind, v_job.filename);
+        update pipetrak.import_jobs set chunks_done = v_job.chunks_total, status = 'committed', committed_at = now(),
+            staged_until = now() + interval '1 day', result = v_totals, updated_at = now()
+        where id = p_import_id and project_id = v_job.project_id
+        returning * into v_job;
+        perform pipetrak.notify_project(v_job.project_id, jsonb_build_object(
+            'kind', 'import_progress', 'import_id', p_import_id, 'chunk', v_job.chunks_total, 'chunks_total', v_job.chunks_total,
+            'status', v_job.status, 'components_created', 0));
+    elsif v_job.status = 'committing' and v_job.chunks_done < v_job.chunks_total then
         v_chunk := v_job.chunks_done;
         v_references := pipetrak.import_references(p_import_id, v_job.project_id, v_chunk);
 
@@ -5432,7 +5612,7 @@ set search_path = pg_catalog, pg_temp
 as $$ select pipetrak.import_upload(project_id, pipetrak.limited('kind', kind), pipetrak.limited('filename', filename), content) $$;
 
 comment on function pipetrak_api.import_upload(bigint, text, text, bytea) is
-    'Uploads a takeoff (kind => takeoff) or field-weld log (kind => field_welds) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
+    'Uploads a takeoff (kind => takeoff), field-weld log (field_welds), schedule export (schedule: a new baseline version) or timesheet (timesheet: actual hours) as CSV, .xlsx or .xls (at most 50 MB); returns the import id. Owner, admin or project manager.';
 
 
 create or replace function pipetrak_api.import_validate(import_id bigint)
@@ -8617,6 +8797,7 @@ begin
                                            credit_restore, mh_earned, component_count, possible_receive, possible_install,
                                            possible_punch, possible_test, possible_restore, budget_mh)
     select p_project_id, p_week_end, a.* from pipetrak.parts_at(p_project_id, p_week_end) a;
+    perform pipetrak.freeze_week_groups(p_project_id, p_week_end);
     return true;
 end
 $$;
@@ -9635,6 +9816,11 @@ begin
     delete from pipetrak.component_sources s using pipetrak.components c where c.id = s.component_id and c.project_id = any (p_project_ids);
     delete from pipetrak.stage_signoffs where project_id = any (p_project_ids);
     delete from pipetrak.weekly_snapshots where project_id = any (p_project_ids);
+    delete from pipetrak.weekly_groups where project_id = any (p_project_ids);
+    delete from pipetrak.baseline_activities where project_id = any (p_project_ids);
+    delete from pipetrak.baselines where project_id = any (p_project_ids);
+    delete from pipetrak.hours_days where project_id = any (p_project_ids);
+    delete from pipetrak.timesheet_hours where project_id = any (p_project_ids);
     delete from pipetrak.component_changes where project_id = any (p_project_ids);
     delete from pipetrak.review_items where project_id = any (p_project_ids);
     delete from pipetrak.milestone_events where project_id = any (p_project_ids);
@@ -10808,6 +10994,8 @@ as $$
                                                'weld_tallies', 'weld_day_tallies', 'examination_calls', 'package_stages',
                                                'stage_signoffs', 'package_events', 'certificate_numbers', 'package_certificates',
                                                'progress_days', 'component_touches', 'snapshot_weeks', 'weekly_snapshots',
+                                               'baselines', 'baseline_activities', 'timesheet_hours', 'hours_days',
+                                               'weekly_groups',
                                                'component_changes']) t
 $$;
 
@@ -11046,12 +11234,958 @@ begin
 end
 $$;
 
+drop policy if exists baselines_select_member on pipetrak.baselines;
+create policy baselines_select_member on pipetrak.baselines for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
+drop policy if exists baseline_activities_select_member on pipetrak.baseline_activities;
+create policy baseline_activities_select_member on pipetrak.baseline_activities for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
+drop policy if exists timesheet_hours_select_member on pipetrak.timesheet_hours;
+create policy timesheet_hours_select_member on pipetrak.timesheet_hours for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
+drop policy if exists hours_days_select_member on pipetrak.hours_days;
+create policy hours_days_select_member on pipetrak.hours_days for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
+drop policy if exists weekly_groups_select_member on pipetrak.weekly_groups;
+create policy weekly_groups_select_member on pipetrak.weekly_groups for select to authenticated
+    using (pipetrak.project_visible(project_id));
+
+
+-- ---- Groups ----
+
+-- The id of a live group of the project by its name (areas, systems and test packages compare
+-- case-insensitively; drawings by their normalized number); the project's id for 'project';
+-- null when none matches.
+create or replace function pipetrak.group_by_name(p_project_id bigint, p_group_by text, p_name text)
+returns bigint
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return case p_group_by
+        when 'project' then p_project_id
+        when 'area' then (select a.id from pipetrak.areas a
+                          where a.project_id = p_project_id and lower(a.name) = lower(btrim(p_name)) and a.retired_at is null)
+        when 'system' then (select s.id from pipetrak.systems s
+                            where s.project_id = p_project_id and lower(s.name) = lower(btrim(p_name)) and s.retired_at is null)
+        when 'test_package' then (select t.id from pipetrak.test_packages t
+                                  where t.project_id = p_project_id and lower(t.name) = lower(btrim(p_name)) and t.retired_at is null)
+        when 'drawing' then (select d.id from pipetrak.drawings d
+                             where d.project_id = p_project_id and d.drawing_key = pipetrak.normalize_drawing_key(p_name)
+                               and d.retired_at is null)
+        end;
+end
+$$;
+
+
+-- ---- Hours per day ----
+
+-- Adds (or, with p_sign -1, takes out) timesheet rows' hours to the days.
+create or replace function pipetrak.hours_days_add(p_sign integer, p_project_id bigint, p_ids bigint[])
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.hours_days as d (project_id, work_date, group_by, group_id, hours)
+    select h.project_id, h.work_date, h.group_by, h.group_id, p_sign * sum(h.hours)
+    from pipetrak.timesheet_hours h
+    where h.project_id = p_project_id and h.id = any (p_ids)
+    group by 1, 2, 3, 4
+    on conflict (project_id, work_date, group_by, group_id) do update set hours = d.hours + excluded.hours;
+end
+$$;
+
+
+-- ---- Snapshots ----
+
+-- Freezes a week's figures per grouping (called by take_snapshot after it froze the parts).
+create or replace function pipetrak.freeze_week_groups(p_project_id bigint, p_week_end date)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into pipetrak.weekly_groups (project_id, week_end, group_by, group_key, earned, available, earned_mh, budget_mh, hours)
+    select p_project_id, p_week_end, x.g, x.k, sum(x.earned)::bigint, sum(x.available)::bigint, sum(x.mh), sum(x.budget), sum(x.hours)
+    from (select g.g, pipetrak.group_key(g.g, w.project_id, w.drawing_id, w.area_id, w.system_id, w.test_package_id, w.component_type) as k,
+                 w.credit_receive + w.credit_install + w.credit_punch + w.credit_test + w.credit_restore as earned,
+                 w.component_count::bigint * 1000000 as available, w.mh_earned as mh, w.budget_mh as budget, 0::numeric as hours
+          from pipetrak.weekly_snapshots w
+          cross join unnest(array['area', 'system', 'test_package', 'drawing', 'project']) g(g)
+          where w.project_id = p_project_id and w.week_end = p_week_end
+          union all
+          select g.g, case when g.g = 'project' then p_project_id::text else h.group_id::text end, 0, 0, 0, 0, h.hours
+          from pipetrak.hours_days h
+          cross join unnest(array['area', 'system', 'test_package', 'drawing', 'project']) g(g)
+          where h.project_id = p_project_id and h.work_date <= p_week_end and (h.group_by = g.g or g.g = 'project')) x
+    group by x.g, x.k;
+end
+$$;
+
+
+-- ---- Figures per group and week ----
+
+-- The Sunday ending the week that holds a date.
+create or replace function pipetrak.week_end_of(p_date date)
+returns date
+language sql immutable parallel safe
+as $$ select p_date + (7 - extract(isodow from p_date)::integer) $$;
+
+
+-- Earned and available credit (ppm), man-hours and hours to date per group of `p_group_by` at the
+-- end of `p_weeks` consecutive weeks from `p_first` (a Sunday): frozen weeks as frozen, the others
+-- from the rollups now less what the days after their end earned (see the notes).
+create or replace function pipetrak.week_cells(p_project_id bigint, p_group_by text, p_first date, p_weeks integer)
+returns table (k text, week_end date, frozen boolean, earned numeric, available numeric, earned_mh numeric, budget_mh numeric,
+               hours numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_weeks date[];
+    v_open date[];
+begin
+    v_weeks := array(select (p_first + 7 * i)::date from generate_series(0, p_weeks - 1) i);
+    v_open := array(select w from unnest(v_weeks) w
+                    where not exists (select from pipetrak.snapshot_weeks s where s.project_id = p_project_id and s.week_end = w)
+                    order by w);
+    return query
+    select g.group_key, g.week_end, true, g.earned::numeric, g.available::numeric, g.earned_mh, g.budget_mh, g.hours
+    from pipetrak.weekly_groups g
+    where g.project_id = p_project_id and g.group_by = p_group_by and g.week_end = any (v_weeks) and g.week_end <> all (v_open);
+    if cardinality(v_open) = 0 then
+        return;
+    end if;
+    return query
+    with now_groups as (
+        select pipetrak.group_key(p_group_by, p.project_id, p.drawing_id, p.area_id, p.system_id, p.test_package_id, p.component_type) as k,
+               sum(p.earned_total)::numeric as earned, sum(p.component_count)::numeric * 1000000 as available,
+               sum(p.mh_receive + p.mh_install + p.mh_punch + p.mh_test + p.mh_restore) / 1000000 as mh, sum(p.budget_mh) as budget
+        from pipetrak.progress_parts p
+        where p.project_id = p_project_id
+        group by 1),
+    -- What each week after the first open one earned, per group (the days, bucketed by week).
+    later as (
+        select pipetrak.group_key(p_group_by, d.project_id, d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type) as k,
+               pipetrak.week_end_of(d.work_date) as wk,
+               sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore)::numeric as credit,
+               sum(d.mh_receive + d.mh_install + d.mh_punch + d.mh_test + d.mh_restore) as mh
+        from pipetrak.progress_days d
+        where d.project_id = p_project_id and d.work_date > v_open[1]
+        group by 1, 2),
+    -- Hours per group and week up to the last open week (earlier ones in the first open week).
+    hours as (
+        select case when p_group_by = 'project' then p_project_id::text else h.group_id::text end as k,
+               greatest(pipetrak.week_end_of(h.work_date), v_open[1]) as wk, sum(h.hours) as hours
+        from pipetrak.hours_days h
+        where h.project_id = p_project_id and (h.group_by = p_group_by or p_group_by = 'project')
+          and h.work_date <= v_open[cardinality(v_open)]
+        group by 1, 2),
+    keys as (select n.k from now_groups n union select l.k from later l union select h.k from hours h),
+    -- Every group at every week from the first open one to the last, with running sums of what
+    -- the days earned and the hours spent up to each.
+    run as (
+        select ks.k, w.w::date as w,
+               sum(coalesce(l.credit, 0)) over r as credit_upto, sum(coalesce(l.mh, 0)) over r as mh_upto,
+               sum(coalesce(h.hours, 0)) over r as hours_upto
+        from keys ks
+        cross join generate_series(v_open[1], v_open[cardinality(v_open)], interval '7 days') w(w)
+        left join later l on coalesce(l.k, '') = coalesce(ks.k, '') and l.wk = w.w::date
+        left join hours h on coalesce(h.k, '') = coalesce(ks.k, '') and h.wk = w.w::date
+        window r as (partition by ks.k order by w.w)),
+    totals as (select coalesce(l.k, '') as k, sum(l.credit) as credit, sum(l.mh) as mh from later l group by 1)
+    select r.k, r.w, false,
+           coalesce(n.earned, 0) - coalesce(t.credit, 0) + r.credit_upto, coalesce(n.available, 0),
+           coalesce(n.mh, 0) - coalesce(t.mh, 0) + r.mh_upto, coalesce(n.budget, 0), r.hours_upto
+    from run r
+    left join now_groups n on coalesce(n.k, '') = coalesce(r.k, '')
+    left join totals t on t.k = coalesce(r.k, '')
+    where r.w = any (v_open);
+end
+$$;
+
+
+-- The planned fraction (0–1) per group of a baseline at the end of `p_weeks` weeks from `p_first`,
+-- with the activities' budget man-hours, the man-hours due, and the group's planned dates.
+create or replace function pipetrak.planned_cells(p_project_id bigint, p_baseline_id bigint, p_first date, p_weeks integer)
+returns table (k text, week_end date, fraction numeric, activity_mh numeric, planned_activity_mh numeric, planned_start date,
+               planned_finish date)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    select a.group_id::text, p_first + 7 * (s.i::integer - 1),
+           (sum(coalesce(a.budget_mh, a.weight, 1) * s.share::numeric) / sum(coalesce(a.budget_mh, a.weight, 1)))::numeric,
+           sum(a.budget_mh), sum(a.budget_mh * s.share::numeric), min(a.planned_start), max(a.planned_finish)
+    from pipetrak.baseline_activities a
+    cross join lateral unnest(pipetrak.planned_series(a.curve, a.planned_start - date '1970-01-01', a.planned_finish - date '1970-01-01',
+                                                      p_first - date '1970-01-01', p_weeks)) with ordinality s(share, i)
+    where a.project_id = p_project_id and a.baseline_id = p_baseline_id
+    group by 1, 2;
+end
+$$;
+
+
+-- The baseline a report reads: the version named, else the one in effect at `p_at` (null when none
+-- is yet).
+create or replace function pipetrak.baseline_for(p_project_id bigint, p_version integer, p_at date)
+returns pipetrak.baselines
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_baseline pipetrak.baselines;
+begin
+    if p_version is not null then
+        select * into v_baseline from pipetrak.baselines b where b.project_id = p_project_id and b.version = p_version;
+        if v_baseline.id is null then
+            perform pipetrak.raise_error('baseline_not_found', jsonb_build_object('project_id', p_project_id, 'version', p_version));
+        end if;
+    else
+        select * into v_baseline from pipetrak.baselines b
+        where b.project_id = p_project_id and b.effective_date <= p_at
+        order by b.effective_date desc, b.version desc limit 1;
+    end if;
+    return v_baseline;
+end
+$$;
+
+
+-- Earned against planned per group and week: the figures every controls report shapes.
+create or replace function pipetrak.controls_cells(p_project_id bigint, p_group_by text, p_first date, p_weeks integer, p_baseline pipetrak.baselines)
+returns table (k text, week_end date, frozen boolean, earned numeric, available numeric, planned numeric, earned_mh numeric,
+               planned_mh numeric, bac numeric, hours numeric, planned_start date, planned_finish date)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_baseline.id is null or (p_baseline.group_by <> p_group_by and p_group_by <> 'project') then
+        -- Nothing planned for this grouping.
+        return query
+        select e.k, e.week_end, e.frozen, e.earned, e.available, null::numeric, case when e.budget_mh > 0 then e.earned_mh end,
+               null::numeric, nullif(e.budget_mh, 0), e.hours, null::date, null::date
+        from pipetrak.week_cells(p_project_id, p_group_by, p_first, p_weeks) e;
+        return;
+    end if;
+    return query
+    with b as (
+        -- Per group of the baseline's kind: the figures at its level.
+        select coalesce(e.k, p.k) as k, coalesce(e.week_end, p.week_end) as week_end, e.frozen, coalesce(e.earned, 0) as earned,
+               coalesce(e.available, 0) as available, e.budget_mh, e.earned_mh, e.hours, coalesce(p.fraction, 0) as fraction,
+               case when e.budget_mh > 0 then e.budget_mh else p.activity_mh end as bac, p.planned_start, p.planned_finish
+        from pipetrak.week_cells(p_project_id, p_baseline.group_by, p_first, p_weeks) e
+        full join pipetrak.planned_cells(p_project_id, p_baseline.id, p_first, p_weeks) p
+             on p.k is not distinct from e.k and p.week_end = e.week_end),
+    g as (
+        select b.k, b.week_end, b.frozen, b.earned, b.available, b.available * b.fraction as planned,
+               case when b.budget_mh > 0 then b.earned_mh
+                    when b.bac is not null and b.available > 0 then b.bac * b.earned / b.available end as earned_mh,
+               b.bac * b.fraction as planned_mh, b.bac, coalesce(b.hours, 0) as hours, b.planned_start, b.planned_finish
+        from b)
+    select g.* from g where p_group_by = p_baseline.group_by
+    union all
+    -- The project: its own earned figures, with the groups' plan summed.
+    select e.k, e.week_end, e.frozen, e.earned, e.available, s.planned,
+           case when e.budget_mh > 0 then e.earned_mh else s.earned_mh end,
+           s.planned_mh, case when e.budget_mh > 0 then e.budget_mh else s.bac end, e.hours, s.planned_start, s.planned_finish
+    from pipetrak.week_cells(p_project_id, 'project', p_first, p_weeks) e
+    left join (select g.week_end, sum(g.planned) as planned, sum(g.earned_mh) as earned_mh, sum(g.planned_mh) as planned_mh,
+                      sum(g.bac) as bac, min(g.planned_start) as planned_start, max(g.planned_finish) as planned_finish
+               from g group by 1) s on s.week_end = e.week_end
+    where p_group_by = 'project' and p_baseline.group_by <> 'project';
+end
+$$;
+
+
+-- Checks a report's week (a Sunday, no later than the one ending this week) and returns this
+-- week's Sunday.
+create or replace function pipetrak.check_report_week(p_project_id bigint, p_argument text, p_week_end date)
+returns date
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_this date := (select pipetrak.week_end_of((now() at time zone p.time_zone)::date) from pipetrak.projects p where p.id = p_project_id);
+begin
+    perform pipetrak.check_date(p_argument, p_week_end);
+    if p_week_end is not null and (extract(isodow from p_week_end) <> 7 or p_week_end > v_this) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', p_argument,
+            'expected', 'a Sunday ending a week, no later than this week''s', 'this_week_end', v_this));
+    end if;
+    return v_this;
+end
+$$;
+
+
+-- A performance index (SPI, CPI, productivity factor): the ratio to 3 decimals; null over nothing.
+create or replace function pipetrak.index_of(p_numerator numeric, p_denominator numeric)
+returns numeric
+language sql immutable parallel safe
+as $$ select case when p_denominator > 0 then round(p_numerator / p_denominator, 3) end $$;
+
+
+-- ---- Reports ----
+
+-- One week's plan against earned per group (see the notes for every figure).
+create or replace function pipetrak.controls_week(p_project_id bigint, p_week_end date, p_group_by text, p_baseline_version integer)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, baseline_version integer,
+               planned_percent numeric, earned_percent numeric, schedule_variance numeric, spi numeric, planned_mh numeric,
+               earned_mh numeric, schedule_variance_mh numeric, spi_mh numeric, earned_mh_week numeric, actual_hours_week numeric,
+               actual_hours numeric, productivity_factor numeric, cpi numeric, budget_mh numeric, eac_mh numeric, etc_mh numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_baseline pipetrak.baselines;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    perform pipetrak.check_report_week(p_project_id, 'week_end', p_week_end);
+    if p_week_end is null then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "week_end", "expected": "the Sunday ending a week"}');
+    end if;
+    v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, p_week_end);
+    return query
+    with cells as materialized (select * from pipetrak.controls_cells(p_project_id, p_group_by, p_week_end - 7, 2, v_baseline))
+    select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), p_week_end - 6, p_week_end, c.frozen, v_baseline.version,
+           pipetrak.percent_of(c.planned, c.available), coalesce(pipetrak.percent_of(c.earned, c.available), 0),
+           round(100 * (c.earned - c.planned) / nullif(c.available, 0), 2), pipetrak.index_of(c.earned, c.planned),
+           round(c.planned_mh, 2), round(c.earned_mh, 2), round(c.earned_mh - c.planned_mh, 2), pipetrak.index_of(c.earned_mh, c.planned_mh),
+           round(c.earned_mh - coalesce(b.earned_mh, 0), 2), round(c.hours - coalesce(b.hours, 0), 2), round(c.hours, 2),
+           pipetrak.index_of(c.earned_mh - coalesce(b.earned_mh, 0), c.hours - coalesce(b.hours, 0)), pipetrak.index_of(c.earned_mh, c.hours),
+           round(c.bac, 2), round(c.bac * c.hours / nullif(c.earned_mh, 0), 2), round(c.bac * c.hours / nullif(c.earned_mh, 0) - c.hours, 2)
+    from cells c
+    left join cells b on b.k is not distinct from c.k and b.week_end = p_week_end - 7
+    where c.week_end = p_week_end and (c.available > 0 or c.planned > 0 or c.hours > 0 or c.bac > 0)
+    order by 2 nulls last, 1;
+end
+$$;
+
+
+-- The weekly S-curve: planned and earned (cumulative and per week), man-hours and hours, for the
+-- project or each group (or one) over `p_weeks` weeks ending `p_week_end`.
+create or replace function pipetrak.s_curve(p_project_id bigint, p_group_by text, p_group_key text, p_weeks integer, p_week_end date,
+                                 p_baseline_version integer)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, baseline_version integer,
+               planned_percent numeric, planned_percent_week numeric, earned_percent numeric, earned_percent_week numeric,
+               planned_mh numeric, earned_mh numeric, actual_hours numeric, actual_hours_week numeric)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_last date;
+    v_baseline pipetrak.baselines;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    v_last := coalesce(p_week_end, pipetrak.check_report_week(p_project_id, 'week_end', p_week_end));
+    perform pipetrak.check_report_week(p_project_id, 'week_end', v_last);
+    if p_weeks is null or p_weeks < 1 or p_weeks > 260 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "weeks", "expected": "1 to 260 weeks"}');
+    end if;
+    v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, v_last);
+    return query
+    select y.gk, y.gname, y.we - 6, y.we, y.frozen, v_baseline.version, y.planned_pct, y.planned_week, y.earned_pct, y.earned_week,
+           y.planned_mh, y.earned_mh, y.hours, y.hours_week
+    from (select x.k as gk, pipetrak.group_name(p_group_by, p_project_id, x.k) as gname, x.week_end as we, x.frozen, x.planned_pct,
+                 round(x.planned_pct - lag(x.planned_pct) over w, 2) as planned_week, x.earned_pct,
+                 round(x.earned_pct - lag(x.earned_pct) over w, 2) as earned_week, x.planned_mh, x.earned_mh, x.hours,
+                 x.hours - lag(x.hours) over w as hours_week
+          from (select c.k, c.week_end, c.frozen, pipetrak.percent_of(c.planned, c.available) as planned_pct,
+                       coalesce(pipetrak.percent_of(c.earned, c.available), 0) as earned_pct, round(c.planned_mh, 2) as planned_mh,
+                       round(c.earned_mh, 2) as earned_mh, round(c.hours, 2) as hours
+                from pipetrak.controls_cells(p_project_id, p_group_by, v_last - 7 * p_weeks, p_weeks + 1, v_baseline) c
+                where p_group_key is null or c.k = p_group_key) x
+          window w as (partition by x.k order by x.week_end)) y
+    -- The first week read is the base of the first week's changes, not a week of the curve.
+    where y.we > v_last - 7 * p_weeks
+    order by y.gname nulls last, y.gk, y.we;
+end
+$$;
+
+
+-- Completion forecasts per group as of the end of a week: by trailing velocity and by SPI.
+create or replace function pipetrak.forecasts(p_project_id bigint, p_group_by text, p_trailing_weeks integer, p_week_end date,
+                                   p_baseline_version integer)
+returns table (group_key text, group_name text, as_of date, trailing_weeks integer, baseline_version integer, earned_percent numeric,
+               earned_percent_before numeric, velocity_percent_per_week numeric, velocity_finish date, planned_percent numeric,
+               spi numeric, planned_start date, planned_finish date, spi_finish date)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_as_of date;
+    v_baseline pipetrak.baselines;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    -- Default: the last week that has ended.
+    v_as_of := coalesce(p_week_end, pipetrak.check_report_week(p_project_id, 'week_end', p_week_end) - 7);
+    perform pipetrak.check_report_week(p_project_id, 'week_end', v_as_of);
+    if p_trailing_weeks is null or p_trailing_weeks < 1 or p_trailing_weeks > 52 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "trailing_weeks", "expected": "1 to 52 weeks"}');
+    end if;
+    v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, v_as_of);
+    return query
+    with cells as materialized (
+        select x.*, 100 * x.earned / x.available as e, 100 * x.planned / x.available as p
+        from pipetrak.controls_cells(p_project_id, p_group_by, v_as_of - 7 * p_trailing_weeks, p_trailing_weeks + 1, v_baseline) x
+        where x.available > 0)
+    select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), v_as_of, p_trailing_weeks, v_baseline.version,
+           round(c.e, 2), round(b.e, 2), round((c.e - coalesce(b.e, 0)) / p_trailing_weeks, 2),
+           date '1970-01-01' + pipetrak.velocity_finish(c.e::float8, coalesce(b.e, 0)::float8, p_trailing_weeks, v_as_of - date '1970-01-01'),
+           round(c.p, 2), pipetrak.index_of(c.earned, c.planned), c.planned_start, c.planned_finish,
+           date '1970-01-01' + pipetrak.spi_finish(c.planned_start - date '1970-01-01', c.planned_finish - date '1970-01-01',
+                                                   (c.earned / nullif(c.planned, 0))::float8, c.e::float8, v_as_of - date '1970-01-01')
+    from cells c
+    left join cells b on b.k is not distinct from c.k and b.week_end = v_as_of - 7 * p_trailing_weeks
+    where c.week_end = v_as_of
+    order by 2 nulls last, 1;
+end
+$$;
+
+
+-- Live components partly complete with no milestone event for at least `p_days` days, most idle
+-- first; a page of them (`p_limit` from `p_offset`), optionally of one group.
+create or replace function pipetrak.stalled_components(p_project_id bigint, p_days integer, p_group_by text, p_group_key text,
+                                            p_limit integer, p_offset integer)
+returns table (component_id bigint, component_type text, tag text, size text, drawing_no text, group_key text, group_name text,
+               percent_complete numeric, last_event_on date, idle_days integer, as_of date)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+set jit = off
+as $$
+declare
+    v_today date;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'read');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    if p_days is null or p_days < 1 or p_days > 365 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "days", "expected": "1 to 365 days (7, 14 and 21 are the presets)"}');
+    end if;
+    if p_limit is null or p_limit < 1 or p_limit > 1000 or p_offset is null or p_offset < 0 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "page_size, page_offset", "expected": "1 to 1000 rows from offset >= 0"}');
+    end if;
+    v_today := (select (now() at time zone p.time_zone)::date from pipetrak.projects p where p.id = p_project_id);
+    return query
+    select c.id, c.component_type, c.tag, c.size, d.drawing_no, k.k, pipetrak.group_name(p_group_by, p_project_id, k.k),
+           c.percent_complete, upper(t.days) - 1, v_today - (upper(t.days) - 1), v_today
+    from pipetrak.component_touches t
+    join pipetrak.components c on c.id = t.component_id and c.project_id = t.project_id
+    join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
+    cross join lateral (select pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
+                                                  c.component_type) as k) k
+    where t.project_id = p_project_id and upper(t.days) <= v_today - p_days + 1
+      and c.retired_at is null and c.earned_total > 0 and c.earned_total < 1000000
+      and (p_group_key is null or k.k = p_group_key)
+    order by upper(t.days), t.component_id
+    limit p_limit offset p_offset;
+end
+$$;
+
+
+-- ---- Writes ----
+
+-- Activities sent as JSON, typed, each with the first problem that makes it unacceptable (null
+-- when it is fine): the one reading set_baseline validates and then stores.
+create or replace function pipetrak.baseline_rows(p_project_id bigint, p_group_by text, p_activities jsonb)
+returns table (n integer, activity_code text, name text, group_id bigint, planned_start date, planned_finish date, budget_mh numeric,
+               weight numeric, curve text, problem text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    with typed as (
+        select a.n::integer as n, btrim(a.x ->> 'activity_code') as code,
+               coalesce(nullif(btrim(a.x ->> 'name'), ''), btrim(a.x ->> 'activity_code')) as name, a.x ->> 'group' as group_name,
+               pipetrak.group_by_name(p_project_id, p_group_by, a.x ->> 'group') as group_id,
+               pipetrak.json_date(a.x -> 'planned_start') as start, pipetrak.json_date(a.x -> 'planned_finish') as finish,
+               a.x -> 'budget_mh' as raw_budget, pipetrak.json_number(a.x -> 'budget_mh') as budget,
+               a.x -> 'weight' as raw_weight, pipetrak.json_number(a.x -> 'weight') as weight,
+               coalesce(nullif(btrim(a.x ->> 'curve'), ''), 'linear') as curve,
+               count(*) over (partition by btrim(a.x ->> 'activity_code') order by a.n) as seen
+        from jsonb_array_elements(p_activities) with ordinality a(x, n))
+    select t.n, t.code, t.name, t.group_id, t.start, t.finish, t.budget, t.weight, t.curve,
+           case
+               when coalesce(t.code, '') = '' or length(t.code) > 200 then 'activity_code: 1 to 200 characters'
+               when t.seen > 1 then 'activity_code: each activity once'
+               when length(t.name) > 500 then 'name: at most 500 characters'
+               when t.group_id is null then format('group: the name of a live %s of the project', replace(p_group_by, '_', ' '))
+               when t.start is null or t.finish is null then 'planned_start, planned_finish: dates (YYYY-MM-DD)'
+               when t.finish < t.start then 'planned_finish: on or after planned_start'
+               when (jsonb_typeof(t.raw_budget) <> 'null' and t.budget is null) or t.budget >= 1000000000000 then
+                   'budget_mh: a number of man-hours >= 0'
+               when (jsonb_typeof(t.raw_weight) <> 'null' and t.weight is null) or t.weight <= 0 or t.weight >= 10000000000 then
+                   'weight: a number > 0'
+               when t.curve <> all (pipetrak.vocabulary('baseline_curve')) then
+                   'curve: ' || array_to_string(pipetrak.vocabulary('baseline_curve'), ', ')
+           end
+    from typed t;
+end
+$$;
+
+
+-- A new baseline version from activities (JSON array of objects: activity_code, name, group,
+-- planned_start, planned_finish, budget_mh, weight, curve). Returns {baseline_id, version,
+-- activities, budget_mh}.
+create or replace function pipetrak.set_baseline(p_project_id bigint, p_group_by text, p_reason text, p_effective_date date, p_activities jsonb,
+                                      p_import_id bigint default null)
+returns jsonb
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_reason text;
+    v_effective date;
+    v_previous pipetrak.baselines;
+    v_last_locked date;
+    v_baseline pipetrak.baselines;
+    v_bad record;
+begin
+    perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    v_reason := pipetrak.check_reason(p_reason, 3, 'a baseline version');
+    perform pipetrak.check_date('effective_date', p_effective_date);
+    if p_activities is null or jsonb_typeof(p_activities) <> 'array' or jsonb_array_length(p_activities) = 0
+       or exists (select from jsonb_array_elements(p_activities) a where jsonb_typeof(a) <> 'object') then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "activities", "expected": "a non-empty array of activity objects"}');
+    end if;
+    if jsonb_array_length(p_activities) > pipetrak.max_batch_items() then
+        perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', 'activities', 'limit', pipetrak.max_batch_items()));
+    end if;
+    -- One baseline change per project at a time.
+    perform from pipetrak.projects where id = p_project_id for no key update;
+    v_effective := coalesce(p_effective_date, (select (now() at time zone time_zone)::date from pipetrak.projects where id = p_project_id));
+    select * into v_previous from pipetrak.baselines where project_id = p_project_id order by version desc limit 1;
+    v_last_locked := pipetrak.last_locked_week_end(p_project_id);
+    if v_previous.id is not null and (v_effective <= v_last_locked or v_effective < v_previous.effective_date) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'effective_date',
+            'expected', 'a date after the last locked week and on or after the current version''s',
+            'last_locked_week_end', v_last_locked, 'current_effective_date', v_previous.effective_date));
+    end if;
+    -- The first activity that is not acceptable is refused with its position.
+    select * into v_bad from pipetrak.baseline_rows(p_project_id, p_group_by, p_activities) r where r.problem is not null order by r.n limit 1;
+    if found then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'activities', 'index', v_bad.n - 1,
+            'activity_code', v_bad.activity_code, 'expected', v_bad.problem));
+    end if;
+    insert into pipetrak.baselines (project_id, version, group_by, reason, effective_date, activities, budget_mh, import_id, created_by)
+    values (p_project_id, coalesce(v_previous.version, 0) + 1, p_group_by, v_reason, v_effective, jsonb_array_length(p_activities),
+            (select sum(r.budget_mh) from pipetrak.baseline_rows(p_project_id, p_group_by, p_activities) r), p_import_id,
+            pipetrak.current_user_id())
+    returning * into v_baseline;
+    insert into pipetrak.baseline_activities (baseline_id, project_id, activity_code, name, group_id, planned_start, planned_finish,
+                                              budget_mh, weight, curve)
+    select v_baseline.id, p_project_id, r.activity_code, r.name, r.group_id, r.planned_start, r.planned_finish, r.budget_mh, r.weight,
+           r.curve
+    from pipetrak.baseline_rows(p_project_id, p_group_by, p_activities) r;
+    return jsonb_build_object('baseline_id', v_baseline.id, 'version', v_baseline.version, 'activities', v_baseline.activities,
+                              'budget_mh', v_baseline.budget_mh, 'effective_date', v_baseline.effective_date);
+end
+$$;
+
+
+-- A JSON value as a date (ISO text), null when it is missing or not one.
+create or replace function pipetrak.json_date(p_value jsonb)
+returns date
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if jsonb_typeof(p_value) <> 'string' or p_value #>> '{}' !~ '^\d{4}-\d{2}-\d{2}$' then
+        return null;
+    end if;
+    return (p_value #>> '{}')::date;
+exception when others then
+    return null;
+end
+$$;
+
+
+-- A JSON number (or numeric text) as numeric, null when it is missing or not one.
+create or replace function pipetrak.json_number(p_value jsonb)
+returns numeric
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if jsonb_typeof(p_value) = 'number' then
+        return (p_value #>> '{}')::numeric;
+    elsif jsonb_typeof(p_value) = 'string' and btrim(p_value #>> '{}') ~ '^[0-9]+(\.[0-9]+)?$' then
+        return btrim(p_value #>> '{}')::numeric;
+    end if;
+    return null;
+end
+$$;
+
+
+-- Records a timesheet row (foreman and up; the week lock applies). Returns its id.
+create or replace function pipetrak.record_hours(p_project_id bigint, p_work_date date, p_hours numeric, p_person text, p_crew text,
+                                      p_craft text, p_group_by text, p_group text, p_note text)
+returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_role text;
+    v_project pipetrak.projects;
+    v_local_now timestamp;
+    v_group_id bigint;
+    v_problem text;
+    v_id bigint;
+begin
+    v_role := pipetrak.require_project_role(p_project_id, 'record_hours');
+    select * into v_project from pipetrak.projects where id = p_project_id;
+    perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
+    perform pipetrak.check_date('work_date', p_work_date);
+    if p_hours is null or p_hours <= 0 or p_hours > 100000 or scale(p_hours) > 2 then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "hours", "expected": "hours > 0 with at most two decimals"}');
+    end if;
+    if nullif(btrim(p_person), '') is null and nullif(btrim(p_crew), '') is null then
+        perform pipetrak.raise_error('invalid_argument', '{"argument": "person, crew", "expected": "a person or a crew"}');
+    end if;
+    v_group_id := pipetrak.group_by_name(p_project_id, p_group_by, p_group);
+    if v_group_id is null then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'group',
+            'expected', format('the name of a live %s of the project', replace(p_group_by, '_', ' '))));
+    end if;
+    v_local_now := now() at time zone v_project.time_zone;
+    v_problem := pipetrak.work_date_problem(coalesce(p_work_date, v_local_now::date) - date '1970-01-01',
+                                            extract(epoch from v_local_now)::bigint, v_project.week_lock, v_role in ('owner', 'admin'));
+    if v_problem is not null then
+        perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', coalesce(p_work_date, v_local_now::date),
+                                                                   'time_zone', v_project.time_zone));
+    end if;
+    -- A week that locked freezes before hours land in it.
+    perform pipetrak.take_due_snapshots(p_project_id);
+    insert into pipetrak.timesheet_hours (project_id, work_date, person, crew, craft, group_by, group_id, hours, note, entered_by)
+    values (p_project_id, coalesce(p_work_date, v_local_now::date), nullif(btrim(p_person), ''), nullif(btrim(p_crew), ''),
+            nullif(btrim(p_craft), ''), p_group_by, v_group_id, p_hours, nullif(btrim(p_note), ''), pipetrak.current_user_id())
+    returning id into v_id;
+    perform pipetrak.hours_days_add(1, p_project_id, array[v_id]);
+    return v_id;
+end
+$$;
+
+
+-- Voids a timesheet row with a reason (foreman and up; the week lock applies to its date).
+create or replace function pipetrak.void_hours(p_hours_id bigint, p_reason text)
+returns void
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row pipetrak.timesheet_hours;
+    v_role text;
+    v_project pipetrak.projects;
+    v_local_now timestamp;
+    v_reason text;
+    v_problem text;
+begin
+    select h.* into v_row from pipetrak.timesheet_hours h
+    where h.id = p_hours_id and h.project_id in (select pipetrak.my_project_ids());
+    if v_row.id is null then
+        perform pipetrak.raise_error('hours_not_found', jsonb_build_object('hours_id', p_hours_id));
+    end if;
+    v_role := pipetrak.require_project_role(v_row.project_id, 'record_hours');
+    v_reason := pipetrak.check_reason(p_reason, 3, 'voiding hours');
+    select * into v_project from pipetrak.projects where id = v_row.project_id;
+    v_local_now := now() at time zone v_project.time_zone;
+    v_problem := pipetrak.work_date_problem(v_row.work_date - date '1970-01-01', extract(epoch from v_local_now)::bigint,
+                                            v_project.week_lock, v_role in ('owner', 'admin'));
+    if v_problem is not null then
+        perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_row.work_date, 'time_zone', v_project.time_zone));
+    end if;
+    perform pipetrak.take_due_snapshots(v_row.project_id);
+    update pipetrak.timesheet_hours set voided_at = now(), voided_by = pipetrak.current_user_id(), void_reason = v_reason
+    where id = v_row.id and project_id = v_row.project_id and voided_at is null;
+    if not found then
+        perform pipetrak.raise_error('hours_voided', jsonb_build_object('hours_id', p_hours_id));
+    end if;
+    perform pipetrak.hours_days_add(-1, v_row.project_id, array[v_row.id]);
+end
+$$;
+
+
+-- ---- API ----
+
+create or replace view pipetrak_api.baselines with (security_invoker = true) as
+select b.id as baseline_id, b.project_id, b.version, b.group_by, b.reason, b.effective_date, b.activities, b.budget_mh, b.import_id,
+       b.created_by, b.created_at
+from pipetrak.baselines b;
+
+comment on view pipetrak_api.baselines is 'Baseline versions of your projects: the kind of group they plan, reason, effective date (reports read the version in effect at the week they report unless told another), activities and budget man-hours.';
+
+
+create or replace view pipetrak_api.baseline_activities with (security_invoker = true) as
+select b.version, a.baseline_id, a.project_id, a.activity_code, a.name, b.group_by, a.group_id,
+       pipetrak.group_name(b.group_by, a.project_id, a.group_id::text) as group_name, a.planned_start, a.planned_finish,
+       a.budget_mh, a.weight, a.curve
+from pipetrak.baseline_activities a
+join pipetrak.baselines b on b.id = a.baseline_id and b.project_id = a.project_id;
+
+comment on view pipetrak_api.baseline_activities is 'The activities of each baseline version: the group each plans, planned start and finish (inclusive), budget man-hours, weight and curve.';
+
+
+create or replace view pipetrak_api.timesheet_hours with (security_invoker = true) as
+select h.id as hours_id, h.project_id, h.work_date, pipetrak.week_end_of(h.work_date) - 6 as week_start,
+       pipetrak.week_end_of(h.work_date) as week_end, h.person, h.crew, h.craft, h.group_by, h.group_id,
+       pipetrak.group_name(h.group_by, h.project_id, h.group_id::text) as group_name, h.hours, h.note, h.import_id, h.entered_by,
+       h.entered_at, h.voided_at, h.voided_by, h.void_reason
+from pipetrak.timesheet_hours h;
+
+comment on view pipetrak_api.timesheet_hours is 'Timesheet rows of your projects (voided ones included, with who voided them and why): work date and its week, person or crew, craft, the group charged and hours.';
+
+
+create or replace function pipetrak_api.set_baseline(project_id bigint, group_by text, reason text, activities jsonb, effective_date date default null)
+returns jsonb
+language sql volatile security invoker
+as $$ select pipetrak.set_baseline(project_id, pipetrak.limited('group_by', group_by), pipetrak.limited('reason', reason), effective_date,
+                                   pipetrak.limited('activities', activities)) $$;
+
+comment on function pipetrak_api.set_baseline(bigint, text, text, jsonb, date) is
+    'Makes a new baseline version of the project (owner, admin, project manager): activities is an array of {activity_code, name, group (the name of an area, system, test package or drawing, by group_by; omitted for project), planned_start, planned_finish, budget_mh, weight, curve (linear, s_curve, front_loaded, back_loaded)}. The effective date (default today) must follow the last locked week. Returns {baseline_id, version, activities, budget_mh, effective_date}.';
+
+
+create or replace function pipetrak_api.record_hours(project_id bigint, work_date date, hours numeric, person text default null,
+                                          crew text default null, craft text default null, group_by text default 'project',
+                                          "group" text default null, note text default null)
+returns bigint
+language sql volatile security invoker
+as $$ select pipetrak.record_hours(project_id, work_date, hours, pipetrak.limited('person', person), pipetrak.limited('crew', crew),
+                                   pipetrak.limited('craft', craft), pipetrak.limited('group_by', group_by),
+                                   pipetrak.limited('group', "group"), pipetrak.limited('note', note)) $$;
+
+comment on function pipetrak_api.record_hours(bigint, date, numeric, text, text, text, text, text, text) is
+    'Records actual hours (foreman and up): a work date (the week lock applies), hours, a person or crew, the craft, and the group charged (group_by area, system, test_package or drawing with the group''s name, or the project). Returns the row''s id.';
+
+
+create or replace function pipetrak_api.void_hours(hours_id bigint, reason text)
+returns void
+language sql volatile security invoker
+as $$ select pipetrak.void_hours(hours_id, pipetrak.limited('reason', reason)) $$;
+
+comment on function pipetrak_api.void_hours(bigint, text) is
+    'Voids a timesheet row with a reason (foreman and up; the week lock applies to its date). The row stays, marked voided.';
+
+
+create or replace function pipetrak_api.controls_week(project_id bigint, week_end date, group_by text default 'area',
+                                           baseline_version integer default null)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, baseline_version integer,
+               planned_percent numeric, earned_percent numeric, schedule_variance numeric, spi numeric, planned_mh numeric,
+               earned_mh numeric, schedule_variance_mh numeric, spi_mh numeric, earned_mh_week numeric, actual_hours_week numeric,
+               actual_hours numeric, productivity_factor numeric, cpi numeric, budget_mh numeric, eac_mh numeric, etc_mh numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.controls_week(project_id, week_end, pipetrak.limited('group_by', group_by), baseline_version) $$;
+
+comment on function pipetrak_api.controls_week(bigint, date, text, integer) is
+    'A week''s plan against earned per area, system, test_package, drawing or the project (week_end: its Sunday; each row says the week): planned and earned % to date, schedule variance (points) and SPI by credit; planned and earned man-hours, their variance and SPI by man-hours; earned man-hours and actual hours of the week, actual hours to date, productivity factor (week) and CPI (to date), budget at completion, estimate at and to complete. A locked week reads as frozen.';
+
+
+create or replace function pipetrak_api.s_curve(project_id bigint, group_by text default 'project', group_key text default null,
+                                     weeks integer default 52, week_end date default null, baseline_version integer default null)
+returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, baseline_version integer,
+               planned_percent numeric, planned_percent_week numeric, earned_percent numeric, earned_percent_week numeric,
+               planned_mh numeric, earned_mh numeric, actual_hours numeric, actual_hours_week numeric)
+language sql stable security invoker
+as $$ select * from pipetrak.s_curve(project_id, pipetrak.limited('group_by', group_by), pipetrak.limited('group_key', group_key), weeks,
+                                     week_end, baseline_version) $$;
+
+comment on function pipetrak_api.s_curve(bigint, text, text, integer, date, integer) is
+    'The weekly S-curve of the project or of each group (or the one group_key names): planned and earned %, cumulative and per week, planned and earned man-hours and actual hours, for the weeks (default 52) ending week_end (default this week). Frozen weeks read as frozen.';
+
+
+create or replace function pipetrak_api.forecasts(project_id bigint, group_by text default 'project', trailing_weeks integer default 4,
+                                       week_end date default null, baseline_version integer default null)
+returns table (group_key text, group_name text, as_of date, trailing_weeks integer, baseline_version integer, earned_percent numeric,
+               earned_percent_before numeric, velocity_percent_per_week numeric, velocity_finish date, planned_percent numeric,
+               spi numeric, planned_start date, planned_finish date, spi_finish date)
+language sql stable security invoker
+as $$ select * from pipetrak.forecasts(project_id, pipetrak.limited('group_by', group_by), trailing_weeks, week_end, baseline_version) $$;
+
+comment on function pipetrak_api.forecasts(bigint, text, integer, date, integer) is
+    'Completion forecasts per group as of the end of a week (default the last ended week): by the earned % gained per week over the trailing weeks, and by stretching the planned dates by 1 ÷ SPI. Null where the work has no forward progress or nothing is planned yet.';
+
+
+create or replace function pipetrak_api.stalled_components(project_id bigint, days integer default 14, group_by text default 'area',
+                                                group_key text default null, page_size integer default 100,
+                                                page_offset integer default 0)
+returns table (component_id bigint, component_type text, tag text, size text, drawing_no text, group_key text, group_name text,
+               percent_complete numeric, last_event_on date, idle_days integer, as_of date)
+language sql stable security invoker
+as $$ select * from pipetrak.stalled_components(project_id, days, pipetrak.limited('group_by', group_by),
+                                                pipetrak.limited('group_key', group_key), page_size, page_offset) $$;
+
+comment on function pipetrak_api.stalled_components(bigint, integer, text, text, integer, integer) is
+    'Components partly complete with no milestone event for at least `days` days (7, 14 and 21 are the presets), most idle first, a page at a time, with their group (area, system, test_package, drawing or project; one group with group_key).';
+
+
+-- ---- Imports: schedules and timesheets ----
+
+-- The dry run's rules across rows and with the project for a schedule or timesheet (after the
+-- reader checked each row's cells, staged under attributes 'pipetrak_controls'): each group named
+-- must be a live one of the project (`unknown_group`), a schedule's activities all plan groups of
+-- one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and
+-- name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV
+-- reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused
+-- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name. Returns
+-- {would, invalidated, errors_added}.
+create or replace function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_group_by text;
+    v_invalid integer;
+    v_errors integer;
+    v_would jsonb;
+begin
+    if p_kind = 'schedule' then
+        v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
+                                where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+                                  and r.attributes -> 'pipetrak_controls' ->> 'group_by' <> 'project'
+                                order by r.line limit 1), 'project');
+    end if;
+    -- Each distinct group named, found once (a timesheet names a few groups on 100,000 rows).
+    with named as (
+        select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by, r.attributes -> 'pipetrak_controls' ->> 'group' as name
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+    found as (select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id from named n),
+    judged as (
+        select r.line, f.group_id,
+               case when f.group_id is null then format('No live %s of the project is named %s', replace(f.group_by, '_', ' '), f.name)
+                    when p_kind = 'schedule' and f.group_by <> v_group_by then
+                        format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
+                               case when f.group_by = 'project' then 'the project' else replace(f.group_by, '_', ' ') || ' ' || f.name end)
+               end as problem,
+               case f.group_by when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
+                               when 'drawing' then 'DRAWING' end as col,
+               case when p_kind = 'schedule' and count(*) over (partition by r.tag order by r.line) > 1 then r.tag end as repeated,
+               p_kind = 'schedule' and r.origin_import_id is not null as fixing
+        from pipetrak.import_rows r
+        join found f on f.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
+                    and f.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+    marked as (
+        update pipetrak.import_rows r set
+            status = case when j.problem is not null or j.repeated is not null or j.fixing then 'invalid' else r.status end,
+            attributes = jsonb_set(r.attributes, '{pipetrak_controls,group_id}', coalesce(to_jsonb(j.group_id), 'null')),
+            issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
+                              'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
+                          else r.issues end
+                     || case when j.problem is not null then jsonb_build_array(pipetrak.import_issue(r.line, 'unknown_group', j.problem, j.col, null))
+                             else '[]' end
+                     || case when j.fixing then jsonb_build_array(pipetrak.import_issue(r.line, 'schedule_imported_whole',
+                                 'A schedule is a whole baseline version, not rows to correct one by one', 'PIPETRAK REF', null))
+                             else '[]' end
+        from judged j
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
+        returning (j.problem is not null or j.repeated is not null or j.fixing)::integer as invalid,
+                  (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
+    select coalesce(sum(m.invalid), 0), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+    if p_kind = 'schedule' then
+        select jsonb_build_object('baseline', jsonb_build_object(
+                   'version', coalesce((select max(b.version) from pipetrak.baselines b where b.project_id = p_project_id), 0) + 1,
+                   'group_by', v_group_by, 'activities', count(*), 'budget_mh', sum(r.budget_mh),
+                   'planned_start', min((r.attributes -> 'pipetrak_controls' ->> 'planned_start')::date),
+                   'planned_finish', max((r.attributes -> 'pipetrak_controls' ->> 'planned_finish')::date)))
+        into v_would
+        from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+    else
+        select jsonb_build_object('hours', jsonb_build_object(
+                   'rows', count(*), 'hours', coalesce(sum((r.attributes -> 'pipetrak_controls' ->> 'hours')::numeric), 0),
+                   'first_work_date', min((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
+                   'last_work_date', max((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
+                   -- Rows dated in weeks locked already: recorded as the history they are; the
+                   -- frozen weeks' figures stay as frozen.
+                   'in_locked_weeks', count(*) filter (where (r.attributes -> 'pipetrak_controls' ->> 'work_date')::date
+                                                              <= pipetrak.last_locked_week_end(p_project_id))))
+        into v_would
+        from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+    end if;
+    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
+end
+$$;
+
+
+-- Commits a validated schedule (a new baseline version of its valid rows) or timesheet (its valid
+-- rows' hours) at once: a baseline is one version, and hours one set. Returns the job's counts.
+create or replace function pipetrak.import_controls_commit(p_import_id bigint, p_project_id bigint, p_kind text, p_filename text)
+returns jsonb
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_result jsonb;
+    v_ids bigint[];
+begin
+    if p_kind = 'schedule' then
+        v_result := pipetrak.set_baseline(p_project_id,
+            (select s.summary -> 'would' -> 'baseline' ->> 'group_by' from pipetrak.import_jobs s where s.id = p_import_id and s.project_id = p_project_id),
+            format('Imported from %s (import %s)', p_filename, p_import_id), null,
+            (select jsonb_agg(jsonb_build_object('activity_code', r.tag, 'name', c ->> 'name',
+                                                 'group', c ->> 'group',
+                                                 'planned_start', c ->> 'planned_start', 'planned_finish', c ->> 'planned_finish',
+                                                 'budget_mh', r.budget_mh, 'weight', c -> 'weight', 'curve', c ->> 'curve') order by r.line)
+             from pipetrak.import_rows r cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+             where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+            p_import_id);
+        return jsonb_build_object('baseline_version', (v_result ->> 'version')::integer, 'baseline_id', (v_result ->> 'baseline_id')::bigint,
+                                  'activities_created', (v_result ->> 'activities')::integer);
+    end if;
+    -- A week that locked freezes before hours land in it.
+    perform pipetrak.take_due_snapshots(p_project_id);
+    -- A fixed row of a remediation CSV replaces the row it names (voided, with why).
+    with replaced as (
+        update pipetrak.timesheet_hours h set voided_at = now(), voided_by = pipetrak.current_user_id(),
+            void_reason = format('Corrected by import %s, row %s', p_import_id, r.line)
+        from pipetrak.import_rows r
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null
+          and h.project_id = p_project_id and h.import_id = r.origin_import_id and h.import_line = r.origin_line and h.voided_at is null
+        returning h.id)
+    select array_agg(x.id) into v_ids from replaced x;
+    if v_ids is not null then
+        perform pipetrak.hours_days_add(-1, p_project_id, v_ids);
+    end if;
+    with made as (
+        insert into pipetrak.timesheet_hours (project_id, work_date, person, crew, craft, group_by, group_id, hours, note, import_id,
+                                              import_line, entered_by)
+        select p_project_id, (c ->> 'work_date')::date, c ->> 'person', c ->> 'crew', c ->> 'craft', c ->> 'group_by',
+               (c ->> 'group_id')::bigint, (c ->> 'hours')::numeric, r.attributes ->> 'comments', p_import_id, r.line,
+               pipetrak.current_user_id()
+        from pipetrak.import_rows r cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+        returning id)
+    select array_agg(m.id) into v_ids from made m;
+    if v_ids is not null then
+        perform pipetrak.hours_days_add(1, p_project_id, v_ids);
+    end if;
+    return jsonb_build_object('hours_rows_created', coalesce(cardinality(v_ids), 0),
+                              'hours_rows_replaced', (select count(*) from pipetrak.timesheet_hours h
+                                                      where h.project_id = p_project_id and h.void_reason like format('Corrected by import %s,%%', p_import_id)),
+                              'hours_recorded', (select coalesce(sum(h.hours), 0) from pipetrak.timesheet_hours h
+                                                 where h.project_id = p_project_id and h.import_id = p_import_id));
+end
+$$;
+
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:174
+-- src/lib.rs:186
 -- requires:
---   distribution
+--   controls
 
 -- The API views' columns, described for PostgREST's OpenAPI document and a DBA's \d+. A column
 -- name means the same in every view (one vocabulary: '*'); where a view gives it a narrower
@@ -11278,6 +12412,43 @@ begin
         ('activity_feed', 'actor', 'Who made the change, by display name (else email, else Someone).'),
         ('activity_feed', 'created_at', 'When the change was recorded (its work_date may be earlier).'),
         ('area_progress', 'area_id', 'The area''s id; null on the row that gathers components without an area.'),
+        ('baselines', 'baseline_id', 'The baseline version''s id.'),
+        ('baselines', 'version', 'The version number, 1 up per project; reports read the one in effect at the week they report unless told another.'),
+        ('baselines', 'group_by', 'The kind of group the version plans: area, system, test_package, drawing or project.'),
+        ('baselines', 'activities', 'How many activities the version holds.'),
+        ('baselines', 'budget_mh', 'The activities'' budget man-hours summed; null when none has any.'),
+        ('baselines', 'import_id', 'The schedule import that made the version; null when set through the API.'),
+        ('baselines', 'created_by', 'Who made the version (user id).'),
+        ('baselines', 'created_at', 'When the version was made.'),
+        ('baseline_activities', 'baseline_id', 'The baseline version the activity belongs to.'),
+        ('baseline_activities', 'version', 'The baseline version number.'),
+        ('baseline_activities', 'activity_code', 'The schedule''s activity id, unique in its version.'),
+        ('baseline_activities', 'name', 'The activity''s name (its id when none was given).'),
+        ('baseline_activities', 'group_by', 'The kind of group the activity plans (its version''s).'),
+        ('baseline_activities', 'group_id', 'The id of the area, system, test package or drawing planned; the project''s id for a plan of the project.'),
+        ('baseline_activities', 'group_name', 'The name of the group planned.'),
+        ('baseline_activities', 'planned_start', 'The first work date of the activity (inclusive).'),
+        ('baseline_activities', 'planned_finish', 'The last work date of the activity (inclusive).'),
+        ('baseline_activities', 'budget_mh', 'The activity''s budget man-hours; null when not given.'),
+        ('baseline_activities', 'weight', 'The activity''s weight in its group where it has no budget man-hours; null when not given (1).'),
+        ('baseline_activities', 'curve', 'How its credit is planned over its dates: linear, s_curve, front_loaded or back_loaded.'),
+        ('timesheet_hours', 'hours_id', 'The timesheet row''s id (void_hours takes it).'),
+        ('timesheet_hours', 'week_start', 'The Monday of the work date''s week.'),
+        ('timesheet_hours', 'week_end', 'The Sunday ending the work date''s week.'),
+        ('timesheet_hours', 'person', 'Who worked, as recorded; null for a crew''s row.'),
+        ('timesheet_hours', 'crew', 'The crew that worked, as recorded; null for a person''s row without one.'),
+        ('timesheet_hours', 'craft', 'The craft the hours are of (pipefitter, welder, …); null when not given.'),
+        ('timesheet_hours', 'group_by', 'The kind of group charged: area, system, test_package, drawing or project.'),
+        ('timesheet_hours', 'group_id', 'The id of the group charged (the project''s id for the project).'),
+        ('timesheet_hours', 'group_name', 'The name of the group charged.'),
+        ('timesheet_hours', 'hours', 'The hours worked.'),
+        ('timesheet_hours', 'note', 'The note recorded with the hours; null when none.'),
+        ('timesheet_hours', 'import_id', 'The timesheet import the row came from; null when recorded through the API.'),
+        ('timesheet_hours', 'entered_by', 'Who recorded the row or committed its import (user id).'),
+        ('timesheet_hours', 'entered_at', 'When the row was recorded.'),
+        ('timesheet_hours', 'voided_at', 'When the row was voided; null while it counts.'),
+        ('timesheet_hours', 'voided_by', 'Who voided the row (user id); null while it counts.'),
+        ('timesheet_hours', 'void_reason', 'Why the row was voided; null while it counts.'),
         ('budget_versions', 'components', 'How many components the version budgeted.'),
         ('budget_versions', 'created_by', 'Who made the version (user id); for an import version, who committed the import.'),
         ('budget_versions', 'method', 'How the budget was made: spread (a total spread over the components by size) or import (a takeoff''s man-hour column).'),
@@ -11300,7 +12471,7 @@ begin
         ('imports', 'created_at', 'When the file was uploaded.'),
         ('imports', 'created_by', 'Who uploaded the file (user id).'),
         ('imports', 'format', 'The file''s format, sniffed from its content: csv, xlsx or xls.'),
-        ('imports', 'kind', 'What the file is: takeoff (components) or field_welds (a weld log).'),
+        ('imports', 'kind', 'What the file is: takeoff (components), field_welds (a weld log), schedule (a baseline''s activities) or timesheet (actual hours).'),
         ('imports', 'result', 'What the commit has written so far, summed over its chunks (counts such as components_created); {} before committing.'),
         ('imports', 'status', 'Where the job stands: uploaded → validated → committing → committed, or failed (the file can''t be read; the reason is in summary).'),
         ('imports', 'summary', 'What validation found, as JSON: file facts (format, sheet, header), row and issue counts, file-level issues and what a commit would create, update and leave alone; null until validated.'),
@@ -11418,7 +12589,7 @@ $column_comments$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:180
+-- src/lib.rs:192
 -- requires:
 --   column_comments
 
@@ -11445,6 +12616,10 @@ comment on function pipetrak.assign_component is 'Assigns one component to an ar
 comment on function pipetrak.assign_drawing is 'Assigns a drawing to an area, system and test package (NULL clears one); its components follow, except where a component was assigned on its own.';
 
 comment on function pipetrak.assign_welder is 'Assigns a welder (by stencil; unknown stencils become unverified welders) to a field weld not yet welded, which completes its Fit-up and Weld Complete milestones on the date welded (spec §7).';
+
+comment on function pipetrak.baseline_for is 'The baseline a report reads: the version named, else the one in effect at `p_at` (null when none is yet).';
+
+comment on function pipetrak.baseline_rows is 'Activities sent as JSON, typed, each with the first problem that makes it unacceptable (null when it is fine): the one reading set_baseline validates and then stores.';
 
 comment on function pipetrak.call_examinations is 'Calls for examinations after a FAIL of `p_failed` (see the notes); returns the welds called.';
 
@@ -11482,6 +12657,8 @@ comment on function pipetrak.check_reason is 'A reason given for a change to a w
 
 comment on function pipetrak.check_reference_name is 'The trimmed name for an area, system or test package of a project, refused when empty, too long or taken by another live one (ignoring case).';
 
+comment on function pipetrak.check_report_week is 'Checks a report''s week (a Sunday, no later than the one ending this week) and returns this week''s Sunday.';
+
 comment on function pipetrak.check_role_name is 'Refuses a name that is not one of the seven roles (invalid_role).';
 
 comment on function pipetrak.check_stage_order is 'Refuses to start (or skip) a stage while one before it is neither completed nor skipped.';
@@ -11507,6 +12684,10 @@ comment on function pipetrak.component_project is 'The project of a component (n
 comment on function pipetrak.component_state is 'A component''s state as the API returns it; `p_names` are its template''s milestone names. PL/pgSQL rather than SQL: a SQL function with a sub-select is never inlined, so it would be parsed and planned again in every transaction; PL/pgSQL keeps its plan for the session.';
 
 comment on function pipetrak.component_types is 'The canonical names of the component types identified by `identity` (by_id, per_drawing, linear_aggregate, single, per_seq; empty for anything else): the one rule, in Rust, that SQL asks instead of listing type names. Immutable, so with a constant argument it is folded when a statement is planned.';
+
+comment on function pipetrak.controls_cells is 'Earned against planned per group and week: the figures every controls report shapes.';
+
+comment on function pipetrak.controls_week is 'One week''s plan against earned per group (see the notes for every figure).';
 
 comment on function pipetrak.correct_component is 'One correction (the API''s): as correct_component_for, a concurrent correction or import that took the identity between the check and the update said as duplicate_component.';
 
@@ -11576,13 +12757,21 @@ comment on function pipetrak.event_signature is 'HMAC-SHA256 of `body` under `ke
 
 comment on function pipetrak.flush_rows is 'Trigger, for each statement: hands the statement''s captured rows to the upkeep function.';
 
+comment on function pipetrak.forecasts is 'Completion forecasts per group as of the end of a week: by trailing velocity and by SPI.';
+
 comment on function pipetrak.freeze_due_weeks_here is 'The weeks due of a project, frozen by a call on the coordinator of a distributed install before it writes the project''s components (lock_component, update_milestone, lock_import): there the component triggers that freeze them on one node run in the workers'' tasks, which leave them (citus_task). Nothing elsewhere (the triggers do it). Returns the weeks frozen (null where it does nothing). One expression the planner inlines into its callers (every name qualified, no SET clause): on one node a write pays the Rust check alone, 1 µs, where a PL/pgSQL call cost 3.';
 
+comment on function pipetrak.freeze_week_groups is 'Freezes a week''s figures per grouping (called by take_snapshot after it froze the parts).';
+
 comment on function pipetrak.group_available is 'Each group''s available credit now (live components × category weights, in ppm) and budget.';
+
+comment on function pipetrak.group_by_name is 'The id of a live group of the project by its name (areas, systems and test packages compare case-insensitively; drawings by their normalized number); the project''s id for ''project''; null when none matches.';
 
 comment on function pipetrak.group_key is 'The group key of a part for `p_group_by` (area, system, test_package, drawing, component_type, project), as text so one report serves every grouping.';
 
 comment on function pipetrak.group_name is 'The name of a group key of project `p_project_id` (looked up by the project too: on Citus, on its shard; PL/pgSQL, since Citus can''t plan a SQL function''s queries over sharded tables with its parameters).';
+
+comment on function pipetrak.hours_days_add is 'Adds (or, with p_sign -1, takes out) timesheet rows'' hours to the days.';
 
 comment on function pipetrak.id_union is 'Ids added to a day''s set: the set as it is when it holds them all (the common case: one more event of a component already touched that day), else with them appended. A bulk write may append an id twice; the counts are distinct counts. Inlined (no sub-select).';
 
@@ -11595,6 +12784,10 @@ comment on function pipetrak.import_apply_remediation is 'Remediation rows of on
 comment on function pipetrak.import_commit is 'Commits in one call: every remaining chunk, or at most `p_max_chunks` of them (one request per chunk through PostgREST). Calling it again resumes where the last call stopped.';
 
 comment on function pipetrak.import_commit_chunk is 'Commits the next chunk of a validated job (spec §6.4) and returns the job''s state. Each chunk is recorded on the job in the same transaction as its rows, so a crash loses at most the chunk in flight, and redoing it creates nothing twice (identities are unique; welds are upserts).';
+
+comment on function pipetrak.import_controls_commit is 'Commits a validated schedule (a new baseline version of its valid rows) or timesheet (its valid rows'' hours) at once: a baseline is one version, and hours one set. Returns the job''s counts.';
+
+comment on function pipetrak.import_controls_validate is 'The dry run''s rules across rows and with the project for a schedule or timesheet (after the reader checked each row''s cells, staged under attributes ''pipetrak_controls''): each group named must be a live one of the project (`unknown_group`), a schedule''s activities all plan groups of one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused (`schedule_imported_whole`); a timesheet''s fixed rows replace the rows they name. Returns {would, invalidated, errors_added}.';
 
 comment on function pipetrak.import_drawing_counts is '{create, unchanged} for drawings `p_keys` of project `p_project_id`.';
 
@@ -11660,6 +12853,8 @@ comment on function pipetrak.import_validate is 'Dry run (spec §6.2): reads the
 
 comment on function pipetrak.import_weld_merge is 'A weld''s facts after importing row `r` onto it (`p_welder_id`: the welder of the row''s stencil; -1 for one the commit will create). Imports merge, never erase: a blank cell leaves the stored fact alone; the weld''s engineering facts (type, size, schedule, base metal, spec, x-ray tier, PWHT, NDE methods) take the file''s value; what the field records — welder, date welded, NDE result — is only filled in where it is blank, never replaced (corrections are edit_welder and record_nde, with a reason). The dry run and the commit both compare a weld with this.';
 
+comment on function pipetrak.index_of is 'A performance index (SPI, CPI, productivity factor): the ratio to 3 decimals; null over nothing.';
+
 comment on function pipetrak.insert_weld is 'A new weld component with its facts row, on a live drawing of the project, refusing a number the drawing already has. Returns {"id"}.';
 
 comment on function pipetrak.install_platform is 'Installs the buckets, the storage.objects policies, the attachments view and the Realtime policy where Supabase''s schemas exist. Safe to run again.';
@@ -11669,6 +12864,10 @@ comment on function pipetrak.invitation_stands is 'Whether `p_user` may still in
 comment on function pipetrak.invitation_state is 'Where an invitation stands.';
 
 comment on function pipetrak.invite_member is 'Invites `p_email` to an organization with a role. Owners and admins; only owners invite owners. Returns {invitation_id, token, expires_at}: the token is shown this once.';
+
+comment on function pipetrak.json_date is 'A JSON value as a date (ISO text), null when it is missing or not one.';
+
+comment on function pipetrak.json_number is 'A JSON number (or numeric text) as numeric, null when it is missing or not one.';
 
 comment on function pipetrak.last_locked_sunday is 'The Sunday (days since 1970-01-01) ending the latest locked week at `local_now` (seconds since 1970-01-01 on the project''s local clock).';
 
@@ -11770,6 +12969,10 @@ comment on function pipetrak.percent_of is 'Percent of `p_possible` that `p_earn
 
 comment on function pipetrak.plan_milestone is 'Plans one milestone update: validates the value, applies it, computes the new % complete and checks the sequence. Returns `error_code` (a key of `pipetrak.error_codes`) instead of raising, and the new credit with a column per category.';
 
+comment on function pipetrak.planned_cells is 'The planned fraction (0–1) per group of a baseline at the end of `p_weeks` weeks from `p_first`, with the activities'' budget man-hours, the man-hours due, and the group''s planned dates.';
+
+comment on function pipetrak.planned_series is 'The planned shares (0–1) of an activity at the end of `weeks` consecutive weeks, the first ending on `first_day`; NULL for a curve it doesn''t know (the table''s check refuses one).';
+
 comment on function pipetrak.pre_request is 'PostgREST''s db-pre-request (`db-pre-request = "pipetrak.pre_request"`; SQL clients call it after setting their claims, or set what it sets themselves). It copies the request''s Pipetrak-Project header, when sent, into pipetrak.project (request_project: the calls taking an id look in that project alone). On a Citus cluster it also passes the request''s claims on to the workers, where the read policies of the shards ask them: PostgREST sets them with set_config(), which Citus keeps on the coordinator; a SET LOCAL it sends to every node the transaction uses.';
 
 comment on function pipetrak.progress_as_of is 'Progress per group as it stood at the end of a work date (from the events).';
@@ -11843,6 +13046,8 @@ comment on function pipetrak.rebuild_progress_parts is 'Rebuilds every progress 
 comment on function pipetrak.rebuild_weld_tallies is 'Rebuilds the weld tallies from the welds (for a DBA: after a data-only restore with triggers disabled, or to check them against a recount). Returns the number of tally rows.';
 
 comment on function pipetrak.recompute_components is 'Recomputes the stored credit of a set of components from their values and current template.';
+
+comment on function pipetrak.record_hours is 'Records a timesheet row (foreman and up; the week lock applies). Returns its id.';
 
 comment on function pipetrak.record_nde is 'Records an NDE result of a weld as a QC inspector (see write_nde); the API''s record_nde.';
 
@@ -11918,6 +13123,8 @@ comment on function pipetrak.role_can is 'What each role may do (the permission 
 
 comment on function pipetrak.rotate_project_secrets is 'New channel and signing keys for every project of an organization (someone left it and knew the old ones). Listeners on the old channel get a last signed event telling them to ask again.';
 
+comment on function pipetrak.s_curve is 'The weekly S-curve: planned and earned (cumulative and per week), man-hours and hours, for the project or each group (or one) over `p_weeks` weeks ending `p_week_end`.';
+
 comment on function pipetrak.sampling_call_after_failure is 'What a FAIL of a weld called at `stage` (0: examined for the sample) calls for: the next stage and how many welds (null: the whole lot); no row once the whole lot is called for. `failed` (the failed welds of the lot''s progression) stays in the signature the SQL calls, but the rule no longer depends on it: each reject or failed tracer calls two more.';
 
 comment on function pipetrak.sampling_required is 'Examinations a lot of `welded` welds needs at `tier` percent (rounded up).';
@@ -11927,6 +13134,8 @@ comment on function pipetrak.save_certificate is 'Saves a package''s certificate
 comment on function pipetrak.save_stage is 'Merges `p_data` into a stage''s data (a null removes a field). A completed stage''s data changes only with a reason, kept with the before and after.';
 
 comment on function pipetrak.schedule_snapshots is 'A DBA may have pg_cron take the due snapshots on a schedule (hourly by default; pipetrak does not require pg_cron, and the first write after a week locks freezes it anyway). Opt-in: an install schedules nothing. The job is named, so scheduling again changes only its schedule; returns its id. Neither function is granted to any user role.';
+
+comment on function pipetrak.set_baseline is 'A new baseline version from activities (JSON array of objects: activity_code, name, group, planned_start, planned_finish, budget_mh, weight, curve). Returns {baseline_id, version, activities, budget_mh}.';
 
 comment on function pipetrak.set_post_hydro is 'Flags components post-hydro (or not): the ids given, or every live component of a drawing. All-or-nothing; returns how many changed.';
 
@@ -11942,11 +13151,15 @@ comment on function pipetrak.signed_payload is 'The NOTIFY payload of an event: 
 
 comment on function pipetrak.skip_stage is 'Skips a stage with a reason (never Test Acceptance or Final).';
 
+comment on function pipetrak.spi_finish is 'Completion day from the SPI against the baseline (see `controls::spi_finish`). NULL dates or earned: NULL.';
+
 comment on function pipetrak.spread_budget is 'Spreads a new active budget version of `p_total_mh` over the project''s live components by weight (see the notes); the previous version stops being active. Returns {version, components, guessed_sizes}.';
 
 comment on function pipetrak.stage_import is 'Reads an uploaded file and stages its validated rows for import `import_id` of project `project` (every read and write by it: on Citus, the project''s shard). Returns what was found about the file: format, sheet, header, file-level issues, the row counts, what the valid rows name (`found`: components, reference names, stencils), and how many rows the reader flagged as maybe repeating an earlier one (`maybe_repeated`, for the rules across rows).';
 
 comment on function pipetrak.stage_missing is 'The data fields a stage still needs to complete.';
+
+comment on function pipetrak.stalled_components is 'Live components partly complete with no milestone event for at least `p_days` days, most idle first; a page of them (`p_limit` from `p_offset`), optionally of one group.';
 
 comment on function pipetrak.start_stage is 'Starts a stage of a test package once the stages before it are done (see package_stage_rule).';
 
@@ -11980,11 +13193,19 @@ comment on function pipetrak.update_project_settings is 'Changes a project''s ti
 
 comment on function pipetrak.update_test_package is 'Sets a test package''s test details (all of them, as given); its stages follow the test type, coating and insulation until one starts.';
 
+comment on function pipetrak.velocity_finish is 'Completion day from the trailing velocity (see `controls::velocity_finish`).';
+
 comment on function pipetrak.verify_welder is 'Marks a welder verified, or not, as a QC inspector.';
 
 comment on function pipetrak.vocabularies is 'The names `vocabulary` knows.';
 
 comment on function pipetrak.vocabulary is 'The words of vocabulary `name` (see `vocabularies()`); NULL for a name it doesn''t know.';
+
+comment on function pipetrak.void_hours is 'Voids a timesheet row with a reason (foreman and up; the week lock applies to its date).';
+
+comment on function pipetrak.week_cells is 'Earned and available credit (ppm), man-hours and hours to date per group of `p_group_by` at the end of `p_weeks` consecutive weeks from `p_first` (a Sunday): frozen weeks as frozen, the others from the rollups now less what the days after their end earned (see the notes).';
+
+comment on function pipetrak.week_end_of is 'The Sunday ending the week that holds a date.';
 
 comment on function pipetrak.week_start is 'The Monday of this week in a time zone; null for a name that is not a zone. Leakproof, so that row-level security lets the dashboard''s `work_date >= week_start(zone)` bound an index scan (a function it can''t trust only filters after the scan: every day of a project''s history). What makes it leakproof: it never raises (an unknown zone''s error would carry the argument; here it is caught and the week is null), writes nothing, and returns only a date of the week.';
 
@@ -12023,7 +13244,7 @@ comment on function pipetrak.write_nde is 'Writes an NDE record for one method o
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:185
+-- src/lib.rs:197
 -- finalize
 -- Privileges and pg_dump registration, run last. Both live in functions so every upgrade script can
 -- run them again at its end: a table or function an upgrade adds gets the same treatment.
@@ -12094,7 +13315,10 @@ begin
                   'invite_member', 'resend_invitation', 'revoke_invitation', 'accept_invitation', 'update_profile',
                   'rename_organization', 'delete_organization', 'rename_project', 'unarchive_project', 'delete_project',
                   'correct_component', 'component_batch', 'retire_component_for', 'restore_component',
-                  'search_project', 'weld_log_page',
+                  'search_project', 'weld_log_page', 'set_baseline', 'record_hours', 'void_hours', 'controls_week',
+                  's_curve', 'forecasts', 'stalled_components',
+                  -- called by the controls views as the reader
+                  'group_name', 'week_end_of',
                   -- the argument limits every wrapper checks first
                   'limited',
                   -- called by policies (Storage, Realtime) and the invitations view as the reader
@@ -12145,7 +13369,8 @@ begin
         'examination_calls_id_seq', 'package_stages', 'package_stages_id_seq', 'stage_signoffs', 'stage_signoffs_id_seq',
         'package_events', 'package_events_id_seq', 'certificate_numbers', 'package_certificates', 'budget_versions',
         'budget_versions_id_seq', 'component_budgets', 'snapshot_weeks', 'weekly_snapshots', 'invitations',
-        'invitations_id_seq', 'component_changes', 'component_changes_id_seq']
+        'invitations_id_seq', 'component_changes', 'component_changes_id_seq', 'baselines', 'baselines_id_seq',
+        'baseline_activities', 'timesheet_hours', 'timesheet_hours_id_seq', 'hours_days', 'weekly_groups']
     loop
         perform pg_catalog.pg_extension_config_dump('pipetrak.' || v_relation, '');
     end loop;
@@ -12247,6 +13472,16 @@ comment on table pipetrak.snapshot_weeks is 'The weeks whose progress is frozen,
 
 comment on table pipetrak.weekly_snapshots is 'Frozen progress of each locked week per part: what was earned and available then. A week''s report never changes.';
 
+comment on table pipetrak.baselines is 'Baseline versions of a project''s plan: the kind of group planned, reason, effective date (never edited; a re-baseline is a new version).';
+
+comment on table pipetrak.baseline_activities is 'A baseline version''s activities: the group each plans, planned start and finish, budget man-hours, weight and curve.';
+
+comment on table pipetrak.timesheet_hours is 'Actual hours: work date, person or crew, craft, the group charged, hours; voided rows stay with their reason.';
+
+comment on table pipetrak.hours_days is 'Live timesheet hours summed per work date and group charged (kept by the functions that write hours).';
+
+comment on table pipetrak.weekly_groups is 'Frozen figures of each locked week per grouping and group: earned and available credit, man-hours, hours to date.';
+
 comment on table pipetrak.component_changes is 'Append-only change log of component corrections, retirements and restorations: before, after, reason, actor.';
 
 -- ==== State changes that need the code (sql/updates/0.2.0--0.3.0.sql) ====
@@ -12299,6 +13534,9 @@ drop function pipetrak.queue_changes();
 -- The progress rollup is a view (progress_rollups, by level), which Citus can plan: the function
 -- taking the level goes (the views that called it were replaced above).
 drop function pipetrak.progress_rollup(text);
+
+-- The weeks frozen before project controls, per grouping and group (no hours were recorded then).
+select pipetrak.freeze_week_groups(w.project_id, w.week_end) from pipetrak.snapshot_weeks w order by w.project_id, w.week_end;
 
 -- Every upgrade ends here: the API views' columns described again (sql/97_column_comments.sql),
 -- new tables and sequences registered for pg_dump, privileges from the allow-list granted again

@@ -1493,7 +1493,9 @@ fn legacy_containers_that_mislead_a_reader_import_what_the_directory_links_or_ar
 // ---- Schedules and timesheets (project controls) ----
 
 fn controls(row: &ImportRow) -> &serde_json::Value {
-    row.attributes.get("pipetrak_controls").expect("typed values")
+    row.attributes
+        .get("pipetrak_controls")
+        .expect("typed values")
 }
 
 /// A Primavera P6 export as it comes out of P6's Excel export: field codes on the first row, the
@@ -1504,11 +1506,46 @@ fn a_p6_schedule_export_reads_with_its_two_header_rows() {
     let bytes = workbook(|book| {
         let sheet = book.add_worksheet().set_name("TASK")?;
         let rows = [
-            ["task_code", "task_name", "start_date", "end_date", "target_work_qty", "AREA"],
-            ["Activity ID", "Activity Name", "Start", "Finish", "Budgeted Labor Units", "Area"],
-            ["A1000", "Install piping, unit 100", "02-Mar-26 08:00 A", "29-May-26 17:00", "1,200", "U-100"],
-            ["A1010", "Hydrotest, unit 100", "01-Jun-26*", "12-Jun-26 17:00", "", "U-100"],
-            ["A1020", "Install piping, unit 200", "01-Apr-26", "15-Mar-26", "800", "U-200"],
+            [
+                "task_code",
+                "task_name",
+                "start_date",
+                "end_date",
+                "target_work_qty",
+                "AREA",
+            ],
+            [
+                "Activity ID",
+                "Activity Name",
+                "Start",
+                "Finish",
+                "Budgeted Labor Units",
+                "Area",
+            ],
+            [
+                "A1000",
+                "Install piping, unit 100",
+                "02-Mar-26 08:00 A",
+                "29-May-26 17:00",
+                "1,200",
+                "U-100",
+            ],
+            [
+                "A1010",
+                "Hydrotest, unit 100",
+                "01-Jun-26*",
+                "12-Jun-26 17:00",
+                "",
+                "U-100",
+            ],
+            [
+                "A1020",
+                "Install piping, unit 200",
+                "01-Apr-26",
+                "15-Mar-26",
+                "800",
+                "U-200",
+            ],
         ];
         for (r, row) in rows.iter().enumerate() {
             for (c, text) in row.iter().enumerate() {
@@ -1521,7 +1558,11 @@ fn a_p6_schedule_export_reads_with_its_two_header_rows() {
     let layout = outcome.layout.expect("a header");
     assert_eq!(layout.header_line, 1, "the field codes head the table");
     assert!(
-        layout.notes.iter().any(|n| n.code == IssueCode::HeaderRowsSkipped && n.message.contains("row 2 names the columns again")),
+        layout
+            .notes
+            .iter()
+            .any(|n| n.code == IssueCode::HeaderRowsSkipped
+                && n.message.contains("row 2 names the columns again")),
         "{:?}",
         layout.notes
     );
@@ -1533,8 +1574,15 @@ fn a_p6_schedule_export_reads_with_its_two_header_rows() {
                             "planned_finish": "2026-05-29", "weight": null, "curve": "linear",
                             "group_by": "area", "group": "U-100"})
     );
-    assert_eq!(rows[0].attributes.get("pipetrak_budget_mh"), Some(&serde_json::json!(1200.0)));
-    assert_eq!(controls(&rows[1])["planned_start"], "2026-06-01", "a constrained start");
+    assert_eq!(
+        rows[0].attributes.get("pipetrak_budget_mh"),
+        Some(&serde_json::json!(1200.0))
+    );
+    assert_eq!(
+        controls(&rows[1])["planned_start"],
+        "2026-06-01",
+        "a constrained start"
+    );
     assert_eq!(rows[1].status, RowStatus::Valid);
     assert!(has(&rows, 5, IssueCode::FinishBeforeStart));
     assert_eq!(rows[2].status, RowStatus::Invalid);
@@ -1555,9 +1603,20 @@ fn schedule_rows_are_checked_cell_by_cell() {
     assert!(has(&rows, 3, IssueCode::InvalidDate));
     assert!(has(&rows, 3, IssueCode::InvalidWeight));
     assert!(has(&rows, 3, IssueCode::InvalidCurve));
-    assert_eq!(controls(&rows[1])["group_by"], "project", "no group named: the project");
-    assert!(has(&rows, 4, IssueCode::MissingValue), "an activity needs its id");
-    assert_eq!(rows[3].status, RowStatus::Valid, "a plan may lie in the future");
+    assert_eq!(
+        controls(&rows[1])["group_by"],
+        "project",
+        "no group named: the project"
+    );
+    assert!(
+        has(&rows, 4, IssueCode::MissingValue),
+        "an activity needs its id"
+    );
+    assert_eq!(
+        rows[3].status,
+        RowStatus::Valid,
+        "a plan may lie in the future"
+    );
     assert_eq!(controls(&rows[3])["curve"], "back_loaded");
 }
 
@@ -1582,6 +1641,9 @@ fn timesheet_rows_are_checked_cell_by_cell() {
     assert!(has(&rows, 4, IssueCode::MissingValue), "nobody named");
     assert!(has(&rows, 5, IssueCode::InvalidHours));
     assert!(has(&rows, 6, IssueCode::FutureDate));
-    assert!(has(&rows, 7, IssueCode::InvalidHours), "hours to the hundredth");
+    assert!(
+        has(&rows, 7, IssueCode::InvalidHours),
+        "hours to the hundredth"
+    );
     assert_eq!(outcome.counts.valid, 2);
 }

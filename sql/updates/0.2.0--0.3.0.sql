@@ -193,6 +193,10 @@ begin
 end
 $$;
 
+-- Schedules and timesheets are imported like takeoffs.
+alter table pipetrak.import_jobs drop constraint import_jobs_kind_check,
+    add constraint import_jobs_kind_check check (kind in ('takeoff', 'field_welds', 'schedule', 'timesheet'));
+
 -- Project controls: the tables of 20_controls.sql.
 create table pipetrak.baselines (
     id             bigserial,
@@ -242,6 +246,8 @@ create table pipetrak.timesheet_hours (
     hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
     note        text check (length(note) <= 2000),
     import_id   bigint,
+    -- The row of the import's file it came from (a remediation CSV's PIPETRAK REF names it).
+    import_line integer,
     entered_by  uuid not null,
     entered_at  timestamptz not null default now(),
     voided_at   timestamptz,
@@ -286,16 +292,6 @@ alter table pipetrak.baseline_activities enable row level security;
 alter table pipetrak.timesheet_hours enable row level security;
 alter table pipetrak.hours_days enable row level security;
 alter table pipetrak.weekly_groups enable row level security;
-create policy baselines_select_member on pipetrak.baselines for select to authenticated
-    using (pipetrak.project_visible(project_id));
-create policy baseline_activities_select_member on pipetrak.baseline_activities for select to authenticated
-    using (pipetrak.project_visible(project_id));
-create policy timesheet_hours_select_member on pipetrak.timesheet_hours for select to authenticated
-    using (pipetrak.project_visible(project_id));
-create policy hours_days_select_member on pipetrak.hours_days for select to authenticated
-    using (pipetrak.project_visible(project_id));
-create policy weekly_groups_select_member on pipetrak.weekly_groups for select to authenticated
-    using (pipetrak.project_visible(project_id));
 
 -- ==== after the code ====
 

@@ -85,6 +85,7 @@ pub enum IssueCode {
     FieldValueKept,
     RetiredNotRestored,
     UnknownGroup,
+    ScheduleImportedWhole,
 }
 
 impl IssueCode {
@@ -179,6 +180,7 @@ impl IssueCode {
             InvalidWeight => "Write the weight as a number above 0, or leave the cell empty (weight 1, or the budget man-hours).",
             InvalidCurve => "Use linear, s_curve, front_loaded or back_loaded (spaces and dashes are read as underscores), or leave it empty for linear.",
             InvalidHours => "Write the hours as a number above 0 (at most 100,000 on a row), with at most two decimals.",
+            ScheduleImportedWhole => "Correct the rows in the schedule and import all of it: each import makes a new baseline version.",
             UnknownGroup => "Name an area, system, test package or drawing the project has (create it first), or leave the group empty to charge the project.",
             InvalidReference => "Leave PIPETRAK REF as the report wrote it (import:row), or empty it to import the row as new.",
             WeldNumberElsewhere => "Nothing to do if this is another joint: welds are identified by drawing and number; correct the drawing if it is the same weld.",

@@ -13,12 +13,12 @@ use super::source::{self, Layout, Row};
 use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
 use crate::domain::controls::Curve;
-use std::str::FromStr;
 use crate::domain::normalize;
 use chrono::NaiveDate;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
+use std::str::FromStr;
 
 /// Longest text accepted for a drawing number, id, tag or reference name.
 pub const MAX_TEXT: usize = 200;
@@ -456,7 +456,9 @@ impl Validator {
             issues.push(read.issue(
                 field,
                 IssueCode::AmbiguousDate,
-                format!("{text:?} reads as {used} (month first) or {other} (day first); {used} is used"),
+                format!(
+                    "{text:?} reads as {used} (month first) or {other} (day first); {used} is used"
+                ),
             ));
         }
         match reading.map(DateReading::value) {
@@ -548,7 +550,11 @@ impl Validator {
         let finish = self.date(read, Field::PlannedFinish, true, &mut issues);
         for (field, value) in [(Field::PlannedStart, start), (Field::PlannedFinish, finish)] {
             if value.is_none() && read.optional(field).is_none() {
-                issues.push(read.issue(field, IssueCode::MissingValue, "The planned date is empty"));
+                issues.push(read.issue(
+                    field,
+                    IssueCode::MissingValue,
+                    "The planned date is empty",
+                ));
             }
         }
         if let (Some(s), Some(f)) = (start, finish) {
@@ -605,12 +611,20 @@ impl Validator {
         let mut issues = Vec::new();
         let work_date = self.date(read, Field::WorkDate, false, &mut issues);
         if work_date.is_none() && read.optional(Field::WorkDate).is_none() {
-            issues.push(read.issue(Field::WorkDate, IssueCode::MissingValue, "The work date is empty"));
+            issues.push(read.issue(
+                Field::WorkDate,
+                IssueCode::MissingValue,
+                "The work date is empty",
+            ));
         }
         let person = read.optional(Field::Person);
         let crew = read.optional(Field::Crew);
         let craft = read.optional(Field::Craft);
-        for (field, value) in [(Field::Person, &person), (Field::Crew, &crew), (Field::Craft, &craft)] {
+        for (field, value) in [
+            (Field::Person, &person),
+            (Field::Crew, &crew),
+            (Field::Craft, &craft),
+        ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
                 issues.push(read.issue(
                     field,
@@ -620,8 +634,16 @@ impl Validator {
             }
         }
         if person.is_none() && crew.is_none() {
-            let field = if read.layout.mapping.index(Field::Person).is_some() { Field::Person } else { Field::Crew };
-            issues.push(read.issue(field, IssueCode::MissingValue, "Neither a person nor a crew is named"));
+            let field = if read.layout.mapping.index(Field::Person).is_some() {
+                Field::Person
+            } else {
+                Field::Crew
+            };
+            issues.push(read.issue(
+                field,
+                IssueCode::MissingValue,
+                "Neither a person nor a crew is named",
+            ));
         }
         let hours = match self.positive(read, Field::Hours, IssueCode::InvalidHours, &mut issues) {
             Some(h) if h > 100_000.0 || (h * 100.0 - (h * 100.0).round()).abs() > 1e-6 => {
@@ -633,7 +655,11 @@ impl Validator {
                 None
             }
             None if read.optional(Field::Hours).is_none() => {
-                issues.push(read.issue(Field::Hours, IssueCode::MissingValue, "The hours are empty"));
+                issues.push(read.issue(
+                    Field::Hours,
+                    IssueCode::MissingValue,
+                    "The hours are empty",
+                ));
                 None
             }
             other => other,
