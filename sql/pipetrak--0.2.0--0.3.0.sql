@@ -11544,17 +11544,17 @@ set jit = off
 as $$
 declare
     v_baseline pipetrak.baselines;
+    v_week date;
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
-    perform pipetrak.check_report_week(p_project_id, 'week_end', p_week_end);
-    if p_week_end is null then
-        perform pipetrak.raise_error('invalid_argument', '{"argument": "week_end", "expected": "the Sunday ending a week"}');
-    end if;
-    v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, p_week_end);
+    -- Default: this week (to date).
+    v_week := coalesce(p_week_end, pipetrak.check_report_week(p_project_id, 'week_end', p_week_end));
+    perform pipetrak.check_report_week(p_project_id, 'week_end', v_week);
+    v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, v_week);
     return query
-    with cells as materialized (select * from pipetrak.controls_cells(p_project_id, p_group_by, p_week_end - 7, 2, v_baseline))
-    select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), p_week_end - 6, p_week_end, c.frozen, v_baseline.version,
+    with cells as materialized (select * from pipetrak.controls_cells(p_project_id, p_group_by, v_week - 7, 2, v_baseline))
+    select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), v_week - 6, v_week, c.frozen, v_baseline.version,
            pipetrak.percent_of(c.planned, c.available), coalesce(pipetrak.percent_of(c.earned, c.available), 0),
            round(100 * (c.earned - c.planned) / nullif(c.available, 0), 2), pipetrak.index_of(c.earned, c.planned),
            round(c.planned_mh, 2), round(c.earned_mh, 2), round(c.earned_mh - c.planned_mh, 2), pipetrak.index_of(c.earned_mh, c.planned_mh),
@@ -11562,8 +11562,8 @@ begin
            pipetrak.index_of(c.earned_mh - coalesce(b.earned_mh, 0), c.hours - coalesce(b.hours, 0)), pipetrak.index_of(c.earned_mh, c.hours),
            round(c.bac, 2), round(c.bac * c.hours / nullif(c.earned_mh, 0), 2), round(c.bac * c.hours / nullif(c.earned_mh, 0) - c.hours, 2)
     from cells c
-    left join cells b on b.k is not distinct from c.k and b.week_end = p_week_end - 7
-    where c.week_end = p_week_end and (c.available > 0 or c.planned > 0 or c.hours > 0 or c.bac > 0)
+    left join cells b on b.k is not distinct from c.k and b.week_end = v_week - 7
+    where c.week_end = v_week and (c.available > 0 or c.planned > 0 or c.hours > 0 or c.bac > 0)
     order by 2 nulls last, 1;
 end
 $$;
@@ -11663,6 +11663,9 @@ returns table (component_id bigint, component_type text, tag text, size text, dr
 language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 set jit = off
+-- A page is read in the order of the last day touched (an index): parallel workers only add their
+-- start-up to the few rows it takes.
+set max_parallel_workers_per_gather = 0
 as $$
 declare
     v_today date;
@@ -11677,18 +11680,25 @@ begin
     end if;
     v_today := (select (now() at time zone p.time_zone)::date from pipetrak.projects p where p.id = p_project_id);
     return query
-    select c.id, c.component_type, c.tag, c.size, d.drawing_no, k.k, pipetrak.group_name(p_group_by, p_project_id, k.k),
-           c.percent_complete, upper(t.days) - 1, v_today - (upper(t.days) - 1), v_today
-    from pipetrak.component_touches t
-    join pipetrak.components c on c.id = t.component_id and c.project_id = t.project_id
-    join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = c.project_id
-    cross join lateral (select pipetrak.group_key(p_group_by, c.project_id, c.drawing_id, c.area_id, c.system_id, c.test_package_id,
-                                                  c.component_type) as k) k
-    where t.project_id = p_project_id and upper(t.days) <= v_today - p_days + 1
-      and c.retired_at is null and c.earned_total > 0 and c.earned_total < 1000000
-      and (p_group_key is null or k.k = p_group_key)
-    order by upper(t.days), t.component_id
-    limit p_limit offset p_offset;
+    with page as (
+        -- The touched components, least recently first; the group from where each is now.
+        select t.component_id, upper(t.days) - 1 as last_on,
+               pipetrak.group_key(p_group_by, t.project_id, t.drawing_id, t.area_id, t.system_id, t.test_package_id, t.component_type) as k
+        from pipetrak.component_touches t
+        join pipetrak.components c on c.id = t.component_id and c.project_id = t.project_id
+        where t.project_id = p_project_id and upper(t.days) <= v_today - p_days + 1
+          and (p_group_key is null
+               or pipetrak.group_key(p_group_by, t.project_id, t.drawing_id, t.area_id, t.system_id, t.test_package_id, t.component_type) = p_group_key)
+          and c.retired_at is null and c.earned_total > 0 and c.earned_total < 1000000
+        order by upper(t.days), t.component_id
+        limit p_limit offset p_offset),
+    names as (select x.k, pipetrak.group_name(p_group_by, p_project_id, x.k) as name from (select distinct p.k from page p) x)
+    select c.id, c.component_type, c.tag, c.size, d.drawing_no, p.k, n.name, c.percent_complete, p.last_on, v_today - p.last_on, v_today
+    from page p
+    join pipetrak.components c on c.id = p.component_id and c.project_id = p_project_id
+    join pipetrak.drawings d on d.id = c.drawing_id and d.project_id = p_project_id
+    left join names n on n.k is not distinct from p.k
+    order by p.last_on, c.id;
 end
 $$;
 
@@ -11891,9 +11901,16 @@ declare
     v_local_now timestamp;
     v_reason text;
     v_problem text;
+    v_hint bigint := pipetrak.request_project();
 begin
-    select h.* into v_row from pipetrak.timesheet_hours h
-    where h.id = p_hours_id and h.project_id in (select pipetrak.my_project_ids());
+    -- By the request's project where it names one (on Citus: its shard alone), as ids are found.
+    if v_hint is null then
+        select h.* into v_row from pipetrak.timesheet_hours h
+        where h.id = p_hours_id and h.project_id in (select pipetrak.my_project_ids());
+    else
+        select h.* into v_row from pipetrak.timesheet_hours h
+        where h.id = p_hours_id and h.project_id = v_hint and h.project_id in (select pipetrak.my_project_ids());
+    end if;
     if v_row.id is null then
         perform pipetrak.raise_error('hours_not_found', jsonb_build_object('hours_id', p_hours_id));
     end if;
@@ -11979,7 +11996,7 @@ comment on function pipetrak_api.void_hours(bigint, text) is
     'Voids a timesheet row with a reason (foreman and up; the week lock applies to its date). The row stays, marked voided.';
 
 
-create or replace function pipetrak_api.controls_week(project_id bigint, week_end date, group_by text default 'area',
+create or replace function pipetrak_api.controls_week(project_id bigint, week_end date default null, group_by text default 'area',
                                            baseline_version integer default null)
 returns table (group_key text, group_name text, week_start date, week_end date, frozen boolean, baseline_version integer,
                planned_percent numeric, earned_percent numeric, schedule_variance numeric, spi numeric, planned_mh numeric,
@@ -11989,7 +12006,7 @@ language sql stable security invoker
 as $$ select * from pipetrak.controls_week(project_id, week_end, pipetrak.limited('group_by', group_by), baseline_version) $$;
 
 comment on function pipetrak_api.controls_week(bigint, date, text, integer) is
-    'A week''s plan against earned per area, system, test_package, drawing or the project (week_end: its Sunday; each row says the week): planned and earned % to date, schedule variance (points) and SPI by credit; planned and earned man-hours, their variance and SPI by man-hours; earned man-hours and actual hours of the week, actual hours to date, productivity factor (week) and CPI (to date), budget at completion, estimate at and to complete. A locked week reads as frozen.';
+    'A week''s plan against earned per area, system, test_package, drawing or the project (week_end: its Sunday, default this week; each row says the week): planned and earned % to date, schedule variance (points) and SPI by credit; planned and earned man-hours, their variance and SPI by man-hours; earned man-hours and actual hours of the week, actual hours to date, productivity factor (week) and CPI (to date), budget at completion, estimate at and to complete. A locked week reads as frozen.';
 
 
 create or replace function pipetrak_api.s_curve(project_id bigint, group_by text default 'project', group_key text default null,
@@ -12050,6 +12067,7 @@ declare
     v_invalid integer;
     v_errors integer;
     v_would jsonb;
+    v_locked date := pipetrak.last_locked_week_end(p_project_id);
 begin
     if p_kind = 'schedule' then
         v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
@@ -12057,31 +12075,42 @@ begin
                                   and r.attributes -> 'pipetrak_controls' ->> 'group_by' <> 'project'
                                 order by r.line limit 1), 'project');
     end if;
-    -- Each distinct group named, found once (a timesheet names a few groups on 100,000 rows).
-    with named as (
-        select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by, r.attributes -> 'pipetrak_controls' ->> 'group' as name
-        from pipetrak.import_rows r
-        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
-    found as (select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id from named n),
-    judged as (
-        select r.line, f.group_id,
+    -- Each distinct group named, found once (a timesheet names a few groups on 100,000 rows);
+    -- only the rows with a problem are written (the commit finds the groups again). Materialized:
+    -- a filter on the lookup pushed below the DISTINCT would look up every row's group.
+    with found as materialized (
+        select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id
+        from (select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by,
+                              r.attributes -> 'pipetrak_controls' ->> 'group' as name
+              from pipetrak.import_rows r
+              where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') n),
+    wrong as (
+        select f.group_by, f.name,
                case when f.group_id is null then format('No live %s of the project is named %s', replace(f.group_by, '_', ' '), f.name)
-                    when p_kind = 'schedule' and f.group_by <> v_group_by then
-                        format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
-                               case when f.group_by = 'project' then 'the project' else replace(f.group_by, '_', ' ') || ' ' || f.name end)
+                    else format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
+                                case when f.group_by = 'project' then 'the project' else replace(f.group_by, '_', ' ') || ' ' || f.name end)
                end as problem,
                case f.group_by when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
-                               when 'drawing' then 'DRAWING' end as col,
-               case when p_kind = 'schedule' and count(*) over (partition by r.tag order by r.line) > 1 then r.tag end as repeated,
-               p_kind = 'schedule' and r.origin_import_id is not null as fixing
+                               when 'drawing' then 'DRAWING' end as col
+        from found f
+        where f.group_id is null or (p_kind = 'schedule' and f.group_by <> v_group_by)),
+    repeated as (
+        select x.line, x.tag
+        from (select r.line, r.tag, count(*) over (partition by r.tag order by r.line) as seen
+              from pipetrak.import_rows r
+              where p_kind = 'schedule' and r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') x
+        where x.seen > 1),
+    judged as (
+        select r.line, w.problem, w.col, p.tag as repeated, p_kind = 'schedule' and r.origin_import_id is not null as fixing
         from pipetrak.import_rows r
-        join found f on f.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
-                    and f.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
-        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'),
+        left join wrong w on w.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
+                         and w.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
+        left join repeated p on p.line = r.line
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+          and (w.problem is not null or p.line is not null or (p_kind = 'schedule' and r.origin_import_id is not null))),
     marked as (
         update pipetrak.import_rows r set
-            status = case when j.problem is not null or j.repeated is not null or j.fixing then 'invalid' else r.status end,
-            attributes = jsonb_set(r.attributes, '{pipetrak_controls,group_id}', coalesce(to_jsonb(j.group_id), 'null')),
+            status = 'invalid',
             issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
                               'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
                           else r.issues end
@@ -12092,9 +12121,8 @@ begin
                              else '[]' end
         from judged j
         where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
-        returning (j.problem is not null or j.repeated is not null or j.fixing)::integer as invalid,
-                  (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
-    select coalesce(sum(m.invalid), 0), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+        returning (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
+    select count(*), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
     if p_kind = 'schedule' then
         select jsonb_build_object('baseline', jsonb_build_object(
                    'version', coalesce((select max(b.version) from pipetrak.baselines b where b.project_id = p_project_id), 0) + 1,
@@ -12106,14 +12134,14 @@ begin
     else
         select jsonb_build_object('hours', jsonb_build_object(
                    'rows', count(*), 'hours', coalesce(sum((r.attributes -> 'pipetrak_controls' ->> 'hours')::numeric), 0),
-                   'first_work_date', min((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
-                   'last_work_date', max((r.attributes -> 'pipetrak_controls' ->> 'work_date')::date),
+                   'first_work_date', min(x.work_date), 'last_work_date', max(x.work_date),
                    -- Rows dated in weeks locked already: recorded as the history they are; the
                    -- frozen weeks' figures stay as frozen.
-                   'in_locked_weeks', count(*) filter (where (r.attributes -> 'pipetrak_controls' ->> 'work_date')::date
-                                                              <= pipetrak.last_locked_week_end(p_project_id))))
+                   'in_locked_weeks', count(*) filter (where x.work_date <= v_locked)))
         into v_would
-        from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+        from pipetrak.import_rows r
+        cross join lateral (select (r.attributes -> 'pipetrak_controls' ->> 'work_date')::date as work_date) x
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
     end if;
     return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
 end
@@ -12159,13 +12187,30 @@ begin
     if v_ids is not null then
         perform pipetrak.hours_days_add(-1, p_project_id, v_ids);
     end if;
-    with made as (
+    -- Each group named, found once (validated by the dry run; one retired since is refused).
+    if exists (select from (select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by,
+                                            r.attributes -> 'pipetrak_controls' ->> 'group' as name
+                            from pipetrak.import_rows r
+                            where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+                            offset 0) n
+               where pipetrak.group_by_name(p_project_id, n.group_by, n.name) is null) then
+        perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'import_id',
+            'expected', 'groups that still exist: one named by the timesheet was retired since its dry run; validate it again'));
+    end if;
+    with groups as materialized (
+        select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id
+        from (select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by,
+                              r.attributes -> 'pipetrak_controls' ->> 'group' as name
+              from pipetrak.import_rows r
+              where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') n),
+    made as (
         insert into pipetrak.timesheet_hours (project_id, work_date, person, crew, craft, group_by, group_id, hours, note, import_id,
                                               import_line, entered_by)
         select p_project_id, (c ->> 'work_date')::date, c ->> 'person', c ->> 'crew', c ->> 'craft', c ->> 'group_by',
-               (c ->> 'group_id')::bigint, (c ->> 'hours')::numeric, r.attributes ->> 'comments', p_import_id, r.line,
-               pipetrak.current_user_id()
-        from pipetrak.import_rows r cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+               g.group_id, (c ->> 'hours')::numeric, r.attributes ->> 'comments', p_import_id, r.line, pipetrak.current_user_id()
+        from pipetrak.import_rows r
+        cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+        join groups g on g.group_by = c ->> 'group_by' and g.name is not distinct from c ->> 'group'
         where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
         returning id)
     select array_agg(m.id) into v_ids from made m;

@@ -122,3 +122,13 @@ begin; :go
 select 'update_project_settings', pipetrak_api.update_project_settings(:project_a, week_lock => true) is null; rollback;
 begin; :go
 select 'archive_project', pipetrak_api.archive_project(:project_a) is null; rollback;
+begin; :go
+select 'set_baseline', pipetrak_api.set_baseline(:project_a, 'area', 'plan', '[{"activity_code": "A1", "group": "Unit 1", "planned_start": "2026-01-01", "planned_finish": "2027-06-30", "curve": "s_curve"}]') ->> 'version';
+select 'controls_week', count(*), sum(earned_percent), sum(planned_percent) from pipetrak_api.controls_week(:project_a, group_by => 'area');
+select 's_curve', count(*), sum(earned_percent), sum(planned_percent) from pipetrak_api.s_curve(:project_a, weeks => 8);
+select 'forecasts', count(*), sum(earned_percent) from pipetrak_api.forecasts(:project_a, group_by => 'area'); rollback;
+begin; :go
+select 'record_hours', pipetrak_api.record_hours(:project_a, current_date - 1, 8, person => 'J. Ortiz', group_by => 'area', "group" => 'Unit 1') is not null;
+select 'void_hours', pipetrak_api.void_hours((select max(hours_id) from pipetrak_api.timesheet_hours where project_id = :project_a), 'wrong day') is null; rollback;
+begin; :go
+select 'stalled_components', count(*) from pipetrak_api.stalled_components(:project_a, days => 1); rollback;
