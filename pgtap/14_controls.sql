@@ -3,7 +3,7 @@
 -- week that never moves; the stalled components; and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(64);
+select plan(67);
 
 create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
 declare
@@ -121,6 +121,9 @@ select is(pg_temp.week(:'l'::date - 7, 'area'),
     'week L-7 by area, from the days');
 select is((select frozen from pipetrak_api.controls_week(project_id => :project, week_end => :'l'::date - 7, group_by => 'project')),
     false, 'a week before the first snapshot is computed, not frozen');
+select is((select format('%s|%s|%s|%s', actual_hours, cpi, eac_mh, etc_mh) from pipetrak_api.controls_week(project_id => :project, week_end => :'l'::date - 14,
+                                                                                           group_by => 'area') where group_name = 'North'),
+    '0.00|||', 'no hours yet: no CPI, and no estimate at or to complete');
 
 -- ---- The S-curve ----
 -- Project, 3 weeks to L: planned (2 x f_N + 2 x f_S) / 4 per week; earned as above. L-14: t_N =
@@ -205,6 +208,17 @@ select (pipetrak_api.set_baseline(project_id => :project, group_by => 'area', re
                            'curve', 'front_loaded'))) ->> 'version')::integer as v2 \gset
 reset role;
 select is(:v2, 2, 'a re-baseline is version 2');
+-- An activity budgeted at 0 MH weighs as one without a budget (its group is still planned).
+select pg_temp.act_as(pg_temp.uid('project_manager'));
+select (pipetrak_api.set_baseline(project_id => :project, group_by => 'area', reason => 'zero budget', effective_date => :'l'::date + 1,
+           activities => jsonb_build_array(jsonb_build_object('activity_code', 'Z', 'group', 'North', 'planned_start', :'l'::date - 27,
+                                                              'planned_finish', :'l'::date, 'budget_mh', 0))) ->> 'version')::integer as v3 \gset
+select is((select string_agg(format('%s %s', group_name, planned_percent), ', ' order by group_name)
+           from pipetrak_api.controls_week(project_id => :project, week_end => :'l', group_by => 'area', baseline_version => :v3)),
+    'North 100.00, South 0.00', 'an activity of 0 MH is planned by weight; a group outside the baseline is planned at nothing');
+reset role;
+delete from pipetrak.baseline_activities where project_id = :project and baseline_id = (select max(id) from pipetrak.baselines where project_id = :project);
+delete from pipetrak.baselines where project_id = :project and version = 3;
 select is(pg_temp.week(:'l', 'area'),
     'North: P 100.00 E 40.00 SV -60.00 SPI 0.400 | PMH 50.00 EMH 20.00 SPImh 0.400 | wk EMH 2.50 h 20.00 | h 50.00 PF 0.125 CPI 0.400 BAC 50.00 EAC 125.00 ETC 75.00'
     ' / South: P 50.00 E 40.00 SV -10.00 SPI 0.800 | PMH 25.00 EMH 20.00 SPImh 0.800 | wk EMH 17.50 h 30.00 | h 40.00 PF 0.583 CPI 0.500 BAC 50.00 EAC 100.00 ETC 60.00',
@@ -346,9 +360,17 @@ select pg_temp.upload('timesheet', format(E'PIPETRAK ROW,PIPETRAK REF,Date,Emplo
                                           :timesheet, :'l'::date + 1)) as timesheet_again \gset
 select pipetrak_api.import_validate(:timesheet_again) is not null as validated \gset
 select is((pipetrak_api.import_commit(import_id => :timesheet_again) ->> 'hours_rows_replaced')::integer, 1, 'a corrected row replaces the one it names');
+-- The same correction imported again replaces the first correction: never counted twice.
+select pg_temp.upload('timesheet', format(E'PIPETRAK ROW,PIPETRAK REF,Date,Employee,Crew,Trade,Hours,Area\n2,%s:2,%s,J. Ortiz,,Pipefitter,9,North\n',
+                                          :timesheet, :'l'::date + 1)) as timesheet_twice \gset
+select pipetrak_api.import_validate(:timesheet_twice) is not null as validated \gset
+select pipetrak_api.import_commit(import_id => :timesheet_twice) ->> 'status' as committed \gset
+select is((select sum(hours) from pipetrak_api.timesheet_hours
+           where project_id = :project and person = 'J. Ortiz' and work_date = :'l'::date + 1 and voided_at is null),
+    9.00, 'a correction imported twice counts once');
 select is((select string_agg(format('%s %s %s', coalesce(person, crew), hours, voided_at is not null), ', ' order by hours_id)
            from pipetrak_api.timesheet_hours where project_id = :project and import_id is not null),
-    'J. Ortiz 10.00 t, C1 6.50 f, K. Lee 8.00 f, P. Ng 4.00 f, J. Ortiz 9.00 f', 'the timesheet as imported and corrected');
+    'J. Ortiz 10.00 t, C1 6.50 f, K. Lee 8.00 f, P. Ng 4.00 f, J. Ortiz 9.00 t, J. Ortiz 9.00 f', 'the timesheet as imported and corrected');
 select is((select actual_hours_week from pipetrak_api.controls_week(project_id => :project, week_end => :'l'::date + 7, group_by => 'project')),
     (select sum(hours) from pipetrak.timesheet_hours where project_id = :project and voided_at is null and work_date > :'l'::date),
     'the week''s actual hours are the live rows''');

@@ -14,8 +14,8 @@
 --   (last) week it reports — the latest whose effective date is on or before that Sunday. Before
 --   the first version takes effect nothing is planned (planned figures are null).
 -- - Planned progress. Within a group, each activity's share of the group's credit is its budget
---   man-hours, else its weight, else 1; the group's planned fraction at a date is the share-weighted
---   mean of its activities' curves. The planned credit of a group is that fraction of its available
+--   man-hours (above 0), else its weight, else 1; the group's planned fraction at a date is the share-weighted
+--   mean of its activities' curves (a budget of 0 MH weighs as none given). The planned credit of a group is that fraction of its available
 --   credit (live components × category weights, as the rollups count it; a frozen week's as it was
 --   frozen), so SPI = earned credit ÷ planned credit and the project's planned % is the sum over
 --   its groups ÷ the project's available credit: scope outside the baseline's groups is planned at
@@ -53,7 +53,7 @@ create table pipetrak.baselines (
     reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
     effective_date date not null,
     activities     integer not null default 0,
-    budget_mh      numeric(14, 2),
+    budget_mh      numeric,
     import_id      bigint,
     created_by     uuid not null,
     created_at     timestamptz not null default now(),
@@ -93,8 +93,10 @@ create table pipetrak.timesheet_hours (
     hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
     note        text check (length(note) <= 2000),
     import_id   bigint,
-    -- The row of the import's file it came from (a remediation CSV's PIPETRAK REF names it).
-    import_line integer,
+    -- The row of a timesheet it stands for (import and row): its own, or for a fixed row of a
+    -- remediation CSV the original's. A later row standing for the same one replaces it.
+    source_import_id bigint,
+    source_line integer,
     entered_by  uuid not null,
     entered_at  timestamptz not null default now(),
     voided_at   timestamptz,
@@ -311,7 +313,7 @@ as $$
 begin
     return query
     select a.group_id::text, p_first + 7 * (s.i::integer - 1),
-           (sum(coalesce(a.budget_mh, a.weight, 1) * s.share::numeric) / sum(coalesce(a.budget_mh, a.weight, 1)))::numeric,
+           (sum(coalesce(nullif(a.budget_mh, 0), a.weight, 1) * s.share::numeric) / sum(coalesce(nullif(a.budget_mh, 0), a.weight, 1)))::numeric,
            sum(a.budget_mh), sum(a.budget_mh * s.share::numeric), min(a.planned_start), max(a.planned_finish)
     from pipetrak.baseline_activities a
     cross join lateral unnest(pipetrak.planned_series(a.curve, a.planned_start - date '1970-01-01', a.planned_finish - date '1970-01-01',
@@ -364,7 +366,10 @@ begin
     return query
     with b as (
         -- Per group of the baseline's kind: the figures at its level.
-        select coalesce(e.k, p.k) as k, coalesce(e.week_end, p.week_end) as week_end, e.frozen, coalesce(e.earned, 0) as earned,
+        select coalesce(e.k, p.k) as k, coalesce(e.week_end, p.week_end) as week_end,
+               coalesce(e.frozen, exists (select from pipetrak.snapshot_weeks w where w.project_id = p_project_id and w.week_end = p.week_end))
+                   as frozen,
+               coalesce(e.earned, 0) as earned,
                coalesce(e.available, 0) as available, e.budget_mh, e.earned_mh, e.hours, coalesce(p.fraction, 0) as fraction,
                case when e.budget_mh > 0 then e.budget_mh else p.activity_mh end as bac, p.planned_start, p.planned_finish
         from pipetrak.week_cells(p_project_id, p_baseline.group_by, p_first, p_weeks) e
@@ -401,9 +406,9 @@ declare
     v_this date := (select pipetrak.week_end_of((now() at time zone p.time_zone)::date) from pipetrak.projects p where p.id = p_project_id);
 begin
     perform pipetrak.check_date(p_argument, p_week_end);
-    if p_week_end is not null and (extract(isodow from p_week_end) <> 7 or p_week_end > v_this) then
+    if p_week_end is not null and (extract(isodow from p_week_end) <> 7 or p_week_end > v_this or p_week_end < date '1900-01-07') then
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', p_argument,
-            'expected', 'a Sunday ending a week, no later than this week''s', 'this_week_end', v_this));
+            'expected', 'a Sunday ending a week, from 1900 to this week''s', 'this_week_end', v_this));
     end if;
     return v_this;
 end
@@ -445,7 +450,8 @@ begin
            round(c.planned_mh, 2), round(c.earned_mh, 2), round(c.earned_mh - c.planned_mh, 2), pipetrak.index_of(c.earned_mh, c.planned_mh),
            round(c.earned_mh - coalesce(b.earned_mh, 0), 2), round(c.hours - coalesce(b.hours, 0), 2), round(c.hours, 2),
            pipetrak.index_of(c.earned_mh - coalesce(b.earned_mh, 0), c.hours - coalesce(b.hours, 0)), pipetrak.index_of(c.earned_mh, c.hours),
-           round(c.bac, 2), round(c.bac * c.hours / nullif(c.earned_mh, 0), 2), round(c.bac * c.hours / nullif(c.earned_mh, 0) - c.hours, 2)
+           round(c.bac, 2), case when c.hours > 0 then round(c.bac * c.hours / nullif(c.earned_mh, 0), 2) end,
+           case when c.hours > 0 then round(c.bac * c.hours / nullif(c.earned_mh, 0) - c.hours, 2) end
     from cells c
     left join cells b on b.k is not distinct from c.k and b.week_end = v_week - 7
     where c.week_end = v_week and (c.available > 0 or c.planned > 0 or c.hours > 0 or c.bac > 0)
@@ -524,8 +530,9 @@ begin
         from pipetrak.controls_cells(p_project_id, p_group_by, v_as_of - 7 * p_trailing_weeks, p_trailing_weeks + 1, v_baseline) x
         where x.available > 0)
     select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), v_as_of, p_trailing_weeks, v_baseline.version,
-           round(c.e, 2), round(b.e, 2), round((c.e - coalesce(b.e, 0)) / p_trailing_weeks, 2),
-           date '1970-01-01' + pipetrak.velocity_finish(c.e::float8, coalesce(b.e, 0)::float8, p_trailing_weeks, v_as_of - date '1970-01-01'),
+           -- No base (the group had no scope then): no velocity.
+           round(c.e, 2), round(b.e, 2), round((c.e - b.e) / p_trailing_weeks, 2),
+           date '1970-01-01' + pipetrak.velocity_finish(c.e::float8, b.e::float8, p_trailing_weeks, v_as_of - date '1970-01-01'),
            round(c.p, 2), pipetrak.index_of(c.earned, c.planned), c.planned_start, c.planned_finish,
            date '1970-01-01' + pipetrak.spi_finish(c.planned_start - date '1970-01-01', c.planned_finish - date '1970-01-01',
                                                    (c.earned / nullif(c.planned, 0))::float8, c.e::float8, v_as_of - date '1970-01-01')
@@ -614,10 +621,11 @@ begin
                when t.group_id is null then format('group: the name of a live %s of the project', replace(p_group_by, '_', ' '))
                when t.start is null or t.finish is null then 'planned_start, planned_finish: dates (YYYY-MM-DD)'
                when t.finish < t.start then 'planned_finish: on or after planned_start'
-               when (jsonb_typeof(t.raw_budget) <> 'null' and t.budget is null) or t.budget >= 1000000000000 then
+               when (jsonb_typeof(t.raw_budget) <> 'null' and t.budget is null) or t.budget < 0 or round(t.budget, 2) >= 1000000000000 then
                    'budget_mh: a number of man-hours >= 0'
-               when (jsonb_typeof(t.raw_weight) <> 'null' and t.weight is null) or t.weight <= 0 or t.weight >= 10000000000 then
-                   'weight: a number > 0'
+               when (jsonb_typeof(t.raw_weight) <> 'null' and t.weight is null) or round(t.weight, 4) <= 0
+                    or round(t.weight, 4) >= 10000000000 then
+                   'weight: a number from 0.0001'
                when t.curve <> all (pipetrak.vocabulary('baseline_curve')) then
                    'curve: ' || array_to_string(pipetrak.vocabulary('baseline_curve'), ', ')
            end
@@ -650,8 +658,13 @@ begin
        or exists (select from jsonb_array_elements(p_activities) a where jsonb_typeof(a) <> 'object') then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "activities", "expected": "a non-empty array of activity objects"}');
     end if;
-    if jsonb_array_length(p_activities) > pipetrak.max_batch_items() then
+    -- A request's batch is bounded; a schedule import's activities are as many as the file holds.
+    if p_import_id is null and jsonb_array_length(p_activities) > pipetrak.max_batch_items() then
         perform pipetrak.raise_error('batch_too_large', jsonb_build_object('argument', 'activities', 'limit', pipetrak.max_batch_items()));
+    end if;
+    if p_import_id is not null and not exists (select from pipetrak.import_jobs j where j.id = p_import_id and j.project_id = p_project_id
+                                                 and j.kind = 'schedule' and j.status = 'committing') then
+        perform pipetrak.raise_error('import_not_found', jsonb_build_object('import_id', p_import_id));
     end if;
     -- One baseline change per project at a time.
     perform from pipetrak.projects where id = p_project_id for no key update;
@@ -709,7 +722,7 @@ as $$
 begin
     if jsonb_typeof(p_value) = 'number' then
         return (p_value #>> '{}')::numeric;
-    elsif jsonb_typeof(p_value) = 'string' and btrim(p_value #>> '{}') ~ '^[0-9]+(\.[0-9]+)?$' then
+    elsif jsonb_typeof(p_value) = 'string' and btrim(p_value #>> '{}') ~ '^-?[0-9]+(\.[0-9]+)?$' then
         return btrim(p_value #>> '{}')::numeric;
     end if;
     return null;
@@ -732,6 +745,11 @@ declare
     v_id bigint;
 begin
     v_role := pipetrak.require_project_role(p_project_id, 'record_hours');
+    -- (The API checks these first; a direct call is held to the same.)
+    perform pipetrak.check_text_length('person', p_person, pipetrak.argument_limit('person'));
+    perform pipetrak.check_text_length('crew', p_crew, pipetrak.argument_limit('crew'));
+    perform pipetrak.check_text_length('craft', p_craft, pipetrak.argument_limit('craft'));
+    perform pipetrak.check_text_length('note', p_note, pipetrak.argument_limit('note'));
     select * into v_project from pipetrak.projects where id = p_project_id;
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
     perform pipetrak.check_date('work_date', p_work_date);
@@ -919,8 +937,9 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_group_by text;
-    v_invalid integer;
-    v_errors integer;
+    v_groups jsonb;
+    v_invalid integer := 0;
+    v_errors integer := 0;
     v_would jsonb;
     v_locked date := pipetrak.last_locked_week_end(p_project_id);
 begin
@@ -930,54 +949,67 @@ begin
                                   and r.attributes -> 'pipetrak_controls' ->> 'group_by' <> 'project'
                                 order by r.line limit 1), 'project');
     end if;
-    -- Each distinct group named, found once (a timesheet names a few groups on 100,000 rows);
-    -- only the rows with a problem are written (the commit finds the groups again). Materialized:
-    -- a filter on the lookup pushed below the DISTINCT would look up every row's group.
-    with found as materialized (
-        select n.group_by, n.name, pipetrak.group_by_name(p_project_id, n.group_by, n.name) as group_id
-        from (select distinct r.attributes -> 'pipetrak_controls' ->> 'group_by' as group_by,
-                              r.attributes -> 'pipetrak_controls' ->> 'group' as name
-              from pipetrak.import_rows r
-              where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') n),
-    wrong as (
-        select f.group_by, f.name,
-               case when f.group_id is null then format('No live %s of the project is named %s', replace(f.group_by, '_', ' '), f.name)
-                    else format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
-                                case when f.group_by = 'project' then 'the project' else replace(f.group_by, '_', ' ') || ' ' || f.name end)
-               end as problem,
-               case f.group_by when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
-                               when 'drawing' then 'DRAWING' end as col
-        from found f
-        where f.group_id is null or (p_kind = 'schedule' and f.group_by <> v_group_by)),
-    repeated as (
-        select x.line, x.tag
-        from (select r.line, r.tag, count(*) over (partition by r.tag order by r.line) as seen
-              from pipetrak.import_rows r
-              where p_kind = 'schedule' and r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') x
-        where x.seen > 1),
-    judged as (
-        select r.line, w.problem, w.col, p.tag as repeated, p_kind = 'schedule' and r.origin_import_id is not null as fixing
-        from pipetrak.import_rows r
-        left join wrong w on w.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
-                         and w.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
-        left join repeated p on p.line = r.line
-        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
-          and (w.problem is not null or p.line is not null or (p_kind = 'schedule' and r.origin_import_id is not null))),
-    marked as (
-        update pipetrak.import_rows r set
-            status = 'invalid',
-            issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
-                              'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
-                          else r.issues end
-                     || case when j.problem is not null then jsonb_build_array(pipetrak.import_issue(r.line, 'unknown_group', j.problem, j.col, null))
-                             else '[]' end
-                     || case when j.fixing then jsonb_build_array(pipetrak.import_issue(r.line, 'schedule_imported_whole',
-                                 'A schedule is a whole baseline version, not rows to correct one by one', 'PIPETRAK REF', null))
-                             else '[]' end
-        from judged j
-        where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
-        returning (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
-    select count(*), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+    -- One pass over the valid rows: per group named, its rows and what they would record; then
+    -- each group is found once (a timesheet names a few groups on 100,000 rows).
+    select jsonb_agg(jsonb_build_object('group_by', g.group_by, 'name', g.name, 'rows', g.n, 'hours', g.hours,
+                                        'first', g.first, 'last', g.last, 'locked', g.locked,
+                                        'found', pipetrak.group_by_name(p_project_id, g.group_by, g.name) is not null))
+    into v_groups
+    from (select c ->> 'group_by' as group_by, c ->> 'group' as name, count(*) as n, sum((c ->> 'hours')::numeric) as hours,
+                 min(d.day) as first, max(d.day) as last, count(*) filter (where d.day <= v_locked) as locked
+          from pipetrak.import_rows r
+          cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+          cross join lateral (select (c ->> 'work_date')::date as day) d
+          where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+          group by 1, 2) g;
+    -- The rows with a problem (only they are written; the commit finds the groups again).
+    if exists (select from jsonb_array_elements(coalesce(v_groups, '[]')) e
+               where not (e ->> 'found')::boolean or (p_kind = 'schedule' and e ->> 'group_by' <> v_group_by))
+       or (p_kind = 'schedule' and exists (select from pipetrak.import_rows r
+                                           where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+                                           group by r.tag having count(*) > 1 or bool_or(r.origin_import_id is not null))) then
+        with wrong as (
+            select e ->> 'group_by' as group_by, e ->> 'name' as name,
+                   case when not (e ->> 'found')::boolean then
+                            format('No live %s of the project is named %s', replace(e ->> 'group_by', '_', ' '), e ->> 'name')
+                        else format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
+                                    case when e ->> 'group_by' = 'project' then 'the project'
+                                         else replace(e ->> 'group_by', '_', ' ') || ' ' || (e ->> 'name') end)
+                   end as problem,
+                   case e ->> 'group_by' when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
+                                         when 'drawing' then 'DRAWING' end as col
+            from jsonb_array_elements(v_groups) e
+            where not (e ->> 'found')::boolean or (p_kind = 'schedule' and e ->> 'group_by' <> v_group_by)),
+        repeated as (
+            select x.line, x.tag
+            from (select r.line, r.tag, count(*) over (partition by r.tag order by r.line) as seen
+                  from pipetrak.import_rows r
+                  where p_kind = 'schedule' and r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') x
+            where x.seen > 1),
+        judged as (
+            select r.line, w.problem, w.col, p.tag as repeated, p_kind = 'schedule' and r.origin_import_id is not null as fixing
+            from pipetrak.import_rows r
+            left join wrong w on w.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
+                             and w.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
+            left join repeated p on p.line = r.line
+            where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+              and (w.problem is not null or p.line is not null or (p_kind = 'schedule' and r.origin_import_id is not null))),
+        marked as (
+            update pipetrak.import_rows r set
+                status = 'invalid',
+                issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
+                                  'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
+                              else r.issues end
+                         || case when j.problem is not null then jsonb_build_array(pipetrak.import_issue(r.line, 'unknown_group', j.problem, j.col, null))
+                                 else '[]' end
+                         || case when j.fixing then jsonb_build_array(pipetrak.import_issue(r.line, 'schedule_imported_whole',
+                                     'A schedule is a whole baseline version, not rows to correct one by one', 'PIPETRAK REF', null))
+                                 else '[]' end
+            from judged j
+            where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
+            returning (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
+        select count(*), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+    end if;
     if p_kind = 'schedule' then
         select jsonb_build_object('baseline', jsonb_build_object(
                    'version', coalesce((select max(b.version) from pipetrak.baselines b where b.project_id = p_project_id), 0) + 1,
@@ -987,16 +1019,16 @@ begin
         into v_would
         from pipetrak.import_rows r where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
     else
+        -- What the groups found would record (a timesheet has no other row-level rule here).
         select jsonb_build_object('hours', jsonb_build_object(
-                   'rows', count(*), 'hours', coalesce(sum((r.attributes -> 'pipetrak_controls' ->> 'hours')::numeric), 0),
-                   'first_work_date', min(x.work_date), 'last_work_date', max(x.work_date),
+                   'rows', coalesce(sum((e ->> 'rows')::integer), 0), 'hours', coalesce(sum((e ->> 'hours')::numeric), 0),
+                   'first_work_date', min((e ->> 'first')::date), 'last_work_date', max((e ->> 'last')::date),
                    -- Rows dated in weeks locked already: recorded as the history they are; the
                    -- frozen weeks' figures stay as frozen.
-                   'in_locked_weeks', count(*) filter (where x.work_date <= v_locked)))
+                   'in_locked_weeks', coalesce(sum((e ->> 'locked')::integer), 0)))
         into v_would
-        from pipetrak.import_rows r
-        cross join lateral (select (r.attributes -> 'pipetrak_controls' ->> 'work_date')::date as work_date) x
-        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid';
+        from jsonb_array_elements(coalesce(v_groups, '[]')) e
+        where (e ->> 'found')::boolean;
     end if;
     return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
 end
@@ -1016,7 +1048,11 @@ begin
     if p_kind = 'schedule' then
         v_result := pipetrak.set_baseline(p_project_id,
             (select s.summary -> 'would' -> 'baseline' ->> 'group_by' from pipetrak.import_jobs s where s.id = p_import_id and s.project_id = p_project_id),
-            format('Imported from %s (import %s)', p_filename, p_import_id), null,
+            format('Imported from %s (import %s)', p_filename, p_import_id),
+            -- Today, or with the current version where it takes effect later.
+            (select greatest((now() at time zone p.time_zone)::date, max(b.effective_date))
+             from pipetrak.projects p left join pipetrak.baselines b on b.project_id = p.id
+             where p.id = p_project_id group by p.time_zone),
             (select jsonb_agg(jsonb_build_object('activity_code', r.tag, 'name', c ->> 'name',
                                                  'group', c ->> 'group',
                                                  'planned_start', c ->> 'planned_start', 'planned_finish', c ->> 'planned_finish',
@@ -1029,13 +1065,16 @@ begin
     end if;
     -- A week that locked freezes before hours land in it.
     perform pipetrak.take_due_snapshots(p_project_id);
-    -- A fixed row of a remediation CSV replaces the row it names (voided, with why).
+    -- A fixed row of a remediation CSV replaces the live row standing for the same original row
+    -- (voided, with why): the original's, or an earlier fix's. An import is the record, as a weld
+    -- log is: it may correct rows in locked weeks, whose frozen figures stay as they were.
     with replaced as (
         update pipetrak.timesheet_hours h set voided_at = now(), voided_by = pipetrak.current_user_id(),
             void_reason = format('Corrected by import %s, row %s', p_import_id, r.line)
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null
-          and h.project_id = p_project_id and h.import_id = r.origin_import_id and h.import_line = r.origin_line and h.voided_at is null
+          and h.project_id = p_project_id and h.source_import_id = r.origin_import_id and h.source_line = r.origin_line
+          and h.voided_at is null
         returning h.id)
     select array_agg(x.id) into v_ids from replaced x;
     if v_ids is not null then
@@ -1059,13 +1098,18 @@ begin
               where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') n),
     made as (
         insert into pipetrak.timesheet_hours (project_id, work_date, person, crew, craft, group_by, group_id, hours, note, import_id,
-                                              import_line, entered_by)
+                                              source_import_id, source_line, entered_by)
         select p_project_id, (c ->> 'work_date')::date, c ->> 'person', c ->> 'crew', c ->> 'craft', c ->> 'group_by',
-               g.group_id, (c ->> 'hours')::numeric, r.attributes ->> 'comments', p_import_id, r.line, pipetrak.current_user_id()
+               g.group_id, (c ->> 'hours')::numeric, left(r.attributes ->> 'comments', 2000), p_import_id,
+               coalesce(r.origin_import_id, p_import_id), coalesce(r.origin_line, r.line), pipetrak.current_user_id()
         from pipetrak.import_rows r
         cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
         join groups g on g.group_by = c ->> 'group_by' and g.name is not distinct from c ->> 'group'
         where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+          -- An original row a remediation import already brought in (fixed) stays as fixed.
+          and (r.origin_import_id is not null
+               or not exists (select from pipetrak.timesheet_hours o
+                              where o.project_id = p_project_id and o.source_import_id = p_import_id and o.source_line = r.line))
         returning id)
     select array_agg(m.id) into v_ids from made m;
     if v_ids is not null then

@@ -1647,3 +1647,22 @@ fn timesheet_rows_are_checked_cell_by_cell() {
     );
     assert_eq!(outcome.counts.valid, 2);
 }
+
+#[test]
+fn controls_rows_keep_their_own_values_and_real_dates() {
+    // A column headed like the key the typed values are staged under is not kept; a year-0 date,
+    // hours that round to nothing and a weight below 0.0001 are refused.
+    let csv = "DATE,EMPLOYEE,HRS,pipetrak_controls,pipetrak_budget_mh\n\
+               2026-11-23,J. Ortiz,8,forged,99\n\
+               0000-06-01,J. Ortiz,8,,\n\
+               2026-11-23,J. Ortiz,0.000001,,\n";
+    let (_, rows) = run(csv.as_bytes(), Kind::Timesheet);
+    assert_eq!(controls(&rows[0])["hours"], 8.0);
+    assert!(!rows[0].attributes.contains_key("pipetrak_budget_mh"));
+    assert_eq!(rows[0].status, RowStatus::Valid);
+    assert!(has(&rows, 3, IssueCode::InvalidDate));
+    assert!(has(&rows, 4, IssueCode::InvalidHours));
+    let csv = "ACTIVITY ID,START,FINISH,WEIGHT\nA,2026-01-01,2026-02-01,0.00001\n";
+    let (_, rows) = run(csv.as_bytes(), Kind::Schedule);
+    assert!(has(&rows, 2, IssueCode::InvalidWeight));
+}

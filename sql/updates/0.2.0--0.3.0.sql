@@ -206,7 +206,7 @@ create table pipetrak.baselines (
     reason         text not null check (btrim(reason) <> '' and length(reason) <= 2000),
     effective_date date not null,
     activities     integer not null default 0,
-    budget_mh      numeric(14, 2),
+    budget_mh      numeric,
     import_id      bigint,
     created_by     uuid not null,
     created_at     timestamptz not null default now(),
@@ -246,8 +246,10 @@ create table pipetrak.timesheet_hours (
     hours       numeric(10, 2) not null check (hours > 0 and hours <= 100000),
     note        text check (length(note) <= 2000),
     import_id   bigint,
-    -- The row of the import's file it came from (a remediation CSV's PIPETRAK REF names it).
-    import_line integer,
+    -- The row of a timesheet it stands for (import and row): its own, or for a fixed row of a
+    -- remediation CSV the original's. A later row standing for the same one replaces it.
+    source_import_id bigint,
+    source_line integer,
     entered_by  uuid not null,
     entered_at  timestamptz not null default now(),
     voided_at   timestamptz,

@@ -30,8 +30,7 @@ fn planned_series(
 #[pg_extern(immutable, strict, parallel_safe)]
 fn velocity_finish(earned_now: f64, earned_before: f64, weeks: i32, as_of: i32) -> Option<i32> {
     let weeks = u32::try_from(weeks).ok()?;
-    controls::velocity_finish(earned_now, earned_before, weeks, i64::from(as_of))
-        .and_then(|d| i32::try_from(d).ok())
+    controls::velocity_finish(earned_now, earned_before, weeks, i64::from(as_of)).and_then(day)
 }
 
 /// Completion day from the SPI against the baseline (see `controls::spi_finish`).
@@ -51,5 +50,15 @@ fn spi_finish(
         earned_now?,
         i64::from(as_of?),
     )
-    .and_then(|d| i32::try_from(d).ok())
+    .and_then(day)
+}
+
+/// A forecast day the database can show: years 1 to 9999 (none beyond: "not in sight").
+fn day(days: i64) -> Option<i32> {
+    const FIRST: i64 = -719_162; // 0001-01-01
+    const LAST: i64 = 2_932_896; // 9999-12-31
+    (FIRST..=LAST)
+        .contains(&days)
+        .then(|| i32::try_from(days).ok())
+        .flatten()
 }

@@ -14,7 +14,7 @@ use super::{Kind, CHUNK_ROWS};
 use crate::domain::component_type::{ComponentType, Identity};
 use crate::domain::controls::Curve;
 use crate::domain::normalize;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
@@ -461,7 +461,11 @@ impl Validator {
                 ),
             ));
         }
-        match reading.map(DateReading::value) {
+        // Years 1 to 9999: what a date of the database reads back as written.
+        match reading
+            .map(DateReading::value)
+            .filter(|d| (1..=9999).contains(&d.year()))
+        {
             None => {
                 issues.push(read.issue(
                     field,
@@ -566,7 +570,19 @@ impl Validator {
                 ));
             }
         }
-        let weight = self.positive(read, Field::Weight, IssueCode::InvalidWeight, &mut issues);
+        let weight = match self.positive(read, Field::Weight, IssueCode::InvalidWeight, &mut issues)
+        {
+            // Kept to 0.0001: a smaller weight would be nothing.
+            Some(w) if w < 0.0001 => {
+                issues.push(read.issue(
+                    Field::Weight,
+                    IssueCode::InvalidWeight,
+                    format!("{w} is below 0.0001"),
+                ));
+                None
+            }
+            other => other,
+        };
         let curve = match read.optional(Field::Curve) {
             None => Some(Curve::Linear),
             Some(text) => {
@@ -646,7 +662,10 @@ impl Validator {
             ));
         }
         let hours = match self.positive(read, Field::Hours, IssueCode::InvalidHours, &mut issues) {
-            Some(h) if h > 100_000.0 || (h * 100.0 - (h * 100.0).round()).abs() > 1e-6 => {
+            Some(h)
+                if !(0.01..=100_000.0).contains(&h)
+                    || (h * 100.0 - (h * 100.0).round()).abs() > 1e-6 =>
+            {
                 issues.push(read.issue(
                     Field::Hours,
                     IssueCode::InvalidHours,
@@ -1028,6 +1047,14 @@ impl Reader<'_> {
     /// staging statement serves every installed version, so it has no column of its own).
     fn attributes(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut attributes = serde_json::Map::new();
+        // A column headed like a key the import stages its own values under is not kept: it
+        // would replace them.
+        for (index, header) in &self.layout.mapping.extra {
+            let text = self.cells.get(*index).map(Cell::text).unwrap_or_default();
+            if !text.is_empty() && !RESERVED_KEYS.contains(&header.as_str()) {
+                attributes.insert(header.clone(), text.into());
+            }
+        }
         if let Some(reference) = self
             .optional(Field::RemediationRef)
             .as_deref()
@@ -1038,18 +1065,14 @@ impl Reader<'_> {
         if let Some(comments) = self.optional(Field::Comments) {
             attributes.insert("comments".into(), comments.into());
         }
-        for (index, header) in &self.layout.mapping.extra {
-            let text = self.cells.get(*index).map(Cell::text).unwrap_or_default();
-            if !text.is_empty() {
-                attributes.insert(header.clone(), text.into());
-            }
-        }
         attributes
     }
 }
 
 /// The attribute that carries a remediation row's reference to its original row to SQL.
 pub const ORIGIN_KEY: &str = "pipetrak_ref";
+/// The attributes the import stages its own values under (no column of a file takes them).
+const RESERVED_KEYS: [&str; 4] = [ORIGIN_KEY, BUDGET_KEY, CONTROLS_KEY, "comments"];
 /// The attribute that carries a row's man-hour budget into staging (see `budget`).
 pub const BUDGET_KEY: &str = "pipetrak_budget_mh";
 /// The attribute holding a schedule activity's or a timesheet row's typed values (SQL takes it
