@@ -11769,6 +11769,7 @@ declare
     v_last_locked date;
     v_baseline pipetrak.baselines;
     v_bad record;
+    v_budget numeric;
 begin
     perform pipetrak.require_project_role(p_project_id, 'manage_project_data');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
@@ -11802,10 +11803,11 @@ begin
         perform pipetrak.raise_error('invalid_argument', jsonb_build_object('argument', 'activities', 'index', v_bad.n - 1,
             'activity_code', v_bad.activity_code, 'expected', v_bad.problem));
     end if;
+    -- (Values computed first: Citus takes no subquery in an INSERT.)
+    v_budget := (select sum(r.budget_mh) from pipetrak.baseline_rows(p_project_id, p_group_by, p_activities) r);
     insert into pipetrak.baselines (project_id, version, group_by, reason, effective_date, activities, budget_mh, import_id, created_by)
     values (p_project_id, coalesce(v_previous.version, 0) + 1, p_group_by, v_reason, v_effective, jsonb_array_length(p_activities),
-            (select sum(r.budget_mh) from pipetrak.baseline_rows(p_project_id, p_group_by, p_activities) r), p_import_id,
-            pipetrak.current_user_id())
+            v_budget, p_import_id, pipetrak.current_user_id())
     returning * into v_baseline;
     insert into pipetrak.baseline_activities (baseline_id, project_id, activity_code, name, group_id, planned_start, planned_finish,
                                               budget_mh, weight, curve)
@@ -11920,6 +11922,8 @@ declare
     v_reason text;
     v_problem text;
     v_hint bigint := pipetrak.request_project();
+    v_user uuid;
+    v_now timestamptz := now();
 begin
     -- By the request's project where it names one (on Citus: its shard alone), as ids are found.
     if v_hint is null then
@@ -11942,7 +11946,9 @@ begin
         perform pipetrak.raise_error(v_problem, jsonb_build_object('work_date', v_row.work_date, 'time_zone', v_project.time_zone));
     end if;
     perform pipetrak.take_due_snapshots(v_row.project_id);
-    update pipetrak.timesheet_hours set voided_at = now(), voided_by = pipetrak.current_user_id(), void_reason = v_reason
+    -- (The voider as a value: Citus takes no stable function in an UPDATE's SET.)
+    v_user := pipetrak.current_user_id();
+    update pipetrak.timesheet_hours set voided_at = v_now, voided_by = v_user, void_reason = v_reason
     where id = v_row.id and project_id = v_row.project_id and voided_at is null;
     if not found then
         perform pipetrak.raise_error('hours_voided', jsonb_build_object('hours_id', p_hours_id));
@@ -12190,6 +12196,8 @@ as $$
 declare
     v_result jsonb;
     v_ids bigint[];
+    v_user uuid;
+    v_now timestamptz := now();
 begin
     if p_kind = 'schedule' then
         v_result := pipetrak.set_baseline(p_project_id,
@@ -12214,9 +12222,10 @@ begin
     -- A fixed row of a remediation CSV replaces the live row standing for the same original row
     -- (voided, with why): the original's, or an earlier fix's. An import is the record, as a weld
     -- log is: it may correct rows in locked weeks, whose frozen figures stay as they were.
+    v_user := pipetrak.current_user_id();
     with replaced as (
-        update pipetrak.timesheet_hours h set voided_at = now(), voided_by = pipetrak.current_user_id(),
-            void_reason = format('Corrected by import %s, row %s', p_import_id, r.line)
+        update pipetrak.timesheet_hours h set voided_at = v_now, voided_by = v_user,
+            void_reason = 'Corrected by import ' || p_import_id || ', row ' || r.line
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null
           and h.project_id = p_project_id and h.source_import_id = r.origin_import_id and h.source_line = r.origin_line

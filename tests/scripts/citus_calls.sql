@@ -128,7 +128,8 @@ select 'controls_week', count(*), sum(earned_percent), sum(planned_percent) from
 select 's_curve', count(*), sum(earned_percent), sum(planned_percent) from pipetrak_api.s_curve(:project_a, weeks => 8);
 select 'forecasts', count(*), sum(earned_percent) from pipetrak_api.forecasts(:project_a, group_by => 'area'); rollback;
 begin; :go
-select 'record_hours', pipetrak_api.record_hours(:project_a, current_date - 1, 8, person => 'J. Ortiz', group_by => 'area', "group" => 'Unit 1') is not null;
-select 'void_hours', pipetrak_api.void_hours((select max(hours_id) from pipetrak_api.timesheet_hours where project_id = :project_a), 'wrong day') is null; rollback;
+select 'record_hours', pipetrak_api.record_hours(:project_a, current_date - 1, 8, person => 'J. Ortiz', group_by => 'area', "group" => 'Unit 1') is not null; rollback;
+begin; :go
+select 'void_hours', pipetrak_api.void_hours(pipetrak_api.record_hours(:project_a, current_date - 1, 8, crew => 'C1'), 'wrong day') is null; rollback;
 begin; :go
 select 'stalled_components', count(*) from pipetrak_api.stalled_components(:project_a, days => 1); rollback;
