@@ -4,25 +4,6 @@ begin;
 \ir fixtures/actors.sql
 select plan(116);
 
--- Errors by SQLSTATE and catalog key (the detail's "code").
-create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
-declare
-    v_state text;
-    v_detail text;
-begin
-    perform pg_temp.act_as(pg_temp.uid(p_actor));
-    begin
-        execute p_sql;
-        v_state := 'ok';
-    exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
-    end;
-    perform set_config('role', 'postgres', true);
-    return v_state;
-end $$;
-grant execute on all functions in schema pg_temp to public;
-
 -- ---- NDE on a weld, its status and its history ----
 select is(pg_temp.error_of('qc_inspector', format('select pipetrak_api.record_nde(component_id => %s, method => ''RT'', result => ''PASS'')', :weld_a)),
     'PT409 weld_not_welded', 'NDE on a weld without welder and date welded is refused');

@@ -5,24 +5,6 @@ begin;
 \ir fixtures/actors.sql
 select plan(54);
 
-create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
-declare
-    v_state text;
-    v_detail text;
-begin
-    perform pg_temp.act_as(pg_temp.uid(p_actor));
-    begin
-        execute p_sql;
-        v_state := 'ok';
-    exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
-    end;
-    perform set_config('role', 'postgres', true);
-    return v_state;
-end $$;
-grant execute on all functions in schema pg_temp to public;
-
 -- ---- A hand-built project: dates relative to its last locked week (L, a Sunday) ----
 -- Valves V-A, V-B and V-D on drawing H-1 (area North), V-C on H-2 (area South); template: Receive 10,
 -- Install 60, Punch 10, Test 15, Restore 5. Events, by the owner (exempt from week locks):

@@ -6,22 +6,6 @@ begin;
 \ir fixtures/actors.sql
 select plan(132);
 
-create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
-declare
-    v_state text;
-    v_detail text;
-begin
-    perform pg_temp.act_as(pg_temp.uid(p_actor));
-    begin
-        execute p_sql;
-        v_state := 'ok';
-    exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
-    end;
-    perform set_config('role', 'postgres', true);
-    return v_state;
-end $$;
 -- Signs in as a new user with an email claim (the only proof of an address).
 create function pg_temp.act_with_email(p_user uuid, p_email text) returns void language plpgsql as $$
 begin

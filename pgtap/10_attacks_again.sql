@@ -7,22 +7,6 @@ begin;
 \ir fixtures/actors.sql
 select plan(17);
 
--- 'ok', or 'SQLSTATE key' of what p_sql raised as p_actor.
-create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
-declare
-    v_state text := 'ok';
-    v_detail text;
-begin
-    perform pg_temp.act_as(pg_temp.uid(p_actor));
-    begin
-        execute p_sql;
-    exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
-    end;
-    perform set_config('role', 'postgres', true);
-    return v_state;
-end $$;
 -- p_sql as a new user with an email claim: 'ok' or 'SQLSTATE key'.
 create function pg_temp.error_as_email(p_user uuid, p_email text, p_sql text) returns text language plpgsql as $$
 declare

@@ -5,24 +5,6 @@ begin;
 \ir fixtures/actors.sql
 select plan(67);
 
-create function pg_temp.error_of(p_actor text, p_sql text) returns text language plpgsql as $$
-declare
-    v_state text;
-    v_detail text;
-begin
-    perform pg_temp.act_as(pg_temp.uid(p_actor));
-    begin
-        execute p_sql;
-        v_state := 'ok';
-    exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_detail = pg_exception_detail;
-        v_state := v_state || ' ' || coalesce(v_detail::jsonb ->> 'code', '');
-    end;
-    perform set_config('role', 'postgres', true);
-    return v_state;
-end $$;
-grant execute on all functions in schema pg_temp to public;
-
 -- ---- The hand-built project (L: the Sunday ending its last locked week) ----
 -- Areas North (drawing C-1: valves N1, N2) and South (C-2: S1, S2); valve template Receive 10,
 -- Install 60, Punch 10, Test 15, Restore 5; a 100 MH budget spread evenly: 25 MH a valve.
