@@ -11341,7 +11341,7 @@ as $$ select p_date + (7 - extract(isodow from p_date)::integer) $$;
 
 -- Earned and available credit (ppm), man-hours and hours to date per group of `p_group_by` at the
 -- end of `p_weeks` consecutive weeks from `p_first` (a Sunday): frozen weeks as frozen, the others
--- from the rollups now less what the days after their end earned (see the notes).
+-- computed (open_cells).
 create or replace function pipetrak.week_cells(p_project_id bigint, p_group_by text, p_first date, p_weeks integer)
 returns table (k text, week_end date, frozen boolean, earned numeric, available numeric, earned_mh numeric, budget_mh numeric,
                hours numeric)
@@ -11351,6 +11351,7 @@ as $$
 declare
     v_weeks date[];
     v_open date[];
+    v_first_frozen date;
 begin
     v_weeks := array(select (p_first + 7 * i)::date from generate_series(0, p_weeks - 1) i);
     v_open := array(select w from unnest(v_weeks) w
@@ -11363,6 +11364,35 @@ begin
     if cardinality(v_open) = 0 then
         return;
     end if;
+    -- Open weeks come before the project's first frozen one (it began freezing them after they
+    -- locked) or after its last: each side summed from the nearer end of the history.
+    v_first_frozen := (select min(s.week_end) from pipetrak.snapshot_weeks s where s.project_id = p_project_id);
+    return query
+    select * from pipetrak.open_cells(p_project_id, p_group_by, array(select w from unnest(v_open) w where w < v_first_frozen order by w), true);
+    return query
+    select * from pipetrak.open_cells(p_project_id, p_group_by,
+                                      array(select w from unnest(v_open) w where v_first_frozen is null or w > v_first_frozen order by w), false);
+end
+$$;
+
+
+-- The figures of weeks not frozen (ascending Sundays), from the days: summed from the start of the
+-- history (`p_from_start`: cheap for early weeks), or as the rollups now less what the days after
+-- each week earned (cheap for recent ones); available credit and budgets are now's.
+create or replace function pipetrak.open_cells(p_project_id bigint, p_group_by text, p_open date[], p_from_start boolean)
+returns table (k text, week_end date, frozen boolean, earned numeric, available numeric, earned_mh numeric, budget_mh numeric,
+               hours numeric)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    -- The days read: up to the last week from the start, else after the first.
+    v_after date := case when p_from_start then '-infinity'::date else p_open[1] end;
+    v_until date := case when p_from_start then p_open[cardinality(p_open)] else 'infinity'::date end;
+begin
+    if cardinality(p_open) = 0 then
+        return;
+    end if;
     return query
     with now_groups as (
         select pipetrak.group_key(p_group_by, p.project_id, p.drawing_id, p.area_id, p.system_id, p.test_package_id, p.component_type) as k,
@@ -11371,43 +11401,47 @@ begin
         from pipetrak.progress_parts p
         where p.project_id = p_project_id
         group by 1),
-    -- What each week after the first open one earned, per group (the days, bucketed by week).
-    later as (
+    -- What the days read earned per group and week (days before the first week in its bucket).
+    days as (
         select pipetrak.group_key(p_group_by, d.project_id, d.drawing_id, d.area_id, d.system_id, d.test_package_id, d.component_type) as k,
-               pipetrak.week_end_of(d.work_date) as wk,
+               greatest(pipetrak.week_end_of(d.work_date), p_open[1]) as wk,
                sum(d.credit_receive + d.credit_install + d.credit_punch + d.credit_test + d.credit_restore)::numeric as credit,
                sum(d.mh_receive + d.mh_install + d.mh_punch + d.mh_test + d.mh_restore) as mh
         from pipetrak.progress_days d
-        where d.project_id = p_project_id and d.work_date > v_open[1]
+        where d.project_id = p_project_id and d.work_date > v_after and d.work_date <= v_until
         group by 1, 2),
     -- Hours per group and week up to the last open week (earlier ones in the first open week).
     hours as (
         select case when p_group_by = 'project' then p_project_id::text else h.group_id::text end as k,
-               greatest(pipetrak.week_end_of(h.work_date), v_open[1]) as wk, sum(h.hours) as hours
+               greatest(pipetrak.week_end_of(h.work_date), p_open[1]) as wk, sum(h.hours) as hours
         from pipetrak.hours_days h
         where h.project_id = p_project_id and (h.group_by = p_group_by or p_group_by = 'project')
-          and h.work_date <= v_open[cardinality(v_open)]
+          and h.work_date <= p_open[cardinality(p_open)]
         group by 1, 2),
-    keys as (select n.k from now_groups n union select l.k from later l union select h.k from hours h),
+    keys as (select n.k from now_groups n union select l.k from days l union select h.k from hours h),
     -- Every group at every week from the first open one to the last, with running sums of what
-    -- the days earned and the hours spent up to each.
+    -- the days read earned and the hours spent up to each.
     run as (
         select ks.k, w.w::date as w,
                sum(coalesce(l.credit, 0)) over r as credit_upto, sum(coalesce(l.mh, 0)) over r as mh_upto,
                sum(coalesce(h.hours, 0)) over r as hours_upto
         from keys ks
-        cross join generate_series(v_open[1], v_open[cardinality(v_open)], interval '7 days') w(w)
-        left join later l on coalesce(l.k, '') = coalesce(ks.k, '') and l.wk = w.w::date
+        cross join generate_series(p_open[1], p_open[cardinality(p_open)], interval '7 days') w(w)
+        left join days l on coalesce(l.k, '') = coalesce(ks.k, '') and l.wk = w.w::date
         left join hours h on coalesce(h.k, '') = coalesce(ks.k, '') and h.wk = w.w::date
         window r as (partition by ks.k order by w.w)),
-    totals as (select coalesce(l.k, '') as k, sum(l.credit) as credit, sum(l.mh) as mh from later l group by 1)
+    totals as (select coalesce(l.k, '') as k, sum(l.credit) as credit, sum(l.mh) as mh from days l group by 1)
+    -- From the start: what the days up to the week earned. Else: the rollups now, less all the
+    -- days after the first week, plus those up to the week.
     select r.k, r.w, false,
-           coalesce(n.earned, 0) - coalesce(t.credit, 0) + r.credit_upto, coalesce(n.available, 0),
-           coalesce(n.mh, 0) - coalesce(t.mh, 0) + r.mh_upto, coalesce(n.budget, 0), r.hours_upto
+           case when p_from_start then 0 else coalesce(n.earned, 0) - coalesce(t.credit, 0) end + r.credit_upto,
+           coalesce(n.available, 0),
+           case when p_from_start then 0 else coalesce(n.mh, 0) - coalesce(t.mh, 0) end + r.mh_upto,
+           coalesce(n.budget, 0), r.hours_upto
     from run r
     left join now_groups n on coalesce(n.k, '') = coalesce(r.k, '')
     left join totals t on t.k = coalesce(r.k, '')
-    where r.w = any (v_open);
+    where r.w = any (p_open);
 end
 $$;
 
@@ -11421,14 +11455,17 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+    -- Shares summed in float8 (a week's fraction needs no more than its 15 digits; numeric
+    -- arithmetic on every activity-week cost most of an S-curve), the budgets exactly.
     return query
-    select a.group_id::text, p_first + 7 * (s.i::integer - 1),
-           (sum(coalesce(nullif(a.budget_mh, 0), a.weight, 1) * s.share::numeric) / sum(coalesce(nullif(a.budget_mh, 0), a.weight, 1)))::numeric,
-           sum(a.budget_mh), sum(a.budget_mh * s.share::numeric), min(a.planned_start), max(a.planned_finish)
-    from pipetrak.baseline_activities a
+    select a.group_id::text, p_first + 7 * (s.i::integer - 1), (sum(a.w * s.share) / sum(a.w))::numeric, sum(a.budget_mh),
+           (sum(a.b * s.share))::numeric, min(a.planned_start), max(a.planned_finish)
+    from (select x.group_id, x.planned_start, x.planned_finish, x.budget_mh, x.curve,
+                 coalesce(nullif(x.budget_mh, 0), x.weight, 1)::float8 as w, x.budget_mh::float8 as b
+          from pipetrak.baseline_activities x
+          where x.project_id = p_project_id and x.baseline_id = p_baseline_id) a
     cross join lateral unnest(pipetrak.planned_series(a.curve, a.planned_start - date '1970-01-01', a.planned_finish - date '1970-01-01',
                                                       p_first - date '1970-01-01', p_weeks)) with ordinality s(share, i)
-    where a.project_id = p_project_id and a.baseline_id = p_baseline_id
     group by 1, 2;
 end
 $$;
@@ -13041,6 +13078,8 @@ comment on function pipetrak.normalize_stencil is 'NULL when the text is not a v
 
 comment on function pipetrak.notify_project is 'Sends `p_event` ({kind, ids, counts}) on the project''s channel as {"sig": …, "event": …}; the signature covers the event''s text exactly as sent. Delivered when the transaction commits.';
 
+comment on function pipetrak.open_cells is 'The figures of weeks not frozen (ascending Sundays), from the days: summed from the start of the history (`p_from_start`: cheap for early weeks), or as the rollups now less what the days after each week earned (cheap for recent ones); available credit and budgets are now''s.';
+
 comment on function pipetrak.organization_visible is 'Whether the caller is a member of the organization.';
 
 comment on function pipetrak.organization_visible_for is 'Whether the caller''s role in the organization grants `permission`.';
@@ -13301,7 +13340,7 @@ comment on function pipetrak.vocabulary is 'The words of vocabulary `name` (see 
 
 comment on function pipetrak.void_hours is 'Voids a timesheet row with a reason (foreman and up; the week lock applies to its date).';
 
-comment on function pipetrak.week_cells is 'Earned and available credit (ppm), man-hours and hours to date per group of `p_group_by` at the end of `p_weeks` consecutive weeks from `p_first` (a Sunday): frozen weeks as frozen, the others from the rollups now less what the days after their end earned (see the notes).';
+comment on function pipetrak.week_cells is 'Earned and available credit (ppm), man-hours and hours to date per group of `p_group_by` at the end of `p_weeks` consecutive weeks from `p_first` (a Sunday): frozen weeks as frozen, the others computed (open_cells).';
 
 comment on function pipetrak.week_end_of is 'The Sunday ending the week that holds a date.';
 
