@@ -20,38 +20,8 @@ foreman=c0000000-0000-4000-8000-000000000004
 viewer=c0000000-0000-4000-8000-000000000007
 
 echo "== generating 5 projects x 200,000 components and 2,000,000 events in the first"
-psql -qX -d "$db" -v ON_ERROR_STOP=1 <<SQL
-select set_config('request.jwt.claims', '{"sub": "$owner"}', false);
-select pipetrak.create_organization('Bench') as org \gset
-insert into pipetrak.memberships (organization_id, user_id, role, created_by)
-values (:org, '$foreman', 'foreman', '$owner'), (:org, '$viewer', 'viewer', '$owner');
-select count(pipetrak.create_project(:org, 'Bench ' || n, 'B-' || n, 'America/Chicago', 'flag', true)) from generate_series(1, 5) n;
-select min(id) as project from pipetrak.projects \gset
-insert into pipetrak.areas (project_id, name) select p.id, 'Area ' || a from pipetrak.projects p, generate_series(1, 20) a;
-insert into pipetrak.drawings (project_id, drawing_no, area_id)
-select p.id, 'DWG-' || d, (select id from pipetrak.areas where project_id = p.id order by id offset d % 20 limit 1)
-from pipetrak.projects p, generate_series(0, 1999) d;
-select format(\$f\$
-insert into pipetrak.components (project_id, drawing_id, component_type, tag, seq, size, area_id, milestone_values,
-                                 earned_total, earned_receive)
-select d.project_id, d.id, 'valve', 'V-' || i, 1, (1 + i %% 8)::text, d.area_id,
-       case when i %% 2 = 0 then '{100,0,0,0,0}'::numeric[] else '{0,0,0,0,0}' end,
-       case when i %% 2 = 0 then 100000 else 0 end, case when i %% 2 = 0 then 100000 else 0 end
-from generate_series(0, 199999) i
-join pipetrak.drawings d on d.project_id = %s and d.drawing_no = 'DWG-' || (i %% 2000)
-\$f\$, id) from pipetrak.projects order by id \gexec
--- 2,000,000 events over the past year: receipts and installs set and (one in ten) rolled back.
-insert into pipetrak.milestone_events (project_id, component_id, milestone, old_value, new_value, work_date, user_id,
-                                       category, credit, mh)
-select :project, (select min(id) from pipetrak.components) + (i::bigint * 7919) % 200000,
-       case when i % 3 = 0 then 'Install' else 'Receive' end,
-       case when i % 10 = 0 then 100 else 0 end, case when i % 10 = 0 then 0 else 100 end,
-       current_date - (i % 365), '$foreman',
-       case when i % 3 = 0 then 'install' else 'receive' end,
-       (case when i % 3 = 0 then 600000 else 100000 end) * (case when i % 10 = 0 then -1 else 1 end), null
-from generate_series(1, 2000000) i;
-vacuum analyze;
-SQL
+seed_history "$owner" "$foreman" "$viewer" 0
+q -c "vacuum analyze"
 project=$(psql -qXAt -d "$db" -c "select min(id) from pipetrak.projects")
 range=$(psql -qXAt -d "$db" -c "select min(id) || ' ' || max(id) from pipetrak.components where project_id = $project")
 read -r lo hi <<<"$range"
