@@ -4201,8 +4201,9 @@ begin
         return v_summary || jsonb_build_object('status', 'failed');
     end if;
     -- Fresh statistics, so the statements below and the commit plan for the real number of rows.
-    -- (Not on Citus: the shards' autovacuum counts them; an ANALYZE there reaches every node.)
-    if not pipetrak.distributed() then
+    -- (Not on Citus: the shards' autovacuum counts them; an ANALYZE there reaches every node. Nor
+    -- for a schedule or timesheet: its statements read the job's rows by the job alone.)
+    if not pipetrak.distributed() and v_job.kind in ('takeoff', 'field_welds') then
         analyze pipetrak.import_rows (import_id, chunk, line, status, component_type, drawing_key, maybe_repeated);
     end if;
 
