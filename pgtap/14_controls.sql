@@ -3,7 +3,7 @@
 -- week that never moves; the stalled components; and who may do what.
 begin;
 \ir fixtures/actors.sql
-select plan(67);
+select plan(69);
 
 -- ---- The hand-built project (L: the Sunday ending its last locked week) ----
 -- Areas North (drawing C-1: valves N1, N2) and South (C-2: S1, S2); valve template Receive 10,
@@ -356,6 +356,15 @@ select is((select string_agg(format('%s %s %s', coalesce(person, crew), hours, v
 select is((select actual_hours_week from pipetrak_api.controls_week(project_id => :project, week_end => :'l'::date + 7, group_by => 'project')),
     (select sum(hours) from pipetrak.timesheet_hours where project_id = :project and voided_at is null and work_date > :'l'::date),
     'the week''s actual hours are the live rows''');
+-- The same timesheet uploaded again: its dry run warns that committing adds its hours again.
+select pg_temp.upload('timesheet', format(E'Date,Employee,Crew,Trade,Hours,Area\n'
+    '%1$s,J. Ortiz,,Pipefitter,10,North\n'
+    '%1$s,,C1,Welder,6.5,South\n'
+    '%1$s,K. Lee,,Welder,8,West\n'
+    '%1$s,,,Welder,4,North\n', :'l'::date + 1)) as timesheet_same \gset
+select is((pipetrak_api.import_validate(:timesheet_same) -> 'issues' ->> 'warning')::integer, 1, 'the dry run counts the warning');
+select ok((select message from pipetrak_api.import_issues where import_id = :timesheet_same and code = 'same_file_imported')
+          like format('%%import %s)%%', :timesheet), 'a timesheet committed before is flagged, naming its import');
 select is(pg_temp.error_of('foreman', format('select pipetrak_api.import_upload(project_id => %s, kind => ''timesheet'', filename => ''t.csv'', content => ''x'')', :project)),
     '42501 permission_denied', 'importing stays with project managers and up');
 reset role;

@@ -659,6 +659,10 @@ begin
             'valid', (v_file -> 'rows' ->> 'valid')::integer - (v_repeats ->> 'invalidated')::integer,
             'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + (v_repeats ->> 'invalidated')::integer,
             'errors', (v_file -> 'rows' ->> 'errors')::integer + (v_repeats ->> 'errors_added')::integer));
+        if v_repeats ? 'file_issue' then
+            v_file := jsonb_set(v_file, '{file_issues}', coalesce(v_file -> 'file_issues', '[]') || jsonb_build_array(v_repeats -> 'file_issue'));
+            v_warnings_added := v_warnings_added + 1;
+        end if;
     end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's

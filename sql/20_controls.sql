@@ -971,8 +971,9 @@ comment on function pipetrak_api.stalled_components(bigint, integer, text, text,
 -- one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and
 -- name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV
 -- reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused
--- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name. Returns
--- {would, invalidated, errors_added}.
+-- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name, and a timesheet
+-- committed before is flagged (`same_file_imported`). Returns {would, invalidated, errors_added,
+-- file_issue}.
 create function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text)
 returns jsonb
 language plpgsql volatile
@@ -985,6 +986,7 @@ declare
     v_errors integer := 0;
     v_would jsonb;
     v_locked date := pipetrak.last_locked_week_end(p_project_id);
+    v_same bigint;
 begin
     if p_kind = 'schedule' then
         v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
@@ -1073,7 +1075,18 @@ begin
         from jsonb_array_elements(coalesce(v_groups, '[]')) e
         where (e ->> 'found')::boolean;
     end if;
-    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
+    -- The same timesheet committed before would add its hours again: a warning on the file.
+    if p_kind = 'timesheet' then
+        v_same := (select o.id from pipetrak.import_jobs o
+                   join pipetrak.import_jobs j on j.id = p_import_id and j.project_id = p_project_id
+                   where o.project_id = p_project_id and o.kind = 'timesheet' and o.status = 'committed' and o.id <> p_import_id
+                     and length(o.content) = length(j.content) and md5(o.content) = md5(j.content)
+                   order by o.id desc limit 1);
+    end if;
+    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors)
+        || case when v_same is not null then jsonb_build_object('file_issue', pipetrak.import_issue(0, 'same_file_imported',
+               format('This file was committed already (import %s): committing it again records its hours again', v_same)))
+           else '{}' end;
 end
 $$;
 

@@ -4249,6 +4249,10 @@ begin
             'valid', (v_file -> 'rows' ->> 'valid')::integer - (v_repeats ->> 'invalidated')::integer,
             'with_errors', (v_file -> 'rows' ->> 'with_errors')::integer + (v_repeats ->> 'invalidated')::integer,
             'errors', (v_file -> 'rows' ->> 'errors')::integer + (v_repeats ->> 'errors_added')::integer));
+        if v_repeats ? 'file_issue' then
+            v_file := jsonb_set(v_file, '{file_issues}', coalesce(v_file -> 'file_issues', '[]') || jsonb_build_array(v_repeats -> 'file_issue'));
+            v_warnings_added := v_warnings_added + 1;
+        end if;
     end if;
 
     -- Rules across rows, when the reader flagged rows that may repeat earlier ones; the reader's
@@ -12117,8 +12121,9 @@ comment on function pipetrak_api.stalled_components(bigint, integer, text, text,
 -- one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and
 -- name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV
 -- reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused
--- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name. Returns
--- {would, invalidated, errors_added}.
+-- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name, and a timesheet
+-- committed before is flagged (`same_file_imported`). Returns {would, invalidated, errors_added,
+-- file_issue}.
 create or replace function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text)
 returns jsonb
 language plpgsql volatile
@@ -12131,6 +12136,7 @@ declare
     v_errors integer := 0;
     v_would jsonb;
     v_locked date := pipetrak.last_locked_week_end(p_project_id);
+    v_same bigint;
 begin
     if p_kind = 'schedule' then
         v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
@@ -12219,7 +12225,18 @@ begin
         from jsonb_array_elements(coalesce(v_groups, '[]')) e
         where (e ->> 'found')::boolean;
     end if;
-    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors);
+    -- The same timesheet committed before would add its hours again: a warning on the file.
+    if p_kind = 'timesheet' then
+        v_same := (select o.id from pipetrak.import_jobs o
+                   join pipetrak.import_jobs j on j.id = p_import_id and j.project_id = p_project_id
+                   where o.project_id = p_project_id and o.kind = 'timesheet' and o.status = 'committed' and o.id <> p_import_id
+                     and length(o.content) = length(j.content) and md5(o.content) = md5(j.content)
+                   order by o.id desc limit 1);
+    end if;
+    return jsonb_build_object('would', v_would, 'invalidated', v_invalid, 'errors_added', v_errors)
+        || case when v_same is not null then jsonb_build_object('file_issue', pipetrak.import_issue(0, 'same_file_imported',
+               format('This file was committed already (import %s): committing it again records its hours again', v_same)))
+           else '{}' end;
 end
 $$;
 
@@ -12923,7 +12940,7 @@ comment on function pipetrak.import_commit_chunk is 'Commits the next chunk of a
 
 comment on function pipetrak.import_controls_commit is 'Commits a validated schedule (a new baseline version of its valid rows) or timesheet (its valid rows'' hours) at once: a baseline is one version, and hours one set. Returns the job''s counts.';
 
-comment on function pipetrak.import_controls_validate is 'The dry run''s rules across rows and with the project for a schedule or timesheet (after the reader checked each row''s cells, staged under attributes ''pipetrak_controls''): each group named must be a live one of the project (`unknown_group`), a schedule''s activities all plan groups of one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused (`schedule_imported_whole`); a timesheet''s fixed rows replace the rows they name. Returns {would, invalidated, errors_added}.';
+comment on function pipetrak.import_controls_validate is 'The dry run''s rules across rows and with the project for a schedule or timesheet (after the reader checked each row''s cells, staged under attributes ''pipetrak_controls''): each group named must be a live one of the project (`unknown_group`), a schedule''s activities all plan groups of one kind (the kind of its first row naming a group; `unknown_group` for a row of another) and name each activity once (`duplicate_id`). A schedule is a whole version: its remediation CSV reports what to fix in the schedule, and a row naming an imported row (PIPETRAK REF) is refused (`schedule_imported_whole`); a timesheet''s fixed rows replace the rows they name, and a timesheet committed before is flagged (`same_file_imported`). Returns {would, invalidated, errors_added, file_issue}.';
 
 comment on function pipetrak.import_drawing_counts is '{create, unchanged} for drawings `p_keys` of project `p_project_id`.';
 

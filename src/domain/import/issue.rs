@@ -86,6 +86,7 @@ pub enum IssueCode {
     RetiredNotRestored,
     UnknownGroup,
     ScheduleImportedWhole,
+    SameFileImported,
 }
 
 impl IssueCode {
@@ -118,7 +119,8 @@ impl IssueCode {
             | SimilarDrawingExists
             | QuantityBelowExisting
             | FieldValueKept
-            | RetiredNotRestored => Severity::Warning,
+            | RetiredNotRestored
+            | SameFileImported => Severity::Warning,
             UnmappedColumn
             | DecodedWindows1252
             | RowsMerged
@@ -180,6 +182,7 @@ impl IssueCode {
             InvalidWeight => "Write the weight as a number above 0, or leave the cell empty (weight 1, or the budget man-hours).",
             InvalidCurve => "Use linear, s_curve, front_loaded or back_loaded (spaces and dashes are read as underscores), or leave it empty for linear.",
             InvalidHours => "Write the hours as a number above 0 (at most 100,000 on a row), with at most two decimals.",
+            SameFileImported => "If these are new hours, nothing to do. Otherwise don't commit: each commit of a timesheet adds its hours. To correct rows already imported, fix and import its remediation CSV.",
             ScheduleImportedWhole => "Correct the rows in the schedule and import all of it: each import makes a new baseline version.",
             UnknownGroup => "Name an area, system, test package or drawing the project has (create it first), or leave the group empty to charge the project.",
             InvalidReference => "Leave PIPETRAK REF as the report wrote it (import:row), or empty it to import the row as new.",
