@@ -329,7 +329,7 @@ select pipetrak_api.import_validate(:timesheet) as timesheet_summary \gset
 select is(format('%s valid, %s with errors; %s rows, %s h', :'timesheet_summary'::jsonb -> 'rows' ->> 'valid',
                  :'timesheet_summary'::jsonb -> 'rows' ->> 'with_errors', :'timesheet_summary'::jsonb -> 'would' -> 'hours' ->> 'rows',
                  :'timesheet_summary'::jsonb -> 'would' -> 'hours' ->> 'hours'),
-    '2 valid, 2 with errors; 2 rows, 16.5 h', 'a timesheet''s dry run: the hours it would record');
+    '2 valid, 2 with errors; 2 rows, 16.50 h', 'a timesheet''s dry run: the hours it would record');
 select is(pg_temp.issues(:timesheet), '4:unknown_group,5:missing_value', 'a group the project lacks, nobody named');
 select is((pipetrak_api.import_commit(import_id => :timesheet, skip_invalid_rows => true) ->> 'hours_rows_created')::integer, 2,
     'its valid rows are recorded');

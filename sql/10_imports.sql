@@ -653,7 +653,7 @@ begin
 
     -- A schedule or timesheet: its own rules across rows, and what the commit would record.
     if v_job.kind in ('schedule', 'timesheet') then
-        v_repeats := pipetrak.import_controls_validate(p_import_id, v_job.project_id, v_job.kind);
+        v_repeats := pipetrak.import_controls_validate(p_import_id, v_job.project_id, v_job.kind, v_file -> 'found' -> 'charged');
         v_would := v_repeats -> 'would';
         v_file := jsonb_set(v_file, '{rows}', v_file -> 'rows' || jsonb_build_object(
             'valid', (v_file -> 'rows' ->> 'valid')::integer - (v_repeats ->> 'invalidated')::integer,

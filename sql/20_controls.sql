@@ -974,7 +974,7 @@ comment on function pipetrak_api.stalled_components(bigint, integer, text, text,
 -- (`schedule_imported_whole`); a timesheet's fixed rows replace the rows they name, and a timesheet
 -- committed before is flagged (`same_file_imported`). Returns {would, invalidated, errors_added,
 -- file_issue}.
-create function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text)
+create function pipetrak.import_controls_validate(p_import_id bigint, p_project_id bigint, p_kind text, p_charged jsonb)
 returns jsonb
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
@@ -994,19 +994,30 @@ begin
                                   and r.attributes -> 'pipetrak_controls' ->> 'group_by' <> 'project'
                                 order by r.line limit 1), 'project');
     end if;
-    -- One pass over the valid rows: per group named, its rows and what they would record; then
-    -- each group is found once (a timesheet names a few groups on 100,000 rows).
-    select jsonb_agg(jsonb_build_object('group_by', g.group_by, 'name', g.name, 'rows', g.n, 'hours', g.hours,
-                                        'first', g.first, 'last', g.last, 'locked', g.locked,
-                                        'found', pipetrak.group_by_name(p_project_id, g.group_by, g.name) is not null))
-    into v_groups
-    from (select c ->> 'group_by' as group_by, c ->> 'group' as name, count(*) as n, sum((c ->> 'hours')::numeric) as hours,
-                 min(d.day) as first, max(d.day) as last, count(*) filter (where d.day <= v_locked) as locked
-          from pipetrak.import_rows r
-          cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
-          cross join lateral (select (c ->> 'work_date')::date as day) d
-          where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
-          group by 1, 2) g;
+    -- Per group named, its rows and what they would record, each group found once (a timesheet
+    -- names a few groups on 100,000 rows): a timesheet's summed by the reader (p_charged), a
+    -- schedule's in one pass over its rows.
+    if p_kind = 'timesheet' then
+        select jsonb_agg(jsonb_build_object('group_by', e ->> 'group_by', 'name', e ->> 'group', 'rows', (e ->> 'rows')::integer,
+                                            'hours', round((e ->> 'hundredths')::numeric / 100, 2), 'first', e ->> 'first', 'last', e ->> 'last',
+                                            'locked', (select coalesce(sum(w.value::integer), 0) from jsonb_each_text(e -> 'weeks') w
+                                                       where w.key::date <= v_locked),
+                                            'found', pipetrak.group_by_name(p_project_id, e ->> 'group_by', e ->> 'group') is not null))
+        into v_groups
+        from jsonb_array_elements(coalesce(p_charged, '[]')) e;
+    else
+        select jsonb_agg(jsonb_build_object('group_by', g.group_by, 'name', g.name, 'rows', g.n, 'hours', g.hours,
+                                            'first', g.first, 'last', g.last, 'locked', g.locked,
+                                            'found', pipetrak.group_by_name(p_project_id, g.group_by, g.name) is not null))
+        into v_groups
+        from (select c ->> 'group_by' as group_by, c ->> 'group' as name, count(*) as n, sum((c ->> 'hours')::numeric) as hours,
+                     min(d.day) as first, max(d.day) as last, count(*) filter (where d.day <= v_locked) as locked
+              from pipetrak.import_rows r
+              cross join lateral (select r.attributes -> 'pipetrak_controls' as c) x
+              cross join lateral (select (c ->> 'work_date')::date as day) d
+              where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+              group by 1, 2) g;
+    end if;
     -- The rows with a problem (only they are written; the commit finds the groups again).
     if exists (select from jsonb_array_elements(coalesce(v_groups, '[]')) e
                where not (e ->> 'found')::boolean or (p_kind = 'schedule' and e ->> 'group_by' <> v_group_by))

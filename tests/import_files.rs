@@ -1646,6 +1646,28 @@ fn timesheet_rows_are_checked_cell_by_cell() {
         "hours to the hundredth"
     );
     assert_eq!(outcome.counts.valid, 2);
+    // What the dry run would record, summed per group charged by the reader (valid rows only).
+    let charged: Vec<_> = outcome
+        .found
+        .charged
+        .iter()
+        .map(|((by, group), c)| {
+            (
+                by.as_str(),
+                group.as_deref(),
+                c.rows,
+                c.hundredths,
+                c.weeks.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        charged,
+        vec![
+            ("area", Some("U-100"), 1, 1000, 1),
+            ("project", None, 1, 750, 1)
+        ]
+    );
 }
 
 #[test]

@@ -418,6 +418,11 @@ pub fn stage_import(import_id: i64, project: i64, kind: &str, today: pgrx::datum
     let found = json!({
         "components": found.components, "areas": found.areas,
         "systems": found.systems, "test_packages": found.test_packages, "stencils": found.stencils,
+        "charged": found.charged.iter().map(|((group_by, group), c)| json!({
+            "group_by": group_by, "group": group, "rows": c.rows, "hundredths": c.hundredths,
+            "first": c.first.map(|d| d.to_string()), "last": c.last.map(|d| d.to_string()),
+            "weeks": c.weeks.iter().map(|(sunday, rows)| (sunday.to_string(), json!(rows))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
     });
     JsonB(match outcome.layout {
         Ok(layout) => json!({

@@ -16,7 +16,7 @@ use crate::domain::controls::Curve;
 use crate::domain::normalize;
 use chrono::{Datelike, NaiveDate};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
@@ -119,6 +119,20 @@ pub struct Found {
     pub systems: BTreeSet<String>,
     pub test_packages: BTreeSet<String>,
     pub stencils: BTreeSet<String>,
+    /// A timesheet's valid rows per group charged (kind, name): what its dry run would record,
+    /// summed here so that SQL finds each group once instead of reading every row again.
+    pub charged: BTreeMap<(String, Option<String>), Charged>,
+}
+
+/// The valid timesheet rows charged to one group: how many, their hours (in hundredths, exact),
+/// their first and last work dates, and how many fall in each week (by its Sunday).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Charged {
+    pub rows: u64,
+    pub hundredths: i64,
+    pub first: Option<NaiveDate>,
+    pub last: Option<NaiveDate>,
+    pub weeks: BTreeMap<NaiveDate, u64>,
 }
 
 impl Found {
@@ -136,6 +150,33 @@ impl Found {
             &mut self.stencils,
             row.weld.as_ref().and_then(|w| w.stencil.as_ref()),
         );
+        self.charge(row);
+    }
+
+    /// A valid timesheet row's hours, to its group's sums (other rows carry no hours).
+    fn charge(&mut self, row: &ImportRow) {
+        let Some(values) = row.attributes.get(CONTROLS_KEY) else {
+            return;
+        };
+        let (Some(hours), Some(day)) = (
+            values["hours"].as_f64(),
+            values["work_date"]
+                .as_str()
+                .and_then(|d| d.parse::<NaiveDate>().ok()),
+        ) else {
+            return;
+        };
+        let key = (
+            values["group_by"].as_str().unwrap_or("project").to_string(),
+            values["group"].as_str().map(str::to_string),
+        );
+        let group = self.charged.entry(key).or_default();
+        group.rows += 1;
+        group.hundredths += (hours * 100.0).round() as i64;
+        group.first = Some(group.first.map_or(day, |f| f.min(day)));
+        group.last = Some(group.last.map_or(day, |l| l.max(day)));
+        let sunday = day + chrono::Days::new(u64::from(6 - day.weekday().num_days_from_monday()));
+        *group.weeks.entry(sunday).or_default() += 1;
     }
 }
 
