@@ -11504,7 +11504,7 @@ $$;
 -- Earned against planned per group and week: the figures every controls report shapes.
 create or replace function pipetrak.controls_cells(p_project_id bigint, p_group_by text, p_first date, p_weeks integer, p_baseline pipetrak.baselines)
 returns table (k text, week_end date, frozen boolean, earned numeric, available numeric, planned numeric, earned_mh numeric,
-               planned_mh numeric, bac numeric, hours numeric, planned_start date, planned_finish date)
+               planned_mh numeric, bac numeric, hours numeric, planned_start date, planned_finish date, planned_fraction numeric)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
@@ -11513,7 +11513,7 @@ begin
         -- Nothing planned for this grouping.
         return query
         select e.k, e.week_end, e.frozen, e.earned, e.available, null::numeric, case when e.budget_mh > 0 then e.earned_mh end,
-               null::numeric, nullif(e.budget_mh, 0), e.hours, null::date, null::date
+               null::numeric, nullif(e.budget_mh, 0), e.hours, null::date, null::date, null::numeric
         from pipetrak.week_cells(p_project_id, p_group_by, p_first, p_weeks) e;
         return;
     end if;
@@ -11533,14 +11533,17 @@ begin
         select b.k, b.week_end, b.frozen, b.earned, b.available, b.available * b.fraction as planned,
                case when b.budget_mh > 0 then b.earned_mh
                     when b.bac is not null and b.available > 0 then b.bac * b.earned / b.available end as earned_mh,
-               b.bac * b.fraction as planned_mh, b.bac, coalesce(b.hours, 0) as hours, b.planned_start, b.planned_finish
+               b.bac * b.fraction as planned_mh, b.bac, coalesce(b.hours, 0) as hours, b.planned_start, b.planned_finish,
+               -- A group's planned share of its credit, whether or not it holds components yet.
+               b.fraction as planned_fraction
         from b)
     select g.* from g where p_group_by = p_baseline.group_by
     union all
     -- The project: its own earned figures, with the groups' plan summed.
     select e.k, e.week_end, e.frozen, e.earned, e.available, s.planned,
            case when e.budget_mh > 0 then e.earned_mh else s.earned_mh end,
-           s.planned_mh, case when e.budget_mh > 0 then e.budget_mh else s.bac end, e.hours, s.planned_start, s.planned_finish
+           s.planned_mh, case when e.budget_mh > 0 then e.budget_mh else s.bac end, e.hours, s.planned_start, s.planned_finish,
+           s.planned / nullif(e.available, 0)
     from pipetrak.week_cells(p_project_id, 'project', p_first, p_weeks) e
     left join (select g.week_end, sum(g.planned) as planned, sum(g.earned_mh) as earned_mh, sum(g.planned_mh) as planned_mh,
                       sum(g.bac) as bac, min(g.planned_start) as planned_start, max(g.planned_finish) as planned_finish
@@ -11602,7 +11605,7 @@ begin
     return query
     with cells as materialized (select * from pipetrak.controls_cells(p_project_id, p_group_by, v_week - 7, 2, v_baseline))
     select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), v_week - 6, v_week, c.frozen, v_baseline.version,
-           pipetrak.percent_of(c.planned, c.available), coalesce(pipetrak.percent_of(c.earned, c.available), 0),
+           round(100 * c.planned_fraction, 2), coalesce(pipetrak.percent_of(c.earned, c.available), 0.00),
            round(100 * (c.earned - c.planned) / nullif(c.available, 0), 2), pipetrak.index_of(c.earned, c.planned),
            round(c.planned_mh, 2), round(c.earned_mh, 2), round(c.earned_mh - c.planned_mh, 2), pipetrak.index_of(c.earned_mh, c.planned_mh),
            round(c.earned_mh - coalesce(b.earned_mh, 0), 2), round(c.hours - coalesce(b.hours, 0), 2), round(c.hours, 2),
@@ -11647,8 +11650,8 @@ begin
                  round(x.planned_pct - lag(x.planned_pct) over w, 2) as planned_week, x.earned_pct,
                  round(x.earned_pct - lag(x.earned_pct) over w, 2) as earned_week, x.planned_mh, x.earned_mh, x.hours,
                  x.hours - lag(x.hours) over w as hours_week
-          from (select c.k, c.week_end, c.frozen, pipetrak.percent_of(c.planned, c.available) as planned_pct,
-                       coalesce(pipetrak.percent_of(c.earned, c.available), 0) as earned_pct, round(c.planned_mh, 2) as planned_mh,
+          from (select c.k, c.week_end, c.frozen, round(100 * c.planned_fraction, 2) as planned_pct,
+                       coalesce(pipetrak.percent_of(c.earned, c.available), 0.00) as earned_pct, round(c.planned_mh, 2) as planned_mh,
                        round(c.earned_mh, 2) as earned_mh, round(c.hours, 2) as hours
                 from pipetrak.controls_cells(p_project_id, p_group_by, v_last - 7 * p_weeks, p_weeks + 1, v_baseline) c
                 where p_group_key is null or c.k = p_group_key) x
@@ -11676,8 +11679,8 @@ declare
 begin
     perform pipetrak.require_project_role(p_project_id, 'read');
     perform pipetrak.check_group_by(p_group_by, array['area', 'system', 'test_package', 'drawing', 'project']);
-    -- Default: the last week that has ended.
-    v_as_of := coalesce(p_week_end, pipetrak.check_report_week(p_project_id, 'week_end', p_week_end) - 7);
+    -- Default: this week, to date (as the other controls reports).
+    v_as_of := coalesce(p_week_end, pipetrak.check_report_week(p_project_id, 'week_end', p_week_end));
     perform pipetrak.check_report_week(p_project_id, 'week_end', v_as_of);
     if p_trailing_weeks is null or p_trailing_weeks < 1 or p_trailing_weeks > 52 then
         perform pipetrak.raise_error('invalid_argument', '{"argument": "trailing_weeks", "expected": "1 to 52 weeks"}');
@@ -11685,7 +11688,7 @@ begin
     v_baseline := pipetrak.baseline_for(p_project_id, p_baseline_version, v_as_of);
     return query
     with cells as materialized (
-        select x.*, 100 * x.earned / x.available as e, 100 * x.planned / x.available as p
+        select x.*, 100 * x.earned / x.available as e, 100 * x.planned_fraction as p
         from pipetrak.controls_cells(p_project_id, p_group_by, v_as_of - 7 * p_trailing_weeks, p_trailing_weeks + 1, v_baseline) x
         where x.available > 0)
     select c.k, pipetrak.group_name(p_group_by, p_project_id, c.k), v_as_of, p_trailing_weeks, v_baseline.version,
@@ -12097,7 +12100,7 @@ language sql stable security invoker
 as $$ select * from pipetrak.forecasts(project_id, pipetrak.limited('group_by', group_by), trailing_weeks, week_end, baseline_version) $$;
 
 comment on function pipetrak_api.forecasts(bigint, text, integer, date, integer) is
-    'Completion forecasts per group as of the end of a week (default the last ended week): by the earned % gained per week over the trailing weeks, and by stretching the planned dates by 1 ÷ SPI. Null where the work has no forward progress or nothing is planned yet.';
+    'Completion forecasts per group as of the end of a week (default this week, to date): by the earned % gained per week over the trailing weeks, and by stretching the planned dates by 1 ÷ SPI. Null where the work has no forward progress or nothing is planned yet.';
 
 
 create or replace function pipetrak_api.stalled_components(project_id bigint, days integer default 14, group_by text default 'area',
