@@ -14,10 +14,11 @@
 --   (last) week it reports — the latest whose effective date is on or before that Sunday. Before
 --   the first version takes effect nothing is planned (planned figures are null).
 -- - Planned progress. Within a group, each activity's share of the group's credit is its budget
---   man-hours (above 0), else its weight, else 1; the group's planned fraction at a date is the share-weighted
---   mean of its activities' curves (a budget of 0 MH weighs as none given). The planned credit of a group is that fraction of its available
---   credit (live components × category weights, as the rollups count it; a frozen week's as it was
---   frozen), so SPI = earned credit ÷ planned credit and the project's planned % is the sum over
+--   man-hours (above 0), else its weight, else 1; the group's planned fraction at a date is the
+--   share-weighted mean of its activities' curves, and its planned % is that fraction (whether or
+--   not it holds components yet). Its planned credit is that fraction of its available credit
+--   (live components × category weights, as the rollups count it; a frozen week's as it was
+--   frozen), so SPI = earned credit ÷ planned credit, and the project's planned % is the sum over
 --   its groups ÷ the project's available credit: scope outside the baseline's groups is planned at
 --   nothing. A report grouped by another kind than the baseline's (say, by area against a baseline
 --   by system) has no planned figures but the project's.
