@@ -1688,3 +1688,27 @@ fn controls_rows_keep_their_own_values_and_real_dates() {
     let (_, rows) = run(csv.as_bytes(), Kind::Schedule);
     assert!(has(&rows, 2, IssueCode::InvalidWeight));
 }
+
+/// A schedule export shows the current dates beside the baseline's: the baseline is planned on the
+/// baseline's dates, whichever column comes first, and the other is reported as read no further.
+#[test]
+fn a_schedule_is_planned_on_its_baseline_dates() {
+    let csv = "Activity ID,Start,Finish,BL Project Start,BL Project Finish\n\
+               A1000,15-Apr-26,30-Jun-26,02-Mar-26,29-May-26\n";
+    let (outcome, rows) = run(csv.as_bytes(), Kind::Schedule);
+    let layout = outcome.layout.expect("a header");
+    assert_eq!(controls(&rows[0])["planned_start"], "2026-03-02");
+    assert_eq!(controls(&rows[0])["planned_finish"], "2026-05-29");
+    let repeated: Vec<_> = layout
+        .notes
+        .iter()
+        .filter(|n| n.code == IssueCode::DuplicateColumn)
+        .map(|n| n.column.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(repeated, vec!["Start", "Finish"]);
+    // Baseline columns first: the same.
+    let csv = "Activity ID,BL Project Start,BL Project Finish,Start,Finish\n\
+               A1000,02-Mar-26,29-May-26,15-Apr-26,30-Jun-26\n";
+    let (_, rows) = run(csv.as_bytes(), Kind::Schedule);
+    assert_eq!(controls(&rows[0])["planned_start"], "2026-03-02");
+}

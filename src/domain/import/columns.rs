@@ -200,27 +200,28 @@ impl Field {
                 "DESCRIPTION",
                 "ACTIVITY DESCRIPTION",
             ],
+            // The baseline's dates before the current ones (see `ranked`).
             PlannedStart => &[
                 "PLANNED START",
-                "START",
+                "BL PROJECT START",
                 "BL START",
                 "BASELINE START",
-                "BL PROJECT START",
+                // Primavera P6's field code for the planned start.
+                "TARGET START DATE",
+                "START",
                 "START DATE",
                 "EARLY START",
-                // Primavera P6's field codes for the planned dates.
-                "TARGET START DATE",
             ],
             PlannedFinish => &[
                 "PLANNED FINISH",
-                "FINISH",
+                "BL PROJECT FINISH",
                 "BL FINISH",
                 "BASELINE FINISH",
-                "BL PROJECT FINISH",
+                "TARGET END DATE",
+                "FINISH",
                 "FINISH DATE",
                 "EARLY FINISH",
                 "END DATE",
-                "TARGET END DATE",
             ],
             Weight => &["WEIGHT", "WEIGHTING", "WEIGHT FACTOR"],
             Curve => &["CURVE", "CURVE TYPE", "DISTRIBUTION", "RESOURCE CURVE"],
@@ -333,6 +334,21 @@ impl Field {
         }
     }
 
+    /// Fields whose columns rank by the name they match, not by their order: a schedule export
+    /// shows the current dates (`Start`) beside the baseline's (`BL Project Start`), and a
+    /// baseline is planned on the baseline's.
+    fn ranked(self) -> bool {
+        matches!(self, Field::PlannedStart | Field::PlannedFinish)
+    }
+
+    /// Where a header key stands among the field's names (lower: preferred).
+    fn rank(self, key: &str) -> usize {
+        self.names()
+            .iter()
+            .position(|n| header_key(n) == key)
+            .unwrap_or(usize::MAX)
+    }
+
     pub fn required(kind: Kind) -> &'static [Field] {
         match kind {
             Kind::Takeoff => &[Field::Drawing, Field::Type, Field::CmdtyCode],
@@ -380,6 +396,21 @@ impl Mapping {
                 continue;
             }
             match field_for(kind, &key) {
+                // A better-named column for a ranked field takes its place; the other is the
+                // duplicate.
+                Some(f)
+                    if f.ranked()
+                        && mapping
+                            .index(f)
+                            .is_some_and(|i| f.rank(&key) < f.rank(&header_key(&header[i]))) =>
+                {
+                    let earlier = mapping.index(f).unwrap_or(index);
+                    mapping
+                        .duplicates
+                        .push((earlier, header[earlier].trim().to_string()));
+                    mapping.fields.retain(|(field, _)| *field != f);
+                    mapping.fields.push((f, index));
+                }
                 Some(f) if mapping.index(f).is_some() => {
                     mapping.duplicates.push((index, text.trim().to_string()))
                 }

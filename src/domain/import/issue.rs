@@ -144,7 +144,7 @@ impl IssueCode {
             HeaderNotFound => "Put a header row within the first 20 rows of the first sheet: a takeoff's DRAWING, TYPE, QTY, CMDTY CODE; a weld log's WELD ID, DRAWING; a schedule's ACTIVITY ID, START, FINISH; a timesheet's DATE, HOURS.",
             MissingRequiredColumn => "Add the column (any accepted spelling, see the message) to the header row.",
             QuantityColumnMissing => "Every row counts as quantity 1; add a QTY column to import more.",
-            DuplicateColumn => "Rename or delete the second column; only the first one is read.",
+            DuplicateColumn => "Rename or delete this column: one column per meaning is read (the first, or for a schedule's dates the baseline's).",
             UnmappedColumn => "Nothing to do: the column is kept in each component's attributes.",
             DecodedWindows1252 => "Nothing to do; save as CSV UTF-8 to avoid surprises with special characters.",
             NoDataRows => "The file has a header but no rows to import; fill in the rows below the header.",
