@@ -12140,6 +12140,9 @@ declare
     v_would jsonb;
     v_locked date := pipetrak.last_locked_week_end(p_project_id);
     v_same bigint;
+    v_schedule boolean := p_kind = 'schedule';
+    v_wrong record;
+    v_count integer;
 begin
     if p_kind = 'schedule' then
         v_group_by := coalesce((select r.attributes -> 'pipetrak_controls' ->> 'group_by' from pipetrak.import_rows r
@@ -12171,54 +12174,53 @@ begin
               where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
               group by 1, 2) g;
     end if;
-    -- The rows with a problem (only they are written; the commit finds the groups again).
-    if exists (select from jsonb_array_elements(coalesce(v_groups, '[]')) e
-               where not (e ->> 'found')::boolean or (p_kind = 'schedule' and e ->> 'group_by' <> v_group_by))
-       or (p_kind = 'schedule' and exists (select from pipetrak.import_rows r
-                                           where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
-                                           group by r.tag having count(*) > 1 or bool_or(r.origin_import_id is not null))) then
-        with wrong as (
-            select e ->> 'group_by' as group_by, e ->> 'name' as name,
-                   case when not (e ->> 'found')::boolean then
-                            format('No live %s of the project is named %s', replace(e ->> 'group_by', '_', ' '), e ->> 'name')
-                        else format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
-                                    case when e ->> 'group_by' = 'project' then 'the project'
-                                         else replace(e ->> 'group_by', '_', ' ') || ' ' || (e ->> 'name') end)
-                   end as problem,
-                   case e ->> 'group_by' when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
-                                         when 'drawing' then 'DRAWING' end as col
-            from jsonb_array_elements(v_groups) e
-            where not (e ->> 'found')::boolean or (p_kind = 'schedule' and e ->> 'group_by' <> v_group_by)),
-        repeated as (
-            select x.line, x.tag
-            from (select r.line, r.tag, count(*) over (partition by r.tag order by r.line) as seen
-                  from pipetrak.import_rows r
-                  where p_kind = 'schedule' and r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid') x
-            where x.seen > 1),
-        judged as (
-            select r.line, w.problem, w.col, p.tag as repeated, p_kind = 'schedule' and r.origin_import_id is not null as fixing
-            from pipetrak.import_rows r
-            left join wrong w on w.group_by = r.attributes -> 'pipetrak_controls' ->> 'group_by'
-                             and w.name is not distinct from r.attributes -> 'pipetrak_controls' ->> 'group'
-            left join repeated p on p.line = r.line
-            where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
-              and (w.problem is not null or p.line is not null or (p_kind = 'schedule' and r.origin_import_id is not null))),
-        marked as (
-            update pipetrak.import_rows r set
-                status = 'invalid',
-                issues = case when j.repeated is not null then pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id',
-                                  'Activity %s is on an earlier row of this file', array[j.repeated], 'ACTIVITY ID', j.repeated)
-                              else r.issues end
-                         || case when j.problem is not null then jsonb_build_array(pipetrak.import_issue(r.line, 'unknown_group', j.problem, j.col, null))
-                                 else '[]' end
-                         || case when j.fixing then jsonb_build_array(pipetrak.import_issue(r.line, 'schedule_imported_whole',
-                                     'A schedule is a whole baseline version, not rows to correct one by one', 'PIPETRAK REF', null))
-                                 else '[]' end
-            from judged j
-            where r.import_id = p_import_id and r.project_id = p_project_id and r.line = j.line
-            returning (j.problem is not null)::integer + (j.repeated is not null)::integer + j.fixing::integer as errors)
-        select count(*), coalesce(sum(m.errors), 0) into v_invalid, v_errors from marked m;
+    -- The rows with a problem, each with its first one (only they are written; the commit finds
+    -- the groups again). One statement a rule, its issue added by an immutable function: Citus
+    -- runs each on the project's shard.
+    if v_schedule then
+        -- An activity id on an earlier row.
+        update pipetrak.import_rows r set status = 'invalid',
+            issues = pipetrak.import_issue_added(r.issues, r.line, 'duplicate_id', 'Activity %s is on an earlier row of this file',
+                                                 array[r.tag], 'ACTIVITY ID', r.tag)
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+          and exists (select from pipetrak.import_rows o
+                      where o.import_id = p_import_id and o.project_id = p_project_id and o.status = 'valid' and o.tag = r.tag
+                        and o.line < r.line);
+        get diagnostics v_count = row_count;
+        v_errors := v_errors + v_count;
+        -- A row of a remediation CSV.
+        update pipetrak.import_rows r set status = 'invalid',
+            issues = pipetrak.import_issue_added(r.issues, r.line, 'schedule_imported_whole', '%s',
+                                                 array['A schedule is a whole baseline version, not rows to correct one by one'],
+                                                 'PIPETRAK REF', null)
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null;
+        get diagnostics v_count = row_count;
+        v_errors := v_errors + v_count;
     end if;
+    -- A group the project lacks, or (a schedule) of another kind than its first.
+    for v_wrong in
+        select e ->> 'group_by' as group_by, e ->> 'name' as name,
+               case when not (e ->> 'found')::boolean then
+                        format('No live %s of the project is named %s', replace(e ->> 'group_by', '_', ' '), e ->> 'name')
+                    else format('The schedule plans by %s (its first row naming a group); this row plans %s', replace(v_group_by, '_', ' '),
+                                case when e ->> 'group_by' = 'project' then 'the project'
+                                     else replace(e ->> 'group_by', '_', ' ') || ' ' || (e ->> 'name') end)
+               end as problem,
+               case e ->> 'group_by' when 'area' then 'AREA' when 'system' then 'SYSTEM' when 'test_package' then 'TEST PACKAGE'
+                                     when 'drawing' then 'DRAWING' end as col
+        from jsonb_array_elements(coalesce(v_groups, '[]')) e
+        where not (e ->> 'found')::boolean or (v_schedule and e ->> 'group_by' <> v_group_by)
+    loop
+        update pipetrak.import_rows r set status = 'invalid',
+            issues = pipetrak.import_issue_added(r.issues, r.line, 'unknown_group', '%s', array[v_wrong.problem], v_wrong.col, null)
+        where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid'
+          and r.attributes -> 'pipetrak_controls' ->> 'group_by' = v_wrong.group_by
+          and (r.attributes -> 'pipetrak_controls' ->> 'group') is not distinct from v_wrong.name;
+        get diagnostics v_count = row_count;
+        v_errors := v_errors + v_count;
+    end loop;
+    -- Each row is refused for one problem at a time: as many rows as issues.
+    v_invalid := v_errors;
     if p_kind = 'schedule' then
         select jsonb_build_object('baseline', jsonb_build_object(
                    'version', coalesce((select max(b.version) from pipetrak.baselines b where b.project_id = p_project_id), 0) + 1,
@@ -12286,6 +12288,8 @@ begin
         return jsonb_build_object('baseline_version', (v_result ->> 'version')::integer, 'baseline_id', (v_result ->> 'baseline_id')::bigint,
                                   'activities_created', (v_result ->> 'activities')::integer);
     end if;
+    -- On a Citus cluster the rows' insert reads across shards: refused (the dry run works there).
+    perform pipetrak.refuse_distributed('a timesheet commit');
     -- A week that locked freezes before hours land in it.
     perform pipetrak.take_due_snapshots(p_project_id);
     -- A fixed row of a remediation CSV replaces the live row standing for the same original row
@@ -12297,7 +12301,7 @@ begin
             void_reason = 'Corrected by import ' || p_import_id || ', row ' || r.line
         from pipetrak.import_rows r
         where r.import_id = p_import_id and r.project_id = p_project_id and r.status = 'valid' and r.origin_import_id is not null
-          and h.project_id = p_project_id and h.source_import_id = r.origin_import_id and h.source_line = r.origin_line
+          and h.project_id = r.project_id and h.source_import_id = r.origin_import_id and h.source_line = r.origin_line
           and h.voided_at is null
         returning h.id)
     select array_agg(x.id) into v_ids from replaced x;
@@ -12333,7 +12337,7 @@ begin
           -- An original row a remediation import already brought in (fixed) stays as fixed.
           and (r.origin_import_id is not null
                or not exists (select from pipetrak.timesheet_hours o
-                              where o.project_id = p_project_id and o.source_import_id = p_import_id and o.source_line = r.line))
+                              where o.project_id = r.project_id and o.source_import_id = p_import_id and o.source_line = r.line))
         returning id)
     select array_agg(m.id) into v_ids from made m;
     if v_ids is not null then

@@ -133,3 +133,11 @@ begin; :go
 select 'void_hours', pipetrak_api.void_hours(pipetrak_api.record_hours(:project_a, current_date - 1, 8, crew => 'C1'), 'wrong day') is null; rollback;
 begin; :go
 select 'stalled_components', count(*) from pipetrak_api.stalled_components(:project_a, days => 1); rollback;
+begin; :go
+select pipetrak_api.import_upload(:project_a, 'timesheet', 'timesheet.csv', convert_to(E'Date,Employee,Hours,Area\n' || (current_date - 1) || E',J. Ortiz,8,Unit 1\n' || (current_date - 1) || E',K. Lee,6.5,Unit 9\n', 'UTF8')) as timesheet_a \gset
+select 'timesheet dry run', pipetrak_api.import_validate(:timesheet_a) -> 'would' -> 'hours';
+select 'timesheet commit', pipetrak_api.import_commit(:timesheet_a, skip_invalid_rows => true) ->> 'hours_rows_created'; rollback;
+begin; :go
+select pipetrak_api.import_upload(:project_a, 'schedule', 'schedule.csv', convert_to(E'Activity ID,Start,Finish,Area\nA1,2026-01-01,2027-01-01,Unit 1\nA1,2026-01-01,2027-01-01,Unit 1\n', 'UTF8')) as schedule_a \gset
+select 'schedule dry run', pipetrak_api.import_validate(:schedule_a) -> 'would' -> 'baseline' ->> 'activities';
+select 'schedule commit', pipetrak_api.import_commit(:schedule_a, skip_invalid_rows => true) ->> 'baseline_version'; rollback;
